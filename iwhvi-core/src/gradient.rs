@@ -1,0 +1,319 @@
+//! The chunked forward-mode gradient engine.
+//!
+//! A gradient of `f: Rᴾ → R` by forward mode takes `⌈P / W⌉` passes of
+//! [`Dual<W>`]: pass `c` seeds the unit tangents of parameters
+//! `cW … cW + W - 1` and reads `W` partial derivatives off the result. The
+//! passes are independent, so they run on all cores; each pass computes the
+//! same thing whichever thread runs it, so the gradient is bit-identical
+//! with threads on or off.
+//!
+//! Every pass must see the *same* function. A [`Differentiable`] therefore
+//! holds everything random (a step's noise draws) as data and evaluates
+//! through `&self`: draw the noise, build the function, then differentiate.
+
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::dual::Dual;
+use crate::scalar::Scalar;
+
+/// A scalar function of a parameter vector, generic over the scalar so that
+/// it evaluates on `f64` (value) and on duals (derivatives).
+///
+/// `eval` takes `&self`: the function is fixed for the duration of a
+/// gradient, and any noise it uses is drawn beforehand and stored in
+/// `self`. It must be deterministic: the engine evaluates it once per
+/// chunk of `W` directions, possibly on different threads.
+///
+/// ```
+/// use iwhvi_core::{gradient, Differentiable, Scalar};
+///
+/// /// f(θ) = Σᵢ (θᵢ - εᵢ)², with the noise ε drawn before differentiating.
+/// struct SquaredDistance {
+///     noise: Vec<f64>,
+/// }
+///
+/// impl Differentiable for SquaredDistance {
+///     fn eval<T: Scalar>(&self, theta: &[T]) -> T {
+///         theta.iter().zip(&self.noise).map(|(&t, &e)| (t - e).square()).sum()
+///     }
+/// }
+///
+/// let f = SquaredDistance { noise: vec![0.5, -1.0, 2.0] };
+/// let (value, grad) = gradient(&f, &[1.0, 1.0, 1.0]);
+/// assert_eq!(value, 0.25 + 4.0 + 1.0);
+/// assert_eq!(grad, vec![1.0, 4.0, -2.0]);
+/// ```
+pub trait Differentiable: Sync {
+    /// `f(x)`.
+    fn eval<T: Scalar>(&self, x: &[T]) -> T;
+}
+
+/// Whether the engine runs its passes on all cores or on the calling thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Parallelism {
+    /// Passes on rayon's global pool (as many threads as cores, or
+    /// `RAYON_NUM_THREADS`). A gradient of a single pass runs inline.
+    #[default]
+    AllCores,
+    /// Every pass on the calling thread.
+    SingleThread,
+}
+
+/// The chunked forward-mode engine with `W` directions per pass.
+///
+/// `W` trades passes against width: a pass costs about one evaluation of
+/// `f` plus `W` multiply-adds per arithmetic operation, and the gradient
+/// costs `⌈P / W⌉` passes. `docs/PERFORMANCE.md` measures the choice; 8
+/// is the default.
+///
+/// ```
+/// use iwhvi_core::{Differentiable, GradientEngine, Parallelism, Scalar};
+///
+/// struct Rosenbrock;
+/// impl Differentiable for Rosenbrock {
+///     fn eval<T: Scalar>(&self, x: &[T]) -> T {
+///         (-x[0] + 1.0).square() + (x[1] - x[0].square()).square() * 100.0
+///     }
+/// }
+///
+/// let engine = GradientEngine::<4>::new().with_parallelism(Parallelism::SingleThread);
+/// let (value, grad) = engine.value_and_gradient(&Rosenbrock, &[1.0, 1.0]);
+/// assert_eq!((value, grad), (0.0, vec![0.0, 0.0]));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GradientEngine<const W: usize> {
+    parallelism: Parallelism,
+}
+
+impl<const W: usize> GradientEngine<W> {
+    /// An engine that runs its passes on all cores.
+    pub const fn new() -> Self {
+        const {
+            assert!(
+                W > 0,
+                "a gradient engine needs at least one direction per pass"
+            )
+        };
+        Self {
+            parallelism: Parallelism::AllCores,
+        }
+    }
+
+    /// The same engine with the given parallelism.
+    pub const fn with_parallelism(self, parallelism: Parallelism) -> Self {
+        Self { parallelism }
+    }
+
+    /// Its parallelism.
+    pub const fn parallelism(&self) -> Parallelism {
+        self.parallelism
+    }
+
+    /// The number of passes a gradient in `p` parameters takes: `⌈p / W⌉`.
+    ///
+    /// ```
+    /// assert_eq!(iwhvi_core::GradientEngine::<8>::new().passes(17), 3);
+    /// ```
+    pub const fn passes(&self, p: usize) -> usize {
+        p.div_ceil(W)
+    }
+
+    /// `f(x)` and `∇f(x)`.
+    pub fn value_and_gradient<F: Differentiable>(&self, f: &F, x: &[f64]) -> (f64, Vec<f64>) {
+        let mut gradient = vec![0.0; x.len()];
+        let value = self.value_and_gradient_into(f, x, &mut gradient);
+        (value, gradient)
+    }
+
+    /// `f(x)`, writing `∇f(x)` into `gradient`.
+    ///
+    /// # Panics
+    /// If `gradient.len() != x.len()`.
+    pub fn value_and_gradient_into<F: Differentiable>(
+        &self,
+        f: &F,
+        x: &[f64],
+        gradient: &mut [f64],
+    ) -> f64 {
+        assert_eq!(
+            gradient.len(),
+            x.len(),
+            "the gradient buffer must have one entry per parameter"
+        );
+        self.directional_passes(f, x, gradient, Seed::Unit)
+    }
+
+    /// `f(x)` and the directional derivative `∇f(x) · v` (a Jacobian-vector
+    /// product), in one pass.
+    ///
+    /// # Panics
+    /// If `v.len() != x.len()`.
+    ///
+    /// ```
+    /// use iwhvi_core::{Differentiable, GradientEngine, Scalar};
+    /// struct Product;
+    /// impl Differentiable for Product {
+    ///     fn eval<T: Scalar>(&self, x: &[T]) -> T {
+    ///         x[0] * x[1]
+    ///     }
+    /// }
+    /// let (value, slope) = GradientEngine::<8>::new().jvp(&Product, &[2.0, 3.0], &[1.0, 1.0]);
+    /// assert_eq!((value, slope), (6.0, 5.0));
+    /// ```
+    pub fn jvp<F: Differentiable>(&self, f: &F, x: &[f64], v: &[f64]) -> (f64, f64) {
+        assert_eq!(
+            v.len(),
+            x.len(),
+            "the direction must have one entry per parameter"
+        );
+        let duals: Vec<Dual<1>> = x
+            .iter()
+            .zip(v)
+            .map(|(&x, &v)| {
+                if v == 0.0 {
+                    Dual::constant(x)
+                } else {
+                    Dual::new(x, [v])
+                }
+            })
+            .collect();
+        let y = f.eval(&duals);
+        (y.value, y.tangent()[0])
+    }
+
+    /// `f(x)` and the directional derivatives `∇f(x) · vⱼ` for each of the
+    /// given directions, `W` directions per pass.
+    ///
+    /// # Panics
+    /// If a direction's length is not `x.len()`.
+    pub fn jvps<F: Differentiable>(
+        &self,
+        f: &F,
+        x: &[f64],
+        directions: &[&[f64]],
+    ) -> (f64, Vec<f64>) {
+        for d in directions {
+            assert_eq!(
+                d.len(),
+                x.len(),
+                "each direction must have one entry per parameter"
+            );
+        }
+        let mut out = vec![0.0; directions.len()];
+        let value = self.directional_passes(f, x, &mut out, Seed::Directions(directions));
+        (value, out)
+    }
+
+    /// The passes behind every derivative: output `j` is the derivative
+    /// along direction `j` of `seed`.
+    fn directional_passes<F: Differentiable>(
+        &self,
+        f: &F,
+        x: &[f64],
+        out: &mut [f64],
+        seed: Seed<'_>,
+    ) -> f64 {
+        if out.is_empty() {
+            return f.eval(x);
+        }
+        let run = |buffer: &mut Vec<Dual<W>>, chunk: usize, out: &mut [f64]| -> f64 {
+            seed.fill(buffer, x, chunk * W, out.len());
+            let y = f.eval(buffer);
+            out.copy_from_slice(&y.tangent()[..out.len()]);
+            y.value
+        };
+        let passes = out.len().div_ceil(W);
+        let mut buffer = Vec::with_capacity(x.len());
+        let (first, rest) = out.split_at_mut(W.min(out.len()));
+        let started = Instant::now();
+        let value = run(&mut buffer, 0, first);
+        // Waking the pool costs tens of microseconds: worth it only when the
+        // remaining passes take longer than that on one core.
+        let inline = self.parallelism == Parallelism::SingleThread
+            || passes == 1
+            || started.elapsed() * (passes as u32 - 1) < PARALLEL_THRESHOLD;
+        if inline {
+            for (chunk, out) in rest.chunks_mut(W).enumerate() {
+                run(&mut buffer, chunk + 1, out);
+            }
+        } else {
+            rest.par_chunks_mut(W).enumerate().for_each_init(
+                || Vec::with_capacity(x.len()),
+                |buffer, (chunk, out)| {
+                    run(buffer, chunk + 1, out);
+                },
+            );
+        }
+        value
+    }
+}
+
+/// Below this much estimated single-core work the passes stay on the
+/// calling thread (the result is the same bits either way).
+const PARALLEL_THRESHOLD: Duration = Duration::from_micros(100);
+
+/// The tangent directions of a set of passes.
+#[derive(Clone, Copy)]
+enum Seed<'a> {
+    /// The unit vectors: output `j` is `∂f/∂xⱼ`.
+    Unit,
+    /// Given directions: output `j` is `∇f · directions[j]`.
+    Directions(&'a [&'a [f64]]),
+}
+
+impl Seed<'_> {
+    /// Fills `buffer` with the duals of `x` for the directions
+    /// `first .. first + count`; a parameter none of them moves is a
+    /// constant, so the pass skips its derivative arithmetic.
+    fn fill<const W: usize>(
+        self,
+        buffer: &mut Vec<Dual<W>>,
+        x: &[f64],
+        first: usize,
+        count: usize,
+    ) {
+        buffer.clear();
+        match self {
+            Seed::Unit => {
+                buffer.extend(x.iter().map(|&v| Dual::constant(v)));
+                for k in 0..count {
+                    buffer[first + k] = Dual::variable(x[first + k], k);
+                }
+            }
+            Seed::Directions(directions) => {
+                buffer.extend(x.iter().enumerate().map(|(i, &v)| {
+                    let mut tangent = [0.0; W];
+                    for (t, d) in tangent.iter_mut().zip(&directions[first..first + count]) {
+                        *t = d[i];
+                    }
+                    if tangent.iter().all(|&t| t == 0.0) {
+                        Dual::constant(v)
+                    } else {
+                        Dual::new(v, tangent)
+                    }
+                }));
+            }
+        }
+    }
+}
+
+/// `f(x)` and `∇f(x)` with the default engine: 8 directions per pass, on
+/// all cores.
+///
+/// ```
+/// use iwhvi_core::{gradient, Differentiable, Scalar};
+/// struct LogSumExp;
+/// impl Differentiable for LogSumExp {
+///     fn eval<T: Scalar>(&self, x: &[T]) -> T {
+///         T::log_sum_exp(x)
+///     }
+/// }
+/// let (value, grad) = gradient(&LogSumExp, &[0.0, 0.0]);
+/// assert_eq!(value, 2f64.ln());
+/// assert_eq!(grad, vec![0.5, 0.5]);
+/// ```
+pub fn gradient<F: Differentiable>(f: &F, x: &[f64]) -> (f64, Vec<f64>) {
+    GradientEngine::<8>::new().value_and_gradient(f, x)
+}

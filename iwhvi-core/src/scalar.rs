@@ -1,0 +1,248 @@
+//! The one scalar trait all numeric code is generic over.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+use crate::special::{self, Elementary};
+
+/// A real number that numeric code computes with: `f64` for plain values,
+/// [`Dual<W>`](crate::Dual) for values with `W` directional derivatives.
+///
+/// Distributions, transforms, objectives and the code `#[variational]`
+/// generates are written once, generic over `T: Scalar`; the
+/// [gradient engine](crate::gradient) runs them on duals. Mixed arithmetic
+/// with `f64` on the right (`x * 2.0`, `x + 1.0`) is part of the trait; with
+/// `f64` on the left it works for each concrete type, but generic code must
+/// write the scalar first (Rust does not imply `f64: Mul<T>` from a trait).
+///
+/// Comparisons (`<`, `==`) look at the value only.
+///
+/// The trait asks nothing a tape-based reverse-mode variable (a `Copy`
+/// index into a thread-local tape) could not give, so a second gradient
+/// engine can sit behind the same generic code.
+///
+/// ```
+/// use iwhvi_core::{Dual, Scalar};
+///
+/// // log N(x; mu, sigma), written once for every scalar.
+/// fn normal_log_density<T: Scalar>(x: f64, mu: T, sigma: T) -> T {
+///     let z = (-mu + x) / sigma;
+///     -(z * z) * 0.5 - sigma.ln() - iwhvi_core::special::LN_SQRT_2PI
+/// }
+///
+/// let plain = normal_log_density(1.0, 0.0, 2.0);
+/// // d/dmu at mu = 0, sigma = 2 is (x - mu) / sigma² = 0.25.
+/// let dual = normal_log_density(1.0, Dual::<2>::variable(0.0, 0), Dual::variable(2.0, 1));
+/// assert_eq!(dual.value, plain);
+/// assert!((dual.tangent()[0] - 0.25).abs() < 1e-15);
+/// ```
+pub trait Scalar:
+    Copy
+    + Send
+    + Sync
+    + 'static
+    + Debug
+    + Display
+    + Default
+    + PartialEq
+    + PartialOrd
+    + PartialEq<f64>
+    + PartialOrd<f64>
+    + From<f64>
+    + Neg<Output = Self>
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Add<f64, Output = Self>
+    + Sub<f64, Output = Self>
+    + Mul<f64, Output = Self>
+    + Div<f64, Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + AddAssign<f64>
+    + SubAssign<f64>
+    + MulAssign<f64>
+    + DivAssign<f64>
+    + Sum
+    + num_traits::Zero
+    + num_traits::One
+{
+    /// A constant: value `v`, every derivative zero.
+    fn constant(v: f64) -> Self;
+
+    /// The value, without derivatives.
+    fn value(self) -> f64;
+
+    /// Apply an elementary function of the [chain-rule
+    /// table](crate::special::derivative).
+    fn elementary(self, f: Elementary) -> Self;
+
+    /// `xⁿ` for an integer `n`; `d/dx = n xⁿ⁻¹`.
+    fn powi(self, n: i32) -> Self;
+
+    /// `xʸ` with a scalar exponent; `∂/∂x = y xʸ⁻¹`, `∂/∂y = xʸ ln x`.
+    fn powf(self, y: Self) -> Self;
+
+    /// Stable `ln Σᵢ exp(xᵢ)`, with gradient the softmax weights
+    /// `exp(xᵢ - lse)`; `-∞` for an empty slice.
+    fn log_sum_exp(terms: &[Self]) -> Self;
+
+    /// True when the value and every derivative are finite.
+    fn is_finite(self) -> bool;
+
+    /// `e^x`
+    #[inline(always)]
+    fn exp(self) -> Self {
+        self.elementary(Elementary::Exp)
+    }
+    /// `ln x` (`-∞` at 0, NaN below)
+    #[inline(always)]
+    fn ln(self) -> Self {
+        self.elementary(Elementary::Ln)
+    }
+    /// `ln(1 + x)`, accurate near 0
+    #[inline(always)]
+    fn ln_1p(self) -> Self {
+        self.elementary(Elementary::Ln1p)
+    }
+    /// `e^x - 1`, accurate near 0
+    #[inline(always)]
+    fn exp_m1(self) -> Self {
+        self.elementary(Elementary::ExpM1)
+    }
+    /// `√x`
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        self.elementary(Elementary::Sqrt)
+    }
+    /// `sin x`
+    #[inline(always)]
+    fn sin(self) -> Self {
+        self.elementary(Elementary::Sin)
+    }
+    /// `cos x`
+    #[inline(always)]
+    fn cos(self) -> Self {
+        self.elementary(Elementary::Cos)
+    }
+    /// `tan x`
+    #[inline(always)]
+    fn tan(self) -> Self {
+        self.elementary(Elementary::Tan)
+    }
+    /// `tanh x`
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        self.elementary(Elementary::Tanh)
+    }
+    /// `atan x`
+    #[inline(always)]
+    fn atan(self) -> Self {
+        self.elementary(Elementary::Atan)
+    }
+    /// `sinh x`
+    #[inline(always)]
+    fn sinh(self) -> Self {
+        self.elementary(Elementary::Sinh)
+    }
+    /// `cosh x`
+    #[inline(always)]
+    fn cosh(self) -> Self {
+        self.elementary(Elementary::Cosh)
+    }
+    /// `|x|`; its derivative at 0 is taken as 0
+    #[inline(always)]
+    fn abs(self) -> Self {
+        self.elementary(Elementary::Abs)
+    }
+    /// `1 / x`
+    #[inline(always)]
+    fn recip(self) -> Self {
+        self.elementary(Elementary::Recip)
+    }
+    /// `x²`
+    #[inline(always)]
+    fn square(self) -> Self {
+        self * self
+    }
+    /// Logistic sigmoid `1 / (1 + e^{-x})`
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        self.elementary(Elementary::Sigmoid)
+    }
+    /// Softplus `ln(1 + e^x)`
+    #[inline(always)]
+    fn softplus(self) -> Self {
+        self.elementary(Elementary::Softplus)
+    }
+    /// `ln σ(x) = -softplus(-x)`
+    #[inline(always)]
+    fn log_sigmoid(self) -> Self {
+        self.elementary(Elementary::LogSigmoid)
+    }
+    /// `ln Γ(x)`
+    #[inline(always)]
+    fn ln_gamma(self) -> Self {
+        self.elementary(Elementary::LnGamma)
+    }
+    /// Digamma `ψ(x)`
+    #[inline(always)]
+    fn digamma(self) -> Self {
+        self.elementary(Elementary::Digamma)
+    }
+    /// Trigamma `ψ₁(x)`
+    #[inline(always)]
+    fn trigamma(self) -> Self {
+        self.elementary(Elementary::Trigamma)
+    }
+    /// Error function `erf x`
+    #[inline(always)]
+    fn erf(self) -> Self {
+        self.elementary(Elementary::Erf)
+    }
+    /// Complementary error function `erfc x`
+    #[inline(always)]
+    fn erfc(self) -> Self {
+        self.elementary(Elementary::Erfc)
+    }
+    /// `ln Φ(x)`, log of the standard normal CDF, stable in the lower tail
+    #[inline(always)]
+    fn std_normal_log_cdf(self) -> Self {
+        self.elementary(Elementary::StdNormalLogCdf)
+    }
+}
+
+impl Scalar for f64 {
+    #[inline(always)]
+    fn constant(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn value(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn elementary(self, f: Elementary) -> Self {
+        f.value(self)
+    }
+    #[inline(always)]
+    fn powi(self, n: i32) -> Self {
+        f64::powi(self, n)
+    }
+    #[inline(always)]
+    fn powf(self, y: Self) -> Self {
+        f64::powf(self, y)
+    }
+    #[inline]
+    fn log_sum_exp(terms: &[Self]) -> Self {
+        special::log_sum_exp(terms)
+    }
+    #[inline(always)]
+    fn is_finite(self) -> bool {
+        f64::is_finite(self)
+    }
+}

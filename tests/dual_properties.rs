@@ -1,0 +1,275 @@
+//! Property tests: derivatives of randomly generated compositions of the
+//! elementary functions, through the chunked gradient engine, against
+//! fourth-order central finite differences.
+
+mod common;
+
+use common::central_difference;
+use iwhvi::{Differentiable, Dual, GradientEngine, Parallelism, Scalar};
+use proptest::prelude::*;
+
+/// Number of free variables in a generated expression.
+const VARS: usize = 5;
+
+/// A random expression. Each unary node first maps its argument into the
+/// function's domain with a smooth map, so that every generated expression
+/// is differentiable everywhere (finite differences need smoothness).
+#[derive(Clone, Debug)]
+enum Expr {
+    Var(usize),
+    Const(f64),
+    Add(Box<Expr>, Box<Expr>),
+    Sub(Box<Expr>, Box<Expr>),
+    Mul(Box<Expr>, Box<Expr>),
+    Div(Box<Expr>, Box<Expr>),
+    Pow(Box<Expr>, Box<Expr>),
+    Powi(Box<Expr>, i32),
+    LogSumExp(Vec<Expr>),
+    Unary(Func, Box<Expr>),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Func {
+    Exp,
+    Ln,
+    Ln1p,
+    ExpM1,
+    Sqrt,
+    Sin,
+    Cos,
+    Tan,
+    Tanh,
+    Atan,
+    Sinh,
+    Cosh,
+    Recip,
+    Sigmoid,
+    Softplus,
+    LogSigmoid,
+    LnGamma,
+    Digamma,
+    Trigamma,
+    Erf,
+    Erfc,
+    StdNormalLogCdf,
+}
+
+const FUNCS: [Func; 22] = [
+    Func::Exp,
+    Func::Ln,
+    Func::Ln1p,
+    Func::ExpM1,
+    Func::Sqrt,
+    Func::Sin,
+    Func::Cos,
+    Func::Tan,
+    Func::Tanh,
+    Func::Atan,
+    Func::Sinh,
+    Func::Cosh,
+    Func::Recip,
+    Func::Sigmoid,
+    Func::Softplus,
+    Func::LogSigmoid,
+    Func::LnGamma,
+    Func::Digamma,
+    Func::Trigamma,
+    Func::Erf,
+    Func::Erfc,
+    Func::StdNormalLogCdf,
+];
+
+impl Expr {
+    fn eval<T: Scalar>(&self, x: &[T]) -> T {
+        match self {
+            Expr::Var(i) => x[*i],
+            Expr::Const(c) => T::constant(*c),
+            Expr::Add(a, b) => a.eval(x) + b.eval(x),
+            Expr::Sub(a, b) => a.eval(x) - b.eval(x),
+            Expr::Mul(a, b) => a.eval(x) * b.eval(x),
+            Expr::Div(a, b) => a.eval(x) / (b.eval(x).square() + 1.0),
+            Expr::Pow(a, b) => (a.eval(x).softplus() + 0.1).powf(b.eval(x).tanh()),
+            Expr::Powi(a, n) => (a.eval(x).square() + 1.0).powi(*n),
+            Expr::LogSumExp(terms) => {
+                let values: Vec<T> = terms.iter().map(|t| t.eval(x)).collect();
+                T::log_sum_exp(&values)
+            }
+            Expr::Unary(f, a) => {
+                let a = a.eval(x);
+                let bounded = a.tanh();
+                let positive = a.softplus() + 0.5;
+                match f {
+                    Func::Exp => (bounded * 3.0).exp(),
+                    Func::Ln => positive.ln(),
+                    Func::Ln1p => a.square().ln_1p(),
+                    Func::ExpM1 => bounded.exp_m1(),
+                    Func::Sqrt => (a.square() + 1.0).sqrt(),
+                    Func::Sin => a.sin(),
+                    Func::Cos => a.cos(),
+                    Func::Tan => bounded.tan(),
+                    Func::Tanh => a.tanh(),
+                    Func::Atan => a.atan(),
+                    Func::Sinh => (bounded * 3.0).sinh(),
+                    Func::Cosh => (bounded * 3.0).cosh(),
+                    Func::Recip => positive.recip(),
+                    Func::Sigmoid => a.sigmoid(),
+                    Func::Softplus => a.softplus(),
+                    Func::LogSigmoid => a.log_sigmoid(),
+                    Func::LnGamma => positive.ln_gamma(),
+                    Func::Digamma => positive.digamma(),
+                    Func::Trigamma => positive.trigamma(),
+                    Func::Erf => a.erf(),
+                    Func::Erfc => a.erfc(),
+                    Func::StdNormalLogCdf => (bounded * 30.0).std_normal_log_cdf(),
+                }
+            }
+        }
+    }
+}
+
+impl Differentiable for Expr {
+    fn eval<T: Scalar>(&self, x: &[T]) -> T {
+        Expr::eval(self, x)
+    }
+}
+
+fn expr() -> impl Strategy<Value = Expr> {
+    let leaf = prop_oneof![
+        (0..VARS).prop_map(Expr::Var),
+        (-2.0..2.0f64).prop_map(Expr::Const),
+    ];
+    leaf.prop_recursive(5, 48, 3, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Add(a.into(), b.into())),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Sub(a.into(), b.into())),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Mul(a.into(), b.into())),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Div(a.into(), b.into())),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Pow(a.into(), b.into())),
+            (inner.clone(), -3..4i32).prop_map(|(a, n)| Expr::Powi(a.into(), n)),
+            prop::collection::vec(inner.clone(), 1..4).prop_map(Expr::LogSumExp),
+            (0..FUNCS.len(), inner).prop_map(|(f, a)| Expr::Unary(FUNCS[f], a.into())),
+        ]
+    })
+}
+
+fn point() -> impl Strategy<Value = Vec<f64>> {
+    prop::collection::vec(-2.0..2.0f64, VARS)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The engine's gradient agrees with central finite differences.
+    #[test]
+    fn gradient_matches_finite_differences(e in expr(), x in point()) {
+        let f64_value = e.eval(&x);
+        prop_assume!(f64_value.is_finite() && f64_value.abs() < 1e6);
+        let (value, grad) = GradientEngine::<4>::new().value_and_gradient(&e, &x);
+        prop_assert_eq!(value, f64_value);
+        for (i, &g) in grad.iter().enumerate() {
+            let fd = central_difference(|y| e.eval(y), &x, i);
+            prop_assume!(fd.is_finite());
+            let scale = 1.0 + fd.abs().max(g.abs()) + f64_value.abs();
+            prop_assert!(
+                (g - fd).abs() <= 1e-6 * scale,
+                "∂/∂x{} = {} but finite difference {} for {:?} at {:?}", i, g, fd, e, x
+            );
+        }
+    }
+
+    /// Every width, every remainder, threads or not: the same bits.
+    #[test]
+    fn gradient_is_bit_identical_across_widths_and_threads(e in expr(), x in point()) {
+        let reference = GradientEngine::<1>::new()
+            .with_parallelism(Parallelism::SingleThread)
+            .value_and_gradient(&e, &x);
+        prop_assert_eq!(&GradientEngine::<2>::new().value_and_gradient(&e, &x), &reference);
+        prop_assert_eq!(&GradientEngine::<3>::new().value_and_gradient(&e, &x), &reference);
+        prop_assert_eq!(
+            &GradientEngine::<4>::new().with_parallelism(Parallelism::SingleThread).value_and_gradient(&e, &x),
+            &reference
+        );
+        prop_assert_eq!(&GradientEngine::<8>::new().value_and_gradient(&e, &x), &reference);
+    }
+
+    /// A directional derivative is the gradient's dot product with the direction.
+    #[test]
+    fn jvp_is_gradient_dot_direction(e in expr(), x in point(), v in point()) {
+        let engine = GradientEngine::<4>::new();
+        let (value, grad) = engine.value_and_gradient(&e, &x);
+        prop_assume!(value.is_finite() && grad.iter().all(|g| g.is_finite()));
+        let (jvp_value, slope) = engine.jvp(&e, &x, &v);
+        let dot: f64 = grad.iter().zip(&v).map(|(g, v)| g * v).sum();
+        prop_assert_eq!(jvp_value, value);
+        let scale = 1.0 + grad.iter().zip(&v).map(|(g, v)| (g * v).abs()).sum::<f64>();
+        prop_assert!((slope - dot).abs() <= 1e-12 * scale, "jvp {} vs ∇f·v {}", slope, dot);
+        let (_, slopes) = engine.jvps(&e, &x, &[&v, &x]);
+        prop_assert_eq!(slopes[0], slope);
+    }
+}
+
+#[test]
+fn abs_derivative_is_the_sign() {
+    for (x, d) in [(-2.0, -1.0), (3.0, 1.0), (0.0, 0.0)] {
+        assert_eq!(Dual::<1>::variable(x, 0).abs().tangent(), [d]);
+    }
+}
+
+#[test]
+fn mixed_arithmetic_with_f64_on_either_side() {
+    let x = Dual::<1>::variable(2.0, 0);
+    let cases = [
+        (x + 3.0, 3.0 + x, 5.0, 1.0),
+        (x - 3.0, -(3.0 - x), -1.0, 1.0),
+        (x * 3.0, 3.0 * x, 6.0, 3.0),
+        (x / 4.0, (4.0 / x).recip(), 0.5, 0.25),
+    ];
+    for (right, left, value, derivative) in cases {
+        assert_eq!((right.value, right.tangent()), (value, [derivative]));
+        assert_eq!(left.value, value);
+        assert!((left.tangent()[0] - derivative).abs() < 1e-15);
+    }
+    let mut y = x;
+    y += 1.0;
+    y *= x;
+    y -= 2.0;
+    y /= 2.0;
+    // y = ((x + 1) x - 2) / 2, y' = (2x + 1) / 2
+    assert_eq!((y.value, y.tangent()), (2.0, [2.5]));
+}
+
+#[test]
+fn empty_parameter_vector_has_empty_gradient() {
+    struct Constant;
+    impl Differentiable for Constant {
+        fn eval<T: Scalar>(&self, _: &[T]) -> T {
+            T::constant(4.0)
+        }
+    }
+    assert_eq!(iwhvi::gradient(&Constant, &[]), (4.0, vec![]));
+}
+
+#[test]
+fn remainder_chunks_cover_every_parameter() {
+    /// f(x) = Σᵢ (i + 1) xᵢ², ∂f/∂xᵢ = 2 (i + 1) xᵢ.
+    struct Weighted;
+    impl Differentiable for Weighted {
+        fn eval<T: Scalar>(&self, x: &[T]) -> T {
+            x.iter()
+                .enumerate()
+                .map(|(i, &xi)| xi.square() * (i + 1) as f64)
+                .sum()
+        }
+    }
+    for p in 1..=37 {
+        let x: Vec<f64> = (0..p).map(|i| 0.5 + i as f64).collect();
+        let want: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, xi)| 2.0 * (i + 1) as f64 * xi)
+            .collect();
+        let engine = GradientEngine::<8>::new();
+        assert_eq!(engine.passes(p), p.div_ceil(8));
+        assert_eq!(engine.value_and_gradient(&Weighted, &x).1, want, "P = {p}");
+    }
+}
