@@ -90,4 +90,9 @@ fn main() {
             u[0] + u[1].exp() * t
         );
     }
+    println!(
+        "\nA mode is a poor summary of a hierarchical posterior: posteriordb's reference\n\
+         (NUTS, 10,000 draws) has posterior mean mu = 4.41 (sd 3.31), tau = 3.60 (sd 3.20).\n\
+         Fitting the whole posterior is what the variational machinery is for."
+    );
 }
