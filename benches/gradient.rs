@@ -221,7 +221,7 @@ fn bench_engine<F: Differentiable, const W: usize>(
     let p = x.len();
     for (label, parallelism) in [
         ("single", Parallelism::SingleThread),
-        ("multi", Parallelism::AllCores),
+        ("multi", Parallelism::Auto),
     ] {
         let engine = GradientEngine::<W>::new().with_parallelism(parallelism);
         let mut gradient = vec![0.0; p];

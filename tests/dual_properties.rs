@@ -183,13 +183,15 @@ proptest! {
         let reference = GradientEngine::<1>::new()
             .with_parallelism(Parallelism::SingleThread)
             .value_and_gradient(&e, &x);
-        prop_assert_eq!(&GradientEngine::<2>::new().value_and_gradient(&e, &x), &reference);
-        prop_assert_eq!(&GradientEngine::<3>::new().value_and_gradient(&e, &x), &reference);
+        let all_cores = Parallelism::AllCores;
+        prop_assert_eq!(&GradientEngine::<2>::new().with_parallelism(all_cores).value_and_gradient(&e, &x), &reference);
+        prop_assert_eq!(&GradientEngine::<3>::new().with_parallelism(all_cores).value_and_gradient(&e, &x), &reference);
         prop_assert_eq!(
             &GradientEngine::<4>::new().with_parallelism(Parallelism::SingleThread).value_and_gradient(&e, &x),
             &reference
         );
         prop_assert_eq!(&GradientEngine::<8>::new().value_and_gradient(&e, &x), &reference);
+        prop_assert_eq!(&GradientEngine::<1>::new().with_parallelism(all_cores).value_and_gradient(&e, &x), &reference);
     }
 
     /// A directional derivative is the gradient's dot product with the direction.
@@ -271,5 +273,31 @@ fn remainder_chunks_cover_every_parameter() {
         let engine = GradientEngine::<8>::new();
         assert_eq!(engine.passes(p), p.div_ceil(8));
         assert_eq!(engine.value_and_gradient(&Weighted, &x).1, want, "P = {p}");
+    }
+}
+
+#[test]
+fn many_passes_on_all_cores_give_the_single_threaded_bits() {
+    /// f(x) = log Σᵢ exp(sin(xᵢ) xᵢ₊₁) + Σᵢ ln Γ(1 + xᵢ²)
+    struct Coupled;
+    impl Differentiable for Coupled {
+        fn eval<T: Scalar>(&self, x: &[T]) -> T {
+            let terms: Vec<T> = x.windows(2).map(|w| w[0].sin() * w[1]).collect();
+            T::log_sum_exp(&terms)
+                + x.iter()
+                    .map(|&xi| (xi.square() + 1.0).ln_gamma())
+                    .sum::<T>()
+        }
+    }
+    let x: Vec<f64> = (0..203).map(|i| (i as f64 * 0.37).sin() * 2.0).collect();
+    let single = GradientEngine::<4>::new()
+        .with_parallelism(Parallelism::SingleThread)
+        .value_and_gradient(&Coupled, &x);
+    let parallel = GradientEngine::<4>::new()
+        .with_parallelism(Parallelism::AllCores)
+        .value_and_gradient(&Coupled, &x);
+    assert_eq!(single.0.to_bits(), parallel.0.to_bits());
+    for (a, b) in single.1.iter().zip(&parallel.1) {
+        assert_eq!(a.to_bits(), b.to_bits());
     }
 }

@@ -51,11 +51,16 @@ pub trait Differentiable: Sync {
 }
 
 /// Whether the engine runs its passes on all cores or on the calling thread.
+/// The gradient is the same, bit for bit, under every setting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Parallelism {
-    /// Passes on rayon's global pool (as many threads as cores, or
-    /// `RAYON_NUM_THREADS`). A gradient of a single pass runs inline.
+    /// Time the first pass on the calling thread; run the rest on rayon's
+    /// pool only if they would take longer than waking the pool costs
+    /// (about 100 µs of remaining work), else inline.
     #[default]
+    Auto,
+    /// Every pass after the first on rayon's global pool (as many threads
+    /// as cores, or `RAYON_NUM_THREADS`), however small the function.
     AllCores,
     /// Every pass on the calling thread.
     SingleThread,
@@ -65,8 +70,8 @@ pub enum Parallelism {
 ///
 /// `W` trades passes against width: a pass costs about one evaluation of
 /// `f` plus `W` multiply-adds per arithmetic operation, and the gradient
-/// costs `⌈P / W⌉` passes. `docs/PERFORMANCE.md` measures the choice; 8
-/// is the default.
+/// costs `⌈P / W⌉` passes. `docs/PERFORMANCE.md` measures the choice; 16
+/// is the default of [`gradient`].
 ///
 /// ```
 /// use iwhvi_core::{Differentiable, GradientEngine, Parallelism, Scalar};
@@ -231,9 +236,12 @@ impl<const W: usize> GradientEngine<W> {
         let value = run(&mut buffer, 0, first);
         // Waking the pool costs tens of microseconds: worth it only when the
         // remaining passes take longer than that on one core.
-        let inline = self.parallelism == Parallelism::SingleThread
-            || passes == 1
-            || started.elapsed() * (passes as u32 - 1) < PARALLEL_THRESHOLD;
+        let inline = passes == 1
+            || match self.parallelism {
+                Parallelism::SingleThread => true,
+                Parallelism::AllCores => false,
+                Parallelism::Auto => started.elapsed() * (passes as u32 - 1) < PARALLEL_THRESHOLD,
+            };
         if inline {
             for (chunk, out) in rest.chunks_mut(W).enumerate() {
                 run(&mut buffer, chunk + 1, out);
@@ -299,8 +307,9 @@ impl Seed<'_> {
     }
 }
 
-/// `f(x)` and `∇f(x)` with the default engine: 8 directions per pass, on
-/// all cores.
+/// `f(x)` and `∇f(x)` with the default engine: 16 directions per pass
+/// (the fastest width measured in `docs/PERFORMANCE.md`),
+/// [`Parallelism::Auto`].
 ///
 /// ```
 /// use iwhvi_core::{gradient, Differentiable, Scalar};
@@ -315,5 +324,5 @@ impl Seed<'_> {
 /// assert_eq!(grad, vec![0.5, 0.5]);
 /// ```
 pub fn gradient<F: Differentiable>(f: &F, x: &[f64]) -> (f64, Vec<f64>) {
-    GradientEngine::<8>::new().value_and_gradient(f, x)
+    GradientEngine::<16>::new().value_and_gradient(f, x)
 }
