@@ -9,7 +9,7 @@
 //! This facade re-exports the runtime ([`iwhvi_core`]) and, as they land,
 //! the procedural macros (`iwhvi_macros`). What is here today is the
 //! numeric foundation: the [`Scalar`] trait, the stack-allocated [`Dual`]
-//! number, the chunked [`gradient`] engine and dual-aware [`linalg`].
+//! number, the chunked [`gradient()`](mod@gradient) engine and dual-aware [`linalg`].
 //!
 //! ```
 //! use iwhvi::{gradient, Differentiable, Scalar};

@@ -4,7 +4,7 @@
 //! Everything numeric is generic over one trait, [`Scalar`], implemented by
 //! `f64` (values) and by [`Dual<W>`] (values with `W` directional
 //! derivatives on the stack). Write a function once over `T: Scalar`, wrap it
-//! in a [`Differentiable`], and [`gradient`] returns its value and gradient
+//! in a [`Differentiable`], and [`gradient()`] returns its value and gradient
 //! in `⌈P / W⌉` forward passes spread over the cores.
 //!
 //! ```

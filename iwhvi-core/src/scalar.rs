@@ -11,7 +11,7 @@ use crate::special::{self, Elementary};
 ///
 /// Distributions, transforms, objectives and the code `#[variational]`
 /// generates are written once, generic over `T: Scalar`; the
-/// [gradient engine](crate::gradient) runs them on duals. Mixed arithmetic
+/// [gradient engine](mod@crate::gradient) runs them on duals. Mixed arithmetic
 /// with `f64` on the right (`x * 2.0`, `x + 1.0`) is part of the trait; with
 /// `f64` on the left it works for each concrete type, but generic code must
 /// write the scalar first (Rust does not imply `f64: Mul<T>` from a trait).
