@@ -32,12 +32,16 @@
 //! assert_eq!(grad, vec![0.0, -1.0]);
 //! ```
 #![deny(missing_docs)]
+// `!(x > 0.0)` rejects NaN together with out-of-range values, on purpose.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod distributions;
 pub mod dual;
 pub mod gradient;
 pub mod linalg;
 pub mod scalar;
 pub mod special;
+pub mod transforms;
 
 pub use dual::Dual;
 pub use gradient::{Differentiable, GradientEngine, Parallelism, gradient};
