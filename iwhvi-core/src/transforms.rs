@@ -227,12 +227,13 @@ impl Transform {
         }
     }
 
-    /// `u = T⁻¹(z)` on `f64`, written into `u`.
+    /// `u = T⁻¹(z)`, written into `u` (generic over the scalar, so that a
+    /// constrained value carrying derivatives maps back with them).
     ///
     /// # Errors
     /// [`TransformError::OutsideSupport`] naming the entry that is not in
     /// the transform's image; [`TransformError::DimensionMismatch`].
-    pub fn inverse(&self, z: &[f64], u: &mut [f64]) -> Result<(), TransformError> {
+    pub fn inverse<T: Scalar>(&self, z: &[T], u: &mut [T]) -> Result<(), TransformError> {
         if self.unconstrained_len(z.len()) != Some(u.len()) {
             return Err(TransformError::DimensionMismatch {
                 transform: self.name(),
@@ -250,14 +251,14 @@ impl Transform {
         match *self {
             Transform::StickBreaking => {
                 let k_total = z.len();
-                let sum: f64 = z.iter().sum();
-                if let Some(i) = z.iter().position(|&x| !(x > 0.0 && x < 1.0)) {
-                    return Err(outside(i, z[i], "entries in (0, 1)"));
+                if let Some(i) = z.iter().position(|x| !(x.value() > 0.0 && x.value() < 1.0)) {
+                    return Err(outside(i, z[i].value(), "entries in (0, 1)"));
                 }
+                let sum: f64 = z.iter().map(|x| x.value()).sum();
                 if (sum - 1.0).abs() > 1e-9 {
                     return Err(outside(k_total - 1, sum, "entries summing to 1"));
                 }
-                let mut remaining = 1.0;
+                let mut remaining = T::constant(1.0);
                 for k in 0..k_total - 1 {
                     let fraction = z[k] / remaining;
                     u[k] = fraction.ln() - (-fraction).ln_1p() + ((k_total - 1 - k) as f64).ln();
@@ -270,8 +271,8 @@ impl Transform {
                         z[0]
                     } else {
                         let gap = z[k] - z[k - 1];
-                        if !(gap > 0.0) {
-                            return Err(outside(k, z[k], "strictly increasing entries"));
+                        if !(gap.value() > 0.0) {
+                            return Err(outside(k, z[k].value(), "strictly increasing entries"));
                         }
                         gap.ln()
                     };
@@ -281,23 +282,24 @@ impl Transform {
                 let k = z.len().isqrt();
                 let mut index = 0;
                 for i in 0..k {
-                    let mut sum_sq = 0.0;
+                    let mut sum_sq = T::constant(0.0);
                     for j in 0..i {
                         let lij = z[i * k + j];
-                        let partial = lij / (1.0 - sum_sq).sqrt();
-                        if !(partial.abs() < 1.0) {
+                        let partial = lij / (-sum_sq + 1.0).sqrt();
+                        if !(partial.value().abs() < 1.0) {
                             return Err(outside(
                                 i * k + j,
-                                lij,
+                                lij.value(),
                                 "rows of a correlation Cholesky factor",
                             ));
                         }
-                        u[index] = partial.atanh();
+                        // atanh p = ½ (ln(1 + p) - ln(1 - p))
+                        u[index] = (partial.ln_1p() - (-partial).ln_1p()) * 0.5;
                         index += 1;
-                        sum_sq += lij * lij;
+                        sum_sq += lij.square();
                     }
-                    let diagonal = z[i * k + i];
-                    if (diagonal - (1.0 - sum_sq).sqrt()).abs() > 1e-9 {
+                    let diagonal = z[i * k + i].value();
+                    if (diagonal - (1.0 - sum_sq.value()).sqrt()).abs() > 1e-9 {
                         return Err(outside(i * k + i, diagonal, "rows of unit norm"));
                     }
                 }
@@ -306,7 +308,7 @@ impl Transform {
                 for (i, (&zi, ui)) in z.iter().zip(u.iter_mut()).enumerate() {
                     *ui = self
                         .inverse_scalar(zi)
-                        .ok_or_else(|| outside(i, zi, self.requirement()))?;
+                        .ok_or_else(|| outside(i, zi.value(), self.requirement()))?;
                 }
             }
         }
@@ -315,23 +317,39 @@ impl Transform {
 
     /// The inverse of one entry of an elementwise transform, `None` when
     /// `z` is outside the image.
-    fn inverse_scalar(&self, z: f64) -> Option<f64> {
+    fn inverse_scalar<T: Scalar>(&self, z: T) -> Option<T> {
+        let v = z.value();
         let u = match *self {
-            Transform::Identity => z.is_finite().then_some(z)?,
-            Transform::Exp => (z > 0.0).then(|| z.ln())?,
+            Transform::Identity => z,
+            Transform::Exp if v > 0.0 => z.ln(),
             // u = ln(e^z - 1) = z + ln(1 - e^{-z})
-            Transform::Softplus => (z > 0.0).then(|| z + (-(-z).exp()).ln_1p())?,
-            Transform::LowerBound { low } => (z > low).then(|| (z - low).ln())?,
-            Transform::UpperBound { high } => (z < high).then(|| (high - z).ln())?,
-            Transform::Interval { low, high } => {
+            Transform::Softplus if v > 0.0 => z + (-(-z).exp()).ln_1p(),
+            Transform::LowerBound { low } if v > low => (z - low).ln(),
+            Transform::UpperBound { high } if v < high => (-z + high).ln(),
+            Transform::Interval { low, high } if v > low && v < high => {
                 let p = (z - low) / (high - low);
-                (p > 0.0 && p < 1.0).then(|| p.ln() - (-p).ln_1p())?
+                p.ln() - (-p).ln_1p()
             }
-            Transform::StickBreaking | Transform::Ordered | Transform::CholeskyCorrelation => {
-                return None;
-            }
+            _ => return None,
         };
-        u.is_finite().then_some(u)
+        u.value().is_finite().then_some(u)
+    }
+
+    /// `log |det J_T(u)|` alone (for the vector transforms this runs the
+    /// forward map into a scratch buffer).
+    ///
+    /// ```
+    /// use iwhvi_core::transforms::Transform;
+    /// assert_eq!(Transform::Exp.log_abs_det_jacobian(&[0.5, -1.0]), -0.5);
+    /// ```
+    pub fn log_abs_det_jacobian<T: Scalar>(&self, u: &[T]) -> T {
+        if self.is_elementwise() {
+            u.iter().map(|&ui| self.forward_scalar(ui).1).sum()
+        } else {
+            let len = self.constrained_len(u.len()).unwrap_or(0);
+            let mut z = vec![T::constant(0.0); len];
+            self.forward(u, &mut z)
+        }
     }
 
     /// What the support of an elementwise transform requires, for messages.

@@ -53,7 +53,9 @@ impl<T: Scalar> Distribution<T> for Gamma<T> {
     fn log_prob(&self, x: T) -> T {
         let normaliser = self.shape * self.rate.ln() - self.shape.ln_gamma();
         match x.value() {
-            v if v > 0.0 => normaliser + (self.shape - 1.0) * x.ln() - self.rate * x,
+            v if v > 0.0 && v < f64::INFINITY => {
+                normaliser + (self.shape - 1.0) * x.ln() - self.rate * x
+            }
             // The density at 0: finite only for shape 1.
             0.0 => boundary(self.shape, normaliser),
             _ => T::constant(f64::NEG_INFINITY),

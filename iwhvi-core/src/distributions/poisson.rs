@@ -1,7 +1,7 @@
 //! The Poisson distribution, by rate and by log-rate.
 
-use rand::distr::Distribution as _;
 use rand::Rng;
+use rand::distr::Distribution as _;
 
 use super::supports::NonNegativeInteger;
 use super::{Distribution, DistributionError, Support, check};

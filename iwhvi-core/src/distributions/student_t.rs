@@ -1,7 +1,7 @@
 //! Student's t distribution.
 
-use rand::distr::Distribution as _;
 use rand::Rng;
+use rand::distr::Distribution as _;
 use std::f64::consts::PI;
 
 use super::supports::Real;

@@ -57,7 +57,7 @@ impl<T: Scalar> Distribution<T> for Weibull<T> {
     fn log_prob(&self, x: T) -> T {
         let normaliser = self.shape.ln() - self.scale.ln();
         match x.value() {
-            v if v > 0.0 => {
+            v if v > 0.0 && v < f64::INFINITY => {
                 let log_ratio = x.ln() - self.scale.ln();
                 normaliser + (self.shape - 1.0) * log_ratio - (log_ratio * self.shape).exp()
             }
