@@ -278,6 +278,10 @@ pub mod supports {
         RealVector = "real vector";
         /// Vectors with positive entries summing to 1.
         Simplex = "simplex";
+        /// Strictly increasing vectors.
+        Ordered = "ordered vector";
+        /// Cholesky factors of correlation matrices.
+        CorrelationCholesky = "correlation Cholesky factor";
         /// `{0, 1, 2, …}`.
         NonNegativeInteger = "non-negative integer";
         /// `{0, 1}`.
@@ -311,6 +315,10 @@ pub enum Support {
     RealVector,
     /// Vectors with positive entries summing to 1.
     Simplex,
+    /// Strictly increasing vectors.
+    Ordered,
+    /// Cholesky factors of correlation matrices.
+    CorrelationCholesky,
     /// `{0, 1, 2, …}`.
     NonNegativeInteger,
     /// `{0, 1}`.
@@ -331,7 +339,9 @@ impl Support {
     /// The transform from unconstrained space onto this support that a
     /// latent with this prior is fitted through by default: identity for
     /// reals, `exp` for positive, a scaled sigmoid for intervals, stick
-    /// breaking for the simplex; `None` for discrete supports (discrete
+    /// breaking for the simplex, cumulative exponentials for ordered
+    /// vectors, tanh partial correlations for correlation Cholesky factors;
+    /// `None` for discrete supports (discrete
     /// latents are not fitted by gradients).
     ///
     /// ```
@@ -350,6 +360,8 @@ impl Support {
             }),
             Support::Interval { low, high } => Some(Transform::Interval { low, high }),
             Support::Simplex => Some(Transform::StickBreaking),
+            Support::Ordered => Some(Transform::Ordered),
+            Support::CorrelationCholesky => Some(Transform::CholeskyCorrelation),
             Support::NonNegativeInteger
             | Support::Binary
             | Support::BoundedCount { .. }
@@ -371,7 +383,7 @@ impl Support {
             Support::CategoryIndex { categories } => {
                 x >= 0.0 && x.fract() == 0.0 && x < categories as f64
             }
-            Support::RealVector | Support::Simplex => false,
+            Support::RealVector | Support::Simplex | Support::Ordered | Support::CorrelationCholesky => false,
         }
     }
 }
