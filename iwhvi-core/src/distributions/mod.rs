@@ -383,7 +383,10 @@ impl Support {
             Support::CategoryIndex { categories } => {
                 x >= 0.0 && x.fract() == 0.0 && x < categories as f64
             }
-            Support::RealVector | Support::Simplex | Support::Ordered | Support::CorrelationCholesky => false,
+            Support::RealVector
+            | Support::Simplex
+            | Support::Ordered
+            | Support::CorrelationCholesky => false,
         }
     }
 }
