@@ -38,7 +38,10 @@
 pub mod distributions;
 pub mod dual;
 pub mod gradient;
+pub mod guide;
 pub mod linalg;
+pub mod model;
+pub mod objective;
 pub mod scalar;
 pub mod special;
 pub mod transforms;

@@ -1,0 +1,214 @@
+//! Hierarchical variational families ("guides").
+//!
+//! A guide draws a mixing variable `ψ ~ q(ψ)` and the model's unconstrained
+//! latents `u ~ q(u | ψ)`; a reverse model `τ(ψ | u)` approximates the
+//! posterior of `ψ` and tightens the bounds of the
+//! [objectives](crate::objective). All three are explicit densities with
+//! reparameterized samplers driven by standard normal noise, and every
+//! learnable number lives in one flat parameter vector with named blocks
+//! ([`ParamLayout`]).
+//!
+//! A guide without mixing variables (`mixing_dim() == 0`: mean-field or
+//! full-rank Gaussians, structured guides) is the non-hierarchical special
+//! case: `q(u | ψ) = q(u)`. A guide without a reverse model uses
+//! `τ(ψ | u) := q(ψ)`, the SIVI setting.
+//!
+//! Auto guides, generic over any model: [`MeanField`], [`FullRank`],
+//! [`SemiImplicit`].
+
+use std::ops::Range;
+
+use rand::Rng;
+
+use crate::scalar::Scalar;
+use crate::special::LN_SQRT_2PI;
+
+mod full_rank;
+mod mean_field;
+mod network;
+mod semi_implicit;
+
+pub use full_rank::FullRank;
+pub use mean_field::MeanField;
+pub use network::Conditioning;
+pub use semi_implicit::{Reverse, SemiImplicit};
+
+/// A hierarchical variational family over `u ∈ R^D`.
+///
+/// Samplers receive standard normal noise (of the lengths the
+/// `*_noise_dim` methods give; by default the dimension of what they draw)
+/// and write their draw into the given buffer; densities
+/// return log densities. `params` is the flat parameter vector laid out by
+/// [`HierarchicalGuide::param_layout`]. `scratch` is a buffer of
+/// [`HierarchicalGuide::scratch_len`] entries the caller owns, so that no
+/// method allocates.
+pub trait HierarchicalGuide: Sync {
+    /// `D`, the model's unconstrained dimension.
+    fn latent_dim(&self) -> usize;
+
+    /// `d`, the dimension of the mixing variable `ψ` (0 for a
+    /// non-hierarchical guide).
+    fn mixing_dim(&self) -> usize;
+
+    /// False when there is no learned reverse model and `τ(ψ | u) := q(ψ)`
+    /// (SIVI).
+    fn has_reverse_model(&self) -> bool;
+
+    /// The named blocks of the parameter vector.
+    fn param_layout(&self) -> ParamLayout;
+
+    /// Initial parameters.
+    fn init_params<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64>;
+
+    /// The standard normal draws [`HierarchicalGuide::sample_mixing`]
+    /// takes (default `d`).
+    fn mixing_noise_dim(&self) -> usize {
+        self.mixing_dim()
+    }
+
+    /// The standard normal draws [`HierarchicalGuide::sample_conditional`]
+    /// takes (default `D`).
+    fn conditional_noise_dim(&self) -> usize {
+        self.latent_dim()
+    }
+
+    /// The standard normal draws [`HierarchicalGuide::sample_reverse`]
+    /// takes (default `d`; an exact posterior sampler may need more).
+    fn reverse_noise_dim(&self) -> usize {
+        self.mixing_dim()
+    }
+
+    /// The scratch length the methods below need.
+    fn scratch_len(&self) -> usize {
+        0
+    }
+
+    /// `ψ = g(ε)`: a draw of the mixing variable (default `q(ψ) = N(0, I)`,
+    /// `ψ = ε`).
+    fn sample_mixing<T: Scalar>(&self, params: &[T], noise: &[f64], psi: &mut [T]) {
+        let _ = params;
+        for (p, &e) in psi.iter_mut().zip(noise) {
+            *p = T::constant(e);
+        }
+    }
+
+    /// `log q(ψ)` (default: standard normal).
+    fn log_mixing<T: Scalar>(&self, params: &[T], psi: &[T]) -> T {
+        let _ = params;
+        std_normal_log_density(psi)
+    }
+
+    /// A draw of `u ~ q(u | ψ)` for standard normal `noise`.
+    fn sample_conditional<T: Scalar>(
+        &self,
+        params: &[T],
+        psi: &[T],
+        noise: &[f64],
+        u: &mut [T],
+        scratch: &mut [T],
+    );
+
+    /// `log q(u | ψ)`.
+    fn log_conditional<T: Scalar>(&self, params: &[T], psi: &[T], u: &[T], scratch: &mut [T]) -> T;
+
+    /// A draw of `ψ ~ τ(ψ | u)` for standard normal `noise`; without a
+    /// reverse model, a draw of `q(ψ)`.
+    fn sample_reverse<T: Scalar>(
+        &self,
+        params: &[T],
+        u: &[T],
+        noise: &[f64],
+        psi: &mut [T],
+        scratch: &mut [T],
+    ) {
+        let (_, _) = (u, scratch);
+        self.sample_mixing(params, noise, psi);
+    }
+
+    /// `log τ(ψ | u)`; without a reverse model, `log q(ψ)`.
+    fn log_reverse<T: Scalar>(&self, params: &[T], u: &[T], psi: &[T], scratch: &mut [T]) -> T {
+        let (_, _) = (u, scratch);
+        self.log_mixing(params, psi)
+    }
+}
+
+/// One named block of a parameter vector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamBlock {
+    /// Its name, e.g. `"conditional.weight"`.
+    pub name: String,
+    /// Its shape (row-major), e.g. `[D, d]`.
+    pub shape: Vec<usize>,
+    /// Where it lives in the flat vector.
+    pub range: Range<usize>,
+}
+
+/// The named blocks of a flat parameter vector, in order.
+///
+/// ```
+/// use iwhvi_core::guide::ParamLayout;
+/// let mut layout = ParamLayout::default();
+/// let loc = layout.push("loc", &[3]);
+/// let weight = layout.push("weight", &[3, 2]);
+/// assert_eq!((loc, weight.clone()), (0..3, 3..9));
+/// assert_eq!(layout.len(), 9);
+/// assert_eq!(layout.get("weight").unwrap().range, weight);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParamLayout {
+    blocks: Vec<ParamBlock>,
+    len: usize,
+}
+
+impl ParamLayout {
+    /// Appends a block and returns its range.
+    pub fn push(&mut self, name: &str, shape: &[usize]) -> Range<usize> {
+        let size: usize = shape.iter().product();
+        let range = self.len..self.len + size;
+        self.blocks.push(ParamBlock {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            range: range.clone(),
+        });
+        self.len += size;
+        range
+    }
+
+    /// The total number of parameters.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The blocks in order.
+    pub fn blocks(&self) -> &[ParamBlock] {
+        &self.blocks
+    }
+
+    /// The block of that name.
+    pub fn get(&self, name: &str) -> Option<&ParamBlock> {
+        self.blocks.iter().find(|b| b.name == name)
+    }
+}
+
+/// `Σᵢ log N(xᵢ; 0, 1)`.
+#[inline]
+pub fn std_normal_log_density<T: Scalar>(x: &[T]) -> T {
+    let quad: T = x.iter().map(|&v| v * v).sum();
+    -quad * 0.5 - LN_SQRT_2PI * x.len() as f64
+}
+
+/// `Σᵢ log N(xᵢ; meanᵢ, exp(log_sdᵢ)²)`.
+#[inline]
+pub fn diag_normal_log_density<T: Scalar>(x: &[T], mean: &[T], log_sd: &[T]) -> T {
+    let mut total = T::constant(-LN_SQRT_2PI * x.len() as f64);
+    for ((&xi, &mi), &si) in x.iter().zip(mean).zip(log_sd) {
+        let z = (xi - mi) * (-si).exp();
+        total -= z * z * 0.5 + si;
+    }
+    total
+}

@@ -1,0 +1,324 @@
+//! Models: a log joint density over unconstrained latents, and the layout
+//! that names them.
+//!
+//! A model's latents are fitted in an unconstrained space `u ∈ R^D`. Each
+//! latent is a block of `u` mapped onto its support by a
+//! [`Transform`]; `log_joint(u)` is `log p(x, z = T(u)) + log|det J_T(u)|`,
+//! the density of `u`. The [`Layout`] records the blocks, so that a draw of
+//! `u` can be reported as named, constrained latents.
+//!
+//! `#[variational]` generates [`Model`] implementations; until then, and
+//! for models it cannot express, they are written by hand:
+//!
+//! ```
+//! use iwhvi_core::distributions::{Distribution, Gamma, Normal};
+//! use iwhvi_core::model::{Layout, LatentSpec, Model};
+//! use iwhvi_core::transforms::Transform;
+//! use iwhvi_core::Scalar;
+//!
+//! /// y ~ N(mu, sigma), mu ~ N(0, 10), sigma ~ Gamma(2, 1).
+//! struct NormalModel {
+//!     y: Vec<f64>,
+//! }
+//!
+//! impl Model for NormalModel {
+//!     fn layout(&self) -> Layout {
+//!         Layout::new(vec![
+//!             LatentSpec::scalar("mu", Transform::Identity),
+//!             LatentSpec::scalar("sigma", Transform::Exp),
+//!         ])
+//!     }
+//!
+//!     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+//!         let mu = u[0];
+//!         let (sigma, log_jacobian) = Transform::Exp.forward_scalar(u[1]);
+//!         let mut lp = Normal::new(T::constant(0.0), T::constant(10.0)).unwrap().log_prob(mu)
+//!             + Gamma::new(T::constant(2.0), T::constant(1.0)).unwrap().log_prob(sigma)
+//!             + log_jacobian;
+//!         let likelihood = Normal::new(mu, sigma).unwrap();
+//!         for &y in &self.y {
+//!             lp += likelihood.log_prob(T::constant(y));
+//!         }
+//!         lp
+//!     }
+//! }
+//!
+//! let model = NormalModel { y: vec![0.5, 1.5] };
+//! assert_eq!(model.dim(), 2);
+//! let latents = model.layout().constrain(&[1.0, 0.0]).unwrap();
+//! assert_eq!(latents.get("sigma").unwrap(), &[1.0]);
+//! ```
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use crate::scalar::Scalar;
+use crate::transforms::{Transform, TransformError};
+
+/// A Bayesian model as the runtime sees it: the log joint density of its
+/// unconstrained latents `u ∈ R^D`, generic over the scalar, and the
+/// layout that names them.
+pub trait Model: Sync {
+    /// The latents' names, shapes and transforms.
+    fn layout(&self) -> Layout;
+
+    /// `log p(x, T(u)) + log|det J_T(u)|`: the log joint in unconstrained
+    /// space, Jacobians included. `u.len()` is [`Model::dim`].
+    fn log_joint<T: Scalar>(&self, u: &[T]) -> T;
+
+    /// The unconstrained dimension `D` (from the layout unless the model
+    /// knows it more cheaply).
+    fn dim(&self) -> usize {
+        self.layout().dim()
+    }
+}
+
+/// What a model declares about one latent: its name, its (constrained)
+/// shape and the transform onto its support.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatentSpec {
+    /// The latent's name.
+    pub name: String,
+    /// Its constrained shape (`[]` for a scalar).
+    pub shape: Vec<usize>,
+    /// The transform from its unconstrained coordinates.
+    pub transform: Transform,
+}
+
+impl LatentSpec {
+    /// A scalar latent.
+    pub fn scalar(name: &str, transform: Transform) -> Self {
+        Self {
+            name: name.to_string(),
+            shape: Vec::new(),
+            transform,
+        }
+    }
+
+    /// A vector latent of `len` constrained entries.
+    pub fn vector(name: &str, len: usize, transform: Transform) -> Self {
+        Self {
+            name: name.to_string(),
+            shape: vec![len],
+            transform,
+        }
+    }
+
+    /// The number of constrained entries.
+    pub fn constrained_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// One latent's place in `u`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatentBlock {
+    /// What the model declared.
+    pub spec: LatentSpec,
+    /// Its coordinates in `u`.
+    pub unconstrained: Range<usize>,
+}
+
+/// The latents of a model, in order, with their places in `u`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Layout {
+    blocks: Vec<LatentBlock>,
+    dim: usize,
+}
+
+/// Why a layout could not map a value.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayoutError {
+    /// The unconstrained vector has the wrong length.
+    #[error("the model has {expected} unconstrained coordinates, got a vector of {found}")]
+    WrongLength {
+        /// `D`.
+        expected: usize,
+        /// What was given.
+        found: usize,
+    },
+    /// A latent's shape does not fit its transform.
+    #[error("latent `{name}`: shape {shape:?} does not fit transform {transform}")]
+    ShapeDoesNotFitTransform {
+        /// The latent.
+        name: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// The transform's name.
+        transform: &'static str,
+    },
+    /// A named latent is missing from the values given.
+    #[error("no value given for latent `{0}`")]
+    Missing(String),
+    /// A latent's value is outside its support.
+    #[error("latent `{name}`: {source}")]
+    OutsideSupport {
+        /// The latent.
+        name: String,
+        /// What the transform found.
+        source: TransformError,
+    },
+}
+
+impl Layout {
+    /// Lays the latents out in order.
+    ///
+    /// # Panics
+    /// If a shape does not fit its transform (a simplex of 0 entries, a
+    /// non-square Cholesky factor); [`Layout::try_new`] returns the error.
+    pub fn new(specs: Vec<LatentSpec>) -> Self {
+        Self::try_new(specs).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Lays the latents out in order.
+    ///
+    /// # Errors
+    /// [`LayoutError::ShapeDoesNotFitTransform`].
+    pub fn try_new(specs: Vec<LatentSpec>) -> Result<Self, LayoutError> {
+        let mut blocks = Vec::with_capacity(specs.len());
+        let mut offset = 0;
+        for spec in specs {
+            let len = spec
+                .transform
+                .unconstrained_len(spec.constrained_len())
+                .ok_or_else(|| LayoutError::ShapeDoesNotFitTransform {
+                    name: spec.name.clone(),
+                    shape: spec.shape.clone(),
+                    transform: spec.transform.name(),
+                })?;
+            blocks.push(LatentBlock {
+                spec,
+                unconstrained: offset..offset + len,
+            });
+            offset += len;
+        }
+        Ok(Self {
+            blocks,
+            dim: offset,
+        })
+    }
+
+    /// The unconstrained dimension `D`.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The latents in order.
+    pub fn blocks(&self) -> &[LatentBlock] {
+        &self.blocks
+    }
+
+    /// A name for every constrained element: `mu`, `theta[0]`, `L[1,0]`.
+    pub fn element_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for block in &self.blocks {
+            let spec = &block.spec;
+            match spec.shape.as_slice() {
+                [] => names.push(spec.name.clone()),
+                [n] => names.extend((0..*n).map(|i| format!("{}[{i}]", spec.name))),
+                shape => {
+                    let total: usize = shape.iter().product();
+                    for flat in 0..total {
+                        let mut index = Vec::with_capacity(shape.len());
+                        let mut rest = flat;
+                        for &s in shape.iter().rev() {
+                            index.push(rest % s);
+                            rest /= s;
+                        }
+                        index.reverse();
+                        let index: Vec<String> = index.iter().map(usize::to_string).collect();
+                        names.push(format!("{}[{}]", spec.name, index.join(",")));
+                    }
+                }
+            }
+        }
+        names
+    }
+
+    /// The named constrained latents of an unconstrained point.
+    ///
+    /// # Errors
+    /// [`LayoutError::WrongLength`].
+    pub fn constrain(&self, u: &[f64]) -> Result<Latents, LayoutError> {
+        if u.len() != self.dim {
+            return Err(LayoutError::WrongLength {
+                expected: self.dim,
+                found: u.len(),
+            });
+        }
+        let mut values = BTreeMap::new();
+        let mut order = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let mut z = vec![0.0; block.spec.constrained_len()];
+            block
+                .spec
+                .transform
+                .forward(&u[block.unconstrained.clone()], &mut z);
+            values.insert(block.spec.name.clone(), z);
+            order.push(block.spec.name.clone());
+        }
+        Ok(Latents { values, order })
+    }
+
+    /// The unconstrained point of named constrained latents.
+    ///
+    /// # Errors
+    /// [`LayoutError::Missing`] or [`LayoutError::OutsideSupport`] naming
+    /// the latent.
+    pub fn unconstrain(&self, latents: &Latents) -> Result<Vec<f64>, LayoutError> {
+        let mut u = vec![0.0; self.dim];
+        for block in &self.blocks {
+            let name = &block.spec.name;
+            let z = latents
+                .get(name)
+                .ok_or_else(|| LayoutError::Missing(name.clone()))?;
+            block
+                .spec
+                .transform
+                .inverse(z, &mut u[block.unconstrained.clone()])
+                .map_err(|source| LayoutError::OutsideSupport {
+                    name: name.clone(),
+                    source,
+                })?;
+        }
+        Ok(u)
+    }
+}
+
+/// Named constrained latents (each flattened in row-major order).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Latents {
+    values: BTreeMap<String, Vec<f64>>,
+    order: Vec<String>,
+}
+
+impl Latents {
+    /// Latents from `(name, value)` pairs, in the order given.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, Vec<f64>)>) -> Self {
+        let mut latents = Self::default();
+        for (name, value) in pairs {
+            latents.order.push(name.clone());
+            latents.values.insert(name, value);
+        }
+        latents
+    }
+
+    /// One latent's value.
+    pub fn get(&self, name: &str) -> Option<&[f64]> {
+        self.values.get(name).map(Vec::as_slice)
+    }
+
+    /// The latents in the model's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[f64])> {
+        self.order
+            .iter()
+            .map(|name| (name.as_str(), self.values[name].as_slice()))
+    }
+
+    /// All constrained elements in order, matching
+    /// [`Layout::element_names`].
+    pub fn flatten(&self) -> Vec<f64> {
+        self.iter().flat_map(|(_, v)| v.iter().copied()).collect()
+    }
+}

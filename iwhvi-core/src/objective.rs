@@ -1,0 +1,559 @@
+//! The DIWHVI family of bounds on `log p(x)` and on `log q(u)`.
+//!
+//! For a hierarchical guide with mixing variable `ψ`, conditional
+//! `q(u | ψ)` and reverse model `τ(ψ | u)`, a draw `ψ₀ ~ q(ψ)`,
+//! `u ~ q(u | ψ₀)` and `ψ₁ … ψ_K ~ τ(ψ | u)` give the weights
+//! `w_k = log q(u|ψ_k) + log q(ψ_k) − log τ(ψ_k|u)` and the sandwich
+//!
+//! - `U_K(u) = logsumexp_{k=0..K} w_k − log(K+1)`, with `E U_K ≥ log q(u)`
+//!   ([`upper_bound_log_q`]);
+//! - `L_K(u) = logsumexp_{k=1..K} w_k − log K`, with `E L_K ≤ log q(u)`.
+//!
+//! DIWHVI with `M` outer samples is
+//! `logsumexp_m [log p(x, u_m) − U_K(u_m)] − log M ≤ log p(x)` in
+//! expectation. ELBO (non-hierarchical guide, `M = 1`), IWAE
+//! (non-hierarchical, `M > 1`), HVM (`K = 0`), SIVI (no reverse model) and
+//! IWHVI (`M = 1`) are settings of this one function; see [`Diwhvi`].
+//!
+//! All randomness of a step is drawn first ([`StepNoise`]); the bound is
+//! then a deterministic function of the guide's parameters, which
+//! [`DiwhviObjective`] exposes to the [gradient engine](crate::gradient).
+
+use rand::{Rng, RngExt};
+use rand_distr::StandardNormal;
+
+use crate::gradient::{Differentiable, GradientEngine};
+use crate::guide::HierarchicalGuide;
+use crate::model::Model;
+use crate::scalar::Scalar;
+
+/// The DIWHVI objective with `m` outer samples of `u` and `k` inner samples
+/// of `ψ` per `u`.
+///
+/// ```
+/// use iwhvi_core::objective::Diwhvi;
+/// assert_eq!(Diwhvi::elbo(), Diwhvi::new(1, 0));
+/// assert_eq!(Diwhvi::iwhvi(50), Diwhvi::new(1, 50));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Diwhvi {
+    /// Outer samples `M ≥ 1`.
+    pub m: usize,
+    /// Inner samples `K ≥ 0` (ignored by non-hierarchical guides).
+    pub k: usize,
+}
+
+impl Diwhvi {
+    /// `M` outer and `K` inner samples.
+    ///
+    /// # Panics
+    /// If `m == 0`.
+    pub const fn new(m: usize, k: usize) -> Self {
+        assert!(m >= 1, "DIWHVI needs at least one outer sample");
+        Self { m, k }
+    }
+
+    /// The ELBO (`M = 1`; with a non-hierarchical guide).
+    pub const fn elbo() -> Self {
+        Self::new(1, 0)
+    }
+
+    /// IWAE with `m` samples (with a non-hierarchical guide).
+    pub const fn iwae(m: usize) -> Self {
+        Self::new(m, 0)
+    }
+
+    /// HVM: no inner samples, `U_0 = w_0` uses `ψ₀` alone.
+    pub const fn hvm(m: usize) -> Self {
+        Self::new(m, 0)
+    }
+
+    /// IWHVI with `k` inner samples (`M = 1`).
+    pub const fn iwhvi(k: usize) -> Self {
+        Self::new(1, k)
+    }
+}
+
+/// The standard normal noise of one step: for each of the `M` outer
+/// samples, the mixing draw `ψ₀` (`d`), the conditional draw of `u` (`D`)
+/// and the `K` reverse-model draws (`K × d`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepNoise {
+    objective: Diwhvi,
+    /// Noise lengths per draw: mixing, conditional, reverse.
+    dims: [usize; 3],
+    mixing: Vec<f64>,
+    conditional: Vec<f64>,
+    reverse: Vec<f64>,
+}
+
+impl StepNoise {
+    /// Buffers for a guide and objective, filled with zeros.
+    pub fn new<G: HierarchicalGuide>(guide: &G, objective: Diwhvi) -> Self {
+        let k = if guide.mixing_dim() == 0 {
+            0
+        } else {
+            objective.k
+        };
+        let dims = [
+            guide.mixing_noise_dim(),
+            guide.conditional_noise_dim(),
+            guide.reverse_noise_dim(),
+        ];
+        Self {
+            objective: Diwhvi::new(objective.m, k),
+            dims,
+            mixing: vec![0.0; objective.m * dims[0]],
+            conditional: vec![0.0; objective.m * dims[1]],
+            reverse: vec![0.0; objective.m * k * dims[2]],
+        }
+    }
+
+    /// Fresh noise for a guide and objective.
+    pub fn draw<G: HierarchicalGuide, R: Rng + ?Sized>(
+        guide: &G,
+        objective: Diwhvi,
+        rng: &mut R,
+    ) -> Self {
+        let mut noise = Self::new(guide, objective);
+        noise.redraw(rng);
+        noise
+    }
+
+    /// Refills the buffers with fresh draws (no allocation).
+    pub fn redraw<R: Rng + ?Sized>(&mut self, rng: &mut R) {
+        for buffer in [&mut self.mixing, &mut self.conditional, &mut self.reverse] {
+            for e in buffer.iter_mut() {
+                *e = rng.sample(StandardNormal);
+            }
+        }
+    }
+
+    /// The objective these buffers serve (with `K = 0` for a
+    /// non-hierarchical guide).
+    pub fn objective(&self) -> Diwhvi {
+        self.objective
+    }
+
+    fn mixing(&self, m: usize) -> &[f64] {
+        &self.mixing[m * self.dims[0]..(m + 1) * self.dims[0]]
+    }
+
+    fn conditional(&self, m: usize) -> &[f64] {
+        &self.conditional[m * self.dims[1]..(m + 1) * self.dims[1]]
+    }
+
+    fn reverse(&self, m: usize, k: usize) -> &[f64] {
+        let start = (m * self.objective.k + k) * self.dims[2];
+        &self.reverse[start..start + self.dims[2]]
+    }
+}
+
+/// `log p(x, u_m)` and `∇_u log p(x, u_m)` at each outer draw, computed
+/// once per step so that every parameter pass reuses them (the
+/// performance path: data size then costs `O(N·D)` per step, not
+/// `O(N·P)`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChainedModel {
+    values: Vec<f64>,
+    gradients: Vec<Vec<f64>>,
+}
+
+impl ChainedModel {
+    /// Evaluates the model and its `u`-gradient at each outer draw of the
+    /// step's noise under `params`.
+    pub fn new<Mo: Model, G: HierarchicalGuide, const W: usize>(
+        model: &Mo,
+        guide: &G,
+        params: &[f64],
+        noise: &StepNoise,
+        engine: &GradientEngine<W>,
+    ) -> Self {
+        let mut buffers = Buffers::new(guide);
+        let mut chained = Self::default();
+        for m in 0..noise.objective.m {
+            buffers.draw_outer(guide, params, noise, m);
+            let (value, gradient) = engine.value_and_gradient(&LogJoint(model), &buffers.u);
+            chained.values.push(value);
+            chained.gradients.push(gradient);
+        }
+        chained
+    }
+
+    /// `log p(x, u)` as a scalar whose derivatives are `∇_u log p · u̇`:
+    /// the value computed once, the tangent chained through `u`'s.
+    #[inline]
+    fn log_joint<T: Scalar>(&self, m: usize, u: &[T]) -> T {
+        let mut lp = T::constant(self.values[m]);
+        for (&ui, &g) in u.iter().zip(&self.gradients[m]) {
+            lp += (ui - ui.value()) * g;
+        }
+        lp
+    }
+}
+
+/// A model's log joint as a [`Differentiable`] of `u`.
+struct LogJoint<'a, Mo>(&'a Mo);
+
+impl<Mo: Model> Differentiable for LogJoint<'_, Mo> {
+    fn eval<T: Scalar>(&self, u: &[T]) -> T {
+        self.0.log_joint(u)
+    }
+}
+
+/// Work buffers of one bound evaluation, allocated once per evaluation and
+/// reused across its samples.
+struct Buffers<T> {
+    psi0: Vec<T>,
+    psi: Vec<T>,
+    u: Vec<T>,
+    scratch: Vec<T>,
+    weights: Vec<T>,
+}
+
+impl<T: Scalar> Buffers<T> {
+    fn new<G: HierarchicalGuide>(guide: &G) -> Self {
+        let zero = T::constant(0.0);
+        Self {
+            psi0: vec![zero; guide.mixing_dim()],
+            psi: vec![zero; guide.mixing_dim()],
+            u: vec![zero; guide.latent_dim()],
+            scratch: vec![zero; guide.scratch_len()],
+            weights: Vec::new(),
+        }
+    }
+
+    /// `ψ₀` and `u` of outer sample `m`.
+    fn draw_outer<G: HierarchicalGuide>(
+        &mut self,
+        guide: &G,
+        params: &[T],
+        noise: &StepNoise,
+        m: usize,
+    ) {
+        guide.sample_mixing(params, noise.mixing(m), &mut self.psi0);
+        guide.sample_conditional(
+            params,
+            &self.psi0,
+            noise.conditional(m),
+            &mut self.u,
+            &mut self.scratch,
+        );
+    }
+
+    /// The importance weights `w_0 … w_K` of the current `u` into
+    /// `self.weights`.
+    fn inner_weights<G: HierarchicalGuide>(
+        &mut self,
+        guide: &G,
+        params: &[T],
+        noise: &StepNoise,
+        m: usize,
+    ) {
+        self.weights.clear();
+        if guide.mixing_dim() == 0 {
+            let log_q = guide.log_conditional(params, &[], &self.u, &mut self.scratch);
+            self.weights.push(log_q);
+            return;
+        }
+        let w0 = Self::weight(guide, params, &self.psi0, &self.u, &mut self.scratch);
+        self.weights.push(w0);
+        for k in 0..noise.objective.k {
+            guide.sample_reverse(
+                params,
+                &self.u,
+                noise.reverse(m, k),
+                &mut self.psi,
+                &mut self.scratch,
+            );
+            let wk = Self::weight(guide, params, &self.psi, &self.u, &mut self.scratch);
+            self.weights.push(wk);
+        }
+    }
+
+    /// `log q(u|ψ) + log q(ψ) − log τ(ψ|u)`.
+    #[inline]
+    fn weight<G: HierarchicalGuide>(
+        guide: &G,
+        params: &[T],
+        psi: &[T],
+        u: &[T],
+        scratch: &mut [T],
+    ) -> T {
+        guide.log_conditional(params, psi, u, scratch) + guide.log_mixing(params, psi)
+            - guide.log_reverse(params, u, psi, scratch)
+    }
+}
+
+/// `U_K = logsumexp(w) − log(len w)`; exact `log q(u)` for a
+/// non-hierarchical guide (one weight).
+#[inline]
+fn upper<T: Scalar>(weights: &[T]) -> T {
+    T::log_sum_exp(weights) - (weights.len() as f64).ln()
+}
+
+/// The DIWHVI bound as a function of the guide's parameters for one
+/// step's noise: the [`Differentiable`] the engine differentiates.
+///
+/// With a [`ChainedModel`], the model enters through its precomputed
+/// value and `u`-gradient instead of being evaluated on every pass.
+pub struct DiwhviObjective<'a, Mo, G> {
+    model: &'a Mo,
+    guide: &'a G,
+    noise: &'a StepNoise,
+    chained: Option<&'a ChainedModel>,
+}
+
+impl<'a, Mo: Model, G: HierarchicalGuide> DiwhviObjective<'a, Mo, G> {
+    /// The bound with the model evaluated directly on every pass.
+    pub fn new(model: &'a Mo, guide: &'a G, noise: &'a StepNoise) -> Self {
+        Self {
+            model,
+            guide,
+            noise,
+            chained: None,
+        }
+    }
+
+    /// The bound with the model entering through `chained` (which must
+    /// have been computed for the same parameters and noise).
+    pub fn chained(
+        model: &'a Mo,
+        guide: &'a G,
+        noise: &'a StepNoise,
+        chained: &'a ChainedModel,
+    ) -> Self {
+        Self {
+            model,
+            guide,
+            noise,
+            chained: Some(chained),
+        }
+    }
+}
+
+impl<Mo: Model, G: HierarchicalGuide> Differentiable for DiwhviObjective<'_, Mo, G> {
+    fn eval<T: Scalar>(&self, params: &[T]) -> T {
+        let objective = self.noise.objective;
+        let mut buffers = Buffers::new(self.guide);
+        let mut log_w = Vec::with_capacity(objective.m);
+        for m in 0..objective.m {
+            buffers.draw_outer(self.guide, params, self.noise, m);
+            buffers.inner_weights(self.guide, params, self.noise, m);
+            let log_q_upper = upper(&buffers.weights);
+            let log_p = match self.chained {
+                Some(chained) => chained.log_joint(m, &buffers.u),
+                None => self.model.log_joint(&buffers.u),
+            };
+            log_w.push(log_p - log_q_upper);
+        }
+        T::log_sum_exp(&log_w) - (objective.m as f64).ln()
+    }
+}
+
+/// One step's bound and its gradient in the guide's parameters, with the
+/// model's gradient in `u` chained into the parameter tangents.
+pub fn value_and_gradient<Mo: Model, G: HierarchicalGuide, const W: usize>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    noise: &StepNoise,
+    engine: &GradientEngine<W>,
+    gradient: &mut [f64],
+) -> f64 {
+    let chained = ChainedModel::new(model, guide, params, noise, engine);
+    engine.value_and_gradient_into(
+        &DiwhviObjective::chained(model, guide, noise, &chained),
+        params,
+        gradient,
+    )
+}
+
+/// A Monte Carlo estimate with its standard error.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    /// The mean of the replicates.
+    pub mean: f64,
+    /// `sd / √n`.
+    pub std_error: f64,
+    /// The number of replicates `n`.
+    pub replicates: usize,
+}
+
+impl Estimate {
+    /// The mean and standard error of `values`.
+    pub fn from_values(values: &[f64]) -> Self {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = if values.len() > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            f64::NAN
+        };
+        Self {
+            mean,
+            std_error: (var / n).sqrt(),
+            replicates: values.len(),
+        }
+    }
+}
+
+impl std::fmt::Display for Estimate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.4} ± {:.4}", self.mean, self.std_error)
+    }
+}
+
+/// The DIWHVI bound at `params`, averaged over `replicates` independent
+/// draws of a step's noise, with its standard error.
+///
+/// ```
+/// use iwhvi_core::guide::MeanField;
+/// use iwhvi_core::model::{Layout, LatentSpec, Model};
+/// use iwhvi_core::objective::{estimate_bound, Diwhvi};
+/// use iwhvi_core::transforms::Transform;
+/// use iwhvi_core::Scalar;
+/// use rand::SeedableRng;
+///
+/// /// A standard normal "posterior" with log p(x) = 0.
+/// struct StdNormal;
+/// impl Model for StdNormal {
+///     fn layout(&self) -> Layout {
+///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+///     }
+///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+///         iwhvi_core::guide::std_normal_log_density(u)
+///     }
+/// }
+///
+/// // The guide equal to the posterior: the ELBO is exactly 0 on every draw.
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let estimate = estimate_bound(&StdNormal, &MeanField::new(1), &[0.0, 0.0], Diwhvi::elbo(), 50, &mut rng);
+/// assert!(estimate.mean.abs() < 1e-12 && estimate.std_error < 1e-12);
+/// ```
+pub fn estimate_bound<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    objective: Diwhvi,
+    replicates: usize,
+    rng: &mut R,
+) -> Estimate {
+    let mut noise = StepNoise::new(guide, objective);
+    let values: Vec<f64> = (0..replicates)
+        .map(|_| {
+            noise.redraw(rng);
+            DiwhviObjective::new(model, guide, &noise).eval(params)
+        })
+        .collect();
+    Estimate::from_values(&values)
+}
+
+/// The sandwich on `log q(u)` at one draw `u ~ q`: `U_K(u) ≥ log q(u)` and
+/// `L_K(u) ≤ log q(u)` in expectation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogQSandwich {
+    /// `U_K(u)`.
+    pub upper: f64,
+    /// `L_K(u)` (`U` itself for a non-hierarchical guide, whose `log q` is exact).
+    pub lower: f64,
+}
+
+/// `U_K(u)`: the upper bound on `log q(u)` from `ψ₀` (the draw that made
+/// `u`) and `ψ₁ … ψ_K ~ τ(ψ | u)`, with the lower bound `L_K(u)` from
+/// `ψ₁ … ψ_K` alone; `u` is drawn from the guide with the noise of outer
+/// sample `m` of `noise`. Returns `u` too.
+pub fn upper_bound_log_q<G: HierarchicalGuide>(
+    guide: &G,
+    params: &[f64],
+    noise: &StepNoise,
+    m: usize,
+) -> (LogQSandwich, Vec<f64>) {
+    let mut buffers = Buffers::new(guide);
+    buffers.draw_outer(guide, params, noise, m);
+    buffers.inner_weights(guide, params, noise, m);
+    let upper = upper(&buffers.weights);
+    let lower = if buffers.weights.len() > 1 {
+        f64::log_sum_exp(&buffers.weights[1..]) - ((buffers.weights.len() - 1) as f64).ln()
+    } else {
+        upper
+    };
+    (LogQSandwich { upper, lower }, buffers.u)
+}
+
+/// Bounds on the guide's entropy `H[q] = −E log q(u)` and on the ELBO of
+/// its exact marginal, `E[log p(x, u) − log q(u)] = log p(x) − KL(q ‖ p(·|x))`,
+/// from the sandwich with `K` inner samples over `draws` draws of `u`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GuideDiagnostics {
+    /// `−E U_K ≤ H[q]` (in expectation).
+    pub entropy_lower: Estimate,
+    /// `−E L_K ≥ H[q]` (in expectation).
+    pub entropy_upper: Estimate,
+    /// `E[log p − U_K] ≤ ELBO of q`: with any log-evidence estimate `Z`,
+    /// `KL(q ‖ posterior) ≤ Z − elbo_lower` when `Z` over-estimates
+    /// `log p(x)`, and the gap shrinks to the KL as `K` grows.
+    pub elbo_lower: Estimate,
+    /// `E[log p − L_K] ≥ ELBO of q`, so `KL ≥ log p(x) − elbo_upper`.
+    pub elbo_upper: Estimate,
+}
+
+impl GuideDiagnostics {
+    /// The bracket `[log_evidence − elbo_upper, log_evidence − elbo_lower]`
+    /// on `KL(q ‖ p(·|x))` given an estimate of `log p(x)`.
+    pub fn kl_bracket(&self, log_evidence: f64) -> (f64, f64) {
+        (
+            log_evidence - self.elbo_upper.mean,
+            log_evidence - self.elbo_lower.mean,
+        )
+    }
+}
+
+/// Estimates [`GuideDiagnostics`] with `k` inner samples over `draws`
+/// draws of `u ~ q`.
+pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    k: usize,
+    draws: usize,
+    rng: &mut R,
+) -> GuideDiagnostics {
+    let mut noise = StepNoise::new(guide, Diwhvi::new(1, k.max(1)));
+    let mut columns = [
+        Vec::with_capacity(draws),
+        Vec::with_capacity(draws),
+        Vec::with_capacity(draws),
+        Vec::with_capacity(draws),
+    ];
+    for _ in 0..draws {
+        noise.redraw(rng);
+        let (sandwich, u) = upper_bound_log_q(guide, params, &noise, 0);
+        let log_p = model.log_joint(&u);
+        columns[0].push(-sandwich.upper);
+        columns[1].push(-sandwich.lower);
+        columns[2].push(log_p - sandwich.upper);
+        columns[3].push(log_p - sandwich.lower);
+    }
+    GuideDiagnostics {
+        entropy_lower: Estimate::from_values(&columns[0]),
+        entropy_upper: Estimate::from_values(&columns[1]),
+        elbo_lower: Estimate::from_values(&columns[2]),
+        elbo_upper: Estimate::from_values(&columns[3]),
+    }
+}
+
+/// An estimate of `log p(x)`: the DIWHVI bound with many outer and inner
+/// samples (it approaches `log p(x)` from below as both grow), averaged
+/// over `replicates` draws.
+pub fn log_evidence<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    m: usize,
+    k: usize,
+    replicates: usize,
+    rng: &mut R,
+) -> Estimate {
+    estimate_bound(model, guide, params, Diwhvi::new(m, k), replicates, rng)
+}
