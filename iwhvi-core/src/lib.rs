@@ -37,11 +37,14 @@
 
 pub mod distributions;
 pub mod dual;
+pub mod fit;
 pub mod gradient;
 pub mod guide;
 pub mod linalg;
 pub mod model;
 pub mod objective;
+pub mod optim;
+pub mod posterior;
 pub mod scalar;
 pub mod special;
 pub mod transforms;

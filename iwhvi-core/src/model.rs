@@ -75,7 +75,7 @@ pub trait Model: Sync {
 
 /// What a model declares about one latent: its name, its (constrained)
 /// shape and the transform onto its support.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LatentSpec {
     /// The latent's name.
     pub name: String,
@@ -111,7 +111,7 @@ impl LatentSpec {
 }
 
 /// One latent's place in `u`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LatentBlock {
     /// What the model declared.
     pub spec: LatentSpec,
@@ -120,7 +120,7 @@ pub struct LatentBlock {
 }
 
 /// The latents of a model, in order, with their places in `u`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Layout {
     blocks: Vec<LatentBlock>,
     dim: usize,

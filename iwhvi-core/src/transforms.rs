@@ -26,7 +26,7 @@
 use crate::scalar::Scalar;
 
 /// A bijection `z = T(u)` from unconstrained coordinates onto a support.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Transform {
     /// `z = u` (real support).

@@ -23,7 +23,7 @@ use crate::special::LN_SQRT_2PI;
 /// guide.sample_conditional(&params, &[], &[1.0, 1.0], &mut u, &mut [0.0; 2]);
 /// assert_eq!(u, [1.0, 1.5]);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FullRank {
     latent_dim: usize,
 }

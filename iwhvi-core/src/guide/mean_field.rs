@@ -19,7 +19,7 @@ use crate::scalar::Scalar;
 /// guide.sample_conditional(&params, &[], &[0.5, 0.0, -1.0], &mut u, &mut []);
 /// assert_eq!(u, [1.5, 2.0, 2.0]);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MeanField {
     latent_dim: usize,
 }

@@ -133,7 +133,7 @@ pub trait HierarchicalGuide: Sync {
 }
 
 /// One named block of a parameter vector.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParamBlock {
     /// Its name, e.g. `"conditional.weight"`.
     pub name: String,
@@ -154,7 +154,7 @@ pub struct ParamBlock {
 /// assert_eq!(layout.len(), 9);
 /// assert_eq!(layout.get("weight").unwrap().range, weight);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParamLayout {
     blocks: Vec<ParamBlock>,
     len: usize,

@@ -8,7 +8,7 @@ use super::ParamLayout;
 use crate::scalar::Scalar;
 
 /// How a conditional Gaussian's mean depends on what it conditions on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Conditioning {
     /// `mean = W x + b`.
     Linear,
@@ -20,7 +20,7 @@ pub enum Conditioning {
 }
 
 /// A network `R^inputs → R^outputs` with its parameters at `offset`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Network {
     pub inputs: usize,
     pub outputs: usize,

@@ -10,7 +10,7 @@ use crate::scalar::Scalar;
 use crate::special::LN_SQRT_2PI;
 
 /// Where the inner importance samples of `ψ` come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Reverse {
     /// A learned Gaussian reverse model `τ(ψ | u) = N(ψ; ν(u), diag e^{2r})`
     /// whose mean `ν` is conditioned on `u` as given.
@@ -47,7 +47,7 @@ pub enum Reverse {
 /// let mlp = SemiImplicit::new(3, 2).with_conditioning(Conditioning::Mlp { hidden: 16 });
 /// assert_eq!(mlp.param_layout().get("conditional.hidden.weight").unwrap().shape, vec![16, 2]);
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SemiImplicit {
     latent_dim: usize,
     mixing_dim: usize,

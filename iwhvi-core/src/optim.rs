@@ -1,0 +1,218 @@
+//! Stochastic gradient optimizers. They *ascend*: `step` moves the
+//! parameters along the gradient of the objective being maximized (a
+//! bound on `log p(x)`).
+
+/// A learning-rate schedule: the rate at step `t` (counted from 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LearningRate {
+    /// The same rate at every step.
+    Constant(f64),
+    /// `initial · decay^(t / every)`, decaying smoothly.
+    Exponential {
+        /// The rate at step 0.
+        initial: f64,
+        /// The factor applied every `every` steps.
+        decay: f64,
+        /// Steps per factor.
+        every: usize,
+    },
+    /// `initial / (1 + t / half_life)`: halves by `t = half_life`.
+    InverseTime {
+        /// The rate at step 0.
+        initial: f64,
+        /// Steps until it has halved.
+        half_life: usize,
+    },
+}
+
+impl LearningRate {
+    /// The rate at step `t`.
+    ///
+    /// ```
+    /// use iwhvi_core::optim::LearningRate;
+    /// let lr = LearningRate::Exponential { initial: 0.1, decay: 0.5, every: 100 };
+    /// assert!((lr.at(100) - 0.05).abs() < 1e-15);
+    /// assert!((LearningRate::InverseTime { initial: 0.1, half_life: 10 }.at(10) - 0.05).abs() < 1e-15);
+    /// ```
+    pub fn at(&self, t: u64) -> f64 {
+        match *self {
+            LearningRate::Constant(lr) => lr,
+            LearningRate::Exponential {
+                initial,
+                decay,
+                every,
+            } => initial * decay.powf(t as f64 / every.max(1) as f64),
+            LearningRate::InverseTime { initial, half_life } => {
+                initial / (1.0 + t as f64 / half_life.max(1) as f64)
+            }
+        }
+    }
+}
+
+/// An optimizer that ascends an objective.
+pub trait Optimizer {
+    /// One step along `gradient` (the gradient of the objective to
+    /// maximize), updating `params` in place.
+    fn step(&mut self, params: &mut [f64], gradient: &[f64]);
+
+    /// Steps taken so far.
+    fn steps(&self) -> u64;
+}
+
+/// Scales `gradient` down to Euclidean norm `max_norm` if it is longer.
+fn clip(gradient: &[f64], max_norm: Option<f64>) -> f64 {
+    match max_norm {
+        Some(max) => {
+            let norm = gradient.iter().map(|g| g * g).sum::<f64>().sqrt();
+            if norm > max { max / norm } else { 1.0 }
+        }
+        None => 1.0,
+    }
+}
+
+/// Adam (Kingma & Ba, 2015) with bias correction, optional gradient-norm
+/// clipping and a learning-rate schedule:
+///
+/// `m ← β₁ m + (1-β₁) g`, `v ← β₂ v + (1-β₂) g²`,
+/// `θ ← θ + lr_t · (m / (1-β₁ᵗ)) / (√(v / (1-β₂ᵗ)) + ε)`.
+///
+/// ```
+/// use iwhvi_core::optim::{Adam, Optimizer};
+/// // Maximize -(x - 3)².
+/// let mut adam = Adam::new(0.1);
+/// let mut x = [0.0];
+/// for _ in 0..500 {
+///     let g = [-2.0 * (x[0] - 3.0)];
+///     adam.step(&mut x, &g);
+/// }
+/// assert!((x[0] - 3.0).abs() < 1e-2);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adam {
+    /// The learning-rate schedule.
+    pub learning_rate: LearningRate,
+    /// `β₁` (default 0.9).
+    pub beta1: f64,
+    /// `β₂` (default 0.999).
+    pub beta2: f64,
+    /// `ε` (default 1e-8).
+    pub epsilon: f64,
+    /// Clip the gradient to this Euclidean norm first (default none).
+    pub clip_norm: Option<f64>,
+    m: Vec<f64>,
+    v: Vec<f64>,
+    t: u64,
+}
+
+impl Adam {
+    /// Adam with a constant learning rate and the usual defaults.
+    pub fn new(learning_rate: f64) -> Self {
+        Self::with_schedule(LearningRate::Constant(learning_rate))
+    }
+
+    /// Adam with a learning-rate schedule.
+    pub fn with_schedule(learning_rate: LearningRate) -> Self {
+        Self {
+            learning_rate,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            clip_norm: None,
+            m: Vec::new(),
+            v: Vec::new(),
+            t: 0,
+        }
+    }
+
+    /// With gradient-norm clipping.
+    pub fn with_clip_norm(mut self, max_norm: f64) -> Self {
+        self.clip_norm = Some(max_norm);
+        self
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, params: &mut [f64], gradient: &[f64]) {
+        if self.m.len() != params.len() {
+            self.m = vec![0.0; params.len()];
+            self.v = vec![0.0; params.len()];
+        }
+        self.t += 1;
+        let scale = clip(gradient, self.clip_norm);
+        let lr = self.learning_rate.at(self.t);
+        let c1 = 1.0 - self.beta1.powf(self.t as f64);
+        let c2 = 1.0 - self.beta2.powf(self.t as f64);
+        for (((p, &g), m), v) in params
+            .iter_mut()
+            .zip(gradient)
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+        {
+            let g = g * scale;
+            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
+            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
+            *p += lr * (*m / c1) / ((*v / c2).sqrt() + self.epsilon);
+        }
+    }
+
+    fn steps(&self) -> u64 {
+        self.t
+    }
+}
+
+/// Stochastic gradient ascent with (heavy-ball) momentum:
+/// `velocity ← momentum · velocity + g`, `θ ← θ + lr_t · velocity`.
+///
+/// ```
+/// use iwhvi_core::optim::{Optimizer, Sgd};
+/// let mut sgd = Sgd::new(0.1, 0.5);
+/// let mut x = [0.0];
+/// for _ in 0..200 {
+///     let g = [-2.0 * (x[0] - 3.0)];
+///     sgd.step(&mut x, &g);
+/// }
+/// assert!((x[0] - 3.0).abs() < 1e-6);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sgd {
+    /// The learning-rate schedule.
+    pub learning_rate: LearningRate,
+    /// The momentum coefficient in `[0, 1)`.
+    pub momentum: f64,
+    /// Clip the gradient to this Euclidean norm first (default none).
+    pub clip_norm: Option<f64>,
+    velocity: Vec<f64>,
+    t: u64,
+}
+
+impl Sgd {
+    /// SGD with a constant learning rate and the given momentum.
+    pub fn new(learning_rate: f64, momentum: f64) -> Self {
+        Self {
+            learning_rate: LearningRate::Constant(learning_rate),
+            momentum,
+            clip_norm: None,
+            velocity: Vec::new(),
+            t: 0,
+        }
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, params: &mut [f64], gradient: &[f64]) {
+        if self.velocity.len() != params.len() {
+            self.velocity = vec![0.0; params.len()];
+        }
+        self.t += 1;
+        let scale = clip(gradient, self.clip_norm);
+        let lr = self.learning_rate.at(self.t);
+        for ((p, &g), v) in params.iter_mut().zip(gradient).zip(&mut self.velocity) {
+            *v = self.momentum * *v + g * scale;
+            *p += lr * *v;
+        }
+    }
+
+    fn steps(&self) -> u64 {
+        self.t
+    }
+}
