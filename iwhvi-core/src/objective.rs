@@ -17,7 +17,7 @@
 //!
 //! All randomness of a step is drawn first ([`StepNoise`]); the bound is
 //! then a deterministic function of the guide's parameters, which
-//! [`DiwhviObjective`] exposes to the [gradient engine](crate::gradient).
+//! [`DiwhviObjective`] exposes to the [gradient engine](mod@crate::gradient).
 
 use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
