@@ -14,7 +14,8 @@
 //! `τ(ψ | u) := q(ψ)`, the SIVI setting.
 //!
 //! Auto guides, generic over any model: [`MeanField`], [`FullRank`],
-//! [`SemiImplicit`].
+//! [`SemiImplicit`]. [`LaplaceMixture`] is the paper's toy, a hierarchical
+//! family with a known marginal and an exact reverse model.
 
 use std::ops::Range;
 
@@ -24,11 +25,13 @@ use crate::scalar::Scalar;
 use crate::special::LN_SQRT_2PI;
 
 mod full_rank;
+mod laplace_mixture;
 mod mean_field;
 mod network;
 mod semi_implicit;
 
 pub use full_rank::FullRank;
+pub use laplace_mixture::{LaplaceMixture, LaplaceReverse};
 pub use mean_field::MeanField;
 pub use network::Conditioning;
 pub use semi_implicit::{Reverse, SemiImplicit};

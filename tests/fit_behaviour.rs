@@ -1,0 +1,130 @@
+//! The fit loop's guarantees: non-finite steps are rejected and reported,
+//! too many in a row end the fit with a typed error that keeps the best
+//! parameters, the relative-tolerance rule stops a converged fit, and bad
+//! input is a typed error.
+
+use iwhvi::Scalar;
+use iwhvi::fit::{FitConfig, FitError, fit, fit_from};
+use iwhvi::guide::{HierarchicalGuide, MeanField, SemiImplicit};
+use iwhvi::model::{LatentSpec, Layout, Model};
+use iwhvi::objective::Diwhvi;
+use iwhvi::optim::Adam;
+use iwhvi::transforms::Transform;
+
+/// `u ~ N(1, 0.5²)` in two dimensions, except that the log joint is NaN
+/// wherever `u₀ > threshold`.
+struct Fragile {
+    threshold: f64,
+}
+
+impl Model for Fragile {
+    fn layout(&self) -> Layout {
+        Layout::new(vec![LatentSpec::vector("u", 2, Transform::Identity)])
+    }
+
+    fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+        if u[0].value() > self.threshold {
+            return T::constant(f64::NAN);
+        }
+        // The constant keeps the bound away from 0, where a relative change
+        // (Stan's rule) is not meaningful.
+        u.iter()
+            .map(|&x| -((x - 1.0) * 2.0).square() * 0.5)
+            .sum::<T>()
+            - 10.0
+    }
+}
+
+#[test]
+fn occasional_non_finite_steps_are_rejected_and_counted() {
+    // With the initial guide N(0, 0.1²) a draw beyond 0.15 happens in ~7 % of steps.
+    let model = Fragile { threshold: 0.15 };
+    let config = FitConfig::new(Diwhvi::elbo())
+        .max_steps(300)
+        .progress(false);
+    let result = fit(&model, &MeanField::new(2), Adam::new(0.001), &config).unwrap();
+    assert!(result.rejected_steps > 0, "no step was rejected");
+    assert_eq!(
+        result.trace.iter().filter(|b| !b.is_finite()).count(),
+        result.rejected_steps
+    );
+    assert!(result.params.iter().all(|p| p.is_finite()));
+}
+
+#[test]
+fn persistent_non_finite_steps_end_the_fit_with_the_best_parameters() {
+    let model = Fragile {
+        threshold: f64::NEG_INFINITY,
+    };
+    let guide = MeanField::new(2);
+    let initial = vec![0.25, 0.5, -1.0, -1.0];
+    let config = FitConfig::new(Diwhvi::elbo())
+        .max_steps(1000)
+        .progress(false);
+    match fit_from(&model, &guide, Adam::new(0.01), &config, initial.clone()) {
+        Err(FitError::Diverged {
+            step,
+            consecutive,
+            partial,
+        }) => {
+            assert_eq!((step, consecutive), (20, 20));
+            assert_eq!(partial.best_params, initial);
+            assert_eq!(partial.rejected_steps, 20);
+        }
+        other => panic!("expected Diverged, got {other:?}"),
+    }
+    let message = fit_from(&model, &guide, Adam::new(0.01), &config, initial)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("not finite for 20 steps in a row"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_relative_tolerance_rule_stops_a_converged_fit() {
+    let model = Fragile {
+        threshold: f64::INFINITY,
+    };
+    let config = FitConfig::new(Diwhvi::elbo())
+        .max_steps(20_000)
+        .tol_rel_obj(0.01)
+        .progress(false);
+    let result = fit(&model, &MeanField::new(2), Adam::new(0.05), &config).unwrap();
+    assert!(
+        result.converged && result.steps < 20_000,
+        "ran {} steps",
+        result.steps
+    );
+    // The mean-field guide is exact here: loc → 1, scale → 0.5.
+    assert!(
+        result.best_params[..2]
+            .iter()
+            .all(|m| (m - 1.0).abs() < 0.1),
+        "{:?}",
+        result.best_params
+    );
+}
+
+#[test]
+fn mismatched_guides_and_parameters_are_typed_errors() {
+    let model = Fragile {
+        threshold: f64::INFINITY,
+    };
+    let config = FitConfig::default().max_steps(10).progress(false);
+    assert_eq!(
+        fit(&model, &MeanField::new(3), Adam::new(0.01), &config).unwrap_err(),
+        FitError::DimensionMismatch { model: 2, guide: 3 }
+    );
+    let guide = SemiImplicit::new(2, 2);
+    let err = fit_from(&model, &guide, Adam::new(0.01), &config, vec![0.0; 3]).unwrap_err();
+    assert_eq!(
+        err,
+        FitError::WrongParameterCount {
+            expected: guide.param_layout().len(),
+            found: 3
+        }
+    );
+    assert!(err.to_string().contains("3 initial values"));
+}
