@@ -23,7 +23,7 @@ use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
 
 use crate::gradient::{Differentiable, GradientEngine};
-use crate::guide::HierarchicalGuide;
+use crate::guide::{HierarchicalGuide, Workspace};
 use crate::model::Model;
 use crate::scalar::Scalar;
 
@@ -169,7 +169,7 @@ impl ChainedModel {
         noise: &StepNoise,
         engine: &GradientEngine<W>,
     ) -> Self {
-        let mut buffers = Buffers::new(guide);
+        let mut buffers = Buffers::new(guide, params);
         let mut chained = Self::default();
         for m in 0..noise.objective.m {
             buffers.draw_outer(guide, params, noise, m);
@@ -207,18 +207,21 @@ struct Buffers<T> {
     psi0: Vec<T>,
     psi: Vec<T>,
     u: Vec<T>,
-    scratch: Vec<T>,
+    workspace: Workspace<T>,
     weights: Vec<T>,
 }
 
 impl<T: Scalar> Buffers<T> {
-    fn new<G: HierarchicalGuide>(guide: &G) -> Self {
+    /// Buffers for `guide`, its workspace prepared for `params`.
+    fn new<G: HierarchicalGuide>(guide: &G, params: &[T]) -> Self {
         let zero = T::constant(0.0);
+        let mut workspace = Workspace::new(guide);
+        guide.prepare(params, &mut workspace);
         Self {
             psi0: vec![zero; guide.mixing_dim()],
             psi: vec![zero; guide.mixing_dim()],
             u: vec![zero; guide.latent_dim()],
-            scratch: vec![zero; guide.scratch_len()],
+            workspace,
             weights: Vec::new(),
         }
     }
@@ -237,7 +240,7 @@ impl<T: Scalar> Buffers<T> {
             &self.psi0,
             noise.conditional(m),
             &mut self.u,
-            &mut self.scratch,
+            &mut self.workspace,
         );
     }
 
@@ -252,11 +255,12 @@ impl<T: Scalar> Buffers<T> {
     ) {
         self.weights.clear();
         if guide.mixing_dim() == 0 {
-            let log_q = guide.log_conditional(params, &[], &self.u, &mut self.scratch);
+            let log_q = guide.log_conditional(params, &[], &self.u, &mut self.workspace);
             self.weights.push(log_q);
             return;
         }
-        let w0 = Self::weight(guide, params, &self.psi0, &self.u, &mut self.scratch);
+        guide.prepare_reverse(params, &self.u, &mut self.workspace);
+        let w0 = Self::weight(guide, params, &self.psi0, &self.u, &mut self.workspace);
         self.weights.push(w0);
         for k in 0..noise.objective.k {
             guide.sample_reverse(
@@ -264,9 +268,9 @@ impl<T: Scalar> Buffers<T> {
                 &self.u,
                 noise.reverse(m, k),
                 &mut self.psi,
-                &mut self.scratch,
+                &mut self.workspace,
             );
-            let wk = Self::weight(guide, params, &self.psi, &self.u, &mut self.scratch);
+            let wk = Self::weight(guide, params, &self.psi, &self.u, &mut self.workspace);
             self.weights.push(wk);
         }
     }
@@ -278,10 +282,10 @@ impl<T: Scalar> Buffers<T> {
         params: &[T],
         psi: &[T],
         u: &[T],
-        scratch: &mut [T],
+        workspace: &mut Workspace<T>,
     ) -> T {
-        guide.log_conditional(params, psi, u, scratch) + guide.log_mixing(params, psi)
-            - guide.log_reverse(params, u, psi, scratch)
+        guide.log_conditional(params, psi, u, workspace) + guide.log_mixing(params, psi)
+            - guide.log_reverse(params, u, psi, workspace)
     }
 }
 
@@ -335,7 +339,7 @@ impl<'a, Mo: Model, G: HierarchicalGuide> DiwhviObjective<'a, Mo, G> {
 impl<Mo: Model, G: HierarchicalGuide> Differentiable for DiwhviObjective<'_, Mo, G> {
     fn eval<T: Scalar>(&self, params: &[T]) -> T {
         let objective = self.noise.objective;
-        let mut buffers = Buffers::new(self.guide);
+        let mut buffers = Buffers::new(self.guide, params);
         let mut log_w = Vec::with_capacity(objective.m);
         for m in 0..objective.m {
             buffers.draw_outer(self.guide, params, self.noise, m);
@@ -469,7 +473,7 @@ pub fn upper_bound_log_q<G: HierarchicalGuide>(
     noise: &StepNoise,
     m: usize,
 ) -> (LogQSandwich, Vec<f64>) {
-    let mut buffers = Buffers::new(guide);
+    let mut buffers = Buffers::new(guide, params);
     buffers.draw_outer(guide, params, noise, m);
     buffers.inner_weights(guide, params, noise, m);
     let upper = upper(&buffers.weights);

@@ -2,7 +2,7 @@
 
 use rand::Rng;
 
-use super::{HierarchicalGuide, ParamLayout};
+use super::{HierarchicalGuide, ParamLayout, Workspace, WorkspaceLens};
 use crate::scalar::Scalar;
 use crate::special::LN_SQRT_2PI;
 
@@ -15,12 +15,12 @@ use crate::special::LN_SQRT_2PI;
 /// initialised at 0, `ln 0.1` and 0.
 ///
 /// ```
-/// use iwhvi_core::guide::{FullRank, HierarchicalGuide};
+/// use iwhvi_core::guide::{FullRank, HierarchicalGuide, Workspace};
 /// let guide = FullRank::new(2);
 /// // loc = (0, 0), L = [[1, 0], [0.5, 1]]
 /// let params = vec![0.0, 0.0, 0.0, 0.0, 0.5];
 /// let mut u = [0.0; 2];
-/// guide.sample_conditional(&params, &[], &[1.0, 1.0], &mut u, &mut [0.0; 2]);
+/// guide.sample_conditional(&params, &[], &[1.0, 1.0], &mut u, &mut Workspace::new(&guide));
 /// assert_eq!(u, [1.0, 1.5]);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -75,8 +75,11 @@ impl HierarchicalGuide for FullRank {
         params
     }
 
-    fn scratch_len(&self) -> usize {
-        self.latent_dim
+    fn workspace_lens(&self) -> WorkspaceLens {
+        WorkspaceLens {
+            scratch: self.latent_dim,
+            ..WorkspaceLens::default()
+        }
     }
 
     fn sample_conditional<T: Scalar>(
@@ -85,7 +88,7 @@ impl HierarchicalGuide for FullRank {
         _psi: &[T],
         noise: &[f64],
         u: &mut [T],
-        _scratch: &mut [T],
+        _workspace: &mut Workspace<T>,
     ) {
         for (i, ui) in u.iter_mut().enumerate() {
             let mut x = params[i];
@@ -101,10 +104,10 @@ impl HierarchicalGuide for FullRank {
         params: &[T],
         _psi: &[T],
         u: &[T],
-        scratch: &mut [T],
+        workspace: &mut Workspace<T>,
     ) -> T {
         let d = self.latent_dim;
-        let z = &mut scratch[..d];
+        let z = &mut workspace.scratch[..d];
         let mut quad = T::constant(0.0);
         for i in 0..d {
             let mut s = u[i] - params[i];

@@ -4,7 +4,7 @@
 
 use rand::Rng;
 
-use super::{HierarchicalGuide, ParamLayout};
+use super::{HierarchicalGuide, ParamLayout, Workspace};
 use crate::scalar::Scalar;
 use crate::special::LN_SQRT_2PI;
 
@@ -124,7 +124,7 @@ impl HierarchicalGuide for LaplaceMixture {
         eta: &[T],
         noise: &[f64],
         z: &mut [T],
-        _scratch: &mut [T],
+        _workspace: &mut Workspace<T>,
     ) {
         for ((zd, &e), &n) in z.iter_mut().zip(eta).zip(noise) {
             *zd = (e * 0.5).exp() * n;
@@ -136,7 +136,7 @@ impl HierarchicalGuide for LaplaceMixture {
         _params: &[T],
         eta: &[T],
         z: &[T],
-        _scratch: &mut [T],
+        _workspace: &mut Workspace<T>,
     ) -> T {
         let mut total = T::constant(-LN_SQRT_2PI * self.dim as f64);
         for (&e, &zd) in eta.iter().zip(z) {
@@ -151,7 +151,7 @@ impl HierarchicalGuide for LaplaceMixture {
         z: &[T],
         noise: &[f64],
         eta: &mut [T],
-        _scratch: &mut [T],
+        _workspace: &mut Workspace<T>,
     ) {
         match self.reverse {
             LaplaceReverse::Prior => self.sample_mixing(params, noise, eta),
@@ -178,7 +178,13 @@ impl HierarchicalGuide for LaplaceMixture {
         }
     }
 
-    fn log_reverse<T: Scalar>(&self, params: &[T], z: &[T], eta: &[T], _scratch: &mut [T]) -> T {
+    fn log_reverse<T: Scalar>(
+        &self,
+        params: &[T],
+        z: &[T],
+        eta: &[T],
+        _workspace: &mut Workspace<T>,
+    ) -> T {
         match self.reverse {
             LaplaceReverse::Prior => self.log_mixing(params, eta),
             LaplaceReverse::Exact => {

@@ -2,7 +2,7 @@
 
 use rand::Rng;
 
-use super::{HierarchicalGuide, ParamLayout, diag_normal_log_density};
+use super::{HierarchicalGuide, ParamLayout, Workspace, diag_normal_log_density};
 use crate::scalar::Scalar;
 
 /// Mean-field Gaussian guide `q(u) = Πᵢ N(uᵢ; locᵢ, e^{2 sᵢ})` over the
@@ -12,11 +12,11 @@ use crate::scalar::Scalar;
 /// (NumPyro's `AutoNormal` default scale).
 ///
 /// ```
-/// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+/// use iwhvi_core::guide::{HierarchicalGuide, MeanField, Workspace};
 /// let guide = MeanField::new(3);
 /// let params = vec![1.0, 2.0, 3.0, 0.0, 0.0, 0.0];
 /// let mut u = [0.0; 3];
-/// guide.sample_conditional(&params, &[], &[0.5, 0.0, -1.0], &mut u, &mut []);
+/// guide.sample_conditional(&params, &[], &[0.5, 0.0, -1.0], &mut u, &mut Workspace::new(&guide));
 /// assert_eq!(u, [1.5, 2.0, 2.0]);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -63,7 +63,7 @@ impl HierarchicalGuide for MeanField {
         _psi: &[T],
         noise: &[f64],
         u: &mut [T],
-        _scratch: &mut [T],
+        _workspace: &mut Workspace<T>,
     ) {
         let (loc, log_scale) = params.split_at(self.latent_dim);
         for (((ui, &m), &s), &e) in u.iter_mut().zip(loc).zip(log_scale).zip(noise) {
@@ -76,7 +76,7 @@ impl HierarchicalGuide for MeanField {
         params: &[T],
         _psi: &[T],
         u: &[T],
-        _scratch: &mut [T],
+        _workspace: &mut Workspace<T>,
     ) -> T {
         let (loc, log_scale) = params.split_at(self.latent_dim);
         diag_normal_log_density(u, loc, log_scale)

@@ -42,9 +42,10 @@ pub use semi_implicit::{Reverse, SemiImplicit};
 /// `*_noise_dim` methods give; by default the dimension of what they draw)
 /// and write their draw into the given buffer; densities
 /// return log densities. `params` is the flat parameter vector laid out by
-/// [`HierarchicalGuide::param_layout`]. `scratch` is a buffer of
-/// [`HierarchicalGuide::scratch_len`] entries the caller owns, so that no
-/// method allocates.
+/// [`HierarchicalGuide::param_layout`]. The caller owns a [`Workspace`],
+/// so that no method allocates, and calls [`HierarchicalGuide::prepare`]
+/// once per evaluation and [`HierarchicalGuide::prepare_reverse`] once per
+/// draw of `u`.
 pub trait HierarchicalGuide: Sync {
     /// `D`, the model's unconstrained dimension.
     fn latent_dim(&self) -> usize;
@@ -81,9 +82,24 @@ pub trait HierarchicalGuide: Sync {
         self.mixing_dim()
     }
 
-    /// The scratch length the methods below need.
-    fn scratch_len(&self) -> usize {
-        0
+    /// The lengths of the [`Workspace`] the methods below need.
+    fn workspace_lens(&self) -> WorkspaceLens {
+        WorkspaceLens::default()
+    }
+
+    /// Computes what depends on the parameters alone (inverse scales,
+    /// log-normalisers) into `workspace.params`. The objective calls it
+    /// once per evaluation, before any other method.
+    fn prepare<T: Scalar>(&self, params: &[T], workspace: &mut Workspace<T>) {
+        let (_, _) = (params, workspace);
+    }
+
+    /// Computes what the reverse model needs at `u` and not at `ψ` (its
+    /// mean) into `workspace.reverse`. The objective calls it once per
+    /// draw of `u`, before [`HierarchicalGuide::sample_reverse`] and
+    /// [`HierarchicalGuide::log_reverse`] at that `u`.
+    fn prepare_reverse<T: Scalar>(&self, params: &[T], u: &[T], workspace: &mut Workspace<T>) {
+        let (_, _, _) = (params, u, workspace);
     }
 
     /// `ψ = g(ε)`: a draw of the mixing variable (default `q(ψ) = N(0, I)`,
@@ -108,11 +124,17 @@ pub trait HierarchicalGuide: Sync {
         psi: &[T],
         noise: &[f64],
         u: &mut [T],
-        scratch: &mut [T],
+        workspace: &mut Workspace<T>,
     );
 
     /// `log q(u | ψ)`.
-    fn log_conditional<T: Scalar>(&self, params: &[T], psi: &[T], u: &[T], scratch: &mut [T]) -> T;
+    fn log_conditional<T: Scalar>(
+        &self,
+        params: &[T],
+        psi: &[T],
+        u: &[T],
+        workspace: &mut Workspace<T>,
+    ) -> T;
 
     /// A draw of `ψ ~ τ(ψ | u)` for standard normal `noise`; without a
     /// reverse model, a draw of `q(ψ)`.
@@ -122,16 +144,61 @@ pub trait HierarchicalGuide: Sync {
         u: &[T],
         noise: &[f64],
         psi: &mut [T],
-        scratch: &mut [T],
+        workspace: &mut Workspace<T>,
     ) {
-        let (_, _) = (u, scratch);
+        let (_, _) = (u, workspace);
         self.sample_mixing(params, noise, psi);
     }
 
     /// `log τ(ψ | u)`; without a reverse model, `log q(ψ)`.
-    fn log_reverse<T: Scalar>(&self, params: &[T], u: &[T], psi: &[T], scratch: &mut [T]) -> T {
-        let (_, _) = (u, scratch);
+    fn log_reverse<T: Scalar>(
+        &self,
+        params: &[T],
+        u: &[T],
+        psi: &[T],
+        workspace: &mut Workspace<T>,
+    ) -> T {
+        let (_, _) = (u, workspace);
         self.log_mixing(params, psi)
+    }
+}
+
+/// How long each buffer of a [`Workspace`] must be.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkspaceLens {
+    /// Entries of [`Workspace::params`].
+    pub params: usize,
+    /// Entries of [`Workspace::reverse`].
+    pub reverse: usize,
+    /// Entries of [`Workspace::scratch`].
+    pub scratch: usize,
+}
+
+/// The buffers a guide computes in, owned by the caller so that no guide
+/// method allocates: `params` holds what [`HierarchicalGuide::prepare`]
+/// derived from the parameters, `reverse` what
+/// [`HierarchicalGuide::prepare_reverse`] derived at the current `u`, and
+/// `scratch` is free for any method.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workspace<T> {
+    /// Derived from the parameters, once per evaluation.
+    pub params: Vec<T>,
+    /// Derived at the current `u`, once per draw of `u`.
+    pub reverse: Vec<T>,
+    /// Free scratch.
+    pub scratch: Vec<T>,
+}
+
+impl<T: Scalar> Workspace<T> {
+    /// Buffers of the lengths `guide` asks for.
+    pub fn new<G: HierarchicalGuide + ?Sized>(guide: &G) -> Self {
+        let lens = guide.workspace_lens();
+        let zero = T::constant(0.0);
+        Self {
+            params: vec![zero; lens.params],
+            reverse: vec![zero; lens.reverse],
+            scratch: vec![zero; lens.scratch],
+        }
     }
 }
 

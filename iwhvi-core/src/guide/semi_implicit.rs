@@ -5,7 +5,7 @@ use std::ops::Range;
 use rand::Rng;
 
 use super::network::{Conditioning, Network};
-use super::{HierarchicalGuide, ParamLayout};
+use super::{HierarchicalGuide, ParamLayout, Workspace, WorkspaceLens};
 use crate::scalar::Scalar;
 use crate::special::LN_SQRT_2PI;
 
@@ -59,6 +59,11 @@ pub struct SemiImplicit {
     conditional_log_scale: Option<Range<usize>>,
     reverse_net: Option<Network>,
     reverse_log_scale: Range<usize>,
+    /// Where [`HierarchicalGuide::prepare`] puts the conditional's
+    /// `(scale, 1/scale, Σ log scale)` (constant scale only) and the
+    /// reverse model's, in `Workspace::params`.
+    prepared_conditional: Option<usize>,
+    prepared_reverse: Option<usize>,
 }
 
 impl SemiImplicit {
@@ -144,6 +149,9 @@ impl SemiImplicit {
             Reverse::Learned(_) => layout.push("reverse.log_scale", &[mixing_dim]),
             Reverse::Prior => 0..0,
         };
+        let prepared_conditional = conditional_log_scale.as_ref().map(|_| 0);
+        let after_conditional = prepared_conditional.map_or(0, |_| 2 * latent_dim + 1);
+        let prepared_reverse = reverse_net.as_ref().map(|_| after_conditional);
         Self {
             latent_dim,
             mixing_dim,
@@ -155,33 +163,53 @@ impl SemiImplicit {
             conditional_log_scale,
             reverse_net,
             reverse_log_scale,
+            prepared_conditional,
+            prepared_reverse,
         }
     }
 
-    /// The conditional's mean and log-scale at `ψ`: mean in
-    /// `scratch[..D]`, log-scale in `scratch[D..2D]`.
+    /// The conditional network's outputs at `ψ` into `scratch[..outputs]`
+    /// (the mean, then the log-scale when it depends on `ψ`).
     #[inline]
-    fn conditional_moments<T: Scalar>(&self, params: &[T], psi: &[T], scratch: &mut [T]) {
-        let d = self.latent_dim;
+    fn conditional_outputs<T: Scalar>(&self, params: &[T], psi: &[T], scratch: &mut [T]) {
         let outputs = self.conditional.outputs;
-        let (out, rest) = scratch.split_at_mut(2 * d);
+        let (out, hidden) = scratch.split_at_mut(outputs);
         self.conditional.apply(
             params,
             psi,
-            &mut out[..outputs],
-            &mut rest[..self.conditional.scratch_len()],
+            out,
+            &mut hidden[..self.conditional.scratch_len()],
         );
-        if let Some(range) = &self.conditional_log_scale {
-            out[d..].copy_from_slice(&params[range.clone()]);
-        }
     }
+}
 
-    /// The reverse model's mean at `u` in `scratch[..d]`.
-    #[inline]
-    fn reverse_mean<T: Scalar>(&self, net: &Network, params: &[T], u: &[T], scratch: &mut [T]) {
-        let (out, rest) = scratch.split_at_mut(self.mixing_dim);
-        net.apply(params, u, out, &mut rest[..net.scratch_len()]);
+/// `(scale, 1/scale, Σ log scale)` of a log-scale block, into `out`.
+fn prepare_scales<T: Scalar>(log_scale: &[T], out: &mut [T]) {
+    let n = log_scale.len();
+    let mut total = T::constant(0.0);
+    for (i, &s) in log_scale.iter().enumerate() {
+        let scale = s.exp();
+        out[i] = scale;
+        out[n + i] = scale.recip();
+        total += s;
     }
+    out[2 * n] = total;
+}
+
+/// `Σ log N(xᵢ; meanᵢ, scaleᵢ²)` from prepared `(1/scale, Σ log scale)`.
+#[inline]
+fn prepared_normal_log_density<T: Scalar>(
+    x: &[T],
+    mean: &[T],
+    inverse_scale: &[T],
+    sum_log_scale: T,
+) -> T {
+    let mut quad = T::constant(0.0);
+    for ((&xi, &mi), &inv) in x.iter().zip(mean).zip(inverse_scale) {
+        let z = (xi - mi) * inv;
+        quad += z * z;
+    }
+    -quad * 0.5 - sum_log_scale - LN_SQRT_2PI * x.len() as f64
 }
 
 impl HierarchicalGuide for SemiImplicit {
@@ -210,13 +238,46 @@ impl HierarchicalGuide for SemiImplicit {
         params
     }
 
-    fn scratch_len(&self) -> usize {
-        let conditional = 2 * self.latent_dim + self.conditional.scratch_len();
-        let reverse = self
-            .reverse_net
-            .as_ref()
-            .map_or(0, |n| self.mixing_dim + n.scratch_len());
-        conditional.max(reverse)
+    fn workspace_lens(&self) -> WorkspaceLens {
+        let (d, big_d) = (self.mixing_dim, self.latent_dim);
+        let params = self.prepared_reverse.map_or(
+            self.prepared_conditional.map_or(0, |_| 2 * big_d + 1),
+            |at| at + 2 * d + 1,
+        );
+        let conditional = self.conditional.outputs + self.conditional.scratch_len();
+        let reverse = self.reverse_net.as_ref().map_or(0, Network::scratch_len);
+        WorkspaceLens {
+            params,
+            reverse: if self.reverse_net.is_some() { d } else { 0 },
+            scratch: conditional.max(reverse),
+        }
+    }
+
+    fn prepare<T: Scalar>(&self, params: &[T], workspace: &mut Workspace<T>) {
+        if let (Some(at), Some(range)) = (self.prepared_conditional, &self.conditional_log_scale) {
+            prepare_scales(
+                &params[range.clone()],
+                &mut workspace.params[at..at + 2 * self.latent_dim + 1],
+            );
+        }
+        if let Some(at) = self.prepared_reverse {
+            let d = self.mixing_dim;
+            prepare_scales(
+                &params[self.reverse_log_scale.clone()],
+                &mut workspace.params[at..at + 2 * d + 1],
+            );
+        }
+    }
+
+    fn prepare_reverse<T: Scalar>(&self, params: &[T], u: &[T], workspace: &mut Workspace<T>) {
+        if let Some(net) = &self.reverse_net {
+            net.apply(
+                params,
+                u,
+                &mut workspace.reverse,
+                &mut workspace.scratch[..net.scratch_len()],
+            );
+        }
     }
 
     fn sample_conditional<T: Scalar>(
@@ -225,55 +286,87 @@ impl HierarchicalGuide for SemiImplicit {
         psi: &[T],
         noise: &[f64],
         u: &mut [T],
-        scratch: &mut [T],
+        workspace: &mut Workspace<T>,
     ) {
-        self.conditional_moments(params, psi, scratch);
-        let (mean, log_scale) = scratch[..2 * self.latent_dim].split_at(self.latent_dim);
-        for (((ui, &m), &s), &e) in u.iter_mut().zip(mean).zip(log_scale).zip(noise) {
-            *ui = m + s.exp() * e;
+        let big_d = self.latent_dim;
+        self.conditional_outputs(params, psi, &mut workspace.scratch);
+        let mean = &workspace.scratch[..big_d];
+        match self.prepared_conditional {
+            Some(at) => {
+                let scale = &workspace.params[at..at + big_d];
+                for (((ui, &m), &s), &e) in u.iter_mut().zip(mean).zip(scale).zip(noise) {
+                    *ui = m + s * e;
+                }
+            }
+            None => {
+                let log_scale = &workspace.scratch[big_d..2 * big_d];
+                for (((ui, &m), &s), &e) in u.iter_mut().zip(mean).zip(log_scale).zip(noise) {
+                    *ui = m + s.exp() * e;
+                }
+            }
         }
     }
 
-    fn log_conditional<T: Scalar>(&self, params: &[T], psi: &[T], u: &[T], scratch: &mut [T]) -> T {
-        self.conditional_moments(params, psi, scratch);
-        let (mean, log_scale) = scratch[..2 * self.latent_dim].split_at(self.latent_dim);
-        super::diag_normal_log_density(u, mean, log_scale)
+    fn log_conditional<T: Scalar>(
+        &self,
+        params: &[T],
+        psi: &[T],
+        u: &[T],
+        workspace: &mut Workspace<T>,
+    ) -> T {
+        let big_d = self.latent_dim;
+        self.conditional_outputs(params, psi, &mut workspace.scratch);
+        match self.prepared_conditional {
+            Some(at) => {
+                let prepared = &workspace.params[at..at + 2 * big_d + 1];
+                prepared_normal_log_density(
+                    u,
+                    &workspace.scratch[..big_d],
+                    &prepared[big_d..2 * big_d],
+                    prepared[2 * big_d],
+                )
+            }
+            None => {
+                let (mean, log_scale) = workspace.scratch[..2 * big_d].split_at(big_d);
+                super::diag_normal_log_density(u, mean, log_scale)
+            }
+        }
     }
 
     fn sample_reverse<T: Scalar>(
         &self,
         params: &[T],
-        u: &[T],
+        _u: &[T],
         noise: &[f64],
         psi: &mut [T],
-        scratch: &mut [T],
+        workspace: &mut Workspace<T>,
     ) {
-        let Some(net) = &self.reverse_net else {
+        let Some(at) = self.prepared_reverse else {
             return self.sample_mixing(params, noise, psi);
         };
-        self.reverse_mean(net, params, u, scratch);
-        let log_scale = &params[self.reverse_log_scale.clone()];
-        for (((p, &m), &s), &e) in psi
-            .iter_mut()
-            .zip(&scratch[..self.mixing_dim])
-            .zip(log_scale)
-            .zip(noise)
-        {
-            *p = m + s.exp() * e;
+        let scale = &workspace.params[at..at + self.mixing_dim];
+        for (((p, &m), &s), &e) in psi.iter_mut().zip(&workspace.reverse).zip(scale).zip(noise) {
+            *p = m + s * e;
         }
     }
 
-    fn log_reverse<T: Scalar>(&self, params: &[T], u: &[T], psi: &[T], scratch: &mut [T]) -> T {
-        let Some(net) = &self.reverse_net else {
+    fn log_reverse<T: Scalar>(
+        &self,
+        params: &[T],
+        _u: &[T],
+        psi: &[T],
+        workspace: &mut Workspace<T>,
+    ) -> T {
+        let Some(at) = self.prepared_reverse else {
             return self.log_mixing(params, psi);
         };
-        self.reverse_mean(net, params, u, scratch);
-        let log_scale = &params[self.reverse_log_scale.clone()];
-        let mut total = T::constant(-LN_SQRT_2PI * self.mixing_dim as f64);
-        for ((&p, &m), &s) in psi.iter().zip(&scratch[..self.mixing_dim]).zip(log_scale) {
-            let z = (p - m) * (-s).exp();
-            total -= z * z * 0.5 + s;
-        }
-        total
+        let d = self.mixing_dim;
+        let prepared = &workspace.params[at..at + 2 * d + 1];
+        prepared_normal_log_density(
+            psi,
+            &workspace.reverse,
+            &prepared[d..2 * d],
+            prepared[2 * d],
+        )
     }
 }

@@ -1,0 +1,68 @@
+//! Microseconds per DIWHVI training step on eight schools, the same work as
+//! the JAX peer's `us/step scan` column (`../shared/peers/RESULTS.md`):
+//! the affine semi-implicit guide with d = 10 (240 parameters), Adam at
+//! lr 0.01, one step = fresh noise + bound + gradient + Adam update.
+//!
+//! ```sh
+//! cargo bench --bench diwhvi_step
+//! ```
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use iwhvi::gradient::{GradientEngine, Parallelism};
+use iwhvi::guide::{HierarchicalGuide, SemiImplicit};
+use iwhvi::objective::{self, Diwhvi, StepNoise};
+use iwhvi::optim::{Adam, Optimizer};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+#[path = "common/eight_schools.rs"]
+mod eight_schools;
+use eight_schools::EightSchools;
+
+pub const SETTINGS: [(usize, usize); 6] = [(1, 0), (1, 8), (1, 64), (8, 0), (8, 8), (8, 64)];
+
+fn benches(c: &mut Criterion) {
+    let guide = SemiImplicit::new(10, 10);
+    let mut group = c.benchmark_group("diwhvi_step");
+    for (m, k) in SETTINGS {
+        for (label, parallelism) in [
+            ("single", Parallelism::SingleThread),
+            ("multi", Parallelism::Auto),
+        ] {
+            let engine = GradientEngine::<16>::new().with_parallelism(parallelism);
+            let mut rng = StdRng::seed_from_u64(1);
+            let mut params = guide.init_params(&mut rng);
+            let mut gradient = vec![0.0; params.len()];
+            let mut noise = StepNoise::new(&guide, Diwhvi::new(m, k));
+            let mut adam = Adam::new(0.01);
+            group.bench_function(BenchmarkId::new(label, format!("M{m}_K{k}")), |b| {
+                b.iter(|| {
+                    noise.redraw(&mut rng);
+                    let bound = objective::value_and_gradient(
+                        &EightSchools,
+                        &guide,
+                        &params,
+                        &noise,
+                        &engine,
+                        &mut gradient,
+                    );
+                    adam.step(&mut params, &gradient);
+                    black_box(bound)
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = diwhvi_step;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2))
+        .sample_size(20);
+    targets = benches
+}
+criterion_main!(diwhvi_step);
