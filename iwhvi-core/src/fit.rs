@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use crate::gradient::{GradientEngine, Parallelism};
 use crate::guide::HierarchicalGuide;
 use crate::model::Model;
-use crate::objective::{self, Diwhvi, StepNoise};
+use crate::objective::{self, Diwhvi, GradientEstimator, StepNoise};
 use crate::optim::Optimizer;
 
 /// How to fit: the objective, how long, and when to stop.
@@ -44,6 +44,9 @@ pub struct FitConfig {
     pub progress: bool,
     /// Threads for the gradient passes (default [`Parallelism::Auto`]).
     pub parallelism: Parallelism,
+    /// The gradient estimator for the reverse model's parameters (default
+    /// the plain reparameterization gradient).
+    pub estimator: GradientEstimator,
 }
 
 impl Default for FitConfig {
@@ -57,6 +60,7 @@ impl Default for FitConfig {
             max_consecutive_rejections: 20,
             progress: true,
             parallelism: Parallelism::Auto,
+            estimator: GradientEstimator::Reparameterized,
         }
     }
 }
@@ -91,6 +95,12 @@ impl FitConfig {
     /// With or without the progress bar.
     pub fn progress(mut self, show: bool) -> Self {
         self.progress = show;
+        self
+    }
+
+    /// With the given gradient estimator for the reverse model.
+    pub fn estimator(mut self, estimator: GradientEstimator) -> Self {
+        self.estimator = estimator;
         self
     }
 
@@ -226,8 +236,15 @@ pub fn fit_from<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
 
     for step in 1..=config.max_steps {
         noise.redraw(&mut rng);
-        let bound =
-            objective::value_and_gradient(model, guide, &params, &noise, &engine, &mut gradient);
+        let bound = objective::value_and_gradient_with(
+            model,
+            guide,
+            &params,
+            &noise,
+            &engine,
+            config.estimator,
+            &mut gradient,
+        );
         state.trace.push(bound);
         state.steps = step;
         if !bound.is_finite() || gradient.iter().any(|g| !g.is_finite()) {

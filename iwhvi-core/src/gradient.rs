@@ -147,7 +147,41 @@ impl<const W: usize> GradientEngine<W> {
             x.len(),
             "the gradient buffer must have one entry per parameter"
         );
-        self.directional_passes(f, x, gradient, Seed::Unit)
+        self.directional_passes(f, x, gradient, Seed::Unit(0))
+    }
+
+    /// `f(x)`, writing the partial derivatives `∂f/∂xᵢ` for `i` in
+    /// `directions` into `out` (the other parameters held constant, so the
+    /// passes cover only those directions).
+    ///
+    /// # Panics
+    /// If `directions` is not within `x` or `out.len() != directions.len()`.
+    ///
+    /// ```
+    /// use iwhvi_core::{Differentiable, GradientEngine, Scalar};
+    /// struct Product;
+    /// impl Differentiable for Product {
+    ///     fn eval<T: Scalar>(&self, x: &[T]) -> T {
+    ///         x[0] * x[1] * x[2]
+    ///     }
+    /// }
+    /// let mut out = [0.0; 2];
+    /// GradientEngine::<4>::new().value_and_partial_gradient_into(&Product, &[2.0, 3.0, 5.0], 1..3, &mut out);
+    /// assert_eq!(out, [10.0, 6.0]);
+    /// ```
+    pub fn value_and_partial_gradient_into<F: Differentiable>(
+        &self,
+        f: &F,
+        x: &[f64],
+        directions: std::ops::Range<usize>,
+        out: &mut [f64],
+    ) -> f64 {
+        assert!(
+            directions.end <= x.len(),
+            "the directions must be parameters of x"
+        );
+        assert_eq!(out.len(), directions.len(), "one output per direction");
+        self.directional_passes(f, x, out, Seed::Unit(directions.start))
     }
 
     /// `f(x)` and the directional derivative `∇f(x) · v` (a Jacobian-vector
@@ -265,8 +299,8 @@ const PARALLEL_THRESHOLD: Duration = Duration::from_micros(100);
 /// The tangent directions of a set of passes.
 #[derive(Clone, Copy)]
 enum Seed<'a> {
-    /// The unit vectors: output `j` is `∂f/∂xⱼ`.
-    Unit,
+    /// The unit vectors from `start`: output `j` is `∂f/∂x_{start+j}`.
+    Unit(usize),
     /// Given directions: output `j` is `∇f · directions[j]`.
     Directions(&'a [&'a [f64]]),
 }
@@ -284,10 +318,11 @@ impl Seed<'_> {
     ) {
         buffer.clear();
         match self {
-            Seed::Unit => {
+            Seed::Unit(start) => {
                 buffer.extend(x.iter().map(|&v| Dual::constant(v)));
                 for k in 0..count {
-                    buffer[first + k] = Dual::variable(x[first + k], k);
+                    let i = start + first + k;
+                    buffer[i] = Dual::variable(x[i], k);
                 }
             }
             Seed::Directions(directions) => {

@@ -91,6 +91,10 @@ impl HierarchicalGuide for LaplaceMixture {
         layout
     }
 
+    fn reverse_params(&self) -> std::ops::Range<usize> {
+        0..self.param_layout().len()
+    }
+
     fn init_params<R: Rng + ?Sized>(&self, _rng: &mut R) -> Vec<f64> {
         match self.reverse {
             // η ≈ ln|z| with unit scale.

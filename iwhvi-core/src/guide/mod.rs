@@ -82,6 +82,13 @@ pub trait HierarchicalGuide: Sync {
         self.mixing_dim()
     }
 
+    /// The parameters of the reverse model `τ` (a contiguous range of the
+    /// parameter vector; empty without a learned reverse model). The
+    /// doubly-reparameterized estimator treats these differently.
+    fn reverse_params(&self) -> std::ops::Range<usize> {
+        0..0
+    }
+
     /// The lengths of the [`Workspace`] the methods below need.
     fn workspace_lens(&self) -> WorkspaceLens {
         WorkspaceLens::default()

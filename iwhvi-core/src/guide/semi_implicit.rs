@@ -238,6 +238,18 @@ impl HierarchicalGuide for SemiImplicit {
         params
     }
 
+    fn reverse_params(&self) -> std::ops::Range<usize> {
+        match self
+            .layout
+            .blocks()
+            .iter()
+            .position(|b| b.name.starts_with("reverse."))
+        {
+            Some(first) => self.layout.blocks()[first].range.start..self.layout.len(),
+            None => 0..0,
+        }
+    }
+
     fn workspace_lens(&self) -> WorkspaceLens {
         let (d, big_d) = (self.mixing_dim, self.latent_dim);
         let params = self.prepared_reverse.map_or(
