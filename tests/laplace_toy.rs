@@ -154,8 +154,8 @@ fn doubly_reparameterized_gradient_is_unbiased_with_lower_variance() {
     let mut rng = StdRng::seed_from_u64(6);
     let mut noise = StepNoise::new(&guide, Diwhvi::iwhvi(50));
     let draws = 3000;
-    let mut plain = vec![Vec::with_capacity(draws); 4];
-    let mut dreg = vec![Vec::with_capacity(draws); 4];
+    let mut plain: Vec<Vec<f64>> = vec![Vec::new(); 4];
+    let mut dreg: Vec<Vec<f64>> = vec![Vec::new(); 4];
     let mut g = [0.0; 4];
     for _ in 0..draws {
         noise.redraw(&mut rng);
