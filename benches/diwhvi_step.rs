@@ -10,10 +10,11 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use iwhvi::gradient::{GradientEngine, Parallelism};
+use iwhvi::gradient::{GradientBackend, GradientEngine, Parallelism};
 use iwhvi::guide::{HierarchicalGuide, SemiImplicit};
 use iwhvi::objective::{self, Diwhvi, StepNoise};
 use iwhvi::optim::{Adam, Optimizer};
+use iwhvi::reverse::ReverseEngine;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -23,36 +24,48 @@ use eight_schools::EightSchools;
 
 pub const SETTINGS: [(usize, usize); 6] = [(1, 0), (1, 8), (1, 64), (8, 0), (8, 8), (8, 64)];
 
-fn benches(c: &mut Criterion) {
+/// One timed training step on `engine`.
+fn bench_engine<E: GradientBackend>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    label: &str,
+    (m, k): (usize, usize),
+    engine: &E,
+) {
     let guide = SemiImplicit::new(10, 10);
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut params = guide.init_params(&mut rng);
+    let mut gradient = vec![0.0; params.len()];
+    let mut noise = StepNoise::new(&guide, Diwhvi::new(m, k));
+    let mut adam = Adam::new(0.01);
+    group.bench_function(BenchmarkId::new(label, format!("M{m}_K{k}")), |b| {
+        b.iter(|| {
+            noise.redraw(&mut rng);
+            let bound = objective::value_and_gradient(
+                &EightSchools,
+                &guide,
+                &params,
+                &noise,
+                engine,
+                &mut gradient,
+            );
+            adam.step(&mut params, &gradient);
+            black_box(bound)
+        })
+    });
+}
+
+fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("diwhvi_step");
-    for (m, k) in SETTINGS {
-        for (label, parallelism) in [
-            ("single", Parallelism::SingleThread),
-            ("multi", Parallelism::Auto),
-        ] {
-            let engine = GradientEngine::<16>::new().with_parallelism(parallelism);
-            let mut rng = StdRng::seed_from_u64(1);
-            let mut params = guide.init_params(&mut rng);
-            let mut gradient = vec![0.0; params.len()];
-            let mut noise = StepNoise::new(&guide, Diwhvi::new(m, k));
-            let mut adam = Adam::new(0.01);
-            group.bench_function(BenchmarkId::new(label, format!("M{m}_K{k}")), |b| {
-                b.iter(|| {
-                    noise.redraw(&mut rng);
-                    let bound = objective::value_and_gradient(
-                        &EightSchools,
-                        &guide,
-                        &params,
-                        &noise,
-                        &engine,
-                        &mut gradient,
-                    );
-                    adam.step(&mut params, &gradient);
-                    black_box(bound)
-                })
-            });
-        }
+    for setting in SETTINGS {
+        let single = GradientEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
+        bench_engine(&mut group, "forward-single", setting, &single);
+        bench_engine(
+            &mut group,
+            "forward-multi",
+            setting,
+            &GradientEngine::<16>::new(),
+        );
+        bench_engine(&mut group, "reverse", setting, &ReverseEngine);
     }
     group.finish();
 }

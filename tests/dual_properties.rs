@@ -194,6 +194,18 @@ proptest! {
         prop_assert_eq!(&GradientEngine::<1>::new().with_parallelism(all_cores).value_and_gradient(&e, &x), &reference);
     }
 
+    /// The reverse-mode tape gives the forward-mode gradient.
+    #[test]
+    fn reverse_mode_agrees_with_forward_mode(e in expr(), x in point()) {
+        let (value, forward) = GradientEngine::<4>::new().value_and_gradient(&e, &x);
+        prop_assume!(value.is_finite() && forward.iter().all(|g| g.is_finite()));
+        let (reverse_value, reverse) = iwhvi::reverse::ReverseEngine.value_and_gradient(&e, &x);
+        prop_assert_eq!(reverse_value, value);
+        for (i, (f, r)) in forward.iter().zip(&reverse).enumerate() {
+            prop_assert!((f - r).abs() <= 1e-12 * (1.0 + f.abs()), "∂/∂x{}: forward {} vs reverse {}", i, f, r);
+        }
+    }
+
     /// A directional derivative is the gradient's dot product with the direction.
     #[test]
     fn jvp_is_gradient_dot_direction(e in expr(), x in point(), v in point()) {

@@ -406,6 +406,70 @@ impl<const W: usize> Scalar for Dual<W> {
     fn is_finite(self) -> bool {
         self.value.is_finite() && self.tangent.iter().all(|t| t.is_finite())
     }
+
+    #[inline]
+    fn dot(a: &[Self], b: &[Self]) -> Self {
+        let mut value = 0.0;
+        let mut tangent = [0.0; W];
+        let mut active = false;
+        for (x, y) in a.iter().zip(b) {
+            value += x.value * y.value;
+            if x.active {
+                active = true;
+                for (t, &xt) in tangent.iter_mut().zip(&x.tangent) {
+                    *t += xt * y.value;
+                }
+            }
+            if y.active {
+                active = true;
+                for (t, &yt) in tangent.iter_mut().zip(&y.tangent) {
+                    *t += x.value * yt;
+                }
+            }
+        }
+        if active {
+            Self::new(value, tangent)
+        } else {
+            Self::constant(value)
+        }
+    }
+
+    #[inline]
+    fn scaled_squared_distance(x: &[Self], mean: &[Self], inverse_scale: &[Self]) -> Self {
+        let mut value = 0.0;
+        let mut tangent = [0.0; W];
+        let mut active = false;
+        for ((xi, mi), si) in x.iter().zip(mean).zip(inverse_scale) {
+            let d = xi.value - mi.value;
+            let z = d * si.value;
+            value += z * z;
+            // ∂z² = 2z (s (ẋ − ṁ) + d ṡ)
+            let (along_d, along_s) = (2.0 * z * si.value, 2.0 * z * d);
+            if xi.active {
+                active = true;
+                for (t, &v) in tangent.iter_mut().zip(&xi.tangent) {
+                    *t += along_d * v;
+                }
+            }
+            if mi.active {
+                active = true;
+                for (t, &v) in tangent.iter_mut().zip(&mi.tangent) {
+                    *t -= along_d * v;
+                }
+            }
+            if si.active {
+                active = true;
+                for (t, &v) in tangent.iter_mut().zip(&si.tangent) {
+                    *t += along_s * v;
+                }
+            }
+        }
+        if active {
+            Self::new(value, tangent)
+        } else {
+            Self::constant(value)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,11 +14,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::gradient::{GradientEngine, Parallelism};
+use crate::gradient::{GradientBackend, GradientEngine, Parallelism};
 use crate::guide::HierarchicalGuide;
 use crate::model::Model;
 use crate::objective::{self, Diwhvi, GradientEstimator, StepNoise};
 use crate::optim::Optimizer;
+use crate::reverse::ReverseEngine;
 
 /// How to fit: the objective, how long, and when to stop.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +48,20 @@ pub struct FitConfig {
     /// The gradient estimator for the reverse model's parameters (default
     /// the plain reparameterization gradient).
     pub estimator: GradientEstimator,
+    /// How gradients are computed (default forward mode).
+    pub engine: Engine,
+}
+
+/// The differentiation engine a fit runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// Chunked forward-mode dual numbers, 16 directions per pass, passes on
+    /// [`FitConfig::parallelism`]'s threads; memory independent of `M × K`.
+    #[default]
+    Forward,
+    /// A reverse-mode tape: one pass whatever the number of parameters, on
+    /// the calling thread; the tape grows with `M × K`.
+    Reverse,
 }
 
 impl Default for FitConfig {
@@ -61,6 +76,7 @@ impl Default for FitConfig {
             progress: true,
             parallelism: Parallelism::Auto,
             estimator: GradientEstimator::Reparameterized,
+            engine: Engine::Forward,
         }
     }
 }
@@ -101,6 +117,12 @@ impl FitConfig {
     /// With the given gradient estimator for the reverse model.
     pub fn estimator(mut self, estimator: GradientEstimator) -> Self {
         self.estimator = estimator;
+        self
+    }
+
+    /// With the given differentiation engine.
+    pub fn engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
         self
     }
 
@@ -192,9 +214,26 @@ pub fn fit<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
 pub fn fit_from<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
     model: &Mo,
     guide: &G,
+    optimizer: O,
+    config: &FitConfig,
+    initial: Vec<f64>,
+) -> Result<Fit, FitError> {
+    match config.engine {
+        Engine::Forward => {
+            let engine = GradientEngine::<16>::new().with_parallelism(config.parallelism);
+            fit_with(model, guide, optimizer, config, initial, &engine)
+        }
+        Engine::Reverse => fit_with(model, guide, optimizer, config, initial, &ReverseEngine),
+    }
+}
+
+fn fit_with<Mo: Model, G: HierarchicalGuide, O: Optimizer, E: GradientBackend>(
+    model: &Mo,
+    guide: &G,
     mut optimizer: O,
     config: &FitConfig,
     initial: Vec<f64>,
+    engine: &E,
 ) -> Result<Fit, FitError> {
     if model.dim() != guide.latent_dim() {
         return Err(FitError::DimensionMismatch {
@@ -213,7 +252,6 @@ pub fn fit_from<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
     // The noise stream is seeded apart from the initialisation so that
     // `fit` and `fit_from` with the same seed see the same noise.
     let mut rng = StdRng::seed_from_u64(config.seed ^ 0x9E37_79B9_7F4A_7C15);
-    let engine = GradientEngine::<16>::new().with_parallelism(config.parallelism);
     let mut noise = StepNoise::new(guide, config.objective);
     let mut params = initial;
     let mut gradient = vec![0.0; params.len()];
@@ -241,7 +279,7 @@ pub fn fit_from<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
             guide,
             &params,
             &noise,
-            &engine,
+            engine,
             config.estimator,
             &mut gradient,
         );

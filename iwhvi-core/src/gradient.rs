@@ -50,6 +50,50 @@ pub trait Differentiable: Sync {
     fn eval<T: Scalar>(&self, x: &[T]) -> T;
 }
 
+/// A way to compute gradients of a [`Differentiable`]: chunked forward
+/// mode ([`GradientEngine`]) or a reverse-mode tape
+/// ([`ReverseEngine`](crate::reverse::ReverseEngine)). Objectives and the
+/// fit loop are generic over it.
+pub trait GradientBackend: Sync {
+    /// `f(x)`, writing `∇f(x)` into `gradient`.
+    fn value_and_gradient_into<F: Differentiable>(
+        &self,
+        f: &F,
+        x: &[f64],
+        gradient: &mut [f64],
+    ) -> f64;
+
+    /// `f(x)`, writing `∂f/∂xᵢ` for `i` in `directions` into `out`.
+    fn value_and_partial_gradient_into<F: Differentiable>(
+        &self,
+        f: &F,
+        x: &[f64],
+        directions: std::ops::Range<usize>,
+        out: &mut [f64],
+    ) -> f64;
+}
+
+impl<const W: usize> GradientBackend for GradientEngine<W> {
+    fn value_and_gradient_into<F: Differentiable>(
+        &self,
+        f: &F,
+        x: &[f64],
+        gradient: &mut [f64],
+    ) -> f64 {
+        GradientEngine::value_and_gradient_into(self, f, x, gradient)
+    }
+
+    fn value_and_partial_gradient_into<F: Differentiable>(
+        &self,
+        f: &F,
+        x: &[f64],
+        directions: std::ops::Range<usize>,
+        out: &mut [f64],
+    ) -> f64 {
+        GradientEngine::value_and_partial_gradient_into(self, f, x, directions, out)
+    }
+}
+
 /// Whether the engine runs its passes on all cores or on the calling thread.
 /// The gradient is the same, bit for bit, under every setting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -45,11 +45,12 @@ pub mod model;
 pub mod objective;
 pub mod optim;
 pub mod posterior;
+pub mod reverse;
 pub mod scalar;
 pub mod special;
 pub mod transforms;
 
 pub use dual::Dual;
-pub use gradient::{Differentiable, GradientEngine, Parallelism, gradient};
+pub use gradient::{Differentiable, GradientBackend, GradientEngine, Parallelism, gradient};
 pub use linalg::LinalgError;
 pub use scalar::Scalar;

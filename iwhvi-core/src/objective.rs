@@ -22,7 +22,7 @@
 use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
 
-use crate::gradient::{Differentiable, GradientEngine};
+use crate::gradient::{Differentiable, GradientBackend};
 use crate::guide::{HierarchicalGuide, Workspace};
 use crate::model::Model;
 use crate::scalar::Scalar;
@@ -162,18 +162,19 @@ pub struct ChainedModel {
 impl ChainedModel {
     /// Evaluates the model and its `u`-gradient at each outer draw of the
     /// step's noise under `params`.
-    pub fn new<Mo: Model, G: HierarchicalGuide, const W: usize>(
+    pub fn new<Mo: Model, G: HierarchicalGuide, E: GradientBackend>(
         model: &Mo,
         guide: &G,
         params: &[f64],
         noise: &StepNoise,
-        engine: &GradientEngine<W>,
+        engine: &E,
     ) -> Self {
         let mut buffers = Buffers::new(guide, params);
         let mut chained = Self::default();
         for m in 0..noise.objective.m {
             buffers.draw_outer(guide, params, noise, m);
-            let (value, gradient) = engine.value_and_gradient(&LogJoint(model), &buffers.u);
+            let mut gradient = vec![0.0; buffers.u.len()];
+            let value = engine.value_and_gradient_into(&LogJoint(model), &buffers.u, &mut gradient);
             chained.values.push(value);
             chained.gradients.push(gradient);
         }
@@ -452,12 +453,12 @@ fn stopped_u<T: Scalar>(u: &[T]) -> Vec<f64> {
 
 /// One step's bound and its gradient in the guide's parameters, with the
 /// model's gradient in `u` chained into the parameter tangents.
-pub fn value_and_gradient<Mo: Model, G: HierarchicalGuide, const W: usize>(
+pub fn value_and_gradient<Mo: Model, G: HierarchicalGuide, E: GradientBackend>(
     model: &Mo,
     guide: &G,
     params: &[f64],
     noise: &StepNoise,
-    engine: &GradientEngine<W>,
+    engine: &E,
     gradient: &mut [f64],
 ) -> f64 {
     value_and_gradient_with(
@@ -473,12 +474,12 @@ pub fn value_and_gradient<Mo: Model, G: HierarchicalGuide, const W: usize>(
 
 /// [`value_and_gradient`] with the given estimator for the reverse model's
 /// parameters.
-pub fn value_and_gradient_with<Mo: Model, G: HierarchicalGuide, const W: usize>(
+pub fn value_and_gradient_with<Mo: Model, G: HierarchicalGuide, E: GradientBackend>(
     model: &Mo,
     guide: &G,
     params: &[f64],
     noise: &StepNoise,
-    engine: &GradientEngine<W>,
+    engine: &E,
     estimator: GradientEstimator,
     gradient: &mut [f64],
 ) -> f64 {

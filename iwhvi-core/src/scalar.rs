@@ -94,6 +94,28 @@ pub trait Scalar:
     /// True when the value and every derivative are finite.
     fn is_finite(self) -> bool;
 
+    /// `Σᵢ aᵢ bᵢ` over the shorter of the two slices: the inner loop of
+    /// matrix-vector products, fused so that dual and tape scalars record
+    /// one result instead of one per multiply-add.
+    #[inline]
+    fn dot(a: &[Self], b: &[Self]) -> Self {
+        a.iter()
+            .zip(b)
+            .fold(Self::constant(0.0), |acc, (&x, &y)| acc + x * y)
+    }
+
+    /// `Σᵢ ((xᵢ − meanᵢ) · inverse_scaleᵢ)²`: the quadratic form of a
+    /// diagonal Gaussian, fused like [`Scalar::dot`].
+    #[inline]
+    fn scaled_squared_distance(x: &[Self], mean: &[Self], inverse_scale: &[Self]) -> Self {
+        x.iter()
+            .zip(mean)
+            .zip(inverse_scale)
+            .fold(Self::constant(0.0), |acc, ((&xi, &mi), &si)| {
+                acc + ((xi - mi) * si).square()
+            })
+    }
+
     /// `e^x`
     #[inline(always)]
     fn exp(self) -> Self {

@@ -275,8 +275,7 @@ impl ParamLayout {
 /// `Σᵢ log N(xᵢ; 0, 1)`.
 #[inline]
 pub fn std_normal_log_density<T: Scalar>(x: &[T]) -> T {
-    let quad: T = x.iter().map(|&v| v * v).sum();
-    -quad * 0.5 - LN_SQRT_2PI * x.len() as f64
+    -T::dot(x, x) * 0.5 - LN_SQRT_2PI * x.len() as f64
 }
 
 /// `Σᵢ log N(xᵢ; meanᵢ, exp(log_sdᵢ)²)`.

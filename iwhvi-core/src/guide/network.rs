@@ -124,10 +124,6 @@ fn affine<T: Scalar>(
     let bias = &params[bias.clone()];
     let n = x.len();
     for (i, o) in out.iter_mut().enumerate() {
-        let mut acc = bias[i];
-        for (&w, &xj) in weight[i * n..(i + 1) * n].iter().zip(x) {
-            acc += w * xj;
-        }
-        *o = acc;
+        *o = bias[i] + T::dot(&weight[i * n..(i + 1) * n], x);
     }
 }

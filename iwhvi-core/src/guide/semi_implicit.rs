@@ -204,12 +204,9 @@ fn prepared_normal_log_density<T: Scalar>(
     inverse_scale: &[T],
     sum_log_scale: T,
 ) -> T {
-    let mut quad = T::constant(0.0);
-    for ((&xi, &mi), &inv) in x.iter().zip(mean).zip(inverse_scale) {
-        let z = (xi - mi) * inv;
-        quad += z * z;
-    }
-    -quad * 0.5 - sum_log_scale - LN_SQRT_2PI * x.len() as f64
+    -T::scaled_squared_distance(x, mean, inverse_scale) * 0.5
+        - sum_log_scale
+        - LN_SQRT_2PI * x.len() as f64
 }
 
 impl HierarchicalGuide for SemiImplicit {
