@@ -9,14 +9,14 @@
 //! the training (M, K); moments from 100,000 guide draws.
 //!
 //! ```sh
-//! cargo bench --bench eight_schools_bounds            # all settings, a table
-//! cargo bench --bench eight_schools_bounds -- 8 64    # one setting, one JSON line
+//! cargo bench --bench eight_schools_bounds                    # every setting, both engines
+//! cargo bench --bench eight_schools_bounds -- 8 64 reverse    # one setting, one JSON line
 //! ```
 
 use std::process::Command;
 use std::time::Instant;
 
-use iwhvi::fit::{FitConfig, fit};
+use iwhvi::fit::{Engine, FitConfig, fit};
 use iwhvi::guide::SemiImplicit;
 use iwhvi::objective::{Diwhvi, estimate_bound};
 use iwhvi::optim::Adam;
@@ -49,12 +49,13 @@ fn mean_sd(xs: &[f64]) -> (f64, f64) {
     )
 }
 
-fn run(m: usize, k: usize) {
+fn run(m: usize, k: usize, engine: Engine) {
     let guide = SemiImplicit::new(10, 10);
     let config = FitConfig::new(Diwhvi::new(m, k))
         .max_steps(5000)
         .seed(0)
-        .progress(false);
+        .progress(false)
+        .engine(engine);
     let started = Instant::now();
     let fitted = fit(&EightSchools, &guide, Adam::new(0.01), &config).expect("the fit runs");
     let train_s = started.elapsed().as_secs_f64();
@@ -89,7 +90,7 @@ fn run(m: usize, k: usize) {
         (mean_sd(&mu), mean_sd(&tau), mean_sd(&theta0));
     let sd = |e: iwhvi::objective::Estimate| e.std_error * (e.replicates as f64).sqrt();
     println!(
-        "{{\"M\": {m}, \"K\": {k}, \"train_s\": {train_s:.3}, \"bound_M1_K256_mean\": {:.4}, \"bound_M1_K256_sd\": {:.4}, \
+        "{{\"engine\": \"{engine:?}\", \"M\": {m}, \"K\": {k}, \"train_s\": {train_s:.3}, \"bound_M1_K256_mean\": {:.4}, \"bound_M1_K256_sd\": {:.4}, \
          \"bound_train_mean\": {:.4}, \"bound_train_sd\": {:.4}, \"train_last500\": {last_500:.4}, \
          \"mu\": [{mu_m:.3}, {mu_s:.3}], \"tau\": [{tau_m:.3}, {tau_s:.3}], \"theta0\": [{th_m:.3}, {th_s:.3}], \
          \"peak_rss_mib\": {:.1}, \"rejected_steps\": {}}}",
@@ -103,19 +104,24 @@ fn run(m: usize, k: usize) {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    if let [m, k] = args[..] {
-        return run(m, k);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let numbers: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let engine = if args.iter().any(|a| a == "reverse") {
+        Engine::Reverse
+    } else {
+        Engine::Forward
+    };
+    if let [m, k] = numbers[..] {
+        return run(m, k, engine);
     }
     let exe = std::env::current_exe().expect("own path");
-    for (m, k) in SETTINGS {
-        let out = Command::new(&exe)
-            .args([m.to_string(), k.to_string()])
-            .output()
-            .expect("run a setting");
-        print!("{}", String::from_utf8_lossy(&out.stdout));
+    for engine in ["forward", "reverse"] {
+        for (m, k) in SETTINGS {
+            let out = Command::new(&exe)
+                .args([m.to_string(), k.to_string(), engine.to_string()])
+                .output()
+                .expect("run a setting");
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+        }
     }
 }
