@@ -77,7 +77,9 @@ fn run(m: usize, k: usize, engine: Engine) {
         &mut rng,
     );
     let last_500 = fitted.trace[fitted.trace.len() - 500..].iter().sum::<f64>() / 500.0;
-    let draws = Posterior::new(&EightSchools, &guide, &fitted.params).sample(100_000, &mut rng);
+    let draws = Posterior::new(&EightSchools, &guide, &fitted.params)
+        .expect("the fitted parameters fit the guide")
+        .sample(100_000, &mut rng);
     let (mu, tau) = (draws.column("mu").unwrap(), draws.column("tau").unwrap());
     let theta0: Vec<f64> = draws
         .column("theta_tilde[0]")

@@ -101,7 +101,8 @@ fn moments(draws: &Draws) -> Vec<(f64, f64)> {
 }
 
 fn report<G: HierarchicalGuide + Clone>(name: &str, guide: &G, params: &[f64], rng: &mut StdRng) {
-    let posterior = Posterior::new(&EightSchools, guide, params);
+    let posterior =
+        Posterior::new(&EightSchools, guide, params).expect("the fitted parameters fit the guide");
     let plain = moments(&posterior.sample(50_000, rng));
     let resampled = posterior.sample_importance_resampled(20_000, 20_000, 16, rng);
     let weighted = moments(&resampled.draws);

@@ -188,7 +188,7 @@ fn fitted_semi_implicit_guide_recovers_the_exact_posterior() {
     // Importance-resampled with the bound's own weights (K = 32), so that
     // the guide's remaining under- or over-dispersion is corrected.
     let mut rng = StdRng::seed_from_u64(3);
-    let posterior = Posterior::new(&model, &guide, &params);
+    let posterior = Posterior::new(&model, &guide, &params).unwrap();
     let resampled = posterior.sample_importance_resampled(100_000, 100_000, 32, &mut rng);
     assert!(
         resampled.effective_sample_size > 20_000.0,
@@ -325,7 +325,7 @@ fn a_fitted_guide_saves_loads_and_samples_without_the_data() {
         .max_steps(200)
         .progress(false);
     let fitted = fit(&model, &guide, Adam::new(0.02), &config).unwrap();
-    let posterior = Posterior::new(&model, &guide, &fitted.params);
+    let posterior = Posterior::new(&model, &guide, &fitted.params).unwrap();
     let path = std::env::temp_dir().join(format!("iwhvi-fit-{}.json", std::process::id()));
     posterior.fitted().save(&path).unwrap();
     let loaded = FittedGuide::<SemiImplicit>::load(&path).unwrap();
@@ -425,4 +425,54 @@ fn the_reverse_engine_gives_the_forward_gradient_and_fits_alike() {
             "forward {f} vs reverse {r} after 200 steps"
         );
     }
+}
+
+#[test]
+fn entropy_and_kl_brackets_match_the_closed_form_for_a_gaussian_guide() {
+    use iwhvi::objective::guide_diagnostics;
+    let model = LinearGaussian::new(12);
+    let (mean, cov) = model.posterior();
+    let truth = model.log_evidence();
+    // A deliberately imperfect mean-field guide.
+    let loc = [mean[0] + 0.1, mean[1] - 0.05, mean[2]];
+    let log_scale = [-1.2f64, -1.5, -2.0];
+    let params: Vec<f64> = loc.iter().chain(&log_scale).copied().collect();
+    let mut rng = StdRng::seed_from_u64(13);
+    let diagnostics = guide_diagnostics(&model, &MeanField::new(3), &params, 8, 20_000, &mut rng);
+
+    let entropy: f64 =
+        log_scale.iter().sum::<f64>() + 1.5 * (1.0 + (2.0 * std::f64::consts::PI).ln());
+    for e in [diagnostics.entropy_lower, diagnostics.entropy_upper] {
+        assert!(
+            (e.mean - entropy).abs() < 4.0 * e.std_error,
+            "entropy {e} vs exact {entropy}"
+        );
+    }
+    // KL(N(m, S) ‖ N(μ, Σ)) = ½ [tr(Σ⁻¹S) + (μ−m)ᵀΣ⁻¹(μ−m) − D + ln det Σ − ln det S]
+    let precision = cov.clone().try_inverse().unwrap();
+    let s = DMatrix::from_diagonal(&DVector::from_iterator(
+        3,
+        log_scale.iter().map(|l| (2.0 * l).exp()),
+    ));
+    let diff = &mean - DVector::from_row_slice(&loc);
+    let kl = 0.5
+        * ((&precision * &s).trace() + (diff.transpose() * &precision * &diff)[(0, 0)] - 3.0
+            + cov.determinant().ln()
+            - s.determinant().ln());
+    let (kl_low, kl_high) = diagnostics.kl_bracket(truth);
+    let se = diagnostics.elbo_lower.std_error;
+    assert!(
+        kl_low <= kl + 4.0 * se && kl <= kl_high + 4.0 * se,
+        "KL {kl} outside [{kl_low}, {kl_high}] ± {se}"
+    );
+    assert!(
+        (kl_low - kl).abs() < 4.0 * se,
+        "non-hierarchical: the bracket is exact, {kl_low} vs {kl}"
+    );
+
+    // For a hierarchical guide the bracket has width, in the right order.
+    let guide = semi_implicit();
+    let params = guide.init_params(&mut rng);
+    let d = guide_diagnostics(&model, &guide, &params, 16, 4000, &mut rng);
+    assert!(d.entropy_lower.mean <= d.entropy_upper.mean + 3.0 * d.entropy_upper.std_error);
 }

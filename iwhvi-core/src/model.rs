@@ -59,6 +59,10 @@ use crate::transforms::{Transform, TransformError};
 /// unconstrained latents `u ∈ R^D`, generic over the scalar, and the
 /// layout that names them.
 pub trait Model: Sync {
+    /// The unconstrained dimension when it is known at compile time (every
+    /// shape fixed; `#[variational]` will set it), else `None`.
+    const STATIC_DIM: Option<usize> = None;
+
     /// The latents' names, shapes and transforms.
     fn layout(&self) -> Layout;
 
@@ -66,10 +70,10 @@ pub trait Model: Sync {
     /// space, Jacobians included. `u.len()` is [`Model::dim`].
     fn log_joint<T: Scalar>(&self, u: &[T]) -> T;
 
-    /// The unconstrained dimension `D` (from the layout unless the model
-    /// knows it more cheaply).
+    /// The unconstrained dimension `D`: [`Model::STATIC_DIM`] when known,
+    /// else from the layout (known at run time, e.g. from data lengths).
     fn dim(&self) -> usize {
-        self.layout().dim()
+        Self::STATIC_DIM.unwrap_or_else(|| self.layout().dim())
     }
 }
 

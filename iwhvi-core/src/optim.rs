@@ -216,3 +216,35 @@ impl Optimizer for Sgd {
         self.t
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipping_bounds_the_first_step() {
+        // Adam's first step moves each coordinate by lr regardless of scale;
+        // SGD's moves by lr · g, so clipping shows there.
+        let mut sgd = Sgd::new(1.0, 0.0);
+        sgd.clip_norm = Some(1.0);
+        let mut x = [0.0, 0.0];
+        sgd.step(&mut x, &[30.0, 40.0]);
+        assert!((x[0] - 0.6).abs() < 1e-15 && (x[1] - 0.8).abs() < 1e-15);
+        let mut adam = Adam::new(0.1).with_clip_norm(1.0);
+        let mut y = [0.0];
+        adam.step(&mut y, &[1e6]);
+        assert!((y[0] - 0.1).abs() < 1e-9);
+        assert_eq!(adam.steps(), 1);
+    }
+
+    #[test]
+    fn exponential_schedule_decays_smoothly() {
+        let lr = LearningRate::Exponential {
+            initial: 1.0,
+            decay: 0.5,
+            every: 2,
+        };
+        assert!((lr.at(1) - 0.5f64.sqrt()).abs() < 1e-15);
+        assert_eq!(LearningRate::Constant(0.3).at(1000), 0.3);
+    }
+}

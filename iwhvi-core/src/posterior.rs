@@ -26,7 +26,7 @@ use crate::special::log_sum_exp;
 /// use rand::SeedableRng;
 ///
 /// let layout = Layout::new(vec![LatentSpec::scalar("sigma", Transform::Exp)]);
-/// let fitted = FittedGuide::new(MeanField::new(1), vec![0.0, -20.0], layout);
+/// let fitted = FittedGuide::new(MeanField::new(1), vec![0.0, -20.0], layout).unwrap();
 /// let json = fitted.to_json().unwrap();
 /// let loaded: FittedGuide<MeanField> = FittedGuide::from_json(&json).unwrap();
 /// let draws = loaded.sample(3, &mut rand::rngs::StdRng::seed_from_u64(0));
@@ -42,7 +42,7 @@ pub struct FittedGuide<G> {
     pub layout: Layout,
 }
 
-/// Why saving or loading a fitted guide failed.
+/// Why a fitted guide could not be built, saved or loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PersistError {
@@ -58,23 +58,48 @@ pub enum PersistError {
     #[error("not a fitted guide of this type: {0}")]
     Json(#[from] serde_json::Error),
     /// The parameters do not fit the guide.
-    #[error("the guide has {expected} parameters but the file has {found}")]
+    #[error("the guide has {expected} parameters but {found} were given")]
     ParameterCount {
         /// What the guide needs.
         expected: usize,
-        /// What was loaded.
+        /// What was given or loaded.
         found: usize,
+    },
+    /// The guide is for another number of latents than the layout names.
+    #[error("the guide is for {guide} unconstrained latents but the model's layout has {layout}")]
+    DimensionMismatch {
+        /// The guide's `D`.
+        guide: usize,
+        /// The layout's `D`.
+        layout: usize,
     },
 }
 
 impl<G: HierarchicalGuide> FittedGuide<G> {
     /// A fitted guide.
-    pub fn new(guide: G, params: Vec<f64>, layout: Layout) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// [`PersistError::ParameterCount`] or [`PersistError::DimensionMismatch`]
+    /// when the parameters or the layout do not fit the guide.
+    pub fn new(guide: G, params: Vec<f64>, layout: Layout) -> Result<Self, PersistError> {
+        let expected = guide.param_layout().len();
+        if params.len() != expected {
+            return Err(PersistError::ParameterCount {
+                expected,
+                found: params.len(),
+            });
+        }
+        if guide.latent_dim() != layout.dim() {
+            return Err(PersistError::DimensionMismatch {
+                guide: guide.latent_dim(),
+                layout: layout.dim(),
+            });
+        }
+        Ok(Self {
             guide,
             params,
             layout,
-        }
+        })
     }
 
     /// `n` draws from the guide, constrained and named.
@@ -105,14 +130,7 @@ impl<G: HierarchicalGuide + Serialize + DeserializeOwned> FittedGuide<G> {
     /// [`PersistError::Json`], [`PersistError::ParameterCount`].
     pub fn from_json(json: &str) -> Result<Self, PersistError> {
         let fitted: Self = serde_json::from_str(json)?;
-        let expected = fitted.guide.param_layout().len();
-        if fitted.params.len() != expected {
-            return Err(PersistError::ParameterCount {
-                expected,
-                found: fitted.params.len(),
-            });
-        }
-        Ok(fitted)
+        Self::new(fitted.guide, fitted.params, fitted.layout)
     }
 
     /// Writes the JSON to `path`.
@@ -323,11 +341,15 @@ pub struct Posterior<'a, Mo, G> {
 
 impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
     /// The posterior approximation of a fitted guide.
-    pub fn new(model: &'a Mo, guide: &G, params: &[f64]) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// [`PersistError::ParameterCount`] or [`PersistError::DimensionMismatch`]
+    /// when the parameters or the model do not fit the guide.
+    pub fn new(model: &'a Mo, guide: &G, params: &[f64]) -> Result<Self, PersistError> {
+        Ok(Self {
             model,
-            fitted: FittedGuide::new(guide.clone(), params.to_vec(), model.layout()),
-        }
+            fitted: FittedGuide::new(guide.clone(), params.to_vec(), model.layout())?,
+        })
     }
 
     /// The fitted guide (to save, or to sample without the model).
