@@ -18,7 +18,7 @@ use iwhvi::reverse::ReverseEngine;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-#[path = "common/eight_schools.rs"]
+#[path = "../examples/common/eight_schools.rs"]
 mod eight_schools;
 use eight_schools::EightSchools;
 

@@ -24,7 +24,7 @@ use iwhvi::posterior::Posterior;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-#[path = "common/eight_schools.rs"]
+#[path = "../examples/common/eight_schools.rs"]
 mod eight_schools;
 use eight_schools::EightSchools;
 

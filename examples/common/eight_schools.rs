@@ -2,16 +2,23 @@
 //! (`../shared/peers/diwhvi_jax.py`) writes it: `u = (mu, log tau,
 //! theta_tilde[0..8])`, mu ~ N(0, 5), tau ~ HalfCauchy(5) with the
 //! log-Jacobian of `tau = exp(u₁)`, theta_tilde ~ N(0, 1),
-//! y_j ~ N(mu + tau theta_tilde_j, sigma_j).
+//! y_j ~ N(mu + tau theta_tilde_j, sigma_j). Shared by the `eight_schools`
+//! example and the benchmarks.
+//!
+//! Data: Rubin (1981), as stored in posteriordb
+//! (`eight_schools-eight_schools_noncentered`, BSD-3).
 
 use iwhvi::Scalar;
 use iwhvi::model::{LatentSpec, Layout, Model};
 use iwhvi::special::LN_SQRT_2PI;
 use iwhvi::transforms::Transform;
 
+/// Estimated treatment effects.
 pub const Y: [f64; 8] = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0];
+/// Their standard errors.
 pub const SIGMA: [f64; 8] = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0];
 
+/// The model (no data fields: the data are the constants above).
 pub struct EightSchools;
 
 fn normal<T: Scalar>(x: T, loc: T, scale: f64) -> T {
