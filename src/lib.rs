@@ -29,14 +29,89 @@
 
 pub use iwhvi_core::*;
 
+/// Declares a Bayesian model as a struct and generates its log density.
+///
+/// Every field has one role:
+///
+/// - `#[data]`: data (`f64`, integers, `bool`, `[T; N]`, `Vec<T>`);
+/// - `#[latent(Family(args…))]`: a latent variable with its prior, a scalar
+///   `f64`, a fixed `[f64; N]`, or a `Vec<f64>` whose length comes from the
+///   data (`#[latent(Normal(0.0, 1.0), len = y.len())]`); it is fitted in
+///   unconstrained space through the default transform of its prior's
+///   support (`exp` for positive families, a scaled sigmoid for intervals);
+/// - `#[observe(Family(args…))]`: data with a likelihood; over a vector,
+///   element-wise with an index, `#[observe(Normal(mu + x[i] * beta, sigma), for i)]`.
+///
+/// Arguments are Rust expressions over data, latents declared above, the
+/// index and literals; data and literals mix freely with the latents (they
+/// are lifted to the scalar type), and indices such as `a[county[i]]` stay
+/// plain integers. Families are those of [`distributions`] with scalar
+/// parameters.
+///
+/// The attribute removes the latent fields from the struct and generates:
+/// `Name::new(data…) -> Result<Name, DataError>` (finite reals, lengths of
+/// vectors indexed together, observations inside their likelihood's
+/// support), `NameLatents` (a typed struct of the constrained latents),
+/// `Name::latents(&u)`, and `impl Model for Name` (layout and log joint
+/// with Jacobians). Mistakes are compile errors on the attribute's tokens.
+///
+/// ```
+/// use iwhvi::model::Model;
+/// use iwhvi::variational;
+///
+/// #[variational]
+/// struct EightSchools {
+///     #[data]
+///     sigma: Vec<f64>,
+///     #[latent(Normal(0.0, 5.0))]
+///     mu: f64,
+///     #[latent(HalfCauchy(5.0))]
+///     tau: f64,
+///     #[latent(Normal(0.0, 1.0), len = sigma.len())]
+///     theta_tilde: Vec<f64>,
+///     #[observe(Normal(mu + tau * theta_tilde[j], sigma[j]), for j)]
+///     y: Vec<f64>,
+/// }
+///
+/// let model = EightSchools::new(
+///     vec![15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0],
+///     vec![28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0],
+/// )
+/// .unwrap();
+/// assert_eq!(model.dim(), 10);
+/// let latents = model.latents(&[0.0; 10]).unwrap();
+/// assert_eq!(latents.tau, 1.0);
+/// assert!(model.log_joint(&[0.0; 10]).is_finite());
+/// assert!(EightSchools::new(vec![1.0; 8], vec![0.0; 7]).is_err());
+/// ```
+pub use iwhvi_macros::variational;
+
 #[doc(hidden)]
 pub mod __private {
     //! Paths for generated code: `::iwhvi::__private::…` reaches the runtime
     //! and the crates it builds on whatever the user's crate imports or
     //! shadows. Not a public API.
     pub use iwhvi_core;
+    pub use iwhvi_core::Scalar;
+    pub use iwhvi_core::distributions::{self, Distribution, MultivariateDistribution};
+    pub use iwhvi_core::model::{DataError, LatentSpec, Layout, Model};
+    pub use iwhvi_core::transforms::Transform;
     pub use nalgebra;
     pub use rand;
+
+    /// `log p(x)` of a distribution whose constructor may reject its
+    /// parameters: `-∞` then (a latent outside a parameter's domain has
+    /// zero density), never a panic.
+    #[inline]
+    pub fn log_prob_or_neg_inf<T: Scalar, D: Distribution<T>>(
+        d: Result<D, iwhvi_core::distributions::DistributionError>,
+        x: D::Value,
+    ) -> T {
+        match d {
+            Ok(d) => d.log_prob(x),
+            Err(_) => T::constant(f64::NEG_INFINITY),
+        }
+    }
 }
 
 /// The README's examples, compiled and run as doctests.

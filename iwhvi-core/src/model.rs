@@ -326,3 +326,49 @@ impl Latents {
         self.iter().flat_map(|(_, v)| v.iter().copied()).collect()
     }
 }
+
+/// Why a model's data were rejected by its constructor.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// A value is not a number or is infinite.
+    #[error("data field `{field}`: entry {index} is {value}, which is not finite")]
+    NotFinite {
+        /// The field.
+        field: &'static str,
+        /// The entry (0 for a scalar).
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// Two fields whose lengths must agree do not.
+    #[error(
+        "data field `{field}` has length {found} but `{other}` has length {expected}; they are indexed together"
+    )]
+    LengthMismatch {
+        /// The field.
+        field: &'static str,
+        /// Its length.
+        found: usize,
+        /// The field it must match.
+        other: &'static str,
+        /// That field's length.
+        expected: usize,
+    },
+    /// An observation lies outside its likelihood's support.
+    #[error(
+        "observed field `{field}`: entry {index} is {value}, outside the support of {distribution} ({support})"
+    )]
+    OutsideSupport {
+        /// The observed field.
+        field: &'static str,
+        /// The entry.
+        index: usize,
+        /// Its value.
+        value: f64,
+        /// The likelihood.
+        distribution: &'static str,
+        /// The support, in words.
+        support: &'static str,
+    },
+}

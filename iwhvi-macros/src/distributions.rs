@@ -1,0 +1,171 @@
+//! What the macro knows about the runtime's distributions: their
+//! parameters, their support and whether they are discrete.
+
+/// How a parameter is passed: as a scalar (`T`) or as a count (`u64`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    Real,
+    Count,
+}
+
+/// The support of a family, for its default transform.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    Real,
+    Positive,
+    UnitInterval,
+    /// `(low, high)` given by the first two parameters.
+    Interval,
+    /// A discrete family: only for observations.
+    Discrete,
+}
+
+/// A family the macro can call: `name(params…)`.
+pub struct Family {
+    pub name: &'static str,
+    pub params: &'static [(&'static str, Param)],
+    pub support: Support,
+}
+
+const R: Param = Param::Real;
+
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: "Normal",
+        params: &[("loc", R), ("scale", R)],
+        support: Support::Real,
+    },
+    Family {
+        name: "LogNormal",
+        params: &[("loc", R), ("scale", R)],
+        support: Support::Positive,
+    },
+    Family {
+        name: "HalfNormal",
+        params: &[("scale", R)],
+        support: Support::Positive,
+    },
+    Family {
+        name: "Cauchy",
+        params: &[("loc", R), ("scale", R)],
+        support: Support::Real,
+    },
+    Family {
+        name: "HalfCauchy",
+        params: &[("scale", R)],
+        support: Support::Positive,
+    },
+    Family {
+        name: "StudentT",
+        params: &[("df", R), ("loc", R), ("scale", R)],
+        support: Support::Real,
+    },
+    Family {
+        name: "Laplace",
+        params: &[("loc", R), ("scale", R)],
+        support: Support::Real,
+    },
+    Family {
+        name: "Logistic",
+        params: &[("loc", R), ("scale", R)],
+        support: Support::Real,
+    },
+    Family {
+        name: "Exponential",
+        params: &[("rate", R)],
+        support: Support::Positive,
+    },
+    Family {
+        name: "Gamma",
+        params: &[("shape", R), ("rate", R)],
+        support: Support::Positive,
+    },
+    Family {
+        name: "InverseGamma",
+        params: &[("shape", R), ("scale", R)],
+        support: Support::Positive,
+    },
+    Family {
+        name: "Beta",
+        params: &[("alpha", R), ("beta", R)],
+        support: Support::UnitInterval,
+    },
+    Family {
+        name: "Uniform",
+        params: &[("low", R), ("high", R)],
+        support: Support::Interval,
+    },
+    Family {
+        name: "Weibull",
+        params: &[("shape", R), ("scale", R)],
+        support: Support::Positive,
+    },
+    Family {
+        name: "Bernoulli",
+        params: &[("prob", R)],
+        support: Support::Discrete,
+    },
+    Family {
+        name: "BernoulliLogit",
+        params: &[("logit", R)],
+        support: Support::Discrete,
+    },
+    Family {
+        name: "Binomial",
+        params: &[("total_count", Param::Count), ("prob", R)],
+        support: Support::Discrete,
+    },
+    Family {
+        name: "BinomialLogit",
+        params: &[("total_count", Param::Count), ("logit", R)],
+        support: Support::Discrete,
+    },
+    Family {
+        name: "Poisson",
+        params: &[("rate", R)],
+        support: Support::Discrete,
+    },
+    Family {
+        name: "PoissonLog",
+        params: &[("log_rate", R)],
+        support: Support::Discrete,
+    },
+    Family {
+        name: "NegativeBinomial2",
+        params: &[("mean", R), ("concentration", R)],
+        support: Support::Discrete,
+    },
+];
+
+/// The family of that name.
+pub fn family(name: &str) -> Option<&'static Family> {
+    FAMILIES.iter().find(|f| f.name == name)
+}
+
+/// The candidate closest to `name` by edit distance, if it is close enough
+/// to be a plausible misspelling.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
+}

@@ -1,0 +1,309 @@
+//! The model struct as the macro sees it: each field with its role, its
+//! shape and its attribute, keeping the user's tokens for error spans.
+
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::{Attribute, Expr, Ident, Token, Type, Visibility};
+
+use crate::ctxt::Ctxt;
+
+/// What kind of value a field holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Elem {
+    /// `f64`.
+    Real,
+    /// An integer type (`usize`, `u64`, `i64`, `u32`, `i32`).
+    Integer,
+    /// `bool`.
+    Bool,
+}
+
+/// A field's shape.
+#[derive(Clone)]
+pub enum Shape {
+    Scalar(Elem),
+    /// `[elem; len]`.
+    Array(Elem, Expr),
+    /// `Vec<elem>`.
+    Vec(Elem),
+}
+
+impl Shape {
+    pub fn elem(&self) -> Elem {
+        match self {
+            Shape::Scalar(e) | Shape::Array(e, _) | Shape::Vec(e) => *e,
+        }
+    }
+
+    pub fn is_scalar(&self) -> bool {
+        matches!(self, Shape::Scalar(_))
+    }
+}
+
+/// A distribution call in an attribute: `Normal(mu, sigma)`.
+pub struct DistCall {
+    pub name: Ident,
+    pub args: Vec<Expr>,
+    /// The whole call, for spans.
+    pub tokens: Expr,
+}
+
+pub enum Role {
+    Data,
+    Latent {
+        prior: DistCall,
+        len: Option<Expr>,
+    },
+    Observed {
+        likelihood: DistCall,
+        index: Option<Ident>,
+    },
+}
+
+pub struct Field {
+    pub ident: Ident,
+    pub ty: Type,
+    pub vis: Visibility,
+    pub attrs: Vec<Attribute>,
+    pub shape: Option<Shape>,
+    pub role: Role,
+}
+
+pub struct Model {
+    pub ident: Ident,
+    pub vis: Visibility,
+    pub attrs: Vec<Attribute>,
+    pub fields: Vec<Field>,
+}
+
+/// The contents of `#[latent(…)]`: a distribution call, then optionally
+/// `len = expr`.
+struct LatentArgs {
+    call: Expr,
+    len: Option<Expr>,
+}
+
+impl Parse for LatentArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let call: Expr = input.parse()?;
+        let mut len = None;
+        if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
+            let key: Ident = input.parse()?;
+            if key != "len" {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!("unknown option `{key}`: write `len = <length>`"),
+                ));
+            }
+            input.parse::<Token![=]>()?;
+            len = Some(input.parse()?);
+        }
+        Ok(Self { call, len })
+    }
+}
+
+/// The contents of `#[observe(…)]`: a distribution call, then optionally
+/// `for i` naming the index over the field's elements.
+struct ObserveArgs {
+    call: Expr,
+    index: Option<Ident>,
+}
+
+impl Parse for ObserveArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let call: Expr = input.parse()?;
+        let mut index = None;
+        if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
+            input.parse::<Token![for]>()?;
+            index = Some(input.parse()?);
+        }
+        Ok(Self { call, index })
+    }
+}
+
+fn dist_call(cx: &Ctxt, call: Expr) -> Option<DistCall> {
+    match &call {
+        Expr::Call(c) => match &*c.func {
+            Expr::Path(p) if p.path.get_ident().is_some() => Some(DistCall {
+                name: p.path.get_ident().cloned().expect("checked"),
+                args: c.args.iter().cloned().collect(),
+                tokens: call.clone(),
+            }),
+            other => {
+                cx.error_spanned_by(
+                    other,
+                    "name a distribution of iwhvi::distributions, e.g. `Normal(0.0, 1.0)`",
+                );
+                None
+            }
+        },
+        other => {
+            cx.error_spanned_by(
+                other,
+                "expected a distribution call such as `Normal(0.0, 1.0)`",
+            );
+            None
+        }
+    }
+}
+
+fn elem(ty: &Type) -> Option<Elem> {
+    let Type::Path(p) = ty else { return None };
+    let ident = p.path.get_ident()?;
+    match ident.to_string().as_str() {
+        "f64" => Some(Elem::Real),
+        "usize" | "u64" | "i64" | "u32" | "i32" => Some(Elem::Integer),
+        "bool" => Some(Elem::Bool),
+        _ => None,
+    }
+}
+
+/// The shape of a field type we support.
+pub fn shape(ty: &Type) -> Option<Shape> {
+    if let Some(e) = elem(ty) {
+        return Some(Shape::Scalar(e));
+    }
+    match ty {
+        Type::Array(a) => Some(Shape::Array(elem(&a.elem)?, a.len.clone())),
+        Type::Path(p) => {
+            let last = p.path.segments.last()?;
+            let prefix: Vec<String> = p
+                .path
+                .segments
+                .iter()
+                .rev()
+                .skip(1)
+                .map(|s| s.ident.to_string())
+                .collect();
+            let known_prefix =
+                prefix.is_empty() || prefix == ["vec", "std"] || prefix == ["vec", "alloc"];
+            if last.ident != "Vec" || !known_prefix {
+                return None;
+            }
+            let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+                return None;
+            };
+            let Some(syn::GenericArgument::Type(inner)) = args.args.first() else {
+                return None;
+            };
+            Some(Shape::Vec(elem(inner)?))
+        }
+        _ => None,
+    }
+}
+
+impl Model {
+    /// Reads the struct, collecting every attribute mistake in `cx`.
+    pub fn from_ast(cx: &Ctxt, input: &syn::DeriveInput) -> Option<Self> {
+        let syn::Data::Struct(data) = &input.data else {
+            cx.error_spanned_by(
+                &input.ident,
+                "#[variational] models are structs with named fields",
+            );
+            return None;
+        };
+        let syn::Fields::Named(named) = &data.fields else {
+            cx.error_spanned_by(
+                &input.ident,
+                "#[variational] models are structs with named fields",
+            );
+            return None;
+        };
+        if !input.generics.params.is_empty() {
+            cx.error_spanned_by(
+                &input.generics,
+                "#[variational] models cannot be generic yet",
+            );
+        }
+        let mut fields = Vec::new();
+        for field in &named.named {
+            let ident = field.ident.clone().expect("named field");
+            let mut role = None;
+            let mut attrs = Vec::new();
+            for attr in &field.attrs {
+                let name = attr.path().get_ident().map(Ident::to_string);
+                let parsed = match name.as_deref() {
+                    Some("data") => match &attr.meta {
+                        syn::Meta::Path(_) => Some(Role::Data),
+                        other => {
+                            cx.error_spanned_by(other, "write `#[data]` without arguments");
+                            None
+                        }
+                    },
+                    Some("latent") => match attr.parse_args::<LatentArgs>() {
+                        Ok(args) => dist_call(cx, args.call).map(|prior| Role::Latent {
+                            prior,
+                            len: args.len,
+                        }),
+                        Err(e) => {
+                            cx.syn_error(e);
+                            None
+                        }
+                    },
+                    Some("observe") => match attr.parse_args::<ObserveArgs>() {
+                        Ok(args) => dist_call(cx, args.call).map(|likelihood| Role::Observed {
+                            likelihood,
+                            index: args.index,
+                        }),
+                        Err(e) => {
+                            cx.syn_error(e);
+                            None
+                        }
+                    },
+                    _ => {
+                        attrs.push(attr.clone());
+                        continue;
+                    }
+                };
+                if let Some(r) = parsed {
+                    if role.is_some() {
+                        cx.error_spanned_by(attr, format!("field `{ident}` has more than one of #[data], #[latent], #[observe]; keep one"));
+                    }
+                    role = Some(r);
+                }
+            }
+            let Some(role) = role else {
+                if !field.attrs.iter().any(|a| {
+                    ["latent", "observe", "data"]
+                        .iter()
+                        .any(|n| a.path().is_ident(n))
+                }) {
+                    cx.error_spanned_by(
+                        &ident,
+                        format!("field `{ident}` needs a role: `#[data]`, `#[latent(Distribution(...))]` or `#[observe(Distribution(...))]`"),
+                    );
+                }
+                continue;
+            };
+            let shape = shape(&field.ty);
+            if shape.is_none() {
+                cx.error_spanned_by(
+                    &field.ty,
+                    "unsupported field type: use f64, an integer, bool, `[T; N]` or `Vec<T>` of those",
+                );
+            }
+            fields.push(Field {
+                ident,
+                ty: field.ty.clone(),
+                vis: field.vis.clone(),
+                attrs,
+                shape,
+                role,
+            });
+            let _ = field.span();
+        }
+        Some(Self {
+            ident: input.ident.clone(),
+            vis: input.vis.clone(),
+            attrs: input.attrs.clone(),
+            fields,
+        })
+    }
+
+    pub fn field(&self, name: &str) -> Option<(usize, &Field)> {
+        self.fields
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.ident == name)
+    }
+}

@@ -1,0 +1,120 @@
+//! Rules that cross fields: each function checks one, reporting into the
+//! context with the user's tokens.
+
+use super::ast::{DistCall, Elem, Model, Role, Shape};
+use crate::ctxt::Ctxt;
+use crate::distributions::{self, Family, Support};
+
+/// Every distribution is one the runtime has, called with its number of
+/// parameters.
+pub fn distribution(cx: &Ctxt, call: &DistCall) -> Option<&'static Family> {
+    let name = call.name.to_string();
+    let Some(family) = distributions::family(&name) else {
+        let hint = distributions::closest(&name, distributions::FAMILIES.iter().map(|f| f.name))
+            .map_or_else(String::new, |c| format!("; did you mean `{c}`?"));
+        cx.error_spanned_by(&call.name, format!("unknown distribution `{name}`{hint}"));
+        return None;
+    };
+    if call.args.len() != family.params.len() {
+        let names: Vec<&str> = family.params.iter().map(|(n, _)| *n).collect();
+        cx.error_spanned_by(
+            &call.tokens,
+            format!(
+                "`{name}` takes {} argument{} ({}), found {}",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                call.args.len()
+            ),
+        );
+        return None;
+    }
+    Some(family)
+}
+
+/// Latents are real-valued, with a continuous prior; vector latents know
+/// their length.
+pub fn latent(
+    cx: &Ctxt,
+    ident: &syn::Ident,
+    shape: &Shape,
+    family: &Family,
+    len: Option<&syn::Expr>,
+) {
+    if shape.elem() != Elem::Real {
+        cx.error_spanned_by(
+            ident,
+            format!(
+                "latent `{ident}` must be real-valued: declare it as f64, [f64; N] or Vec<f64>"
+            ),
+        );
+    }
+    if family.support == Support::Discrete {
+        cx.error_spanned_by(
+            ident,
+            format!("latent `{ident}` has the discrete prior `{}`: discrete latents cannot be fitted by gradients; marginalise them with a `factor`", family.name),
+        );
+    }
+    match (shape, len) {
+        (Shape::Vec(_), None) => cx.error_spanned_by(
+            ident,
+            format!("latent `{ident}` is a Vec: give its length from the data, e.g. `#[latent({}(...), len = y.len())]`", family.name),
+        ),
+        (Shape::Scalar(_) | Shape::Array(..), Some(len)) => {
+            cx.error_spanned_by(len, "`len = ...` is for Vec latents; this latent's type fixes its shape")
+        }
+        _ => {}
+    }
+}
+
+/// Observations match their likelihood: counts for discrete families,
+/// reals for continuous ones, and an index exactly when the field is a
+/// vector.
+pub fn observed(
+    cx: &Ctxt,
+    ident: &syn::Ident,
+    shape: &Shape,
+    family: &Family,
+    index: Option<&syn::Ident>,
+) {
+    let discrete = family.support == Support::Discrete;
+    match (discrete, shape.elem()) {
+        (true, Elem::Real) => cx.error_spanned_by(
+            ident,
+            format!("`{}` is a distribution over counts: declare `{ident}` with an integer or bool element type", family.name),
+        ),
+        (false, Elem::Integer | Elem::Bool) => cx.error_spanned_by(
+            ident,
+            format!("`{}` is a continuous distribution: declare `{ident}` with f64 elements", family.name),
+        ),
+        _ => {}
+    }
+    match (shape.is_scalar(), index) {
+        (false, None) => cx.error_spanned_by(
+            ident,
+            format!("`{ident}` has many elements: name an index for them, e.g. `#[observe({}(...), for i)]`", family.name),
+        ),
+        (true, Some(i)) => cx.error_spanned_by(i, format!("`{ident}` is a scalar: remove `for {i}`")),
+        _ => {}
+    }
+}
+
+/// Field names are not the reserved names the expansion uses.
+pub fn names(cx: &Ctxt, model: &Model) {
+    for field in &model.fields {
+        if field.ident.to_string().starts_with("__") {
+            cx.error_spanned_by(
+                &field.ident,
+                "names starting with `__` are reserved for generated code",
+            );
+        }
+        if let Role::Observed { index: Some(i), .. } = &field.role {
+            if model.field(&i.to_string()).is_some() {
+                cx.error_spanned_by(
+                    i,
+                    format!("the index `{i}` shadows a field; choose another name"),
+                );
+            }
+        }
+    }
+}

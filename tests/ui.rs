@@ -1,0 +1,10 @@
+//! Compile-time checks of `#[variational]`: each case under `tests/ui/`
+//! with the compiler's message beside it (`.stderr`, refreshed with
+//! `TRYBUILD=overwrite` after reading the diff).
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/model/*.rs");
+    t.pass("tests/ui/pass/*.rs");
+}
