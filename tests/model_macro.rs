@@ -186,3 +186,81 @@ fn the_generated_model_fits() {
     assert!(fitted.smoothed.last().unwrap() > fitted.smoothed.first().unwrap());
     let _ = Scalar::value(1.0);
 }
+
+/// Mean and variance.
+fn moments(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    (
+        mean,
+        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0),
+    )
+}
+
+#[test]
+fn prior_draws_match_the_priors_moments() {
+    let model = eight_schools();
+    let mut rng = StdRng::seed_from_u64(3);
+    let n = 20_000;
+    let draws: Vec<EightSchoolsLatents> = (0..n)
+        .map(|_| model.sample_prior(&mut rng).unwrap())
+        .collect();
+    let (mu_mean, mu_var) = moments(&draws.iter().map(|d| d.mu).collect::<Vec<_>>());
+    // mu ~ N(0, 5): |z| < 4.5 for the mean, the variance within 5 %.
+    assert!(
+        mu_mean.abs() < 4.5 * 5.0 / (n as f64).sqrt(),
+        "prior mean of mu {mu_mean}"
+    );
+    assert!(
+        (mu_var / 25.0 - 1.0).abs() < 0.05,
+        "prior variance of mu {mu_var}"
+    );
+    // tau ~ HalfCauchy(5): median 5.
+    let mut tau: Vec<f64> = draws.iter().map(|d| d.tau).collect();
+    tau.sort_by(f64::total_cmp);
+    assert!(
+        (tau[n / 2] / 5.0 - 1.0).abs() < 0.05,
+        "prior median of tau {}",
+        tau[n / 2]
+    );
+    let (t_mean, t_var) = moments(&draws.iter().map(|d| d.theta_tilde[3]).collect::<Vec<_>>());
+    assert!(t_mean.abs() < 0.04 && (t_var - 1.0).abs() < 0.05);
+    assert!(draws.iter().all(|d| d.theta_tilde.len() == 8));
+}
+
+#[test]
+fn simulated_observations_follow_the_likelihood() {
+    let model = eight_schools();
+    let latents = EightSchoolsLatents {
+        mu: 2.0,
+        tau: 3.0,
+        theta_tilde: vec![1.0; 8],
+    };
+    let mut rng = StdRng::seed_from_u64(4);
+    let n = 20_000;
+    let first: Vec<f64> = (0..n)
+        .map(|_| model.simulate(&latents, &mut rng).unwrap().y[0])
+        .collect();
+    let (mean, var) = moments(&first);
+    // y₀ ~ N(mu + tau θ₀, σ₀ = 15)
+    assert!(
+        (mean - 5.0).abs() < 4.5 * 15.0 / (n as f64).sqrt(),
+        "simulated mean {mean}"
+    );
+    assert!((var / 225.0 - 1.0).abs() < 0.05, "simulated variance {var}");
+
+    // Counts, with the predictive of a draw read back from named latents.
+    let model = PoissonRegression::new(vec![0.0, 1.0], 1.0, vec![0, 0], 1.0).unwrap();
+    let named = model.layout().constrain(&[1.0, 0.5, 0.0]).unwrap();
+    let typed = model.typed_latents(&named).unwrap();
+    assert_eq!(typed.beta, [1.0, 0.5]);
+    let sims: Vec<f64> = (0..n)
+        .map(|_| model.simulate(&typed, &mut rng).unwrap().counts[1] as f64)
+        .collect();
+    let (mean, _) = moments(&sims);
+    let rate = 1.5f64.exp();
+    assert!(
+        (mean - rate).abs() < 4.5 * (rate / n as f64).sqrt(),
+        "simulated count mean {mean} vs {rate}"
+    );
+}

@@ -63,7 +63,35 @@ struct Latent<'a> {
     field: &'a Field,
     transform: TokenStream,
     len: TokenStream,
+    /// Its part of the log joint.
     body: TokenStream,
+    /// Its ancestral draw (in `sample_prior`, where `__T = f64`).
+    draw: TokenStream,
+}
+
+/// The element type of a field's type (`Vec<T>` → `T`, `[T; N]` → `T`).
+fn element_type(ty: &syn::Type) -> syn::Type {
+    match ty {
+        syn::Type::Array(a) => (*a.elem).clone(),
+        syn::Type::Path(p) => match &p.path.segments.last().expect("a path").arguments {
+            syn::PathArguments::AngleBracketed(args) => match args.args.first() {
+                Some(syn::GenericArgument::Type(inner)) => inner.clone(),
+                _ => ty.clone(),
+            },
+            _ => ty.clone(),
+        },
+        other => other.clone(),
+    }
+}
+
+/// One draw of an observation of element type `elem` from distribution `d`.
+fn draw_observation(d: &TokenStream, elem: Elem, ty: &syn::Type) -> TokenStream {
+    let sample = quote!(::iwhvi::__private::rand::distr::Distribution::sample);
+    match elem {
+        Elem::Real => quote!(#sample(&#d, __rng)),
+        Elem::Integer => quote!({ let __k: u64 = #sample(&#d, __rng); __k as #ty }),
+        Elem::Bool => quote!({ let __k: u64 = #sample(&#d, __rng); __k != 0 }),
+    }
 }
 
 fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
@@ -71,6 +99,8 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
     let mut latents = Vec::new();
     let mut observations = Vec::new();
     let mut length_checks = Vec::new();
+    let mut simulations: Vec<(usize, TokenStream)> = Vec::new();
+    let mut observed_fields: Vec<&Field> = Vec::new();
     let mut support_checks = Vec::new();
     for (position, field) in model.fields.iter().enumerate() {
         let Some(shape) = &field.shape else { continue };
@@ -119,11 +149,24 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                         }
                     }
                 };
+                let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
+                let draw = if shape.is_scalar() {
+                    quote!(let #ident: f64 = #sample(&#new?, __rng);)
+                } else {
+                    quote! {
+                        let __n = #len;
+                        let mut #ident: ::std::vec::Vec<f64> = ::std::vec::Vec::with_capacity(__n);
+                        for __k in 0..__n {
+                            #ident.push(#sample(&#new?, __rng));
+                        }
+                    }
+                };
                 latents.push(Latent {
                     field,
                     transform,
                     len,
                     body,
+                    draw,
                 });
             }
             Role::Observed { likelihood, index } => {
@@ -143,6 +186,18 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                     Elem::Bool => quote!(u64::from(#element)),
                 };
                 let term = quote!(__lp += #lp(#new, #value););
+                let elem_ty = element_type(&field.ty);
+                let one = draw_observation(&quote!(#new?), shape.elem(), &elem_ty);
+                simulations.push((position, match index {
+                    Some(i) if !shape.is_scalar() => quote! {
+                        let mut #ident: ::std::vec::Vec<#elem_ty> = ::std::vec::Vec::with_capacity(self.#ident.len());
+                        for #i in 0..self.#ident.len() {
+                            #ident.push(#one);
+                        }
+                    },
+                    _ => quote!(let #ident: #elem_ty = #one;),
+                }));
+                observed_fields.push(field);
                 observations.push((
                     position,
                     match index {
@@ -251,6 +306,56 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             _ => quote!(#ident: #read.to_vec()),
         }
     });
+    let typed_checks = latents.iter().map(|l| {
+        let name = l.field.ident.to_string();
+        let len = &l.len;
+        quote! {
+            if __latents.get(#name)?.len() != #len {
+                return ::core::option::Option::None;
+            }
+        }
+    });
+    let latent_reads_named: Vec<TokenStream> = latents
+        .iter()
+        .map(|l| {
+            let ident = &l.field.ident;
+            let name = ident.to_string();
+            let read = quote!(__latents.get(#name)?);
+            match l.field.shape {
+                Some(Shape::Scalar(_)) => quote!(#ident: #read[0]),
+                Some(Shape::Array(..)) => {
+                    quote!(#ident: ::core::convert::TryInto::try_into(#read).ok()?)
+                }
+                _ => quote!(#ident: #read.to_vec()),
+            }
+        })
+        .collect();
+    let draws = latents.iter().map(|l| &l.draw);
+    let latent_values = latents.iter().map(|l| {
+        let ident = &l.field.ident;
+        match l.field.shape {
+            Some(Shape::Array(..)) => quote!(#ident: ::core::convert::TryInto::try_into(#ident).expect("the draw has the array's length")),
+            _ => quote!(#ident),
+        }
+    });
+    let latent_bindings = latents.iter().map(|l| {
+        let ident = &l.field.ident;
+        match l.field.shape {
+            Some(Shape::Scalar(_)) => quote!(let #ident: f64 = __latents.#ident;),
+            _ => quote!(let #ident: &[f64] = &__latents.#ident[..];),
+        }
+    });
+    let mut simulations = simulations;
+    simulations.sort_by_key(|(position, _)| *position);
+    let simulations = simulations.into_iter().map(|(_, s)| s);
+    let observations_ident = format_ident!("{}Observations", ident);
+    let observation_defs = observed_fields.iter().map(|f| {
+        let (ident, ty) = (&f.ident, &f.ty);
+        let doc = format!("Simulated `{ident}`.");
+        quote!(#[doc = #doc] pub #ident: #ty)
+    });
+    let observation_names = observed_fields.iter().map(|f| &f.ident);
+    let doc_observations = format!("Observations of [`{ident}`] simulated from given latents.");
     let doc_latents = format!("The constrained latents of [`{ident}`], one field per latent.");
     let doc_new = format!(
         "The model `{ident}` with its data, checked: finite reals, matching lengths, observations inside their likelihood's support."
@@ -287,6 +392,13 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                 ::core::result::Result::Ok(())
             }
 
+            /// Typed latents from named ones (a row of posterior `Draws`);
+            /// `None` if one is missing or has the wrong length.
+            #vis fn typed_latents(&self, __latents: &::iwhvi::__private::iwhvi_core::model::Latents) -> ::core::option::Option<#latents_ident> {
+                #(#typed_checks)*
+                ::core::option::Option::Some(#latents_ident { #(#latent_reads_named,)* })
+            }
+
             /// The named, constrained latents of an unconstrained point.
             ///
             /// # Errors
@@ -294,6 +406,48 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             #vis fn latents(&self, u: &[f64]) -> ::core::result::Result<#latents_ident, ::iwhvi::__private::iwhvi_core::model::LayoutError> {
                 let __latents = ::iwhvi::__private::Model::layout(self).constrain(u)?;
                 ::core::result::Result::Ok(#latents_ident { #(#latent_reads,)* })
+            }
+        }
+
+        #[doc = #doc_observations]
+        #[derive(Clone, Debug, PartialEq)]
+        #vis struct #observations_ident {
+            #(#observation_defs,)*
+        }
+
+        impl #ident {
+            /// Draws every latent from its prior, in declaration order
+            /// (ancestral sampling).
+            ///
+            /// # Errors
+            /// A `DistributionError` if a prior's parameters, computed from
+            /// the latents drawn before it, are invalid.
+            #[allow(unused_variables, non_camel_case_types, clippy::all)]
+            #vis fn sample_prior<__R: ::iwhvi::__private::rand::Rng + ?::core::marker::Sized>(
+                &self,
+                __rng: &mut __R,
+            ) -> ::core::result::Result<#latents_ident, ::iwhvi::__private::distributions::DistributionError> {
+                type __T = f64;
+                #(#draws)*
+                ::core::result::Result::Ok(#latents_ident { #(#latent_values,)* })
+            }
+
+            /// Simulates the observed fields (the shapes of the model's own
+            /// data) given latents: with `sample_prior`, the prior
+            /// predictive; with posterior draws, the posterior predictive.
+            ///
+            /// # Errors
+            /// A `DistributionError` if a likelihood's parameters are invalid.
+            #[allow(unused_variables, non_camel_case_types, clippy::all)]
+            #vis fn simulate<__R: ::iwhvi::__private::rand::Rng + ?::core::marker::Sized>(
+                &self,
+                __latents: &#latents_ident,
+                __rng: &mut __R,
+            ) -> ::core::result::Result<#observations_ident, ::iwhvi::__private::distributions::DistributionError> {
+                type __T = f64;
+                #(#latent_bindings)*
+                #(#simulations)*
+                ::core::result::Result::Ok(#observations_ident { #(#observation_names,)* })
             }
         }
 
