@@ -30,6 +30,18 @@ pub struct Family {
 const R: Param = Param::Real;
 
 pub const FAMILIES: &[Family] = &[
+    // Improper flat priors (Stan's "no prior statement"): no density term,
+    // only the transform's Jacobian.
+    Family {
+        name: "Flat",
+        params: &[],
+        support: Support::Real,
+    },
+    Family {
+        name: "FlatPositive",
+        params: &[],
+        support: Support::Positive,
+    },
     Family {
         name: "Normal",
         params: &[("loc", R), ("scale", R)],
@@ -136,6 +148,11 @@ pub const FAMILIES: &[Family] = &[
         support: Support::Discrete,
     },
 ];
+
+/// True for the improper flat families, which have no runtime type.
+pub fn is_flat(name: &str) -> bool {
+    name == "Flat" || name == "FlatPositive"
+}
 
 /// The family of that name.
 pub fn family(name: &str) -> Option<&'static Family> {

@@ -171,6 +171,14 @@ pub enum DistributionError {
         /// The length it has.
         found: usize,
     },
+    /// A sampler was asked to draw from an improper (flat) prior.
+    #[error(
+        "{distribution} is an improper prior: it has no draws; give the latent a proper prior to sample it"
+    )]
+    Improper {
+        /// The improper family, e.g. `"Flat"`.
+        distribution: &'static str,
+    },
     /// A covariance (or scale) matrix is not positive definite.
     #[error("{distribution}: parameter `{parameter}` is not positive definite ({source})")]
     NotPositiveDefinite {

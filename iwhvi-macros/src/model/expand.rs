@@ -45,6 +45,9 @@ fn transform(scope: &Scope<'_>, family: &Family, call: &DistCall) -> TokenStream
 /// `Family::new(args…)` with each argument in its context.
 fn constructor(scope: &Scope<'_>, family: &Family, call: &DistCall) -> TokenStream {
     let name = &call.name;
+    if crate::distributions::is_flat(family.name) {
+        return quote!(());
+    }
     let args = call
         .args
         .iter()
@@ -128,11 +131,22 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                     }
                     (Shape::Vec(_), None) => quote!(0usize),
                 };
+                let flat = crate::distributions::is_flat(family.name);
+                let density = |x: TokenStream| {
+                    if flat {
+                        quote!()
+                    } else {
+                        quote!(__lp += #lp(#new, #x);)
+                    }
+                };
+                let (density_scalar, density_element) =
+                    (density(quote!(#ident)), density(quote!(#ident[__k])));
                 let body = if shape.is_scalar() {
                     quote! {
                         let (#ident, __log_jacobian) = __transform.forward_scalar(__u[__at]);
                         __at += 1;
-                        __lp += __log_jacobian + #lp(#new, #ident);
+                        __lp += __log_jacobian;
+                        #density_scalar
                     }
                 } else {
                     quote! {
@@ -145,12 +159,24 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                         }
                         __at += __n;
                         for __k in 0..__n {
-                            __lp += #lp(#new, #ident[__k]);
+                            #density_element
                         }
                     }
                 };
                 let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
-                let draw = if shape.is_scalar() {
+                let family_name = family.name;
+                let draw = if flat {
+                    let ty = if shape.is_scalar() {
+                        quote!(f64)
+                    } else {
+                        quote!(::std::vec::Vec<f64>)
+                    };
+                    quote! {
+                        let #ident: #ty = return ::core::result::Result::Err(
+                            ::iwhvi::__private::distributions::DistributionError::Improper { distribution: #family_name },
+                        );
+                    }
+                } else if shape.is_scalar() {
                     quote!(let #ident: f64 = #sample(&#new?, __rng);)
                 } else {
                     quote! {
@@ -422,7 +448,7 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             /// # Errors
             /// A `DistributionError` if a prior's parameters, computed from
             /// the latents drawn before it, are invalid.
-            #[allow(unused_variables, non_camel_case_types, clippy::all)]
+            #[allow(unused_variables, unreachable_code, non_camel_case_types, clippy::all)]
             #vis fn sample_prior<__R: ::iwhvi::__private::rand::Rng + ?::core::marker::Sized>(
                 &self,
                 __rng: &mut __R,
