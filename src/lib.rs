@@ -40,7 +40,16 @@ pub use iwhvi_core::*;
 ///   unconstrained space through the default transform of its prior's
 ///   support (`exp` for positive families, a scaled sigmoid for intervals);
 /// - `#[observe(Family(args…))]`: data with a likelihood; over a vector,
-///   element-wise with an index, `#[observe(Normal(mu + x[i] * beta, sigma), for i)]`.
+///   element-wise with an index, `#[observe(Normal(mu + x[i] * beta, sigma), for i)]`;
+/// - `#[factor(log_density)]` on a field of type `()`: a free term added to
+///   the log joint (Stan's `target +=`), for likelihoods that are not one
+///   distribution; typically a helper method of the model,
+///   `#[factor(self.forward_algorithm(mu, sigma))]`, written as
+///   `fn forward_algorithm<T: Scalar>(&self, mu: T, sigma: &[T]) -> T`
+///   (latents arrive as scalars or slices, data by reference).
+///
+/// `Flat()` and `FlatPositive()` are improper flat priors (Stan's "no
+/// prior statement"): they add nothing but the transform's Jacobian.
 ///
 /// Arguments are Rust expressions over data, latents declared above, the
 /// index and literals; data and literals mix freely with the latents (they
@@ -48,12 +57,26 @@ pub use iwhvi_core::*;
 /// plain integers. Families are those of [`distributions`] with scalar
 /// parameters.
 ///
-/// The attribute removes the latent fields from the struct and generates:
-/// `Name::new(data…) -> Result<Name, DataError>` (finite reals, lengths of
-/// vectors indexed together, observations inside their likelihood's
-/// support), `NameLatents` (a typed struct of the constrained latents),
-/// `Name::latents(&u)`, and `impl Model for Name` (layout and log joint
-/// with Jacobians). Mistakes are compile errors on the attribute's tokens.
+/// The attribute removes the latent and factor fields from the struct and
+/// generates:
+/// - `Name::new(data…) -> Result<Name, DataError>`: finite reals, equal
+///   lengths of vectors indexed together, observations inside their
+///   likelihood's support;
+/// - `NameLatents`, a typed struct of the constrained latents, with
+///   `Name::latents(&u)` and `Name::typed_latents(&named)` (from a row of
+///   posterior draws);
+/// - `Name::sample_prior(&mut rng)` (ancestral sampling) and
+///   `Name::simulate(&latents, &mut rng) -> NameObservations` (prior or
+///   posterior predictive draws of the observed fields);
+/// - `impl Model for Name`: the layout (a name for every element) and the
+///   log joint in unconstrained space, Jacobians included.
+///
+/// Mistakes are compile errors on the attribute's own tokens, all of them
+/// in one build: unknown distributions (with the closest name), wrong
+/// numbers of arguments, undeclared names (with the closest name), latents
+/// used before their declaration, an index outside `#[observe(…, for i)]`,
+/// unsupported field types, discrete priors on latents, counts under a
+/// continuous likelihood and the reverse.
 ///
 /// ```
 /// use iwhvi::model::Model;

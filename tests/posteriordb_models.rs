@@ -211,3 +211,64 @@ fn kilpisjarvi_mod_kilpisjarvi() {
         4,
     );
 }
+
+/// An AR(K) likelihood is no single distribution: it enters as a `factor`
+/// computed by a helper method, generic over the scalar.
+#[variational]
+struct ArK {
+    #[data]
+    k: usize,
+    #[data]
+    y: Vec<f64>,
+    #[latent(Normal(0.0, 10.0))]
+    alpha: f64,
+    #[latent(Normal(0.0, 10.0), len = k)]
+    beta: Vec<f64>,
+    #[latent(HalfCauchy(2.5))]
+    sigma: f64,
+    #[factor(self.autoregression(alpha, beta, sigma))]
+    likelihood: (),
+}
+
+impl ArK {
+    /// Σ_{t ≥ K} log N(y_t | alpha + Σ_k beta_k y_{t-k-1}, sigma).
+    fn autoregression<T: iwhvi::Scalar>(&self, alpha: T, beta: &[T], sigma: T) -> T {
+        let mut lp = T::constant(0.0);
+        for t in self.k..self.y.len() {
+            let mut mean = alpha;
+            for (k, &b) in beta.iter().enumerate() {
+                mean += b * self.y[t - k - 1];
+            }
+            lp += iwhvi::__private::log_prob_or_neg_inf(
+                Normal::new(mean, sigma),
+                T::constant(self.y[t]),
+            );
+        }
+        lp
+    }
+}
+
+#[test]
+fn ark_ark() {
+    let d = data("arK-arK");
+    let y = reals(&d["y"]);
+    let k = d["K"].as_u64().unwrap() as usize;
+    let model = ArK::new(k, y.clone()).unwrap();
+    assert_eq!(model.dim(), 7);
+    assert_same_log_joint(
+        &model,
+        |u| {
+            let (alpha, beta) = (u[0], &u[1..6]);
+            let (sigma, jacobian) = positive(u[6]);
+            let mut lp =
+                normal(alpha, 0.0, 10.0) + HalfCauchy::new(2.5).unwrap().log_prob(sigma) + jacobian;
+            lp += beta.iter().map(|&b| normal(b, 0.0, 10.0)).sum::<f64>();
+            for t in k..y.len() {
+                let mean = alpha + (0..k).map(|j| beta[j] * y[t - j - 1]).sum::<f64>();
+                lp += normal(y[t], mean, sigma);
+            }
+            lp
+        },
+        5,
+    );
+}

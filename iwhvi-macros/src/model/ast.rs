@@ -50,6 +50,8 @@ pub struct DistCall {
 
 pub enum Role {
     Data,
+    /// A free log-density term (Stan's `target +=`, Pyro's `factor`).
+    Factor(Expr),
     Latent {
         prior: DistCall,
         len: Option<Expr>,
@@ -240,6 +242,13 @@ impl Model {
                             None
                         }
                     },
+                    Some("factor") => match attr.parse_args::<Expr>() {
+                        Ok(expr) => Some(Role::Factor(expr)),
+                        Err(e) => {
+                            cx.syn_error(e);
+                            None
+                        }
+                    },
                     Some("observe") => match attr.parse_args::<ObserveArgs>() {
                         Ok(args) => dist_call(cx, args.call).map(|likelihood| Role::Observed {
                             likelihood,
@@ -257,7 +266,7 @@ impl Model {
                 };
                 if let Some(r) = parsed {
                     if role.is_some() {
-                        cx.error_spanned_by(attr, format!("field `{ident}` has more than one of #[data], #[latent], #[observe]; keep one"));
+                        cx.error_spanned_by(attr, format!("field `{ident}` has more than one of #[data], #[latent], #[observe], #[factor]; keep one"));
                     }
                     role = Some(r);
                 }
@@ -270,11 +279,30 @@ impl Model {
                 }) {
                     cx.error_spanned_by(
                         &ident,
-                        format!("field `{ident}` needs a role: `#[data]`, `#[latent(Distribution(...))]` or `#[observe(Distribution(...))]`"),
+                        format!(
+                            "field `{ident}` needs a role: `#[data]`, `#[latent(Distribution(...))]`, `#[observe(Distribution(...))]` or `#[factor(log_density)]`"
+                        ),
                     );
                 }
                 continue;
             };
+            if let Role::Factor(_) = role {
+                if !matches!(&field.ty, Type::Tuple(t) if t.elems.is_empty()) {
+                    cx.error_spanned_by(
+                        &field.ty,
+                        format!("a #[factor] field holds no data: declare it as `{ident}: ()`"),
+                    );
+                }
+                fields.push(Field {
+                    ident,
+                    ty: field.ty.clone(),
+                    vis: field.vis.clone(),
+                    attrs,
+                    shape: None,
+                    role,
+                });
+                continue;
+            }
             let shape = shape(&field.ty);
             if shape.is_none() {
                 cx.error_spanned_by(

@@ -105,11 +105,17 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
     let mut simulations: Vec<(usize, TokenStream)> = Vec::new();
     let mut observed_fields: Vec<&Field> = Vec::new();
     let mut support_checks = Vec::new();
+    let mut factors: Vec<(usize, TokenStream)> = Vec::new();
     for (position, field) in model.fields.iter().enumerate() {
+        if let Role::Factor(expr) = &field.role {
+            let value = Scope::new(model, position, None, cx).value(expr);
+            factors.push((position, quote!(__lp += #value;)));
+            continue;
+        }
         let Some(shape) = &field.shape else { continue };
         let ident = &field.ident;
         match &field.role {
-            Role::Data => {}
+            Role::Data | Role::Factor(_) => {}
             Role::Latent { prior, len } => {
                 let Some(family) = check::distribution(cx, prior) else {
                     continue;
@@ -261,7 +267,7 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
     let data_fields: Vec<&Field> = model
         .fields
         .iter()
-        .filter(|f| !matches!(f.role, Role::Latent { .. }))
+        .filter(|f| matches!(f.role, Role::Data | Role::Observed { .. }))
         .collect();
     let data_defs = data_fields.iter().map(|f| {
         let (attrs, vis, ident, ty) = (&f.attrs, &f.vis, &f.ident, &f.ty);
@@ -303,6 +309,7 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
         steps.push((position, quote!(let __transform = #transform; #body)));
     }
     steps.extend(observations);
+    steps.extend(factors);
     steps.sort_by_key(|(position, _)| *position);
     let steps = steps.into_iter().map(|(_, s)| s);
 

@@ -76,6 +76,13 @@ impl<'a> Scope<'a> {
                     }
                 }
                 Role::Data | Role::Observed { .. } => Some(Name::Data(field)),
+                Role::Factor(_) => {
+                    self.cx.error_spanned_by(
+                        ident,
+                        format!("`{name}` is a #[factor] term, not a value"),
+                    );
+                    None
+                }
             },
             None => {
                 let mut candidates: Vec<String> = self
@@ -192,6 +199,15 @@ impl<'a> Scope<'a> {
                 quote_spanned!(span=> (#inner))
             }
             Expr::Group(g) => self.value(&g.expr),
+            Expr::MethodCall(call)
+                if Self::single_ident(&call.receiver).is_some_and(|r| r == "self") =>
+            {
+                // A helper method of the model (`fn f<T: Scalar>(&self, …) -> T`):
+                // latents pass as scalars or slices, data and indices as they are.
+                let method = &call.method;
+                let args = call.args.iter().map(|a| self.helper_argument(a));
+                quote_spanned!(span=> self.#method(#(#args),*))
+            }
             Expr::MethodCall(call) => {
                 let receiver = self.value(&call.receiver);
                 let method = &call.method;
@@ -203,6 +219,27 @@ impl<'a> Scope<'a> {
                 quote_spanned!(span=> ::iwhvi::__private::Scalar::#method(#receiver #(, #args)*))
             }
             other => self.unsupported(other),
+        }
+    }
+
+    /// An argument of a helper method: a latent as itself (a vector as a
+    /// slice), a data field by reference, an index or count as it is, any
+    /// other expression as a `__T` value.
+    fn helper_argument(&self, expr: &Expr) -> TokenStream {
+        if let Some(ident) = Self::single_ident(expr) {
+            return match self.resolve(ident) {
+                Some(Name::Latent(field)) if field.shape.as_ref().is_some_and(Shape::is_scalar) => {
+                    quote!(#ident)
+                }
+                Some(Name::Latent(_)) => quote!(&#ident[..]),
+                Some(Name::Data(_)) => quote!(&self.#ident),
+                Some(Name::Index) => quote!(#ident),
+                None => quote!(()),
+            };
+        }
+        match expr {
+            Expr::Lit(lit) if matches!(lit.lit, Lit::Int(_)) => quote!(#lit),
+            other => self.value(other),
         }
     }
 
