@@ -8,21 +8,32 @@
 //! ```
 //!
 //! Data: Rubin (1981), as stored in posteriordb
-//! (`eight_schools-eight_schools_noncentered`, BSD-3). The model is written
-//! by hand (in `examples/common/eight_schools.rs`) until `#[variational]`
-//! generates it.
+//! (`eight_schools-eight_schools_noncentered`, BSD-3).
 
 use iwhvi::fit::{Engine, FitConfig, fit};
 use iwhvi::guide::{HierarchicalGuide, MeanField, SemiImplicit};
 use iwhvi::objective::{Diwhvi, estimate_bound, log_evidence};
 use iwhvi::optim::Adam;
 use iwhvi::posterior::{Draws, Posterior};
+use iwhvi::variational;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-#[path = "common/eight_schools.rs"]
-mod eight_schools;
-use eight_schools::EightSchools;
+/// Eight schools, non-centred: mu ~ N(0, 5), tau ~ HalfCauchy(5),
+/// theta_tilde_j ~ N(0, 1), y_j ~ N(mu + tau theta_tilde_j, sigma_j).
+#[variational]
+struct EightSchools {
+    #[data]
+    sigma: Vec<f64>,
+    #[latent(Normal(0.0, 5.0))]
+    mu: f64,
+    #[latent(HalfCauchy(5.0))]
+    tau: f64,
+    #[latent(Normal(0.0, 1.0), len = sigma.len())]
+    theta_tilde: Vec<f64>,
+    #[observe(Normal(mu + tau * theta_tilde[j], sigma[j]), for j)]
+    y: Vec<f64>,
+}
 
 /// posteriordb's reference (mean, sd) of `mu`, `tau` and `theta[1]`, when
 /// `../shared` is beside the checkout.
@@ -66,9 +77,15 @@ fn moments(draws: &Draws) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn report<G: HierarchicalGuide + Clone>(name: &str, guide: &G, params: &[f64], rng: &mut StdRng) {
+fn report<G: HierarchicalGuide + Clone>(
+    model: &EightSchools,
+    name: &str,
+    guide: &G,
+    params: &[f64],
+    rng: &mut StdRng,
+) {
     let posterior =
-        Posterior::new(&EightSchools, guide, params).expect("the fitted parameters fit the guide");
+        Posterior::new(model, guide, params).expect("the fitted parameters fit the guide");
     let plain = moments(&posterior.sample(50_000, rng));
     let resampled = posterior.sample_importance_resampled(20_000, 20_000, 16, rng);
     let weighted = moments(&resampled.draws);
@@ -93,21 +110,27 @@ fn report<G: HierarchicalGuide + Clone>(name: &str, guide: &G, params: &[f64], r
         "  importance weights: ESS {:.0} of 20000, Pareto k-hat {:.2}",
         resampled.effective_sample_size, resampled.pareto_k
     );
-    let bound = estimate_bound(&EightSchools, guide, params, Diwhvi::new(1, 64), 400, rng);
-    let evidence = log_evidence(&EightSchools, guide, params, 1000, 64, 20, rng);
+    let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 400, rng);
+    let evidence = log_evidence(model, guide, params, 1000, 64, 20, rng);
     println!(
         "  bound (M = 1, K = 64): {bound}; log-evidence estimate (M = 1000, K = 64): {evidence}"
     );
 }
 
 fn main() {
+    let model = EightSchools::new(
+        vec![15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0],
+        vec![28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0],
+    )
+    .expect("the data are valid");
     let mut rng = StdRng::seed_from_u64(2019);
     println!("eight schools, non-centred; exact log p(y) = -31.311 (quadrature, ../shared/peers)");
 
     let mean_field = MeanField::new(10);
     let config = FitConfig::new(Diwhvi::elbo()).max_steps(10_000).seed(1);
-    let fitted = fit(&EightSchools, &mean_field, Adam::new(0.01), &config).expect("mean-field fit");
+    let fitted = fit(&model, &mean_field, Adam::new(0.01), &config).expect("mean-field fit");
     report(
+        &model,
         "mean-field Gaussian, ELBO",
         &mean_field,
         &fitted.params,
@@ -119,9 +142,9 @@ fn main() {
         .max_steps(10_000)
         .seed(1)
         .engine(Engine::Reverse);
-    let fitted =
-        fit(&EightSchools, &semi_implicit, Adam::new(0.01), &config).expect("semi-implicit fit");
+    let fitted = fit(&model, &semi_implicit, Adam::new(0.01), &config).expect("semi-implicit fit");
     report(
+        &model,
         "semi-implicit guide (d = 10), DIWHVI M = 4, K = 16",
         &semi_implicit,
         &fitted.params,
