@@ -38,7 +38,12 @@ pub use iwhvi_core::*;
 ///   `f64`, a fixed `[f64; N]`, or a `Vec<f64>` whose length comes from the
 ///   data (`#[latent(Normal(0.0, 1.0), len = y.len())]`); it is fitted in
 ///   unconstrained space through the default transform of its prior's
-///   support (`exp` for positive families, a scaled sigmoid for intervals);
+///   support (`exp` for positive families, a scaled sigmoid for intervals).
+///   A vector latent may name its element index for the prior
+///   (`#[latent(Normal(prior_mean[k], 1.0), len = n, for k)]`) and take a
+///   constraint: `constraint = ordered`, `positive_ordered` or `simplex`
+///   (the prior is then the elementwise density restricted to the
+///   constrained set; a simplex takes `Flat()`, the uniform distribution);
 /// - `#[observe(Family(args…))]`: data with a likelihood; over a vector,
 ///   element-wise with an index, `#[observe(Normal(mu + x[i] * beta, sigma), for i)]`;
 /// - `#[factor(log_density)]` on a field of type `()`: a free term added to

@@ -361,3 +361,152 @@ fn gp_pois_regr_gp_pois_regr() {
         6,
     );
 }
+
+/// A hidden Markov model: simplex rows of the transition matrix (flat
+/// priors), positive ordered emission means with index-dependent priors,
+/// and the forward algorithm as a factor.
+#[variational]
+struct HmmExample {
+    #[data]
+    k: usize,
+    #[data]
+    mu_prior: Vec<f64>,
+    #[data]
+    y: Vec<f64>,
+    #[latent(Flat(), len = k, constraint = simplex)]
+    theta1: Vec<f64>,
+    #[latent(Flat(), len = k, constraint = simplex)]
+    theta2: Vec<f64>,
+    #[latent(Normal(mu_prior[j], 1.0), len = k, constraint = positive_ordered, for j)]
+    mu: Vec<f64>,
+    #[factor(self.forward_algorithm(theta1, theta2, mu))]
+    likelihood: (),
+}
+
+impl HmmExample {
+    /// log p(y | θ, μ) by the forward recursion in log space.
+    fn forward_algorithm<T: iwhvi::Scalar>(&self, theta1: &[T], theta2: &[T], mu: &[T]) -> T {
+        let rows = [theta1, theta2];
+        let emission = |t: usize, k: usize| {
+            -((T::constant(self.y[t]) - mu[k]).square()) * 0.5 - iwhvi::special::LN_SQRT_2PI
+        };
+        let mut alpha: Vec<T> = (0..self.k).map(|k| emission(0, k)).collect();
+        for t in 1..self.y.len() {
+            let next: Vec<T> = (0..self.k)
+                .map(|k| {
+                    let terms: Vec<T> = (0..self.k).map(|j| alpha[j] + rows[j][k].ln()).collect();
+                    T::log_sum_exp(&terms) + emission(t, k)
+                })
+                .collect();
+            alpha = next;
+        }
+        T::log_sum_exp(&alpha)
+    }
+}
+
+#[test]
+fn hmm_example_hmm_example() {
+    use iwhvi::special::{log_sigmoid, log_sum_exp, sigmoid};
+    let d = data("hmm_example-hmm_example");
+    let y = reals(&d["y"]);
+    let model = HmmExample::new(2, vec![3.0, 10.0], y.clone()).unwrap();
+    assert_eq!(model.dim(), 4);
+    assert_same_log_joint(
+        &model,
+        |u| {
+            // K = 2: each simplex row is (σ(u), 1 − σ(u)); μ₁ = e^{v₁}, μ₂ = μ₁ + e^{v₂}.
+            let theta = [
+                [sigmoid(u[0]), 1.0 - sigmoid(u[0])],
+                [sigmoid(u[1]), 1.0 - sigmoid(u[1])],
+            ];
+            let mu = [u[2].exp(), u[2].exp() + u[3].exp()];
+            let mut lp = log_sigmoid(u[0])
+                + log_sigmoid(-u[0])
+                + log_sigmoid(u[1])
+                + log_sigmoid(-u[1])
+                + u[2]
+                + u[3];
+            lp += normal(mu[0], 3.0, 1.0) + normal(mu[1], 10.0, 1.0);
+            let mut alpha = [normal(y[0], mu[0], 1.0), normal(y[0], mu[1], 1.0)];
+            for &yt in &y[1..] {
+                let next = [0, 1].map(|k| {
+                    log_sum_exp(&[alpha[0] + theta[0][k].ln(), alpha[1] + theta[1][k].ln()])
+                        + normal(yt, mu[k], 1.0)
+                });
+                alpha = next;
+            }
+            lp + log_sum_exp(&alpha)
+        },
+        7,
+    );
+}
+
+/// A two-component Gaussian mixture with ordered means.
+#[variational]
+struct LowDimGaussMix {
+    #[data]
+    y: Vec<f64>,
+    #[latent(Normal(0.0, 2.0), constraint = ordered)]
+    mu: [f64; 2],
+    #[latent(HalfNormal(2.0))]
+    sigma: [f64; 2],
+    #[latent(Beta(5.0, 5.0))]
+    theta: f64,
+    #[factor(self.mixture(mu, sigma, theta))]
+    likelihood: (),
+}
+
+impl LowDimGaussMix {
+    /// Σₙ log(θ N(yₙ | μ₁, σ₁) + (1 − θ) N(yₙ | μ₂, σ₂)).
+    fn mixture<T: iwhvi::Scalar>(&self, mu: &[T], sigma: &[T], theta: T) -> T {
+        let (a, b) = (Normal::new(mu[0], sigma[0]), Normal::new(mu[1], sigma[1]));
+        let (Ok(a), Ok(b)) = (a, b) else {
+            return T::constant(f64::NEG_INFINITY);
+        };
+        let (log_w, log_1mw) = (theta.ln(), (-theta).ln_1p());
+        self.y
+            .iter()
+            .map(|&y| {
+                T::log_sum_exp(&[
+                    log_w + a.log_prob(T::constant(y)),
+                    log_1mw + b.log_prob(T::constant(y)),
+                ])
+            })
+            .sum()
+    }
+}
+
+#[test]
+fn low_dim_gauss_mix_low_dim_gauss_mix() {
+    use iwhvi::distributions::{Beta, HalfNormal};
+    use iwhvi::special::{log_sigmoid, log_sum_exp, sigmoid};
+    let d = data("low_dim_gauss_mix-low_dim_gauss_mix");
+    let y = reals(&d["y"]);
+    let model = LowDimGaussMix::new(y.clone()).unwrap();
+    assert_eq!(model.dim(), 5);
+    assert_same_log_joint(
+        &model,
+        |u| {
+            let mu = [u[0], u[0] + u[1].exp()];
+            let sigma = [u[2].exp(), u[3].exp()];
+            let theta = sigmoid(u[4]);
+            let mut lp = u[1] + u[2] + u[3] + log_sigmoid(u[4]) + log_sigmoid(-u[4]);
+            lp += normal(mu[0], 0.0, 2.0) + normal(mu[1], 0.0, 2.0);
+            lp += sigma
+                .iter()
+                .map(|&s| HalfNormal::new(2.0).unwrap().log_prob(s))
+                .sum::<f64>();
+            lp += Beta::new(5.0, 5.0).unwrap().log_prob(theta);
+            for &yn in &y {
+                lp += log_sum_exp(&[
+                    theta.ln() + normal(yn, mu[0], sigma[0]),
+                    (1.0 - theta).ln() + normal(yn, mu[1], sigma[1]),
+                ]);
+            }
+            lp
+        },
+        8,
+    );
+    let draws = model.sample_prior(&mut StdRng::seed_from_u64(1)).unwrap();
+    assert!(draws.mu[0] < draws.mu[1], "ordered prior draws");
+}

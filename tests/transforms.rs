@@ -55,6 +55,7 @@ fn cases() -> Vec<(Transform, usize)> {
         (Transform::StickBreaking, 1),
         (Transform::StickBreaking, 4),
         (Transform::Ordered, 4),
+        (Transform::PositiveOrdered, 4),
         (Transform::CholeskyCorrelation, 1),
         (Transform::CholeskyCorrelation, 6),
     ]);
@@ -262,6 +263,17 @@ fn pushed_densities_keep_their_normalisation() {
             3,
             |z| 6f64.ln() + z.iter().map(|&x| std_normal.log_prob(x)).sum::<f64>(),
             17,
+        ),
+    );
+    // Three iid Exponential(1.5) sorted: 3! Π p(xᵢ) on positive increasing vectors.
+    let exponential = iwhvi::distributions::Exponential::new(1.5).unwrap();
+    assert_normalised(
+        "PositiveOrdered",
+        pushed_mass(
+            Transform::PositiveOrdered,
+            3,
+            |z| 6f64.ln() + z.iter().map(|&x| exponential.log_prob(x)).sum::<f64>(),
+            19,
         ),
     );
     // A uniform 3×3 correlation matrix has density 2/π² (their volume is

@@ -58,6 +58,9 @@ pub enum Transform {
     StickBreaking,
     /// A strictly increasing vector: `x₁ = u₁`, `xₖ = xₖ₋₁ + exp(uₖ)`.
     Ordered,
+    /// A strictly increasing positive vector: `x₁ = exp(u₁)`,
+    /// `xₖ = xₖ₋₁ + exp(uₖ)`.
+    PositiveOrdered,
     /// The Cholesky factor `L` (`K×K`, row-major, zeros above the diagonal)
     /// of a correlation matrix, from `K(K-1)/2` reals: canonical partial
     /// correlations `tanh(u)`, each row scaled to unit norm (Stan's
@@ -114,6 +117,7 @@ impl Transform {
             Transform::Interval { .. } => "Interval",
             Transform::StickBreaking => "StickBreaking",
             Transform::Ordered => "Ordered",
+            Transform::PositiveOrdered => "PositiveOrdered",
             Transform::CholeskyCorrelation => "CholeskyCorrelation",
         }
     }
@@ -122,7 +126,10 @@ impl Transform {
     pub fn is_elementwise(&self) -> bool {
         !matches!(
             self,
-            Transform::StickBreaking | Transform::Ordered | Transform::CholeskyCorrelation
+            Transform::StickBreaking
+                | Transform::Ordered
+                | Transform::PositiveOrdered
+                | Transform::CholeskyCorrelation
         )
     }
 
@@ -183,7 +190,10 @@ impl Transform {
                     u.log_sigmoid() + (-u).log_sigmoid() + width.ln(),
                 )
             }
-            Transform::StickBreaking | Transform::Ordered | Transform::CholeskyCorrelation => {
+            Transform::StickBreaking
+            | Transform::Ordered
+            | Transform::PositiveOrdered
+            | Transform::CholeskyCorrelation => {
                 panic!("{} is not an elementwise transform", self.name())
             }
         }
@@ -202,14 +212,16 @@ impl Transform {
         );
         match self {
             Transform::StickBreaking => stick_breaking_forward(u, z),
-            Transform::Ordered => {
+            Transform::Ordered | Transform::PositiveOrdered => {
+                let positive = *self == Transform::PositiveOrdered;
                 let mut log_det = T::constant(0.0);
                 for (k, &uk) in u.iter().enumerate() {
-                    z[k] = if k == 0 {
+                    z[k] = if k == 0 && !positive {
                         uk
                     } else {
                         log_det += uk;
-                        z[k - 1] + uk.exp()
+                        let previous = if k == 0 { T::constant(0.0) } else { z[k - 1] };
+                        previous + uk.exp()
                     };
                 }
                 log_det
@@ -265,14 +277,21 @@ impl Transform {
                     remaining -= z[k];
                 }
             }
-            Transform::Ordered => {
+            Transform::Ordered | Transform::PositiveOrdered => {
+                let positive = *self == Transform::PositiveOrdered;
                 for k in 0..z.len() {
-                    u[k] = if k == 0 {
+                    u[k] = if k == 0 && !positive {
                         z[0]
                     } else {
-                        let gap = z[k] - z[k - 1];
+                        let previous = if k == 0 { T::constant(0.0) } else { z[k - 1] };
+                        let gap = z[k] - previous;
                         if !(gap.value() > 0.0) {
-                            return Err(outside(k, z[k].value(), "strictly increasing entries"));
+                            let requirement = if positive {
+                                "positive, strictly increasing entries"
+                            } else {
+                                "strictly increasing entries"
+                            };
+                            return Err(outside(k, z[k].value(), requirement));
                         }
                         gap.ln()
                     };

@@ -288,6 +288,8 @@ pub mod supports {
         Simplex = "simplex";
         /// Strictly increasing vectors.
         Ordered = "ordered vector";
+        /// Strictly increasing positive vectors.
+        PositiveOrdered = "positive ordered vector";
         /// Cholesky factors of correlation matrices.
         CorrelationCholesky = "correlation Cholesky factor";
         /// `{0, 1, 2, …}`.
@@ -325,6 +327,8 @@ pub enum Support {
     Simplex,
     /// Strictly increasing vectors.
     Ordered,
+    /// Strictly increasing positive vectors.
+    PositiveOrdered,
     /// Cholesky factors of correlation matrices.
     CorrelationCholesky,
     /// `{0, 1, 2, …}`.
@@ -369,6 +373,7 @@ impl Support {
             Support::Interval { low, high } => Some(Transform::Interval { low, high }),
             Support::Simplex => Some(Transform::StickBreaking),
             Support::Ordered => Some(Transform::Ordered),
+            Support::PositiveOrdered => Some(Transform::PositiveOrdered),
             Support::CorrelationCholesky => Some(Transform::CholeskyCorrelation),
             Support::NonNegativeInteger
             | Support::Binary
@@ -394,6 +399,7 @@ impl Support {
             Support::RealVector
             | Support::Simplex
             | Support::Ordered
+            | Support::PositiveOrdered
             | Support::CorrelationCholesky => false,
         }
     }

@@ -48,6 +48,14 @@ pub struct DistCall {
     pub tokens: Expr,
 }
 
+/// A constraint on a vector latent beyond its prior's support.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Constraint {
+    Ordered,
+    PositiveOrdered,
+    Simplex,
+}
+
 pub enum Role {
     Data,
     /// A free log-density term (Stan's `target +=`, Pyro's `factor`).
@@ -55,6 +63,9 @@ pub enum Role {
     Latent {
         prior: DistCall,
         len: Option<Expr>,
+        /// The index over a vector latent's elements in its prior.
+        index: Option<Ident>,
+        constraint: Option<(Constraint, Ident)>,
     },
     Observed {
         likelihood: DistCall,
@@ -78,29 +89,61 @@ pub struct Model {
     pub fields: Vec<Field>,
 }
 
-/// The contents of `#[latent(…)]`: a distribution call, then optionally
-/// `len = expr`.
+/// The contents of `#[latent(…)]`: a distribution call, then options:
+/// `len = expr`, `for i`, `constraint = ordered | positive_ordered | simplex`.
 struct LatentArgs {
     call: Expr,
     len: Option<Expr>,
+    index: Option<Ident>,
+    constraint: Option<(Constraint, Ident)>,
 }
 
 impl Parse for LatentArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let call: Expr = input.parse()?;
-        let mut len = None;
-        if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
-            let key: Ident = input.parse()?;
-            if key != "len" {
-                return Err(syn::Error::new(
-                    key.span(),
-                    format!("unknown option `{key}`: write `len = <length>`"),
-                ));
+        let (mut len, mut index, mut constraint) = (None, None, None);
+        while input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
+            if input.parse::<Option<Token![for]>>()?.is_some() {
+                index = Some(input.parse()?);
+                continue;
             }
+            let key: Ident = input.parse()?;
             input.parse::<Token![=]>()?;
-            len = Some(input.parse()?);
+            match key.to_string().as_str() {
+                "len" => len = Some(input.parse()?),
+                "constraint" => {
+                    let name: Ident = input.parse()?;
+                    let kind = match name.to_string().as_str() {
+                        "ordered" => Constraint::Ordered,
+                        "positive_ordered" => Constraint::PositiveOrdered,
+                        "simplex" => Constraint::Simplex,
+                        other => {
+                            return Err(syn::Error::new(
+                                name.span(),
+                                format!(
+                                    "unknown constraint `{other}`: write `ordered`, `positive_ordered` or `simplex`"
+                                ),
+                            ));
+                        }
+                    };
+                    constraint = Some((kind, name));
+                }
+                other => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!(
+                            "unknown option `{other}`: write `len = <length>`, `for <index>` or `constraint = <constraint>`"
+                        ),
+                    ));
+                }
+            }
         }
-        Ok(Self { call, len })
+        Ok(Self {
+            call,
+            len,
+            index,
+            constraint,
+        })
     }
 }
 
@@ -236,6 +279,8 @@ impl Model {
                         Ok(args) => dist_call(cx, args.call).map(|prior| Role::Latent {
                             prior,
                             len: args.len,
+                            index: args.index,
+                            constraint: args.constraint,
                         }),
                         Err(e) => {
                             cx.syn_error(e);

@@ -1,7 +1,7 @@
 //! Rules that cross fields: each function checks one, reporting into the
 //! context with the user's tokens.
 
-use super::ast::{DistCall, Elem, Model, Role, Shape};
+use super::ast::{Constraint, DistCall, Elem, Model, Role, Shape};
 use crate::ctxt::Ctxt;
 use crate::distributions::{self, Family, Support};
 
@@ -115,6 +115,40 @@ pub fn names(cx: &Ctxt, model: &Model) {
                     format!("the index `{i}` shadows a field; choose another name"),
                 );
             }
+        }
+    }
+}
+
+/// An index and a constraint belong to vector latents; a simplex takes the
+/// flat (uniform) prior.
+pub fn latent_options(
+    cx: &Ctxt,
+    ident: &syn::Ident,
+    shape: &Shape,
+    family: &Family,
+    index: Option<&syn::Ident>,
+    constraint: Option<&(Constraint, syn::Ident)>,
+) {
+    if shape.is_scalar() {
+        if let Some(i) = index {
+            cx.error_spanned_by(i, format!("`{ident}` is a scalar: remove `for {i}`"));
+        }
+        if let Some((_, name)) = constraint {
+            cx.error_spanned_by(
+                name,
+                format!("`{ident}` is a scalar: the `{name}` constraint needs a vector latent"),
+            );
+        }
+    }
+    if let Some((Constraint::Simplex, name)) = constraint {
+        if !distributions::is_flat(family.name) {
+            cx.error_spanned_by(
+                name,
+                format!(
+                    "a simplex latent takes the uniform prior `Flat()`, not `{}`",
+                    family.name
+                ),
+            );
         }
     }
 }

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::ast::{DistCall, Elem, Field, Model, Role, Shape};
+use super::ast::{Constraint, DistCall, Elem, Field, Model, Role, Shape};
 use super::check;
 use super::rewrite::Scope;
 use crate::ctxt::Ctxt;
@@ -116,14 +116,38 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
         let ident = &field.ident;
         match &field.role {
             Role::Data | Role::Factor(_) => {}
-            Role::Latent { prior, len } => {
+            Role::Latent {
+                prior,
+                len,
+                index,
+                constraint,
+            } => {
                 let Some(family) = check::distribution(cx, prior) else {
                     continue;
                 };
                 check::latent(cx, ident, shape, family, len.as_ref());
-                let scope = Scope::new(model, position, None, cx);
+                check::latent_options(
+                    cx,
+                    ident,
+                    shape,
+                    family,
+                    index.as_ref(),
+                    constraint.as_ref(),
+                );
+                let scope = Scope::new(model, position, index.as_ref(), cx);
                 let new = constructor(&scope, family, prior);
-                let transform = transform(&scope, family, prior);
+                let transform = match constraint {
+                    Some((Constraint::Ordered, _)) => {
+                        quote!(::iwhvi::__private::Transform::Ordered)
+                    }
+                    Some((Constraint::PositiveOrdered, _)) => {
+                        quote!(::iwhvi::__private::Transform::PositiveOrdered)
+                    }
+                    Some((Constraint::Simplex, _)) => {
+                        quote!(::iwhvi::__private::Transform::StickBreaking)
+                    }
+                    None => transform(&scope, family, prior),
+                };
                 let len = match (shape, len) {
                     (Shape::Scalar(_), _) => quote!(1usize),
                     (Shape::Array(_, n), _) => quote!((#n) as usize),
@@ -137,59 +161,86 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                     }
                     (Shape::Vec(_), None) => quote!(0usize),
                 };
+                let bind_index = index.as_ref().map(|i| quote!(let #i: usize = __k;));
                 let flat = crate::distributions::is_flat(family.name);
-                let density = |x: TokenStream| {
-                    if flat {
-                        quote!()
-                    } else {
-                        quote!(__lp += #lp(#new, #x);)
-                    }
-                };
-                let (density_scalar, density_element) =
-                    (density(quote!(#ident)), density(quote!(#ident[__k])));
                 let body = if shape.is_scalar() {
+                    let density = (!flat).then(|| quote!(__lp += #lp(#new, #ident);));
                     quote! {
                         let (#ident, __log_jacobian) = __transform.forward_scalar(__u[__at]);
                         __at += 1;
                         __lp += __log_jacobian;
-                        #density_scalar
+                        #density
                     }
                 } else {
+                    let density = (!flat).then(|| {
+                        quote! {
+                            for __k in 0..__n {
+                                #bind_index
+                                __lp += #lp(#new, #ident[__k]);
+                            }
+                        }
+                    });
                     quote! {
                         let __n = #len;
-                        let mut #ident: ::std::vec::Vec<__T> = ::std::vec::Vec::with_capacity(__n);
-                        for __k in 0..__n {
-                            let (__z, __log_jacobian) = __transform.forward_scalar(__u[__at + __k]);
-                            __lp += __log_jacobian;
-                            #ident.push(__z);
-                        }
-                        __at += __n;
-                        for __k in 0..__n {
-                            #density_element
-                        }
+                        let __m = __transform.unconstrained_len(__n).unwrap_or(0);
+                        let mut #ident: ::std::vec::Vec<__T> =
+                            ::std::vec![<__T as ::iwhvi::__private::Scalar>::constant(0.0); __n];
+                        __lp += __transform.forward(&__u[__at..__at + __m], &mut #ident);
+                        __at += __m;
+                        #density
                     }
                 };
                 let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
                 let family_name = family.name;
-                let draw = if flat {
-                    let ty = if shape.is_scalar() {
-                        quote!(f64)
-                    } else {
-                        quote!(::std::vec::Vec<f64>)
-                    };
-                    quote! {
-                        let #ident: #ty = return ::core::result::Result::Err(
-                            ::iwhvi::__private::distributions::DistributionError::Improper { distribution: #family_name },
-                        );
-                    }
-                } else if shape.is_scalar() {
-                    quote!(let #ident: f64 = #sample(&#new?, __rng);)
-                } else {
-                    quote! {
+                let improper = quote!(::iwhvi::__private::distributions::DistributionError::Improper { distribution: #family_name });
+                let draw = match (flat, shape.is_scalar(), constraint) {
+                    (true, _, Some((Constraint::Simplex, _))) => quote! {
+                        // Flat on the simplex is Dirichlet(1, …, 1): normalised exponentials.
                         let __n = #len;
-                        let mut #ident: ::std::vec::Vec<f64> = ::std::vec::Vec::with_capacity(__n);
-                        for __k in 0..__n {
-                            #ident.push(#sample(&#new?, __rng));
+                        let __exponential = ::iwhvi::__private::distributions::Exponential::new(1.0)?;
+                        let mut #ident: ::std::vec::Vec<f64> = (0..__n).map(|_| #sample(&__exponential, __rng)).collect();
+                        let __total: f64 = #ident.iter().sum();
+                        for __x in &mut #ident {
+                            *__x /= __total;
+                        }
+                    },
+                    (true, true, _) => {
+                        quote!(let #ident: f64 = return ::core::result::Result::Err(#improper);)
+                    }
+                    (true, false, _) => {
+                        quote!(let #ident: ::std::vec::Vec<f64> = return ::core::result::Result::Err(#improper);)
+                    }
+                    (false, true, _) => quote!(let #ident: f64 = #sample(&#new?, __rng);),
+                    (false, false, constraint) => {
+                        let accept = match constraint {
+                            Some((Constraint::Ordered, _)) => {
+                                quote!(#ident.windows(2).all(|w| w[0] < w[1]))
+                            }
+                            Some((Constraint::PositiveOrdered, _)) => {
+                                quote!(#ident.first().is_none_or(|&x| x > 0.0) && #ident.windows(2).all(|w| w[0] < w[1]))
+                            }
+                            _ => quote!(true),
+                        };
+                        quote! {
+                            let __n = #len;
+                            // Elementwise draws, rejected until they satisfy the constraint
+                            // (the prior is the elementwise density restricted to it).
+                            let mut #ident: ::std::vec::Vec<f64> = ::std::vec::Vec::with_capacity(__n);
+                            let mut __tries = 0usize;
+                            loop {
+                                #ident.clear();
+                                for __k in 0..__n {
+                                    #bind_index
+                                    #ident.push(#sample(&#new?, __rng));
+                                }
+                                if #accept {
+                                    break;
+                                }
+                                __tries += 1;
+                                if __tries == 100_000 {
+                                    return ::core::result::Result::Err(#improper);
+                                }
+                            }
                         }
                     }
                 };
