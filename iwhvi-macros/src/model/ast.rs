@@ -56,6 +56,8 @@ pub enum Constraint {
     Simplex,
 }
 
+// Built once per field at expansion time; the size difference is immaterial.
+#[allow(clippy::large_enum_variant)]
 pub enum Role {
     Data,
     /// A free log-density term (Stan's `target +=`, Pyro's `factor`).
