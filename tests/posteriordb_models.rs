@@ -510,3 +510,59 @@ fn low_dim_gauss_mix_low_dim_gauss_mix() {
     let draws = model.sample_prior(&mut StdRng::seed_from_u64(1)).unwrap();
     assert!(draws.mu[0] < draws.mu[1], "ordered prior draws");
 }
+
+/// Bayesian linear regression with a design matrix (nalgebra data) and
+/// the linear predictor from a helper method.
+#[variational]
+struct Sblrc {
+    #[data]
+    x: nalgebra::DMatrix<f64>,
+    #[latent(Normal(0.0, 10.0), len = x.ncols())]
+    beta: Vec<f64>,
+    #[latent(HalfNormal(10.0))]
+    sigma: f64,
+    #[observe(Normal(self.linear_predictor(n, beta), sigma), for n)]
+    y: nalgebra::DVector<f64>,
+}
+
+impl Sblrc {
+    /// (X β)ₙ.
+    fn linear_predictor<T: iwhvi::Scalar>(&self, n: usize, beta: &[T]) -> T {
+        beta.iter()
+            .enumerate()
+            .map(|(d, &b)| b * self.x[(n, d)])
+            .sum()
+    }
+}
+
+#[test]
+fn sblrc_blr() {
+    use iwhvi::distributions::HalfNormal;
+    let d = data("sblrc-blr");
+    let rows: Vec<Vec<f64>> = d["X"].as_array().unwrap().iter().map(reals).collect();
+    let x = nalgebra::DMatrix::from_fn(rows.len(), rows[0].len(), |i, j| rows[i][j]);
+    let y = nalgebra::DVector::from_vec(reals(&d["y"]));
+    let model = Sblrc::new(x.clone(), y.clone()).unwrap();
+    assert_eq!(model.dim(), 6);
+    assert_same_log_joint(
+        &model,
+        |u| {
+            let (beta, (sigma, jacobian)) = (&u[..5], positive(u[5]));
+            let mut lp = jacobian + HalfNormal::new(10.0).unwrap().log_prob(sigma);
+            lp += beta.iter().map(|&b| normal(b, 0.0, 10.0)).sum::<f64>();
+            let mean = &x * nalgebra::DVector::from_column_slice(beta);
+            for n in 0..y.len() {
+                lp += normal(y[n], mean[n], sigma);
+            }
+            lp
+        },
+        9,
+    );
+    let mut broken = x.clone();
+    broken[(3, 2)] = f64::NAN;
+    let err = Sblrc::new(broken, y).err().unwrap();
+    assert!(
+        matches!(err, iwhvi::model::DataError::NotFinite { field: "x", .. }),
+        "{err:?}"
+    );
+}

@@ -24,14 +24,17 @@ pub enum Shape {
     Scalar(Elem),
     /// `[elem; len]`.
     Array(Elem, Expr),
-    /// `Vec<elem>`.
+    /// `Vec<elem>` (or nalgebra's `DVector<f64>`).
     Vec(Elem),
+    /// nalgebra's `DMatrix<f64>`: data only, indexed `x[(row, column)]`.
+    Matrix,
 }
 
 impl Shape {
     pub fn elem(&self) -> Elem {
         match self {
             Shape::Scalar(e) | Shape::Array(e, _) | Shape::Vec(e) => *e,
+            Shape::Matrix => Elem::Real,
         }
     }
 
@@ -222,17 +225,24 @@ pub fn shape(ty: &Type) -> Option<Shape> {
                 .skip(1)
                 .map(|s| s.ident.to_string())
                 .collect();
-            let known_prefix =
-                prefix.is_empty() || prefix == ["vec", "std"] || prefix == ["vec", "alloc"];
-            if last.ident != "Vec" || !known_prefix {
-                return None;
-            }
             let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
                 return None;
             };
             let Some(syn::GenericArgument::Type(inner)) = args.args.first() else {
                 return None;
             };
+            let nalgebra = prefix.is_empty() || prefix == ["nalgebra"];
+            if nalgebra && last.ident == "DMatrix" && elem(inner) == Some(Elem::Real) {
+                return Some(Shape::Matrix);
+            }
+            if nalgebra && last.ident == "DVector" && elem(inner) == Some(Elem::Real) {
+                return Some(Shape::Vec(Elem::Real));
+            }
+            let known_prefix =
+                prefix.is_empty() || prefix == ["vec", "std"] || prefix == ["vec", "alloc"];
+            if last.ident != "Vec" || !known_prefix {
+                return None;
+            }
             Some(Shape::Vec(elem(inner)?))
         }
         _ => None,
@@ -354,7 +364,7 @@ impl Model {
             if shape.is_none() {
                 cx.error_spanned_by(
                     &field.ty,
-                    "unsupported field type: use f64, an integer, bool, `[T; N]` or `Vec<T>` of those",
+                    "unsupported field type: use f64, an integer, bool, `[T; N]` or `Vec<T>` of those, or nalgebra's `DVector<f64>` or `DMatrix<f64>`",
                 );
             }
             fields.push(Field {

@@ -159,7 +159,7 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                         let raw = data_only.raw(len);
                         quote!((#raw) as usize)
                     }
-                    (Shape::Vec(_), None) => quote!(0usize),
+                    (Shape::Vec(_), None) | (Shape::Matrix, _) => quote!(0usize),
                 };
                 let bind_index = index.as_ref().map(|i| quote!(let #i: usize = __k;));
                 let flat = crate::distributions::is_flat(family.name);
@@ -438,7 +438,14 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
         let doc = format!("Simulated `{ident}`.");
         quote!(#[doc = #doc] pub #ident: #ty)
     });
-    let observation_names = observed_fields.iter().map(|f| &f.ident);
+    let observation_names = observed_fields.iter().map(|f| {
+        let ident = &f.ident;
+        match f.shape {
+            Some(Shape::Scalar(_)) => quote!(#ident),
+            Some(Shape::Array(..)) => quote!(#ident: ::core::convert::TryInto::try_into(#ident).expect("one draw per observation")),
+            _ => quote!(#ident: ::core::convert::From::from(#ident)),
+        }
+    });
     let doc_observations = format!("Observations of [`{ident}`] simulated from given latents.");
     let doc_latents = format!("The constrained latents of [`{ident}`], one field per latent.");
     let doc_new = format!(

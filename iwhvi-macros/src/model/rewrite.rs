@@ -160,7 +160,7 @@ impl<'a> Scope<'a> {
                 let Some(base) = Self::single_ident(&index.expr) else {
                     return self.unsupported(expr);
                 };
-                let position = self.raw_index(&index.index);
+                let position = self.position(&index.index);
                 match self.resolve(base) {
                     Some(Name::Latent(_)) => quote_spanned!(span=> #base[#position]),
                     Some(Name::Data(field)) => {
@@ -243,6 +243,18 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// What goes inside `[…]`: a `usize`, or a `(row, column)` pair of
+    /// them for a matrix.
+    fn position(&self, expr: &Expr) -> TokenStream {
+        match expr {
+            Expr::Tuple(t) if t.elems.len() == 2 => {
+                let (row, column) = (self.raw_index(&t.elems[0]), self.raw_index(&t.elems[1]));
+                quote!((#row, #column))
+            }
+            other => self.raw_index(other),
+        }
+    }
+
     /// An index expression, as a `usize`.
     fn raw_index(&self, expr: &Expr) -> TokenStream {
         let raw = self.raw(expr);
@@ -278,7 +290,7 @@ impl<'a> Scope<'a> {
                 let Some(base) = Self::single_ident(&index.expr) else {
                     return self.unsupported(expr);
                 };
-                let position = self.raw_index(&index.index);
+                let position = self.position(&index.index);
                 match self.resolve(base) {
                     Some(Name::Data(_)) => {
                         self.note_loop_index(base, &index.index);
