@@ -566,3 +566,79 @@ fn sblrc_blr() {
         "{err:?}"
     );
 }
+
+/// GARCH(1, 1): flat priors, and a bound on `beta1` that moves with
+/// `alpha1` (0 < beta1 < 1 − alpha1).
+#[variational]
+struct Garch11 {
+    #[data]
+    y: Vec<f64>,
+    #[data]
+    sigma1: f64,
+    #[latent(Flat())]
+    mu: f64,
+    #[latent(FlatPositive())]
+    alpha0: f64,
+    #[latent(Flat(), lower = 0.0, upper = 1.0)]
+    alpha1: f64,
+    #[latent(Flat(), lower = 0.0, upper = 1.0 - alpha1)]
+    beta1: f64,
+    #[factor(self.volatility(mu, alpha0, alpha1, beta1))]
+    likelihood: (),
+}
+
+impl Garch11 {
+    /// Σₜ log N(yₜ | mu, sₜ) with the GARCH(1, 1) volatility recursion.
+    fn volatility<T: iwhvi::Scalar>(&self, mu: T, alpha0: T, alpha1: T, beta1: T) -> T {
+        let mut s = T::constant(self.sigma1);
+        let mut lp = T::constant(0.0);
+        for t in 0..self.y.len() {
+            if t > 0 {
+                s = (alpha0 + alpha1 * (-mu + self.y[t - 1]).square() + beta1 * s.square()).sqrt();
+            }
+            lp += iwhvi::__private::log_prob_or_neg_inf(Normal::new(mu, s), T::constant(self.y[t]));
+        }
+        lp
+    }
+}
+
+#[test]
+fn garch_garch11() {
+    use iwhvi::special::{log_sigmoid, sigmoid};
+    let d = data("garch-garch11");
+    let y = reals(&d["y"]);
+    let sigma1 = d["sigma1"].as_f64().unwrap();
+    let model = Garch11::new(y.clone(), sigma1).unwrap();
+    assert_eq!(model.dim(), 4);
+    assert_same_log_joint(
+        &model,
+        |u| {
+            let mu = u[0];
+            let (alpha0, j0) = positive(u[1]);
+            let alpha1 = sigmoid(u[2]);
+            let beta1 = (1.0 - alpha1) * sigmoid(u[3]);
+            let mut lp = j0 + log_sigmoid(u[2]) + log_sigmoid(-u[2]);
+            lp += (1.0 - alpha1).ln() + log_sigmoid(u[3]) + log_sigmoid(-u[3]);
+            let mut s = sigma1;
+            for t in 0..y.len() {
+                if t > 0 {
+                    s = (alpha0 + alpha1 * (y[t - 1] - mu).powi(2) + beta1 * s * s).sqrt();
+                }
+                lp += normal(y[t], mu, s);
+            }
+            lp
+        },
+        10,
+    );
+    // The layout resolves the moving bound when it names the latents.
+    let u = [0.1, -0.5, 0.7, -0.3];
+    let latents = model.latents(&u).unwrap();
+    assert!((latents.beta1 - (1.0 - latents.alpha1) * sigmoid(u[3])).abs() < 1e-15);
+    let back = model
+        .layout()
+        .unconstrain(&model.layout().constrain(&u).unwrap())
+        .unwrap();
+    for (a, b) in back.iter().zip(&u) {
+        assert!((a - b).abs() < 1e-12, "round trip {back:?} vs {u:?}");
+    }
+}

@@ -87,6 +87,53 @@ pub struct LatentSpec {
     pub shape: Vec<usize>,
     /// The transform from its unconstrained coordinates.
     pub transform: Transform,
+    /// Interval bounds that depend on earlier scalar latents (Stan's
+    /// `real<lower = 0, upper = 1 - alpha1> beta1`); when set, `transform`
+    /// is ignored and the scaled sigmoid runs between these bounds.
+    #[serde(default)]
+    pub dependent_bounds: Option<DependentBounds>,
+}
+
+/// `constant + Σ coefficient · latent` over earlier scalar latents.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AffineBound {
+    /// The constant term.
+    pub constant: f64,
+    /// `(latent name, coefficient)` pairs.
+    pub terms: Vec<(String, f64)>,
+}
+
+impl AffineBound {
+    /// A constant bound.
+    pub fn constant(value: f64) -> Self {
+        Self {
+            constant: value,
+            terms: Vec::new(),
+        }
+    }
+
+    /// Its value given the latents constrained so far.
+    fn at(&self, values: &BTreeMap<String, Vec<f64>>) -> Result<f64, LayoutError> {
+        let mut total = self.constant;
+        for (name, coefficient) in &self.terms {
+            let value = values
+                .get(name)
+                .and_then(|v| v.first())
+                .ok_or_else(|| LayoutError::Missing(name.clone()))?;
+            total += coefficient * value;
+        }
+        Ok(total)
+    }
+}
+
+/// The interval `(low, high)` of a latent whose bounds move with earlier
+/// latents.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DependentBounds {
+    /// The lower bound.
+    pub low: AffineBound,
+    /// The upper bound.
+    pub high: AffineBound,
 }
 
 impl LatentSpec {
@@ -96,6 +143,7 @@ impl LatentSpec {
             name: name.to_string(),
             shape: Vec::new(),
             transform,
+            dependent_bounds: None,
         }
     }
 
@@ -105,12 +153,28 @@ impl LatentSpec {
             name: name.to_string(),
             shape: vec![len],
             transform,
+            dependent_bounds: None,
         }
     }
 
     /// The number of constrained entries.
     pub fn constrained_len(&self) -> usize {
         self.shape.iter().product()
+    }
+
+    /// The transform at the latents constrained so far (resolving
+    /// dependent bounds).
+    fn effective_transform(
+        &self,
+        values: &BTreeMap<String, Vec<f64>>,
+    ) -> Result<Transform, LayoutError> {
+        match &self.dependent_bounds {
+            None => Ok(self.transform),
+            Some(bounds) => Ok(Transform::Interval {
+                low: bounds.low.at(values)?,
+                high: bounds.high.at(values)?,
+            }),
+        }
     }
 }
 
@@ -255,10 +319,8 @@ impl Layout {
         let mut order = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
             let mut z = vec![0.0; block.spec.constrained_len()];
-            block
-                .spec
-                .transform
-                .forward(&u[block.unconstrained.clone()], &mut z);
+            let transform = block.spec.effective_transform(&values)?;
+            transform.forward(&u[block.unconstrained.clone()], &mut z);
             values.insert(block.spec.name.clone(), z);
             order.push(block.spec.name.clone());
         }
@@ -272,6 +334,7 @@ impl Layout {
     /// the latent.
     pub fn unconstrain(&self, latents: &Latents) -> Result<Vec<f64>, LayoutError> {
         let mut u = vec![0.0; self.dim];
+        let mut seen = BTreeMap::new();
         for block in &self.blocks {
             let name = &block.spec.name;
             let z = latents
@@ -279,12 +342,13 @@ impl Layout {
                 .ok_or_else(|| LayoutError::Missing(name.clone()))?;
             block
                 .spec
-                .transform
+                .effective_transform(&seen)?
                 .inverse(z, &mut u[block.unconstrained.clone()])
                 .map_err(|source| LayoutError::OutsideSupport {
                     name: name.clone(),
                     source,
                 })?;
+            seen.insert(name.clone(), z.to_vec());
         }
         Ok(u)
     }

@@ -71,6 +71,9 @@ pub enum Role {
         /// The index over a vector latent's elements in its prior.
         index: Option<Ident>,
         constraint: Option<(Constraint, Ident)>,
+        /// Stan-style bounds: `lower = expr`, `upper = expr`.
+        lower: Option<Expr>,
+        upper: Option<Expr>,
     },
     Observed {
         likelihood: DistCall,
@@ -101,12 +104,15 @@ struct LatentArgs {
     len: Option<Expr>,
     index: Option<Ident>,
     constraint: Option<(Constraint, Ident)>,
+    lower: Option<Expr>,
+    upper: Option<Expr>,
 }
 
 impl Parse for LatentArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let call: Expr = input.parse()?;
-        let (mut len, mut index, mut constraint) = (None, None, None);
+        let (mut len, mut index, mut constraint, mut lower, mut upper) =
+            (None, None, None, None, None);
         while input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
             if input.parse::<Option<Token![for]>>()?.is_some() {
                 index = Some(input.parse()?);
@@ -116,6 +122,8 @@ impl Parse for LatentArgs {
             input.parse::<Token![=]>()?;
             match key.to_string().as_str() {
                 "len" => len = Some(input.parse()?),
+                "lower" => lower = Some(input.parse()?),
+                "upper" => upper = Some(input.parse()?),
                 "constraint" => {
                     let name: Ident = input.parse()?;
                     let kind = match name.to_string().as_str() {
@@ -137,7 +145,7 @@ impl Parse for LatentArgs {
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
-                            "unknown option `{other}`: write `len = <length>`, `for <index>` or `constraint = <constraint>`"
+                            "unknown option `{other}`: write `len = <length>`, `for <index>`, `constraint = <constraint>`, `lower = <bound>` or `upper = <bound>`"
                         ),
                     ));
                 }
@@ -148,6 +156,8 @@ impl Parse for LatentArgs {
             len,
             index,
             constraint,
+            lower,
+            upper,
         })
     }
 }
@@ -293,6 +303,8 @@ impl Model {
                             len: args.len,
                             index: args.index,
                             constraint: args.constraint,
+                            lower: args.lower,
+                            upper: args.upper,
                         }),
                         Err(e) => {
                             cx.syn_error(e);

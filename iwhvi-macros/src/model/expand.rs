@@ -62,9 +62,195 @@ fn constructor(scope: &Scope<'_>, family: &Family, call: &DistCall) -> TokenStre
     quote_spanned!(call.tokens.span()=> ::iwhvi::__private::distributions::#name::new(#(#args),*))
 }
 
+/// A latent's `lower = …`, `upper = …` options.
+enum Bounds {
+    /// Bounds from data and literals: an ordinary transform.
+    Fixed(TokenStream),
+    /// Bounds that move with earlier latents: values for the log joint
+    /// and an affine description for the layout.
+    Dependent {
+        low: TokenStream,
+        high: TokenStream,
+        layout: TokenStream,
+    },
+}
+
+impl Bounds {
+    fn both(&self) -> bool {
+        match self {
+            Bounds::Dependent { .. } => true,
+            Bounds::Fixed(t) => t.to_string().contains("Interval"),
+        }
+    }
+
+    /// The bounds as `f64` expressions (∓∞ where absent) for the samplers.
+    fn values(
+        &self,
+        scope: &Scope<'_>,
+        lower: Option<&syn::Expr>,
+        upper: Option<&syn::Expr>,
+    ) -> (TokenStream, TokenStream) {
+        let side = |e: Option<&syn::Expr>, infinite: TokenStream| match e {
+            Some(e) => scope.value(e),
+            None => infinite,
+        };
+        (
+            side(lower, quote!(f64::NEG_INFINITY)),
+            side(upper, quote!(f64::INFINITY)),
+        )
+    }
+}
+
+/// The names of latents an expression mentions.
+fn mentions_latent(model: &Model, expr: &syn::Expr) -> bool {
+    struct Finder<'a> {
+        model: &'a Model,
+        found: bool,
+    }
+    impl<'ast> syn::visit::Visit<'ast> for Finder<'_> {
+        fn visit_expr_path(&mut self, p: &'ast syn::ExprPath) {
+            if let Some(ident) = p.path.get_ident() {
+                if let Some((_, field)) = self.model.field(&ident.to_string()) {
+                    self.found |= matches!(field.role, Role::Latent { .. });
+                }
+            }
+        }
+    }
+    let mut finder = Finder {
+        model,
+        found: false,
+    };
+    syn::visit::Visit::visit_expr(&mut finder, expr);
+    finder.found
+}
+
+/// `constant + Σ coefficient · latent` with literal numbers, if the
+/// expression has that form.
+fn affine(model: &Model, expr: &syn::Expr) -> Option<(f64, Vec<(String, f64)>)> {
+    use syn::{BinOp, Expr, Lit, UnOp};
+    let scale = |(c, terms): (f64, Vec<(String, f64)>), k: f64| {
+        (c * k, terms.into_iter().map(|(n, v)| (n, v * k)).collect())
+    };
+    match expr {
+        Expr::Lit(l) => match &l.lit {
+            Lit::Float(f) => f.base10_parse().ok().map(|v| (v, Vec::new())),
+            Lit::Int(i) => i.base10_parse::<i64>().ok().map(|v| (v as f64, Vec::new())),
+            _ => None,
+        },
+        Expr::Path(p) => {
+            let name = p.path.get_ident()?.to_string();
+            let (_, field) = model.field(&name)?;
+            matches!(field.role, Role::Latent { .. }).then(|| (0.0, vec![(name, 1.0)]))
+        }
+        Expr::Paren(p) => affine(model, &p.expr),
+        Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
+            affine(model, &u.expr).map(|a| scale(a, -1.0))
+        }
+        Expr::Binary(b) => {
+            let (left, right) = (affine(model, &b.left)?, affine(model, &b.right)?);
+            match b.op {
+                BinOp::Add(_) => Some((left.0 + right.0, [left.1, right.1].concat())),
+                BinOp::Sub(_) => {
+                    let right = scale(right, -1.0);
+                    Some((left.0 + right.0, [left.1, right.1].concat()))
+                }
+                BinOp::Mul(_) if left.1.is_empty() => Some(scale(right, left.0)),
+                BinOp::Mul(_) if right.1.is_empty() => Some(scale(left, right.0)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Reads `lower = …`, `upper = …`.
+fn bounds(
+    cx: &Ctxt,
+    scope: &Scope<'_>,
+    ident: &syn::Ident,
+    shape: &Shape,
+    lower: Option<&syn::Expr>,
+    upper: Option<&syn::Expr>,
+) -> Option<Bounds> {
+    if lower.is_none() && upper.is_none() {
+        return None;
+    }
+    if !shape.is_scalar() {
+        cx.error_spanned_by(
+            ident,
+            format!("`lower`/`upper` bounds are for scalar latents; `{ident}` is a vector"),
+        );
+        return None;
+    }
+    let dependent = [lower, upper]
+        .into_iter()
+        .flatten()
+        .any(|e| mentions_latent(scope.model, e));
+    let t = quote!(::iwhvi::__private::Transform);
+    if !dependent {
+        let fixed = Scope {
+            latents_allowed: false,
+            ..Scope::new(scope.model, scope.current, None, scope.cx)
+        };
+        let raw = |e: &syn::Expr| {
+            let r = fixed.raw(e);
+            quote!((#r) as f64)
+        };
+        return Some(Bounds::Fixed(match (lower, upper) {
+            (Some(l), Some(h)) => {
+                let (l, h) = (raw(l), raw(h));
+                quote!(#t::Interval { low: #l, high: #h })
+            }
+            (Some(l), None) => {
+                let l = raw(l);
+                quote!(#t::LowerBound { low: #l })
+            }
+            (None, Some(h)) => {
+                let h = raw(h);
+                quote!(#t::UpperBound { high: #h })
+            }
+            (None, None) => unreachable!("checked above"),
+        }));
+    }
+    let (Some(lower), Some(upper)) = (lower, upper) else {
+        cx.error_spanned_by(
+            ident,
+            format!(
+                "bounds of `{ident}` that depend on other latents need both `lower` and `upper`"
+            ),
+        );
+        return None;
+    };
+    let describe = |e: &syn::Expr| match affine(scope.model, e) {
+        Some((constant, terms)) => {
+            let terms = terms
+                .iter()
+                .map(|(n, c)| quote!((::std::string::String::from(#n), #c)));
+            Some(
+                quote!(::iwhvi::__private::iwhvi_core::model::AffineBound { constant: #constant, terms: ::std::vec![#(#terms),*] }),
+            )
+        }
+        None => {
+            cx.error_spanned_by(
+                e,
+                "a bound that depends on other latents must be affine in them with literal coefficients, e.g. `1.0 - alpha1`",
+            );
+            None
+        }
+    };
+    let (low_layout, high_layout) = (describe(lower)?, describe(upper)?);
+    Some(Bounds::Dependent {
+        low: scope.value(lower),
+        high: scope.value(upper),
+        layout: quote!(::iwhvi::__private::iwhvi_core::model::DependentBounds { low: #low_layout, high: #high_layout }),
+    })
+}
+
 struct Latent<'a> {
     field: &'a Field,
     transform: TokenStream,
+    /// `Option<DependentBounds>` for the layout.
+    dependent: TokenStream,
     len: TokenStream,
     /// Its part of the log joint.
     body: TokenStream,
@@ -121,6 +307,8 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                 len,
                 index,
                 constraint,
+                lower,
+                upper,
             } => {
                 let Some(family) = check::distribution(cx, prior) else {
                     continue;
@@ -148,6 +336,17 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                     }
                     None => transform(&scope, family, prior),
                 };
+                let bounds = bounds(cx, &scope, ident, shape, lower.as_ref(), upper.as_ref());
+                let transform = match &bounds {
+                    Some(Bounds::Fixed(t)) => t.clone(),
+                    _ => transform,
+                };
+                let dependent = match &bounds {
+                    Some(Bounds::Dependent { layout, .. }) => {
+                        quote!(::core::option::Option::Some(#layout))
+                    }
+                    _ => quote!(::core::option::Option::None),
+                };
                 let len = match (shape, len) {
                     (Shape::Scalar(_), _) => quote!(1usize),
                     (Shape::Array(_, n), _) => quote!((#n) as usize),
@@ -163,7 +362,20 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                 };
                 let bind_index = index.as_ref().map(|i| quote!(let #i: usize = __k;));
                 let flat = crate::distributions::is_flat(family.name);
-                let body = if shape.is_scalar() {
+                let body = if let Some(Bounds::Dependent { low, high, .. }) = &bounds {
+                    let density = (!flat).then(|| quote!(__lp += #lp(#new, #ident);));
+                    quote! {
+                        let (__low, __high) = (#low, #high);
+                        let __s = __u[__at];
+                        __at += 1;
+                        let __width = __high - __low;
+                        let #ident = __low + __width * ::iwhvi::__private::Scalar::sigmoid(__s);
+                        __lp += ::iwhvi::__private::Scalar::ln(__width)
+                            + ::iwhvi::__private::Scalar::log_sigmoid(__s)
+                            + ::iwhvi::__private::Scalar::log_sigmoid(-__s);
+                        #density
+                    }
+                } else if shape.is_scalar() {
                     let density = (!flat).then(|| quote!(__lp += #lp(#new, #ident);));
                     quote! {
                         let (#ident, __log_jacobian) = __transform.forward_scalar(__u[__at]);
@@ -193,7 +405,7 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                 let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
                 let family_name = family.name;
                 let improper = quote!(::iwhvi::__private::distributions::DistributionError::Improper { distribution: #family_name });
-                let draw = match (flat, shape.is_scalar(), constraint) {
+                let draw_unbounded = match (flat, shape.is_scalar(), constraint) {
                     (true, _, Some((Constraint::Simplex, _))) => quote! {
                         // Flat on the simplex is Dirichlet(1, …, 1): normalised exponentials.
                         let __n = #len;
@@ -244,9 +456,39 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                         }
                     }
                 };
+                let draw = match (&bounds, flat) {
+                    (Some(b), true) if b.both() => {
+                        let (low, high) = b.values(&scope, lower.as_ref(), upper.as_ref());
+                        quote! {
+                            let (__low, __high): (f64, f64) = (#low, #high);
+                            let #ident: f64 = #sample(&::iwhvi::__private::distributions::Uniform::new(__low, __high)?, __rng);
+                        }
+                    }
+                    (Some(b), false) => {
+                        let (low, high) = b.values(&scope, lower.as_ref(), upper.as_ref());
+                        quote! {
+                            // The prior restricted to the bounds, by rejection.
+                            let (__low, __high): (f64, f64) = (#low, #high);
+                            let mut __tries = 0usize;
+                            let #ident: f64 = loop {
+                                let __x: f64 = #sample(&#new?, __rng);
+                                if __x > __low && __x < __high {
+                                    break __x;
+                                }
+                                __tries += 1;
+                                if __tries == 100_000 {
+                                    return ::core::result::Result::Err(#improper);
+                                }
+                            };
+                        }
+                    }
+                    _ => draw_unbounded,
+                };
+
                 latents.push(Latent {
                     field,
                     transform,
+                    dependent,
                     len,
                     body,
                     draw,
@@ -365,14 +607,24 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
     let steps = steps.into_iter().map(|(_, s)| s);
 
     let specs = latents.iter().map(|l| {
-        let (name, transform, len) = (l.field.ident.to_string(), &l.transform, &l.len);
+        let (name, transform, len, dependent) = (
+            l.field.ident.to_string(),
+            &l.transform,
+            &l.len,
+            &l.dependent,
+        );
         let shape = if l.field.shape.as_ref().is_some_and(Shape::is_scalar) {
             quote!(::std::vec::Vec::new())
         } else {
             quote!(::std::vec![#len])
         };
         quote! {
-            ::iwhvi::__private::LatentSpec { name: ::std::string::String::from(#name), shape: #shape, transform: #transform }
+            ::iwhvi::__private::LatentSpec {
+                name: ::std::string::String::from(#name),
+                shape: #shape,
+                transform: #transform,
+                dependent_bounds: #dependent,
+            }
         }
     });
     let latent_defs = latents.iter().map(|l| {
