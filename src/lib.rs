@@ -53,8 +53,22 @@ pub use iwhvi_core::*;
 ///   `fn forward_algorithm<T: Scalar>(&self, mu: T, sigma: &[T]) -> T`
 ///   (latents arrive as scalars or slices, data by reference).
 ///
+/// - `#[derived(expr)]` on an `f64`, or `#[derived(expr, for i)]` on an
+///   `[f64; N]`: a deterministic function of the latents (Stan's generated
+///   quantities), returned by `Name::derived_quantities(&latents)` and
+///   reported with the posterior by `Posterior::derived(&draws)`.
+///
+/// Scalar latents take Stan-style bounds, `lower = …` and `upper = …`:
+/// from data and literals, or affine in earlier latents
+/// (`#[latent(Flat(), lower = 0.0, upper = 1.0 - alpha1)]`).
+///
 /// `Flat()` and `FlatPositive()` are improper flat priors (Stan's "no
-/// prior statement"): they add nothing but the transform's Jacobian.
+/// prior statement"): they add nothing but the transform's Jacobian. A
+/// family named by a path (`my::Gumbel(loc, scale)`) is user-defined: a
+/// type `my::Gumbel<T: Scalar>` with `new(…) -> Result<Self,
+/// DistributionError>`, implementing `distributions::Distribution<T>` (its
+/// support type gives the latent's transform) and, for the samplers,
+/// `rand::distr::Distribution<f64>` for `T = f64`.
 ///
 /// Arguments are Rust expressions over data, latents declared above, the
 /// index and literals; data and literals mix freely with the latents (they
@@ -126,6 +140,18 @@ pub mod __private {
     pub use iwhvi_core::transforms::Transform;
     pub use nalgebra;
     pub use rand;
+
+    /// The default transform of a distribution's support, evaluated at
+    /// compile time for user-defined families (`const { … }`): a support
+    /// without one stops the build here.
+    pub const fn default_transform<D: Distribution<f64>>() -> Transform {
+        match <D::Support as iwhvi_core::distributions::supports::SupportKind>::DEFAULT_TRANSFORM {
+            Some(t) => t,
+            None => panic!(
+                "this user-defined distribution's support has no default transform: give the latent `lower`/`upper` bounds"
+            ),
+        }
+    }
 
     /// `log p(x)` of a distribution whose constructor may reject its
     /// parameters: `-∞` then (a latent outside a parameter's domain has

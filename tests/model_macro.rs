@@ -264,3 +264,172 @@ fn simulated_observations_follow_the_likelihood() {
         "simulated count mean {mean} vs {rate}"
     );
 }
+
+mod user {
+    //! A family the runtime does not have, declared by the user through
+    //! the core's `Distribution` trait.
+    use iwhvi::Scalar;
+    use iwhvi::distributions::supports::{Positive, Real};
+    use iwhvi::distributions::{Distribution, DistributionError, Support};
+    use rand::{Rng, RngExt};
+
+    /// Gumbel(loc, scale): `log p(x) = −z − e^{−z} − ln scale`, `z = (x − loc)/scale`.
+    pub struct Gumbel<T: Scalar> {
+        loc: T,
+        scale: T,
+    }
+
+    impl<T: Scalar> Gumbel<T> {
+        pub fn new(loc: T, scale: T) -> Result<Self, DistributionError> {
+            if scale.value().is_nan() || scale.value() <= 0.0 {
+                return Err(DistributionError::InvalidParameter {
+                    distribution: "Gumbel",
+                    parameter: "scale",
+                    value: scale.value(),
+                    requirement: "positive",
+                });
+            }
+            Ok(Self { loc, scale })
+        }
+    }
+
+    impl<T: Scalar> Distribution<T> for Gumbel<T> {
+        type Value = T;
+        type Support = Real;
+        fn log_prob(&self, x: T) -> T {
+            let z = (x - self.loc) / self.scale;
+            -z - (-z).exp() - self.scale.ln()
+        }
+        fn support(&self) -> Support {
+            Support::Real
+        }
+    }
+
+    impl rand::distr::Distribution<f64> for Gumbel<f64> {
+        fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+            let u: f64 = rng.random_range(f64::EPSILON..1.0);
+            self.loc - self.scale * (-u.ln()).ln()
+        }
+    }
+
+    /// The Rayleigh distribution with scale σ, on the positive reals.
+    pub struct Rayleigh<T: Scalar> {
+        scale: T,
+    }
+
+    impl<T: Scalar> Rayleigh<T> {
+        pub fn new(scale: T) -> Result<Self, DistributionError> {
+            Ok(Self { scale })
+        }
+    }
+
+    impl<T: Scalar> Distribution<T> for Rayleigh<T> {
+        type Value = T;
+        type Support = Positive;
+        fn log_prob(&self, x: T) -> T {
+            let s2 = self.scale.square();
+            x.ln() - s2.ln() - x.square() / (s2 * 2.0)
+        }
+        fn support(&self) -> Support {
+            Support::Positive
+        }
+    }
+
+    impl rand::distr::Distribution<f64> for Rayleigh<f64> {
+        fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+            let u: f64 = rng.random_range(f64::EPSILON..1.0);
+            self.scale * (-2.0 * u.ln()).sqrt()
+        }
+    }
+}
+
+#[variational]
+struct WithUserFamilies {
+    #[latent(user::Gumbel(0.0, 2.0))]
+    location: f64,
+    #[latent(user::Rayleigh(1.5))]
+    spread: f64,
+    #[observe(user::Gumbel(location, spread), for i)]
+    y: Vec<f64>,
+}
+
+#[test]
+fn user_defined_distributions_enter_through_the_trait() {
+    use iwhvi::distributions::Distribution;
+    let y = vec![0.3, 1.7, -0.4];
+    let model = WithUserFamilies::new(y.clone()).unwrap();
+    // The Rayleigh's positive support gives `spread` the exp transform.
+    assert_eq!(
+        model.layout().blocks()[1].spec.transform,
+        iwhvi::transforms::Transform::Exp
+    );
+    let u = [0.4, -0.2];
+    let spread = u[1].exp();
+    let mut expected = user::Gumbel::new(0.0, 2.0).unwrap().log_prob(u[0])
+        + user::Rayleigh::new(1.5).unwrap().log_prob(spread)
+        + u[1];
+    for &yi in &y {
+        expected += user::Gumbel::new(u[0], spread).unwrap().log_prob(yi);
+    }
+    let got = model.log_joint(&u);
+    assert!(
+        (got - expected).abs() <= 1e-12 * expected.abs(),
+        "{got} vs {expected}"
+    );
+    let draw = model.sample_prior(&mut StdRng::seed_from_u64(9)).unwrap();
+    assert!(draw.spread > 0.0);
+}
+
+#[variational]
+struct WithDerived {
+    #[data]
+    sigma: Vec<f64>,
+    #[latent(Normal(0.0, 5.0))]
+    mu: f64,
+    #[latent(HalfCauchy(5.0))]
+    tau: f64,
+    #[latent(Normal(0.0, 1.0), len = sigma.len())]
+    theta_tilde: Vec<f64>,
+    #[observe(Normal(mu + tau * theta_tilde[j], sigma[j]), for j)]
+    y: Vec<f64>,
+    #[derived(mu + tau * theta_tilde[j], for j)]
+    theta: [f64; 8],
+    #[derived(tau.ln())]
+    log_tau: f64,
+}
+
+#[test]
+fn derived_quantities_are_reported_with_the_posterior() {
+    use iwhvi::guide::MeanField;
+    use iwhvi::posterior::Posterior;
+    let model = WithDerived::new(hand_written::SIGMA.to_vec(), hand_written::Y.to_vec()).unwrap();
+    let latents = WithDerivedLatents {
+        mu: 1.0,
+        tau: 2.0,
+        theta_tilde: vec![0.5; 8],
+    };
+    let derived = model.derived_quantities(&latents);
+    assert_eq!(derived.theta, [2.0; 8]);
+    assert!((derived.log_tau - 2f64.ln()).abs() < 1e-15);
+
+    let guide = MeanField::new(10);
+    let params: Vec<f64> = (0..20)
+        .map(|i| if i < 10 { 0.1 * i as f64 } else { -1.0 })
+        .collect();
+    let posterior = Posterior::new(&model, &guide, &params).unwrap();
+    let draws = posterior.sample(200, &mut StdRng::seed_from_u64(2));
+    let derived = posterior.derived(&draws);
+    assert_eq!(derived.len(), 200);
+    assert_eq!(derived.names()[0], "theta[0]");
+    assert_eq!(derived.names()[8], "log_tau");
+    for i in 0..200 {
+        let row = draws.latents(i);
+        let (mu, tau, t0) = (
+            row.get("mu").unwrap()[0],
+            row.get("tau").unwrap()[0],
+            row.get("theta_tilde").unwrap()[0],
+        );
+        assert!((derived.row(i)[0] - (mu + tau * t0)).abs() < 1e-12);
+    }
+    assert!(derived.summary().get("log_tau").is_some());
+}

@@ -70,6 +70,14 @@ pub trait Model: Sync {
     /// space, Jacobians included. `u.len()` is [`Model::dim`].
     fn log_joint<T: Scalar>(&self, u: &[T]) -> T;
 
+    /// Derived quantities (Stan's generated quantities): deterministic
+    /// functions of the constrained latents, reported with the posterior.
+    /// None by default.
+    fn derived(&self, latents: &Latents) -> Latents {
+        let _ = latents;
+        Latents::default()
+    }
+
     /// The unconstrained dimension `D`: [`Model::STATIC_DIM`] when known,
     /// else from the layout (known at run time, e.g. from data lengths).
     fn dim(&self) -> usize {
@@ -370,6 +378,11 @@ impl Latents {
             latents.values.insert(name, value);
         }
         latents
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
     }
 
     /// One latent's value.

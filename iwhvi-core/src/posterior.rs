@@ -184,6 +184,31 @@ impl Draws {
         }
     }
 
+    /// Draws from rows of named values (all rows with the same names and
+    /// lengths, as a model's derived quantities have).
+    pub fn from_latents(rows: &[Latents]) -> Self {
+        let mut draws = Self::default();
+        let Some(first) = rows.first() else {
+            return draws;
+        };
+        let mut offset = 0;
+        for (name, values) in first.iter() {
+            draws
+                .latent_names
+                .push((name.to_string(), offset..offset + values.len()));
+            offset += values.len();
+            if values.len() == 1 {
+                draws.names.push(name.to_string());
+            } else {
+                draws
+                    .names
+                    .extend((0..values.len()).map(|i| format!("{name}[{i}]")));
+            }
+        }
+        draws.rows = rows.iter().map(Latents::flatten).collect();
+        draws
+    }
+
     fn push_unconstrained(&mut self, layout: &Layout, u: &[f64]) {
         let latents = layout
             .constrain(u)
@@ -419,6 +444,14 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
             effective_sample_size: ess,
             pareto_k: pareto_k_hat(&log_w),
         }
+    }
+
+    /// The model's derived quantities at each draw ([`Model::derived`]).
+    pub fn derived(&self, draws: &Draws) -> Draws {
+        let rows: Vec<Latents> = (0..draws.len())
+            .map(|i| self.model.derived(&draws.latents(i)))
+            .collect();
+        Draws::from_latents(&rows)
     }
 
     /// Posterior predictive draws: `f` applied to each draw's named latents.

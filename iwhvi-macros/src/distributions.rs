@@ -18,6 +18,8 @@ pub enum Support {
     Interval,
     /// A discrete family: only for observations.
     Discrete,
+    /// A user-defined family: its support is a type the compiler checks.
+    User,
 }
 
 /// A family the macro can call: `name(params…)`.
@@ -148,6 +150,13 @@ pub const FAMILIES: &[Family] = &[
         support: Support::Discrete,
     },
 ];
+
+/// The stand-in for user-defined families (`my::Family(args…)`).
+pub const USER: Family = Family {
+    name: "user-defined",
+    params: &[],
+    support: Support::User,
+};
 
 /// True for the improper flat families, which have no runtime type.
 pub fn is_flat(name: &str) -> bool {

@@ -255,51 +255,59 @@ pub(crate) mod check {
 
 /// The supports of the distributions, as types and as a value.
 pub mod supports {
+    use crate::transforms::Transform;
+
     /// A support as a type: what a distribution's values range over.
-    /// `#[variational]` guides compare these at compile time.
+    /// `#[variational]` compares these at compile time and takes the
+    /// default transform of user-defined families from them.
     pub trait SupportKind {
         /// Its name in error messages, e.g. `"positive"`.
         const NAME: &'static str;
+        /// The transform from unconstrained space when it does not depend
+        /// on parameters (`None` for intervals given by parameters and for
+        /// discrete supports).
+        const DEFAULT_TRANSFORM: Option<Transform>;
     }
 
     macro_rules! support_kinds {
-        ($($(#[$doc:meta])* $name:ident = $text:literal;)*) => {$(
+        ($($(#[$doc:meta])* $name:ident = $text:literal, $transform:expr;)*) => {$(
             $(#[$doc])*
             #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
             pub struct $name;
             impl SupportKind for $name {
                 const NAME: &'static str = $text;
+                const DEFAULT_TRANSFORM: Option<Transform> = $transform;
             }
         )*};
     }
 
     support_kinds! {
         /// The real line.
-        Real = "real";
+        Real = "real", Some(Transform::Identity);
         /// `(0, ∞)`.
-        Positive = "positive";
+        Positive = "positive", Some(Transform::Exp);
         /// `(0, 1)`.
-        UnitInterval = "unit interval";
+        UnitInterval = "unit interval", Some(Transform::Interval { low: 0.0, high: 1.0 });
         /// `(low, high)` with bounds given by the parameters.
-        Interval = "interval";
+        Interval = "interval", None;
         /// Vectors in `Rᵈ`.
-        RealVector = "real vector";
+        RealVector = "real vector", Some(Transform::Identity);
         /// Vectors with positive entries summing to 1.
-        Simplex = "simplex";
+        Simplex = "simplex", Some(Transform::StickBreaking);
         /// Strictly increasing vectors.
-        Ordered = "ordered vector";
+        Ordered = "ordered vector", Some(Transform::Ordered);
         /// Strictly increasing positive vectors.
-        PositiveOrdered = "positive ordered vector";
+        PositiveOrdered = "positive ordered vector", Some(Transform::PositiveOrdered);
         /// Cholesky factors of correlation matrices.
-        CorrelationCholesky = "correlation Cholesky factor";
+        CorrelationCholesky = "correlation Cholesky factor", Some(Transform::CholeskyCorrelation);
         /// `{0, 1, 2, …}`.
-        NonNegativeInteger = "non-negative integer";
+        NonNegativeInteger = "non-negative integer", None;
         /// `{0, 1}`.
-        Binary = "binary";
+        Binary = "binary", None;
         /// `{0, 1, …, n}` with `n` given by the parameters.
-        BoundedCount = "bounded count";
+        BoundedCount = "bounded count", None;
         /// `{0, 1, …, K - 1}`: an index into `K` categories.
-        CategoryIndex = "category index";
+        CategoryIndex = "category index", None;
     }
 }
 

@@ -45,6 +45,8 @@ impl Shape {
 
 /// A distribution call in an attribute: `Normal(mu, sigma)`.
 pub struct DistCall {
+    /// A user-defined family's path (`my::Skewed`), `None` for the runtime's.
+    pub user: Option<syn::Path>,
     pub name: Ident,
     pub args: Vec<Expr>,
     /// The whole call, for spans.
@@ -65,6 +67,11 @@ pub enum Role {
     Data,
     /// A free log-density term (Stan's `target +=`, Pyro's `factor`).
     Factor(Expr),
+    /// A deterministic function of the latents (Stan's generated quantities).
+    Derived {
+        expr: Expr,
+        index: Option<Ident>,
+    },
     Latent {
         prior: DistCall,
         len: Option<Expr>,
@@ -184,7 +191,14 @@ impl Parse for ObserveArgs {
 fn dist_call(cx: &Ctxt, call: Expr) -> Option<DistCall> {
     match &call {
         Expr::Call(c) => match &*c.func {
+            Expr::Path(p) if p.qself.is_none() && p.path.segments.len() > 1 => Some(DistCall {
+                user: Some(p.path.clone()),
+                name: p.path.segments.last().expect("a segment").ident.clone(),
+                args: c.args.iter().cloned().collect(),
+                tokens: call.clone(),
+            }),
             Expr::Path(p) if p.path.get_ident().is_some() => Some(DistCall {
+                user: None,
                 name: p.path.get_ident().cloned().expect("checked"),
                 args: c.args.iter().cloned().collect(),
                 tokens: call.clone(),
@@ -192,7 +206,7 @@ fn dist_call(cx: &Ctxt, call: Expr) -> Option<DistCall> {
             other => {
                 cx.error_spanned_by(
                     other,
-                    "name a distribution of iwhvi::distributions, e.g. `Normal(0.0, 1.0)`",
+                    "name a distribution of iwhvi::distributions, e.g. `Normal(0.0, 1.0)`, or a user-defined one by its path, e.g. `my::Skewed(0.0, 1.0)`",
                 );
                 None
             }
@@ -305,6 +319,16 @@ impl Model {
                             constraint: args.constraint,
                             lower: args.lower,
                             upper: args.upper,
+                        }),
+                        Err(e) => {
+                            cx.syn_error(e);
+                            None
+                        }
+                    },
+                    Some("derived") => match attr.parse_args::<ObserveArgs>() {
+                        Ok(args) => Some(Role::Derived {
+                            expr: args.call,
+                            index: args.index,
                         }),
                         Err(e) => {
                             cx.syn_error(e);

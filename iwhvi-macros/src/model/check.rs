@@ -8,6 +8,9 @@ use crate::distributions::{self, Family, Support};
 /// Every distribution is one the runtime has, called with its number of
 /// parameters.
 pub fn distribution(cx: &Ctxt, call: &DistCall) -> Option<&'static Family> {
+    if call.user.is_some() {
+        return Some(&distributions::USER);
+    }
     let name = call.name.to_string();
     let Some(family) = distributions::family(&name) else {
         let hint = distributions::closest(&name, distributions::FAMILIES.iter().map(|f| f.name))
@@ -79,6 +82,7 @@ pub fn observed(
 ) {
     let discrete = family.support == Support::Discrete;
     match (discrete, shape.elem()) {
+        _ if family.support == Support::User => {}
         (true, Elem::Real) => cx.error_spanned_by(
             ident,
             format!("`{}` is a distribution over counts: declare `{ident}` with an integer or bool element type", family.name),

@@ -27,8 +27,13 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
 /// The default transform of a family's support, as an expression.
 fn transform(scope: &Scope<'_>, family: &Family, call: &DistCall) -> TokenStream {
     let t = quote!(::iwhvi::__private::Transform);
+    if let Some(path) = &call.user {
+        // The support type fixes the transform; a support without one (an
+        // interval given by parameters, a discrete set) fails to compile.
+        return quote_spanned!(call.tokens.span()=> const { ::iwhvi::__private::default_transform::<#path<f64>>() });
+    }
     match family.support {
-        Support::Real | Support::Discrete => quote!(#t::Identity),
+        Support::Real | Support::Discrete | Support::User => quote!(#t::Identity),
         Support::Positive => quote!(#t::Exp),
         Support::UnitInterval => quote!(#t::Interval { low: 0.0, high: 1.0 }),
         Support::Interval => {
@@ -45,6 +50,10 @@ fn transform(scope: &Scope<'_>, family: &Family, call: &DistCall) -> TokenStream
 /// `Family::new(args…)` with each argument in its context.
 fn constructor(scope: &Scope<'_>, family: &Family, call: &DistCall) -> TokenStream {
     let name = &call.name;
+    if let Some(path) = &call.user {
+        let args = call.args.iter().map(|arg| scope.value(arg));
+        return quote_spanned!(call.tokens.span()=> #path::new(#(#args),*));
+    }
     if crate::distributions::is_flat(family.name) {
         return quote!(());
     }
@@ -292,6 +301,7 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
     let mut observed_fields: Vec<&Field> = Vec::new();
     let mut support_checks = Vec::new();
     let mut factors: Vec<(usize, TokenStream)> = Vec::new();
+    let mut derived: Vec<(&Field, TokenStream)> = Vec::new();
     for (position, field) in model.fields.iter().enumerate() {
         if let Role::Factor(expr) = &field.role {
             let value = Scope::new(model, position, None, cx).value(expr);
@@ -302,6 +312,33 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
         let ident = &field.ident;
         match &field.role {
             Role::Data | Role::Factor(_) => {}
+            Role::Derived { expr, index } => {
+                let scope = Scope::new(model, position, index.as_ref(), cx);
+                let value = scope.value(expr);
+                let computation = match (shape, index) {
+                    (Shape::Scalar(Elem::Real), None) => quote!(let #ident: f64 = #value;),
+                    (Shape::Vec(Elem::Real) | Shape::Array(Elem::Real, _), Some(i)) => {
+                        let len = match shape {
+                            Shape::Array(_, n) => quote!((#n) as usize),
+                            _ => {
+                                cx.error_spanned_by(ident, format!("a derived Vec needs a fixed length: declare `{ident}` as `[f64; N]`"));
+                                quote!(0usize)
+                            }
+                        };
+                        quote! {
+                            let #ident: ::std::vec::Vec<f64> = (0..#len).map(|#i| #value).collect();
+                        }
+                    }
+                    _ => {
+                        cx.error_spanned_by(
+                            ident,
+                            format!("derived `{ident}` is an f64 (`#[derived(expr)]`) or an [f64; N] over an index (`#[derived(expr, for i)]`)"),
+                        );
+                        quote!()
+                    }
+                };
+                derived.push((field, computation));
+            }
             Role::Latent {
                 prior,
                 len,
@@ -674,6 +711,16 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             _ => quote!(#ident),
         }
     });
+    let latent_bindings_derived: Vec<TokenStream> = latents
+        .iter()
+        .map(|l| {
+            let ident = &l.field.ident;
+            match l.field.shape {
+                Some(Shape::Scalar(_)) => quote!(let #ident: f64 = __latents.#ident;),
+                _ => quote!(let #ident: &[f64] = &__latents.#ident[..];),
+            }
+        })
+        .collect();
     let latent_bindings = latents.iter().map(|l| {
         let ident = &l.field.ident;
         match l.field.shape {
@@ -698,6 +745,30 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             _ => quote!(#ident: ::core::convert::From::from(#ident)),
         }
     });
+    let derived_ident = format_ident!("{}Derived", ident);
+    let derived_defs = derived.iter().map(|(f, _)| {
+        let (ident, ty) = (&f.ident, &f.ty);
+        let doc = format!("The derived quantity `{ident}`.");
+        quote!(#[doc = #doc] pub #ident: #ty)
+    });
+    let derived_computations = derived.iter().map(|(_, c)| c);
+    let derived_values = derived.iter().map(|(f, _)| {
+        let ident = &f.ident;
+        match f.shape {
+            Some(Shape::Array(..)) => quote!(#ident: ::core::convert::TryInto::try_into(#ident).expect("one value per element")),
+            _ => quote!(#ident),
+        }
+    });
+    let derived_named = derived.iter().map(|(f, _)| {
+        let (ident, name) = (&f.ident, f.ident.to_string());
+        match f.shape {
+            Some(Shape::Scalar(_)) => {
+                quote!((::std::string::String::from(#name), ::std::vec![__derived.#ident]))
+            }
+            _ => quote!((::std::string::String::from(#name), __derived.#ident.to_vec())),
+        }
+    });
+    let doc_derived = format!("The derived quantities of [`{ident}`] at given latents.");
     let doc_observations = format!("Observations of [`{ident}`] simulated from given latents.");
     let doc_latents = format!("The constrained latents of [`{ident}`], one field per latent.");
     let doc_new = format!(
@@ -794,7 +865,34 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             }
         }
 
+        #[doc = #doc_derived]
+        #[derive(Clone, Debug, PartialEq)]
+        #vis struct #derived_ident {
+            #(#derived_defs,)*
+        }
+
+        impl #ident {
+            /// The derived quantities at the given latents.
+            #[allow(unused_variables, non_camel_case_types, clippy::all)]
+            #vis fn derived_quantities(&self, __latents: &#latents_ident) -> #derived_ident {
+                type __T = f64;
+                #(#latent_bindings_derived)*
+                #(#derived_computations)*
+                #derived_ident { #(#derived_values,)* }
+            }
+        }
+
         impl ::iwhvi::__private::Model for #ident {
+            fn derived(&self, __latents: &::iwhvi::__private::iwhvi_core::model::Latents) -> ::iwhvi::__private::iwhvi_core::model::Latents {
+                match self.typed_latents(__latents) {
+                    ::core::option::Option::Some(__typed) => {
+                        let __derived = self.derived_quantities(&__typed);
+                        ::iwhvi::__private::iwhvi_core::model::Latents::from_pairs([#(#derived_named),*])
+                    }
+                    ::core::option::Option::None => ::core::default::Default::default(),
+                }
+            }
+
             fn layout(&self) -> ::iwhvi::__private::Layout {
                 ::iwhvi::__private::Layout::new(::std::vec![#(#specs),*])
             }

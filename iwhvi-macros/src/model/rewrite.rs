@@ -83,6 +83,13 @@ impl<'a> Scope<'a> {
                     );
                     None
                 }
+                Role::Derived { .. } => {
+                    self.cx.error_spanned_by(
+                        ident,
+                        format!("`{name}` is a derived quantity: compute it from the latents it is derived from"),
+                    );
+                    None
+                }
             },
             None => {
                 let mut candidates: Vec<String> = self
