@@ -153,6 +153,40 @@ pub mod __private {
         }
     }
 
+    /// `log p(x)` of a multivariate distribution whose constructor may
+    /// reject its parameters: `-∞` then, and for a value of the wrong
+    /// length.
+    #[inline]
+    pub fn log_prob_multi_or_neg_inf<T: Scalar, D: MultivariateDistribution<T>>(
+        d: Result<D, iwhvi_core::distributions::DistributionError>,
+        x: &[T],
+    ) -> T {
+        match d {
+            Ok(d) if d.dim() == x.len() => d.log_prob(x),
+            _ => T::constant(f64::NEG_INFINITY),
+        }
+    }
+
+    /// A draw of a multivariate family as a `Vec<f64>`.
+    pub trait DrawVector {
+        /// One draw.
+        fn draw_vector<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64>;
+    }
+
+    impl DrawVector for iwhvi_core::distributions::Dirichlet<f64> {
+        fn draw_vector<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
+            rand::distr::Distribution::<Vec<f64>>::sample(self, rng)
+        }
+    }
+
+    impl DrawVector for iwhvi_core::distributions::MultivariateNormal<f64> {
+        fn draw_vector<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
+            rand::distr::Distribution::<nalgebra::DVector<f64>>::sample(self, rng)
+                .as_slice()
+                .to_vec()
+        }
+    }
+
     /// `log p(x)` of a distribution whose constructor may reject its
     /// parameters: `-∞` then (a latent outside a parameter's domain has
     /// zero density), never a panic.

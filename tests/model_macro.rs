@@ -433,3 +433,59 @@ fn derived_quantities_are_reported_with_the_posterior() {
     }
     assert!(derived.summary().get("log_tau").is_some());
 }
+
+/// Families over whole vectors: a Dirichlet prior on a simplex latent and
+/// a multivariate normal observation.
+#[variational]
+struct WithVectors {
+    #[data]
+    alpha: Vec<f64>,
+    #[data]
+    cov: nalgebra::DMatrix<f64>,
+    #[latent(Dirichlet(alpha), len = alpha.len())]
+    weights: Vec<f64>,
+    #[latent(Normal(0.0, 1.0), len = 2)]
+    center: Vec<f64>,
+    #[observe(MultivariateNormal(center, cov))]
+    point: Vec<f64>,
+}
+
+#[test]
+fn vector_families_as_priors_and_likelihoods() {
+    use iwhvi::distributions::{
+        Dirichlet, Distribution, MultivariateDistribution, MultivariateNormal, Normal,
+    };
+    use iwhvi::transforms::Transform;
+    use nalgebra::{DMatrix, DVector};
+    let alpha = vec![2.0, 1.0, 3.0];
+    let cov = DMatrix::from_row_slice(2, 2, &[1.0, 0.3, 0.3, 2.0]);
+    let point = vec![0.4, -1.1];
+    let model = WithVectors::new(alpha.clone(), cov.clone(), point.clone()).unwrap();
+    assert_eq!(model.dim(), 4);
+    assert_eq!(
+        model.layout().blocks()[0].spec.transform,
+        Transform::StickBreaking
+    );
+    let u = [0.2, -0.5, 0.3, 0.7];
+    let mut weights = vec![0.0; 3];
+    let log_jacobian = Transform::StickBreaking.forward(&u[..2], &mut weights);
+    let center = [u[2], u[3]];
+    let expected = log_jacobian
+        + Dirichlet::new(alpha).unwrap().log_prob(&weights)
+        + Normal::new(0.0, 1.0).unwrap().log_prob(center[0])
+        + Normal::new(0.0, 1.0).unwrap().log_prob(center[1])
+        + MultivariateNormal::from_covariance(DVector::from_column_slice(&center), cov)
+            .unwrap()
+            .log_prob(&point);
+    let got = model.log_joint(&u);
+    assert!(
+        (got - expected).abs() <= 1e-12 * expected.abs(),
+        "{got} vs {expected}"
+    );
+
+    let mut rng = StdRng::seed_from_u64(5);
+    let prior = model.sample_prior(&mut rng).unwrap();
+    assert!((prior.weights.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    let simulated = model.simulate(&prior, &mut rng).unwrap();
+    assert_eq!(simulated.point.len(), 2);
+}

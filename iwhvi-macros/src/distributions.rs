@@ -6,6 +6,10 @@
 pub enum Param {
     Real,
     Count,
+    /// A whole vector (`Vec<T>`): a data vector or a vector latent.
+    Vector,
+    /// A matrix (`DMatrix<T>`): a data matrix.
+    Matrix,
 }
 
 /// The support of a family, for its default transform.
@@ -20,6 +24,10 @@ pub enum Support {
     Discrete,
     /// A user-defined family: its support is a type the compiler checks.
     User,
+    /// Vectors on the simplex (a multivariate family).
+    Simplex,
+    /// Vectors in Rᵈ (a multivariate family).
+    RealVector,
 }
 
 /// A family the macro can call: `name(params…)`.
@@ -27,6 +35,22 @@ pub struct Family {
     pub name: &'static str,
     pub params: &'static [(&'static str, Param)],
     pub support: Support,
+}
+
+impl Family {
+    /// True for families over whole vectors.
+    pub fn multivariate(&self) -> bool {
+        matches!(self.support, Support::Simplex | Support::RealVector)
+    }
+
+    /// The runtime type and its constructor.
+    pub fn constructor(&self) -> (&'static str, &'static str) {
+        match self.name {
+            "MultivariateNormal" => ("MultivariateNormal", "from_covariance"),
+            "MultivariateNormalCholesky" => ("MultivariateNormal", "from_cholesky"),
+            other => (other, "new"),
+        }
+    }
 }
 
 const R: Param = Param::Real;
@@ -148,6 +172,21 @@ pub const FAMILIES: &[Family] = &[
         name: "NegativeBinomial2",
         params: &[("mean", R), ("concentration", R)],
         support: Support::Discrete,
+    },
+    Family {
+        name: "Dirichlet",
+        params: &[("concentration", Param::Vector)],
+        support: Support::Simplex,
+    },
+    Family {
+        name: "MultivariateNormal",
+        params: &[("loc", Param::Vector), ("covariance", Param::Matrix)],
+        support: Support::RealVector,
+    },
+    Family {
+        name: "MultivariateNormalCholesky",
+        params: &[("loc", Param::Vector), ("scale_tril", Param::Matrix)],
+        support: Support::RealVector,
     },
 ];
 

@@ -52,6 +52,15 @@ pub fn latent(
             ),
         );
     }
+    if family.multivariate() && shape.is_scalar() {
+        cx.error_spanned_by(
+            ident,
+            format!(
+                "`{}` is a distribution over vectors: `{ident}` must be a vector latent",
+                family.name
+            ),
+        );
+    }
     if family.support == Support::Discrete {
         cx.error_spanned_by(
             ident,
@@ -80,6 +89,21 @@ pub fn observed(
     family: &Family,
     index: Option<&syn::Ident>,
 ) {
+    if family.multivariate() {
+        if shape.is_scalar() || shape.elem() != Elem::Real {
+            cx.error_spanned_by(ident, format!("`{}` is a distribution over vectors: declare `{ident}` as Vec<f64>, [f64; N] or DVector<f64>", family.name));
+        }
+        if let Some(i) = index {
+            cx.error_spanned_by(
+                i,
+                format!(
+                    "`{}` observes the whole vector `{ident}` at once: remove `for {i}`",
+                    family.name
+                ),
+            );
+        }
+        return;
+    }
     let discrete = family.support == Support::Discrete;
     match (discrete, shape.elem()) {
         _ if family.support == Support::User => {}

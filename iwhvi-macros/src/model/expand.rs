@@ -33,7 +33,10 @@ fn transform(scope: &Scope<'_>, family: &Family, call: &DistCall) -> TokenStream
         return quote_spanned!(call.tokens.span()=> const { ::iwhvi::__private::default_transform::<#path<f64>>() });
     }
     match family.support {
-        Support::Real | Support::Discrete | Support::User => quote!(#t::Identity),
+        Support::Real | Support::Discrete | Support::User | Support::RealVector => {
+            quote!(#t::Identity)
+        }
+        Support::Simplex => quote!(#t::StickBreaking),
         Support::Positive => quote!(#t::Exp),
         Support::UnitInterval => quote!(#t::Interval { low: 0.0, high: 1.0 }),
         Support::Interval => {
@@ -57,6 +60,12 @@ fn constructor(scope: &Scope<'_>, family: &Family, call: &DistCall) -> TokenStre
     if crate::distributions::is_flat(family.name) {
         return quote!(());
     }
+    let (type_name, method) = family.constructor();
+    let (type_name, method) = (
+        syn::Ident::new(type_name, name.span()),
+        syn::Ident::new(method, name.span()),
+    );
+    let nalgebra_vector = family.name.starts_with("MultivariateNormal");
     let args = call
         .args
         .iter()
@@ -67,8 +76,17 @@ fn constructor(scope: &Scope<'_>, family: &Family, call: &DistCall) -> TokenStre
                 let raw = scope.raw(arg);
                 quote_spanned!(arg.span()=> ((#raw) as u64))
             }
+            Param::Vector => {
+                let vector = scope.vector(arg);
+                if nalgebra_vector {
+                    quote_spanned!(arg.span()=> ::iwhvi::__private::nalgebra::DVector::from_vec(#vector))
+                } else {
+                    vector
+                }
+            }
+            Param::Matrix => scope.matrix(arg),
         });
-    quote_spanned!(call.tokens.span()=> ::iwhvi::__private::distributions::#name::new(#(#args),*))
+    quote_spanned!(call.tokens.span()=> ::iwhvi::__private::distributions::#type_name::#method(#(#args),*))
 }
 
 /// A latent's `lower = …`, `upper = …` options.
@@ -422,10 +440,14 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                     }
                 } else {
                     let density = (!flat).then(|| {
-                        quote! {
-                            for __k in 0..__n {
-                                #bind_index
-                                __lp += #lp(#new, #ident[__k]);
+                        if family.multivariate() {
+                            quote!(__lp += ::iwhvi::__private::log_prob_multi_or_neg_inf(#new, &#ident);)
+                        } else {
+                            quote! {
+                                for __k in 0..__n {
+                                    #bind_index
+                                    __lp += #lp(#new, #ident[__k]);
+                                }
                             }
                         }
                     });
@@ -460,6 +482,9 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                         quote!(let #ident: ::std::vec::Vec<f64> = return ::core::result::Result::Err(#improper);)
                     }
                     (false, true, _) => quote!(let #ident: f64 = #sample(&#new?, __rng);),
+                    (false, false, _) if family.multivariate() => quote! {
+                        let #ident: ::std::vec::Vec<f64> = ::iwhvi::__private::DrawVector::draw_vector(&#new?, __rng);
+                    },
                     (false, false, constraint) => {
                         let accept = match constraint {
                             Some((Constraint::Ordered, _)) => {
@@ -547,8 +572,21 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                     Elem::Integer => quote!((#element) as u64),
                     Elem::Bool => quote!(u64::from(#element)),
                 };
-                let term = quote!(__lp += #lp(#new, #value););
                 let elem_ty = element_type(&field.ty);
+                if family.multivariate() {
+                    // One draw of the whole vector.
+                    observations.push((position, quote! {
+                        let __values: ::std::vec::Vec<__T> =
+                            self.#ident.iter().map(|__v| <__T as ::iwhvi::__private::Scalar>::constant(*__v)).collect();
+                        __lp += ::iwhvi::__private::log_prob_multi_or_neg_inf(#new, &__values);
+                    }));
+                    simulations.push((position, quote! {
+                        let #ident: ::std::vec::Vec<f64> = ::iwhvi::__private::DrawVector::draw_vector(&#new?, __rng);
+                    }));
+                    observed_fields.push(field);
+                    continue;
+                }
+                let term = quote!(__lp += #lp(#new, #value););
                 let one = draw_observation(&quote!(#new?), shape.elem(), &elem_ty);
                 simulations.push((position, match index {
                     Some(i) if !shape.is_scalar() => quote! {

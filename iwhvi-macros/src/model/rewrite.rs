@@ -229,6 +229,54 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// A whole vector as a `Vec<__T>`: a vector latent, or a data vector
+    /// lifted to the scalar.
+    pub fn vector(&self, expr: &Expr) -> TokenStream {
+        let span = expr.span();
+        let Some(ident) = Self::single_ident(expr) else {
+            self.cx.error_spanned_by(
+                expr,
+                "a vector parameter is the name of a vector latent or a data vector",
+            );
+            return quote!(::std::vec::Vec::new());
+        };
+        match self.resolve(ident) {
+            Some(Name::Latent(field)) if !field.shape.as_ref().is_some_and(Shape::is_scalar) => {
+                quote_spanned!(span=> #ident.to_vec())
+            }
+            Some(Name::Data(field)) if !field.shape.as_ref().is_some_and(Shape::is_scalar) => {
+                let elem = field.shape.as_ref().map_or(Elem::Real, Shape::elem);
+                let each = lift(quote!(*__v), elem, span);
+                quote_spanned!(span=> self.#ident.iter().map(|__v| #each).collect::<::std::vec::Vec<__T>>())
+            }
+            Some(_) => {
+                self.cx.error_spanned_by(
+                    ident,
+                    format!("`{ident}` is a scalar, where a vector is expected"),
+                );
+                quote!(::std::vec::Vec::new())
+            }
+            None => quote!(::std::vec::Vec::new()),
+        }
+    }
+
+    /// A data matrix lifted to the scalar.
+    pub fn matrix(&self, expr: &Expr) -> TokenStream {
+        let span = expr.span();
+        match Self::single_ident(expr).and_then(|i| self.resolve(i).map(|n| (i, n))) {
+            Some((ident, Name::Data(field))) if matches!(field.shape, Some(Shape::Matrix)) => {
+                quote_spanned!(span=> self.#ident.map(<__T as ::iwhvi::__private::Scalar>::constant))
+            }
+            _ => {
+                self.cx.error_spanned_by(
+                    expr,
+                    "a matrix parameter is the name of a `DMatrix<f64>` data field",
+                );
+                quote!(::iwhvi::__private::nalgebra::DMatrix::<__T>::zeros(0, 0))
+            }
+        }
+    }
+
     /// An argument of a helper method: a latent as itself (a vector as a
     /// slice), a data field by reference, an index or count as it is, any
     /// other expression as a `__T` value.
