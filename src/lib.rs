@@ -74,7 +74,11 @@ pub use iwhvi_core::*;
 /// index and literals; data and literals mix freely with the latents (they
 /// are lifted to the scalar type), and indices such as `a[county[i]]` stay
 /// plain integers. Families are those of [`distributions`] with scalar
-/// parameters.
+/// parameters, and `Dirichlet(alpha)`, `MultivariateNormal(loc, covariance)`
+/// and `MultivariateNormalCholesky(loc, scale_tril)` over whole vectors
+/// (vector arguments name a vector latent or data vector, matrix arguments
+/// a `DMatrix<f64>` data field): as priors of vector latents (a Dirichlet
+/// latent lives on the simplex), or observing a whole vector at once.
 ///
 /// The attribute removes the latent and factor fields from the struct and
 /// generates:
@@ -82,8 +86,8 @@ pub use iwhvi_core::*;
 ///   lengths of vectors indexed together, observations inside their
 ///   likelihood's support;
 /// - `NameLatents`, a typed struct of the constrained latents, with
-///   `Name::latents(&u)` and `Name::typed_latents(&named)` (from a row of
-///   posterior draws);
+///   `Name::latents(&u)`, its inverse `Name::unconstrain(&latents)`, and
+///   `Name::typed_latents(&named)` (from a row of posterior draws);
 /// - `Name::sample_prior(&mut rng)` (ancestral sampling) and
 ///   `Name::simulate(&latents, &mut rng) -> NameObservations` (prior or
 ///   posterior predictive draws of the observed fields);

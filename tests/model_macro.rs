@@ -75,6 +75,21 @@ fn latents_are_named_and_constrained() {
     assert_eq!(latents.theta_tilde.len(), 8);
     assert_eq!(latents.theta_tilde[0], -0.25);
     assert!(model.latents(&[0.0; 3]).is_err());
+    let back = model.unconstrain(&latents).unwrap();
+    for (a, b) in back.iter().zip(&u) {
+        assert!((a - b).abs() < 1e-15);
+    }
+    let negative = EightSchoolsLatents {
+        tau: -1.0,
+        ..latents
+    };
+    assert!(
+        model
+            .unconstrain(&negative)
+            .unwrap_err()
+            .to_string()
+            .contains("tau")
+    );
 }
 
 #[test]

@@ -741,6 +741,18 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             }
         })
         .collect();
+    let latent_named: Vec<TokenStream> = latents
+        .iter()
+        .map(|l| {
+            let (ident, name) = (&l.field.ident, l.field.ident.to_string());
+            match l.field.shape {
+                Some(Shape::Scalar(_)) => {
+                    quote!((::std::string::String::from(#name), ::std::vec![__latents.#ident]))
+                }
+                _ => quote!((::std::string::String::from(#name), __latents.#ident.to_vec())),
+            }
+        })
+        .collect();
     let draws = latents.iter().map(|l| &l.draw);
     let latent_values = latents.iter().map(|l| {
         let ident = &l.field.ident;
@@ -849,6 +861,16 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             #vis fn typed_latents(&self, __latents: &::iwhvi::__private::iwhvi_core::model::Latents) -> ::core::option::Option<#latents_ident> {
                 #(#typed_checks)*
                 ::core::option::Option::Some(#latents_ident { #(#latent_reads_named,)* })
+            }
+
+            /// The unconstrained point of typed latents (the inverse of
+            /// `latents`).
+            ///
+            /// # Errors
+            /// If a latent lies outside its support.
+            #vis fn unconstrain(&self, __latents: &#latents_ident) -> ::core::result::Result<::std::vec::Vec<f64>, ::iwhvi::__private::iwhvi_core::model::LayoutError> {
+                let __named = ::iwhvi::__private::iwhvi_core::model::Latents::from_pairs([#(#latent_named),*]);
+                ::iwhvi::__private::Model::layout(self).unconstrain(&__named)
             }
 
             /// The named, constrained latents of an unconstrained point.
