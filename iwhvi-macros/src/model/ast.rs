@@ -359,7 +359,7 @@ impl Model {
                 };
                 if let Some(r) = parsed {
                     if role.is_some() {
-                        cx.error_spanned_by(attr, format!("field `{ident}` has more than one of #[data], #[latent], #[observe], #[factor]; keep one"));
+                        cx.error_spanned_by(attr, format!("field `{ident}` has more than one of #[data], #[latent], #[observe], #[factor], #[derived]; keep one"));
                     }
                     role = Some(r);
                 }

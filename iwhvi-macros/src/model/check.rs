@@ -129,7 +129,17 @@ pub fn observed(
 
 /// Field names are not the reserved names the expansion uses.
 pub fn names(cx: &Ctxt, model: &Model) {
+    let mut seen = std::collections::BTreeSet::new();
     for field in &model.fields {
+        if !seen.insert(field.ident.to_string()) {
+            cx.error_spanned_by(
+                &field.ident,
+                format!(
+                    "`{}` is declared twice: give each field its own name",
+                    field.ident
+                ),
+            );
+        }
         if field.ident.to_string().starts_with("__") {
             cx.error_spanned_by(
                 &field.ident,

@@ -1,0 +1,10 @@
+use iwhvi::variational;
+
+#[variational]
+struct Model {
+    #[latent(Normal(0.0, 1.0))]
+    #[observe(Normal(0.0, 1.0))]
+    mu: f64,
+}
+
+fn main() {}
