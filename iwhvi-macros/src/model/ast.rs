@@ -373,7 +373,7 @@ impl Model {
                     cx.error_spanned_by(
                         &ident,
                         format!(
-                            "field `{ident}` needs a role: `#[data]`, `#[latent(Distribution(...))]`, `#[observe(Distribution(...))]` or `#[factor(log_density)]`"
+                            "field `{ident}` needs a role: `#[data]`, `#[latent(Distribution(...))]`, `#[observe(Distribution(...))]`, `#[factor(log_density)]` or `#[derived(expression)]`"
                         ),
                     );
                 }
