@@ -168,15 +168,32 @@ where
     DefaultAllocator: Allocator<D, D> + Allocator<D>,
 {
     check_triangular(l, b)?;
+    Ok(substitute(b, false, |i, k| l[(i, k)]))
+}
+
+/// Forward (`backward = false`) or back substitution with the triangular
+/// matrix read through `entry(i, k)`: `xᵢ = (bᵢ − Σₖ entry(i, k) xₖ) / entry(i, i)`
+/// over the already-solved `k`.
+fn substitute<T: Scalar, D: Dim>(
+    b: &OVector<T, D>,
+    backward: bool,
+    entry: impl Fn(usize, usize) -> T,
+) -> OVector<T, D>
+where
+    DefaultAllocator: Allocator<D>,
+{
+    let n = b.nrows();
     let mut x = b.clone();
-    for i in 0..x.nrows() {
+    for step in 0..n {
+        let i = if backward { n - 1 - step } else { step };
+        let solved = if backward { i + 1..n } else { 0..i };
         let mut s = x[i];
-        for k in 0..i {
-            s -= l[(i, k)] * x[k];
+        for k in solved {
+            s -= entry(i, k) * x[k];
         }
-        x[i] = s / l[(i, i)];
+        x[i] = s / entry(i, i);
     }
-    Ok(x)
+    x
 }
 
 /// `x = U⁻¹ b` for upper-triangular `U` (back substitution, reading the
@@ -199,15 +216,7 @@ where
     DefaultAllocator: Allocator<D, D> + Allocator<D>,
 {
     check_triangular(u, b)?;
-    let mut x = b.clone();
-    for i in (0..x.nrows()).rev() {
-        let mut s = x[i];
-        for k in i + 1..x.nrows() {
-            s -= u[(i, k)] * x[k];
-        }
-        x[i] = s / u[(i, i)];
-    }
-    Ok(x)
+    Ok(substitute(b, true, |i, k| u[(i, k)]))
 }
 
 /// `x = L⁻ᵀ b` for lower-triangular `L`, without forming `Lᵀ`: with
@@ -232,15 +241,7 @@ where
     DefaultAllocator: Allocator<D, D> + Allocator<D>,
 {
     check_triangular(l, b)?;
-    let mut x = b.clone();
-    for i in (0..x.nrows()).rev() {
-        let mut s = x[i];
-        for k in i + 1..x.nrows() {
-            s -= l[(k, i)] * x[k];
-        }
-        x[i] = s / l[(i, i)];
-    }
-    Ok(x)
+    Ok(substitute(b, true, |i, k| l[(k, i)]))
 }
 
 /// `x = A⁻¹ b` from the Cholesky factor `L` of `A = L Lᵀ`.
