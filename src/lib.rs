@@ -3,13 +3,28 @@
 //! Bayesian inference with *hierarchical* variational families, trained with
 //! the doubly importance weighted hierarchical bound (DIWHVI) of Sobolev &
 //! Vetrov, "Importance Weighted Hierarchical Variational Inference"
-//! (NeurIPS 2019). Gradients come from hand-written forward-mode dual
-//! numbers.
+//! (NeurIPS 2019). Gradients come from hand-written dual numbers.
 //!
-//! This facade re-exports the runtime ([`iwhvi_core`]) and, as they land,
-//! the procedural macros (`iwhvi_macros`). What is here today is the
-//! numeric foundation: the [`Scalar`] trait, the stack-allocated [`Dual`]
-//! number, the chunked [`gradient()`](mod@gradient) engine and dual-aware [`linalg`].
+//! A tour of the crate:
+//!
+//! - [`variational`]: declare a model as a struct; get its log density,
+//!   validating constructor, typed latents and samplers;
+//! - [`model`]: the [`Model`](model::Model) trait behind it, for models
+//!   written by hand;
+//! - [`guide`]: hierarchical variational families ([`guide::SemiImplicit`],
+//!   [`guide::MeanField`], [`guide::FullRank`], your own);
+//! - [`objective`]: the DIWHVI bound (ELBO, IWAE, HVM, SIVI and IWHVI as its
+//!   settings), bounds on `log q`, log-evidence estimates;
+//! - [`fit`](mod@fit) and [`optim`]: the fitting loop and its optimizers;
+//! - [`posterior`]: draws, importance resampling, PSIS k̂, summaries,
+//!   saving and loading;
+//! - [`distributions`], [`transforms`], [`special`], [`linalg`]: the numeric
+//!   building blocks, generic over the [`Scalar`] trait;
+//! - [`Dual`], [`GradientEngine`] and [`reverse`]: forward-mode dual
+//!   numbers and the chunked engine, and the reverse-mode tape.
+//!
+//! The smallest use of the engine: write a function once over `T: Scalar`,
+//! and [`gradient()`](mod@gradient) differentiates it.
 //!
 //! ```
 //! use iwhvi::{gradient, Differentiable, Scalar};

@@ -1,5 +1,8 @@
-//! Runtime of [iwhvi](https://docs.rs/iwhvi): forward-mode dual numbers, the
-//! chunked gradient engine and the linear algebra they run through.
+//! Runtime of [iwhvi](https://docs.rs/iwhvi): dual numbers and the gradient
+//! engines, special functions, linear algebra, distributions and
+//! transforms, models and hierarchical guides, the DIWHVI objectives, the
+//! fitting loop and posterior summaries. The facade crate `iwhvi`
+//! re-exports all of it beside the `#[variational]` macro.
 //!
 //! Everything numeric is generic over one trait, [`Scalar`], implemented by
 //! `f64` (values) and by [`Dual<W>`] (values with `W` directional
