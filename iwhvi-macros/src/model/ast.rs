@@ -2,7 +2,6 @@
 //! shape and its attribute, keeping the user's tokens for error spans.
 
 use syn::parse::{Parse, ParseStream};
-use syn::spanned::Spanned;
 use syn::{Attribute, Expr, Ident, Token, Type, Visibility};
 
 use crate::ctxt::Ctxt;
@@ -411,7 +410,6 @@ impl Model {
                 shape,
                 role,
             });
-            let _ = field.span();
         }
         Some(Self {
             ident: input.ident.clone(),

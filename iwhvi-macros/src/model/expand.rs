@@ -128,7 +128,7 @@ impl Bounds {
     }
 }
 
-/// The names of latents an expression mentions.
+/// True when an expression mentions a latent.
 fn mentions_latent(model: &Model, expr: &syn::Expr) -> bool {
     struct Finder<'a> {
         model: &'a Model,
