@@ -145,6 +145,103 @@ pub use iwhvi_core::*;
 /// assert!(model.log_joint(&[0.0; 10]).is_finite());
 /// assert!(EightSchools::new(vec![1.0; 8], vec![0.0; 7]).is_err());
 /// ```
+///
+/// # Guides
+///
+/// `#[variational(guide = Model)]` on a second struct declares a
+/// hierarchical guide `q(ψ) q(z | ψ)` with reverse model `τ(ψ | z)` for
+/// `Model` and implements [`guide::HierarchicalGuide`] for it. Its fields:
+///
+/// - `#[param(init = 0.0)]` or `#[param(init = normal(0.1))]`: a learnable
+///   parameter (`f64`, or `Vec<f64>` with `len = <latent name>` or
+///   `len = <expression>`), initialised to the constant or to `sd · N(0, 1)`;
+/// - `#[mixing]` (`f64`) or `#[mixing(len = d)]` (`Vec<f64>`): a mixing
+///   variable `ψ ~ N(0, I)`;
+/// - `#[reverse(Normal(mean, sd))]` (with `, for k` over a vector) beside
+///   `#[mixing]`: its reverse model `τ(ψ | z)`, an expression over the
+///   parameters and the latents. Give every mixing variable one (IWHVI,
+///   DIWHVI) or none (then `τ = q(ψ)`: SIVI's bound);
+/// - `#[latent(Family(args…))]`, named and shaped like the model's latent
+///   (`, for j` over a vector): the conditional `q(z | ψ, earlier
+///   latents)`, `Normal` for real latents and `LogNormal` for positive
+///   ones; the arguments are expressions over parameters, mixing variables
+///   and the latents declared above it in the guide.
+///
+/// The guide works in the model's unconstrained space: a `LogNormal` on a
+/// positive latent `z = exp(u)` is sampled as `u` and its log density
+/// carries the Jacobian, `log q(u) = log LogNormal(exp(u)) + u`.
+///
+/// Checked at compile time against the model, with errors on the guide's
+/// own tokens: every model latent has exactly one conditional (a missing
+/// one is named with the model; a misspelled one gets the closest
+/// uncovered latent suggested); vectors are vectors and scalars scalars;
+/// `Normal` on a positive latent asks for `LogNormal` (and the reverse);
+/// reverse models on all mixing variables or none, only on mixing
+/// variables, indexed only over vectors; parameters used but undeclared,
+/// declared but unused, or declared twice.
+///
+/// The model's expansion defines a `macro_rules!` callback that carries
+/// its latents to the guide's expansion, so the guide must come after the
+/// model in the same module. `Guide::new(&model)` reads the lengths of
+/// vector latents from the model's layout and fails with a
+/// [`guide::GuideError`] if the model instance does not match.
+///
+/// ```
+/// use iwhvi::guide::HierarchicalGuide;
+/// use iwhvi::objective::{Diwhvi, DiwhviObjective, StepNoise};
+/// use iwhvi::variational;
+/// use iwhvi::Differentiable;
+/// use rand::SeedableRng;
+///
+/// #[variational]
+/// struct Centred {
+///     #[data]
+///     sigma: Vec<f64>,
+///     #[latent(Normal(0.0, 5.0))]
+///     mu: f64,
+///     #[latent(HalfCauchy(5.0))]
+///     tau: f64,
+///     #[latent(Normal(mu, tau), len = sigma.len())]
+///     theta: Vec<f64>,
+///     #[observe(Normal(theta[j], sigma[j]), for j)]
+///     y: Vec<f64>,
+/// }
+///
+/// /// theta_j | mu, tau, psi follows the funnel; one mixing variable with
+/// /// a reverse model.
+/// #[variational(guide = Centred)]
+/// struct Funnel {
+///     #[param(init = 0.0)]
+///     mu_loc: f64,
+///     #[param(init = 0.0)]
+///     mix: f64,
+///     #[param(init = 1.0)]
+///     tau_loc: f64,
+///     #[param(init = 0.0, len = theta)]
+///     a: Vec<f64>,
+///     #[param(init = 0.0)]
+///     back: f64,
+///     #[mixing]
+///     #[reverse(Normal(back * mu, 1.0))]
+///     psi: f64,
+///     #[latent(Normal(mu_loc + mix * psi, 1.0))]
+///     mu: f64,
+///     #[latent(LogNormal(tau_loc, 0.5))]
+///     tau: f64,
+///     #[latent(Normal(mu + tau * a[j], tau), for j)]
+///     theta: Vec<f64>,
+/// }
+///
+/// let model = Centred::new(vec![15.0, 10.0, 16.0], vec![28.0, 8.0, -3.0]).unwrap();
+/// let guide = Funnel::new(&model).unwrap();
+/// assert_eq!((guide.latent_dim(), guide.mixing_dim()), (5, 1));
+/// assert_eq!(guide.param_layout().len(), 7);
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let params = guide.init_params(&mut rng);
+/// let noise = StepNoise::draw(&guide, Diwhvi::new(4, 8), &mut rng);
+/// let bound = DiwhviObjective::new(&model, &guide, &noise).eval(&params);
+/// assert!(bound.is_finite());
+/// ```
 pub use iwhvi_macros::variational;
 
 #[doc(hidden)]
@@ -155,10 +252,43 @@ pub mod __private {
     pub use iwhvi_core;
     pub use iwhvi_core::Scalar;
     pub use iwhvi_core::distributions::{self, Distribution, MultivariateDistribution};
+    pub use iwhvi_core::guide::{GuideError, HierarchicalGuide, ParamLayout, Workspace};
     pub use iwhvi_core::model::{DataError, LatentSpec, Layout, Model};
     pub use iwhvi_core::transforms::Transform;
+    pub use iwhvi_macros::guide;
     pub use nalgebra;
     pub use rand;
+
+    /// A reparameterized draw `g(θ, ε)` of a family whose constructor may
+    /// reject its parameters: NaN then, which the objective reports as a
+    /// non-finite value rather than panicking mid-step.
+    #[inline]
+    pub fn rsample_or_nan<T: Scalar, D: iwhvi_core::distributions::Reparameterized<T>>(
+        d: Result<D, iwhvi_core::distributions::DistributionError>,
+        noise: f64,
+    ) -> T {
+        match d {
+            Ok(d) => d.rsample(noise),
+            Err(_) => T::constant(f64::NAN),
+        }
+    }
+
+    /// The unconstrained coordinate `u = T⁻¹(z)` of one scalar latent;
+    /// NaN when `z` lies outside the transform's support.
+    #[inline]
+    pub fn inverse_scalar<T: Scalar>(t: Transform, z: T) -> T {
+        let mut u = [T::constant(f64::NAN)];
+        match t.inverse(&[z], &mut u) {
+            Ok(()) => u[0],
+            Err(_) => T::constant(f64::NAN),
+        }
+    }
+
+    /// `sd · ε`, `ε ~ N(0, 1)`: the `normal(sd)` parameter initialiser.
+    pub fn normal_init<R: rand::Rng + ?Sized>(rng: &mut R, sd: f64) -> f64 {
+        let e: f64 = rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);
+        sd * e
+    }
 
     /// The default transform of a distribution's support, evaluated at
     /// compile time for user-defined families (`const { … }`): a support

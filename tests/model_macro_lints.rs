@@ -56,3 +56,50 @@ fn expands_without_warnings() {
     assert_eq!(model.dim(), 6);
     assert!(model.log_joint(&[0.1; 6]).is_finite());
 }
+
+/// A hierarchical guide for `Radon`: the county effects conditioned on the
+/// sampled population mean, one mixing vector with a reverse model.
+#[variational(guide = Radon)]
+pub struct RadonGuide {
+    #[param(init = 0.0)]
+    mu_loc: f64,
+    #[param(init = normal(0.1), len = 2)]
+    mix: std::vec::Vec<f64>,
+    #[param(init = 0.0, len = a)]
+    a_offset: std::vec::Vec<f64>,
+    #[param(init = 0.0)]
+    back: f64,
+    #[mixing(len = 2)]
+    #[reverse(Normal(back * mu_a, 1.0), for k)]
+    psi: std::vec::Vec<f64>,
+    #[latent(Normal(mu_loc + mix[0] * psi[0] + mix[1] * psi[1], 1.0))]
+    mu_a: f64,
+    #[latent(LogNormal(0.0, 1.0))]
+    sigma_a: f64,
+    #[latent(Normal(mu_a + a_offset[j], sigma_a), for j)]
+    a: std::vec::Vec<f64>,
+    #[latent(Normal(0.0, 1.0))]
+    b: f64,
+    #[latent(LogNormal(0.0, 0.5))]
+    sigma_y: f64,
+}
+
+#[test]
+fn a_guide_expands_without_warnings() {
+    use iwhvi::Differentiable;
+    use iwhvi::guide::HierarchicalGuide;
+    use iwhvi::objective::{Diwhvi, DiwhviObjective, StepNoise};
+    use rand::SeedableRng;
+    let model = Radon::new(vec![0.0, 1.0, 0.0], vec![0, 1, 1], 2, vec![1.2, 0.4, 0.9]).unwrap();
+    let guide = RadonGuide::new(&model).unwrap();
+    assert_eq!((guide.latent_dim(), guide.mixing_dim()), (6, 2));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let params = guide.init_params(&mut rng);
+    assert_eq!(params.len(), 1 + 2 + 2 + 1);
+    let noise = StepNoise::draw(&guide, Diwhvi::new(2, 3), &mut rng);
+    assert!(
+        DiwhviObjective::new(&model, &guide, &noise)
+            .eval(&params)
+            .is_finite()
+    );
+}

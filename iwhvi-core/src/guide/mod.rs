@@ -209,6 +209,28 @@ impl<T: Scalar> Workspace<T> {
     }
 }
 
+/// Why a guide declared with `#[variational(guide = …)]` cannot serve a
+/// model instance.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuideError {
+    /// The model has no latent of that name.
+    #[error("the model has no latent `{latent}`")]
+    UnknownLatent {
+        /// The latent.
+        latent: &'static str,
+    },
+    /// The latent's transform is not elementwise (a simplex, an ordered
+    /// vector) or has bounds that move with other latents.
+    #[error(
+        "latent `{latent}` has a constraint guides cannot target yet (only elementwise transforms)"
+    )]
+    Unsupported {
+        /// The latent.
+        latent: &'static str,
+    },
+}
+
 /// One named block of a parameter vector.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParamBlock {

@@ -275,6 +275,9 @@ fn bounds(
 
 struct Latent<'a> {
     field: &'a Field,
+    /// The support's word for guides: `real`, `positive`, `unit`,
+    /// `bounded`, `simplex`, `ordered`, `positive_ordered`, `user`.
+    support: &'static str,
     transform: TokenStream,
     /// `Option<DependentBounds>` for the layout.
     dependent: TokenStream,
@@ -547,8 +550,23 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                     _ => draw_unbounded,
                 };
 
+                let support = match (constraint, &bounds) {
+                    (Some((Constraint::Simplex, _)), _) => "simplex",
+                    (Some((Constraint::Ordered, _)), _) => "ordered",
+                    (Some((Constraint::PositiveOrdered, _)), _) => "positive_ordered",
+                    (None, Some(_)) => "bounded",
+                    (None, None) => match family.support {
+                        Support::Positive => "positive",
+                        Support::UnitInterval => "unit",
+                        Support::Interval => "bounded",
+                        Support::Simplex => "simplex",
+                        Support::User => "user",
+                        Support::Real | Support::RealVector | Support::Discrete => "real",
+                    },
+                };
                 latents.push(Latent {
                     field,
+                    support,
                     transform,
                     dependent,
                     len,
@@ -818,6 +836,17 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             _ => quote!((::std::string::String::from(#name), __derived.#ident.to_vec())),
         }
     });
+    let guide_macro = format_ident!("__iwhvi_model_{}", ident);
+    let latent_info = latents.iter().map(|l| {
+        let name = &l.field.ident;
+        let shape = if l.field.shape.as_ref().is_some_and(Shape::is_scalar) {
+            quote!(scalar)
+        } else {
+            quote!(vector)
+        };
+        let support = format_ident!("{}", l.support);
+        quote!(#name: #shape #support)
+    });
     let doc_derived = format!("The derived quantities of [`{ident}`] at given latents.");
     let doc_observations = format!("Observations of [`{ident}`] simulated from given latents.");
     let doc_latents = format!("The constrained latents of [`{ident}`], one field per latent.");
@@ -923,6 +952,16 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                 #(#simulations)*
                 ::core::result::Result::Ok(#observations_ident { #(#observation_names,)* })
             }
+        }
+
+        /// Hands a guide declared for this model (`#[variational(guide = ...)]`)
+        /// the model's latents, so that the guide is checked against them.
+        #[doc(hidden)]
+        #[allow(unused_macros)]
+        macro_rules! #guide_macro {
+            ($($guide:tt)*) => {
+                ::iwhvi::__private::guide! { [#(#latent_info),*] $($guide)* }
+            };
         }
 
         #[doc = #doc_derived]

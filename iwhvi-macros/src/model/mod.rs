@@ -2,9 +2,11 @@
 //! rules that cross fields, and expand into the data struct, its typed
 //! latents and its `Model` implementation.
 
-mod ast;
+pub(crate) mod ast;
 mod check;
 mod expand;
-mod rewrite;
+pub(crate) mod rewrite;
 
 pub use expand::expand;
+
+pub(crate) use check::distribution as check_distribution;

@@ -31,6 +31,10 @@ pub struct Scope<'a> {
     /// Data vectors indexed directly by the index variable (their lengths
     /// must equal the observed field's).
     pub indexed_by_loop: std::cell::RefCell<BTreeSet<String>>,
+    /// Every name resolved (to find unused guide parameters).
+    pub used: std::cell::RefCell<BTreeSet<String>>,
+    /// What names are looked up among, for messages.
+    pub vocabulary: &'static str,
 }
 
 enum Name<'a> {
@@ -48,6 +52,8 @@ impl<'a> Scope<'a> {
             latents_allowed: true,
             cx,
             indexed_by_loop: Default::default(),
+            used: Default::default(),
+            vocabulary: "the model's data and latents",
         }
     }
 
@@ -56,6 +62,7 @@ impl<'a> Scope<'a> {
             return Some(Name::Index);
         }
         let name = ident.to_string();
+        self.used.borrow_mut().insert(name.clone());
         match self.model.field(&name) {
             Some((position, field)) => match &field.role {
                 Role::Latent { .. } => {
@@ -103,12 +110,13 @@ impl<'a> Scope<'a> {
                 }
                 let message = if self.index.is_none() && name.len() == 1 {
                     format!(
-                        "cannot find `{name}` among the model's data and latents; an index such as `{name}` exists only in `#[observe(..., for {name})]` over a vector field"
+                        "cannot find `{name}` among {}; an index such as `{name}` exists only with `for {name}` over a vector",
+                        self.vocabulary
                     )
                 } else {
                     let hint = distributions::closest(&name, candidates.iter().map(String::as_str))
                         .map_or_else(String::new, |c| format!("; did you mean `{c}`?"));
-                    format!("cannot find `{name}` among the model's data and latents{hint}")
+                    format!("cannot find `{name}` among {}{hint}", self.vocabulary)
                 };
                 self.cx.error_spanned_by(ident, message);
                 None

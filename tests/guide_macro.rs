@@ -1,0 +1,380 @@
+//! `#[variational(guide = Model)]`: guides declared as structs, checked
+//! against their model at compile time, equal to the auto guides where
+//! they coincide.
+
+use iwhvi::fit::{FitConfig, fit};
+use iwhvi::guide::{HierarchicalGuide, MeanField};
+use iwhvi::objective::{Diwhvi, DiwhviObjective, StepNoise, estimate_bound};
+use iwhvi::optim::Adam;
+use iwhvi::variational;
+use iwhvi::{Differentiable, Scalar};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+#[allow(dead_code)]
+#[path = "../examples/common/eight_schools.rs"]
+mod hand_written;
+
+#[variational]
+struct EightSchools {
+    #[data]
+    sigma: Vec<f64>,
+    #[latent(Normal(0.0, 5.0))]
+    mu: f64,
+    #[latent(HalfCauchy(5.0))]
+    tau: f64,
+    #[latent(Normal(0.0, 1.0), len = sigma.len())]
+    theta_tilde: Vec<f64>,
+    #[observe(Normal(mu + tau * theta_tilde[j], sigma[j]), for j)]
+    y: Vec<f64>,
+}
+
+/// A structured guide: theta_tilde's conditional depends on the sampled tau.
+#[variational(guide = EightSchools)]
+struct Structured {
+    #[param(init = 0.0)]
+    mu_loc: f64,
+    #[param(init = 0.0)]
+    mu_log_scale: f64,
+    #[param(init = 1.0)]
+    tau_loc: f64,
+    #[param(init = -1.0)]
+    tau_log_scale: f64,
+    #[param(init = 0.0, len = theta_tilde)]
+    theta_loc: Vec<f64>,
+    #[param(init = 0.0, len = theta_tilde)]
+    theta_coupling: Vec<f64>,
+    #[param(init = -1.0, len = theta_tilde)]
+    theta_log_scale: Vec<f64>,
+    #[latent(Normal(mu_loc, mu_log_scale.exp()))]
+    mu: f64,
+    #[latent(LogNormal(tau_loc, tau_log_scale.exp()))]
+    tau: f64,
+    #[latent(Normal(theta_loc[j] + theta_coupling[j] * tau.ln(), theta_log_scale[j].exp()), for j)]
+    theta_tilde: Vec<f64>,
+}
+
+fn model() -> EightSchools {
+    EightSchools::new(hand_written::SIGMA.to_vec(), hand_written::Y.to_vec()).unwrap()
+}
+
+#[test]
+fn a_structured_guide_is_a_valid_density_and_fits() {
+    let model = model();
+    let guide = Structured::new(&model).unwrap();
+    assert_eq!(guide.latent_dim(), 10);
+    assert_eq!(guide.param_layout().len(), 4 + 3 * 8);
+    let mut rng = StdRng::seed_from_u64(1);
+    let params = guide.init_params(&mut rng);
+    let noise = StepNoise::draw(&guide, Diwhvi::elbo(), &mut rng);
+    let (_, u) = iwhvi::objective::upper_bound_log_q(&guide, &params, &noise, 0);
+    assert_eq!(u.len(), 10);
+    let config = FitConfig::new(Diwhvi::new(1, 0))
+        .max_steps(3000)
+        .seed(2)
+        .progress(false);
+    let structured = fit(&model, &guide, Adam::new(0.02), &config).unwrap();
+    let mean_field = fit(&model, &MeanField::new(10), Adam::new(0.02), &config).unwrap();
+    let mut rng = StdRng::seed_from_u64(3);
+    let a = estimate_bound(
+        &model,
+        &guide,
+        &structured.params,
+        Diwhvi::new(8, 0),
+        500,
+        &mut rng,
+    );
+    let b = estimate_bound(
+        &model,
+        &MeanField::new(10),
+        &mean_field.params,
+        Diwhvi::new(8, 0),
+        500,
+        &mut rng,
+    );
+    assert!(a.mean.is_finite() && b.mean.is_finite());
+    assert!(
+        a.mean > b.mean - 3.0 * (a.std_error.powi(2) + b.std_error.powi(2)).sqrt(),
+        "structured {a} vs mean-field {b}"
+    );
+}
+
+#[test]
+fn the_gradient_of_a_macro_guide_matches_finite_differences() {
+    let model = model();
+    let guide = Structured::new(&model).unwrap();
+    let mut rng = StdRng::seed_from_u64(4);
+    let params: Vec<f64> = guide
+        .init_params(&mut rng)
+        .iter()
+        .map(|p| p + 0.1)
+        .collect();
+    let noise = StepNoise::draw(&guide, Diwhvi::new(2, 0), &mut rng);
+    let objective = DiwhviObjective::new(&model, &guide, &noise);
+    let (value, gradient) = iwhvi::gradient(&objective, &params);
+    assert_eq!(value, objective.eval(&params));
+    for i in 0..params.len() {
+        let h = 1e-6;
+        let (mut plus, mut minus) = (params.clone(), params.clone());
+        plus[i] += h;
+        minus[i] -= h;
+        let fd = (objective.eval(&plus) - objective.eval(&minus)) / (2.0 * h);
+        assert!(
+            (gradient[i] - fd).abs() <= 1e-5 * (1.0 + fd.abs()),
+            "∂/∂θ{i}: {} vs {fd}",
+            gradient[i]
+        );
+    }
+    let _ = Scalar::value(0.0);
+}
+
+/// Mean-field written by hand: LogNormal on the positive tau is, in the
+/// unconstrained space, the same Normal as the built-in guide's.
+#[variational(guide = EightSchools)]
+struct MeanFieldByHand {
+    #[param(init = 0.0)]
+    mu_loc: f64,
+    #[param(init = 0.0)]
+    tau_loc: f64,
+    #[param(init = 0.0, len = theta_tilde)]
+    theta_loc: Vec<f64>,
+    #[param(init = 0.0)]
+    mu_log_scale: f64,
+    #[param(init = 0.0)]
+    tau_log_scale: f64,
+    #[param(init = 0.0, len = theta_tilde)]
+    theta_log_scale: Vec<f64>,
+    #[latent(Normal(mu_loc, mu_log_scale.exp()))]
+    mu: f64,
+    #[latent(LogNormal(tau_loc, tau_log_scale.exp()))]
+    tau: f64,
+    #[latent(Normal(theta_loc[j], theta_log_scale[j].exp()), for j)]
+    theta_tilde: Vec<f64>,
+}
+
+#[test]
+fn a_macro_mean_field_guide_gives_the_built_in_guides_bounds() {
+    let model = model();
+    let by_hand = MeanFieldByHand::new(&model).unwrap();
+    let built_in = MeanField::new(10);
+    assert_eq!(by_hand.param_layout().len(), built_in.param_layout().len());
+    let mut rng = StdRng::seed_from_u64(5);
+    for objective in [Diwhvi::elbo(), Diwhvi::new(4, 0), Diwhvi::new(16, 0)] {
+        let params: Vec<f64> = (0..20).map(|i| 0.3 * ((i as f64) * 0.7).sin()).collect();
+        let noise = StepNoise::draw(&built_in, objective, &mut rng);
+        let a = DiwhviObjective::new(&model, &by_hand, &noise);
+        let b = DiwhviObjective::new(&model, &built_in, &noise);
+        let (va, ga) = iwhvi::gradient(&a, &params);
+        let (vb, gb) = iwhvi::gradient(&b, &params);
+        assert!(
+            (va - vb).abs() <= 1e-10 * (1.0 + vb.abs()),
+            "{objective:?}: {va} vs {vb}"
+        );
+        for (i, (x, y)) in ga.iter().zip(&gb).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-8 * (1.0 + y.abs()),
+                "{objective:?} ∂θ{i}: {x} vs {y}"
+            );
+        }
+    }
+}
+
+/// Eight schools, centred: the funnel in theta, mu, tau.
+#[variational]
+struct Centred {
+    #[data]
+    sigma: Vec<f64>,
+    #[latent(Normal(0.0, 5.0))]
+    mu: f64,
+    #[latent(HalfCauchy(5.0))]
+    tau: f64,
+    #[latent(Normal(mu, tau), len = sigma.len())]
+    theta: Vec<f64>,
+    #[observe(Normal(theta[j], sigma[j]), for j)]
+    y: Vec<f64>,
+}
+
+/// theta_j | mu, tau ~ Normal(mu + tau a_j, tau exp(b_j)): follows the funnel.
+#[variational(guide = Centred)]
+struct FunnelGuide {
+    #[param(init = 0.0)]
+    mu_loc: f64,
+    #[param(init = 0.0)]
+    mu_log_scale: f64,
+    #[param(init = 1.0)]
+    tau_loc: f64,
+    #[param(init = -1.0)]
+    tau_log_scale: f64,
+    #[param(init = 0.0, len = theta)]
+    a: Vec<f64>,
+    #[param(init = 0.0, len = theta)]
+    b: Vec<f64>,
+    #[latent(Normal(mu_loc, mu_log_scale.exp()))]
+    mu: f64,
+    #[latent(LogNormal(tau_loc, tau_log_scale.exp()))]
+    tau: f64,
+    #[latent(Normal(mu + tau * a[j], tau * b[j].exp()), for j)]
+    theta: Vec<f64>,
+}
+
+#[test]
+fn on_the_centred_funnel_a_structured_guide_beats_mean_field() {
+    let model = Centred::new(hand_written::SIGMA.to_vec(), hand_written::Y.to_vec()).unwrap();
+    let guide = FunnelGuide::new(&model).unwrap();
+    let mean_field = MeanField::new(10);
+    let config = FitConfig::new(Diwhvi::new(4, 0))
+        .max_steps(3000)
+        .seed(1)
+        .progress(false);
+    let structured = fit(&model, &guide, Adam::new(0.01), &config).unwrap();
+    let plain = fit(&model, &mean_field, Adam::new(0.01), &config).unwrap();
+    let mut rng = StdRng::seed_from_u64(6);
+    let a = estimate_bound(
+        &model,
+        &guide,
+        &structured.params,
+        Diwhvi::new(8, 0),
+        400,
+        &mut rng,
+    );
+    let b = estimate_bound(
+        &model,
+        &mean_field,
+        &plain.params,
+        Diwhvi::new(8, 0),
+        400,
+        &mut rng,
+    );
+    let se = (a.std_error.powi(2) + b.std_error.powi(2)).sqrt();
+    assert!(
+        a.mean - b.mean > 4.0 * se,
+        "structured {a} vs mean-field {b}"
+    );
+    // Both are lower bounds on log p(y) = -31.311 (quadrature, ../shared/peers).
+    assert!(a.mean < -31.311 + 3.0 * a.std_error, "{a}");
+}
+
+/// A location x and a positive scale s, observed through y ~ N(x, s).
+#[variational]
+struct LocationScale {
+    #[latent(Normal(0.0, 2.0))]
+    x: f64,
+    #[latent(LogNormal(0.0, 1.0))]
+    s: f64,
+    #[observe(Normal(x, s), for j)]
+    y: Vec<f64>,
+}
+
+/// `SemiImplicit::new(2, 1)` with linear conditioning and a learned linear
+/// reverse model, written out: u | psi ~ N(W psi + b, diag exp(l)),
+/// psi | u ~ N(V u + c, exp(r)); parameters in the auto guide's order.
+#[variational(guide = LocationScale)]
+struct SemiImplicitByHand {
+    #[param(init = 0.0)]
+    w0: f64,
+    #[param(init = 0.0)]
+    w1: f64,
+    #[param(init = 0.0)]
+    b0: f64,
+    #[param(init = 0.0)]
+    b1: f64,
+    #[param(init = 0.0)]
+    l0: f64,
+    #[param(init = 0.0)]
+    l1: f64,
+    #[param(init = 0.0)]
+    v0: f64,
+    #[param(init = 0.0)]
+    v1: f64,
+    #[param(init = 0.0)]
+    c: f64,
+    #[param(init = 0.0)]
+    r: f64,
+    #[mixing]
+    #[reverse(Normal(v0 * x + v1 * s.ln() + c, r.exp()))]
+    psi: f64,
+    #[latent(Normal(w0 * psi + b0, l0.exp()))]
+    x: f64,
+    #[latent(LogNormal(w1 * psi + b1, l1.exp()))]
+    s: f64,
+}
+
+#[test]
+fn a_macro_semi_implicit_guide_gives_the_auto_guides_bounds() {
+    use iwhvi::guide::{Conditioning, Reverse, SemiImplicit};
+    let model = LocationScale::new(vec![1.2, -0.3, 2.5, 0.8]).unwrap();
+    let by_hand = SemiImplicitByHand::new(&model).unwrap();
+    let auto = SemiImplicit::new(2, 1)
+        .with_conditioning(Conditioning::Linear)
+        .with_reverse(Reverse::Learned(Conditioning::Linear));
+    assert_eq!(by_hand.param_layout().len(), auto.param_layout().len());
+    assert!(by_hand.has_reverse_model() && auto.has_reverse_model());
+    let mut rng = StdRng::seed_from_u64(7);
+    for objective in [Diwhvi::new(1, 0), Diwhvi::new(1, 8), Diwhvi::new(3, 5)] {
+        let params: Vec<f64> = (0..10)
+            .map(|i| 0.4 * ((i as f64) * 1.3 + 0.2).cos())
+            .collect();
+        let noise = StepNoise::draw(&auto, objective, &mut rng);
+        let a = DiwhviObjective::new(&model, &by_hand, &noise);
+        let b = DiwhviObjective::new(&model, &auto, &noise);
+        let (va, ga) = iwhvi::gradient(&a, &params);
+        let (vb, gb) = iwhvi::gradient(&b, &params);
+        assert!(
+            (va - vb).abs() <= 1e-10 * (1.0 + vb.abs()),
+            "{objective:?}: {va} vs {vb}"
+        );
+        for (i, (x, y)) in ga.iter().zip(&gb).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-8 * (1.0 + y.abs()),
+                "{objective:?} ∂θ{i}: {x} vs {y}"
+            );
+        }
+    }
+}
+
+/// The same without a reverse model: SIVI's `Reverse::Prior`.
+#[variational(guide = LocationScale)]
+struct SiviByHand {
+    #[param(init = 0.0)]
+    w0: f64,
+    #[param(init = 0.0)]
+    w1: f64,
+    #[param(init = 0.0)]
+    b0: f64,
+    #[param(init = 0.0)]
+    b1: f64,
+    #[param(init = 0.0)]
+    l0: f64,
+    #[param(init = 0.0)]
+    l1: f64,
+    #[mixing]
+    psi: f64,
+    #[latent(Normal(w0 * psi + b0, l0.exp()))]
+    x: f64,
+    #[latent(LogNormal(w1 * psi + b1, l1.exp()))]
+    s: f64,
+}
+
+#[test]
+fn a_macro_sivi_guide_gives_the_auto_guides_bounds() {
+    use iwhvi::guide::{Conditioning, Reverse, SemiImplicit};
+    let model = LocationScale::new(vec![1.2, -0.3, 2.5, 0.8]).unwrap();
+    let by_hand = SiviByHand::new(&model).unwrap();
+    let auto = SemiImplicit::new(2, 1)
+        .with_conditioning(Conditioning::Linear)
+        .with_reverse(Reverse::Prior);
+    assert!(!by_hand.has_reverse_model() && !auto.has_reverse_model());
+    let mut rng = StdRng::seed_from_u64(8);
+    for objective in [Diwhvi::new(1, 4), Diwhvi::new(2, 6)] {
+        let params: Vec<f64> = (0..6)
+            .map(|i| 0.5 * ((i as f64) * 0.9 - 0.4).sin())
+            .collect();
+        let noise = StepNoise::draw(&auto, objective, &mut rng);
+        let a = DiwhviObjective::new(&model, &by_hand, &noise).eval(&params);
+        let b = DiwhviObjective::new(&model, &auto, &noise).eval(&params);
+        assert!(
+            (a - b).abs() <= 1e-10 * (1.0 + b.abs()),
+            "{objective:?}: {a} vs {b}"
+        );
+    }
+}
