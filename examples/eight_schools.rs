@@ -19,6 +19,9 @@ use iwhvi::variational;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+#[path = "common/reference.rs"]
+mod reference;
+
 /// Eight schools, non-centred: mu ~ N(0, 5), tau ~ HalfCauchy(5),
 /// theta_tilde_j ~ N(0, 1), y_j ~ N(mu + tau theta_tilde_j, sigma_j).
 #[variational]
@@ -33,24 +36,6 @@ struct EightSchools {
     theta_tilde: Vec<f64>,
     #[observe(Normal(mu + tau * theta_tilde[j], sigma[j]), for j)]
     y: Vec<f64>,
-}
-
-/// posteriordb's reference (mean, sd) of `mu`, `tau` and `theta[1]`, when
-/// `../shared` is beside the checkout.
-fn reference() -> Option<Vec<(f64, f64)>> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/posteriordb/eight_schools-eight_schools_noncentered/reference.json"
-    );
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    ["mu", "tau", "theta[1]"]
-        .iter()
-        .map(|name| {
-            let p = &json["parameters"][*name];
-            Some((p["mean"].as_f64()?, p["sd"].as_f64()?))
-        })
-        .collect()
 }
 
 /// Mean and sd of mu, tau and theta[0] = mu + tau theta_tilde[0].
@@ -89,7 +74,10 @@ fn report<G: HierarchicalGuide + Clone>(
     let plain = moments(&posterior.sample(50_000, rng));
     let resampled = posterior.sample_importance_resampled(20_000, 20_000, 16, rng);
     let weighted = moments(&resampled.draws);
-    let reference = reference();
+    let reference = reference::posteriordb(
+        "eight_schools-eight_schools_noncentered",
+        &["mu", "tau", "theta[1]"],
+    );
     println!("\n{name}");
     println!(
         "  {:<10} {:>17} {:>22} {:>17}",

@@ -5,9 +5,10 @@
 //! collapses onto mu as tau shrinks. A mean-field Gaussian cannot bend
 //! with it; the structured guide below draws mu and tau first and then
 //! theta_j | mu, tau ~ Normal(mu + tau a_j, tau exp(b_j)), so it follows
-//! the funnel by construction. Both are fitted on the same IWAE-type
-//! DIWHVI bound (M = 8, K = 0) and their bounds and posterior summaries
-//! printed (raw and importance-resampled) beside posteriordb's reference (NUTS, 10,000 draws).
+//! the funnel by construction (`common/centred.rs`). Both are fitted on
+//! the same IWAE-type DIWHVI bound (M = 8, K = 0); their bounds and
+//! posterior summaries (raw and importance-resampled) are printed beside
+//! posteriordb's reference (NUTS, 10,000 draws).
 //!
 //! ```sh
 //! cargo run --release --example structured_guide
@@ -21,68 +22,15 @@ use iwhvi::guide::{HierarchicalGuide, MeanField};
 use iwhvi::objective::{Diwhvi, estimate_bound};
 use iwhvi::optim::Adam;
 use iwhvi::posterior::{Draws, Posterior};
-use iwhvi::variational;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-/// Eight schools, centred: mu ~ N(0, 5), tau ~ HalfCauchy(5),
-/// theta_j ~ N(mu, tau), y_j ~ N(theta_j, sigma_j).
-#[variational]
-struct Centred {
-    #[data]
-    sigma: Vec<f64>,
-    #[latent(Normal(0.0, 5.0))]
-    mu: f64,
-    #[latent(HalfCauchy(5.0))]
-    tau: f64,
-    #[latent(Normal(mu, tau), len = sigma.len())]
-    theta: Vec<f64>,
-    #[observe(Normal(theta[j], sigma[j]), for j)]
-    y: Vec<f64>,
-}
+#[path = "common/centred.rs"]
+mod centred;
+#[path = "common/reference.rs"]
+mod reference;
 
-/// mu and tau mean-field; theta_j conditioned on the sampled mu and tau.
-/// Misspell a latent, drop one, give `theta` a scalar type or put a
-/// `Normal` on the positive `tau`, and this does not compile.
-#[variational(guide = Centred)]
-struct FunnelGuide {
-    #[param(init = 0.0)]
-    mu_loc: f64,
-    #[param(init = 0.0)]
-    mu_log_scale: f64,
-    #[param(init = 1.0)]
-    tau_loc: f64,
-    #[param(init = -1.0)]
-    tau_log_scale: f64,
-    #[param(init = 0.0, len = theta)]
-    a: Vec<f64>,
-    #[param(init = 0.0, len = theta)]
-    b: Vec<f64>,
-    #[latent(Normal(mu_loc, mu_log_scale.exp()))]
-    mu: f64,
-    #[latent(LogNormal(tau_loc, tau_log_scale.exp()))]
-    tau: f64,
-    #[latent(Normal(mu + tau * a[j], tau * b[j].exp()), for j)]
-    theta: Vec<f64>,
-}
-
-/// posteriordb's reference (mean, sd) of `mu`, `tau` and `theta[1]`, when
-/// `../shared` is beside the checkout.
-fn reference() -> Option<Vec<(f64, f64)>> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/posteriordb/eight_schools-eight_schools_centered/reference.json"
-    );
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    ["mu", "tau", "theta[1]"]
-        .iter()
-        .map(|name| {
-            let p = &json["parameters"][*name];
-            Some((p["mean"].as_f64()?, p["sd"].as_f64()?))
-        })
-        .collect()
-}
+use centred::{Centred, FunnelGuide};
 
 /// Mean and sd of mu, tau and theta[0].
 fn moments(draws: &Draws) -> Vec<(f64, f64)> {
@@ -110,7 +58,10 @@ fn report<G: HierarchicalGuide + Clone>(
     let summary = moments(&posterior.sample(50_000, rng));
     let resampled = posterior.sample_importance_resampled(20_000, 20_000, 16, rng);
     let weighted = moments(&resampled.draws);
-    let reference = reference();
+    let reference = reference::posteriordb(
+        "eight_schools-eight_schools_centered",
+        &["mu", "tau", "theta[1]"],
+    );
     let bound = estimate_bound(model, guide, params, Diwhvi::new(8, 0), 1000, rng);
     println!("\n{name}: bound (M = 8, K = 0) {bound}");
     println!(

@@ -15,6 +15,10 @@ use rand::rngs::StdRng;
 #[path = "../examples/common/eight_schools.rs"]
 mod hand_written;
 
+#[path = "../examples/common/centred.rs"]
+mod centred;
+use centred::{Centred, FunnelGuide};
+
 #[variational]
 struct EightSchools {
     #[data]
@@ -177,44 +181,6 @@ fn a_macro_mean_field_guide_gives_the_built_in_guides_bounds() {
             );
         }
     }
-}
-
-/// Eight schools, centred: the funnel in theta, mu, tau.
-#[variational]
-struct Centred {
-    #[data]
-    sigma: Vec<f64>,
-    #[latent(Normal(0.0, 5.0))]
-    mu: f64,
-    #[latent(HalfCauchy(5.0))]
-    tau: f64,
-    #[latent(Normal(mu, tau), len = sigma.len())]
-    theta: Vec<f64>,
-    #[observe(Normal(theta[j], sigma[j]), for j)]
-    y: Vec<f64>,
-}
-
-/// theta_j | mu, tau ~ Normal(mu + tau a_j, tau exp(b_j)): follows the funnel.
-#[variational(guide = Centred)]
-struct FunnelGuide {
-    #[param(init = 0.0)]
-    mu_loc: f64,
-    #[param(init = 0.0)]
-    mu_log_scale: f64,
-    #[param(init = 1.0)]
-    tau_loc: f64,
-    #[param(init = -1.0)]
-    tau_log_scale: f64,
-    #[param(init = 0.0, len = theta)]
-    a: Vec<f64>,
-    #[param(init = 0.0, len = theta)]
-    b: Vec<f64>,
-    #[latent(Normal(mu_loc, mu_log_scale.exp()))]
-    mu: f64,
-    #[latent(LogNormal(tau_loc, tau_log_scale.exp()))]
-    tau: f64,
-    #[latent(Normal(mu + tau * a[j], tau * b[j].exp()), for j)]
-    theta: Vec<f64>,
 }
 
 #[test]
