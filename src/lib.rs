@@ -167,6 +167,10 @@ pub use iwhvi_core::*;
 ///   ones; the arguments are expressions over parameters, mixing variables
 ///   and the latents declared above it in the guide.
 ///
+/// Without mixing variables the guide is a structured (non-hierarchical)
+/// one; a full-rank Gaussian block is its Cholesky factorisation written
+/// as a chain, `u₁ | u₀ ~ Normal(m₁ + l₁₀ (u₀ − m₀) / s₀, s₁)`.
+///
 /// The guide works in the model's unconstrained space: a `LogNormal` on a
 /// positive latent `z = exp(u)` is sampled as `u` and its log density
 /// carries the Jacobian, `log q(u) = log LogNormal(exp(u)) + u`.
