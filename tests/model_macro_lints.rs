@@ -44,6 +44,9 @@ pub struct Radon {
     b: f64,
     #[latent(Exponential(1.0))]
     sigma_y: f64,
+    /// A parenthesised method receiver.
+    #[latent(Normal(0.0, (sigma_y / 2.0).exp()))]
+    c: f64,
     /// Log radon.
     #[observe(Normal(a[county[i]] + b * x[i], sigma_y), for i)]
     pub y: std::vec::Vec<f64>,
@@ -53,8 +56,8 @@ pub struct Radon {
 fn expands_without_warnings() {
     use iwhvi::model::Model;
     let model = Radon::new(vec![0.0, 1.0, 0.0], vec![0, 1, 1], 2, vec![1.2, 0.4, 0.9]).unwrap();
-    assert_eq!(model.dim(), 6);
-    assert!(model.log_joint(&[0.1; 6]).is_finite());
+    assert_eq!(model.dim(), 7);
+    assert!(model.log_joint(&[0.1; 7]).is_finite());
 }
 
 /// A hierarchical guide for `Radon`: the county effects conditioned on the
@@ -82,6 +85,8 @@ pub struct RadonGuide {
     b: f64,
     #[latent(LogNormal(0.0, 0.5))]
     sigma_y: f64,
+    #[latent(Normal(0.0, (sigma_y / 2.0).exp()))]
+    c: f64,
 }
 
 #[test]
@@ -92,7 +97,7 @@ fn a_guide_expands_without_warnings() {
     use rand::SeedableRng;
     let model = Radon::new(vec![0.0, 1.0, 0.0], vec![0, 1, 1], 2, vec![1.2, 0.4, 0.9]).unwrap();
     let guide = RadonGuide::new(&model).unwrap();
-    assert_eq!((guide.latent_dim(), guide.mixing_dim()), (6, 2));
+    assert_eq!((guide.latent_dim(), guide.mixing_dim()), (7, 2));
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let params = guide.init_params(&mut rng);
     assert_eq!(params.len(), 1 + 2 + 2 + 1);

@@ -224,7 +224,12 @@ impl<'a> Scope<'a> {
                 quote_spanned!(span=> self.#method(#(#args),*))
             }
             Expr::MethodCall(call) => {
-                let receiver = self.value(&call.receiver);
+                // `(a / b).exp()` becomes `Scalar::exp(a / b)`: the receiver's
+                // parentheses would be unused in argument position.
+                let receiver = match &*call.receiver {
+                    Expr::Paren(p) => self.value(&p.expr),
+                    other => self.value(other),
+                };
                 let method = &call.method;
                 let args = call.args.iter().map(|a| match a {
                     // Integer literals are exponents (`powi(2)`), not values.
