@@ -256,7 +256,9 @@ pub mod __private {
     pub use iwhvi_core;
     pub use iwhvi_core::Scalar;
     pub use iwhvi_core::distributions::{self, Distribution, MultivariateDistribution};
-    pub use iwhvi_core::guide::{GuideError, HierarchicalGuide, ParamLayout, Workspace};
+    pub use iwhvi_core::guide::{
+        GuideError, HierarchicalGuide, ParamLayout, Workspace, WorkspaceLens,
+    };
     pub use iwhvi_core::model::{DataError, LatentSpec, Layout, Model};
     pub use iwhvi_core::transforms::Transform;
     pub use iwhvi_macros::guide;
@@ -286,6 +288,28 @@ pub mod __private {
             Ok(()) => u[0],
             Err(_) => T::constant(f64::NAN),
         }
+    }
+
+    /// `z = T(u)` for the elementwise blocks `(offsets[i], lens[i],
+    /// transforms[i])` of `u`, written into `z`; returns the summed
+    /// `log|dz/du|`. A macro guide's densities start from it.
+    #[inline]
+    pub fn constrain_elementwise<T: Scalar>(
+        offsets: &[usize],
+        lens: &[usize],
+        transforms: &[Transform],
+        u: &[T],
+        z: &mut [T],
+    ) -> T {
+        let mut log_jacobian = T::constant(0.0);
+        for ((&off, &n), t) in offsets.iter().zip(lens).zip(transforms) {
+            for k in off..off + n {
+                let (zk, lj) = t.forward_scalar(u[k]);
+                z[k] = zk;
+                log_jacobian += lj;
+            }
+        }
+        log_jacobian
     }
 
     /// `sd · ε`, `ε ~ N(0, 1)`: the `normal(sd)` parameter initialiser.

@@ -11,6 +11,35 @@ use iwhvi::{Differentiable, Scalar};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+/// Counts this thread's heap allocations, so that a test can show a guide
+/// method allocates nothing (the trait's contract: the caller owns the
+/// workspace).
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: defers every call to the system allocator; only counts.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller upholds `alloc`'s contract.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(std::cell::Cell::get)
+}
+
 #[allow(dead_code)]
 #[path = "../examples/common/eight_schools.rs"]
 mod hand_written;
@@ -391,4 +420,31 @@ fn a_macro_full_rank_block_gives_the_full_rank_guides_bounds() {
             );
         }
     }
+}
+
+#[test]
+fn macro_guide_methods_do_not_allocate() {
+    use iwhvi::guide::Workspace;
+    let model = Centred::new(hand_written::SIGMA.to_vec(), hand_written::Y.to_vec()).unwrap();
+    let funnel = FunnelGuide::new(&model).unwrap();
+    let model = LocationScale::new(vec![1.2, -0.3, 2.5, 0.8]).unwrap();
+    let semi = SemiImplicitByHand::new(&model).unwrap();
+    fn check<G: HierarchicalGuide>(guide: &G) {
+        let params = vec![iwhvi::Dual::<4>::constant(0.1); guide.param_layout().len()];
+        let noise = vec![0.3; guide.latent_dim().max(guide.mixing_dim())];
+        let mut psi = vec![iwhvi::Dual::<4>::constant(0.2); guide.mixing_dim()];
+        let mut u = vec![iwhvi::Dual::<4>::constant(0.0); guide.latent_dim()];
+        let mut workspace = Workspace::new(guide);
+        let before = allocations();
+        guide.prepare(&params, &mut workspace);
+        guide.sample_conditional(&params, &psi, &noise, &mut u, &mut workspace);
+        let lq = guide.log_conditional(&params, &psi, &u, &mut workspace);
+        guide.prepare_reverse(&params, &u, &mut workspace);
+        guide.sample_reverse(&params, &u, &noise, &mut psi, &mut workspace);
+        let lr = guide.log_reverse(&params, &u, &psi, &mut workspace);
+        assert_eq!(allocations(), before, "a guide method allocated");
+        assert!(lq.value().is_finite() && lr.value().is_finite());
+    }
+    check(&funnel);
+    check(&semi);
 }

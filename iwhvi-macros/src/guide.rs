@@ -448,67 +448,66 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
         }
     }
 
-    // Code for each conditional: sampling and density.
+    // Code for each conditional: sampling and density. The constrained
+    // latents live in `workspace.scratch[..D]` (the guide's `workspace_lens`
+    // asks for `2 D`: the second half holds the draw in progress), so no
+    // method allocates; each latent is bound as a scalar or a slice of it.
     let first_conditional = ordered.len() - conditionals.len();
+    let bind_latent = |ci: usize, c: &GuideField| {
+        let name = &c.ident;
+        if shape(&c.ty).is_some_and(|s| s.is_scalar()) {
+            quote!(let #name: __T = __z[self.__offsets[#ci]];)
+        } else {
+            quote!(let #name: &[__T] = &__z[self.__offsets[#ci]..self.__offsets[#ci] + self.__lens[#ci]];)
+        }
+    };
+    let bind_latents: Vec<TokenStream> = conditionals
+        .iter()
+        .enumerate()
+        .map(|(ci, c)| bind_latent(ci, c))
+        .collect();
     let mut sample_steps = Vec::new();
     let mut density_steps = Vec::new();
-    let mut constrain_steps = Vec::new();
     for (ci, c) in conditionals.iter().enumerate() {
         let Part::Conditional { call, index } = &c.part else {
             continue;
         };
-        let Some(family) = distributions::family(&call.name.to_string()) else {
+        if distributions::family(&call.name.to_string()).is_none() {
             continue;
-        };
+        }
         let scope = scope_at(&synthetic, &cx, first_conditional + ci, index.as_ref());
-        let new = constructor(&scope, family, call);
+        let new = constructor(&scope, call);
         used.extend(scope.used.borrow().iter().cloned());
         let name = &c.ident;
         let bind_index = index.as_ref().map(|i| quote!(let #i: usize = __k;));
-        let vector = !shape(&c.ty).is_some_and(|s| s.is_scalar());
-        if vector {
-            sample_steps.push(quote! {
-                let (__off, __n, __t) = (self.__offsets[#ci], self.__lens[#ci], self.__transforms[#ci]);
-                let mut #name: ::std::vec::Vec<__T> = ::std::vec::Vec::with_capacity(__n);
+        let earlier = &bind_latents[..ci];
+        // Draw into `__draw` while the earlier latents are borrowed from
+        // `__z`, then store the draw and its unconstrained image.
+        sample_steps.push(quote! {
+            let (__off, __n, __t) = (self.__offsets[#ci], self.__lens[#ci], self.__transforms[#ci]);
+            {
+                let __z: &[__T] = __z;
+                #(#earlier)*
                 for __k in 0..__n {
                     #bind_index
-                    let __z = ::iwhvi::__private::rsample_or_nan(#new, __noise[__off + __k]);
-                    __u[__off + __k] = ::iwhvi::__private::inverse_scalar(__t, __z);
-                    #name.push(__z);
+                    __draw[__k] = ::iwhvi::__private::rsample_or_nan(#new, __noise[__off + __k]);
                 }
-            });
-            density_steps.push(quote! {
-                let (__off, __n, __t) = (self.__offsets[#ci], self.__lens[#ci], self.__transforms[#ci]);
-                let mut #name: ::std::vec::Vec<__T> = ::std::vec::Vec::with_capacity(__n);
-                for __k in 0..__n {
-                    let (__z, __log_jacobian) = __t.forward_scalar(__u[__off + __k]);
-                    __lp += __log_jacobian;
-                    #name.push(__z);
-                }
-                for __k in 0..__n {
+            }
+            for __k in 0..__n {
+                __z[__off + __k] = __draw[__k];
+                __u[__off + __k] = ::iwhvi::__private::inverse_scalar(__t, __draw[__k]);
+            }
+        });
+        density_steps.push(if shape(&c.ty).is_some_and(|s| s.is_scalar()) {
+            quote!(__lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, #name);)
+        } else {
+            quote! {
+                for __k in 0..#name.len() {
                     #bind_index
                     __lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, #name[__k]);
                 }
-            });
-            constrain_steps.push(quote! {
-                let (__off, __n, __t) = (self.__offsets[#ci], self.__lens[#ci], self.__transforms[#ci]);
-                let #name: ::std::vec::Vec<__T> = (0..__n).map(|__k| __t.forward_scalar(__u[__off + __k]).0).collect();
-            });
-        } else {
-            sample_steps.push(quote! {
-                let (__off, __t) = (self.__offsets[#ci], self.__transforms[#ci]);
-                let #name: __T = ::iwhvi::__private::rsample_or_nan(#new, __noise[__off]);
-                __u[__off] = ::iwhvi::__private::inverse_scalar(__t, #name);
-            });
-            density_steps.push(quote! {
-                let (__off, __t) = (self.__offsets[#ci], self.__transforms[#ci]);
-                let (#name, __log_jacobian) = __t.forward_scalar(__u[__off]);
-                __lp += __log_jacobian + ::iwhvi::__private::log_prob_or_neg_inf(#new, #name);
-            });
-            constrain_steps.push(quote! {
-                let #name: __T = self.__transforms[#ci].forward_scalar(__u[self.__offsets[#ci]]).0;
-            });
-        }
+            }
+        });
     }
 
     // Reverse model for each mixing variable.
@@ -547,7 +546,7 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             continue;
         }
         let scope = scope_at(&synthetic, &cx, ordered.len(), index.as_ref());
-        let new = constructor(&scope, family, call);
+        let new = constructor(&scope, call);
         used.extend(scope.used.borrow().iter().cloned());
         let bind_index = index.as_ref().map(|i| quote!(let #i: usize = __k;));
         reverse_sample.push(quote! {
@@ -696,6 +695,7 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
                     __lens.push(__block.unconstrained.len());
                     __transforms.push(__block.spec.transform);
                 }
+                #[allow(unused_variables)]
                 let __latent_len = |__name: &str| __layout.blocks().iter().find(|__b| __b.spec.name == __name).map_or(0, |__b| __b.unconstrained.len());
                 let __param_lens = ::std::vec![#(#param_lens),*];
                 let __mixing_lens: ::std::vec::Vec<usize> = ::std::vec![#(#mixing_lens),*];
@@ -705,7 +705,6 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
                     __mixing_offsets.push(__at);
                     __at += *__n;
                 }
-                let _ = &__latent_len;
                 ::core::result::Result::Ok(Self {
                     __latent_dim: __layout.dim(),
                     __offsets,
@@ -726,6 +725,13 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
 
             fn mixing_dim(&self) -> usize {
                 self.__mixing_lens.iter().sum()
+            }
+
+            fn workspace_lens(&self) -> ::iwhvi::__private::WorkspaceLens {
+                ::iwhvi::__private::WorkspaceLens {
+                    scratch: 2 * self.__latent_dim,
+                    ..::core::default::Default::default()
+                }
             }
 
             fn has_reverse_model(&self) -> bool {
@@ -755,6 +761,7 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
                 let mut __p = 0usize;
                 #(#bind_params)*
                 #(#bind_mixing)*
+                let (__z, __draw) = __workspace.scratch.split_at_mut(self.__latent_dim);
                 #(#sample_steps)*
             }
 
@@ -768,7 +775,10 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
                 let mut __p = 0usize;
                 #(#bind_params)*
                 #(#bind_mixing)*
-                let mut __lp = <__T as ::iwhvi::__private::Scalar>::constant(0.0);
+                let __z = &mut __workspace.scratch[..self.__latent_dim];
+                let mut __lp = ::iwhvi::__private::constrain_elementwise(&self.__offsets, &self.__lens, &self.__transforms, __u, __z);
+                let __z: &[__T] = __z;
+                #(#bind_latents)*
                 #(#density_steps)*
                 __lp
             }
@@ -786,7 +796,10 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
                 }
                 let mut __p = 0usize;
                 #(#bind_params)*
-                #(#constrain_steps)*
+                let __z = &mut __workspace.scratch[..self.__latent_dim];
+                ::iwhvi::__private::constrain_elementwise(&self.__offsets, &self.__lens, &self.__transforms, __u, __z);
+                let __z: &[__T] = __z;
+                #(#bind_latents)*
                 #(#reverse_sample)*
             }
 
@@ -802,7 +815,10 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
                 }
                 let mut __p = 0usize;
                 #(#bind_params)*
-                #(#constrain_steps)*
+                let __z = &mut __workspace.scratch[..self.__latent_dim];
+                ::iwhvi::__private::constrain_elementwise(&self.__offsets, &self.__lens, &self.__transforms, __u, __z);
+                let __z: &[__T] = __z;
+                #(#bind_latents)*
                 let mut __lp = <__T as ::iwhvi::__private::Scalar>::constant(0.0);
                 #(#reverse_density)*
                 __lp
@@ -845,7 +861,7 @@ fn mentions(expr: &Expr, names: &BTreeSet<String>) -> Option<Ident> {
 }
 
 /// `Family::new(args…)` with every argument a scalar value.
-fn constructor(scope: &Scope<'_>, _family: &Family, call: &DistCall) -> TokenStream {
+fn constructor(scope: &Scope<'_>, call: &DistCall) -> TokenStream {
     let name = &call.name;
     let args = call.args.iter().map(|a| scope.value(a));
     quote_spanned!(call.tokens.span()=> ::iwhvi::__private::distributions::#name::new(#(#args),*))
