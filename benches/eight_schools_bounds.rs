@@ -124,6 +124,10 @@ fn main() {
                 .output()
                 .expect("run a setting");
             print!("{}", String::from_utf8_lossy(&out.stdout));
+            if !out.status.success() {
+                eprint!("{}", String::from_utf8_lossy(&out.stderr));
+                eprintln!("setting M = {m}, K = {k} ({engine}) failed: {}", out.status);
+            }
         }
     }
 }

@@ -79,21 +79,12 @@ fn report<G: HierarchicalGuide + Clone>(
         &["mu", "tau", "theta[1]"],
     );
     println!("\n{name}");
-    println!(
-        "  {:<10} {:>17} {:>22} {:>17}",
-        "", "guide mean / sd", "reweighted mean / sd", "NUTS mean / sd"
+    reference::print_comparison(
+        &["mu", "tau", "theta[0]"],
+        &plain,
+        &weighted,
+        reference.as_deref(),
     );
-    for (i, label) in ["mu", "tau", "theta[0]"].iter().enumerate() {
-        let nuts = reference
-            .as_ref()
-            .map_or("(no ../shared)".to_string(), |r| {
-                format!("{:.2} / {:.2}", r[i].0, r[i].1)
-            });
-        println!(
-            "  {label:<10} {:>8.2} / {:<6.2} {:>11.2} / {:<8.2} {nuts:>17}",
-            plain[i].0, plain[i].1, weighted[i].0, weighted[i].1
-        );
-    }
     println!(
         "  importance weights: ESS {:.0} of 20000, Pareto k-hat {:.2}",
         resampled.effective_sample_size, resampled.pareto_k

@@ -57,14 +57,11 @@ fn report<G: HierarchicalGuide + Clone>(
 ) {
     let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 2000, rng);
     let posterior = Posterior::new(model, guide, params).expect("fitted parameters fit the guide");
-    let v = posterior.sample(50_000, rng);
-    let v = v.column("v").expect("a latent of the model");
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let summary = posterior.sample(50_000, rng).summary();
+    let v = summary.get("v").expect("a latent of the model");
     println!(
-        "{name:<40} bound {:>8.3} ± {:.3}   v: mean {mean:>6.2}, sd {sd:.2}",
-        bound.mean, bound.std_error
+        "{name:<40} bound {:>8.3} ± {:.3}   v: mean {:>6.2}, sd {:.2}",
+        bound.mean, bound.std_error, v.mean, v.sd
     );
 }
 

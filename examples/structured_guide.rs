@@ -34,14 +34,12 @@ use centred::{Centred, FunnelGuide};
 
 /// Mean and sd of mu, tau and theta[0].
 fn moments(draws: &Draws) -> Vec<(f64, f64)> {
+    let summary = draws.summary();
     ["mu", "tau", "theta[0]"]
         .iter()
         .map(|name| {
-            let x = draws.column(name).expect("a latent of the model");
-            let n = x.len() as f64;
-            let mean = x.iter().sum::<f64>() / n;
-            let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-            (mean, var.sqrt())
+            let row = summary.get(name).expect("a latent of the model");
+            (row.mean, row.sd)
         })
         .collect()
 }
@@ -64,21 +62,12 @@ fn report<G: HierarchicalGuide + Clone>(
     );
     let bound = estimate_bound(model, guide, params, Diwhvi::new(8, 0), 1000, rng);
     println!("\n{name}: bound (M = 8, K = 0) {bound}");
-    println!(
-        "  {:<10} {:>17} {:>22} {:>17}",
-        "", "guide mean / sd", "reweighted mean / sd", "NUTS mean / sd"
+    reference::print_comparison(
+        &["mu", "tau", "theta[0]"],
+        &summary,
+        &weighted,
+        reference.as_deref(),
     );
-    for (i, label) in ["mu", "tau", "theta[0]"].iter().enumerate() {
-        let nuts = reference
-            .as_ref()
-            .map_or("(no ../shared)".to_string(), |r| {
-                format!("{:.2} / {:.2}", r[i].0, r[i].1)
-            });
-        println!(
-            "  {label:<10} {:>8.2} / {:<6.2} {:>11.2} / {:<8.2} {nuts:>17}",
-            summary[i].0, summary[i].1, weighted[i].0, weighted[i].1
-        );
-    }
     println!(
         "  importance weights: ESS {:.0} of 20000, Pareto k-hat {:.2}",
         resampled.effective_sample_size, resampled.pareto_k

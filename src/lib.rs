@@ -283,11 +283,7 @@ pub mod __private {
     /// NaN when `z` lies outside the transform's support.
     #[inline]
     pub fn inverse_scalar<T: Scalar>(t: Transform, z: T) -> T {
-        let mut u = [T::constant(f64::NAN)];
-        match t.inverse(&[z], &mut u) {
-            Ok(()) => u[0],
-            Err(_) => T::constant(f64::NAN),
-        }
+        t.inverse_scalar(z).unwrap_or(T::constant(f64::NAN))
     }
 
     /// `z = T(u)` for the elementwise blocks `(offsets[i], lens[i],

@@ -199,7 +199,6 @@ fn the_generated_model_fits() {
     let fitted = fit(&model, &MeanField::new(10), Adam::new(0.02), &config).unwrap();
     assert!(fitted.trace.iter().all(|b| b.is_finite()));
     assert!(fitted.smoothed.last().unwrap() > fitted.smoothed.first().unwrap());
-    let _ = Scalar::value(1.0);
 }
 
 /// Mean and variance.

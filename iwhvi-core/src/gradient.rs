@@ -403,5 +403,7 @@ impl Seed<'_> {
 /// assert_eq!(grad, vec![0.5, 0.5]);
 /// ```
 pub fn gradient<F: Differentiable>(f: &F, x: &[f64]) -> (f64, Vec<f64>) {
-    GradientEngine::<16>::new().value_and_gradient(f, x)
+    GradientEngine::<16>::new()
+        .with_parallelism(Parallelism::Auto)
+        .value_and_gradient(f, x)
 }

@@ -174,7 +174,7 @@ where
 /// Forward (`backward = false`) or back substitution with the triangular
 /// matrix read through `entry(i, k)`: `xᵢ = (bᵢ − Σₖ entry(i, k) xₖ) / entry(i, i)`
 /// over the already-solved `k`.
-fn substitute<T: Scalar, D: Dim>(
+pub(crate) fn substitute<T: Scalar, D: Dim>(
     b: &OVector<T, D>,
     backward: bool,
     entry: impl Fn(usize, usize) -> T,

@@ -255,6 +255,7 @@ impl<T: Scalar> Buffers<T> {
         m: usize,
     ) {
         self.weights.clear();
+        self.weights.reserve(noise.objective.k + 1);
         if guide.mixing_dim() == 0 {
             let log_q = guide.log_conditional(params, &[], &self.u, &mut self.workspace);
             self.weights.push(log_q);
@@ -380,16 +381,14 @@ pub enum GradientEstimator {
 /// with `a = softmax(log ŵ)` and `w̃ = softmax(w)` held constant.
 struct DoublyReparameterized<'a, Mo, G> {
     objective: DiwhviObjective<'a, Mo, G>,
+    /// `log p(x, u_m)` of the step's outer draws (values only: the surrogate
+    /// differentiates the reverse model alone).
+    chained: &'a ChainedModel,
 }
 
 impl<Mo: Model, G: HierarchicalGuide> Differentiable for DoublyReparameterized<'_, Mo, G> {
     fn eval<T: Scalar>(&self, params: &[T]) -> T {
-        let DiwhviObjective {
-            model,
-            guide,
-            noise,
-            chained,
-        } = self.objective;
+        let DiwhviObjective { guide, noise, .. } = self.objective;
         let objective = noise.objective;
         let stopped: Vec<T> = params.iter().map(|p| T::constant(p.value())).collect();
         let mut buffers = Buffers::new(guide, params);
@@ -397,6 +396,8 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for DoublyReparameterized<'
         guide.prepare(&stopped, &mut stopped_workspace);
         let mut surrogates = Vec::with_capacity(objective.m);
         let mut log_w = Vec::with_capacity(objective.m);
+        let mut values = Vec::with_capacity(objective.k + 1);
+        buffers.weights.reserve(objective.k + 1);
         for m in 0..objective.m {
             buffers.draw_outer(guide, params, noise, m);
             let u = &buffers.u;
@@ -419,7 +420,8 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for DoublyReparameterized<'
                     - guide.log_reverse(&stopped, u, psi, &mut stopped_workspace);
                 buffers.weights.push(wk);
             }
-            let values: Vec<f64> = buffers.weights.iter().map(|w| w.value()).collect();
+            values.clear();
+            values.extend(buffers.weights.iter().map(|w| w.value()));
             let normaliser = f64::log_sum_exp(&values);
             let mut surrogate = T::constant(0.0);
             for (i, (&w, &v)) in buffers.weights.iter().zip(&values).enumerate() {
@@ -431,10 +433,7 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for DoublyReparameterized<'
                 };
             }
             surrogates.push(surrogate);
-            let log_p = match chained {
-                Some(c) => c.values[m],
-                None => model.log_joint(&stopped_u(u)),
-            };
+            let log_p = self.chained.values[m];
             log_w.push(log_p - (normaliser - (values.len() as f64).ln()));
         }
         let normaliser = f64::log_sum_exp(&log_w);
@@ -444,11 +443,6 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for DoublyReparameterized<'
         }
         total
     }
-}
-
-/// The values of `u` as plain numbers.
-fn stopped_u<T: Scalar>(u: &[T]) -> Vec<f64> {
-    u.iter().map(|x| x.value()).collect()
 }
 
 /// One step's bound and its gradient in the guide's parameters, with the
@@ -511,7 +505,10 @@ pub fn value_and_gradient_with<Mo: Model, G: HierarchicalGuide, E: GradientBacke
             &mut gradient[reverse.end..],
         );
     }
-    let surrogate = DoublyReparameterized { objective };
+    let surrogate = DoublyReparameterized {
+        objective,
+        chained: &chained,
+    };
     engine.value_and_partial_gradient_into(
         &surrogate,
         params,

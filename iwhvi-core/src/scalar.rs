@@ -19,8 +19,8 @@ use crate::special::{self, Elementary};
 /// Comparisons (`<`, `==`) look at the value only.
 ///
 /// The trait asks nothing a tape-based reverse-mode variable (a `Copy`
-/// index into a thread-local tape) could not give, so a second gradient
-/// engine can sit behind the same generic code.
+/// index into a thread-local tape) cannot give: [`crate::reverse::Var`]
+/// runs the same generic code as a second gradient engine.
 ///
 /// ```
 /// use iwhvi_core::{Dual, Scalar};

@@ -267,7 +267,7 @@ impl Transform {
                     return Err(outside(i, z[i].value(), "entries in (0, 1)"));
                 }
                 let sum: f64 = z.iter().map(|x| x.value()).sum();
-                if (sum - 1.0).abs() > 1e-9 {
+                if (sum - 1.0).abs() > crate::distributions::SIMPLEX_TOLERANCE {
                     return Err(outside(k_total - 1, sum, "entries summing to 1"));
                 }
                 let mut remaining = T::constant(1.0);
@@ -335,8 +335,14 @@ impl Transform {
     }
 
     /// The inverse of one entry of an elementwise transform, `None` when
-    /// `z` is outside the image.
-    fn inverse_scalar<T: Scalar>(&self, z: T) -> Option<T> {
+    /// `z` is outside the image (and for the vector transforms).
+    ///
+    /// ```
+    /// use iwhvi_core::transforms::Transform;
+    /// assert_eq!(Transform::Exp.inverse_scalar(1.0), Some(0.0));
+    /// assert_eq!(Transform::Exp.inverse_scalar(-1.0), None);
+    /// ```
+    pub fn inverse_scalar<T: Scalar>(&self, z: T) -> Option<T> {
         let v = z.value();
         let u = match *self {
             Transform::Identity => z,

@@ -7,7 +7,7 @@ use super::{DistributionError, MultivariateDistribution, Support, check};
 use crate::scalar::Scalar;
 
 /// How far from 1 the entries of a simplex value may sum.
-const SIMPLEX_TOLERANCE: f64 = 1e-9;
+pub(crate) const SIMPLEX_TOLERANCE: f64 = 1e-9;
 
 /// Dirichlet distribution on the simplex of `K ≥ 2` entries with
 /// concentrations `α > 0`:

@@ -67,6 +67,7 @@ pub use binomial::{Binomial, BinomialLogit};
 pub use categorical::{Categorical, CategoricalLogits};
 pub use cauchy::Cauchy;
 pub use dirichlet::Dirichlet;
+pub(crate) use dirichlet::SIMPLEX_TOLERANCE;
 pub use exponential::Exponential;
 pub use gamma::Gamma;
 pub use half_cauchy::HalfCauchy;

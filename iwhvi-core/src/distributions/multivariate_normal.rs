@@ -72,7 +72,7 @@ impl<T: Scalar> MultivariateNormal<T> {
             }
             check::positive(NAME, "scale_tril diagonal", scale_tril[(i, i)])?;
         }
-        let half_log_det = (0..d).map(|i| scale_tril[(i, i)].ln()).sum();
+        let half_log_det = crate::linalg::log_det_from_cholesky(&scale_tril) * 0.5;
         Ok(Self {
             loc,
             scale_tril,
@@ -150,18 +150,11 @@ impl<T: Scalar> MultivariateDistribution<T> for MultivariateNormal<T> {
             "{NAME}: a value of length {} for a {d}-dimensional distribution",
             x.len()
         );
-        // Forward substitution z = L⁻¹ (x - loc), accumulating |z|².
-        let mut z: Vec<T> = Vec::with_capacity(d);
-        let mut quad = T::constant(0.0);
-        for (i, &xi) in x.iter().enumerate() {
-            let mut s = xi - self.loc[i];
-            for (k, &zk) in z.iter().enumerate() {
-                s -= self.scale_tril[(i, k)] * zk;
-            }
-            let zi = s / self.scale_tril[(i, i)];
-            quad += zi * zi;
-            z.push(zi);
-        }
+        // z = L⁻¹ (x - loc) by forward substitution, then |z|².
+        let centred =
+            DVector::from_iterator(d, x.iter().zip(self.loc.iter()).map(|(&xi, &l)| xi - l));
+        let z = crate::linalg::substitute(&centred, false, |i, k| self.scale_tril[(i, k)]);
+        let quad = z.iter().fold(T::constant(0.0), |quad, &zi| quad + zi * zi);
         -quad * 0.5 - self.half_log_det - LN_SQRT_2PI * d as f64
     }
 

@@ -67,11 +67,12 @@ impl<T: Scalar> Distribution<T> for StudentT<T> {
     fn log_prob(&self, x: T) -> T {
         let z = (x - self.loc) / self.scale;
         let half_df = self.df * 0.5;
-        (half_df + 0.5).ln_gamma()
+        let half_df_plus_half = half_df + 0.5;
+        half_df_plus_half.ln_gamma()
             - half_df.ln_gamma()
             - (self.df * PI).ln() * 0.5
             - self.scale.ln()
-            - (half_df + 0.5) * (z * z / self.df).ln_1p()
+            - half_df_plus_half * (z * z / self.df).ln_1p()
     }
 
     fn support(&self) -> Support {

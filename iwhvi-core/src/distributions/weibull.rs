@@ -55,10 +55,11 @@ impl<T: Scalar> Distribution<T> for Weibull<T> {
     type Support = Positive;
 
     fn log_prob(&self, x: T) -> T {
-        let normaliser = self.shape.ln() - self.scale.ln();
+        let ln_scale = self.scale.ln();
+        let normaliser = self.shape.ln() - ln_scale;
         match x.value() {
             v if v > 0.0 && v < f64::INFINITY => {
-                let log_ratio = x.ln() - self.scale.ln();
+                let log_ratio = x.ln() - ln_scale;
                 normaliser + (self.shape - 1.0) * log_ratio - (log_ratio * self.shape).exp()
             }
             0.0 => boundary(self.shape, normaliser),

@@ -102,30 +102,20 @@ enum Bounds {
     },
 }
 
-impl Bounds {
-    fn both(&self) -> bool {
-        match self {
-            Bounds::Dependent { .. } => true,
-            Bounds::Fixed(t) => t.to_string().contains("Interval"),
-        }
-    }
-
-    /// The bounds as `f64` expressions (∓∞ where absent) for the samplers.
-    fn values(
-        &self,
-        scope: &Scope<'_>,
-        lower: Option<&syn::Expr>,
-        upper: Option<&syn::Expr>,
-    ) -> (TokenStream, TokenStream) {
-        let side = |e: Option<&syn::Expr>, infinite: TokenStream| match e {
-            Some(e) => scope.value(e),
-            None => infinite,
-        };
-        (
-            side(lower, quote!(f64::NEG_INFINITY)),
-            side(upper, quote!(f64::INFINITY)),
-        )
-    }
+/// The bounds as `f64` expressions (∓∞ where absent) for the samplers.
+fn bound_values(
+    scope: &Scope<'_>,
+    lower: Option<&syn::Expr>,
+    upper: Option<&syn::Expr>,
+) -> (TokenStream, TokenStream) {
+    let side = |e: Option<&syn::Expr>, infinite: TokenStream| match e {
+        Some(e) => scope.value(e),
+        None => infinite,
+    };
+    (
+        side(lower, quote!(f64::NEG_INFINITY)),
+        side(upper, quote!(f64::INFINITY)),
+    )
 }
 
 /// True when an expression mentions a latent.
@@ -522,15 +512,17 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                     }
                 };
                 let draw = match (&bounds, flat) {
-                    (Some(b), true) if b.both() => {
-                        let (low, high) = b.values(&scope, lower.as_ref(), upper.as_ref());
+                    // Both bounds (dependent bounds always have both): a
+                    // flat prior is uniform between them.
+                    (Some(_), true) if lower.is_some() && upper.is_some() => {
+                        let (low, high) = bound_values(&scope, lower.as_ref(), upper.as_ref());
                         quote! {
                             let (__low, __high): (f64, f64) = (#low, #high);
                             let #ident: f64 = #sample(&::iwhvi::__private::distributions::Uniform::new(__low, __high)?, __rng);
                         }
                     }
-                    (Some(b), false) => {
-                        let (low, high) = b.values(&scope, lower.as_ref(), upper.as_ref());
+                    (Some(_), false) => {
+                        let (low, high) = bound_values(&scope, lower.as_ref(), upper.as_ref());
                         quote! {
                             // The prior restricted to the bounds, by rejection.
                             let (__low, __high): (f64, f64) = (#low, #high);
@@ -725,16 +717,6 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
         let doc = format!("The latent `{ident}`, constrained.");
         quote!(#[doc = #doc] pub #ident: #ty)
     });
-    let latent_reads = latents.iter().map(|l| {
-        let ident = &l.field.ident;
-        let name = ident.to_string();
-        let read = quote!(__latents.get(#name).expect("every latent is in the layout"));
-        match l.field.shape {
-            Some(Shape::Scalar(_)) => quote!(#ident: #read[0]),
-            Some(Shape::Array(..)) => quote!(#ident: ::core::convert::TryInto::try_into(#read).expect("the layout has the array's length")),
-            _ => quote!(#ident: #read.to_vec()),
-        }
-    });
     let typed_checks = latents.iter().map(|l| {
         let name = l.field.ident.to_string();
         let len = &l.len;
@@ -779,7 +761,7 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             _ => quote!(#ident),
         }
     });
-    let latent_bindings_derived: Vec<TokenStream> = latents
+    let latent_bindings: Vec<TokenStream> = latents
         .iter()
         .map(|l| {
             let ident = &l.field.ident;
@@ -789,13 +771,6 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             }
         })
         .collect();
-    let latent_bindings = latents.iter().map(|l| {
-        let ident = &l.field.ident;
-        match l.field.shape {
-            Some(Shape::Scalar(_)) => quote!(let #ident: f64 = __latents.#ident;),
-            _ => quote!(let #ident: &[f64] = &__latents.#ident[..];),
-        }
-    });
     let mut simulations = simulations;
     simulations.sort_by_key(|(position, _)| *position);
     let simulations = simulations.into_iter().map(|(_, s)| s);
@@ -908,7 +883,7 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             /// If `u` does not have the model's dimension.
             #vis fn latents(&self, u: &[f64]) -> ::core::result::Result<#latents_ident, ::iwhvi::__private::iwhvi_core::model::LayoutError> {
                 let __latents = ::iwhvi::__private::Model::layout(self).constrain(u)?;
-                ::core::result::Result::Ok(#latents_ident { #(#latent_reads,)* })
+                ::core::result::Result::Ok(self.typed_latents(&__latents).expect("the layout has every latent at its length"))
             }
         }
 
@@ -975,7 +950,7 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
             #[allow(unused_variables, non_camel_case_types, clippy::all)]
             #vis fn derived_quantities(&self, __latents: &#latents_ident) -> #derived_ident {
                 type __T = f64;
-                #(#latent_bindings_derived)*
+                #(#latent_bindings)*
                 #(#derived_computations)*
                 #derived_ident { #(#derived_values,)* }
             }
