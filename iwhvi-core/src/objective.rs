@@ -519,7 +519,7 @@ pub fn value_and_gradient_with<Mo: Model, G: HierarchicalGuide, E: GradientBacke
 }
 
 /// A Monte Carlo estimate with its standard error.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Estimate {
     /// The mean of the replicates.
     pub mean: f64,
@@ -600,7 +600,7 @@ pub fn estimate_bound<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
 
 /// The sandwich on `log q(u)` at one draw `u ~ q`: `U_K(u) ≥ log q(u)` and
 /// `L_K(u) ≤ log q(u)` in expectation.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct LogQSandwich {
     /// `U_K(u)`.
     pub upper: f64,
@@ -633,7 +633,7 @@ pub fn upper_bound_log_q<G: HierarchicalGuide>(
 /// Bounds on the guide's entropy `H[q] = −E log q(u)` and on the ELBO of
 /// its exact marginal, `E[log p(x, u) − log q(u)] = log p(x) − KL(q ‖ p(·|x))`,
 /// from the sandwich with `K` inner samples over `draws` draws of `u`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct GuideDiagnostics {
     /// `−E U_K ≤ H[q]` (in expectation).
     pub entropy_lower: Estimate,

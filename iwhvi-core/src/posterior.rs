@@ -290,7 +290,7 @@ fn quantile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// One element's summary.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SummaryRow {
     /// The element, e.g. `theta[0]`.
     pub name: String,
@@ -307,7 +307,7 @@ pub struct SummaryRow {
 }
 
 /// A table of [`SummaryRow`]s; `Display` prints it aligned.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Summary {
     /// The rows, in the layout's order.
     pub rows: Vec<SummaryRow>,
