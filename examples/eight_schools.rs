@@ -1,29 +1,47 @@
-//! Eight schools (non-centred) fitted two ways: a mean-field Gaussian on
-//! the ELBO, and a semi-implicit (hierarchical) guide on the DIWHVI bound.
-//! Prints each posterior beside posteriordb's reference (NUTS, 10,000
-//! draws), the bounds, and a log-evidence estimate.
+//! Eight schools (Rubin 1981) in both of its forms, each fitted with a
+//! mean-field Gaussian on the ELBO and a semi-implicit (hierarchical) guide
+//! on the DIWHVI bound; the centred form also with a guide written as a
+//! struct (`common/centred.rs`). For every fit: the posterior of mu, tau
+//! and theta[0] from the guide's draws and importance-resampled with the
+//! bound's weights, beside posteriordb's reference (NUTS, 10,000 draws);
+//! the bound; and a log-evidence estimate against the exact -31.311.
+//!
+//! The non-centred form (theta_j = mu + tau theta_tilde_j) is nearly
+//! Gaussian in its coordinates. The centred form (theta_j ~ N(mu, tau)) is
+//! Neal's funnel: theta_j collapses onto mu as tau shrinks, which a
+//! mean-field Gaussian cannot follow.
 //!
 //! ```sh
-//! cargo run --release --example eight_schools
+//! cargo run --release --example eight_schools            # the tables
+//! cargo run --release --example eight_schools -- --json  # the figures as one JSON object
 //! ```
 //!
 //! Data: Rubin (1981), as stored in posteriordb
 //! (`eight_schools-eight_schools_noncentered`, BSD-3).
 
 use iwhvi::fit::{Engine, FitConfig, fit};
-use iwhvi::guide::{HierarchicalGuide, MeanField, SemiImplicit};
+use iwhvi::guide::{Conditioning, HierarchicalGuide, MeanField, SemiImplicit};
+use iwhvi::model::Model;
 use iwhvi::objective::{Diwhvi, estimate_bound, log_evidence};
-use iwhvi::optim::Adam;
+use iwhvi::optim::{Adam, LearningRate};
 use iwhvi::posterior::{Draws, Posterior};
 use iwhvi::variational;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+#[path = "common/centred.rs"]
+mod centred;
 #[path = "common/reference.rs"]
 mod reference;
+#[path = "common/report.rs"]
+mod report;
+
+use centred::{Centred, FunnelGuide};
+use report::Report;
 
 /// Eight schools, non-centred: mu ~ N(0, 5), tau ~ HalfCauchy(5),
-/// theta_tilde_j ~ N(0, 1), y_j ~ N(mu + tau theta_tilde_j, sigma_j).
+/// theta_tilde_j ~ N(0, 1), y_j ~ N(mu + tau theta_tilde_j, sigma_j);
+/// the school effects theta_j = mu + tau theta_tilde_j are derived.
 #[variational]
 struct EightSchools {
     #[data]
@@ -36,97 +54,181 @@ struct EightSchools {
     theta_tilde: Vec<f64>,
     #[observe(Normal(mu + tau * theta_tilde[j], sigma[j]), for j)]
     y: Vec<f64>,
+    #[derived(mu + tau * theta_tilde[j], for j)]
+    theta: [f64; 8],
 }
 
-/// Mean and sd of mu, tau and theta[0] = mu + tau theta_tilde[0].
-fn moments(draws: &Draws) -> Vec<(f64, f64)> {
-    let mu = draws.column("mu").expect("a latent of the model");
-    let tau = draws.column("tau").expect("a latent of the model");
-    let theta0: Vec<f64> = draws
-        .column("theta_tilde[0]")
-        .expect("a latent of the model")
+const SIGMA: [f64; 8] = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0];
+const Y: [f64; 8] = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0];
+/// log p(y) by quadrature (`../shared/peers`).
+const EXACT_LOG_EVIDENCE: f64 = -31.311;
+/// The quantities shown: our names and posteriordb's.
+const SHOWN: [(&str, &str); 3] = [("mu", "mu"), ("tau", "tau"), ("theta[0]", "theta[1]")];
+
+/// Mean and sd of the shown quantities (latents or derived).
+fn moments<Mo: Model, G: HierarchicalGuide + Clone>(
+    posterior: &Posterior<'_, Mo, G>,
+    draws: &Draws,
+) -> Vec<(f64, f64)> {
+    let summaries = [draws.summary(), posterior.derived(draws).summary()];
+    SHOWN
         .iter()
-        .zip(mu.iter().zip(&tau))
-        .map(|(t, (m, s))| m + s * t)
-        .collect();
-    [mu, tau, theta0]
-        .iter()
-        .map(|x| {
-            let n = x.len() as f64;
-            let mean = x.iter().sum::<f64>() / n;
-            (
-                mean,
-                (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt(),
-            )
+        .map(|(name, _)| {
+            let row = summaries
+                .iter()
+                .find_map(|s| s.get(name))
+                .expect("a latent or derived quantity of the model");
+            (row.mean, row.sd)
         })
         .collect()
 }
 
-fn report<G: HierarchicalGuide + Clone>(
-    model: &EightSchools,
-    name: &str,
+/// Prints and records one fitted guide under `key`.
+#[allow(clippy::too_many_arguments)]
+fn score<Mo: Model, G: HierarchicalGuide + Clone>(
+    report: &mut Report,
+    key: &str,
+    title: &str,
+    model: &Mo,
     guide: &G,
     params: &[f64],
+    posteriordb_name: &str,
     rng: &mut StdRng,
 ) {
     let posterior =
         Posterior::new(model, guide, params).expect("the fitted parameters fit the guide");
-    let plain = moments(&posterior.sample(50_000, rng));
+    let plain = moments(&posterior, &posterior.sample(50_000, rng));
     let resampled = posterior.sample_importance_resampled(20_000, 20_000, 16, rng);
-    let weighted = moments(&resampled.draws);
-    let reference = reference::posteriordb(
-        "eight_schools-eight_schools_noncentered",
-        &["mu", "tau", "theta[1]"],
-    );
-    println!("\n{name}");
-    reference::print_comparison(
-        &["mu", "tau", "theta[0]"],
-        &plain,
-        &weighted,
-        reference.as_deref(),
-    );
-    println!(
-        "  importance weights: ESS {:.0} of 20000, Pareto k-hat {:.2}",
-        resampled.effective_sample_size, resampled.pareto_k
-    );
+    let weighted = moments(&posterior, &resampled.draws);
+    let names: Vec<&str> = SHOWN.iter().map(|(_, theirs)| *theirs).collect();
+    let nuts = reference::posteriordb(posteriordb_name, &names);
     let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 400, rng);
     let evidence = log_evidence(model, guide, params, 1000, 64, 20, rng);
-    println!(
-        "  bound (M = 1, K = 64): {bound}; log-evidence estimate (M = 1000, K = 64): {evidence}"
+
+    report.line(format!("\n{title}"));
+    if !report.is_json() {
+        let labels: Vec<&str> = SHOWN.iter().map(|(ours, _)| *ours).collect();
+        reference::print_comparison(&labels, &plain, &weighted, nuts.as_deref());
+    }
+    report.line(format!(
+        "  importance weights: ESS {:.0} of 20000, Pareto k-hat {:.2}",
+        resampled.effective_sample_size, resampled.pareto_k
+    ));
+    report.line(format!(
+        "  bound (M = 1, K = 64): {bound}; log-evidence (M = 1000, K = 64): {evidence} (exact {EXACT_LOG_EVIDENCE})"
+    ));
+
+    for (i, (name, _)) in SHOWN.iter().enumerate() {
+        let mut figures = serde_json::json!({
+            "guide_mean": plain[i].0, "guide_sd": plain[i].1,
+            "reweighted_mean": weighted[i].0, "reweighted_sd": weighted[i].1,
+        });
+        if let Some(nuts) = &nuts {
+            figures["reference_mean"] = nuts[i].0.into();
+            figures["reference_sd"] = nuts[i].1.into();
+        }
+        report.figure(&format!("{key}.posterior.{name}"), figures);
+    }
+    report.figure(&format!("{key}.bound_m1_k64"), bound);
+    report.figure(&format!("{key}.log_evidence"), evidence);
+    report.figure(
+        &format!("{key}.effective_sample_size"),
+        resampled.effective_sample_size,
     );
+    report.figure(&format!("{key}.pareto_k"), resampled.pareto_k);
 }
 
 fn main() {
-    let model = EightSchools::new(
-        vec![15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0],
-        vec![28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0],
-    )
-    .expect("the data are valid");
+    let mut report = Report::from_args();
+    let progress = !report.is_json();
     let mut rng = StdRng::seed_from_u64(2019);
-    println!("eight schools, non-centred; exact log p(y) = -31.311 (quadrature, ../shared/peers)");
-
-    let mean_field = MeanField::new(10);
-    let config = FitConfig::new(Diwhvi::elbo()).max_steps(10_000).seed(1);
-    let fitted = fit(&model, &mean_field, Adam::new(0.01), &config).expect("mean-field fit");
-    report(
-        &model,
-        "mean-field Gaussian, ELBO",
-        &mean_field,
-        &fitted.params,
-        &mut rng,
-    );
-
-    let semi_implicit = SemiImplicit::new(10, 10);
-    let config = FitConfig::new(Diwhvi::new(4, 16))
+    report.figure("exact_log_evidence", EXACT_LOG_EVIDENCE);
+    let adam = || Adam::new(0.01);
+    let elbo = FitConfig::new(Diwhvi::elbo())
         .max_steps(10_000)
         .seed(1)
-        .engine(Engine::Reverse);
-    let fitted = fit(&model, &semi_implicit, Adam::new(0.01), &config).expect("semi-implicit fit");
-    report(
+        .progress(progress);
+    let diwhvi = FitConfig::new(Diwhvi::new(4, 16))
+        .max_steps(10_000)
+        .seed(1)
+        .engine(Engine::Reverse)
+        .progress(progress);
+
+    report.line("eight schools, non-centred");
+    let model = EightSchools::new(SIGMA.to_vec(), Y.to_vec()).expect("the data are valid");
+    let noncentred = "eight_schools-eight_schools_noncentered";
+    let mean_field = MeanField::new(model.dim());
+    let fitted = fit(&model, &mean_field, adam(), &elbo).expect("mean-field fit");
+    score(
+        &mut report,
+        "noncentred.mean_field",
+        "mean-field Gaussian, ELBO",
         &model,
-        "semi-implicit guide (d = 10), DIWHVI M = 4, K = 16",
-        &semi_implicit,
+        &mean_field,
         &fitted.params,
+        noncentred,
         &mut rng,
     );
+    let semi_implicit = SemiImplicit::new(model.dim(), model.dim());
+    let fitted = fit(&model, &semi_implicit, adam(), &diwhvi).expect("semi-implicit fit");
+    score(
+        &mut report,
+        "noncentred.semi_implicit",
+        "semi-implicit guide (d = 10), DIWHVI M = 4, K = 16",
+        &model,
+        &semi_implicit,
+        &fitted.params,
+        noncentred,
+        &mut rng,
+    );
+
+    report.line("\n\neight schools, centred (the funnel)");
+    let model = Centred::new(SIGMA.to_vec(), Y.to_vec()).expect("the data are valid");
+    let centred = "eight_schools-eight_schools_centered";
+    let fitted = fit(&model, &mean_field, adam(), &elbo).expect("mean-field fit");
+    score(
+        &mut report,
+        "centred.mean_field",
+        "mean-field Gaussian, ELBO",
+        &model,
+        &mean_field,
+        &fitted.params,
+        centred,
+        &mut rng,
+    );
+    // The funnel needs a conditional whose scale depends on psi, and a
+    // longer fit with a decaying learning rate.
+    let semi_implicit = semi_implicit
+        .with_conditioning(Conditioning::Mlp { hidden: 24 })
+        .with_psi_dependent_scale(true);
+    let decaying = Adam::with_schedule(LearningRate::Exponential {
+        initial: 0.01,
+        decay: 0.1,
+        every: 30_000,
+    });
+    let config = diwhvi.clone().max_steps(30_000);
+    let fitted = fit(&model, &semi_implicit, decaying, &config).expect("semi-implicit fit");
+    score(
+        &mut report,
+        "centred.semi_implicit",
+        "semi-implicit guide (d = 10, MLP conditional, psi-dependent scale), DIWHVI M = 4, K = 16, 30k steps",
+        &model,
+        &semi_implicit,
+        &fitted.params,
+        centred,
+        &mut rng,
+    );
+    let structured = FunnelGuide::new(&model).expect("the guide fits the model");
+    let fitted = fit(&model, &structured, adam(), &elbo).expect("structured fit");
+    score(
+        &mut report,
+        "centred.structured",
+        "structured guide theta | mu, tau (#[variational(guide = Centred)]), ELBO",
+        &model,
+        &structured,
+        &fitted.params,
+        centred,
+        &mut rng,
+    );
+    report.finish();
 }

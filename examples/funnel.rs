@@ -10,7 +10,8 @@
 //! the ELBO) and by its draws of v.
 //!
 //! ```sh
-//! cargo run --release --example funnel
+//! cargo run --release --example funnel            # the table
+//! cargo run --release --example funnel -- --json  # the figures as one JSON object
 //! ```
 
 use iwhvi::fit::{Engine, FitConfig, fit};
@@ -21,6 +22,10 @@ use iwhvi::posterior::Posterior;
 use iwhvi::variational;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+
+#[path = "common/report.rs"]
+mod report;
+use report::Report;
 
 /// The funnel as a model with no data: its "posterior" is its prior.
 #[variational]
@@ -48,8 +53,10 @@ struct Neck {
     x: Vec<f64>,
 }
 
-fn report<G: HierarchicalGuide + Clone>(
+fn score<G: HierarchicalGuide + Clone>(
+    report: &mut Report,
     model: &Funnel,
+    key: &str,
     name: &str,
     guide: &G,
     params: &[f64],
@@ -59,23 +66,34 @@ fn report<G: HierarchicalGuide + Clone>(
     let posterior = Posterior::new(model, guide, params).expect("fitted parameters fit the guide");
     let summary = posterior.sample(50_000, rng).summary();
     let v = summary.get("v").expect("a latent of the model");
-    println!(
+    report.line(format!(
         "{name:<40} bound {:>8.3} ± {:.3}   v: mean {:>6.2}, sd {:.2}",
         bound.mean, bound.std_error, v.mean, v.sd
-    );
+    ));
+    report.figure(&format!("{key}.bound_m1_k64"), bound);
+    report.figure(&format!("{key}.v_mean"), v.mean);
+    report.figure(&format!("{key}.v_sd"), v.sd);
 }
 
 fn main() {
     let model = Funnel::new().expect("no data to check");
+    let mut report = Report::from_args();
+    let progress = !report.is_json();
     let mut rng = StdRng::seed_from_u64(1);
-    println!("Neal's funnel, 10-D: log Z = 0 exactly; v ~ N(0, 3): mean 0, sd 3");
-    println!("bounds: DIWHVI M = 1, K = 64 (the ELBO for non-hierarchical guides)\n");
+    report.line("Neal's funnel, 10-D: log Z = 0 exactly; v ~ N(0, 3): mean 0, sd 3");
+    report.line("bounds: DIWHVI M = 1, K = 64 (the ELBO for non-hierarchical guides)\n");
+    report.figure("log_z", 0.0);
 
-    let config = FitConfig::new(Diwhvi::elbo()).max_steps(10_000).seed(1);
+    let config = FitConfig::new(Diwhvi::elbo())
+        .max_steps(10_000)
+        .seed(1)
+        .progress(progress);
     let mean_field = MeanField::new(10);
     let fitted = fit(&model, &mean_field, Adam::new(0.01), &config).expect("mean-field fit");
-    report(
+    score(
+        &mut report,
         &model,
+        "mean_field",
         "mean-field Gaussian (ELBO)",
         &mean_field,
         &fitted.params,
@@ -88,10 +106,13 @@ fn main() {
     let config = FitConfig::new(Diwhvi::new(1, 16))
         .max_steps(10_000)
         .seed(1)
-        .engine(Engine::Reverse);
+        .engine(Engine::Reverse)
+        .progress(progress);
     let fitted = fit(&model, &semi_implicit, Adam::new(0.01), &config).expect("semi-implicit fit");
-    report(
+    score(
+        &mut report,
         &model,
+        "semi_implicit",
         "semi-implicit MLP (DIWHVI M = 1, K = 16)",
         &semi_implicit,
         &fitted.params,
@@ -99,13 +120,19 @@ fn main() {
     );
 
     let neck = Neck::new(&model).expect("the guide fits the model");
-    let config = FitConfig::new(Diwhvi::elbo()).max_steps(10_000).seed(1);
+    let config = FitConfig::new(Diwhvi::elbo())
+        .max_steps(10_000)
+        .seed(1)
+        .progress(progress);
     let fitted = fit(&model, &neck, Adam::new(0.01), &config).expect("structured fit");
-    report(
+    score(
+        &mut report,
         &model,
+        "structured",
         "structured x | v (ELBO)",
         &neck,
         &fitted.params,
         &mut rng,
     );
+    report.finish();
 }

@@ -1,32 +1,19 @@
 //! posteriordb models declared with `#[variational]`: the generated log
 //! joint equals a hand-written one (each model as restated in
 //! `../shared/posteriordb/<posterior>/model.md`) at random unconstrained
-//! points, to 1e-12 relative, on the data copied into `tests/data`.
+//! points, to 1e-12 relative, on the data copied into `tests/data`. The
+//! models live in `examples/common/posteriordb_models.rs`, shared with the
+//! accuracy suite.
 
 use iwhvi::distributions::{Cauchy, Distribution, HalfCauchy, Normal};
 use iwhvi::model::Model;
 use iwhvi::transforms::Transform;
-use iwhvi::variational;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use serde_json::Value;
 
-fn data(posterior: &str) -> Value {
-    let path = format!(
-        "{}/tests/data/posteriordb/{posterior}/data.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
-        .unwrap()
-}
-
-fn reals(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
+#[path = "../examples/common/posteriordb_models.rs"]
+mod models;
+use models::*;
 
 fn assert_same_log_joint(generated: &impl Model, hand_written: impl Fn(&[f64]) -> f64, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -51,20 +38,6 @@ fn positive(u: f64) -> (f64, f64) {
     Transform::Exp.forward_scalar(u)
 }
 
-#[variational]
-struct EightSchoolsCentered {
-    #[data]
-    sigma: Vec<f64>,
-    #[latent(Normal(0.0, 5.0))]
-    mu: f64,
-    #[latent(HalfCauchy(5.0))]
-    tau: f64,
-    #[latent(Normal(mu, tau), len = sigma.len())]
-    theta: Vec<f64>,
-    #[observe(Normal(theta[j], sigma[j]), for j)]
-    y: Vec<f64>,
-}
-
 #[test]
 fn eight_schools_centered() {
     let d = data("eight_schools-eight_schools_centered");
@@ -86,20 +59,6 @@ fn eight_schools_centered() {
     );
 }
 
-#[variational]
-struct EightSchoolsNoncentered {
-    #[data]
-    sigma: Vec<f64>,
-    #[latent(Normal(0.0, 1.0), len = sigma.len())]
-    theta_trans: Vec<f64>,
-    #[latent(Normal(0.0, 5.0))]
-    mu: f64,
-    #[latent(HalfCauchy(5.0))]
-    tau: f64,
-    #[observe(Normal(mu + tau * theta_trans[j], sigma[j]), for j)]
-    y: Vec<f64>,
-}
-
 #[test]
 fn eight_schools_noncentered() {
     let d = data("eight_schools-eight_schools_noncentered");
@@ -118,20 +77,6 @@ fn eight_schools_noncentered() {
         },
         2,
     );
-}
-
-#[variational]
-struct KidIq {
-    #[data]
-    mom_hs: Vec<f64>,
-    #[data]
-    mom_iq: Vec<f64>,
-    #[latent(Flat())]
-    beta: [f64; 3],
-    #[latent(HalfCauchy(2.5))]
-    sigma: f64,
-    #[observe(Normal(beta[0] + beta[1] * mom_hs[n] + beta[2] * mom_iq[n], sigma), for n)]
-    kid_score: Vec<f64>,
 }
 
 #[test]
@@ -163,28 +108,6 @@ fn kidiq_kidscore_momhsiq() {
     );
 }
 
-#[variational]
-struct Kilpisjarvi {
-    #[data]
-    x: Vec<f64>,
-    #[data]
-    pmualpha: f64,
-    #[data]
-    psalpha: f64,
-    #[data]
-    pmubeta: f64,
-    #[data]
-    psbeta: f64,
-    #[latent(Normal(pmualpha, psalpha))]
-    alpha: f64,
-    #[latent(Normal(pmubeta, psbeta))]
-    beta: f64,
-    #[latent(FlatPositive())]
-    sigma: f64,
-    #[observe(Normal(alpha + beta * x[n], sigma), for n)]
-    y: Vec<f64>,
-}
-
 #[test]
 fn kilpisjarvi_mod_kilpisjarvi() {
     let d = data("kilpisjarvi_mod-kilpisjarvi");
@@ -212,42 +135,6 @@ fn kilpisjarvi_mod_kilpisjarvi() {
     );
 }
 
-/// An AR(K) likelihood is no single distribution: it enters as a `factor`
-/// computed by a helper method, generic over the scalar.
-#[variational]
-struct ArK {
-    #[data]
-    k: usize,
-    #[data]
-    y: Vec<f64>,
-    #[latent(Normal(0.0, 10.0))]
-    alpha: f64,
-    #[latent(Normal(0.0, 10.0), len = k)]
-    beta: Vec<f64>,
-    #[latent(HalfCauchy(2.5))]
-    sigma: f64,
-    #[factor(self.autoregression(alpha, beta, sigma))]
-    likelihood: (),
-}
-
-impl ArK {
-    /// Σ_{t ≥ K} log N(y_t | alpha + Σ_k beta_k y_{t-k-1}, sigma).
-    fn autoregression<T: iwhvi::Scalar>(&self, alpha: T, beta: &[T], sigma: T) -> T {
-        let mut lp = T::constant(0.0);
-        for t in self.k..self.y.len() {
-            let mut mean = alpha;
-            for (k, &b) in beta.iter().enumerate() {
-                mean += b * self.y[t - k - 1];
-            }
-            lp += iwhvi::__private::log_prob_or_neg_inf(
-                Normal::new(mean, sigma),
-                T::constant(self.y[t]),
-            );
-        }
-        lp
-    }
-}
-
 #[test]
 fn ark_ark() {
     let d = data("arK-arK");
@@ -271,47 +158,6 @@ fn ark_ark() {
         },
         5,
     );
-}
-
-/// A latent Gaussian process: the log-rates `f = L f̃` with `L` the
-/// Cholesky factor of a squared-exponential kernel, computed in a helper
-/// method on any scalar (the dual-aware Cholesky of `iwhvi::linalg`).
-#[variational]
-struct GpPoisRegr {
-    #[data]
-    x: Vec<f64>,
-    #[data]
-    k: Vec<u64>,
-    #[latent(Gamma(25.0, 4.0))]
-    rho: f64,
-    #[latent(HalfNormal(2.0))]
-    alpha: f64,
-    #[latent(Normal(0.0, 1.0), len = x.len())]
-    f_tilde: Vec<f64>,
-    #[factor(self.poisson_gp(rho, alpha, f_tilde))]
-    likelihood: (),
-}
-
-impl GpPoisRegr {
-    /// Σᵢ log Poisson(kᵢ | exp(fᵢ)) with f = chol(C) f̃,
-    /// C = α² exp(−(xᵢ − xⱼ)² / 2ρ²) + 1e-10 I.
-    fn poisson_gp<T: iwhvi::Scalar>(&self, rho: T, alpha: T, f_tilde: &[T]) -> T {
-        use iwhvi::distributions::PoissonLog;
-        let n = self.x.len();
-        let kernel = nalgebra::DMatrix::from_fn(n, n, |i, j| {
-            let d = self.x[i] - self.x[j];
-            let jitter = if i == j { 1e-10 } else { 0.0 };
-            alpha.square() * (-(rho.square() * 2.0).recip() * (d * d)).exp() + jitter
-        });
-        let Ok(l) = iwhvi::linalg::cholesky(&kernel) else {
-            return T::constant(f64::NEG_INFINITY);
-        };
-        let f = l * nalgebra::DVector::from_column_slice(f_tilde);
-        f.iter()
-            .zip(&self.k)
-            .map(|(&fi, &ki)| iwhvi::__private::log_prob_or_neg_inf(PoissonLog::new(fi), ki))
-            .sum()
-    }
 }
 
 #[test]
@@ -362,48 +208,6 @@ fn gp_pois_regr_gp_pois_regr() {
     );
 }
 
-/// A hidden Markov model: simplex rows of the transition matrix (flat
-/// priors), positive ordered emission means with index-dependent priors,
-/// and the forward algorithm as a factor.
-#[variational]
-struct HmmExample {
-    #[data]
-    k: usize,
-    #[data]
-    mu_prior: Vec<f64>,
-    #[data]
-    y: Vec<f64>,
-    #[latent(Flat(), len = k, constraint = simplex)]
-    theta1: Vec<f64>,
-    #[latent(Flat(), len = k, constraint = simplex)]
-    theta2: Vec<f64>,
-    #[latent(Normal(mu_prior[j], 1.0), len = k, constraint = positive_ordered, for j)]
-    mu: Vec<f64>,
-    #[factor(self.forward_algorithm(theta1, theta2, mu))]
-    likelihood: (),
-}
-
-impl HmmExample {
-    /// log p(y | θ, μ) by the forward recursion in log space.
-    fn forward_algorithm<T: iwhvi::Scalar>(&self, theta1: &[T], theta2: &[T], mu: &[T]) -> T {
-        let rows = [theta1, theta2];
-        let emission = |t: usize, k: usize| {
-            -((T::constant(self.y[t]) - mu[k]).square()) * 0.5 - iwhvi::special::LN_SQRT_2PI
-        };
-        let mut alpha: Vec<T> = (0..self.k).map(|k| emission(0, k)).collect();
-        for t in 1..self.y.len() {
-            let next: Vec<T> = (0..self.k)
-                .map(|k| {
-                    let terms: Vec<T> = (0..self.k).map(|j| alpha[j] + rows[j][k].ln()).collect();
-                    T::log_sum_exp(&terms) + emission(t, k)
-                })
-                .collect();
-            alpha = next;
-        }
-        T::log_sum_exp(&alpha)
-    }
-}
-
 #[test]
 fn hmm_example_hmm_example() {
     use iwhvi::special::{log_sigmoid, log_sum_exp, sigmoid};
@@ -441,41 +245,6 @@ fn hmm_example_hmm_example() {
     );
 }
 
-/// A two-component Gaussian mixture with ordered means.
-#[variational]
-struct LowDimGaussMix {
-    #[data]
-    y: Vec<f64>,
-    #[latent(Normal(0.0, 2.0), constraint = ordered)]
-    mu: [f64; 2],
-    #[latent(HalfNormal(2.0))]
-    sigma: [f64; 2],
-    #[latent(Beta(5.0, 5.0))]
-    theta: f64,
-    #[factor(self.mixture(mu, sigma, theta))]
-    likelihood: (),
-}
-
-impl LowDimGaussMix {
-    /// Σₙ log(θ N(yₙ | μ₁, σ₁) + (1 − θ) N(yₙ | μ₂, σ₂)).
-    fn mixture<T: iwhvi::Scalar>(&self, mu: &[T], sigma: &[T], theta: T) -> T {
-        let (a, b) = (Normal::new(mu[0], sigma[0]), Normal::new(mu[1], sigma[1]));
-        let (Ok(a), Ok(b)) = (a, b) else {
-            return T::constant(f64::NEG_INFINITY);
-        };
-        let (log_w, log_1mw) = (theta.ln(), (-theta).ln_1p());
-        self.y
-            .iter()
-            .map(|&y| {
-                T::log_sum_exp(&[
-                    log_w + a.log_prob(T::constant(y)),
-                    log_1mw + b.log_prob(T::constant(y)),
-                ])
-            })
-            .sum()
-    }
-}
-
 #[test]
 fn low_dim_gauss_mix_low_dim_gauss_mix() {
     use iwhvi::distributions::{Beta, HalfNormal};
@@ -511,30 +280,6 @@ fn low_dim_gauss_mix_low_dim_gauss_mix() {
     assert!(draws.mu[0] < draws.mu[1], "ordered prior draws");
 }
 
-/// Bayesian linear regression with a design matrix (nalgebra data) and
-/// the linear predictor from a helper method.
-#[variational]
-struct Sblrc {
-    #[data]
-    x: nalgebra::DMatrix<f64>,
-    #[latent(Normal(0.0, 10.0), len = x.ncols())]
-    beta: Vec<f64>,
-    #[latent(HalfNormal(10.0))]
-    sigma: f64,
-    #[observe(Normal(self.linear_predictor(n, beta), sigma), for n)]
-    y: nalgebra::DVector<f64>,
-}
-
-impl Sblrc {
-    /// (X β)ₙ.
-    fn linear_predictor<T: iwhvi::Scalar>(&self, n: usize, beta: &[T]) -> T {
-        beta.iter()
-            .enumerate()
-            .map(|(d, &b)| b * self.x[(n, d)])
-            .sum()
-    }
-}
-
 #[test]
 fn sblrc_blr() {
     use iwhvi::distributions::HalfNormal;
@@ -565,41 +310,6 @@ fn sblrc_blr() {
         matches!(err, iwhvi::model::DataError::NotFinite { field: "x", .. }),
         "{err:?}"
     );
-}
-
-/// GARCH(1, 1): flat priors, and a bound on `beta1` that moves with
-/// `alpha1` (0 < beta1 < 1 − alpha1).
-#[variational]
-struct Garch11 {
-    #[data]
-    y: Vec<f64>,
-    #[data]
-    sigma1: f64,
-    #[latent(Flat())]
-    mu: f64,
-    #[latent(FlatPositive())]
-    alpha0: f64,
-    #[latent(Flat(), lower = 0.0, upper = 1.0)]
-    alpha1: f64,
-    #[latent(Flat(), lower = 0.0, upper = 1.0 - alpha1)]
-    beta1: f64,
-    #[factor(self.volatility(mu, alpha0, alpha1, beta1))]
-    likelihood: (),
-}
-
-impl Garch11 {
-    /// Σₜ log N(yₜ | mu, sₜ) with the GARCH(1, 1) volatility recursion.
-    fn volatility<T: iwhvi::Scalar>(&self, mu: T, alpha0: T, alpha1: T, beta1: T) -> T {
-        let mut s = T::constant(self.sigma1);
-        let mut lp = T::constant(0.0);
-        for t in 0..self.y.len() {
-            if t > 0 {
-                s = (alpha0 + alpha1 * (-mu + self.y[t - 1]).square() + beta1 * s.square()).sqrt();
-            }
-            lp += iwhvi::__private::log_prob_or_neg_inf(Normal::new(mu, s), T::constant(self.y[t]));
-        }
-        lp
-    }
 }
 
 #[test]
