@@ -379,3 +379,15 @@ pub mod __private {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The user guide's examples (`docs/USER_GUIDE.md`), compiled and run as
+/// doctests.
+#[doc = include_str!("../docs/USER_GUIDE.md")]
+#[cfg(doctest)]
+pub struct UserGuideDoctests;
+
+/// The compile-time checks (`docs/COMPILE_CHECKS.md`): every snippet is a
+/// `compile_fail` doctest.
+#[doc = include_str!("../docs/COMPILE_CHECKS.md")]
+#[cfg(doctest)]
+pub struct CompileChecksDoctests;

@@ -1,5 +1,5 @@
 //! Eight schools, *centred*, as a `#[variational]` model, and a guide for
-//! it written as a struct. Shared by the `structured_guide` example and
+//! it written as a struct. Shared by the `eight_schools` example and
 //! `tests/guide_macro.rs`.
 //!
 //! In its own coordinates the centred posterior is Neal's funnel: theta_j

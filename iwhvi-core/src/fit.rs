@@ -14,10 +14,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::gradient::{GradientBackend, GradientEngine, Parallelism};
+/// Re-exported here because [`FitConfig::parallelism`] takes it.
+pub use crate::gradient::Parallelism;
+use crate::gradient::{GradientBackend, GradientEngine};
 use crate::guide::HierarchicalGuide;
 use crate::model::Model;
-use crate::objective::{self, Diwhvi, GradientEstimator, StepNoise};
+/// Re-exported here because [`FitConfig::estimator`] takes it.
+pub use crate::objective::GradientEstimator;
+use crate::objective::{self, Diwhvi, StepNoise};
 use crate::optim::Optimizer;
 use crate::reverse::ReverseEngine;
 

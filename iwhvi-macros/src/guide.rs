@@ -169,8 +169,18 @@ fn parse_fields(cx: &Ctxt, input: &syn::DeriveInput) -> Vec<GuideField> {
     for field in &named.named {
         let ident = field.ident.clone().expect("named");
         let (mut part, mut reverse) = (None, None);
+        let mut role: Option<&syn::Attribute> = None;
         for attr in &field.attrs {
             let name = attr.path().get_ident().map(Ident::to_string);
+            if matches!(name.as_deref(), Some("param" | "mixing" | "latent")) {
+                if role.is_some() {
+                    cx.error_spanned_by(
+                        attr,
+                        format!("guide field `{ident}` has more than one of #[param], #[mixing], #[latent]; keep one"),
+                    );
+                }
+                role = Some(attr);
+            }
             match name.as_deref() {
                 Some("param") => match attr.parse_args::<ParamArgs>() {
                     Ok(a) => {

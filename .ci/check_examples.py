@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Runs every example with --json (release build) and checks its figures.
+
+Each example is seeded, so its figures are reproducible; the checks below
+are the claims the examples' docs make, with tolerances of a few standard
+errors, so that a regression in the library shows up here.
+"""
+import json
+import math
+import subprocess
+import sys
+import time
+
+EXAMPLES = [
+    "eight_schools",
+    "funnel",
+    "laplace_mixture",
+    "linear_regression",
+    "logistic_regression",
+    "poisson_regression",
+    "banana",
+]
+
+failures = []
+
+
+def check(example, condition, what):
+    if not condition:
+        failures.append(f"{example}: {what}")
+        print(f"  FAILED: {what}")
+
+
+def finite_everywhere(value, path=""):
+    """Every number finite; NaN and infinities serialize as null."""
+    if value is None:
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in finite_everywhere(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in finite_everywhere(v, f"{path}[{i}]")]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [path]
+    return []
+
+
+def above(a, b):
+    """Bound a is above bound b by more than two joint standard errors."""
+    return a["mean"] - b["mean"] > 2 * math.hypot(a["std_error"], b["std_error"])
+
+
+def eight_schools(d):
+    exact = d["exact_log_evidence"]
+    for form in ["noncentred", "centred"]:
+        si = d[form]["semi_implicit"]
+        check("eight_schools", abs(si["log_evidence"]["mean"] - exact) < 0.2,
+              f"{form} semi-implicit log-evidence {si['log_evidence']['mean']:.3f} within 0.2 of {exact}")
+        for name in ["mu", "tau"]:
+            p = si["posterior"][name]
+            if "reference_mean" in p:
+                error = abs(p["reweighted_mean"] - p["reference_mean"]) / p["reference_sd"]
+                check("eight_schools", error < 0.2,
+                      f"{form} semi-implicit reweighted {name} mean within 0.2 sd of NUTS ({error:.3f})")
+    check("eight_schools",
+          above(d["centred"]["semi_implicit"]["bound_m1_k64"], d["centred"]["mean_field"]["bound_m1_k64"]),
+          "centred: the semi-implicit bound is above mean-field's")
+
+
+def funnel(d):
+    check("funnel", above(d["semi_implicit"]["bound_m1_k64"], d["mean_field"]["bound_m1_k64"]),
+          "the semi-implicit bound is above mean-field's")
+    check("funnel", above(d["structured"]["bound_m1_k64"], d["mean_field"]["bound_m1_k64"]),
+          "the structured guide's bound is above mean-field's")
+    check("funnel", d["structured"]["v_sd"] > 2 * d["mean_field"]["v_sd"],
+          "the structured guide spreads v at least twice as wide as mean-field")
+
+
+def laplace_mixture(d):
+    gaps = [g["mean"] for g in d["gap"]["iwhvi_after"]]
+    check("laplace_mixture", all(a > b for a, b in zip(gaps, gaps[1:])),
+          f"the trained IWHVI gap shrinks as K grows: {gaps}")
+    check("laplace_mixture", gaps[-1] < 0.1, f"the gap at K = 100 is under 0.1 ({gaps[-1]:.3f})")
+    truth = d["truth"]
+    for k, sivi, iwhvi in zip(d["k"], d["sivi"], d["iwhvi_after"]):
+        check("laplace_mixture", iwhvi["mean"] < sivi["mean"],
+              f"K = {k}: trained IWHVI is tighter than SIVI")
+        check("laplace_mixture", iwhvi["mean"] > truth - 4 * iwhvi["std_error"],
+              f"K = {k}: the IWHVI upper bound is not below the truth")
+
+
+def linear_regression(d):
+    exact = d["exact"]
+    fr = d["full_rank"]
+    check("linear_regression", abs(fr["log_evidence"]["mean"] - exact["log_evidence"]) < 0.01,
+          "full-rank log-evidence within 0.01 of the closed form")
+    for i, (m, s) in enumerate(zip(exact["mean"], exact["sd"])):
+        check("linear_regression", abs(fr["mean"][i] - m) < 0.1 * s,
+              f"full-rank mean of beta[{i}] within 0.1 sd of the closed form")
+        check("linear_regression", abs(fr["sd"][i] / s - 1) < 0.05,
+              f"full-rank sd of beta[{i}] within 5% of the closed form")
+        check("linear_regression", abs(d["semi_implicit"]["sd"][i] / s - 1) < 0.05,
+              f"semi-implicit sd of beta[{i}] within 5% of the closed form")
+
+
+def regression(name):
+    def run(d):
+        check(name, above(d["semi_implicit"]["bound"], d["mean_field"]["bound"]),
+              "the semi-implicit bound is above the ELBO")
+    return run
+
+
+def banana(d):
+    check("banana", above(d["semi_implicit"]["bound"], d["mean_field"]["bound"]),
+          "the semi-implicit bound is above the ELBO")
+
+
+CHECKS = {
+    "eight_schools": eight_schools,
+    "funnel": funnel,
+    "laplace_mixture": laplace_mixture,
+    "linear_regression": linear_regression,
+    "logistic_regression": regression("logistic_regression"),
+    "poisson_regression": regression("poisson_regression"),
+    "banana": banana,
+}
+
+
+def main():
+    for example in EXAMPLES:
+        start = time.monotonic()
+        result = subprocess.run([f"target/release/examples/{example}", "--json"],
+                                capture_output=True, text=True)
+        seconds = time.monotonic() - start
+        print(f"{example}: exit {result.returncode}, {seconds:.1f} s")
+        if result.returncode != 0:
+            failures.append(f"{example}: exit {result.returncode}\n{result.stderr}")
+            continue
+        try:
+            figures = json.loads(result.stdout)
+        except json.JSONDecodeError as e:
+            failures.append(f"{example}: stdout is not one JSON object ({e})")
+            continue
+        bad = finite_everywhere(figures)
+        check(example, not bad, f"non-finite figures at {bad}")
+        CHECKS[example](figures)
+    if failures:
+        print(f"{len(failures)} example checks failed:")
+        for f in failures:
+            print(f"  {f}")
+        sys.exit(1)
+    print(f"all {len(EXAMPLES)} examples ran and their figures check out")
+
+
+if __name__ == "__main__":
+    main()

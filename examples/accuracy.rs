@@ -1,0 +1,632 @@
+//! The posteriordb accuracy suite: every posterior in `../shared/posteriordb`
+//! fitted with (a) a mean-field Gaussian and (b) a full-rank Gaussian on the
+//! ELBO, and (c) a semi-implicit guide on the DIWHVI bound, each compared
+//! with posteriordb's reference posterior (NUTS, 10,000 draws).
+//!
+//! ```sh
+//! cargo run --release --example accuracy            # all ten; writes docs/ACCURACY.md
+//! cargo run --release --example accuracy -- --only arK-arK   # one, nothing written
+//! cargo run --release --example accuracy -- --json  # one JSON object on stdout
+//! ```
+//!
+//! For each posterior and method: the largest |mean − reference mean| /
+//! reference sd over all of the reference's parameters, the smallest and
+//! largest ratio sd / reference sd, the final bound, the fit's wall time
+//! and its seed. Moments are given twice: from the guide's own draws, and
+//! from draws importance-resampled with the bound's weights
+//! `log p(x, z) − U_K(z)` (with their effective sample size and Pareto k̂;
+//! k̂ > 0.7 means the reweighted figures are not to be trusted).
+//!
+//! The models are declared with `#[variational]` in
+//! `examples/common/posteriordb_models.rs`; their data are copied under
+//! `tests/data/posteriordb` (source and licence noted there).
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use iwhvi::Scalar;
+use iwhvi::fit::{Engine, FitConfig, FitError, fit};
+use iwhvi::gradient::{Differentiable, gradient};
+use iwhvi::guide::{Conditioning, FullRank, HierarchicalGuide, MeanField, SemiImplicit};
+use iwhvi::model::Model;
+use iwhvi::model::{Latents, Layout};
+use iwhvi::objective::{Diwhvi, estimate_bound};
+use iwhvi::optim::{Adam, LearningRate};
+use iwhvi::posterior::{Draws, Posterior, pareto_k_hat};
+use nalgebra::{DMatrix, DVector};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+
+#[path = "common/posteriordb_models.rs"]
+mod models;
+use models::*;
+
+/// The seed of every fit (initial parameters and each step's noise).
+const SEED: u64 = 1;
+/// Adam steps per fit.
+const STEPS: usize = 30_000;
+/// Adam's initial learning rates tried by the pilot fits (the rate decays
+/// exponentially to `FINAL_RATE` over a fit): Gaussian guides (few
+/// parameters) may take large steps, the semi-implicit guide's networks
+/// smaller ones.
+const GAUSSIAN_RATES: [f64; 3] = [0.1, 0.03, 0.01];
+const SEMI_IMPLICIT_RATES: [f64; 2] = [0.01, 0.003];
+const FINAL_RATE: f64 = 0.001;
+/// Steps of each pilot fit.
+const PILOT_STEPS: usize = 2_000;
+/// Draws for the moments, and proposals for the importance resampling.
+const DRAWS: usize = 20_000;
+/// Inner samples `K` of the reweighting's upper bound `U_K(z)` on log q(z).
+const REWEIGHT_K: usize = 32;
+
+/// The accuracy goal for the semi-implicit guide (the issue's).
+const MEAN_GOAL: f64 = 0.1;
+const SD_GOAL: (f64, f64) = (0.8, 1.2);
+
+/// Moments compared with the reference.
+#[derive(Clone, Copy, Debug, Serialize)]
+struct Accuracy {
+    /// max over parameters of |mean − ref mean| / ref sd.
+    max_mean_error: f64,
+    /// The parameter where it is largest.
+    #[serde(skip)]
+    worst_mean: usize,
+    /// min and max of sd / ref sd.
+    sd_ratio_min: f64,
+    sd_ratio_max: f64,
+}
+
+impl Accuracy {
+    fn meets_goal(&self) -> bool {
+        self.max_mean_error <= MEAN_GOAL
+            && self.sd_ratio_min >= SD_GOAL.0
+            && self.sd_ratio_max <= SD_GOAL.1
+    }
+}
+
+/// One posterior × method.
+#[derive(Clone, Debug, Serialize)]
+struct Row {
+    posterior: String,
+    method: &'static str,
+    dim: usize,
+    guide: Accuracy,
+    reweighted: Accuracy,
+    effective_sample_size: f64,
+    pareto_k: f64,
+    bound: f64,
+    bound_std_error: f64,
+    objective: String,
+    fit_seconds: f64,
+    steps: usize,
+    seed: u64,
+    worst_parameter: String,
+    /// What went wrong, if anything.
+    note: String,
+    /// The initial learning rate the pilot chose.
+    learning_rate: f64,
+    /// Fitted in coordinates whitened by the Laplace approximation.
+    whitened: bool,
+}
+
+/// posteriordb's reference: `(name, mean, sd)` per parameter.
+fn reference(posterior: &str) -> Vec<(String, f64, f64)> {
+    let path = format!(
+        "{}/../shared/posteriordb/{posterior}/reference.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (the suite needs ../shared beside the checkout)"));
+    let json: serde_json::Value = serde_json::from_str(&text).expect("reference.json is JSON");
+    json["parameters"]
+        .as_object()
+        .expect("a parameters object")
+        .iter()
+        .map(|(name, p)| {
+            (
+                name.clone(),
+                p["mean"].as_f64().expect("a mean"),
+                p["sd"].as_f64().expect("an sd"),
+            )
+        })
+        .collect()
+}
+
+/// posteriordb's 1-based `theta[1]` as this library's 0-based `theta[0]`.
+fn zero_based(name: &str) -> String {
+    match name.split_once('[') {
+        Some((base, rest)) => {
+            let index: usize = rest
+                .trim_end_matches(']')
+                .parse()
+                .expect("an integer index");
+            format!("{base}[{}]", index - 1)
+        }
+        None => name.to_string(),
+    }
+}
+
+/// Compares weighted moments with the reference: `moments(name)` is the
+/// (mean, sd) of one of our elements.
+fn accuracy(
+    moments: impl Fn(&str) -> Option<(f64, f64)>,
+    reference: &[(String, f64, f64)],
+) -> Accuracy {
+    let mut result = Accuracy {
+        max_mean_error: 0.0,
+        worst_mean: 0,
+        sd_ratio_min: f64::INFINITY,
+        sd_ratio_max: 0.0,
+    };
+    for (i, (name, mean, sd)) in reference.iter().enumerate() {
+        let ours = zero_based(name);
+        let (our_mean, our_sd) = moments(&ours)
+            .unwrap_or_else(|| panic!("the model reports no `{ours}` (posteriordb's `{name}`)"));
+        let error = (our_mean - mean).abs() / sd;
+        // A NaN (a failed fit) must not hide behind `max`.
+        if error > result.max_mean_error || error.is_nan() {
+            result.max_mean_error = error;
+            result.worst_mean = i;
+        }
+        let ratio = our_sd / sd;
+        result.sd_ratio_min = result.sd_ratio_min.min(ratio);
+        result.sd_ratio_max = result.sd_ratio_max.max(ratio);
+        if ratio.is_nan() {
+            (result.sd_ratio_min, result.sd_ratio_max) = (f64::NAN, f64::NAN);
+        }
+    }
+    result
+}
+
+/// A model in coordinates whitened by its Laplace approximation:
+/// `u = mode + L z` with `L Lᵀ = (−∇² log p(mode))⁻¹`, and
+/// `log p_w(z) = log p(mode + L z) + log det L`, so the evidence, and
+/// every bound on it, is unchanged. Without a mode (`identity`), `u = z`.
+struct Whitened<'a, Mo> {
+    model: &'a Mo,
+    mode: Vec<f64>,
+    chol: DMatrix<f64>,
+    log_det: f64,
+}
+
+impl<'a, Mo: Model> Whitened<'a, Mo> {
+    fn identity(model: &'a Mo) -> Self {
+        let d = model.dim();
+        Self {
+            model,
+            mode: vec![0.0; d],
+            chol: DMatrix::identity(d, d),
+            log_det: 0.0,
+        }
+    }
+
+    /// The Laplace approximation at the mode found by damped Newton steps
+    /// (finite-difference derivatives), or `None` when there is no finite
+    /// mode with a negative definite Hessian (a funnel's mode is at its
+    /// neck, at infinity).
+    fn laplace(model: &'a Mo) -> Option<Self> {
+        let d = model.dim();
+        let f = |u: &[f64]| model.log_joint(u);
+        let gradient = |u: &[f64]| DVector::from_vec(gradient(&LogJointOf(model), u).1);
+        let hessian = |u: &[f64]| -> DMatrix<f64> {
+            let mut columns = Vec::with_capacity(d);
+            for j in 0..d {
+                let h = 1e-5 * (1.0 + u[j].abs());
+                let (mut a, mut b) = (u.to_vec(), u.to_vec());
+                a[j] += h;
+                b[j] -= h;
+                columns.push((gradient(&a) - gradient(&b)) / (2.0 * h));
+            }
+            let m = DMatrix::from_columns(&columns);
+            (&m + m.transpose()) * 0.5
+        };
+        let mut u = vec![0.0; d];
+        let mut value = f(&u);
+        let mut damping = 1.0;
+        for _ in 0..500 {
+            let g = gradient(&u);
+            if g.amax() < 1e-6 {
+                break;
+            }
+            let h = hessian(&u);
+            let system = -h + DMatrix::identity(d, d) * damping;
+            let Some(step) = system.cholesky().map(|c| c.solve(&g)) else {
+                damping *= 10.0;
+                continue;
+            };
+            let trial: Vec<f64> = u.iter().zip(step.iter()).map(|(a, b)| a + b).collect();
+            let trial_value = f(&trial);
+            if trial_value > value {
+                (u, value) = (trial, trial_value);
+                damping = (damping / 10.0).max(1e-12);
+            } else {
+                damping *= 10.0;
+                if damping > 1e12 {
+                    break;
+                }
+            }
+        }
+        if gradient(&u).amax() > 1e-4 || u.iter().any(|x| !x.is_finite()) {
+            return None;
+        }
+        let covariance = (-hessian(&u)).cholesky()?.inverse();
+        let chol = covariance.cholesky()?.l();
+        let log_det = chol.diagonal().iter().map(|x| x.ln()).sum();
+        Some(Self {
+            model,
+            mode: u,
+            chol,
+            log_det,
+        })
+    }
+
+    fn is_identity(&self) -> bool {
+        self.log_det == 0.0 && self.mode.iter().all(|&m| m == 0.0)
+    }
+
+    /// `u = mode + L z`.
+    fn original(&self, z: &[f64]) -> Vec<f64> {
+        let z = DVector::from_column_slice(z);
+        (&self.chol * z + DVector::from_column_slice(&self.mode))
+            .iter()
+            .copied()
+            .collect()
+    }
+}
+
+/// `log p(x, u)` as a function to differentiate.
+struct LogJointOf<'a, Mo>(&'a Mo);
+
+impl<Mo: Model> Differentiable for LogJointOf<'_, Mo> {
+    fn eval<T: Scalar>(&self, u: &[T]) -> T {
+        self.0.log_joint(u)
+    }
+}
+
+impl<Mo: Model> Model for Whitened<'_, Mo> {
+    fn layout(&self) -> Layout {
+        self.model.layout()
+    }
+
+    fn log_joint<T: Scalar>(&self, z: &[T]) -> T {
+        let u: Vec<T> = (0..z.len())
+            .map(|i| {
+                let mut x = T::constant(self.mode[i]);
+                for (j, &zj) in z.iter().enumerate().take(i + 1) {
+                    x += zj * self.chol[(i, j)];
+                }
+                x
+            })
+            .collect();
+        self.model.log_joint(&u) + T::constant(self.log_det)
+    }
+}
+
+/// Weighted means and sds of every latent and derived element of `draws`
+/// (unconstrained, in the whitened coordinates) under `log_weights`.
+fn weighted_moments<Mo: Model>(
+    model: &Whitened<'_, Mo>,
+    draws: &[Vec<f64>],
+    log_weights: &[f64],
+) -> impl Fn(&str) -> Option<(f64, f64)> {
+    let layout = model.model.layout();
+    let rows: Vec<Latents> = draws
+        .iter()
+        .map(|z| {
+            let latents = layout
+                .constrain(&model.original(z))
+                .expect("a draw of the guide constrains");
+            let derived = model.model.derived(&latents);
+            Latents::from_pairs(
+                latents
+                    .iter()
+                    .chain(derived.iter())
+                    .map(|(name, value)| (name.to_string(), value.to_vec())),
+            )
+        })
+        .collect();
+    let table = Draws::from_latents(&rows);
+    let top = log_weights
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = log_weights.iter().map(|w| (w - top).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    move |name: &str| {
+        let column = table.column(name)?;
+        let mean = column.iter().zip(&weights).map(|(x, w)| x * w).sum::<f64>() / total;
+        let variance = column
+            .iter()
+            .zip(&weights)
+            .map(|(x, w)| w * (x - mean).powi(2))
+            .sum::<f64>()
+            / total;
+        Some((mean, variance.sqrt()))
+    }
+}
+
+/// Fits one guide and scores it.
+#[allow(clippy::too_many_arguments)]
+fn run_method<Mo: Model, G: HierarchicalGuide + Clone>(
+    name: &str,
+    model: &Whitened<'_, Mo>,
+    method: &'static str,
+    guide: &G,
+    config: FitConfig,
+    rates: &[f64],
+    reference: &[(String, f64, f64)],
+    progress: bool,
+) -> Row {
+    let objective = config.objective;
+    let config = config.seed(SEED).progress(progress);
+    let schedule = |initial: f64, steps: usize| {
+        Adam::with_schedule(LearningRate::Exponential {
+            initial,
+            decay: FINAL_RATE / initial,
+            every: steps,
+        })
+    };
+    let start = Instant::now();
+    // Stan-like step-size adaptation: a short pilot fit at each candidate
+    // initial rate; the rate with the best mean bound over the pilot's
+    // last window wins (a pilot that diverges loses).
+    let pilot_config = config.clone().max_steps(PILOT_STEPS).progress(false);
+    let mut learning_rate = rates[0];
+    let mut best = f64::NEG_INFINITY;
+    for &rate in rates {
+        if let Ok(pilot) = fit(model, guide, schedule(rate, PILOT_STEPS), &pilot_config) {
+            let tail = &pilot.trace[pilot.trace.len() - pilot.trace.len() / 10..];
+            let mean = tail.iter().sum::<f64>() / tail.len() as f64;
+            if mean > best {
+                (best, learning_rate) = (mean, rate);
+            }
+        }
+    }
+    let config = config.max_steps(STEPS);
+    let (fitted, note) = match fit(model, guide, schedule(learning_rate, STEPS), &config) {
+        Ok(fitted) => (fitted, String::new()),
+        // Keep the best parameters of a diverged fit, and say so.
+        Err(FitError::Diverged { step, partial, .. }) => {
+            let mut fitted = *partial;
+            fitted.params = fitted.best_params.clone();
+            (
+                fitted,
+                format!("diverged at step {step}; best parameters used"),
+            )
+        }
+        Err(e) => panic!("{name}, {method}: {e}"),
+    };
+    let fit_seconds = start.elapsed().as_secs_f64();
+
+    let mut rng = StdRng::seed_from_u64(SEED + 1);
+    let posterior =
+        Posterior::new(model, guide, &fitted.params).expect("the fitted parameters fit the guide");
+    // The bound's own weights log p(x, z) − U_K(z) on DRAWS guide draws:
+    // the guide's moments weight them equally, the reweighted moments by
+    // the normalised weights (self-normalised importance sampling).
+    let (log_weights, draws) = posterior.log_weights(DRAWS, REWEIGHT_K, &mut rng);
+    let guide_accuracy = accuracy(
+        weighted_moments(model, &draws, &vec![0.0; draws.len()]),
+        reference,
+    );
+    let reweighted = accuracy(weighted_moments(model, &draws, &log_weights), reference);
+    let top = log_weights
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = log_weights.iter().map(|w| (w - top).exp()).collect();
+    let effective_sample_size =
+        weights.iter().sum::<f64>().powi(2) / weights.iter().map(|w| w * w).sum::<f64>();
+    let bound = estimate_bound(model, guide, &fitted.params, objective, 200, &mut rng);
+    Row {
+        posterior: name.to_string(),
+        method,
+        dim: model.dim(),
+        guide: guide_accuracy,
+        reweighted,
+        effective_sample_size,
+        pareto_k: pareto_k_hat(&log_weights),
+        whitened: !model.is_identity(),
+        bound: bound.mean,
+        bound_std_error: bound.std_error,
+        objective: format!("M = {}, K = {}", objective.m, objective.k),
+        fit_seconds,
+        steps: fitted.steps,
+        seed: SEED,
+        worst_parameter: reference[reweighted.worst_mean].0.clone(),
+        note,
+        learning_rate,
+    }
+}
+
+/// The three methods on one posterior.
+fn run<Mo: Model>(name: &str, model: &Mo, progress: bool) -> Vec<Row> {
+    let reference = reference(name);
+    let d = model.dim();
+    let elbo = FitConfig::new(Diwhvi::elbo());
+    let semi_implicit = SemiImplicit::new(d, d)
+        .with_conditioning(Conditioning::Mlp { hidden: 2 * d + 4 })
+        .with_psi_dependent_scale(true);
+    let diwhvi = FitConfig::new(Diwhvi::new(4, 16)).engine(Engine::Reverse);
+    let plain = Whitened::identity(model);
+    let laplace = Whitened::laplace(model);
+    vec![
+        run_method(
+            name,
+            &plain,
+            "mean-field",
+            &MeanField::new(d),
+            elbo.clone(),
+            &GAUSSIAN_RATES,
+            &reference,
+            progress,
+        ),
+        run_method(
+            name,
+            &plain,
+            "full-rank",
+            &FullRank::new(d),
+            elbo,
+            &GAUSSIAN_RATES,
+            &reference,
+            progress,
+        ),
+        run_method(
+            name,
+            laplace.as_ref().unwrap_or(&plain),
+            "semi-implicit",
+            &semi_implicit,
+            diwhvi,
+            &SEMI_IMPLICIT_RATES,
+            &reference,
+            progress,
+        ),
+    ]
+}
+
+fn posterior_rows(name: &str, progress: bool) -> Vec<Row> {
+    match name {
+        "arK-arK" => run(name, &ArK::posteriordb(), progress),
+        "eight_schools-eight_schools_centered" => {
+            run(name, &EightSchoolsCentered::posteriordb(), progress)
+        }
+        "eight_schools-eight_schools_noncentered" => {
+            run(name, &EightSchoolsNoncentered::posteriordb(), progress)
+        }
+        "garch-garch11" => run(name, &Garch11::posteriordb(), progress),
+        "gp_pois_regr-gp_pois_regr" => run(name, &GpPoisRegr::posteriordb(), progress),
+        "hmm_example-hmm_example" => run(name, &HmmExample::posteriordb(), progress),
+        "kidiq-kidscore_momhsiq" => run(name, &KidIq::posteriordb(), progress),
+        "kilpisjarvi_mod-kilpisjarvi" => run(name, &Kilpisjarvi::posteriordb(), progress),
+        "low_dim_gauss_mix-low_dim_gauss_mix" => {
+            run(name, &LowDimGaussMix::posteriordb(), progress)
+        }
+        "sblrc-blr" => run(name, &Sblrc::posteriordb(), progress),
+        other => {
+            eprintln!("unknown posterior {other:?}; the suite has: {POSTERIORS:?}");
+            std::process::exit(2);
+        }
+    }
+}
+
+const POSTERIORS: [&str; 10] = [
+    "arK-arK",
+    "eight_schools-eight_schools_centered",
+    "eight_schools-eight_schools_noncentered",
+    "garch-garch11",
+    "gp_pois_regr-gp_pois_regr",
+    "hmm_example-hmm_example",
+    "kidiq-kidscore_momhsiq",
+    "kilpisjarvi_mod-kilpisjarvi",
+    "low_dim_gauss_mix-low_dim_gauss_mix",
+    "sblrc-blr",
+];
+
+fn cell(a: &Accuracy) -> String {
+    format!(
+        "{:.3} | {:.2}–{:.2}",
+        a.max_mean_error, a.sd_ratio_min, a.sd_ratio_max
+    )
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| posterior | method | dim | guide: max \\|Δmean\\|/sd | guide: sd ratio | reweighted: max \\|Δmean\\|/sd | reweighted: sd ratio | ESS | k̂ | goal (reweighted) | bound (M, K) | fit time | seed | Adam rate |\n",
+    );
+    out.push_str("|---|---|---:|---:|---|---:|---|---:|---:|---|---|---:|---:|---:|\n");
+    for r in rows {
+        let mut goal = if r.reweighted.meets_goal() {
+            "met".to_string()
+        } else {
+            format!("**not met** ({})", r.worst_parameter)
+        };
+        if r.whitened {
+            goal = format!("{goal}; Laplace-whitened");
+        }
+        if !r.note.is_empty() {
+            goal = format!("{goal}; {}", r.note);
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {} | {:.3} ± {:.3} ({}) | {:.1} s | {} | {} |",
+            r.posterior,
+            r.method,
+            r.dim,
+            cell(&r.guide),
+            cell(&r.reweighted),
+            r.effective_sample_size,
+            r.pareto_k,
+            goal,
+            r.bound,
+            r.bound_std_error,
+            r.objective,
+            r.fit_seconds,
+            r.seed,
+            r.learning_rate,
+        );
+    }
+    out
+}
+
+fn main() {
+    let mut json = false;
+    let mut only: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--json" => json = true,
+            "--only" => only = Some(args.next().expect("--only takes a posterior's name")),
+            other => {
+                eprintln!("unknown argument {other:?}: options are --json and --only NAME");
+                std::process::exit(2);
+            }
+        }
+    }
+    let names: Vec<&str> = match &only {
+        Some(name) => vec![name.as_str()],
+        None => POSTERIORS.to_vec(),
+    };
+    let start = Instant::now();
+    let mut rows = Vec::new();
+    for name in names {
+        if !json {
+            eprintln!("fitting {name}");
+        }
+        rows.extend(posterior_rows(name, !json));
+    }
+    let total = start.elapsed().as_secs_f64();
+    let table = table(&rows);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        );
+    } else {
+        println!("{table}");
+        println!("total wall time {total:.0} s");
+    }
+    if only.is_none() {
+        write_page(&table, &rows, total);
+    }
+}
+
+fn write_page(table: &str, rows: &[Row], total: f64) {
+    let met = rows
+        .iter()
+        .filter(|r| r.method == "semi-implicit" && r.reweighted.meets_goal())
+        .count();
+    let page = format!(
+        include_str!("common/accuracy_page.md"),
+        table = table,
+        met = met,
+        total = total,
+        steps = STEPS,
+        draws = DRAWS,
+        reweight_k = REWEIGHT_K,
+    );
+    let path = format!("{}/docs/ACCURACY.md", env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(&path, page).unwrap_or_else(|e| panic!("{path}: {e}"));
+    eprintln!("wrote {path}");
+}
