@@ -264,6 +264,7 @@ pub mod __private {
     pub use iwhvi_macros::guide;
     pub use nalgebra;
     pub use rand;
+    pub use serde;
 
     /// A reparameterized draw `g(θ, ε)` of a family whose constructor may
     /// reject its parameters: NaN then, which the objective reports as a

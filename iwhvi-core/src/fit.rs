@@ -49,8 +49,10 @@ pub struct FitConfig {
     pub progress: bool,
     /// Threads for the gradient passes (default [`Parallelism::Auto`]).
     pub parallelism: Parallelism,
-    /// The gradient estimator for the reverse model's parameters (default
-    /// the plain reparameterization gradient).
+    /// The gradient estimator (default the plain reparameterization
+    /// gradient): `DoublyReparameterized` applies to the reverse model's
+    /// parameters of a hierarchical guide, and to all the parameters of a
+    /// guide without mixing variables (sticking the landing on the ELBO).
     pub estimator: GradientEstimator,
     /// How gradients are computed (default forward mode).
     pub engine: Engine,
@@ -118,7 +120,7 @@ impl FitConfig {
         self
     }
 
-    /// With the given gradient estimator for the reverse model.
+    /// With the given gradient estimator (see [`FitConfig::estimator`]).
     pub fn estimator(mut self, estimator: GradientEstimator) -> Self {
         self.estimator = estimator;
         self

@@ -43,6 +43,7 @@ pub mod dual;
 pub mod fit;
 pub mod gradient;
 pub mod guide;
+pub mod laplace;
 pub mod linalg;
 pub mod model;
 pub mod objective;

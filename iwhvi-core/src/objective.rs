@@ -194,7 +194,7 @@ impl ChainedModel {
 }
 
 /// A model's log joint as a [`Differentiable`] of `u`.
-struct LogJoint<'a, Mo>(&'a Mo);
+pub(crate) struct LogJoint<'a, Mo>(pub(crate) &'a Mo);
 
 impl<Mo: Model> Differentiable for LogJoint<'_, Mo> {
     fn eval<T: Scalar>(&self, u: &[T]) -> T {
@@ -373,7 +373,50 @@ pub enum GradientEstimator {
     /// (`ψ₀` is drawn from `q(ψ)`, not `τ`, so its term stays direct). Same
     /// expectation, lower variance; the other parameters keep the plain
     /// gradient.
+    ///
+    /// For a guide without mixing variables (mean-field, full-rank,
+    /// structured), where `log q` is exact, it applies to all the
+    /// parameters: the gradient of
+    /// `Σ_m ŵ_m² [log p(x, u_m) − log q(u_m; φ stopped)]` through
+    /// `u_m = g(ε_m; φ)`, with `ŵ = softmax(log p − log q)` held constant.
+    /// With `M = 1` (the ELBO) this is "sticking the landing" (Roeder, Wu &
+    /// Duvenaud, 2017): the score term, whose expectation is zero, is
+    /// dropped, and at the exact posterior every draw's gradient is zero.
     DoublyReparameterized,
+}
+
+/// For a guide without mixing variables: the surrogate
+/// `Σ_m ŵ_m² [log p(x, u_m) − log q(u_m; φ stopped)]` whose gradient is the
+/// doubly-reparameterized (for `M = 1`, sticking-the-landing) estimate of
+/// the bound's gradient in all of `φ`.
+struct PathwiseSurrogate<'a, Mo, G> {
+    objective: DiwhviObjective<'a, Mo, G>,
+    chained: &'a ChainedModel,
+}
+
+impl<Mo: Model, G: HierarchicalGuide> Differentiable for PathwiseSurrogate<'_, Mo, G> {
+    fn eval<T: Scalar>(&self, params: &[T]) -> T {
+        let DiwhviObjective { guide, noise, .. } = self.objective;
+        let m_count = noise.objective.m;
+        let stopped: Vec<T> = params.iter().map(|p| T::constant(p.value())).collect();
+        let mut buffers = Buffers::new(guide, params);
+        let mut stopped_workspace = Workspace::new(guide);
+        guide.prepare(&stopped, &mut stopped_workspace);
+        let mut terms = Vec::with_capacity(m_count);
+        for m in 0..m_count {
+            buffers.draw_outer(guide, params, noise, m);
+            let log_q = guide.log_conditional(&stopped, &[], &buffers.u, &mut stopped_workspace);
+            terms.push(self.chained.log_joint(m, &buffers.u) - log_q);
+        }
+        let values: Vec<f64> = terms.iter().map(|t| t.value()).collect();
+        let normaliser = f64::log_sum_exp(&values);
+        let mut total = T::constant(0.0);
+        for (term, v) in terms.into_iter().zip(&values) {
+            let normalised = (v - normaliser).exp();
+            total += term * (normalised * normalised);
+        }
+        total
+    }
 }
 
 /// The surrogate whose gradient in `φ` is the doubly-reparameterized
@@ -479,6 +522,15 @@ pub fn value_and_gradient_with<Mo: Model, G: HierarchicalGuide, E: GradientBacke
 ) -> f64 {
     let chained = ChainedModel::new(model, guide, params, noise, engine);
     let objective = DiwhviObjective::chained(model, guide, noise, &chained);
+    if estimator == GradientEstimator::DoublyReparameterized && guide.mixing_dim() == 0 {
+        let value = objective.eval(params);
+        let surrogate = PathwiseSurrogate {
+            objective,
+            chained: &chained,
+        };
+        engine.value_and_gradient_into(&surrogate, params, gradient);
+        return value;
+    }
     let reverse = guide.reverse_params();
     if estimator == GradientEstimator::Reparameterized
         || reverse.is_empty()

@@ -671,7 +671,14 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
     Ok(quote! {
         #(#attrs)*
         #[doc = #doc]
-        #[derive(Clone, Debug)]
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            ::iwhvi::__private::serde::Serialize,
+            ::iwhvi::__private::serde::Deserialize,
+        )]
+        #[serde(crate = "::iwhvi::__private::serde")]
         #vis struct #guide_ident {
             __latent_dim: usize,
             __offsets: ::std::vec::Vec<usize>,
@@ -686,7 +693,9 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             #[doc = #new_doc]
             ///
             /// # Errors
-            /// If a latent's transform is not elementwise.
+            /// [`GuideError::UnknownLatent`](::iwhvi::guide::GuideError) if the model
+            /// instance lacks a latent the guide targets, and
+            /// `GuideError::Unsupported` if a latent's transform is not elementwise.
             #vis fn new(__model: &#model_path) -> ::core::result::Result<Self, ::iwhvi::__private::GuideError> {
                 let __layout = ::iwhvi::__private::Model::layout(__model);
                 let mut __offsets = ::std::vec::Vec::new();

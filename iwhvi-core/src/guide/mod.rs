@@ -14,7 +14,8 @@
 //! `τ(ψ | u) := q(ψ)`, the SIVI setting.
 //!
 //! Auto guides, generic over any model: [`MeanField`], [`FullRank`],
-//! [`SemiImplicit`]. [`LaplaceMixture`] is the paper's toy, a hierarchical
+//! [`SemiImplicit`]; [`Preconditioned`] wraps any of them in a fixed
+//! affine map (e.g. from a [Laplace approximation](crate::laplace)). [`LaplaceMixture`] is the paper's toy, a hierarchical
 //! family with a known marginal and an exact reverse model.
 
 use std::ops::Range;
@@ -28,12 +29,14 @@ mod full_rank;
 mod laplace_mixture;
 mod mean_field;
 mod network;
+mod preconditioned;
 mod semi_implicit;
 
 pub use full_rank::FullRank;
 pub use laplace_mixture::{LaplaceMixture, LaplaceReverse};
 pub use mean_field::MeanField;
 pub use network::Conditioning;
+pub use preconditioned::{PreconditionError, Preconditioned};
 pub use semi_implicit::{Reverse, SemiImplicit};
 
 /// A hierarchical variational family over `u ∈ R^D`.
@@ -179,6 +182,9 @@ pub struct WorkspaceLens {
     pub reverse: usize,
     /// Entries of [`Workspace::scratch`].
     pub scratch: usize,
+    /// Entries of [`Workspace::latent`] (a wrapper's own copy of `u` in
+    /// its inner guide's coordinates; 0 for ordinary guides).
+    pub latent: usize,
 }
 
 /// The buffers a guide computes in, owned by the caller so that no guide
@@ -194,6 +200,9 @@ pub struct Workspace<T> {
     pub reverse: Vec<T>,
     /// Free scratch.
     pub scratch: Vec<T>,
+    /// A wrapper guide's buffer for `u` mapped into its inner guide's
+    /// coordinates ([`Preconditioned`]); ordinary guides leave it empty.
+    pub latent: Vec<T>,
 }
 
 impl<T: Scalar> Workspace<T> {
@@ -205,6 +214,7 @@ impl<T: Scalar> Workspace<T> {
             params: vec![zero; lens.params],
             reverse: vec![zero; lens.reverse],
             scratch: vec![zero; lens.scratch],
+            latent: vec![zero; lens.latent],
         }
     }
 }

@@ -259,6 +259,7 @@ impl HierarchicalGuide for SemiImplicit {
             params,
             reverse: if self.reverse_net.is_some() { d } else { 0 },
             scratch: conditional.max(reverse),
+            latent: 0,
         }
     }
 
