@@ -113,7 +113,9 @@ fn score<G: HierarchicalGuide + Clone>(
         coverage[1],
         coverage[2]
     ));
-    let resampled = posterior.sample_importance_resampled(20_000, 20_000, 64, rng);
+    let resampled = posterior
+        .sample_importance_resampled(20_000, 20_000, 64, rng)
+        .expect("the guide has finite importance weights");
     let weighted = resampled.draws.summary();
     let (w1, w2) = (
         weighted.get("x1").expect("a latent of the model"),

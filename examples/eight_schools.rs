@@ -98,7 +98,9 @@ fn score<Mo: Model, G: HierarchicalGuide + Clone>(
     let posterior =
         Posterior::new(model, guide, params).expect("the fitted parameters fit the guide");
     let plain = moments(&posterior, &posterior.sample(50_000, rng));
-    let resampled = posterior.sample_importance_resampled(20_000, 20_000, 16, rng);
+    let resampled = posterior
+        .sample_importance_resampled(20_000, 20_000, 16, rng)
+        .expect("the guide has finite importance weights");
     let weighted = moments(&posterior, &resampled.draws);
     let names: Vec<&str> = SHOWN.iter().map(|(_, theirs)| *theirs).collect();
     let nuts = reference::posteriordb(posteriordb_name, &names);

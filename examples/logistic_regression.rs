@@ -107,7 +107,9 @@ fn assess<G: HierarchicalGuide + Clone>(
 ) -> Assessment {
     let posterior = Posterior::new(model, guide, params).expect("fitted parameters fit the guide");
     let plain = posterior.sample(20_000, rng).summary();
-    let resampled = posterior.sample_importance_resampled(20_000, 20_000, 16, rng);
+    let resampled = posterior
+        .sample_importance_resampled(20_000, 20_000, 16, rng)
+        .expect("the guide has finite importance weights");
     let summary = resampled.draws.summary();
     let covers = NAMES
         .iter()

@@ -128,3 +128,64 @@ fn mismatched_guides_and_parameters_are_typed_errors() {
     );
     assert!(err.to_string().contains("3 initial values"));
 }
+
+/// `log p = c` everywhere: NaN, ±∞ or a finite constant.
+struct Constant(f64);
+
+impl Model for Constant {
+    fn layout(&self) -> Layout {
+        Layout::new(vec![LatentSpec::scalar("x", Transform::Identity)])
+    }
+
+    fn log_joint<T: Scalar>(&self, _u: &[T]) -> T {
+        T::constant(self.0)
+    }
+}
+
+#[test]
+fn importance_resampling_with_nothing_to_resample_is_a_typed_error() {
+    use iwhvi::posterior::{Posterior, ResampleError};
+    use rand::SeedableRng;
+    let guide = MeanField::new(1);
+    let params = [0.0, 0.0];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let finite = Constant(0.0);
+    let posterior = Posterior::new(&finite, &guide, &params).unwrap();
+    assert_eq!(
+        posterior
+            .sample_importance_resampled(10, 0, 0, &mut rng)
+            .unwrap_err(),
+        ResampleError::NoProposals
+    );
+    let resampled = posterior
+        .sample_importance_resampled(10, 5, 0, &mut rng)
+        .unwrap();
+    assert_eq!(resampled.draws.len(), 10);
+
+    let nan = Constant(f64::NAN);
+    let posterior = Posterior::new(&nan, &guide, &params).unwrap();
+    assert_eq!(
+        posterior
+            .sample_importance_resampled(10, 5, 0, &mut rng)
+            .unwrap_err(),
+        ResampleError::NanWeight { proposal: 0 }
+    );
+
+    let infinite = Constant(f64::INFINITY);
+    let posterior = Posterior::new(&infinite, &guide, &params).unwrap();
+    assert_eq!(
+        posterior
+            .sample_importance_resampled(10, 5, 0, &mut rng)
+            .unwrap_err(),
+        ResampleError::InfiniteWeight { proposal: 0 }
+    );
+
+    let zero = Constant(f64::NEG_INFINITY);
+    let posterior = Posterior::new(&zero, &guide, &params).unwrap();
+    assert_eq!(
+        posterior
+            .sample_importance_resampled(10, 5, 0, &mut rng)
+            .unwrap_err(),
+        ResampleError::NoFiniteWeights { proposals: 5 }
+    );
+}

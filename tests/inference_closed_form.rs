@@ -189,7 +189,9 @@ fn fitted_semi_implicit_guide_recovers_the_exact_posterior() {
     // the guide's remaining under- or over-dispersion is corrected.
     let mut rng = StdRng::seed_from_u64(3);
     let posterior = Posterior::new(&model, &guide, &params).unwrap();
-    let resampled = posterior.sample_importance_resampled(100_000, 100_000, 32, &mut rng);
+    let resampled = posterior
+        .sample_importance_resampled(100_000, 100_000, 32, &mut rng)
+        .expect("the guide has finite importance weights");
     assert!(
         resampled.effective_sample_size > 20_000.0,
         "ESS {}",

@@ -302,3 +302,48 @@ fn reference(posterior: &str, names: &[&str]) -> Vec<(f64, f64)> {
         })
         .collect()
 }
+
+/// A model with no latents has a trivial approximation; a starting point
+/// of the wrong length is a typed error.
+#[test]
+fn degenerate_inputs_are_handled() {
+    use iwhvi::laplace::{LaplaceOptions, laplace_from};
+    use iwhvi::model::{Layout, Model};
+    struct Empty;
+    impl Model for Empty {
+        fn layout(&self) -> Layout {
+            Layout::new(vec![])
+        }
+        fn log_joint<T: iwhvi::Scalar>(&self, _u: &[T]) -> T {
+            T::constant(-1.5)
+        }
+    }
+    let fit = laplace(&Empty).unwrap();
+    assert!(fit.mode.is_empty() && fit.scale_tril.is_empty());
+    assert_eq!(fit.log_evidence(), -1.5);
+
+    let model = Linear::new(linear_data(2).0, linear_data(2).1).unwrap();
+    let err = laplace_from(&model, &[0.0; 2], LaplaceOptions::default()).unwrap_err();
+    assert_eq!(
+        err,
+        LaplaceError::WrongLength {
+            expected: 3,
+            found: 2
+        }
+    );
+}
+
+/// A saved preconditioned guide loads only through the constructor's
+/// checks.
+#[test]
+fn a_saved_preconditioned_guide_is_validated_on_load() {
+    let guide =
+        Preconditioned::new(MeanField::new(2), vec![1.0, 2.0], vec![2.0, 0.0, 1.0, 1.0]).unwrap();
+    let json = serde_json::to_string(&guide).unwrap();
+    let loaded: Preconditioned<MeanField> = serde_json::from_str(&json).unwrap();
+    assert_eq!(loaded, guide);
+    let broken = json.replace("[2.0,0.0,1.0,1.0]", "[2.0,0.0,1.0,-1.0]");
+    assert_ne!(broken, json);
+    let err = serde_json::from_str::<Preconditioned<MeanField>>(&broken).unwrap_err();
+    assert!(err.to_string().contains("positive diagonal"), "{err}");
+}

@@ -503,3 +503,42 @@ fn vector_families_as_priors_and_likelihoods() {
     let simulated = model.simulate(&prior, &mut rng).unwrap();
     assert_eq!(simulated.point.len(), 2);
 }
+
+/// A hand-built layout whose bound uses a later or a vector latent: the
+/// error names both latents.
+#[test]
+fn a_bound_on_an_unavailable_latent_is_a_named_error() {
+    use iwhvi::model::{AffineBound, DependentBounds, LatentSpec, Layout, LayoutError};
+    use iwhvi::transforms::Transform;
+    let bounded = |on: &str| LatentSpec {
+        dependent_bounds: Some(DependentBounds {
+            low: AffineBound::constant(0.0),
+            high: AffineBound {
+                constant: 1.0,
+                terms: vec![(on.to_string(), -1.0)],
+            },
+        }),
+        ..LatentSpec::scalar("beta", Transform::Identity)
+    };
+    for layout in [
+        // `alpha` comes after `beta`.
+        Layout::new(vec![
+            bounded("alpha"),
+            LatentSpec::scalar("alpha", Transform::Identity),
+        ]),
+        // `alpha` is a vector.
+        Layout::new(vec![
+            LatentSpec::vector("alpha", 2, Transform::Identity),
+            bounded("alpha"),
+        ]),
+    ] {
+        let u = vec![0.1; layout.dim()];
+        assert_eq!(
+            layout.constrain(&u).unwrap_err(),
+            LayoutError::BoundOnUnavailableLatent {
+                latent: "beta".into(),
+                depends_on: "alpha".into(),
+            }
+        );
+    }
+}

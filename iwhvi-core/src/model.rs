@@ -120,14 +120,20 @@ impl AffineBound {
         }
     }
 
-    /// Its value given the latents constrained so far.
-    fn at(&self, values: &BTreeMap<String, Vec<f64>>) -> Result<f64, LayoutError> {
+    /// Its value given the latents constrained so far, for the bound of
+    /// `latent`.
+    fn at(&self, values: &BTreeMap<String, Vec<f64>>, latent: &str) -> Result<f64, LayoutError> {
         let mut total = self.constant;
         for (name, coefficient) in &self.terms {
-            let value = values
-                .get(name)
-                .and_then(|v| v.first())
-                .ok_or_else(|| LayoutError::Missing(name.clone()))?;
+            let value = match values.get(name).map(Vec::as_slice) {
+                Some(&[value]) => value,
+                _ => {
+                    return Err(LayoutError::BoundOnUnavailableLatent {
+                        latent: latent.to_string(),
+                        depends_on: name.clone(),
+                    });
+                }
+            };
             total += coefficient * value;
         }
         Ok(total)
@@ -179,8 +185,8 @@ impl LatentSpec {
         match &self.dependent_bounds {
             None => Ok(self.transform),
             Some(bounds) => Ok(Transform::Interval {
-                low: bounds.low.at(values)?,
-                high: bounds.high.at(values)?,
+                low: bounds.low.at(values, &self.name)?,
+                high: bounds.high.at(values, &self.name)?,
             }),
         }
     }
@@ -227,6 +233,17 @@ pub enum LayoutError {
     /// A named latent is missing from the values given.
     #[error("no value given for latent `{0}`")]
     Missing(String),
+    /// A latent's bound refers to a latent that is not a scalar declared
+    /// before it.
+    #[error(
+        "latent `{latent}`: its bound uses `{depends_on}`, which is not a scalar latent declared before it"
+    )]
+    BoundOnUnavailableLatent {
+        /// The latent with the bound.
+        latent: String,
+        /// The latent its bound uses.
+        depends_on: String,
+    },
     /// A latent's value is outside its support.
     #[error("latent `{name}`: {source}")]
     OutsideSupport {

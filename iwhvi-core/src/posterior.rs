@@ -358,6 +358,40 @@ pub struct ResampledDraws {
     pub pareto_k: f64,
 }
 
+/// Why importance resampling has nothing to resample.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResampleError {
+    /// `proposals` was 0.
+    #[error("importance resampling needs at least one proposal")]
+    NoProposals,
+    /// A proposal's log weight `log p(x, u) − U_K(u)` is NaN.
+    #[error(
+        "proposal {proposal} has a NaN importance weight: the model's log density or the guide's is NaN at that draw"
+    )]
+    NanWeight {
+        /// Its index among the proposals.
+        proposal: usize,
+    },
+    /// A proposal's log weight is `+∞`: the model's log density is `+∞`
+    /// there, or the guide's bound on `log q` is `−∞`.
+    #[error(
+        "proposal {proposal} has an infinite importance weight: the model's log density is +∞ or the guide's density 0 at that draw"
+    )]
+    InfiniteWeight {
+        /// Its index among the proposals.
+        proposal: usize,
+    },
+    /// Every proposal has weight 0 (`log p(x, u) = −∞`).
+    #[error(
+        "none of the {proposals} proposals has a finite importance weight: the guide puts its mass where the model's density is zero"
+    )]
+    NoFiniteWeights {
+        /// How many there were.
+        proposals: usize,
+    },
+}
+
 /// A fitted guide beside its model: importance weights need the model.
 pub struct Posterior<'a, Mo, G> {
     model: &'a Mo,
@@ -413,15 +447,32 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
     /// `log p(x, u) − U_K(u)`, then `n` draws resampled with those weights
     /// (multinomially). Moments of the result are self-normalised
     /// importance estimates, accurate even where the guide covers more mass
-    /// than the posterior.
+    /// than the posterior. Proposals where `log p(x, u) = −∞` get weight 0.
+    ///
+    /// # Errors
+    /// [`ResampleError`]: no proposals, a NaN or `+∞` weight (a model or
+    /// guide that returns NaN or an infinite density at a draw: the
+    /// proposal is named), or no proposal with a finite weight.
     pub fn sample_importance_resampled<R: Rng + ?Sized>(
         &self,
         n: usize,
         proposals: usize,
         k: usize,
         rng: &mut R,
-    ) -> ResampledDraws {
+    ) -> Result<ResampledDraws, ResampleError> {
+        if proposals == 0 {
+            return Err(ResampleError::NoProposals);
+        }
         let (log_w, us) = self.log_weights(proposals, k, rng);
+        if let Some(proposal) = log_w.iter().position(|w| w.is_nan()) {
+            return Err(ResampleError::NanWeight { proposal });
+        }
+        if let Some(proposal) = log_w.iter().position(|&w| w == f64::INFINITY) {
+            return Err(ResampleError::InfiniteWeight { proposal });
+        }
+        if !log_w.iter().any(|w| w.is_finite()) {
+            return Err(ResampleError::NoFiniteWeights { proposals });
+        }
         let normaliser = log_sum_exp(&log_w);
         let weights: Vec<f64> = log_w.iter().map(|w| (w - normaliser).exp()).collect();
         let ess = 1.0 / weights.iter().map(|w| w * w).sum::<f64>();
@@ -439,11 +490,11 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
                 .min(us.len() - 1);
             draws.push_unconstrained(&self.fitted.layout, &us[index]);
         }
-        ResampledDraws {
+        Ok(ResampledDraws {
             draws,
             effective_sample_size: ess,
             pareto_k: pareto_k_hat(&log_w),
-        }
+        })
     }
 
     /// The model's derived quantities at each draw ([`Model::derived`]).

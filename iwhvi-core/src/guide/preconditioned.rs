@@ -37,12 +37,36 @@ use crate::scalar::Scalar;
 /// # Ok::<(), iwhvi_core::guide::PreconditionError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(
+    try_from = "Parts<G>",
+    bound(deserialize = "G: HierarchicalGuide + serde::Deserialize<'de>")
+)]
 pub struct Preconditioned<G> {
     inner: G,
     shift: Vec<f64>,
     /// `L`, row-major, `D × D` (entries above the diagonal are zero).
     scale_tril: Vec<f64>,
+    /// `Σ ln Lᵢᵢ`, derived.
+    #[serde(skip_serializing)]
     log_det: f64,
+}
+
+/// What a saved [`Preconditioned`] holds; loading goes through
+/// [`Preconditioned::new`], so a file with a wrong size or an invalid
+/// factor is an error, not a wrong density.
+#[derive(serde::Deserialize)]
+struct Parts<G> {
+    inner: G,
+    shift: Vec<f64>,
+    scale_tril: Vec<f64>,
+}
+
+impl<G: HierarchicalGuide> TryFrom<Parts<G>> for Preconditioned<G> {
+    type Error = PreconditionError;
+
+    fn try_from(parts: Parts<G>) -> Result<Self, Self::Error> {
+        Self::new(parts.inner, parts.shift, parts.scale_tril)
+    }
 }
 
 /// Why a [`Preconditioned`] guide cannot be built.
@@ -174,6 +198,21 @@ impl<G: HierarchicalGuide> Preconditioned<G> {
         workspace.latent = z;
         result
     }
+
+    /// Runs `f` with the `z` that [`HierarchicalGuide::prepare_reverse`]
+    /// (or the last `log_conditional`) left in [`Workspace::latent`]: the
+    /// trait calls `prepare_reverse` at a `u` before the reverse model's
+    /// methods at that `u`, so they need not solve for `z` again.
+    fn with_prepared<T: Scalar, R>(
+        &self,
+        workspace: &mut Workspace<T>,
+        f: impl FnOnce(&[T], &mut Workspace<T>) -> R,
+    ) -> R {
+        let z = std::mem::take(&mut workspace.latent);
+        let result = f(&z, workspace);
+        workspace.latent = z;
+        result
+    }
 }
 
 impl<G: HierarchicalGuide> HierarchicalGuide for Preconditioned<G> {
@@ -224,6 +263,8 @@ impl<G: HierarchicalGuide> HierarchicalGuide for Preconditioned<G> {
         self.inner.prepare(params, workspace);
     }
 
+    /// Also leaves `z = L⁻¹(u − shift)` in [`Workspace::latent`] for
+    /// `sample_reverse` and `log_reverse` at the same `u`.
     fn prepare_reverse<T: Scalar>(&self, params: &[T], u: &[T], workspace: &mut Workspace<T>) {
         self.with_whitened(u, workspace, |z, workspace| {
             self.inner.prepare_reverse(params, z, workspace);
@@ -275,12 +316,12 @@ impl<G: HierarchicalGuide> HierarchicalGuide for Preconditioned<G> {
     fn sample_reverse<T: Scalar>(
         &self,
         params: &[T],
-        u: &[T],
+        _u: &[T],
         noise: &[f64],
         psi: &mut [T],
         workspace: &mut Workspace<T>,
     ) {
-        self.with_whitened(u, workspace, |z, workspace| {
+        self.with_prepared(workspace, |z, workspace| {
             self.inner.sample_reverse(params, z, noise, psi, workspace);
         });
     }
@@ -288,11 +329,11 @@ impl<G: HierarchicalGuide> HierarchicalGuide for Preconditioned<G> {
     fn log_reverse<T: Scalar>(
         &self,
         params: &[T],
-        u: &[T],
+        _u: &[T],
         psi: &[T],
         workspace: &mut Workspace<T>,
     ) -> T {
-        self.with_whitened(u, workspace, |z, workspace| {
+        self.with_prepared(workspace, |z, workspace| {
             self.inner.log_reverse(params, z, psi, workspace)
         })
     }

@@ -334,6 +334,13 @@ impl Model {
                             None
                         }
                     },
+                    Some("factor") if matches!(attr.meta, syn::Meta::Path(_)) => {
+                        cx.error_spanned_by(
+                            attr,
+                            "a #[factor] needs the term to add to the log density: write `#[factor(expression)]`, e.g. `#[factor(-0.5 * mu * mu)]`",
+                        );
+                        None
+                    }
                     Some("factor") => match attr.parse_args::<Expr>() {
                         Ok(expr) => Some(Role::Factor(expr)),
                         Err(e) => {
@@ -365,7 +372,7 @@ impl Model {
             }
             let Some(role) = role else {
                 if !field.attrs.iter().any(|a| {
-                    ["latent", "observe", "data"]
+                    ["latent", "observe", "data", "factor", "derived"]
                         .iter()
                         .any(|n| a.path().is_ident(n))
                 }) {

@@ -1,0 +1,11 @@
+use iwhvi::variational;
+
+#[variational]
+struct Model {
+    #[latent(Normal(0.0, 1.0))]
+    mu: f64,
+    #[factor]
+    penalty: (),
+}
+
+fn main() {}
