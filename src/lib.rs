@@ -255,7 +255,10 @@ pub mod __private {
     //! shadows. Not a public API.
     pub use iwhvi_core;
     pub use iwhvi_core::Scalar;
-    pub use iwhvi_core::distributions::{self, Distribution, MultivariateDistribution};
+    pub use iwhvi_core::distributions::{
+        self, Distribution, MultivariateDistribution, log_prob_multi_or_neg_inf,
+        log_prob_or_neg_inf,
+    };
     pub use iwhvi_core::guide::{
         GuideError, HierarchicalGuide, ParamLayout, Workspace, WorkspaceLens,
     };
@@ -327,20 +330,6 @@ pub mod __private {
         }
     }
 
-    /// `log p(x)` of a multivariate distribution whose constructor may
-    /// reject its parameters: `-∞` then, and for a value of the wrong
-    /// length.
-    #[inline]
-    pub fn log_prob_multi_or_neg_inf<T: Scalar, D: MultivariateDistribution<T>>(
-        d: Result<D, iwhvi_core::distributions::DistributionError>,
-        x: &[T],
-    ) -> T {
-        match d {
-            Ok(d) if d.dim() == x.len() => d.log_prob(x),
-            _ => T::constant(f64::NEG_INFINITY),
-        }
-    }
-
     /// A draw of a multivariate family as a `Vec<f64>`.
     pub trait DrawVector {
         /// One draw.
@@ -358,20 +347,6 @@ pub mod __private {
             rand::distr::Distribution::<nalgebra::DVector<f64>>::sample(self, rng)
                 .as_slice()
                 .to_vec()
-        }
-    }
-
-    /// `log p(x)` of a distribution whose constructor may reject its
-    /// parameters: `-∞` then (a latent outside a parameter's domain has
-    /// zero density), never a panic.
-    #[inline]
-    pub fn log_prob_or_neg_inf<T: Scalar, D: Distribution<T>>(
-        d: Result<D, iwhvi_core::distributions::DistributionError>,
-        x: D::Value,
-    ) -> T {
-        match d {
-            Ok(d) => d.log_prob(x),
-            Err(_) => T::constant(f64::NEG_INFINITY),
         }
     }
 }

@@ -189,3 +189,28 @@ fn importance_resampling_with_nothing_to_resample_is_a_typed_error() {
         ResampleError::NoFiniteWeights { proposals: 5 }
     );
 }
+
+/// A fitted guide goes back beside the model it was fitted to, and only
+/// that one.
+#[test]
+fn a_fitted_guide_rejoins_only_its_own_model() {
+    use iwhvi::posterior::{FittedGuide, PersistError, Posterior};
+    struct Positive;
+    impl Model for Positive {
+        fn layout(&self) -> Layout {
+            Layout::new(vec![LatentSpec::scalar("x", Transform::Exp)])
+        }
+        fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+            -u[0].square()
+        }
+    }
+    let guide = MeanField::new(1);
+    let fitted = FittedGuide::new(guide, vec![0.0, 0.0], Constant(0.0).layout()).unwrap();
+    let json = fitted.to_json().unwrap();
+    let loaded = FittedGuide::<MeanField>::from_json(&json).unwrap();
+    assert!(Posterior::from_fitted(&Constant(0.0), loaded.clone()).is_ok());
+    assert!(matches!(
+        Posterior::from_fitted(&Positive, loaded),
+        Err(PersistError::LayoutMismatch)
+    ));
+}

@@ -129,7 +129,7 @@ impl ArK {
             for (k, &b) in beta.iter().enumerate() {
                 mean += b * self.y[t - k - 1];
             }
-            lp += iwhvi::__private::log_prob_or_neg_inf(
+            lp += iwhvi::distributions::log_prob_or_neg_inf(
                 Normal::new(mean, sigma),
                 T::constant(self.y[t]),
             );
@@ -170,7 +170,7 @@ impl GpPoisRegr {
         };
         f.iter()
             .zip(&self.k)
-            .map(|(&fi, &ki)| iwhvi::__private::log_prob_or_neg_inf(PoissonLog::new(fi), ki))
+            .map(|(&fi, &ki)| iwhvi::distributions::log_prob_or_neg_inf(PoissonLog::new(fi), ki))
             .sum()
     }
 
@@ -328,7 +328,10 @@ impl Garch11 {
             if t > 0 {
                 s = (alpha0 + alpha1 * (-mu + self.y[t - 1]).square() + beta1 * s.square()).sqrt();
             }
-            lp += iwhvi::__private::log_prob_or_neg_inf(Normal::new(mu, s), T::constant(self.y[t]));
+            lp += iwhvi::distributions::log_prob_or_neg_inf(
+                Normal::new(mu, s),
+                T::constant(self.y[t]),
+            );
         }
         lp
     }

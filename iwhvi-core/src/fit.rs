@@ -137,6 +137,18 @@ impl FitConfig {
         self.parallelism = parallelism;
         self
     }
+
+    /// With `steps` steps per smoothing window of the stopping rule.
+    pub fn window(mut self, steps: usize) -> Self {
+        self.window = steps;
+        self
+    }
+
+    /// With the number of non-finite steps in a row that end the fit.
+    pub fn max_consecutive_rejections(mut self, steps: usize) -> Self {
+        self.max_consecutive_rejections = steps;
+        self
+    }
 }
 
 /// A finished fit.

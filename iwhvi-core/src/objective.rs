@@ -691,9 +691,8 @@ pub struct GuideDiagnostics {
     pub entropy_lower: Estimate,
     /// `−E L_K ≥ H[q]` (in expectation).
     pub entropy_upper: Estimate,
-    /// `E[log p − U_K] ≤ ELBO of q`: with any log-evidence estimate `Z`,
-    /// `KL(q ‖ posterior) ≤ Z − elbo_lower` when `Z` over-estimates
-    /// `log p(x)`, and the gap shrinks to the KL as `K` grows.
+    /// `E[log p − U_K] ≤ ELBO of q`, so `KL(q ‖ posterior) ≤ log p(x) −
+    /// elbo_lower`; the gap shrinks to the KL as `K` grows.
     pub elbo_lower: Estimate,
     /// `E[log p − L_K] ≥ ELBO of q`, so `KL ≥ log p(x) − elbo_upper`.
     pub elbo_upper: Estimate,
@@ -701,7 +700,11 @@ pub struct GuideDiagnostics {
 
 impl GuideDiagnostics {
     /// The bracket `[log_evidence − elbo_upper, log_evidence − elbo_lower]`
-    /// on `KL(q ‖ p(·|x))` given an estimate of `log p(x)`.
+    /// on `KL(q ‖ p(·|x))` given an estimate of `log p(x)`. With the exact
+    /// `log p(x)` both ends hold (in expectation). [`log_evidence`] is a
+    /// lower bound on `log p(x)`: with it the lower end still holds, and
+    /// the upper end falls short of a bound by the estimate's own gap
+    /// (small when its `M` and `K` are large).
     pub fn kl_bracket(&self, log_evidence: f64) -> (f64, f64) {
         (
             log_evidence - self.elbo_upper.mean,

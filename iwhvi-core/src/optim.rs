@@ -196,6 +196,20 @@ impl Sgd {
             t: 0,
         }
     }
+
+    /// SGD following a learning-rate schedule, with the given momentum.
+    pub fn with_schedule(learning_rate: LearningRate, momentum: f64) -> Self {
+        Self {
+            learning_rate,
+            ..Self::new(0.0, momentum)
+        }
+    }
+
+    /// Clips the gradient to `max_norm` (Euclidean) before each step.
+    pub fn with_clip_norm(mut self, max_norm: f64) -> Self {
+        self.clip_norm = Some(max_norm);
+        self
+    }
 }
 
 impl Optimizer for Sgd {

@@ -65,6 +65,10 @@ pub enum PersistError {
         /// What was given or loaded.
         found: usize,
     },
+    /// The model's layout differs from the one the guide was fitted with
+    /// (other latents, shapes or supports).
+    #[error("the model's layout is not the one the guide was fitted with")]
+    LayoutMismatch,
     /// The guide is for another number of latents than the layout names.
     #[error("the guide is for {guide} unconstrained latents but the model's layout has {layout}")]
     DimensionMismatch {
@@ -409,6 +413,18 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
             model,
             fitted: FittedGuide::new(guide.clone(), params.to_vec(), model.layout())?,
         })
+    }
+
+    /// A loaded (or otherwise built) fitted guide beside its model again.
+    ///
+    /// # Errors
+    /// [`PersistError::LayoutMismatch`] when the model's layout is not the
+    /// one the guide was fitted with.
+    pub fn from_fitted(model: &'a Mo, fitted: FittedGuide<G>) -> Result<Self, PersistError> {
+        if fitted.layout != model.layout() {
+            return Err(PersistError::LayoutMismatch);
+        }
+        Ok(Self { model, fitted })
     }
 
     /// The fitted guide (to save, or to sample without the model).

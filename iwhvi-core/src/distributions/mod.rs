@@ -84,6 +84,47 @@ pub use student_t::StudentT;
 pub use uniform::Uniform;
 pub use weibull::Weibull;
 
+/// `log p(x)` of a distribution whose constructor may reject its
+/// parameters: `−∞` then, never a panic. A latent that wanders outside a
+/// parameter's domain (a scale of 0) has zero density, which is what a
+/// factor or a helper method computing a likelihood wants.
+///
+/// ```
+/// use iwhvi_core::distributions::{Normal, log_prob_or_neg_inf};
+/// assert_eq!(log_prob_or_neg_inf(Normal::new(0.0, -1.0), 0.5), f64::NEG_INFINITY);
+/// let lp = log_prob_or_neg_inf(Normal::new(0.0, 1.0), 0.0);
+/// assert!((lp + 0.5 * (2.0 * std::f64::consts::PI).ln()).abs() < 1e-15);
+/// ```
+#[inline]
+pub fn log_prob_or_neg_inf<T: Scalar, D: Distribution<T>>(
+    d: Result<D, DistributionError>,
+    x: D::Value,
+) -> T {
+    match d {
+        Ok(d) => d.log_prob(x),
+        Err(_) => T::constant(f64::NEG_INFINITY),
+    }
+}
+
+/// `log p(x)` of a multivariate distribution whose constructor may reject
+/// its parameters: `−∞` then, and for a value of the wrong length.
+///
+/// ```
+/// use iwhvi_core::distributions::{Dirichlet, log_prob_multi_or_neg_inf};
+/// let bad = Dirichlet::new(vec![1.0, -1.0]);
+/// assert_eq!(log_prob_multi_or_neg_inf(bad, &[0.5, 0.5]), f64::NEG_INFINITY);
+/// ```
+#[inline]
+pub fn log_prob_multi_or_neg_inf<T: Scalar, D: MultivariateDistribution<T>>(
+    d: Result<D, DistributionError>,
+    x: &[T],
+) -> T {
+    match d {
+        Ok(d) if d.dim() == x.len() => d.log_prob(x),
+        _ => T::constant(f64::NEG_INFINITY),
+    }
+}
+
 /// A distribution over one value: a real (continuous families) or a count
 /// or category (discrete families), with parameters of scalar type `T`.
 pub trait Distribution<T: Scalar> {
