@@ -206,6 +206,21 @@ proptest! {
         }
     }
 
+    /// A partial reverse-mode gradient (only some inputs on the tape) is
+    /// exactly the full gradient's slice.
+    #[test]
+    fn partial_reverse_gradients_are_slices_of_the_full_one(e in expr(), x in point(), cut in 0usize..4) {
+        let engine = iwhvi::reverse::ReverseEngine;
+        let (value, full) = engine.value_and_gradient(&e, &x);
+        let directions = cut.min(x.len())..x.len();
+        let mut out = vec![0.0; directions.len()];
+        let partial_value = engine.value_and_partial_gradient_into(&e, &x, directions.clone(), &mut out);
+        prop_assert!(partial_value == value || (value.is_nan() && partial_value.is_nan()));
+        for (a, b) in out.iter().zip(&full[directions]) {
+            prop_assert!(a == b || (a.is_nan() && b.is_nan()), "{} vs {}", a, b);
+        }
+    }
+
     /// A directional derivative is the gradient's dot product with the direction.
     #[test]
     fn jvp_is_gradient_dot_direction(e in expr(), x in point(), v in point()) {

@@ -714,7 +714,9 @@ impl GuideDiagnostics {
 }
 
 /// Estimates [`GuideDiagnostics`] with `k` inner samples over `draws`
-/// draws of `u ~ q`.
+/// draws of `u ~ q`. `k = 0` is taken as 1: the lower bound `L_K` needs
+/// an inner sample (for `U_0`, HVM's bound, call [`upper_bound_log_q`]
+/// with a `K = 0` [`StepNoise`]).
 pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     model: &Mo,
     guide: &G,

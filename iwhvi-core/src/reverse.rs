@@ -428,10 +428,67 @@ impl ReverseEngine {
             x.len(),
             "the gradient buffer must have one entry per parameter"
         );
+        self.record_and_sweep(f, x, 0..x.len(), gradient)
+    }
+
+    /// `f(x)`, writing `∂f/∂x_i` for `i` in `directions` into `out`: only
+    /// those inputs are recorded on the tape, the others enter as
+    /// constants, so operations that touch none of them cost no tape.
+    ///
+    /// ```
+    /// use iwhvi_core::reverse::ReverseEngine;
+    /// use iwhvi_core::{Differentiable, Scalar};
+    /// struct Product;
+    /// impl Differentiable for Product {
+    ///     fn eval<T: Scalar>(&self, x: &[T]) -> T {
+    ///         x[0] * x[1] * x[2]
+    ///     }
+    /// }
+    /// let mut out = [0.0; 2];
+    /// let value = ReverseEngine.value_and_partial_gradient_into(&Product, &[2.0, 3.0, 5.0], 1..3, &mut out);
+    /// assert_eq!((value, out), (30.0, [10.0, 6.0]));
+    /// ```
+    ///
+    /// # Panics
+    /// If `out.len() != directions.len()`.
+    pub fn value_and_partial_gradient_into<F: Differentiable>(
+        &self,
+        f: &F,
+        x: &[f64],
+        directions: std::ops::Range<usize>,
+        out: &mut [f64],
+    ) -> f64 {
+        assert_eq!(
+            out.len(),
+            directions.len(),
+            "the gradient buffer must have one entry per direction"
+        );
+        self.record_and_sweep(f, x, directions, out)
+    }
+
+    /// Records `f` with the inputs in `directions` on the tape (the first
+    /// nodes, in order) and sweeps back into `out`.
+    fn record_and_sweep<F: Differentiable>(
+        &self,
+        f: &F,
+        x: &[f64],
+        directions: std::ops::Range<usize>,
+        out: &mut [f64],
+    ) -> f64 {
         TAPE.with(|tape| tape.borrow_mut().clear());
-        let inputs: Vec<Var> = x.iter().map(|&v| Var::input(v)).collect();
+        let inputs: Vec<Var> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if directions.contains(&i) {
+                    Var::input(v)
+                } else {
+                    Var::constant(v)
+                }
+            })
+            .collect();
         let output = f.eval(&inputs);
-        gradient.fill(0.0);
+        out.fill(0.0);
         if output.is_constant() {
             return output.value;
         }
@@ -452,8 +509,8 @@ impl ReverseEngine {
                     adjoint[operand as usize] += a * partial;
                 }
             }
-            // Inputs are the first nodes, in order.
-            gradient.copy_from_slice(&adjoint[..x.len()]);
+            // The recorded inputs are the first nodes, in order.
+            out.copy_from_slice(&adjoint[..out.len()]);
         });
         output.value
     }
@@ -476,8 +533,6 @@ impl crate::gradient::GradientBackend for ReverseEngine {
         directions: std::ops::Range<usize>,
         out: &mut [f64],
     ) -> f64 {
-        let (value, gradient) = self.value_and_gradient(f, x);
-        out.copy_from_slice(&gradient[directions]);
-        value
+        ReverseEngine::value_and_partial_gradient_into(self, f, x, directions, out)
     }
 }
