@@ -27,23 +27,19 @@
 //! ```
 
 use iwhvi::distributions::BernoulliLogit;
-use iwhvi::fit::{Engine, FitConfig, fit};
-use iwhvi::guide::{HierarchicalGuide, MeanField, SemiImplicit};
-use iwhvi::objective::{Diwhvi, Estimate, estimate_bound, log_evidence};
-use iwhvi::optim::{Adam, LearningRate};
-use iwhvi::posterior::{Posterior, Summary};
 use iwhvi::variational;
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 
+#[path = "common/regression.rs"]
+mod regression;
 #[path = "common/report.rs"]
 mod report;
 
 /// The coefficients the data are simulated from: intercept, x1, x2, x3.
 const TRUE_BETA: [f64; 4] = [-0.5, 1.2, -0.8, 0.4];
-const NAMES: [&str; 4] = ["beta[0]", "beta[1]", "beta[2]", "beta[3]"];
 
 /// y_i ~ BernoulliLogit((X beta)_i), beta_j ~ N(0, 2.5).
 #[variational]
@@ -87,123 +83,13 @@ fn simulate(n: usize, rng: &mut StdRng) -> (DMatrix<f64>, Vec<u64>) {
     (x, y)
 }
 
-/// What is reported of one fitted guide.
-struct Assessment {
-    plain: Summary,
-    resampled: Summary,
-    covers: Vec<bool>,
-    ess: f64,
-    pareto_k: f64,
-    bound: Estimate,
-    log_evidence: Estimate,
-}
-
-fn assess<G: HierarchicalGuide + Clone>(
-    model: &LogisticRegression,
-    guide: &G,
-    params: &[f64],
-    bound: Diwhvi,
-    rng: &mut StdRng,
-) -> Assessment {
-    let posterior = Posterior::new(model, guide, params).expect("fitted parameters fit the guide");
-    let plain = posterior.sample(20_000, rng).summary();
-    let resampled = posterior
-        .sample_importance_resampled(20_000, 20_000, 16, rng)
-        .expect("the guide has finite importance weights");
-    let summary = resampled.draws.summary();
-    let covers = NAMES
-        .iter()
-        .zip(TRUE_BETA)
-        .map(|(name, truth)| {
-            let row = summary.get(name).expect("a latent of the model");
-            row.q05 <= truth && truth <= row.q95
-        })
-        .collect();
-    Assessment {
-        plain,
-        resampled: summary,
-        covers,
-        ess: resampled.effective_sample_size,
-        pareto_k: resampled.pareto_k,
-        bound: estimate_bound(model, guide, params, bound, 2000, rng),
-        log_evidence: log_evidence(model, guide, params, 1000, 64, 20, rng),
-    }
-}
-
-fn print(report: &report::Report, title: &str, bound_name: &str, a: &Assessment) {
-    report.line(format!("\n{title}"));
-    report.line(format!(
-        "{:<9} {:>6}  {:>15}  {:>15}  {:>17}  {}",
-        "", "true", "guide", "resampled", "90% interval", "covers"
-    ));
-    for ((name, truth), covers) in NAMES.iter().zip(TRUE_BETA).zip(&a.covers) {
-        let plain = a.plain.get(name).expect("a latent of the model");
-        let row = a.resampled.get(name).expect("a latent of the model");
-        report.line(format!(
-            "{name:<9} {truth:>6.2}  {:>15}  {:>15}  {:>17}  {}",
-            format!("{:.3} ± {:.3}", plain.mean, plain.sd),
-            format!("{:.3} ± {:.3}", row.mean, row.sd),
-            format!("[{:.3}, {:.3}]", row.q05, row.q95),
-            if *covers { "yes" } else { "no" }
-        ));
-    }
-    report.line(format!(
-        "importance weights: ESS {:.0} of 20000, Pareto k-hat {:.2}",
-        a.ess, a.pareto_k
-    ));
-    report.line(format!(
-        "bound ({bound_name}): {}; log-evidence estimate (M = 1000, K = 64): {}",
-        a.bound, a.log_evidence
-    ));
-}
-
 fn main() {
     let mut report = report::Report::from_args();
     let mut rng = StdRng::seed_from_u64(2019);
     let (x, y) = simulate(300, &mut rng);
     let positives = y.iter().filter(|&&v| v == 1).count();
     let model = LogisticRegression::new(x, y.clone()).expect("the data are valid");
-    let p = NAMES.len();
-
-    // Adam's rate decays from 0.05 to 5e-4 over the 20,000 steps, so that
-    // the fitted parameters settle despite the noise of the gradient.
-    let adam = || {
-        Adam::with_schedule(LearningRate::Exponential {
-            initial: 0.05,
-            decay: 0.1,
-            every: 10_000,
-        })
-    };
-    let progress = !report.is_json();
-
-    let mean_field = MeanField::new(p);
-    let config = FitConfig::new(Diwhvi::elbo())
-        .max_steps(20_000)
-        .seed(1)
-        .progress(progress);
-    let fitted = fit(&model, &mean_field, adam(), &config).expect("mean-field fit");
-    let mf = assess(
-        &model,
-        &mean_field,
-        &fitted.params,
-        Diwhvi::elbo(),
-        &mut rng,
-    );
-
-    let semi_implicit = SemiImplicit::new(p, p);
-    let config = FitConfig::new(Diwhvi::new(1, 32))
-        .max_steps(20_000)
-        .seed(1)
-        .engine(Engine::Reverse)
-        .progress(progress);
-    let fitted = fit(&model, &semi_implicit, adam(), &config).expect("semi-implicit fit");
-    let si = assess(
-        &model,
-        &semi_implicit,
-        &fitted.params,
-        Diwhvi::new(1, 64),
-        &mut rng,
-    );
+    let assessments = regression::fit_and_assess(&model, &TRUE_BETA, !report.is_json(), &mut rng);
 
     report.line(format!(
         "Bayesian logistic regression: n = {}, {positives} ones; intercept, x1, x2 (corr 0.6 with x1), x3",
@@ -212,28 +98,10 @@ fn main() {
     report.line(format!(
         "priors beta_j ~ N(0, 2.5); true beta = {TRUE_BETA:?}"
     ));
-    report.line(
-        "guide: mean ± sd of 20000 guide draws; resampled: 20000 draws importance-resampled from 20000",
-    );
-    print(&report, "mean-field Gaussian, ELBO", "ELBO", &mf);
-    print(
-        &report,
-        "semi-implicit guide (d = 4), DIWHVI M = 1, K = 32",
-        "DIWHVI M = 1, K = 64",
-        &si,
-    );
+    regression::report_both(&mut report, &TRUE_BETA, &assessments);
 
     report.figure("n", y.len());
     report.figure("ones", positives);
     report.figure("true_beta", TRUE_BETA);
-    for (key, a) in [("mean_field", &mf), ("semi_implicit", &si)] {
-        report.figure(&format!("{key}.guide"), &a.plain);
-        report.figure(&format!("{key}.resampled"), &a.resampled);
-        report.figure(&format!("{key}.covers_90"), &a.covers);
-        report.figure(&format!("{key}.ess"), a.ess);
-        report.figure(&format!("{key}.pareto_k"), a.pareto_k);
-        report.figure(&format!("{key}.bound"), a.bound);
-        report.figure(&format!("{key}.log_evidence"), a.log_evidence);
-    }
     report.finish();
 }
