@@ -90,16 +90,15 @@ fn run(m: usize, k: usize, engine: Engine) {
         .collect();
     let ((mu_m, mu_s), (tau_m, tau_s), (th_m, th_s)) =
         (mean_sd(&mu), mean_sd(&tau), mean_sd(&theta0));
-    let sd = |e: iwhvi::objective::Estimate| e.std_error * (e.replicates as f64).sqrt();
     println!(
-        "{{\"engine\": \"{engine:?}\", \"M\": {m}, \"K\": {k}, \"train_s\": {train_s:.3}, \"bound_M1_K256_mean\": {:.4}, \"bound_M1_K256_sd\": {:.4}, \
-         \"bound_train_mean\": {:.4}, \"bound_train_sd\": {:.4}, \"train_last500\": {last_500:.4}, \
+        "{{\"engine\": \"{engine:?}\", \"M\": {m}, \"K\": {k}, \"train_s\": {train_s:.3}, \"bound_M1_K256_mean\": {:.4}, \"bound_M1_K256_se\": {:.4}, \
+         \"bound_train_mean\": {:.4}, \"bound_train_se\": {:.4}, \"train_last500\": {last_500:.4}, \
          \"mu\": [{mu_m:.3}, {mu_s:.3}], \"tau\": [{tau_m:.3}, {tau_s:.3}], \"theta0\": [{th_m:.3}, {th_s:.3}], \
          \"peak_rss_mib\": {:.1}, \"rejected_steps\": {}}}",
         at_256.mean,
-        sd(at_256),
+        at_256.std_error,
         at_train.mean,
-        sd(at_train),
+        at_train.std_error,
         peak_rss_mib(),
         fitted.rejected_steps,
     );

@@ -197,6 +197,15 @@ fn accuracy(
     result
 }
 
+/// `exp(log w − max log w)`: importance weights up to a common factor.
+fn unnormalised_weights(log_weights: &[f64]) -> Vec<f64> {
+    let top = log_weights
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    log_weights.iter().map(|w| (w - top).exp()).collect()
+}
+
 /// Weighted means and sds of every latent and derived element of `draws`
 /// (unconstrained) under `log_weights`.
 fn weighted_moments<Mo: Model>(
@@ -219,11 +228,7 @@ fn weighted_moments<Mo: Model>(
         })
         .collect();
     let table = Draws::from_latents(&rows);
-    let top = log_weights
-        .iter()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
-    let weights: Vec<f64> = log_weights.iter().map(|w| (w - top).exp()).collect();
+    let weights = unnormalised_weights(log_weights);
     let total: f64 = weights.iter().sum();
     move |name: &str| {
         let column = table.column(name)?;
@@ -327,11 +332,7 @@ fn run_method<Mo: Model, G: HierarchicalGuide + Clone>(
         reference,
     );
     let reweighted = accuracy(weighted_moments(model, &draws, &log_weights), reference);
-    let top = log_weights
-        .iter()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
-    let weights: Vec<f64> = log_weights.iter().map(|w| (w - top).exp()).collect();
+    let weights = unnormalised_weights(&log_weights);
     let effective_sample_size =
         weights.iter().sum::<f64>().powi(2) / weights.iter().map(|w| w * w).sum::<f64>();
     let bound = estimate_bound(model, guide, &fitted.params, objective, 200, &mut rng);

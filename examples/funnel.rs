@@ -84,12 +84,12 @@ fn main() {
     report.line("bounds: DIWHVI M = 1, K = 64 (the ELBO for non-hierarchical guides)\n");
     report.figure("log_z", 0.0);
 
-    let config = FitConfig::new(Diwhvi::elbo())
+    let elbo = FitConfig::new(Diwhvi::elbo())
         .max_steps(10_000)
         .seed(1)
         .progress(progress);
     let mean_field = MeanField::new(10);
-    let fitted = fit(&model, &mean_field, Adam::new(0.01), &config).expect("mean-field fit");
+    let fitted = fit(&model, &mean_field, Adam::new(0.01), &elbo).expect("mean-field fit");
     score(
         &mut report,
         &model,
@@ -120,11 +120,7 @@ fn main() {
     );
 
     let neck = Neck::new(&model).expect("the guide fits the model");
-    let config = FitConfig::new(Diwhvi::elbo())
-        .max_steps(10_000)
-        .seed(1)
-        .progress(progress);
-    let fitted = fit(&model, &neck, Adam::new(0.01), &config).expect("structured fit");
+    let fitted = fit(&model, &neck, Adam::new(0.01), &elbo).expect("structured fit");
     score(
         &mut report,
         &model,

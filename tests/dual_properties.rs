@@ -328,3 +328,21 @@ fn many_passes_on_all_cores_give_the_single_threaded_bits() {
         assert_eq!(a.to_bits(), b.to_bits());
     }
 }
+
+/// `x^c` with a constant exponent is differentiable at negative `x`
+/// (integer `c`): forward mode agrees with the reverse tape, no NaN from
+/// the exponent's `ln x` term.
+#[test]
+fn powf_with_a_constant_exponent_at_a_negative_base() {
+    struct Square;
+    impl Differentiable for Square {
+        fn eval<T: Scalar>(&self, x: &[T]) -> T {
+            x[0].powf(T::constant(2.0))
+        }
+    }
+    let (value, forward) = GradientEngine::<4>::new().value_and_gradient(&Square, &[-2.0]);
+    let (_, reverse) = iwhvi::reverse::ReverseEngine.value_and_gradient(&Square, &[-2.0]);
+    assert_eq!(value, 4.0);
+    assert_eq!(forward, vec![-4.0]);
+    assert_eq!(reverse, forward);
+}

@@ -2,8 +2,8 @@
 //! `#[variational]` (each model as restated in its `model.md`), with
 //! constructors that read the data copied into `tests/data/posteriordb`
 //! (source and licence in its README). Shared by the accuracy suite
-//! (`examples/accuracy.rs`) and the log-joint tests
-//! (`tests/posteriordb_models.rs`).
+//! (`examples/accuracy.rs`), the log-joint tests
+//! (`tests/posteriordb_models.rs`) and `tests/laplace_preconditioning.rs`.
 #![allow(dead_code)]
 
 use iwhvi::distributions::{Distribution, Normal};

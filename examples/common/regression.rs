@@ -123,7 +123,10 @@ pub fn report_both(report: &mut Report, truth: &[f64], [mf, si]: &[Assessment; 2
     print(
         report,
         truth,
-        "semi-implicit guide (d = 4), DIWHVI M = 1, K = 32",
+        &format!(
+            "semi-implicit guide (d = {}), DIWHVI M = 1, K = 32",
+            truth.len()
+        ),
         "DIWHVI M = 1, K = 64",
         si,
     );

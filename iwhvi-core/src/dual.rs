@@ -356,6 +356,11 @@ impl<const W: usize> Scalar for Dual<W> {
         } else {
             y.value * self.value.powf(y.value - 1.0)
         };
+        if !y.active {
+            // A constant exponent has no derivative term: `x.powf(c)` is
+            // defined for negative `x` (integer `c`) though `ln x` is not.
+            return self.chain_rule(value, d_base);
+        }
         // xʸ ln x → 0 as x → 0⁺ for y > 0; at x = 0 take the exponent's
         // derivative as 0 rather than 0 · (-∞) = NaN.
         let d_exponent = if value == 0.0 || self.value == 0.0 {

@@ -222,7 +222,8 @@ impl<const W: usize> GradientEngine<W> {
     ) -> f64 {
         assert!(
             directions.end <= x.len(),
-            "the directions must be parameters of x"
+            "the directions {directions:?} must be parameters of x (it has {})",
+            x.len()
         );
         assert_eq!(out.len(), directions.len(), "one output per direction");
         self.directional_passes(f, x, out, Seed::Unit(directions.start))

@@ -332,7 +332,9 @@ impl Layout {
     /// The named constrained latents of an unconstrained point.
     ///
     /// # Errors
-    /// [`LayoutError::WrongLength`].
+    /// [`LayoutError::WrongLength`], or
+    /// [`LayoutError::BoundOnUnavailableLatent`] for a hand-built layout
+    /// whose bound uses a latent that is not an earlier scalar.
     pub fn constrain(&self, u: &[f64]) -> Result<Latents, LayoutError> {
         if u.len() != self.dim {
             return Err(LayoutError::WrongLength {
@@ -355,8 +357,8 @@ impl Layout {
     /// The unconstrained point of named constrained latents.
     ///
     /// # Errors
-    /// [`LayoutError::Missing`] or [`LayoutError::OutsideSupport`] naming
-    /// the latent.
+    /// [`LayoutError::Missing`], [`LayoutError::OutsideSupport`] or
+    /// [`LayoutError::BoundOnUnavailableLatent`] naming the latent.
     pub fn unconstrain(&self, latents: &Latents) -> Result<Vec<f64>, LayoutError> {
         let mut u = vec![0.0; self.dim];
         let mut seen = BTreeMap::new();

@@ -59,7 +59,8 @@ pub trait Optimizer {
     fn steps(&self) -> u64;
 }
 
-/// Scales `gradient` down to Euclidean norm `max_norm` if it is longer.
+/// The factor that scales `gradient` down to Euclidean norm `max_norm`
+/// when it is longer (1 otherwise).
 fn clip(gradient: &[f64], max_norm: Option<f64>) -> f64 {
     match max_norm {
         Some(max) => {

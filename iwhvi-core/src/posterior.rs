@@ -131,7 +131,8 @@ impl<G: HierarchicalGuide + Serialize + DeserializeOwned> FittedGuide<G> {
     /// A fitted guide from JSON.
     ///
     /// # Errors
-    /// [`PersistError::Json`], [`PersistError::ParameterCount`].
+    /// [`PersistError::Json`], [`PersistError::ParameterCount`],
+    /// [`PersistError::DimensionMismatch`].
     pub fn from_json(json: &str) -> Result<Self, PersistError> {
         let fitted: Self = serde_json::from_str(json)?;
         Self::new(fitted.guide, fitted.params, fitted.layout)

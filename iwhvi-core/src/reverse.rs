@@ -283,7 +283,7 @@ impl Scalar for Var {
 
     fn powi(self, n: i32) -> Self {
         let value = self.value.powi(n);
-        if n == 0 {
+        if n == 0 || self.is_constant() {
             return Self::constant(value);
         }
         Self::record(
@@ -294,6 +294,9 @@ impl Scalar for Var {
 
     fn powf(self, y: Self) -> Self {
         let value = self.value.powf(y.value);
+        if self.is_constant() && y.is_constant() {
+            return Self::constant(value);
+        }
         let d_base = if y.value == 0.0 {
             0.0
         } else {
@@ -450,7 +453,8 @@ impl ReverseEngine {
     /// ```
     ///
     /// # Panics
-    /// If `out.len() != directions.len()`.
+    /// If `out.len() != directions.len()` or `directions` reaches past
+    /// `x`.
     pub fn value_and_partial_gradient_into<F: Differentiable>(
         &self,
         f: &F,
@@ -458,6 +462,11 @@ impl ReverseEngine {
         directions: std::ops::Range<usize>,
         out: &mut [f64],
     ) -> f64 {
+        assert!(
+            directions.end <= x.len(),
+            "the directions {directions:?} must be parameters of x (it has {})",
+            x.len()
+        );
         assert_eq!(
             out.len(),
             directions.len(),

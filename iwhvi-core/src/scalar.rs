@@ -91,7 +91,9 @@ pub trait Scalar:
     /// `exp(xᵢ - lse)`; `-∞` for an empty slice.
     fn log_sum_exp(terms: &[Self]) -> Self;
 
-    /// True when the value and every derivative are finite.
+    /// True when the value and every derivative it carries are finite
+    /// (for the reverse tape's `Var`, whose derivatives are not known
+    /// until the backward sweep, the value only).
     fn is_finite(self) -> bool;
 
     /// `Σᵢ aᵢ bᵢ` over the shorter of the two slices: the inner loop of

@@ -58,6 +58,19 @@ pub fn log_sigmoid(x: f64) -> f64 {
     -softplus(-x)
 }
 
+/// `ln k! = ln Γ(k + 1)`: the normaliser of counts (Poisson, binomial,
+/// negative binomial).
+///
+/// ```
+/// use iwhvi_core::special::ln_factorial;
+/// assert!((ln_factorial(5) - 120f64.ln()).abs() < 1e-14);
+/// assert!(ln_factorial(0).abs() < 1e-15);
+/// ```
+#[inline]
+pub fn ln_factorial(k: u64) -> f64 {
+    ln_gamma(k as f64 + 1.0)
+}
+
 /// Natural log of the gamma function, `ln Γ(x)` (of `|Γ(x)|` for negative
 /// non-integer `x`); `+∞` at the poles `0, -1, -2, …`.
 ///

@@ -16,7 +16,7 @@ use syn::{Expr, Ident, Token};
 
 use crate::ctxt::Ctxt;
 use crate::distributions::{self, Family, Support};
-use crate::model::ast::{DistCall, Field, Model, Role, Shape, shape};
+use crate::model::ast::{DistCall, Field, Model, ObserveArgs, Role, Shape, shape};
 use crate::model::rewrite::Scope;
 
 /// One model latent as the model's expansion describes it.
@@ -118,24 +118,6 @@ impl Parse for ParamArgs {
     }
 }
 
-/// `Family(args…)` then optionally `, for i`.
-struct CallArgs {
-    call: Expr,
-    index: Option<Ident>,
-}
-
-impl Parse for CallArgs {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let call: Expr = input.parse()?;
-        let mut index = None;
-        if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
-            input.parse::<Token![for]>()?;
-            index = Some(input.parse()?);
-        }
-        Ok(Self { call, index })
-    }
-}
-
 fn dist_call(cx: &Ctxt, call: &Expr) -> Option<DistCall> {
     if let Expr::Call(c) = call {
         if let Expr::Path(p) = &*c.func {
@@ -218,11 +200,11 @@ fn parse_fields(cx: &Ctxt, input: &syn::DeriveInput) -> Vec<GuideField> {
                         Err(e) => cx.syn_error(e),
                     }
                 }
-                Some("reverse") => match attr.parse_args::<CallArgs>() {
+                Some("reverse") => match attr.parse_args::<ObserveArgs>() {
                     Ok(a) => reverse = dist_call(cx, &a.call).map(|c| (c, a.index)),
                     Err(e) => cx.syn_error(e),
                 },
-                Some("latent") => match attr.parse_args::<CallArgs>() {
+                Some("latent") => match attr.parse_args::<ObserveArgs>() {
                     Ok(a) => {
                         part = dist_call(cx, &a.call).map(|call| Part::Conditional {
                             call,
@@ -547,8 +529,8 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
                 ),
             );
         }
-        let Some(family) = distributions::family(&call.name.to_string()) else {
-            crate::model::check_distribution(&cx, call);
+        // Names the family and checks its arity, as for conditionals.
+        let Some(family) = crate::model::check_distribution(&cx, call) else {
             continue;
         };
         if family.name != "Normal" {
@@ -583,6 +565,20 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
     for p in &params {
         if !used.contains(&p.ident.to_string()) {
             cx.error_spanned_by(&p.ident, format!("parameter `{}` is declared but never used: remove it or use it in a conditional", p.ident));
+        }
+    }
+    for p in &params {
+        if let Part::Param {
+            init: Expr::Call(c),
+            ..
+        } = &p.part
+            && matches!(&*c.func, Expr::Path(path) if path.path.is_ident("normal"))
+            && c.args.len() != 1
+        {
+            cx.error_spanned_by(
+                c,
+                "`normal(sd)` takes one argument, the standard deviation of the initial draws: write e.g. `init = normal(0.1)`",
+            );
         }
     }
     cx.check()?;
@@ -644,6 +640,7 @@ pub fn expand(input: TokenStream) -> syn::Result<TokenStream> {
         let value = match init {
             Expr::Call(c) if matches!(&*c.func, Expr::Path(path) if path.path.is_ident("normal")) =>
             {
+                // One argument: checked before `cx.check()` above.
                 let sd = &c.args[0];
                 quote!(::iwhvi::__private::normal_init(__rng, (#sd) as f64))
             }

@@ -3,23 +3,13 @@
 use rand::Rng;
 
 use super::supports::BoundedCount;
-use super::{Distribution, DistributionError, Support, check};
+use super::{Distribution, DistributionError, Support, check, times};
 use crate::scalar::Scalar;
-use crate::special::ln_gamma;
+use crate::special::ln_factorial;
 
 /// `ln C(n, k)`.
 pub(crate) fn ln_choose(n: u64, k: u64) -> f64 {
-    ln_gamma(n as f64 + 1.0) - ln_gamma(k as f64 + 1.0) - ln_gamma((n - k) as f64 + 1.0)
-}
-
-/// `c · ln_term`, with `0 · ln 0 = 0` (a count of zero contributes nothing,
-/// whatever its probability).
-fn times<T: Scalar>(count: u64, log_term: impl FnOnce() -> T) -> T {
-    if count == 0 {
-        T::constant(0.0)
-    } else {
-        log_term() * count as f64
-    }
+    ln_factorial(n) - ln_factorial(k) - ln_factorial(n - k)
 }
 
 /// Binomial distribution: successes in `total_count` trials of probability

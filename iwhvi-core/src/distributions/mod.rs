@@ -84,6 +84,16 @@ pub use student_t::StudentT;
 pub use uniform::Uniform;
 pub use weibull::Weibull;
 
+/// `c · ln_term`, with `0 · ln 0 = 0` (a count of zero contributes nothing,
+/// whatever its probability).
+pub(crate) fn times<T: Scalar>(count: u64, log_term: impl FnOnce() -> T) -> T {
+    if count == 0 {
+        T::constant(0.0)
+    } else {
+        log_term() * count as f64
+    }
+}
+
 /// `log p(x)` of a distribution whose constructor may reject its
 /// parameters: `−∞` then, never a panic. A latent that wanders outside a
 /// parameter's domain (a scale of 0) has zero density, which is what a
@@ -220,6 +230,17 @@ pub enum DistributionError {
     Improper {
         /// The improper family, e.g. `"Flat"`.
         distribution: &'static str,
+    },
+    /// Drawing a latent from its prior restricted to its bounds or
+    /// constraint (by rejection) found no accepted draw.
+    #[error(
+        "latent `{latent}`: no draw of its prior fell within its bounds or constraint in {tries} tries; the prior puts (almost) no mass there"
+    )]
+    RejectionFailed {
+        /// The latent.
+        latent: &'static str,
+        /// The draws tried.
+        tries: usize,
     },
     /// A covariance (or scale) matrix is not positive definite.
     #[error("{distribution}: parameter `{parameter}` is not positive definite ({source})")]

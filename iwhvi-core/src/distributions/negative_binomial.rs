@@ -4,9 +4,9 @@ use rand::Rng;
 
 use super::poisson::sample_poisson;
 use super::supports::NonNegativeInteger;
-use super::{Distribution, DistributionError, Support, check};
+use super::{Distribution, DistributionError, Support, check, times};
 use crate::scalar::Scalar;
-use crate::special::ln_gamma;
+use crate::special::ln_factorial;
 
 /// Negative binomial distribution with mean `μ > 0` and concentration
 /// `φ > 0` (variance `μ + μ²/φ`; Stan's `neg_binomial_2`), a gamma-Poisson
@@ -56,14 +56,9 @@ impl<T: Scalar> Distribution<T> for NegativeBinomial2<T> {
     fn log_prob(&self, k: u64) -> T {
         let (mu, phi) = (self.mean, self.concentration);
         let log_total = (mu + phi).ln();
-        let count_term = if k == 0 {
-            T::constant(0.0)
-        } else {
-            (mu.ln() - log_total) * k as f64
-        };
-        (phi + k as f64).ln_gamma() - phi.ln_gamma() - ln_gamma(k as f64 + 1.0)
+        (phi + k as f64).ln_gamma() - phi.ln_gamma() - ln_factorial(k)
             + phi * (phi.ln() - log_total)
-            + count_term
+            + times(k, || mu.ln() - log_total)
     }
 
     fn support(&self) -> Support {

@@ -4,9 +4,9 @@ use rand::Rng;
 use rand::distr::Distribution as _;
 
 use super::supports::NonNegativeInteger;
-use super::{Distribution, DistributionError, Support, check};
+use super::{Distribution, DistributionError, Support, check, times};
 use crate::scalar::Scalar;
-use crate::special::ln_gamma;
+use crate::special::ln_factorial;
 
 /// Poisson distribution with rate `rate > 0`:
 ///
@@ -44,12 +44,7 @@ impl<T: Scalar> Distribution<T> for Poisson<T> {
     type Support = NonNegativeInteger;
 
     fn log_prob(&self, k: u64) -> T {
-        let count_term = if k == 0 {
-            T::constant(0.0)
-        } else {
-            self.rate.ln() * k as f64
-        };
-        count_term - self.rate - ln_gamma(k as f64 + 1.0)
+        times(k, || self.rate.ln()) - self.rate - ln_factorial(k)
     }
 
     fn support(&self) -> Support {
@@ -109,7 +104,7 @@ impl<T: Scalar> Distribution<T> for PoissonLog<T> {
     type Support = NonNegativeInteger;
 
     fn log_prob(&self, k: u64) -> T {
-        self.log_rate * k as f64 - self.log_rate.exp() - ln_gamma(k as f64 + 1.0)
+        self.log_rate * k as f64 - self.log_rate.exp() - ln_factorial(k)
     }
 
     fn support(&self) -> Support {

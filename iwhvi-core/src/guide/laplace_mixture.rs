@@ -92,7 +92,11 @@ impl HierarchicalGuide for LaplaceMixture {
     }
 
     fn reverse_params(&self) -> std::ops::Range<usize> {
-        0..self.param_layout().len()
+        // All the parameters, when there are any: the learned τ's four.
+        match self.reverse {
+            LaplaceReverse::Learned => 0..4,
+            LaplaceReverse::Exact | LaplaceReverse::Prior => 0..0,
+        }
     }
 
     fn init_params<R: Rng + ?Sized>(&self, _rng: &mut R) -> Vec<f64> {

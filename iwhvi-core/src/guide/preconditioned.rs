@@ -99,7 +99,7 @@ pub enum PreconditionError {
         value: f64,
     },
     /// The shift has a non-finite entry.
-    #[error("the shift's entry {index} is {value}")]
+    #[error("the shift's entry {index} is {value}; every entry must be finite")]
     InvalidShift {
         /// The entry.
         index: usize,

@@ -168,11 +168,14 @@ impl Parse for LatentArgs {
     }
 }
 
-/// The contents of `#[observe(…)]`: a distribution call, then optionally
-/// `for i` naming the index over the field's elements.
-struct ObserveArgs {
-    call: Expr,
-    index: Option<Ident>,
+/// The contents of `#[observe(…)]` (and of a guide's `#[latent(…)]` and
+/// `#[reverse(…)]`): a distribution call, then optionally `for i` naming
+/// the index over the field's elements.
+pub(crate) struct ObserveArgs {
+    /// The distribution call.
+    pub(crate) call: Expr,
+    /// The index, if any.
+    pub(crate) index: Option<Ident>,
 }
 
 impl Parse for ObserveArgs {

@@ -457,6 +457,8 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                 let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
                 let family_name = family.name;
                 let improper = quote!(::iwhvi::__private::distributions::DistributionError::Improper { distribution: #family_name });
+                let latent_name = ident.to_string();
+                let rejection_failed = quote!(::iwhvi::__private::distributions::DistributionError::RejectionFailed { latent: #latent_name, tries: __tries });
                 let draw_unbounded = match (flat, shape.is_scalar(), constraint) {
                     (true, _, Some((Constraint::Simplex, _))) => quote! {
                         // Flat on the simplex is Dirichlet(1, …, 1): normalised exponentials.
@@ -505,7 +507,7 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                                 }
                                 __tries += 1;
                                 if __tries == 100_000 {
-                                    return ::core::result::Result::Err(#improper);
+                                    return ::core::result::Result::Err(#rejection_failed);
                                 }
                             }
                         }
@@ -534,7 +536,7 @@ fn generate(cx: &Ctxt, model: &Model) -> TokenStream {
                                 }
                                 __tries += 1;
                                 if __tries == 100_000 {
-                                    return ::core::result::Result::Err(#improper);
+                                    return ::core::result::Result::Err(#rejection_failed);
                                 }
                             };
                         }
