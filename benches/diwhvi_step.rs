@@ -10,11 +10,11 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use iwhvi::gradient::{GradientBackend, GradientEngine, Parallelism};
+use iwhvi::gradient::{ForwardEngine, GradientEngine, Parallelism};
 use iwhvi::guide::{HierarchicalGuide, SemiImplicit};
 use iwhvi::objective::{self, Diwhvi, StepNoise};
 use iwhvi::optim::{Adam, Optimizer};
-use iwhvi::reverse::ReverseEngine;
+use iwhvi::tape::TapeEngine;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -25,7 +25,7 @@ use eight_schools::EightSchools;
 pub const SETTINGS: [(usize, usize); 6] = [(1, 0), (1, 8), (1, 64), (8, 0), (8, 8), (8, 64)];
 
 /// One timed training step on `engine`.
-fn bench_engine<E: GradientBackend>(
+fn bench_engine<E: GradientEngine>(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     label: &str,
     (m, k): (usize, usize),
@@ -57,15 +57,15 @@ fn bench_engine<E: GradientBackend>(
 fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("diwhvi_step");
     for setting in SETTINGS {
-        let single = GradientEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
+        let single = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
         bench_engine(&mut group, "forward-single", setting, &single);
         bench_engine(
             &mut group,
             "forward-multi",
             setting,
-            &GradientEngine::<16>::new(),
+            &ForwardEngine::<16>::new().with_parallelism(Parallelism::AllCores),
         );
-        bench_engine(&mut group, "reverse", setting, &ReverseEngine);
+        bench_engine(&mut group, "tape", setting, &TapeEngine);
     }
     group.finish();
 }

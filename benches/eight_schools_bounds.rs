@@ -107,8 +107,8 @@ fn run(m: usize, k: usize, engine: Engine) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let numbers: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let engine = if args.iter().any(|a| a == "reverse") {
-        Engine::Reverse
+    let engine = if args.iter().any(|a| a == "tape") {
+        Engine::Tape
     } else {
         Engine::Forward
     };
@@ -116,7 +116,7 @@ fn main() {
         return run(m, k, engine);
     }
     let exe = std::env::current_exe().expect("own path");
-    for engine in ["forward", "reverse"] {
+    for engine in ["forward", "tape"] {
         for (m, k) in SETTINGS {
             let out = Command::new(&exe)
                 .args([m.to_string(), k.to_string(), engine.to_string()])

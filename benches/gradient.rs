@@ -9,7 +9,7 @@
 //!   `log N(x_mk; μ, diag e^{2s})` in `P/2` dimensions, `θ = (μ, s)`.
 //!
 //! Each is timed as one `f64` evaluation and as a full gradient through
-//! `GradientEngine<W>` (W ∈ {4, 8, 16}, single- and multi-threaded), and
+//! `ForwardEngine<W>` (W ∈ {4, 8, 16}, single- and multi-threaded), and
 //! through num-dual's `DualSVec64<W>` with the same chunked loop on one
 //! thread (the outside anchor). `benches/perf_table.py` turns criterion's
 //! output into the ratio `t_gradient / (P · t_f64)` of `docs/PERFORMANCE.md`.
@@ -21,7 +21,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use iwhvi::{Differentiable, GradientEngine, Parallelism, Scalar};
+use iwhvi::{Differentiable, ForwardEngine, Parallelism, Scalar};
 use nalgebra::{Const, U1};
 use num_dual::{Derivative, DualNum, DualSVec64, DualStruct};
 use rand::rngs::StdRng;
@@ -183,7 +183,7 @@ impl Differentiable for LseGauss {
     }
 }
 
-/// The chunked gradient loop of `GradientEngine`, single-threaded, on
+/// The chunked gradient loop of `ForwardEngine`, single-threaded, on
 /// num-dual's vector dual (constants without a derivative, as num-dual
 /// intends).
 fn num_dual_gradient<const W: usize>(
@@ -223,7 +223,7 @@ fn bench_engine<F: Differentiable, const W: usize>(
         ("single", Parallelism::SingleThread),
         ("multi", Parallelism::Auto),
     ] {
-        let engine = GradientEngine::<W>::new().with_parallelism(parallelism);
+        let engine = ForwardEngine::<W>::new().with_parallelism(parallelism);
         let mut gradient = vec![0.0; p];
         c.bench_with_input(
             BenchmarkId::new(format!("iwhvi-W{W}-{label}"), p),

@@ -364,7 +364,7 @@ fn run<Mo: Model>(name: &str, model: &Mo, progress: bool) -> Vec<Row> {
     let semi_implicit = SemiImplicit::new(d, d)
         .with_conditioning(Conditioning::Mlp { hidden: 2 * d + 4 })
         .with_psi_dependent_scale(true);
-    let diwhvi = FitConfig::new(Diwhvi::new(4, 16)).engine(Engine::Reverse);
+    let diwhvi = FitConfig::new(Diwhvi::new(4, 16)).engine(Engine::Tape);
     let (rate, _, seconds) = pilot(model, &MeanField::new(d), &elbo, &GAUSSIAN_RATES);
     let mut rows = vec![run_method(
         name,

@@ -201,7 +201,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let config = FitConfig::new(Diwhvi::new(1, 32))
         .max_steps(steps)
         .seed(1)
-        .engine(Engine::Reverse)
+        .engine(Engine::Tape)
         .progress(!report.is_json());
     let adam = Adam::with_schedule(LearningRate::Exponential {
         initial: 0.02,

@@ -153,7 +153,7 @@ fn main() {
     let diwhvi = FitConfig::new(Diwhvi::new(4, 16))
         .max_steps(10_000)
         .seed(1)
-        .engine(Engine::Reverse)
+        .engine(Engine::Tape)
         .progress(progress);
 
     report.line("eight schools, non-centred");

@@ -106,7 +106,7 @@ fn main() {
     let config = FitConfig::new(Diwhvi::new(1, 16))
         .max_steps(10_000)
         .seed(1)
-        .engine(Engine::Reverse)
+        .engine(Engine::Tape)
         .progress(progress);
     let fitted = fit(&model, &semi_implicit, Adam::new(0.01), &config).expect("semi-implicit fit");
     score(

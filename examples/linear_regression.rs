@@ -234,7 +234,7 @@ fn main() {
     let config = FitConfig::new(Diwhvi::new(1, 32))
         .max_steps(50_000)
         .seed(1)
-        .engine(Engine::Reverse)
+        .engine(Engine::Tape)
         .progress(progress);
     let fitted = fit(&model, &semi_implicit, adam(), &config).expect("semi-implicit fit");
     let si = assess(

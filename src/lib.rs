@@ -20,8 +20,9 @@
 //!   saving and loading;
 //! - [`distributions`], [`transforms`], [`special`], [`linalg`]: the numeric
 //!   building blocks, generic over the [`Scalar`] trait;
-//! - [`Dual`], [`GradientEngine`] and [`reverse`]: forward-mode dual
-//!   numbers and the chunked engine, and the reverse-mode tape.
+//! - [`Dual`], [`ForwardEngine`] and [`tape`]: forward-mode dual
+//!   numbers and the chunked engine, and the reverse-mode tape
+//!   ([`tape::TapeEngine`]), both behind the [`GradientEngine`] trait.
 //!
 //! The smallest use of the engine: write a function once over `T: Scalar`,
 //! and [`gradient()`](mod@gradient) differentiates it.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::central_difference;
-use iwhvi::{Differentiable, Dual, GradientEngine, Parallelism, Scalar};
+use iwhvi::{Differentiable, Dual, ForwardEngine, Parallelism, Scalar};
 use proptest::prelude::*;
 
 /// Number of free variables in a generated expression.
@@ -164,7 +164,7 @@ proptest! {
     fn gradient_matches_finite_differences(e in expr(), x in point()) {
         let f64_value = e.eval(&x);
         prop_assume!(f64_value.is_finite() && f64_value.abs() < 1e6);
-        let (value, grad) = GradientEngine::<4>::new().value_and_gradient(&e, &x);
+        let (value, grad) = ForwardEngine::<4>::new().value_and_gradient(&e, &x);
         prop_assert_eq!(value, f64_value);
         for (i, &g) in grad.iter().enumerate() {
             let fd = central_difference(|y| e.eval(y), &x, i);
@@ -180,26 +180,26 @@ proptest! {
     /// Every width, every remainder, threads or not: the same bits.
     #[test]
     fn gradient_is_bit_identical_across_widths_and_threads(e in expr(), x in point()) {
-        let reference = GradientEngine::<1>::new()
+        let reference = ForwardEngine::<1>::new()
             .with_parallelism(Parallelism::SingleThread)
             .value_and_gradient(&e, &x);
         let all_cores = Parallelism::AllCores;
-        prop_assert_eq!(&GradientEngine::<2>::new().with_parallelism(all_cores).value_and_gradient(&e, &x), &reference);
-        prop_assert_eq!(&GradientEngine::<3>::new().with_parallelism(all_cores).value_and_gradient(&e, &x), &reference);
+        prop_assert_eq!(&ForwardEngine::<2>::new().with_parallelism(all_cores).value_and_gradient(&e, &x), &reference);
+        prop_assert_eq!(&ForwardEngine::<3>::new().with_parallelism(all_cores).value_and_gradient(&e, &x), &reference);
         prop_assert_eq!(
-            &GradientEngine::<4>::new().with_parallelism(Parallelism::SingleThread).value_and_gradient(&e, &x),
+            &ForwardEngine::<4>::new().with_parallelism(Parallelism::SingleThread).value_and_gradient(&e, &x),
             &reference
         );
-        prop_assert_eq!(&GradientEngine::<8>::new().value_and_gradient(&e, &x), &reference);
-        prop_assert_eq!(&GradientEngine::<1>::new().with_parallelism(all_cores).value_and_gradient(&e, &x), &reference);
+        prop_assert_eq!(&ForwardEngine::<8>::new().value_and_gradient(&e, &x), &reference);
+        prop_assert_eq!(&ForwardEngine::<1>::new().with_parallelism(all_cores).value_and_gradient(&e, &x), &reference);
     }
 
     /// The reverse-mode tape gives the forward-mode gradient.
     #[test]
     fn reverse_mode_agrees_with_forward_mode(e in expr(), x in point()) {
-        let (value, forward) = GradientEngine::<4>::new().value_and_gradient(&e, &x);
+        let (value, forward) = ForwardEngine::<4>::new().value_and_gradient(&e, &x);
         prop_assume!(value.is_finite() && forward.iter().all(|g| g.is_finite()));
-        let (reverse_value, reverse) = iwhvi::reverse::ReverseEngine.value_and_gradient(&e, &x);
+        let (reverse_value, reverse) = iwhvi::tape::TapeEngine.value_and_gradient(&e, &x);
         prop_assert_eq!(reverse_value, value);
         for (i, (f, r)) in forward.iter().zip(&reverse).enumerate() {
             prop_assert!((f - r).abs() <= 1e-12 * (1.0 + f.abs()), "∂/∂x{}: forward {} vs reverse {}", i, f, r);
@@ -210,7 +210,7 @@ proptest! {
     /// exactly the full gradient's slice.
     #[test]
     fn partial_reverse_gradients_are_slices_of_the_full_one(e in expr(), x in point(), cut in 0usize..4) {
-        let engine = iwhvi::reverse::ReverseEngine;
+        let engine = iwhvi::tape::TapeEngine;
         let (value, full) = engine.value_and_gradient(&e, &x);
         let directions = cut.min(x.len())..x.len();
         let mut out = vec![0.0; directions.len()];
@@ -224,7 +224,7 @@ proptest! {
     /// A directional derivative is the gradient's dot product with the direction.
     #[test]
     fn jvp_is_gradient_dot_direction(e in expr(), x in point(), v in point()) {
-        let engine = GradientEngine::<4>::new();
+        let engine = ForwardEngine::<4>::new();
         let (value, grad) = engine.value_and_gradient(&e, &x);
         prop_assume!(value.is_finite() && grad.iter().all(|g| g.is_finite()));
         let (jvp_value, slope) = engine.jvp(&e, &x, &v);
@@ -297,7 +297,7 @@ fn remainder_chunks_cover_every_parameter() {
             .enumerate()
             .map(|(i, xi)| 2.0 * (i + 1) as f64 * xi)
             .collect();
-        let engine = GradientEngine::<8>::new();
+        let engine = ForwardEngine::<8>::new();
         assert_eq!(engine.passes(p), p.div_ceil(8));
         assert_eq!(engine.value_and_gradient(&Weighted, &x).1, want, "P = {p}");
     }
@@ -317,10 +317,10 @@ fn many_passes_on_all_cores_give_the_single_threaded_bits() {
         }
     }
     let x: Vec<f64> = (0..203).map(|i| (i as f64 * 0.37).sin() * 2.0).collect();
-    let single = GradientEngine::<4>::new()
+    let single = ForwardEngine::<4>::new()
         .with_parallelism(Parallelism::SingleThread)
         .value_and_gradient(&Coupled, &x);
-    let parallel = GradientEngine::<4>::new()
+    let parallel = ForwardEngine::<4>::new()
         .with_parallelism(Parallelism::AllCores)
         .value_and_gradient(&Coupled, &x);
     assert_eq!(single.0.to_bits(), parallel.0.to_bits());
@@ -340,8 +340,8 @@ fn powf_with_a_constant_exponent_at_a_negative_base() {
             x[0].powf(T::constant(2.0))
         }
     }
-    let (value, forward) = GradientEngine::<4>::new().value_and_gradient(&Square, &[-2.0]);
-    let (_, reverse) = iwhvi::reverse::ReverseEngine.value_and_gradient(&Square, &[-2.0]);
+    let (value, forward) = ForwardEngine::<4>::new().value_and_gradient(&Square, &[-2.0]);
+    let (_, reverse) = iwhvi::tape::TapeEngine.value_and_gradient(&Square, &[-2.0]);
     assert_eq!(value, 4.0);
     assert_eq!(forward, vec![-4.0]);
     assert_eq!(reverse, forward);

@@ -3,7 +3,7 @@
 //! posterior, and the same expectation as the plain reparameterization
 //! gradient everywhere.
 
-use iwhvi::GradientEngine;
+use iwhvi::ForwardEngine;
 use iwhvi::Scalar;
 use iwhvi::guide::FullRank;
 use iwhvi::model::{LatentSpec, Layout, Model};
@@ -79,7 +79,7 @@ fn gradient(
         guide,
         params,
         &noise,
-        &GradientEngine::<16>::new(),
+        &ForwardEngine::<16>::new(),
         estimator,
         &mut g,
     );

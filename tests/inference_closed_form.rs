@@ -5,7 +5,7 @@
 
 use iwhvi::Scalar;
 use iwhvi::fit::{FitConfig, fit};
-use iwhvi::gradient::{Differentiable, GradientEngine, Parallelism};
+use iwhvi::gradient::{Differentiable, ForwardEngine, Parallelism};
 use iwhvi::guide::{FullRank, HierarchicalGuide, MeanField, SemiImplicit};
 use iwhvi::model::{LatentSpec, Layout, Model};
 use iwhvi::objective::{
@@ -235,7 +235,7 @@ fn objective_gradient_matches_finite_differences_on_the_same_noise() {
         .collect();
     let noise = StepNoise::draw(&guide, Diwhvi::new(3, 5), &mut rng);
     let objective = DiwhviObjective::new(&model, &guide, &noise);
-    let (value, gradient) = GradientEngine::<16>::new().value_and_gradient(&objective, &params);
+    let (value, gradient) = ForwardEngine::<16>::new().value_and_gradient(&objective, &params);
     assert_eq!(value, objective.eval(&params));
     for i in 0..params.len() {
         let h = 1e-5;
@@ -266,7 +266,7 @@ fn chained_model_gradient_equals_direct_evaluation() {
             .map(|p| p + 0.05 * rng.random::<f64>())
             .collect();
         let noise = StepNoise::draw(&guide, Diwhvi::new(4, 6), &mut rng);
-        let engine = GradientEngine::<8>::new();
+        let engine = ForwardEngine::<8>::new();
         let direct =
             engine.value_and_gradient(&DiwhviObjective::new(&model, &guide, &noise), &params);
         let chained_model = ChainedModel::new(&model, &guide, &params, &noise, &engine);
@@ -360,7 +360,7 @@ fn a_fitted_guide_saves_loads_and_samples_without_the_data() {
 fn the_reverse_engine_gives_the_forward_gradient_and_fits_alike() {
     use iwhvi::fit::Engine;
     use iwhvi::objective::{GradientEstimator, value_and_gradient_with};
-    use iwhvi::reverse::ReverseEngine;
+    use iwhvi::tape::TapeEngine;
     let model = LinearGaussian::new(10);
     let guide = SemiImplicit::new(3, 4);
     let mut rng = StdRng::seed_from_u64(11);
@@ -377,7 +377,7 @@ fn the_reverse_engine_gives_the_forward_gradient_and_fits_alike() {
             &guide,
             &params,
             &noise,
-            &GradientEngine::<16>::new(),
+            &ForwardEngine::<16>::new(),
             estimator,
             &mut forward,
         );
@@ -386,7 +386,7 @@ fn the_reverse_engine_gives_the_forward_gradient_and_fits_alike() {
             &guide,
             &params,
             &noise,
-            &ReverseEngine,
+            &TapeEngine,
             estimator,
             &mut reverse,
         );
@@ -407,14 +407,14 @@ fn the_reverse_engine_gives_the_forward_gradient_and_fits_alike() {
         &model,
         &guide,
         Adam::new(0.01),
-        &config.clone().engine(Engine::Reverse),
+        &config.clone().engine(Engine::Tape),
     )
     .unwrap();
     let again = fit(
         &model,
         &guide,
         Adam::new(0.01),
-        &config.clone().engine(Engine::Reverse),
+        &config.clone().engine(Engine::Tape),
     )
     .unwrap();
     assert_eq!(

@@ -136,7 +136,7 @@ fn a_trained_reverse_model_beats_sivi_at_k_50() {
 /// expectation for τ's parameters and a smaller variance.
 #[test]
 fn doubly_reparameterized_gradient_is_unbiased_with_lower_variance() {
-    use iwhvi::gradient::GradientEngine;
+    use iwhvi::gradient::ForwardEngine;
     use iwhvi::objective::{GradientEstimator, value_and_gradient_with};
     // In two dimensions the inner weights are not dominated by ψ₀, so the
     // estimators' k ≥ 1 terms (where they differ) matter.
@@ -150,7 +150,7 @@ fn doubly_reparameterized_gradient_is_unbiased_with_lower_variance() {
     let params = fit(&Flat2, &guide, Adam::new(0.02), &config)
         .unwrap()
         .params;
-    let engine = GradientEngine::<4>::new();
+    let engine = ForwardEngine::<4>::new();
     let mut rng = StdRng::seed_from_u64(6);
     let mut noise = StepNoise::new(&guide, Diwhvi::iwhvi(50));
     let draws = 3000;

@@ -9,7 +9,7 @@ use iwhvi::linalg::{
     cholesky, cholesky_solve, log_det_from_cholesky, solve_lower_triangular,
     solve_lower_triangular_transpose, solve_upper_triangular,
 };
-use iwhvi::{Differentiable, GradientEngine, LinalgError, Scalar};
+use iwhvi::{Differentiable, ForwardEngine, LinalgError, Scalar};
 use nalgebra::{DMatrix, DVector, SMatrix, SVector};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -65,7 +65,7 @@ fn random_point(seed: u64) -> Vec<f64> {
 }
 
 fn assert_matches_finite_differences<F: Differentiable>(f: &F, x: &[f64]) {
-    let (value, grad) = GradientEngine::<8>::new().value_and_gradient(f, x);
+    let (value, grad) = ForwardEngine::<8>::new().value_and_gradient(f, x);
     assert_eq!(value, f.eval(x), "dual value differs from the f64 value");
     for (i, g) in grad.iter().enumerate() {
         let fd = central_difference(|y| f.eval(y), x, i);

@@ -66,7 +66,7 @@ pub fn fit_and_assess<Mo: Model>(
     let config = FitConfig::new(Diwhvi::new(1, 32))
         .max_steps(20_000)
         .seed(1)
-        .engine(Engine::Reverse)
+        .engine(Engine::Tape)
         .progress(progress);
     let fitted = fit(model, &semi_implicit, adam(), &config).expect("semi-implicit fit");
     let si = assess(

@@ -38,23 +38,21 @@
 // `!(x > 0.0)` rejects NaN together with out-of-range values, on purpose.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
-pub mod distributions;
-pub mod dual;
-pub mod fit;
-pub mod gradient;
-pub mod guide;
-pub mod laplace;
-pub mod linalg;
-pub mod model;
-pub mod objective;
-pub mod optim;
-pub mod posterior;
-pub mod reverse;
-pub mod scalar;
-pub mod special;
-pub mod transforms;
+// The crate is built in three layers, each a folder: `ad` (scalars, dual
+// numbers, the tape, the engines, special functions, linear algebra),
+// `prob` (distributions, transforms, models) and `infer` (guides,
+// objectives, optimizers, fitting, Laplace, posteriors). Each layer uses
+// only the ones before it. The layers are private: every module is
+// re-exported here, so user paths stay one level deep.
+mod ad;
+mod infer;
+mod prob;
+
+pub use ad::{dual, gradient, linalg, scalar, special, tape};
+pub use infer::{fit, guide, laplace, objective, optim, posterior};
+pub use prob::{distributions, model, transforms};
 
 pub use dual::Dual;
-pub use gradient::{Differentiable, GradientBackend, GradientEngine, Parallelism, gradient};
+pub use gradient::{Differentiable, ForwardEngine, GradientEngine, Parallelism, gradient};
 pub use linalg::LinalgError;
 pub use scalar::Scalar;

@@ -51,10 +51,10 @@ pub trait Differentiable: Sync {
 }
 
 /// A way to compute gradients of a [`Differentiable`]: chunked forward
-/// mode ([`GradientEngine`]) or a reverse-mode tape
-/// ([`ReverseEngine`](crate::reverse::ReverseEngine)). Objectives and the
+/// mode ([`ForwardEngine`]) or a reverse-mode tape
+/// ([`TapeEngine`](crate::tape::TapeEngine)). Objectives and the
 /// fit loop are generic over it.
-pub trait GradientBackend: Sync {
+pub trait GradientEngine: Sync {
     /// `f(x)`, writing `∇f(x)` into `gradient`.
     fn value_and_gradient_into<F: Differentiable>(
         &self,
@@ -73,14 +73,14 @@ pub trait GradientBackend: Sync {
     ) -> f64;
 }
 
-impl<const W: usize> GradientBackend for GradientEngine<W> {
+impl<const W: usize> GradientEngine for ForwardEngine<W> {
     fn value_and_gradient_into<F: Differentiable>(
         &self,
         f: &F,
         x: &[f64],
         gradient: &mut [f64],
     ) -> f64 {
-        GradientEngine::value_and_gradient_into(self, f, x, gradient)
+        ForwardEngine::value_and_gradient_into(self, f, x, gradient)
     }
 
     fn value_and_partial_gradient_into<F: Differentiable>(
@@ -90,7 +90,7 @@ impl<const W: usize> GradientBackend for GradientEngine<W> {
         directions: std::ops::Range<usize>,
         out: &mut [f64],
     ) -> f64 {
-        GradientEngine::value_and_partial_gradient_into(self, f, x, directions, out)
+        ForwardEngine::value_and_partial_gradient_into(self, f, x, directions, out)
     }
 }
 
@@ -118,7 +118,7 @@ pub enum Parallelism {
 /// is the default of [`gradient`].
 ///
 /// ```
-/// use iwhvi_core::{Differentiable, GradientEngine, Parallelism, Scalar};
+/// use iwhvi_core::{Differentiable, ForwardEngine, Parallelism, Scalar};
 ///
 /// struct Rosenbrock;
 /// impl Differentiable for Rosenbrock {
@@ -127,17 +127,17 @@ pub enum Parallelism {
 ///     }
 /// }
 ///
-/// let engine = GradientEngine::<4>::new().with_parallelism(Parallelism::SingleThread);
+/// let engine = ForwardEngine::<4>::new().with_parallelism(Parallelism::SingleThread);
 /// let (value, grad) = engine.value_and_gradient(&Rosenbrock, &[1.0, 1.0]);
 /// assert_eq!((value, grad), (0.0, vec![0.0, 0.0]));
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GradientEngine<const W: usize> {
+pub struct ForwardEngine<const W: usize> {
     parallelism: Parallelism,
 }
 
-impl<const W: usize> GradientEngine<W> {
-    /// An engine that runs its passes on all cores.
+impl<const W: usize> ForwardEngine<W> {
+    /// An engine with [`Parallelism::Auto`], the same as `Default`.
     pub const fn new() -> Self {
         const {
             assert!(
@@ -146,7 +146,7 @@ impl<const W: usize> GradientEngine<W> {
             )
         };
         Self {
-            parallelism: Parallelism::AllCores,
+            parallelism: Parallelism::Auto,
         }
     }
 
@@ -163,7 +163,7 @@ impl<const W: usize> GradientEngine<W> {
     /// The number of passes a gradient in `p` parameters takes: `⌈p / W⌉`.
     ///
     /// ```
-    /// assert_eq!(iwhvi_core::GradientEngine::<8>::new().passes(17), 3);
+    /// assert_eq!(iwhvi_core::ForwardEngine::<8>::new().passes(17), 3);
     /// ```
     pub const fn passes(&self, p: usize) -> usize {
         p.div_ceil(W)
@@ -202,7 +202,7 @@ impl<const W: usize> GradientEngine<W> {
     /// If `directions` is not within `x` or `out.len() != directions.len()`.
     ///
     /// ```
-    /// use iwhvi_core::{Differentiable, GradientEngine, Scalar};
+    /// use iwhvi_core::{Differentiable, ForwardEngine, Scalar};
     /// struct Product;
     /// impl Differentiable for Product {
     ///     fn eval<T: Scalar>(&self, x: &[T]) -> T {
@@ -210,7 +210,7 @@ impl<const W: usize> GradientEngine<W> {
     ///     }
     /// }
     /// let mut out = [0.0; 2];
-    /// GradientEngine::<4>::new().value_and_partial_gradient_into(&Product, &[2.0, 3.0, 5.0], 1..3, &mut out);
+    /// ForwardEngine::<4>::new().value_and_partial_gradient_into(&Product, &[2.0, 3.0, 5.0], 1..3, &mut out);
     /// assert_eq!(out, [10.0, 6.0]);
     /// ```
     pub fn value_and_partial_gradient_into<F: Differentiable>(
@@ -236,14 +236,14 @@ impl<const W: usize> GradientEngine<W> {
     /// If `v.len() != x.len()`.
     ///
     /// ```
-    /// use iwhvi_core::{Differentiable, GradientEngine, Scalar};
+    /// use iwhvi_core::{Differentiable, ForwardEngine, Scalar};
     /// struct Product;
     /// impl Differentiable for Product {
     ///     fn eval<T: Scalar>(&self, x: &[T]) -> T {
     ///         x[0] * x[1]
     ///     }
     /// }
-    /// let (value, slope) = GradientEngine::<8>::new().jvp(&Product, &[2.0, 3.0], &[1.0, 1.0]);
+    /// let (value, slope) = ForwardEngine::<8>::new().jvp(&Product, &[2.0, 3.0], &[1.0, 1.0]);
     /// assert_eq!((value, slope), (6.0, 5.0));
     /// ```
     pub fn jvp<F: Differentiable>(&self, f: &F, x: &[f64], v: &[f64]) -> (f64, f64) {
@@ -404,7 +404,7 @@ impl Seed<'_> {
 /// assert_eq!(grad, vec![0.5, 0.5]);
 /// ```
 pub fn gradient<F: Differentiable>(f: &F, x: &[f64]) -> (f64, Vec<f64>) {
-    GradientEngine::<16>::new()
+    ForwardEngine::<16>::new()
         .with_parallelism(Parallelism::Auto)
         .value_and_gradient(f, x)
 }

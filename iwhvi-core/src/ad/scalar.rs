@@ -19,7 +19,7 @@ use crate::special::{self, Elementary};
 /// Comparisons (`<`, `==`) look at the value only.
 ///
 /// The trait asks nothing a tape-based reverse-mode variable (a `Copy`
-/// index into a thread-local tape) cannot give: [`crate::reverse::Var`]
+/// index into a thread-local tape) cannot give: [`crate::tape::Var`]
 /// runs the same generic code as a second gradient engine.
 ///
 /// ```

@@ -22,7 +22,7 @@
 use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
 
-use crate::gradient::{Differentiable, GradientBackend};
+use crate::gradient::{Differentiable, GradientEngine};
 use crate::guide::{HierarchicalGuide, Workspace};
 use crate::model::Model;
 use crate::scalar::Scalar;
@@ -162,7 +162,7 @@ pub struct ChainedModel {
 impl ChainedModel {
     /// Evaluates the model and its `u`-gradient at each outer draw of the
     /// step's noise under `params`.
-    pub fn new<Mo: Model, G: HierarchicalGuide, E: GradientBackend>(
+    pub fn new<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
         model: &Mo,
         guide: &G,
         params: &[f64],
@@ -490,7 +490,7 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for DoublyReparameterized<'
 
 /// One step's bound and its gradient in the guide's parameters, with the
 /// model's gradient in `u` chained into the parameter tangents.
-pub fn value_and_gradient<Mo: Model, G: HierarchicalGuide, E: GradientBackend>(
+pub fn value_and_gradient<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
     model: &Mo,
     guide: &G,
     params: &[f64],
@@ -511,7 +511,7 @@ pub fn value_and_gradient<Mo: Model, G: HierarchicalGuide, E: GradientBackend>(
 
 /// [`value_and_gradient`] with the given estimator for the reverse model's
 /// parameters.
-pub fn value_and_gradient_with<Mo: Model, G: HierarchicalGuide, E: GradientBackend>(
+pub fn value_and_gradient_with<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
     model: &Mo,
     guide: &G,
     params: &[f64],

@@ -6,14 +6,14 @@
 //! `P`. A [`Var`] is a value and an index into the tape of the thread that
 //! made it; every operation on `Var`s appends a node with the partial
 //! derivatives of its result in its operands, and
-//! [`ReverseEngine::value_and_gradient_into`] accumulates adjoints from the
+//! [`TapeEngine::value_and_gradient_into`] accumulates adjoints from the
 //! output back to the inputs. The tape is cleared at the start of every
 //! gradient and keeps its allocation, so a fit allocates it once; its
 //! length grows with the work of one evaluation (for DIWHVI, with `M × K`),
 //! which is the memory forward mode does not spend.
 //!
 //! ```
-//! use iwhvi_core::reverse::ReverseEngine;
+//! use iwhvi_core::tape::TapeEngine;
 //! use iwhvi_core::{Differentiable, Scalar};
 //!
 //! struct Rosenbrock;
@@ -22,7 +22,7 @@
 //!         (-x[0] + 1.0).square() + (x[1] - x[0].square()).square() * 100.0
 //!     }
 //! }
-//! let (value, grad) = ReverseEngine.value_and_gradient(&Rosenbrock, &[0.5, 0.5]);
+//! let (value, grad) = TapeEngine.value_and_gradient(&Rosenbrock, &[0.5, 0.5]);
 //! assert_eq!(value, 6.5);
 //! assert_eq!(grad, vec![-51.0, 50.0]);
 //! ```
@@ -406,9 +406,9 @@ impl Scalar for Var {
 /// The reverse-mode gradient engine: one recorded evaluation and one
 /// backward sweep per gradient, on the calling thread.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReverseEngine;
+pub struct TapeEngine;
 
-impl ReverseEngine {
+impl TapeEngine {
     /// `f(x)` and `∇f(x)`.
     pub fn value_and_gradient<F: Differentiable>(&self, f: &F, x: &[f64]) -> (f64, Vec<f64>) {
         let mut gradient = vec![0.0; x.len()];
@@ -439,7 +439,7 @@ impl ReverseEngine {
     /// constants, so operations that touch none of them cost no tape.
     ///
     /// ```
-    /// use iwhvi_core::reverse::ReverseEngine;
+    /// use iwhvi_core::tape::TapeEngine;
     /// use iwhvi_core::{Differentiable, Scalar};
     /// struct Product;
     /// impl Differentiable for Product {
@@ -448,7 +448,7 @@ impl ReverseEngine {
     ///     }
     /// }
     /// let mut out = [0.0; 2];
-    /// let value = ReverseEngine.value_and_partial_gradient_into(&Product, &[2.0, 3.0, 5.0], 1..3, &mut out);
+    /// let value = TapeEngine.value_and_partial_gradient_into(&Product, &[2.0, 3.0, 5.0], 1..3, &mut out);
     /// assert_eq!((value, out), (30.0, [10.0, 6.0]));
     /// ```
     ///
@@ -525,14 +525,14 @@ impl ReverseEngine {
     }
 }
 
-impl crate::gradient::GradientBackend for ReverseEngine {
+impl crate::gradient::GradientEngine for TapeEngine {
     fn value_and_gradient_into<F: Differentiable>(
         &self,
         f: &F,
         x: &[f64],
         gradient: &mut [f64],
     ) -> f64 {
-        ReverseEngine::value_and_gradient_into(self, f, x, gradient)
+        TapeEngine::value_and_gradient_into(self, f, x, gradient)
     }
 
     fn value_and_partial_gradient_into<F: Differentiable>(
@@ -542,6 +542,6 @@ impl crate::gradient::GradientBackend for ReverseEngine {
         directions: std::ops::Range<usize>,
         out: &mut [f64],
     ) -> f64 {
-        ReverseEngine::value_and_partial_gradient_into(self, f, x, directions, out)
+        TapeEngine::value_and_partial_gradient_into(self, f, x, directions, out)
     }
 }

@@ -16,14 +16,14 @@ use rand::rngs::StdRng;
 
 /// Re-exported here because [`FitConfig::parallelism`] takes it.
 pub use crate::gradient::Parallelism;
-use crate::gradient::{GradientBackend, GradientEngine};
+use crate::gradient::{ForwardEngine, GradientEngine};
 use crate::guide::HierarchicalGuide;
 use crate::model::Model;
 /// Re-exported here because [`FitConfig::estimator`] takes it.
 pub use crate::objective::GradientEstimator;
 use crate::objective::{self, Diwhvi, StepNoise};
 use crate::optim::Optimizer;
-use crate::reverse::ReverseEngine;
+use crate::tape::TapeEngine;
 
 /// How to fit: the objective, how long, and when to stop.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,7 +67,7 @@ pub enum Engine {
     Forward,
     /// A reverse-mode tape: one pass whatever the number of parameters, on
     /// the calling thread; the tape grows with `M × K`.
-    Reverse,
+    Tape,
 }
 
 impl Default for FitConfig {
@@ -238,14 +238,14 @@ pub fn fit_from<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
 ) -> Result<Fit, FitError> {
     match config.engine {
         Engine::Forward => {
-            let engine = GradientEngine::<16>::new().with_parallelism(config.parallelism);
+            let engine = ForwardEngine::<16>::new().with_parallelism(config.parallelism);
             fit_with(model, guide, optimizer, config, initial, &engine)
         }
-        Engine::Reverse => fit_with(model, guide, optimizer, config, initial, &ReverseEngine),
+        Engine::Tape => fit_with(model, guide, optimizer, config, initial, &TapeEngine),
     }
 }
 
-fn fit_with<Mo: Model, G: HierarchicalGuide, O: Optimizer, E: GradientBackend>(
+fn fit_with<Mo: Model, G: HierarchicalGuide, O: Optimizer, E: GradientEngine>(
     model: &Mo,
     guide: &G,
     mut optimizer: O,

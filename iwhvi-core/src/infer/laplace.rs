@@ -46,7 +46,7 @@
 
 use nalgebra::{DMatrix, DVector};
 
-use crate::gradient::{GradientEngine, Parallelism};
+use crate::gradient::{ForwardEngine, Parallelism};
 use crate::guide::{HierarchicalGuide, PreconditionError, Preconditioned};
 use crate::model::Model;
 use crate::objective::LogJoint;
@@ -175,7 +175,7 @@ pub fn laplace_from<Mo: Model>(
     options: LaplaceOptions,
 ) -> Result<Laplace, LaplaceError> {
     let d = init.len();
-    let engine = GradientEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
+    let engine = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
     let f = LogJoint(model);
     let gradient = |u: &[f64]| DVector::from_vec(engine.value_and_gradient(&f, u).1);
     let hessian = |u: &[f64]| {

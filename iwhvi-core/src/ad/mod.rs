@@ -1,0 +1,17 @@
+//! The automatic-differentiation layer: the `Scalar`
+//! trait that all numeric code is written over, forward-mode dual numbers,
+//! the reverse-mode tape, the engines that turn a
+//! `Differentiable` function into its gradient,
+//! and the numeric kernels written once over `Scalar` (special functions,
+//! linear algebra).
+//!
+//! Nothing here knows about probability: the layers above (`prob`,
+//! `infer`) are written over `Scalar` and differentiated by these engines. Every module is re-exported
+//! at the crate root, so `iwhvi_core::dual::Dual` is the path to use.
+
+pub mod dual;
+pub mod gradient;
+pub mod linalg;
+pub mod scalar;
+pub mod special;
+pub mod tape;

@@ -1,0 +1,12 @@
+//! The probability layer: distributions (densities generic over
+//! `Scalar`, samplers, supports), the transforms between a
+//! support and unconstrained space, and the `Model` trait
+//! (a log joint over unconstrained latents, Jacobians included) with its
+//! layout of named latents.
+//!
+//! Written over the AD layer's `Scalar`; knows nothing of guides or
+//! objectives. Every module is re-exported at the crate root.
+
+pub mod distributions;
+pub mod model;
+pub mod transforms;
