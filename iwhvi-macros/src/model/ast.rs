@@ -101,51 +101,92 @@ pub struct Model {
     pub vis: Visibility,
     pub attrs: Vec<Attribute>,
     pub fields: Vec<Field>,
+    /// Fields whose role attribute has a mistake (reported).
+    pub failed: Vec<Ident>,
+}
+
+/// An option that may be given once: a second `len = …` is an error, not
+/// a silent replacement.
+pub(crate) struct Once<T> {
+    value: Option<T>,
+}
+
+impl<T> Default for Once<T> {
+    fn default() -> Self {
+        Self { value: None }
+    }
+}
+
+impl<T> Once<T> {
+    /// Sets the option, or fails at `key` if it was set before.
+    pub(crate) fn set(&mut self, key: &impl quote::ToTokens, value: T) -> syn::Result<()> {
+        if self.value.is_some() {
+            let key = key.to_token_stream();
+            return Err(syn::Error::new_spanned(
+                &key,
+                format!("`{key}` is given twice: keep one"),
+            ));
+        }
+        self.value = Some(value);
+        Ok(())
+    }
+
+    /// The value, if given.
+    pub(crate) fn get(self) -> Option<T> {
+        self.value
+    }
 }
 
 /// The contents of `#[latent(…)]`: a distribution call, then options:
-/// `len = expr`, `for i`, `constraint = ordered | positive_ordered | simplex`.
+/// `len = expr`, `for i`, `constraint = ordered | positive_ordered | simplex`,
+/// `lower = expr`, `upper = expr`, each at most once.
 struct LatentArgs {
     call: Expr,
-    len: Option<Expr>,
-    index: Option<Ident>,
-    constraint: Option<(Constraint, Ident)>,
-    lower: Option<Expr>,
-    upper: Option<Expr>,
+    len: Once<Expr>,
+    index: Once<Ident>,
+    constraint: Once<(Constraint, Ident)>,
+    lower: Once<Expr>,
+    upper: Once<Expr>,
+}
+
+fn constraint(name: &Ident) -> syn::Result<Constraint> {
+    match name.to_string().as_str() {
+        "ordered" => Ok(Constraint::Ordered),
+        "positive_ordered" => Ok(Constraint::PositiveOrdered),
+        "simplex" => Ok(Constraint::Simplex),
+        other => Err(syn::Error::new(
+            name.span(),
+            format!(
+                "unknown constraint `{other}`: write `ordered`, `positive_ordered` or `simplex`"
+            ),
+        )),
+    }
 }
 
 impl Parse for LatentArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let call: Expr = input.parse()?;
-        let (mut len, mut index, mut constraint, mut lower, mut upper) =
-            (None, None, None, None, None);
+        let mut args = Self {
+            call: input.parse()?,
+            len: Once::default(),
+            index: Once::default(),
+            constraint: Once::default(),
+            lower: Once::default(),
+            upper: Once::default(),
+        };
         while input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
-            if input.parse::<Option<Token![for]>>()?.is_some() {
-                index = Some(input.parse()?);
+            if let Some(key) = input.parse::<Option<Token![for]>>()? {
+                args.index.set(&key, input.parse()?)?;
                 continue;
             }
             let key: Ident = input.parse()?;
             input.parse::<Token![=]>()?;
             match key.to_string().as_str() {
-                "len" => len = Some(input.parse()?),
-                "lower" => lower = Some(input.parse()?),
-                "upper" => upper = Some(input.parse()?),
+                "len" => args.len.set(&key, input.parse()?)?,
+                "lower" => args.lower.set(&key, input.parse()?)?,
+                "upper" => args.upper.set(&key, input.parse()?)?,
                 "constraint" => {
                     let name: Ident = input.parse()?;
-                    let kind = match name.to_string().as_str() {
-                        "ordered" => Constraint::Ordered,
-                        "positive_ordered" => Constraint::PositiveOrdered,
-                        "simplex" => Constraint::Simplex,
-                        other => {
-                            return Err(syn::Error::new(
-                                name.span(),
-                                format!(
-                                    "unknown constraint `{other}`: write `ordered`, `positive_ordered` or `simplex`"
-                                ),
-                            ));
-                        }
-                    };
-                    constraint = Some((kind, name));
+                    args.constraint.set(&key, (constraint(&name)?, name))?;
                 }
                 other => {
                     return Err(syn::Error::new(
@@ -157,20 +198,13 @@ impl Parse for LatentArgs {
                 }
             }
         }
-        Ok(Self {
-            call,
-            len,
-            index,
-            constraint,
-            lower,
-            upper,
-        })
+        Ok(args)
     }
 }
 
-/// The contents of `#[observe(…)]` (and of a guide's `#[latent(…)]` and
-/// `#[reverse(…)]`): a distribution call, then optionally `for i` naming
-/// the index over the field's elements.
+/// The contents of `#[observe(…)]` (and of `#[derived(…)]`, a guide's
+/// `#[latent(…)]` and `#[reverse(…)]`): a distribution call, then
+/// optionally `for i` naming the index over the field's elements.
 pub(crate) struct ObserveArgs {
     /// The distribution call.
     pub(crate) call: Expr,
@@ -181,16 +215,20 @@ pub(crate) struct ObserveArgs {
 impl Parse for ObserveArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let call: Expr = input.parse()?;
-        let mut index = None;
-        if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
-            input.parse::<Token![for]>()?;
-            index = Some(input.parse()?);
+        let mut index = Once::default();
+        while input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
+            let key = input.parse::<Token![for]>()?;
+            index.set(&key, input.parse()?)?;
         }
-        Ok(Self { call, index })
+        Ok(Self {
+            call,
+            index: index.get(),
+        })
     }
 }
 
-fn dist_call(cx: &Ctxt, call: Expr) -> Option<DistCall> {
+/// A distribution call: a runtime family by name or a user family by path.
+pub(crate) fn dist_call(cx: &Ctxt, call: Expr) -> Option<DistCall> {
     match &call {
         Expr::Call(c) => match &*c.func {
             Expr::Path(p) if p.qself.is_none() && p.path.segments.len() > 1 => Some(DistCall {
@@ -275,17 +313,131 @@ pub fn shape(ty: &Type) -> Option<Shape> {
     }
 }
 
+/// The role an attribute gives, `None` when it is not a role attribute
+/// (kept on the field) and `Some(None)` when it is one with a mistake
+/// (reported in `cx`).
+fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
+    let name = attr.path().get_ident()?.to_string();
+    let reported = |e: syn::Error| {
+        cx.syn_error(e);
+        None
+    };
+    Some(match name.as_str() {
+        "data" => match &attr.meta {
+            syn::Meta::Path(_) => Some(Role::Data),
+            other => {
+                cx.error_spanned_by(other, "write `#[data]` without arguments");
+                None
+            }
+        },
+        "latent" => match attr.parse_args::<LatentArgs>() {
+            Ok(args) => dist_call(cx, args.call).map(|prior| Role::Latent {
+                prior,
+                len: args.len.get(),
+                index: args.index.get(),
+                constraint: args.constraint.get(),
+                lower: args.lower.get(),
+                upper: args.upper.get(),
+            }),
+            Err(e) => reported(e),
+        },
+        "derived" => match attr.parse_args::<ObserveArgs>() {
+            Ok(args) => Some(Role::Derived {
+                expr: args.call,
+                index: args.index,
+            }),
+            Err(e) => reported(e),
+        },
+        "factor" if matches!(attr.meta, syn::Meta::Path(_)) => {
+            cx.error_spanned_by(
+                attr,
+                "a #[factor] needs the term to add to the log density: write `#[factor(expression)]`, e.g. `#[factor(-0.5 * mu * mu)]`",
+            );
+            None
+        }
+        "factor" => match attr.parse_args::<Expr>() {
+            Ok(expr) => Some(Role::Factor(expr)),
+            Err(e) => reported(e),
+        },
+        "observe" => match attr.parse_args::<ObserveArgs>() {
+            Ok(args) => dist_call(cx, args.call).map(|likelihood| Role::Observed {
+                likelihood,
+                index: args.index,
+            }),
+            Err(e) => reported(e),
+        },
+        _ => return None,
+    })
+}
+
+/// One field with its role, or `Err` (reported) without one: `Err(true)`
+/// when the field has a role attribute with a mistake.
+fn field(cx: &Ctxt, field: &syn::Field) -> Result<Field, bool> {
+    let ident = field.ident.clone().expect("named field");
+    let (mut role_found, mut attrs, mut had_role_attr) = (None, Vec::new(), false);
+    for attr in &field.attrs {
+        let Some(parsed) = role(cx, attr) else {
+            attrs.push(attr.clone());
+            continue;
+        };
+        had_role_attr = true;
+        if let Some(r) = parsed {
+            if role_found.is_some() {
+                cx.error_spanned_by(attr, format!("field `{ident}` has more than one of #[data], #[latent], #[observe], #[factor], #[derived]; keep one"));
+            }
+            role_found = Some(r);
+        }
+    }
+    let Some(role) = role_found else {
+        if had_role_attr {
+            return Err(true);
+        }
+        {
+            cx.error_spanned_by(
+                &ident,
+                format!(
+                    "field `{ident}` needs a role: `#[data]`, `#[latent(Distribution(...))]`, `#[observe(Distribution(...))]`, `#[factor(log_density)]` or `#[derived(expression)]`"
+                ),
+            );
+        }
+        return Err(false);
+    };
+    let shape = if let Role::Factor(_) = role {
+        if !matches!(&field.ty, Type::Tuple(t) if t.elems.is_empty()) {
+            cx.error_spanned_by(
+                &field.ty,
+                format!("a #[factor] field holds no data: declare it as `{ident}: ()`"),
+            );
+        }
+        None
+    } else {
+        let shape = shape(&field.ty);
+        if shape.is_none() {
+            cx.error_spanned_by(
+                &field.ty,
+                "unsupported field type: use f64, an integer, bool, `[T; N]` or `Vec<T>` of those, or nalgebra's `DVector<f64>` or `DMatrix<f64>`",
+            );
+        }
+        shape
+    };
+    Ok(Field {
+        ident,
+        ty: field.ty.clone(),
+        vis: field.vis.clone(),
+        attrs,
+        shape,
+        role,
+    })
+}
+
 impl Model {
     /// Reads the struct, collecting every attribute mistake in `cx`.
     pub fn from_ast(cx: &Ctxt, input: &syn::DeriveInput) -> Option<Self> {
-        let syn::Data::Struct(data) = &input.data else {
-            cx.error_spanned_by(
-                &input.ident,
-                "#[variational] models are structs with named fields",
-            );
-            return None;
-        };
-        let syn::Fields::Named(named) = &data.fields else {
+        let syn::Data::Struct(syn::DataStruct {
+            fields: syn::Fields::Named(named),
+            ..
+        }) = &input.data
+        else {
             cx.error_spanned_by(
                 &input.ident,
                 "#[variational] models are structs with named fields",
@@ -298,141 +450,20 @@ impl Model {
                 "#[variational] models cannot be generic yet",
             );
         }
-        let mut fields = Vec::new();
-        for field in &named.named {
-            let ident = field.ident.clone().expect("named field");
-            let mut role = None;
-            let mut attrs = Vec::new();
-            for attr in &field.attrs {
-                let name = attr.path().get_ident().map(Ident::to_string);
-                let parsed = match name.as_deref() {
-                    Some("data") => match &attr.meta {
-                        syn::Meta::Path(_) => Some(Role::Data),
-                        other => {
-                            cx.error_spanned_by(other, "write `#[data]` without arguments");
-                            None
-                        }
-                    },
-                    Some("latent") => match attr.parse_args::<LatentArgs>() {
-                        Ok(args) => dist_call(cx, args.call).map(|prior| Role::Latent {
-                            prior,
-                            len: args.len,
-                            index: args.index,
-                            constraint: args.constraint,
-                            lower: args.lower,
-                            upper: args.upper,
-                        }),
-                        Err(e) => {
-                            cx.syn_error(e);
-                            None
-                        }
-                    },
-                    Some("derived") => match attr.parse_args::<ObserveArgs>() {
-                        Ok(args) => Some(Role::Derived {
-                            expr: args.call,
-                            index: args.index,
-                        }),
-                        Err(e) => {
-                            cx.syn_error(e);
-                            None
-                        }
-                    },
-                    Some("factor") if matches!(attr.meta, syn::Meta::Path(_)) => {
-                        cx.error_spanned_by(
-                            attr,
-                            "a #[factor] needs the term to add to the log density: write `#[factor(expression)]`, e.g. `#[factor(-0.5 * mu * mu)]`",
-                        );
-                        None
-                    }
-                    Some("factor") => match attr.parse_args::<Expr>() {
-                        Ok(expr) => Some(Role::Factor(expr)),
-                        Err(e) => {
-                            cx.syn_error(e);
-                            None
-                        }
-                    },
-                    Some("observe") => match attr.parse_args::<ObserveArgs>() {
-                        Ok(args) => dist_call(cx, args.call).map(|likelihood| Role::Observed {
-                            likelihood,
-                            index: args.index,
-                        }),
-                        Err(e) => {
-                            cx.syn_error(e);
-                            None
-                        }
-                    },
-                    _ => {
-                        attrs.push(attr.clone());
-                        continue;
-                    }
-                };
-                if let Some(r) = parsed {
-                    if role.is_some() {
-                        cx.error_spanned_by(attr, format!("field `{ident}` has more than one of #[data], #[latent], #[observe], #[factor], #[derived]; keep one"));
-                    }
-                    role = Some(r);
-                }
+        let (mut fields, mut failed) = (Vec::new(), Vec::new());
+        for f in &named.named {
+            match field(cx, f) {
+                Ok(f) => fields.push(f),
+                Err(true) => failed.extend(f.ident.clone()),
+                Err(false) => {}
             }
-            let Some(role) = role else {
-                if !field.attrs.iter().any(|a| {
-                    ["latent", "observe", "data", "factor", "derived"]
-                        .iter()
-                        .any(|n| a.path().is_ident(n))
-                }) {
-                    cx.error_spanned_by(
-                        &ident,
-                        format!(
-                            "field `{ident}` needs a role: `#[data]`, `#[latent(Distribution(...))]`, `#[observe(Distribution(...))]`, `#[factor(log_density)]` or `#[derived(expression)]`"
-                        ),
-                    );
-                }
-                continue;
-            };
-            if let Role::Factor(_) = role {
-                if !matches!(&field.ty, Type::Tuple(t) if t.elems.is_empty()) {
-                    cx.error_spanned_by(
-                        &field.ty,
-                        format!("a #[factor] field holds no data: declare it as `{ident}: ()`"),
-                    );
-                }
-                fields.push(Field {
-                    ident,
-                    ty: field.ty.clone(),
-                    vis: field.vis.clone(),
-                    attrs,
-                    shape: None,
-                    role,
-                });
-                continue;
-            }
-            let shape = shape(&field.ty);
-            if shape.is_none() {
-                cx.error_spanned_by(
-                    &field.ty,
-                    "unsupported field type: use f64, an integer, bool, `[T; N]` or `Vec<T>` of those, or nalgebra's `DVector<f64>` or `DMatrix<f64>`",
-                );
-            }
-            fields.push(Field {
-                ident,
-                ty: field.ty.clone(),
-                vis: field.vis.clone(),
-                attrs,
-                shape,
-                role,
-            });
         }
         Some(Self {
             ident: input.ident.clone(),
             vis: input.vis.clone(),
             attrs: input.attrs.clone(),
             fields,
+            failed,
         })
-    }
-
-    pub fn field(&self, name: &str) -> Option<(usize, &Field)> {
-        self.fields
-            .iter()
-            .enumerate()
-            .find(|(_, f)| f.ident == name)
     }
 }

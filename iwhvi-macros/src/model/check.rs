@@ -3,17 +3,17 @@
 
 use super::ast::{Constraint, DistCall, Elem, Model, Role, Shape};
 use crate::ctxt::Ctxt;
-use crate::distributions::{self, Family, Support};
+use crate::family::{self, Family, Support};
 
 /// Every distribution is one the runtime has, called with its number of
 /// parameters.
 pub fn distribution(cx: &Ctxt, call: &DistCall) -> Option<&'static Family> {
     if call.user.is_some() {
-        return Some(&distributions::USER);
+        return Some(&family::USER);
     }
     let name = call.name.to_string();
-    let Some(family) = distributions::family(&name) else {
-        let hint = distributions::closest(&name, distributions::FAMILIES.iter().map(|f| f.name))
+    let Some(family) = family::family(&name) else {
+        let hint = family::closest(&name, family::FAMILIES.iter().map(|f| f.name))
             .map_or_else(String::new, |c| format!("; did you mean `{c}`?"));
         cx.error_spanned_by(&call.name, format!("unknown distribution `{name}`{hint}"));
         return None;
@@ -61,7 +61,7 @@ pub fn latent(
             ),
         );
     }
-    if family.support == Support::Discrete {
+    if family.discrete() {
         cx.error_spanned_by(
             ident,
             format!("latent `{ident}` has the discrete prior `{}`: discrete latents cannot be fitted by gradients; marginalise them with a `factor`", family.name),
@@ -104,7 +104,7 @@ pub fn observed(
         }
         return;
     }
-    let discrete = family.support == Support::Discrete;
+    let discrete = family.discrete();
     match (discrete, shape.elem()) {
         _ if family.support == Support::User => {}
         (true, Elem::Real) => cx.error_spanned_by(
@@ -127,19 +127,27 @@ pub fn observed(
     }
 }
 
-/// Field names are not the reserved names the expansion uses.
-pub fn names(cx: &Ctxt, model: &Model) {
+/// Every name is declared once (for the model and the guide alike).
+pub fn unique<'a>(
+    cx: &Ctxt,
+    idents: impl IntoIterator<Item = &'a syn::Ident>,
+    message: impl Fn(&syn::Ident) -> String,
+) {
     let mut seen = std::collections::BTreeSet::new();
-    for field in &model.fields {
-        if !seen.insert(field.ident.to_string()) {
-            cx.error_spanned_by(
-                &field.ident,
-                format!(
-                    "`{}` is declared twice: give each field its own name",
-                    field.ident
-                ),
-            );
+    for ident in idents {
+        if !seen.insert(ident.to_string()) {
+            cx.error_spanned_by(ident, message(ident));
         }
+    }
+}
+
+/// Field names are declared once and are not the reserved names the
+/// expansion uses; an index does not shadow a field.
+pub fn names(cx: &Ctxt, model: &Model) {
+    unique(cx, model.fields.iter().map(|f| &f.ident), |name| {
+        format!("`{name}` is declared twice: give each field its own name")
+    });
+    for field in &model.fields {
         if field.ident.to_string().starts_with("__") {
             cx.error_spanned_by(
                 &field.ident,
@@ -147,7 +155,7 @@ pub fn names(cx: &Ctxt, model: &Model) {
             );
         }
         if let Role::Observed { index: Some(i), .. } = &field.role {
-            if model.field(&i.to_string()).is_some() {
+            if model.fields.iter().any(|f| f.ident == *i) {
                 cx.error_spanned_by(
                     i,
                     format!("the index `{i}` shadows a field; choose another name"),
@@ -179,7 +187,7 @@ pub fn latent_options(
         }
     }
     if let Some((Constraint::Simplex, name)) = constraint {
-        if !distributions::is_flat(family.name) {
+        if !family::is_flat(family.name) {
             cx.error_spanned_by(
                 name,
                 format!(

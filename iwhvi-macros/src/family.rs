@@ -1,5 +1,5 @@
 //! What the macro knows about the runtime's distributions: their
-//! parameters, their support and whether they are discrete.
+//! parameters and their support (named as iwhvi-core's support types).
 
 /// How a parameter is passed: as a scalar (`T`) or as a count (`u64`).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -12,22 +12,57 @@ pub enum Param {
     Matrix,
 }
 
-/// The support of a family, for its default transform.
+/// The support of a family, named as iwhvi-core's support type
+/// (`iwhvi_core::distributions::supports::*`): the runtime owns what each
+/// support means and its default transform; the macro keeps only the
+/// distinctions its compile-time checks need.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Support {
     Real,
     Positive,
     UnitInterval,
-    /// `(low, high)` given by the first two parameters.
+    /// `(low, high)` given by the first two parameters: no default
+    /// transform, the macro builds one from the (data-only) parameters.
     Interval,
-    /// A discrete family: only for observations.
-    Discrete,
+    /// A discrete family (`NonNegativeInteger`, `Binary`, `BoundedCount`):
+    /// only for observations.
+    NonNegativeInteger,
+    Binary,
+    BoundedCount,
     /// A user-defined family: its support is a type the compiler checks.
     User,
     /// Vectors on the simplex (a multivariate family).
     Simplex,
     /// Vectors in Rᵈ (a multivariate family).
     RealVector,
+}
+
+impl Support {
+    /// The name of iwhvi-core's support type, whose `DEFAULT_TRANSFORM`
+    /// the generated code reads (`None` for user-defined families, whose
+    /// support type is their own).
+    pub fn core_type(self) -> Option<&'static str> {
+        Some(match self {
+            Support::Real => "Real",
+            Support::Positive => "Positive",
+            Support::UnitInterval => "UnitInterval",
+            Support::Interval => "Interval",
+            Support::NonNegativeInteger => "NonNegativeInteger",
+            Support::Binary => "Binary",
+            Support::BoundedCount => "BoundedCount",
+            Support::Simplex => "Simplex",
+            Support::RealVector => "RealVector",
+            Support::User => return None,
+        })
+    }
+
+    /// True for discrete supports.
+    pub fn is_discrete(self) -> bool {
+        matches!(
+            self,
+            Support::NonNegativeInteger | Support::Binary | Support::BoundedCount
+        )
+    }
 }
 
 /// A family the macro can call: `name(params…)`.
@@ -41,6 +76,11 @@ impl Family {
     /// True for families over whole vectors.
     pub fn multivariate(&self) -> bool {
         matches!(self.support, Support::Simplex | Support::RealVector)
+    }
+
+    /// True for discrete families.
+    pub fn discrete(&self) -> bool {
+        self.support.is_discrete()
     }
 
     /// The runtime type and its constructor.
@@ -141,37 +181,37 @@ pub const FAMILIES: &[Family] = &[
     Family {
         name: "Bernoulli",
         params: &[("prob", R)],
-        support: Support::Discrete,
+        support: Support::Binary,
     },
     Family {
         name: "BernoulliLogit",
         params: &[("logit", R)],
-        support: Support::Discrete,
+        support: Support::Binary,
     },
     Family {
         name: "Binomial",
         params: &[("total_count", Param::Count), ("prob", R)],
-        support: Support::Discrete,
+        support: Support::BoundedCount,
     },
     Family {
         name: "BinomialLogit",
         params: &[("total_count", Param::Count), ("logit", R)],
-        support: Support::Discrete,
+        support: Support::BoundedCount,
     },
     Family {
         name: "Poisson",
         params: &[("rate", R)],
-        support: Support::Discrete,
+        support: Support::NonNegativeInteger,
     },
     Family {
         name: "PoissonLog",
         params: &[("log_rate", R)],
-        support: Support::Discrete,
+        support: Support::NonNegativeInteger,
     },
     Family {
         name: "NegativeBinomial2",
         params: &[("mean", R), ("concentration", R)],
-        support: Support::Discrete,
+        support: Support::NonNegativeInteger,
     },
     Family {
         name: "Dirichlet",

@@ -1,0 +1,224 @@
+//! The guide struct as the macro sees it: each field with its part
+//! (parameter, mixing variable, conditional), keeping the user's tokens for
+//! error spans.
+
+use syn::parse::{Parse, ParseStream};
+use syn::{Expr, Ident, Token};
+
+use crate::ctxt::Ctxt;
+use crate::model::ast::{DistCall, ObserveArgs, Once, Shape, dist_call, shape};
+
+/// What a guide field is.
+pub enum Part {
+    Param {
+        init: Expr,
+        len: Option<Expr>,
+    },
+    Mixing {
+        len: Expr,
+        reverse: Option<(DistCall, Option<Ident>)>,
+    },
+    Conditional {
+        call: DistCall,
+        index: Option<Ident>,
+    },
+}
+
+pub struct GuideField {
+    pub ident: Ident,
+    pub ty: syn::Type,
+    pub shape: Option<Shape>,
+    pub part: Part,
+}
+
+impl GuideField {
+    pub fn is_scalar(&self) -> bool {
+        self.shape.as_ref().is_some_and(Shape::is_scalar)
+    }
+}
+
+/// `#[param(init = …, len = …)]`, each option once.
+struct ParamArgs {
+    init: Expr,
+    len: Option<Expr>,
+}
+
+impl Parse for ParamArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let (mut init, mut len) = (Once::default(), Once::default());
+        while !input.is_empty() {
+            let key: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            match key.to_string().as_str() {
+                "init" => init.set(&key, input.parse()?)?,
+                "len" => len.set(&key, input.parse()?)?,
+                other => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!(
+                            "unknown option `{other}`: write `init = <value or normal(sd)>` and, for vectors, `len = <length>`"
+                        ),
+                    ));
+                }
+            }
+            if input.parse::<Option<Token![,]>>()?.is_none() {
+                break;
+            }
+        }
+        let init = init.get().ok_or_else(|| {
+            input.error("give the parameter's initial value: `#[param(init = 0.0)]`")
+        })?;
+        Ok(Self {
+            init,
+            len: len.get(),
+        })
+    }
+}
+
+/// `#[mixing(len = …)]`.
+fn mixing_len(input: ParseStream) -> syn::Result<Expr> {
+    let key: Ident = input.parse()?;
+    if key != "len" {
+        return Err(syn::Error::new(
+            key.span(),
+            "write `#[mixing(len = <dimension>)]`",
+        ));
+    }
+    input.parse::<Token![=]>()?;
+    let len = input.parse()?;
+    if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
+        let again: Ident = input.parse()?;
+        return Err(syn::Error::new(
+            again.span(),
+            format!("`{again}` is given twice: keep one"),
+        ));
+    }
+    Ok(len)
+}
+
+/// The part an attribute gives: `None` when it is not a guide attribute,
+/// `Some(None)` when it is one with a mistake (reported in `cx`).
+fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<Part>> {
+    let ident = field.ident.as_ref().expect("named");
+    let name = attr.path().get_ident()?.to_string();
+    let reported = |e: syn::Error| {
+        cx.syn_error(e);
+        None
+    };
+    Some(match name.as_str() {
+        "param" => match attr.parse_args::<ParamArgs>() {
+            Ok(a) => Some(Part::Param {
+                init: a.init,
+                len: a.len,
+            }),
+            Err(e) => reported(e),
+        },
+        "mixing" if matches!(attr.meta, syn::Meta::Path(_)) => {
+            if shape(&field.ty).is_some_and(|s| s.is_scalar()) {
+                Some(Part::Mixing {
+                    len: syn::parse_quote!(1),
+                    reverse: None,
+                })
+            } else {
+                cx.error_spanned_by(attr, format!("mixing vector `{ident}` needs its dimension: write `#[mixing(len = <dimension>)]`"));
+                None
+            }
+        }
+        "mixing" => match attr.parse_args_with(mixing_len) {
+            Ok(len) => Some(Part::Mixing { len, reverse: None }),
+            Err(e) => reported(e),
+        },
+        "latent" => match attr.parse_args::<ObserveArgs>() {
+            Ok(a) => dist_call(cx, a.call).map(|call| Part::Conditional {
+                call,
+                index: a.index,
+            }),
+            Err(e) => reported(e),
+        },
+        _ => return None,
+    })
+}
+
+/// A `#[reverse(…)]` attribute.
+fn reverse(cx: &Ctxt, attr: &syn::Attribute) -> Option<(DistCall, Option<Ident>)> {
+    match attr.parse_args::<ObserveArgs>() {
+        Ok(a) => dist_call(cx, a.call).map(|c| (c, a.index)),
+        Err(e) => {
+            cx.syn_error(e);
+            None
+        }
+    }
+}
+
+/// One field with its part, or `Err` (reported) without one: `Err(true)`
+/// when the field has a role attribute with a mistake.
+fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
+    let ident = field.ident.clone().expect("named");
+    let (mut found, mut reversed, mut role) = (None, Once::default(), None);
+    for attr in &field.attrs {
+        if attr.path().is_ident("reverse") {
+            if let Some(r) = reverse(cx, attr) {
+                if let Err(e) = reversed.set(attr.path(), r) {
+                    cx.syn_error(e);
+                }
+            }
+            continue;
+        }
+        let Some(parsed) = part(cx, attr, field) else {
+            continue;
+        };
+        if role.is_some() {
+            cx.error_spanned_by(
+                attr,
+                format!("guide field `{ident}` has more than one of #[param], #[mixing], #[latent]; keep one"),
+            );
+        }
+        role = Some(attr);
+        found = parsed.or(found);
+    }
+    let part = match (found, reversed.get()) {
+        (Some(Part::Mixing { len, .. }), reverse) => Part::Mixing { len, reverse },
+        (Some(p), None) => p,
+        (Some(p), Some((call, _))) => {
+            cx.error_spanned_by(&call.tokens, "#[reverse] belongs on a #[mixing] field");
+            p
+        }
+        // A role attribute with a mistake: reported already.
+        (None, _) if role.is_some() => return Err(true),
+        (None, _) => {
+            cx.error_spanned_by(
+                &ident,
+                format!("guide field `{ident}` needs a role: `#[param(init = ...)]`, `#[mixing(len = ...)]` or `#[latent(Family(...))]`"),
+            );
+            return Err(false);
+        }
+    };
+    Ok(GuideField {
+        ident,
+        shape: shape(&field.ty),
+        ty: field.ty.clone(),
+        part,
+    })
+}
+
+/// The guide's fields, mistakes reported in `cx`; and the names of the
+/// fields whose role attribute has a mistake.
+pub fn fields(cx: &Ctxt, input: &syn::DeriveInput) -> (Vec<GuideField>, Vec<Ident>) {
+    let syn::Data::Struct(syn::DataStruct {
+        fields: syn::Fields::Named(named),
+        ..
+    }) = &input.data
+    else {
+        cx.error_spanned_by(&input.ident, "a guide is a struct with named fields");
+        return (Vec::new(), Vec::new());
+    };
+    let (mut fields, mut failed) = (Vec::new(), Vec::new());
+    for f in &named.named {
+        match field(cx, f) {
+            Ok(f) => fields.push(f),
+            Err(true) => failed.extend(f.ident.clone()),
+            Err(false) => {}
+        }
+    }
+    (fields, failed)
+}

@@ -1,0 +1,420 @@
+//! Code generation for a checked guide: the guide struct, its constructor
+//! from a model instance, and its `HierarchicalGuide` implementation.
+//! Nothing here reports an error.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::lower::Plan;
+
+/// Everything the guide expands to.
+pub fn guide(plan: &Plan<'_>) -> TokenStream {
+    let parts = [guide_struct(plan), guide_impl(plan)];
+    quote!(#(#parts)*)
+}
+
+fn model_name(plan: &Plan<'_>) -> String {
+    plan.input
+        .model
+        .segments
+        .last()
+        .map_or_else(String::new, |s| s.ident.to_string())
+}
+
+/// The struct and `new`.
+fn guide_struct(plan: &Plan<'_>) -> TokenStream {
+    let guide = &plan.input.guide;
+    let (guide_ident, vis, model_path) = (&guide.ident, &guide.vis, &plan.input.model);
+    let model_name = model_name(plan);
+    let attrs = guide
+        .attrs
+        .iter()
+        .filter(|a| !a.path().is_ident("variational"));
+    let doc = format!(
+        "A hierarchical guide for [`{model_name}`], checked against its latents at compile time."
+    );
+    let new_doc = format!(
+        "The guide for this instance of `{model_name}` (vector lengths come from its data)."
+    );
+    let model_latent_names = plan.conditionals.iter().map(|c| c.ident.to_string());
+    let param_lens = plan.params.iter().map(|p| &p.len);
+    let mixing_lens = plan.mixing.iter().map(|m| &m.len);
+    let guide_error = quote!(::iwhvi::__private::GuideError);
+    quote! {
+        #(#attrs)*
+        #[doc = #doc]
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            ::iwhvi::__private::serde::Serialize,
+            ::iwhvi::__private::serde::Deserialize,
+        )]
+        #[serde(crate = "::iwhvi::__private::serde")]
+        #vis struct #guide_ident {
+            __latent_dim: usize,
+            __offsets: ::std::vec::Vec<usize>,
+            __lens: ::std::vec::Vec<usize>,
+            __transforms: ::std::vec::Vec<::iwhvi::__private::Transform>,
+            __param_lens: ::std::vec::Vec<usize>,
+            __mixing_offsets: ::std::vec::Vec<usize>,
+            __mixing_lens: ::std::vec::Vec<usize>,
+        }
+
+        impl #guide_ident {
+            #[doc = #new_doc]
+            ///
+            /// # Errors
+            /// [`GuideError::UnknownLatent`](::iwhvi::guide::GuideError) if the model
+            /// instance lacks a latent the guide targets, and
+            /// `GuideError::Unsupported` if a latent's transform is not elementwise.
+            #vis fn new(__model: &#model_path) -> ::core::result::Result<Self, #guide_error> {
+                let __layout = ::iwhvi::__private::Model::layout(__model);
+                let mut __offsets = ::std::vec::Vec::new();
+                let mut __lens = ::std::vec::Vec::new();
+                let mut __transforms = ::std::vec::Vec::new();
+                for __name in [#(#model_latent_names),*] {
+                    let __block = __layout
+                        .blocks()
+                        .iter()
+                        .find(|__b| __b.spec.name == __name)
+                        .ok_or(#guide_error::UnknownLatent { latent: __name })?;
+                    if !__block.spec.transform.is_elementwise() || __block.spec.dependent_bounds.is_some() {
+                        return ::core::result::Result::Err(#guide_error::Unsupported { latent: __name });
+                    }
+                    __offsets.push(__block.unconstrained.start);
+                    __lens.push(__block.unconstrained.len());
+                    __transforms.push(__block.spec.transform);
+                }
+                #[allow(unused_variables)]
+                let __latent_len = |__name: &str| __layout.blocks().iter().find(|__b| __b.spec.name == __name).map_or(0, |__b| __b.unconstrained.len());
+                let __param_lens = ::std::vec![#(#param_lens),*];
+                let __mixing_lens: ::std::vec::Vec<usize> = ::std::vec![#(#mixing_lens),*];
+                let mut __mixing_offsets = ::std::vec::Vec::new();
+                let mut __at = 0usize;
+                for __n in &__mixing_lens {
+                    __mixing_offsets.push(__at);
+                    __at += *__n;
+                }
+                ::core::result::Result::Ok(Self {
+                    __latent_dim: __layout.dim(),
+                    __offsets,
+                    __lens,
+                    __transforms,
+                    __param_lens,
+                    __mixing_offsets,
+                    __mixing_lens,
+                })
+            }
+        }
+    }
+}
+
+/// The code each method shares: names bound to parameters, mixing
+/// variables and latents.
+struct Bindings {
+    params: Vec<TokenStream>,
+    mixing: Vec<TokenStream>,
+    latents: Vec<TokenStream>,
+}
+
+fn bindings(plan: &Plan<'_>) -> Bindings {
+    let params = plan.params.iter().enumerate().map(|(pi, p)| {
+        let name = p.ident;
+        if p.scalar {
+            quote!(let #name: __T = __params[__p]; __p += 1;)
+        } else {
+            quote! {
+                let #name: &[__T] = &__params[__p..__p + self.__param_lens[#pi]];
+                __p += self.__param_lens[#pi];
+            }
+        }
+    });
+    let mixing = plan.mixing.iter().enumerate().map(|(mi, m)| {
+        let name = m.ident;
+        if m.scalar {
+            quote!(let #name: __T = __psi[self.__mixing_offsets[#mi]];)
+        } else {
+            quote!(let #name: &[__T] = &__psi[self.__mixing_offsets[#mi]..self.__mixing_offsets[#mi] + self.__mixing_lens[#mi]];)
+        }
+    });
+    // The constrained latents live in `workspace.scratch[..D]` (the
+    // guide's `workspace_lens` asks for `2 D`: the second half holds the
+    // draw in progress), so no method allocates.
+    let latents = plan.conditionals.iter().enumerate().map(|(ci, c)| {
+        let name = c.ident;
+        if c.scalar {
+            quote!(let #name: __T = __z[self.__offsets[#ci]];)
+        } else {
+            quote!(let #name: &[__T] = &__z[self.__offsets[#ci]..self.__offsets[#ci] + self.__lens[#ci]];)
+        }
+    });
+    Bindings {
+        params: params.collect(),
+        mixing: mixing.collect(),
+        latents: latents.collect(),
+    }
+}
+
+/// Each conditional's draw and its density.
+fn conditional_steps(
+    plan: &Plan<'_>,
+    latents: &[TokenStream],
+) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let mut sample_steps = Vec::new();
+    let mut density_steps = Vec::new();
+    for (ci, c) in plan.conditionals.iter().enumerate() {
+        let (name, new) = (c.ident, &c.new);
+        let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
+        let earlier = &latents[..ci];
+        // Draw into `__draw` while the earlier latents are borrowed from
+        // `__z`, then store the draw and its unconstrained image.
+        sample_steps.push(quote! {
+            let (__off, __n, __t) = (self.__offsets[#ci], self.__lens[#ci], self.__transforms[#ci]);
+            {
+                let __z: &[__T] = __z;
+                #(#earlier)*
+                for __k in 0..__n {
+                    #bind_index
+                    __draw[__k] = ::iwhvi::__private::rsample_or_nan(#new, __noise[__off + __k]);
+                }
+            }
+            for __k in 0..__n {
+                __z[__off + __k] = __draw[__k];
+                __u[__off + __k] = ::iwhvi::__private::inverse_scalar(__t, __draw[__k]);
+            }
+        });
+        density_steps.push(if c.scalar {
+            quote!(__lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, #name);)
+        } else {
+            quote! {
+                for __k in 0..#name.len() {
+                    #bind_index
+                    __lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, #name[__k]);
+                }
+            }
+        });
+    }
+    (sample_steps, density_steps)
+}
+
+/// Each reverse model's draw and its density.
+fn reverse_steps(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let mut reverse_sample = Vec::new();
+    let mut reverse_density = Vec::new();
+    for (mi, m) in plan.mixing.iter().enumerate() {
+        let Some((new, index)) = &m.reverse else {
+            continue;
+        };
+        let bind_index = index.map(|i| quote!(let #i: usize = __k;));
+        reverse_sample.push(quote! {
+            let (__off, __n) = (self.__mixing_offsets[#mi], self.__mixing_lens[#mi]);
+            for __k in 0..__n {
+                #bind_index
+                __psi[__off + __k] = ::iwhvi::__private::rsample_or_nan(#new, __noise[__off + __k]);
+            }
+        });
+        reverse_density.push(quote! {
+            let (__off, __n) = (self.__mixing_offsets[#mi], self.__mixing_lens[#mi]);
+            for __k in 0..__n {
+                #bind_index
+                __lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, __psi[__off + __k]);
+            }
+        });
+    }
+    (reverse_sample, reverse_density)
+}
+
+/// `reverse_params`: the parameter range of the reverse model τ.
+fn reverse_params(plan: &Plan<'_>) -> TokenStream {
+    let Some((first, end)) = plan.reverse_params else {
+        return quote!();
+    };
+    quote! {
+        fn reverse_params(&self) -> ::core::ops::Range<usize> {
+            let __start: usize = self.__param_lens[..#first].iter().sum();
+            let __len: usize = self.__param_lens[#first..#end].iter().sum();
+            __start..__start + __len
+        }
+    }
+}
+
+/// The layout and initial values of the parameters.
+fn param_methods(plan: &Plan<'_>) -> TokenStream {
+    let blocks = plan.params.iter().enumerate().map(|(pi, p)| {
+        let name = p.ident.to_string();
+        let shape = if p.scalar {
+            quote!(&[])
+        } else {
+            quote!(&[self.__param_lens[#pi]])
+        };
+        quote!(__layout.push(#name, #shape);)
+    });
+    let inits = plan.params.iter().enumerate().map(|(pi, p)| {
+        let value = &p.init;
+        quote! {
+            for _ in 0..self.__param_lens[#pi] {
+                __init.push(#value);
+            }
+        }
+    });
+    quote! {
+        fn param_layout(&self) -> ::iwhvi::__private::ParamLayout {
+            let mut __layout = ::iwhvi::__private::ParamLayout::default();
+            #(#blocks)*
+            __layout
+        }
+
+        fn init_params<__R: ::iwhvi::__private::rand::Rng + ?::core::marker::Sized>(&self, __rng: &mut __R) -> ::std::vec::Vec<f64> {
+            let mut __init = ::std::vec::Vec::new();
+            #(#inits)*
+            __init
+        }
+    }
+}
+
+/// `impl HierarchicalGuide`.
+fn guide_impl(plan: &Plan<'_>) -> TokenStream {
+    let guide_ident = &plan.input.guide.ident;
+    let Bindings {
+        params: bind_params,
+        mixing: bind_mixing,
+        latents: bind_latents,
+    } = bindings(plan);
+    let (sample_steps, density_steps) = conditional_steps(plan, &bind_latents);
+    let reverse_methods = reverse_methods(plan, &bind_params, &bind_latents);
+    let has_reverse = plan.mixing.iter().any(|m| m.reverse.is_some());
+    let param_methods = param_methods(plan);
+    let reverse_params = reverse_params(plan);
+    let workspace = quote!(::iwhvi::__private::Workspace<__T>);
+    let constrain = quote!(::iwhvi::__private::constrain_elementwise(
+        &self.__offsets,
+        &self.__lens,
+        &self.__transforms,
+        __u,
+        __z
+    ));
+    quote! {
+        #[allow(unused_variables, unused_mut, clippy::all)]
+        impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
+            fn latent_dim(&self) -> usize {
+                self.__latent_dim
+            }
+
+            fn mixing_dim(&self) -> usize {
+                self.__mixing_lens.iter().sum()
+            }
+
+            fn workspace_lens(&self) -> ::iwhvi::__private::WorkspaceLens {
+                ::iwhvi::__private::WorkspaceLens {
+                    scratch: 2 * self.__latent_dim,
+                    ..::core::default::Default::default()
+                }
+            }
+
+            fn has_reverse_model(&self) -> bool {
+                #has_reverse
+            }
+
+            #reverse_params
+
+            #param_methods
+
+            fn sample_conditional<__T: ::iwhvi::__private::Scalar>(
+                &self,
+                __params: &[__T],
+                __psi: &[__T],
+                __noise: &[f64],
+                __u: &mut [__T],
+                __workspace: &mut #workspace,
+            ) {
+                let mut __p = 0usize;
+                #(#bind_params)*
+                #(#bind_mixing)*
+                let (__z, __draw) = __workspace.scratch.split_at_mut(self.__latent_dim);
+                #(#sample_steps)*
+            }
+
+            fn log_conditional<__T: ::iwhvi::__private::Scalar>(
+                &self,
+                __params: &[__T],
+                __psi: &[__T],
+                __u: &[__T],
+                __workspace: &mut #workspace,
+            ) -> __T {
+                let mut __p = 0usize;
+                #(#bind_params)*
+                #(#bind_mixing)*
+                let __z = &mut __workspace.scratch[..self.__latent_dim];
+                let mut __lp = #constrain;
+                let __z: &[__T] = __z;
+                #(#bind_latents)*
+                #(#density_steps)*
+                __lp
+            }
+
+            #reverse_methods
+        }
+    }
+}
+
+/// `sample_reverse` and `log_reverse`: the reverse model τ(ψ | z), or the
+/// mixing distribution without one (SIVI).
+fn reverse_methods(
+    plan: &Plan<'_>,
+    bind_params: &[TokenStream],
+    bind_latents: &[TokenStream],
+) -> TokenStream {
+    let (reverse_sample, reverse_density) = reverse_steps(plan);
+    let has_reverse = plan.mixing.iter().any(|m| m.reverse.is_some());
+    let workspace = quote!(::iwhvi::__private::Workspace<__T>);
+    let constrain = quote!(::iwhvi::__private::constrain_elementwise(
+        &self.__offsets,
+        &self.__lens,
+        &self.__transforms,
+        __u,
+        __z
+    ));
+    quote! {
+        fn sample_reverse<__T: ::iwhvi::__private::Scalar>(
+            &self,
+            __params: &[__T],
+            __u: &[__T],
+            __noise: &[f64],
+            __psi: &mut [__T],
+            __workspace: &mut #workspace,
+        ) {
+            if !#has_reverse {
+                return self.sample_mixing(__params, __noise, __psi);
+            }
+            let mut __p = 0usize;
+            #(#bind_params)*
+            let __z = &mut __workspace.scratch[..self.__latent_dim];
+            #constrain;
+            let __z: &[__T] = __z;
+            #(#bind_latents)*
+            #(#reverse_sample)*
+        }
+
+        fn log_reverse<__T: ::iwhvi::__private::Scalar>(
+            &self,
+            __params: &[__T],
+            __u: &[__T],
+            __psi: &[__T],
+            __workspace: &mut #workspace,
+        ) -> __T {
+            if !#has_reverse {
+                return self.log_mixing(__params, __psi);
+            }
+            let mut __p = 0usize;
+            #(#bind_params)*
+            let __z = &mut __workspace.scratch[..self.__latent_dim];
+            #constrain;
+            let __z: &[__T] = __z;
+            #(#bind_latents)*
+            let mut __lp = <__T as ::iwhvi::__private::Scalar>::constant(0.0);
+            #(#reverse_density)*
+            __lp
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! Lowering of a guide: every rule checked against the model's latents,
+//! every name resolved over the guide's bindings (parameters and mixing
+//! variables, then the conditionals in order), into a [`Plan`].
+
+use std::collections::BTreeSet;
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Expr, Ident};
+
+use super::ast::{GuideField, Part};
+use crate::ctxt::Ctxt;
+use crate::family::{self, Family, Support};
+use crate::handover::{GuideInput, LatentInfo};
+use crate::model::ast::DistCall;
+use crate::model::plan::LatentSupport;
+use crate::model::{check_distribution, constructor};
+use crate::scope::{self, Binding, Bindings, Lower, Meaning};
+
+/// A parameter.
+pub struct Param<'a> {
+    pub ident: &'a Ident,
+    pub scalar: bool,
+    /// Its length, a `usize` expression in `new`.
+    pub len: TokenStream,
+    /// One initial value.
+    pub init: TokenStream,
+}
+
+/// A mixing variable and its reverse model.
+pub struct Mixing<'a> {
+    pub ident: &'a Ident,
+    pub scalar: bool,
+    pub len: TokenStream,
+    /// The reverse model's constructor and index.
+    pub reverse: Option<(TokenStream, Option<&'a Ident>)>,
+}
+
+/// A conditional of one model latent.
+pub struct Conditional<'a> {
+    pub ident: &'a Ident,
+    pub scalar: bool,
+    pub new: TokenStream,
+    pub index: Option<&'a Ident>,
+}
+
+/// The checked guide.
+pub struct Plan<'a> {
+    pub input: &'a GuideInput,
+    pub params: Vec<Param<'a>>,
+    pub mixing: Vec<Mixing<'a>>,
+    pub conditionals: Vec<Conditional<'a>>,
+    /// The reverse model's parameters: `params[first..end]`.
+    pub reverse_params: Option<(usize, usize)>,
+}
+
+/// What the guide is checked against.
+struct Target<'a> {
+    guide: &'a Ident,
+    model: String,
+    latents: &'a [LatentInfo],
+}
+
+/// The guide's names: parameters and mixing variables first, then the
+/// conditionals in the guide's order, all locals of the scalar type.
+fn bindings(fields: &[&GuideField], failed: &[Ident]) -> Bindings {
+    let failed = failed.iter().map(|ident| Binding {
+        ident: ident.clone(),
+        meaning: Meaning::Failed,
+    });
+    Bindings {
+        entries: fields
+            .iter()
+            .map(|f| Binding {
+                ident: f.ident.clone(),
+                meaning: Meaning::Local {
+                    scalar: f.is_scalar(),
+                },
+            })
+            .chain(failed)
+            .collect(),
+        vocabulary: "the guide's parameters, mixing variables and latents",
+    }
+}
+
+/// The plan of a guide; what could not be lowered is reported in `cx`.
+pub fn plan<'a>(
+    cx: &Ctxt,
+    guide_input: &'a GuideInput,
+    latents: &'a [LatentInfo],
+    (fields, failed): (&'a [GuideField], &[Ident]),
+) -> Plan<'a> {
+    let guide = &guide_input.guide.ident;
+    let model = guide_input.model.segments.last();
+    let target = Target {
+        guide,
+        model: model.map_or_else(String::new, |s| s.ident.to_string()),
+        latents,
+    };
+    let input = &target;
+    crate::model::check_unique(cx, fields.iter().map(|f| &f.ident), |name| {
+        format!("`{name}` is declared twice in guide `{guide}`: rename or remove one")
+    });
+    let conditional_fields: Vec<&GuideField> = fields
+        .iter()
+        .filter(|f| matches!(f.part, Part::Conditional { .. }))
+        .collect();
+    check_latents_covered(cx, input, &conditional_fields, failed);
+    for c in &conditional_fields {
+        check_conditional(cx, input, c, &conditional_fields);
+    }
+    check_reverse_all_or_none(cx, fields);
+    let ordered: Vec<&GuideField> = fields
+        .iter()
+        .filter(|f| !matches!(f.part, Part::Conditional { .. }))
+        .chain(conditional_fields.iter().copied())
+        .collect();
+    let table = bindings(&ordered, failed);
+    let first_conditional = ordered.len() - conditional_fields.len();
+    let mut conditional_uses = BTreeSet::new();
+    let conditionals = conditional_fields
+        .iter()
+        .enumerate()
+        .filter_map(|(ci, c)| {
+            let (new, uses) = conditional(cx, &table, first_conditional + ci, c)?;
+            conditional_uses.extend(uses);
+            let Part::Conditional { index, .. } = &c.part else {
+                unreachable!("a conditional")
+            };
+            Some(Conditional {
+                ident: &c.ident,
+                scalar: c.is_scalar(),
+                new,
+                index: index.as_ref(),
+            })
+        })
+        .collect();
+    let mut reverse_uses = BTreeSet::new();
+    let mixing_fields: Vec<&GuideField> = fields
+        .iter()
+        .filter(|f| matches!(f.part, Part::Mixing { .. }))
+        .collect();
+    let mixing = mixing_fields
+        .iter()
+        .map(|m| {
+            let at = (&table, ordered.len());
+            mixing(cx, input, at, m, &mixing_fields, &mut reverse_uses)
+        })
+        .collect();
+    let params: Vec<Param<'a>> = fields
+        .iter()
+        .filter(|f| matches!(f.part, Part::Param { .. }))
+        .filter_map(|p| param(cx, input, p))
+        .collect();
+    check_params_used(cx, &params, &conditional_uses, &reverse_uses);
+    let reverse_params = reverse_params(cx, &params, &conditional_uses, &reverse_uses);
+    Plan {
+        input: guide_input,
+        params,
+        mixing,
+        conditionals,
+        reverse_params,
+    }
+}
+
+// Every model latent has exactly one conditional.
+fn check_latents_covered(
+    cx: &Ctxt,
+    input: &Target<'_>,
+    conditionals: &[&GuideField],
+    failed: &[Ident],
+) {
+    let (guide, model) = (input.guide, &input.model);
+    for info in input.latents {
+        let declared = |i: &Ident| *i == info.name;
+        if conditionals.iter().any(|c| declared(&c.ident)) || failed.iter().any(declared) {
+            continue;
+        }
+        let ty = if info.vector { "Vec<f64>" } else { "f64" };
+        let family = if info.support == LatentSupport::Positive {
+            "LogNormal"
+        } else {
+            "Normal"
+        };
+        let index = if info.vector { ", for j" } else { "" };
+        cx.error_spanned_by(
+            guide,
+            format!(
+                "guide `{guide}` has no conditional for latent `{}` of model `{model}`: add `#[latent({family}(...){index})] {}: {ty}`",
+                info.name, info.name
+            ),
+        );
+    }
+}
+
+/// The model latent a conditional is for, or an error naming the closest.
+fn latent_of<'i>(
+    cx: &Ctxt,
+    input: &'i Target<'i>,
+    c: &GuideField,
+    conditionals: &[&GuideField],
+) -> Option<&'i LatentInfo> {
+    if let Some(info) = input.latents.iter().find(|l| l.name == c.ident) {
+        return Some(info);
+    }
+    // Prefer the latents the guide has not covered yet.
+    let uncovered: Vec<String> = input
+        .latents
+        .iter()
+        .filter(|l| !conditionals.iter().any(|c| c.ident == l.name))
+        .map(|l| l.name.to_string())
+        .collect();
+    let all: Vec<String> = input.latents.iter().map(|l| l.name.to_string()).collect();
+    let name = c.ident.to_string();
+    let hint = family::closest(&name, uncovered.iter().map(String::as_str))
+        .or_else(|| family::closest(&name, all.iter().map(String::as_str)))
+        .map_or_else(String::new, |n| format!("; did you mean `{n}`?"));
+    cx.error_spanned_by(
+        &c.ident,
+        format!("model `{}` has no latent `{name}`{hint}", input.model),
+    );
+    None
+}
+
+// A conditional matches its latent's shape and support.
+fn check_conditional(cx: &Ctxt, input: &Target<'_>, c: &GuideField, all: &[&GuideField]) {
+    let Some(info) = latent_of(cx, input, c, all) else {
+        return;
+    };
+    let model = &input.model;
+    let is_vector = !c.is_scalar();
+    if is_vector != info.vector {
+        let want = if info.vector {
+            "a vector: write `Vec<f64>` and index the conditional with `for j`"
+        } else {
+            "a scalar: write `f64`"
+        };
+        cx.error_spanned_by(
+            &c.ty,
+            format!("latent `{}` of model `{model}` is {want}", c.ident),
+        );
+    }
+    let Part::Conditional { call, index } = &c.part else {
+        return;
+    };
+    if let Some(family) = guide_family(cx, call) {
+        check_support(cx, family, info, call, &c.ident);
+    }
+    if let (Some(i), false) = (index, is_vector) {
+        cx.error_spanned_by(i, format!("`{}` is a scalar: remove `for {i}`", c.ident));
+    }
+}
+
+/// The families a guide can draw with standard normal noise.
+fn guide_family(cx: &Ctxt, call: &DistCall) -> Option<&'static Family> {
+    let family = check_distribution(cx, call)?;
+    if !matches!(family.name, "Normal" | "LogNormal") {
+        cx.error_spanned_by(
+            &call.name,
+            format!("`{}` cannot serve in a guide yet: guide conditionals are `Normal` (real latents) or `LogNormal` (positive latents)", family.name),
+        );
+        return None;
+    }
+    Some(family)
+}
+
+// The conditional's family has its latent's support.
+fn check_support(cx: &Ctxt, family: &Family, info: &LatentInfo, call: &DistCall, ident: &Ident) {
+    let message = match (family.support, info.support) {
+        (Support::Real, LatentSupport::Real) | (Support::Positive, LatentSupport::Positive) => {
+            return;
+        }
+        (Support::Real, LatentSupport::Positive) => format!(
+            "`{}` puts mass on negative values but latent `{ident}` is positive: use `LogNormal(...)`",
+            family.name
+        ),
+        (Support::Positive, LatentSupport::Real) => format!(
+            "`{}` is positive but latent `{ident}` is real-valued: use `Normal(...)`",
+            family.name
+        ),
+        (_, other) => format!(
+            "latent `{ident}` has support `{}`, which guides cannot target yet",
+            other.word()
+        ),
+    };
+    cx.error_spanned_by(&call.name, message);
+}
+
+// A reverse model for every mixing variable, or for none (SIVI).
+fn check_reverse_all_or_none(cx: &Ctxt, fields: &[GuideField]) {
+    let mixing = || {
+        fields.iter().filter_map(|f| match &f.part {
+            Part::Mixing { reverse, .. } => Some((f, reverse.is_some())),
+            _ => None,
+        })
+    };
+    let reversed = mixing().filter(|(_, r)| *r).count();
+    if reversed == 0 || reversed == mixing().count() {
+        return;
+    }
+    for (m, _) in mixing().filter(|(_, r)| !*r) {
+        cx.error_spanned_by(&m.ident, format!("mixing variable `{}` has no #[reverse(...)]: give every mixing variable a reverse model, or none (SIVI)", m.ident));
+    }
+}
+
+/// A conditional's constructor and the names it uses.
+fn conditional(
+    cx: &Ctxt,
+    table: &Bindings,
+    position: usize,
+    c: &GuideField,
+) -> Option<(TokenStream, BTreeSet<String>)> {
+    let Part::Conditional { call, index } = &c.part else {
+        return None;
+    };
+    let family = family::family(&call.name.to_string())?;
+    let mut lower = Lower::new(table.scope(position, index.as_ref()), cx);
+    let new = constructor(&mut lower, family, call);
+    Some((new?, lower.uses.names))
+}
+
+/// A mixing variable, its length and its reverse model.
+fn mixing<'a>(
+    cx: &Ctxt,
+    input: &Target<'_>,
+    (table, visible): (&Bindings, usize),
+    m: &'a GuideField,
+    all: &[&GuideField],
+    uses: &mut BTreeSet<String>,
+) -> Mixing<'a> {
+    let Part::Mixing { len, reverse } = &m.part else {
+        unreachable!("a mixing variable")
+    };
+    let reverse = reverse.as_ref().and_then(|(call, index)| {
+        if let Some(bad) = scope::first_mention(&call.tokens, |i| all.iter().any(|f| f.ident == *i))
+        {
+            cx.error_spanned_by(
+                &bad,
+                "the reverse model conditions on the latents, not on the mixing variables",
+            );
+        }
+        if let (Some(i), true) = (index, m.is_scalar()) {
+            cx.error_spanned_by(
+                i,
+                format!(
+                    "mixing variable `{}` is a scalar: remove `for {i}` from its reverse model",
+                    m.ident
+                ),
+            );
+        }
+        let family = check_distribution(cx, call)?;
+        if family.name != "Normal" {
+            cx.error_spanned_by(&call.name, "reverse models are `Normal(...)` for now");
+            return None;
+        }
+        let mut lower = Lower::new(table.scope(visible, index.as_ref()), cx);
+        let new = constructor(&mut lower, family, call);
+        uses.extend(lower.uses.names);
+        Some((new?, index.as_ref()))
+    });
+    Mixing {
+        ident: &m.ident,
+        scalar: m.is_scalar(),
+        len: length(input, m, Some(len)),
+        reverse,
+    }
+}
+
+/// A parameter or mixing variable's length: 1 for a scalar, an array's
+/// length, or its `len`: a model latent's name (that latent's length) or
+/// an expression.
+fn length(input: &Target<'_>, f: &GuideField, len: Option<&Expr>) -> TokenStream {
+    use crate::model::ast::Shape;
+    match (&f.shape, len) {
+        (Some(Shape::Scalar(_)), _) => quote!(1usize),
+        (Some(Shape::Array(_, n)), _) => quote!((#n) as usize),
+        (_, Some(len)) => match scope::single_ident(len) {
+            Some(ident) if input.latents.iter().any(|l| l.name == *ident) => {
+                let name = ident.to_string();
+                quote!(__latent_len(#name))
+            }
+            _ => quote!((#len) as usize),
+        },
+        _ => quote!(0usize),
+    }
+}
+
+/// A parameter with its initial value.
+fn param<'a>(cx: &Ctxt, input: &Target<'_>, p: &'a GuideField) -> Option<Param<'a>> {
+    let Part::Param { init, len } = &p.part else {
+        unreachable!("a parameter")
+    };
+    let init = match init {
+        Expr::Call(c) if matches!(&*c.func, Expr::Path(path) if path.path.is_ident("normal")) => {
+            if c.args.len() != 1 {
+                cx.error_spanned_by(
+                    c,
+                    "`normal(sd)` takes one argument, the standard deviation of the initial draws: write e.g. `init = normal(0.1)`",
+                );
+                return None;
+            }
+            let sd = &c.args[0];
+            quote!(::iwhvi::__private::normal_init(__rng, (#sd) as f64))
+        }
+        other => quote_spanned!(other.span()=> (#other) as f64),
+    };
+    Some(Param {
+        ident: &p.ident,
+        scalar: p.is_scalar(),
+        len: length(input, p, len.as_ref()),
+        init,
+    })
+}
+
+// Declared parameters are used.
+fn check_params_used(
+    cx: &Ctxt,
+    params: &[Param<'_>],
+    conditional_uses: &BTreeSet<String>,
+    reverse_uses: &BTreeSet<String>,
+) {
+    for p in params {
+        let name = p.ident.to_string();
+        if !conditional_uses.contains(&name) && !reverse_uses.contains(&name) {
+            cx.error_spanned_by(p.ident, format!("parameter `{name}` is declared but never used: remove it or use it in a conditional"));
+        }
+    }
+}
+
+/// The reverse model's own parameters, `params[first..end]`: the
+/// doubly-reparameterized estimator treats them apart, so they are used by
+/// the reverse model alone and declared together.
+fn reverse_params(
+    cx: &Ctxt,
+    params: &[Param<'_>],
+    conditional_uses: &BTreeSet<String>,
+    reverse_uses: &BTreeSet<String>,
+) -> Option<(usize, usize)> {
+    let reverse: Vec<usize> = (0..params.len())
+        .filter(|&i| reverse_uses.contains(&params[i].ident.to_string()))
+        .collect();
+    for &i in &reverse {
+        if conditional_uses.contains(&params[i].ident.to_string()) {
+            cx.error_spanned_by(
+                params[i].ident,
+                format!("parameter `{}` is used by both a conditional and a reverse model: give the reverse model parameters of its own (the doubly-reparameterized estimator trains them apart)", params[i].ident),
+            );
+        }
+    }
+    let (&first, &last) = (reverse.first()?, reverse.last()?);
+    if last - first + 1 != reverse.len() {
+        let stray = (first..last).find(|i| !reverse.contains(i)).expect("a gap");
+        cx.error_spanned_by(
+            params[stray].ident,
+            format!("parameter `{}` sits between the reverse model's parameters: declare the reverse model's parameters together", params[stray].ident),
+        );
+    }
+    Some((first, last + 1))
+}

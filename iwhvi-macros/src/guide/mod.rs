@@ -1,0 +1,32 @@
+//! `#[variational(guide = Model)]` on a guide struct, checked against the
+//! model's latents (handed over by the model, see [`crate::handover`]):
+//! parse the fields (`ast`), lower them into a checked plan over the
+//! guide's table of bindings (`lower`), then emit the guide (`emit`).
+
+mod ast;
+mod emit;
+mod lower;
+
+use proc_macro2::TokenStream;
+
+use crate::ctxt::Ctxt;
+use crate::handover::GuideInput;
+
+/// Expands `guide!`: the guide, or its errors beside the plain struct.
+pub fn expand(input: TokenStream) -> TokenStream {
+    let input: GuideInput = match syn::parse2(input) {
+        Ok(input) => input,
+        Err(e) => return e.into_compile_error(),
+    };
+    let Some(latents) = &input.latents else {
+        // The model failed and said why; the guide adds nothing.
+        return crate::fallback::plain(&input.guide, None);
+    };
+    let cx = Ctxt::default();
+    let (fields, failed) = ast::fields(&cx, &input.guide);
+    let plan = lower::plan(&cx, &input, latents, (&fields, &failed));
+    match cx.check() {
+        Ok(()) => emit::guide(&plan),
+        Err(e) => crate::fallback::plain(&input.guide, Some(e)),
+    }
+}

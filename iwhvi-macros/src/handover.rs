@@ -1,0 +1,138 @@
+//! The hand-over from a model to its guides.
+//!
+//! A model's expansion defines a hidden `__iwhvi_model_<Model>!` macro and
+//! re-exports it by path (`pub(crate) use`), so a guide declared anywhere
+//! the model's path resolves (above the model, in another module) reaches
+//! it as `path::to::__iwhvi_model_<Model>!`. The macro hands the guide
+//! struct to the `guide!` expansion with the model's latents in front of it
+//! as typed tokens, `[name: scalar positive, …]`, which the guide parses
+//! back with an error on any unknown word.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::parse::{Parse, ParseStream};
+use syn::{Ident, Token};
+
+use crate::model::plan::{LatentSupport, Plan};
+
+/// The hidden macro's name for a model.
+pub fn macro_name(model: &Ident) -> Ident {
+    format_ident!("__iwhvi_model_{}", model, span = model.span())
+}
+
+/// The path of the hidden macro of the model at `model`: its last segment
+/// replaced.
+pub fn macro_path(model: &syn::Path) -> Option<syn::Path> {
+    let mut path = model.clone();
+    let last = path.segments.last_mut()?;
+    last.ident = macro_name(&last.ident);
+    last.arguments = syn::PathArguments::None;
+    Some(path)
+}
+
+/// The model side: the hidden macro and its re-export.
+pub fn model_side(plan: &Plan<'_>) -> TokenStream {
+    let latents = plan.latents().map(|l| {
+        let name = &l.field.ident;
+        let shape = if l.shape.is_scalar() {
+            quote!(scalar)
+        } else {
+            quote!(vector)
+        };
+        let support = Ident::new(l.support.word(), proc_macro2::Span::call_site());
+        quote!(#name: #shape #support)
+    });
+    hidden_macro(&plan.model.ident, quote!([#(#latents),*]))
+}
+
+/// The model side of a model with a mistake: its guides are told so with
+/// `[!]` and expand to their plain structs.
+pub fn failed_model(model: &Ident) -> TokenStream {
+    hidden_macro(model, quote!([!]))
+}
+
+fn hidden_macro(model: &Ident, latents: TokenStream) -> TokenStream {
+    let guide_macro = macro_name(model);
+    quote! {
+        /// Hands a guide declared for this model (`#[variational(guide = ...)]`)
+        /// the model's latents, so that the guide is checked against them.
+        #[doc(hidden)]
+        #[allow(unused_macros)]
+        macro_rules! #guide_macro {
+            ($($guide:tt)*) => {
+                ::iwhvi::__private::guide! { #latents $($guide)* }
+            };
+        }
+
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        pub(crate) use #guide_macro as #guide_macro;
+    }
+}
+
+/// One model latent as the model's expansion describes it.
+pub struct LatentInfo {
+    pub name: Ident,
+    pub vector: bool,
+    pub support: LatentSupport,
+}
+
+impl Parse for LatentInfo {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.parse()?;
+        input.parse::<Token![:]>()?;
+        let shape: Ident = input.parse()?;
+        let vector = match shape.to_string().as_str() {
+            "scalar" => false,
+            "vector" => true,
+            other => {
+                return Err(syn::Error::new(
+                    shape.span(),
+                    format!("unknown latent shape `{other}`: expected `scalar` or `vector`"),
+                ));
+            }
+        };
+        let word: Ident = input.parse()?;
+        let support = LatentSupport::ALL
+            .iter()
+            .find(|(_, w)| word == w)
+            .map(|(s, _)| *s)
+            .ok_or_else(|| {
+                syn::Error::new(word.span(), format!("unknown latent support `{word}`"))
+            })?;
+        Ok(Self {
+            name,
+            vector,
+            support,
+        })
+    }
+}
+
+/// `[name: scalar real, …] Model ; struct Guide { … }`, or `[!] …` when
+/// the model failed.
+pub struct GuideInput {
+    /// `None` when the model failed.
+    pub latents: Option<Vec<LatentInfo>>,
+    pub model: syn::Path,
+    pub guide: syn::DeriveInput,
+}
+
+impl Parse for GuideInput {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let content;
+        syn::bracketed!(content in input);
+        let latents = if content.parse::<Option<Token![!]>>()?.is_some() {
+            None
+        } else {
+            let latents = content.parse_terminated(LatentInfo::parse, Token![,])?;
+            Some(latents.into_iter().collect())
+        };
+        let model = input.parse()?;
+        input.parse::<Token![;]>()?;
+        Ok(Self {
+            latents,
+            model,
+            guide: input.parse()?,
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! A latent's code: its transform and layout entry, its step of the log
+//! joint, and its ancestral draw.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+
+use crate::model::ast::{Constraint, Shape};
+use crate::model::plan::{Affine, Latent, Transform};
+
+/// The transform as an expression.
+pub fn transform(transform: &Transform) -> TokenStream {
+    let t = quote!(::iwhvi::__private::Transform);
+    match transform {
+        Transform::CoreSupport(name) => {
+            let name = syn::Ident::new(name, proc_macro2::Span::call_site());
+            let supports = quote!(::iwhvi::__private::distributions::supports);
+            quote!(const { <#supports::#name as #supports::SupportKind>::DEFAULT_TRANSFORM.unwrap() })
+        }
+        // The support type fixes the transform; a support without one (an
+        // interval given by parameters, a discrete set) fails to compile.
+        Transform::UserSupport(path, span) => {
+            quote_spanned!(*span=> const { ::iwhvi::__private::default_transform::<#path<f64>>() })
+        }
+        Transform::Constraint(Constraint::Ordered) => quote!(#t::Ordered),
+        Transform::Constraint(Constraint::PositiveOrdered) => quote!(#t::PositiveOrdered),
+        Transform::Constraint(Constraint::Simplex) => quote!(#t::StickBreaking),
+        Transform::Interval(low, high) => quote!(#t::Interval { low: #low, high: #high }),
+        Transform::LowerBound(low) => quote!(#t::LowerBound { low: #low }),
+        Transform::UpperBound(high) => quote!(#t::UpperBound { high: #high }),
+    }
+}
+
+fn affine(a: &Affine) -> TokenStream {
+    let constant = a.constant;
+    let terms = a
+        .terms
+        .iter()
+        .map(|(n, c)| quote!((::std::string::String::from(#n), #c)));
+    quote!(::iwhvi::__private::iwhvi_core::model::AffineBound { constant: #constant, terms: ::std::vec![#(#terms),*] })
+}
+
+/// Its entry of the model's layout.
+pub fn spec(l: &Latent<'_>) -> TokenStream {
+    let (name, transform, len) = (l.field.ident.to_string(), transform(&l.transform), &l.len);
+    let shape = if l.shape.is_scalar() {
+        quote!(::std::vec::Vec::new())
+    } else {
+        quote!(::std::vec![#len])
+    };
+    let dependent = match l.bounds.as_ref().and_then(|b| b.dependent.as_ref()) {
+        Some(d) => {
+            let (low, high) = (affine(&d.low_affine), affine(&d.high_affine));
+            quote!(::core::option::Option::Some(::iwhvi::__private::iwhvi_core::model::DependentBounds { low: #low, high: #high }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        ::iwhvi::__private::LatentSpec {
+            name: ::std::string::String::from(#name),
+            shape: #shape,
+            transform: #transform,
+            dependent_bounds: #dependent,
+        }
+    }
+}
+
+/// Its step of the log joint: constrain its block of `__u`, add the log
+/// Jacobian and the prior's log density, and bind its name.
+pub fn log_joint_step(l: &Latent<'_>) -> TokenStream {
+    let lp = quote!(::iwhvi::__private::log_prob_or_neg_inf);
+    let (ident, new, len) = (&l.field.ident, &l.prior, &l.len);
+    let transform = transform(&l.transform);
+    let flat = l.is_flat();
+    let body = if let Some(d) = l.bounds.as_ref().and_then(|b| b.dependent.as_ref()) {
+        let (low, high) = (&d.low, &d.high);
+        let density = (!flat).then(|| quote!(__lp += #lp(#new, #ident);));
+        quote! {
+            let (__low, __high) = (#low, #high);
+            let __s = __u[__at];
+            __at += 1;
+            let __width = __high - __low;
+            let #ident = __low + __width * ::iwhvi::__private::Scalar::sigmoid(__s);
+            __lp += ::iwhvi::__private::Scalar::ln(__width)
+                + ::iwhvi::__private::Scalar::log_sigmoid(__s)
+                + ::iwhvi::__private::Scalar::log_sigmoid(-__s);
+            #density
+        }
+    } else if l.shape.is_scalar() {
+        let density = (!flat).then(|| quote!(__lp += #lp(#new, #ident);));
+        quote! {
+            let (#ident, __log_jacobian) = __transform.forward_scalar(__u[__at]);
+            __at += 1;
+            __lp += __log_jacobian;
+            #density
+        }
+    } else {
+        let bind_index = l.index.map(|i| quote!(let #i: usize = __k;));
+        let density = (!flat).then(|| {
+            if l.family.multivariate() {
+                quote!(__lp += ::iwhvi::__private::log_prob_multi_or_neg_inf(#new, &#ident);)
+            } else {
+                quote! {
+                    for __k in 0..__n {
+                        #bind_index
+                        __lp += #lp(#new, #ident[__k]);
+                    }
+                }
+            }
+        });
+        quote! {
+            let __n = #len;
+            let __m = __transform.unconstrained_len(__n).unwrap_or(0);
+            let mut #ident: ::std::vec::Vec<__T> =
+                ::std::vec![<__T as ::iwhvi::__private::Scalar>::constant(0.0); __n];
+            __lp += __transform.forward(&__u[__at..__at + __m], &mut #ident);
+            __at += __m;
+            #density
+        }
+    };
+    quote!(let __transform = #transform; #body)
+}
+
+fn rejection_failed(l: &Latent<'_>) -> TokenStream {
+    let latent_name = l.field.ident.to_string();
+    quote!(::iwhvi::__private::distributions::DistributionError::RejectionFailed { latent: #latent_name, tries: __tries })
+}
+
+/// Its ancestral draw (in `sample_prior`, where `__T = f64`).
+pub fn draw(l: &Latent<'_>) -> TokenStream {
+    let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
+    let (ident, new) = (&l.field.ident, &l.prior);
+    let Some(bounds) = &l.bounds else {
+        return draw_unbounded(l);
+    };
+    let low = bounds.low.clone().unwrap_or(quote!(f64::NEG_INFINITY));
+    let high = bounds.high.clone().unwrap_or(quote!(f64::INFINITY));
+    match (l.is_flat(), bounds.low.is_some() && bounds.high.is_some()) {
+        // Both bounds (dependent bounds always have both): a flat prior
+        // is uniform between them.
+        (true, true) => quote! {
+            let (__low, __high): (f64, f64) = (#low, #high);
+            let #ident: f64 = #sample(&::iwhvi::__private::distributions::Uniform::new(__low, __high)?, __rng);
+        },
+        (true, false) => draw_unbounded(l),
+        (false, _) => {
+            let rejection_failed = rejection_failed(l);
+            quote! {
+                // The prior restricted to the bounds, by rejection.
+                let (__low, __high): (f64, f64) = (#low, #high);
+                let mut __tries = 0usize;
+                let #ident: f64 = loop {
+                    let __x: f64 = #sample(&#new?, __rng);
+                    if __x > __low && __x < __high {
+                        break __x;
+                    }
+                    __tries += 1;
+                    if __tries == 100_000 {
+                        return ::core::result::Result::Err(#rejection_failed);
+                    }
+                };
+            }
+        }
+    }
+}
+
+fn draw_unbounded(l: &Latent<'_>) -> TokenStream {
+    let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
+    let (ident, new, len) = (&l.field.ident, &l.prior, &l.len);
+    let family_name = l.family.name;
+    let improper = quote!(::iwhvi::__private::distributions::DistributionError::Improper { distribution: #family_name });
+    match (l.is_flat(), l.shape.is_scalar(), l.constraint) {
+        (true, _, Some(Constraint::Simplex)) => quote! {
+            // Flat on the simplex is Dirichlet(1, …, 1): normalised exponentials.
+            let __n = #len;
+            let __exponential = ::iwhvi::__private::distributions::Exponential::new(1.0)?;
+            let mut #ident: ::std::vec::Vec<f64> = (0..__n).map(|_| #sample(&__exponential, __rng)).collect();
+            let __total: f64 = #ident.iter().sum();
+            for __x in &mut #ident {
+                *__x /= __total;
+            }
+        },
+        (true, true, _) => {
+            quote!(let #ident: f64 = return ::core::result::Result::Err(#improper);)
+        }
+        (true, false, _) => {
+            quote!(let #ident: ::std::vec::Vec<f64> = return ::core::result::Result::Err(#improper);)
+        }
+        (false, true, _) => quote!(let #ident: f64 = #sample(&#new?, __rng);),
+        (false, false, _) if l.family.multivariate() => quote! {
+            let #ident: ::std::vec::Vec<f64> = ::iwhvi::__private::DrawVector::draw_vector(&#new?, __rng);
+        },
+        (false, false, constraint) => draw_elementwise(l, constraint),
+    }
+}
+
+/// Elementwise draws, rejected until they satisfy the constraint (the
+/// prior is the elementwise density restricted to it).
+fn draw_elementwise(l: &Latent<'_>, constraint: Option<Constraint>) -> TokenStream {
+    let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
+    let (ident, new, len) = (&l.field.ident, &l.prior, &l.len);
+    let bind_index = l.index.map(|i| quote!(let #i: usize = __k;));
+    let rejection_failed = rejection_failed(l);
+    let accept = match constraint {
+        Some(Constraint::Ordered) => quote!(#ident.windows(2).all(|w| w[0] < w[1])),
+        Some(Constraint::PositiveOrdered) => {
+            quote!(#ident.first().is_none_or(|&x| x > 0.0) && #ident.windows(2).all(|w| w[0] < w[1]))
+        }
+        _ => quote!(true),
+    };
+    quote! {
+        let __n = #len;
+        // Elementwise draws, rejected until they satisfy the constraint
+        // (the prior is the elementwise density restricted to it).
+        let mut #ident: ::std::vec::Vec<f64> = ::std::vec::Vec::with_capacity(__n);
+        let mut __tries = 0usize;
+        loop {
+            #ident.clear();
+            for __k in 0..__n {
+                #bind_index
+                #ident.push(#sample(&#new?, __rng));
+            }
+            if #accept {
+                break;
+            }
+            __tries += 1;
+            if __tries == 100_000 {
+                return ::core::result::Result::Err(#rejection_failed);
+            }
+        }
+    }
+}
+
+/// The typed latents' field.
+pub fn typed_field(l: &Latent<'_>) -> TokenStream {
+    let (ident, ty) = (&l.field.ident, &l.field.ty);
+    let doc = format!("The latent `{ident}`, constrained.");
+    quote!(#[doc = #doc] pub #ident: #ty)
+}
+
+/// Binds the latent's name to its value in `__latents` (typed).
+pub fn binding(l: &Latent<'_>) -> TokenStream {
+    let ident = &l.field.ident;
+    match l.shape {
+        Shape::Scalar(_) => quote!(let #ident: f64 = __latents.#ident;),
+        _ => quote!(let #ident: &[f64] = &__latents.#ident[..];),
+    }
+}

@@ -1,0 +1,326 @@
+//! Code generation from a checked [`Plan`]: the data struct and its
+//! validating constructor, the typed latents, the samplers, the derived
+//! quantities, the `Model` implementation and the hand-over to guides.
+//! Nothing here reports an error.
+
+mod latent;
+mod observed;
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::ast::{Elem, Shape};
+use super::plan::{Plan, Step};
+
+/// Everything the model expands to.
+pub fn model(plan: &Plan<'_>) -> TokenStream {
+    let parts = [
+        data_struct(plan),
+        latents_struct(plan),
+        samplers(plan),
+        crate::handover::model_side(plan),
+        derived_struct(plan),
+        model_impl(plan),
+    ];
+    quote!(#(#parts)*)
+}
+
+/// The data struct, its constructor and its validation.
+fn data_struct(plan: &Plan<'_>) -> TokenStream {
+    let (ident, vis, attrs) = (&plan.model.ident, &plan.model.vis, &plan.model.attrs);
+    let data_defs = plan.data.iter().map(|d| {
+        let (attrs, vis, ident, ty) = (&d.field.attrs, &d.field.vis, &d.field.ident, &d.field.ty);
+        quote!(#(#attrs)* #vis #ident: #ty)
+    });
+    let data_params = plan.data.iter().map(|d| {
+        let (ident, ty) = (&d.field.ident, &d.field.ty);
+        quote!(#ident: #ty)
+    });
+    let data_names = plan.data.iter().map(|d| &d.field.ident);
+    let finite_checks = plan
+        .data
+        .iter()
+        .filter(|d| d.shape.is_some_and(|s| s.elem() == Elem::Real))
+        .map(|d| {
+            let (ident, name) = (&d.field.ident, d.field.ident.to_string());
+            let values = if d.shape.is_some_and(Shape::is_scalar) {
+                quote!(::core::iter::once(&self.#ident))
+            } else {
+                quote!(self.#ident.iter())
+            };
+            quote! {
+                for (__index, __value) in #values.enumerate() {
+                    if !__value.is_finite() {
+                        return ::core::result::Result::Err(::iwhvi::__private::DataError::NotFinite {
+                            field: #name, index: __index, value: *__value,
+                        });
+                    }
+                }
+            }
+        });
+    let length_checks = plan.observations().flat_map(observed::length_checks);
+    let support_checks = plan.observations().filter_map(observed::support_check);
+    let doc_new = format!(
+        "The model `{ident}` with its data, checked: finite reals, matching lengths, observations inside their likelihood's support."
+    );
+    quote! {
+        #(#attrs)*
+        #vis struct #ident {
+            #(#data_defs,)*
+        }
+
+        impl #ident {
+            #[doc = #doc_new]
+            ///
+            /// # Errors
+            /// A `DataError` naming the field.
+            #[allow(clippy::too_many_arguments)]
+            #vis fn new(#(#data_params),*) -> ::core::result::Result<Self, ::iwhvi::__private::DataError> {
+                let __model = Self { #(#data_names),* };
+                __model.__validate()?;
+                ::core::result::Result::Ok(__model)
+            }
+
+            fn __validate(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
+                #(#finite_checks)*
+                #(#length_checks)*
+                #(#support_checks)*
+                ::core::result::Result::Ok(())
+            }
+        }
+    }
+}
+
+/// The typed latents and the conversions to and from named latents and
+/// unconstrained points.
+fn latents_struct(plan: &Plan<'_>) -> TokenStream {
+    let (ident, vis) = (&plan.model.ident, &plan.model.vis);
+    let latents_ident = format_ident!("{}Latents", ident);
+    let latent_defs = plan.latents().map(latent::typed_field);
+    let typed_checks = plan.latents().map(|l| {
+        let (name, len) = (l.field.ident.to_string(), &l.len);
+        quote! {
+            if __latents.get(#name)?.len() != #len {
+                return ::core::option::Option::None;
+            }
+        }
+    });
+    let latent_reads = plan.latents().map(|l| {
+        let ident = &l.field.ident;
+        let name = ident.to_string();
+        let read = quote!(__latents.get(#name)?);
+        match l.shape {
+            Shape::Scalar(_) => quote!(#ident: #read[0]),
+            Shape::Array(..) => quote!(#ident: ::core::convert::TryInto::try_into(#read).ok()?),
+            _ => quote!(#ident: #read.to_vec()),
+        }
+    });
+    let latent_named = plan.latents().map(|l| {
+        let (ident, name) = (&l.field.ident, l.field.ident.to_string());
+        match l.shape {
+            Shape::Scalar(_) => {
+                quote!((::std::string::String::from(#name), ::std::vec![__latents.#ident]))
+            }
+            _ => quote!((::std::string::String::from(#name), __latents.#ident.to_vec())),
+        }
+    });
+    let doc_latents = format!("The constrained latents of [`{ident}`], one field per latent.");
+    let core_model = quote!(::iwhvi::__private::iwhvi_core::model);
+    quote! {
+        #[doc = #doc_latents]
+        #[derive(Clone, Debug, PartialEq)]
+        #vis struct #latents_ident {
+            #(#latent_defs,)*
+        }
+
+        impl #ident {
+            /// Typed latents from named ones (a row of posterior `Draws`);
+            /// `None` if one is missing or has the wrong length.
+            #vis fn typed_latents(&self, __latents: &#core_model::Latents) -> ::core::option::Option<#latents_ident> {
+                #(#typed_checks)*
+                ::core::option::Option::Some(#latents_ident { #(#latent_reads,)* })
+            }
+
+            /// The unconstrained point of typed latents (the inverse of
+            /// `latents`).
+            ///
+            /// # Errors
+            /// If a latent lies outside its support.
+            #vis fn unconstrain(&self, __latents: &#latents_ident) -> ::core::result::Result<::std::vec::Vec<f64>, #core_model::LayoutError> {
+                let __named = #core_model::Latents::from_pairs([#(#latent_named),*]);
+                ::iwhvi::__private::Model::layout(self).unconstrain(&__named)
+            }
+
+            /// The named, constrained latents of an unconstrained point.
+            ///
+            /// # Errors
+            /// If `u` does not have the model's dimension.
+            #vis fn latents(&self, u: &[f64]) -> ::core::result::Result<#latents_ident, #core_model::LayoutError> {
+                let __latents = ::iwhvi::__private::Model::layout(self).constrain(u)?;
+                ::core::result::Result::Ok(self.typed_latents(&__latents).expect("the layout has every latent at its length"))
+            }
+        }
+    }
+}
+
+/// The simulated observations' struct, `sample_prior` and `simulate`.
+fn samplers(plan: &Plan<'_>) -> TokenStream {
+    let (ident, vis) = (&plan.model.ident, &plan.model.vis);
+    let latents_ident = format_ident!("{}Latents", ident);
+    let observations_ident = format_ident!("{}Observations", ident);
+    let draws = plan.latents().map(latent::draw);
+    let latent_values = plan.latents().map(|l| {
+        let ident = &l.field.ident;
+        match l.shape {
+            Shape::Array(..) => quote!(#ident: ::core::convert::TryInto::try_into(#ident).expect("the draw has the array's length")),
+            _ => quote!(#ident),
+        }
+    });
+    let bindings = plan.latents().map(latent::binding);
+    let simulations = plan.observations().map(observed::simulation);
+    let observation_defs = plan.observations().map(observed::simulated_field);
+    let observation_values = plan.observations().map(observed::simulated_value);
+    let doc_observations = format!("Observations of [`{ident}`] simulated from given latents.");
+    let rng = quote!(__R: ::iwhvi::__private::rand::Rng + ?::core::marker::Sized);
+    let distribution_error = quote!(::iwhvi::__private::distributions::DistributionError);
+    quote! {
+        #[doc = #doc_observations]
+        #[derive(Clone, Debug, PartialEq)]
+        #vis struct #observations_ident {
+            #(#observation_defs,)*
+        }
+
+        impl #ident {
+            /// Draws every latent from its prior, in declaration order
+            /// (ancestral sampling).
+            ///
+            /// # Errors
+            /// A `DistributionError` if a prior's parameters, computed from
+            /// the latents drawn before it, are invalid.
+            #[allow(unused_variables, unreachable_code, non_camel_case_types, clippy::all)]
+            #vis fn sample_prior<#rng>(
+                &self,
+                __rng: &mut __R,
+            ) -> ::core::result::Result<#latents_ident, #distribution_error> {
+                type __T = f64;
+                #(#draws)*
+                ::core::result::Result::Ok(#latents_ident { #(#latent_values,)* })
+            }
+
+            /// Simulates the observed fields (the shapes of the model's own
+            /// data) given latents: with `sample_prior`, the prior
+            /// predictive; with posterior draws, the posterior predictive.
+            ///
+            /// # Errors
+            /// A `DistributionError` if a likelihood's parameters are invalid.
+            #[allow(unused_variables, non_camel_case_types, clippy::all)]
+            #vis fn simulate<#rng>(
+                &self,
+                __latents: &#latents_ident,
+                __rng: &mut __R,
+            ) -> ::core::result::Result<#observations_ident, #distribution_error> {
+                type __T = f64;
+                #(#bindings)*
+                #(#simulations)*
+                ::core::result::Result::Ok(#observations_ident { #(#observation_values,)* })
+            }
+        }
+    }
+}
+
+/// The derived quantities' struct and `derived_quantities`.
+fn derived_struct(plan: &Plan<'_>) -> TokenStream {
+    let (ident, vis) = (&plan.model.ident, &plan.model.vis);
+    let latents_ident = format_ident!("{}Latents", ident);
+    let derived_ident = format_ident!("{}Derived", ident);
+    let derived_defs = plan.derived().map(|d| {
+        let (ident, ty) = (&d.field.ident, &d.field.ty);
+        let doc = format!("The derived quantity `{ident}`.");
+        quote!(#[doc = #doc] pub #ident: #ty)
+    });
+    let computations = plan.derived().map(|d| {
+        let (ident, value) = (&d.field.ident, &d.value);
+        match d.over {
+            None => quote!(let #ident: f64 = #value;),
+            Some((i, n)) => quote! {
+                let #ident: ::std::vec::Vec<f64> = (0..(#n) as usize).map(|#i| #value).collect();
+            },
+        }
+    });
+    let derived_values = plan.derived().map(|d| {
+        let ident = &d.field.ident;
+        match d.shape {
+            Shape::Array(..) => quote!(#ident: ::core::convert::TryInto::try_into(#ident).expect("one value per element")),
+            _ => quote!(#ident),
+        }
+    });
+    let bindings = plan.latents().map(latent::binding);
+    let doc_derived = format!("The derived quantities of [`{ident}`] at given latents.");
+    quote! {
+        #[doc = #doc_derived]
+        #[derive(Clone, Debug, PartialEq)]
+        #vis struct #derived_ident {
+            #(#derived_defs,)*
+        }
+
+        impl #ident {
+            /// The derived quantities at the given latents.
+            #[allow(unused_variables, non_camel_case_types, clippy::all)]
+            #vis fn derived_quantities(&self, __latents: &#latents_ident) -> #derived_ident {
+                type __T = f64;
+                #(#bindings)*
+                #(#computations)*
+                #derived_ident { #(#derived_values,)* }
+            }
+        }
+    }
+}
+
+/// `impl Model`: the derived quantities by name, the layout and the log
+/// joint, fields in declaration order. A latent's step binds its name for
+/// the steps after it, so steps are not wrapped in braces.
+fn model_impl(plan: &Plan<'_>) -> TokenStream {
+    let ident = &plan.model.ident;
+    let specs = plan.latents().map(latent::spec);
+    let steps = plan.steps.iter().map(|step| match step {
+        Step::Latent(l) => latent::log_joint_step(l),
+        Step::Observed(o) => observed::log_joint_step(o),
+        Step::Factor(value) => quote!(__lp += #value;),
+        Step::Derived(_) => quote!(),
+    });
+    let derived_named = plan.derived().map(|d| {
+        let (ident, name) = (&d.field.ident, d.field.ident.to_string());
+        match d.shape {
+            Shape::Scalar(_) => {
+                quote!((::std::string::String::from(#name), ::std::vec![__derived.#ident]))
+            }
+            _ => quote!((::std::string::String::from(#name), __derived.#ident.to_vec())),
+        }
+    });
+    let core_model = quote!(::iwhvi::__private::iwhvi_core::model);
+    quote! {
+        impl ::iwhvi::__private::Model for #ident {
+            fn derived(&self, __latents: &#core_model::Latents) -> #core_model::Latents {
+                match self.typed_latents(__latents) {
+                    ::core::option::Option::Some(__typed) => {
+                        let __derived = self.derived_quantities(&__typed);
+                        #core_model::Latents::from_pairs([#(#derived_named),*])
+                    }
+                    ::core::option::Option::None => ::core::default::Default::default(),
+                }
+            }
+
+            fn layout(&self) -> ::iwhvi::__private::Layout {
+                ::iwhvi::__private::Layout::new(::std::vec![#(#specs),*])
+            }
+
+            #[allow(unused_mut, unused_variables, unused_assignments, clippy::all)]
+            fn log_joint<__T: ::iwhvi::__private::Scalar>(&self, __u: &[__T]) -> __T {
+                let mut __lp = <__T as ::iwhvi::__private::Scalar>::constant(0.0);
+                let mut __at = 0usize;
+                #(#steps)*
+                __lp
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! An observed field's code: its term of the log joint, its simulation,
+//! and the checks of its data.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use crate::family::Support;
+use crate::model::ast::{Elem, Shape};
+use crate::model::plan::Observed;
+
+/// The element type of a field's type (`Vec<T>` → `T`, `[T; N]` → `T`).
+fn element_type(ty: &syn::Type) -> syn::Type {
+    match ty {
+        syn::Type::Array(a) => (*a.elem).clone(),
+        syn::Type::Path(p) => match &p.path.segments.last().expect("a path").arguments {
+            syn::PathArguments::AngleBracketed(args) => match args.args.first() {
+                Some(syn::GenericArgument::Type(inner)) => inner.clone(),
+                _ => ty.clone(),
+            },
+            _ => ty.clone(),
+        },
+        other => other.clone(),
+    }
+}
+
+/// Its term of the log joint.
+pub fn log_joint_step(o: &Observed<'_>) -> TokenStream {
+    let (ident, new) = (&o.field.ident, &o.likelihood);
+    if o.family.multivariate() {
+        // One draw of the whole vector.
+        return quote! {
+            let __values: ::std::vec::Vec<__T> =
+                self.#ident.iter().map(|__v| <__T as ::iwhvi::__private::Scalar>::constant(*__v)).collect();
+            __lp += ::iwhvi::__private::log_prob_multi_or_neg_inf(#new, &__values);
+        };
+    }
+    let element = match o.index {
+        Some(i) => quote!(self.#ident[#i]),
+        None => quote!(self.#ident),
+    };
+    let value = match o.shape.elem() {
+        Elem::Real => quote!(<__T as ::iwhvi::__private::Scalar>::constant(#element)),
+        Elem::Integer => quote!((#element) as u64),
+        Elem::Bool => quote!(u64::from(#element)),
+    };
+    let term = quote!(__lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, #value););
+    match o.index {
+        Some(i) if !o.shape.is_scalar() => quote!(for #i in 0..self.#ident.len() { #term }),
+        _ => term,
+    }
+}
+
+/// Its simulation given the latents (`__T = f64`).
+pub fn simulation(o: &Observed<'_>) -> TokenStream {
+    let (ident, new) = (&o.field.ident, &o.likelihood);
+    if o.family.multivariate() {
+        return quote! {
+            let #ident: ::std::vec::Vec<f64> = ::iwhvi::__private::DrawVector::draw_vector(&#new?, __rng);
+        };
+    }
+    let elem_ty = element_type(&o.field.ty);
+    let sample = quote!(::iwhvi::__private::rand::distr::Distribution::sample);
+    let one = match o.shape.elem() {
+        Elem::Real => quote!(#sample(&#new?, __rng)),
+        Elem::Integer => quote!({ let __k: u64 = #sample(&#new?, __rng); __k as #elem_ty }),
+        Elem::Bool => quote!({ let __k: u64 = #sample(&#new?, __rng); __k != 0 }),
+    };
+    match o.index {
+        Some(i) if !o.shape.is_scalar() => quote! {
+            let mut #ident: ::std::vec::Vec<#elem_ty> = ::std::vec::Vec::with_capacity(self.#ident.len());
+            for #i in 0..self.#ident.len() {
+                #ident.push(#one);
+            }
+        },
+        _ => quote!(let #ident: #elem_ty = #one;),
+    }
+}
+
+/// The field of the simulated observations' struct.
+pub fn simulated_field(o: &Observed<'_>) -> TokenStream {
+    let (ident, ty) = (&o.field.ident, &o.field.ty);
+    let doc = format!("Simulated `{ident}`.");
+    quote!(#[doc = #doc] pub #ident: #ty)
+}
+
+/// Its value in the simulated observations' struct literal.
+pub fn simulated_value(o: &Observed<'_>) -> TokenStream {
+    let ident = &o.field.ident;
+    match o.shape {
+        Shape::Scalar(_) => quote!(#ident),
+        Shape::Array(..) => {
+            quote!(#ident: ::core::convert::TryInto::try_into(#ident).expect("one draw per observation"))
+        }
+        _ => quote!(#ident: ::core::convert::From::from(#ident)),
+    }
+}
+
+/// The data indexed by the same loop have its length.
+pub fn length_checks<'p>(o: &'p Observed<'_>) -> impl Iterator<Item = TokenStream> + 'p {
+    let (ident, name) = (&o.field.ident, o.field.ident.to_string());
+    o.same_length.iter().map(move |other| {
+        let other_ident = format_ident!("{}", other);
+        quote! {
+            if self.#other_ident.len() != self.#ident.len() {
+                return ::core::result::Result::Err(::iwhvi::__private::DataError::LengthMismatch {
+                    field: #other, found: self.#other_ident.len(), other: #name, expected: self.#ident.len(),
+                });
+            }
+        }
+    })
+}
+
+/// A check that every observation lies in its likelihood's support, for
+/// the families whose support does not depend on parameters.
+pub fn support_check(o: &Observed<'_>) -> Option<TokenStream> {
+    let (ident, shape, family) = (&o.field.ident, o.shape, o.family);
+    if family.multivariate() {
+        return None;
+    }
+    let name = ident.to_string();
+    let distribution = family.name;
+    let (test, support) = match (family.name, shape.elem()) {
+        ("Bernoulli" | "BernoulliLogit", Elem::Integer) => {
+            (quote!((0..=1).contains(&(__value as i128))), "0 or 1")
+        }
+        (
+            "Poisson" | "PoissonLog" | "NegativeBinomial2" | "Binomial" | "BinomialLogit",
+            Elem::Integer,
+        ) => (quote!((__value as i128) >= 0), "non-negative counts"),
+        (_, Elem::Real) => match family.support {
+            Support::Positive => (quote!(__value > 0.0), "positive reals"),
+            Support::UnitInterval => (quote!(__value >= 0.0 && __value <= 1.0), "[0, 1]"),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let values = if shape.is_scalar() {
+        quote!(::core::iter::once(self.#ident))
+    } else {
+        quote!(self.#ident.iter().copied())
+    };
+    Some(quote! {
+        for (__index, __value) in #values.enumerate() {
+            if !(#test) {
+                return ::core::result::Result::Err(::iwhvi::__private::DataError::OutsideSupport {
+                    field: #name, index: __index, value: __value as f64, distribution: #distribution, support: #support,
+                });
+            }
+        }
+    })
+}

@@ -1,0 +1,572 @@
+//! Lowering: the parsed model becomes a checked [`Plan`]. Every rule is
+//! checked and every name resolved here, errors reported into the context;
+//! nothing here emits the model's code.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Expr, Ident};
+
+use super::ast::{Constraint, DistCall, Elem, Field, Model, Role, Shape};
+use super::check;
+use super::plan::{
+    Affine, Bounds, Data, Dependent, Derived, Latent, LatentSupport, Observed, Plan, Step,
+    Transform,
+};
+use crate::ctxt::Ctxt;
+use crate::family::{Family, Param, Support};
+use crate::scope::{Binding, Bindings, Lower, Meaning};
+
+/// The model's names: latents are locals, data and observations fields of
+/// `self`.
+pub fn bindings(model: &Model) -> Bindings {
+    let failed = model.failed.iter().map(|ident| Binding {
+        ident: ident.clone(),
+        meaning: Meaning::Failed,
+    });
+    let entries = model
+        .fields
+        .iter()
+        .map(|f| Binding {
+            ident: f.ident.clone(),
+            meaning: match (&f.role, &f.shape) {
+                (Role::Latent { .. }, shape) => Meaning::Local {
+                    scalar: shape.as_ref().is_some_and(Shape::is_scalar),
+                },
+                (Role::Data | Role::Observed { .. }, Some(shape)) => Meaning::Data(shape.clone()),
+                (Role::Data | Role::Observed { .. }, None) => Meaning::Data(Shape::Vec(Elem::Real)),
+                (Role::Factor(_), _) => Meaning::Factor,
+                (Role::Derived { .. }, _) => Meaning::Derived,
+            },
+        })
+        .chain(failed)
+        .collect();
+    Bindings {
+        entries,
+        vocabulary: "the model's data and latents",
+    }
+}
+
+/// The plan of a model; a field that could not be lowered (the reason is
+/// in `cx`) is left out.
+pub fn plan<'a>(cx: &Ctxt, model: &'a Model, table: &Bindings) -> Plan<'a> {
+    check::names(cx, model);
+    let mut steps = Vec::new();
+    for (position, field) in model.fields.iter().enumerate() {
+        let step = match (&field.role, &field.shape) {
+            (Role::Factor(expr), _) => Lower::new(table.scope(position, None), cx)
+                .value(expr)
+                .map(Step::Factor),
+            (_, None) | (Role::Data, _) => None,
+            (Role::Derived { expr, index }, Some(shape)) => {
+                derived(cx, table, position, field, shape, expr, index.as_ref()).map(Step::Derived)
+            }
+            (Role::Latent { .. }, Some(shape)) => {
+                latent(cx, table, position, field, shape).map(|l| Step::Latent(Box::new(l)))
+            }
+            (Role::Observed { likelihood, index }, Some(shape)) => observed(
+                cx,
+                table,
+                position,
+                field,
+                shape,
+                likelihood,
+                index.as_ref(),
+            )
+            .map(Step::Observed),
+        };
+        steps.extend(step);
+    }
+    let data = model
+        .fields
+        .iter()
+        .filter(|f| matches!(f.role, Role::Data | Role::Observed { .. }))
+        .map(|field| Data {
+            field,
+            shape: field.shape.as_ref(),
+        })
+        .collect();
+    Plan { model, data, steps }
+}
+
+fn derived<'a>(
+    cx: &Ctxt,
+    table: &Bindings,
+    position: usize,
+    field: &'a Field,
+    shape: &'a Shape,
+    expr: &Expr,
+    index: Option<&'a Ident>,
+) -> Option<Derived<'a>> {
+    let mut lower = Lower::new(table.scope(position, index), cx);
+    let value = lower.value(expr);
+    let ident = &field.ident;
+    let over = match (shape, index) {
+        (Shape::Scalar(Elem::Real), None) => None,
+        (Shape::Array(Elem::Real, n), Some(i)) => Some((i, n)),
+        (Shape::Vec(Elem::Real), Some(_)) => {
+            cx.error_spanned_by(
+                ident,
+                format!("a derived Vec needs a fixed length: declare `{ident}` as `[f64; N]`"),
+            );
+            return None;
+        }
+        _ => {
+            cx.error_spanned_by(
+                ident,
+                format!("derived `{ident}` is an f64 (`#[derived(expr)]`) or an [f64; N] over an index (`#[derived(expr, for i)]`)"),
+            );
+            return None;
+        }
+    };
+    Some(Derived {
+        field,
+        shape,
+        value: value?,
+        over,
+        uses: lower.uses.names,
+    })
+}
+
+fn latent<'a>(
+    cx: &Ctxt,
+    table: &Bindings,
+    position: usize,
+    field: &'a Field,
+    shape: &'a Shape,
+) -> Option<Latent<'a>> {
+    let Role::Latent {
+        prior,
+        len,
+        index,
+        constraint,
+        lower,
+        upper,
+    } = &field.role
+    else {
+        unreachable!("called on latents")
+    };
+    let ident = &field.ident;
+    let family = check::distribution(cx, prior)?;
+    check::latent(cx, ident, shape, family, len.as_ref());
+    check::latent_options(
+        cx,
+        ident,
+        shape,
+        family,
+        index.as_ref(),
+        constraint.as_ref(),
+    );
+    let mut values = Lower::new(table.scope(position, index.as_ref()), cx);
+    let new = constructor(&mut values, family, prior);
+    let default = default_transform(cx, table, family, prior);
+    let bounds = bounds(
+        cx,
+        table,
+        &mut values,
+        ident,
+        shape,
+        lower.as_ref(),
+        upper.as_ref(),
+    );
+    let len = length(cx, table, shape, len.as_ref());
+    let constraint = constraint.as_ref().map(|(c, _)| *c);
+    let (new, default, len, bounds) = (new?, default?, len?, bounds.ok()?);
+    let (bounds, fixed) = match bounds {
+        Some((bounds, fixed)) => (Some(bounds), fixed),
+        None => (None, None),
+    };
+    let transform = match (constraint, fixed) {
+        (Some(c), _) => Transform::Constraint(c),
+        (None, Some(t)) => t,
+        (None, None) => default,
+    };
+    let support = support(family, constraint, bounds.is_some());
+    Some(Latent {
+        field,
+        shape,
+        family,
+        prior: new,
+        transform,
+        bounds,
+        len,
+        index: index.as_ref(),
+        constraint,
+        support,
+        uses: values.uses.names,
+    })
+}
+
+/// What the guide is told about a latent's support.
+fn support(family: &Family, constraint: Option<Constraint>, bounded: bool) -> LatentSupport {
+    match (constraint, bounded) {
+        (Some(Constraint::Simplex), _) => LatentSupport::Simplex,
+        (Some(Constraint::Ordered), _) => LatentSupport::Ordered,
+        (Some(Constraint::PositiveOrdered), _) => LatentSupport::PositiveOrdered,
+        (None, true) => LatentSupport::Bounded,
+        (None, false) => match family.support {
+            Support::Positive => LatentSupport::Positive,
+            Support::UnitInterval => LatentSupport::Unit,
+            Support::Interval => LatentSupport::Bounded,
+            Support::Simplex => LatentSupport::Simplex,
+            Support::User => LatentSupport::User,
+            _ => LatentSupport::Real,
+        },
+    }
+}
+
+/// The default transform of the prior's support.
+fn default_transform(
+    cx: &Ctxt,
+    table: &Bindings,
+    family: &Family,
+    call: &DistCall,
+) -> Option<Transform> {
+    if let Some(path) = &call.user {
+        return Some(Transform::UserSupport(path.clone(), call.tokens.span()));
+    }
+    if family.support != Support::Interval {
+        return family.support.core_type().map(Transform::CoreSupport);
+    }
+    let mut fixed = Lower::new(table.data_scope(), cx);
+    let (low, high) = (fixed.raw(&call.args[0]), fixed.raw(&call.args[1]));
+    let (low, high) = (low?, high?);
+    Some(Transform::Interval(
+        quote!((#low) as f64),
+        quote!((#high) as f64),
+    ))
+}
+
+/// A vector latent's length, as a `usize` over the data.
+fn length(cx: &Ctxt, table: &Bindings, shape: &Shape, len: Option<&Expr>) -> Option<TokenStream> {
+    Some(match (shape, len) {
+        (Shape::Scalar(_), _) => quote!(1usize),
+        (Shape::Array(_, n), _) => quote!((#n) as usize),
+        (Shape::Vec(_), Some(len)) => {
+            let raw = Lower::new(table.data_scope(), cx).raw(len)?;
+            quote!((#raw) as usize)
+        }
+        // Reported by `check::latent`.
+        (Shape::Vec(_), None) | (Shape::Matrix, _) => return None,
+    })
+}
+
+/// `Family::new(args…)` with each argument in its context.
+pub fn constructor(lower: &mut Lower<'_>, family: &Family, call: &DistCall) -> Option<TokenStream> {
+    let name = &call.name;
+    let span = call.tokens.span();
+    if let Some(path) = &call.user {
+        let args: Vec<_> = call.args.iter().map(|arg| lower.value(arg)).collect();
+        let args: Vec<TokenStream> = args.into_iter().collect::<Option<_>>()?;
+        return Some(quote_spanned!(span=> #path::new(#(#args),*)));
+    }
+    if crate::family::is_flat(family.name) {
+        return Some(quote!(()));
+    }
+    let (type_name, method) = family.constructor();
+    let (type_name, method) = (
+        Ident::new(type_name, name.span()),
+        Ident::new(method, name.span()),
+    );
+    let nalgebra_vector = family.name.starts_with("MultivariateNormal");
+    let args: Vec<Option<TokenStream>> = call
+        .args
+        .iter()
+        .zip(family.params)
+        .map(|(arg, (_, kind))| match kind {
+            Param::Real => lower.value(arg),
+            Param::Count => {
+                let raw = lower.raw(arg)?;
+                Some(quote_spanned!(arg.span()=> ((#raw) as u64)))
+            }
+            Param::Vector if nalgebra_vector => {
+                let vector = lower.vector(arg)?;
+                Some(
+                    quote_spanned!(arg.span()=> ::iwhvi::__private::nalgebra::DVector::from_vec(#vector)),
+                )
+            }
+            Param::Vector => lower.vector(arg),
+            Param::Matrix => lower.matrix(arg),
+        })
+        .collect();
+    let args: Vec<TokenStream> = args.into_iter().collect::<Option<_>>()?;
+    Some(quote_spanned!(span=> ::iwhvi::__private::distributions::#type_name::#method(#(#args),*)))
+}
+
+/// Bounds with the transform of fixed (data-only) ones.
+type Bounded = Option<(Bounds, Option<Transform>)>;
+
+/// Reads `lower = …`, `upper = …`: `Ok(None)` without bounds, `Err` (the
+/// reason in `cx`) when they are wrong.
+fn bounds(
+    cx: &Ctxt,
+    table: &Bindings,
+    values: &mut Lower<'_>,
+    ident: &Ident,
+    shape: &Shape,
+    lower: Option<&Expr>,
+    upper: Option<&Expr>,
+) -> Result<Bounded, ()> {
+    if lower.is_none() && upper.is_none() {
+        return Ok(None);
+    }
+    if !shape.is_scalar() {
+        cx.error_spanned_by(
+            ident,
+            format!("`lower`/`upper` bounds are for scalar latents; `{ident}` is a vector"),
+        );
+        return Err(());
+    }
+    let dependent = [lower, upper]
+        .into_iter()
+        .flatten()
+        .any(|e| mentions_latent(table, e));
+    if dependent {
+        return dependent_bounds(cx, table, values, ident, lower, upper).map(|b| Some((b, None)));
+    }
+    let mut fixed = Lower::new(table.data_scope(), cx);
+    let mut raw = |e: Option<&Expr>| -> Result<Option<TokenStream>, ()> {
+        e.map(|e| fixed.raw(e).map(|r| quote!((#r) as f64)).ok_or(()))
+            .transpose()
+    };
+    let (low_raw, high_raw) = (raw(lower), raw(upper));
+    let (low_raw, high_raw) = (low_raw?, high_raw?);
+    let mut value = |e: Option<&Expr>| -> Result<Option<TokenStream>, ()> {
+        e.map(|e| values.value(e).ok_or(())).transpose()
+    };
+    let (low, high) = (value(lower), value(upper));
+    let transform = match (low_raw, high_raw) {
+        (Some(l), Some(h)) => Transform::Interval(l, h),
+        (Some(l), None) => Transform::LowerBound(l),
+        (None, Some(h)) => Transform::UpperBound(h),
+        (None, None) => unreachable!("checked above"),
+    };
+    let bounds = Bounds {
+        low: low?,
+        high: high?,
+        dependent: None,
+    };
+    Ok(Some((bounds, Some(transform))))
+}
+
+/// Bounds that move with earlier latents: both sides, affine in them.
+fn dependent_bounds(
+    cx: &Ctxt,
+    table: &Bindings,
+    values: &mut Lower<'_>,
+    ident: &Ident,
+    lower: Option<&Expr>,
+    upper: Option<&Expr>,
+) -> Result<Bounds, ()> {
+    let (Some(lower), Some(upper)) = (lower, upper) else {
+        cx.error_spanned_by(
+            ident,
+            format!(
+                "bounds of `{ident}` that depend on other latents need both `lower` and `upper`"
+            ),
+        );
+        return Err(());
+    };
+    let describe = |e: &Expr| {
+        let affine = affine(table, e);
+        if affine.is_none() {
+            cx.error_spanned_by(
+                e,
+                "a bound that depends on other latents must be affine in them with literal coefficients, e.g. `1.0 - alpha1`",
+            );
+        }
+        affine.ok_or(())
+    };
+    let (low_affine, high_affine) = (describe(lower)?, describe(upper)?);
+    let (low, high) = (values.value(lower), values.value(upper));
+    let (low, high) = (low.ok_or(())?, high.ok_or(())?);
+    Ok(Bounds {
+        low: Some(low.clone()),
+        high: Some(high.clone()),
+        dependent: Some(Dependent {
+            low,
+            high,
+            low_affine,
+            high_affine,
+        }),
+    })
+}
+
+/// True when an expression mentions a latent.
+fn mentions_latent(table: &Bindings, expr: &Expr) -> bool {
+    crate::scope::first_mention(expr, |i| is_latent(table, i)).is_some()
+}
+
+fn is_latent(table: &Bindings, ident: &Ident) -> bool {
+    table
+        .entries
+        .iter()
+        .any(|b| b.ident == *ident && matches!(b.meaning, Meaning::Local { .. }))
+}
+
+/// `constant + Σ coefficient · latent` with literal numbers, if the
+/// expression has that form.
+fn affine(table: &Bindings, expr: &Expr) -> Option<Affine> {
+    use syn::{BinOp, Lit, UnOp};
+    let scale = |a: Affine, k: f64| Affine {
+        constant: a.constant * k,
+        terms: a.terms.into_iter().map(|(n, v)| (n, v * k)).collect(),
+    };
+    let sum = |l: Affine, r: Affine| Affine {
+        constant: l.constant + r.constant,
+        terms: [l.terms, r.terms].concat(),
+    };
+    let constant = |constant| Affine {
+        constant,
+        terms: Vec::new(),
+    };
+    match expr {
+        Expr::Lit(l) => match &l.lit {
+            Lit::Float(f) => f.base10_parse().ok().map(constant),
+            Lit::Int(i) => i.base10_parse::<i64>().ok().map(|v| constant(v as f64)),
+            _ => None,
+        },
+        Expr::Path(p) => {
+            let ident = p.path.get_ident()?;
+            is_latent(table, ident).then(|| Affine {
+                constant: 0.0,
+                terms: vec![(ident.to_string(), 1.0)],
+            })
+        }
+        Expr::Paren(p) => affine(table, &p.expr),
+        Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
+            affine(table, &u.expr).map(|a| scale(a, -1.0))
+        }
+        Expr::Binary(b) => {
+            let (left, right) = (affine(table, &b.left)?, affine(table, &b.right)?);
+            match b.op {
+                BinOp::Add(_) => Some(sum(left, right)),
+                BinOp::Sub(_) => Some(sum(left, scale(right, -1.0))),
+                BinOp::Mul(_) if left.terms.is_empty() => Some(scale(right, left.constant)),
+                BinOp::Mul(_) if right.terms.is_empty() => Some(scale(left, right.constant)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn observed<'a>(
+    cx: &Ctxt,
+    table: &Bindings,
+    position: usize,
+    field: &'a Field,
+    shape: &'a Shape,
+    likelihood: &DistCall,
+    index: Option<&'a Ident>,
+) -> Option<Observed<'a>> {
+    let family = check::distribution(cx, likelihood)?;
+    check::observed(cx, &field.ident, shape, family, index);
+    let mut lower = Lower::new(table.scope(position, index), cx);
+    let new = constructor(&mut lower, family, likelihood)?;
+    let name = field.ident.to_string();
+    let same_length = if family.multivariate() {
+        Vec::new()
+    } else {
+        lower
+            .uses
+            .indexed_by_loop
+            .iter()
+            .filter(|other| **other != name)
+            .cloned()
+            .collect()
+    };
+    Some(Observed {
+        field,
+        shape,
+        family,
+        likelihood: new,
+        index,
+        same_length,
+        uses: lower.uses.names,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lowered(input: syn::DeriveInput, test: impl FnOnce(&Plan<'_>)) {
+        let cx = Ctxt::default();
+        let model = Model::from_ast(&cx, &input).expect("a model");
+        let table = bindings(&model);
+        let plan = plan(&cx, &model, &table);
+        test(&plan);
+        cx.check().expect("no errors");
+    }
+
+    #[test]
+    fn the_plan_has_each_fields_family_support_transform_and_names() {
+        lowered(
+            syn::parse_quote! {
+                struct Schools {
+                    #[data]
+                    sigma: Vec<f64>,
+                    #[latent(Normal(0.0, 5.0))]
+                    mu: f64,
+                    #[latent(HalfCauchy(5.0))]
+                    tau: f64,
+                    #[latent(Normal(mu, tau), len = sigma.len(), for j)]
+                    theta: Vec<f64>,
+                    #[latent(Flat(), lower = 0.0, upper = sigma[0])]
+                    bounded: f64,
+                    #[observe(Normal(theta[j], sigma[j]), for j)]
+                    y: Vec<f64>,
+                    #[derived(mu + tau)]
+                    total: f64,
+                }
+            },
+            |plan| {
+                let latents: Vec<&Latent<'_>> = plan.latents().collect();
+                let names: Vec<String> =
+                    latents.iter().map(|l| l.field.ident.to_string()).collect();
+                assert_eq!(names, ["mu", "tau", "theta", "bounded"]);
+                assert_eq!(latents[1].family.name, "HalfCauchy");
+                assert_eq!(latents[1].support, LatentSupport::Positive);
+                assert!(matches!(
+                    latents[1].transform,
+                    Transform::CoreSupport("Positive")
+                ));
+                assert!(latents[2].uses.contains("mu") && latents[2].uses.contains("tau"));
+                assert!(matches!(latents[3].transform, Transform::Interval(..)));
+                assert_eq!(latents[3].support, LatentSupport::Bounded);
+                assert!(latents[3].uses.contains("sigma"));
+                let observed = plan.observations().next().expect("an observation");
+                assert_eq!(observed.same_length, ["sigma"]);
+                assert!(observed.uses.contains("theta"));
+                let derived = plan.derived().next().expect("a derived quantity");
+                assert!(derived.uses.contains("mu") && derived.uses.contains("tau"));
+            },
+        );
+    }
+
+    #[test]
+    fn a_mistake_lowers_to_nothing_and_is_reported_once() {
+        let input: syn::DeriveInput = syn::parse_quote! {
+            struct M {
+                #[latent(Normal(0.0, 1.0))]
+                mu: f64,
+                #[observe(Normal(muu, 1.0))]
+                y: f64,
+            }
+        };
+        let cx = Ctxt::default();
+        let model = Model::from_ast(&cx, &input).expect("a model");
+        let table = bindings(&model);
+        let plan = plan(&cx, &model, &table);
+        assert_eq!(plan.steps.len(), 1);
+        let error = cx.check().expect_err("an error");
+        assert_eq!(error.into_iter().count(), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "forgot to check for errors")]
+    fn an_unchecked_context_panics() {
+        let _cx = Ctxt::default();
+    }
+}

@@ -1,0 +1,192 @@
+//! The checked plan of a model: what lowering found for every field, in
+//! declaration order. Every name in it is resolved and every rule checked;
+//! emitting code from it cannot fail.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::TokenStream;
+use syn::Ident;
+
+use super::ast::{Constraint, Field, Model, Shape};
+use crate::family::Family;
+
+/// The whole model.
+pub struct Plan<'a> {
+    pub model: &'a Model,
+    /// The data struct's fields (`#[data]` and `#[observe]`), in order.
+    pub data: Vec<Data<'a>>,
+    /// The steps of the log joint, in declaration order.
+    pub steps: Vec<Step<'a>>,
+}
+
+impl<'a> Plan<'a> {
+    /// The latents, in declaration order.
+    pub fn latents(&self) -> impl Iterator<Item = &Latent<'a>> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::Latent(l) => Some(&**l),
+            _ => None,
+        })
+    }
+
+    /// The observed fields, in declaration order.
+    pub fn observations(&self) -> impl Iterator<Item = &Observed<'a>> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::Observed(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    /// The derived quantities, in declaration order.
+    pub fn derived(&self) -> impl Iterator<Item = &Derived<'a>> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::Derived(d) => Some(d),
+            _ => None,
+        })
+    }
+}
+
+/// A field of the data struct.
+pub struct Data<'a> {
+    pub field: &'a Field,
+    pub shape: Option<&'a Shape>,
+}
+
+/// One field's part of the model.
+pub enum Step<'a> {
+    Latent(Box<Latent<'a>>),
+    Observed(Observed<'a>),
+    /// A `#[factor]` term, as a `__T` value.
+    Factor(TokenStream),
+    Derived(Derived<'a>),
+}
+
+/// What a latent's support is, as the guide macro is told it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LatentSupport {
+    Real,
+    Positive,
+    Unit,
+    Bounded,
+    Simplex,
+    Ordered,
+    PositiveOrdered,
+    User,
+}
+
+impl LatentSupport {
+    /// Every support with its word in the model-to-guide hand-over.
+    pub const ALL: [(LatentSupport, &'static str); 8] = [
+        (LatentSupport::Real, "real"),
+        (LatentSupport::Positive, "positive"),
+        (LatentSupport::Unit, "unit"),
+        (LatentSupport::Bounded, "bounded"),
+        (LatentSupport::Simplex, "simplex"),
+        (LatentSupport::Ordered, "ordered"),
+        (LatentSupport::PositiveOrdered, "positive_ordered"),
+        (LatentSupport::User, "user"),
+    ];
+
+    /// Its word in the hand-over.
+    pub fn word(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map(|(_, w)| *w)
+            .expect("every support has a word")
+    }
+}
+
+/// The transform from unconstrained space onto a latent's support.
+pub enum Transform {
+    /// The default transform of the prior's support, read from iwhvi-core's
+    /// support type of that name (`supports::Positive`, …).
+    CoreSupport(&'static str),
+    /// A user family's: its support type's default transform.
+    UserSupport(syn::Path, proc_macro2::Span),
+    /// A constraint's.
+    Constraint(Constraint),
+    /// `(low, high)` from data-only expressions (raw context).
+    Interval(TokenStream, TokenStream),
+    LowerBound(TokenStream),
+    UpperBound(TokenStream),
+}
+
+/// `constant + Σ coefficient · latent`, with literal numbers.
+pub struct Affine {
+    pub constant: f64,
+    pub terms: Vec<(String, f64)>,
+}
+
+/// Bounds that move with earlier latents.
+pub struct Dependent {
+    /// The bounds as `__T` values.
+    pub low: TokenStream,
+    pub high: TokenStream,
+    /// Their affine description for the layout.
+    pub low_affine: Affine,
+    pub high_affine: Affine,
+}
+
+/// `lower = …`, `upper = …` of a scalar latent.
+pub struct Bounds {
+    /// The bounds as values for the ancestral draw (∓∞ where absent).
+    pub low: Option<TokenStream>,
+    pub high: Option<TokenStream>,
+    /// Present when the bounds depend on other latents.
+    pub dependent: Option<Dependent>,
+}
+
+/// A latent.
+pub struct Latent<'a> {
+    pub field: &'a Field,
+    pub shape: &'a Shape,
+    pub family: &'static Family,
+    /// The prior's constructor, arguments lowered.
+    pub prior: TokenStream,
+    pub transform: Transform,
+    pub bounds: Option<Bounds>,
+    /// The number of elements, as a `usize` expression over the data.
+    pub len: TokenStream,
+    pub index: Option<&'a Ident>,
+    pub constraint: Option<Constraint>,
+    pub support: LatentSupport,
+    /// The names its prior and bounds use (read by the plan's tests).
+    // Read by the plan's tests; the emitter does not need it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub uses: BTreeSet<String>,
+}
+
+impl Latent<'_> {
+    pub fn is_flat(&self) -> bool {
+        crate::family::is_flat(self.family.name)
+    }
+}
+
+/// An observed field.
+pub struct Observed<'a> {
+    pub field: &'a Field,
+    pub shape: &'a Shape,
+    pub family: &'static Family,
+    /// The likelihood's constructor, arguments lowered.
+    pub likelihood: TokenStream,
+    pub index: Option<&'a Ident>,
+    /// Other data vectors indexed by the loop index: their lengths must
+    /// equal this field's.
+    pub same_length: Vec<String>,
+    // Read by the plan's tests; the emitter does not need it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub uses: BTreeSet<String>,
+}
+
+/// A derived quantity.
+pub struct Derived<'a> {
+    pub field: &'a Field,
+    pub shape: &'a Shape,
+    /// Its value at one element (`__T = f64`).
+    pub value: TokenStream,
+    /// `Some((i, n))` for `[f64; n]` over the index `i`.
+    pub over: Option<(&'a Ident, &'a syn::Expr)>,
+    // Read by the plan's tests; the emitter does not need it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub uses: BTreeSet<String>,
+}

@@ -1,0 +1,514 @@
+//! Names inside attributes and the expressions they appear in, shared by
+//! both macros: a table of bindings (what each name of the struct stands
+//! for), and the lowering of an expression over that table into the code
+//! of the generated log density.
+//!
+//! An expression is read in one of two contexts. In *value* context it
+//! becomes a scalar `__T`: locals (a model's latents, a guide's parameters,
+//! mixing variables and latents) are scalars of the generated code, data
+//! and literals are lifted with `Scalar::constant`, so that `f64` data and
+//! dual-valued latents mix freely. In *raw* context (indices, counts,
+//! lengths, fixed bounds) it stays plain Rust over the data: `county[i]`
+//! inside `a[county[i]]` is an index, not a value.
+//!
+//! Lowering resolves every name and reports every mistake; an expression
+//! with a mistake lowers to `None` (no placeholder code). What it learns on
+//! the way (the names used, the data indexed by the loop index) is returned
+//! in [`Uses`].
+
+use std::collections::BTreeSet;
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{BinOp, Expr, Ident, Lit, UnOp};
+
+use crate::ctxt::Ctxt;
+use crate::family;
+use crate::model::ast::{Elem, Shape};
+
+/// What a name of the struct stands for.
+#[derive(Clone)]
+pub enum Meaning {
+    /// A local of the generated code: a scalar `__T` or a vector of them.
+    Local { scalar: bool },
+    /// A field of `self` holding data.
+    Data(Shape),
+    /// A `#[factor]` term: not a value.
+    Factor,
+    /// A derived quantity: not a value inside the model.
+    Derived,
+    /// A field whose role attribute has a mistake (reported already): its
+    /// name resolves to nothing, silently.
+    Failed,
+}
+
+/// One name and its meaning; its place in the table is its position in
+/// declaration order.
+pub struct Binding {
+    pub ident: Ident,
+    pub meaning: Meaning,
+}
+
+/// The names of one struct.
+pub struct Bindings {
+    pub entries: Vec<Binding>,
+    /// What names are looked up among, for messages.
+    pub vocabulary: &'static str,
+}
+
+impl Bindings {
+    fn find(&self, name: &str) -> Option<(usize, &Binding)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .find(|(_, b)| b.ident == name)
+    }
+
+    /// A scope over these names with locals before `visible` declared.
+    pub fn scope<'a>(&'a self, visible: usize, index: Option<&'a Ident>) -> Scope<'a> {
+        Scope {
+            bindings: self,
+            visible,
+            index,
+            locals_allowed: true,
+        }
+    }
+
+    /// A scope over the data alone (lengths and fixed bounds).
+    pub fn data_scope(&self) -> Scope<'_> {
+        Scope {
+            bindings: self,
+            visible: 0,
+            index: None,
+            locals_allowed: false,
+        }
+    }
+}
+
+/// Where an expression is read.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    bindings: &'a Bindings,
+    /// Locals declared before this position are visible.
+    visible: usize,
+    /// The index variable of a `for i`.
+    index: Option<&'a Ident>,
+    /// Whether locals may appear (not in lengths or fixed bounds).
+    locals_allowed: bool,
+}
+
+/// What lowering learned about the names in an expression.
+#[derive(Default)]
+pub struct Uses {
+    /// Every name resolved.
+    pub names: BTreeSet<String>,
+    /// Data vectors indexed directly by the loop index (their lengths must
+    /// equal the observed field's).
+    pub indexed_by_loop: BTreeSet<String>,
+}
+
+/// A name, resolved.
+enum Name<'a> {
+    Local { scalar: bool },
+    Data(&'a Shape),
+    Index,
+}
+
+/// Lowers expressions in one scope, reporting into `cx` and recording
+/// what it resolves in `uses`.
+pub struct Lower<'a> {
+    pub scope: Scope<'a>,
+    pub cx: &'a Ctxt,
+    pub uses: Uses,
+}
+
+const UNSUPPORTED: &str = "unsupported expression in a model attribute: use literals, data, latents, indexing, + - * /, and methods such as `.exp()`";
+
+impl<'a> Lower<'a> {
+    pub fn new(scope: Scope<'a>, cx: &'a Ctxt) -> Self {
+        Self {
+            scope,
+            cx,
+            uses: Uses::default(),
+        }
+    }
+
+    fn resolve(&mut self, ident: &Ident) -> Option<Name<'a>> {
+        if self.scope.index == Some(ident) {
+            return Some(Name::Index);
+        }
+        let name = ident.to_string();
+        self.uses.names.insert(name.clone());
+        let Some((position, binding)) = self.scope.bindings.find(&name) else {
+            self.not_found(ident, &name);
+            return None;
+        };
+        let message = match &binding.meaning {
+            Meaning::Data(shape) => return Some(Name::Data(shape)),
+            Meaning::Failed => return None,
+            Meaning::Local { .. } if !self.scope.locals_allowed => format!(
+                "latent `{name}` cannot appear here: lengths and fixed bounds are computed from data alone"
+            ),
+            Meaning::Local { .. } if position >= self.scope.visible => format!(
+                "latent `{name}` is used before it is declared: move the field `{name}` above this one"
+            ),
+            Meaning::Local { scalar } => return Some(Name::Local { scalar: *scalar }),
+            Meaning::Factor => format!("`{name}` is a #[factor] term, not a value"),
+            Meaning::Derived => format!(
+                "`{name}` is a derived quantity: compute it from the latents it is derived from"
+            ),
+        };
+        self.cx.error_spanned_by(ident, message);
+        None
+    }
+
+    fn not_found(&self, ident: &Ident, name: &str) {
+        let vocabulary = self.scope.bindings.vocabulary;
+        let message = if self.scope.index.is_none() && name.len() == 1 {
+            format!(
+                "cannot find `{name}` among {vocabulary}; an index such as `{name}` exists only with `for {name}` over a vector"
+            )
+        } else {
+            let mut candidates: Vec<String> = self
+                .scope
+                .bindings
+                .entries
+                .iter()
+                .map(|b| b.ident.to_string())
+                .collect();
+            candidates.extend(self.scope.index.map(Ident::to_string));
+            let hint = family::closest(name, candidates.iter().map(String::as_str))
+                .map_or_else(String::new, |c| format!("; did you mean `{c}`?"));
+            format!("cannot find `{name}` among {vocabulary}{hint}")
+        };
+        self.cx.error_spanned_by(ident, message);
+    }
+
+    fn unsupported(&self, expr: &Expr) -> Option<TokenStream> {
+        self.cx.error_spanned_by(expr, UNSUPPORTED);
+        None
+    }
+
+    /// The expression as a `__T` scalar.
+    pub fn value(&mut self, expr: &Expr) -> Option<TokenStream> {
+        let span = expr.span();
+        match expr {
+            Expr::Lit(lit) if matches!(lit.lit, Lit::Float(_) | Lit::Int(_)) => Some(
+                quote_spanned!(span=> <__T as ::iwhvi::__private::Scalar>::constant((#lit) as f64)),
+            ),
+            Expr::Path(_) => match single_ident(expr) {
+                Some(ident) => self.value_name(ident, span),
+                None => self.unsupported(expr),
+            },
+            Expr::Index(index) => self.value_index(expr, index),
+            Expr::Binary(b)
+                if matches!(
+                    b.op,
+                    BinOp::Add(_) | BinOp::Sub(_) | BinOp::Mul(_) | BinOp::Div(_)
+                ) =>
+            {
+                let (left, right) = (self.value(&b.left), self.value(&b.right));
+                let (left, op, right) = (left?, &b.op, right?);
+                Some(quote_spanned!(span=> #left #op #right))
+            }
+            Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
+                let inner = self.value(&u.expr)?;
+                Some(quote_spanned!(span=> -#inner))
+            }
+            Expr::Paren(p) => {
+                let inner = self.value(&p.expr)?;
+                Some(quote_spanned!(span=> (#inner)))
+            }
+            Expr::Group(g) => self.value(&g.expr),
+            Expr::MethodCall(call) if single_ident(&call.receiver).is_some_and(|r| r == "self") => {
+                // A helper method of the model (`fn f<T: Scalar>(&self, …) -> T`):
+                // latents pass as scalars or slices, data and indices as they are.
+                let method = &call.method;
+                let args = self.all(call.args.iter(), Self::helper_argument)?;
+                Some(quote_spanned!(span=> self.#method(#(#args),*)))
+            }
+            Expr::MethodCall(call) => {
+                // `(a / b).exp()` becomes `Scalar::exp(a / b)`: the receiver's
+                // parentheses would be unused in argument position.
+                let receiver = match &*call.receiver {
+                    Expr::Paren(p) => self.value(&p.expr),
+                    other => self.value(other),
+                };
+                let method = &call.method;
+                let args = self.all(call.args.iter(), |this, a| match a {
+                    // Integer literals are exponents (`powi(2)`), not values.
+                    Expr::Lit(lit) if matches!(lit.lit, Lit::Int(_)) => Some(quote!(#lit)),
+                    other => this.value(other),
+                });
+                let (receiver, args) = (receiver?, args?);
+                Some(
+                    quote_spanned!(span=> ::iwhvi::__private::Scalar::#method(#receiver #(, #args)*)),
+                )
+            }
+            other => self.unsupported(other),
+        }
+    }
+
+    /// Lowers every item, reporting the mistakes of all of them.
+    fn all<'e>(
+        &mut self,
+        items: impl Iterator<Item = &'e Expr>,
+        mut each: impl FnMut(&mut Self, &'e Expr) -> Option<TokenStream>,
+    ) -> Option<Vec<TokenStream>> {
+        let lowered: Vec<Option<TokenStream>> = items.map(|e| each(self, e)).collect();
+        lowered.into_iter().collect()
+    }
+
+    fn value_name(&mut self, ident: &Ident, span: proc_macro2::Span) -> Option<TokenStream> {
+        let message = match self.resolve(ident)? {
+            Name::Local { scalar: true } => return Some(quote!(#ident)),
+            Name::Local { scalar: false } => {
+                format!("`{ident}` is a vector latent: index it, e.g. `{ident}[i]`")
+            }
+            Name::Data(Shape::Scalar(elem)) => return Some(lift(quote!(self.#ident), *elem, span)),
+            Name::Data(_) => format!("`{ident}` is a vector of data: index it, e.g. `{ident}[i]`"),
+            Name::Index => return Some(lift(quote!(#ident), Elem::Integer, span)),
+        };
+        self.cx.error_spanned_by(ident, message);
+        None
+    }
+
+    fn value_index(&mut self, expr: &Expr, index: &syn::ExprIndex) -> Option<TokenStream> {
+        let span = expr.span();
+        let Some(base) = single_ident(&index.expr) else {
+            return self.unsupported(expr);
+        };
+        let position = self.position(&index.index);
+        match self.resolve(base)? {
+            Name::Local { .. } => {
+                let position = position?;
+                Some(quote_spanned!(span=> #base[#position]))
+            }
+            Name::Data(shape) => {
+                let position = position?;
+                self.note_loop_index(base, &index.index);
+                Some(lift(quote!(self.#base[#position]), shape.elem(), span))
+            }
+            Name::Index => {
+                self.cx
+                    .error_spanned_by(base, format!("the index `{base}` cannot be indexed"));
+                None
+            }
+        }
+    }
+
+    /// A whole vector as a `Vec<__T>`: a vector local, or a data vector
+    /// lifted to the scalar.
+    pub fn vector(&mut self, expr: &Expr) -> Option<TokenStream> {
+        let span = expr.span();
+        let Some(ident) = single_ident(expr) else {
+            self.cx.error_spanned_by(
+                expr,
+                "a vector parameter is the name of a vector latent or a data vector",
+            );
+            return None;
+        };
+        match self.resolve(ident)? {
+            Name::Local { scalar: false } => Some(quote_spanned!(span=> #ident.to_vec())),
+            Name::Data(shape) if !shape.is_scalar() => {
+                let each = lift(quote!(*__v), shape.elem(), span);
+                Some(
+                    quote_spanned!(span=> self.#ident.iter().map(|__v| #each).collect::<::std::vec::Vec<__T>>()),
+                )
+            }
+            _ => {
+                self.cx.error_spanned_by(
+                    ident,
+                    format!("`{ident}` is a scalar, where a vector is expected"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A data matrix lifted to the scalar.
+    pub fn matrix(&mut self, expr: &Expr) -> Option<TokenStream> {
+        let span = expr.span();
+        if let Some(ident) = single_ident(expr) {
+            let scope_has_matrix = matches!(
+                self.scope.bindings.find(&ident.to_string()),
+                Some((
+                    _,
+                    Binding {
+                        meaning: Meaning::Data(Shape::Matrix),
+                        ..
+                    }
+                ))
+            );
+            if scope_has_matrix && self.scope.index != Some(ident) {
+                self.uses.names.insert(ident.to_string());
+                return Some(
+                    quote_spanned!(span=> self.#ident.map(<__T as ::iwhvi::__private::Scalar>::constant)),
+                );
+            }
+        }
+        self.cx.error_spanned_by(
+            expr,
+            "a matrix parameter is the name of a `DMatrix<f64>` data field",
+        );
+        None
+    }
+
+    /// An argument of a helper method: a local as itself (a vector as a
+    /// slice), a data field by reference, an index or count as it is, any
+    /// other expression as a `__T` value.
+    fn helper_argument(&mut self, expr: &Expr) -> Option<TokenStream> {
+        if let Some(ident) = single_ident(expr) {
+            return Some(match self.resolve(ident)? {
+                Name::Local { scalar: true } | Name::Index => quote!(#ident),
+                Name::Local { scalar: false } => quote!(&#ident[..]),
+                Name::Data(_) => quote!(&self.#ident),
+            });
+        }
+        match expr {
+            Expr::Lit(lit) if matches!(lit.lit, Lit::Int(_)) => Some(quote!(#lit)),
+            other => self.value(other),
+        }
+    }
+
+    /// What goes inside `[…]`: a `usize`, or a `(row, column)` pair of
+    /// them for a matrix.
+    fn position(&mut self, expr: &Expr) -> Option<TokenStream> {
+        match expr {
+            Expr::Tuple(t) if t.elems.len() == 2 => {
+                let (row, column) = (self.raw_index(&t.elems[0]), self.raw_index(&t.elems[1]));
+                let (row, column) = (row?, column?);
+                Some(quote!((#row, #column)))
+            }
+            other => self.raw_index(other),
+        }
+    }
+
+    /// An index expression, as a `usize`.
+    fn raw_index(&mut self, expr: &Expr) -> Option<TokenStream> {
+        let raw = self.raw(expr)?;
+        Some(quote_spanned!(expr.span()=> ((#raw) as usize)))
+    }
+
+    /// The expression as plain Rust over the data (indices, counts,
+    /// lengths, fixed bounds).
+    pub fn raw(&mut self, expr: &Expr) -> Option<TokenStream> {
+        let span = expr.span();
+        match expr {
+            Expr::Lit(_) => Some(quote!(#expr)),
+            Expr::Path(_) => match single_ident(expr) {
+                Some(ident) => self.raw_name(ident, span),
+                None => self.unsupported(expr),
+            },
+            Expr::Index(index) => self.raw_indexed(expr, index),
+            Expr::Binary(b) => {
+                let (left, right) = (self.raw(&b.left), self.raw(&b.right));
+                let (left, op, right) = (left?, &b.op, right?);
+                Some(quote_spanned!(span=> #left #op #right))
+            }
+            Expr::Unary(u) => {
+                let (op, inner) = (&u.op, self.raw(&u.expr)?);
+                Some(quote_spanned!(span=> #op #inner))
+            }
+            Expr::Paren(p) => {
+                let inner = self.raw(&p.expr)?;
+                Some(quote_spanned!(span=> (#inner)))
+            }
+            Expr::MethodCall(call) => {
+                let receiver = self.raw(&call.receiver);
+                let args = self.all(call.args.iter(), Self::raw);
+                let (receiver, method, args) = (receiver?, &call.method, args?);
+                Some(quote_spanned!(span=> #receiver.#method(#(#args),*)))
+            }
+            other => self.unsupported(other),
+        }
+    }
+
+    fn raw_name(&mut self, ident: &Ident, span: proc_macro2::Span) -> Option<TokenStream> {
+        match self.resolve(ident)? {
+            Name::Data(_) => Some(quote_spanned!(span=> self.#ident)),
+            Name::Index => Some(quote!(#ident)),
+            Name::Local { .. } => {
+                self.cx.error_spanned_by(
+                    ident,
+                    format!("latent `{ident}` cannot be an index, a count or a fixed bound"),
+                );
+                None
+            }
+        }
+    }
+
+    fn raw_indexed(&mut self, expr: &Expr, index: &syn::ExprIndex) -> Option<TokenStream> {
+        let Some(base) = single_ident(&index.expr) else {
+            return self.unsupported(expr);
+        };
+        let position = self.position(&index.index);
+        match self.resolve(base)? {
+            Name::Data(_) => {
+                let position = position?;
+                self.note_loop_index(base, &index.index);
+                Some(quote_spanned!(expr.span()=> self.#base[#position]))
+            }
+            _ => {
+                self.cx.error_spanned_by(
+                    base,
+                    format!("`{base}` cannot be used inside an index or a count"),
+                );
+                None
+            }
+        }
+    }
+
+    fn note_loop_index(&mut self, base: &Ident, index: &Expr) {
+        if let (Some(i), Some(loop_index)) = (single_ident(index), self.scope.index) {
+            if i == loop_index {
+                self.uses.indexed_by_loop.insert(base.to_string());
+            }
+        }
+    }
+}
+
+/// The first identifier in `expr` (a single-segment path) for which
+/// `wanted` holds.
+pub fn first_mention(expr: &Expr, wanted: impl Fn(&Ident) -> bool) -> Option<Ident> {
+    struct Finder<F> {
+        wanted: F,
+        found: Option<Ident>,
+    }
+    impl<'ast, F: Fn(&Ident) -> bool> syn::visit::Visit<'ast> for Finder<F> {
+        fn visit_expr_path(&mut self, p: &'ast syn::ExprPath) {
+            if let Some(ident) = p.path.get_ident() {
+                if self.found.is_none() && (self.wanted)(ident) {
+                    self.found = Some(ident.clone());
+                }
+            }
+        }
+    }
+    let mut finder = Finder {
+        wanted,
+        found: None,
+    };
+    syn::visit::Visit::visit_expr(&mut finder, expr);
+    finder.found
+}
+
+/// The identifier an expression is, if it is one.
+pub fn single_ident(expr: &Expr) -> Option<&Ident> {
+    match expr {
+        Expr::Path(p) if p.qself.is_none() => p.path.get_ident(),
+        _ => None,
+    }
+}
+
+/// A data value of element type `elem` as a `__T` constant.
+fn lift(value: TokenStream, elem: Elem, span: proc_macro2::Span) -> TokenStream {
+    match elem {
+        Elem::Real | Elem::Integer => {
+            quote_spanned!(span=> <__T as ::iwhvi::__private::Scalar>::constant((#value) as f64))
+        }
+        Elem::Bool => {
+            quote_spanned!(span=> <__T as ::iwhvi::__private::Scalar>::constant(if #value { 1.0 } else { 0.0 }))
+        }
+    }
+}
