@@ -1,6 +1,9 @@
 //! Compile-time checks of `#[variational]`: each case under `tests/ui/`
 //! with the compiler's message beside it (`.stderr`, refreshed with
-//! `TRYBUILD=overwrite` after reading the diff).
+//! `TRYBUILD=overwrite` after reading the diff); and `docs/COMPILE_CHECKS.md`
+//! held to the cases, so that its quoted messages cannot drift.
+
+use std::path::{Path, PathBuf};
 
 #[test]
 fn ui() {
@@ -8,4 +11,109 @@ fn ui() {
     t.compile_fail("tests/ui/model/*.rs");
     t.compile_fail("tests/ui/guide/*.rs");
     t.pass("tests/ui/pass/*.rs");
+}
+
+/// One section of the page: the case it pins, its snippet and its quoted
+/// message (none for a pass case).
+struct Section {
+    title: String,
+    case: PathBuf,
+    snippet: String,
+    message: Option<String>,
+}
+
+/// The fenced blocks of `text` whose opening line starts with
+/// "```" followed by `info`.
+fn blocks<'a>(text: &'a str, info: &'a str) -> impl Iterator<Item = String> + 'a {
+    let mut lines = text.lines();
+    std::iter::from_fn(move || {
+        lines
+            .by_ref()
+            .find(|l| l.starts_with("```") && l[3..].starts_with(info))?;
+        let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+        Some(body.join("\n"))
+    })
+}
+
+fn sections(page: &str) -> Vec<Section> {
+    page.split("\n### ")
+        .skip(1)
+        .filter_map(|section| {
+            let title = section.lines().next().unwrap_or_default().to_string();
+            let words: Vec<&str> = section.split_whitespace().collect();
+            let at = words.windows(2).position(|w| w == ["Pinned", "by"])?;
+            let case = words[at + 2].trim_matches(|c| c == '`' || c == '.');
+            Some(Section {
+                title,
+                case: PathBuf::from(case),
+                snippet: blocks(section, "rust").next()?,
+                message: blocks(section, "text").next(),
+            })
+        })
+        .collect()
+}
+
+fn cases(folder: &str) -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(folder)
+        .expect("the ui folder")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    cases.sort();
+    cases
+}
+
+fn read(path: &Path) -> String {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.trim_end().to_string()
+}
+
+/// Every ui case is a section of `docs/COMPILE_CHECKS.md` whose snippet is
+/// the case and whose quoted message is the case's `.stderr`, word for word.
+#[test]
+fn compile_checks_page_quotes_the_cases() {
+    let page = std::fs::read_to_string("docs/COMPILE_CHECKS.md").expect("the page");
+    let sections = sections(&page);
+    let mut problems = Vec::new();
+    for case in ["tests/ui/model", "tests/ui/guide", "tests/ui/pass"]
+        .iter()
+        .flat_map(|folder| cases(folder))
+    {
+        let Some(section) = sections.iter().find(|s| s.case == case) else {
+            problems.push(format!("{} has no section", case.display()));
+            continue;
+        };
+        if section.snippet.trim_end() != read(&case) {
+            problems.push(format!(
+                "`{}`: the snippet differs from {}",
+                section.title,
+                case.display()
+            ));
+        }
+        let stderr = case.with_extension("stderr");
+        let expected = stderr.exists().then(|| read(&stderr));
+        let quoted = section.message.as_ref().map(|m| m.trim_end().to_string());
+        if quoted != expected {
+            problems.push(format!(
+                "`{}`: the quoted message differs from {}",
+                section.title,
+                stderr.display()
+            ));
+        }
+    }
+    for section in &sections {
+        if !section.case.exists() {
+            problems.push(format!(
+                "`{}` pins {}, which does not exist",
+                section.title,
+                section.case.display()
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "docs/COMPILE_CHECKS.md has drifted:\n{}",
+        problems.join("\n")
+    );
 }

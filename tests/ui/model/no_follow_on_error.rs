@@ -1,6 +1,6 @@
-//! A model with a mistake is still declared (without its roles), and its
-//! guide says nothing more: the mistake is the only error, although both
-//! structs are used below.
+// A model with a mistake is still declared (without its roles), and its
+// guide says nothing more: the mistake is the only error, although both
+// structs are used below.
 use iwhvi::variational;
 
 #[variational]

@@ -1,4 +1,4 @@
-//! A guide declared above its model, in the same module.
+// A guide declared above its model, in the same module.
 use iwhvi::guide::HierarchicalGuide;
 use iwhvi::variational;
 

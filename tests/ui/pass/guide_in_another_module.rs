@@ -1,5 +1,5 @@
-//! A guide in another module than its model, naming it by path; and a
-//! model and its guide inside a function body.
+// A guide in another module than its model, naming it by path; and a
+// model and its guide inside a function body.
 use iwhvi::guide::HierarchicalGuide;
 
 mod models {
