@@ -323,6 +323,64 @@ fn a_macro_semi_implicit_guide_gives_the_auto_guides_bounds() {
     }
 }
 
+/// A struct guide reports its reverse model's parameters (`v0`, `v1`, `c`,
+/// `r`) as the auto guide does, so the doubly-reparameterized estimator
+/// applies to them instead of falling back to the plain one: on one draw it
+/// differs from the plain gradient there (and only there), and over many
+/// draws it has the plain gradient's mean.
+#[test]
+fn a_macro_guide_takes_the_doubly_reparameterized_estimator() {
+    use iwhvi::ForwardEngine;
+    use iwhvi::guide::{Conditioning, Reverse, SemiImplicit};
+    use iwhvi::objective::{GradientEstimator, value_and_gradient_with};
+    let model = LocationScale::new(vec![1.2, -0.3, 2.5, 0.8]).unwrap();
+    let guide = SemiImplicitByHand::new(&model).unwrap();
+    let auto = SemiImplicit::new(2, 1)
+        .with_conditioning(Conditioning::Linear)
+        .with_reverse(Reverse::Learned(Conditioning::Linear));
+    assert_eq!(guide.reverse_params(), 6..10);
+    assert_eq!(guide.reverse_params(), auto.reverse_params());
+    let params: Vec<f64> = (0..10)
+        .map(|i| 0.4 * ((i as f64) * 1.3 + 0.2).cos())
+        .collect();
+    let objective = Diwhvi::new(1, 4);
+    let gradient = |estimator, rng: &mut StdRng| {
+        let noise = StepNoise::draw(&guide, objective, rng);
+        let mut g = vec![0.0; params.len()];
+        let engine = ForwardEngine::<16>::new();
+        value_and_gradient_with(&model, &guide, &params, &noise, &engine, estimator, &mut g);
+        g
+    };
+    let estimators = [
+        GradientEstimator::Reparameterized,
+        GradientEstimator::DoublyReparameterized,
+    ];
+    let [plain, dreg] = estimators.map(|e| gradient(e, &mut StdRng::seed_from_u64(3)));
+    for i in 0..6 {
+        assert!((plain[i] - dreg[i]).abs() <= 1e-12 * (1.0 + plain[i].abs()));
+    }
+    assert!((6..10).any(|i| (plain[i] - dreg[i]).abs() > 1e-6));
+    let n = 3000;
+    let [plain, dreg] = estimators.map(|e| {
+        let mut rng = StdRng::seed_from_u64(11);
+        (0..n).map(|_| gradient(e, &mut rng)).collect::<Vec<_>>()
+    });
+    for i in 6..10 {
+        let stats = |d: &Vec<Vec<f64>>| {
+            let mean = d.iter().map(|g| g[i]).sum::<f64>() / n as f64;
+            let var = d.iter().map(|g| (g[i] - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+            (mean, var / n as f64)
+        };
+        let ((a, va), (b, vb)) = (stats(&plain), stats(&dreg));
+        assert!(
+            (a - b).abs() < 4.5 * (va + vb).sqrt() + 1e-12,
+            "parameter {i}: plain {a} ± {} vs doubly-reparameterized {b} ± {}",
+            va.sqrt(),
+            vb.sqrt()
+        );
+    }
+}
+
 /// The same without a reverse model: SIVI's `Reverse::Prior`.
 #[variational(guide = LocationScale)]
 struct SiviByHand {
