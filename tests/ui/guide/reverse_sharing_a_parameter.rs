@@ -1,0 +1,36 @@
+use iwhvi::variational;
+
+#[variational]
+struct Schools {
+    #[data]
+    sigma: Vec<f64>,
+    #[latent(Normal(0.0, 5.0))]
+    mu: f64,
+    #[latent(HalfCauchy(5.0))]
+    tau: f64,
+    #[latent(Normal(0.0, 1.0), len = sigma.len())]
+    theta: Vec<f64>,
+    #[observe(Normal(mu + tau * theta[j], sigma[j]), for j)]
+    y: Vec<f64>,
+}
+
+#[variational(guide = Schools)]
+struct Guide {
+    #[param(init = 0.0)]
+    back: f64,
+    #[param(init = 0.0)]
+    loc: f64,
+    #[param(init = 0.0)]
+    spread: f64,
+    #[mixing]
+    #[reverse(Normal(back * mu + loc, spread.exp()))]
+    a: f64,
+    #[latent(Normal(loc + a, 1.0))]
+    mu: f64,
+    #[latent(LogNormal(0.0, 1.0))]
+    tau: f64,
+    #[latent(Normal(0.0, 1.0), for j)]
+    theta: Vec<f64>,
+}
+
+fn main() {}
