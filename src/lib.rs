@@ -161,7 +161,9 @@ pub use iwhvi_core::*;
 /// - `#[reverse(Normal(mean, sd))]` (with `, for k` over a vector) beside
 ///   `#[mixing]`: its reverse model `τ(ψ | z)`, an expression over the
 ///   parameters and the latents. Give every mixing variable one (IWHVI,
-///   DIWHVI) or none (then `τ = q(ψ)`: SIVI's bound);
+///   DIWHVI) or none (then `τ = q(ψ)`: SIVI's bound). The reverse model's
+///   parameters are its own, declared together: the guide reports them
+///   (`reverse_params`) for the doubly-reparameterized estimator;
 /// - `#[latent(Family(args…))]`, named and shaped like the model's latent
 ///   (`, for j` over a vector): the conditional `q(z | ψ, earlier
 ///   latents)`, `Normal` for real latents and `LogNormal` for positive
@@ -185,9 +187,10 @@ pub use iwhvi_core::*;
 /// variables, indexed only over vectors; parameters used but undeclared,
 /// declared but unused, or declared twice.
 ///
-/// The model's expansion defines a `macro_rules!` callback that carries
-/// its latents to the guide's expansion, so the guide must come after the
-/// model in the same module. `Guide::new(&model)` reads the lengths of
+/// The model's expansion defines a hidden `macro_rules!` callback that
+/// carries its latents to the guide's expansion, re-exported by path, so a
+/// guide may sit anywhere the model's path resolves (above the model, or in
+/// another module: `guide = super::models::Mean`). `Guide::new(&model)` reads the lengths of
 /// vector latents from the model's layout and fails with a
 /// [`guide::GuideError`] if the model instance does not match.
 ///
