@@ -542,3 +542,51 @@ fn a_bound_on_an_unavailable_latent_is_a_named_error() {
         );
     }
 }
+
+/// One latent per kind of support: the transforms come from iwhvi-core's
+/// description of the supports, whatever the family.
+#[variational]
+struct EverySupport {
+    #[data]
+    alpha: Vec<f64>,
+    #[latent(Normal(0.0, 1.0))]
+    real: f64,
+    #[latent(HalfNormal(1.0))]
+    positive: f64,
+    #[latent(Beta(2.0, 2.0))]
+    unit: f64,
+    #[latent(Uniform(-1.0, 3.0))]
+    interval: f64,
+    #[latent(Flat())]
+    flat: f64,
+    #[latent(FlatPositive())]
+    flat_positive: f64,
+    #[latent(Dirichlet(alpha), len = alpha.len())]
+    simplex: Vec<f64>,
+}
+
+#[test]
+fn each_latents_transform_is_its_supports_default_in_core() {
+    use iwhvi::distributions::{
+        Beta, Dirichlet, Distribution, HalfNormal, MultivariateDistribution, Normal, Support,
+        Uniform,
+    };
+    let model = EverySupport::new(vec![1.0, 2.0, 3.0]).unwrap();
+    let transforms: Vec<_> = model
+        .layout()
+        .blocks()
+        .iter()
+        .map(|b| Some(b.spec.transform))
+        .collect();
+    let supports = [
+        Distribution::<f64>::support(&Normal::new(0.0, 1.0).unwrap()),
+        Distribution::<f64>::support(&HalfNormal::new(1.0).unwrap()),
+        Distribution::<f64>::support(&Beta::new(2.0, 2.0).unwrap()),
+        Distribution::<f64>::support(&Uniform::new(-1.0, 3.0).unwrap()),
+        Support::Real,
+        Support::Positive,
+        MultivariateDistribution::<f64>::support(&Dirichlet::new(vec![1.0, 2.0, 3.0]).unwrap()),
+    ];
+    let expected: Vec<_> = supports.iter().map(Support::default_transform).collect();
+    assert_eq!(transforms, expected);
+}

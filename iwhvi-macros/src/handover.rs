@@ -136,3 +136,41 @@ impl Parse for GuideInput {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hand_over_reads_back_typed_latents() {
+        let input: GuideInput = syn::parse_quote! {
+            [mu: scalar real, tau: scalar positive, theta: vector real] Schools ; struct G {}
+        };
+        let latents = input.latents.expect("a model without mistakes");
+        assert_eq!(latents.len(), 3);
+        assert!(latents[2].vector);
+        assert_eq!(latents[1].support, LatentSupport::Positive);
+        let failed: GuideInput = syn::parse_quote!([!] Schools ; struct G {});
+        assert!(failed.latents.is_none());
+    }
+
+    #[test]
+    fn an_unknown_word_is_an_error() {
+        for bad in [
+            quote!([mu: scalar positve] M ; struct G {}),
+            quote!([mu: matrix real] M ; struct G {}),
+        ] {
+            assert!(syn::parse2::<GuideInput>(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn the_macro_path_replaces_the_last_segment() {
+        let path: syn::Path = syn::parse_quote!(super::models::Mean);
+        let forward = macro_path(&path).expect("a segment");
+        assert_eq!(
+            quote!(#forward).to_string(),
+            "super :: models :: __iwhvi_model_Mean"
+        );
+    }
+}
