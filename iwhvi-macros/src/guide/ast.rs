@@ -88,10 +88,12 @@ fn mixing_len(input: ParseStream) -> syn::Result<Expr> {
     let len = input.parse()?;
     if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
         let again: Ident = input.parse()?;
-        return Err(syn::Error::new(
-            again.span(),
-            format!("`{again}` is given twice: keep one"),
-        ));
+        let message = if again == "len" {
+            "`len` is given twice: keep one"
+        } else {
+            "write `#[mixing(len = <dimension>)]`"
+        };
+        return Err(syn::Error::new(again.span(), message));
     }
     Ok(len)
 }
