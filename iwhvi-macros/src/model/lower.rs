@@ -14,7 +14,7 @@ use super::plan::{
     Transform,
 };
 use crate::ctxt::Ctxt;
-use crate::family::{Family, Param, Support};
+use crate::family::{self, Family, Param, Support};
 use crate::scope::{Binding, Bindings, Lower, Meaning};
 
 /// The model's names: latents are locals, data and observations fields of
@@ -158,7 +158,11 @@ fn latent<'a>(
         constraint.as_ref(),
     );
     let mut values = Lower::new(table.scope(position, index.as_ref()), cx);
-    let new = constructor(&mut values, family, prior);
+    let new = if family::is_flat(family.name) {
+        Some(None)
+    } else {
+        constructor(&mut values, family, prior).map(Some)
+    };
     let default = default_transform(cx, table, family, prior);
     let bounds = bounds(
         cx,
@@ -259,9 +263,6 @@ pub fn constructor(lower: &mut Lower<'_>, family: &Family, call: &DistCall) -> O
         let args: Vec<_> = call.args.iter().map(|arg| lower.value(arg)).collect();
         let args: Vec<TokenStream> = args.into_iter().collect::<Option<_>>()?;
         return Some(quote_spanned!(span=> #path::new(#(#args),*)));
-    }
-    if crate::family::is_flat(family.name) {
-        return Some(quote!(()));
     }
     let (type_name, method) = family.constructor();
     let (type_name, method) = (

@@ -141,8 +141,9 @@ pub struct Latent<'a> {
     pub field: &'a Field,
     pub shape: &'a Shape,
     pub family: &'static Family,
-    /// The prior's constructor, arguments lowered.
-    pub prior: TokenStream,
+    /// The prior's constructor, arguments lowered; `None` for the flat
+    /// (improper) families, which have no density term.
+    pub prior: Option<TokenStream>,
     pub transform: Transform,
     pub bounds: Option<Bounds>,
     /// The number of elements, as a `usize` expression over the data.
@@ -154,12 +155,6 @@ pub struct Latent<'a> {
     // Read by the plan's tests; the emitter does not need it.
     #[cfg_attr(not(test), allow(dead_code))]
     pub uses: BTreeSet<String>,
-}
-
-impl Latent<'_> {
-    pub fn is_flat(&self) -> bool {
-        crate::family::is_flat(self.family.name)
-    }
 }
 
 /// An observed field.

@@ -68,12 +68,15 @@ pub fn spec(l: &Latent<'_>) -> TokenStream {
 /// Jacobian and the prior's log density, and bind its name.
 pub fn log_joint_step(l: &Latent<'_>) -> TokenStream {
     let lp = quote!(::iwhvi::__private::log_prob_or_neg_inf);
-    let (ident, new, len) = (&l.field.ident, &l.prior, &l.len);
+    let (ident, len) = (&l.field.ident, &l.len);
     let transform = transform(&l.transform);
-    let flat = l.is_flat();
+    let scalar_density = l
+        .prior
+        .as_ref()
+        .map(|new| quote!(__lp += #lp(#new, #ident);));
     let body = if let Some(d) = l.bounds.as_ref().and_then(|b| b.dependent.as_ref()) {
         let (low, high) = (&d.low, &d.high);
-        let density = (!flat).then(|| quote!(__lp += #lp(#new, #ident);));
+        let density = scalar_density;
         quote! {
             let (__low, __high) = (#low, #high);
             let __s = __u[__at];
@@ -86,7 +89,7 @@ pub fn log_joint_step(l: &Latent<'_>) -> TokenStream {
             #density
         }
     } else if l.shape.is_scalar() {
-        let density = (!flat).then(|| quote!(__lp += #lp(#new, #ident);));
+        let density = scalar_density;
         quote! {
             let (#ident, __log_jacobian) = __transform.forward_scalar(__u[__at]);
             __at += 1;
@@ -95,7 +98,7 @@ pub fn log_joint_step(l: &Latent<'_>) -> TokenStream {
         }
     } else {
         let bind_index = l.index.map(|i| quote!(let #i: usize = __k;));
-        let density = (!flat).then(|| {
+        let density = l.prior.as_ref().map(|new| {
             if l.family.multivariate() {
                 quote!(__lp += ::iwhvi::__private::log_prob_multi_or_neg_inf(#new, &#ident);)
             } else {
@@ -128,21 +131,21 @@ fn rejection_failed(l: &Latent<'_>) -> TokenStream {
 /// Its ancestral draw (in `sample_prior`, where `__T = f64`).
 pub fn draw(l: &Latent<'_>) -> TokenStream {
     let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
-    let (ident, new) = (&l.field.ident, &l.prior);
+    let ident = &l.field.ident;
     let Some(bounds) = &l.bounds else {
         return draw_unbounded(l);
     };
     let low = bounds.low.clone().unwrap_or(quote!(f64::NEG_INFINITY));
     let high = bounds.high.clone().unwrap_or(quote!(f64::INFINITY));
-    match (l.is_flat(), bounds.low.is_some() && bounds.high.is_some()) {
+    match (&l.prior, bounds.low.is_some() && bounds.high.is_some()) {
         // Both bounds (dependent bounds always have both): a flat prior
         // is uniform between them.
-        (true, true) => quote! {
+        (None, true) => quote! {
             let (__low, __high): (f64, f64) = (#low, #high);
             let #ident: f64 = #sample(&::iwhvi::__private::distributions::Uniform::new(__low, __high)?, __rng);
         },
-        (true, false) => draw_unbounded(l),
-        (false, _) => {
+        (None, false) => draw_unbounded(l),
+        (Some(new), _) => {
             let rejection_failed = rejection_failed(l);
             quote! {
                 // The prior restricted to the bounds, by rejection.
@@ -165,11 +168,11 @@ pub fn draw(l: &Latent<'_>) -> TokenStream {
 
 fn draw_unbounded(l: &Latent<'_>) -> TokenStream {
     let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
-    let (ident, new, len) = (&l.field.ident, &l.prior, &l.len);
+    let (ident, len) = (&l.field.ident, &l.len);
     let family_name = l.family.name;
     let improper = quote!(::iwhvi::__private::distributions::DistributionError::Improper { distribution: #family_name });
-    match (l.is_flat(), l.shape.is_scalar(), l.constraint) {
-        (true, _, Some(Constraint::Simplex)) => quote! {
+    match (&l.prior, l.shape.is_scalar(), l.constraint) {
+        (None, _, Some(Constraint::Simplex)) => quote! {
             // Flat on the simplex is Dirichlet(1, …, 1): normalised exponentials.
             let __n = #len;
             let __exponential = ::iwhvi::__private::distributions::Exponential::new(1.0)?;
@@ -179,25 +182,29 @@ fn draw_unbounded(l: &Latent<'_>) -> TokenStream {
                 *__x /= __total;
             }
         },
-        (true, true, _) => {
+        (None, true, _) => {
             quote!(let #ident: f64 = return ::core::result::Result::Err(#improper);)
         }
-        (true, false, _) => {
+        (None, false, _) => {
             quote!(let #ident: ::std::vec::Vec<f64> = return ::core::result::Result::Err(#improper);)
         }
-        (false, true, _) => quote!(let #ident: f64 = #sample(&#new?, __rng);),
-        (false, false, _) if l.family.multivariate() => quote! {
+        (Some(new), true, _) => quote!(let #ident: f64 = #sample(&#new?, __rng);),
+        (Some(new), false, _) if l.family.multivariate() => quote! {
             let #ident: ::std::vec::Vec<f64> = ::iwhvi::__private::DrawVector::draw_vector(&#new?, __rng);
         },
-        (false, false, constraint) => draw_elementwise(l, constraint),
+        (Some(new), false, constraint) => draw_elementwise(l, new, constraint),
     }
 }
 
 /// Elementwise draws, rejected until they satisfy the constraint (the
 /// prior is the elementwise density restricted to it).
-fn draw_elementwise(l: &Latent<'_>, constraint: Option<Constraint>) -> TokenStream {
+fn draw_elementwise(
+    l: &Latent<'_>,
+    new: &TokenStream,
+    constraint: Option<Constraint>,
+) -> TokenStream {
     let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
-    let (ident, new, len) = (&l.field.ident, &l.prior, &l.len);
+    let (ident, len) = (&l.field.ident, &l.len);
     let bind_index = l.index.map(|i| quote!(let #i: usize = __k;));
     let rejection_failed = rejection_failed(l);
     let accept = match constraint {
