@@ -17,6 +17,7 @@ use iwhvi::objective::{
 };
 use iwhvi::optim::Adam;
 use iwhvi::transforms::Transform;
+use iwhvi::variational;
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -72,8 +73,8 @@ fn exact_params(model: &Gaussian) -> Vec<f64> {
     params
 }
 
-fn gradient<G: HierarchicalGuide>(
-    model: &Gaussian,
+fn gradient<Mo: Model, G: HierarchicalGuide>(
+    model: &Mo,
     guide: &G,
     params: &[f64],
     objective: Diwhvi,
@@ -177,8 +178,8 @@ fn it_has_the_plain_gradients_expectation() {
 /// Asserts that the two estimators' mean gradients agree within `z`
 /// standard errors in every parameter, over `n` draws each (the same noise
 /// for both).
-fn assert_same_expectation<G: HierarchicalGuide>(
-    model: &Gaussian,
+fn assert_same_expectation<Mo: Model, G: HierarchicalGuide>(
+    model: &Mo,
     guide: &G,
     params: &[f64],
     objective: Diwhvi,
@@ -369,4 +370,67 @@ fn once_it_reports_them_the_hand_written_guide_has_the_plain_expectation() {
         .estimator(GradientEstimator::DoublyReparameterized)
         .progress(false);
     assert!(fit(&model, &guide, Adam::new(0.01), &config).is_ok());
+}
+
+/// A location observed with unit noise.
+#[variational]
+struct Shift {
+    #[latent(Normal(0.0, 2.0))]
+    x: f64,
+    #[observe(Normal(x, 1.0), for j)]
+    y: Vec<f64>,
+}
+
+/// A struct guide with a learned reverse model whose parameters (`v`, `c`,
+/// `r`) only `τ` reads.
+#[variational(guide = Shift)]
+struct ShiftGuide {
+    #[param(init = 0.0)]
+    w: f64,
+    #[param(init = 0.0)]
+    b: f64,
+    #[param(init = 0.0)]
+    l: f64,
+    #[param(init = 0.0)]
+    v: f64,
+    #[param(init = 0.0)]
+    c: f64,
+    #[param(init = 0.0)]
+    r: f64,
+    #[mixing]
+    #[reverse(Normal(v * x + c, r.exp()))]
+    psi: f64,
+    #[latent(Normal(w * psi + b, l.exp()))]
+    x: f64,
+}
+
+/// A struct guide either reports its reverse model's parameters, and then
+/// the doubly-reparameterized gradient has the plain one's expectation, or
+/// it does not, and then the estimator is rejected with the typed error
+/// (never replaced by the plain one).
+#[test]
+fn a_struct_guide_gets_the_plain_expectation_or_the_typed_error() {
+    let model = Shift::new(vec![0.8, 1.5, 1.1]).unwrap();
+    let guide = ShiftGuide::new(&model).unwrap();
+    let params = [0.3, -0.2, -0.4, 0.5, 0.1, -0.3];
+    let dreg = GradientEstimator::DoublyReparameterized;
+    let config = FitConfig::new(Diwhvi::iwhvi(4))
+        .max_steps(20)
+        .estimator(dreg)
+        .progress(false);
+    let fitted = fit(&model, &guide, Adam::new(0.01), &config);
+    if guide.reverse_params().is_empty() {
+        let noise = StepNoise::draw(&guide, Diwhvi::iwhvi(4), &mut StdRng::seed_from_u64(1));
+        let engine = ForwardEngine::<16>::new();
+        let mut g = [0.0; 6];
+        let expected = ObjectiveError::NoReverseParams { mixing_dim: 1 };
+        let result =
+            value_and_gradient_with(&model, &guide, &params, &noise, &engine, dreg, &mut g);
+        assert_eq!(result, Err(expected.clone()));
+        assert!(matches!(fitted, Err(FitError::Objective(e)) if e == expected));
+    } else {
+        assert_eq!(guide.reverse_params(), 3..6, "τ's parameters are v, c, r");
+        assert_same_expectation(&model, &guide, &params, Diwhvi::new(2, 5), 3000, 4.5);
+        assert!(fitted.is_ok());
+    }
 }
