@@ -16,7 +16,7 @@
 
 use std::ops::Range;
 
-use super::weights::{Stop, for_each_outer_draw};
+use super::weights::{Stop, for_each_outer_draw, upper};
 use super::{ChainedModel, DiwhviObjective, StepNoise};
 use crate::gradient::{Differentiable, GradientEngine};
 use crate::guide::HierarchicalGuide;
@@ -180,7 +180,8 @@ fn doubly_reparameterized<G: HierarchicalGuide, T: Scalar>(
             };
         }
         surrogates.push(surrogate);
-        log_w.push(chained.value(m) - (normaliser - (values.len() as f64).ln()));
+        // The outer log weight `log p(x, u_m) − U_K(u_m)`, as the bound's.
+        log_w.push(chained.value(m) - upper(&values));
     });
     let normaliser = f64::log_sum_exp(&log_w);
     let mut total = T::constant(0.0);

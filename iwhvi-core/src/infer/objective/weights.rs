@@ -4,7 +4,9 @@
 //! At each outer draw `ψ₀ ~ q(ψ)`, `u ~ q(u | ψ₀)` and the reverse draws
 //! `ψ₁ … ψ_K ~ τ(ψ | u)`, the weights are
 //! `w_k = log q(u|ψ_k) + log q(ψ_k) − log τ(ψ_k|u)` (for a guide without
-//! mixing variables, the single weight `w₀ = log q(u)`). The estimators
+//! mixing variables, the single weight `w₀ = log q(u)`), and the outer
+//! log weight of the draw is `log p(x, u) − U_K(u)` with
+//! `U_K = ` [`upper`]`(w)`. The estimators
 //! differ only in which densities read the parameters with their
 //! derivatives and which read them stopped ([`Stop`]); the draws always
 //! carry their derivatives.
