@@ -380,7 +380,8 @@ fn the_reverse_engine_gives_the_forward_gradient_and_fits_alike() {
             &ForwardEngine::<16>::new(),
             estimator,
             &mut forward,
-        );
+        )
+        .unwrap();
         let b = value_and_gradient_with(
             &model,
             &guide,
@@ -389,7 +390,8 @@ fn the_reverse_engine_gives_the_forward_gradient_and_fits_alike() {
             &TapeEngine,
             estimator,
             &mut reverse,
-        );
+        )
+        .unwrap();
         assert!((a - b).abs() <= 1e-12 * a.abs());
         for (f, r) in forward.iter().zip(&reverse) {
             assert!(

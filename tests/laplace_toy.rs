@@ -163,7 +163,8 @@ fn doubly_reparameterized_gradient_is_unbiased_with_lower_variance() {
             (GradientEstimator::Reparameterized, &mut plain),
             (GradientEstimator::DoublyReparameterized, &mut dreg),
         ] {
-            value_and_gradient_with(&Flat2, &guide, &params, &noise, &engine, estimator, &mut g);
+            value_and_gradient_with(&Flat2, &guide, &params, &noise, &engine, estimator, &mut g)
+                .unwrap();
             for (column, &gi) in out.iter_mut().zip(&g) {
                 column.push(gi);
             }

@@ -21,7 +21,7 @@ use crate::guide::HierarchicalGuide;
 use crate::model::Model;
 /// Re-exported here because [`FitConfig::estimator`] takes it.
 pub use crate::objective::GradientEstimator;
-use crate::objective::{self, Diwhvi, StepNoise};
+use crate::objective::{self, Diwhvi, ObjectiveError, StepNoise};
 use crate::optim::Optimizer;
 use crate::tape::TapeEngine;
 
@@ -51,8 +51,10 @@ pub struct FitConfig {
     pub parallelism: Parallelism,
     /// The gradient estimator (default the plain reparameterization
     /// gradient): `DoublyReparameterized` applies to the reverse model's
-    /// parameters of a hierarchical guide, and to all the parameters of a
-    /// guide without mixing variables (sticking the landing on the ELBO).
+    /// parameters of a hierarchical guide (which must report them, else
+    /// the fit fails with [`FitError::Objective`]), and to all the
+    /// parameters of a guide without mixing variables (sticking the landing
+    /// on the ELBO).
     pub estimator: GradientEstimator,
     /// How gradients are computed (default forward mode).
     pub engine: Engine,
@@ -207,6 +209,9 @@ pub enum FitError {
         /// The fit so far, with its best parameters.
         partial: Box<Fit>,
     },
+    /// The gradient estimator cannot serve the guide.
+    #[error(transparent)]
+    Objective(#[from] ObjectiveError),
 }
 
 /// Fits `guide` to `model` from the guide's own initial parameters (drawn
@@ -266,6 +271,7 @@ fn fit_with<Mo: Model, G: HierarchicalGuide, O: Optimizer, E: GradientEngine>(
             found: initial.len(),
         });
     }
+    config.estimator.check(guide)?;
     let started = Instant::now();
     // The noise stream is seeded apart from the initialisation so that
     // `fit` and `fit_from` with the same seed see the same noise.
@@ -300,7 +306,7 @@ fn fit_with<Mo: Model, G: HierarchicalGuide, O: Optimizer, E: GradientEngine>(
             engine,
             config.estimator,
             &mut gradient,
-        );
+        )?;
         state.trace.push(bound);
         state.steps = step;
         if !bound.is_finite() || gradient.iter().any(|g| !g.is_finite()) {

@@ -87,7 +87,14 @@ pub trait HierarchicalGuide: Sync {
 
     /// The parameters of the reverse model `τ` (a contiguous range of the
     /// parameter vector; empty without a learned reverse model). The
-    /// doubly-reparameterized estimator treats these differently.
+    /// doubly-reparameterized estimator
+    /// ([`GradientEstimator`](crate::objective::GradientEstimator)) takes
+    /// their gradient from its surrogate, in which `log p(x, u)` enters as
+    /// a constant: the range must hold only parameters that `τ` alone
+    /// reads (not `q(ψ)` or `q(u | ψ)`, through which `u` moves). A
+    /// guide with mixing variables that leaves it empty cannot use that
+    /// estimator (it is rejected with
+    /// [`ObjectiveError::NoReverseParams`](crate::objective::ObjectiveError::NoReverseParams)).
     fn reverse_params(&self) -> std::ops::Range<usize> {
         0..0
     }

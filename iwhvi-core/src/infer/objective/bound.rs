@@ -1,0 +1,119 @@
+//! The DIWHVI bound: its settings ([`Diwhvi`]) and the bound as a
+//! function of the guide's parameters ([`DiwhviObjective`]).
+
+use super::weights::{Stop, for_each_outer_draw, upper};
+use super::{ChainedModel, StepNoise};
+use crate::gradient::Differentiable;
+use crate::guide::HierarchicalGuide;
+use crate::model::Model;
+use crate::scalar::Scalar;
+
+/// The DIWHVI objective with `m` outer samples of `u` and `k` inner samples
+/// of `ψ` per `u`.
+///
+/// ```
+/// use iwhvi_core::objective::Diwhvi;
+/// assert_eq!(Diwhvi::elbo(), Diwhvi::new(1, 0));
+/// assert_eq!(Diwhvi::iwhvi(50), Diwhvi::new(1, 50));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Diwhvi {
+    /// Outer samples `M ≥ 1`.
+    pub m: usize,
+    /// Inner samples `K ≥ 0` (ignored by non-hierarchical guides).
+    pub k: usize,
+}
+
+impl Diwhvi {
+    /// `M` outer and `K` inner samples.
+    ///
+    /// # Panics
+    /// If `m == 0`.
+    pub const fn new(m: usize, k: usize) -> Self {
+        assert!(m >= 1, "DIWHVI needs at least one outer sample");
+        Self { m, k }
+    }
+
+    /// The ELBO (`M = 1`; with a non-hierarchical guide).
+    pub const fn elbo() -> Self {
+        Self::new(1, 0)
+    }
+
+    /// IWAE with `m` samples (with a non-hierarchical guide).
+    pub const fn iwae(m: usize) -> Self {
+        Self::new(m, 0)
+    }
+
+    /// HVM: no inner samples, `U_0 = w_0` uses `ψ₀` alone.
+    pub const fn hvm(m: usize) -> Self {
+        Self::new(m, 0)
+    }
+
+    /// IWHVI with `k` inner samples (`M = 1`).
+    pub const fn iwhvi(k: usize) -> Self {
+        Self::new(1, k)
+    }
+}
+
+/// The DIWHVI bound as a function of the guide's parameters for one
+/// step's noise: the [`Differentiable`] the engine differentiates.
+///
+/// With a [`ChainedModel`], the model enters through its precomputed
+/// value and `u`-gradient instead of being evaluated on every pass.
+#[derive(Clone, Copy)]
+pub struct DiwhviObjective<'a, Mo, G> {
+    model: &'a Mo,
+    guide: &'a G,
+    noise: &'a StepNoise,
+    chained: Option<&'a ChainedModel>,
+}
+
+impl<'a, Mo: Model, G: HierarchicalGuide> DiwhviObjective<'a, Mo, G> {
+    /// The bound with the model evaluated directly on every pass.
+    pub fn new(model: &'a Mo, guide: &'a G, noise: &'a StepNoise) -> Self {
+        Self {
+            model,
+            guide,
+            noise,
+            chained: None,
+        }
+    }
+
+    /// The bound with the model entering through `chained` (which must
+    /// have been computed for the same parameters and noise).
+    pub fn chained(
+        model: &'a Mo,
+        guide: &'a G,
+        noise: &'a StepNoise,
+        chained: &'a ChainedModel,
+    ) -> Self {
+        Self {
+            model,
+            guide,
+            noise,
+            chained: Some(chained),
+        }
+    }
+}
+
+impl<Mo: Model, G: HierarchicalGuide> Differentiable for DiwhviObjective<'_, Mo, G> {
+    fn eval<T: Scalar>(&self, params: &[T]) -> T {
+        let objective = self.noise.objective();
+        let mut log_w = Vec::with_capacity(objective.m);
+        for_each_outer_draw(
+            self.guide,
+            params,
+            self.noise,
+            Stop::Nothing,
+            |m, u, weights| {
+                let log_q_upper = upper(weights);
+                let log_p = match self.chained {
+                    Some(chained) => chained.log_joint(m, u),
+                    None => self.model.log_joint(u),
+                };
+                log_w.push(log_p - log_q_upper);
+            },
+        );
+        T::log_sum_exp(&log_w) - (objective.m as f64).ln()
+    }
+}

@@ -1,0 +1,206 @@
+//! Estimates from the bound: its Monte Carlo mean over replicates, the
+//! sandwich on `log q(u)`, the guide's entropy and ELBO brackets, and
+//! `log p(x)`.
+
+use rand::Rng;
+
+use super::weights::{Buffers, Stop, upper};
+use super::{Diwhvi, DiwhviObjective, StepNoise};
+use crate::gradient::Differentiable;
+use crate::guide::HierarchicalGuide;
+use crate::model::Model;
+use crate::scalar::Scalar;
+
+/// A Monte Carlo estimate with its standard error.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Estimate {
+    /// The mean of the replicates.
+    pub mean: f64,
+    /// `sd / √n`.
+    pub std_error: f64,
+    /// The number of replicates `n`.
+    pub replicates: usize,
+}
+
+impl Estimate {
+    /// The mean and standard error of `values`.
+    pub fn from_values(values: &[f64]) -> Self {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = if values.len() > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            f64::NAN
+        };
+        Self {
+            mean,
+            std_error: (var / n).sqrt(),
+            replicates: values.len(),
+        }
+    }
+}
+
+impl std::fmt::Display for Estimate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.4} ± {:.4}", self.mean, self.std_error)
+    }
+}
+
+/// The DIWHVI bound at `params`, averaged over `replicates` independent
+/// draws of a step's noise, with its standard error.
+///
+/// ```
+/// use iwhvi_core::guide::MeanField;
+/// use iwhvi_core::model::{Layout, LatentSpec, Model};
+/// use iwhvi_core::objective::{estimate_bound, Diwhvi};
+/// use iwhvi_core::transforms::Transform;
+/// use iwhvi_core::Scalar;
+/// use rand::SeedableRng;
+///
+/// /// A standard normal "posterior" with log p(x) = 0.
+/// struct StdNormal;
+/// impl Model for StdNormal {
+///     fn layout(&self) -> Layout {
+///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+///     }
+///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+///         iwhvi_core::guide::std_normal_log_density(u)
+///     }
+/// }
+///
+/// // The guide equal to the posterior: the ELBO is exactly 0 on every draw.
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let estimate = estimate_bound(&StdNormal, &MeanField::new(1), &[0.0, 0.0], Diwhvi::elbo(), 50, &mut rng);
+/// assert!(estimate.mean.abs() < 1e-12 && estimate.std_error < 1e-12);
+/// ```
+pub fn estimate_bound<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    objective: Diwhvi,
+    replicates: usize,
+    rng: &mut R,
+) -> Estimate {
+    let mut noise = StepNoise::new(guide, objective);
+    let values: Vec<f64> = (0..replicates)
+        .map(|_| {
+            noise.redraw(rng);
+            DiwhviObjective::new(model, guide, &noise).eval(params)
+        })
+        .collect();
+    Estimate::from_values(&values)
+}
+
+/// The sandwich on `log q(u)` at one draw `u ~ q`: `U_K(u) ≥ log q(u)` and
+/// `L_K(u) ≤ log q(u)` in expectation.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct LogQSandwich {
+    /// `U_K(u)`.
+    pub upper: f64,
+    /// `L_K(u)` (`U` itself for a non-hierarchical guide, whose `log q` is exact).
+    pub lower: f64,
+}
+
+/// `U_K(u)`: the upper bound on `log q(u)` from `ψ₀` (the draw that made
+/// `u`) and `ψ₁ … ψ_K ~ τ(ψ | u)`, with the lower bound `L_K(u)` from
+/// `ψ₁ … ψ_K` alone; `u` is drawn from the guide with the noise of outer
+/// sample `m` of `noise`. Returns `u` too.
+pub fn upper_bound_log_q<G: HierarchicalGuide>(
+    guide: &G,
+    params: &[f64],
+    noise: &StepNoise,
+    m: usize,
+) -> (LogQSandwich, Vec<f64>) {
+    let mut buffers = Buffers::new(guide, params, Stop::Nothing);
+    buffers.draw_outer(guide, params, noise, m);
+    buffers.inner_weights(guide, params, noise, m, Stop::Nothing);
+    let upper = upper(&buffers.weights);
+    let lower = if buffers.weights.len() > 1 {
+        f64::log_sum_exp(&buffers.weights[1..]) - ((buffers.weights.len() - 1) as f64).ln()
+    } else {
+        upper
+    };
+    (LogQSandwich { upper, lower }, buffers.u)
+}
+
+/// Bounds on the guide's entropy `H[q] = −E log q(u)` and on the ELBO of
+/// its exact marginal, `E[log p(x, u) − log q(u)] = log p(x) − KL(q ‖ p(·|x))`,
+/// from the sandwich with `K` inner samples over `draws` draws of `u`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct GuideDiagnostics {
+    /// `−E U_K ≤ H[q]` (in expectation).
+    pub entropy_lower: Estimate,
+    /// `−E L_K ≥ H[q]` (in expectation).
+    pub entropy_upper: Estimate,
+    /// `E[log p − U_K] ≤ ELBO of q`, so `KL(q ‖ posterior) ≤ log p(x) −
+    /// elbo_lower`; the gap shrinks to the KL as `K` grows.
+    pub elbo_lower: Estimate,
+    /// `E[log p − L_K] ≥ ELBO of q`, so `KL ≥ log p(x) − elbo_upper`.
+    pub elbo_upper: Estimate,
+}
+
+impl GuideDiagnostics {
+    /// The bracket `[log_evidence − elbo_upper, log_evidence − elbo_lower]`
+    /// on `KL(q ‖ p(·|x))` given an estimate of `log p(x)`. With the exact
+    /// `log p(x)` both ends hold (in expectation). [`log_evidence`] is a
+    /// lower bound on `log p(x)`: with it the lower end still holds, and
+    /// the upper end falls short of a bound by the estimate's own gap
+    /// (small when its `M` and `K` are large).
+    pub fn kl_bracket(&self, log_evidence: f64) -> (f64, f64) {
+        (
+            log_evidence - self.elbo_upper.mean,
+            log_evidence - self.elbo_lower.mean,
+        )
+    }
+}
+
+/// Estimates [`GuideDiagnostics`] with `k` inner samples over `draws`
+/// draws of `u ~ q`. `k = 0` is taken as 1: the lower bound `L_K` needs
+/// an inner sample (for `U_0`, HVM's bound, call [`upper_bound_log_q`]
+/// with a `K = 0` [`StepNoise`]).
+pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    k: usize,
+    draws: usize,
+    rng: &mut R,
+) -> GuideDiagnostics {
+    let mut noise = StepNoise::new(guide, Diwhvi::new(1, k.max(1)));
+    let mut columns = [
+        Vec::with_capacity(draws),
+        Vec::with_capacity(draws),
+        Vec::with_capacity(draws),
+        Vec::with_capacity(draws),
+    ];
+    for _ in 0..draws {
+        noise.redraw(rng);
+        let (sandwich, u) = upper_bound_log_q(guide, params, &noise, 0);
+        let log_p = model.log_joint(&u);
+        columns[0].push(-sandwich.upper);
+        columns[1].push(-sandwich.lower);
+        columns[2].push(log_p - sandwich.upper);
+        columns[3].push(log_p - sandwich.lower);
+    }
+    GuideDiagnostics {
+        entropy_lower: Estimate::from_values(&columns[0]),
+        entropy_upper: Estimate::from_values(&columns[1]),
+        elbo_lower: Estimate::from_values(&columns[2]),
+        elbo_upper: Estimate::from_values(&columns[3]),
+    }
+}
+
+/// An estimate of `log p(x)`: the DIWHVI bound with many outer and inner
+/// samples (it approaches `log p(x)` from below as both grow), averaged
+/// over `replicates` draws.
+pub fn log_evidence<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    m: usize,
+    k: usize,
+    replicates: usize,
+    rng: &mut R,
+) -> Estimate {
+    estimate_bound(model, guide, params, Diwhvi::new(m, k), replicates, rng)
+}

@@ -1,0 +1,299 @@
+//! Gradient estimators of the bound, each a small function over the one
+//! weight routine ([`super::weights`]).
+//!
+//! An estimator is the bound's own gradient on some parameters and the
+//! gradient of a surrogate (the same weights with some densities reading
+//! stopped parameters) on the others:
+//!
+//! - [`GradientEstimator::Reparameterized`]: the bound everywhere;
+//! - sticking the landing, for a guide without mixing variables: the
+//!   surrogate [`sticking_the_landing`] on all the parameters;
+//! - DReG, for a hierarchical guide: [`doubly_reparameterized`] on the
+//!   reverse model's parameters, the bound on the others.
+//!
+//! [`value_and_gradient_with`] picks the surrogate from the estimator and
+//! the guide; the fitting loop never needs to know which one runs.
+
+use std::ops::Range;
+
+use super::weights::{Stop, for_each_outer_draw, upper};
+use super::{ChainedModel, DiwhviObjective, StepNoise};
+use crate::gradient::{Differentiable, GradientEngine};
+use crate::guide::HierarchicalGuide;
+use crate::model::Model;
+use crate::scalar::Scalar;
+
+/// How the gradient of the bound is estimated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GradientEstimator {
+    /// The plain reparameterization gradient of the bound.
+    #[default]
+    Reparameterized,
+    /// The doubly-reparameterized estimator (Tucker, Lawson, Gu & Maddison,
+    /// "Doubly reparameterized gradient estimators for Monte Carlo
+    /// objectives", 2018) for the reverse model's parameters `φ`
+    /// ([`HierarchicalGuide::reverse_params`]): the score terms of the
+    /// inner importance weights are replaced by path terms weighted by the
+    /// squared normalised weights,
+    /// `∂U/∂φ ≈ Σ_{k≥1} w̃_k² ∂w_k/∂ψ_k · ∂ψ_k/∂φ + w̃₀ ∂w₀/∂φ`
+    /// (`ψ₀` is drawn from `q(ψ)`, not `τ`, so its term stays direct). Same
+    /// expectation, lower variance; the other parameters keep the plain
+    /// gradient. With `K = 0` only `ψ₀`'s direct term is left, and the
+    /// estimate is the plain one.
+    ///
+    /// A guide with mixing variables must report its reverse model's
+    /// parameters: when [`HierarchicalGuide::reverse_params`] is empty the
+    /// estimator is rejected with [`ObjectiveError::NoReverseParams`]
+    /// rather than replaced by the plain one.
+    ///
+    /// For a guide without mixing variables (mean-field, full-rank,
+    /// structured), where `log q` is exact, it applies to all the
+    /// parameters: the gradient of
+    /// `Σ_m ŵ_m² [log p(x, u_m) − log q(u_m; φ stopped)]` through
+    /// `u_m = g(ε_m; φ)`, with `ŵ = softmax(log p − log q)` held constant.
+    /// With `M = 1` (the ELBO) this is "sticking the landing" (Roeder, Wu &
+    /// Duvenaud, 2017): the score term, whose expectation is zero, is
+    /// dropped, and at the exact posterior every draw's gradient is zero.
+    DoublyReparameterized,
+}
+
+/// Why an estimator cannot serve a guide.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObjectiveError {
+    /// The doubly-reparameterized estimator was asked of a guide with
+    /// mixing variables whose [`HierarchicalGuide::reverse_params`] is
+    /// empty.
+    #[error(
+        "GradientEstimator::DoublyReparameterized acts on the reverse model's parameters, but this guide \
+         (with {mixing_dim} mixing dimensions) reports none: implement `HierarchicalGuide::reverse_params` \
+         to return the range of τ's parameters, or use GradientEstimator::Reparameterized (the same \
+         estimator when τ has no parameters)"
+    )]
+    NoReverseParams {
+        /// The guide's `d`.
+        mixing_dim: usize,
+    },
+}
+
+/// A surrogate whose gradient replaces the bound's on some parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Surrogate {
+    /// [`sticking_the_landing`].
+    StickingTheLanding,
+    /// [`doubly_reparameterized`].
+    DoublyReparameterized,
+}
+
+impl GradientEstimator {
+    /// Checks that the estimator can serve `guide`.
+    ///
+    /// # Errors
+    /// [`ObjectiveError::NoReverseParams`] for the doubly-reparameterized
+    /// estimator and a guide with mixing variables but no reported reverse
+    /// parameters.
+    pub fn check<G: HierarchicalGuide>(self, guide: &G) -> Result<(), ObjectiveError> {
+        let unreported = guide.mixing_dim() > 0 && guide.reverse_params().is_empty();
+        if self == Self::DoublyReparameterized && unreported {
+            return Err(ObjectiveError::NoReverseParams {
+                mixing_dim: guide.mixing_dim(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The surrogate and the parameters it covers, for a guide that passed
+    /// [`GradientEstimator::check`] with `k` inner and `p` parameters;
+    /// `None`: the bound's own gradient everywhere.
+    fn surrogate<G: HierarchicalGuide>(
+        self,
+        guide: &G,
+        k: usize,
+        p: usize,
+    ) -> Option<(Surrogate, Range<usize>)> {
+        match self {
+            Self::Reparameterized => None,
+            Self::DoublyReparameterized if guide.mixing_dim() == 0 => {
+                Some((Surrogate::StickingTheLanding, 0..p))
+            }
+            // Without reverse draws only ψ₀'s direct term is left: the
+            // plain gradient.
+            Self::DoublyReparameterized if k == 0 => None,
+            Self::DoublyReparameterized => {
+                Some((Surrogate::DoublyReparameterized, guide.reverse_params()))
+            }
+        }
+    }
+}
+
+/// Sticking the landing, for a guide without mixing variables: the
+/// surrogate `Σ_m ŵ_m² [log p(x, u_m) − log q(u_m; φ stopped)]`, with
+/// `ŵ = softmax(log p − log q)` held constant, whose gradient in all of
+/// `φ` is the doubly-reparameterized (for `M = 1`, sticking-the-landing)
+/// estimate of the bound's.
+fn sticking_the_landing<G: HierarchicalGuide, T: Scalar>(
+    guide: &G,
+    chained: &ChainedModel,
+    noise: &StepNoise,
+    params: &[T],
+) -> T {
+    let mut terms = Vec::with_capacity(noise.objective().m);
+    for_each_outer_draw(guide, params, noise, Stop::Everything, |m, u, weights| {
+        terms.push(chained.log_joint(m, u) - weights[0]);
+    });
+    let values: Vec<f64> = terms.iter().map(|t| t.value()).collect();
+    let normaliser = f64::log_sum_exp(&values);
+    let mut total = T::constant(0.0);
+    for (term, v) in terms.into_iter().zip(&values) {
+        let normalised = (v - normaliser).exp();
+        total += term * (normalised * normalised);
+    }
+    total
+}
+
+/// DReG, for a hierarchical guide: the surrogate
+/// `−Σ_m a_m [Σ_{k≥1} w̃_k² w_k|_{φ stopped in τ} + w̃₀ w₀]`, with
+/// `a = softmax(log ŵ)` and `w̃ = softmax(w)` held constant, whose gradient
+/// in the reverse model's parameters `φ` is the doubly-reparameterized
+/// estimate of the bound's. The model enters through its values alone.
+fn doubly_reparameterized<G: HierarchicalGuide, T: Scalar>(
+    guide: &G,
+    chained: &ChainedModel,
+    noise: &StepNoise,
+    params: &[T],
+) -> T {
+    let objective = noise.objective();
+    let mut surrogates = Vec::with_capacity(objective.m);
+    let mut log_w = Vec::with_capacity(objective.m);
+    let mut values = Vec::with_capacity(objective.k + 1);
+    for_each_outer_draw(guide, params, noise, Stop::InnerReverse, |m, _, weights| {
+        values.clear();
+        values.extend(weights.iter().map(|w| w.value()));
+        let normaliser = f64::log_sum_exp(&values);
+        let mut surrogate = T::constant(0.0);
+        for (i, (&w, &v)) in weights.iter().zip(&values).enumerate() {
+            let normalised = (v - normaliser).exp();
+            surrogate += w * if i == 0 {
+                normalised
+            } else {
+                normalised * normalised
+            };
+        }
+        surrogates.push(surrogate);
+        // The outer log weight `log p(x, u_m) − U_K(u_m)`, as the bound's.
+        log_w.push(chained.value(m) - upper(&values));
+    });
+    let normaliser = f64::log_sum_exp(&log_w);
+    let mut total = T::constant(0.0);
+    for (s, lw) in surrogates.into_iter().zip(&log_w) {
+        total -= s * (lw - normaliser).exp();
+    }
+    total
+}
+
+/// A [`Surrogate`] as a function of the guide's parameters for one step.
+struct SurrogateObjective<'a, G> {
+    surrogate: Surrogate,
+    guide: &'a G,
+    chained: &'a ChainedModel,
+    noise: &'a StepNoise,
+}
+
+impl<G: HierarchicalGuide> Differentiable for SurrogateObjective<'_, G> {
+    fn eval<T: Scalar>(&self, params: &[T]) -> T {
+        let Self {
+            guide,
+            chained,
+            noise,
+            ..
+        } = *self;
+        match self.surrogate {
+            Surrogate::StickingTheLanding => sticking_the_landing(guide, chained, noise, params),
+            Surrogate::DoublyReparameterized => {
+                doubly_reparameterized(guide, chained, noise, params)
+            }
+        }
+    }
+}
+
+/// One step's bound and its gradient in the guide's parameters, with the
+/// model's gradient in `u` chained into the parameter tangents.
+pub fn value_and_gradient<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    noise: &StepNoise,
+    engine: &E,
+    gradient: &mut [f64],
+) -> f64 {
+    let chained = ChainedModel::new(model, guide, params, noise, engine);
+    let bound = DiwhviObjective::chained(model, guide, noise, &chained);
+    engine.value_and_gradient_into(&bound, params, gradient)
+}
+
+/// [`value_and_gradient`] with the given estimator.
+///
+/// # Errors
+/// [`ObjectiveError`] when the estimator cannot serve the guide (see
+/// [`GradientEstimator::check`]).
+pub fn value_and_gradient_with<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    noise: &StepNoise,
+    engine: &E,
+    estimator: GradientEstimator,
+    gradient: &mut [f64],
+) -> Result<f64, ObjectiveError> {
+    estimator.check(guide)?;
+    let Some((surrogate, range)) = estimator.surrogate(guide, noise.objective().k, params.len())
+    else {
+        return Ok(value_and_gradient(
+            model, guide, params, noise, engine, gradient,
+        ));
+    };
+    let chained = ChainedModel::new(model, guide, params, noise, engine);
+    let bound = DiwhviObjective::chained(model, guide, noise, &chained);
+    let surrogate = SurrogateObjective {
+        surrogate,
+        guide,
+        chained: &chained,
+        noise,
+    };
+    Ok(split_value_and_gradient(
+        engine, &bound, &surrogate, range, params, gradient,
+    ))
+}
+
+/// `bound`'s value, with its gradient on the parameters outside `range`
+/// and `surrogate`'s gradient on those inside.
+fn split_value_and_gradient<E: GradientEngine, B: Differentiable, S: Differentiable>(
+    engine: &E,
+    bound: &B,
+    surrogate: &S,
+    range: Range<usize>,
+    params: &[f64],
+    gradient: &mut [f64],
+) -> f64 {
+    let p = params.len();
+    let value = if range.start > 0 {
+        engine.value_and_partial_gradient_into(
+            bound,
+            params,
+            0..range.start,
+            &mut gradient[..range.start],
+        )
+    } else {
+        bound.eval(params)
+    };
+    if range.end < p {
+        engine.value_and_partial_gradient_into(
+            bound,
+            params,
+            range.end..p,
+            &mut gradient[range.end..],
+        );
+    }
+    engine.value_and_partial_gradient_into(surrogate, params, range.clone(), &mut gradient[range]);
+    value
+}

@@ -1,0 +1,86 @@
+//! The standard normal noise of one step, drawn before the bound is
+//! evaluated so that every gradient pass sees the same draws.
+
+use rand::{Rng, RngExt};
+use rand_distr::StandardNormal;
+
+use super::Diwhvi;
+use crate::guide::HierarchicalGuide;
+
+/// The standard normal noise of one step: for each of the `M` outer
+/// samples, the mixing draw `ψ₀` (`d`), the conditional draw of `u` (`D`)
+/// and the `K` reverse-model draws (`K × d`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepNoise {
+    objective: Diwhvi,
+    /// Noise lengths per draw: mixing, conditional, reverse.
+    dims: [usize; 3],
+    mixing: Vec<f64>,
+    conditional: Vec<f64>,
+    reverse: Vec<f64>,
+}
+
+impl StepNoise {
+    /// Buffers for a guide and objective, filled with zeros.
+    pub fn new<G: HierarchicalGuide>(guide: &G, objective: Diwhvi) -> Self {
+        let k = if guide.mixing_dim() == 0 {
+            0
+        } else {
+            objective.k
+        };
+        let dims = [
+            guide.mixing_noise_dim(),
+            guide.conditional_noise_dim(),
+            guide.reverse_noise_dim(),
+        ];
+        Self {
+            objective: Diwhvi::new(objective.m, k),
+            dims,
+            mixing: vec![0.0; objective.m * dims[0]],
+            conditional: vec![0.0; objective.m * dims[1]],
+            reverse: vec![0.0; objective.m * k * dims[2]],
+        }
+    }
+
+    /// Fresh noise for a guide and objective.
+    pub fn draw<G: HierarchicalGuide, R: Rng + ?Sized>(
+        guide: &G,
+        objective: Diwhvi,
+        rng: &mut R,
+    ) -> Self {
+        let mut noise = Self::new(guide, objective);
+        noise.redraw(rng);
+        noise
+    }
+
+    /// Refills the buffers with fresh draws (no allocation).
+    pub fn redraw<R: Rng + ?Sized>(&mut self, rng: &mut R) {
+        for buffer in [&mut self.mixing, &mut self.conditional, &mut self.reverse] {
+            for e in buffer.iter_mut() {
+                *e = rng.sample(StandardNormal);
+            }
+        }
+    }
+
+    /// The objective these buffers serve (with `K = 0` for a
+    /// non-hierarchical guide).
+    pub fn objective(&self) -> Diwhvi {
+        self.objective
+    }
+
+    /// The noise of outer sample `m`'s mixing draw `ψ₀`.
+    pub(super) fn mixing(&self, m: usize) -> &[f64] {
+        &self.mixing[m * self.dims[0]..(m + 1) * self.dims[0]]
+    }
+
+    /// The noise of outer sample `m`'s draw of `u`.
+    pub(super) fn conditional(&self, m: usize) -> &[f64] {
+        &self.conditional[m * self.dims[1]..(m + 1) * self.dims[1]]
+    }
+
+    /// The noise of outer sample `m`'s reverse draw `ψ_{k+1}`.
+    pub(super) fn reverse(&self, m: usize, k: usize) -> &[f64] {
+        let start = (m * self.objective.k + k) * self.dims[2];
+        &self.reverse[start..start + self.dims[2]]
+    }
+}

@@ -1,0 +1,233 @@
+//! The importance weights: the one routine every bound and gradient
+//! estimator reads.
+//!
+//! At each outer draw `ψ₀ ~ q(ψ)`, `u ~ q(u | ψ₀)` and the reverse draws
+//! `ψ₁ … ψ_K ~ τ(ψ | u)`, the weights are
+//! `w_k = log q(u|ψ_k) + log q(ψ_k) − log τ(ψ_k|u)` (for a guide without
+//! mixing variables, the single weight `w₀ = log q(u)`), and the outer
+//! log weight of the draw is `log p(x, u) − U_K(u)` with
+//! `U_K = ` [`upper`]`(w)`. The estimators
+//! differ only in which densities read the parameters with their
+//! derivatives and which read them stopped ([`Stop`]); the draws always
+//! carry their derivatives.
+
+use super::StepNoise;
+use crate::guide::{HierarchicalGuide, Workspace};
+use crate::scalar::Scalar;
+
+/// Which copy of the parameters a density reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Grad {
+    /// The parameters themselves: the density carries their derivatives.
+    Live,
+    /// Their values as constants (stop-gradient): the density's
+    /// derivatives flow only through its arguments `u` and `ψ`.
+    Stopped,
+}
+
+/// Which densities of the weights read the parameters stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// None: the weights of the bound itself.
+    Nothing,
+    /// `log τ(ψ_k | u)` of the reverse draws `k ≥ 1` (the
+    /// doubly-reparameterized weights): `ψ_k` keeps its path through
+    /// `τ`'s sampler, the density's direct dependence on the parameters
+    /// is stopped. `w₀` (whose `ψ₀` comes from `q(ψ)`) stays live.
+    InnerReverse,
+    /// Every density (sticking the landing): derivatives flow only
+    /// through the draws.
+    Everything,
+}
+
+/// The parameter copy each density of one weight reads.
+#[derive(Clone, Copy, Debug)]
+struct Reads {
+    conditional: Grad,
+    mixing: Grad,
+    reverse: Grad,
+}
+
+impl Stop {
+    /// What the densities of weight `w_k` read (`k = 0`: the weight of
+    /// `ψ₀`).
+    fn reads(self, k: usize) -> Reads {
+        let all = |grad| Reads {
+            conditional: grad,
+            mixing: grad,
+            reverse: grad,
+        };
+        match self {
+            Self::Nothing => all(Grad::Live),
+            Self::InnerReverse if k == 0 => all(Grad::Live),
+            Self::InnerReverse => Reads {
+                reverse: Grad::Stopped,
+                ..all(Grad::Live)
+            },
+            Self::Everything => all(Grad::Stopped),
+        }
+    }
+}
+
+/// The stopped copy of the parameters and its own workspace.
+struct Stopped<T> {
+    params: Vec<T>,
+    workspace: Workspace<T>,
+}
+
+/// Work buffers of one evaluation, allocated once and reused across its
+/// outer samples.
+pub(super) struct Buffers<T> {
+    psi0: Vec<T>,
+    psi: Vec<T>,
+    /// The current draw of `u`.
+    pub(super) u: Vec<T>,
+    workspace: Workspace<T>,
+    /// The stopped copy, when some density reads it.
+    stopped: Option<Stopped<T>>,
+    /// The weights `w_0 … w_K` of the current `u`.
+    pub(super) weights: Vec<T>,
+}
+
+impl<T: Scalar> Buffers<T> {
+    /// Buffers for `guide`, its workspaces prepared for `params` (and for
+    /// their stopped copy when `stop` reads one).
+    pub(super) fn new<G: HierarchicalGuide>(guide: &G, params: &[T], stop: Stop) -> Self {
+        let stopped_params = (stop != Stop::Nothing)
+            .then(|| params.iter().map(|p| T::constant(p.value())).collect());
+        let zero = T::constant(0.0);
+        let mut workspace = Workspace::new(guide);
+        guide.prepare(params, &mut workspace);
+        let stopped = stopped_params.map(|params: Vec<T>| {
+            let mut workspace = Workspace::new(guide);
+            guide.prepare(&params, &mut workspace);
+            Stopped { params, workspace }
+        });
+        Self {
+            psi0: vec![zero; guide.mixing_dim()],
+            psi: vec![zero; guide.mixing_dim()],
+            u: vec![zero; guide.latent_dim()],
+            workspace,
+            stopped,
+            weights: Vec::new(),
+        }
+    }
+
+    /// `ψ₀` and `u` of outer sample `m`.
+    pub(super) fn draw_outer<G: HierarchicalGuide>(
+        &mut self,
+        guide: &G,
+        params: &[T],
+        noise: &StepNoise,
+        m: usize,
+    ) {
+        guide.sample_mixing(params, noise.mixing(m), &mut self.psi0);
+        guide.sample_conditional(
+            params,
+            &self.psi0,
+            noise.conditional(m),
+            &mut self.u,
+            &mut self.workspace,
+        );
+    }
+
+    /// The weights `w_0 … w_K` of the current `u` into `self.weights`,
+    /// each density reading the parameter copy `stop` gives it.
+    pub(super) fn inner_weights<G: HierarchicalGuide>(
+        &mut self,
+        guide: &G,
+        params: &[T],
+        noise: &StepNoise,
+        m: usize,
+        stop: Stop,
+    ) {
+        let Self {
+            psi0,
+            psi,
+            u,
+            workspace,
+            stopped,
+            weights,
+        } = self;
+        weights.clear();
+        weights.reserve(noise.objective().k + 1);
+        if guide.mixing_dim() == 0 {
+            let (p, ws) = copy(params, workspace, stopped, stop.reads(0).conditional);
+            weights.push(guide.log_conditional(p, &[], u, ws));
+            return;
+        }
+        guide.prepare_reverse(params, u, workspace);
+        if let Some(stopped) = stopped {
+            guide.prepare_reverse(&stopped.params, u, &mut stopped.workspace);
+        }
+        let reads = stop.reads(0);
+        weights.push(weight(guide, params, psi0, u, workspace, stopped, reads));
+        for k in 0..noise.objective().k {
+            guide.sample_reverse(params, u, noise.reverse(m, k), psi, workspace);
+            let reads = stop.reads(k + 1);
+            weights.push(weight(guide, params, psi, u, workspace, stopped, reads));
+        }
+    }
+}
+
+/// `log q(u|ψ) + log q(ψ) − log τ(ψ|u)`, each density reading the copy
+/// `reads` names.
+#[inline]
+fn weight<G: HierarchicalGuide, T: Scalar>(
+    guide: &G,
+    params: &[T],
+    psi: &[T],
+    u: &[T],
+    workspace: &mut Workspace<T>,
+    stopped: &mut Option<Stopped<T>>,
+    reads: Reads,
+) -> T {
+    let (p, ws) = copy(params, workspace, stopped, reads.conditional);
+    let log_conditional = guide.log_conditional(p, psi, u, ws);
+    let (p, _) = copy(params, workspace, stopped, reads.mixing);
+    let head = log_conditional + guide.log_mixing(p, psi);
+    let (p, ws) = copy(params, workspace, stopped, reads.reverse);
+    head - guide.log_reverse(p, u, psi, ws)
+}
+
+/// The parameters and workspace a density reading `grad` uses.
+fn copy<'a, T>(
+    params: &'a [T],
+    workspace: &'a mut Workspace<T>,
+    stopped: &'a mut Option<Stopped<T>>,
+    grad: Grad,
+) -> (&'a [T], &'a mut Workspace<T>) {
+    match grad {
+        Grad::Live => (params, workspace),
+        Grad::Stopped => {
+            let stopped = stopped
+                .as_mut()
+                .expect("buffers built for a stop hold the stopped copy");
+            (&stopped.params, &mut stopped.workspace)
+        }
+    }
+}
+
+/// Draws each outer sample `u_m` of the step's noise, computes its weights
+/// under `stop` and hands both to `visit(m, u_m, weights)`.
+pub(super) fn for_each_outer_draw<G: HierarchicalGuide, T: Scalar>(
+    guide: &G,
+    params: &[T],
+    noise: &StepNoise,
+    stop: Stop,
+    mut visit: impl FnMut(usize, &[T], &[T]),
+) {
+    let mut buffers = Buffers::new(guide, params, stop);
+    for m in 0..noise.objective().m {
+        buffers.draw_outer(guide, params, noise, m);
+        buffers.inner_weights(guide, params, noise, m, stop);
+        visit(m, &buffers.u, &buffers.weights);
+    }
+}
+
+/// `U_K = logsumexp(w) − log(len w)`; exact `log q(u)` for a
+/// non-hierarchical guide (one weight).
+#[inline]
+pub(super) fn upper<T: Scalar>(weights: &[T]) -> T {
+    T::log_sum_exp(weights) - (weights.len() as f64).ln()
+}

@@ -1,0 +1,119 @@
+//! Draws of a model's named constrained latents, and the fitted guide's
+//! plain draws.
+
+use rand::Rng;
+
+use super::FittedGuide;
+use crate::guide::HierarchicalGuide;
+use crate::model::{Latents, Layout};
+use crate::objective::{Diwhvi, StepNoise, upper_bound_log_q};
+
+impl<G: HierarchicalGuide> FittedGuide<G> {
+    /// `n` draws from the guide, constrained and named.
+    pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Draws {
+        let mut noise = StepNoise::new(&self.guide, Diwhvi::new(1, 0));
+        let mut draws = Draws::new(&self.layout);
+        for _ in 0..n {
+            noise.redraw(rng);
+            let (_, u) = upper_bound_log_q(&self.guide, &self.params, &noise, 0);
+            draws.push_unconstrained(&self.layout, &u);
+        }
+        draws
+    }
+}
+
+/// Draws of a model's constrained latents, one row per draw, one column per
+/// element ([`Layout::element_names`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Draws {
+    pub(super) names: Vec<String>,
+    latent_names: Vec<(String, std::ops::Range<usize>)>,
+    pub(super) rows: Vec<Vec<f64>>,
+}
+
+impl Draws {
+    /// No draws yet, with the element names of `layout`.
+    pub(super) fn new(layout: &Layout) -> Self {
+        let mut latent_names = Vec::new();
+        let mut offset = 0;
+        for block in layout.blocks() {
+            let len = block.spec.constrained_len();
+            latent_names.push((block.spec.name.clone(), offset..offset + len));
+            offset += len;
+        }
+        Self {
+            names: layout.element_names(),
+            latent_names,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Draws from rows of named values (all rows with the same names and
+    /// lengths, as a model's derived quantities have).
+    pub fn from_latents(rows: &[Latents]) -> Self {
+        let mut draws = Self::default();
+        let Some(first) = rows.first() else {
+            return draws;
+        };
+        let mut offset = 0;
+        for (name, values) in first.iter() {
+            draws
+                .latent_names
+                .push((name.to_string(), offset..offset + values.len()));
+            offset += values.len();
+            if values.len() == 1 {
+                draws.names.push(name.to_string());
+            } else {
+                draws
+                    .names
+                    .extend((0..values.len()).map(|i| format!("{name}[{i}]")));
+            }
+        }
+        draws.rows = rows.iter().map(Latents::flatten).collect();
+        draws
+    }
+
+    /// Appends the draw `u` of the unconstrained latents, constrained.
+    pub(super) fn push_unconstrained(&mut self, layout: &Layout, u: &[f64]) {
+        let latents = layout
+            .constrain(u)
+            .expect("the guide draws u of the model's dimension");
+        self.rows.push(latents.flatten());
+    }
+
+    /// The number of draws.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when there are no draws.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The element names, e.g. `theta[3]`.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// One element across draws, by name (`"mu"`, `"theta[3]"`).
+    pub fn column(&self, name: &str) -> Option<Vec<f64>> {
+        let index = self.names.iter().position(|n| n == name)?;
+        Some(self.rows.iter().map(|row| row[index]).collect())
+    }
+
+    /// Draw `i` as named latents.
+    pub fn latents(&self, i: usize) -> Latents {
+        let row = &self.rows[i];
+        Latents::from_pairs(
+            self.latent_names
+                .iter()
+                .map(|(name, range)| (name.clone(), row[range.clone()].to_vec())),
+        )
+    }
+
+    /// Draw `i`, all elements in order.
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.rows[i]
+    }
+}

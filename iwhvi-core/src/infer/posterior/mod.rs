@@ -1,0 +1,87 @@
+//! A fitted guide as a posterior approximation: draws of the named
+//! constrained latents, plain or importance-resampled, summaries, the PSIS
+//! diagnostic, posterior predictive draws, and saving and loading.
+//!
+//! One file per concern: [`FittedGuide`] and its persistence (`persist`),
+//! [`Draws`] (`draws`), their [`Summary`] (`summary`), importance
+//! resampling (`resample`) and the PSIS diagnostic (`psis`); this module
+//! holds [`Posterior`], the fitted guide beside its model.
+
+use rand::Rng;
+
+use crate::guide::HierarchicalGuide;
+use crate::model::{Latents, Model};
+
+mod draws;
+mod persist;
+mod psis;
+mod resample;
+mod summary;
+
+pub use draws::Draws;
+pub use persist::{FittedGuide, PersistError};
+pub use psis::pareto_k_hat;
+pub use resample::{ResampleError, ResampledDraws};
+pub use summary::{Summary, SummaryRow};
+
+/// A fitted guide beside its model: importance weights need the model.
+pub struct Posterior<'a, Mo, G> {
+    model: &'a Mo,
+    fitted: FittedGuide<G>,
+}
+
+impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
+    /// The posterior approximation of a fitted guide.
+    ///
+    /// # Errors
+    /// [`PersistError::ParameterCount`] or [`PersistError::DimensionMismatch`]
+    /// when the parameters or the model do not fit the guide.
+    pub fn new(model: &'a Mo, guide: &G, params: &[f64]) -> Result<Self, PersistError> {
+        Ok(Self {
+            model,
+            fitted: FittedGuide::new(guide.clone(), params.to_vec(), model.layout())?,
+        })
+    }
+
+    /// A loaded (or otherwise built) fitted guide beside its model again.
+    ///
+    /// # Errors
+    /// [`PersistError::LayoutMismatch`] when the model's layout is not the
+    /// one the guide was fitted with.
+    pub fn from_fitted(model: &'a Mo, fitted: FittedGuide<G>) -> Result<Self, PersistError> {
+        if fitted.layout != model.layout() {
+            return Err(PersistError::LayoutMismatch);
+        }
+        Ok(Self { model, fitted })
+    }
+
+    /// The fitted guide (to save, or to sample without the model).
+    pub fn fitted(&self) -> &FittedGuide<G> {
+        &self.fitted
+    }
+
+    /// `n` plain draws from the guide.
+    pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Draws {
+        self.fitted.sample(n, rng)
+    }
+
+    /// The model's derived quantities at each draw ([`Model::derived`]).
+    pub fn derived(&self, draws: &Draws) -> Draws {
+        let rows: Vec<Latents> = (0..draws.len())
+            .map(|i| self.model.derived(&draws.latents(i)))
+            .collect();
+        Draws::from_latents(&rows)
+    }
+
+    /// Posterior predictive draws: `f` applied to each draw's named latents.
+    pub fn predictive<T, R: Rng + ?Sized>(
+        &self,
+        draws: &Draws,
+        rng: &mut R,
+        mut f: impl FnMut(&Latents, &mut R) -> T,
+    ) -> Vec<T> {
+        (0..draws.len())
+            .map(|i| f(&draws.latents(i), rng))
+            .collect()
+    }
+}
