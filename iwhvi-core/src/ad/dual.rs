@@ -246,22 +246,12 @@ impl<const W: usize> num_traits::One for Dual<W> {
 }
 
 impl<const W: usize> Scalar for Dual<W> {
-    #[inline(always)]
-    fn constant(v: f64) -> Self {
-        Self::constant(v)
-    }
-
-    #[inline(always)]
-    fn value(self) -> f64 {
-        self.value
-    }
-
     #[inline]
     fn is_finite(self) -> bool {
         self.value.is_finite() && self.tangent.iter().all(|t| t.is_finite())
     }
 
-    rules::rule_methods!();
+    rules::rule_methods!(value_field);
 }
 
 #[cfg(test)]

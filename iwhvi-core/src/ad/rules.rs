@@ -303,8 +303,21 @@ pub(crate) fn scaled_squared_distance<T: ChainRule>(x: &[T], mean: &[T], inverse
 }
 
 /// The [`Scalar`] methods that are rules, for a [`ChainRule`] scalar:
-/// expands to items of an `impl Scalar` block.
+/// expands to items of an `impl Scalar` block. With `value_field`, also
+/// `constant` and `value` for a type with a `value: f64` field and a
+/// `constant` constructor.
 macro_rules! rule_methods {
+    (value_field) => {
+        #[inline(always)]
+        fn constant(v: f64) -> Self {
+            Self::constant(v)
+        }
+        #[inline(always)]
+        fn value(self) -> f64 {
+            self.value
+        }
+        $crate::ad::rules::rule_methods!();
+    };
     () => {
         #[inline(always)]
         fn elementary(self, f: $crate::special::Elementary) -> Self {

@@ -31,7 +31,7 @@ use std::cell::RefCell;
 use std::fmt;
 
 use super::rules::{self, ChainRule, Partials, Rule};
-use crate::gradient::Differentiable;
+use crate::gradient::{Differentiable, GradientEngine, inherent_engine_methods};
 use crate::scalar::Scalar;
 
 /// The index of a constant: no node, no adjoint.
@@ -175,104 +175,28 @@ impl num_traits::One for Var {
 }
 
 impl Scalar for Var {
-    #[inline(always)]
-    fn constant(v: f64) -> Self {
-        Self::constant(v)
-    }
-
-    #[inline(always)]
-    fn value(self) -> f64 {
-        self.value
-    }
-
     fn is_finite(self) -> bool {
         self.value.is_finite()
     }
 
-    rules::rule_methods!();
+    rules::rule_methods!(value_field);
 }
 
 /// The reverse-mode gradient engine: one recorded evaluation and one
 /// backward sweep per gradient, on the calling thread.
+///
+/// A partial gradient
+/// ([`value_and_partial_gradient_into`](GradientEngine::value_and_partial_gradient_into))
+/// records only the requested inputs on the tape; the others enter as
+/// constants, so operations that touch none of them cost no tape.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TapeEngine;
 
-impl TapeEngine {
-    /// `f(x)` and `∇f(x)`.
-    pub fn value_and_gradient<F: Differentiable>(&self, f: &F, x: &[f64]) -> (f64, Vec<f64>) {
-        let mut gradient = vec![0.0; x.len()];
-        let value = self.value_and_gradient_into(f, x, &mut gradient);
-        (value, gradient)
-    }
-
-    /// `f(x)`, writing `∇f(x)` into `gradient`.
-    ///
-    /// # Panics
-    /// If `gradient.len() != x.len()`.
-    pub fn value_and_gradient_into<F: Differentiable>(
-        &self,
-        f: &F,
-        x: &[f64],
-        gradient: &mut [f64],
-    ) -> f64 {
-        assert_eq!(
-            gradient.len(),
-            x.len(),
-            "the gradient buffer must have one entry per parameter"
-        );
-        self.record_and_sweep(f, x, 0..x.len(), gradient)
-    }
-
-    /// `f(x)`, writing `∂f/∂x_i` for `i` in `directions` into `out`: only
-    /// those inputs are recorded on the tape, the others enter as
-    /// constants, so operations that touch none of them cost no tape.
-    ///
-    /// ```
-    /// use iwhvi_core::tape::TapeEngine;
-    /// use iwhvi_core::{Differentiable, Scalar};
-    /// struct Product;
-    /// impl Differentiable for Product {
-    ///     fn eval<T: Scalar>(&self, x: &[T]) -> T {
-    ///         x[0] * x[1] * x[2]
-    ///     }
-    /// }
-    /// let mut out = [0.0; 2];
-    /// let value = TapeEngine.value_and_partial_gradient_into(&Product, &[2.0, 3.0, 5.0], 1..3, &mut out);
-    /// assert_eq!((value, out), (30.0, [10.0, 6.0]));
-    /// ```
-    ///
-    /// # Panics
-    /// If `out.len() != directions.len()` or `directions` reaches past
-    /// `x`.
-    pub fn value_and_partial_gradient_into<F: Differentiable>(
-        &self,
-        f: &F,
-        x: &[f64],
-        directions: std::ops::Range<usize>,
-        out: &mut [f64],
-    ) -> f64 {
-        assert!(
-            directions.end <= x.len(),
-            "the directions {directions:?} must be parameters of x (it has {})",
-            x.len()
-        );
-        assert_eq!(
-            out.len(),
-            directions.len(),
-            "the gradient buffer must have one entry per direction"
-        );
-        self.record_and_sweep(f, x, directions, out)
-    }
-
-    /// Records `f` with the inputs in `directions` on the tape (the first
-    /// nodes, in order) and sweeps back into `out`.
-    fn record_and_sweep<F: Differentiable>(
-        &self,
-        f: &F,
-        x: &[f64],
-        directions: std::ops::Range<usize>,
-        out: &mut [f64],
-    ) -> f64 {
+impl GradientEngine for TapeEngine {
+    /// Records `f` with the inputs `first .. first + out.len()` on the
+    /// tape (the first nodes, in order) and sweeps back into `out`.
+    fn partials<F: Differentiable>(&self, f: &F, x: &[f64], first: usize, out: &mut [f64]) -> f64 {
+        let directions = first..first + out.len();
         TAPE.with(|tape| tape.borrow_mut().clear());
         let inputs: Vec<Var> = x
             .iter()
@@ -314,23 +238,4 @@ impl TapeEngine {
     }
 }
 
-impl crate::gradient::GradientEngine for TapeEngine {
-    fn value_and_gradient_into<F: Differentiable>(
-        &self,
-        f: &F,
-        x: &[f64],
-        gradient: &mut [f64],
-    ) -> f64 {
-        TapeEngine::value_and_gradient_into(self, f, x, gradient)
-    }
-
-    fn value_and_partial_gradient_into<F: Differentiable>(
-        &self,
-        f: &F,
-        x: &[f64],
-        directions: std::ops::Range<usize>,
-        out: &mut [f64],
-    ) -> f64 {
-        TapeEngine::value_and_partial_gradient_into(self, f, x, directions, out)
-    }
-}
+inherent_engine_methods!([] TapeEngine);
