@@ -239,3 +239,34 @@ impl GradientEngine for TapeEngine {
 }
 
 inherent_engine_methods!([] TapeEngine);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nodes and edges on this thread's tape.
+    fn recorded() -> (usize, usize) {
+        TAPE.with(|tape| {
+            let tape = tape.borrow();
+            (tape.starts.len() - 1, tape.edges.len())
+        })
+    }
+
+    #[test]
+    fn only_operations_on_recorded_variables_make_nodes() {
+        TAPE.with(|tape| tape.borrow_mut().clear());
+        let c = Var::constant(2.0);
+        let x = Var::input(3.0);
+        assert_eq!(recorded(), (1, 0), "a leaf is a node without edges");
+        let constant = c * c + Var::dot(&[c, c], &[c, c]) + Var::log_sum_exp(&[c, c]) - c.powf(c);
+        assert!(constant.is_constant());
+        assert_eq!(x.powi(0).value, 1.0);
+        assert!(x.powi(0).is_constant());
+        assert_eq!(recorded(), (1, 0), "constants record nothing");
+        let y = x * c;
+        assert_eq!(recorded(), (2, 1), "one edge, to the variable operand");
+        let z = Var::dot(&[x, c], &[c, y]);
+        assert_eq!(recorded(), (3, 3), "one node for the whole dot product");
+        assert_eq!((y.index, z.index), (1, 2));
+    }
+}
