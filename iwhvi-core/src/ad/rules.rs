@@ -241,7 +241,7 @@ impl ChainRule for f64 {
 }
 
 /// Stable `ln Σᵢ exp(xᵢ)`: `max + ln Σᵢ exp(xᵢ − max)`, with partials the
-/// softmax weights `exp(xᵢ − max) / Σⱼ exp(xⱼ − max)`. A constant `-∞` for
+/// softmax weights `exp(xᵢ − max) / Σⱼ exp(xⱼ − max) = exp(xᵢ − lse)`. A constant `-∞` for
 /// no terms or no mass, `+∞` for an infinite term, NaN for a NaN one.
 #[inline]
 pub(crate) fn log_sum_exp<T: ChainRule>(terms: &[T]) -> T {
@@ -257,9 +257,10 @@ pub(crate) fn log_sum_exp<T: ChainRule>(terms: &[T]) -> T {
     }
     let sum = values().fold(0.0, |sum, v| sum + (v - max).exp());
     let value = max + sum.ln();
-    // The softmax weight of term i is exp(xᵢ − max) / sum = exp(xᵢ − value);
-    // each engine keeps the form it has always used (they differ in the
-    // last bit, and fitted figures would move).
+    // Term i's weight exp(xᵢ − max) / sum equals exp(xᵢ − value) to within
+    // an ulp. Forward mode takes the first (one reciprocal for the whole
+    // tangent), the tape the second (no division per edge): each keeps the
+    // bits it has always had, which the examples' tape-engine fits print.
     if T::SHARES_DIVISOR {
         let weights = terms.iter().map(|&t| (t, (t.value() - max).exp()));
         T::combine(value, weights, sum)
