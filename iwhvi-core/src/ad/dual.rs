@@ -1,11 +1,10 @@
 //! Vector-mode forward dual numbers with a stack-allocated tangent.
 
 use std::fmt;
-use std::iter::{Product, Sum};
-use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+use std::iter::Product;
 
+use super::rules::{self, ChainRule, Partials, Rule};
 use crate::scalar::Scalar;
-use crate::special::{self, Elementary};
 
 /// A value with `W` directional derivatives: `x + Σⱼ ẋⱼ εⱼ` with `εⱼ εₖ = 0`.
 ///
@@ -143,148 +142,79 @@ impl<const W: usize> Dual<W> {
     }
 }
 
-impl<const W: usize> Default for Dual<W> {
-    #[inline(always)]
-    fn default() -> Self {
-        Self::constant(0.0)
-    }
-}
-
-impl<const W: usize> From<f64> for Dual<W> {
-    #[inline(always)]
-    fn from(value: f64) -> Self {
-        Self::constant(value)
-    }
-}
-
 impl<const W: usize> fmt::Display for Dual<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} + {:?}ε", self.value, self.tangent)
     }
 }
 
-impl<const W: usize> PartialEq for Dual<W> {
-    #[inline(always)]
-    fn eq(&self, other: &Self) -> bool {
-        self.value == other.value
+rules::scalar_operators!([const W: usize] Dual<W>);
+
+/// `tangent / divisor`, as one reciprocal and `W` multiplications.
+#[inline(always)]
+fn divide<const W: usize>(tangent: [f64; W], divisor: f64) -> [f64; W] {
+    if divisor == 1.0 {
+        return tangent;
     }
+    let inverse = 1.0 / divisor;
+    map(&tangent, |t| t * inverse)
 }
 
-impl<const W: usize> PartialOrd for Dual<W> {
-    #[inline(always)]
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        self.value.partial_cmp(&other.value)
-    }
-}
+/// The chain rule: the result's tangent is `Σᵢ ∂ᵢ ẋᵢ` over the operands
+/// that are not constants.
+impl<const W: usize> ChainRule for Dual<W> {
+    const SHARES_DIVISOR: bool = true;
 
-impl<const W: usize> PartialEq<f64> for Dual<W> {
     #[inline(always)]
-    fn eq(&self, other: &f64) -> bool {
-        self.value == *other
-    }
-}
-
-impl<const W: usize> PartialOrd<f64> for Dual<W> {
-    #[inline(always)]
-    fn partial_cmp(&self, other: &f64) -> Option<std::cmp::Ordering> {
-        self.value.partial_cmp(other)
-    }
-}
-
-impl<const W: usize> Neg for Dual<W> {
-    type Output = Self;
-    #[inline(always)]
-    fn neg(self) -> Self {
-        Self {
-            value: -self.value,
-            tangent: map(&self.tangent, |t| -t),
-            active: self.active,
+    fn unary<R: Rule<1>>(rule: R, x: Self) -> Self {
+        let value = rule.value([x.value]);
+        if !x.active || rule.constant_result() {
+            return Self::constant(value);
         }
+        let Partials {
+            scaled: [d],
+            divisor,
+        } = rule.partials([x.value], value);
+        Self::new(value, divide(map(&x.tangent, |t| d * t), divisor))
     }
-}
 
-/// One binary operation on duals, from its value and its tangent:
-/// `(a, b)` are the operands' values, `r` the result's, `(ta, tb)` tangent
-/// entries. Mul and Div also give the one-sided tangents (one operand a
-/// constant), which save the multiplications by zero; for Add and Sub the
-/// dense formula with a zero tangent measured faster than a fourth branch
-/// (`docs/PERFORMANCE.md`). The `f64` forms go through the `Dual ∘ Dual`
-/// one with a constant, which the compiler folds.
-macro_rules! impl_binary_op {
-    ($Op:ident, $op:ident, $OpAssign:ident, $op_assign:ident,
-     |$a:ident, $b:ident| $value:expr,
-     both: |$r:ident, $ta:ident, $tb:ident| $both:expr
-     $(, left: |$ta2:ident| $left:expr, right: |$tb3:ident| $right:expr)?) => {
-        impl<const W: usize> $Op for Dual<W> {
-            type Output = Self;
-            #[inline(always)]
-            #[allow(unused_variables, clippy::suspicious_arithmetic_impl)]
-            fn $op(self, rhs: Self) -> Self {
-                let ($a, $b) = (self.value, rhs.value);
-                let $r = $value;
-                match (self.active, rhs.active) {
-                    (true, true) => Self::new($r, zip(&self.tangent, &rhs.tangent, |$ta, $tb| $both)),
-                    $(
-                        (true, false) => Self::new($r, map(&self.tangent, |$ta2| $left)),
-                        (false, true) => Self::new($r, map(&rhs.tangent, |$tb3| $right)),
-                    )?
-                    (false, false) => Self::constant($r),
-                    #[allow(unreachable_patterns)]
-                    _ => Self::new($r, zip(&self.tangent, &rhs.tangent, |$ta, $tb| $both)),
+    #[inline(always)]
+    fn binary<R: Rule<2>>(rule: R, a: Self, b: Self) -> Self {
+        let value = rule.value([a.value, b.value]);
+        if !(a.active || b.active) || rule.constant_result() {
+            return Self::constant(value);
+        }
+        let Partials {
+            scaled: [da, db],
+            divisor,
+        } = rule.partials([a.value, b.value], value);
+        // One operand a constant saves its `W` multiplications, except for
+        // a linear rule, whose dense sum measured faster than the branch.
+        let tangent = match (a.active || R::LINEAR, b.active || R::LINEAR) {
+            (true, true) => zip(&a.tangent, &b.tangent, |ta, tb| da * ta + db * tb),
+            (true, false) => map(&a.tangent, |ta| da * ta),
+            _ => map(&b.tangent, |tb| db * tb),
+        };
+        Self::new(value, divide(tangent, divisor))
+    }
+
+    #[inline]
+    fn combine(value: f64, terms: impl Iterator<Item = (Self, f64)>, divisor: f64) -> Self {
+        let mut tangent = [0.0; W];
+        let mut active = false;
+        for (operand, partial) in terms {
+            if operand.active {
+                active = true;
+                for (t, &v) in tangent.iter_mut().zip(&operand.tangent) {
+                    *t += partial * v;
                 }
             }
         }
-
-        impl<const W: usize> $Op<f64> for Dual<W> {
-            type Output = Self;
-            #[inline(always)]
-            fn $op(self, rhs: f64) -> Self {
-                $Op::$op(self, Self::constant(rhs))
-            }
+        if active {
+            Self::new(value, divide(tangent, divisor))
+        } else {
+            Self::constant(value)
         }
-
-        impl<const W: usize> $Op<Dual<W>> for f64 {
-            type Output = Dual<W>;
-            #[inline(always)]
-            fn $op(self, rhs: Dual<W>) -> Dual<W> {
-                $Op::$op(Dual::constant(self), rhs)
-            }
-        }
-
-        impl<const W: usize> $OpAssign for Dual<W> {
-            #[inline(always)]
-            fn $op_assign(&mut self, rhs: Self) {
-                *self = $Op::$op(*self, rhs);
-            }
-        }
-
-        impl<const W: usize> $OpAssign<f64> for Dual<W> {
-            #[inline(always)]
-            fn $op_assign(&mut self, rhs: f64) {
-                *self = $Op::$op(*self, rhs);
-            }
-        }
-    };
-}
-
-impl_binary_op!(Add, add, AddAssign, add_assign, |a, b| a + b, both: |r, ta, tb| ta + tb);
-
-impl_binary_op!(Sub, sub, SubAssign, sub_assign, |a, b| a - b, both: |r, ta, tb| ta - tb);
-
-impl_binary_op!(Mul, mul, MulAssign, mul_assign, |a, b| a * b,
-    both: |r, ta, tb| ta * b + a * tb,
-    left: |ta| ta * b,
-    right: |tb| a * tb);
-
-impl_binary_op!(Div, div, DivAssign, div_assign, |a, b| a / b,
-    both: |r, ta, tb| (ta - r * tb) * (1.0 / b),
-    left: |ta| ta * (1.0 / b),
-    right: |tb| -r * tb * (1.0 / b));
-
-impl<const W: usize> Sum for Dual<W> {
-    #[inline]
-    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
-        iter.fold(Self::constant(0.0), |acc, x| acc + x)
     }
 }
 
@@ -316,170 +246,18 @@ impl<const W: usize> num_traits::One for Dual<W> {
 }
 
 impl<const W: usize> Scalar for Dual<W> {
-    #[inline(always)]
-    fn constant(v: f64) -> Self {
-        Self::constant(v)
-    }
-
-    #[inline(always)]
-    fn value(self) -> f64 {
-        self.value
-    }
-
-    #[inline(always)]
-    fn elementary(self, f: Elementary) -> Self {
-        if self.active {
-            let (value, derivative) = special::derivative(f, self.value);
-            self.chain_rule(value, derivative)
-        } else {
-            Self::constant(f.value(self.value))
-        }
-    }
-
-    #[inline]
-    fn powi(self, n: i32) -> Self {
-        let value = self.value.powi(n);
-        if n == 0 || !self.active {
-            return Self::constant(value);
-        }
-        self.chain_rule(value, f64::from(n) * self.value.powi(n - 1))
-    }
-
-    #[inline]
-    fn powf(self, y: Self) -> Self {
-        let value = self.value.powf(y.value);
-        if !self.active && !y.active {
-            return Self::constant(value);
-        }
-        let d_base = if y.value == 0.0 {
-            0.0
-        } else {
-            y.value * self.value.powf(y.value - 1.0)
-        };
-        if !y.active {
-            // A constant exponent has no derivative term: `x.powf(c)` is
-            // defined for negative `x` (integer `c`) though `ln x` is not.
-            return self.chain_rule(value, d_base);
-        }
-        // xʸ ln x → 0 as x → 0⁺ for y > 0; at x = 0 take the exponent's
-        // derivative as 0 rather than 0 · (-∞) = NaN.
-        let d_exponent = if value == 0.0 || self.value == 0.0 {
-            0.0
-        } else {
-            value * self.value.ln()
-        };
-        Self::new(
-            value,
-            zip(&self.tangent, &y.tangent, |dx, dy| {
-                d_base * dx + d_exponent * dy
-            }),
-        )
-    }
-
-    fn log_sum_exp(terms: &[Self]) -> Self {
-        let max = special::max_term(terms.iter().map(|t| t.value));
-        if !max.is_finite() {
-            let value = if terms.iter().any(|t| t.value.is_nan()) {
-                f64::NAN
-            } else {
-                max
-            };
-            return Self::constant(value);
-        }
-        let mut sum = 0.0;
-        let mut weighted = [0.0; W];
-        let mut active = false;
-        for term in terms {
-            let w = (term.value - max).exp();
-            sum += w;
-            if term.active {
-                active = true;
-                for (acc, t) in weighted.iter_mut().zip(&term.tangent) {
-                    *acc += w * t;
-                }
-            }
-        }
-        let value = max + sum.ln();
-        if !active {
-            return Self::constant(value);
-        }
-        let inv = 1.0 / sum;
-        Self::new(value, map(&weighted, |t| t * inv))
-    }
-
     #[inline]
     fn is_finite(self) -> bool {
         self.value.is_finite() && self.tangent.iter().all(|t| t.is_finite())
     }
 
-    #[inline]
-    fn dot(a: &[Self], b: &[Self]) -> Self {
-        let mut value = 0.0;
-        let mut tangent = [0.0; W];
-        let mut active = false;
-        for (x, y) in a.iter().zip(b) {
-            value += x.value * y.value;
-            if x.active {
-                active = true;
-                for (t, &xt) in tangent.iter_mut().zip(&x.tangent) {
-                    *t += xt * y.value;
-                }
-            }
-            if y.active {
-                active = true;
-                for (t, &yt) in tangent.iter_mut().zip(&y.tangent) {
-                    *t += x.value * yt;
-                }
-            }
-        }
-        if active {
-            Self::new(value, tangent)
-        } else {
-            Self::constant(value)
-        }
-    }
-
-    #[inline]
-    fn scaled_squared_distance(x: &[Self], mean: &[Self], inverse_scale: &[Self]) -> Self {
-        let mut value = 0.0;
-        let mut tangent = [0.0; W];
-        let mut active = false;
-        for ((xi, mi), si) in x.iter().zip(mean).zip(inverse_scale) {
-            let d = xi.value - mi.value;
-            let z = d * si.value;
-            value += z * z;
-            // ∂z² = 2z (s (ẋ − ṁ) + d ṡ)
-            let (along_d, along_s) = (2.0 * z * si.value, 2.0 * z * d);
-            if xi.active {
-                active = true;
-                for (t, &v) in tangent.iter_mut().zip(&xi.tangent) {
-                    *t += along_d * v;
-                }
-            }
-            if mi.active {
-                active = true;
-                for (t, &v) in tangent.iter_mut().zip(&mi.tangent) {
-                    *t -= along_d * v;
-                }
-            }
-            if si.active {
-                active = true;
-                for (t, &v) in tangent.iter_mut().zip(&si.tangent) {
-                    *t += along_s * v;
-                }
-            }
-        }
-        if active {
-            Self::new(value, tangent)
-        } else {
-            Self::constant(value)
-        }
-    }
+    rules::rule_methods!(value_field);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::special;
 
     #[test]
     fn log_sum_exp_value_is_the_f64_value() {

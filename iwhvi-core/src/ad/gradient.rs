@@ -11,6 +11,7 @@
 //! holds everything random (a step's noise draws) as data and evaluates
 //! through `&self`: draw the noise, build the function, then differentiate.
 
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -54,45 +55,144 @@ pub trait Differentiable: Sync {
 /// mode ([`ForwardEngine`]) or a reverse-mode tape
 /// ([`TapeEngine`](crate::tape::TapeEngine)). Objectives and the
 /// fit loop are generic over it.
+///
+/// An engine implements [`GradientEngine::partials`]; the other
+/// methods check their arguments and call it. Both engines also have them
+/// as inherent methods, so a caller need not import the trait.
+///
+/// ```
+/// use iwhvi_core::{Differentiable, ForwardEngine, GradientEngine, Scalar};
+/// use iwhvi_core::tape::TapeEngine;
+///
+/// struct Product;
+/// impl Differentiable for Product {
+///     fn eval<T: Scalar>(&self, x: &[T]) -> T {
+///         x[0] * x[1] * x[2]
+///     }
+/// }
+///
+/// fn partials<E: GradientEngine>(engine: &E) -> [f64; 2] {
+///     let mut out = [0.0; 2];
+///     let value = engine.value_and_partial_gradient_into(&Product, &[2.0, 3.0, 5.0], 1..3, &mut out);
+///     assert_eq!(value, 30.0);
+///     out
+/// }
+/// assert_eq!(partials(&ForwardEngine::<4>::new()), [10.0, 6.0]);
+/// assert_eq!(partials(&TapeEngine), [10.0, 6.0]);
+/// ```
 pub trait GradientEngine: Sync {
+    /// The engine's work: `f(x)`, writing `∂f/∂x_{first + j}` into
+    /// `out[j]`. The other methods call it with `first + out.len()` at most
+    /// `x.len()`; implement it, call them.
+    fn partials<F: Differentiable>(&self, f: &F, x: &[f64], first: usize, out: &mut [f64]) -> f64;
+
+    /// `f(x)` and `∇f(x)`.
+    fn value_and_gradient<F: Differentiable>(&self, f: &F, x: &[f64]) -> (f64, Vec<f64>) {
+        let mut gradient = vec![0.0; x.len()];
+        let value = self.value_and_gradient_into(f, x, &mut gradient);
+        (value, gradient)
+    }
+
     /// `f(x)`, writing `∇f(x)` into `gradient`.
+    ///
+    /// # Panics
+    /// If `gradient.len() != x.len()`.
     fn value_and_gradient_into<F: Differentiable>(
         &self,
         f: &F,
         x: &[f64],
         gradient: &mut [f64],
-    ) -> f64;
+    ) -> f64 {
+        assert_eq!(
+            gradient.len(),
+            x.len(),
+            "the gradient buffer must have one entry per parameter"
+        );
+        self.partials(f, x, 0, gradient)
+    }
 
-    /// `f(x)`, writing `∂f/∂xᵢ` for `i` in `directions` into `out`.
+    /// `f(x)`, writing `∂f/∂xᵢ` for `i` in `directions` into `out` (the
+    /// other parameters held constant, so the engine spends nothing on
+    /// their derivatives).
+    ///
+    /// # Panics
+    /// If `directions` reaches past `x` or `out.len() != directions.len()`.
     fn value_and_partial_gradient_into<F: Differentiable>(
         &self,
         f: &F,
         x: &[f64],
-        directions: std::ops::Range<usize>,
+        directions: Range<usize>,
         out: &mut [f64],
-    ) -> f64;
+    ) -> f64 {
+        assert!(
+            directions.end <= x.len(),
+            "the directions {directions:?} must be parameters of x (it has {})",
+            x.len()
+        );
+        assert_eq!(
+            out.len(),
+            directions.len(),
+            "the gradient buffer must have one entry per direction"
+        );
+        self.partials(f, x, directions.start, out)
+    }
 }
+
+/// The provided [`GradientEngine`] methods as inherent methods of an engine
+/// type, `[generics] Type`, so that callers need not import the trait.
+macro_rules! inherent_engine_methods {
+    ([$($g:tt)*] $T:ty) => {
+        impl<$($g)*> $T {
+            /// `f(x)` and `∇f(x)`: see
+            /// [`GradientEngine::value_and_gradient`](crate::GradientEngine::value_and_gradient).
+            pub fn value_and_gradient<F: $crate::Differentiable>(
+                &self,
+                f: &F,
+                x: &[f64],
+            ) -> (f64, Vec<f64>) {
+                $crate::GradientEngine::value_and_gradient(self, f, x)
+            }
+
+            /// `f(x)`, writing `∇f(x)` into `gradient`: see
+            /// [`GradientEngine::value_and_gradient_into`](crate::GradientEngine::value_and_gradient_into).
+            ///
+            /// # Panics
+            /// If `gradient.len() != x.len()`.
+            pub fn value_and_gradient_into<F: $crate::Differentiable>(
+                &self,
+                f: &F,
+                x: &[f64],
+                gradient: &mut [f64],
+            ) -> f64 {
+                $crate::GradientEngine::value_and_gradient_into(self, f, x, gradient)
+            }
+
+            /// `f(x)`, writing `∂f/∂xᵢ` for `i` in `directions` into `out`: see
+            /// [`GradientEngine::value_and_partial_gradient_into`](crate::GradientEngine::value_and_partial_gradient_into).
+            ///
+            /// # Panics
+            /// If `directions` reaches past `x` or `out.len() != directions.len()`.
+            pub fn value_and_partial_gradient_into<F: $crate::Differentiable>(
+                &self,
+                f: &F,
+                x: &[f64],
+                directions: ::std::ops::Range<usize>,
+                out: &mut [f64],
+            ) -> f64 {
+                $crate::GradientEngine::value_and_partial_gradient_into(self, f, x, directions, out)
+            }
+        }
+    };
+}
+pub(crate) use inherent_engine_methods;
 
 impl<const W: usize> GradientEngine for ForwardEngine<W> {
-    fn value_and_gradient_into<F: Differentiable>(
-        &self,
-        f: &F,
-        x: &[f64],
-        gradient: &mut [f64],
-    ) -> f64 {
-        ForwardEngine::value_and_gradient_into(self, f, x, gradient)
-    }
-
-    fn value_and_partial_gradient_into<F: Differentiable>(
-        &self,
-        f: &F,
-        x: &[f64],
-        directions: std::ops::Range<usize>,
-        out: &mut [f64],
-    ) -> f64 {
-        ForwardEngine::value_and_partial_gradient_into(self, f, x, directions, out)
+    fn partials<F: Differentiable>(&self, f: &F, x: &[f64], first: usize, out: &mut [f64]) -> f64 {
+        self.directional_passes(f, x, out, Seed::Unit(first))
     }
 }
+
+inherent_engine_methods!([const W: usize] ForwardEngine<W>);
 
 /// Whether the engine runs its passes on all cores or on the calling thread.
 /// The gradient is the same, bit for bit, under every setting.
@@ -167,66 +267,6 @@ impl<const W: usize> ForwardEngine<W> {
     /// ```
     pub const fn passes(&self, p: usize) -> usize {
         p.div_ceil(W)
-    }
-
-    /// `f(x)` and `∇f(x)`.
-    pub fn value_and_gradient<F: Differentiable>(&self, f: &F, x: &[f64]) -> (f64, Vec<f64>) {
-        let mut gradient = vec![0.0; x.len()];
-        let value = self.value_and_gradient_into(f, x, &mut gradient);
-        (value, gradient)
-    }
-
-    /// `f(x)`, writing `∇f(x)` into `gradient`.
-    ///
-    /// # Panics
-    /// If `gradient.len() != x.len()`.
-    pub fn value_and_gradient_into<F: Differentiable>(
-        &self,
-        f: &F,
-        x: &[f64],
-        gradient: &mut [f64],
-    ) -> f64 {
-        assert_eq!(
-            gradient.len(),
-            x.len(),
-            "the gradient buffer must have one entry per parameter"
-        );
-        self.directional_passes(f, x, gradient, Seed::Unit(0))
-    }
-
-    /// `f(x)`, writing the partial derivatives `∂f/∂xᵢ` for `i` in
-    /// `directions` into `out` (the other parameters held constant, so the
-    /// passes cover only those directions).
-    ///
-    /// # Panics
-    /// If `directions` is not within `x` or `out.len() != directions.len()`.
-    ///
-    /// ```
-    /// use iwhvi_core::{Differentiable, ForwardEngine, Scalar};
-    /// struct Product;
-    /// impl Differentiable for Product {
-    ///     fn eval<T: Scalar>(&self, x: &[T]) -> T {
-    ///         x[0] * x[1] * x[2]
-    ///     }
-    /// }
-    /// let mut out = [0.0; 2];
-    /// ForwardEngine::<4>::new().value_and_partial_gradient_into(&Product, &[2.0, 3.0, 5.0], 1..3, &mut out);
-    /// assert_eq!(out, [10.0, 6.0]);
-    /// ```
-    pub fn value_and_partial_gradient_into<F: Differentiable>(
-        &self,
-        f: &F,
-        x: &[f64],
-        directions: std::ops::Range<usize>,
-        out: &mut [f64],
-    ) -> f64 {
-        assert!(
-            directions.end <= x.len(),
-            "the directions {directions:?} must be parameters of x (it has {})",
-            x.len()
-        );
-        assert_eq!(out.len(), directions.len(), "one output per direction");
-        self.directional_passes(f, x, out, Seed::Unit(directions.start))
     }
 
     /// `f(x)` and the directional derivative `∇f(x) · v` (a Jacobian-vector

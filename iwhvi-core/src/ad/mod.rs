@@ -12,6 +12,7 @@
 pub mod dual;
 pub mod gradient;
 pub mod linalg;
+mod rules;
 pub mod scalar;
 pub mod special;
 pub mod tape;

@@ -4,7 +4,7 @@ use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
-use crate::special::{self, Elementary};
+use crate::special::Elementary;
 
 /// A real number that numeric code computes with: `f64` for plain values,
 /// [`Dual<W>`](crate::Dual) for values with `W` directional derivatives.
@@ -250,23 +250,9 @@ impl Scalar for f64 {
         self
     }
     #[inline(always)]
-    fn elementary(self, f: Elementary) -> Self {
-        f.value(self)
-    }
-    #[inline(always)]
-    fn powi(self, n: i32) -> Self {
-        f64::powi(self, n)
-    }
-    #[inline(always)]
-    fn powf(self, y: Self) -> Self {
-        f64::powf(self, y)
-    }
-    #[inline]
-    fn log_sum_exp(terms: &[Self]) -> Self {
-        special::log_sum_exp(terms)
-    }
-    #[inline(always)]
     fn is_finite(self) -> bool {
         f64::is_finite(self)
     }
+
+    crate::ad::rules::rule_methods!();
 }

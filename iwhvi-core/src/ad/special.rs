@@ -268,16 +268,7 @@ fn std_normal_log_cdf_derivative(x: f64, log_cdf: f64) -> f64 {
 /// assert_eq!(log_sum_exp(&[]), f64::NEG_INFINITY);
 /// ```
 pub fn log_sum_exp(terms: &[f64]) -> f64 {
-    let max = max_term(terms.iter().copied());
-    if !max.is_finite() {
-        return if terms.iter().any(|t| t.is_nan()) {
-            f64::NAN
-        } else {
-            max
-        };
-    }
-    let sum: f64 = terms.iter().map(|t| (t - max).exp()).sum();
-    max + sum.ln()
+    crate::ad::rules::log_sum_exp(terms)
 }
 
 /// The largest of the terms (NaN ignored), `-∞` for none.
@@ -388,7 +379,14 @@ impl Elementary {
 #[inline(always)]
 pub fn derivative(f: Elementary, x: f64) -> (f64, f64) {
     let v = f.value(x);
-    let d = match f {
+    (v, derivative_at(f, x, v))
+}
+
+/// The table's derivative `f'(x)`, given the value `v = f(x)` (several
+/// entries are written in terms of it).
+#[inline(always)]
+pub(crate) fn derivative_at(f: Elementary, x: f64, v: f64) -> f64 {
+    match f {
         Elementary::Exp => v,
         Elementary::Ln => 1.0 / x,
         Elementary::Ln1p => 1.0 / (1.0 + x),
@@ -424,8 +422,7 @@ pub fn derivative(f: Elementary, x: f64) -> (f64, f64) {
         Elementary::Erf => FRAC_2_SQRT_PI * (-x * x).exp(),
         Elementary::Erfc => -FRAC_2_SQRT_PI * (-x * x).exp(),
         Elementary::StdNormalLogCdf => std_normal_log_cdf_derivative(x, v),
-    };
-    (v, d)
+    }
 }
 
 /// Tetragamma `ψ₂(x)`, the derivative of [`trigamma`] (first-order
