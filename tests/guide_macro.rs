@@ -348,7 +348,8 @@ fn a_macro_guide_takes_the_doubly_reparameterized_estimator() {
         let noise = StepNoise::draw(&guide, objective, rng);
         let mut g = vec![0.0; params.len()];
         let engine = ForwardEngine::<16>::new();
-        value_and_gradient_with(&model, &guide, &params, &noise, &engine, estimator, &mut g);
+        value_and_gradient_with(&model, &guide, &params, &noise, &engine, estimator, &mut g)
+            .expect("the guide reports its reverse parameters");
         g
     };
     let estimators = [

@@ -7,39 +7,50 @@ use quote::quote;
 
 use super::lower::Plan;
 
-/// Everything the guide expands to.
+/// Everything the guide's hand-over expands to: `new` and the
+/// `HierarchicalGuide` implementation (the struct is declared by the
+/// attribute itself, see [`shell`]).
 pub fn guide(plan: &Plan<'_>) -> TokenStream {
-    let parts = [guide_struct(plan), guide_impl(plan)];
+    let parts = [guide_new(plan), guide_impl(plan)];
     quote!(#(#parts)*)
 }
 
-fn model_name(plan: &Plan<'_>) -> String {
-    plan.input
-        .model
+/// The model's name as written in the guide's attribute.
+fn model_name(model: &syn::Path) -> String {
+    model
         .segments
         .last()
         .map_or_else(String::new, |s| s.ident.to_string())
 }
 
-/// The struct and `new`.
-fn guide_struct(plan: &Plan<'_>) -> TokenStream {
-    let guide = &plan.input.guide;
-    let (guide_ident, vis, model_path) = (&guide.ident, &guide.vis, &plan.input.model);
-    let model_name = model_name(plan);
+/// The path as rustdoc reads a link target: `super::models::Mean`.
+fn doc_path(model: &syn::Path) -> String {
+    let segments: Vec<String> = model.segments.iter().map(|s| s.ident.to_string()).collect();
+    let lead = if model.leading_colon.is_some() {
+        "::"
+    } else {
+        ""
+    };
+    format!("{lead}{}", segments.join("::"))
+}
+
+/// The guide struct, declared by the attribute whatever becomes of the
+/// model's hand-over (its fields are the same for every guide): a path
+/// that does not resolve is then one error, not the guide's disappearance.
+pub fn shell(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream {
+    let (guide_ident, vis) = (&guide.ident, &guide.vis);
     let attrs = guide
         .attrs
         .iter()
         .filter(|a| !a.path().is_ident("variational"));
-    let doc = format!(
-        "A hierarchical guide for [`{model_name}`], checked against its latents at compile time."
-    );
-    let new_doc = format!(
-        "The guide for this instance of `{model_name}` (vector lengths come from its data)."
-    );
-    let model_latent_names = plan.conditionals.iter().map(|c| c.ident.to_string());
-    let param_lens = plan.params.iter().map(|p| &p.len);
-    let mixing_lens = plan.mixing.iter().map(|m| &m.len);
-    let guide_error = quote!(::iwhvi::__private::GuideError);
+    let doc = match model {
+        Some(model) => format!(
+            "A hierarchical guide for [`{}`]({}), checked against its latents at compile time.",
+            model_name(model),
+            doc_path(model)
+        ),
+        None => "A hierarchical guide.".to_string(),
+    };
     quote! {
         #(#attrs)*
         #[doc = #doc]
@@ -60,7 +71,82 @@ fn guide_struct(plan: &Plan<'_>) -> TokenStream {
             __mixing_offsets: ::std::vec::Vec<usize>,
             __mixing_lens: ::std::vec::Vec<usize>,
         }
+    }
+}
 
+/// `new` and `HierarchicalGuide` for a guide with a mistake (or of a
+/// model with one): the success signatures with bodies that are never
+/// run, so that uses of the guide add no errors of their own (as
+/// clap_derive's dummies).
+pub fn stubs(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream {
+    let (guide_ident, vis) = (&guide.ident, &guide.vis);
+    let new = model.map(|model| {
+        quote! {
+            impl #guide_ident {
+                #[allow(missing_docs, dead_code)]
+                #vis fn new(__model: &#model) -> ::core::result::Result<Self, ::iwhvi::__private::GuideError> {
+                    ::core::unimplemented!()
+                }
+            }
+        }
+    });
+    let workspace = quote!(::iwhvi::__private::Workspace<__T>);
+    quote! {
+        #new
+
+        #[allow(unused_variables, clippy::all)]
+        impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
+            fn latent_dim(&self) -> usize {
+                ::core::unimplemented!()
+            }
+            fn mixing_dim(&self) -> usize {
+                ::core::unimplemented!()
+            }
+            fn has_reverse_model(&self) -> bool {
+                ::core::unimplemented!()
+            }
+            fn param_layout(&self) -> ::iwhvi::__private::ParamLayout {
+                ::core::unimplemented!()
+            }
+            fn init_params<__R: ::iwhvi::__private::rand::Rng + ?::core::marker::Sized>(&self, __rng: &mut __R) -> ::std::vec::Vec<f64> {
+                ::core::unimplemented!()
+            }
+            fn sample_conditional<__T: ::iwhvi::__private::Scalar>(
+                &self,
+                __params: &[__T],
+                __psi: &[__T],
+                __noise: &[f64],
+                __u: &mut [__T],
+                __workspace: &mut #workspace,
+            ) {
+                ::core::unimplemented!()
+            }
+            fn log_conditional<__T: ::iwhvi::__private::Scalar>(
+                &self,
+                __params: &[__T],
+                __psi: &[__T],
+                __u: &[__T],
+                __workspace: &mut #workspace,
+            ) -> __T {
+                ::core::unimplemented!()
+            }
+        }
+    }
+}
+
+/// `new`: the guide for a model instance.
+fn guide_new(plan: &Plan<'_>) -> TokenStream {
+    let guide = &plan.input.guide;
+    let (guide_ident, vis, model_path) = (&guide.ident, &guide.vis, &plan.input.model);
+    let new_doc = format!(
+        "The guide for this instance of `{}` (vector lengths come from its data).",
+        model_name(model_path)
+    );
+    let model_latent_names = plan.conditionals.iter().map(|c| c.ident.to_string());
+    let param_lens = plan.params.iter().map(|p| &p.len);
+    let mixing_lens = plan.mixing.iter().map(|m| &m.len);
+    let guide_error = quote!(::iwhvi::__private::GuideError);
+    quote! {
         impl #guide_ident {
             #[doc = #new_doc]
             ///
