@@ -155,7 +155,8 @@ pub use iwhvi_core::*;
 ///
 /// - `#[param(init = 0.0)]` or `#[param(init = normal(0.1))]`: a learnable
 ///   parameter (`f64`, or `Vec<f64>` with `len = <latent name>` or
-///   `len = <expression>`), initialised to the constant or to `sd · N(0, 1)`;
+///   `len = <constant>`, numbers and named constants), initialised to the
+///   constant or to `sd · N(0, 1)`;
 /// - `#[mixing]` (`f64`) or `#[mixing(len = d)]` (`Vec<f64>`): a mixing
 ///   variable `ψ ~ N(0, I)`;
 /// - `#[reverse(Normal(mean, sd))]` (with `, for k` over a vector) beside

@@ -6,7 +6,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Ident, Token};
 
 use crate::ctxt::Ctxt;
-use crate::model::ast::{DistCall, ObserveArgs, Once, Shape, dist_call, shape};
+use crate::model::ast::{DistCall, Elem, ObserveArgs, Once, Shape, dist_call, shape};
 
 /// What a guide field is.
 pub enum Part {
@@ -15,7 +15,8 @@ pub enum Part {
         len: Option<Expr>,
     },
     Mixing {
-        len: Expr,
+        /// `None` for `#[mixing]` on a scalar.
+        len: Option<Expr>,
         reverse: Option<(DistCall, Option<Ident>)>,
     },
     Conditional {
@@ -118,7 +119,7 @@ fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<P
         "mixing" if matches!(attr.meta, syn::Meta::Path(_)) => {
             if shape(&field.ty).is_some_and(|s| s.is_scalar()) {
                 Some(Part::Mixing {
-                    len: syn::parse_quote!(1),
+                    len: None,
                     reverse: None,
                 })
             } else {
@@ -127,7 +128,10 @@ fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<P
             }
         }
         "mixing" => match attr.parse_args_with(mixing_len) {
-            Ok(len) => Some(Part::Mixing { len, reverse: None }),
+            Ok(len) => Some(Part::Mixing {
+                len: Some(len),
+                reverse: None,
+            }),
             Err(e) => reported(e),
         },
         "latent" => match attr.parse_args::<ObserveArgs>() {
@@ -195,9 +199,17 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
             return Err(false);
         }
     };
+    let shape = shape(&field.ty).filter(|s| !matches!(s, Shape::Matrix) && s.elem() == Elem::Real);
+    if shape.is_none() {
+        cx.error_spanned_by(
+            &field.ty,
+            "unsupported guide field type: use f64, [f64; N] or Vec<f64>",
+        );
+        return Err(true);
+    }
     Ok(GuideField {
         ident,
-        shape: shape(&field.ty),
+        shape,
         ty: field.ty.clone(),
         part,
     })

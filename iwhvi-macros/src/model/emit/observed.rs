@@ -41,7 +41,9 @@ pub fn log_joint_step(o: &Observed<'_>) -> TokenStream {
     let value = match o.shape.elem() {
         Elem::Real => quote!(<__T as ::iwhvi::__private::Scalar>::constant(#element)),
         Elem::Integer => quote!((#element) as u64),
-        Elem::Bool => quote!(u64::from(#element)),
+        Elem::Bool => {
+            quote!(<::core::primitive::u64 as ::core::convert::From<bool>>::from(#element))
+        }
     };
     let term = quote!(__lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, #value););
     match o.index {
