@@ -76,27 +76,25 @@ impl Parse for ParamArgs {
     }
 }
 
-/// `#[mixing(len = …)]`.
+/// `#[mixing(len = …)]`, `len` once.
 fn mixing_len(input: ParseStream) -> syn::Result<Expr> {
-    let key: Ident = input.parse()?;
-    if key != "len" {
-        return Err(syn::Error::new(
-            key.span(),
-            "write `#[mixing(len = <dimension>)]`",
-        ));
+    let mut len = Once::default();
+    while !input.is_empty() {
+        let key: Ident = input.parse()?;
+        if key != "len" {
+            return Err(syn::Error::new(
+                key.span(),
+                "write `#[mixing(len = <dimension>)]`",
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        len.set(&key, input.parse()?)?;
+        if input.parse::<Option<Token![,]>>()?.is_none() {
+            break;
+        }
     }
-    input.parse::<Token![=]>()?;
-    let len = input.parse()?;
-    if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
-        let again: Ident = input.parse()?;
-        let message = if again == "len" {
-            "`len` is given twice: keep one"
-        } else {
-            "write `#[mixing(len = <dimension>)]`"
-        };
-        return Err(syn::Error::new(again.span(), message));
-    }
-    Ok(len)
+    len.get()
+        .ok_or_else(|| input.error("write `#[mixing(len = <dimension>)]`"))
 }
 
 /// The part an attribute gives: `None` when it is not a guide attribute,
