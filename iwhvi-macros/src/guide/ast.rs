@@ -6,7 +6,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Ident, Token};
 
 use crate::ctxt::Ctxt;
-use crate::model::ast::{DistCall, Elem, ObserveArgs, Once, Shape, dist_call, shape};
+use crate::model::ast::{DistCall, Elem, Once, Shape, dist_attr, shape};
 
 /// What a guide field is.
 pub enum Part {
@@ -102,18 +102,11 @@ fn mixing_len(input: ParseStream) -> syn::Result<Expr> {
 fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<Part>> {
     let ident = field.ident.as_ref().expect("named");
     let name = attr.path().get_ident()?.to_string();
-    let reported = |e: syn::Error| {
-        cx.syn_error(e);
-        None
-    };
     Some(match name.as_str() {
-        "param" => match attr.parse_args::<ParamArgs>() {
-            Ok(a) => Some(Part::Param {
-                init: a.init,
-                len: a.len,
-            }),
-            Err(e) => reported(e),
-        },
+        "param" => cx.ok(attr.parse_args::<ParamArgs>()).map(|a| Part::Param {
+            init: a.init,
+            len: a.len,
+        }),
         "mixing" if matches!(attr.meta, syn::Meta::Path(_)) => {
             if shape(&field.ty).is_some_and(|s| s.is_scalar()) {
                 Some(Part::Mixing {
@@ -125,33 +118,15 @@ fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<P
                 None
             }
         }
-        "mixing" => match attr.parse_args_with(mixing_len) {
-            Ok(len) => Some(Part::Mixing {
+        "mixing" => cx
+            .ok(attr.parse_args_with(mixing_len))
+            .map(|len| Part::Mixing {
                 len: Some(len),
                 reverse: None,
             }),
-            Err(e) => reported(e),
-        },
-        "latent" => match attr.parse_args::<ObserveArgs>() {
-            Ok(a) => dist_call(cx, a.call).map(|call| Part::Conditional {
-                call,
-                index: a.index,
-            }),
-            Err(e) => reported(e),
-        },
+        "latent" => dist_attr(cx, attr).map(|(call, index)| Part::Conditional { call, index }),
         _ => return None,
     })
-}
-
-/// A `#[reverse(…)]` attribute.
-fn reverse(cx: &Ctxt, attr: &syn::Attribute) -> Option<(DistCall, Option<Ident>)> {
-    match attr.parse_args::<ObserveArgs>() {
-        Ok(a) => dist_call(cx, a.call).map(|c| (c, a.index)),
-        Err(e) => {
-            cx.syn_error(e);
-            None
-        }
-    }
 }
 
 /// One field with its part, or `Err` (reported) without one: `Err(true)`
@@ -161,7 +136,7 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
     let (mut found, mut reversed, mut role) = (None, Once::default(), None);
     for attr in &field.attrs {
         if attr.path().is_ident("reverse") {
-            if let Some(r) = reverse(cx, attr) {
+            if let Some(r) = dist_attr(cx, attr) {
                 if let Err(e) = reversed.set(attr.path(), r) {
                     cx.syn_error(e);
                 }

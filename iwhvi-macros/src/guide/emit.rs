@@ -6,6 +6,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::lower::Plan;
+use super::model_name;
 
 /// Everything the guide's hand-over expands to: `new` and the
 /// `HierarchicalGuide` implementation (the struct is declared by the
@@ -13,14 +14,6 @@ use super::lower::Plan;
 pub fn guide(plan: &Plan<'_>) -> TokenStream {
     let parts = [guide_new(plan), guide_impl(plan)];
     quote!(#(#parts)*)
-}
-
-/// The model's name as written in the guide's attribute.
-fn model_name(model: &syn::Path) -> String {
-    model
-        .segments
-        .last()
-        .map_or_else(String::new, |s| s.ident.to_string())
 }
 
 /// The path as rustdoc reads a link target: `super::models::Mean`.
@@ -242,6 +235,35 @@ fn bindings(plan: &Plan<'_>) -> Bindings {
     }
 }
 
+/// The workspace type of the methods.
+fn workspace() -> TokenStream {
+    quote!(::iwhvi::__private::Workspace<__T>)
+}
+
+/// Whether the guide has a reverse model (else `τ = q(ψ)`, SIVI).
+fn has_reverse(plan: &Plan<'_>) -> bool {
+    plan.mixing.iter().any(|m| m.reverse.is_some())
+}
+
+/// The latents `z = T(u)` constrained into the workspace, their log
+/// Jacobian bound by `bind` (`let mut __lp =`, or discarded), and their
+/// names bound for the expressions after it.
+fn constrained_latents(bindings: &Bindings, bind: TokenStream) -> TokenStream {
+    let bind_latents = &bindings.latents;
+    quote! {
+        let __z = &mut __workspace.scratch[..self.__latent_dim];
+        #bind ::iwhvi::__private::constrain_elementwise(
+            &self.__offsets,
+            &self.__lens,
+            &self.__transforms,
+            __u,
+            __z
+        );
+        let __z: &[__T] = __z;
+        #(#bind_latents)*
+    }
+}
+
 /// Each conditional's draw and its density.
 fn conditional_steps(
     plan: &Plan<'_>,
@@ -362,24 +384,16 @@ fn param_methods(plan: &Plan<'_>) -> TokenStream {
 /// `impl HierarchicalGuide`.
 fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let guide_ident = &plan.input.guide.ident;
-    let Bindings {
-        params: bind_params,
-        mixing: bind_mixing,
-        latents: bind_latents,
-    } = bindings(plan);
-    let (sample_steps, density_steps) = conditional_steps(plan, &bind_latents);
-    let reverse_methods = reverse_methods(plan, &bind_params, &bind_latents);
-    let has_reverse = plan.mixing.iter().any(|m| m.reverse.is_some());
+    let bindings = bindings(plan);
+    let (sample_steps, density_steps) = conditional_steps(plan, &bindings.latents);
+    let reverse_methods = reverse_methods(plan, &bindings);
+    let has_reverse = has_reverse(plan);
     let param_methods = param_methods(plan);
     let reverse_params = reverse_params(plan);
-    let workspace = quote!(::iwhvi::__private::Workspace<__T>);
-    let constrain = quote!(::iwhvi::__private::constrain_elementwise(
-        &self.__offsets,
-        &self.__lens,
-        &self.__transforms,
-        __u,
-        __z
-    ));
+    let workspace = workspace();
+    let bind_params = &bindings.params;
+    let bind_mixing = &bindings.mixing;
+    let latents_with_jacobian = constrained_latents(&bindings, quote!(let mut __lp =));
     quote! {
         #[allow(unused_variables, unused_mut, clippy::all)]
         impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
@@ -431,10 +445,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
                 let mut __p = 0usize;
                 #(#bind_params)*
                 #(#bind_mixing)*
-                let __z = &mut __workspace.scratch[..self.__latent_dim];
-                let mut __lp = #constrain;
-                let __z: &[__T] = __z;
-                #(#bind_latents)*
+                #latents_with_jacobian
                 #(#density_steps)*
                 __lp
             }
@@ -446,21 +457,12 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
 
 /// `sample_reverse` and `log_reverse`: the reverse model τ(ψ | z), or the
 /// mixing distribution without one (SIVI).
-fn reverse_methods(
-    plan: &Plan<'_>,
-    bind_params: &[TokenStream],
-    bind_latents: &[TokenStream],
-) -> TokenStream {
+fn reverse_methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
     let (reverse_sample, reverse_density) = reverse_steps(plan);
-    let has_reverse = plan.mixing.iter().any(|m| m.reverse.is_some());
-    let workspace = quote!(::iwhvi::__private::Workspace<__T>);
-    let constrain = quote!(::iwhvi::__private::constrain_elementwise(
-        &self.__offsets,
-        &self.__lens,
-        &self.__transforms,
-        __u,
-        __z
-    ));
+    let has_reverse = has_reverse(plan);
+    let workspace = workspace();
+    let bind_params = &bindings.params;
+    let latents = constrained_latents(bindings, quote!());
     quote! {
         fn sample_reverse<__T: ::iwhvi::__private::Scalar>(
             &self,
@@ -475,10 +477,7 @@ fn reverse_methods(
             }
             let mut __p = 0usize;
             #(#bind_params)*
-            let __z = &mut __workspace.scratch[..self.__latent_dim];
-            #constrain;
-            let __z: &[__T] = __z;
-            #(#bind_latents)*
+            #latents
             #(#reverse_sample)*
         }
 
@@ -494,10 +493,7 @@ fn reverse_methods(
             }
             let mut __p = 0usize;
             #(#bind_params)*
-            let __z = &mut __workspace.scratch[..self.__latent_dim];
-            #constrain;
-            let __z: &[__T] = __z;
-            #(#bind_latents)*
+            #latents
             let mut __lp = <__T as ::iwhvi::__private::Scalar>::constant(0.0);
             #(#reverse_density)*
             __lp

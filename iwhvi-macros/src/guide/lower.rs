@@ -92,10 +92,9 @@ pub fn plan<'a>(
     (fields, failed): (&'a [GuideField], &[Ident]),
 ) -> Plan<'a> {
     let guide = &guide_input.guide.ident;
-    let model = guide_input.model.segments.last();
     let target = Target {
         guide,
-        model: model.map_or_else(String::new, |s| s.ident.to_string()),
+        model: super::model_name(&guide_input.model),
         latents,
     };
     let input = &target;

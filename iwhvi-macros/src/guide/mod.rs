@@ -14,6 +14,15 @@ use crate::handover::GuideInput;
 
 pub use emit::{shell, stubs};
 
+/// The model's name as the guide's attribute writes it (its path's last
+/// segment), for messages and docs.
+fn model_name(model: &syn::Path) -> String {
+    model
+        .segments
+        .last()
+        .map_or_else(String::new, |s| s.ident.to_string())
+}
+
 /// Expands `guide!`: the guide's `new` and `HierarchicalGuide`, or its
 /// errors beside stubs of them (the struct is the attribute's, [`shell`]).
 pub fn expand(input: TokenStream) -> TokenStream {

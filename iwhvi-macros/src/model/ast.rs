@@ -227,6 +227,14 @@ impl Parse for ObserveArgs {
     }
 }
 
+/// An attribute holding a distribution call and an optional `for i`
+/// (`#[observe(…)]`, a guide's `#[latent(…)]` and `#[reverse(…)]`), or
+/// `None` with its mistake reported.
+pub(crate) fn dist_attr(cx: &Ctxt, attr: &Attribute) -> Option<(DistCall, Option<Ident>)> {
+    let args = cx.ok(attr.parse_args::<ObserveArgs>())?;
+    dist_call(cx, args.call).map(|call| (call, args.index))
+}
+
 /// A distribution call: a runtime family by name or a user family by path.
 pub(crate) fn dist_call(cx: &Ctxt, call: Expr) -> Option<DistCall> {
     match &call {
@@ -318,10 +326,6 @@ pub fn shape(ty: &Type) -> Option<Shape> {
 /// (reported in `cx`).
 fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
     let name = attr.path().get_ident()?.to_string();
-    let reported = |e: syn::Error| {
-        cx.syn_error(e);
-        None
-    };
     Some(match name.as_str() {
         "data" => match &attr.meta {
             syn::Meta::Path(_) => Some(Role::Data),
@@ -330,24 +334,22 @@ fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
                 None
             }
         },
-        "latent" => match attr.parse_args::<LatentArgs>() {
-            Ok(args) => dist_call(cx, args.call).map(|prior| Role::Latent {
+        "latent" => cx.ok(attr.parse_args::<LatentArgs>()).and_then(|args| {
+            dist_call(cx, args.call).map(|prior| Role::Latent {
                 prior,
                 len: args.len.get(),
                 index: args.index.get(),
                 constraint: args.constraint.get(),
                 lower: args.lower.get(),
                 upper: args.upper.get(),
-            }),
-            Err(e) => reported(e),
-        },
-        "derived" => match attr.parse_args::<ObserveArgs>() {
-            Ok(args) => Some(Role::Derived {
+            })
+        }),
+        "derived" => cx
+            .ok(attr.parse_args::<ObserveArgs>())
+            .map(|args| Role::Derived {
                 expr: args.call,
                 index: args.index,
             }),
-            Err(e) => reported(e),
-        },
         "factor" if matches!(attr.meta, syn::Meta::Path(_)) => {
             cx.error_spanned_by(
                 attr,
@@ -355,17 +357,10 @@ fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
             );
             None
         }
-        "factor" => match attr.parse_args::<Expr>() {
-            Ok(expr) => Some(Role::Factor(expr)),
-            Err(e) => reported(e),
-        },
-        "observe" => match attr.parse_args::<ObserveArgs>() {
-            Ok(args) => dist_call(cx, args.call).map(|likelihood| Role::Observed {
-                likelihood,
-                index: args.index,
-            }),
-            Err(e) => reported(e),
-        },
+        "factor" => cx.ok(attr.parse_args::<Expr>()).map(Role::Factor),
+        "observe" => {
+            dist_attr(cx, attr).map(|(likelihood, index)| Role::Observed { likelihood, index })
+        }
         _ => return None,
     })
 }
