@@ -4,7 +4,6 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use crate::family::Support;
 use crate::model::ast::{Elem, Shape};
 use crate::model::plan::Observed;
 
@@ -121,21 +120,7 @@ pub fn support_check(o: &Observed<'_>) -> Option<TokenStream> {
     }
     let name = ident.to_string();
     let distribution = family.name;
-    let (test, support) = match (family.name, shape.elem()) {
-        ("Bernoulli" | "BernoulliLogit", Elem::Integer) => {
-            (quote!((0..=1).contains(&(__value as i128))), "0 or 1")
-        }
-        (
-            "Poisson" | "PoissonLog" | "NegativeBinomial2" | "Binomial" | "BinomialLogit",
-            Elem::Integer,
-        ) => (quote!((__value as i128) >= 0), "non-negative counts"),
-        (_, Elem::Real) => match family.support {
-            Support::Positive => (quote!(__value > 0.0), "positive reals"),
-            Support::UnitInterval => (quote!(__value >= 0.0 && __value <= 1.0), "[0, 1]"),
-            _ => return None,
-        },
-        _ => return None,
-    };
+    let (test, support) = family.support.data_check(shape.elem())?;
     let values = if shape.is_scalar() {
         quote!(::core::iter::once(self.#ident))
     } else {
