@@ -6,7 +6,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Ident, Token};
 
 use crate::ctxt::Ctxt;
-use crate::model::ast::{DistCall, Elem, Once, Shape, dist_attr, shape};
+use crate::model::ast::{DistCall, Elem, Once, Shape, dist_attr, named_fields, shape};
 
 /// What a guide field is.
 pub enum Part {
@@ -191,16 +191,11 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
 /// The guide's fields, mistakes reported in `cx`; and the names of the
 /// fields whose role attribute has a mistake.
 pub fn fields(cx: &Ctxt, input: &syn::DeriveInput) -> (Vec<GuideField>, Vec<Ident>) {
-    let syn::Data::Struct(syn::DataStruct {
-        fields: syn::Fields::Named(named),
-        ..
-    }) = &input.data
-    else {
-        cx.error_spanned_by(&input.ident, "a guide is a struct with named fields");
+    let Some(named) = named_fields(cx, input, "a guide is a struct with named fields") else {
         return (Vec::new(), Vec::new());
     };
     let (mut fields, mut failed) = (Vec::new(), Vec::new());
-    for f in &named.named {
+    for f in named {
         match field(cx, f) {
             Ok(f) => fields.push(f),
             Err(true) => failed.extend(f.ident.clone()),

@@ -425,20 +425,33 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<Field, bool> {
     })
 }
 
+/// The named fields of a struct, or `None` with `message` reported at
+/// the item's name (for the model and the guide alike).
+pub(crate) fn named_fields<'a>(
+    cx: &Ctxt,
+    input: &'a syn::DeriveInput,
+    message: &str,
+) -> Option<&'a syn::punctuated::Punctuated<syn::Field, Token![,]>> {
+    match &input.data {
+        syn::Data::Struct(syn::DataStruct {
+            fields: syn::Fields::Named(named),
+            ..
+        }) => Some(&named.named),
+        _ => {
+            cx.error_spanned_by(&input.ident, message);
+            None
+        }
+    }
+}
+
 impl Model {
     /// Reads the struct, collecting every attribute mistake in `cx`.
     pub fn from_ast(cx: &Ctxt, input: &syn::DeriveInput) -> Option<Self> {
-        let syn::Data::Struct(syn::DataStruct {
-            fields: syn::Fields::Named(named),
-            ..
-        }) = &input.data
-        else {
-            cx.error_spanned_by(
-                &input.ident,
-                "#[variational] models are structs with named fields",
-            );
-            return None;
-        };
+        let named = named_fields(
+            cx,
+            input,
+            "#[variational] models are structs with named fields",
+        )?;
         if !input.generics.params.is_empty() {
             cx.error_spanned_by(
                 &input.generics,
@@ -446,7 +459,7 @@ impl Model {
             );
         }
         let (mut fields, mut failed) = (Vec::new(), Vec::new());
-        for f in &named.named {
+        for f in named {
             match field(cx, f) {
                 Ok(f) => fields.push(f),
                 Err(true) => failed.extend(f.ident.clone()),
