@@ -6,7 +6,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Ident, Token};
 
 use crate::ctxt::Ctxt;
-use crate::model::ast::{DistCall, Elem, Once, Shape, dist_attr, named_fields, shape};
+use crate::model::ast::{DistCall, Elem, Once, Shape, dist_attr, named_fields, one_role, shape};
 
 /// What a guide field is.
 pub enum Part {
@@ -133,43 +133,34 @@ fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<P
 /// when the field has a role attribute with a mistake.
 fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
     let ident = field.ident.clone().expect("named");
-    let (mut found, mut reversed, mut role) = (None, Once::default(), None);
-    for attr in &field.attrs {
-        if attr.path().is_ident("reverse") {
-            if let Some(r) = dist_attr(cx, attr) {
-                if let Err(e) = reversed.set(attr.path(), r) {
-                    cx.syn_error(e);
-                }
+    let mut reversed = Once::default();
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("reverse")) {
+        if let Some(r) = dist_attr(cx, attr) {
+            if let Err(e) = reversed.set(attr.path(), r) {
+                cx.syn_error(e);
             }
-            continue;
         }
-        let Some(parsed) = part(cx, attr, field) else {
-            continue;
-        };
-        if role.is_some() {
-            cx.error_spanned_by(
-                attr,
-                format!("guide field `{ident}` has more than one of #[param], #[mixing], #[latent]; keep one"),
-            );
-        }
-        role = Some(attr);
-        found = parsed.or(found);
     }
+    let two = format!(
+        "guide field `{ident}` has more than one of #[param], #[mixing], #[latent]; keep one"
+    );
+    let none = format!(
+        "guide field `{ident}` needs a role: `#[param(init = ...)]`, `#[mixing(len = ...)]` or `#[latent(Family(...))]`"
+    );
+    let parse = |attr: &syn::Attribute| {
+        if attr.path().is_ident("reverse") {
+            None
+        } else {
+            part(cx, attr, field)
+        }
+    };
+    let (found, _) = one_role(cx, field, parse, (&two, &none))?;
     let part = match (found, reversed.get()) {
-        (Some(Part::Mixing { len, .. }), reverse) => Part::Mixing { len, reverse },
-        (Some(p), None) => p,
-        (Some(p), Some((call, _))) => {
+        (Part::Mixing { len, .. }, reverse) => Part::Mixing { len, reverse },
+        (p, None) => p,
+        (p, Some((call, _))) => {
             cx.error_spanned_by(&call.tokens, "#[reverse] belongs on a #[mixing] field");
             p
-        }
-        // A role attribute with a mistake: reported already.
-        (None, _) if role.is_some() => return Err(true),
-        (None, _) => {
-            cx.error_spanned_by(
-                &ident,
-                format!("guide field `{ident}` needs a role: `#[param(init = ...)]`, `#[mixing(len = ...)]` or `#[latent(Family(...))]`"),
-            );
-            return Err(false);
         }
     };
     let shape = shape(&field.ty).filter(|s| !matches!(s, Shape::Matrix) && s.elem() == Elem::Real);

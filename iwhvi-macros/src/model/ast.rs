@@ -365,38 +365,52 @@ fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
     })
 }
 
+/// The one role among a field's attributes, and its other attributes
+/// (for the model and the guide alike). `parse` reads an attribute:
+/// `None` when it is not a role attribute, `Some(None)` when it is one
+/// with a mistake (reported). A second role attribute is the error `two`;
+/// no role attribute at all the error `none` (`Err(false)`); `Err(true)`
+/// when the role attributes all had mistakes.
+pub(crate) fn one_role<'f, R>(
+    cx: &Ctxt,
+    field: &'f syn::Field,
+    mut parse: impl FnMut(&Attribute) -> Option<Option<R>>,
+    (two, none): (&str, &str),
+) -> Result<(R, Vec<&'f Attribute>), bool> {
+    let (mut found, mut others, mut had_role) = (None, Vec::new(), false);
+    for attr in &field.attrs {
+        let Some(parsed) = parse(attr) else {
+            others.push(attr);
+            continue;
+        };
+        if had_role {
+            cx.error_spanned_by(attr, two);
+        }
+        had_role = true;
+        found = parsed.or(found);
+    }
+    match found {
+        Some(role) => Ok((role, others)),
+        None if had_role => Err(true),
+        None => {
+            cx.error_spanned_by(field.ident.as_ref().expect("named"), none);
+            Err(false)
+        }
+    }
+}
+
 /// One field with its role, or `Err` (reported) without one: `Err(true)`
 /// when the field has a role attribute with a mistake.
 fn field(cx: &Ctxt, field: &syn::Field) -> Result<Field, bool> {
     let ident = field.ident.clone().expect("named field");
-    let (mut role_found, mut attrs, mut had_role_attr) = (None, Vec::new(), false);
-    for attr in &field.attrs {
-        let Some(parsed) = role(cx, attr) else {
-            attrs.push(attr.clone());
-            continue;
-        };
-        had_role_attr = true;
-        if let Some(r) = parsed {
-            if role_found.is_some() {
-                cx.error_spanned_by(attr, format!("field `{ident}` has more than one of #[data], #[latent], #[observe], #[factor], #[derived]; keep one"));
-            }
-            role_found = Some(r);
-        }
-    }
-    let Some(role) = role_found else {
-        if had_role_attr {
-            return Err(true);
-        }
-        {
-            cx.error_spanned_by(
-                &ident,
-                format!(
-                    "field `{ident}` needs a role: `#[data]`, `#[latent(Distribution(...))]`, `#[observe(Distribution(...))]`, `#[factor(log_density)]` or `#[derived(expression)]`"
-                ),
-            );
-        }
-        return Err(false);
-    };
+    let two = format!(
+        "field `{ident}` has more than one of #[data], #[latent], #[observe], #[factor], #[derived]; keep one"
+    );
+    let none = format!(
+        "field `{ident}` needs a role: `#[data]`, `#[latent(Distribution(...))]`, `#[observe(Distribution(...))]`, `#[factor(log_density)]` or `#[derived(expression)]`"
+    );
+    let (role, attrs) = one_role(cx, field, |attr| role(cx, attr), (&two, &none))?;
+    let attrs = attrs.into_iter().cloned().collect();
     let shape = if let Role::Factor(_) = role {
         if !matches!(&field.ty, Type::Tuple(t) if t.elems.is_empty()) {
             cx.error_spanned_by(
