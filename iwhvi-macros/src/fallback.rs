@@ -113,19 +113,19 @@ pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
         }
 
         #[allow(missing_docs, dead_code)]
-        #[derive(Clone, Debug, PartialEq)]
+        #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #vis struct #latents_ident {
             #(#latents,)*
         }
 
         #[allow(missing_docs, dead_code)]
-        #[derive(Clone, Debug, PartialEq)]
+        #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #vis struct #observations_ident {
             #(#observations,)*
         }
 
         #[allow(missing_docs, dead_code)]
-        #[derive(Clone, Debug, PartialEq)]
+        #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #vis struct #derived_ident {
             #(#derived,)*
         }

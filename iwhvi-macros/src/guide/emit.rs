@@ -48,9 +48,9 @@ pub fn shell(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream
         #(#attrs)*
         #[doc = #doc]
         #[derive(
-            Clone,
-            Debug,
-            PartialEq,
+            ::core::clone::Clone,
+            ::core::fmt::Debug,
+            ::core::cmp::PartialEq,
             ::iwhvi::__private::serde::Serialize,
             ::iwhvi::__private::serde::Deserialize,
         )]
