@@ -155,7 +155,8 @@ pub use iwhvi_core::*;
 ///
 /// - `#[param(init = 0.0)]` or `#[param(init = normal(0.1))]`: a learnable
 ///   parameter (`f64`, or `Vec<f64>` with `len = <latent name>` or
-///   `len = <expression>`), initialised to the constant or to `sd · N(0, 1)`;
+///   `len = <constant>`, numbers and named constants), initialised to the
+///   constant or to `sd · N(0, 1)`;
 /// - `#[mixing]` (`f64`) or `#[mixing(len = d)]` (`Vec<f64>`): a mixing
 ///   variable `ψ ~ N(0, I)`;
 /// - `#[reverse(Normal(mean, sd))]` (with `, for k` over a vector) beside
@@ -188,10 +189,15 @@ pub use iwhvi_core::*;
 /// declared but unused, or declared twice.
 ///
 /// The model's expansion defines a hidden `macro_rules!` callback that
-/// carries its latents to the guide's expansion, re-exported by path, so a
-/// guide may sit anywhere the model's path resolves (above the model, or in
-/// another module: `guide = super::models::Mean`). `Guide::new(&model)` reads the lengths of
-/// vector latents from the model's layout and fails with a
+/// carries its latents to the guide's expansion, re-exported under the
+/// model's own name in the macro namespace, so whatever brings the model
+/// into scope brings its callback too: a guide may sit above the model, in
+/// another module (`guide = super::models::Mean`), or name the model
+/// through a `use`, a renaming `use … as` or a `pub use` re-export; a model
+/// of the same name in a parent module does not interfere. The callback is
+/// `pub(crate)`: a guide must be declared in its model's crate (a guide in
+/// another crate fails with "cannot find macro `Mean`").
+/// `Guide::new(&model)` reads the lengths of vector latents from the model's layout and fails with a
 /// [`guide::GuideError`] if the model instance does not match.
 ///
 /// ```

@@ -108,3 +108,48 @@ fn a_guide_expands_without_warnings() {
             .is_finite()
     );
 }
+
+/// Bounds (fixed, one-sided and moving with another latent), bool data, an
+/// ordered constraint, a factor and derived quantities.
+#[variational]
+pub struct Bounded {
+    /// Whether each trial had the treatment.
+    #[data]
+    pub treated: std::vec::Vec<bool>,
+    #[latent(Flat(), lower = 0.0, upper = 1.0)]
+    p: f64,
+    #[latent(Normal(0.0, 1.0), lower = 0.0)]
+    scale: f64,
+    #[latent(Uniform(0.0, 0.5))]
+    low: f64,
+    #[latent(Flat(), lower = low, upper = 1.0)]
+    high: f64,
+    #[latent(Normal(0.0, 1.0), constraint = ordered)]
+    cuts: [f64; 2],
+    #[factor(-0.5 * scale * scale + 0.1 * treated[0])]
+    penalty: (),
+    /// Successes.
+    #[observe(Bernoulli(p), for i)]
+    pub hits: std::vec::Vec<bool>,
+    /// A scalar derived quantity.
+    #[derived(p * scale + high)]
+    pub product: f64,
+    /// A derived quantity per cut.
+    #[derived(cuts[i] + low, for i)]
+    pub shifted: [f64; 2],
+}
+
+#[test]
+fn bounds_bool_data_constraints_and_derived_quantities_expand_without_warnings() {
+    use iwhvi::model::Model;
+    use rand::SeedableRng;
+    let model = Bounded::new(vec![true, false, true], vec![true, true, false]).unwrap();
+    assert_eq!(model.dim(), 6);
+    assert!(model.log_joint(&[0.1; 6]).is_finite());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let latents = model.sample_prior(&mut rng).unwrap();
+    assert!(latents.low < latents.high && latents.cuts[0] < latents.cuts[1]);
+    assert_eq!(model.simulate(&latents, &mut rng).unwrap().hits.len(), 3);
+    let derived = model.derived_quantities(&latents);
+    assert_eq!(derived.shifted[1], latents.cuts[1] + latents.low);
+}

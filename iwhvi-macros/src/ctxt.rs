@@ -35,6 +35,11 @@ impl Ctxt {
             .push(error);
     }
 
+    /// The value of a parse, or `None` with its error reported.
+    pub fn ok<T>(&self, result: syn::Result<T>) -> Option<T> {
+        result.map_err(|e| self.syn_error(e)).ok()
+    }
+
     /// All errors combined, if any.
     pub fn check(self) -> syn::Result<()> {
         let errors = self

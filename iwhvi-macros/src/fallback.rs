@@ -1,58 +1,170 @@
 //! What a macro emits when the user's struct has a mistake: the errors,
-//! and the struct itself with its role attributes stripped, so that later
-//! uses of the struct (a type in a signature, a struct literal) add no
-//! errors of their own (as thiserror's `fallback.rs` does).
+//! and the items a correct struct would have given, in the same shape
+//! (the data struct without its latents, `new`, the typed latents, the
+//! samplers, `impl Model`), with bodies that are never run, so that later
+//! uses of the struct add no errors of their own (as clap_derive's
+//! dummies). A guide's are [`crate::guide::stubs`].
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 
 /// The attributes the macros read on fields.
 const ROLES: &[&str] = &[
     "data", "latent", "observe", "factor", "derived", "param", "mixing", "reverse",
 ];
 
-/// The struct without role attributes (and without `#[variational]`),
-/// and without a second field of the same name (reported already).
-fn stripped(input: &syn::DeriveInput) -> syn::DeriveInput {
-    let mut input = input.clone();
-    input.attrs.retain(|a| !a.path().is_ident("variational"));
-    if let syn::Data::Struct(syn::DataStruct {
+/// The role a field's attributes name first, if any.
+fn role_of(field: &syn::Field) -> Option<&'static str> {
+    field
+        .attrs
+        .iter()
+        .find_map(|a| ROLES.iter().find(|r| a.path().is_ident(r)).copied())
+}
+
+/// The struct's named fields, each name once (a second one is reported
+/// already), with their role.
+fn fields(input: &syn::DeriveInput) -> Option<Vec<(syn::Field, Option<&'static str>)>> {
+    let syn::Data::Struct(syn::DataStruct {
         fields: syn::Fields::Named(named),
         ..
-    }) = &mut input.data
-    {
-        let mut seen = std::collections::BTreeSet::new();
-        named.named = std::mem::take(&mut named.named)
-            .into_iter()
+    }) = &input.data
+    else {
+        return None;
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    Some(
+        named
+            .named
+            .iter()
             .filter(|f| seen.insert(f.ident.as_ref().map(ToString::to_string)))
-            .map(|mut f| {
+            .map(|f| {
+                let role = role_of(f);
+                let mut f = f.clone();
                 f.attrs
                     .retain(|a| !ROLES.iter().any(|r| a.path().is_ident(r)));
-                f
+                (f, role)
             })
-            .collect();
-    }
-    input
+            .collect(),
+    )
 }
 
-/// A model with a mistake: the errors, the plain struct, and a hand-over
-/// macro that tells its guides the model failed (so they add no errors).
+/// A model with a mistake: the errors, its items as a correct model would
+/// have them, and a hand-over macro that tells its guides the model
+/// failed (so they add no errors).
 pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
     let handover = crate::handover::failed_model(&input.ident);
-    let plain = plain(input, Some(errors));
+    let errors = errors.into_compile_error();
+    let (Some(fields), true) = (fields(input), input.generics.params.is_empty()) else {
+        // Not a plain struct: declared as it is, without its roles.
+        let mut input = input.clone();
+        input.attrs.retain(|a| !a.path().is_ident("variational"));
+        if let syn::Data::Struct(s) = &mut input.data {
+            for f in &mut s.fields {
+                f.attrs
+                    .retain(|a| !ROLES.iter().any(|r| a.path().is_ident(r)));
+            }
+        }
+        return quote!(#handover #[allow(dead_code)] #input #errors);
+    };
+    let (ident, vis) = (&input.ident, &input.vis);
+    let attrs = input
+        .attrs
+        .iter()
+        .filter(|a| !a.path().is_ident("variational"));
+    let with = |roles: &[Option<&str>]| -> Vec<&syn::Field> {
+        fields
+            .iter()
+            .filter(|(_, r)| roles.contains(r))
+            .map(|(f, _)| f)
+            .collect()
+    };
+    let data = with(&[None, Some("data"), Some("observe")]);
+    let params = data.iter().map(|f| {
+        let (name, ty) = (&f.ident, &f.ty);
+        quote!(#name: #ty)
+    });
+    let public = |fs: Vec<&syn::Field>| -> Vec<TokenStream> {
+        fs.into_iter()
+            .map(|f| {
+                let (name, ty) = (&f.ident, &f.ty);
+                quote!(pub #name: #ty)
+            })
+            .collect()
+    };
+    let latents = public(with(&[Some("latent")]));
+    let observations = public(with(&[Some("observe")]));
+    let derived = public(with(&[Some("derived")]));
+    let (latents_ident, observations_ident, derived_ident) = (
+        format_ident!("{}Latents", ident),
+        format_ident!("{}Observations", ident),
+        format_ident!("{}Derived", ident),
+    );
+    let core_model = quote!(::iwhvi::__private::iwhvi_core::model);
+    let rng = quote!(__R: ::iwhvi::__private::rand::Rng + ?::core::marker::Sized);
+    let distribution_error = quote!(::iwhvi::__private::distributions::DistributionError);
+    let never = quote!(::core::unimplemented!());
     quote! {
         #handover
-        #plain
-    }
-}
 
-/// The struct stripped of its roles, beside the errors.
-pub fn plain(input: &syn::DeriveInput, errors: Option<syn::Error>) -> TokenStream {
-    let input = stripped(input);
-    let errors = errors.map(syn::Error::into_compile_error);
-    quote! {
+        #(#attrs)*
         #[allow(dead_code)]
-        #input
+        #vis struct #ident {
+            #(#data,)*
+        }
+
+        #[allow(missing_docs, dead_code)]
+        #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+        #vis struct #latents_ident {
+            #(#latents,)*
+        }
+
+        #[allow(missing_docs, dead_code)]
+        #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+        #vis struct #observations_ident {
+            #(#observations,)*
+        }
+
+        #[allow(missing_docs, dead_code)]
+        #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+        #vis struct #derived_ident {
+            #(#derived,)*
+        }
+
+        #[allow(missing_docs, dead_code, unused_variables, clippy::all)]
+        impl #ident {
+            #vis fn new(#(#params),*) -> ::core::result::Result<Self, ::iwhvi::__private::DataError> {
+                #never
+            }
+            #vis fn typed_latents(&self, __latents: &#core_model::Latents) -> ::core::option::Option<#latents_ident> {
+                #never
+            }
+            #vis fn unconstrain(&self, __latents: &#latents_ident) -> ::core::result::Result<::std::vec::Vec<f64>, #core_model::LayoutError> {
+                #never
+            }
+            #vis fn latents(&self, u: &[f64]) -> ::core::result::Result<#latents_ident, #core_model::LayoutError> {
+                #never
+            }
+            #vis fn sample_prior<#rng>(&self, __rng: &mut __R) -> ::core::result::Result<#latents_ident, #distribution_error> {
+                #never
+            }
+            #vis fn simulate<#rng>(&self, __latents: &#latents_ident, __rng: &mut __R) -> ::core::result::Result<#observations_ident, #distribution_error> {
+                #never
+            }
+            #vis fn derived_quantities(&self, __latents: &#latents_ident) -> #derived_ident {
+                #never
+            }
+        }
+
+        #[allow(unused_variables, clippy::all)]
+        impl ::iwhvi::__private::Model for #ident {
+            fn layout(&self) -> ::iwhvi::__private::Layout {
+                #never
+            }
+            fn log_joint<__T: ::iwhvi::__private::Scalar>(&self, __u: &[__T]) -> __T {
+                #never
+            }
+        }
+
         #errors
     }
 }

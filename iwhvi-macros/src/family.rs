@@ -1,6 +1,11 @@
 //! What the macro knows about the runtime's distributions: their
 //! parameters and their support (named as iwhvi-core's support types).
 
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::model::ast::Elem;
+
 /// How a parameter is passed: as a scalar (`T`) or as a count (`u64`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Param {
@@ -53,6 +58,27 @@ impl Support {
             Support::Simplex => "Simplex",
             Support::RealVector => "RealVector",
             Support::User => return None,
+        })
+    }
+
+    /// What an observation under this support must satisfy, as the
+    /// model's `new` checks it: a test of `__value` (of element type
+    /// `elem`) and the support's description for `DataError`; `None` where
+    /// the support depends on the parameters, or every value of the type
+    /// lies in it (`bool` under `Binary`).
+    pub fn data_check(self, elem: Elem) -> Option<(TokenStream, &'static str)> {
+        Some(match (self, elem) {
+            (Support::Binary, Elem::Integer) => {
+                (quote!((0..=1).contains(&(__value as i128))), "0 or 1")
+            }
+            (Support::NonNegativeInteger | Support::BoundedCount, Elem::Integer) => {
+                (quote!((__value as i128) >= 0), "non-negative counts")
+            }
+            (Support::Positive, Elem::Real) => (quote!(__value > 0.0), "positive reals"),
+            (Support::UnitInterval, Elem::Real) => {
+                (quote!(__value >= 0.0 && __value <= 1.0), "[0, 1]")
+            }
+            _ => return None,
         })
     }
 

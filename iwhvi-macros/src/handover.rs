@@ -1,12 +1,18 @@
 //! The hand-over from a model to its guides.
 //!
-//! A model's expansion defines a hidden `__iwhvi_model_<Model>!` macro and
-//! re-exports it by path (`pub(crate) use`), so a guide declared anywhere
-//! the model's path resolves (above the model, in another module) reaches
-//! it as `path::to::__iwhvi_model_<Model>!`. The macro hands the guide
-//! struct to the `guide!` expansion with the model's latents in front of it
-//! as typed tokens, `[name: scalar positive, …]`, which the guide parses
-//! back with an error on any unknown word.
+//! A model's expansion defines a hidden `__iwhvi_model_rules_<Model>!`
+//! macro and re-exports it under the model's own name in the macro
+//! namespace (`pub(crate) use __iwhvi_model_rules_Mean as Mean;`). A guide
+//! calls `path::to::Mean! { … }` with the path it was given, so whatever
+//! brings the struct `Mean` into scope (its module path, a `use`, a
+//! renaming `use … as M`, a `pub use` re-export) brings its hand-over
+//! macro too, and a model of the same name in a parent module does not
+//! interfere (the re-export lives in the module namespace, not in the
+//! textual scope of `macro_rules!`). The macro is `pub(crate)`: a guide
+//! lives in its model's crate. The macro hands the guide struct to the
+//! `guide!` expansion with the model's latents in front of it as typed
+//! tokens, `[name: scalar positive, …]`, which the guide parses back with
+//! an error on any unknown word.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -15,19 +21,10 @@ use syn::{Ident, Token};
 
 use crate::model::plan::{LatentSupport, Plan};
 
-/// The hidden macro's name for a model.
-pub fn macro_name(model: &Ident) -> Ident {
-    format_ident!("__iwhvi_model_{}", model, span = model.span())
-}
-
-/// The path of the hidden macro of the model at `model`: its last segment
-/// replaced.
-pub fn macro_path(model: &syn::Path) -> Option<syn::Path> {
-    let mut path = model.clone();
-    let last = path.segments.last_mut()?;
-    last.ident = macro_name(&last.ident);
-    last.arguments = syn::PathArguments::None;
-    Some(path)
+/// The hidden macro's own name for a model (it is called by the model's
+/// name, see the module documentation).
+pub fn rules_name(model: &Ident) -> Ident {
+    format_ident!("__iwhvi_model_rules_{}", model, span = model.span())
 }
 
 /// The model side: the hidden macro and its re-export.
@@ -52,7 +49,7 @@ pub fn failed_model(model: &Ident) -> TokenStream {
 }
 
 fn hidden_macro(model: &Ident, latents: TokenStream) -> TokenStream {
-    let guide_macro = macro_name(model);
+    let guide_macro = rules_name(model);
     quote! {
         /// Hands a guide declared for this model (`#[variational(guide = ...)]`)
         /// the model's latents, so that the guide is checked against them.
@@ -66,7 +63,7 @@ fn hidden_macro(model: &Ident, latents: TokenStream) -> TokenStream {
 
         #[doc(hidden)]
         #[allow(unused_imports)]
-        pub(crate) use #guide_macro as #guide_macro;
+        pub(crate) use #guide_macro as #model;
     }
 }
 
@@ -162,15 +159,5 @@ mod tests {
         ] {
             assert!(syn::parse2::<GuideInput>(bad).is_err());
         }
-    }
-
-    #[test]
-    fn the_macro_path_replaces_the_last_segment() {
-        let path: syn::Path = syn::parse_quote!(super::models::Mean);
-        let forward = macro_path(&path).expect("a segment");
-        assert_eq!(
-            quote!(#forward).to_string(),
-            "super :: models :: __iwhvi_model_Mean"
-        );
     }
 }

@@ -5,9 +5,10 @@
 //! Both macros run in three stages: parse the struct (`model::ast`,
 //! `guide::ast`), lower it into a checked plan where every name is resolved
 //! and every rule checked over a table of bindings (`scope`), then emit
-//! code from the plan. On an error the struct is still emitted, its role
-//! attributes stripped, beside the errors (`fallback`), so that later uses
-//! of it add no errors of their own.
+//! code from the plan. On an error the items a correct struct gives are
+//! still emitted in the same shape, with bodies that never run, beside the
+//! errors (`fallback`, `guide::stubs`), so that later uses of them add no
+//! errors of their own.
 #![deny(missing_docs)]
 
 mod ctxt;
@@ -33,18 +34,33 @@ pub fn variational(args: TokenStream, input: TokenStream) -> TokenStream {
             .into();
     }
     let input = proc_macro2::TokenStream::from(input);
+    let Ok(guide) = syn::parse2::<syn::DeriveInput>(input.clone()) else {
+        // Not a struct: the guide expansion says so once the model hands
+        // it over; without a model path, the parse error is the error.
+        return match guide_path(args) {
+            Ok(model) => quote::quote!(#model! { #model ; #input }).into(),
+            Err(e) => e.into_compile_error().into(),
+        };
+    };
     match guide_path(args) {
-        Ok((model, forward)) => quote::quote!(#forward! { #model ; #input }).into(),
-        Err(e) => match syn::parse2::<syn::DeriveInput>(input) {
-            Ok(guide) => fallback::plain(&guide, Some(e)).into(),
-            Err(_) => e.into_compile_error().into(),
-        },
+        // The struct is declared here, whether or not the model's path
+        // resolves; its impls come from the model's hand-over macro.
+        Ok(model) => {
+            let shell = guide::shell(&guide, Some(&model));
+            quote::quote!(#shell #model! { #model ; #input }).into()
+        }
+        Err(e) => {
+            let shell = guide::shell(&guide, None);
+            let stubs = guide::stubs(&guide, None);
+            let e = e.into_compile_error();
+            quote::quote!(#shell #stubs #e).into()
+        }
     }
 }
 
-/// `guide = path::to::Model`: the model's path and the path of its hidden
-/// hand-over macro.
-fn guide_path(args: proc_macro2::TokenStream) -> syn::Result<(syn::Path, syn::Path)> {
+/// `guide = path::to::Model`: the model's path, which is also the path of
+/// its hand-over macro (see [`handover`]).
+fn guide_path(args: proc_macro2::TokenStream) -> syn::Result<syn::Path> {
     let model = syn::parse::Parser::parse2(
         |input: syn::parse::ParseStream| {
             let key: syn::Ident = input.parse()?;
@@ -55,16 +71,31 @@ fn guide_path(args: proc_macro2::TokenStream) -> syn::Result<(syn::Path, syn::Pa
                 ));
             }
             input.parse::<syn::Token![=]>()?;
-            input.parse::<syn::Path>()
+            let model = input.parse::<syn::Path>()?;
+            if let Ok(again) = input.fork().parse::<syn::Token![,]>() {
+                return Err(syn::Error::new(
+                    again.span,
+                    "a guide names one model: write `#[variational(guide = Model)]`",
+                ));
+            }
+            Ok(model)
         },
         args,
     )?;
-    let forward = handover::macro_path(&model)
-        .ok_or_else(|| syn::Error::new_spanned(&model, "name the model"))?;
-    Ok((model, forward))
+    if model
+        .segments
+        .iter()
+        .any(|s| !matches!(s.arguments, syn::PathArguments::None))
+    {
+        return Err(syn::Error::new_spanned(
+            &model,
+            "name the model by its path, without generic arguments",
+        ));
+    }
+    Ok(model)
 }
 
-/// The guide expansion, called by a model's `__iwhvi_model_*!` macro with
+/// The guide expansion, called by a model's hand-over macro with
 /// the model's latents; not for direct use.
 #[doc(hidden)]
 #[proc_macro]

@@ -123,6 +123,8 @@ pub struct Lower<'a> {
     pub uses: Uses,
 }
 
+const UNSUPPORTED_RAW: &str = "unsupported expression in an index, a count, a length or a fixed bound: use numbers, data, indexing, + - * / %, and methods such as `.len()`";
+
 const UNSUPPORTED: &str = "unsupported expression in a model attribute: use literals, data, latents, indexing, + - * /, and methods such as `.exp()`";
 
 impl<'a> Lower<'a> {
@@ -396,18 +398,23 @@ impl<'a> Lower<'a> {
     pub fn raw(&mut self, expr: &Expr) -> Option<TokenStream> {
         let span = expr.span();
         match expr {
-            Expr::Lit(_) => Some(quote!(#expr)),
+            Expr::Lit(lit) if matches!(lit.lit, Lit::Float(_) | Lit::Int(_)) => Some(quote!(#expr)),
             Expr::Path(_) => match single_ident(expr) {
                 Some(ident) => self.raw_name(ident, span),
                 None => self.unsupported(expr),
             },
             Expr::Index(index) => self.raw_indexed(expr, index),
-            Expr::Binary(b) => {
+            Expr::Binary(b)
+                if matches!(
+                    b.op,
+                    BinOp::Add(_) | BinOp::Sub(_) | BinOp::Mul(_) | BinOp::Div(_) | BinOp::Rem(_)
+                ) =>
+            {
                 let (left, right) = (self.raw(&b.left), self.raw(&b.right));
                 let (left, op, right) = (left?, &b.op, right?);
                 Some(quote_spanned!(span=> #left #op #right))
             }
-            Expr::Unary(u) => {
+            Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
                 let (op, inner) = (&u.op, self.raw(&u.expr)?);
                 Some(quote_spanned!(span=> #op #inner))
             }
@@ -421,7 +428,10 @@ impl<'a> Lower<'a> {
                 let (receiver, method, args) = (receiver?, &call.method, args?);
                 Some(quote_spanned!(span=> #receiver.#method(#(#args),*)))
             }
-            other => self.unsupported(other),
+            other => {
+                self.cx.error_spanned_by(other, UNSUPPORTED_RAW);
+                None
+            }
         }
     }
 

@@ -6,7 +6,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Ident, Token};
 
 use crate::ctxt::Ctxt;
-use crate::model::ast::{DistCall, ObserveArgs, Once, Shape, dist_call, shape};
+use crate::model::ast::{DistCall, Elem, Once, Shape, dist_attr, named_fields, one_role, shape};
 
 /// What a guide field is.
 pub enum Part {
@@ -15,7 +15,8 @@ pub enum Part {
         len: Option<Expr>,
     },
     Mixing {
-        len: Expr,
+        /// `None` for `#[mixing]` on a scalar.
+        len: Option<Expr>,
         reverse: Option<(DistCall, Option<Ident>)>,
     },
     Conditional {
@@ -75,27 +76,25 @@ impl Parse for ParamArgs {
     }
 }
 
-/// `#[mixing(len = …)]`.
+/// `#[mixing(len = …)]`, `len` once.
 fn mixing_len(input: ParseStream) -> syn::Result<Expr> {
-    let key: Ident = input.parse()?;
-    if key != "len" {
-        return Err(syn::Error::new(
-            key.span(),
-            "write `#[mixing(len = <dimension>)]`",
-        ));
+    let mut len = Once::default();
+    while !input.is_empty() {
+        let key: Ident = input.parse()?;
+        if key != "len" {
+            return Err(syn::Error::new(
+                key.span(),
+                "write `#[mixing(len = <dimension>)]`",
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        len.set(&key, input.parse()?)?;
+        if input.parse::<Option<Token![,]>>()?.is_none() {
+            break;
+        }
     }
-    input.parse::<Token![=]>()?;
-    let len = input.parse()?;
-    if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
-        let again: Ident = input.parse()?;
-        let message = if again == "len" {
-            "`len` is given twice: keep one"
-        } else {
-            "write `#[mixing(len = <dimension>)]`"
-        };
-        return Err(syn::Error::new(again.span(), message));
-    }
-    Ok(len)
+    len.get()
+        .ok_or_else(|| input.error("write `#[mixing(len = <dimension>)]`"))
 }
 
 /// The part an attribute gives: `None` when it is not a guide attribute,
@@ -103,22 +102,15 @@ fn mixing_len(input: ParseStream) -> syn::Result<Expr> {
 fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<Part>> {
     let ident = field.ident.as_ref().expect("named");
     let name = attr.path().get_ident()?.to_string();
-    let reported = |e: syn::Error| {
-        cx.syn_error(e);
-        None
-    };
     Some(match name.as_str() {
-        "param" => match attr.parse_args::<ParamArgs>() {
-            Ok(a) => Some(Part::Param {
-                init: a.init,
-                len: a.len,
-            }),
-            Err(e) => reported(e),
-        },
+        "param" => cx.ok(attr.parse_args::<ParamArgs>()).map(|a| Part::Param {
+            init: a.init,
+            len: a.len,
+        }),
         "mixing" if matches!(attr.meta, syn::Meta::Path(_)) => {
             if shape(&field.ty).is_some_and(|s| s.is_scalar()) {
                 Some(Part::Mixing {
-                    len: syn::parse_quote!(1),
+                    len: None,
                     reverse: None,
                 })
             } else {
@@ -126,78 +118,62 @@ fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<P
                 None
             }
         }
-        "mixing" => match attr.parse_args_with(mixing_len) {
-            Ok(len) => Some(Part::Mixing { len, reverse: None }),
-            Err(e) => reported(e),
-        },
-        "latent" => match attr.parse_args::<ObserveArgs>() {
-            Ok(a) => dist_call(cx, a.call).map(|call| Part::Conditional {
-                call,
-                index: a.index,
+        "mixing" => cx
+            .ok(attr.parse_args_with(mixing_len))
+            .map(|len| Part::Mixing {
+                len: Some(len),
+                reverse: None,
             }),
-            Err(e) => reported(e),
-        },
+        "latent" => dist_attr(cx, attr).map(|(call, index)| Part::Conditional { call, index }),
         _ => return None,
     })
-}
-
-/// A `#[reverse(…)]` attribute.
-fn reverse(cx: &Ctxt, attr: &syn::Attribute) -> Option<(DistCall, Option<Ident>)> {
-    match attr.parse_args::<ObserveArgs>() {
-        Ok(a) => dist_call(cx, a.call).map(|c| (c, a.index)),
-        Err(e) => {
-            cx.syn_error(e);
-            None
-        }
-    }
 }
 
 /// One field with its part, or `Err` (reported) without one: `Err(true)`
 /// when the field has a role attribute with a mistake.
 fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
     let ident = field.ident.clone().expect("named");
-    let (mut found, mut reversed, mut role) = (None, Once::default(), None);
-    for attr in &field.attrs {
-        if attr.path().is_ident("reverse") {
-            if let Some(r) = reverse(cx, attr) {
-                if let Err(e) = reversed.set(attr.path(), r) {
-                    cx.syn_error(e);
-                }
+    let mut reversed = Once::default();
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("reverse")) {
+        if let Some(r) = dist_attr(cx, attr) {
+            if let Err(e) = reversed.set(attr.path(), r) {
+                cx.syn_error(e);
             }
-            continue;
         }
-        let Some(parsed) = part(cx, attr, field) else {
-            continue;
-        };
-        if role.is_some() {
-            cx.error_spanned_by(
-                attr,
-                format!("guide field `{ident}` has more than one of #[param], #[mixing], #[latent]; keep one"),
-            );
-        }
-        role = Some(attr);
-        found = parsed.or(found);
     }
+    let two = format!(
+        "guide field `{ident}` has more than one of #[param], #[mixing], #[latent]; keep one"
+    );
+    let none = format!(
+        "guide field `{ident}` needs a role: `#[param(init = ...)]`, `#[mixing(len = ...)]` or `#[latent(Family(...))]`"
+    );
+    let parse = |attr: &syn::Attribute| {
+        if attr.path().is_ident("reverse") {
+            None
+        } else {
+            part(cx, attr, field)
+        }
+    };
+    let (found, _) = one_role(cx, field, parse, (&two, &none))?;
     let part = match (found, reversed.get()) {
-        (Some(Part::Mixing { len, .. }), reverse) => Part::Mixing { len, reverse },
-        (Some(p), None) => p,
-        (Some(p), Some((call, _))) => {
+        (Part::Mixing { len, .. }, reverse) => Part::Mixing { len, reverse },
+        (p, None) => p,
+        (p, Some((call, _))) => {
             cx.error_spanned_by(&call.tokens, "#[reverse] belongs on a #[mixing] field");
             p
         }
-        // A role attribute with a mistake: reported already.
-        (None, _) if role.is_some() => return Err(true),
-        (None, _) => {
-            cx.error_spanned_by(
-                &ident,
-                format!("guide field `{ident}` needs a role: `#[param(init = ...)]`, `#[mixing(len = ...)]` or `#[latent(Family(...))]`"),
-            );
-            return Err(false);
-        }
     };
+    let shape = shape(&field.ty).filter(|s| !matches!(s, Shape::Matrix) && s.elem() == Elem::Real);
+    if shape.is_none() {
+        cx.error_spanned_by(
+            &field.ty,
+            "unsupported guide field type: use f64, [f64; N] or Vec<f64>",
+        );
+        return Err(true);
+    }
     Ok(GuideField {
         ident,
-        shape: shape(&field.ty),
+        shape,
         ty: field.ty.clone(),
         part,
     })
@@ -206,16 +182,11 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
 /// The guide's fields, mistakes reported in `cx`; and the names of the
 /// fields whose role attribute has a mistake.
 pub fn fields(cx: &Ctxt, input: &syn::DeriveInput) -> (Vec<GuideField>, Vec<Ident>) {
-    let syn::Data::Struct(syn::DataStruct {
-        fields: syn::Fields::Named(named),
-        ..
-    }) = &input.data
-    else {
-        cx.error_spanned_by(&input.ident, "a guide is a struct with named fields");
+    let Some(named) = named_fields(cx, input, "a guide is a struct with named fields") else {
         return (Vec::new(), Vec::new());
     };
     let (mut fields, mut failed) = (Vec::new(), Vec::new());
-    for f in &named.named {
+    for f in named {
         match field(cx, f) {
             Ok(f) => fields.push(f),
             Err(true) => failed.extend(f.ident.clone()),

@@ -6,47 +6,51 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::lower::Plan;
+use super::model_name;
 
-/// Everything the guide expands to.
+/// Everything the guide's hand-over expands to: `new` and the
+/// `HierarchicalGuide` implementation (the struct is declared by the
+/// attribute itself, see [`shell`]).
 pub fn guide(plan: &Plan<'_>) -> TokenStream {
-    let parts = [guide_struct(plan), guide_impl(plan)];
+    let parts = [guide_new(plan), guide_impl(plan)];
     quote!(#(#parts)*)
 }
 
-fn model_name(plan: &Plan<'_>) -> String {
-    plan.input
-        .model
-        .segments
-        .last()
-        .map_or_else(String::new, |s| s.ident.to_string())
+/// The path as rustdoc reads a link target: `super::models::Mean`.
+fn doc_path(model: &syn::Path) -> String {
+    let segments: Vec<String> = model.segments.iter().map(|s| s.ident.to_string()).collect();
+    let lead = if model.leading_colon.is_some() {
+        "::"
+    } else {
+        ""
+    };
+    format!("{lead}{}", segments.join("::"))
 }
 
-/// The struct and `new`.
-fn guide_struct(plan: &Plan<'_>) -> TokenStream {
-    let guide = &plan.input.guide;
-    let (guide_ident, vis, model_path) = (&guide.ident, &guide.vis, &plan.input.model);
-    let model_name = model_name(plan);
+/// The guide struct, declared by the attribute whatever becomes of the
+/// model's hand-over (its fields are the same for every guide): a path
+/// that does not resolve is then one error, not the guide's disappearance.
+pub fn shell(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream {
+    let (guide_ident, vis) = (&guide.ident, &guide.vis);
     let attrs = guide
         .attrs
         .iter()
         .filter(|a| !a.path().is_ident("variational"));
-    let doc = format!(
-        "A hierarchical guide for [`{model_name}`], checked against its latents at compile time."
-    );
-    let new_doc = format!(
-        "The guide for this instance of `{model_name}` (vector lengths come from its data)."
-    );
-    let model_latent_names = plan.conditionals.iter().map(|c| c.ident.to_string());
-    let param_lens = plan.params.iter().map(|p| &p.len);
-    let mixing_lens = plan.mixing.iter().map(|m| &m.len);
-    let guide_error = quote!(::iwhvi::__private::GuideError);
+    let doc = match model {
+        Some(model) => format!(
+            "A hierarchical guide for [`{}`]({}), checked against its latents at compile time.",
+            model_name(model),
+            doc_path(model)
+        ),
+        None => "A hierarchical guide.".to_string(),
+    };
     quote! {
         #(#attrs)*
         #[doc = #doc]
         #[derive(
-            Clone,
-            Debug,
-            PartialEq,
+            ::core::clone::Clone,
+            ::core::fmt::Debug,
+            ::core::cmp::PartialEq,
             ::iwhvi::__private::serde::Serialize,
             ::iwhvi::__private::serde::Deserialize,
         )]
@@ -60,7 +64,82 @@ fn guide_struct(plan: &Plan<'_>) -> TokenStream {
             __mixing_offsets: ::std::vec::Vec<usize>,
             __mixing_lens: ::std::vec::Vec<usize>,
         }
+    }
+}
 
+/// `new` and `HierarchicalGuide` for a guide with a mistake (or of a
+/// model with one): the success signatures with bodies that are never
+/// run, so that uses of the guide add no errors of their own (as
+/// clap_derive's dummies).
+pub fn stubs(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream {
+    let (guide_ident, vis) = (&guide.ident, &guide.vis);
+    let new = model.map(|model| {
+        quote! {
+            impl #guide_ident {
+                #[allow(missing_docs, dead_code)]
+                #vis fn new(__model: &#model) -> ::core::result::Result<Self, ::iwhvi::__private::GuideError> {
+                    ::core::unimplemented!()
+                }
+            }
+        }
+    });
+    let workspace = quote!(::iwhvi::__private::Workspace<__T>);
+    quote! {
+        #new
+
+        #[allow(unused_variables, clippy::all)]
+        impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
+            fn latent_dim(&self) -> usize {
+                ::core::unimplemented!()
+            }
+            fn mixing_dim(&self) -> usize {
+                ::core::unimplemented!()
+            }
+            fn has_reverse_model(&self) -> bool {
+                ::core::unimplemented!()
+            }
+            fn param_layout(&self) -> ::iwhvi::__private::ParamLayout {
+                ::core::unimplemented!()
+            }
+            fn init_params<__R: ::iwhvi::__private::rand::Rng + ?::core::marker::Sized>(&self, __rng: &mut __R) -> ::std::vec::Vec<f64> {
+                ::core::unimplemented!()
+            }
+            fn sample_conditional<__T: ::iwhvi::__private::Scalar>(
+                &self,
+                __params: &[__T],
+                __psi: &[__T],
+                __noise: &[f64],
+                __u: &mut [__T],
+                __workspace: &mut #workspace,
+            ) {
+                ::core::unimplemented!()
+            }
+            fn log_conditional<__T: ::iwhvi::__private::Scalar>(
+                &self,
+                __params: &[__T],
+                __psi: &[__T],
+                __u: &[__T],
+                __workspace: &mut #workspace,
+            ) -> __T {
+                ::core::unimplemented!()
+            }
+        }
+    }
+}
+
+/// `new`: the guide for a model instance.
+fn guide_new(plan: &Plan<'_>) -> TokenStream {
+    let guide = &plan.input.guide;
+    let (guide_ident, vis, model_path) = (&guide.ident, &guide.vis, &plan.input.model);
+    let new_doc = format!(
+        "The guide for this instance of `{}` (vector lengths come from its data).",
+        model_name(model_path)
+    );
+    let model_latent_names = plan.conditionals.iter().map(|c| c.ident.to_string());
+    let param_lens = plan.params.iter().map(|p| &p.len);
+    let mixing_lens = plan.mixing.iter().map(|m| &m.len);
+    let guide_error = quote!(::iwhvi::__private::GuideError);
+    quote! {
         impl #guide_ident {
             #[doc = #new_doc]
             ///
@@ -153,6 +232,35 @@ fn bindings(plan: &Plan<'_>) -> Bindings {
         params: params.collect(),
         mixing: mixing.collect(),
         latents: latents.collect(),
+    }
+}
+
+/// The workspace type of the methods.
+fn workspace() -> TokenStream {
+    quote!(::iwhvi::__private::Workspace<__T>)
+}
+
+/// Whether the guide has a reverse model (else `τ = q(ψ)`, SIVI).
+fn has_reverse(plan: &Plan<'_>) -> bool {
+    plan.mixing.iter().any(|m| m.reverse.is_some())
+}
+
+/// The latents `z = T(u)` constrained into the workspace, their log
+/// Jacobian bound by `bind` (`let mut __lp =`, or discarded), and their
+/// names bound for the expressions after it.
+fn constrained_latents(bindings: &Bindings, bind: TokenStream) -> TokenStream {
+    let bind_latents = &bindings.latents;
+    quote! {
+        let __z = &mut __workspace.scratch[..self.__latent_dim];
+        #bind ::iwhvi::__private::constrain_elementwise(
+            &self.__offsets,
+            &self.__lens,
+            &self.__transforms,
+            __u,
+            __z
+        );
+        let __z: &[__T] = __z;
+        #(#bind_latents)*
     }
 }
 
@@ -276,24 +384,16 @@ fn param_methods(plan: &Plan<'_>) -> TokenStream {
 /// `impl HierarchicalGuide`.
 fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let guide_ident = &plan.input.guide.ident;
-    let Bindings {
-        params: bind_params,
-        mixing: bind_mixing,
-        latents: bind_latents,
-    } = bindings(plan);
-    let (sample_steps, density_steps) = conditional_steps(plan, &bind_latents);
-    let reverse_methods = reverse_methods(plan, &bind_params, &bind_latents);
-    let has_reverse = plan.mixing.iter().any(|m| m.reverse.is_some());
+    let bindings = bindings(plan);
+    let (sample_steps, density_steps) = conditional_steps(plan, &bindings.latents);
+    let reverse_methods = reverse_methods(plan, &bindings);
+    let has_reverse = has_reverse(plan);
     let param_methods = param_methods(plan);
     let reverse_params = reverse_params(plan);
-    let workspace = quote!(::iwhvi::__private::Workspace<__T>);
-    let constrain = quote!(::iwhvi::__private::constrain_elementwise(
-        &self.__offsets,
-        &self.__lens,
-        &self.__transforms,
-        __u,
-        __z
-    ));
+    let workspace = workspace();
+    let bind_params = &bindings.params;
+    let bind_mixing = &bindings.mixing;
+    let latents_with_jacobian = constrained_latents(&bindings, quote!(let mut __lp =));
     quote! {
         #[allow(unused_variables, unused_mut, clippy::all)]
         impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
@@ -345,10 +445,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
                 let mut __p = 0usize;
                 #(#bind_params)*
                 #(#bind_mixing)*
-                let __z = &mut __workspace.scratch[..self.__latent_dim];
-                let mut __lp = #constrain;
-                let __z: &[__T] = __z;
-                #(#bind_latents)*
+                #latents_with_jacobian
                 #(#density_steps)*
                 __lp
             }
@@ -360,21 +457,12 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
 
 /// `sample_reverse` and `log_reverse`: the reverse model τ(ψ | z), or the
 /// mixing distribution without one (SIVI).
-fn reverse_methods(
-    plan: &Plan<'_>,
-    bind_params: &[TokenStream],
-    bind_latents: &[TokenStream],
-) -> TokenStream {
+fn reverse_methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
     let (reverse_sample, reverse_density) = reverse_steps(plan);
-    let has_reverse = plan.mixing.iter().any(|m| m.reverse.is_some());
-    let workspace = quote!(::iwhvi::__private::Workspace<__T>);
-    let constrain = quote!(::iwhvi::__private::constrain_elementwise(
-        &self.__offsets,
-        &self.__lens,
-        &self.__transforms,
-        __u,
-        __z
-    ));
+    let has_reverse = has_reverse(plan);
+    let workspace = workspace();
+    let bind_params = &bindings.params;
+    let latents = constrained_latents(bindings, quote!());
     quote! {
         fn sample_reverse<__T: ::iwhvi::__private::Scalar>(
             &self,
@@ -389,10 +477,7 @@ fn reverse_methods(
             }
             let mut __p = 0usize;
             #(#bind_params)*
-            let __z = &mut __workspace.scratch[..self.__latent_dim];
-            #constrain;
-            let __z: &[__T] = __z;
-            #(#bind_latents)*
+            #latents
             #(#reverse_sample)*
         }
 
@@ -408,10 +493,7 @@ fn reverse_methods(
             }
             let mut __p = 0usize;
             #(#bind_params)*
-            let __z = &mut __workspace.scratch[..self.__latent_dim];
-            #constrain;
-            let __z: &[__T] = __z;
-            #(#bind_latents)*
+            #latents
             let mut __lp = <__T as ::iwhvi::__private::Scalar>::constant(0.0);
             #(#reverse_density)*
             __lp

@@ -92,16 +92,23 @@ pub fn plan<'a>(
     (fields, failed): (&'a [GuideField], &[Ident]),
 ) -> Plan<'a> {
     let guide = &guide_input.guide.ident;
-    let model = guide_input.model.segments.last();
     let target = Target {
         guide,
-        model: model.map_or_else(String::new, |s| s.ident.to_string()),
+        model: super::model_name(&guide_input.model),
         latents,
     };
     let input = &target;
     crate::model::check_unique(cx, fields.iter().map(|f| &f.ident), |name| {
         format!("`{name}` is declared twice in guide `{guide}`: rename or remove one")
     });
+    for f in fields {
+        if f.ident.to_string().starts_with("__") {
+            cx.error_spanned_by(
+                &f.ident,
+                "names starting with `__` are reserved for generated code",
+            );
+        }
+    }
     let conditional_fields: Vec<&GuideField> = fields
         .iter()
         .filter(|f| matches!(f.part, Part::Conditional { .. }))
@@ -151,9 +158,12 @@ pub fn plan<'a>(
     let params: Vec<Param<'a>> = fields
         .iter()
         .filter(|f| matches!(f.part, Part::Param { .. }))
-        .filter_map(|p| param(cx, input, p))
+        .filter_map(|p| param(cx, (input, &table), p))
         .collect();
-    check_params_used(cx, &params, &conditional_uses, &reverse_uses);
+    // A field with a mistake may use parameters nobody can see.
+    if failed.is_empty() {
+        check_params_used(cx, &params, &conditional_uses, &reverse_uses);
+    }
     let reverse_params = reverse_params(cx, &params, &conditional_uses, &reverse_uses);
     Plan {
         input: guide_input,
@@ -225,6 +235,10 @@ fn latent_of<'i>(
 
 // A conditional matches its latent's shape and support.
 fn check_conditional(cx: &Ctxt, input: &Target<'_>, c: &GuideField, all: &[&GuideField]) {
+    let Part::Conditional { call, index } = &c.part else {
+        return;
+    };
+    let family = guide_family(cx, call);
     let Some(info) = latent_of(cx, input, c, all) else {
         return;
     };
@@ -241,10 +255,7 @@ fn check_conditional(cx: &Ctxt, input: &Target<'_>, c: &GuideField, all: &[&Guid
             format!("latent `{}` of model `{model}` is {want}", c.ident),
         );
     }
-    let Part::Conditional { call, index } = &c.part else {
-        return;
-    };
-    if let Some(family) = guide_family(cx, call) {
+    if let Some(family) = family {
         check_support(cx, family, info, call, &c.ident);
     }
     if let (Some(i), false) = (index, is_vector) {
@@ -255,10 +266,14 @@ fn check_conditional(cx: &Ctxt, input: &Target<'_>, c: &GuideField, all: &[&Guid
 /// The families a guide can draw with standard normal noise.
 fn guide_family(cx: &Ctxt, call: &DistCall) -> Option<&'static Family> {
     let family = check_distribution(cx, call)?;
-    if !matches!(family.name, "Normal" | "LogNormal") {
+    if call.user.is_some() || !matches!(family.name, "Normal" | "LogNormal") {
+        let name = match &call.user {
+            Some(path) => quote!(#path).to_string().replace(' ', ""),
+            None => family.name.to_string(),
+        };
         cx.error_spanned_by(
             &call.name,
-            format!("`{}` cannot serve in a guide yet: guide conditionals are `Normal` (real latents) or `LogNormal` (positive latents)", family.name),
+            format!("`{name}` cannot serve in a guide yet: guide conditionals are `Normal` (real latents) or `LogNormal` (positive latents)"),
         );
         return None;
     }
@@ -362,32 +377,129 @@ fn mixing<'a>(
     Mixing {
         ident: &m.ident,
         scalar: m.is_scalar(),
-        len: length(input, m, Some(len)),
+        len: length(cx, (input, table), m, len.as_ref()),
         reverse,
     }
 }
 
 /// A parameter or mixing variable's length: 1 for a scalar, an array's
-/// length, or its `len`: a model latent's name (that latent's length) or
-/// an expression.
-fn length(input: &Target<'_>, f: &GuideField, len: Option<&Expr>) -> TokenStream {
+/// length, or the `len` a `Vec` needs: a model latent's name (that
+/// latent's length) or a constant expression. `None` (reported) when it
+/// is missing, given to a field whose type fixes its shape, or wrong.
+/// (The plan of a guide with errors is not emitted.)
+fn length(
+    cx: &Ctxt,
+    (input, table): (&Target<'_>, &Bindings),
+    f: &GuideField,
+    len: Option<&Expr>,
+) -> TokenStream {
     use crate::model::ast::Shape;
     match (&f.shape, len) {
-        (Some(Shape::Scalar(_)), _) => quote!(1usize),
-        (Some(Shape::Array(_, n)), _) => quote!((#n) as usize),
-        (_, Some(len)) => match scope::single_ident(len) {
+        (Some(Shape::Vec(_)), Some(len)) => match scope::single_ident(len) {
             Some(ident) if input.latents.iter().any(|l| l.name == *ident) => {
                 let name = ident.to_string();
                 quote!(__latent_len(#name))
             }
-            _ => quote!((#len) as usize),
+            _ => {
+                constant(cx, (input, table), len, Constant::Length);
+                quote!((#len) as usize)
+            }
         },
-        _ => quote!(0usize),
+        (Some(Shape::Vec(_)), None) => {
+            cx.error_spanned_by(
+                &f.ident,
+                format!(
+                    "`{}` is a Vec: give its length, `len = <model latent>` or `len = <number>`",
+                    f.ident
+                ),
+            );
+            quote!()
+        }
+        (_, Some(len)) => {
+            cx.error_spanned_by(
+                len,
+                "`len = ...` is for Vec fields; this field's type fixes its shape",
+            );
+            quote!()
+        }
+        (Some(Shape::Array(_, n)), None) => quote!((#n) as usize),
+        _ => quote!(1usize),
+    }
+}
+
+/// What a constant expression of a guide is.
+#[derive(Clone, Copy, PartialEq)]
+enum Constant {
+    /// `len = …`: whole numbers.
+    Length,
+    /// `init = …` or `normal(sd)`: numbers.
+    Init,
+}
+
+/// Checks that `expr` is a constant: number literals (whole ones for a
+/// length), named constants (`N`, `path::N`), and `+ - * /` of them; not
+/// the guide's own names, nor a model latent inside a larger expression.
+fn constant(cx: &Ctxt, (input, table): (&Target<'_>, &Bindings), expr: &Expr, what: Constant) {
+    use syn::{BinOp, Lit, UnOp};
+    let recurse = |e: &Expr| constant(cx, (input, table), e, what);
+    let described = match what {
+        Constant::Length => {
+            "a length is a model latent's name, a whole number, a constant, or `+ - * /` of numbers and constants"
+        }
+        Constant::Init => {
+            "an initial value is a number, a constant, `+ - * /` of them, or `normal(sd)`"
+        }
+    };
+    match expr {
+        Expr::Lit(l) => match (&l.lit, what) {
+            (Lit::Int(_), _) | (Lit::Float(_), Constant::Init) => {}
+            _ => cx.error_spanned_by(expr, described),
+        },
+        Expr::Path(p) => {
+            let Some(ident) = p.path.get_ident() else {
+                return;
+            };
+            let name = ident.to_string();
+            let message = if table.entries.iter().any(|b| b.ident == *ident) {
+                format!("`{name}` is a field of the guide: {described}")
+            } else if input.latents.iter().any(|l| l.name == *ident) {
+                format!("latent `{name}` cannot appear here: {described}")
+            } else if name.chars().next().is_some_and(char::is_uppercase) {
+                return;
+            } else {
+                let latents: Vec<String> =
+                    input.latents.iter().map(|l| l.name.to_string()).collect();
+                let hint = family::closest(&name, latents.iter().map(String::as_str))
+                    .map_or_else(String::new, |n| format!("; did you mean `{n}`?"));
+                format!(
+                    "cannot find `{name}` among the latents of model `{}`{hint}",
+                    input.model
+                )
+            };
+            cx.error_spanned_by(ident, message);
+        }
+        Expr::Binary(b)
+            if matches!(
+                b.op,
+                BinOp::Add(_) | BinOp::Sub(_) | BinOp::Mul(_) | BinOp::Div(_)
+            ) =>
+        {
+            recurse(&b.left);
+            recurse(&b.right);
+        }
+        Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => recurse(&u.expr),
+        Expr::Paren(p) => recurse(&p.expr),
+        Expr::Group(g) => recurse(&g.expr),
+        other => cx.error_spanned_by(other, described),
     }
 }
 
 /// A parameter with its initial value.
-fn param<'a>(cx: &Ctxt, input: &Target<'_>, p: &'a GuideField) -> Option<Param<'a>> {
+fn param<'a>(
+    cx: &Ctxt,
+    (input, table): (&Target<'_>, &Bindings),
+    p: &'a GuideField,
+) -> Option<Param<'a>> {
     let Part::Param { init, len } = &p.part else {
         unreachable!("a parameter")
     };
@@ -401,14 +513,18 @@ fn param<'a>(cx: &Ctxt, input: &Target<'_>, p: &'a GuideField) -> Option<Param<'
                 return None;
             }
             let sd = &c.args[0];
+            constant(cx, (input, table), sd, Constant::Init);
             quote!(::iwhvi::__private::normal_init(__rng, (#sd) as f64))
         }
-        other => quote_spanned!(other.span()=> (#other) as f64),
+        other => {
+            constant(cx, (input, table), other, Constant::Init);
+            quote_spanned!(other.span()=> (#other) as f64)
+        }
     };
     Some(Param {
         ident: &p.ident,
         scalar: p.is_scalar(),
-        len: length(input, p, len.as_ref()),
+        len: length(cx, (input, table), p, len.as_ref()),
         init,
     })
 }

@@ -12,7 +12,19 @@ use proc_macro2::TokenStream;
 use crate::ctxt::Ctxt;
 use crate::handover::GuideInput;
 
-/// Expands `guide!`: the guide, or its errors beside the plain struct.
+pub use emit::{shell, stubs};
+
+/// The model's name as the guide's attribute writes it (its path's last
+/// segment), for messages and docs.
+fn model_name(model: &syn::Path) -> String {
+    model
+        .segments
+        .last()
+        .map_or_else(String::new, |s| s.ident.to_string())
+}
+
+/// Expands `guide!`: the guide's `new` and `HierarchicalGuide`, or its
+/// errors beside stubs of them (the struct is the attribute's, [`shell`]).
 pub fn expand(input: TokenStream) -> TokenStream {
     let input: GuideInput = match syn::parse2(input) {
         Ok(input) => input,
@@ -20,13 +32,19 @@ pub fn expand(input: TokenStream) -> TokenStream {
     };
     let Some(latents) = &input.latents else {
         // The model failed and said why; the guide adds nothing.
-        return crate::fallback::plain(&input.guide, None);
+        return stubs(&input.guide, Some(&input.model));
     };
     let cx = Ctxt::default();
     let (fields, failed) = ast::fields(&cx, &input.guide);
     let plan = lower::plan(&cx, &input, latents, (&fields, &failed));
     match cx.check() {
         Ok(()) => emit::guide(&plan),
-        Err(e) => crate::fallback::plain(&input.guide, Some(e)),
+        Err(e) => {
+            let (stubs, e) = (
+                stubs(&input.guide, Some(&input.model)),
+                e.into_compile_error(),
+            );
+            quote::quote!(#stubs #e)
+        }
     }
 }

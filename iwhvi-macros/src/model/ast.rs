@@ -227,6 +227,14 @@ impl Parse for ObserveArgs {
     }
 }
 
+/// An attribute holding a distribution call and an optional `for i`
+/// (`#[observe(…)]`, a guide's `#[latent(…)]` and `#[reverse(…)]`), or
+/// `None` with its mistake reported.
+pub(crate) fn dist_attr(cx: &Ctxt, attr: &Attribute) -> Option<(DistCall, Option<Ident>)> {
+    let args = cx.ok(attr.parse_args::<ObserveArgs>())?;
+    dist_call(cx, args.call).map(|call| (call, args.index))
+}
+
 /// A distribution call: a runtime family by name or a user family by path.
 pub(crate) fn dist_call(cx: &Ctxt, call: Expr) -> Option<DistCall> {
     match &call {
@@ -318,10 +326,6 @@ pub fn shape(ty: &Type) -> Option<Shape> {
 /// (reported in `cx`).
 fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
     let name = attr.path().get_ident()?.to_string();
-    let reported = |e: syn::Error| {
-        cx.syn_error(e);
-        None
-    };
     Some(match name.as_str() {
         "data" => match &attr.meta {
             syn::Meta::Path(_) => Some(Role::Data),
@@ -330,24 +334,22 @@ fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
                 None
             }
         },
-        "latent" => match attr.parse_args::<LatentArgs>() {
-            Ok(args) => dist_call(cx, args.call).map(|prior| Role::Latent {
+        "latent" => cx.ok(attr.parse_args::<LatentArgs>()).and_then(|args| {
+            dist_call(cx, args.call).map(|prior| Role::Latent {
                 prior,
                 len: args.len.get(),
                 index: args.index.get(),
                 constraint: args.constraint.get(),
                 lower: args.lower.get(),
                 upper: args.upper.get(),
-            }),
-            Err(e) => reported(e),
-        },
-        "derived" => match attr.parse_args::<ObserveArgs>() {
-            Ok(args) => Some(Role::Derived {
+            })
+        }),
+        "derived" => cx
+            .ok(attr.parse_args::<ObserveArgs>())
+            .map(|args| Role::Derived {
                 expr: args.call,
                 index: args.index,
             }),
-            Err(e) => reported(e),
-        },
         "factor" if matches!(attr.meta, syn::Meta::Path(_)) => {
             cx.error_spanned_by(
                 attr,
@@ -355,53 +357,60 @@ fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
             );
             None
         }
-        "factor" => match attr.parse_args::<Expr>() {
-            Ok(expr) => Some(Role::Factor(expr)),
-            Err(e) => reported(e),
-        },
-        "observe" => match attr.parse_args::<ObserveArgs>() {
-            Ok(args) => dist_call(cx, args.call).map(|likelihood| Role::Observed {
-                likelihood,
-                index: args.index,
-            }),
-            Err(e) => reported(e),
-        },
+        "factor" => cx.ok(attr.parse_args::<Expr>()).map(Role::Factor),
+        "observe" => {
+            dist_attr(cx, attr).map(|(likelihood, index)| Role::Observed { likelihood, index })
+        }
         _ => return None,
     })
+}
+
+/// The one role among a field's attributes, and its other attributes
+/// (for the model and the guide alike). `parse` reads an attribute:
+/// `None` when it is not a role attribute, `Some(None)` when it is one
+/// with a mistake (reported). A second role attribute is the error `two`;
+/// no role attribute at all the error `none` (`Err(false)`); `Err(true)`
+/// when the role attributes all had mistakes.
+pub(crate) fn one_role<'f, R>(
+    cx: &Ctxt,
+    field: &'f syn::Field,
+    mut parse: impl FnMut(&Attribute) -> Option<Option<R>>,
+    (two, none): (&str, &str),
+) -> Result<(R, Vec<&'f Attribute>), bool> {
+    let (mut found, mut others, mut had_role) = (None, Vec::new(), false);
+    for attr in &field.attrs {
+        let Some(parsed) = parse(attr) else {
+            others.push(attr);
+            continue;
+        };
+        if had_role {
+            cx.error_spanned_by(attr, two);
+        }
+        had_role = true;
+        found = parsed.or(found);
+    }
+    match found {
+        Some(role) => Ok((role, others)),
+        None if had_role => Err(true),
+        None => {
+            cx.error_spanned_by(field.ident.as_ref().expect("named"), none);
+            Err(false)
+        }
+    }
 }
 
 /// One field with its role, or `Err` (reported) without one: `Err(true)`
 /// when the field has a role attribute with a mistake.
 fn field(cx: &Ctxt, field: &syn::Field) -> Result<Field, bool> {
     let ident = field.ident.clone().expect("named field");
-    let (mut role_found, mut attrs, mut had_role_attr) = (None, Vec::new(), false);
-    for attr in &field.attrs {
-        let Some(parsed) = role(cx, attr) else {
-            attrs.push(attr.clone());
-            continue;
-        };
-        had_role_attr = true;
-        if let Some(r) = parsed {
-            if role_found.is_some() {
-                cx.error_spanned_by(attr, format!("field `{ident}` has more than one of #[data], #[latent], #[observe], #[factor], #[derived]; keep one"));
-            }
-            role_found = Some(r);
-        }
-    }
-    let Some(role) = role_found else {
-        if had_role_attr {
-            return Err(true);
-        }
-        {
-            cx.error_spanned_by(
-                &ident,
-                format!(
-                    "field `{ident}` needs a role: `#[data]`, `#[latent(Distribution(...))]`, `#[observe(Distribution(...))]`, `#[factor(log_density)]` or `#[derived(expression)]`"
-                ),
-            );
-        }
-        return Err(false);
-    };
+    let two = format!(
+        "field `{ident}` has more than one of #[data], #[latent], #[observe], #[factor], #[derived]; keep one"
+    );
+    let none = format!(
+        "field `{ident}` needs a role: `#[data]`, `#[latent(Distribution(...))]`, `#[observe(Distribution(...))]`, `#[factor(log_density)]` or `#[derived(expression)]`"
+    );
+    let (role, attrs) = one_role(cx, field, |attr| role(cx, attr), (&two, &none))?;
+    let attrs = attrs.into_iter().cloned().collect();
     let shape = if let Role::Factor(_) = role {
         if !matches!(&field.ty, Type::Tuple(t) if t.elems.is_empty()) {
             cx.error_spanned_by(
@@ -430,20 +439,33 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<Field, bool> {
     })
 }
 
+/// The named fields of a struct, or `None` with `message` reported at
+/// the item's name (for the model and the guide alike).
+pub(crate) fn named_fields<'a>(
+    cx: &Ctxt,
+    input: &'a syn::DeriveInput,
+    message: &str,
+) -> Option<&'a syn::punctuated::Punctuated<syn::Field, Token![,]>> {
+    match &input.data {
+        syn::Data::Struct(syn::DataStruct {
+            fields: syn::Fields::Named(named),
+            ..
+        }) => Some(&named.named),
+        _ => {
+            cx.error_spanned_by(&input.ident, message);
+            None
+        }
+    }
+}
+
 impl Model {
     /// Reads the struct, collecting every attribute mistake in `cx`.
     pub fn from_ast(cx: &Ctxt, input: &syn::DeriveInput) -> Option<Self> {
-        let syn::Data::Struct(syn::DataStruct {
-            fields: syn::Fields::Named(named),
-            ..
-        }) = &input.data
-        else {
-            cx.error_spanned_by(
-                &input.ident,
-                "#[variational] models are structs with named fields",
-            );
-            return None;
-        };
+        let named = named_fields(
+            cx,
+            input,
+            "#[variational] models are structs with named fields",
+        )?;
         if !input.generics.params.is_empty() {
             cx.error_spanned_by(
                 &input.generics,
@@ -451,7 +473,7 @@ impl Model {
             );
         }
         let (mut fields, mut failed) = (Vec::new(), Vec::new());
-        for f in &named.named {
+        for f in named {
             match field(cx, f) {
                 Ok(f) => fields.push(f),
                 Err(true) => failed.extend(f.ident.clone()),

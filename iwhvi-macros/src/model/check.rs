@@ -44,6 +44,15 @@ pub fn latent(
     family: &Family,
     len: Option<&syn::Expr>,
 ) {
+    if matches!(shape, Shape::Matrix) {
+        cx.error_spanned_by(
+            ident,
+            format!(
+                "latent `{ident}` cannot be a matrix yet: declare it as f64, [f64; N] or Vec<f64>"
+            ),
+        );
+        return;
+    }
     if shape.elem() != Elem::Real {
         cx.error_spanned_by(
             ident,

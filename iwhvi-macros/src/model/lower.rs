@@ -18,7 +18,9 @@ use crate::family::{self, Family, Param, Support};
 use crate::scope::{Binding, Bindings, Lower, Meaning};
 
 /// The model's names: latents are locals, data and observations fields of
-/// `self`.
+/// `self`. A field whose type is unsupported (reported by `ast`), or a
+/// matrix latent (reported by `check::latent`), resolves to nothing, so
+/// that its uses add no second error.
 pub fn bindings(model: &Model) -> Bindings {
     let failed = model.failed.iter().map(|ident| Binding {
         ident: ident.clone(),
@@ -30,11 +32,12 @@ pub fn bindings(model: &Model) -> Bindings {
         .map(|f| Binding {
             ident: f.ident.clone(),
             meaning: match (&f.role, &f.shape) {
-                (Role::Latent { .. }, shape) => Meaning::Local {
-                    scalar: shape.as_ref().is_some_and(Shape::is_scalar),
+                (Role::Latent { .. } | Role::Data | Role::Observed { .. }, None)
+                | (Role::Latent { .. }, Some(Shape::Matrix)) => Meaning::Failed,
+                (Role::Latent { .. }, Some(shape)) => Meaning::Local {
+                    scalar: shape.is_scalar(),
                 },
                 (Role::Data | Role::Observed { .. }, Some(shape)) => Meaning::Data(shape.clone()),
-                (Role::Data | Role::Observed { .. }, None) => Meaning::Data(Shape::Vec(Elem::Real)),
                 (Role::Factor(_), _) => Meaning::Factor,
                 (Role::Derived { .. }, _) => Meaning::Derived,
             },
@@ -250,7 +253,7 @@ fn length(cx: &Ctxt, table: &Bindings, shape: &Shape, len: Option<&Expr>) -> Opt
             let raw = Lower::new(table.data_scope(), cx).raw(len)?;
             quote!((#raw) as usize)
         }
-        // Reported by `check::latent`.
+        // Reported by `check::latent`, which `latent` calls first.
         (Shape::Vec(_), None) | (Shape::Matrix, _) => return None,
     })
 }

@@ -18,10 +18,10 @@ struct Schools {
 struct Guide {
     #[param(init = 0.0)]
     loc: f64,
-    #[mixing(len = 1)]
+    #[mixing]
     #[reverse(Normal(mu, 1.0))]
     a: f64,
-    #[mixing(len = 1)]
+    #[mixing]
     b: f64,
     #[latent(Normal(loc + a + b, 1.0))]
     mu: f64,

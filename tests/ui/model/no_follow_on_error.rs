@@ -1,7 +1,11 @@
-// A model with a mistake is still declared (without its roles), and its
-// guide says nothing more: the mistake is the only error, although both
-// structs are used below.
+// A model with a mistake is still declared in its success shape (`new`,
+// its samplers, `impl Model`), and its guide too (`new`,
+// `impl HierarchicalGuide`): the mistake is the only error, although both
+// are used below.
+use iwhvi::guide::HierarchicalGuide;
+use iwhvi::model::Model as _;
 use iwhvi::variational;
+use rand::SeedableRng;
 
 #[variational]
 struct Model {
@@ -17,12 +21,15 @@ struct Guide {
     mu: f64,
 }
 
-fn shift(model: &Model, guide: &Guide) -> f64 {
-    model.x + model.mu + guide.mu
+fn dims(model: &Model, guide: &Guide) -> (usize, usize) {
+    (model.dim(), guide.latent_dim())
 }
 
 fn main() {
-    let model = Model { x: 1.0, mu: 0.0 };
-    let guide = Guide { mu: 0.5 };
-    assert_eq!(shift(&model, &guide), 1.5);
+    let model = Model::new(1.0).unwrap();
+    let guide = Guide::new(&model).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mu: f64 = model.sample_prior(&mut rng).unwrap().mu;
+    assert_eq!(dims(&model, &guide), (1, 1));
+    assert!(mu.is_finite() && model.x == 1.0);
 }

@@ -135,8 +135,14 @@ pub fn draw(l: &Latent<'_>) -> TokenStream {
     let Some(bounds) = &l.bounds else {
         return draw_unbounded(l);
     };
-    let low = bounds.low.clone().unwrap_or(quote!(f64::NEG_INFINITY));
-    let high = bounds.high.clone().unwrap_or(quote!(f64::INFINITY));
+    let low = bounds
+        .low
+        .clone()
+        .unwrap_or(quote!(::core::primitive::f64::NEG_INFINITY));
+    let high = bounds
+        .high
+        .clone()
+        .unwrap_or(quote!(::core::primitive::f64::INFINITY));
     match (&l.prior, bounds.low.is_some() && bounds.high.is_some()) {
         // Both bounds (dependent bounds always have both): a flat prior
         // is uniform between them.

@@ -128,7 +128,7 @@ fn latents_struct(plan: &Plan<'_>) -> TokenStream {
     let core_model = quote!(::iwhvi::__private::iwhvi_core::model);
     quote! {
         #[doc = #doc_latents]
-        #[derive(Clone, Debug, PartialEq)]
+        #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #vis struct #latents_ident {
             #(#latent_defs,)*
         }
@@ -185,7 +185,7 @@ fn samplers(plan: &Plan<'_>) -> TokenStream {
     let distribution_error = quote!(::iwhvi::__private::distributions::DistributionError);
     quote! {
         #[doc = #doc_observations]
-        #[derive(Clone, Debug, PartialEq)]
+        #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #vis struct #observations_ident {
             #(#observation_defs,)*
         }
@@ -258,7 +258,7 @@ fn derived_struct(plan: &Plan<'_>) -> TokenStream {
     let doc_derived = format!("The derived quantities of [`{ident}`] at given latents.");
     quote! {
         #[doc = #doc_derived]
-        #[derive(Clone, Debug, PartialEq)]
+        #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #vis struct #derived_ident {
             #(#derived_defs,)*
         }

@@ -4,7 +4,6 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use crate::family::Support;
 use crate::model::ast::{Elem, Shape};
 use crate::model::plan::Observed;
 
@@ -41,7 +40,9 @@ pub fn log_joint_step(o: &Observed<'_>) -> TokenStream {
     let value = match o.shape.elem() {
         Elem::Real => quote!(<__T as ::iwhvi::__private::Scalar>::constant(#element)),
         Elem::Integer => quote!((#element) as u64),
-        Elem::Bool => quote!(u64::from(#element)),
+        Elem::Bool => {
+            quote!(<::core::primitive::u64 as ::core::convert::From<bool>>::from(#element))
+        }
     };
     let term = quote!(__lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, #value););
     match o.index {
@@ -119,21 +120,7 @@ pub fn support_check(o: &Observed<'_>) -> Option<TokenStream> {
     }
     let name = ident.to_string();
     let distribution = family.name;
-    let (test, support) = match (family.name, shape.elem()) {
-        ("Bernoulli" | "BernoulliLogit", Elem::Integer) => {
-            (quote!((0..=1).contains(&(__value as i128))), "0 or 1")
-        }
-        (
-            "Poisson" | "PoissonLog" | "NegativeBinomial2" | "Binomial" | "BinomialLogit",
-            Elem::Integer,
-        ) => (quote!((__value as i128) >= 0), "non-negative counts"),
-        (_, Elem::Real) => match family.support {
-            Support::Positive => (quote!(__value > 0.0), "positive reals"),
-            Support::UnitInterval => (quote!(__value >= 0.0 && __value <= 1.0), "[0, 1]"),
-            _ => return None,
-        },
-        _ => return None,
-    };
+    let (test, support) = family.support.data_check(shape.elem())?;
     let values = if shape.is_scalar() {
         quote!(::core::iter::once(self.#ident))
     } else {
