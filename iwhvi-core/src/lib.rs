@@ -58,3 +58,8 @@ pub use dual::Dual;
 pub use gradient::{Differentiable, ForwardEngine, GradientEngine, Parallelism, gradient};
 pub use linalg::LinalgError;
 pub use scalar::Scalar;
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
