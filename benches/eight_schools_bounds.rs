@@ -24,9 +24,7 @@ use iwhvi::posterior::Posterior;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-#[path = "../examples/common/eight_schools.rs"]
-mod eight_schools;
-use eight_schools::EightSchools;
+use iwhvi_examples::hand_written::EightSchools;
 
 const SETTINGS: [(usize, usize); 6] = [(1, 0), (1, 8), (1, 64), (8, 0), (8, 8), (8, 64)];
 

@@ -18,8 +18,8 @@
 //! k̂ > 0.7 means the reweighted figures are not to be trusted).
 //!
 //! The models are declared with `#[variational]` in
-//! `examples/common/posteriordb_models.rs`; their data are copied under
-//! `tests/data/posteriordb` (source and licence noted there).
+//! `examples/src/posteriordb.rs`; their data are copied under
+//! `examples/data/posteriordb` (source and licence noted there).
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -35,9 +35,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
-#[path = "common/posteriordb_models.rs"]
-mod models;
-use models::*;
+use iwhvi_examples::posteriordb::*;
 
 /// The seed of every fit (initial parameters and each step's noise).
 const SEED: u64 = 1;
@@ -118,7 +116,7 @@ struct Row {
 fn reference(posterior: &str) -> Vec<(String, f64, f64)> {
     let path = format!(
         "{}/../shared/posteriordb/{posterior}/reference.json",
-        env!("CARGO_MANIFEST_DIR")
+        iwhvi_examples::repo_root().display()
     );
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{path}: {e} (the suite needs ../shared beside the checkout)"));
@@ -574,11 +572,11 @@ fn main() {
     }
 }
 
-/// Fills `examples/common/accuracy_page.md` (read when the suite finishes,
+/// Fills `examples/accuracy_page.md` (read when the suite finishes,
 /// so edits to its prose need no rebuild) and writes docs/ACCURACY.md.
 fn write_page(table: &str, met: usize, total: f64) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let template_path = format!("{root}/examples/common/accuracy_page.md");
+    let root = iwhvi_examples::repo_root().display();
+    let template_path = format!("{root}/examples/accuracy_page.md");
     let template =
         std::fs::read_to_string(&template_path).unwrap_or_else(|e| panic!("{template_path}: {e}"));
     let page = template

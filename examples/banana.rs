@@ -37,8 +37,7 @@ use plotters::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-#[path = "common/report.rs"]
-mod report;
+use iwhvi_examples::report;
 
 use report::Report;
 
@@ -219,7 +218,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         &mut rng,
     );
 
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/banana.svg");
+    let path = iwhvi_examples::repo_root().join("target/banana.svg");
     plot(&[mean_field, semi_implicit], &path)?;
     report.line(format!("\nplot: {}", path.display()));
     report.figure("plot", path.display().to_string());

@@ -1,7 +1,7 @@
 //! Eight schools (Rubin 1981) in both of its forms, each fitted with a
 //! mean-field Gaussian on the ELBO and a semi-implicit (hierarchical) guide
 //! on the DIWHVI bound; the centred form also with a guide written as a
-//! struct (`common/centred.rs`). For every fit: the posterior of mu, tau
+//! struct (`iwhvi_examples::centred`). For every fit: the posterior of mu, tau
 //! and theta[0] from the guide's draws and importance-resampled with the
 //! bound's weights, beside posteriordb's reference (NUTS, 10,000 draws);
 //! the bound; and a log-evidence estimate against the exact -31.311.
@@ -25,43 +25,14 @@ use iwhvi::model::Model;
 use iwhvi::objective::{Diwhvi, estimate_bound, log_evidence};
 use iwhvi::optim::{Adam, LearningRate};
 use iwhvi::posterior::{Draws, Posterior};
-use iwhvi::variational;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-#[path = "common/centred.rs"]
-mod centred;
-#[path = "common/reference.rs"]
-mod reference;
-#[path = "common/report.rs"]
-mod report;
-
-use centred::{Centred, FunnelGuide};
-use report::Report;
-
-/// Eight schools, non-centred: mu ~ N(0, 5), tau ~ HalfCauchy(5),
-/// theta_tilde_j ~ N(0, 1), y_j ~ N(mu + tau theta_tilde_j, sigma_j);
-/// the school effects theta_j = mu + tau theta_tilde_j are derived.
-#[variational]
-struct EightSchools {
-    #[data]
-    sigma: Vec<f64>,
-    #[latent(Normal(0.0, 5.0))]
-    mu: f64,
-    #[latent(HalfCauchy(5.0))]
-    tau: f64,
-    #[latent(Normal(0.0, 1.0), len = sigma.len())]
-    theta_tilde: Vec<f64>,
-    #[observe(Normal(mu + tau * theta_tilde[j], sigma[j]), for j)]
-    y: Vec<f64>,
-    #[derived(mu + tau * theta_tilde[j], for j)]
-    theta: [f64; 8],
-}
-
-const SIGMA: [f64; 8] = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0];
-const Y: [f64; 8] = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0];
-/// log p(y) by quadrature (`../shared/peers`).
-const EXACT_LOG_EVIDENCE: f64 = -31.311;
+use iwhvi_examples::centred::{Centred, FunnelGuide};
+use iwhvi_examples::hand_written::{SIGMA, Y};
+use iwhvi_examples::noncentred::{EXACT_LOG_EVIDENCE, EightSchools};
+use iwhvi_examples::reference;
+use iwhvi_examples::report::Report;
 /// The quantities shown: our names and posteriordb's.
 const SHOWN: [(&str, &str); 3] = [("mu", "mu"), ("tau", "tau"), ("theta[0]", "theta[1]")];
 

@@ -23,8 +23,7 @@ use iwhvi::variational;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-#[path = "common/report.rs"]
-mod report;
+use iwhvi_examples::report;
 use report::Report;
 
 /// The funnel as a model with no data: its "posterior" is its prior.

@@ -45,8 +45,7 @@ use plotters::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-#[path = "common/report.rs"]
-mod report;
+use iwhvi_examples::report;
 
 use report::Report;
 
@@ -203,7 +202,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         rows.iter().map(|r| &r.tau).collect::<Vec<_>>(),
     );
 
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/laplace_mixture.svg");
+    let path = iwhvi_examples::repo_root().join("target/laplace_mixture.svg");
     plot(&rows, truth, &path)?;
     report.line(format!("plot: {}", path.display()));
     report.figure("plot", path.display().to_string());

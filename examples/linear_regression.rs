@@ -39,8 +39,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 
-#[path = "common/report.rs"]
-mod report;
+use iwhvi_examples::report;
 
 /// The noise sd `s` (known) and the prior sd `s0` of every coefficient.
 const NOISE_SD: f64 = 1.0;

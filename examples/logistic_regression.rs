@@ -33,10 +33,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 
-#[path = "common/regression.rs"]
-mod regression;
-#[path = "common/report.rs"]
-mod report;
+use iwhvi_examples::{regression, report};
 
 /// The coefficients the data are simulated from: intercept, x1, x2, x3.
 const TRUE_BETA: [f64; 4] = [-0.5, 1.2, -0.8, 0.4];

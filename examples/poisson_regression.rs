@@ -34,10 +34,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 
-#[path = "common/regression.rs"]
-mod regression;
-#[path = "common/report.rs"]
-mod report;
+use iwhvi_examples::{regression, report};
 
 /// The coefficients the data are simulated from: intercept, x1, x2 and
 /// a 0/1 treatment indicator.

@@ -50,9 +50,16 @@ mod prob;
 
 pub use ad::{dual, gradient, linalg, scalar, special, tape};
 pub use infer::{fit, guide, laplace, objective, optim, posterior};
+#[doc(hidden)]
+pub use prob::generated;
 pub use prob::{distributions, model, transforms};
 
 pub use dual::Dual;
 pub use gradient::{Differentiable, ForwardEngine, GradientEngine, Parallelism, gradient};
 pub use linalg::LinalgError;
 pub use scalar::Scalar;
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -8,5 +8,6 @@
 //! objectives. Every module is re-exported at the crate root.
 
 pub mod distributions;
+pub mod generated;
 pub mod model;
 pub mod transforms;

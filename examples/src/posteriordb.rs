@@ -1,10 +1,10 @@
 //! The ten posteriors of `../shared/posteriordb`, declared with
 //! `#[variational]` (each model as restated in its `model.md`), with
-//! constructors that read the data copied into `tests/data/posteriordb`
+//! constructors that read the data copied into `examples/data/posteriordb`
 //! (source and licence in its README). Shared by the accuracy suite
 //! (`examples/accuracy.rs`), the log-joint tests
-//! (`tests/posteriordb_models.rs`) and `tests/laplace_preconditioning.rs`.
-#![allow(dead_code)]
+//! (`tests/inference/posteriordb_models.rs`) and
+//! `tests/inference/laplace_preconditioning.rs`.
 
 use iwhvi::distributions::{Distribution, Normal};
 use iwhvi::variational;
@@ -13,8 +13,8 @@ use serde_json::Value;
 /// The data of `posterior` (posteriordb's name, e.g. `arK-arK`).
 pub fn data(posterior: &str) -> Value {
     let path = format!(
-        "{}/tests/data/posteriordb/{posterior}/data.json",
-        env!("CARGO_MANIFEST_DIR")
+        "{}/examples/data/posteriordb/{posterior}/data.json",
+        crate::repo_root().display()
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))

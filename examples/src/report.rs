@@ -8,7 +8,6 @@
 //! report.figure("log_evidence", -31.30);
 //! report.finish();
 //! ```
-#![allow(dead_code)]
 
 use serde_json::{Map, Value};
 

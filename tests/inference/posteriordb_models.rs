@@ -1,9 +1,9 @@
 //! posteriordb models declared with `#[variational]`: the generated log
 //! joint equals a hand-written one (each model as restated in
 //! `../shared/posteriordb/<posterior>/model.md`) at random unconstrained
-//! points, to 1e-12 relative, on the data copied into `tests/data`. The
-//! models live in `examples/common/posteriordb_models.rs`, shared with the
-//! accuracy suite.
+//! points, to 1e-12 relative, on the data copied into `examples/data`. The
+//! models live in the fixtures crate (`iwhvi_examples::posteriordb`), shared
+//! with the accuracy suite.
 
 use iwhvi::distributions::{Cauchy, Distribution, HalfCauchy, Normal};
 use iwhvi::model::Model;
@@ -11,8 +11,7 @@ use iwhvi::transforms::Transform;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-#[path = "../examples/common/posteriordb_models.rs"]
-mod models;
+use iwhvi_examples::posteriordb as models;
 use models::*;
 
 fn assert_same_log_joint(generated: &impl Model, hand_written: impl Fn(&[f64]) -> f64, seed: u64) {

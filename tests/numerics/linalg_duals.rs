@@ -2,9 +2,7 @@
 //! and triangular solves, differentiated through the gradient engine and
 //! checked against central finite differences.
 
-mod common;
-
-use common::central_difference;
+use crate::common::central_difference;
 use iwhvi::linalg::{
     cholesky, cholesky_solve, log_det_from_cholesky, solve_lower_triangular,
     solve_lower_triangular_transpose, solve_upper_triangular,

@@ -8,7 +8,7 @@
 pub fn posteriordb(posterior: &str, names: &[&str]) -> Option<Vec<(f64, f64)>> {
     let path = format!(
         "{}/../shared/posteriordb/{posterior}/reference.json",
-        env!("CARGO_MANIFEST_DIR")
+        crate::repo_root().display()
     );
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;

@@ -7,22 +7,8 @@ use iwhvi::{Dual, Scalar};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-#[path = "../examples/common/eight_schools.rs"]
-mod hand_written;
-
-#[variational]
-struct EightSchools {
-    #[data]
-    sigma: Vec<f64>,
-    #[latent(Normal(0.0, 5.0))]
-    mu: f64,
-    #[latent(HalfCauchy(5.0))]
-    tau: f64,
-    #[latent(Normal(0.0, 1.0), len = sigma.len())]
-    theta_tilde: Vec<f64>,
-    #[observe(Normal(mu + tau * theta_tilde[j], sigma[j]), for j)]
-    y: Vec<f64>,
-}
+use iwhvi_examples::hand_written;
+use iwhvi_examples::noncentred::{EightSchools, EightSchoolsLatents};
 
 fn eight_schools() -> EightSchools {
     EightSchools::new(hand_written::SIGMA.to_vec(), hand_written::Y.to_vec()).unwrap()

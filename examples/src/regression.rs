@@ -13,7 +13,7 @@ use iwhvi::optim::{Adam, LearningRate};
 use iwhvi::posterior::{Posterior, Summary};
 use rand::rngs::StdRng;
 
-use super::report::Report;
+use crate::report::Report;
 
 /// One fitted guide, assessed.
 pub struct Assessment {

@@ -1,6 +1,6 @@
 //! Eight schools, *centred*, as a `#[variational]` model, and a guide for
 //! it written as a struct. Shared by the `eight_schools` example and
-//! `tests/guide_macro.rs`.
+//! `tests/macros/guide_macro.rs`.
 //!
 //! In its own coordinates the centred posterior is Neal's funnel: theta_j
 //! collapses onto mu as tau shrinks. The guide draws mu and tau first and

@@ -2,9 +2,7 @@
 //! `../shared/reference/special.json` (mpmath at 50 digits), through `f64`
 //! and through the dual number.
 
-mod common;
-
-use common::{relative_error, shared_reference};
+use crate::common::{relative_error, shared_reference};
 use iwhvi::{Dual, Scalar};
 
 /// The tolerance the issue asks for: 1e-12 relative.

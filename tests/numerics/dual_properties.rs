@@ -2,9 +2,7 @@
 //! elementary functions, through the chunked gradient engine, against
 //! fourth-order central finite differences.
 
-mod common;
-
-use common::central_difference;
+use crate::common::central_difference;
 use iwhvi::{Differentiable, Dual, ForwardEngine, Parallelism, Scalar};
 use proptest::prelude::*;
 

@@ -40,13 +40,8 @@ fn allocations() -> usize {
     ALLOCATIONS.with(std::cell::Cell::get)
 }
 
-#[allow(dead_code)]
-#[path = "../examples/common/eight_schools.rs"]
-mod hand_written;
-
-#[path = "../examples/common/centred.rs"]
-mod centred;
-use centred::{Centred, FunnelGuide};
+use iwhvi_examples::centred::{Centred, FunnelGuide};
+use iwhvi_examples::hand_written;
 
 #[variational]
 struct EightSchools {

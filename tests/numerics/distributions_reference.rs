@@ -3,9 +3,7 @@
 //! with scipy.stats), through the dual number: x is direction 0 and the
 //! parameters follow in the order the reference names them.
 
-mod common;
-
-use common::{central_difference, relative_error, shared_reference};
+use crate::common::{central_difference, relative_error, shared_reference};
 use iwhvi::distributions::*;
 use iwhvi::{Dual, Scalar};
 use nalgebra::{DMatrix, DVector};

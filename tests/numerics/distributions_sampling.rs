@@ -7,9 +7,7 @@
 //! α ≈ 7e-6 per check). Every test is seeded, so it is deterministic; the
 //! level says how unlucky a correct sampler would have to be to fail.
 
-mod common;
-
-use common::central_difference;
+use crate::common::central_difference;
 use iwhvi::distributions::*;
 use iwhvi::special::{erf, erfc, sigmoid};
 use iwhvi::{Dual, Scalar};

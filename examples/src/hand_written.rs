@@ -3,7 +3,7 @@
 //! theta_tilde[0..8])`, mu ~ N(0, 5), tau ~ HalfCauchy(5) with the
 //! log-Jacobian of `tau = exp(u₁)`, theta_tilde ~ N(0, 1),
 //! y_j ~ N(mu + tau theta_tilde_j, sigma_j). Shared by the benchmarks and
-//! `tests/{model,guide}_macro.rs`.
+//! `tests/macros/{model,guide}_macro.rs`.
 //!
 //! Data: Rubin (1981), as stored in posteriordb
 //! (`eight_schools-eight_schools_noncentered`, BSD-3).

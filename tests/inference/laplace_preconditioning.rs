@@ -20,8 +20,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 
-#[path = "../examples/common/posteriordb_models.rs"]
-mod models;
+use iwhvi_examples::posteriordb as models;
 
 /// Known noise sd 1, prior beta_j ~ N(0, 2): the posterior is Gaussian.
 #[variational]

@@ -1,0 +1,34 @@
+//! Fixtures shared by the examples, the integration tests and the
+//! benchmarks of `iwhvi`, declared once (not part of the published crates).
+//!
+//! - [`noncentred`] and [`centred`]: eight schools as `#[variational]`
+//!   models in both forms, the centred one with a guide written as a
+//!   struct; [`hand_written`]: the non-centred log joint by hand, with the
+//!   data;
+//! - [`posteriordb`]: the ten posteriors of `../shared/posteriordb` as
+//!   models, reading the data under `examples/data/posteriordb`;
+//!   [`reference`](mod@reference): posteriordb's reference posteriors (NUTS);
+//! - [`report`]: what every example prints (text, or JSON with `--json`);
+//!   [`regression`]: the fit-and-assess code of the regression examples.
+//!
+//! Paths are resolved from the repository root ([`repo_root`]), so the
+//! examples, tests and benchmarks find the data whatever their working
+//! directory.
+
+use std::path::Path;
+
+pub mod centred;
+pub mod hand_written;
+pub mod noncentred;
+pub mod posteriordb;
+pub mod reference;
+pub mod regression;
+pub mod report;
+
+/// The repository's root folder (this package's parent); `../shared`
+/// lies beside it.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the examples package sits inside the repository")
+}

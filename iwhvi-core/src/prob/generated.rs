@@ -1,0 +1,94 @@
+//! Runtime helpers for the code that `#[variational]` generates.
+//!
+//! The facade crate re-exports every item here from its hidden
+//! `iwhvi::__private` module, the one path generated code names; the logic
+//! lives here, beside the distributions and transforms it calls. Not a
+//! stable API: the items may change with the macro.
+
+use crate::distributions::supports::SupportKind;
+use crate::distributions::{
+    Dirichlet, Distribution, DistributionError, MultivariateNormal, Reparameterized,
+};
+use crate::scalar::Scalar;
+use crate::transforms::Transform;
+
+/// A reparameterized draw `g(θ, ε)` of a family whose constructor may
+/// reject its parameters: NaN then, which the objective reports as a
+/// non-finite value rather than panicking mid-step.
+#[inline]
+pub fn rsample_or_nan<T: Scalar, D: Reparameterized<T>>(
+    d: Result<D, DistributionError>,
+    noise: f64,
+) -> T {
+    match d {
+        Ok(d) => d.rsample(noise),
+        Err(_) => T::constant(f64::NAN),
+    }
+}
+
+/// The unconstrained coordinate `u = T⁻¹(z)` of one scalar latent;
+/// NaN when `z` lies outside the transform's support.
+#[inline]
+pub fn inverse_scalar<T: Scalar>(t: Transform, z: T) -> T {
+    t.inverse_scalar(z).unwrap_or(T::constant(f64::NAN))
+}
+
+/// `z = T(u)` for the elementwise blocks `(offsets[i], lens[i],
+/// transforms[i])` of `u`, written into `z`; returns the summed
+/// `log|dz/du|`. A macro guide's densities start from it.
+#[inline]
+pub fn constrain_elementwise<T: Scalar>(
+    offsets: &[usize],
+    lens: &[usize],
+    transforms: &[Transform],
+    u: &[T],
+    z: &mut [T],
+) -> T {
+    let mut log_jacobian = T::constant(0.0);
+    for ((&off, &n), t) in offsets.iter().zip(lens).zip(transforms) {
+        for k in off..off + n {
+            let (zk, lj) = t.forward_scalar(u[k]);
+            z[k] = zk;
+            log_jacobian += lj;
+        }
+    }
+    log_jacobian
+}
+
+/// `sd · ε`, `ε ~ N(0, 1)`: the `normal(sd)` parameter initialiser.
+pub fn normal_init<R: rand::Rng + ?Sized>(rng: &mut R, sd: f64) -> f64 {
+    let e: f64 = rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);
+    sd * e
+}
+
+/// The default transform of a distribution's support, evaluated at
+/// compile time for user-defined families (`const { … }`): a support
+/// without one stops the build here.
+pub const fn default_transform<D: Distribution<f64>>() -> Transform {
+    match <D::Support as SupportKind>::DEFAULT_TRANSFORM {
+        Some(t) => t,
+        None => panic!(
+            "this user-defined distribution's support has no default transform: give the latent `lower`/`upper` bounds"
+        ),
+    }
+}
+
+/// A draw of a multivariate family as a `Vec<f64>`.
+pub trait DrawVector {
+    /// One draw.
+    fn draw_vector<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64>;
+}
+
+impl DrawVector for Dirichlet<f64> {
+    fn draw_vector<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
+        rand::distr::Distribution::<Vec<f64>>::sample(self, rng)
+    }
+}
+
+impl DrawVector for MultivariateNormal<f64> {
+    fn draw_vector<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
+        rand::distr::Distribution::<nalgebra::DVector<f64>>::sample(self, rng)
+            .as_slice()
+            .to_vec()
+    }
+}

@@ -1,0 +1,10 @@
+//! Inference end to end: objectives and their gradient estimators, fits,
+//! Laplace and preconditioned guides, closed-form posteriors and the
+//! posteriordb models (one test binary, one module per former test file).
+
+mod fit_behaviour;
+mod gradient_estimators;
+mod inference_closed_form;
+mod laplace_preconditioning;
+mod laplace_toy;
+mod posteriordb_models;

@@ -1,0 +1,10 @@
+//! `#[variational]` on models and guides: generated code against
+//! hand-written equivalents, and a lint-clean expansion (one test binary,
+//! one module per former test file; the compile-fail cases are
+//! `tests/ui.rs`).
+
+mod guide_macro;
+mod model_macro;
+// `pub`, so that its `#![deny(missing_docs)]` sees the generated items as
+// exported, as it did when the file was a crate of its own.
+pub mod model_macro_lints;
