@@ -1,7 +1,7 @@
 //! `#[variational]` on models and guides: generated code against
 //! hand-written equivalents, and a lint-clean expansion (one test binary,
 //! one module per former test file; the compile-fail cases are
-//! `tests/ui.rs`).
+//! `iwhvi-macros/tests/ui.rs`).
 
 mod guide_macro;
 mod model_macro;

@@ -73,7 +73,7 @@ fn read(path: &Path) -> String {
 /// the case and whose quoted message is the case's `.stderr`, word for word.
 #[test]
 fn compile_checks_page_quotes_the_cases() {
-    let page = std::fs::read_to_string("docs/COMPILE_CHECKS.md").expect("the page");
+    let page = std::fs::read_to_string("../docs/COMPILE_CHECKS.md").expect("the page");
     let sections = sections(&page);
     let mut problems = Vec::new();
     for case in ["tests/ui/model", "tests/ui/guide", "tests/ui/pass"]
