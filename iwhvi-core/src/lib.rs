@@ -50,6 +50,7 @@ mod prob;
 
 pub use ad::{dual, gradient, linalg, scalar, special, tape};
 pub use infer::{fit, guide, laplace, objective, optim, posterior};
+pub use prob::plate;
 pub use prob::{distributions, model, transforms};
 
 pub use dual::Dual;

@@ -2,11 +2,13 @@
 //! `Scalar`, samplers, supports), the transforms between a
 //! support and unconstrained space, and the `Model` trait
 //! (a log joint over unconstrained latents, Jacobians included) with its
-//! layout of named latents.
+//! layout of named latents; and plates, a density summed over many
+//! observations as one kernel over `f64` arrays.
 //!
 //! Written over the AD layer's `Scalar`; knows nothing of guides or
 //! objectives. Every module is re-exported at the crate root.
 
 pub mod distributions;
 pub mod model;
+pub mod plate;
 pub mod transforms;
