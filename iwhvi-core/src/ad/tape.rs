@@ -288,6 +288,23 @@ mod tests {
         assert_eq!((value, grad), (7.0, vec![0.75, -1.0]));
     }
 
+    #[test]
+    fn a_plate_is_one_node() {
+        use crate::plate::{self, Arg, NormalKernel};
+        TAPE.with(|tape| tape.borrow_mut().clear());
+        let loc: Vec<Var> = (0..600).map(|i| Var::input(f64::from(i) * 0.01)).collect();
+        let y: Vec<f64> = (0..600).map(|i| f64::from(i) * 0.02).collect();
+        let scale = Var::constant(1.5);
+        let lp = plate::log_density(
+            &NormalKernel,
+            Var::constant(0.0),
+            &y,
+            &[Arg::Slice(&loc), Arg::Const(scale)],
+        );
+        assert!(!lp.is_constant());
+        assert_eq!(recorded(), (601, 600), "one node, an edge per variable");
+    }
+
     struct WithPartials;
 
     impl Differentiable for WithPartials {
