@@ -52,6 +52,7 @@ pub use ad::{dual, gradient, linalg, scalar, special, tape};
 pub use infer::{fit, guide, laplace, objective, optim, posterior};
 #[doc(hidden)]
 pub use prob::generated;
+pub use prob::plate;
 pub use prob::{distributions, model, transforms};
 
 pub use dual::Dual;

@@ -338,6 +338,22 @@ mod tests {
     }
 
     #[test]
+    fn with_partials_is_the_chain_rule_over_the_variable_operands() {
+        let x = Dual::<2>::new(1.0, [0.5, -2.0]);
+        let y = Dual::<2>::new(2.0, [1.0, 3.0]);
+        let c = Dual::<2>::constant(9.0);
+        let r = Dual::with_partials(4.0, &[x, c, y, x], &[2.0, 7.0, -1.0, 0.5]);
+        assert_eq!(r.value, 4.0);
+        assert_eq!(
+            r.tangent,
+            [2.0 * 0.5 - 1.0 + 0.5 * 0.5, 2.0 * -2.0 - 3.0 + 0.5 * -2.0]
+        );
+        assert!(!r.is_constant());
+        assert!(Dual::with_partials(4.0, &[c, c], &[1.0, 2.0]).is_constant());
+        assert!(Dual::<2>::with_partials(4.0, &[], &[]).is_constant());
+    }
+
+    #[test]
     fn one_sided_cases_agree_with_the_two_sided_formula() {
         let x = Dual::<3>::new(1.7, [0.3, -1.1, 2.0]);
         let c = Dual::<3>::constant(-0.6);

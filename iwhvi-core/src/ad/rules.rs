@@ -4,8 +4,9 @@
 //! in each operand, computed on `f64`. The one-argument table is
 //! [`special::derivative`]; here are the rest: the arithmetic operators,
 //! the powers with their guards ([`Rule`] implementations), and the fused
-//! reductions `log_sum_exp`, `dot` and `scaled_squared_distance` (generic
-//! functions that give [`ChainRule::combine`] their partials).
+//! reductions `log_sum_exp`, `dot`, `scaled_squared_distance` and
+//! `with_partials` (generic functions that give [`ChainRule::combine`] their
+//! partials).
 //!
 //! Each scalar applies the rules its own way, through [`ChainRule`]:
 //! [`Dual`](crate::Dual) by the chain rule on its tangent,
@@ -303,6 +304,22 @@ pub(crate) fn scaled_squared_distance<T: ChainRule>(x: &[T], mean: &[T], inverse
     T::combine(value, partials, 1.0)
 }
 
+/// A value with precomputed partials `∂value/∂operandᵢ = partialsᵢ`:
+/// one [`ChainRule::combine`] over the operands, in order.
+#[inline]
+pub(crate) fn with_partials<T: ChainRule>(value: f64, operands: &[T], partials: &[f64]) -> T {
+    assert_eq!(
+        operands.len(),
+        partials.len(),
+        "with_partials: one partial per operand"
+    );
+    T::combine(
+        value,
+        operands.iter().copied().zip(partials.iter().copied()),
+        1.0,
+    )
+}
+
 /// The [`Scalar`] methods that are rules, for a [`ChainRule`] scalar:
 /// expands to items of an `impl Scalar` block. With `value_field`, also
 /// `constant` and `value` for a type with a `value: f64` field and a
@@ -343,6 +360,10 @@ macro_rules! rule_methods {
         #[inline]
         fn scaled_squared_distance(x: &[Self], mean: &[Self], inverse_scale: &[Self]) -> Self {
             $crate::ad::rules::scaled_squared_distance(x, mean, inverse_scale)
+        }
+        #[inline]
+        fn with_partials(value: f64, operands: &[Self], partials: &[f64]) -> Self {
+            $crate::ad::rules::with_partials(value, operands, partials)
         }
     };
 }

@@ -118,6 +118,48 @@ pub trait Scalar:
             })
     }
 
+    /// A value computed outside the scalar type (a kernel over plain `f64`
+    /// arrays), with its partial derivatives `partials[i] = ∂value/∂operands[i]`:
+    ///
+    /// `y = value`, `ẏ = Σᵢ partials[i] · operands[i]̇`.
+    ///
+    /// One tape node for [`Var`](crate::tape::Var) (an edge for each operand
+    /// that is not a constant), one chain-rule pass for
+    /// [`Dual<W>`](crate::Dual) (constant operands skipped, summed in operand
+    /// order), the value alone for `f64`. An operand may occur more than
+    /// once: its partials add up. This is Stan Math's "operands and
+    /// partials": a whole vectorised density becomes one node.
+    ///
+    /// The default, for scalar types outside this crate, is correct but
+    /// slow: `value + Σᵢ (operandᵢ − value(operandᵢ)) · partialᵢ`.
+    ///
+    /// # Panics
+    /// If `operands` and `partials` differ in length.
+    ///
+    /// ```
+    /// use iwhvi_core::{Dual, Scalar};
+    ///
+    /// // x·y at (2, 3), computed in f64: ∂/∂x = y, ∂/∂y = x.
+    /// let (x, y) = (Dual::<2>::variable(2.0, 0), Dual::<2>::variable(3.0, 1));
+    /// let product = Dual::with_partials(6.0, &[x, y], &[3.0, 2.0]);
+    /// assert_eq!(product.value, 6.0);
+    /// assert_eq!(product.tangent(), [3.0, 2.0]);
+    /// assert_eq!(f64::with_partials(6.0, &[2.0, 3.0], &[3.0, 2.0]), 6.0);
+    /// ```
+    #[inline]
+    fn with_partials(value: f64, operands: &[Self], partials: &[f64]) -> Self {
+        assert_eq!(
+            operands.len(),
+            partials.len(),
+            "with_partials: one partial per operand"
+        );
+        let mut result = Self::constant(value);
+        for (&operand, &partial) in operands.iter().zip(partials) {
+            result += (operand - operand.value()) * partial;
+        }
+        result
+    }
+
     /// `e^x`
     #[inline(always)]
     fn exp(self) -> Self {

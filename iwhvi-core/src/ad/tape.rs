@@ -269,4 +269,48 @@ mod tests {
         assert_eq!(recorded(), (3, 3), "one node for the whole dot product");
         assert_eq!((y.index, z.index), (1, 2));
     }
+
+    #[test]
+    fn with_partials_is_one_node_with_an_edge_per_variable_operand() {
+        TAPE.with(|tape| tape.borrow_mut().clear());
+        let (x, y, c) = (Var::input(2.0), Var::input(3.0), Var::constant(5.0));
+        let none = Var::with_partials(1.0, &[c, c], &[1.0, 2.0]);
+        assert!(none.is_constant());
+        assert_eq!(recorded(), (2, 0), "constants record nothing");
+        let r = Var::with_partials(7.0, &[x, c, y, x], &[0.5, 9.0, -1.0, 0.25]);
+        assert_eq!(r.value, 7.0);
+        assert_eq!(
+            recorded(),
+            (3, 3),
+            "one node, one edge per variable operand"
+        );
+        let (value, grad) = TapeEngine.value_and_gradient(&WithPartials, &[2.0, 3.0]);
+        assert_eq!((value, grad), (7.0, vec![0.75, -1.0]));
+    }
+
+    #[test]
+    fn a_plate_is_one_node() {
+        use crate::plate::{self, Arg, NormalKernel};
+        TAPE.with(|tape| tape.borrow_mut().clear());
+        let loc: Vec<Var> = (0..600).map(|i| Var::input(f64::from(i) * 0.01)).collect();
+        let y: Vec<f64> = (0..600).map(|i| f64::from(i) * 0.02).collect();
+        let scale = Var::constant(1.5);
+        let lp = plate::log_density(
+            &NormalKernel,
+            Var::constant(0.0),
+            &y,
+            &[Arg::Slice(&loc), Arg::Const(scale)],
+        );
+        assert!(!lp.is_constant());
+        assert_eq!(recorded(), (601, 600), "one node, an edge per variable");
+    }
+
+    struct WithPartials;
+
+    impl Differentiable for WithPartials {
+        fn eval<T: Scalar>(&self, x: &[T]) -> T {
+            let c = T::constant(5.0);
+            T::with_partials(7.0, &[x[0], c, x[1], x[0]], &[0.5, 9.0, -1.0, 0.25])
+        }
+    }
 }
