@@ -1,0 +1,934 @@
+//! The DIWHVI bound and its gradient for the affine semi-implicit guide,
+//! computed in plain `f64` with a hand-written adjoint: no dual numbers, no
+//! tape.
+//!
+//! The mathematics is that of the generic path ([`DiwhviObjective`](super::DiwhviObjective) over
+//! the weights of `weights.rs`), written out for
+//! [`SemiImplicit`] with [`Conditioning::Linear`] and a constant
+//! conditional scale, with a learned affine reverse model
+//! (`Reverse::Learned(Conditioning::Linear)`) or none (`Reverse::Prior`,
+//! SIVI). For outer sample `m`, with the step's noise `ε₀` (mixing), `ε`
+//! (conditional) and `η₁ … η_K` (reverse):
+//!
+//! - `ψ₀ = ε₀`, `u = W ψ₀ + b + s ⊙ ε` (`s = e^{log s}`),
+//!   `ν = R u + c`, `ψ_k = ν + ρ ⊙ η_k` (`ρ = e^{log ρ}`; SIVI: `ψ_k = η_k`);
+//! - the `K + 1` draws are the columns of one `d × (K+1)` matrix `Ψ`, and
+//!   their conditional means `W Ψ + b 1ᵀ` are one matrix product;
+//! - `w_k = log N(u; W ψ_k + b, diag s²) + log N(ψ_k; 0, I) − log N(ψ_k; ν, diag ρ²)`
+//!   (SIVI: `log τ(ψ|u) = log q(ψ)`), and `U_K = logsumexp_k w_k − log(K+1)`,
+//!   in one pass over the columns, which also keeps the softmax weights
+//!   `π_k = ∂U_K/∂w_k` for the adjoint;
+//! - `log ŵ_m = log p(x, u_m) − U_K(u_m)`, with `log p` and `∇ᵤ log p`
+//!   taken from a [`ChainedModel`];
+//! - the bound `logsumexp_m log ŵ_m − log M`, whose gradient is
+//!   `Σ_m a_m ∇ log ŵ_m` with `a = softmax(log ŵ)`, summed in `m` order.
+//!
+//! The adjoint of `log ŵ_m` (with `ḡ_k = −π_k`, `z_k = (u − μ_k)/s`,
+//! `t_k = (ψ_k − ν)/ρ`): `M̄_k = ḡ_k z_k/s`; `W̄ = M̄ Ψᵀ`, `b̄ = Σ_k M̄_k`
+//! and `Ψ̄ = Wᵀ M̄` (two more products); `log s̄ = Σ_k ḡ_k (z_k² − 1)`;
+//! `ū = ∇ᵤ log p − Σ_k M̄_k`; for `k ≥ 1`, `Ψ̄_k += ḡ_k (t_k/ρ − ψ_k)`,
+//! `ν̄ += Ψ̄_k`, `log ρ̄ += Ψ̄_k ⊙ ρ ⊙ η_k`; at every `k`, `ν̄ −= ḡ_k t_k/ρ`
+//! and `log ρ̄ += ḡ_k (1 − t_k²)`; then `R̄ = ν̄ uᵀ`, `c̄ = ν̄`,
+//! `ū += Rᵀ ν̄`, and through `u`: `W̄ += ū ψ₀ᵀ`, `b̄ += ū`,
+//! `log s̄ += ū ⊙ s ⊙ ε`.
+//!
+//! This module is not used by [`fit`](crate::fit) yet: it is the fused
+//! kernel of the plan for whole-array gradients, checked against the
+//! generic path on both engines.
+
+use std::ops::Range;
+
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
+
+use super::{ChainedModel, StepNoise};
+use crate::gradient::{Differentiable, ForwardEngine, GradientEngine, Parallelism};
+use crate::guide::{Conditioning, HierarchicalGuide, Reverse, SemiImplicit};
+use crate::model::Model;
+use crate::scalar::Scalar;
+use crate::special::LN_SQRT_2PI;
+
+/// Why a [`SemiImplicit`] guide has no fused objective (yet): the settings
+/// [`FusedDiwhvi`] does not cover, which keep the generic path.
+///
+/// ```
+/// use iwhvi_core::guide::{Conditioning, SemiImplicit};
+/// use iwhvi_core::objective::fused::{FusedDiwhvi, Unfused};
+/// let mlp = SemiImplicit::new(3, 2).with_conditioning(Conditioning::Mlp { hidden: 8 });
+/// assert_eq!(FusedDiwhvi::new(&mlp).err(), Some(Unfused::MlpConditional));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unfused {
+    /// The conditional mean is an MLP of `ψ` (`Conditioning::Mlp`).
+    #[error("the fused objective covers an affine conditional mean only, not Conditioning::Mlp")]
+    MlpConditional,
+    /// The conditional's log-scale is an output of its network
+    /// (`with_psi_dependent_scale(true)`).
+    #[error("the fused objective covers a constant conditional scale only, not a ψ-dependent one")]
+    PsiDependentScale,
+    /// The reverse model's mean is an MLP of `u`
+    /// (`Reverse::Learned(Conditioning::Mlp { .. })`).
+    #[error("the fused objective covers an affine reverse model or none, not an MLP reverse model")]
+    MlpReverse,
+}
+
+/// Where the affine reverse model's parameters live: `ν = R u + c`
+/// (`R` is `d × D`, row-major), log-scale `log ρ`.
+#[derive(Clone, Debug)]
+struct ReverseBlocks {
+    weight: Range<usize>,
+    bias: Range<usize>,
+    log_scale: Range<usize>,
+}
+
+/// The DIWHVI bound of an affine [`SemiImplicit`] guide and its gradient in
+/// the guide's parameters, for one step's noise, by a hand-written adjoint
+/// over plain `f64` matrices.
+///
+/// The value is `logsumexp_m [log p(x, u_m) − U_K(u_m)] − log M`, with
+/// `U_K = logsumexp_{k=0..K} w_k − log(K+1)` and
+/// `w_k = log q(u|ψ_k) + log q(ψ_k) − log τ(ψ_k|u)`: the same function of
+/// the parameters as [`DiwhviObjective`](super::DiwhviObjective) with the plain reparameterization
+/// gradient ([`value_and_gradient`](super::value_and_gradient)), equal to it
+/// up to rounding (the sums run in another order). The buffers are
+/// allocated on the first call and reused while `M` and `K` stay the same.
+///
+/// ```
+/// use iwhvi_core::Scalar;
+/// use iwhvi_core::gradient::ForwardEngine;
+/// use iwhvi_core::guide::{HierarchicalGuide, SemiImplicit};
+/// use iwhvi_core::model::{LatentSpec, Layout, Model};
+/// use iwhvi_core::objective::fused::FusedDiwhvi;
+/// use iwhvi_core::objective::{self, Diwhvi, StepNoise};
+/// use iwhvi_core::transforms::Transform;
+/// use rand::SeedableRng;
+///
+/// struct StdNormal;
+/// impl Model for StdNormal {
+///     fn layout(&self) -> Layout {
+///         Layout::new(vec![LatentSpec::vector("x", 2, Transform::Identity)])
+///     }
+///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+///         -(u[0].square() + u[1].square()) * 0.5
+///     }
+/// }
+///
+/// let guide = SemiImplicit::new(2, 3);
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let params = guide.init_params(&mut rng);
+/// let noise = StepNoise::draw(&guide, Diwhvi::new(2, 4), &mut rng);
+/// let engine = ForwardEngine::<8>::new();
+///
+/// let mut fused = FusedDiwhvi::new(&guide).unwrap();
+/// let mut gradient = vec![0.0; params.len()];
+/// let bound = fused.value_and_gradient(&StdNormal, &params, &noise, &engine, &mut gradient);
+///
+/// let mut generic = vec![0.0; params.len()];
+/// let reference =
+///     objective::value_and_gradient(&StdNormal, &guide, &params, &noise, &engine, &mut generic);
+/// assert!((bound - reference).abs() <= 1e-12 * reference.abs());
+/// for (a, b) in gradient.iter().zip(&generic) {
+///     assert!((a - b).abs() <= 1e-10 * (1.0 + b.abs()));
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct FusedDiwhvi<'g> {
+    guide: &'g SemiImplicit,
+    /// `D`, `d` and the number of parameters `P`.
+    latent_dim: usize,
+    mixing_dim: usize,
+    params_len: usize,
+    /// `W` (`D × d`, row-major), `b`, `log s`.
+    weight: Range<usize>,
+    bias: Range<usize>,
+    log_scale: Range<usize>,
+    reverse: Option<ReverseBlocks>,
+    scratch: Scratch,
+}
+
+/// The buffers of one evaluation, sized for one `(M, K)`.
+#[derive(Clone, Debug, Default)]
+struct Scratch {
+    /// `(M, K)` the matrices are sized for.
+    shape: (usize, usize),
+    /// `s`, `1/s` (`D`) and `ρ`, `1/ρ` (`d`).
+    scale: Vec<f64>,
+    inverse_scale: Vec<f64>,
+    rho: Vec<f64>,
+    inverse_rho: Vec<f64>,
+    /// `Σ log s` and `Σ log ρ`.
+    sum_log_scale: f64,
+    sum_log_rho: f64,
+    /// `W` as a column-major `D × d` matrix.
+    weight: DMatrix<f64>,
+    /// The draws `ψ_0 … ψ_K` as rows (`(K+1) × d`).
+    psi: DMatrix<f64>,
+    /// Their conditional means `μ_k = W ψ_k + b` (`(K+1) × D`).
+    mean: DMatrix<f64>,
+    /// `z_k = (u − μ_k)/s` (`(K+1) × D`).
+    z: DMatrix<f64>,
+    /// `t_k = (ψ_k − ν)/ρ` (`(K+1) × d`; learned reverse model only).
+    t: DMatrix<f64>,
+    /// The adjoints of `μ_k` and `ψ_k`.
+    mean_bar: DMatrix<f64>,
+    psi_bar: DMatrix<f64>,
+    /// `‖z_k‖²` (then `‖t_k‖²`) and `‖ψ_k‖²` for each draw.
+    squared: Vec<f64>,
+    psi_squared: Vec<f64>,
+    /// The point `∇ᵤ log p` is read at (zeros; see `ChainedAt`).
+    origin: Vec<f64>,
+    /// `u`, `ν`, `∇ᵤ log p`, `ū`, `ν̄` of the current outer sample.
+    u: Vec<f64>,
+    nu: Vec<f64>,
+    grad_log_p: Vec<f64>,
+    u_bar: Vec<f64>,
+    nu_bar: Vec<f64>,
+    /// `w_0 … w_K`, then `π_0 … π_K`.
+    weights: Vec<f64>,
+    softmax: Vec<f64>,
+    /// `log ŵ_m` and `a_m`.
+    log_w: Vec<f64>,
+    outer_softmax: Vec<f64>,
+    /// `∇ log ŵ_m` for each `m` (`M × P`, row `m` contiguous).
+    slots: Vec<f64>,
+}
+
+impl Scratch {
+    /// Sizes the buffers for `M` outer and `K` inner samples.
+    fn ensure(&mut self, (m, k): (usize, usize), (big_d, d, p): (usize, usize, usize)) {
+        if self.shape == (m, k) && self.u.len() == big_d && self.slots.len() == m * p {
+            return;
+        }
+        let k1 = k + 1;
+        *self = Self {
+            shape: (m, k),
+            scale: vec![0.0; big_d],
+            inverse_scale: vec![0.0; big_d],
+            rho: vec![0.0; d],
+            inverse_rho: vec![0.0; d],
+            sum_log_scale: 0.0,
+            sum_log_rho: 0.0,
+            weight: DMatrix::zeros(big_d, d),
+            psi: DMatrix::zeros(k1, d),
+            mean: DMatrix::zeros(k1, big_d),
+            z: DMatrix::zeros(k1, big_d),
+            t: DMatrix::zeros(k1, d),
+            mean_bar: DMatrix::zeros(k1, big_d),
+            psi_bar: DMatrix::zeros(k1, d),
+            squared: vec![0.0; k1],
+            psi_squared: vec![0.0; k1],
+            origin: vec![0.0; big_d],
+            u: vec![0.0; big_d],
+            nu: vec![0.0; d],
+            grad_log_p: vec![0.0; big_d],
+            u_bar: vec![0.0; big_d],
+            nu_bar: vec![0.0; d],
+            weights: vec![0.0; k1],
+            softmax: vec![0.0; k1],
+            log_w: vec![0.0; m],
+            outer_softmax: vec![0.0; m],
+            slots: vec![0.0; m * p],
+        };
+    }
+}
+
+/// `(e^x, e^{−x}, Σ x)` of a log-scale block, in the generic path's order
+/// (`prepare_scales`: the reciprocal of the exponential).
+fn prepare_scales(log_scale: &[f64], scale: &mut [f64], inverse: &mut [f64]) -> f64 {
+    let mut total = 0.0;
+    for ((&l, s), i) in log_scale.iter().zip(scale).zip(inverse) {
+        *s = l.exp();
+        *i = s.recip();
+        total += l;
+    }
+    total
+}
+
+/// `Σᵢ aᵢ bᵢ`, summed left to right from 0 (the generic `dot`'s order).
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).fold(0.0, |sum, (&x, &y)| sum + x * y)
+}
+
+/// `logsumexp(terms)` with the softmax weights `exp(tᵢ − lse)` into
+/// `weights`, in the generic rule's order (`max + ln Σ e^{tᵢ − max}`, the
+/// weights `e^{tᵢ − max} / Σ`). No mass, an infinite or a NaN maximum: the
+/// value the rule gives and zero weights (the rule's constant).
+fn log_sum_exp_softmax(terms: &[f64], weights: &mut [f64]) -> f64 {
+    let max = terms
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &t| if t > m { t } else { m });
+    if !max.is_finite() {
+        weights.fill(0.0);
+        return if terms.iter().any(|t| t.is_nan()) {
+            f64::NAN
+        } else {
+            max
+        };
+    }
+    let sum = terms.iter().fold(0.0, |sum, &t| sum + (t - max).exp());
+    let inverse = sum.recip();
+    for (w, &t) in weights.iter_mut().zip(terms) {
+        *w = (t - max).exp() * inverse;
+    }
+    max + sum.ln()
+}
+
+/// `log p(x, u_m)` of a chained model as a function of `u`, to read its
+/// `u`-gradient back (the chained log joint is linear in `u`, so any
+/// point gives the same gradient; the origin keeps it finite).
+struct ChainedAt<'a> {
+    chained: &'a ChainedModel,
+    m: usize,
+}
+
+impl Differentiable for ChainedAt<'_> {
+    fn eval<T: Scalar>(&self, u: &[T]) -> T {
+        self.chained.log_joint(self.m, u)
+    }
+}
+
+impl<'g> FusedDiwhvi<'g> {
+    /// The fused objective of `guide`.
+    ///
+    /// # Errors
+    /// [`Unfused`] for the settings it does not cover: an MLP conditional
+    /// or reverse model, or a `ψ`-dependent conditional scale.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{Reverse, SemiImplicit};
+    /// use iwhvi_core::objective::fused::{FusedDiwhvi, Unfused};
+    /// assert!(FusedDiwhvi::new(&SemiImplicit::new(4, 2)).is_ok());
+    /// let sivi = SemiImplicit::new(4, 2).with_reverse(Reverse::Prior);
+    /// assert!(FusedDiwhvi::new(&sivi).is_ok());
+    /// let dependent = SemiImplicit::new(4, 2).with_psi_dependent_scale(true);
+    /// assert_eq!(FusedDiwhvi::new(&dependent).err(), Some(Unfused::PsiDependentScale));
+    /// ```
+    pub fn new(guide: &'g SemiImplicit) -> Result<Self, Unfused> {
+        let (conditioning, reverse, psi_dependent_scale) = guide.configuration();
+        if conditioning != Conditioning::Linear {
+            return Err(Unfused::MlpConditional);
+        }
+        if psi_dependent_scale {
+            return Err(Unfused::PsiDependentScale);
+        }
+        let layout = guide.param_layout();
+        let block = |name: &str| {
+            layout
+                .get(name)
+                .unwrap_or_else(|| panic!("an affine SemiImplicit lays out `{name}`"))
+                .range
+                .clone()
+        };
+        let reverse = match reverse {
+            Reverse::Prior => None,
+            Reverse::Learned(Conditioning::Linear) => Some(ReverseBlocks {
+                weight: block("reverse.weight"),
+                bias: block("reverse.bias"),
+                log_scale: block("reverse.log_scale"),
+            }),
+            Reverse::Learned(Conditioning::Mlp { .. }) => return Err(Unfused::MlpReverse),
+        };
+        Ok(Self {
+            guide,
+            latent_dim: guide.latent_dim(),
+            mixing_dim: guide.mixing_dim(),
+            params_len: layout.len(),
+            weight: block("conditional.weight"),
+            bias: block("conditional.bias"),
+            log_scale: block("conditional.log_scale"),
+            reverse,
+            scratch: Scratch::default(),
+        })
+    }
+
+    /// One step's bound and its gradient: the model's value and
+    /// `u`-gradient at each outer draw from `engine` (a [`ChainedModel`]),
+    /// then [`FusedDiwhvi::chained_value_and_gradient`]. The fused
+    /// counterpart of [`value_and_gradient`](super::value_and_gradient).
+    ///
+    /// # Panics
+    /// If `params` or `gradient` does not have one entry per parameter, or
+    /// `noise` was drawn for another guide.
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::guide::{HierarchicalGuide, SemiImplicit};
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::objective::fused::FusedDiwhvi;
+    /// use iwhvi_core::objective::{Diwhvi, StepNoise};
+    /// use iwhvi_core::tape::TapeEngine;
+    /// use iwhvi_core::transforms::Transform;
+    /// use rand::SeedableRng;
+    ///
+    /// struct Flat;
+    /// impl Model for Flat {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("x", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, _u: &[T]) -> T {
+    ///         T::constant(0.0)
+    ///     }
+    /// }
+    ///
+    /// let guide = SemiImplicit::new(1, 1);
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    /// let params = guide.init_params(&mut rng);
+    /// let noise = StepNoise::draw(&guide, Diwhvi::new(1, 0), &mut rng);
+    /// let mut gradient = vec![0.0; params.len()];
+    /// let bound = FusedDiwhvi::new(&guide)
+    ///     .unwrap()
+    ///     .value_and_gradient(&Flat, &params, &noise, &TapeEngine, &mut gradient);
+    /// // K = 0 and log p = 0: the bound is −log q(u|ψ₀) − log q(ψ₀) + log τ(ψ₀|u).
+    /// assert!(bound.is_finite());
+    /// ```
+    pub fn value_and_gradient<Mo: Model, E: GradientEngine>(
+        &mut self,
+        model: &Mo,
+        params: &[f64],
+        noise: &StepNoise,
+        engine: &E,
+        gradient: &mut [f64],
+    ) -> f64 {
+        let chained = ChainedModel::new(model, self.guide, params, noise, engine);
+        self.chained_value_and_gradient(params, noise, &chained, gradient)
+    }
+
+    /// The bound `logsumexp_m [log p(x, u_m) − U_K(u_m)] − log M` and its
+    /// gradient `Σ_m a_m ∇ log ŵ_m` (in `m` order) into `gradient`, with
+    /// the model entering through `chained` (which must have been computed
+    /// for the same parameters and noise): the fused counterpart of
+    /// [`DiwhviObjective::chained`](super::DiwhviObjective::chained) under a gradient engine.
+    ///
+    /// # Panics
+    /// If `params` or `gradient` does not have one entry per parameter, or
+    /// `noise` was drawn for another guide.
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::gradient::ForwardEngine;
+    /// use iwhvi_core::guide::{HierarchicalGuide, Reverse, SemiImplicit};
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::objective::fused::FusedDiwhvi;
+    /// use iwhvi_core::objective::{ChainedModel, Diwhvi, StepNoise};
+    /// use iwhvi_core::transforms::Transform;
+    /// use rand::SeedableRng;
+    ///
+    /// struct Normal;
+    /// impl Model for Normal {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("x", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         -(u[0] - 1.0).square() * 0.5
+    ///     }
+    /// }
+    ///
+    /// let guide = SemiImplicit::new(1, 2).with_reverse(Reverse::Prior); // SIVI
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    /// let params = guide.init_params(&mut rng);
+    /// let noise = StepNoise::draw(&guide, Diwhvi::new(4, 8), &mut rng);
+    /// let chained = ChainedModel::new(&Normal, &guide, &params, &noise, &ForwardEngine::<1>::new());
+    /// let mut fused = FusedDiwhvi::new(&guide).unwrap();
+    /// let mut gradient = vec![0.0; params.len()];
+    /// let bound = fused.chained_value_and_gradient(&params, &noise, &chained, &mut gradient);
+    /// assert!(bound.is_finite() && gradient.iter().all(|g| g.is_finite()));
+    /// ```
+    pub fn chained_value_and_gradient(
+        &mut self,
+        params: &[f64],
+        noise: &StepNoise,
+        chained: &ChainedModel,
+        gradient: &mut [f64],
+    ) -> f64 {
+        let (big_d, d, p) = (self.latent_dim, self.mixing_dim, self.params_len);
+        assert_eq!(params.len(), p, "one parameter per entry of the layout");
+        assert_eq!(gradient.len(), p, "one gradient entry per parameter");
+        let objective = noise.objective();
+        self.scratch
+            .ensure((objective.m, objective.k), (big_d, d, p));
+        self.prepare(params);
+        let engine = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
+        for m in 0..objective.m {
+            let log_p = chained.value(m);
+            let Scratch {
+                origin, grad_log_p, ..
+            } = &mut self.scratch;
+            engine.value_and_gradient_into(&ChainedAt { chained, m }, origin, grad_log_p);
+            let mut slot = std::mem::take(&mut self.scratch.slots);
+            self.scratch.log_w[m] =
+                self.outer(params, noise, m, log_p, &mut slot[m * p..(m + 1) * p]);
+            self.scratch.slots = slot;
+        }
+        let Scratch {
+            log_w,
+            outer_softmax,
+            slots,
+            ..
+        } = &mut self.scratch;
+        let bound = log_sum_exp_softmax(log_w, outer_softmax) - (objective.m as f64).ln();
+        gradient.fill(0.0);
+        for (&a, slot) in outer_softmax.iter().zip(slots.chunks_exact(p)) {
+            for (g, &s) in gradient.iter_mut().zip(slot) {
+                *g += a * s;
+            }
+        }
+        bound
+    }
+
+    /// The scales of the conditional and the reverse model, and `W`
+    /// column-major.
+    fn prepare(&mut self, params: &[f64]) {
+        let s = &mut self.scratch;
+        let weight = &params[self.weight.clone()];
+        for i in 0..self.latent_dim {
+            for j in 0..self.mixing_dim {
+                s.weight[(i, j)] = weight[i * self.mixing_dim + j];
+            }
+        }
+        s.sum_log_scale = prepare_scales(
+            &params[self.log_scale.clone()],
+            &mut s.scale,
+            &mut s.inverse_scale,
+        );
+        if let Some(reverse) = &self.reverse {
+            s.sum_log_rho = prepare_scales(
+                &params[reverse.log_scale.clone()],
+                &mut s.rho,
+                &mut s.inverse_rho,
+            );
+        }
+    }
+
+    /// `log ŵ_m = log p(x, u_m) − U_K(u_m)`, writing `∇ log ŵ_m` into
+    /// `slot`; `scratch.grad_log_p` holds `∇ᵤ log p(x, u_m)`.
+    fn outer(
+        &mut self,
+        params: &[f64],
+        noise: &StepNoise,
+        m: usize,
+        log_p: f64,
+        slot: &mut [f64],
+    ) -> f64 {
+        let (big_d, d) = (self.latent_dim, self.mixing_dim);
+        let k1 = noise.objective().k + 1;
+        let inner = k1 - 1;
+        let weight = &params[self.weight.clone()];
+        let bias = &params[self.bias.clone()];
+        // Wᵀ: the row-major `D × d` block read column-major.
+        let weight_t = DMatrixView::from_slice(weight, d, big_d);
+        let s = &mut self.scratch;
+        let psi0 = noise.mixing(m);
+        let epsilon = noise.conditional(m);
+
+        // Forward: ψ₀, u = W ψ₀ + b + s ⊙ ε, ν = R u + c, ψ_k (rows of Ψ).
+        for (j, &e) in psi0.iter().enumerate() {
+            s.psi[(0, j)] = e;
+        }
+        for i in 0..big_d {
+            let mean = bias[i] + dot(&weight[i * d..(i + 1) * d], psi0);
+            s.mean[(0, i)] = mean;
+            s.u[i] = mean + s.scale[i] * epsilon[i];
+        }
+        if let Some(reverse) = &self.reverse {
+            let r = &params[reverse.weight.clone()];
+            let c = &params[reverse.bias.clone()];
+            for (j, nu) in s.nu.iter_mut().enumerate() {
+                *nu = c[j] + dot(&r[j * big_d..(j + 1) * big_d], &s.u);
+            }
+            for k in 1..k1 {
+                for (j, &eta) in noise.reverse(m, k - 1).iter().enumerate() {
+                    s.psi[(k, j)] = s.nu[j] + s.rho[j] * eta;
+                }
+            }
+        } else {
+            for k in 1..k1 {
+                for (j, &e) in noise.reverse(m, k - 1).iter().enumerate() {
+                    s.psi[(k, j)] = e;
+                }
+            }
+        }
+        // The conditional means of the inner draws: one product Ψ Wᵀ + 1 bᵀ.
+        if inner > 0 {
+            s.mean
+                .rows_mut(1, inner)
+                .gemm(1.0, &s.psi.rows(1, inner), &weight_t, 0.0);
+            for (mut column, &b) in s.mean.column_iter_mut().zip(bias) {
+                for mean in column.iter_mut().skip(1) {
+                    *mean += b;
+                }
+            }
+        }
+
+        // The weights and U_K in one pass: the Gaussian quadratic forms
+        // accumulate per draw, each in the generic path's order.
+        let squared = &mut s.squared;
+        squared.fill(0.0);
+        for i in 0..big_d {
+            let (u, inverse_scale) = (s.u[i], s.inverse_scale[i]);
+            for ((z, &mean), sq) in
+                s.z.column_mut(i)
+                    .iter_mut()
+                    .zip(s.mean.column(i).iter())
+                    .zip(squared.iter_mut())
+            {
+                *z = (u - mean) * inverse_scale;
+                *sq += *z * *z;
+            }
+        }
+        let normal_constant_u = LN_SQRT_2PI * big_d as f64;
+        let normal_constant_psi = LN_SQRT_2PI * d as f64;
+        for (w, &sq) in s.weights.iter_mut().zip(squared.iter()) {
+            *w = -sq * 0.5 - s.sum_log_scale - normal_constant_u;
+        }
+        let psi_squared = &mut s.psi_squared;
+        psi_squared.fill(0.0);
+        for j in 0..d {
+            for (sq, &psi) in psi_squared.iter_mut().zip(s.psi.column(j).iter()) {
+                *sq += psi * psi;
+            }
+        }
+        if self.reverse.is_some() {
+            squared.fill(0.0);
+            for j in 0..d {
+                let (nu, inverse_rho) = (s.nu[j], s.inverse_rho[j]);
+                for ((t, &psi), sq) in
+                    s.t.column_mut(j)
+                        .iter_mut()
+                        .zip(s.psi.column(j).iter())
+                        .zip(squared.iter_mut())
+                {
+                    *t = (psi - nu) * inverse_rho;
+                    *sq += *t * *t;
+                }
+            }
+        }
+        for k in 0..k1 {
+            let log_mixing = -psi_squared[k] * 0.5 - normal_constant_psi;
+            let log_reverse = if self.reverse.is_some() {
+                -squared[k] * 0.5 - s.sum_log_rho - normal_constant_psi
+            } else {
+                log_mixing
+            };
+            s.weights[k] = s.weights[k] + log_mixing - log_reverse;
+        }
+        let upper = log_sum_exp_softmax(&s.weights, &mut s.softmax) - (k1 as f64).ln();
+
+        // Backward, with ḡ_k = −π_k.
+        slot.fill(0.0);
+        s.u_bar.copy_from_slice(&s.grad_log_p);
+        for i in 0..big_d {
+            let inverse_scale = s.inverse_scale[i];
+            let (mut sum_mean_bar, mut log_scale_bar) = (0.0, 0.0);
+            for ((mean_bar, &z), &pi) in s
+                .mean_bar
+                .column_mut(i)
+                .iter_mut()
+                .zip(s.z.column(i).iter())
+                .zip(&s.softmax)
+            {
+                *mean_bar = -pi * z * inverse_scale;
+                sum_mean_bar += *mean_bar;
+                log_scale_bar -= pi * (z * z - 1.0);
+            }
+            s.u_bar[i] -= sum_mean_bar;
+            slot[self.bias.start + i] = sum_mean_bar;
+            slot[self.log_scale.start + i] = log_scale_bar;
+        }
+        // W̄ᵀ = Ψᵀ M̄, into the row-major `D × d` block (column-major `d × D`).
+        DMatrixViewMut::from_slice(&mut slot[self.weight.clone()], d, big_d).gemm_tr(
+            1.0,
+            &s.psi,
+            &s.mean_bar,
+            0.0,
+        );
+        if let Some(reverse) = &self.reverse {
+            if inner > 0 {
+                // Ψ̄ = M̄ W for the reverse draws (ψ₀ is noise).
+                s.psi_bar
+                    .rows_mut(1, inner)
+                    .gemm(1.0, &s.mean_bar.rows(1, inner), &s.weight, 0.0);
+            }
+            let log_rho_bar = &mut slot[reverse.log_scale.clone()];
+            for (j, log_rho_bar) in log_rho_bar.iter_mut().enumerate() {
+                let (inverse_rho, rho) = (s.inverse_rho[j], s.rho[j]);
+                let (mut nu_bar, mut lr_bar) = (0.0, 0.0);
+                for k in 0..k1 {
+                    let g = -s.softmax[k];
+                    let t = s.t[(k, j)];
+                    let t_over_rho = t * inverse_rho;
+                    nu_bar -= g * t_over_rho;
+                    lr_bar += g * (1.0 - t * t);
+                    if k > 0 {
+                        let eta = noise.reverse(m, k - 1)[j];
+                        let psi_bar = s.psi_bar[(k, j)] + g * (t_over_rho - s.psi[(k, j)]);
+                        nu_bar += psi_bar;
+                        lr_bar += psi_bar * rho * eta;
+                    }
+                }
+                s.nu_bar[j] = nu_bar;
+                *log_rho_bar = lr_bar;
+            }
+            let r = &params[reverse.weight.clone()];
+            let r_bar = &mut slot[reverse.weight.clone()];
+            for j in 0..d {
+                let nu_bar = s.nu_bar[j];
+                for i in 0..big_d {
+                    r_bar[j * big_d + i] = nu_bar * s.u[i];
+                    s.u_bar[i] += r[j * big_d + i] * nu_bar;
+                }
+            }
+            slot[reverse.bias.clone()].copy_from_slice(&s.nu_bar);
+        }
+        // Through u = W ψ₀ + b + s ⊙ ε.
+        for i in 0..big_d {
+            let u_bar = s.u_bar[i];
+            for (w, &psi) in slot[self.weight.clone()][i * d..(i + 1) * d]
+                .iter_mut()
+                .zip(psi0)
+            {
+                *w += u_bar * psi;
+            }
+            slot[self.bias.start + i] += u_bar;
+            slot[self.log_scale.start + i] += u_bar * s.scale[i] * epsilon[i];
+        }
+        log_p - upper
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nalgebra::{DMatrix, DVector};
+    use rand::rngs::StdRng;
+    use rand::{Rng, RngExt, SeedableRng};
+    use rand_distr::StandardNormal;
+
+    use super::{FusedDiwhvi, Unfused};
+    use crate::gradient::{ForwardEngine, Parallelism};
+    use crate::guide::{Conditioning, HierarchicalGuide, Reverse, SemiImplicit};
+    use crate::model::{LatentSpec, Layout, Model};
+    use crate::objective::{ChainedModel, Diwhvi, StepNoise, value_and_gradient};
+    use crate::scalar::Scalar;
+    use crate::special::LN_SQRT_2PI;
+    use crate::tape::TapeEngine;
+    use crate::transforms::Transform;
+
+    /// Relative tolerance of the fused path against the generic one.
+    const TOLERANCE: f64 = 1e-10;
+
+    /// The `(M, K)` settings checked, including `K = 0` and `M > 1`.
+    const SETTINGS: [(usize, usize); 7] = [(1, 0), (1, 1), (1, 8), (3, 0), (3, 5), (8, 8), (2, 64)];
+
+    /// Eight schools, non-centred, as `examples/common/eight_schools.rs`
+    /// writes it: `u = (mu, log tau, theta_tilde[0..8])`.
+    struct EightSchools;
+
+    const Y: [f64; 8] = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0];
+    const SIGMA: [f64; 8] = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0];
+
+    fn normal<T: Scalar>(x: T, loc: T, scale: f64) -> T {
+        -((x - loc) * (1.0 / scale)).square() * 0.5 - scale.ln() - LN_SQRT_2PI
+    }
+
+    impl Model for EightSchools {
+        fn layout(&self) -> Layout {
+            Layout::new(vec![
+                LatentSpec::scalar("mu", Transform::Identity),
+                LatentSpec::scalar("tau", Transform::Exp),
+                LatentSpec::vector("theta_tilde", 8, Transform::Identity),
+            ])
+        }
+
+        fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+            let (mu, log_tau) = (u[0], u[1]);
+            let tau = log_tau.exp();
+            let mut lp = normal(mu, T::constant(0.0), 5.0)
+                + (2.0 / (std::f64::consts::PI * 5.0)).ln()
+                - (tau * 0.2).square().ln_1p()
+                + log_tau;
+            for j in 0..8 {
+                let t = u[2 + j];
+                lp += normal(t, T::constant(0.0), 1.0)
+                    + normal(T::constant(Y[j]), mu + tau * t, SIGMA[j]);
+            }
+            lp
+        }
+    }
+
+    /// `y = X β + ε`, `β ~ N(0, 2² I)`, `ε ~ N(0, 0.8² I)`, three
+    /// coefficients and twenty observations.
+    struct LinearGaussian {
+        x: DMatrix<f64>,
+        y: DVector<f64>,
+    }
+
+    impl LinearGaussian {
+        fn new(seed: u64) -> Self {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let x = DMatrix::from_fn(20, 3, |_, _| rng.sample::<f64, _>(StandardNormal));
+            let beta = DVector::from_vec(vec![1.5, -2.0, 0.8]);
+            let y =
+                &x * beta + DVector::from_fn(20, |_, _| 0.8 * rng.sample::<f64, _>(StandardNormal));
+            Self { x, y }
+        }
+    }
+
+    impl Model for LinearGaussian {
+        fn layout(&self) -> Layout {
+            Layout::new(vec![LatentSpec::vector("beta", 3, Transform::Identity)])
+        }
+
+        fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+            let mut lp = T::constant(0.0);
+            for &b in u {
+                lp += normal(b, T::constant(0.0), 2.0);
+            }
+            for i in 0..self.y.len() {
+                let mut mean = T::constant(0.0);
+                for (j, &b) in u.iter().enumerate() {
+                    mean += b * self.x[(i, j)];
+                }
+                lp += normal(T::constant(self.y[i]), mean, 0.8);
+            }
+            lp
+        }
+    }
+
+    /// The guide's initial parameters moved by `N(0, spread²)` noise, so
+    /// that the reverse model (initialised at 0) is not trivial.
+    fn perturbed_params<R: Rng>(guide: &SemiImplicit, spread: f64, rng: &mut R) -> Vec<f64> {
+        guide
+            .init_params(rng)
+            .iter()
+            .map(|p| p + spread * rng.sample::<f64, _>(StandardNormal))
+            .collect()
+    }
+
+    /// `|a − b| ≤ TOLERANCE · |b|`, with `what` in the message.
+    fn assert_close(a: f64, b: f64, what: &str) {
+        assert!(
+            (a - b).abs() <= TOLERANCE * b.abs(),
+            "{what}: fused {a} vs generic {b} (relative {:e})",
+            (a - b).abs() / b.abs()
+        );
+    }
+
+    /// The fused bound and gradient equal the generic path's on both
+    /// engines, at every setting, for `guide` on `model`.
+    fn check_against_generic<Mo: Model>(model: &Mo, guide: &SemiImplicit, seed: u64) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let forward = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
+        let mut fused = FusedDiwhvi::new(guide).unwrap();
+        for (m, k) in SETTINGS {
+            let params = perturbed_params(guide, 0.3, &mut rng);
+            let noise = StepNoise::draw(guide, Diwhvi::new(m, k), &mut rng);
+            let p = params.len();
+            let mut tape = vec![0.0; p];
+            let tape_bound =
+                value_and_gradient(model, guide, &params, &noise, &TapeEngine, &mut tape);
+            let mut dual = vec![0.0; p];
+            let dual_bound = value_and_gradient(model, guide, &params, &noise, &forward, &mut dual);
+            for (engine, reference, reference_gradient) in
+                [("tape", tape_bound, &tape), ("forward", dual_bound, &dual)]
+            {
+                let mut gradient = vec![0.0; p];
+                let bound = match engine {
+                    "tape" => {
+                        fused.value_and_gradient(model, &params, &noise, &TapeEngine, &mut gradient)
+                    }
+                    _ => fused.value_and_gradient(model, &params, &noise, &forward, &mut gradient),
+                };
+                let setting = format!("{engine}, (M, K) = ({m}, {k})");
+                assert_close(bound, reference, &format!("bound, {setting}"));
+                for (i, (&a, &b)) in gradient.iter().zip(reference_gradient).enumerate() {
+                    assert_close(a, b, &format!("∂/∂θ{i}, {setting}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn equals_the_generic_path_on_eight_schools() {
+        let guide = SemiImplicit::new(10, 10);
+        check_against_generic(&EightSchools, &guide, 1);
+    }
+
+    #[test]
+    fn equals_the_generic_path_on_eight_schools_without_a_reverse_model() {
+        let guide = SemiImplicit::new(10, 10).with_reverse(Reverse::Prior);
+        check_against_generic(&EightSchools, &guide, 2);
+    }
+
+    #[test]
+    fn equals_the_generic_path_on_a_linear_gaussian_model() {
+        let model = LinearGaussian::new(3);
+        for (guide, seed) in [
+            (SemiImplicit::new(3, 2), 4),
+            (SemiImplicit::new(3, 7), 5),
+            (SemiImplicit::new(3, 1).with_reverse(Reverse::Prior), 6),
+        ] {
+            check_against_generic(&model, &guide, seed);
+        }
+    }
+
+    #[test]
+    fn chained_path_reads_the_same_chained_model() {
+        let model = LinearGaussian::new(7);
+        let guide = SemiImplicit::new(3, 4);
+        let mut rng = StdRng::seed_from_u64(8);
+        let params = perturbed_params(&guide, 0.2, &mut rng);
+        let noise = StepNoise::draw(&guide, Diwhvi::new(4, 6), &mut rng);
+        let engine = ForwardEngine::<4>::new();
+        let chained = ChainedModel::new(&model, &guide, &params, &noise, &engine);
+        let mut fused = FusedDiwhvi::new(&guide).unwrap();
+        let mut through_chained = vec![0.0; params.len()];
+        let a = fused.chained_value_and_gradient(&params, &noise, &chained, &mut through_chained);
+        let mut through_model = vec![0.0; params.len()];
+        let b = fused.value_and_gradient(&model, &params, &noise, &engine, &mut through_model);
+        assert_eq!(a.to_bits(), b.to_bits());
+        assert_eq!(through_chained, through_model);
+    }
+
+    #[test]
+    fn reused_buffers_give_the_bits_of_fresh_ones() {
+        let guide = SemiImplicit::new(10, 10);
+        let engine = TapeEngine;
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut reused = FusedDiwhvi::new(&guide).unwrap();
+        for (m, k) in [(2, 3), (2, 3), (1, 0), (8, 8), (2, 3)] {
+            let params = perturbed_params(&guide, 0.3, &mut rng);
+            let noise = StepNoise::draw(&guide, Diwhvi::new(m, k), &mut rng);
+            let mut a = vec![0.0; params.len()];
+            let bound_a =
+                reused.value_and_gradient(&EightSchools, &params, &noise, &engine, &mut a);
+            let mut b = vec![f64::NAN; params.len()];
+            let bound_b = FusedDiwhvi::new(&guide).unwrap().value_and_gradient(
+                &EightSchools,
+                &params,
+                &noise,
+                &engine,
+                &mut b,
+            );
+            assert_eq!(bound_a.to_bits(), bound_b.to_bits());
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn settings_outside_the_fused_kernel_are_refused() {
+        let mlp = Conditioning::Mlp { hidden: 4 };
+        let base = || SemiImplicit::new(3, 2);
+        assert_eq!(
+            FusedDiwhvi::new(&base().with_conditioning(mlp)).err(),
+            Some(Unfused::MlpConditional)
+        );
+        assert_eq!(
+            FusedDiwhvi::new(&base().with_psi_dependent_scale(true)).err(),
+            Some(Unfused::PsiDependentScale)
+        );
+        assert_eq!(
+            FusedDiwhvi::new(&base().with_reverse(Reverse::Learned(mlp))).err(),
+            Some(Unfused::MlpReverse)
+        );
+    }
+}
