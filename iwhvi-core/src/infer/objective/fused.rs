@@ -12,11 +12,12 @@
 //!
 //! - `ψ₀ = ε₀`, `u = W ψ₀ + b + s ⊙ ε` (`s = e^{log s}`),
 //!   `ν = R u + c`, `ψ_k = ν + ρ ⊙ η_k` (`ρ = e^{log ρ}`; SIVI: `ψ_k = η_k`);
-//! - the `K + 1` draws are the columns of one `d × (K+1)` matrix `Ψ`, and
-//!   their conditional means `W Ψ + b 1ᵀ` are one matrix product;
+//! - the `K + 1` draws are the rows of one `(K+1) × d` matrix `Ψ`, and
+//!   their conditional means (the rows of `Ψ Wᵀ + 1 bᵀ`) are one matrix
+//!   product (nalgebra's `gemm`);
 //! - `w_k = log N(u; W ψ_k + b, diag s²) + log N(ψ_k; 0, I) − log N(ψ_k; ν, diag ρ²)`
 //!   (SIVI: `log τ(ψ|u) = log q(ψ)`), and `U_K = logsumexp_k w_k − log(K+1)`,
-//!   in one pass over the columns, which also keeps the softmax weights
+//!   in one pass over the rows, which also keeps the softmax weights
 //!   `π_k = ∂U_K/∂w_k` for the adjoint;
 //! - `log ŵ_m = log p(x, u_m) − U_K(u_m)`, with `log p` and `∇ᵤ log p`
 //!   taken from a [`ChainedModel`];
@@ -24,13 +25,24 @@
 //!   `Σ_m a_m ∇ log ŵ_m` with `a = softmax(log ŵ)`, summed in `m` order.
 //!
 //! The adjoint of `log ŵ_m` (with `ḡ_k = −π_k`, `z_k = (u − μ_k)/s`,
-//! `t_k = (ψ_k − ν)/ρ`): `M̄_k = ḡ_k z_k/s`; `W̄ = M̄ Ψᵀ`, `b̄ = Σ_k M̄_k`
-//! and `Ψ̄ = Wᵀ M̄` (two more products); `log s̄ = Σ_k ḡ_k (z_k² − 1)`;
+//! `t_k = (ψ_k − ν)/ρ`; `M̄` has rows `M̄_k = ḡ_k z_k/s`): `W̄ = M̄ᵀ Ψ`,
+//! `b̄ = Σ_k M̄_k` and `Ψ̄ = M̄ W` (two more products);
+//! `log s̄ = Σ_k ḡ_k (z_k² − 1)`;
 //! `ū = ∇ᵤ log p − Σ_k M̄_k`; for `k ≥ 1`, `Ψ̄_k += ḡ_k (t_k/ρ − ψ_k)`,
 //! `ν̄ += Ψ̄_k`, `log ρ̄ += Ψ̄_k ⊙ ρ ⊙ η_k`; at every `k`, `ν̄ −= ḡ_k t_k/ρ`
 //! and `log ρ̄ += ḡ_k (1 − t_k²)`; then `R̄ = ν̄ uᵀ`, `c̄ = ν̄`,
 //! `ū += Rᵀ ν̄`, and through `u`: `W̄ += ū ψ₀ᵀ`, `b̄ += ū`,
 //! `log s̄ += ū ⊙ s ⊙ ε`.
+//!
+//! Covered: [`SemiImplicit`] with an affine conditional mean and a learned
+//! constant log-scale, and either a learned affine reverse model or none;
+//! any `(M, K)`; the plain reparameterization gradient
+//! ([`GradientEstimator::Reparameterized`](super::GradientEstimator::Reparameterized)).
+//! Not covered (refused with [`Unfused`], or not offered): an MLP
+//! conditional or reverse model, a `ψ`-dependent scale, the
+//! doubly-reparameterized estimator, a [`Preconditioned`](crate::guide::Preconditioned)
+//! wrapper, and the other guides. Nothing here runs on more than one
+//! thread.
 //!
 //! This module is not used by [`fit`](crate::fit) yet: it is the fused
 //! kernel of the plan for whole-array gradients, checked against the
@@ -445,6 +457,10 @@ impl<'g> FusedDiwhvi<'g> {
         assert_eq!(params.len(), p, "one parameter per entry of the layout");
         assert_eq!(gradient.len(), p, "one gradient entry per parameter");
         let objective = noise.objective();
+        assert!(
+            noise.mixing(0).len() == d && noise.conditional(0).len() == big_d,
+            "the noise was drawn for a guide with other dimensions"
+        );
         self.scratch
             .ensure((objective.m, objective.k), (big_d, d, p));
         self.prepare(params);
