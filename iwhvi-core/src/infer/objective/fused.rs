@@ -36,13 +36,12 @@
 //!
 //! Covered: [`SemiImplicit`] with an affine conditional mean and a learned
 //! constant log-scale, and either a learned affine reverse model or none;
-//! any `(M, K)`; the plain reparameterization gradient
-//! ([`GradientEstimator::Reparameterized`](super::GradientEstimator::Reparameterized)).
+//! any `(M, K)`; the plain reparameterization gradient and DReG on the
+//! reverse model's parameters ([`FusedDiwhvi::with_estimator`]).
 //! Not covered (refused with [`Unfused`], or not offered): an MLP
-//! conditional or reverse model, a `ψ`-dependent scale, the
-//! doubly-reparameterized estimator, a [`Preconditioned`](crate::guide::Preconditioned)
-//! wrapper, and the other guides. Nothing here runs on more than one
-//! thread.
+//! conditional or reverse model, a `ψ`-dependent scale, a
+//! [`Preconditioned`](crate::guide::Preconditioned) wrapper, and the other
+//! guides. Nothing here runs on more than one thread.
 //!
 //! This module is not used by [`fit`](crate::fit) yet: it is the fused
 //! kernel of the plan for whole-array gradients, checked against the
@@ -52,7 +51,7 @@ use std::ops::Range;
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
-use super::{ChainedModel, StepNoise};
+use super::{ChainedModel, GradientEstimator, ObjectiveError, StepNoise};
 use crate::gradient::{Differentiable, ForwardEngine, GradientEngine, Parallelism};
 use crate::guide::{Conditioning, HierarchicalGuide, Reverse, SemiImplicit};
 use crate::model::Model;
@@ -102,7 +101,9 @@ struct ReverseBlocks {
 /// `w_k = log q(u|ψ_k) + log q(ψ_k) − log τ(ψ_k|u)`: the same function of
 /// the parameters as [`DiwhviObjective`](super::DiwhviObjective) with the plain reparameterization
 /// gradient ([`value_and_gradient`](super::value_and_gradient)), equal to it
-/// up to rounding (the sums run in another order). The buffers are
+/// up to rounding (the sums run in another order); with
+/// [`FusedDiwhvi::with_estimator`], the DReG estimate of
+/// [`value_and_gradient_with`](super::value_and_gradient_with). The buffers are
 /// allocated on the first call and reused while `M` and `K` stay the same.
 ///
 /// ```
@@ -155,6 +156,8 @@ pub struct FusedDiwhvi<'g> {
     bias: Range<usize>,
     log_scale: Range<usize>,
     reverse: Option<ReverseBlocks>,
+    /// DReG on the reverse model's parameters.
+    doubly_reparameterized: bool,
     scratch: Scratch,
 }
 
@@ -195,6 +198,8 @@ struct Scratch {
     grad_log_p: Vec<f64>,
     u_bar: Vec<f64>,
     nu_bar: Vec<f64>,
+    /// The `ν̄` that reaches `R` and `c` (the bound's, or DReG's).
+    nu_bar_reverse: Vec<f64>,
     /// `w_0 … w_K`, then `π_0 … π_K`.
     weights: Vec<f64>,
     softmax: Vec<f64>,
@@ -235,6 +240,7 @@ impl Scratch {
             grad_log_p: vec![0.0; big_d],
             u_bar: vec![0.0; big_d],
             nu_bar: vec![0.0; d],
+            nu_bar_reverse: vec![0.0; d],
             weights: vec![0.0; k1],
             softmax: vec![0.0; k1],
             log_w: vec![0.0; m],
@@ -350,8 +356,38 @@ impl<'g> FusedDiwhvi<'g> {
             bias: block("conditional.bias"),
             log_scale: block("conditional.log_scale"),
             reverse,
+            doubly_reparameterized: false,
             scratch: Scratch::default(),
         })
+    }
+
+    /// With the given gradient estimator: the plain reparameterization
+    /// gradient (the default), or DReG on the reverse model's parameters
+    /// `φ = (R, c, log ρ)`,
+    /// `∂/∂φ ≈ −Σ_m a_m [Σ_{k≥1} π_k² ∂w_k/∂ψ_k · ∂ψ_k/∂φ + π_0 ∂w_0/∂φ]`,
+    /// the bound's gradient on the other parameters (see
+    /// [`GradientEstimator::DoublyReparameterized`]). The value is the
+    /// bound either way.
+    ///
+    /// # Errors
+    /// [`ObjectiveError::NoReverseParams`] for DReG without a reverse model
+    /// (SIVI), as [`GradientEstimator::check`] says.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{Reverse, SemiImplicit};
+    /// use iwhvi_core::objective::GradientEstimator;
+    /// use iwhvi_core::objective::fused::FusedDiwhvi;
+    /// let guide = SemiImplicit::new(4, 2);
+    /// let dreg = FusedDiwhvi::new(&guide).unwrap();
+    /// assert!(dreg.with_estimator(GradientEstimator::DoublyReparameterized).is_ok());
+    /// let sivi = SemiImplicit::new(4, 2).with_reverse(Reverse::Prior);
+    /// let fused = FusedDiwhvi::new(&sivi).unwrap();
+    /// assert!(fused.with_estimator(GradientEstimator::DoublyReparameterized).is_err());
+    /// ```
+    pub fn with_estimator(mut self, estimator: GradientEstimator) -> Result<Self, ObjectiveError> {
+        estimator.check(self.guide)?;
+        self.doubly_reparameterized = estimator == GradientEstimator::DoublyReparameterized;
+        Ok(self)
     }
 
     /// One step's bound and its gradient: the model's value and
@@ -665,36 +701,49 @@ impl<'g> FusedDiwhvi<'g> {
                     .rows_mut(1, inner)
                     .gemm(1.0, &s.mean_bar.rows(1, inner), &s.weight, 0.0);
             }
+            // The bound's ν̄ (into ū) and, for DReG, the surrogate's ν̄ and
+            // log ρ̄ (into τ's parameters): its inner path terms are the
+            // bound's weighted by π_k (ḡ_k π_k = −π_k²), and it has no
+            // explicit terms for k ≥ 1 (τ's density reads φ stopped there).
+            let dreg = self.doubly_reparameterized;
             let log_rho_bar = &mut slot[reverse.log_scale.clone()];
             for (j, log_rho_bar) in log_rho_bar.iter_mut().enumerate() {
                 let (inverse_rho, rho) = (s.inverse_rho[j], s.rho[j]);
                 let (mut nu_bar, mut lr_bar) = (0.0, 0.0);
+                let (mut nu_bar_dreg, mut lr_bar_dreg) = (0.0, 0.0);
                 for k in 0..k1 {
-                    let g = -s.softmax[k];
+                    let pi = s.softmax[k];
+                    let g = -pi;
                     let t = s.t[(k, j)];
                     let t_over_rho = t * inverse_rho;
                     nu_bar -= g * t_over_rho;
                     lr_bar += g * (1.0 - t * t);
-                    if k > 0 {
+                    if k == 0 {
+                        nu_bar_dreg -= g * t_over_rho;
+                        lr_bar_dreg += g * (1.0 - t * t);
+                    } else {
                         let eta = noise.reverse(m, k - 1)[j];
                         let psi_bar = s.psi_bar[(k, j)] + g * (t_over_rho - s.psi[(k, j)]);
                         nu_bar += psi_bar;
                         lr_bar += psi_bar * rho * eta;
+                        nu_bar_dreg += psi_bar * pi;
+                        lr_bar_dreg += psi_bar * pi * rho * eta;
                     }
                 }
                 s.nu_bar[j] = nu_bar;
-                *log_rho_bar = lr_bar;
+                s.nu_bar_reverse[j] = if dreg { nu_bar_dreg } else { nu_bar };
+                *log_rho_bar = if dreg { lr_bar_dreg } else { lr_bar };
             }
             let r = &params[reverse.weight.clone()];
             let r_bar = &mut slot[reverse.weight.clone()];
             for j in 0..d {
-                let nu_bar = s.nu_bar[j];
+                let (nu_bar, nu_bar_reverse) = (s.nu_bar[j], s.nu_bar_reverse[j]);
                 for i in 0..big_d {
-                    r_bar[j * big_d + i] = nu_bar * s.u[i];
+                    r_bar[j * big_d + i] = nu_bar_reverse * s.u[i];
                     s.u_bar[i] += r[j * big_d + i] * nu_bar;
                 }
             }
-            slot[reverse.bias.clone()].copy_from_slice(&s.nu_bar);
+            slot[reverse.bias.clone()].copy_from_slice(&s.nu_bar_reverse);
         }
         // Through u = W ψ₀ + b + s ⊙ ε.
         for i in 0..big_d {
@@ -723,7 +772,9 @@ mod tests {
     use crate::gradient::{ForwardEngine, Parallelism};
     use crate::guide::{Conditioning, HierarchicalGuide, Reverse, SemiImplicit};
     use crate::model::{LatentSpec, Layout, Model};
-    use crate::objective::{ChainedModel, Diwhvi, StepNoise, value_and_gradient};
+    use crate::objective::{
+        ChainedModel, Diwhvi, GradientEstimator, StepNoise, value_and_gradient_with,
+    };
     use crate::scalar::Scalar;
     use crate::special::LN_SQRT_2PI;
     use crate::tape::TapeEngine;
@@ -831,19 +882,38 @@ mod tests {
 
     /// The fused bound and gradient equal the generic path's on both
     /// engines, at every setting, for `guide` on `model`.
-    fn check_against_generic<Mo: Model>(model: &Mo, guide: &SemiImplicit, seed: u64) {
+    fn check_against_generic<Mo: Model>(
+        model: &Mo,
+        guide: &SemiImplicit,
+        estimator: GradientEstimator,
+        seed: u64,
+    ) {
         let mut rng = StdRng::seed_from_u64(seed);
         let forward = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
-        let mut fused = FusedDiwhvi::new(guide).unwrap();
+        let mut fused = FusedDiwhvi::new(guide)
+            .unwrap()
+            .with_estimator(estimator)
+            .unwrap();
         for (m, k) in SETTINGS {
             let params = perturbed_params(guide, 0.3, &mut rng);
             let noise = StepNoise::draw(guide, Diwhvi::new(m, k), &mut rng);
             let p = params.len();
             let mut tape = vec![0.0; p];
-            let tape_bound =
-                value_and_gradient(model, guide, &params, &noise, &TapeEngine, &mut tape);
+            let tape_bound = value_and_gradient_with(
+                model,
+                guide,
+                &params,
+                &noise,
+                &TapeEngine,
+                estimator,
+                &mut tape,
+            )
+            .unwrap();
             let mut dual = vec![0.0; p];
-            let dual_bound = value_and_gradient(model, guide, &params, &noise, &forward, &mut dual);
+            let dual_bound = value_and_gradient_with(
+                model, guide, &params, &noise, &forward, estimator, &mut dual,
+            )
+            .unwrap();
             for (engine, reference, reference_gradient) in
                 [("tape", tape_bound, &tape), ("forward", dual_bound, &dual)]
             {
@@ -866,13 +936,13 @@ mod tests {
     #[test]
     fn equals_the_generic_path_on_eight_schools() {
         let guide = SemiImplicit::new(10, 10);
-        check_against_generic(&EightSchools, &guide, 1);
+        check_against_generic(&EightSchools, &guide, GradientEstimator::Reparameterized, 1);
     }
 
     #[test]
     fn equals_the_generic_path_on_eight_schools_without_a_reverse_model() {
         let guide = SemiImplicit::new(10, 10).with_reverse(Reverse::Prior);
-        check_against_generic(&EightSchools, &guide, 2);
+        check_against_generic(&EightSchools, &guide, GradientEstimator::Reparameterized, 2);
     }
 
     #[test]
@@ -883,8 +953,17 @@ mod tests {
             (SemiImplicit::new(3, 7), 5),
             (SemiImplicit::new(3, 1).with_reverse(Reverse::Prior), 6),
         ] {
-            check_against_generic(&model, &guide, seed);
+            check_against_generic(&model, &guide, GradientEstimator::Reparameterized, seed);
         }
+    }
+
+    #[test]
+    fn doubly_reparameterized_equals_the_generic_estimator() {
+        let dreg = GradientEstimator::DoublyReparameterized;
+        check_against_generic(&EightSchools, &SemiImplicit::new(10, 10), dreg, 10);
+        let model = LinearGaussian::new(11);
+        check_against_generic(&model, &SemiImplicit::new(3, 2), dreg, 12);
+        check_against_generic(&model, &SemiImplicit::new(3, 5), dreg, 13);
     }
 
     #[test]
