@@ -4,11 +4,11 @@
 //!
 //! The mathematics is that of the generic path ([`DiwhviObjective`](super::DiwhviObjective) over
 //! the weights of `weights.rs`), written out for
-//! [`SemiImplicit`] with [`Conditioning::Linear`] and a constant
-//! conditional scale, with a learned affine reverse model
-//! (`Reverse::Learned(Conditioning::Linear)`) or none (`Reverse::Prior`,
-//! SIVI). For outer sample `m`, with the step's noise `ε₀` (mixing), `ε`
-//! (conditional) and `η₁ … η_K` (reverse):
+//! [`SemiImplicit`] with [`Conditioning::Linear`], with a learned affine
+//! reverse model (`Reverse::Learned(Conditioning::Linear)`) or none
+//! (`Reverse::Prior`, SIVI). For outer sample `m`, with the step's noise
+//! `ε₀` (mixing), `ε` (conditional) and `η₁ … η_K` (reverse), and a
+//! constant conditional scale (the `ψ`-dependent one is below):
 //!
 //! - `ψ₀ = ε₀`, `u = W ψ₀ + b + s ⊙ ε` (`s = e^{log s}`),
 //!   `ν = R u + c`, `ψ_k = ν + ρ ⊙ η_k` (`ρ = e^{log ρ}`; SIVI: `ψ_k = η_k`);
@@ -34,12 +34,20 @@
 //! `ū += Rᵀ ν̄`, and through `u`: `W̄ += ū ψ₀ᵀ`, `b̄ += ū`,
 //! `log s̄ += ū ⊙ s ⊙ ε`.
 //!
+//! With a `ψ`-dependent scale the affine map has `2D` outputs
+//! `(μ_k, log s_k)`, both rows of the same product; the rows of `M̄` gain
+//! the log-scale adjoints `ḡ_k (z_k² − 1)`, and `u`'s adjoint reaches the
+//! second half of the outputs at `ψ₀` as `ū ⊙ s₀ ⊙ ε`.
+//!
 //! Covered: [`SemiImplicit`] with an affine conditional mean and a learned
-//! constant log-scale, and either a learned affine reverse model or none;
+//! constant log-scale or one that is the second half of the same affine
+//! map of `ψ` (`with_psi_dependent_scale(true)`: the network has `2D`
+//! outputs, `log s_k` is a row of the product like `μ_k`), and either a
+//! learned affine reverse model or none;
 //! any `(M, K)`; the plain reparameterization gradient and DReG on the
 //! reverse model's parameters ([`FusedDiwhvi::with_estimator`]).
 //! Not covered (refused with [`Unfused`], or not offered): an MLP
-//! conditional or reverse model, a `ψ`-dependent scale, a
+//! conditional or reverse model, a
 //! [`Preconditioned`](crate::guide::Preconditioned) wrapper, and the other
 //! guides. Nothing here runs on more than one thread.
 //!
@@ -73,10 +81,6 @@ pub enum Unfused {
     /// The conditional mean is an MLP of `ψ` (`Conditioning::Mlp`).
     #[error("the fused objective covers an affine conditional mean only, not Conditioning::Mlp")]
     MlpConditional,
-    /// The conditional's log-scale is an output of its network
-    /// (`with_psi_dependent_scale(true)`).
-    #[error("the fused objective covers a constant conditional scale only, not a ψ-dependent one")]
-    PsiDependentScale,
     /// The reverse model's mean is an MLP of `u`
     /// (`Reverse::Learned(Conditioning::Mlp { .. })`).
     #[error("the fused objective covers an affine reverse model or none, not an MLP reverse model")]
@@ -151,10 +155,14 @@ pub struct FusedDiwhvi<'g> {
     latent_dim: usize,
     mixing_dim: usize,
     params_len: usize,
-    /// `W` (`D × d`, row-major), `b`, `log s`.
+    /// The conditional network's outputs: `D`, or `2D` when the log-scale
+    /// is its second half (`ψ`-dependent scale).
+    outputs: usize,
+    /// `W` (`outputs × d`, row-major), `b`, and the constant `log s`
+    /// (`None` for a `ψ`-dependent scale).
     weight: Range<usize>,
     bias: Range<usize>,
-    log_scale: Range<usize>,
+    log_scale: Option<Range<usize>>,
     reverse: Option<ReverseBlocks>,
     /// DReG on the reverse model's parameters.
     doubly_reparameterized: bool,
@@ -174,17 +182,20 @@ struct Scratch {
     /// `Σ log s` and `Σ log ρ`.
     sum_log_scale: f64,
     sum_log_rho: f64,
-    /// `W` as a column-major `D × d` matrix.
+    /// `W` as a column-major `outputs × d` matrix.
     weight: DMatrix<f64>,
     /// The draws `ψ_0 … ψ_K` as rows (`(K+1) × d`).
     psi: DMatrix<f64>,
-    /// Their conditional means `μ_k = W ψ_k + b` (`(K+1) × D`).
+    /// The network's outputs `W ψ_k + b` (`(K+1) × outputs`): the means
+    /// `μ_k`, then the log-scales `log s_k` when they depend on `ψ`.
     mean: DMatrix<f64>,
+    /// `1/s_k = e^{−log s_k}` for a `ψ`-dependent scale (`(K+1) × D`).
+    inverse_sigma: DMatrix<f64>,
     /// `z_k = (u − μ_k)/s` (`(K+1) × D`).
     z: DMatrix<f64>,
     /// `t_k = (ψ_k − ν)/ρ` (`(K+1) × d`; learned reverse model only).
     t: DMatrix<f64>,
-    /// The adjoints of `μ_k` and `ψ_k`.
+    /// The adjoints of the outputs and of `ψ_k`.
     mean_bar: DMatrix<f64>,
     psi_bar: DMatrix<f64>,
     /// `‖z_k‖²` (then `‖t_k‖²`) and `‖ψ_k‖²` for each draw.
@@ -212,7 +223,11 @@ struct Scratch {
 
 impl Scratch {
     /// Sizes the buffers for `M` outer and `K` inner samples.
-    fn ensure(&mut self, (m, k): (usize, usize), (big_d, d, p): (usize, usize, usize)) {
+    fn ensure(
+        &mut self,
+        (m, k): (usize, usize),
+        (big_d, d, p, outputs): (usize, usize, usize, usize),
+    ) {
         if self.shape == (m, k) && self.u.len() == big_d && self.slots.len() == m * p {
             return;
         }
@@ -225,12 +240,13 @@ impl Scratch {
             inverse_rho: vec![0.0; d],
             sum_log_scale: 0.0,
             sum_log_rho: 0.0,
-            weight: DMatrix::zeros(big_d, d),
+            weight: DMatrix::zeros(outputs, d),
             psi: DMatrix::zeros(k1, d),
-            mean: DMatrix::zeros(k1, big_d),
+            mean: DMatrix::zeros(k1, outputs),
+            inverse_sigma: DMatrix::zeros(k1, big_d),
             z: DMatrix::zeros(k1, big_d),
             t: DMatrix::zeros(k1, d),
-            mean_bar: DMatrix::zeros(k1, big_d),
+            mean_bar: DMatrix::zeros(k1, outputs),
             psi_bar: DMatrix::zeros(k1, d),
             squared: vec![0.0; k1],
             psi_squared: vec![0.0; k1],
@@ -311,24 +327,23 @@ impl<'g> FusedDiwhvi<'g> {
     ///
     /// # Errors
     /// [`Unfused`] for the settings it does not cover: an MLP conditional
-    /// or reverse model, or a `ψ`-dependent conditional scale.
+    /// or reverse model.
     ///
     /// ```
-    /// use iwhvi_core::guide::{Reverse, SemiImplicit};
+    /// use iwhvi_core::guide::{Conditioning, Reverse, SemiImplicit};
     /// use iwhvi_core::objective::fused::{FusedDiwhvi, Unfused};
     /// assert!(FusedDiwhvi::new(&SemiImplicit::new(4, 2)).is_ok());
     /// let sivi = SemiImplicit::new(4, 2).with_reverse(Reverse::Prior);
     /// assert!(FusedDiwhvi::new(&sivi).is_ok());
     /// let dependent = SemiImplicit::new(4, 2).with_psi_dependent_scale(true);
-    /// assert_eq!(FusedDiwhvi::new(&dependent).err(), Some(Unfused::PsiDependentScale));
+    /// assert!(FusedDiwhvi::new(&dependent).is_ok());
+    /// let mlp = SemiImplicit::new(4, 2).with_conditioning(Conditioning::Mlp { hidden: 8 });
+    /// assert_eq!(FusedDiwhvi::new(&mlp).err(), Some(Unfused::MlpConditional));
     /// ```
     pub fn new(guide: &'g SemiImplicit) -> Result<Self, Unfused> {
         let (conditioning, reverse, psi_dependent_scale) = guide.configuration();
         if conditioning != Conditioning::Linear {
             return Err(Unfused::MlpConditional);
-        }
-        if psi_dependent_scale {
-            return Err(Unfused::PsiDependentScale);
         }
         let layout = guide.param_layout();
         let block = |name: &str| {
@@ -352,9 +367,14 @@ impl<'g> FusedDiwhvi<'g> {
             latent_dim: guide.latent_dim(),
             mixing_dim: guide.mixing_dim(),
             params_len: layout.len(),
+            outputs: if psi_dependent_scale {
+                2 * guide.latent_dim()
+            } else {
+                guide.latent_dim()
+            },
             weight: block("conditional.weight"),
             bias: block("conditional.bias"),
-            log_scale: block("conditional.log_scale"),
+            log_scale: (!psi_dependent_scale).then(|| block("conditional.log_scale")),
             reverse,
             doubly_reparameterized: false,
             scratch: Scratch::default(),
@@ -498,7 +518,7 @@ impl<'g> FusedDiwhvi<'g> {
             "the noise was drawn for a guide with other dimensions"
         );
         self.scratch
-            .ensure((objective.m, objective.k), (big_d, d, p));
+            .ensure((objective.m, objective.k), (big_d, d, p, self.outputs));
         self.prepare(params);
         let engine = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
         for m in 0..objective.m {
@@ -533,16 +553,18 @@ impl<'g> FusedDiwhvi<'g> {
     fn prepare(&mut self, params: &[f64]) {
         let s = &mut self.scratch;
         let weight = &params[self.weight.clone()];
-        for i in 0..self.latent_dim {
+        for i in 0..self.outputs {
             for j in 0..self.mixing_dim {
                 s.weight[(i, j)] = weight[i * self.mixing_dim + j];
             }
         }
-        s.sum_log_scale = prepare_scales(
-            &params[self.log_scale.clone()],
-            &mut s.scale,
-            &mut s.inverse_scale,
-        );
+        if let Some(log_scale) = &self.log_scale {
+            s.sum_log_scale = prepare_scales(
+                &params[log_scale.clone()],
+                &mut s.scale,
+                &mut s.inverse_scale,
+            );
+        }
         if let Some(reverse) = &self.reverse {
             s.sum_log_rho = prepare_scales(
                 &params[reverse.log_scale.clone()],
@@ -567,8 +589,10 @@ impl<'g> FusedDiwhvi<'g> {
         let inner = k1 - 1;
         let weight = &params[self.weight.clone()];
         let bias = &params[self.bias.clone()];
-        // Wᵀ: the row-major `D × d` block read column-major.
-        let weight_t = DMatrixView::from_slice(weight, d, big_d);
+        let outputs = self.outputs;
+        let dependent = self.log_scale.is_none();
+        // Wᵀ: the row-major `outputs × d` block read column-major.
+        let weight_t = DMatrixView::from_slice(weight, d, outputs);
         let s = &mut self.scratch;
         let psi0 = noise.mixing(m);
         let epsilon = noise.conditional(m);
@@ -577,10 +601,14 @@ impl<'g> FusedDiwhvi<'g> {
         for (j, &e) in psi0.iter().enumerate() {
             s.psi[(0, j)] = e;
         }
-        for i in 0..big_d {
-            let mean = bias[i] + dot(&weight[i * d..(i + 1) * d], psi0);
-            s.mean[(0, i)] = mean;
-            s.u[i] = mean + s.scale[i] * epsilon[i];
+        for i in 0..outputs {
+            s.mean[(0, i)] = bias[i] + dot(&weight[i * d..(i + 1) * d], psi0);
+        }
+        for (i, &e) in epsilon.iter().enumerate() {
+            if dependent {
+                s.scale[i] = s.mean[(0, big_d + i)].exp();
+            }
+            s.u[i] = s.mean[(0, i)] + s.scale[i] * e;
         }
         if let Some(reverse) = &self.reverse {
             let r = &params[reverse.weight.clone()];
@@ -615,23 +643,40 @@ impl<'g> FusedDiwhvi<'g> {
         // The weights and U_K in one pass: the Gaussian quadratic forms
         // accumulate per draw, each in the generic path's order.
         let squared = &mut s.squared;
-        squared.fill(0.0);
-        for i in 0..big_d {
-            let (u, inverse_scale) = (s.u[i], s.inverse_scale[i]);
-            for ((z, &mean), sq) in
-                s.z.column_mut(i)
-                    .iter_mut()
-                    .zip(s.mean.column(i).iter())
-                    .zip(squared.iter_mut())
-            {
-                *z = (u - mean) * inverse_scale;
-                *sq += *z * *z;
-            }
-        }
         let normal_constant_u = LN_SQRT_2PI * big_d as f64;
         let normal_constant_psi = LN_SQRT_2PI * d as f64;
-        for (w, &sq) in s.weights.iter_mut().zip(squared.iter()) {
-            *w = -sq * 0.5 - s.sum_log_scale - normal_constant_u;
+        if dependent {
+            // `diag_normal_log_density`'s order: from `−D log √2π`, each
+            // coordinate subtracts `z²/2 + log s`.
+            s.weights.fill(-normal_constant_u);
+            for i in 0..big_d {
+                let u = s.u[i];
+                for k in 0..k1 {
+                    let log_sigma = s.mean[(k, big_d + i)];
+                    let inverse_sigma = (-log_sigma).exp();
+                    let z = (u - s.mean[(k, i)]) * inverse_sigma;
+                    s.inverse_sigma[(k, i)] = inverse_sigma;
+                    s.z[(k, i)] = z;
+                    s.weights[k] -= z * z * 0.5 + log_sigma;
+                }
+            }
+        } else {
+            squared.fill(0.0);
+            for i in 0..big_d {
+                let (u, inverse_scale) = (s.u[i], s.inverse_scale[i]);
+                for ((z, &mean), sq) in
+                    s.z.column_mut(i)
+                        .iter_mut()
+                        .zip(s.mean.column(i).iter())
+                        .zip(squared.iter_mut())
+                {
+                    *z = (u - mean) * inverse_scale;
+                    *sq += *z * *z;
+                }
+            }
+            for (w, &sq) in s.weights.iter_mut().zip(squared.iter()) {
+                *w = -sq * 0.5 - s.sum_log_scale - normal_constant_u;
+            }
         }
         let psi_squared = &mut s.psi_squared;
         psi_squared.fill(0.0);
@@ -670,25 +715,33 @@ impl<'g> FusedDiwhvi<'g> {
         slot.fill(0.0);
         s.u_bar.copy_from_slice(&s.grad_log_p);
         for i in 0..big_d {
-            let inverse_scale = s.inverse_scale[i];
             let (mut sum_mean_bar, mut log_scale_bar) = (0.0, 0.0);
-            for ((mean_bar, &z), &pi) in s
-                .mean_bar
-                .column_mut(i)
-                .iter_mut()
-                .zip(s.z.column(i).iter())
-                .zip(&s.softmax)
-            {
-                *mean_bar = -pi * z * inverse_scale;
-                sum_mean_bar += *mean_bar;
-                log_scale_bar -= pi * (z * z - 1.0);
+            for k in 0..k1 {
+                let (pi, z) = (s.softmax[k], s.z[(k, i)]);
+                let inverse_scale = if dependent {
+                    s.inverse_sigma[(k, i)]
+                } else {
+                    s.inverse_scale[i]
+                };
+                let mean_bar = -pi * z * inverse_scale;
+                s.mean_bar[(k, i)] = mean_bar;
+                sum_mean_bar += mean_bar;
+                let row_log_scale_bar = -pi * (z * z - 1.0);
+                if dependent {
+                    s.mean_bar[(k, big_d + i)] = row_log_scale_bar;
+                }
+                log_scale_bar += row_log_scale_bar;
             }
             s.u_bar[i] -= sum_mean_bar;
             slot[self.bias.start + i] = sum_mean_bar;
-            slot[self.log_scale.start + i] = log_scale_bar;
+            match &self.log_scale {
+                Some(range) => slot[range.start + i] = log_scale_bar,
+                None => slot[self.bias.start + big_d + i] = log_scale_bar,
+            }
         }
-        // W̄ᵀ = Ψᵀ M̄, into the row-major `D × d` block (column-major `d × D`).
-        DMatrixViewMut::from_slice(&mut slot[self.weight.clone()], d, big_d).gemm_tr(
+        // W̄ᵀ = Ψᵀ M̄, into the row-major `outputs × d` block (column-major
+        // `d × outputs`).
+        DMatrixViewMut::from_slice(&mut slot[self.weight.clone()], d, outputs).gemm_tr(
             1.0,
             &s.psi,
             &s.mean_bar,
@@ -745,17 +798,29 @@ impl<'g> FusedDiwhvi<'g> {
             }
             slot[reverse.bias.clone()].copy_from_slice(&s.nu_bar_reverse);
         }
-        // Through u = W ψ₀ + b + s ⊙ ε.
+        // Through u = μ(ψ₀) + s ⊙ ε (s = e^{log s(ψ₀)} when it depends on ψ).
+        let weight_bar = &mut slot[self.weight.clone()];
         for i in 0..big_d {
             let u_bar = s.u_bar[i];
-            for (w, &psi) in slot[self.weight.clone()][i * d..(i + 1) * d]
-                .iter_mut()
-                .zip(psi0)
-            {
+            let log_scale_bar = u_bar * s.scale[i] * epsilon[i];
+            for (w, &psi) in weight_bar[i * d..(i + 1) * d].iter_mut().zip(psi0) {
                 *w += u_bar * psi;
             }
+            if dependent {
+                let row = big_d + i;
+                for (w, &psi) in weight_bar[row * d..(row + 1) * d].iter_mut().zip(psi0) {
+                    *w += log_scale_bar * psi;
+                }
+            }
+        }
+        for i in 0..big_d {
+            let u_bar = s.u_bar[i];
+            let log_scale_bar = u_bar * s.scale[i] * epsilon[i];
             slot[self.bias.start + i] += u_bar;
-            slot[self.log_scale.start + i] += u_bar * s.scale[i] * epsilon[i];
+            match &self.log_scale {
+                Some(range) => slot[range.start + i] += log_scale_bar,
+                None => slot[self.bias.start + big_d + i] += log_scale_bar,
+            }
         }
         log_p - upper
     }
@@ -958,6 +1023,19 @@ mod tests {
     }
 
     #[test]
+    fn equals_the_generic_path_with_a_psi_dependent_scale() {
+        let plain = GradientEstimator::Reparameterized;
+        let dependent = |big_d, d| SemiImplicit::new(big_d, d).with_psi_dependent_scale(true);
+        check_against_generic(&EightSchools, &dependent(10, 10), plain, 20);
+        let sivi = dependent(10, 4).with_reverse(Reverse::Prior);
+        check_against_generic(&EightSchools, &sivi, plain, 21);
+        let model = LinearGaussian::new(22);
+        check_against_generic(&model, &dependent(3, 2), plain, 23);
+        let dreg = GradientEstimator::DoublyReparameterized;
+        check_against_generic(&model, &dependent(3, 6), dreg, 24);
+    }
+
+    #[test]
     fn doubly_reparameterized_equals_the_generic_estimator() {
         let dreg = GradientEstimator::DoublyReparameterized;
         check_against_generic(&EightSchools, &SemiImplicit::new(10, 10), dreg, 10);
@@ -1016,10 +1094,6 @@ mod tests {
         assert_eq!(
             FusedDiwhvi::new(&base().with_conditioning(mlp)).err(),
             Some(Unfused::MlpConditional)
-        );
-        assert_eq!(
-            FusedDiwhvi::new(&base().with_psi_dependent_scale(true)).err(),
-            Some(Unfused::PsiDependentScale)
         );
         assert_eq!(
             FusedDiwhvi::new(&base().with_reverse(Reverse::Learned(mlp))).err(),
