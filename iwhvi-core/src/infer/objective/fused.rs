@@ -1,14 +1,14 @@
-//! The DIWHVI bound and its gradient for the affine semi-implicit guide,
+//! The DIWHVI bound and its gradient for the semi-implicit guide,
 //! computed in plain `f64` with a hand-written adjoint: no dual numbers, no
 //! tape.
 //!
 //! The mathematics is that of the generic path ([`DiwhviObjective`](super::DiwhviObjective) over
-//! the weights of `weights.rs`), written out for
-//! [`SemiImplicit`] with [`Conditioning::Linear`], with a learned affine
-//! reverse model (`Reverse::Learned(Conditioning::Linear)`) or none
-//! (`Reverse::Prior`, SIVI). For outer sample `m`, with the step's noise
-//! `ε₀` (mixing), `ε` (conditional) and `η₁ … η_K` (reverse), and a
-//! constant conditional scale (the `ψ`-dependent one is below):
+//! the weights of `weights.rs`), written out for [`SemiImplicit`] with a
+//! learned affine reverse model (`Reverse::Learned(Conditioning::Linear)`)
+//! or none (`Reverse::Prior`, SIVI). For outer sample `m`, with the step's
+//! noise `ε₀` (mixing), `ε` (conditional) and `η₁ … η_K` (reverse), an
+//! affine conditional ([`Conditioning::Linear`]) and a constant
+//! conditional scale (the other settings are below):
 //!
 //! - `ψ₀ = ε₀`, `u = W ψ₀ + b + s ⊙ ε` (`s = e^{log s}`),
 //!   `ν = R u + c`, `ψ_k = ν + ρ ⊙ η_k` (`ρ = e^{log ρ}`; SIVI: `ψ_k = η_k`);
@@ -25,31 +25,29 @@
 //!   `Σ_m a_m ∇ log ŵ_m` with `a = softmax(log ŵ)`, summed in `m` order.
 //!
 //! The adjoint of `log ŵ_m` (with `ḡ_k = −π_k`, `z_k = (u − μ_k)/s`,
-//! `t_k = (ψ_k − ν)/ρ`; `M̄` has rows `M̄_k = ḡ_k z_k/s`): `W̄ = M̄ᵀ Ψ`,
-//! `b̄ = Σ_k M̄_k` and `Ψ̄ = M̄ W` (two more products);
-//! `log s̄ = Σ_k ḡ_k (z_k² − 1)`;
-//! `ū = ∇ᵤ log p − Σ_k M̄_k`; for `k ≥ 1`, `Ψ̄_k += ḡ_k (t_k/ρ − ψ_k)`,
-//! `ν̄ += Ψ̄_k`, `log ρ̄ += Ψ̄_k ⊙ ρ ⊙ η_k`; at every `k`, `ν̄ −= ḡ_k t_k/ρ`
-//! and `log ρ̄ += ḡ_k (1 − t_k²)`; then `R̄ = ν̄ uᵀ`, `c̄ = ν̄`,
-//! `ū += Rᵀ ν̄`, and through `u`: `W̄ += ū ψ₀ᵀ`, `b̄ += ū`,
-//! `log s̄ += ū ⊙ s ⊙ ε`.
+//! `t_k = (ψ_k − ν)/ρ`; `M̄` has rows `M̄_k = ḡ_k z_k/s`):
+//! `log s̄ = Σ_k ḡ_k (z_k² − 1)`; `ū = ∇ᵤ log p − Σ_k M̄_k`; `Ψ̄ = M̄ W`
+//! (one product); for `k ≥ 1`, `Ψ̄_k += ḡ_k (t_k/ρ − ψ_k)`, `ν̄ += Ψ̄_k`,
+//! `log ρ̄ += Ψ̄_k ⊙ ρ ⊙ η_k`; at every `k`, `ν̄ −= ḡ_k t_k/ρ` and
+//! `log ρ̄ += ḡ_k (1 − t_k²)`; then `R̄ = ν̄ uᵀ`, `c̄ = ν̄`, `ū += Rᵀ ν̄`;
+//! through `u`, `M̄_0 += ū` and `log s̄ += ū ⊙ s ⊙ ε`; last `W̄ = M̄ᵀ Ψ`
+//! (one product) and `b̄ = Σ_k M̄_k`.
 //!
-//! With a `ψ`-dependent scale the affine map has `2D` outputs
-//! `(μ_k, log s_k)`, both rows of the same product; the rows of `M̄` gain
-//! the log-scale adjoints `ḡ_k (z_k² − 1)`, and `u`'s adjoint reaches the
-//! second half of the outputs at `ψ₀` as `ū ⊙ s₀ ⊙ ε`.
+//! The other settings covered:
 //!
-//! Covered: [`SemiImplicit`] with an affine conditional mean and a learned
-//! constant log-scale or one that is the second half of the same affine
-//! map of `ψ` (`with_psi_dependent_scale(true)`: the network has `2D`
-//! outputs, `log s_k` is a row of the product like `μ_k`), and either a
-//! learned affine reverse model or none;
-//! any `(M, K)`; the plain reparameterization gradient and DReG on the
-//! reverse model's parameters ([`FusedDiwhvi::with_estimator`]).
-//! Not covered (refused with [`Unfused`], or not offered): an MLP
-//! conditional or reverse model, a
-//! [`Preconditioned`](crate::guide::Preconditioned) wrapper, and the other
-//! guides. Nothing here runs on more than one thread.
+//! - a `ψ`-dependent scale (`with_psi_dependent_scale(true)`): the network
+//!   has `2D` outputs `(μ_k, log s_k)`, both rows of the same product; the
+//!   rows of `M̄` gain the log-scale adjoints `ḡ_k (z_k² − 1)`, and `u`'s
+//!   adjoint reaches the second half of row 0 as `ū ⊙ s₀ ⊙ ε`;
+//! - an MLP conditional (`Conditioning::Mlp`): `H = tanh(Ψ W₁ᵀ + 1 b₁ᵀ)`
+//!   and outputs `H W₂ᵀ + 1 b₂ᵀ` (one product per layer), with
+//!   `H̄ = (M̄ W₂) ⊙ (1 − H²)`, `Ψ̄ = H̄ W₁`, `W̄₂ = M̄ᵀ H`, `W̄₁ = H̄ᵀ Ψ`;
+//! - DReG on the reverse model's parameters
+//!   ([`FusedDiwhvi::with_estimator`]), a flag of the same backward.
+//!
+//! Not covered (refused with [`Unfused`], or not offered): an MLP reverse
+//! model, a [`Preconditioned`](crate::guide::Preconditioned) wrapper, and
+//! the other guides. Nothing here runs on more than one thread.
 //!
 //! This module is not used by [`fit`](crate::fit) yet: it is the fused
 //! kernel of the plan for whole-array gradients, checked against the
@@ -70,21 +68,29 @@ use crate::special::LN_SQRT_2PI;
 /// [`FusedDiwhvi`] does not cover, which keep the generic path.
 ///
 /// ```
-/// use iwhvi_core::guide::{Conditioning, SemiImplicit};
+/// use iwhvi_core::guide::{Conditioning, Reverse, SemiImplicit};
 /// use iwhvi_core::objective::fused::{FusedDiwhvi, Unfused};
-/// let mlp = SemiImplicit::new(3, 2).with_conditioning(Conditioning::Mlp { hidden: 8 });
-/// assert_eq!(FusedDiwhvi::new(&mlp).err(), Some(Unfused::MlpConditional));
+/// let mlp = Reverse::Learned(Conditioning::Mlp { hidden: 8 });
+/// let guide = SemiImplicit::new(3, 2).with_reverse(mlp);
+/// assert_eq!(FusedDiwhvi::new(&guide).err(), Some(Unfused::MlpReverse));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Unfused {
-    /// The conditional mean is an MLP of `ψ` (`Conditioning::Mlp`).
-    #[error("the fused objective covers an affine conditional mean only, not Conditioning::Mlp")]
-    MlpConditional,
     /// The reverse model's mean is an MLP of `u`
     /// (`Reverse::Learned(Conditioning::Mlp { .. })`).
     #[error("the fused objective covers an affine reverse model or none, not an MLP reverse model")]
     MlpReverse,
+}
+
+/// One affine layer `x ↦ W x + b` of the conditional network: `W` is
+/// `outputs × inputs`, row-major.
+#[derive(Clone, Debug)]
+struct Layer {
+    weight: Range<usize>,
+    bias: Range<usize>,
+    inputs: usize,
+    outputs: usize,
 }
 
 /// Where the affine reverse model's parameters live: `ν = R u + c`
@@ -96,7 +102,8 @@ struct ReverseBlocks {
     log_scale: Range<usize>,
 }
 
-/// The DIWHVI bound of an affine [`SemiImplicit`] guide and its gradient in
+/// The DIWHVI bound of a [`SemiImplicit`] guide (affine or MLP conditional;
+/// affine reverse model or none) and its gradient in
 /// the guide's parameters, for one step's noise, by a hand-written adjoint
 /// over plain `f64` matrices.
 ///
@@ -158,10 +165,11 @@ pub struct FusedDiwhvi<'g> {
     /// The conditional network's outputs: `D`, or `2D` when the log-scale
     /// is its second half (`ψ`-dependent scale).
     outputs: usize,
-    /// `W` (`outputs × d`, row-major), `b`, and the constant `log s`
-    /// (`None` for a `ψ`-dependent scale).
-    weight: Range<usize>,
-    bias: Range<usize>,
+    /// The conditional network: an optional hidden `tanh` layer
+    /// (`Conditioning::Mlp`), then the affine output layer.
+    hidden_layer: Option<Layer>,
+    output_layer: Layer,
+    /// The constant `log s` (`None` for a `ψ`-dependent scale).
     log_scale: Option<Range<usize>>,
     reverse: Option<ReverseBlocks>,
     /// DReG on the reverse model's parameters.
@@ -182,8 +190,15 @@ struct Scratch {
     /// `Σ log s` and `Σ log ρ`.
     sum_log_scale: f64,
     sum_log_rho: f64,
-    /// `W` as a column-major `outputs × d` matrix.
+    /// The conditional's weights as column-major matrices: the output
+    /// layer's, and the hidden layer's (`hidden × d`; MLP only).
     weight: DMatrix<f64>,
+    hidden_weight: DMatrix<f64>,
+    /// The hidden units `tanh(W₁ ψ_k + b₁)` as rows (`(K+1) × hidden`),
+    /// their adjoints (through the `tanh`), and row 0 contiguous.
+    hidden: DMatrix<f64>,
+    hidden_bar: DMatrix<f64>,
+    hidden0: Vec<f64>,
     /// The draws `ψ_0 … ψ_K` as rows (`(K+1) × d`).
     psi: DMatrix<f64>,
     /// The network's outputs `W ψ_k + b` (`(K+1) × outputs`): the means
@@ -226,7 +241,8 @@ impl Scratch {
     fn ensure(
         &mut self,
         (m, k): (usize, usize),
-        (big_d, d, p, outputs): (usize, usize, usize, usize),
+        (big_d, d, p): (usize, usize, usize),
+        (outputs, hidden): (usize, usize),
     ) {
         if self.shape == (m, k) && self.u.len() == big_d && self.slots.len() == m * p {
             return;
@@ -240,7 +256,11 @@ impl Scratch {
             inverse_rho: vec![0.0; d],
             sum_log_scale: 0.0,
             sum_log_rho: 0.0,
-            weight: DMatrix::zeros(outputs, d),
+            weight: DMatrix::zeros(outputs, if hidden > 0 { hidden } else { d }),
+            hidden_weight: DMatrix::zeros(hidden, d),
+            hidden: DMatrix::zeros(k1, hidden),
+            hidden_bar: DMatrix::zeros(k1, hidden),
+            hidden0: vec![0.0; hidden],
             psi: DMatrix::zeros(k1, d),
             mean: DMatrix::zeros(k1, outputs),
             inverse_sigma: DMatrix::zeros(k1, big_d),
@@ -308,6 +328,73 @@ fn log_sum_exp_softmax(terms: &[f64], weights: &mut [f64]) -> f64 {
     max + sum.ln()
 }
 
+/// A row-major layer weight into a column-major matrix.
+fn copy_weight(weight: &[f64], layer: &Layer, out: &mut DMatrix<f64>) {
+    for i in 0..layer.outputs {
+        for j in 0..layer.inputs {
+            out[(i, j)] = weight[i * layer.inputs + j];
+        }
+    }
+}
+
+/// `out[(0, i)] = b_i + W_i · x` for each output `i` of `layer` (the
+/// generic `affine`'s order), into row 0 of `out`.
+fn affine_row0(params: &[f64], layer: &Layer, x: &[f64], out: &mut DMatrix<f64>) {
+    let weight = &params[layer.weight.clone()];
+    let bias = &params[layer.bias.clone()];
+    let n = layer.inputs;
+    for i in 0..layer.outputs {
+        out[(0, i)] = bias[i] + dot(&weight[i * n..(i + 1) * n], x);
+    }
+}
+
+/// Rows `1..` of `out` from rows `1..` of `input`: `input W ᵀ + 1 bᵀ`, one
+/// product.
+fn affine_rows(params: &[f64], layer: &Layer, input: &DMatrix<f64>, out: &mut DMatrix<f64>) {
+    let inner = input.nrows() - 1;
+    if inner == 0 {
+        return;
+    }
+    let weight_t =
+        DMatrixView::from_slice(&params[layer.weight.clone()], layer.inputs, layer.outputs);
+    out.rows_mut(1, inner)
+        .gemm(1.0, &input.rows(1, inner), &weight_t, 0.0);
+    for (mut column, &b) in out.column_iter_mut().zip(&params[layer.bias.clone()]) {
+        for o in column.iter_mut().skip(1) {
+            *o += b;
+        }
+    }
+}
+
+/// The adjoints of `layer`'s parameters from its outputs' adjoints
+/// `out_bar` (all rows) and its inputs (all rows), into `slot`:
+/// `W̄ᵀ = Xᵀ Ȳ`, `b̄ = Σ_k Ȳ_k`.
+fn affine_parameter_adjoint(
+    layer: &Layer,
+    input: &DMatrix<f64>,
+    out_bar: &DMatrix<f64>,
+    slot: &mut [f64],
+) {
+    DMatrixViewMut::from_slice(&mut slot[layer.weight.clone()], layer.inputs, layer.outputs)
+        .gemm_tr(1.0, input, out_bar, 0.0);
+    for (b, column) in slot[layer.bias.clone()]
+        .iter_mut()
+        .zip(out_bar.column_iter())
+    {
+        *b = column.sum();
+    }
+}
+
+/// `H̄ ⊙ (1 − H²)` in place on `rows`: from the adjoints of the hidden
+/// units to those of their pre-activations.
+fn through_tanh(hidden_bar: &mut DMatrix<f64>, hidden: &DMatrix<f64>, rows: Range<usize>) {
+    for (mut bar, h) in hidden_bar.column_iter_mut().zip(hidden.column_iter()) {
+        for k in rows.clone() {
+            bar[k] *= 1.0 - h[k] * h[k];
+        }
+    }
+}
+
 /// `log p(x, u_m)` of a chained model as a function of `u`, to read its
 /// `u`-gradient back (the chained log joint is linear in `u`, so any
 /// point gives the same gradient; the origin keeps it finite).
@@ -326,8 +413,8 @@ impl<'g> FusedDiwhvi<'g> {
     /// The fused objective of `guide`.
     ///
     /// # Errors
-    /// [`Unfused`] for the settings it does not cover: an MLP conditional
-    /// or reverse model.
+    /// [`Unfused`] for the setting it does not cover: an MLP reverse
+    /// model.
     ///
     /// ```
     /// use iwhvi_core::guide::{Conditioning, Reverse, SemiImplicit};
@@ -338,20 +425,38 @@ impl<'g> FusedDiwhvi<'g> {
     /// let dependent = SemiImplicit::new(4, 2).with_psi_dependent_scale(true);
     /// assert!(FusedDiwhvi::new(&dependent).is_ok());
     /// let mlp = SemiImplicit::new(4, 2).with_conditioning(Conditioning::Mlp { hidden: 8 });
-    /// assert_eq!(FusedDiwhvi::new(&mlp).err(), Some(Unfused::MlpConditional));
+    /// assert!(FusedDiwhvi::new(&mlp).is_ok());
+    /// let mlp_reverse = SemiImplicit::new(4, 2).with_reverse(Reverse::Learned(Conditioning::Mlp { hidden: 8 }));
+    /// assert_eq!(FusedDiwhvi::new(&mlp_reverse).err(), Some(Unfused::MlpReverse));
     /// ```
     pub fn new(guide: &'g SemiImplicit) -> Result<Self, Unfused> {
         let (conditioning, reverse, psi_dependent_scale) = guide.configuration();
-        if conditioning != Conditioning::Linear {
-            return Err(Unfused::MlpConditional);
-        }
         let layout = guide.param_layout();
         let block = |name: &str| {
             layout
                 .get(name)
-                .unwrap_or_else(|| panic!("an affine SemiImplicit lays out `{name}`"))
+                .unwrap_or_else(|| panic!("a SemiImplicit lays out `{name}`"))
                 .range
                 .clone()
+        };
+        let outputs = if psi_dependent_scale {
+            2 * guide.latent_dim()
+        } else {
+            guide.latent_dim()
+        };
+        let d = guide.mixing_dim();
+        let layer = |name: &str, inputs, outputs| Layer {
+            weight: block(&format!("conditional.{name}weight")),
+            bias: block(&format!("conditional.{name}bias")),
+            inputs,
+            outputs,
+        };
+        let (hidden_layer, output_layer) = match conditioning {
+            Conditioning::Linear => (None, layer("", d, outputs)),
+            Conditioning::Mlp { hidden } => (
+                Some(layer("hidden.", d, hidden)),
+                layer("output.", hidden, outputs),
+            ),
         };
         let reverse = match reverse {
             Reverse::Prior => None,
@@ -367,13 +472,9 @@ impl<'g> FusedDiwhvi<'g> {
             latent_dim: guide.latent_dim(),
             mixing_dim: guide.mixing_dim(),
             params_len: layout.len(),
-            outputs: if psi_dependent_scale {
-                2 * guide.latent_dim()
-            } else {
-                guide.latent_dim()
-            },
-            weight: block("conditional.weight"),
-            bias: block("conditional.bias"),
+            outputs,
+            hidden_layer,
+            output_layer,
             log_scale: (!psi_dependent_scale).then(|| block("conditional.log_scale")),
             reverse,
             doubly_reparameterized: false,
@@ -517,8 +618,14 @@ impl<'g> FusedDiwhvi<'g> {
             noise.mixing(0).len() == d && noise.conditional(0).len() == big_d,
             "the noise was drawn for a guide with other dimensions"
         );
-        self.scratch
-            .ensure((objective.m, objective.k), (big_d, d, p, self.outputs));
+        self.scratch.ensure(
+            (objective.m, objective.k),
+            (big_d, d, p),
+            (
+                self.outputs,
+                self.hidden_layer.as_ref().map_or(0, |l| l.outputs),
+            ),
+        );
         self.prepare(params);
         let engine = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
         for m in 0..objective.m {
@@ -552,11 +659,10 @@ impl<'g> FusedDiwhvi<'g> {
     /// column-major.
     fn prepare(&mut self, params: &[f64]) {
         let s = &mut self.scratch;
-        let weight = &params[self.weight.clone()];
-        for i in 0..self.outputs {
-            for j in 0..self.mixing_dim {
-                s.weight[(i, j)] = weight[i * self.mixing_dim + j];
-            }
+        let layer = &self.output_layer;
+        copy_weight(&params[layer.weight.clone()], layer, &mut s.weight);
+        if let Some(layer) = &self.hidden_layer {
+            copy_weight(&params[layer.weight.clone()], layer, &mut s.hidden_weight);
         }
         if let Some(log_scale) = &self.log_scale {
             s.sum_log_scale = prepare_scales(
@@ -587,12 +693,7 @@ impl<'g> FusedDiwhvi<'g> {
         let (big_d, d) = (self.latent_dim, self.mixing_dim);
         let k1 = noise.objective().k + 1;
         let inner = k1 - 1;
-        let weight = &params[self.weight.clone()];
-        let bias = &params[self.bias.clone()];
-        let outputs = self.outputs;
         let dependent = self.log_scale.is_none();
-        // Wᵀ: the row-major `outputs × d` block read column-major.
-        let weight_t = DMatrixView::from_slice(weight, d, outputs);
         let s = &mut self.scratch;
         let psi0 = noise.mixing(m);
         let epsilon = noise.conditional(m);
@@ -601,8 +702,16 @@ impl<'g> FusedDiwhvi<'g> {
         for (j, &e) in psi0.iter().enumerate() {
             s.psi[(0, j)] = e;
         }
-        for i in 0..outputs {
-            s.mean[(0, i)] = bias[i] + dot(&weight[i * d..(i + 1) * d], psi0);
+        match &self.hidden_layer {
+            None => affine_row0(params, &self.output_layer, psi0, &mut s.mean),
+            Some(hidden) => {
+                affine_row0(params, hidden, psi0, &mut s.hidden);
+                for (j, h) in s.hidden0.iter_mut().enumerate() {
+                    *h = s.hidden[(0, j)].tanh();
+                    s.hidden[(0, j)] = *h;
+                }
+                affine_row0(params, &self.output_layer, &s.hidden0, &mut s.mean);
+            }
         }
         for (i, &e) in epsilon.iter().enumerate() {
             if dependent {
@@ -628,15 +737,17 @@ impl<'g> FusedDiwhvi<'g> {
                 }
             }
         }
-        // The conditional means of the inner draws: one product Ψ Wᵀ + 1 bᵀ.
-        if inner > 0 {
-            s.mean
-                .rows_mut(1, inner)
-                .gemm(1.0, &s.psi.rows(1, inner), &weight_t, 0.0);
-            for (mut column, &b) in s.mean.column_iter_mut().zip(bias) {
-                for mean in column.iter_mut().skip(1) {
-                    *mean += b;
+        // The conditional network at the inner draws: one product per layer.
+        match &self.hidden_layer {
+            None => affine_rows(params, &self.output_layer, &s.psi, &mut s.mean),
+            Some(hidden) => {
+                affine_rows(params, hidden, &s.psi, &mut s.hidden);
+                for mut column in s.hidden.column_iter_mut() {
+                    for h in column.iter_mut().skip(1) {
+                        *h = h.tanh();
+                    }
                 }
+                affine_rows(params, &self.output_layer, &s.hidden, &mut s.mean);
             }
         }
 
@@ -711,7 +822,7 @@ impl<'g> FusedDiwhvi<'g> {
         }
         let upper = log_sum_exp_softmax(&s.weights, &mut s.softmax) - (k1 as f64).ln();
 
-        // Backward, with ḡ_k = −π_k.
+        // Backward, with ḡ_k = −π_k: the adjoints of the network's outputs.
         slot.fill(0.0);
         s.u_bar.copy_from_slice(&s.grad_log_p);
         for i in 0..big_d {
@@ -733,26 +844,28 @@ impl<'g> FusedDiwhvi<'g> {
                 log_scale_bar += row_log_scale_bar;
             }
             s.u_bar[i] -= sum_mean_bar;
-            slot[self.bias.start + i] = sum_mean_bar;
-            match &self.log_scale {
-                Some(range) => slot[range.start + i] = log_scale_bar,
-                None => slot[self.bias.start + big_d + i] = log_scale_bar,
+            if let Some(range) = &self.log_scale {
+                slot[range.start + i] = log_scale_bar;
             }
         }
-        // W̄ᵀ = Ψᵀ M̄, into the row-major `outputs × d` block (column-major
-        // `d × outputs`).
-        DMatrixViewMut::from_slice(&mut slot[self.weight.clone()], d, outputs).gemm_tr(
-            1.0,
-            &s.psi,
-            &s.mean_bar,
-            0.0,
-        );
+        let reverse_draws = self.reverse.is_some() && inner > 0;
+        if self.hidden_layer.is_some() && reverse_draws {
+            // Through the hidden layer at the reverse draws.
+            s.hidden_bar
+                .rows_mut(1, inner)
+                .gemm(1.0, &s.mean_bar.rows(1, inner), &s.weight, 0.0);
+            through_tanh(&mut s.hidden_bar, &s.hidden, 1..k1);
+        }
         if let Some(reverse) = &self.reverse {
             if inner > 0 {
-                // Ψ̄ = M̄ W for the reverse draws (ψ₀ is noise).
+                // Ψ̄ = M̄ W (or H̄ W₁) for the reverse draws (ψ₀ is noise).
+                let (bar, weight) = match &self.hidden_layer {
+                    None => (&s.mean_bar, &s.weight),
+                    Some(_) => (&s.hidden_bar, &s.hidden_weight),
+                };
                 s.psi_bar
                     .rows_mut(1, inner)
-                    .gemm(1.0, &s.mean_bar.rows(1, inner), &s.weight, 0.0);
+                    .gemm(1.0, &bar.rows(1, inner), weight, 0.0);
             }
             // The bound's ν̄ (into ū) and, for DReG, the surrogate's ν̄ and
             // log ρ̄ (into τ's parameters): its inner path terms are the
@@ -798,28 +911,30 @@ impl<'g> FusedDiwhvi<'g> {
             }
             slot[reverse.bias.clone()].copy_from_slice(&s.nu_bar_reverse);
         }
-        // Through u = μ(ψ₀) + s ⊙ ε (s = e^{log s(ψ₀)} when it depends on ψ).
-        let weight_bar = &mut slot[self.weight.clone()];
-        for i in 0..big_d {
+        // Through u = μ(ψ₀) + s ⊙ ε (s = e^{log s(ψ₀)} when it depends on
+        // ψ): into the outputs' adjoints at ψ₀, then the layers' parameters.
+        for (i, &e) in epsilon.iter().enumerate() {
             let u_bar = s.u_bar[i];
-            let log_scale_bar = u_bar * s.scale[i] * epsilon[i];
-            for (w, &psi) in weight_bar[i * d..(i + 1) * d].iter_mut().zip(psi0) {
-                *w += u_bar * psi;
-            }
-            if dependent {
-                let row = big_d + i;
-                for (w, &psi) in weight_bar[row * d..(row + 1) * d].iter_mut().zip(psi0) {
-                    *w += log_scale_bar * psi;
-                }
-            }
-        }
-        for i in 0..big_d {
-            let u_bar = s.u_bar[i];
-            let log_scale_bar = u_bar * s.scale[i] * epsilon[i];
-            slot[self.bias.start + i] += u_bar;
+            let log_scale_bar = u_bar * s.scale[i] * e;
+            s.mean_bar[(0, i)] += u_bar;
             match &self.log_scale {
                 Some(range) => slot[range.start + i] += log_scale_bar,
-                None => slot[self.bias.start + big_d + i] += log_scale_bar,
+                None => s.mean_bar[(0, big_d + i)] += log_scale_bar,
+            }
+        }
+        match &self.hidden_layer {
+            None => affine_parameter_adjoint(&self.output_layer, &s.psi, &s.mean_bar, slot),
+            Some(hidden) => {
+                let rows = if reverse_draws { 0..1 } else { 0..k1 };
+                s.hidden_bar.rows_mut(rows.start, rows.len()).gemm(
+                    1.0,
+                    &s.mean_bar.rows(rows.start, rows.len()),
+                    &s.weight,
+                    0.0,
+                );
+                through_tanh(&mut s.hidden_bar, &s.hidden, rows);
+                affine_parameter_adjoint(&self.output_layer, &s.hidden, &s.mean_bar, slot);
+                affine_parameter_adjoint(hidden, &s.psi, &s.hidden_bar, slot);
             }
         }
         log_p - upper
@@ -1036,6 +1151,22 @@ mod tests {
     }
 
     #[test]
+    fn equals_the_generic_path_with_an_mlp_conditional() {
+        let plain = GradientEstimator::Reparameterized;
+        let mlp = |big_d, d, hidden| {
+            SemiImplicit::new(big_d, d).with_conditioning(Conditioning::Mlp { hidden })
+        };
+        check_against_generic(&EightSchools, &mlp(10, 10, 16), plain, 30);
+        let sivi = mlp(10, 3, 8).with_reverse(Reverse::Prior);
+        check_against_generic(&EightSchools, &sivi, plain, 31);
+        let model = LinearGaussian::new(32);
+        let dependent = mlp(3, 2, 7).with_psi_dependent_scale(true);
+        check_against_generic(&model, &dependent, plain, 33);
+        let dreg = GradientEstimator::DoublyReparameterized;
+        check_against_generic(&model, &mlp(3, 4, 6), dreg, 34);
+    }
+
+    #[test]
     fn doubly_reparameterized_equals_the_generic_estimator() {
         let dreg = GradientEstimator::DoublyReparameterized;
         check_against_generic(&EightSchools, &SemiImplicit::new(10, 10), dreg, 10);
@@ -1091,10 +1222,7 @@ mod tests {
     fn settings_outside_the_fused_kernel_are_refused() {
         let mlp = Conditioning::Mlp { hidden: 4 };
         let base = || SemiImplicit::new(3, 2);
-        assert_eq!(
-            FusedDiwhvi::new(&base().with_conditioning(mlp)).err(),
-            Some(Unfused::MlpConditional)
-        );
+        assert!(FusedDiwhvi::new(&base().with_conditioning(mlp)).is_ok());
         assert_eq!(
             FusedDiwhvi::new(&base().with_reverse(Reverse::Learned(mlp))).err(),
             Some(Unfused::MlpReverse)
