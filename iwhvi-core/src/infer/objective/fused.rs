@@ -45,8 +45,10 @@
 //! - DReG on the reverse model's parameters
 //!   ([`FusedDiwhvi::with_estimator`]), a flag of the same backward.
 //!
-//! Not covered (refused with [`Unfused`], or not offered): an MLP reverse
-//! model, a [`Preconditioned`](crate::guide::Preconditioned) wrapper, and
+//! - an MLP reverse model: `ν = W₂ᵣ tanh(W₁ᵣ u + b₁ᵣ) + b₂ᵣ`, one vector
+//!   per outer sample, with its adjoint into `ū` and into its parameters.
+//!
+//! Not covered: a [`Preconditioned`](crate::guide::Preconditioned) wrapper, and
 //! the other guides. Nothing here runs on more than one thread.
 //!
 //! This module is not used by [`fit`](crate::fit) yet: it is the fused
@@ -64,25 +66,6 @@ use crate::model::Model;
 use crate::scalar::Scalar;
 use crate::special::LN_SQRT_2PI;
 
-/// Why a [`SemiImplicit`] guide has no fused objective (yet): the settings
-/// [`FusedDiwhvi`] does not cover, which keep the generic path.
-///
-/// ```
-/// use iwhvi_core::guide::{Conditioning, Reverse, SemiImplicit};
-/// use iwhvi_core::objective::fused::{FusedDiwhvi, Unfused};
-/// let mlp = Reverse::Learned(Conditioning::Mlp { hidden: 8 });
-/// let guide = SemiImplicit::new(3, 2).with_reverse(mlp);
-/// assert_eq!(FusedDiwhvi::new(&guide).err(), Some(Unfused::MlpReverse));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Unfused {
-    /// The reverse model's mean is an MLP of `u`
-    /// (`Reverse::Learned(Conditioning::Mlp { .. })`).
-    #[error("the fused objective covers an affine reverse model or none, not an MLP reverse model")]
-    MlpReverse,
-}
-
 /// One affine layer `x ↦ W x + b` of the conditional network: `W` is
 /// `outputs × inputs`, row-major.
 #[derive(Clone, Debug)]
@@ -97,6 +80,11 @@ struct Layer {
 /// (`R` is `d × D`, row-major), log-scale `log ρ`.
 #[derive(Clone, Debug)]
 struct ReverseBlocks {
+    /// The hidden `tanh` layer `u ↦ tanh(W₁ u + b₁)` of an MLP reverse
+    /// model.
+    hidden: Option<Layer>,
+    /// The output layer (`R` is `d × D`, or `d × hidden` after a hidden
+    /// layer).
     weight: Range<usize>,
     bias: Range<usize>,
     log_scale: Range<usize>,
@@ -143,7 +131,7 @@ struct ReverseBlocks {
 /// let noise = StepNoise::draw(&guide, Diwhvi::new(2, 4), &mut rng);
 /// let engine = ForwardEngine::<8>::new();
 ///
-/// let mut fused = FusedDiwhvi::new(&guide).unwrap();
+/// let mut fused = FusedDiwhvi::new(&guide);
 /// let mut gradient = vec![0.0; params.len()];
 /// let bound = fused.value_and_gradient(&StdNormal, &params, &noise, &engine, &mut gradient);
 ///
@@ -226,6 +214,11 @@ struct Scratch {
     nu_bar: Vec<f64>,
     /// The `ν̄` that reaches `R` and `c` (the bound's, or DReG's).
     nu_bar_reverse: Vec<f64>,
+    /// An MLP reverse model's hidden units at `u`, and their adjoints
+    /// (the bound's, and the one that reaches τ's parameters).
+    reverse_hidden: Vec<f64>,
+    reverse_hidden_bar: Vec<f64>,
+    reverse_hidden_bar_reverse: Vec<f64>,
     /// `w_0 … w_K`, then `π_0 … π_K`.
     weights: Vec<f64>,
     softmax: Vec<f64>,
@@ -242,7 +235,7 @@ impl Scratch {
         &mut self,
         (m, k): (usize, usize),
         (big_d, d, p): (usize, usize, usize),
-        (outputs, hidden): (usize, usize),
+        (outputs, hidden, reverse_hidden): (usize, usize, usize),
     ) {
         if self.shape == (m, k) && self.u.len() == big_d && self.slots.len() == m * p {
             return;
@@ -277,6 +270,9 @@ impl Scratch {
             u_bar: vec![0.0; big_d],
             nu_bar: vec![0.0; d],
             nu_bar_reverse: vec![0.0; d],
+            reverse_hidden: vec![0.0; reverse_hidden],
+            reverse_hidden_bar: vec![0.0; reverse_hidden],
+            reverse_hidden_bar_reverse: vec![0.0; reverse_hidden],
             weights: vec![0.0; k1],
             softmax: vec![0.0; k1],
             log_w: vec![0.0; m],
@@ -410,26 +406,22 @@ impl Differentiable for ChainedAt<'_> {
 }
 
 impl<'g> FusedDiwhvi<'g> {
-    /// The fused objective of `guide`.
-    ///
-    /// # Errors
-    /// [`Unfused`] for the setting it does not cover: an MLP reverse
-    /// model.
+    /// The fused objective of `guide`: every setting of [`SemiImplicit`]
+    /// (affine or MLP conditional, constant or `ψ`-dependent scale, affine,
+    /// MLP or no reverse model).
     ///
     /// ```
-    /// use iwhvi_core::guide::{Conditioning, Reverse, SemiImplicit};
-    /// use iwhvi_core::objective::fused::{FusedDiwhvi, Unfused};
-    /// assert!(FusedDiwhvi::new(&SemiImplicit::new(4, 2)).is_ok());
-    /// let sivi = SemiImplicit::new(4, 2).with_reverse(Reverse::Prior);
-    /// assert!(FusedDiwhvi::new(&sivi).is_ok());
-    /// let dependent = SemiImplicit::new(4, 2).with_psi_dependent_scale(true);
-    /// assert!(FusedDiwhvi::new(&dependent).is_ok());
-    /// let mlp = SemiImplicit::new(4, 2).with_conditioning(Conditioning::Mlp { hidden: 8 });
-    /// assert!(FusedDiwhvi::new(&mlp).is_ok());
-    /// let mlp_reverse = SemiImplicit::new(4, 2).with_reverse(Reverse::Learned(Conditioning::Mlp { hidden: 8 }));
-    /// assert_eq!(FusedDiwhvi::new(&mlp_reverse).err(), Some(Unfused::MlpReverse));
+    /// use iwhvi_core::guide::{Conditioning, HierarchicalGuide, Reverse, SemiImplicit};
+    /// use iwhvi_core::objective::fused::FusedDiwhvi;
+    /// let mlp = Conditioning::Mlp { hidden: 8 };
+    /// let guide = SemiImplicit::new(4, 2)
+    ///     .with_conditioning(mlp)
+    ///     .with_reverse(Reverse::Learned(mlp))
+    ///     .with_psi_dependent_scale(true);
+    /// let fused = FusedDiwhvi::new(&guide);
+    /// # let _ = fused;
     /// ```
-    pub fn new(guide: &'g SemiImplicit) -> Result<Self, Unfused> {
+    pub fn new(guide: &'g SemiImplicit) -> Self {
         let (conditioning, reverse, psi_dependent_scale) = guide.configuration();
         let layout = guide.param_layout();
         let block = |name: &str| {
@@ -461,13 +453,24 @@ impl<'g> FusedDiwhvi<'g> {
         let reverse = match reverse {
             Reverse::Prior => None,
             Reverse::Learned(Conditioning::Linear) => Some(ReverseBlocks {
+                hidden: None,
                 weight: block("reverse.weight"),
                 bias: block("reverse.bias"),
                 log_scale: block("reverse.log_scale"),
             }),
-            Reverse::Learned(Conditioning::Mlp { .. }) => return Err(Unfused::MlpReverse),
+            Reverse::Learned(Conditioning::Mlp { hidden }) => Some(ReverseBlocks {
+                hidden: Some(Layer {
+                    weight: block("reverse.hidden.weight"),
+                    bias: block("reverse.hidden.bias"),
+                    inputs: guide.latent_dim(),
+                    outputs: hidden,
+                }),
+                weight: block("reverse.output.weight"),
+                bias: block("reverse.output.bias"),
+                log_scale: block("reverse.log_scale"),
+            }),
         };
-        Ok(Self {
+        Self {
             guide,
             latent_dim: guide.latent_dim(),
             mixing_dim: guide.mixing_dim(),
@@ -479,7 +482,7 @@ impl<'g> FusedDiwhvi<'g> {
             reverse,
             doubly_reparameterized: false,
             scratch: Scratch::default(),
-        })
+        }
     }
 
     /// With the given gradient estimator: the plain reparameterization
@@ -499,10 +502,10 @@ impl<'g> FusedDiwhvi<'g> {
     /// use iwhvi_core::objective::GradientEstimator;
     /// use iwhvi_core::objective::fused::FusedDiwhvi;
     /// let guide = SemiImplicit::new(4, 2);
-    /// let dreg = FusedDiwhvi::new(&guide).unwrap();
+    /// let dreg = FusedDiwhvi::new(&guide);
     /// assert!(dreg.with_estimator(GradientEstimator::DoublyReparameterized).is_ok());
     /// let sivi = SemiImplicit::new(4, 2).with_reverse(Reverse::Prior);
-    /// let fused = FusedDiwhvi::new(&sivi).unwrap();
+    /// let fused = FusedDiwhvi::new(&sivi);
     /// assert!(fused.with_estimator(GradientEstimator::DoublyReparameterized).is_err());
     /// ```
     pub fn with_estimator(mut self, estimator: GradientEstimator) -> Result<Self, ObjectiveError> {
@@ -546,7 +549,6 @@ impl<'g> FusedDiwhvi<'g> {
     /// let noise = StepNoise::draw(&guide, Diwhvi::new(1, 0), &mut rng);
     /// let mut gradient = vec![0.0; params.len()];
     /// let bound = FusedDiwhvi::new(&guide)
-    ///     .unwrap()
     ///     .value_and_gradient(&Flat, &params, &noise, &TapeEngine, &mut gradient);
     /// // K = 0 and log p = 0: the bound is −log q(u|ψ₀) − log q(ψ₀) + log τ(ψ₀|u).
     /// assert!(bound.is_finite());
@@ -598,7 +600,7 @@ impl<'g> FusedDiwhvi<'g> {
     /// let params = guide.init_params(&mut rng);
     /// let noise = StepNoise::draw(&guide, Diwhvi::new(4, 8), &mut rng);
     /// let chained = ChainedModel::new(&Normal, &guide, &params, &noise, &ForwardEngine::<1>::new());
-    /// let mut fused = FusedDiwhvi::new(&guide).unwrap();
+    /// let mut fused = FusedDiwhvi::new(&guide);
     /// let mut gradient = vec![0.0; params.len()];
     /// let bound = fused.chained_value_and_gradient(&params, &noise, &chained, &mut gradient);
     /// assert!(bound.is_finite() && gradient.iter().all(|g| g.is_finite()));
@@ -624,6 +626,10 @@ impl<'g> FusedDiwhvi<'g> {
             (
                 self.outputs,
                 self.hidden_layer.as_ref().map_or(0, |l| l.outputs),
+                self.reverse
+                    .as_ref()
+                    .and_then(|r| r.hidden.as_ref())
+                    .map_or(0, |l| l.outputs),
             ),
         );
         self.prepare(params);
@@ -722,8 +728,20 @@ impl<'g> FusedDiwhvi<'g> {
         if let Some(reverse) = &self.reverse {
             let r = &params[reverse.weight.clone()];
             let c = &params[reverse.bias.clone()];
+            let x: &[f64] = match &reverse.hidden {
+                None => &s.u,
+                Some(hidden) => {
+                    let w1 = &params[hidden.weight.clone()];
+                    let b1 = &params[hidden.bias.clone()];
+                    for (l, h) in s.reverse_hidden.iter_mut().enumerate() {
+                        *h = (b1[l] + dot(&w1[l * big_d..(l + 1) * big_d], &s.u)).tanh();
+                    }
+                    &s.reverse_hidden
+                }
+            };
+            let n = x.len();
             for (j, nu) in s.nu.iter_mut().enumerate() {
-                *nu = c[j] + dot(&r[j * big_d..(j + 1) * big_d], &s.u);
+                *nu = c[j] + dot(&r[j * n..(j + 1) * n], x);
             }
             for k in 1..k1 {
                 for (j, &eta) in noise.reverse(m, k - 1).iter().enumerate() {
@@ -901,15 +919,51 @@ impl<'g> FusedDiwhvi<'g> {
                 *log_rho_bar = if dreg { lr_bar_dreg } else { lr_bar };
             }
             let r = &params[reverse.weight.clone()];
-            let r_bar = &mut slot[reverse.weight.clone()];
-            for j in 0..d {
-                let (nu_bar, nu_bar_reverse) = (s.nu_bar[j], s.nu_bar_reverse[j]);
-                for i in 0..big_d {
-                    r_bar[j * big_d + i] = nu_bar_reverse * s.u[i];
-                    s.u_bar[i] += r[j * big_d + i] * nu_bar;
+            slot[reverse.bias.clone()].copy_from_slice(&s.nu_bar_reverse);
+            match &reverse.hidden {
+                None => {
+                    let r_bar = &mut slot[reverse.weight.clone()];
+                    for j in 0..d {
+                        let (nu_bar, nu_bar_reverse) = (s.nu_bar[j], s.nu_bar_reverse[j]);
+                        for i in 0..big_d {
+                            r_bar[j * big_d + i] = nu_bar_reverse * s.u[i];
+                            s.u_bar[i] += r[j * big_d + i] * nu_bar;
+                        }
+                    }
+                }
+                Some(hidden) => {
+                    // The bound's adjoint of the hidden units (into ū) and
+                    // the one that reaches τ's parameters (DReG's or the same).
+                    let n = hidden.outputs;
+                    let r_bar = &mut slot[reverse.weight.clone()];
+                    s.reverse_hidden_bar.fill(0.0);
+                    s.reverse_hidden_bar_reverse.fill(0.0);
+                    for j in 0..d {
+                        let (nu_bar, nu_bar_reverse) = (s.nu_bar[j], s.nu_bar_reverse[j]);
+                        for l in 0..n {
+                            let w = r[j * n + l];
+                            r_bar[j * n + l] = nu_bar_reverse * s.reverse_hidden[l];
+                            s.reverse_hidden_bar[l] += w * nu_bar;
+                            s.reverse_hidden_bar_reverse[l] += w * nu_bar_reverse;
+                        }
+                    }
+                    let w1 = &params[hidden.weight.clone()];
+                    for l in 0..n {
+                        let h = s.reverse_hidden[l];
+                        let slope = 1.0 - h * h;
+                        let (a, a_reverse) = (
+                            s.reverse_hidden_bar[l] * slope,
+                            s.reverse_hidden_bar_reverse[l] * slope,
+                        );
+                        slot[hidden.bias.start + l] = a_reverse;
+                        let row = hidden.weight.start + l * big_d;
+                        for i in 0..big_d {
+                            slot[row + i] = a_reverse * s.u[i];
+                            s.u_bar[i] += w1[l * big_d + i] * a;
+                        }
+                    }
                 }
             }
-            slot[reverse.bias.clone()].copy_from_slice(&s.nu_bar_reverse);
         }
         // Through u = μ(ψ₀) + s ⊙ ε (s = e^{log s(ψ₀)} when it depends on
         // ψ): into the outputs' adjoints at ψ₀, then the layers' parameters.
@@ -948,7 +1002,7 @@ mod tests {
     use rand::{Rng, RngExt, SeedableRng};
     use rand_distr::StandardNormal;
 
-    use super::{FusedDiwhvi, Unfused};
+    use super::FusedDiwhvi;
     use crate::gradient::{ForwardEngine, Parallelism};
     use crate::guide::{Conditioning, HierarchicalGuide, Reverse, SemiImplicit};
     use crate::model::{LatentSpec, Layout, Model};
@@ -1070,10 +1124,7 @@ mod tests {
     ) {
         let mut rng = StdRng::seed_from_u64(seed);
         let forward = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
-        let mut fused = FusedDiwhvi::new(guide)
-            .unwrap()
-            .with_estimator(estimator)
-            .unwrap();
+        let mut fused = FusedDiwhvi::new(guide).with_estimator(estimator).unwrap();
         for (m, k) in SETTINGS {
             let params = perturbed_params(guide, 0.3, &mut rng);
             let noise = StepNoise::draw(guide, Diwhvi::new(m, k), &mut rng);
@@ -1184,7 +1235,7 @@ mod tests {
         let noise = StepNoise::draw(&guide, Diwhvi::new(4, 6), &mut rng);
         let engine = ForwardEngine::<4>::new();
         let chained = ChainedModel::new(&model, &guide, &params, &noise, &engine);
-        let mut fused = FusedDiwhvi::new(&guide).unwrap();
+        let mut fused = FusedDiwhvi::new(&guide);
         let mut through_chained = vec![0.0; params.len()];
         let a = fused.chained_value_and_gradient(&params, &noise, &chained, &mut through_chained);
         let mut through_model = vec![0.0; params.len()];
@@ -1198,7 +1249,7 @@ mod tests {
         let guide = SemiImplicit::new(10, 10);
         let engine = TapeEngine;
         let mut rng = StdRng::seed_from_u64(9);
-        let mut reused = FusedDiwhvi::new(&guide).unwrap();
+        let mut reused = FusedDiwhvi::new(&guide);
         for (m, k) in [(2, 3), (2, 3), (1, 0), (8, 8), (2, 3)] {
             let params = perturbed_params(&guide, 0.3, &mut rng);
             let noise = StepNoise::draw(&guide, Diwhvi::new(m, k), &mut rng);
@@ -1206,7 +1257,7 @@ mod tests {
             let bound_a =
                 reused.value_and_gradient(&EightSchools, &params, &noise, &engine, &mut a);
             let mut b = vec![f64::NAN; params.len()];
-            let bound_b = FusedDiwhvi::new(&guide).unwrap().value_and_gradient(
+            let bound_b = FusedDiwhvi::new(&guide).value_and_gradient(
                 &EightSchools,
                 &params,
                 &noise,
@@ -1219,13 +1270,19 @@ mod tests {
     }
 
     #[test]
-    fn settings_outside_the_fused_kernel_are_refused() {
-        let mlp = Conditioning::Mlp { hidden: 4 };
-        let base = || SemiImplicit::new(3, 2);
-        assert!(FusedDiwhvi::new(&base().with_conditioning(mlp)).is_ok());
-        assert_eq!(
-            FusedDiwhvi::new(&base().with_reverse(Reverse::Learned(mlp))).err(),
-            Some(Unfused::MlpReverse)
-        );
+    fn equals_the_generic_path_with_an_mlp_reverse_model() {
+        let mlp = |hidden| Reverse::Learned(Conditioning::Mlp { hidden });
+        let plain = GradientEstimator::Reparameterized;
+        let dreg = GradientEstimator::DoublyReparameterized;
+        let guide = SemiImplicit::new(10, 10).with_reverse(mlp(12));
+        check_against_generic(&EightSchools, &guide, plain, 40);
+        check_against_generic(&EightSchools, &guide, dreg, 41);
+        let model = LinearGaussian::new(42);
+        let everything = SemiImplicit::new(3, 3)
+            .with_conditioning(Conditioning::Mlp { hidden: 5 })
+            .with_reverse(mlp(4))
+            .with_psi_dependent_scale(true);
+        check_against_generic(&model, &everything, plain, 43);
+        check_against_generic(&model, &everything, dreg, 44);
     }
 }
