@@ -48,8 +48,11 @@
 //! - an MLP reverse model: `ν = W₂ᵣ tanh(W₁ᵣ u + b₁ᵣ) + b₂ᵣ`, one vector
 //!   per outer sample, with its adjoint into `ū` and into its parameters.
 //!
-//! Not covered: a [`Preconditioned`](crate::guide::Preconditioned) wrapper, and
-//! the other guides. Nothing here runs on more than one thread.
+//! - a [`Preconditioned`] semi-implicit guide
+//!   ([`FusedDiwhvi::preconditioned`]): the inner guide over
+//!   `z = L⁻¹(u − shift)`, the model's gradient as `Lᵀ ∇ᵤ log p`.
+//!
+//! Not covered: the other guides. Nothing here runs on more than one thread.
 //!
 //! This module is not used by [`fit`](crate::fit) yet: it is the fused
 //! kernel of the plan for whole-array gradients, checked against the
@@ -61,10 +64,26 @@ use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
 
 use super::{ChainedModel, GradientEstimator, ObjectiveError, StepNoise};
 use crate::gradient::{Differentiable, ForwardEngine, GradientEngine, Parallelism};
-use crate::guide::{Conditioning, HierarchicalGuide, Reverse, SemiImplicit};
+use crate::guide::{Conditioning, HierarchicalGuide, Preconditioned, Reverse, SemiImplicit};
 use crate::model::Model;
 use crate::scalar::Scalar;
 use crate::special::LN_SQRT_2PI;
+
+/// The guide a [`FusedDiwhvi`] serves.
+#[derive(Clone, Copy, Debug)]
+enum Source<'g> {
+    Plain(&'g SemiImplicit),
+    Preconditioned(&'g Preconditioned<SemiImplicit>),
+}
+
+/// A preconditioner's `shift`, `L` (row-major, lower triangular) and
+/// `Σ ln Lᵢᵢ`.
+#[derive(Clone, Copy, Debug)]
+struct Whitening<'g> {
+    shift: &'g [f64],
+    scale_tril: &'g [f64],
+    log_det: f64,
+}
 
 /// One affine layer `x ↦ W x + b` of the conditional network: `W` is
 /// `outputs × inputs`, row-major.
@@ -145,7 +164,12 @@ struct ReverseBlocks {
 /// ```
 #[derive(Clone, Debug)]
 pub struct FusedDiwhvi<'g> {
+    /// The guide the steps draw from, and the semi-implicit guide inside
+    /// it (the same one, or the inner guide of a `Preconditioned`).
+    source: Source<'g>,
     guide: &'g SemiImplicit,
+    /// `u = shift + L z` around the semi-implicit guide, if preconditioned.
+    whitening: Option<Whitening<'g>>,
     /// `D`, `d` and the number of parameters `P`.
     latent_dim: usize,
     mixing_dim: usize,
@@ -471,7 +495,9 @@ impl<'g> FusedDiwhvi<'g> {
             }),
         };
         Self {
+            source: Source::Plain(guide),
             guide,
+            whitening: None,
             latent_dim: guide.latent_dim(),
             mixing_dim: guide.mixing_dim(),
             params_len: layout.len(),
@@ -482,6 +508,34 @@ impl<'g> FusedDiwhvi<'g> {
             reverse,
             doubly_reparameterized: false,
             scratch: Scratch::default(),
+        }
+    }
+
+    /// The fused objective of a preconditioned semi-implicit guide
+    /// ([`Preconditioned`]: `u = shift + L z`, the inner guide over `z`).
+    /// The inner weights are computed at `z = L⁻¹(u − shift)`, each less
+    /// `Σ ln Lᵢᵢ`, and the model's gradient enters as `Lᵀ ∇ᵤ log p`.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{Preconditioned, SemiImplicit};
+    /// use iwhvi_core::objective::fused::FusedDiwhvi;
+    /// let guide = Preconditioned::new(SemiImplicit::new(2, 2), vec![1.0, -1.0], vec![2.0, 0.0, 0.5, 1.0])?;
+    /// let fused = FusedDiwhvi::preconditioned(&guide);
+    /// # let _ = fused;
+    /// # Ok::<(), iwhvi_core::guide::PreconditionError>(())
+    /// ```
+    pub fn preconditioned(guide: &'g Preconditioned<SemiImplicit>) -> Self {
+        let scale_tril = guide.scale_tril();
+        let big_d = guide.shift().len();
+        let log_det = (0..big_d).map(|i| scale_tril[i * big_d + i].ln()).sum();
+        Self {
+            source: Source::Preconditioned(guide),
+            whitening: Some(Whitening {
+                shift: guide.shift(),
+                scale_tril,
+                log_det,
+            }),
+            ..Self::new(guide.inner())
         }
     }
 
@@ -561,7 +615,10 @@ impl<'g> FusedDiwhvi<'g> {
         engine: &E,
         gradient: &mut [f64],
     ) -> f64 {
-        let chained = ChainedModel::new(model, self.guide, params, noise, engine);
+        let chained = match self.source {
+            Source::Plain(guide) => ChainedModel::new(model, guide, params, noise, engine),
+            Source::Preconditioned(guide) => ChainedModel::new(model, guide, params, noise, engine),
+        };
         self.chained_value_and_gradient(params, noise, &chained, gradient)
     }
 
@@ -725,6 +782,25 @@ impl<'g> FusedDiwhvi<'g> {
             }
             s.u[i] = s.mean[(0, i)] + s.scale[i] * e;
         }
+        if let Some(whitening) = &self.whitening {
+            // The generic path's round trip: u = shift + L z, then the
+            // inner guide reads z = L⁻¹(u − shift) (equal up to rounding).
+            let (shift, l) = (whitening.shift, whitening.scale_tril);
+            for i in (0..big_d).rev() {
+                let mut x = shift[i];
+                for (&z, &lij) in s.u[..=i].iter().zip(&l[i * big_d..=i * big_d + i]) {
+                    x += z * lij;
+                }
+                s.u[i] = x;
+            }
+            for i in 0..big_d {
+                let mut x = s.u[i] - shift[i];
+                for (&z, &lij) in s.u[..i].iter().zip(&l[i * big_d..i * big_d + i]) {
+                    x -= z * lij;
+                }
+                s.u[i] = x / l[i * big_d + i];
+            }
+        }
         if let Some(reverse) = &self.reverse {
             let r = &params[reverse.weight.clone()];
             let c = &params[reverse.bias.clone()];
@@ -836,13 +912,26 @@ impl<'g> FusedDiwhvi<'g> {
             } else {
                 log_mixing
             };
-            s.weights[k] = s.weights[k] + log_mixing - log_reverse;
+            let log_conditional = match &self.whitening {
+                Some(whitening) => s.weights[k] - whitening.log_det,
+                None => s.weights[k],
+            };
+            s.weights[k] = log_conditional + log_mixing - log_reverse;
         }
         let upper = log_sum_exp_softmax(&s.weights, &mut s.softmax) - (k1 as f64).ln();
 
         // Backward, with ḡ_k = −π_k: the adjoints of the network's outputs.
         slot.fill(0.0);
-        s.u_bar.copy_from_slice(&s.grad_log_p);
+        match &self.whitening {
+            None => s.u_bar.copy_from_slice(&s.grad_log_p),
+            Some(whitening) => {
+                // z̄ = Lᵀ ∇ᵤ log p.
+                let l = whitening.scale_tril;
+                for (j, u_bar) in s.u_bar.iter_mut().enumerate() {
+                    *u_bar = (j..big_d).map(|i| l[i * big_d + j] * s.grad_log_p[i]).sum();
+                }
+            }
+        }
         for i in 0..big_d {
             let (mut sum_mean_bar, mut log_scale_bar) = (0.0, 0.0);
             for k in 0..k1 {
@@ -1004,7 +1093,7 @@ mod tests {
 
     use super::FusedDiwhvi;
     use crate::gradient::{ForwardEngine, Parallelism};
-    use crate::guide::{Conditioning, HierarchicalGuide, Reverse, SemiImplicit};
+    use crate::guide::{Conditioning, HierarchicalGuide, Preconditioned, Reverse, SemiImplicit};
     use crate::model::{LatentSpec, Layout, Model};
     use crate::objective::{
         ChainedModel, Diwhvi, GradientEstimator, StepNoise, value_and_gradient_with,
@@ -1097,7 +1186,11 @@ mod tests {
 
     /// The guide's initial parameters moved by `N(0, spread²)` noise, so
     /// that the reverse model (initialised at 0) is not trivial.
-    fn perturbed_params<R: Rng>(guide: &SemiImplicit, spread: f64, rng: &mut R) -> Vec<f64> {
+    fn perturbed_params<G: HierarchicalGuide, R: Rng>(
+        guide: &G,
+        spread: f64,
+        rng: &mut R,
+    ) -> Vec<f64> {
         guide
             .init_params(rng)
             .iter()
@@ -1122,9 +1215,20 @@ mod tests {
         estimator: GradientEstimator,
         seed: u64,
     ) {
+        check_fused(model, guide, FusedDiwhvi::new(guide), estimator, seed);
+    }
+
+    /// [`check_against_generic`] for any guide the fused objective serves.
+    fn check_fused<Mo: Model, G: HierarchicalGuide>(
+        model: &Mo,
+        guide: &G,
+        fused: FusedDiwhvi<'_>,
+        estimator: GradientEstimator,
+        seed: u64,
+    ) {
         let mut rng = StdRng::seed_from_u64(seed);
         let forward = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
-        let mut fused = FusedDiwhvi::new(guide).with_estimator(estimator).unwrap();
+        let mut fused = fused.with_estimator(estimator).unwrap();
         for (m, k) in SETTINGS {
             let params = perturbed_params(guide, 0.3, &mut rng);
             let noise = StepNoise::draw(guide, Diwhvi::new(m, k), &mut rng);
@@ -1267,6 +1371,58 @@ mod tests {
             assert_eq!(bound_a.to_bits(), bound_b.to_bits());
             assert_eq!(a, b);
         }
+    }
+
+    /// A lower-triangular `L` with positive diagonal, and a shift.
+    fn preconditioner(big_d: usize, rng: &mut StdRng) -> (Vec<f64>, Vec<f64>) {
+        let shift = (0..big_d)
+            .map(|_| rng.sample::<f64, _>(StandardNormal))
+            .collect();
+        let mut scale_tril = vec![0.0; big_d * big_d];
+        for i in 0..big_d {
+            for j in 0..i {
+                scale_tril[i * big_d + j] = 0.3 * rng.sample::<f64, _>(StandardNormal);
+            }
+            scale_tril[i * big_d + i] = 0.5 + rng.random::<f64>();
+        }
+        (shift, scale_tril)
+    }
+
+    #[test]
+    fn equals_the_generic_path_with_a_preconditioned_guide() {
+        let mut rng = StdRng::seed_from_u64(50);
+        let plain = GradientEstimator::Reparameterized;
+        let dreg = GradientEstimator::DoublyReparameterized;
+        let (shift, scale_tril) = preconditioner(10, &mut rng);
+        let guide = Preconditioned::new(SemiImplicit::new(10, 10), shift, scale_tril).unwrap();
+        check_fused(
+            &EightSchools,
+            &guide,
+            FusedDiwhvi::preconditioned(&guide),
+            plain,
+            51,
+        );
+        check_fused(
+            &EightSchools,
+            &guide,
+            FusedDiwhvi::preconditioned(&guide),
+            dreg,
+            52,
+        );
+        let model = LinearGaussian::new(53);
+        let (shift, scale_tril) = preconditioner(3, &mut rng);
+        let inner = SemiImplicit::new(3, 2)
+            .with_conditioning(Conditioning::Mlp { hidden: 5 })
+            .with_psi_dependent_scale(true)
+            .with_reverse(Reverse::Prior);
+        let guide = Preconditioned::new(inner, shift, scale_tril).unwrap();
+        check_fused(
+            &model,
+            &guide,
+            FusedDiwhvi::preconditioned(&guide),
+            plain,
+            54,
+        );
     }
 
     #[test]
