@@ -109,10 +109,10 @@ struct ReverseBlocks {
     log_scale: Range<usize>,
 }
 
-/// The DIWHVI bound of a [`SemiImplicit`] guide (affine or MLP conditional;
-/// affine reverse model or none) and its gradient in
-/// the guide's parameters, for one step's noise, by a hand-written adjoint
-/// over plain `f64` matrices.
+/// The DIWHVI bound of a [`SemiImplicit`] guide (any of its settings,
+/// also inside a [`Preconditioned`]) and its gradient in the guide's
+/// parameters, for one step's noise, by a hand-written adjoint over plain
+/// `f64` matrices.
 ///
 /// The value is `logsumexp_m [log p(x, u_m) − U_K(u_m)] − log M`, with
 /// `U_K = logsumexp_{k=0..K} w_k − log(K+1)` and
