@@ -168,6 +168,13 @@ impl SemiImplicit {
         }
     }
 
+    /// How the guide is built: the conditional's conditioning, the reverse
+    /// model, and whether the conditional's log-scale depends on `ψ` (for
+    /// the fused objective, which covers some of these settings).
+    pub(crate) fn configuration(&self) -> (Conditioning, Reverse, bool) {
+        (self.conditioning, self.reverse, self.psi_dependent_scale)
+    }
+
     /// The conditional network's outputs at `ψ` into `scratch[..outputs]`
     /// (the mean, then the log-scale when it depends on `ψ`).
     #[inline]

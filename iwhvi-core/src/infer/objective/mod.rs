@@ -29,6 +29,7 @@ mod bound;
 mod chained;
 mod diagnostics;
 mod estimators;
+pub mod fused;
 mod noise;
 mod weights;
 

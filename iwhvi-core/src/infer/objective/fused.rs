@@ -1,0 +1,1444 @@
+//! The DIWHVI bound and its gradient for the semi-implicit guide,
+//! computed in plain `f64` with a hand-written adjoint: no dual numbers, no
+//! tape.
+//!
+//! The mathematics is that of the generic path ([`DiwhviObjective`](super::DiwhviObjective) over
+//! the weights of `weights.rs`), written out for [`SemiImplicit`] with a
+//! learned affine reverse model (`Reverse::Learned(Conditioning::Linear)`)
+//! or none (`Reverse::Prior`, SIVI). For outer sample `m`, with the step's
+//! noise `ε₀` (mixing), `ε` (conditional) and `η₁ … η_K` (reverse), an
+//! affine conditional ([`Conditioning::Linear`]) and a constant
+//! conditional scale (the other settings are below):
+//!
+//! - `ψ₀ = ε₀`, `u = W ψ₀ + b + s ⊙ ε` (`s = e^{log s}`),
+//!   `ν = R u + c`, `ψ_k = ν + ρ ⊙ η_k` (`ρ = e^{log ρ}`; SIVI: `ψ_k = η_k`);
+//! - the `K + 1` draws are the rows of one `(K+1) × d` matrix `Ψ`, and
+//!   their conditional means (the rows of `Ψ Wᵀ + 1 bᵀ`) are one matrix
+//!   product (nalgebra's `gemm`);
+//! - `w_k = log N(u; W ψ_k + b, diag s²) + log N(ψ_k; 0, I) − log N(ψ_k; ν, diag ρ²)`
+//!   (SIVI: `log τ(ψ|u) = log q(ψ)`), and `U_K = logsumexp_k w_k − log(K+1)`,
+//!   in one pass over the rows, which also keeps the softmax weights
+//!   `π_k = ∂U_K/∂w_k` for the adjoint;
+//! - `log ŵ_m = log p(x, u_m) − U_K(u_m)`, with `log p` and `∇ᵤ log p`
+//!   taken from a [`ChainedModel`];
+//! - the bound `logsumexp_m log ŵ_m − log M`, whose gradient is
+//!   `Σ_m a_m ∇ log ŵ_m` with `a = softmax(log ŵ)`, summed in `m` order.
+//!
+//! The adjoint of `log ŵ_m` (with `ḡ_k = −π_k`, `z_k = (u − μ_k)/s`,
+//! `t_k = (ψ_k − ν)/ρ`; `M̄` has rows `M̄_k = ḡ_k z_k/s`):
+//! `log s̄ = Σ_k ḡ_k (z_k² − 1)`; `ū = ∇ᵤ log p − Σ_k M̄_k`; `Ψ̄ = M̄ W`
+//! (one product); for `k ≥ 1`, `Ψ̄_k += ḡ_k (t_k/ρ − ψ_k)`, `ν̄ += Ψ̄_k`,
+//! `log ρ̄ += Ψ̄_k ⊙ ρ ⊙ η_k`; at every `k`, `ν̄ −= ḡ_k t_k/ρ` and
+//! `log ρ̄ += ḡ_k (1 − t_k²)`; then `R̄ = ν̄ uᵀ`, `c̄ = ν̄`, `ū += Rᵀ ν̄`;
+//! through `u`, `M̄_0 += ū` and `log s̄ += ū ⊙ s ⊙ ε`; last `W̄ = M̄ᵀ Ψ`
+//! (one product) and `b̄ = Σ_k M̄_k`.
+//!
+//! The other settings covered:
+//!
+//! - a `ψ`-dependent scale (`with_psi_dependent_scale(true)`): the network
+//!   has `2D` outputs `(μ_k, log s_k)`, both rows of the same product; the
+//!   rows of `M̄` gain the log-scale adjoints `ḡ_k (z_k² − 1)`, and `u`'s
+//!   adjoint reaches the second half of row 0 as `ū ⊙ s₀ ⊙ ε`;
+//! - an MLP conditional (`Conditioning::Mlp`): `H = tanh(Ψ W₁ᵀ + 1 b₁ᵀ)`
+//!   and outputs `H W₂ᵀ + 1 b₂ᵀ` (one product per layer), with
+//!   `H̄ = (M̄ W₂) ⊙ (1 − H²)`, `Ψ̄ = H̄ W₁`, `W̄₂ = M̄ᵀ H`, `W̄₁ = H̄ᵀ Ψ`;
+//! - DReG on the reverse model's parameters
+//!   ([`FusedDiwhvi::with_estimator`]), a flag of the same backward.
+//!
+//! - an MLP reverse model: `ν = W₂ᵣ tanh(W₁ᵣ u + b₁ᵣ) + b₂ᵣ`, one vector
+//!   per outer sample, with its adjoint into `ū` and into its parameters.
+//!
+//! - a [`Preconditioned`] semi-implicit guide
+//!   ([`FusedDiwhvi::preconditioned`]): the inner guide over
+//!   `z = L⁻¹(u − shift)`, the model's gradient as `Lᵀ ∇ᵤ log p`.
+//!
+//! Not covered: the other guides. Nothing here runs on more than one thread.
+//!
+//! This module is not used by [`fit`](crate::fit) yet: it is the fused
+//! kernel of the plan for whole-array gradients, checked against the
+//! generic path on both engines.
+
+use std::ops::Range;
+
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
+
+use super::{ChainedModel, GradientEstimator, ObjectiveError, StepNoise};
+use crate::gradient::{Differentiable, ForwardEngine, GradientEngine, Parallelism};
+use crate::guide::{Conditioning, HierarchicalGuide, Preconditioned, Reverse, SemiImplicit};
+use crate::model::Model;
+use crate::scalar::Scalar;
+use crate::special::LN_SQRT_2PI;
+
+/// The guide a [`FusedDiwhvi`] serves.
+#[derive(Clone, Copy, Debug)]
+enum Source<'g> {
+    Plain(&'g SemiImplicit),
+    Preconditioned(&'g Preconditioned<SemiImplicit>),
+}
+
+/// A preconditioner's `shift`, `L` (row-major, lower triangular) and
+/// `Σ ln Lᵢᵢ`.
+#[derive(Clone, Copy, Debug)]
+struct Whitening<'g> {
+    shift: &'g [f64],
+    scale_tril: &'g [f64],
+    log_det: f64,
+}
+
+/// One affine layer `x ↦ W x + b` of the conditional network: `W` is
+/// `outputs × inputs`, row-major.
+#[derive(Clone, Debug)]
+struct Layer {
+    weight: Range<usize>,
+    bias: Range<usize>,
+    inputs: usize,
+    outputs: usize,
+}
+
+/// Where the affine reverse model's parameters live: `ν = R u + c`
+/// (`R` is `d × D`, row-major), log-scale `log ρ`.
+#[derive(Clone, Debug)]
+struct ReverseBlocks {
+    /// The hidden `tanh` layer `u ↦ tanh(W₁ u + b₁)` of an MLP reverse
+    /// model.
+    hidden: Option<Layer>,
+    /// The output layer (`R` is `d × D`, or `d × hidden` after a hidden
+    /// layer).
+    weight: Range<usize>,
+    bias: Range<usize>,
+    log_scale: Range<usize>,
+}
+
+/// The DIWHVI bound of a [`SemiImplicit`] guide (any of its settings,
+/// also inside a [`Preconditioned`]) and its gradient in the guide's
+/// parameters, for one step's noise, by a hand-written adjoint over plain
+/// `f64` matrices.
+///
+/// The value is `logsumexp_m [log p(x, u_m) − U_K(u_m)] − log M`, with
+/// `U_K = logsumexp_{k=0..K} w_k − log(K+1)` and
+/// `w_k = log q(u|ψ_k) + log q(ψ_k) − log τ(ψ_k|u)`: the same function of
+/// the parameters as [`DiwhviObjective`](super::DiwhviObjective) with the plain reparameterization
+/// gradient ([`value_and_gradient`](super::value_and_gradient)), equal to it
+/// up to rounding (the sums run in another order); with
+/// [`FusedDiwhvi::with_estimator`], the DReG estimate of
+/// [`value_and_gradient_with`](super::value_and_gradient_with). The buffers are
+/// allocated on the first call and reused while `M` and `K` stay the same.
+///
+/// ```
+/// use iwhvi_core::Scalar;
+/// use iwhvi_core::gradient::ForwardEngine;
+/// use iwhvi_core::guide::{HierarchicalGuide, SemiImplicit};
+/// use iwhvi_core::model::{LatentSpec, Layout, Model};
+/// use iwhvi_core::objective::fused::FusedDiwhvi;
+/// use iwhvi_core::objective::{self, Diwhvi, StepNoise};
+/// use iwhvi_core::transforms::Transform;
+/// use rand::SeedableRng;
+///
+/// struct StdNormal;
+/// impl Model for StdNormal {
+///     fn layout(&self) -> Layout {
+///         Layout::new(vec![LatentSpec::vector("x", 2, Transform::Identity)])
+///     }
+///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+///         -(u[0].square() + u[1].square()) * 0.5
+///     }
+/// }
+///
+/// let guide = SemiImplicit::new(2, 3);
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let params = guide.init_params(&mut rng);
+/// let noise = StepNoise::draw(&guide, Diwhvi::new(2, 4), &mut rng);
+/// let engine = ForwardEngine::<8>::new();
+///
+/// let mut fused = FusedDiwhvi::new(&guide);
+/// let mut gradient = vec![0.0; params.len()];
+/// let bound = fused.value_and_gradient(&StdNormal, &params, &noise, &engine, &mut gradient);
+///
+/// let mut generic = vec![0.0; params.len()];
+/// let reference =
+///     objective::value_and_gradient(&StdNormal, &guide, &params, &noise, &engine, &mut generic);
+/// assert!((bound - reference).abs() <= 1e-12 * reference.abs());
+/// for (a, b) in gradient.iter().zip(&generic) {
+///     assert!((a - b).abs() <= 1e-10 * (1.0 + b.abs()));
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct FusedDiwhvi<'g> {
+    /// The guide the steps draw from, and the semi-implicit guide inside
+    /// it (the same one, or the inner guide of a `Preconditioned`).
+    source: Source<'g>,
+    guide: &'g SemiImplicit,
+    /// `u = shift + L z` around the semi-implicit guide, if preconditioned.
+    whitening: Option<Whitening<'g>>,
+    /// `D`, `d` and the number of parameters `P`.
+    latent_dim: usize,
+    mixing_dim: usize,
+    params_len: usize,
+    /// The conditional network's outputs: `D`, or `2D` when the log-scale
+    /// is its second half (`ψ`-dependent scale).
+    outputs: usize,
+    /// The conditional network: an optional hidden `tanh` layer
+    /// (`Conditioning::Mlp`), then the affine output layer.
+    hidden_layer: Option<Layer>,
+    output_layer: Layer,
+    /// The constant `log s` (`None` for a `ψ`-dependent scale).
+    log_scale: Option<Range<usize>>,
+    reverse: Option<ReverseBlocks>,
+    /// DReG on the reverse model's parameters.
+    doubly_reparameterized: bool,
+    scratch: Scratch,
+}
+
+/// The buffers of one evaluation, sized for one `(M, K)`.
+#[derive(Clone, Debug, Default)]
+struct Scratch {
+    /// `(M, K)` the matrices are sized for.
+    shape: (usize, usize),
+    /// `s`, `1/s` (`D`) and `ρ`, `1/ρ` (`d`).
+    scale: Vec<f64>,
+    inverse_scale: Vec<f64>,
+    rho: Vec<f64>,
+    inverse_rho: Vec<f64>,
+    /// `Σ log s` and `Σ log ρ`.
+    sum_log_scale: f64,
+    sum_log_rho: f64,
+    /// The conditional's weights as column-major matrices: the output
+    /// layer's, and the hidden layer's (`hidden × d`; MLP only).
+    weight: DMatrix<f64>,
+    hidden_weight: DMatrix<f64>,
+    /// The hidden units `tanh(W₁ ψ_k + b₁)` as rows (`(K+1) × hidden`),
+    /// their adjoints (through the `tanh`), and row 0 contiguous.
+    hidden: DMatrix<f64>,
+    hidden_bar: DMatrix<f64>,
+    hidden0: Vec<f64>,
+    /// The draws `ψ_0 … ψ_K` as rows (`(K+1) × d`).
+    psi: DMatrix<f64>,
+    /// The network's outputs `W ψ_k + b` (`(K+1) × outputs`): the means
+    /// `μ_k`, then the log-scales `log s_k` when they depend on `ψ`.
+    mean: DMatrix<f64>,
+    /// `1/s_k = e^{−log s_k}` for a `ψ`-dependent scale (`(K+1) × D`).
+    inverse_sigma: DMatrix<f64>,
+    /// `z_k = (u − μ_k)/s` (`(K+1) × D`).
+    z: DMatrix<f64>,
+    /// `t_k = (ψ_k − ν)/ρ` (`(K+1) × d`; learned reverse model only).
+    t: DMatrix<f64>,
+    /// The adjoints of the outputs and of `ψ_k`.
+    mean_bar: DMatrix<f64>,
+    psi_bar: DMatrix<f64>,
+    /// `‖z_k‖²` (then `‖t_k‖²`) and `‖ψ_k‖²` for each draw.
+    squared: Vec<f64>,
+    psi_squared: Vec<f64>,
+    /// The point `∇ᵤ log p` is read at (zeros; see `ChainedAt`).
+    origin: Vec<f64>,
+    /// `u`, `ν`, `∇ᵤ log p`, `ū`, `ν̄` of the current outer sample.
+    u: Vec<f64>,
+    nu: Vec<f64>,
+    grad_log_p: Vec<f64>,
+    u_bar: Vec<f64>,
+    nu_bar: Vec<f64>,
+    /// The `ν̄` that reaches `R` and `c` (the bound's, or DReG's).
+    nu_bar_reverse: Vec<f64>,
+    /// An MLP reverse model's hidden units at `u`, and their adjoints
+    /// (the bound's, and the one that reaches τ's parameters).
+    reverse_hidden: Vec<f64>,
+    reverse_hidden_bar: Vec<f64>,
+    reverse_hidden_bar_reverse: Vec<f64>,
+    /// `w_0 … w_K`, then `π_0 … π_K`.
+    weights: Vec<f64>,
+    softmax: Vec<f64>,
+    /// `log ŵ_m` and `a_m`.
+    log_w: Vec<f64>,
+    outer_softmax: Vec<f64>,
+    /// `∇ log ŵ_m` for each `m` (`M × P`, row `m` contiguous).
+    slots: Vec<f64>,
+}
+
+impl Scratch {
+    /// Sizes the buffers for `M` outer and `K` inner samples.
+    fn ensure(
+        &mut self,
+        (m, k): (usize, usize),
+        (big_d, d, p): (usize, usize, usize),
+        (outputs, hidden, reverse_hidden): (usize, usize, usize),
+    ) {
+        if self.shape == (m, k) && self.u.len() == big_d && self.slots.len() == m * p {
+            return;
+        }
+        let k1 = k + 1;
+        *self = Self {
+            shape: (m, k),
+            scale: vec![0.0; big_d],
+            inverse_scale: vec![0.0; big_d],
+            rho: vec![0.0; d],
+            inverse_rho: vec![0.0; d],
+            sum_log_scale: 0.0,
+            sum_log_rho: 0.0,
+            weight: DMatrix::zeros(outputs, if hidden > 0 { hidden } else { d }),
+            hidden_weight: DMatrix::zeros(hidden, d),
+            hidden: DMatrix::zeros(k1, hidden),
+            hidden_bar: DMatrix::zeros(k1, hidden),
+            hidden0: vec![0.0; hidden],
+            psi: DMatrix::zeros(k1, d),
+            mean: DMatrix::zeros(k1, outputs),
+            inverse_sigma: DMatrix::zeros(k1, big_d),
+            z: DMatrix::zeros(k1, big_d),
+            t: DMatrix::zeros(k1, d),
+            mean_bar: DMatrix::zeros(k1, outputs),
+            psi_bar: DMatrix::zeros(k1, d),
+            squared: vec![0.0; k1],
+            psi_squared: vec![0.0; k1],
+            origin: vec![0.0; big_d],
+            u: vec![0.0; big_d],
+            nu: vec![0.0; d],
+            grad_log_p: vec![0.0; big_d],
+            u_bar: vec![0.0; big_d],
+            nu_bar: vec![0.0; d],
+            nu_bar_reverse: vec![0.0; d],
+            reverse_hidden: vec![0.0; reverse_hidden],
+            reverse_hidden_bar: vec![0.0; reverse_hidden],
+            reverse_hidden_bar_reverse: vec![0.0; reverse_hidden],
+            weights: vec![0.0; k1],
+            softmax: vec![0.0; k1],
+            log_w: vec![0.0; m],
+            outer_softmax: vec![0.0; m],
+            slots: vec![0.0; m * p],
+        };
+    }
+}
+
+/// `(e^x, e^{−x}, Σ x)` of a log-scale block, in the generic path's order
+/// (`prepare_scales`: the reciprocal of the exponential).
+fn prepare_scales(log_scale: &[f64], scale: &mut [f64], inverse: &mut [f64]) -> f64 {
+    let mut total = 0.0;
+    for ((&l, s), i) in log_scale.iter().zip(scale).zip(inverse) {
+        *s = l.exp();
+        *i = s.recip();
+        total += l;
+    }
+    total
+}
+
+/// `Σᵢ aᵢ bᵢ`, summed left to right from 0 (the generic `dot`'s order).
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).fold(0.0, |sum, (&x, &y)| sum + x * y)
+}
+
+/// `logsumexp(terms)` with the softmax weights `exp(tᵢ − lse)` into
+/// `weights`, in the generic rule's order (`max + ln Σ e^{tᵢ − max}`, the
+/// weights `e^{tᵢ − max} / Σ`). No mass, an infinite or a NaN maximum: the
+/// value the rule gives and zero weights (the rule's constant).
+fn log_sum_exp_softmax(terms: &[f64], weights: &mut [f64]) -> f64 {
+    let max = terms
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &t| if t > m { t } else { m });
+    if !max.is_finite() {
+        weights.fill(0.0);
+        return if terms.iter().any(|t| t.is_nan()) {
+            f64::NAN
+        } else {
+            max
+        };
+    }
+    let sum = terms.iter().fold(0.0, |sum, &t| sum + (t - max).exp());
+    let inverse = sum.recip();
+    for (w, &t) in weights.iter_mut().zip(terms) {
+        *w = (t - max).exp() * inverse;
+    }
+    max + sum.ln()
+}
+
+/// A row-major layer weight into a column-major matrix.
+fn copy_weight(weight: &[f64], layer: &Layer, out: &mut DMatrix<f64>) {
+    for i in 0..layer.outputs {
+        for j in 0..layer.inputs {
+            out[(i, j)] = weight[i * layer.inputs + j];
+        }
+    }
+}
+
+/// `out[(0, i)] = b_i + W_i · x` for each output `i` of `layer` (the
+/// generic `affine`'s order), into row 0 of `out`.
+fn affine_row0(params: &[f64], layer: &Layer, x: &[f64], out: &mut DMatrix<f64>) {
+    let weight = &params[layer.weight.clone()];
+    let bias = &params[layer.bias.clone()];
+    let n = layer.inputs;
+    for i in 0..layer.outputs {
+        out[(0, i)] = bias[i] + dot(&weight[i * n..(i + 1) * n], x);
+    }
+}
+
+/// Rows `1..` of `out` from rows `1..` of `input`: `input W ᵀ + 1 bᵀ`, one
+/// product.
+fn affine_rows(params: &[f64], layer: &Layer, input: &DMatrix<f64>, out: &mut DMatrix<f64>) {
+    let inner = input.nrows() - 1;
+    if inner == 0 {
+        return;
+    }
+    let weight_t =
+        DMatrixView::from_slice(&params[layer.weight.clone()], layer.inputs, layer.outputs);
+    out.rows_mut(1, inner)
+        .gemm(1.0, &input.rows(1, inner), &weight_t, 0.0);
+    for (mut column, &b) in out.column_iter_mut().zip(&params[layer.bias.clone()]) {
+        for o in column.iter_mut().skip(1) {
+            *o += b;
+        }
+    }
+}
+
+/// The adjoints of `layer`'s parameters from its outputs' adjoints
+/// `out_bar` (all rows) and its inputs (all rows), into `slot`:
+/// `W̄ᵀ = Xᵀ Ȳ`, `b̄ = Σ_k Ȳ_k`.
+fn affine_parameter_adjoint(
+    layer: &Layer,
+    input: &DMatrix<f64>,
+    out_bar: &DMatrix<f64>,
+    slot: &mut [f64],
+) {
+    DMatrixViewMut::from_slice(&mut slot[layer.weight.clone()], layer.inputs, layer.outputs)
+        .gemm_tr(1.0, input, out_bar, 0.0);
+    for (b, column) in slot[layer.bias.clone()]
+        .iter_mut()
+        .zip(out_bar.column_iter())
+    {
+        *b = column.sum();
+    }
+}
+
+/// `H̄ ⊙ (1 − H²)` in place on `rows`: from the adjoints of the hidden
+/// units to those of their pre-activations.
+fn through_tanh(hidden_bar: &mut DMatrix<f64>, hidden: &DMatrix<f64>, rows: Range<usize>) {
+    for (mut bar, h) in hidden_bar.column_iter_mut().zip(hidden.column_iter()) {
+        for k in rows.clone() {
+            bar[k] *= 1.0 - h[k] * h[k];
+        }
+    }
+}
+
+/// `log p(x, u_m)` of a chained model as a function of `u`, to read its
+/// `u`-gradient back (the chained log joint is linear in `u`, so any
+/// point gives the same gradient; the origin keeps it finite).
+struct ChainedAt<'a> {
+    chained: &'a ChainedModel,
+    m: usize,
+}
+
+impl Differentiable for ChainedAt<'_> {
+    fn eval<T: Scalar>(&self, u: &[T]) -> T {
+        self.chained.log_joint(self.m, u)
+    }
+}
+
+impl<'g> FusedDiwhvi<'g> {
+    /// The fused objective of `guide`: every setting of [`SemiImplicit`]
+    /// (affine or MLP conditional, constant or `ψ`-dependent scale, affine,
+    /// MLP or no reverse model).
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{Conditioning, HierarchicalGuide, Reverse, SemiImplicit};
+    /// use iwhvi_core::objective::fused::FusedDiwhvi;
+    /// let mlp = Conditioning::Mlp { hidden: 8 };
+    /// let guide = SemiImplicit::new(4, 2)
+    ///     .with_conditioning(mlp)
+    ///     .with_reverse(Reverse::Learned(mlp))
+    ///     .with_psi_dependent_scale(true);
+    /// let fused = FusedDiwhvi::new(&guide);
+    /// # let _ = fused;
+    /// ```
+    pub fn new(guide: &'g SemiImplicit) -> Self {
+        let (conditioning, reverse, psi_dependent_scale) = guide.configuration();
+        let layout = guide.param_layout();
+        let block = |name: &str| {
+            layout
+                .get(name)
+                .unwrap_or_else(|| panic!("a SemiImplicit lays out `{name}`"))
+                .range
+                .clone()
+        };
+        let outputs = if psi_dependent_scale {
+            2 * guide.latent_dim()
+        } else {
+            guide.latent_dim()
+        };
+        let d = guide.mixing_dim();
+        let layer = |name: &str, inputs, outputs| Layer {
+            weight: block(&format!("conditional.{name}weight")),
+            bias: block(&format!("conditional.{name}bias")),
+            inputs,
+            outputs,
+        };
+        let (hidden_layer, output_layer) = match conditioning {
+            Conditioning::Linear => (None, layer("", d, outputs)),
+            Conditioning::Mlp { hidden } => (
+                Some(layer("hidden.", d, hidden)),
+                layer("output.", hidden, outputs),
+            ),
+        };
+        let reverse = match reverse {
+            Reverse::Prior => None,
+            Reverse::Learned(Conditioning::Linear) => Some(ReverseBlocks {
+                hidden: None,
+                weight: block("reverse.weight"),
+                bias: block("reverse.bias"),
+                log_scale: block("reverse.log_scale"),
+            }),
+            Reverse::Learned(Conditioning::Mlp { hidden }) => Some(ReverseBlocks {
+                hidden: Some(Layer {
+                    weight: block("reverse.hidden.weight"),
+                    bias: block("reverse.hidden.bias"),
+                    inputs: guide.latent_dim(),
+                    outputs: hidden,
+                }),
+                weight: block("reverse.output.weight"),
+                bias: block("reverse.output.bias"),
+                log_scale: block("reverse.log_scale"),
+            }),
+        };
+        Self {
+            source: Source::Plain(guide),
+            guide,
+            whitening: None,
+            latent_dim: guide.latent_dim(),
+            mixing_dim: guide.mixing_dim(),
+            params_len: layout.len(),
+            outputs,
+            hidden_layer,
+            output_layer,
+            log_scale: (!psi_dependent_scale).then(|| block("conditional.log_scale")),
+            reverse,
+            doubly_reparameterized: false,
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// The fused objective of a preconditioned semi-implicit guide
+    /// ([`Preconditioned`]: `u = shift + L z`, the inner guide over `z`).
+    /// The inner weights are computed at `z = L⁻¹(u − shift)`, each less
+    /// `Σ ln Lᵢᵢ`, and the model's gradient enters as `Lᵀ ∇ᵤ log p`.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{Preconditioned, SemiImplicit};
+    /// use iwhvi_core::objective::fused::FusedDiwhvi;
+    /// let guide = Preconditioned::new(SemiImplicit::new(2, 2), vec![1.0, -1.0], vec![2.0, 0.0, 0.5, 1.0])?;
+    /// let fused = FusedDiwhvi::preconditioned(&guide);
+    /// # let _ = fused;
+    /// # Ok::<(), iwhvi_core::guide::PreconditionError>(())
+    /// ```
+    pub fn preconditioned(guide: &'g Preconditioned<SemiImplicit>) -> Self {
+        let scale_tril = guide.scale_tril();
+        let big_d = guide.shift().len();
+        let log_det = (0..big_d).map(|i| scale_tril[i * big_d + i].ln()).sum();
+        Self {
+            source: Source::Preconditioned(guide),
+            whitening: Some(Whitening {
+                shift: guide.shift(),
+                scale_tril,
+                log_det,
+            }),
+            ..Self::new(guide.inner())
+        }
+    }
+
+    /// With the given gradient estimator: the plain reparameterization
+    /// gradient (the default), or DReG on the reverse model's parameters
+    /// `φ = (R, c, log ρ)`,
+    /// `∂/∂φ ≈ −Σ_m a_m [Σ_{k≥1} π_k² ∂w_k/∂ψ_k · ∂ψ_k/∂φ + π_0 ∂w_0/∂φ]`,
+    /// the bound's gradient on the other parameters (see
+    /// [`GradientEstimator::DoublyReparameterized`]). The value is the
+    /// bound either way.
+    ///
+    /// # Errors
+    /// [`ObjectiveError::NoReverseParams`] for DReG without a reverse model
+    /// (SIVI), as [`GradientEstimator::check`] says.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{Reverse, SemiImplicit};
+    /// use iwhvi_core::objective::GradientEstimator;
+    /// use iwhvi_core::objective::fused::FusedDiwhvi;
+    /// let guide = SemiImplicit::new(4, 2);
+    /// let dreg = FusedDiwhvi::new(&guide);
+    /// assert!(dreg.with_estimator(GradientEstimator::DoublyReparameterized).is_ok());
+    /// let sivi = SemiImplicit::new(4, 2).with_reverse(Reverse::Prior);
+    /// let fused = FusedDiwhvi::new(&sivi);
+    /// assert!(fused.with_estimator(GradientEstimator::DoublyReparameterized).is_err());
+    /// ```
+    pub fn with_estimator(mut self, estimator: GradientEstimator) -> Result<Self, ObjectiveError> {
+        estimator.check(self.guide)?;
+        self.doubly_reparameterized = estimator == GradientEstimator::DoublyReparameterized;
+        Ok(self)
+    }
+
+    /// One step's bound and its gradient: the model's value and
+    /// `u`-gradient at each outer draw from `engine` (a [`ChainedModel`]),
+    /// then [`FusedDiwhvi::chained_value_and_gradient`]. The fused
+    /// counterpart of [`value_and_gradient`](super::value_and_gradient).
+    ///
+    /// # Panics
+    /// If `params` or `gradient` does not have one entry per parameter, or
+    /// `noise` was drawn for another guide.
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::guide::{HierarchicalGuide, SemiImplicit};
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::objective::fused::FusedDiwhvi;
+    /// use iwhvi_core::objective::{Diwhvi, StepNoise};
+    /// use iwhvi_core::tape::TapeEngine;
+    /// use iwhvi_core::transforms::Transform;
+    /// use rand::SeedableRng;
+    ///
+    /// struct Flat;
+    /// impl Model for Flat {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("x", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, _u: &[T]) -> T {
+    ///         T::constant(0.0)
+    ///     }
+    /// }
+    ///
+    /// let guide = SemiImplicit::new(1, 1);
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    /// let params = guide.init_params(&mut rng);
+    /// let noise = StepNoise::draw(&guide, Diwhvi::new(1, 0), &mut rng);
+    /// let mut gradient = vec![0.0; params.len()];
+    /// let bound = FusedDiwhvi::new(&guide)
+    ///     .value_and_gradient(&Flat, &params, &noise, &TapeEngine, &mut gradient);
+    /// // K = 0 and log p = 0: the bound is −log q(u|ψ₀) − log q(ψ₀) + log τ(ψ₀|u).
+    /// assert!(bound.is_finite());
+    /// ```
+    pub fn value_and_gradient<Mo: Model, E: GradientEngine>(
+        &mut self,
+        model: &Mo,
+        params: &[f64],
+        noise: &StepNoise,
+        engine: &E,
+        gradient: &mut [f64],
+    ) -> f64 {
+        let chained = match self.source {
+            Source::Plain(guide) => ChainedModel::new(model, guide, params, noise, engine),
+            Source::Preconditioned(guide) => ChainedModel::new(model, guide, params, noise, engine),
+        };
+        self.chained_value_and_gradient(params, noise, &chained, gradient)
+    }
+
+    /// The bound `logsumexp_m [log p(x, u_m) − U_K(u_m)] − log M` and its
+    /// gradient `Σ_m a_m ∇ log ŵ_m` (in `m` order) into `gradient`, with
+    /// the model entering through `chained` (which must have been computed
+    /// for the same parameters and noise): the fused counterpart of
+    /// [`DiwhviObjective::chained`](super::DiwhviObjective::chained) under a gradient engine.
+    ///
+    /// # Panics
+    /// If `params` or `gradient` does not have one entry per parameter, or
+    /// `noise` was drawn for another guide.
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::gradient::ForwardEngine;
+    /// use iwhvi_core::guide::{HierarchicalGuide, Reverse, SemiImplicit};
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::objective::fused::FusedDiwhvi;
+    /// use iwhvi_core::objective::{ChainedModel, Diwhvi, StepNoise};
+    /// use iwhvi_core::transforms::Transform;
+    /// use rand::SeedableRng;
+    ///
+    /// struct Normal;
+    /// impl Model for Normal {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("x", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         -(u[0] - 1.0).square() * 0.5
+    ///     }
+    /// }
+    ///
+    /// let guide = SemiImplicit::new(1, 2).with_reverse(Reverse::Prior); // SIVI
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    /// let params = guide.init_params(&mut rng);
+    /// let noise = StepNoise::draw(&guide, Diwhvi::new(4, 8), &mut rng);
+    /// let chained = ChainedModel::new(&Normal, &guide, &params, &noise, &ForwardEngine::<1>::new());
+    /// let mut fused = FusedDiwhvi::new(&guide);
+    /// let mut gradient = vec![0.0; params.len()];
+    /// let bound = fused.chained_value_and_gradient(&params, &noise, &chained, &mut gradient);
+    /// assert!(bound.is_finite() && gradient.iter().all(|g| g.is_finite()));
+    /// ```
+    pub fn chained_value_and_gradient(
+        &mut self,
+        params: &[f64],
+        noise: &StepNoise,
+        chained: &ChainedModel,
+        gradient: &mut [f64],
+    ) -> f64 {
+        let (big_d, d, p) = (self.latent_dim, self.mixing_dim, self.params_len);
+        assert_eq!(params.len(), p, "one parameter per entry of the layout");
+        assert_eq!(gradient.len(), p, "one gradient entry per parameter");
+        let objective = noise.objective();
+        assert!(
+            noise.mixing(0).len() == d && noise.conditional(0).len() == big_d,
+            "the noise was drawn for a guide with other dimensions"
+        );
+        self.scratch.ensure(
+            (objective.m, objective.k),
+            (big_d, d, p),
+            (
+                self.outputs,
+                self.hidden_layer.as_ref().map_or(0, |l| l.outputs),
+                self.reverse
+                    .as_ref()
+                    .and_then(|r| r.hidden.as_ref())
+                    .map_or(0, |l| l.outputs),
+            ),
+        );
+        self.prepare(params);
+        let engine = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
+        for m in 0..objective.m {
+            let log_p = chained.value(m);
+            let Scratch {
+                origin, grad_log_p, ..
+            } = &mut self.scratch;
+            engine.value_and_gradient_into(&ChainedAt { chained, m }, origin, grad_log_p);
+            let mut slot = std::mem::take(&mut self.scratch.slots);
+            self.scratch.log_w[m] =
+                self.outer(params, noise, m, log_p, &mut slot[m * p..(m + 1) * p]);
+            self.scratch.slots = slot;
+        }
+        let Scratch {
+            log_w,
+            outer_softmax,
+            slots,
+            ..
+        } = &mut self.scratch;
+        let bound = log_sum_exp_softmax(log_w, outer_softmax) - (objective.m as f64).ln();
+        gradient.fill(0.0);
+        for (&a, slot) in outer_softmax.iter().zip(slots.chunks_exact(p)) {
+            for (g, &s) in gradient.iter_mut().zip(slot) {
+                *g += a * s;
+            }
+        }
+        bound
+    }
+
+    /// The scales of the conditional and the reverse model, and `W`
+    /// column-major.
+    fn prepare(&mut self, params: &[f64]) {
+        let s = &mut self.scratch;
+        let layer = &self.output_layer;
+        copy_weight(&params[layer.weight.clone()], layer, &mut s.weight);
+        if let Some(layer) = &self.hidden_layer {
+            copy_weight(&params[layer.weight.clone()], layer, &mut s.hidden_weight);
+        }
+        if let Some(log_scale) = &self.log_scale {
+            s.sum_log_scale = prepare_scales(
+                &params[log_scale.clone()],
+                &mut s.scale,
+                &mut s.inverse_scale,
+            );
+        }
+        if let Some(reverse) = &self.reverse {
+            s.sum_log_rho = prepare_scales(
+                &params[reverse.log_scale.clone()],
+                &mut s.rho,
+                &mut s.inverse_rho,
+            );
+        }
+    }
+
+    /// `log ŵ_m = log p(x, u_m) − U_K(u_m)`, writing `∇ log ŵ_m` into
+    /// `slot`; `scratch.grad_log_p` holds `∇ᵤ log p(x, u_m)`.
+    fn outer(
+        &mut self,
+        params: &[f64],
+        noise: &StepNoise,
+        m: usize,
+        log_p: f64,
+        slot: &mut [f64],
+    ) -> f64 {
+        let (big_d, d) = (self.latent_dim, self.mixing_dim);
+        let k1 = noise.objective().k + 1;
+        let inner = k1 - 1;
+        let dependent = self.log_scale.is_none();
+        let s = &mut self.scratch;
+        let psi0 = noise.mixing(m);
+        let epsilon = noise.conditional(m);
+
+        // Forward: ψ₀, u = W ψ₀ + b + s ⊙ ε, ν = R u + c, ψ_k (rows of Ψ).
+        for (j, &e) in psi0.iter().enumerate() {
+            s.psi[(0, j)] = e;
+        }
+        match &self.hidden_layer {
+            None => affine_row0(params, &self.output_layer, psi0, &mut s.mean),
+            Some(hidden) => {
+                affine_row0(params, hidden, psi0, &mut s.hidden);
+                for (j, h) in s.hidden0.iter_mut().enumerate() {
+                    *h = s.hidden[(0, j)].tanh();
+                    s.hidden[(0, j)] = *h;
+                }
+                affine_row0(params, &self.output_layer, &s.hidden0, &mut s.mean);
+            }
+        }
+        for (i, &e) in epsilon.iter().enumerate() {
+            if dependent {
+                s.scale[i] = s.mean[(0, big_d + i)].exp();
+            }
+            s.u[i] = s.mean[(0, i)] + s.scale[i] * e;
+        }
+        if let Some(whitening) = &self.whitening {
+            // The generic path's round trip: u = shift + L z, then the
+            // inner guide reads z = L⁻¹(u − shift) (equal up to rounding).
+            let (shift, l) = (whitening.shift, whitening.scale_tril);
+            for i in (0..big_d).rev() {
+                let mut x = shift[i];
+                for (&z, &lij) in s.u[..=i].iter().zip(&l[i * big_d..=i * big_d + i]) {
+                    x += z * lij;
+                }
+                s.u[i] = x;
+            }
+            for i in 0..big_d {
+                let mut x = s.u[i] - shift[i];
+                for (&z, &lij) in s.u[..i].iter().zip(&l[i * big_d..i * big_d + i]) {
+                    x -= z * lij;
+                }
+                s.u[i] = x / l[i * big_d + i];
+            }
+        }
+        if let Some(reverse) = &self.reverse {
+            let r = &params[reverse.weight.clone()];
+            let c = &params[reverse.bias.clone()];
+            let x: &[f64] = match &reverse.hidden {
+                None => &s.u,
+                Some(hidden) => {
+                    let w1 = &params[hidden.weight.clone()];
+                    let b1 = &params[hidden.bias.clone()];
+                    for (l, h) in s.reverse_hidden.iter_mut().enumerate() {
+                        *h = (b1[l] + dot(&w1[l * big_d..(l + 1) * big_d], &s.u)).tanh();
+                    }
+                    &s.reverse_hidden
+                }
+            };
+            let n = x.len();
+            for (j, nu) in s.nu.iter_mut().enumerate() {
+                *nu = c[j] + dot(&r[j * n..(j + 1) * n], x);
+            }
+            for k in 1..k1 {
+                for (j, &eta) in noise.reverse(m, k - 1).iter().enumerate() {
+                    s.psi[(k, j)] = s.nu[j] + s.rho[j] * eta;
+                }
+            }
+        } else {
+            for k in 1..k1 {
+                for (j, &e) in noise.reverse(m, k - 1).iter().enumerate() {
+                    s.psi[(k, j)] = e;
+                }
+            }
+        }
+        // The conditional network at the inner draws: one product per layer.
+        match &self.hidden_layer {
+            None => affine_rows(params, &self.output_layer, &s.psi, &mut s.mean),
+            Some(hidden) => {
+                affine_rows(params, hidden, &s.psi, &mut s.hidden);
+                for mut column in s.hidden.column_iter_mut() {
+                    for h in column.iter_mut().skip(1) {
+                        *h = h.tanh();
+                    }
+                }
+                affine_rows(params, &self.output_layer, &s.hidden, &mut s.mean);
+            }
+        }
+
+        // The weights and U_K in one pass: the Gaussian quadratic forms
+        // accumulate per draw, each in the generic path's order.
+        let squared = &mut s.squared;
+        let normal_constant_u = LN_SQRT_2PI * big_d as f64;
+        let normal_constant_psi = LN_SQRT_2PI * d as f64;
+        if dependent {
+            // `diag_normal_log_density`'s order: from `−D log √2π`, each
+            // coordinate subtracts `z²/2 + log s`.
+            s.weights.fill(-normal_constant_u);
+            for i in 0..big_d {
+                let u = s.u[i];
+                for k in 0..k1 {
+                    let log_sigma = s.mean[(k, big_d + i)];
+                    let inverse_sigma = (-log_sigma).exp();
+                    let z = (u - s.mean[(k, i)]) * inverse_sigma;
+                    s.inverse_sigma[(k, i)] = inverse_sigma;
+                    s.z[(k, i)] = z;
+                    s.weights[k] -= z * z * 0.5 + log_sigma;
+                }
+            }
+        } else {
+            squared.fill(0.0);
+            for i in 0..big_d {
+                let (u, inverse_scale) = (s.u[i], s.inverse_scale[i]);
+                for ((z, &mean), sq) in
+                    s.z.column_mut(i)
+                        .iter_mut()
+                        .zip(s.mean.column(i).iter())
+                        .zip(squared.iter_mut())
+                {
+                    *z = (u - mean) * inverse_scale;
+                    *sq += *z * *z;
+                }
+            }
+            for (w, &sq) in s.weights.iter_mut().zip(squared.iter()) {
+                *w = -sq * 0.5 - s.sum_log_scale - normal_constant_u;
+            }
+        }
+        let psi_squared = &mut s.psi_squared;
+        psi_squared.fill(0.0);
+        for j in 0..d {
+            for (sq, &psi) in psi_squared.iter_mut().zip(s.psi.column(j).iter()) {
+                *sq += psi * psi;
+            }
+        }
+        if self.reverse.is_some() {
+            squared.fill(0.0);
+            for j in 0..d {
+                let (nu, inverse_rho) = (s.nu[j], s.inverse_rho[j]);
+                for ((t, &psi), sq) in
+                    s.t.column_mut(j)
+                        .iter_mut()
+                        .zip(s.psi.column(j).iter())
+                        .zip(squared.iter_mut())
+                {
+                    *t = (psi - nu) * inverse_rho;
+                    *sq += *t * *t;
+                }
+            }
+        }
+        for k in 0..k1 {
+            let log_mixing = -psi_squared[k] * 0.5 - normal_constant_psi;
+            let log_reverse = if self.reverse.is_some() {
+                -squared[k] * 0.5 - s.sum_log_rho - normal_constant_psi
+            } else {
+                log_mixing
+            };
+            let log_conditional = match &self.whitening {
+                Some(whitening) => s.weights[k] - whitening.log_det,
+                None => s.weights[k],
+            };
+            s.weights[k] = log_conditional + log_mixing - log_reverse;
+        }
+        let upper = log_sum_exp_softmax(&s.weights, &mut s.softmax) - (k1 as f64).ln();
+
+        // Backward, with ḡ_k = −π_k: the adjoints of the network's outputs.
+        slot.fill(0.0);
+        match &self.whitening {
+            None => s.u_bar.copy_from_slice(&s.grad_log_p),
+            Some(whitening) => {
+                // z̄ = Lᵀ ∇ᵤ log p.
+                let l = whitening.scale_tril;
+                for (j, u_bar) in s.u_bar.iter_mut().enumerate() {
+                    *u_bar = (j..big_d).map(|i| l[i * big_d + j] * s.grad_log_p[i]).sum();
+                }
+            }
+        }
+        for i in 0..big_d {
+            let (mut sum_mean_bar, mut log_scale_bar) = (0.0, 0.0);
+            for k in 0..k1 {
+                let (pi, z) = (s.softmax[k], s.z[(k, i)]);
+                let inverse_scale = if dependent {
+                    s.inverse_sigma[(k, i)]
+                } else {
+                    s.inverse_scale[i]
+                };
+                let mean_bar = -pi * z * inverse_scale;
+                s.mean_bar[(k, i)] = mean_bar;
+                sum_mean_bar += mean_bar;
+                let row_log_scale_bar = -pi * (z * z - 1.0);
+                if dependent {
+                    s.mean_bar[(k, big_d + i)] = row_log_scale_bar;
+                }
+                log_scale_bar += row_log_scale_bar;
+            }
+            s.u_bar[i] -= sum_mean_bar;
+            if let Some(range) = &self.log_scale {
+                slot[range.start + i] = log_scale_bar;
+            }
+        }
+        let reverse_draws = self.reverse.is_some() && inner > 0;
+        if self.hidden_layer.is_some() && reverse_draws {
+            // Through the hidden layer at the reverse draws.
+            s.hidden_bar
+                .rows_mut(1, inner)
+                .gemm(1.0, &s.mean_bar.rows(1, inner), &s.weight, 0.0);
+            through_tanh(&mut s.hidden_bar, &s.hidden, 1..k1);
+        }
+        if let Some(reverse) = &self.reverse {
+            if inner > 0 {
+                // Ψ̄ = M̄ W (or H̄ W₁) for the reverse draws (ψ₀ is noise).
+                let (bar, weight) = match &self.hidden_layer {
+                    None => (&s.mean_bar, &s.weight),
+                    Some(_) => (&s.hidden_bar, &s.hidden_weight),
+                };
+                s.psi_bar
+                    .rows_mut(1, inner)
+                    .gemm(1.0, &bar.rows(1, inner), weight, 0.0);
+            }
+            // The bound's ν̄ (into ū) and, for DReG, the surrogate's ν̄ and
+            // log ρ̄ (into τ's parameters): its inner path terms are the
+            // bound's weighted by π_k (ḡ_k π_k = −π_k²), and it has no
+            // explicit terms for k ≥ 1 (τ's density reads φ stopped there).
+            let dreg = self.doubly_reparameterized;
+            let log_rho_bar = &mut slot[reverse.log_scale.clone()];
+            for (j, log_rho_bar) in log_rho_bar.iter_mut().enumerate() {
+                let (inverse_rho, rho) = (s.inverse_rho[j], s.rho[j]);
+                let (mut nu_bar, mut lr_bar) = (0.0, 0.0);
+                let (mut nu_bar_dreg, mut lr_bar_dreg) = (0.0, 0.0);
+                for k in 0..k1 {
+                    let pi = s.softmax[k];
+                    let g = -pi;
+                    let t = s.t[(k, j)];
+                    let t_over_rho = t * inverse_rho;
+                    nu_bar -= g * t_over_rho;
+                    lr_bar += g * (1.0 - t * t);
+                    if k == 0 {
+                        nu_bar_dreg -= g * t_over_rho;
+                        lr_bar_dreg += g * (1.0 - t * t);
+                    } else {
+                        let eta = noise.reverse(m, k - 1)[j];
+                        let psi_bar = s.psi_bar[(k, j)] + g * (t_over_rho - s.psi[(k, j)]);
+                        nu_bar += psi_bar;
+                        lr_bar += psi_bar * rho * eta;
+                        nu_bar_dreg += psi_bar * pi;
+                        lr_bar_dreg += psi_bar * pi * rho * eta;
+                    }
+                }
+                s.nu_bar[j] = nu_bar;
+                s.nu_bar_reverse[j] = if dreg { nu_bar_dreg } else { nu_bar };
+                *log_rho_bar = if dreg { lr_bar_dreg } else { lr_bar };
+            }
+            let r = &params[reverse.weight.clone()];
+            slot[reverse.bias.clone()].copy_from_slice(&s.nu_bar_reverse);
+            match &reverse.hidden {
+                None => {
+                    let r_bar = &mut slot[reverse.weight.clone()];
+                    for j in 0..d {
+                        let (nu_bar, nu_bar_reverse) = (s.nu_bar[j], s.nu_bar_reverse[j]);
+                        for i in 0..big_d {
+                            r_bar[j * big_d + i] = nu_bar_reverse * s.u[i];
+                            s.u_bar[i] += r[j * big_d + i] * nu_bar;
+                        }
+                    }
+                }
+                Some(hidden) => {
+                    // The bound's adjoint of the hidden units (into ū) and
+                    // the one that reaches τ's parameters (DReG's or the same).
+                    let n = hidden.outputs;
+                    let r_bar = &mut slot[reverse.weight.clone()];
+                    s.reverse_hidden_bar.fill(0.0);
+                    s.reverse_hidden_bar_reverse.fill(0.0);
+                    for j in 0..d {
+                        let (nu_bar, nu_bar_reverse) = (s.nu_bar[j], s.nu_bar_reverse[j]);
+                        for l in 0..n {
+                            let w = r[j * n + l];
+                            r_bar[j * n + l] = nu_bar_reverse * s.reverse_hidden[l];
+                            s.reverse_hidden_bar[l] += w * nu_bar;
+                            s.reverse_hidden_bar_reverse[l] += w * nu_bar_reverse;
+                        }
+                    }
+                    let w1 = &params[hidden.weight.clone()];
+                    for l in 0..n {
+                        let h = s.reverse_hidden[l];
+                        let slope = 1.0 - h * h;
+                        let (a, a_reverse) = (
+                            s.reverse_hidden_bar[l] * slope,
+                            s.reverse_hidden_bar_reverse[l] * slope,
+                        );
+                        slot[hidden.bias.start + l] = a_reverse;
+                        let row = hidden.weight.start + l * big_d;
+                        for i in 0..big_d {
+                            slot[row + i] = a_reverse * s.u[i];
+                            s.u_bar[i] += w1[l * big_d + i] * a;
+                        }
+                    }
+                }
+            }
+        }
+        // Through u = μ(ψ₀) + s ⊙ ε (s = e^{log s(ψ₀)} when it depends on
+        // ψ): into the outputs' adjoints at ψ₀, then the layers' parameters.
+        for (i, &e) in epsilon.iter().enumerate() {
+            let u_bar = s.u_bar[i];
+            let log_scale_bar = u_bar * s.scale[i] * e;
+            s.mean_bar[(0, i)] += u_bar;
+            match &self.log_scale {
+                Some(range) => slot[range.start + i] += log_scale_bar,
+                None => s.mean_bar[(0, big_d + i)] += log_scale_bar,
+            }
+        }
+        match &self.hidden_layer {
+            None => affine_parameter_adjoint(&self.output_layer, &s.psi, &s.mean_bar, slot),
+            Some(hidden) => {
+                let rows = if reverse_draws { 0..1 } else { 0..k1 };
+                s.hidden_bar.rows_mut(rows.start, rows.len()).gemm(
+                    1.0,
+                    &s.mean_bar.rows(rows.start, rows.len()),
+                    &s.weight,
+                    0.0,
+                );
+                through_tanh(&mut s.hidden_bar, &s.hidden, rows);
+                affine_parameter_adjoint(&self.output_layer, &s.hidden, &s.mean_bar, slot);
+                affine_parameter_adjoint(hidden, &s.psi, &s.hidden_bar, slot);
+            }
+        }
+        log_p - upper
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nalgebra::{DMatrix, DVector};
+    use rand::rngs::StdRng;
+    use rand::{Rng, RngExt, SeedableRng};
+    use rand_distr::StandardNormal;
+
+    use super::FusedDiwhvi;
+    use crate::gradient::{ForwardEngine, Parallelism};
+    use crate::guide::{Conditioning, HierarchicalGuide, Preconditioned, Reverse, SemiImplicit};
+    use crate::model::{LatentSpec, Layout, Model};
+    use crate::objective::{
+        ChainedModel, Diwhvi, GradientEstimator, StepNoise, value_and_gradient_with,
+    };
+    use crate::scalar::Scalar;
+    use crate::special::LN_SQRT_2PI;
+    use crate::tape::TapeEngine;
+    use crate::transforms::Transform;
+
+    /// Relative tolerance of the fused path against the generic one.
+    const TOLERANCE: f64 = 1e-10;
+
+    /// The `(M, K)` settings checked, including `K = 0` and `M > 1`.
+    const SETTINGS: [(usize, usize); 7] = [(1, 0), (1, 1), (1, 8), (3, 0), (3, 5), (8, 8), (2, 64)];
+
+    /// Eight schools, non-centred, as `examples/common/eight_schools.rs`
+    /// writes it: `u = (mu, log tau, theta_tilde[0..8])`.
+    struct EightSchools;
+
+    const Y: [f64; 8] = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0];
+    const SIGMA: [f64; 8] = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0];
+
+    fn normal<T: Scalar>(x: T, loc: T, scale: f64) -> T {
+        -((x - loc) * (1.0 / scale)).square() * 0.5 - scale.ln() - LN_SQRT_2PI
+    }
+
+    impl Model for EightSchools {
+        fn layout(&self) -> Layout {
+            Layout::new(vec![
+                LatentSpec::scalar("mu", Transform::Identity),
+                LatentSpec::scalar("tau", Transform::Exp),
+                LatentSpec::vector("theta_tilde", 8, Transform::Identity),
+            ])
+        }
+
+        fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+            let (mu, log_tau) = (u[0], u[1]);
+            let tau = log_tau.exp();
+            let mut lp = normal(mu, T::constant(0.0), 5.0)
+                + (2.0 / (std::f64::consts::PI * 5.0)).ln()
+                - (tau * 0.2).square().ln_1p()
+                + log_tau;
+            for j in 0..8 {
+                let t = u[2 + j];
+                lp += normal(t, T::constant(0.0), 1.0)
+                    + normal(T::constant(Y[j]), mu + tau * t, SIGMA[j]);
+            }
+            lp
+        }
+    }
+
+    /// `y = X β + ε`, `β ~ N(0, 2² I)`, `ε ~ N(0, 0.8² I)`, three
+    /// coefficients and twenty observations.
+    struct LinearGaussian {
+        x: DMatrix<f64>,
+        y: DVector<f64>,
+    }
+
+    impl LinearGaussian {
+        fn new(seed: u64) -> Self {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let x = DMatrix::from_fn(20, 3, |_, _| rng.sample::<f64, _>(StandardNormal));
+            let beta = DVector::from_vec(vec![1.5, -2.0, 0.8]);
+            let y =
+                &x * beta + DVector::from_fn(20, |_, _| 0.8 * rng.sample::<f64, _>(StandardNormal));
+            Self { x, y }
+        }
+    }
+
+    impl Model for LinearGaussian {
+        fn layout(&self) -> Layout {
+            Layout::new(vec![LatentSpec::vector("beta", 3, Transform::Identity)])
+        }
+
+        fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+            let mut lp = T::constant(0.0);
+            for &b in u {
+                lp += normal(b, T::constant(0.0), 2.0);
+            }
+            for i in 0..self.y.len() {
+                let mut mean = T::constant(0.0);
+                for (j, &b) in u.iter().enumerate() {
+                    mean += b * self.x[(i, j)];
+                }
+                lp += normal(T::constant(self.y[i]), mean, 0.8);
+            }
+            lp
+        }
+    }
+
+    /// The guide's initial parameters moved by `N(0, spread²)` noise, so
+    /// that the reverse model (initialised at 0) is not trivial.
+    fn perturbed_params<G: HierarchicalGuide, R: Rng>(
+        guide: &G,
+        spread: f64,
+        rng: &mut R,
+    ) -> Vec<f64> {
+        guide
+            .init_params(rng)
+            .iter()
+            .map(|p| p + spread * rng.sample::<f64, _>(StandardNormal))
+            .collect()
+    }
+
+    /// `|a − b| ≤ TOLERANCE · |b|`, with `what` in the message.
+    fn assert_close(a: f64, b: f64, what: &str) {
+        assert!(
+            (a - b).abs() <= TOLERANCE * b.abs(),
+            "{what}: fused {a} vs generic {b} (relative {:e})",
+            (a - b).abs() / b.abs()
+        );
+    }
+
+    /// The fused bound and gradient equal the generic path's on both
+    /// engines, at every setting, for `guide` on `model`.
+    fn check_against_generic<Mo: Model>(
+        model: &Mo,
+        guide: &SemiImplicit,
+        estimator: GradientEstimator,
+        seed: u64,
+    ) {
+        check_fused(model, guide, FusedDiwhvi::new(guide), estimator, seed);
+    }
+
+    /// [`check_against_generic`] for any guide the fused objective serves.
+    fn check_fused<Mo: Model, G: HierarchicalGuide>(
+        model: &Mo,
+        guide: &G,
+        fused: FusedDiwhvi<'_>,
+        estimator: GradientEstimator,
+        seed: u64,
+    ) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let forward = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
+        let mut fused = fused.with_estimator(estimator).unwrap();
+        for (m, k) in SETTINGS {
+            let params = perturbed_params(guide, 0.3, &mut rng);
+            let noise = StepNoise::draw(guide, Diwhvi::new(m, k), &mut rng);
+            let p = params.len();
+            let mut tape = vec![0.0; p];
+            let tape_bound = value_and_gradient_with(
+                model,
+                guide,
+                &params,
+                &noise,
+                &TapeEngine,
+                estimator,
+                &mut tape,
+            )
+            .unwrap();
+            let mut dual = vec![0.0; p];
+            let dual_bound = value_and_gradient_with(
+                model, guide, &params, &noise, &forward, estimator, &mut dual,
+            )
+            .unwrap();
+            for (engine, reference, reference_gradient) in
+                [("tape", tape_bound, &tape), ("forward", dual_bound, &dual)]
+            {
+                let mut gradient = vec![0.0; p];
+                let bound = match engine {
+                    "tape" => {
+                        fused.value_and_gradient(model, &params, &noise, &TapeEngine, &mut gradient)
+                    }
+                    _ => fused.value_and_gradient(model, &params, &noise, &forward, &mut gradient),
+                };
+                let setting = format!("{engine}, (M, K) = ({m}, {k})");
+                assert_close(bound, reference, &format!("bound, {setting}"));
+                for (i, (&a, &b)) in gradient.iter().zip(reference_gradient).enumerate() {
+                    assert_close(a, b, &format!("∂/∂θ{i}, {setting}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn equals_the_generic_path_on_eight_schools() {
+        let guide = SemiImplicit::new(10, 10);
+        check_against_generic(&EightSchools, &guide, GradientEstimator::Reparameterized, 1);
+    }
+
+    #[test]
+    fn equals_the_generic_path_on_eight_schools_without_a_reverse_model() {
+        let guide = SemiImplicit::new(10, 10).with_reverse(Reverse::Prior);
+        check_against_generic(&EightSchools, &guide, GradientEstimator::Reparameterized, 2);
+    }
+
+    #[test]
+    fn equals_the_generic_path_on_a_linear_gaussian_model() {
+        let model = LinearGaussian::new(3);
+        for (guide, seed) in [
+            (SemiImplicit::new(3, 2), 4),
+            (SemiImplicit::new(3, 7), 5),
+            (SemiImplicit::new(3, 1).with_reverse(Reverse::Prior), 6),
+        ] {
+            check_against_generic(&model, &guide, GradientEstimator::Reparameterized, seed);
+        }
+    }
+
+    #[test]
+    fn equals_the_generic_path_with_a_psi_dependent_scale() {
+        let plain = GradientEstimator::Reparameterized;
+        let dependent = |big_d, d| SemiImplicit::new(big_d, d).with_psi_dependent_scale(true);
+        check_against_generic(&EightSchools, &dependent(10, 10), plain, 20);
+        let sivi = dependent(10, 4).with_reverse(Reverse::Prior);
+        check_against_generic(&EightSchools, &sivi, plain, 21);
+        let model = LinearGaussian::new(22);
+        check_against_generic(&model, &dependent(3, 2), plain, 23);
+        let dreg = GradientEstimator::DoublyReparameterized;
+        check_against_generic(&model, &dependent(3, 6), dreg, 24);
+    }
+
+    #[test]
+    fn equals_the_generic_path_with_an_mlp_conditional() {
+        let plain = GradientEstimator::Reparameterized;
+        let mlp = |big_d, d, hidden| {
+            SemiImplicit::new(big_d, d).with_conditioning(Conditioning::Mlp { hidden })
+        };
+        check_against_generic(&EightSchools, &mlp(10, 10, 16), plain, 30);
+        let sivi = mlp(10, 3, 8).with_reverse(Reverse::Prior);
+        check_against_generic(&EightSchools, &sivi, plain, 31);
+        let model = LinearGaussian::new(32);
+        let dependent = mlp(3, 2, 7).with_psi_dependent_scale(true);
+        check_against_generic(&model, &dependent, plain, 33);
+        let dreg = GradientEstimator::DoublyReparameterized;
+        check_against_generic(&model, &mlp(3, 4, 6), dreg, 34);
+    }
+
+    #[test]
+    fn doubly_reparameterized_equals_the_generic_estimator() {
+        let dreg = GradientEstimator::DoublyReparameterized;
+        check_against_generic(&EightSchools, &SemiImplicit::new(10, 10), dreg, 10);
+        let model = LinearGaussian::new(11);
+        check_against_generic(&model, &SemiImplicit::new(3, 2), dreg, 12);
+        check_against_generic(&model, &SemiImplicit::new(3, 5), dreg, 13);
+    }
+
+    #[test]
+    fn chained_path_reads_the_same_chained_model() {
+        let model = LinearGaussian::new(7);
+        let guide = SemiImplicit::new(3, 4);
+        let mut rng = StdRng::seed_from_u64(8);
+        let params = perturbed_params(&guide, 0.2, &mut rng);
+        let noise = StepNoise::draw(&guide, Diwhvi::new(4, 6), &mut rng);
+        let engine = ForwardEngine::<4>::new();
+        let chained = ChainedModel::new(&model, &guide, &params, &noise, &engine);
+        let mut fused = FusedDiwhvi::new(&guide);
+        let mut through_chained = vec![0.0; params.len()];
+        let a = fused.chained_value_and_gradient(&params, &noise, &chained, &mut through_chained);
+        let mut through_model = vec![0.0; params.len()];
+        let b = fused.value_and_gradient(&model, &params, &noise, &engine, &mut through_model);
+        assert_eq!(a.to_bits(), b.to_bits());
+        assert_eq!(through_chained, through_model);
+    }
+
+    #[test]
+    fn reused_buffers_give_the_bits_of_fresh_ones() {
+        let guide = SemiImplicit::new(10, 10);
+        let engine = TapeEngine;
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut reused = FusedDiwhvi::new(&guide);
+        for (m, k) in [(2, 3), (2, 3), (1, 0), (8, 8), (2, 3)] {
+            let params = perturbed_params(&guide, 0.3, &mut rng);
+            let noise = StepNoise::draw(&guide, Diwhvi::new(m, k), &mut rng);
+            let mut a = vec![0.0; params.len()];
+            let bound_a =
+                reused.value_and_gradient(&EightSchools, &params, &noise, &engine, &mut a);
+            let mut b = vec![f64::NAN; params.len()];
+            let bound_b = FusedDiwhvi::new(&guide).value_and_gradient(
+                &EightSchools,
+                &params,
+                &noise,
+                &engine,
+                &mut b,
+            );
+            assert_eq!(bound_a.to_bits(), bound_b.to_bits());
+            assert_eq!(a, b);
+        }
+    }
+
+    /// A lower-triangular `L` with positive diagonal, and a shift.
+    fn preconditioner(big_d: usize, rng: &mut StdRng) -> (Vec<f64>, Vec<f64>) {
+        let shift = (0..big_d)
+            .map(|_| rng.sample::<f64, _>(StandardNormal))
+            .collect();
+        let mut scale_tril = vec![0.0; big_d * big_d];
+        for i in 0..big_d {
+            for j in 0..i {
+                scale_tril[i * big_d + j] = 0.3 * rng.sample::<f64, _>(StandardNormal);
+            }
+            scale_tril[i * big_d + i] = 0.5 + rng.random::<f64>();
+        }
+        (shift, scale_tril)
+    }
+
+    #[test]
+    fn equals_the_generic_path_with_a_preconditioned_guide() {
+        let mut rng = StdRng::seed_from_u64(50);
+        let plain = GradientEstimator::Reparameterized;
+        let dreg = GradientEstimator::DoublyReparameterized;
+        let (shift, scale_tril) = preconditioner(10, &mut rng);
+        let guide = Preconditioned::new(SemiImplicit::new(10, 10), shift, scale_tril).unwrap();
+        check_fused(
+            &EightSchools,
+            &guide,
+            FusedDiwhvi::preconditioned(&guide),
+            plain,
+            51,
+        );
+        check_fused(
+            &EightSchools,
+            &guide,
+            FusedDiwhvi::preconditioned(&guide),
+            dreg,
+            52,
+        );
+        let model = LinearGaussian::new(53);
+        let (shift, scale_tril) = preconditioner(3, &mut rng);
+        let inner = SemiImplicit::new(3, 2)
+            .with_conditioning(Conditioning::Mlp { hidden: 5 })
+            .with_psi_dependent_scale(true)
+            .with_reverse(Reverse::Prior);
+        let guide = Preconditioned::new(inner, shift, scale_tril).unwrap();
+        check_fused(
+            &model,
+            &guide,
+            FusedDiwhvi::preconditioned(&guide),
+            plain,
+            54,
+        );
+    }
+
+    #[test]
+    fn equals_the_generic_path_with_an_mlp_reverse_model() {
+        let mlp = |hidden| Reverse::Learned(Conditioning::Mlp { hidden });
+        let plain = GradientEstimator::Reparameterized;
+        let dreg = GradientEstimator::DoublyReparameterized;
+        let guide = SemiImplicit::new(10, 10).with_reverse(mlp(12));
+        check_against_generic(&EightSchools, &guide, plain, 40);
+        check_against_generic(&EightSchools, &guide, dreg, 41);
+        let model = LinearGaussian::new(42);
+        let everything = SemiImplicit::new(3, 3)
+            .with_conditioning(Conditioning::Mlp { hidden: 5 })
+            .with_reverse(mlp(4))
+            .with_psi_dependent_scale(true);
+        check_against_generic(&model, &everything, plain, 43);
+        check_against_generic(&model, &everything, dreg, 44);
+    }
+}
