@@ -102,7 +102,10 @@ pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
     let core_model = quote!(::iwhvi::__private::iwhvi_core::model);
     let rng = quote!(__R: ::iwhvi::__private::rand::Rng + ?::core::marker::Sized);
     let distribution_error = quote!(::iwhvi::__private::distributions::DistributionError);
-    let never = quote!(::core::unimplemented!());
+    // Emitted only beside `compile_error!`, so the build fails and no body runs.
+    let never = quote!(::core::unreachable!(
+        "never run: the struct has a compile error"
+    ));
     quote! {
         #handover
 

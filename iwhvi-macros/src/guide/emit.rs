@@ -78,7 +78,7 @@ pub fn stubs(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream
             impl #guide_ident {
                 #[allow(missing_docs, dead_code)]
                 #vis fn new(__model: &#model) -> ::core::result::Result<Self, ::iwhvi::__private::GuideError> {
-                    ::core::unimplemented!()
+                    ::core::unreachable!("never run: the struct has a compile error")
                 }
             }
         }
@@ -90,19 +90,19 @@ pub fn stubs(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream
         #[allow(unused_variables, clippy::all)]
         impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
             fn latent_dim(&self) -> usize {
-                ::core::unimplemented!()
+                ::core::unreachable!("never run: the struct has a compile error")
             }
             fn mixing_dim(&self) -> usize {
-                ::core::unimplemented!()
+                ::core::unreachable!("never run: the struct has a compile error")
             }
             fn has_reverse_model(&self) -> bool {
-                ::core::unimplemented!()
+                ::core::unreachable!("never run: the struct has a compile error")
             }
             fn param_layout(&self) -> ::iwhvi::__private::ParamLayout {
-                ::core::unimplemented!()
+                ::core::unreachable!("never run: the struct has a compile error")
             }
             fn init_params<__R: ::iwhvi::__private::rand::Rng + ?::core::marker::Sized>(&self, __rng: &mut __R) -> ::std::vec::Vec<f64> {
-                ::core::unimplemented!()
+                ::core::unreachable!("never run: the struct has a compile error")
             }
             fn sample_conditional<__T: ::iwhvi::__private::Scalar>(
                 &self,
@@ -112,7 +112,7 @@ pub fn stubs(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream
                 __u: &mut [__T],
                 __workspace: &mut #workspace,
             ) {
-                ::core::unimplemented!()
+                ::core::unreachable!("never run: the struct has a compile error")
             }
             fn log_conditional<__T: ::iwhvi::__private::Scalar>(
                 &self,
@@ -121,7 +121,7 @@ pub fn stubs(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream
                 __u: &[__T],
                 __workspace: &mut #workspace,
             ) -> __T {
-                ::core::unimplemented!()
+                ::core::unreachable!("never run: the struct has a compile error")
             }
         }
     }
