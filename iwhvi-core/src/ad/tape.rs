@@ -60,8 +60,13 @@ impl Tape {
     #[inline]
     fn push(&mut self, edges: impl Iterator<Item = (u32, f64)>) -> Option<u32> {
         let start = self.edges.len();
-        self.edges
-            .extend(edges.filter(|&(operand, _)| operand != CONSTANT));
+        // A plain loop: `extend` over a filtered adaptor compiles to a
+        // `try_fold` that costs more than the pushes themselves.
+        for (operand, partial) in edges {
+            if operand != CONSTANT {
+                self.edges.push((operand, partial));
+            }
+        }
         (self.edges.len() > start).then(|| self.close())
     }
 
@@ -152,6 +157,30 @@ impl ChainRule for Var {
     fn combine(value: f64, terms: impl Iterator<Item = (Self, f64)>, divisor: f64) -> Self {
         let edges = terms.map(|(operand, partial)| (operand.index, partial / divisor));
         match TAPE.with(|tape| tape.borrow_mut().push(edges)) {
+            Some(index) => Self { value, index },
+            None => Self::constant(value),
+        }
+    }
+
+    #[inline(always)]
+    fn combine_grouped<const C: usize>(
+        value: f64,
+        groups: impl Iterator<Item = [(Self, f64); C]>,
+        divisor: f64,
+    ) -> Self {
+        let index = TAPE.with(|tape| {
+            let mut tape = tape.borrow_mut();
+            let start = tape.edges.len();
+            for group in groups {
+                for (operand, partial) in group {
+                    if !operand.is_constant() {
+                        tape.edges.push((operand.index, partial / divisor));
+                    }
+                }
+            }
+            (tape.edges.len() > start).then(|| tape.close())
+        });
+        match index {
             Some(index) => Self { value, index },
             None => Self::constant(value),
         }
