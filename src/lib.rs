@@ -258,6 +258,24 @@ pub use iwhvi_core::*;
 /// ```
 pub use iwhvi_macros::variational;
 
+/// The `rand` crate this library's API takes its random number generators
+/// from (version 0.10). Use it through this path (`iwhvi::rand::rngs::StdRng`,
+/// `iwhvi::rand::SeedableRng`) rather than adding `rand` to your own
+/// `Cargo.toml`: two versions of `rand` in one build have different `Rng`
+/// traits, and a generator from the other one is rejected with
+/// "the trait bound `StdRng: rand_core::Rng` is not satisfied".
+///
+/// ```
+/// use iwhvi::distributions::{Normal, Reparameterized};
+/// use iwhvi::rand::SeedableRng;
+///
+/// let mut rng = iwhvi::rand::rngs::StdRng::seed_from_u64(7);
+/// let normal = Normal::new(1.0, 2.0).unwrap();
+/// let noise = Reparameterized::<f64>::sample_noise(&normal, &mut rng);
+/// assert_eq!(normal.rsample(noise), 1.0 + 2.0 * noise);
+/// ```
+pub use rand;
+
 #[doc(hidden)]
 pub mod __private {
     //! Paths for generated code: `::iwhvi::__private::…` reaches the runtime

@@ -2,6 +2,7 @@
 //! Laplace and preconditioned guides, closed-form posteriors and the
 //! posteriordb models (one test binary, one module per former test file).
 
+mod draws_output;
 mod fit_behaviour;
 mod gradient_estimators;
 mod inference_closed_form;

@@ -27,7 +27,7 @@ impl<G: HierarchicalGuide> FittedGuide<G> {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Draws {
     pub(super) names: Vec<String>,
-    latent_names: Vec<(String, std::ops::Range<usize>)>,
+    pub(super) latent_names: Vec<(String, std::ops::Range<usize>)>,
     pub(super) rows: Vec<Vec<f64>>,
 }
 

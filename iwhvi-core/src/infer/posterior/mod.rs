@@ -3,7 +3,7 @@
 //! diagnostic, posterior predictive draws, and saving and loading.
 //!
 //! One file per concern: [`FittedGuide`] and its persistence (`persist`),
-//! [`Draws`] (`draws`), their [`Summary`] (`summary`), importance
+//! [`Draws`] (`draws`) and their CmdStan CSV form (`cmdstan`), their [`Summary`] (`summary`), importance
 //! resampling (`resample`) and the PSIS diagnostic (`psis`); this module
 //! holds [`Posterior`], the fitted guide beside its model.
 
@@ -12,12 +12,14 @@ use rand::Rng;
 use crate::guide::HierarchicalGuide;
 use crate::model::{Latents, Model};
 
+mod cmdstan;
 mod draws;
 mod persist;
 mod psis;
 mod resample;
 mod summary;
 
+pub use cmdstan::CmdStanCsvError;
 pub use draws::Draws;
 pub use persist::{FittedGuide, PersistError};
 pub use psis::pareto_k_hat;

@@ -21,6 +21,16 @@ pub struct ResampledDraws {
     pub pareto_k: f64,
 }
 
+impl ResampledDraws {
+    /// The draws' [`Summary`](super::Summary), with each mean's Monte Carlo
+    /// standard error `sd / √ESS` from the weights' effective sample size
+    /// (the resampled draws repeat proposals, so their count overstates the
+    /// information they carry).
+    pub fn summary(&self) -> super::Summary {
+        self.draws.summary_with_ess(self.effective_sample_size)
+    }
+}
+
 /// Why importance resampling has nothing to resample.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

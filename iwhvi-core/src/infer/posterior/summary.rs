@@ -1,12 +1,44 @@
-//! Per-element summaries of draws: mean, sd and quantiles.
+//! Per-element summaries of draws (mean, sd, the mean's Monte Carlo
+//! standard error, quantiles) and the draws' covariance and correlation
+//! matrices.
 
 use std::fmt;
+
+use nalgebra::DMatrix;
 
 use super::Draws;
 
 impl Draws {
-    /// Mean, sd and 5/50/95 % quantiles of every element.
+    /// Mean, sd, the mean's Monte Carlo standard error and the 5/50/95 %
+    /// quantiles of every element.
+    ///
+    /// With `n` draws: `mean = Σ x / n`, `sd² = Σ (x − mean)² / (n − 1)`,
+    /// `mcse_mean = sd / √n` (independent draws, as a guide's own draws
+    /// are; for importance-resampled draws use
+    /// [`ResampledDraws::summary`](super::ResampledDraws::summary), which
+    /// divides by the weights' effective sample size instead). Fewer than
+    /// two draws leave the sd and the standard error NaN (no draws: the
+    /// mean and quantiles too).
+    ///
+    /// ```
+    /// use iwhvi::model::Latents;
+    /// use iwhvi::posterior::Draws;
+    ///
+    /// let rows: Vec<Latents> = [1.0, 2.0, 3.0, 4.0]
+    ///     .iter()
+    ///     .map(|&x| Latents::from_pairs([("x".to_string(), vec![x])]))
+    ///     .collect();
+    /// let row = Draws::from_latents(&rows).summary().rows[0].clone();
+    /// assert_eq!(row.mean, 2.5);
+    /// assert!((row.sd - (5.0f64 / 3.0).sqrt()).abs() < 1e-15);
+    /// assert!((row.mcse_mean - row.sd / 2.0).abs() < 1e-15);
+    /// ```
     pub fn summary(&self) -> Summary {
+        self.summary_with_ess(self.rows.len() as f64)
+    }
+
+    /// [`summary`](Draws::summary) with the standard error `sd / √ess`.
+    pub(super) fn summary_with_ess(&self, ess: f64) -> Summary {
         let rows = self
             .names
             .iter()
@@ -15,13 +47,17 @@ impl Draws {
                 let mut column: Vec<f64> = self.rows.iter().map(|row| row[j]).collect();
                 let n = column.len() as f64;
                 let mean = column.iter().sum::<f64>() / n;
-                let sd =
-                    (column.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+                let sd = if column.len() < 2 {
+                    f64::NAN
+                } else {
+                    (column.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+                };
                 column.sort_by(f64::total_cmp);
                 SummaryRow {
                     name: name.clone(),
                     mean,
                     sd,
+                    mcse_mean: sd / ess.sqrt(),
                     q05: quantile(&column, 0.05),
                     q50: quantile(&column, 0.5),
                     q95: quantile(&column, 0.95),
@@ -29,6 +65,67 @@ impl Draws {
             })
             .collect();
         Summary { rows }
+    }
+
+    /// The sample covariance matrix of the elements (in the order of
+    /// [`names`](Draws::names)): `Σᵢⱼ = Σ_d (x_di − x̄_i)(x_dj − x̄_j) / (n − 1)`.
+    /// NaN everywhere with fewer than two draws.
+    ///
+    /// ```
+    /// use iwhvi::model::Latents;
+    /// use iwhvi::posterior::Draws;
+    ///
+    /// let rows: Vec<Latents> = [(1.0, 2.0), (2.0, 4.5), (3.0, 5.5)]
+    ///     .iter()
+    ///     .map(|&(a, b)| Latents::from_pairs([("a".to_string(), vec![a]), ("b".to_string(), vec![b])]))
+    ///     .collect();
+    /// let draws = Draws::from_latents(&rows);
+    /// let cov = draws.covariance();
+    /// assert_eq!(cov[(0, 0)], 1.0);
+    /// assert_eq!(cov[(0, 1)], 1.75);
+    /// let corr = draws.correlation();
+    /// assert!((corr[(0, 1)] - 1.75 / (1.0f64 * cov[(1, 1)]).sqrt()).abs() < 1e-15);
+    /// assert_eq!(corr[(1, 1)], 1.0);
+    /// ```
+    pub fn covariance(&self) -> DMatrix<f64> {
+        let (n, p) = (self.rows.len(), self.names.len());
+        if n < 2 {
+            return DMatrix::from_element(p, p, f64::NAN);
+        }
+        let means: Vec<f64> = (0..p)
+            .map(|j| self.rows.iter().map(|row| row[j]).sum::<f64>() / n as f64)
+            .collect();
+        let mut cov = DMatrix::zeros(p, p);
+        for row in &self.rows {
+            for i in 0..p {
+                let di = row[i] - means[i];
+                for j in i..p {
+                    cov[(i, j)] += di * (row[j] - means[j]);
+                }
+            }
+        }
+        for i in 0..p {
+            for j in i..p {
+                cov[(i, j)] /= (n - 1) as f64;
+                cov[(j, i)] = cov[(i, j)];
+            }
+        }
+        cov
+    }
+
+    /// The correlation matrix, `Σᵢⱼ / √(Σᵢᵢ Σⱼⱼ)` of
+    /// [`covariance`](Draws::covariance), with ones on the diagonal (NaN
+    /// where an element has no spread).
+    pub fn correlation(&self) -> DMatrix<f64> {
+        let cov = self.covariance();
+        let p = cov.nrows();
+        DMatrix::from_fn(p, p, |i, j| {
+            if i == j && cov[(i, i)] > 0.0 {
+                1.0
+            } else {
+                cov[(i, j)] / (cov[(i, i)] * cov[(j, j)]).sqrt()
+            }
+        })
     }
 }
 
@@ -51,6 +148,8 @@ pub struct SummaryRow {
     pub mean: f64,
     /// Standard deviation.
     pub sd: f64,
+    /// Monte Carlo standard error of the mean, `sd / √ess`.
+    pub mcse_mean: f64,
     /// 5 % quantile.
     pub q05: f64,
     /// Median.
@@ -84,14 +183,14 @@ impl fmt::Display for Summary {
             .max(4);
         writeln!(
             f,
-            "{:width$}  {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "", "mean", "sd", "5%", "50%", "95%"
+            "{:width$}  {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "", "mean", "mcse", "sd", "5%", "50%", "95%"
         )?;
         for r in &self.rows {
             writeln!(
                 f,
-                "{:width$}  {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-                r.name, r.mean, r.sd, r.q05, r.q50, r.q95
+                "{:width$}  {:>9.3} {:>9.4} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                r.name, r.mean, r.mcse_mean, r.sd, r.q05, r.q50, r.q95
             )?;
         }
         Ok(())
