@@ -121,8 +121,8 @@ impl Draws {
     /// is written past the rows before it), [`CmdStanCsvError::Io`].
     ///
     /// ```
-    /// use iwhvi::model::Latents;
-    /// use iwhvi::posterior::Draws;
+    /// use iwhvi_core::model::Latents;
+    /// use iwhvi_core::posterior::Draws;
     ///
     /// let rows: Vec<Latents> = [0.5, 1.5]
     ///     .iter()
@@ -134,7 +134,7 @@ impl Draws {
     /// let text = String::from_utf8(csv).unwrap();
     /// assert!(text.contains("lp__,mu,theta.1,theta.2\n0,0.5,0.5,-0.5\n"));
     /// assert_eq!(Draws::read_cmdstan_csv(text.as_bytes())?, draws);
-    /// # Ok::<(), iwhvi::posterior::CmdStanCsvError>(())
+    /// # Ok::<(), iwhvi_core::posterior::CmdStanCsvError>(())
     /// ```
     pub fn write_cmdstan_csv<W: Write>(&self, mut out: W) -> Result<(), CmdStanCsvError> {
         for (draw, row) in self.rows.iter().enumerate() {
@@ -189,13 +189,13 @@ impl Draws {
     /// [`CmdStanCsvError`] naming the line and column at fault.
     ///
     /// ```
-    /// use iwhvi::posterior::Draws;
+    /// use iwhvi_core::posterior::Draws;
     ///
     /// let csv = "# from CmdStan\nlp__,accept_stat__,mu,tau\n-3.1,0.9,1.5,2.0\n-2.9,0.8,1.25,0.5\n";
     /// let draws = Draws::read_cmdstan_csv(csv.as_bytes())?;
     /// assert_eq!(draws.names(), ["mu", "tau"]);
     /// assert_eq!(draws.column("tau"), Some(vec![2.0, 0.5]));
-    /// # Ok::<(), iwhvi::posterior::CmdStanCsvError>(())
+    /// # Ok::<(), iwhvi_core::posterior::CmdStanCsvError>(())
     /// ```
     pub fn read_cmdstan_csv<R: BufRead>(input: R) -> Result<Self, CmdStanCsvError> {
         let mut lines = input.lines().enumerate();

@@ -21,8 +21,8 @@ impl Draws {
     /// mean and quantiles too).
     ///
     /// ```
-    /// use iwhvi::model::Latents;
-    /// use iwhvi::posterior::Draws;
+    /// use iwhvi_core::model::Latents;
+    /// use iwhvi_core::posterior::Draws;
     ///
     /// let rows: Vec<Latents> = [1.0, 2.0, 3.0, 4.0]
     ///     .iter()
@@ -72,8 +72,8 @@ impl Draws {
     /// NaN everywhere with fewer than two draws.
     ///
     /// ```
-    /// use iwhvi::model::Latents;
-    /// use iwhvi::posterior::Draws;
+    /// use iwhvi_core::model::Latents;
+    /// use iwhvi_core::posterior::Draws;
     ///
     /// let rows: Vec<Latents> = [(1.0, 2.0), (2.0, 4.5), (3.0, 5.5)]
     ///     .iter()
