@@ -258,6 +258,9 @@ pub use iwhvi_core::*;
 /// ```
 pub use iwhvi_macros::variational;
 
+#[cfg(feature = "plot")]
+pub mod plot;
+
 /// The `rand` crate this library's API takes its random number generators
 /// from (version 0.10). Use it through this path (`iwhvi::rand::rngs::StdRng`,
 /// `iwhvi::rand::SeedableRng`) rather than adding `rand` to your own
