@@ -161,3 +161,27 @@ print(json.dumps(out))
         }
     }
 }
+
+#[test]
+fn resampled_draws_report_the_weights_effective_sample_size() {
+    let model = Groups::new(vec![1.0, -0.5, 2.0]).expect("valid data");
+    let guide = MeanField::new(5);
+    let mut rng = StdRng::seed_from_u64(5);
+    let params = guide.init_params(&mut rng);
+    let posterior = Posterior::new(&model, &guide, &params).expect("parameters fit the guide");
+    let resampled = posterior
+        .sample_importance_resampled(2000, 2000, 4, &mut rng)
+        .expect("finite weights");
+    let summary = resampled.summary();
+    let ess = resampled.effective_sample_size;
+    assert!(
+        ess > 1.0 && ess < 2000.0,
+        "an untrained guide has unequal weights: {ess}"
+    );
+    for row in &summary.rows {
+        assert_eq!(row.ess, ess);
+        assert_eq!(row.mcse_mean, row.sd / ess.sqrt());
+    }
+    // The plain summary of the same draws counts every draw.
+    assert_eq!(resampled.draws.summary().rows[0].ess, 2000.0);
+}

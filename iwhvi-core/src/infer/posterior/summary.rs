@@ -58,6 +58,7 @@ impl Draws {
                     mean,
                     sd,
                     mcse_mean: sd / ess.sqrt(),
+                    ess,
                     q05: quantile(&column, 0.05),
                     q50: quantile(&column, 0.5),
                     q95: quantile(&column, 0.95),
@@ -150,6 +151,10 @@ pub struct SummaryRow {
     pub sd: f64,
     /// Monte Carlo standard error of the mean, `sd / √ess`.
     pub mcse_mean: f64,
+    /// The effective sample size behind `mcse_mean`: the number of draws
+    /// for a guide's own (independent) draws, the importance weights'
+    /// `(Σw)² / Σw²` for resampled ones.
+    pub ess: f64,
     /// 5 % quantile.
     pub q05: f64,
     /// Median.
@@ -158,7 +163,9 @@ pub struct SummaryRow {
     pub q95: f64,
 }
 
-/// A table of [`SummaryRow`]s; `Display` prints it aligned.
+/// A table of [`SummaryRow`]s; `Display` prints it aligned, with the
+/// columns of Stan's `stansummary` that apply to independent or weighted
+/// draws (Mean, MCSE, StdDev, 5%, 50%, 95%, N_Eff; no R̂, there is no chain).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Summary {
     /// The rows, in the layout's order.
@@ -183,14 +190,14 @@ impl fmt::Display for Summary {
             .max(4);
         writeln!(
             f,
-            "{:width$}  {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "", "mean", "mcse", "sd", "5%", "50%", "95%"
+            "{:width$}  {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+            "", "Mean", "MCSE", "StdDev", "5%", "50%", "95%", "N_Eff"
         )?;
         for r in &self.rows {
             writeln!(
                 f,
-                "{:width$}  {:>9.3} {:>9.4} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-                r.name, r.mean, r.mcse_mean, r.sd, r.q05, r.q50, r.q95
+                "{:width$}  {:>9.3} {:>9.4} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>8.0}",
+                r.name, r.mean, r.mcse_mean, r.sd, r.q05, r.q50, r.q95, r.ess
             )?;
         }
         Ok(())
