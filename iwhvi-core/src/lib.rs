@@ -48,7 +48,7 @@ mod ad;
 mod infer;
 mod prob;
 
-pub use ad::{dual, gradient, linalg, scalar, special, tape};
+pub use ad::{dual, gradient, linalg, ode, scalar, special, tape};
 pub use infer::{fit, guide, laplace, objective, optim, posterior};
 #[doc(hidden)]
 pub use prob::generated;

@@ -8,5 +8,6 @@ mod distributions_reference;
 mod distributions_sampling;
 mod dual_properties;
 mod linalg_duals;
+mod ode;
 mod special_reference;
 mod transforms;

@@ -3,7 +3,7 @@
 //! the reverse-mode tape, the engines that turn a
 //! `Differentiable` function into its gradient,
 //! and the numeric kernels written once over `Scalar` (special functions,
-//! linear algebra).
+//! linear algebra, an adaptive ODE solver).
 //!
 //! Nothing here knows about probability: the layers above (`prob`,
 //! `infer`) are written over `Scalar` and differentiated by these engines. Every module is re-exported
@@ -12,6 +12,7 @@
 pub mod dual;
 pub mod gradient;
 pub mod linalg;
+pub mod ode;
 mod rules;
 pub mod scalar;
 pub mod special;

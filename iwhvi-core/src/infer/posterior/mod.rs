@@ -22,7 +22,7 @@ mod summary;
 pub use cmdstan::CmdStanCsvError;
 pub use draws::Draws;
 pub use persist::{FittedGuide, PersistError};
-pub use psis::pareto_k_hat;
+pub use psis::{PARETO_K_GOOD, PARETO_K_OK, pareto_k_hat};
 pub use resample::{ResampleError, ResampledDraws};
 pub use summary::{Summary, SummaryRow};
 

@@ -1,12 +1,29 @@
 //! The Pareto smoothed importance sampling diagnostic.
 
+/// Below this `k̂`, importance estimates are reliable (Vehtari et al.).
+pub const PARETO_K_GOOD: f64 = 0.5;
+
+/// Above this `k̂`, importance estimates are not to be trusted; between
+/// [`PARETO_K_GOOD`] and this they are usable but converge slowly.
+pub const PARETO_K_OK: f64 = 0.7;
+
 /// The Pareto smoothed importance sampling diagnostic `k̂` of log
 /// importance weights (Vehtari, Simpson, Gelman, Yao & Gabry, "Pareto
 /// smoothed importance sampling"): a generalized Pareto distribution fitted
 /// by Zhang & Stephens' empirical Bayes method to the largest
 /// `min(S/5, 3√S)` weights, with the weakly informative prior on `k`.
-/// `k̂ < 0.7` means the importance estimates are reliable; `+∞` when the
-/// tail is too short to fit.
+/// Reading it (the thresholds of the PSIS paper, as in ArviZ and the
+/// `loo` package): `k̂ <` [`PARETO_K_GOOD`] (0.5), the importance estimates
+/// are reliable; up to [`PARETO_K_OK`] (0.7), usable but slow to converge
+/// (use more draws); above it, not to be trusted. `+∞` when the tail is too
+/// short to fit.
+///
+/// ```
+/// use iwhvi_core::posterior::{PARETO_K_GOOD, pareto_k_hat};
+/// // Bounded weights (e^x for x evenly in [0, 1)): a short tail.
+/// let log_weights: Vec<f64> = (0..1000).map(|i| i as f64 / 1000.0).collect();
+/// assert!(pareto_k_hat(&log_weights) < PARETO_K_GOOD);
+/// ```
 pub fn pareto_k_hat(log_weights: &[f64]) -> f64 {
     let n = log_weights.len();
     let tail_len = ((0.2 * n as f64).min(3.0 * (n as f64).sqrt())).ceil() as usize;

@@ -16,8 +16,10 @@ pub struct ResampledDraws {
     pub draws: Draws,
     /// Effective sample size of the proposals, `(Σw)² / Σw²`.
     pub effective_sample_size: f64,
-    /// The PSIS `k̂` of the weights (below 0.7: the importance estimates are
-    /// reliable; Vehtari et al.).
+    /// The PSIS `k̂` of the weights: below [`PARETO_K_GOOD`](super::PARETO_K_GOOD)
+    /// (0.5) the importance estimates are reliable, up to
+    /// [`PARETO_K_OK`](super::PARETO_K_OK) (0.7) usable, above it not to be
+    /// trusted (see [`pareto_k_hat`](super::pareto_k_hat)).
     pub pareto_k: f64,
 }
 
