@@ -34,6 +34,49 @@ pub enum Reverse {
 /// Gaussian cannot take. The default (affine maps, learned affine reverse
 /// model, constant scale) has `2D + D·d + d·D + 2d` parameters.
 ///
+/// # Parameters
+///
+/// One flat vector, in blocks ([`HierarchicalGuide::param_layout`] names
+/// them and gives their ranges); every matrix is row-major, `[rows,
+/// columns]` with one row per output, so `W ψ` is row `i` of `W` dotted
+/// with `ψ`. With `D` latents, `d` mixing dimensions and `h` hidden units:
+///
+/// | block | shape | meaning |
+/// |---|---|---|
+/// | `conditional.weight` | `[D, d]` | `W` of the affine conditional mean `W ψ + b` |
+/// | `conditional.bias` | `[D]` | `b` |
+/// | `conditional.log_scale` | `[D]` | `log σ` of `q(u \| ψ)` (absent with a ψ-dependent scale) |
+/// | `conditional.hidden.weight`, `.hidden.bias` | `[h, d]`, `[h]` | MLP conditional: `H = tanh(W₁ ψ + b₁)` |
+/// | `conditional.output.weight`, `.output.bias` | `[D, h]`, `[D]` | MLP conditional: mean `W₂ H + b₂`; with a ψ-dependent scale `[2D, h]`, `[2D]`, rows `D..2D` being `log σ(ψ)` |
+/// | `reverse.weight`, `reverse.bias` | `[d, D]`, `[d]` | affine reverse mean `ν(u) = V u + c` |
+/// | `reverse.hidden.*`, `reverse.output.*` | `[h, D]`, `[h]`, `[d, h]`, `[d]` | MLP reverse mean |
+/// | `reverse.log_scale` | `[d]` | `r`, the reverse model's log-sd (absent for SIVI, `Reverse::Prior`) |
+///
+/// (With a ψ-dependent scale and the affine conditional, `conditional.weight`
+/// and `conditional.bias` are `[2D, d]` and `[2D]` the same way.)
+///
+/// Setting the default guide by hand: `u = W ψ + b + σ ⊙ ε`.
+///
+/// ```
+/// use iwhvi_core::guide::{HierarchicalGuide, SemiImplicit, Workspace};
+///
+/// let guide = SemiImplicit::new(2, 1);
+/// let layout = guide.param_layout();
+/// let mut params = vec![0.0; layout.len()];
+/// let mut set = |name: &str, values: &[f64]| {
+///     let block = layout.get(name).unwrap();
+///     params[block.range.clone()].copy_from_slice(values);
+/// };
+/// set("conditional.weight", &[1.0, 2.0]); // W = [[1], [2]] ([D, d] = [2, 1])
+/// set("conditional.bias", &[0.5, -0.5]);
+/// set("conditional.log_scale", &[0.5f64.ln(), 0.5f64.ln()]);
+/// let mut workspace = Workspace::new(&guide);
+/// guide.prepare(&params, &mut workspace);
+/// let mut u = [0.0; 2];
+/// guide.sample_conditional(&params, &[2.0], &[1.0, -1.0], &mut u, &mut workspace);
+/// assert_eq!(u, [1.0 * 2.0 + 0.5 + 0.5, 2.0 * 2.0 - 0.5 - 0.5]);
+/// ```
+///
 /// Initialisation: the conditional's last weights `N(0, 0.1²)`, every
 /// other last layer, bias and log-scale 0, hidden weights `N(0, 1/inputs)`
 /// (for the default, the JAX reference implementation's initialisation).
