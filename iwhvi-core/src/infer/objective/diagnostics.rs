@@ -97,8 +97,10 @@ pub fn estimate_bound<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
 pub struct LogQSandwich {
     /// `U_K(u)`.
     pub upper: f64,
-    /// `L_K(u)` (`U` itself for a non-hierarchical guide, whose `log q` is exact).
-    pub lower: f64,
+    /// `L_K(u)`; `None` at `K = 0` for a hierarchical guide (the lower
+    /// bound needs at least one draw from the reverse model); `U` itself
+    /// for a guide without mixing variables, whose `log q` is exact.
+    pub lower: Option<f64>,
 }
 
 /// `U_K(u)`: the upper bound on `log q(u)` from `ψ₀` (the draw that made
@@ -115,10 +117,12 @@ pub fn upper_bound_log_q<G: HierarchicalGuide>(
     buffers.draw_outer(guide, params, noise, m);
     buffers.inner_weights(guide, params, noise, m, Stop::Nothing);
     let upper = upper(&buffers.weights);
-    let lower = if buffers.weights.len() > 1 {
-        f64::log_sum_exp(&buffers.weights[1..]) - ((buffers.weights.len() - 1) as f64).ln()
+    let lower = if guide.mixing_dim() == 0 {
+        Some(upper)
+    } else if buffers.weights.len() > 1 {
+        Some(f64::log_sum_exp(&buffers.weights[1..]) - ((buffers.weights.len() - 1) as f64).ln())
     } else {
-        upper
+        None
     };
     (LogQSandwich { upper, lower }, buffers.u)
 }
@@ -176,11 +180,14 @@ pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     for _ in 0..draws {
         noise.redraw(rng);
         let (sandwich, u) = upper_bound_log_q(guide, params, &noise, 0);
+        let lower = sandwich
+            .lower
+            .expect("K ≥ 1 inner samples give a lower bound");
         let log_p = model.log_joint(&u);
         columns[0].push(-sandwich.upper);
-        columns[1].push(-sandwich.lower);
+        columns[1].push(-lower);
         columns[2].push(log_p - sandwich.upper);
-        columns[3].push(log_p - sandwich.lower);
+        columns[3].push(log_p - lower);
     }
     GuideDiagnostics {
         entropy_lower: Estimate::from_values(&columns[0]),
@@ -203,4 +210,113 @@ pub fn log_evidence<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Estimate {
     estimate_bound(model, guide, params, Diwhvi::new(m, k), replicates, rng)
+}
+
+/// Why a diagnostic could not be computed from what it was given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiagnosticsError {
+    /// The parameter vector does not fit the guide.
+    #[error("the guide has {expected} parameters but {found} were given")]
+    WrongParameterCount {
+        /// The guide's parameter count.
+        expected: usize,
+        /// The length given.
+        found: usize,
+    },
+    /// No inner samples: the lower bound on `log q` needs `K ≥ 1`.
+    #[error("the lower bound on log q needs at least one inner sample: K = 0 was given")]
+    NoInnerSamples,
+    /// Fewer than two draws: no standard error.
+    #[error("{0} draws were asked for; at least two are needed for a standard error")]
+    TooFewDraws(usize),
+}
+
+/// Bounds on the mutual information `I(u; ψ) = E[log q(u | ψ) − log q(u)]`
+/// between a hierarchical guide's latents and its mixing variable: how
+/// much the mixing variable matters to the guide (0 for a guide that
+/// ignores `ψ`, which is then a plain Gaussian).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct MutualInformation {
+    /// `E[log q(u | ψ₀) − U_K(u)] ≤ I` (in expectation).
+    pub lower: Estimate,
+    /// `E[log q(u | ψ₀) − L_K(u)] ≥ I` (in expectation).
+    pub upper: Estimate,
+}
+
+/// Bounds on `I(u; ψ)` from the sandwich on `log q(u)` (see
+/// [`upper_bound_log_q`]): over `draws` joint draws `(ψ₀, u) ~ q(ψ) q(u | ψ)`
+/// with `k` inner samples each, `log q(u | ψ₀) − U_K(u)` is below `I` and
+/// `log q(u | ψ₀) − L_K(u)` above it, in expectation; both tighten as `k`
+/// grows. A guide without mixing variables has `I = 0` exactly.
+///
+/// # Errors
+/// [`DiagnosticsError`] for parameters of the wrong length, `k = 0` or
+/// fewer than two draws.
+///
+/// ```
+/// use iwhvi_core::guide::{HierarchicalGuide, SemiImplicit};
+/// use iwhvi_core::objective::mutual_information;
+/// use rand::SeedableRng;
+///
+/// // u = W ψ + b + σ ε with ψ ~ N(0, 1), W = (2), σ = 1: u ~ N(0, 5), and
+/// // I(u; ψ) = ½ ln(1 + W²/σ²) = ½ ln 5.
+/// let guide = SemiImplicit::new(1, 1);
+/// let layout = guide.param_layout();
+/// let mut params = vec![0.0; layout.len()];
+/// params[layout.get("conditional.weight").unwrap().range.clone()].copy_from_slice(&[2.0]);
+/// // The optimal reverse model τ(ψ | u) = N(2u/5, 1/5): V = 0.4, log r = ½ ln 0.2.
+/// params[layout.get("reverse.weight").unwrap().range.clone()].copy_from_slice(&[0.4]);
+/// params[layout.get("reverse.log_scale").unwrap().range.clone()].copy_from_slice(&[0.5 * 0.2f64.ln()]);
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+/// let mi = mutual_information(&guide, &params, 4, 4000, &mut rng)?;
+/// let exact = 0.5 * 5f64.ln();
+/// // With the exact reverse model every weight is log q(u), so the two bounds
+/// // meet; what is left is the Monte Carlo error of the mean over draws.
+/// assert!((mi.upper.mean - mi.lower.mean).abs() < 1e-9);
+/// assert!((mi.lower.mean - exact).abs() < 4.0 * mi.lower.std_error);
+/// # Ok::<(), iwhvi_core::objective::DiagnosticsError>(())
+/// ```
+pub fn mutual_information<G: HierarchicalGuide, R: Rng + ?Sized>(
+    guide: &G,
+    params: &[f64],
+    k: usize,
+    draws: usize,
+    rng: &mut R,
+) -> Result<MutualInformation, DiagnosticsError> {
+    let expected = guide.param_layout().len();
+    if params.len() != expected {
+        return Err(DiagnosticsError::WrongParameterCount {
+            expected,
+            found: params.len(),
+        });
+    }
+    if k == 0 {
+        return Err(DiagnosticsError::NoInnerSamples);
+    }
+    if draws < 2 {
+        return Err(DiagnosticsError::TooFewDraws(draws));
+    }
+    let mut noise = StepNoise::new(guide, Diwhvi::new(1, k));
+    let mut buffers = Buffers::new(guide, params, Stop::Nothing);
+    let (mut lower, mut upper_values) = (Vec::with_capacity(draws), Vec::with_capacity(draws));
+    for _ in 0..draws {
+        noise.redraw(rng);
+        if guide.mixing_dim() == 0 {
+            lower.push(0.0);
+            upper_values.push(0.0);
+            continue;
+        }
+        buffers.draw_outer(guide, params, &noise, 0);
+        let log_conditional = buffers.log_conditional_at_psi0(guide, params);
+        buffers.inner_weights(guide, params, &noise, 0, Stop::Nothing);
+        let u_k = upper(&buffers.weights);
+        let l_k = f64::log_sum_exp(&buffers.weights[1..]) - (k as f64).ln();
+        lower.push(log_conditional - u_k);
+        upper_values.push(log_conditional - l_k);
+    }
+    Ok(MutualInformation {
+        lower: Estimate::from_values(&lower),
+        upper: Estimate::from_values(&upper_values),
+    })
 }

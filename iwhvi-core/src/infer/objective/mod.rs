@@ -37,8 +37,8 @@ pub use bound::{Diwhvi, DiwhviObjective};
 pub use chained::ChainedModel;
 pub(crate) use chained::LogJoint;
 pub use diagnostics::{
-    Estimate, GuideDiagnostics, LogQSandwich, estimate_bound, guide_diagnostics, log_evidence,
-    upper_bound_log_q,
+    DiagnosticsError, Estimate, GuideDiagnostics, LogQSandwich, MutualInformation, estimate_bound,
+    guide_diagnostics, log_evidence, mutual_information, upper_bound_log_q,
 };
 pub use estimators::{
     GradientEstimator, ObjectiveError, value_and_gradient, value_and_gradient_with,

@@ -131,6 +131,16 @@ impl<T: Scalar> Buffers<T> {
         );
     }
 
+    /// `log q(u | ψ₀)`: the conditional density of the current `u` at the
+    /// mixing draw `ψ₀` that made it.
+    pub(super) fn log_conditional_at_psi0<G: HierarchicalGuide>(
+        &mut self,
+        guide: &G,
+        params: &[T],
+    ) -> T {
+        guide.log_conditional(params, &self.psi0, &self.u, &mut self.workspace)
+    }
+
     /// The weights `w_0 … w_K` of the current `u` into `self.weights`,
     /// each density reading the parameter copy `stop` gives it.
     pub(super) fn inner_weights<G: HierarchicalGuide>(
