@@ -53,7 +53,7 @@ pub use infer::{fit, guide, laplace, objective, optim, posterior};
 #[doc(hidden)]
 pub use prob::generated;
 pub use prob::plate;
-pub use prob::{distributions, model, transforms};
+pub use prob::{data, distributions, model, transforms};
 
 pub use dual::Dual;
 pub use gradient::{Differentiable, ForwardEngine, GradientEngine, Parallelism, gradient};

@@ -8,6 +8,7 @@
 //! Written over the AD layer's `Scalar`; knows nothing of guides or
 //! objectives. Every module is re-exported at the crate root.
 
+pub mod data;
 pub mod distributions;
 pub mod generated;
 pub mod model;
