@@ -6,7 +6,10 @@
 //!
 //! [`StanData`] holds a parsed file; [`StanData::get`] converts one
 //! variable into a Rust value through [`FromStanData`], with a
-//! [`DataError`] that names the variable (and the element) at fault.
+//! [`StanDataError`] that names the variable (and the element) at fault
+//! (not to be confused with [`model::DataError`](crate::model::DataError),
+//! a model constructor's verdict on the values it is given, which
+//! [`StanDataError::Invalid`] carries).
 //!
 //! ```
 //! use iwhvi_core::data::StanData;
@@ -22,7 +25,7 @@
 //!     data.get::<Vec<f64>>("sigma").unwrap_err().to_string(),
 //!     "the data have no variable `sigma` (they have: N, x, y)"
 //! );
-//! # Ok::<(), iwhvi_core::data::DataError>(())
+//! # Ok::<(), iwhvi_core::data::StanDataError>(())
 //! ```
 
 use std::io::Read;
@@ -34,7 +37,7 @@ use serde_json::{Map, Value};
 /// Why data could not be read or converted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum DataError {
+pub enum StanDataError {
     /// Reading the file failed.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -68,6 +71,10 @@ pub enum DataError {
         /// What was there.
         found: String,
     },
+    /// The values were read, but the model's constructor rejects them (a
+    /// NaN, mismatched lengths, an observation outside its support).
+    #[error(transparent)]
+    Invalid(#[from] crate::model::DataError),
     /// An array of the wrong length, or a matrix with ragged rows.
     #[error("`{path}` should have {expected} elements, but has {found}")]
     WrongLength {
@@ -97,16 +104,16 @@ pub trait FromStanData: Sized {
     /// Converts `value`, the variable (or element) at `path`.
     ///
     /// # Errors
-    /// [`DataError::WrongType`] or [`DataError::WrongLength`] naming `path`.
-    fn from_stan(path: &str, value: &Value) -> Result<Self, DataError>;
+    /// [`StanDataError::WrongType`] or [`StanDataError::WrongLength`] naming `path`.
+    fn from_stan(path: &str, value: &Value) -> Result<Self, StanDataError>;
 }
 
 impl FromStanData for f64 {
     /// A number, or `"NaN"`, `"Inf"`, `"+Inf"`, `"-Inf"` (also
     /// `"Infinity"`, as CmdStan writes them).
-    fn from_stan(path: &str, value: &Value) -> Result<Self, DataError> {
+    fn from_stan(path: &str, value: &Value) -> Result<Self, StanDataError> {
         match value {
-            Value::Number(n) => n.as_f64().ok_or_else(|| DataError::WrongType {
+            Value::Number(n) => n.as_f64().ok_or_else(|| StanDataError::WrongType {
                 path: path.into(),
                 expected: "a real number",
                 found: kind(value),
@@ -115,13 +122,13 @@ impl FromStanData for f64 {
                 "NaN" | "nan" => Ok(f64::NAN),
                 "Inf" | "+Inf" | "inf" | "Infinity" | "+Infinity" => Ok(f64::INFINITY),
                 "-Inf" | "-inf" | "-Infinity" => Ok(f64::NEG_INFINITY),
-                _ => Err(DataError::WrongType {
+                _ => Err(StanDataError::WrongType {
                     path: path.into(),
                     expected: "a real number",
                     found: kind(value),
                 }),
             },
-            _ => Err(DataError::WrongType {
+            _ => Err(StanDataError::WrongType {
                 path: path.into(),
                 expected: "a real number",
                 found: kind(value),
@@ -135,8 +142,8 @@ macro_rules! integer {
     ($($t:ty => $what:literal),*) => {$(
         impl FromStanData for $t {
             #[doc = concat!("An integer number that fits in `", stringify!($t), "`.")]
-            fn from_stan(path: &str, value: &Value) -> Result<Self, DataError> {
-                let wrong = || DataError::WrongType {
+            fn from_stan(path: &str, value: &Value) -> Result<Self, StanDataError> {
+                let wrong = || StanDataError::WrongType {
                     path: path.into(),
                     expected: $what,
                     found: kind(value),
@@ -169,13 +176,13 @@ integer!(
 
 impl FromStanData for bool {
     /// `0` or `1` (Stan has no booleans), or `true`/`false`.
-    fn from_stan(path: &str, value: &Value) -> Result<Self, DataError> {
+    fn from_stan(path: &str, value: &Value) -> Result<Self, StanDataError> {
         match value {
             Value::Bool(b) => Ok(*b),
             _ => match u64::from_stan(path, value) {
                 Ok(0) => Ok(false),
                 Ok(1) => Ok(true),
-                _ => Err(DataError::WrongType {
+                _ => Err(StanDataError::WrongType {
                     path: path.into(),
                     expected: "0 or 1",
                     found: kind(value),
@@ -186,9 +193,9 @@ impl FromStanData for bool {
 }
 
 /// The elements of an array, each converted with its index in the path.
-fn elements<T: FromStanData>(path: &str, value: &Value) -> Result<Vec<T>, DataError> {
+fn elements<T: FromStanData>(path: &str, value: &Value) -> Result<Vec<T>, StanDataError> {
     let Value::Array(items) = value else {
-        return Err(DataError::WrongType {
+        return Err(StanDataError::WrongType {
             path: path.into(),
             expected: "an array",
             found: kind(value),
@@ -203,17 +210,17 @@ fn elements<T: FromStanData>(path: &str, value: &Value) -> Result<Vec<T>, DataEr
 
 impl<T: FromStanData> FromStanData for Vec<T> {
     /// A JSON array (of any length), element by element.
-    fn from_stan(path: &str, value: &Value) -> Result<Self, DataError> {
+    fn from_stan(path: &str, value: &Value) -> Result<Self, StanDataError> {
         elements(path, value)
     }
 }
 
 impl<T: FromStanData, const N: usize> FromStanData for [T; N] {
     /// A JSON array of exactly `N` elements.
-    fn from_stan(path: &str, value: &Value) -> Result<Self, DataError> {
+    fn from_stan(path: &str, value: &Value) -> Result<Self, StanDataError> {
         let items: Vec<T> = elements(path, value)?;
         let found = items.len();
-        items.try_into().map_err(|_| DataError::WrongLength {
+        items.try_into().map_err(|_| StanDataError::WrongLength {
             path: path.into(),
             expected: N,
             found,
@@ -223,7 +230,7 @@ impl<T: FromStanData, const N: usize> FromStanData for [T; N] {
 
 impl FromStanData for DVector<f64> {
     /// A JSON array of reals.
-    fn from_stan(path: &str, value: &Value) -> Result<Self, DataError> {
+    fn from_stan(path: &str, value: &Value) -> Result<Self, StanDataError> {
         Ok(DVector::from_vec(elements(path, value)?))
     }
 }
@@ -231,12 +238,12 @@ impl FromStanData for DVector<f64> {
 impl FromStanData for DMatrix<f64> {
     /// A JSON array of rows, each an array of reals, all of one length
     /// (Stan's layout for `matrix[N, K]`); `[]` is the `0 × 0` matrix.
-    fn from_stan(path: &str, value: &Value) -> Result<Self, DataError> {
+    fn from_stan(path: &str, value: &Value) -> Result<Self, StanDataError> {
         let rows: Vec<Vec<f64>> = elements(path, value)?;
         let ncols = rows.first().map_or(0, Vec::len);
         for (i, row) in rows.iter().enumerate() {
             if row.len() != ncols {
-                return Err(DataError::WrongLength {
+                return Err(StanDataError::WrongLength {
                     path: format!("{path}[{i}]"),
                     expected: ncols,
                     found: row.len(),
@@ -257,8 +264,8 @@ impl StanData {
     /// Parses Stan-format JSON text.
     ///
     /// # Errors
-    /// [`DataError::Json`], or [`DataError::NotAnObject`].
-    pub fn from_json_str(text: &str) -> Result<Self, DataError> {
+    /// [`StanDataError::Json`], or [`StanDataError::NotAnObject`].
+    pub fn from_json_str(text: &str) -> Result<Self, StanDataError> {
         Self::from_value(serde_json::from_str(text)?)
     }
 
@@ -266,28 +273,28 @@ impl StanData {
     ///
     /// # Errors
     /// As [`from_json_str`](StanData::from_json_str).
-    pub fn from_reader<R: Read>(reader: R) -> Result<Self, DataError> {
+    pub fn from_reader<R: Read>(reader: R) -> Result<Self, StanDataError> {
         Self::from_value(serde_json::from_reader(reader)?)
     }
 
     /// Reads and parses the file at `path`.
     ///
     /// # Errors
-    /// [`DataError::Io`], or as [`from_json_str`](StanData::from_json_str).
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, DataError> {
+    /// [`StanDataError::Io`], or as [`from_json_str`](StanData::from_json_str).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, StanDataError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        let text = std::fs::read_to_string(path).map_err(|source| StanDataError::Io {
             path: path.display().to_string(),
             source,
         })?;
         Self::from_json_str(&text)
     }
 
-    fn from_value(value: Value) -> Result<Self, DataError> {
+    fn from_value(value: Value) -> Result<Self, StanDataError> {
         match value {
             Value::Object(fields) => Ok(Self { fields }),
-            Value::Array(_) => Err(DataError::NotAnObject("an array")),
-            _ => Err(DataError::NotAnObject("a single value")),
+            Value::Array(_) => Err(StanDataError::NotAnObject("an array")),
+            _ => Err(StanDataError::NotAnObject("a single value")),
         }
     }
 
@@ -299,13 +306,16 @@ impl StanData {
     /// The variable `name`, converted to `T`.
     ///
     /// # Errors
-    /// [`DataError::Missing`] when there is no such variable, or the
+    /// [`StanDataError::Missing`] when there is no such variable, or the
     /// conversion's error (naming the element at fault).
-    pub fn get<T: FromStanData>(&self, name: &str) -> Result<T, DataError> {
-        let value = self.fields.get(name).ok_or_else(|| DataError::Missing {
-            name: name.into(),
-            present: self.names().collect::<Vec<_>>().join(", "),
-        })?;
+    pub fn get<T: FromStanData>(&self, name: &str) -> Result<T, StanDataError> {
+        let value = self
+            .fields
+            .get(name)
+            .ok_or_else(|| StanDataError::Missing {
+                name: name.into(),
+                present: self.names().collect::<Vec<_>>().join(", "),
+            })?;
         T::from_stan(name, value)
     }
 }
@@ -353,11 +363,11 @@ mod tests {
         assert_eq!(err, "`i[1]` should be 0 or 1, but is the number 2.0");
         assert!(matches!(
             StanData::from_json_str("[1, 2]"),
-            Err(DataError::NotAnObject("an array"))
+            Err(StanDataError::NotAnObject("an array"))
         ));
         assert!(matches!(
             StanData::from_json_str("{"),
-            Err(DataError::Json(_))
+            Err(StanDataError::Json(_))
         ));
     }
 }
