@@ -18,7 +18,15 @@
 
 use std::any::TypeId;
 
-use super::{Arg, BLOCK, PlateKernel};
+use super::{
+    Arg, BLOCK, BernoulliLogitKernel, Family, NormalKernel, PlateKernel, PoissonLogKernel,
+    ScalarKernel,
+};
+use crate::distributions::{
+    Bernoulli, BernoulliLogit, Beta, Binomial, BinomialLogit, Cauchy, Exponential, Gamma,
+    HalfCauchy, HalfNormal, InverseGamma, Laplace, LogNormal, Logistic, NegativeBinomial2, Normal,
+    Poisson, PoissonLog, StudentT, Uniform, Weibull,
+};
 use crate::dual::Dual;
 use crate::scalar::Scalar;
 
@@ -264,11 +272,46 @@ fn tangents<T: Scalar, P: Plate, const W: usize>(
     value
 }
 
+/// The kernel a plate of family `Self` runs: a hand-written closed form
+/// where one exists, [`ScalarKernel<Self>`] otherwise. `#[variational]`
+/// names it as `<distributions::Family as FamilyKernel>::Kernel`, so that a
+/// new hand-written kernel only changes this mapping.
+///
+/// ```
+/// use iwhvi_core::distributions::{Gamma, Normal};
+/// use iwhvi_core::plate::{FamilyKernel, NormalKernel, ScalarKernel};
+///
+/// let _: NormalKernel = <Normal as FamilyKernel>::Kernel::default();
+/// let _: ScalarKernel<Gamma> = <Gamma as FamilyKernel>::Kernel::default();
+/// ```
+pub trait FamilyKernel: Family {
+    /// The kernel.
+    type Kernel: PlateKernel<Obs = Self::Obs> + Default;
+}
+
+macro_rules! family_kernels {
+    (hand: [$($family:ident => $kernel:ident,)+] scalar: [$($other:ident,)+]) => {
+        $(impl FamilyKernel for $family { type Kernel = $kernel; })+
+        $(impl FamilyKernel for $other { type Kernel = ScalarKernel<$other>; })+
+    };
+}
+
+family_kernels! {
+    hand: [
+        Normal => NormalKernel,
+        BernoulliLogit => BernoulliLogitKernel,
+        PoissonLog => PoissonLogKernel,
+    ]
+    scalar: [
+        LogNormal, HalfNormal, Cauchy, HalfCauchy, StudentT, Laplace, Logistic, Exponential,
+        Gamma, InverseGamma, Beta, Uniform, Weibull, Bernoulli, Poisson, NegativeBinomial2,
+        Binomial, BinomialLogit,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::distributions::{Gamma, Normal};
-    use crate::plate::{NormalKernel, ScalarKernel};
 
     /// yᵢ ~ N(Σⱼ βⱼ xᵢⱼ + a, e^s) with `d` coefficients: operands
     /// `[a], [s], β`.

@@ -47,7 +47,7 @@ use std::marker::PhantomData;
 use crate::dual::Dual;
 use crate::scalar::Scalar;
 
-pub use driver::{MAX_ARGS, Plate, preaccumulate};
+pub use driver::{FamilyKernel, MAX_ARGS, Plate, preaccumulate};
 pub use families::Family;
 pub use kernels::{BernoulliLogitKernel, NormalKernel, PoissonLogKernel};
 
