@@ -237,6 +237,30 @@ struct Radon {
     y: Vec<f64>,
 }
 
+/// Radon as the lint test writes it: every argument affine (a gather, a
+/// data coefficient, a scalar), so the plate needs no dual numbers.
+#[variational]
+struct RadonAffine {
+    #[data]
+    x: Vec<f64>,
+    #[data]
+    county: Vec<usize>,
+    #[data]
+    counties: usize,
+    #[latent(Normal(0.0, 10.0))]
+    mu_a: f64,
+    #[latent(HalfNormal(5.0))]
+    sigma_a: f64,
+    #[latent(Normal(mu_a, sigma_a), len = counties)]
+    a: Vec<f64>,
+    #[latent(Normal(0.0, 10.0))]
+    b: f64,
+    #[latent(Exponential(1.0))]
+    sigma_y: f64,
+    #[observe(Normal(a[county[i]] + b * x[i] / 2.0 - (-(b - 1.5 * mu_a)), sigma_y), for i)]
+    y: Vec<f64>,
+}
+
 /// Arguments that do not depend on the index, a data-only scalar
 /// observation beside a plate, booleans, arrays.
 #[variational]
@@ -269,7 +293,12 @@ fn gathers_broadcasts_booleans_and_arrays() {
     let county: Vec<usize> = (0..n).map(|i| (i * 7) % 9).collect();
     let x: Vec<f64> = (0..n).map(|i| (i % 4) as f64 * 0.5).collect();
     let y: Vec<f64> = (0..n).map(|i| (i % 6) as f64 * 0.4 - 1.0).collect();
-    check_plates(&Radon::new(x, county, 9, y).unwrap(), 30, 1.0);
+    check_plates(
+        &Radon::new(x.clone(), county.clone(), 9, y.clone()).unwrap(),
+        30,
+        1.0,
+    );
+    check_plates(&RadonAffine::new(x, county, 9, y).unwrap(), 32, 1.0);
     let mixed = Mixed::new(
         2.0,
         [0.1, -0.4, 1.2, 0.0, 2.0],
@@ -814,4 +843,11 @@ fn plates_are_emitted_where_a_kernel_applies() {
     assert_eq!(radon.__plate_obs_y(1), 0.2);
     let logistic = LogisticRegression::new(design(3, 2, 1), vec![0, 1, 1]).unwrap();
     assert_eq!(logistic.__plate_obs_y(2), 1);
+    // An affine plate's derivative terms: Normal(a + c[i]·x[i], b), operands
+    // a, b, c at offsets 0, 1, 2: (argument, operand, ∂arg/∂operand).
+    let (x, n) = data(4);
+    let model = FNormal::new(x.clone(), n, vec![0.5; 4]).unwrap();
+    let mut terms = Vec::new();
+    model.__plate_linear_y(3, &[0, 1, 2], &mut terms);
+    assert_eq!(terms, [(0, 0, 1.0), (0, 2 + 3, 1.0 * x[3]), (1, 1, 1.0)]);
 }

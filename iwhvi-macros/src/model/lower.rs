@@ -10,8 +10,8 @@ use syn::{Expr, Ident};
 use super::ast::{Constraint, DistCall, Elem, Field, Model, Role, Shape};
 use super::check;
 use super::plan::{
-    Affine, Bounds, Data, Dependent, Derived, Latent, LatentSupport, Observed, Plan, PlatePlan,
-    Step, Transform,
+    Affine, Bounds, Data, Dependent, Derived, Latent, LatentSupport, LinearTerm, Observed, Plan,
+    PlatePlan, Step, Transform,
 };
 use crate::ctxt::Ctxt;
 use crate::family::{self, Family, Param, Support};
@@ -572,7 +572,7 @@ fn plate(
     if cx.check().is_err() || failed || args.is_empty() {
         return None;
     }
-    let operands = table
+    let operands: Vec<(Ident, bool)> = table
         .entries
         .iter()
         .filter(|b| uses.contains(&b.ident.to_string()))
@@ -581,6 +581,18 @@ fn plate(
             _ => None,
         })
         .collect();
+    let linear = {
+        let cx = Ctxt::default();
+        let mut lower = Lower::new(table.scope(position, Some(index)), &cx);
+        let terms: Option<Vec<Vec<LinearTerm>>> = call
+            .args
+            .iter()
+            .zip(family.params)
+            .filter(|(_, (_, kind))| *kind == Param::Real)
+            .map(|(arg, _)| derivative(&mut lower, table, &operands, arg))
+            .collect();
+        if cx.check().is_err() { None } else { terms }
+    };
     let ident = &field.ident;
     let element = match elem {
         Elem::Real => quote!((self.#ident[#index]) as f64),
@@ -600,7 +612,98 @@ fn plate(
         obs,
         obs_ty,
         operands,
+        linear,
     })
+}
+
+/// The derivative terms of an argument affine in the operands with data
+/// coefficients (`c + a₁·r₁ + …`, `r` a scalar latent or an element of a
+/// vector latent at an index computed from data); `None` for anything else
+/// (a product of latents, a function of one, a helper method), which then
+/// takes the dual path.
+fn derivative(
+    lower: &mut Lower<'_>,
+    table: &Bindings,
+    operands: &[(Ident, bool)],
+    expr: &Expr,
+) -> Option<Vec<LinearTerm>> {
+    use syn::{BinOp, UnOp};
+    if !mentions_latent(table, expr) {
+        return Some(Vec::new());
+    }
+    let operand = |ident: &Ident| operands.iter().position(|(name, _)| name == ident);
+    let scaled = |terms: Vec<LinearTerm>, factor: TokenStream| {
+        terms
+            .into_iter()
+            .map(|t| {
+                let c = t.coefficient;
+                LinearTerm {
+                    coefficient: quote!((#c) * (#factor)),
+                    ..t
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    match expr {
+        Expr::Path(_) => {
+            let ident = crate::scope::single_ident(expr)?;
+            let k = operand(ident)?;
+            operands[k].1.then(|| {
+                vec![LinearTerm {
+                    operand: k,
+                    element: None,
+                    coefficient: quote!(1.0f64),
+                }]
+            })
+        }
+        Expr::Index(index) => {
+            let base = crate::scope::single_ident(&index.expr)?;
+            let k = operand(base)?;
+            if operands[k].1 || mentions_latent(table, &index.index) {
+                return None;
+            }
+            let raw = lower.raw(&index.index)?;
+            Some(vec![LinearTerm {
+                operand: k,
+                element: Some(quote!(((#raw) as usize))),
+                coefficient: quote!(1.0f64),
+            }])
+        }
+        Expr::Paren(p) => derivative(lower, table, operands, &p.expr),
+        Expr::Group(g) => derivative(lower, table, operands, &g.expr),
+        Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
+            let terms = derivative(lower, table, operands, &u.expr)?;
+            Some(scaled(terms, quote!(-1.0f64)))
+        }
+        Expr::Binary(b) => match b.op {
+            BinOp::Add(_) | BinOp::Sub(_) => {
+                let mut left = derivative(lower, table, operands, &b.left)?;
+                let mut right = derivative(lower, table, operands, &b.right)?;
+                if matches!(b.op, BinOp::Sub(_)) {
+                    right = scaled(right, quote!(-1.0f64));
+                }
+                left.append(&mut right);
+                Some(left)
+            }
+            BinOp::Mul(_) if !mentions_latent(table, &b.left) => {
+                let factor = lower.value(&b.left)?;
+                let terms = derivative(lower, table, operands, &b.right)?;
+                Some(scaled(terms, factor))
+            }
+            BinOp::Mul(_) if !mentions_latent(table, &b.right) => {
+                let factor = lower.value(&b.right)?;
+                let terms = derivative(lower, table, operands, &b.left)?;
+                Some(scaled(terms, factor))
+            }
+            BinOp::Div(_) if !mentions_latent(table, &b.right) => {
+                let divisor = lower.value(&b.right)?;
+                let terms = derivative(lower, table, operands, &b.left)?;
+                Some(scaled(terms, quote!(1.0f64 / (#divisor))))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -666,6 +769,12 @@ mod tests {
                     .map(|(name, scalar)| (name.to_string(), *scalar))
                     .collect();
                 assert_eq!(operands, [("theta".to_string(), false)]);
+                let linear = plate
+                    .linear
+                    .as_ref()
+                    .expect("theta[j] and sigma[j] are affine");
+                assert_eq!(linear[0].len(), 1);
+                assert!(linear[1].is_empty(), "sigma[j] is data");
                 assert!(observed.uses.contains("theta"));
                 let derived = plan.derived().next().expect("a derived quantity");
                 assert!(derived.uses.contains("mu") && derived.uses.contains("tau"));
@@ -694,6 +803,8 @@ mod tests {
                     user_family: Vec<f64>,
                     #[observe(BinomialLogit(n[i], mu), for i)]
                     counts: Vec<u64>,
+                    #[observe(Normal(mu * centre[i], mu.exp()), for i)]
+                    nonlinear: Vec<f64>,
                 }
             },
             |plan| {
@@ -705,7 +816,17 @@ mod tests {
                             .map(|p| p.operands.iter().map(|(n, _)| n.to_string()).collect())
                     })
                     .collect();
-                assert_eq!(plates, [None, None, None, Some(vec!["mu".to_string()])]);
+                let both = || Some(vec!["mu".to_string(), "centre".to_string()]);
+                assert_eq!(
+                    plates,
+                    [None, None, None, Some(vec!["mu".to_string()]), both()]
+                );
+                let linear: Vec<bool> = plan
+                    .observations()
+                    .filter_map(|o| o.plate.as_ref())
+                    .map(|p| p.linear.is_some())
+                    .collect();
+                assert_eq!(linear, [true, false], "mu·centre[i] is bilinear");
             },
         );
     }

@@ -190,6 +190,18 @@ pub struct PlatePlan {
     /// The latents the arguments read, in declaration order, with `true`
     /// for a scalar.
     pub operands: Vec<(Ident, bool)>,
+    /// When every argument is affine in the operands with data
+    /// coefficients: for each argument, its derivative terms.
+    pub linear: Option<Vec<Vec<LinearTerm>>>,
+}
+
+/// `∂arg/∂θ` of one term of an affine argument: the operand (its position
+/// in `operands`, and for a vector the element, a `usize` expression over
+/// the data), and the coefficient (an `f64` expression over the data).
+pub struct LinearTerm {
+    pub operand: usize,
+    pub element: Option<TokenStream>,
+    pub coefficient: TokenStream,
 }
 
 /// A derived quantity.

@@ -83,6 +83,21 @@ pub trait Plate {
     /// operand groups (one slice per latent the arguments read: a scalar
     /// latent as a one-element slice, a vector latent whole).
     fn args<S: Scalar>(&self, i: usize, operands: &[&[S]], out: &mut [S]);
+
+    /// True when every argument is affine in the operands with
+    /// coefficients that are data (`c + a₁·r₁ + …`): [`Plate::linear_terms`]
+    /// then gives the derivatives, and [`preaccumulate`] needs no dual
+    /// numbers.
+    const LINEAR: bool = false;
+
+    /// For element `i` of a [`Plate::LINEAR`] plate: pushes
+    /// `(argument a, operand j, ∂argₐ,ᵢ/∂θⱼ)` for every operand an argument
+    /// depends on, `j` the operand's position in the flat list (group `k`'s
+    /// elements start at `offsets[k]`). Called after [`Plate::args`] for
+    /// the same element. The default pushes nothing.
+    fn linear_terms(&self, i: usize, offsets: &[usize], terms: &mut Vec<(usize, usize, f64)>) {
+        let _ = (i, offsets, terms);
+    }
 }
 
 /// `lp + Σᵢ log f(obsᵢ | argsᵢ(θ))` for a [`Plate`], with `θ` the operand
@@ -143,6 +158,7 @@ pub fn preaccumulate<T: Scalar, P: Plate>(plate: &P, lp: T, operands: &[&[T]]) -
     let mut partials = vec![0.0; 1 + m];
     partials[0] = 1.0;
     let value = match m {
+        _ if P::LINEAR => linear(plate, lp.value(), operands, &mut partials[1..]),
         1 => tangents::<T, P, 1>(plate, lp.value(), operands, &mut partials[1..]),
         2 => tangents::<T, P, 2>(plate, lp.value(), operands, &mut partials[1..]),
         3 | 4 => tangents::<T, P, 4>(plate, lp.value(), operands, &mut partials[1..]),
@@ -184,6 +200,66 @@ fn value_only<P: Plate>(plate: &P, mut acc: f64, groups: &[&[f64]]) -> f64 {
             .map(|a| Arg::Slice(&columns[a * width..a * width + len]))
             .collect();
         acc = kernel.block_value(acc, &obs, &args);
+    }
+    acc
+}
+
+/// The gradient path of a [`Plate::LINEAR`] plate: the arguments in
+/// `f64`, the derivatives `∂arg/∂θ` from `linear_terms`, so that
+/// `∂/∂θⱼ = Σᵢ Σ_terms ḡₐ,ᵢ · coefficient` is a plain `f64` accumulation,
+/// in element order.
+fn linear<T: Scalar, P: Plate>(
+    plate: &P,
+    mut acc: f64,
+    operands: &[&[T]],
+    partials: &mut [f64],
+) -> f64 {
+    let (n, arity, kernel) = (plate.len(), P::Kernel::ARGS, plate.kernel());
+    let values: Vec<Vec<f64>> = operands
+        .iter()
+        .map(|g| g.iter().map(|v| v.value()).collect())
+        .collect();
+    let groups: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
+    let mut offsets = Vec::with_capacity(groups.len());
+    let mut total = 0;
+    for g in &groups {
+        offsets.push(total);
+        total += g.len();
+    }
+    let width = n.min(BLOCK);
+    let mut columns = vec![0.0; arity * width];
+    let mut grad = vec![0.0; arity * width];
+    let mut obs = Vec::with_capacity(width);
+    let mut out = [0.0; MAX_ARGS];
+    let mut terms = Vec::new();
+    for start in (0..n).step_by(BLOCK) {
+        let end = block_end(start, n);
+        let len = end - start;
+        obs.clear();
+        for i in start..end {
+            plate.args::<f64>(i, &groups, &mut out[..arity]);
+            for (a, &v) in out[..arity].iter().enumerate() {
+                columns[a * width + (i - start)] = v;
+            }
+            obs.push(plate.obs(i));
+        }
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        let args: Vec<Arg<'_>> = (0..arity)
+            .map(|a| Arg::Slice(&columns[a * width..a * width + len]))
+            .collect();
+        let mut views: Vec<&mut [f64]> = grad.chunks_mut(width).map(|g| &mut g[..len]).collect();
+        acc = kernel.block(acc, &obs, &args, &mut views);
+        for i in start..end {
+            terms.clear();
+            plate.linear_terms(i, &offsets, &mut terms);
+            for &(a, j, coefficient) in &terms {
+                let g = grad[a * width + (i - start)];
+                // A rejected element has no partials (as in `tangents`).
+                if g != 0.0 {
+                    partials[j] += g * coefficient;
+                }
+            }
+        }
     }
     acc
 }
@@ -413,6 +489,69 @@ mod tests {
         ] {
             check::<4>(n, d);
             check::<16>(n, d);
+        }
+    }
+
+    /// yᵢ ~ N(a + 2b·xᵢ − θ[i mod 3], s/2 + 1): affine in the operands
+    /// `[a], [b], θ, [s]`; `LIN` says whether the driver is told so.
+    struct Affine<const LIN: bool> {
+        x: Vec<f64>,
+        y: Vec<f64>,
+    }
+
+    impl<const LIN: bool> Plate for Affine<LIN> {
+        type Kernel = NormalKernel;
+        const LINEAR: bool = LIN;
+        fn kernel(&self) -> NormalKernel {
+            NormalKernel
+        }
+        fn len(&self) -> usize {
+            self.y.len()
+        }
+        fn obs(&self, i: usize) -> f64 {
+            self.y[i]
+        }
+        fn args<S: Scalar>(&self, i: usize, ops: &[&[S]], out: &mut [S]) {
+            out[0] = ops[0][0] + ops[1][0] * (2.0 * self.x[i]) - ops[2][i % 3];
+            out[1] = ops[3][0] * 0.5 + 1.0;
+        }
+        fn linear_terms(&self, i: usize, offsets: &[usize], terms: &mut Vec<(usize, usize, f64)>) {
+            terms.push((0, offsets[0], 1.0));
+            terms.push((0, offsets[1], 2.0 * self.x[i]));
+            terms.push((0, offsets[2] + i % 3, -1.0));
+            terms.push((1, offsets[3], 0.5));
+        }
+    }
+
+    #[test]
+    fn the_linear_path_matches_the_dual_path() {
+        for n in [0, 1, 5, BLOCK + 9] {
+            let x: Vec<f64> = (0..n).map(|i| (i % 7) as f64 * 0.3 - 1.0).collect();
+            let y: Vec<f64> = (0..n).map(|i| (i % 5) as f64 * 0.7 - 1.2).collect();
+            let (lin, dual) = (
+                Affine::<true> {
+                    x: x.clone(),
+                    y: y.clone(),
+                },
+                Affine::<false> { x, y },
+            );
+            let p = [0.3, -0.2, 0.1, 0.5, -0.4, 0.8];
+            let d: Vec<Dual<8>> = p
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| Dual::variable(v, k))
+                .collect();
+            let groups = [&d[0..1], &d[1..2], &d[2..5], &d[5..6]];
+            let (a, b) = (
+                preaccumulate(&lin, Dual::constant(0.0), &groups),
+                preaccumulate(&dual, Dual::constant(0.0), &groups),
+            );
+            assert_eq!(a.value.to_bits(), b.value.to_bits());
+            let f = preaccumulate(&lin, 0.0, &[&p[0..1], &p[1..2], &p[2..5], &p[5..6]]);
+            assert_eq!(a.value.to_bits(), f.to_bits());
+            for (g, h) in a.tangent().iter().zip(b.tangent()) {
+                assert!(close(*g, h), "{g} vs {h}");
+            }
         }
     }
 

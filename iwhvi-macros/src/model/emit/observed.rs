@@ -69,6 +69,15 @@ pub fn plate_step(o: &Observed<'_>, model: &syn::Ident) -> Option<TokenStream> {
     let plate = o.plate.as_ref()?;
     let (ident, family, obs_ty) = (&o.field.ident, &plate.family, &plate.obs_ty);
     let (args, obs) = plate_methods_names(o);
+    let linear = plate.linear.as_ref().map(|_| {
+        let method = format_ident!("__plate_linear_{}", ident);
+        quote! {
+            const LINEAR: bool = true;
+            fn linear_terms(&self, __i: usize, __offsets: &[usize], __terms: &mut ::std::vec::Vec<(usize, usize, f64)>) {
+                self.0.#method(__i, __offsets, __terms)
+            }
+        }
+    });
     let p = quote!(::iwhvi::__private::plate);
     let kernel = quote!(<::iwhvi::__private::distributions::#family as #p::FamilyKernel>::Kernel);
     let operands = plate.operands.iter().map(|(name, scalar)| {
@@ -95,6 +104,7 @@ pub fn plate_step(o: &Observed<'_>, model: &syn::Ident) -> Option<TokenStream> {
                 fn args<__S: ::iwhvi::__private::Scalar>(&self, __i: usize, __operands: &[&[__S]], __out: &mut [__S]) {
                     self.0.#args::<__S>(__i, __operands, __out)
                 }
+                #linear
             }
             __lp = #p::preaccumulate(&__Plate(self), __lp, &[#(#operands),*]);
         }
@@ -125,7 +135,29 @@ pub fn plate_methods(o: &Observed<'_>) -> Option<TokenStream> {
         .iter()
         .enumerate()
         .map(|(a, value)| quote!(__out[#a] = #value;));
+    let linear = plate.linear.as_ref().map(|arguments| {
+        let method = format_ident!("__plate_linear_{}", o.field.ident);
+        let pushes = arguments.iter().enumerate().flat_map(|(a, terms)| {
+            terms.iter().map(move |t| {
+                let (k, c) = (t.operand, &t.coefficient);
+                let element = t.element.clone().unwrap_or_else(|| quote!(0usize));
+                quote!(__terms.push((#a, __offsets[#k] + #element, #c));)
+            })
+        });
+        quote! {
+            #[doc(hidden)]
+            #[allow(unused_variables, unused_parens, non_snake_case, non_camel_case_types, clippy::all)]
+            #[inline]
+            fn #method(&self, __i: usize, __offsets: &[usize], __terms: &mut ::std::vec::Vec<(usize, usize, f64)>) {
+                type __T = f64;
+                let #index: usize = __i;
+                #(#pushes)*
+            }
+        }
+    });
     Some(quote! {
+        #linear
+
         #[doc(hidden)]
         #[allow(unused_variables, unused_parens, non_snake_case, clippy::all)]
         #[inline]
