@@ -12,7 +12,9 @@
 //!   on β, the density by the `BernoulliLogit` kernel, one tape node.
 //!
 //! Each under `ForwardEngine<16>` (one thread; D = 10 is one pass) and
-//! `TapeEngine`, plus the `f64` value alone. Data: fixed seeded synthetic
+//! `TapeEngine`, plus the `f64` value alone. `plate_kidiq`: the same
+//! comparison on posteriordb's kidiq, whose affine predictor takes the
+//! plate path without dual numbers. Data: fixed seeded synthetic
 //! data laid out as `../shared/peers/turn2/make_data.py` lays them out
 //! (column 0 = 1, nine standard normal columns, y from a fixed β).
 //!
@@ -145,5 +147,41 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// A model's log joint by the plates or by the scalar loops.
+struct Path<'a, M>(&'a M, bool);
+
+impl<M: Model + ReferenceLogJoint> Differentiable for Path<'_, M> {
+    fn eval<T: Scalar>(&self, u: &[T]) -> T {
+        if self.1 {
+            self.0.log_joint(u)
+        } else {
+            self.0.log_joint_reference(u)
+        }
+    }
+}
+
+/// posteriordb's kidiq (N = 434), whose predictor
+/// `beta[0] + beta[1] * mom_hs[n] + beta[2] * mom_iq[n]` is affine: the
+/// plate takes the path without dual numbers.
+fn bench_affine(c: &mut Criterion) {
+    let forward = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
+    let model = iwhvi_examples::posteriordb::KidIq::posteriordb();
+    let u: Vec<f64> = (0..model.dim()).map(|j| 0.1 * j as f64 - 0.1).collect();
+    let mut group = c.benchmark_group("plate_kidiq");
+    group.sample_size(20);
+    group.warm_up_time(std::time::Duration::from_millis(500));
+    group.measurement_time(std::time::Duration::from_secs(2));
+    for (path, plate) in [("loops", false), ("plate", true)] {
+        let f = Path(&model, plate);
+        group.bench_function(format!("forward16/{path}"), |bench| {
+            bench.iter(|| black_box(forward.value_and_gradient(&f, black_box(&u))))
+        });
+        group.bench_function(format!("tape/{path}"), |bench| {
+            bench.iter(|| black_box(TapeEngine.value_and_gradient(&f, black_box(&u))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_affine);
 criterion_main!(benches);
