@@ -292,13 +292,14 @@ pub mod __private {
         log_prob_or_neg_inf,
     };
     pub use iwhvi_core::generated::{
-        DrawVector, constrain_elementwise, default_transform, inverse_scalar, normal_init,
-        rsample_or_nan,
+        DrawVector, ReferenceLogJoint, constrain_elementwise, default_transform, inverse_scalar,
+        normal_init, rsample_or_nan,
     };
     pub use iwhvi_core::guide::{
         GuideError, HierarchicalGuide, ParamLayout, Workspace, WorkspaceLens,
     };
     pub use iwhvi_core::model::{DataError, LatentSpec, Layout, Model};
+    pub use iwhvi_core::plate;
     pub use iwhvi_core::transforms::Transform;
     pub use iwhvi_macros::guide;
     pub use nalgebra;

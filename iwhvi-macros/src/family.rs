@@ -76,7 +76,7 @@ impl Support {
             }
             (Support::Positive, Elem::Real) => (quote!(__value > 0.0), "positive reals"),
             (Support::UnitInterval, Elem::Real) => {
-                (quote!(__value >= 0.0 && __value <= 1.0), "[0, 1]")
+                (quote!((0.0..=1.0).contains(&__value)), "[0, 1]")
             }
             _ => return None,
         })

@@ -8,3 +8,4 @@ mod model_macro;
 // `pub`, so that its `#![deny(missing_docs)]` sees the generated items as
 // exported, as it did when the file was a crate of its own.
 pub mod model_macro_lints;
+mod plates;

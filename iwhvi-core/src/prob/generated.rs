@@ -92,3 +92,12 @@ impl DrawVector for MultivariateNormal<f64> {
             .to_vec()
     }
 }
+
+/// The log joint as the scalar loops compute it, one term per element of
+/// every observed vector: the reference that `#[variational]` keeps beside
+/// `Model::log_joint` (whose plates run as kernels, one node each), so
+/// that tests can compare the two on any model.
+pub trait ReferenceLogJoint {
+    /// `log p(x, z(u)) + log|dz/du|` by the scalar loops.
+    fn log_joint_reference<T: Scalar>(&self, u: &[T]) -> T;
+}

@@ -10,8 +10,8 @@ use syn::{Expr, Ident};
 use super::ast::{Constraint, DistCall, Elem, Field, Model, Role, Shape};
 use super::check;
 use super::plan::{
-    Affine, Bounds, Data, Dependent, Derived, Latent, LatentSupport, Observed, Plan, Step,
-    Transform,
+    Affine, Bounds, Data, Dependent, Derived, Latent, LatentSupport, LinearTerm, Observed, Plan,
+    PlatePlan, Step, Transform,
 };
 use crate::ctxt::Ctxt;
 use crate::family::{self, Family, Param, Support};
@@ -480,6 +480,7 @@ fn observed<'a>(
             .cloned()
             .collect()
     };
+    let plate = plate(table, position, field, shape, family, likelihood, index);
     Some(Observed {
         field,
         shape,
@@ -487,8 +488,222 @@ fn observed<'a>(
         likelihood: new,
         index,
         same_length,
+        plate,
         uses: lower.uses.names,
     })
+}
+
+/// The families whose plates run as kernels (`FamilyKernel` in
+/// iwhvi-core's plate driver): every univariate built-in family with a
+/// density; the flat families have no term, the multivariate and user ones
+/// keep the scalar loop.
+const KERNEL_FAMILIES: &[&str] = &[
+    "Normal",
+    "LogNormal",
+    "HalfNormal",
+    "Cauchy",
+    "HalfCauchy",
+    "StudentT",
+    "Laplace",
+    "Logistic",
+    "Exponential",
+    "Gamma",
+    "InverseGamma",
+    "Beta",
+    "Uniform",
+    "Weibull",
+    "Bernoulli",
+    "BernoulliLogit",
+    "Binomial",
+    "BinomialLogit",
+    "Poisson",
+    "PoissonLog",
+    "NegativeBinomial2",
+];
+
+/// An observed vector as one plate-driver call, when that is sure to mean
+/// the same as the scalar loop: a built-in univariate family with a kernel,
+/// a vector of observations over `for i`, element types the family
+/// observes, every argument lowered without a mistake. Anything else, `None`
+/// (the scalar loop).
+fn plate(
+    table: &Bindings,
+    position: usize,
+    field: &Field,
+    shape: &Shape,
+    family: &Family,
+    call: &DistCall,
+    index: Option<&Ident>,
+) -> Option<PlatePlan> {
+    let index = index?;
+    if call.user.is_some() || family.multivariate() || !KERNEL_FAMILIES.contains(&family.name) {
+        return None;
+    }
+    let elem = match shape {
+        Shape::Vec(elem) | Shape::Array(elem, _) => *elem,
+        Shape::Scalar(_) | Shape::Matrix => return None,
+    };
+    match (family.discrete(), elem) {
+        (false, Elem::Real) | (true, Elem::Integer | Elem::Bool) => {}
+        _ => return None,
+    }
+    // A second lowering, into a context of its own: the first one (the
+    // scalar loop's) succeeded, so this one reports nothing; should it
+    // report anything, the plate is dropped.
+    let cx = Ctxt::default();
+    let mut lower = Lower::new(table.scope(position, Some(index)), &cx);
+    let mut args = Vec::new();
+    let mut count = None;
+    let mut failed = call.args.len() != family.params.len();
+    for (arg, (_, kind)) in call.args.iter().zip(family.params) {
+        match kind {
+            Param::Real => match lower.value(arg) {
+                Some(v) => args.push(v),
+                None => failed = true,
+            },
+            Param::Count if count.is_none() => match lower.raw(arg) {
+                Some(c) => count = Some(c),
+                None => failed = true,
+            },
+            _ => failed = true,
+        }
+    }
+    let uses = lower.uses.names;
+    if cx.check().is_err() || failed || args.is_empty() {
+        return None;
+    }
+    let operands: Vec<(Ident, bool)> = table
+        .entries
+        .iter()
+        .filter(|b| uses.contains(&b.ident.to_string()))
+        .filter_map(|b| match b.meaning {
+            Meaning::Local { scalar } => Some((b.ident.clone(), scalar)),
+            _ => None,
+        })
+        .collect();
+    let linear = {
+        let cx = Ctxt::default();
+        let mut lower = Lower::new(table.scope(position, Some(index)), &cx);
+        let terms: Option<Vec<Vec<LinearTerm>>> = call
+            .args
+            .iter()
+            .zip(family.params)
+            .filter(|(_, (_, kind))| *kind == Param::Real)
+            .map(|(arg, _)| derivative(&mut lower, table, &operands, arg))
+            .collect();
+        if cx.check().is_err() { None } else { terms }
+    };
+    let ident = &field.ident;
+    let element = match elem {
+        Elem::Real => quote!((self.#ident[#index]) as f64),
+        Elem::Integer => quote!((self.#ident[#index]) as u64),
+        Elem::Bool => {
+            quote!(<::core::primitive::u64 as ::core::convert::From<bool>>::from(self.#ident[#index]))
+        }
+    };
+    let (obs, obs_ty) = match (count, elem) {
+        (Some(c), _) => (quote!(((#c) as u64, #element)), quote!((u64, u64))),
+        (None, Elem::Real) => (element, quote!(f64)),
+        (None, _) => (element, quote!(u64)),
+    };
+    Some(PlatePlan {
+        family: Ident::new(family.constructor().0, call.name.span()),
+        args,
+        obs,
+        obs_ty,
+        operands,
+        linear,
+    })
+}
+
+/// The derivative terms of an argument affine in the operands with data
+/// coefficients (`c + a₁·r₁ + …`, `r` a scalar latent or an element of a
+/// vector latent at an index computed from data); `None` for anything else
+/// (a product of latents, a function of one, a helper method), which then
+/// takes the dual path.
+fn derivative(
+    lower: &mut Lower<'_>,
+    table: &Bindings,
+    operands: &[(Ident, bool)],
+    expr: &Expr,
+) -> Option<Vec<LinearTerm>> {
+    use syn::{BinOp, UnOp};
+    if !mentions_latent(table, expr) {
+        return Some(Vec::new());
+    }
+    let operand = |ident: &Ident| operands.iter().position(|(name, _)| name == ident);
+    let scaled = |terms: Vec<LinearTerm>, factor: TokenStream| {
+        terms
+            .into_iter()
+            .map(|t| {
+                let c = t.coefficient;
+                LinearTerm {
+                    coefficient: quote!((#c) * (#factor)),
+                    ..t
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    match expr {
+        Expr::Path(_) => {
+            let ident = crate::scope::single_ident(expr)?;
+            let k = operand(ident)?;
+            operands[k].1.then(|| {
+                vec![LinearTerm {
+                    operand: k,
+                    element: None,
+                    coefficient: quote!(1.0f64),
+                }]
+            })
+        }
+        Expr::Index(index) => {
+            let base = crate::scope::single_ident(&index.expr)?;
+            let k = operand(base)?;
+            if operands[k].1 || mentions_latent(table, &index.index) {
+                return None;
+            }
+            let raw = lower.raw(&index.index)?;
+            Some(vec![LinearTerm {
+                operand: k,
+                element: Some(quote!(((#raw) as usize))),
+                coefficient: quote!(1.0f64),
+            }])
+        }
+        Expr::Paren(p) => derivative(lower, table, operands, &p.expr),
+        Expr::Group(g) => derivative(lower, table, operands, &g.expr),
+        Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
+            let terms = derivative(lower, table, operands, &u.expr)?;
+            Some(scaled(terms, quote!(-1.0f64)))
+        }
+        Expr::Binary(b) => match b.op {
+            BinOp::Add(_) | BinOp::Sub(_) => {
+                let mut left = derivative(lower, table, operands, &b.left)?;
+                let mut right = derivative(lower, table, operands, &b.right)?;
+                if matches!(b.op, BinOp::Sub(_)) {
+                    right = scaled(right, quote!(-1.0f64));
+                }
+                left.append(&mut right);
+                Some(left)
+            }
+            BinOp::Mul(_) if !mentions_latent(table, &b.left) => {
+                let factor = lower.value(&b.left)?;
+                let terms = derivative(lower, table, operands, &b.right)?;
+                Some(scaled(terms, factor))
+            }
+            BinOp::Mul(_) if !mentions_latent(table, &b.right) => {
+                let factor = lower.value(&b.right)?;
+                let terms = derivative(lower, table, operands, &b.left)?;
+                Some(scaled(terms, factor))
+            }
+            BinOp::Div(_) if !mentions_latent(table, &b.right) => {
+                let divisor = lower.value(&b.right)?;
+                let terms = derivative(lower, table, operands, &b.left)?;
+                Some(scaled(terms, quote!(1.0f64 / (#divisor))))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -542,9 +757,76 @@ mod tests {
                 assert!(latents[3].uses.contains("sigma"));
                 let observed = plan.observations().next().expect("an observation");
                 assert_eq!(observed.same_length, ["sigma"]);
+                let plate = observed
+                    .plate
+                    .as_ref()
+                    .expect("Normal over `for j` is a plate");
+                assert_eq!(plate.family, "Normal");
+                assert_eq!(plate.args.len(), 2);
+                let operands: Vec<(String, bool)> = plate
+                    .operands
+                    .iter()
+                    .map(|(name, scalar)| (name.to_string(), *scalar))
+                    .collect();
+                assert_eq!(operands, [("theta".to_string(), false)]);
+                let linear = plate
+                    .linear
+                    .as_ref()
+                    .expect("theta[j] and sigma[j] are affine");
+                assert_eq!(linear[0].len(), 1);
+                assert!(linear[1].is_empty(), "sigma[j] is data");
                 assert!(observed.uses.contains("theta"));
                 let derived = plan.derived().next().expect("a derived quantity");
                 assert!(derived.uses.contains("mu") && derived.uses.contains("tau"));
+            },
+        );
+    }
+
+    #[test]
+    fn plates_only_where_a_kernel_means_the_same() {
+        lowered(
+            syn::parse_quote! {
+                struct M {
+                    #[data]
+                    cov: DMatrix<f64>,
+                    #[data]
+                    n: Vec<u64>,
+                    #[latent(Normal(0.0, 1.0))]
+                    mu: f64,
+                    #[latent(Normal(0.0, 1.0), len = 2)]
+                    centre: Vec<f64>,
+                    #[observe(Normal(mu, 1.0))]
+                    scalar: f64,
+                    #[observe(MultivariateNormal(centre, cov))]
+                    whole: Vec<f64>,
+                    #[observe(user::Gumbel(mu, 1.0), for i)]
+                    user_family: Vec<f64>,
+                    #[observe(BinomialLogit(n[i], mu), for i)]
+                    counts: Vec<u64>,
+                    #[observe(Normal(mu * centre[i], mu.exp()), for i)]
+                    nonlinear: Vec<f64>,
+                }
+            },
+            |plan| {
+                let plates: Vec<Option<Vec<String>>> = plan
+                    .observations()
+                    .map(|o| {
+                        o.plate
+                            .as_ref()
+                            .map(|p| p.operands.iter().map(|(n, _)| n.to_string()).collect())
+                    })
+                    .collect();
+                let both = || Some(vec!["mu".to_string(), "centre".to_string()]);
+                assert_eq!(
+                    plates,
+                    [None, None, None, Some(vec!["mu".to_string()]), both()]
+                );
+                let linear: Vec<bool> = plan
+                    .observations()
+                    .filter_map(|o| o.plate.as_ref())
+                    .map(|p| p.linear.is_some())
+                    .collect();
+                assert_eq!(linear, [true, false], "mu·centre[i] is bilinear");
             },
         );
     }

@@ -168,9 +168,40 @@ pub struct Observed<'a> {
     /// Other data vectors indexed by the loop index: their lengths must
     /// equal this field's.
     pub same_length: Vec<String>,
+    /// The plate as one kernel call, when the family has a kernel and the
+    /// observation is a vector over `for i`; `None` keeps the scalar loop.
+    pub plate: Option<PlatePlan>,
     // Read by the plan's tests; the emitter does not need it.
     #[cfg_attr(not(test), allow(dead_code))]
     pub uses: BTreeSet<String>,
+}
+
+/// An observed vector as one call of the plate driver: element `i`'s
+/// arguments as code over the operands, and its observation.
+pub struct PlatePlan {
+    /// The family's runtime type (`Normal`), whose `FamilyKernel` gives the kernel.
+    pub family: Ident,
+    /// The real arguments of element `i`, as `__T` values.
+    pub args: Vec<TokenStream>,
+    /// The observation of element `i`, as the kernel's `Obs`.
+    pub obs: TokenStream,
+    /// Its type (`f64`, `u64` or `(u64, u64)`).
+    pub obs_ty: TokenStream,
+    /// The latents the arguments read, in declaration order, with `true`
+    /// for a scalar.
+    pub operands: Vec<(Ident, bool)>,
+    /// When every argument is affine in the operands with data
+    /// coefficients: for each argument, its derivative terms.
+    pub linear: Option<Vec<Vec<LinearTerm>>>,
+}
+
+/// `∂arg/∂θ` of one term of an affine argument: the operand (its position
+/// in `operands`, and for a vector the element, a `usize` expression over
+/// the data), and the coefficient (an `f64` expression over the data).
+pub struct LinearTerm {
+    pub operand: usize,
+    pub element: Option<TokenStream>,
+    pub coefficient: TokenStream,
 }
 
 /// A derived quantity.

@@ -37,6 +37,7 @@
 //! assert!((lp.tangent()[0] - expected).abs() < 1e-14);
 //! ```
 
+mod driver;
 mod families;
 mod kernels;
 
@@ -46,6 +47,7 @@ use std::marker::PhantomData;
 use crate::dual::Dual;
 use crate::scalar::Scalar;
 
+pub use driver::{FamilyKernel, MAX_ARGS, Plate, preaccumulate};
 pub use families::Family;
 pub use kernels::{BernoulliLogitKernel, NormalKernel, PoissonLogKernel};
 

@@ -282,12 +282,20 @@ fn derived_struct(plan: &Plan<'_>) -> TokenStream {
 fn model_impl(plan: &Plan<'_>) -> TokenStream {
     let ident = &plan.model.ident;
     let specs = plan.latents().map(latent::spec);
-    let steps = plan.steps.iter().map(|step| match step {
+    // The log joint with plates as kernel calls, and the reference: the
+    // scalar loops.
+    let step = |step: &Step<'_>, plates: bool| match step {
         Step::Latent(l) => latent::log_joint_step(l),
-        Step::Observed(o) => observed::log_joint_step(o),
+        Step::Observed(o) => match observed::plate_step(o, ident) {
+            Some(plate) if plates => plate,
+            _ => observed::log_joint_step(o),
+        },
         Step::Factor(value) => quote!(__lp += #value;),
         Step::Derived(_) => quote!(),
-    });
+    };
+    let steps = plan.steps.iter().map(|s| step(s, true));
+    let reference_steps = plan.steps.iter().map(|s| step(s, false));
+    let plate_methods = plan.observations().filter_map(observed::plate_methods);
     let derived_named = plan.derived().map(|d| {
         let (ident, name) = (&d.field.ident, d.field.ident.to_string());
         match d.shape {
@@ -321,6 +329,20 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
                 #(#steps)*
                 __lp
             }
+        }
+
+        impl ::iwhvi::__private::ReferenceLogJoint for #ident {
+            #[allow(unused_mut, unused_variables, unused_assignments, clippy::all)]
+            fn log_joint_reference<__T: ::iwhvi::__private::Scalar>(&self, __u: &[__T]) -> __T {
+                let mut __lp = <__T as ::iwhvi::__private::Scalar>::constant(0.0);
+                let mut __at = 0usize;
+                #(#reference_steps)*
+                __lp
+            }
+        }
+
+        impl #ident {
+            #(#plate_methods)*
         }
     }
 }

@@ -51,6 +51,132 @@ pub fn log_joint_step(o: &Observed<'_>) -> TokenStream {
     }
 }
 
+/// The names of its plate's hidden methods: element `i`'s arguments and
+/// observation.
+fn plate_methods_names(o: &Observed<'_>) -> (syn::Ident, syn::Ident) {
+    let ident = &o.field.ident;
+    (
+        format_ident!("__plate_args_{}", ident),
+        format_ident!("__plate_obs_{}", ident),
+    )
+}
+
+/// Its term of the log joint as one call of the plate driver (one tape
+/// node), when the plan has a plate: an adapter implementing `Plate` over
+/// the model's hidden methods, and the operands (the latents the arguments
+/// read, a scalar as a one-element slice).
+pub fn plate_step(o: &Observed<'_>, model: &syn::Ident) -> Option<TokenStream> {
+    let plate = o.plate.as_ref()?;
+    let (ident, family, obs_ty) = (&o.field.ident, &plate.family, &plate.obs_ty);
+    let (args, obs) = plate_methods_names(o);
+    let linear = plate.linear.as_ref().map(|_| {
+        let method = format_ident!("__plate_linear_{}", ident);
+        quote! {
+            const LINEAR: bool = true;
+            fn linear_terms(&self, __i: usize, __offsets: &[usize], __terms: &mut ::std::vec::Vec<(usize, usize, f64)>) {
+                self.0.#method(__i, __offsets, __terms)
+            }
+        }
+    });
+    let p = quote!(::iwhvi::__private::plate);
+    let kernel = quote!(<::iwhvi::__private::distributions::#family as #p::FamilyKernel>::Kernel);
+    let operands = plate.operands.iter().map(|(name, scalar)| {
+        if *scalar {
+            quote!(::core::slice::from_ref(&#name))
+        } else {
+            quote!(&#name[..])
+        }
+    });
+    Some(quote! {
+        {
+            struct __Plate<'__m>(&'__m #model);
+            impl #p::Plate for __Plate<'_> {
+                type Kernel = #kernel;
+                fn kernel(&self) -> Self::Kernel {
+                    ::core::default::Default::default()
+                }
+                fn len(&self) -> usize {
+                    self.0.#ident.len()
+                }
+                fn obs(&self, __i: usize) -> #obs_ty {
+                    self.0.#obs(__i)
+                }
+                fn args<__S: ::iwhvi::__private::Scalar>(&self, __i: usize, __operands: &[&[__S]], __out: &mut [__S]) {
+                    self.0.#args::<__S>(__i, __operands, __out)
+                }
+                #linear
+            }
+            __lp = #p::preaccumulate(&__Plate(self), __lp, &[#(#operands),*]);
+        }
+    })
+}
+
+/// Its plate's hidden methods on the model: element `i`'s arguments,
+/// generic over the scalar (so that `self.x[…]` and helper methods work),
+/// and its observation.
+pub fn plate_methods(o: &Observed<'_>) -> Option<TokenStream> {
+    let plate = o.plate.as_ref()?;
+    let index = o.index?;
+    let (args_name, obs_name) = plate_methods_names(o);
+    let (obs, obs_ty) = (&plate.obs, &plate.obs_ty);
+    let bindings = plate
+        .operands
+        .iter()
+        .enumerate()
+        .map(|(k, (name, scalar))| {
+            if *scalar {
+                quote!(let #name: __T = __operands[#k][0];)
+            } else {
+                quote!(let #name: &[__T] = __operands[#k];)
+            }
+        });
+    let outputs = plate
+        .args
+        .iter()
+        .enumerate()
+        .map(|(a, value)| quote!(__out[#a] = #value;));
+    let linear = plate.linear.as_ref().map(|arguments| {
+        let method = format_ident!("__plate_linear_{}", o.field.ident);
+        let pushes = arguments.iter().enumerate().flat_map(|(a, terms)| {
+            terms.iter().map(move |t| {
+                let (k, c) = (t.operand, &t.coefficient);
+                let element = t.element.clone().unwrap_or_else(|| quote!(0usize));
+                quote!(__terms.push((#a, __offsets[#k] + #element, #c));)
+            })
+        });
+        quote! {
+            #[doc(hidden)]
+            #[allow(unused_variables, unused_parens, non_snake_case, non_camel_case_types, clippy::all)]
+            #[inline]
+            fn #method(&self, __i: usize, __offsets: &[usize], __terms: &mut ::std::vec::Vec<(usize, usize, f64)>) {
+                type __T = f64;
+                let #index: usize = __i;
+                #(#pushes)*
+            }
+        }
+    });
+    Some(quote! {
+        #linear
+
+        #[doc(hidden)]
+        #[allow(unused_variables, unused_parens, non_snake_case, clippy::all)]
+        #[inline]
+        fn #args_name<__T: ::iwhvi::__private::Scalar>(&self, __i: usize, __operands: &[&[__T]], __out: &mut [__T]) {
+            let #index: usize = __i;
+            #(#bindings)*
+            #(#outputs)*
+        }
+
+        #[doc(hidden)]
+        #[allow(unused_variables, unused_parens, non_snake_case, clippy::all)]
+        #[inline]
+        fn #obs_name(&self, __i: usize) -> #obs_ty {
+            let #index: usize = __i;
+            #obs
+        }
+    })
+}
+
 /// Its simulation given the latents (`__T = f64`).
 pub fn simulation(o: &Observed<'_>) -> TokenStream {
     let (ident, new) = (&o.field.ident, &o.likelihood);

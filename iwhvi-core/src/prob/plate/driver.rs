@@ -1,0 +1,584 @@
+//! The preaccumulated plate: a plate whose arguments are arbitrary
+//! expressions of a few latent values, evaluated element by element on
+//! small dual numbers seeded on those values, with the family's density
+//! computed by a [`PlateKernel`] over plain `f64` blocks and the whole
+//! plate returned as one [`Scalar::with_partials`].
+//!
+//! For element `i` with arguments `argₐ,ᵢ = fₐ(i, θ)` of the operands
+//! `θ = (θ₁ … θ_m)` (scalar latents and whole latent vectors), the plate is
+//!
+//! `lp + Σᵢ log f(obsᵢ | arg₁,ᵢ, …)`, with
+//! `∂/∂θⱼ = Σᵢ Σₐ ḡₐ,ᵢ · ∂argₐ,ᵢ/∂θⱼ`, `ḡₐ,ᵢ = ∂ log f(obsᵢ | …)/∂argₐ,ᵢ`,
+//!
+//! `ḡ` from the kernel, `∂arg/∂θ` from the tangents of a forward pass of
+//! width `W ∈ {1, 2, 4, 8, 16}` (the smallest `≥ m`; several passes of 16
+//! above 16 operands). Whatever the scalar type, this is one tape node
+//! (or one chain rule for a dual) with `1 + m` operands, and scratch memory
+//! of `O(BLOCK)`, independent of the number of elements.
+
+use std::any::TypeId;
+
+use super::{
+    Arg, BLOCK, BernoulliLogitKernel, Family, NormalKernel, PlateKernel, PoissonLogKernel,
+    ScalarKernel,
+};
+use crate::distributions::{
+    Bernoulli, BernoulliLogit, Beta, Binomial, BinomialLogit, Cauchy, Exponential, Gamma,
+    HalfCauchy, HalfNormal, InverseGamma, Laplace, LogNormal, Logistic, NegativeBinomial2, Normal,
+    Poisson, PoissonLog, StudentT, Uniform, Weibull,
+};
+use crate::dual::Dual;
+use crate::scalar::Scalar;
+
+/// The most real arguments a plate's family may have.
+pub const MAX_ARGS: usize = 3;
+
+/// A plate for [`preaccumulate`]: its length, its observations, its
+/// kernel and, for each element, its arguments as a function of the
+/// operands (generic over the scalar type, so that the same code gives the
+/// `f64` values and the dual tangents).
+///
+/// `#[variational]` implements it for every observed vector whose family
+/// has a kernel; the element evaluator is a hidden generic method of the
+/// model, so that data fields and helper methods keep working.
+///
+/// ```
+/// use iwhvi_core::plate::{NormalKernel, Plate};
+/// use iwhvi_core::Scalar;
+///
+/// // yᵢ ~ N(a + b·xᵢ, 1): operands `[a, b]` as two one-element groups.
+/// struct Line<'a> { x: &'a [f64], y: &'a [f64] }
+/// impl Plate for Line<'_> {
+///     type Kernel = NormalKernel;
+///     fn kernel(&self) -> NormalKernel { NormalKernel }
+///     fn len(&self) -> usize { self.y.len() }
+///     fn obs(&self, i: usize) -> f64 { self.y[i] }
+///     fn args<S: Scalar>(&self, i: usize, operands: &[&[S]], out: &mut [S]) {
+///         out[0] = operands[0][0] + operands[1][0] * self.x[i];
+///         out[1] = S::constant(1.0);
+///     }
+/// }
+/// let line = Line { x: &[0.0, 1.0], y: &[0.5, 1.5] };
+/// assert_eq!(line.len(), 2);
+/// ```
+pub trait Plate {
+    /// The family's kernel.
+    type Kernel: PlateKernel;
+
+    /// The kernel.
+    fn kernel(&self) -> Self::Kernel;
+
+    /// The number of elements.
+    fn len(&self) -> usize;
+
+    /// True for a plate of no element.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i`'s observation.
+    fn obs(&self, i: usize) -> <Self::Kernel as PlateKernel>::Obs;
+
+    /// Element `i`'s `Kernel::ARGS` arguments, written into `out`, from the
+    /// operand groups (one slice per latent the arguments read: a scalar
+    /// latent as a one-element slice, a vector latent whole).
+    fn args<S: Scalar>(&self, i: usize, operands: &[&[S]], out: &mut [S]);
+
+    /// True when every argument is affine in the operands with
+    /// coefficients that are data (`c + a₁·r₁ + …`): [`Plate::linear_terms`]
+    /// then gives the derivatives, and [`preaccumulate`] needs no dual
+    /// numbers.
+    const LINEAR: bool = false;
+
+    /// For element `i` of a [`Plate::LINEAR`] plate: pushes
+    /// `(argument a, operand j, ∂argₐ,ᵢ/∂θⱼ)` for every operand an argument
+    /// depends on, `j` the operand's position in the flat list (group `k`'s
+    /// elements start at `offsets[k]`). Called after [`Plate::args`] for
+    /// the same element. The default pushes nothing.
+    fn linear_terms(&self, i: usize, offsets: &[usize], terms: &mut Vec<(usize, usize, f64)>) {
+        let _ = (i, offsets, terms);
+    }
+}
+
+/// `lp + Σᵢ log f(obsᵢ | argsᵢ(θ))` for a [`Plate`], with `θ` the operand
+/// groups, as one scalar (module docs for the formula).
+///
+/// - `T = f64`: the arguments are evaluated in `f64` and the kernel's
+///   `block_value` adds the terms to `lp` in element order (with
+///   [`ScalarKernel`](super::ScalarKernel) this is bit for bit the scalar
+///   loop `lp += log_prob_or_neg_inf(F::new(args…), obsᵢ)`).
+/// - any other `T`: the arguments are evaluated on `Dual<W>` seeded on the
+///   operands, the kernel's `block` gives the value (the same bits as the
+///   `f64` path) and `ḡ`, and the partials `Σᵢ Σₐ ḡₐ,ᵢ ∂argₐ,ᵢ/∂θⱼ` are
+///   summed in element order; the result is
+///   `T::with_partials(value, [lp, θ…], [1, ∂/∂θ…])`.
+///
+/// # Panics
+/// If `Kernel::ARGS > MAX_ARGS`.
+///
+/// ```
+/// use iwhvi_core::plate::{preaccumulate, NormalKernel, Plate};
+/// use iwhvi_core::{Dual, Scalar};
+///
+/// struct Line<'a> { x: &'a [f64], y: &'a [f64] }
+/// impl Plate for Line<'_> {
+///     type Kernel = NormalKernel;
+///     fn kernel(&self) -> NormalKernel { NormalKernel }
+///     fn len(&self) -> usize { self.y.len() }
+///     fn obs(&self, i: usize) -> f64 { self.y[i] }
+///     fn args<S: Scalar>(&self, i: usize, operands: &[&[S]], out: &mut [S]) {
+///         out[0] = operands[0][0] + operands[1][0] * self.x[i];
+///         out[1] = S::constant(1.0);
+///     }
+/// }
+/// let line = Line { x: &[0.0, 1.0], y: &[0.5, 1.5] };
+/// let (a, b) = (Dual::<2>::variable(0.0, 0), Dual::<2>::variable(1.0, 1));
+/// let lp = preaccumulate(&line, Dual::constant(0.0), &[&[a][..], &[b][..]]);
+/// // Residuals 0.5 and 0.5: ∂/∂a = Σ rᵢ = 1, ∂/∂b = Σ rᵢ xᵢ = 0.5.
+/// assert_eq!(lp.tangent(), [1.0, 0.5]);
+/// let value = preaccumulate(&line, 0.0, &[&[0.0][..], &[1.0][..]]);
+/// assert_eq!(value, lp.value);
+/// ```
+pub fn preaccumulate<T: Scalar, P: Plate>(plate: &P, lp: T, operands: &[&[T]]) -> T {
+    let arity = P::Kernel::ARGS;
+    assert!(
+        arity <= MAX_ARGS,
+        "preaccumulate: at most {MAX_ARGS} arguments"
+    );
+    let m: usize = operands.iter().map(|g| g.len()).sum();
+    if TypeId::of::<T>() == TypeId::of::<f64>() || m == 0 {
+        let values: Vec<Vec<f64>> = operands
+            .iter()
+            .map(|g| g.iter().map(|v| v.value()).collect())
+            .collect();
+        let groups: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
+        let value = value_only(plate, lp.value(), &groups);
+        return T::with_partials(value, &[lp], &[1.0]);
+    }
+    let mut partials = vec![0.0; 1 + m];
+    partials[0] = 1.0;
+    let value = match m {
+        _ if P::LINEAR => linear(plate, lp.value(), operands, &mut partials[1..]),
+        1 => tangents::<T, P, 1>(plate, lp.value(), operands, &mut partials[1..]),
+        2 => tangents::<T, P, 2>(plate, lp.value(), operands, &mut partials[1..]),
+        3 | 4 => tangents::<T, P, 4>(plate, lp.value(), operands, &mut partials[1..]),
+        5..=8 => tangents::<T, P, 8>(plate, lp.value(), operands, &mut partials[1..]),
+        _ => tangents::<T, P, 16>(plate, lp.value(), operands, &mut partials[1..]),
+    };
+    let mut flat = Vec::with_capacity(1 + m);
+    flat.push(lp);
+    for group in operands {
+        flat.extend_from_slice(group);
+    }
+    T::with_partials(value, &flat, &partials)
+}
+
+/// The elements of the block starting at `start`.
+fn block_end(start: usize, n: usize) -> usize {
+    (start + BLOCK).min(n)
+}
+
+/// The `f64` path: `acc + Σᵢ log f(obsᵢ | argsᵢ)`, block by block.
+fn value_only<P: Plate>(plate: &P, mut acc: f64, groups: &[&[f64]]) -> f64 {
+    let (n, arity, kernel) = (plate.len(), P::Kernel::ARGS, plate.kernel());
+    let width = n.min(BLOCK);
+    let mut columns = vec![0.0; arity * width];
+    let mut obs = Vec::with_capacity(width);
+    let mut out = [0.0; MAX_ARGS];
+    for start in (0..n).step_by(BLOCK) {
+        let end = block_end(start, n);
+        obs.clear();
+        for i in start..end {
+            plate.args::<f64>(i, groups, &mut out[..arity]);
+            for (a, &v) in out[..arity].iter().enumerate() {
+                columns[a * width + (i - start)] = v;
+            }
+            obs.push(plate.obs(i));
+        }
+        let len = end - start;
+        let args: Vec<Arg<'_>> = (0..arity)
+            .map(|a| Arg::Slice(&columns[a * width..a * width + len]))
+            .collect();
+        acc = kernel.block_value(acc, &obs, &args);
+    }
+    acc
+}
+
+/// The gradient path of a [`Plate::LINEAR`] plate: the arguments in
+/// `f64`, the derivatives `∂arg/∂θ` from `linear_terms`, so that
+/// `∂/∂θⱼ = Σᵢ Σ_terms ḡₐ,ᵢ · coefficient` is a plain `f64` accumulation,
+/// in element order.
+fn linear<T: Scalar, P: Plate>(
+    plate: &P,
+    mut acc: f64,
+    operands: &[&[T]],
+    partials: &mut [f64],
+) -> f64 {
+    let (n, arity, kernel) = (plate.len(), P::Kernel::ARGS, plate.kernel());
+    let values: Vec<Vec<f64>> = operands
+        .iter()
+        .map(|g| g.iter().map(|v| v.value()).collect())
+        .collect();
+    let groups: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
+    let mut offsets = Vec::with_capacity(groups.len());
+    let mut total = 0;
+    for g in &groups {
+        offsets.push(total);
+        total += g.len();
+    }
+    let width = n.min(BLOCK);
+    let mut columns = vec![0.0; arity * width];
+    let mut grad = vec![0.0; arity * width];
+    let mut obs = Vec::with_capacity(width);
+    let mut out = [0.0; MAX_ARGS];
+    let mut terms = Vec::new();
+    for start in (0..n).step_by(BLOCK) {
+        let end = block_end(start, n);
+        let len = end - start;
+        obs.clear();
+        for i in start..end {
+            plate.args::<f64>(i, &groups, &mut out[..arity]);
+            for (a, &v) in out[..arity].iter().enumerate() {
+                columns[a * width + (i - start)] = v;
+            }
+            obs.push(plate.obs(i));
+        }
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        let args: Vec<Arg<'_>> = (0..arity)
+            .map(|a| Arg::Slice(&columns[a * width..a * width + len]))
+            .collect();
+        let mut views: Vec<&mut [f64]> = grad.chunks_mut(width).map(|g| &mut g[..len]).collect();
+        acc = kernel.block(acc, &obs, &args, &mut views);
+        for i in start..end {
+            terms.clear();
+            plate.linear_terms(i, &offsets, &mut terms);
+            for &(a, j, coefficient) in &terms {
+                let g = grad[a * width + (i - start)];
+                // A rejected element has no partials (as in `tangents`).
+                if g != 0.0 {
+                    partials[j] += g * coefficient;
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// The gradient path with `W` lanes: returns the value and adds
+/// `∂/∂θⱼ` into `partials[j]`, in passes of `W` operands.
+fn tangents<T: Scalar, P: Plate, const W: usize>(
+    plate: &P,
+    lp: f64,
+    operands: &[&[T]],
+    partials: &mut [f64],
+) -> f64 {
+    let (n, arity, kernel) = (plate.len(), P::Kernel::ARGS, plate.kernel());
+    let m = partials.len();
+    let width = n.min(BLOCK);
+    let mut duals = vec![Dual::<W>::constant(0.0); arity * width];
+    let mut columns = vec![0.0; arity * width];
+    let mut grad = vec![0.0; arity * width];
+    let mut obs = Vec::with_capacity(width);
+    let mut out = [Dual::<W>::constant(0.0); MAX_ARGS];
+    let mut value = lp;
+    for first in (0..m).step_by(W) {
+        let lanes = W.min(m - first);
+        // The operands as duals, those of this pass seeded.
+        let mut position = 0;
+        let seeded: Vec<Vec<Dual<W>>> = operands
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|v| {
+                        let j = position;
+                        position += 1;
+                        if (first..first + lanes).contains(&j) {
+                            Dual::variable(v.value(), j - first)
+                        } else {
+                            Dual::constant(v.value())
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let groups: Vec<&[Dual<W>]> = seeded.iter().map(Vec::as_slice).collect();
+        let mut acc = lp;
+        for start in (0..n).step_by(BLOCK) {
+            let end = block_end(start, n);
+            let len = end - start;
+            obs.clear();
+            for i in start..end {
+                plate.args::<Dual<W>>(i, &groups, &mut out[..arity]);
+                for (a, &d) in out[..arity].iter().enumerate() {
+                    duals[a * width + (i - start)] = d;
+                    columns[a * width + (i - start)] = d.value;
+                }
+                obs.push(plate.obs(i));
+            }
+            grad.iter_mut().for_each(|g| *g = 0.0);
+            let args: Vec<Arg<'_>> = (0..arity)
+                .map(|a| Arg::Slice(&columns[a * width..a * width + len]))
+                .collect();
+            let mut views: Vec<&mut [f64]> =
+                grad.chunks_mut(width).map(|g| &mut g[..len]).collect();
+            acc = kernel.block(acc, &obs, &args, &mut views);
+            // Σ_b Σ_a ḡ_{a,b} · ∂arg_{a,b}/∂θ, elements in order.
+            let lanes_out = &mut partials[first..first + lanes];
+            for b in 0..len {
+                for a in 0..arity {
+                    let g = grad[a * width + b];
+                    let d = &duals[a * width + b];
+                    // An element the family rejects has no partials (its
+                    // tangents may be non-finite): skip it, as the scalar
+                    // path's constant −∞ does.
+                    if g == 0.0 || d.is_constant() {
+                        continue;
+                    }
+                    let t = d.tangent();
+                    for (p, &tl) in lanes_out.iter_mut().zip(&t[..lanes]) {
+                        *p += g * tl;
+                    }
+                }
+            }
+        }
+        if first == 0 {
+            value = acc;
+        }
+    }
+    value
+}
+
+/// The kernel a plate of family `Self` runs: a hand-written closed form
+/// where one exists, [`ScalarKernel<Self>`] otherwise. `#[variational]`
+/// names it as `<distributions::Family as FamilyKernel>::Kernel`, so that a
+/// new hand-written kernel only changes this mapping.
+///
+/// ```
+/// use iwhvi_core::distributions::{Gamma, Normal};
+/// use iwhvi_core::plate::{FamilyKernel, NormalKernel, ScalarKernel};
+///
+/// let _: NormalKernel = <Normal as FamilyKernel>::Kernel::default();
+/// let _: ScalarKernel<Gamma> = <Gamma as FamilyKernel>::Kernel::default();
+/// ```
+pub trait FamilyKernel: Family {
+    /// The kernel.
+    type Kernel: PlateKernel<Obs = Self::Obs> + Default;
+}
+
+macro_rules! family_kernels {
+    (hand: [$($family:ident => $kernel:ident,)+] scalar: [$($other:ident,)+]) => {
+        $(impl FamilyKernel for $family { type Kernel = $kernel; })+
+        $(impl FamilyKernel for $other { type Kernel = ScalarKernel<$other>; })+
+    };
+}
+
+family_kernels! {
+    hand: [
+        Normal => NormalKernel,
+        BernoulliLogit => BernoulliLogitKernel,
+        PoissonLog => PoissonLogKernel,
+    ]
+    scalar: [
+        LogNormal, HalfNormal, Cauchy, HalfCauchy, StudentT, Laplace, Logistic, Exponential,
+        Gamma, InverseGamma, Beta, Uniform, Weibull, Bernoulli, Poisson, NegativeBinomial2,
+        Binomial, BinomialLogit,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// yᵢ ~ N(Σⱼ βⱼ xᵢⱼ + a, e^s) with `d` coefficients: operands
+    /// `[a], [s], β`.
+    struct Regression {
+        x: Vec<f64>,
+        y: Vec<f64>,
+        d: usize,
+    }
+
+    impl Plate for Regression {
+        type Kernel = NormalKernel;
+        fn kernel(&self) -> NormalKernel {
+            NormalKernel
+        }
+        fn len(&self) -> usize {
+            self.y.len()
+        }
+        fn obs(&self, i: usize) -> f64 {
+            self.y[i]
+        }
+        fn args<S: Scalar>(&self, i: usize, operands: &[&[S]], out: &mut [S]) {
+            let beta = operands[2];
+            let mut eta = operands[0][0];
+            for (&b, &x) in beta.iter().zip(&self.x[i * self.d..(i + 1) * self.d]) {
+                eta += b * x;
+            }
+            out[0] = eta;
+            out[1] = operands[1][0].exp();
+        }
+    }
+
+    impl Regression {
+        fn new(n: usize, d: usize) -> Self {
+            let x: Vec<f64> = (0..n * d)
+                .map(|k| ((k * 37 % 101) as f64) / 50.0 - 1.0)
+                .collect();
+            let y = (0..n).map(|i| ((i * 13 % 29) as f64) / 7.0 - 2.0).collect();
+            Self { x, y, d }
+        }
+
+        /// The scalar loop.
+        fn reference<T: Scalar>(&self, lp: T, a: T, s: T, beta: &[T]) -> T {
+            let mut lp = lp;
+            let ops: [&[T]; 3] = [&[a], &[s], beta];
+            let mut out = [T::constant(0.0); 2];
+            for i in 0..self.len() {
+                self.args(i, &ops, &mut out);
+                lp += <Normal as crate::plate::Family>::log_prob(&out, self.y[i]);
+            }
+            lp
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    fn check<const W: usize>(n: usize, d: usize) {
+        let plate = Regression::new(n, d);
+        let p: Vec<f64> = (0..d + 2).map(|k| 0.1 * k as f64 - 0.3).collect();
+        // f64: bit for bit the loop.
+        let value = preaccumulate(&plate, 0.5, &[&p[0..1], &p[1..2], &p[2..]]);
+        let reference = plate.reference(0.5, p[0], p[1], &p[2..]);
+        assert_eq!(value.to_bits(), reference.to_bits());
+        // Duals: every direction, W at a time.
+        for first in (0..d + 2).step_by(W) {
+            let duals: Vec<Dual<W>> = p
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| {
+                    if (first..first + W).contains(&k) {
+                        Dual::variable(v, k - first)
+                    } else {
+                        Dual::constant(v)
+                    }
+                })
+                .collect();
+            let lp = Dual::<W>::variable(0.5, 0);
+            let got = preaccumulate(&plate, lp, &[&duals[0..1], &duals[1..2], &duals[2..]]);
+            let want = plate.reference(lp, duals[0], duals[1], &duals[2..]);
+            assert_eq!(got.value.to_bits(), value.to_bits());
+            for (g, w) in got.tangent().iter().zip(want.tangent()) {
+                assert!(close(*g, w), "n {n} d {d}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn matches_the_scalar_loop_at_every_width_and_over_blocks() {
+        for (n, d) in [
+            (0, 1),
+            (1, 0),
+            (5, 1),
+            (7, 2),
+            (BLOCK + 3, 6),
+            (2 * BLOCK + 1, 14),
+            (300, 20),
+            (40, 33),
+        ] {
+            check::<4>(n, d);
+            check::<16>(n, d);
+        }
+    }
+
+    /// yᵢ ~ N(a + 2b·xᵢ − θ[i mod 3], s/2 + 1): affine in the operands
+    /// `[a], [b], θ, [s]`; `LIN` says whether the driver is told so.
+    struct Affine<const LIN: bool> {
+        x: Vec<f64>,
+        y: Vec<f64>,
+    }
+
+    impl<const LIN: bool> Plate for Affine<LIN> {
+        type Kernel = NormalKernel;
+        const LINEAR: bool = LIN;
+        fn kernel(&self) -> NormalKernel {
+            NormalKernel
+        }
+        fn len(&self) -> usize {
+            self.y.len()
+        }
+        fn obs(&self, i: usize) -> f64 {
+            self.y[i]
+        }
+        fn args<S: Scalar>(&self, i: usize, ops: &[&[S]], out: &mut [S]) {
+            out[0] = ops[0][0] + ops[1][0] * (2.0 * self.x[i]) - ops[2][i % 3];
+            out[1] = ops[3][0] * 0.5 + 1.0;
+        }
+        fn linear_terms(&self, i: usize, offsets: &[usize], terms: &mut Vec<(usize, usize, f64)>) {
+            terms.push((0, offsets[0], 1.0));
+            terms.push((0, offsets[1], 2.0 * self.x[i]));
+            terms.push((0, offsets[2] + i % 3, -1.0));
+            terms.push((1, offsets[3], 0.5));
+        }
+    }
+
+    #[test]
+    fn the_linear_path_matches_the_dual_path() {
+        for n in [0, 1, 5, BLOCK + 9] {
+            let x: Vec<f64> = (0..n).map(|i| (i % 7) as f64 * 0.3 - 1.0).collect();
+            let y: Vec<f64> = (0..n).map(|i| (i % 5) as f64 * 0.7 - 1.2).collect();
+            let (lin, dual) = (
+                Affine::<true> {
+                    x: x.clone(),
+                    y: y.clone(),
+                },
+                Affine::<false> { x, y },
+            );
+            let p = [0.3, -0.2, 0.1, 0.5, -0.4, 0.8];
+            let d: Vec<Dual<8>> = p
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| Dual::variable(v, k))
+                .collect();
+            let groups = [&d[0..1], &d[1..2], &d[2..5], &d[5..6]];
+            let (a, b) = (
+                preaccumulate(&lin, Dual::constant(0.0), &groups),
+                preaccumulate(&dual, Dual::constant(0.0), &groups),
+            );
+            assert_eq!(a.value.to_bits(), b.value.to_bits());
+            let f = preaccumulate(&lin, 0.0, &[&p[0..1], &p[1..2], &p[2..5], &p[5..6]]);
+            assert_eq!(a.value.to_bits(), f.to_bits());
+            for (g, h) in a.tangent().iter().zip(b.tangent()) {
+                assert!(close(*g, h), "{g} vs {h}");
+            }
+        }
+    }
+
+    /// A family the kernel rejects at some elements: −∞, no NaN partials.
+    struct Rejecting;
+    impl Plate for Rejecting {
+        type Kernel = ScalarKernel<Gamma>;
+        fn kernel(&self) -> Self::Kernel {
+            ScalarKernel::new()
+        }
+        fn len(&self) -> usize {
+            3
+        }
+        fn obs(&self, _: usize) -> f64 {
+            1.0
+        }
+        fn args<S: Scalar>(&self, i: usize, operands: &[&[S]], out: &mut [S]) {
+            out[0] = S::constant(2.0);
+            out[1] = operands[0][0] * (i as f64 - 1.0);
+        }
+    }
+
+    #[test]
+    fn a_rejected_element_is_minus_infinity_without_partials() {
+        let rate = Dual::<1>::variable(1.0, 0);
+        let lp = preaccumulate(&Rejecting, Dual::constant(0.0), &[&[rate][..]]);
+        assert_eq!(lp.value, f64::NEG_INFINITY);
+        assert!(!lp.tangent()[0].is_nan());
+    }
+}
