@@ -116,12 +116,22 @@ pub enum Engine {
 
 /// The most parameters a guide outside the fused path may have for
 /// [`Engine::Auto`] to differentiate its bound in forward mode (16 lanes,
-/// `⌈P / 16⌉` passes); above it, the tape.
+/// at most `⌈48 / 16⌉ = 3` passes); above it, the tape.
 ///
-/// Measured with `benches/diwhvi_step.rs` (`generic-*` variants, eight
-/// schools, one thread, pinned): see docs/PERFORMANCE.md, "Eight schools
-/// DIWHVI step: the fused path".
-pub const GUIDE_FORWARD_MAX_PARAMS: usize = 32;
+/// Measured with `benches/diwhvi_step.rs` (`generic-forward` against
+/// `generic-tape`, eight schools, one thread, pinned to one core; medians,
+/// µs per step at `(M, K) = (1, 0)`, `(8, 0)`): mean-field, `P = 20`:
+/// 9.3 vs 14.3, 32.6 vs 85.6; SIVI with `d = 1`, `P = 30`: 10.5 vs 16.2,
+/// 48.4 vs 107; `d = 2`, `P = 40`: 18.5 vs 16.1, 62.6 vs 73.9 (about
+/// even); `d = 4`, `P = 60`: 20.2 vs 13.9, 63.9 vs 73.4, and 361 vs 208
+/// at `(8, 8)`; `d = 10`, `P = 120`: 41.9 vs 15.9, 186 vs 81.7; the
+/// semi-implicit guide's 240: 172 vs 27.0, 767 vs 166. The exception is
+/// the full-rank guide at `D = 10` (`P = 65`), whose many small tape nodes
+/// make forward mode faster (20.8 vs 25.7, 104 vs 210): no cut-off on `P`
+/// alone serves both, and [`Engine::Forward`] is the override. The full
+/// table and the commands are in docs/PERFORMANCE.md ("Eight schools
+/// DIWHVI step: the fused path").
+pub const GUIDE_FORWARD_MAX_PARAMS: usize = 48;
 
 /// The largest `D` for which [`Engine::Auto`] computes the model's
 /// gradient in forward mode: `D ≤ 16` fits one pass of the widest lane
@@ -171,7 +181,7 @@ impl Engine {
     /// use iwhvi_core::guide::FullRank;
     /// let engines = Engine::Auto.step_engines(&FullRank::new(20));
     /// assert_eq!(engines.model, EngineChoice::Tape); // D = 20 > 16
-    /// assert_eq!(engines.guide, EngineChoice::Tape); // 230 parameters
+    /// assert_eq!(engines.guide, EngineChoice::Tape); // 230 parameters > 48
     /// assert_eq!(Engine::Forward.step_engines(&FullRank::new(20)).model, EngineChoice::Forward { lanes: 16 });
     /// ```
     pub fn step_engines<G: HierarchicalGuide>(self, guide: &G) -> StepEngines {
