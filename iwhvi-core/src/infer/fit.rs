@@ -49,7 +49,10 @@ pub struct FitConfig {
     /// Show a progress bar on stderr (default true; hidden when stderr is
     /// not a terminal).
     pub progress: bool,
-    /// Threads for the gradient passes (default [`Parallelism::Auto`]).
+    /// Threads for the gradient passes and for the outer samples of the
+    /// fused path and of the model's gradients (default
+    /// [`Parallelism::Auto`]); the fit is the same bits under every
+    /// setting.
     pub parallelism: Parallelism,
     /// The gradient estimator (default the plain reparameterization
     /// gradient): `DoublyReparameterized` applies to the reverse model's

@@ -144,7 +144,8 @@ struct ReverseBlocks {
 /// up to rounding (the sums run in another order); with
 /// [`FusedDiwhvi::with_estimator`], the DReG estimate of
 /// [`value_and_gradient_with`](super::value_and_gradient_with). The buffers are
-/// allocated on the first call and reused while `M` and `K` stay the same.
+/// allocated on the first call and reused while `K` stays the same (one
+/// set per worker thread, see [`FusedDiwhvi::with_parallelism`]).
 ///
 /// ```
 /// use iwhvi_core::Scalar;
