@@ -24,7 +24,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use iwhvi::fit::{Engine, FitConfig, FitError, fit};
+use iwhvi::fit::{FitConfig, FitError, fit};
 use iwhvi::guide::{Conditioning, FullRank, HierarchicalGuide, MeanField, SemiImplicit};
 use iwhvi::laplace::laplace;
 use iwhvi::model::{Latents, Model};
@@ -362,7 +362,7 @@ fn run<Mo: Model>(name: &str, model: &Mo, progress: bool) -> Vec<Row> {
     let semi_implicit = SemiImplicit::new(d, d)
         .with_conditioning(Conditioning::Mlp { hidden: 2 * d + 4 })
         .with_psi_dependent_scale(true);
-    let diwhvi = FitConfig::new(Diwhvi::new(4, 16)).engine(Engine::Tape);
+    let diwhvi = FitConfig::new(Diwhvi::new(4, 16));
     let (rate, _, seconds) = pilot(model, &MeanField::new(d), &elbo, &GAUSSIAN_RATES);
     let mut rows = vec![run_method(
         name,

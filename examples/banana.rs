@@ -27,7 +27,7 @@
 use std::error::Error;
 use std::path::Path;
 
-use iwhvi::fit::{Engine, FitConfig, fit};
+use iwhvi::fit::{FitConfig, fit};
 use iwhvi::guide::{Conditioning, HierarchicalGuide, MeanField, SemiImplicit};
 use iwhvi::objective::{Diwhvi, estimate_bound};
 use iwhvi::optim::{Adam, LearningRate};
@@ -200,7 +200,6 @@ fn main() -> Result<(), Box<dyn Error>> {
     let config = FitConfig::new(Diwhvi::new(1, 32))
         .max_steps(steps)
         .seed(1)
-        .engine(Engine::Tape)
         .progress(!report.is_json());
     let adam = Adam::with_schedule(LearningRate::Exponential {
         initial: 0.02,

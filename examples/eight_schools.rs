@@ -19,7 +19,7 @@
 //! Data: Rubin (1981), as stored in posteriordb
 //! (`eight_schools-eight_schools_noncentered`, BSD-3).
 
-use iwhvi::fit::{Engine, FitConfig, fit};
+use iwhvi::fit::{FitConfig, fit};
 use iwhvi::guide::{Conditioning, HierarchicalGuide, MeanField, SemiImplicit};
 use iwhvi::model::Model;
 use iwhvi::objective::{Diwhvi, estimate_bound, log_evidence};
@@ -124,7 +124,6 @@ fn main() {
     let diwhvi = FitConfig::new(Diwhvi::new(4, 16))
         .max_steps(10_000)
         .seed(1)
-        .engine(Engine::Tape)
         .progress(progress);
 
     report.line("eight schools, non-centred");

@@ -14,7 +14,7 @@
 //! cargo run --release --example funnel -- --json  # the figures as one JSON object
 //! ```
 
-use iwhvi::fit::{Engine, FitConfig, fit};
+use iwhvi::fit::{FitConfig, fit};
 use iwhvi::guide::{Conditioning, HierarchicalGuide, MeanField, SemiImplicit};
 use iwhvi::objective::{Diwhvi, estimate_bound};
 use iwhvi::optim::Adam;
@@ -105,7 +105,6 @@ fn main() {
     let config = FitConfig::new(Diwhvi::new(1, 16))
         .max_steps(10_000)
         .seed(1)
-        .engine(Engine::Tape)
         .progress(progress);
     let fitted = fit(&model, &semi_implicit, Adam::new(0.01), &config).expect("semi-implicit fit");
     score(

@@ -28,7 +28,7 @@
 //! cargo run --release --example linear_regression -- --json
 //! ```
 
-use iwhvi::fit::{Engine, FitConfig, fit};
+use iwhvi::fit::{FitConfig, fit};
 use iwhvi::guide::{FullRank, HierarchicalGuide, MeanField, SemiImplicit};
 use iwhvi::objective::{Diwhvi, Estimate, estimate_bound, log_evidence};
 use iwhvi::optim::{Adam, LearningRate};
@@ -233,7 +233,6 @@ fn main() {
     let config = FitConfig::new(Diwhvi::new(1, 32))
         .max_steps(50_000)
         .seed(1)
-        .engine(Engine::Tape)
         .progress(progress);
     let fitted = fit(&model, &semi_implicit, adam(), &config).expect("semi-implicit fit");
     let si = assess(

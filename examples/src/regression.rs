@@ -5,7 +5,7 @@
 //! true coefficients, the weights' ESS and Pareto k̂, the bound and a
 //! log-evidence estimate.
 
-use iwhvi::fit::{Engine, FitConfig, fit};
+use iwhvi::fit::{FitConfig, fit};
 use iwhvi::guide::{HierarchicalGuide, MeanField, SemiImplicit};
 use iwhvi::model::Model;
 use iwhvi::objective::{Diwhvi, Estimate, estimate_bound, log_evidence};
@@ -66,7 +66,6 @@ pub fn fit_and_assess<Mo: Model>(
     let config = FitConfig::new(Diwhvi::new(1, 32))
         .max_steps(20_000)
         .seed(1)
-        .engine(Engine::Tape)
         .progress(progress);
     let fitted = fit(model, &semi_implicit, adam(), &config).expect("semi-implicit fit");
     let si = assess(

@@ -21,7 +21,9 @@ use crate::guide::HierarchicalGuide;
 use crate::model::Model;
 /// Re-exported here because [`FitConfig::estimator`] takes it.
 pub use crate::objective::GradientEstimator;
-use crate::objective::{self, Diwhvi, ObjectiveError, StepNoise};
+use crate::objective::{
+    Diwhvi, GenericEngines, ObjectiveError, StepNoise, split_engines_value_and_gradient,
+};
 use crate::optim::Optimizer;
 use crate::tape::TapeEngine;
 
@@ -47,7 +49,10 @@ pub struct FitConfig {
     /// Show a progress bar on stderr (default true; hidden when stderr is
     /// not a terminal).
     pub progress: bool,
-    /// Threads for the gradient passes (default [`Parallelism::Auto`]).
+    /// Threads for the gradient passes and for the outer samples of the
+    /// fused path and of the model's gradients (default
+    /// [`Parallelism::Auto`]); the fit is the same bits under every
+    /// setting.
     pub parallelism: Parallelism,
     /// The gradient estimator (default the plain reparameterization
     /// gradient): `DoublyReparameterized` applies to the reverse model's
@@ -56,20 +61,216 @@ pub struct FitConfig {
     /// parameters of a guide without mixing variables (sticking the landing
     /// on the ELBO).
     pub estimator: GradientEstimator,
-    /// How gradients are computed (default forward mode).
+    /// How gradients are computed (default [`Engine::Auto`]).
     pub engine: Engine,
 }
 
-/// The differentiation engine a fit runs on.
+/// How a fit computes each step's gradient.
+///
+/// A step has two gradients: the model's, `∇ᵤ log p(x, u_m)` at each outer
+/// draw (the [`ChainedModel`](crate::objective::ChainedModel)), and the
+/// guide's, the bound's gradient in the guide's parameters with the
+/// model's chained in. [`Engine::Auto`] picks an engine for each by a fixed
+/// rule on the guide's type and sizes ([`Engine::step_engines`]), never by
+/// a timing, so a seed still reproduces a fit bit for bit. [`Fit::engines`]
+/// records what ran.
+///
+/// ```
+/// use iwhvi_core::fit::{Engine, EngineChoice, StepEngines};
+/// use iwhvi_core::guide::{MeanField, SemiImplicit};
+///
+/// // A semi-implicit guide: the fused objective, the model in forward mode
+/// // with the fewest lanes that cover D = 10.
+/// let engines = Engine::Auto.step_engines(&SemiImplicit::new(10, 10));
+/// assert_eq!(engines.guide, EngineChoice::Fused);
+/// assert_eq!(engines.model, EngineChoice::Forward { lanes: 16 });
+/// // Any other guide: the generic path.
+/// let engines = Engine::Auto.step_engines(&MeanField::new(3));
+/// assert_eq!(engines, StepEngines { model: EngineChoice::Forward { lanes: 4 }, guide: EngineChoice::Forward { lanes: 16 } });
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Engine {
+    /// The rule:
+    ///
+    /// - **guide**: the fused objective ([`FusedDiwhvi`](crate::objective::fused::FusedDiwhvi), plain `f64` with a
+    ///   hand-written adjoint) when it covers the guide ([`SemiImplicit`](crate::guide::SemiImplicit)
+    ///   in any setting, also inside a [`Preconditioned`](crate::guide::Preconditioned));
+    ///   otherwise the generic bound on forward mode (16 lanes) when the
+    ///   guide has at most [`GUIDE_FORWARD_MAX_PARAMS`] parameters, else on
+    ///   the tape;
+    /// - **model**: forward mode with `W` lanes, `W` the smallest of
+    ///   1, 2, 4, 8, 16 that is at least `D`, when `D ≤` [`MODEL_FORWARD_MAX_DIM`]
+    ///   (one pass); else the tape. Forward-mode lanes never interact, so
+    ///   the model's gradient is the same bits at every width.
+    ///
+    /// The outer samples run on [`FitConfig::parallelism`]'s threads (the
+    /// fused path and the model's gradients; bit-identical either way).
+    #[default]
+    Auto,
     /// Chunked forward-mode dual numbers, 16 directions per pass, passes on
     /// [`FitConfig::parallelism`]'s threads; memory independent of `M × K`.
-    #[default]
+    /// Both gradients, whatever the guide.
     Forward,
     /// A reverse-mode tape: one pass whatever the number of parameters, on
-    /// the calling thread; the tape grows with `M × K`.
+    /// the calling thread; the tape grows with `M × K`. Both gradients,
+    /// whatever the guide.
     Tape,
+}
+
+/// The most parameters a guide outside the fused path may have for
+/// [`Engine::Auto`] to differentiate its bound in forward mode (16 lanes,
+/// at most `⌈48 / 16⌉ = 3` passes); above it, the tape.
+///
+/// Measured with `benches/diwhvi_step.rs` (`generic-forward` against
+/// `generic-tape`, eight schools, one thread, pinned to one core; medians,
+/// µs per step at `(M, K) = (1, 0)`, `(8, 0)`): mean-field, `P = 20`:
+/// 9.3 vs 14.3, 32.6 vs 85.6; SIVI with `d = 1`, `P = 30`: 10.5 vs 16.2,
+/// 48.4 vs 107; `d = 2`, `P = 40`: 18.5 vs 16.1, 62.6 vs 73.9 (about
+/// even); `d = 4`, `P = 60`: 20.2 vs 13.9, 63.9 vs 73.4, and 361 vs 208
+/// at `(8, 8)`; `d = 10`, `P = 120`: 41.9 vs 15.9, 186 vs 81.7; the
+/// semi-implicit guide's 240: 172 vs 27.0, 767 vs 166. The exception is
+/// the full-rank guide at `D = 10` (`P = 65`), whose many small tape nodes
+/// make forward mode faster (20.8 vs 25.7, 104 vs 210): no cut-off on `P`
+/// alone serves both, and [`Engine::Forward`] is the override. The full
+/// table and the commands are in docs/PERFORMANCE.md ("Eight schools
+/// DIWHVI step: the fused path").
+pub const GUIDE_FORWARD_MAX_PARAMS: usize = 48;
+
+/// The largest `D` for which [`Engine::Auto`] computes the model's
+/// gradient in forward mode: `D ≤ 16` fits one pass of the widest lane
+/// count, 16. Above it, the tape's one backward sweep beats `⌈D / 16⌉`
+/// forward passes of the whole log joint.
+pub const MODEL_FORWARD_MAX_DIM: usize = 16;
+
+/// Which engine computed one of a step's two gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EngineChoice {
+    /// Forward-mode dual numbers with this many lanes per pass.
+    Forward {
+        /// Directions per pass.
+        lanes: usize,
+    },
+    /// The reverse-mode tape.
+    Tape,
+    /// The fused objective ([`FusedDiwhvi`](crate::objective::fused::FusedDiwhvi)): the guide's gradient by a
+    /// hand-written adjoint in plain `f64` (guide side only).
+    Fused,
+}
+
+/// The engines of a fit's steps: the model's `∇ᵤ log p` and the guide's
+/// gradient (see [`Engine`]).
+///
+/// ```
+/// use iwhvi_core::fit::{Engine, EngineChoice};
+/// use iwhvi_core::guide::MeanField;
+/// let engines = Engine::Tape.step_engines(&MeanField::new(2));
+/// assert_eq!((engines.model, engines.guide), (EngineChoice::Tape, EngineChoice::Tape));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StepEngines {
+    /// The engine of `∇ᵤ log p(x, u_m)`.
+    pub model: EngineChoice,
+    /// The engine of the bound's gradient in the guide's parameters.
+    pub guide: EngineChoice,
+}
+
+impl Engine {
+    /// The engines a fit of `guide` runs on under this setting (the rule
+    /// in [`Engine::Auto`]'s docs; `D` is `guide.latent_dim()`).
+    ///
+    /// ```
+    /// use iwhvi_core::fit::{Engine, EngineChoice};
+    /// use iwhvi_core::guide::FullRank;
+    /// let engines = Engine::Auto.step_engines(&FullRank::new(20));
+    /// assert_eq!(engines.model, EngineChoice::Tape); // D = 20 > 16
+    /// assert_eq!(engines.guide, EngineChoice::Tape); // 230 parameters > 48
+    /// assert_eq!(Engine::Forward.step_engines(&FullRank::new(20)).model, EngineChoice::Forward { lanes: 16 });
+    /// ```
+    pub fn step_engines<G: HierarchicalGuide>(self, guide: &G) -> StepEngines {
+        match self {
+            Self::Forward => StepEngines {
+                model: EngineChoice::Forward { lanes: 16 },
+                guide: EngineChoice::Forward { lanes: 16 },
+            },
+            Self::Tape => StepEngines {
+                model: EngineChoice::Tape,
+                guide: EngineChoice::Tape,
+            },
+            Self::Auto => {
+                let big_d = guide.latent_dim();
+                let model = if big_d <= MODEL_FORWARD_MAX_DIM {
+                    EngineChoice::Forward {
+                        lanes: big_d.max(1).next_power_of_two(),
+                    }
+                } else {
+                    EngineChoice::Tape
+                };
+                let guide = if guide.fused().is_some() {
+                    EngineChoice::Fused
+                } else if guide.param_layout().len() <= GUIDE_FORWARD_MAX_PARAMS {
+                    EngineChoice::Forward { lanes: 16 }
+                } else {
+                    EngineChoice::Tape
+                };
+                StepEngines { model, guide }
+            }
+        }
+    }
+}
+
+/// The model-side engine [`Engine::Auto`] picked, as one
+/// [`GradientEngine`] (a match per call, over a handful of widths).
+#[derive(Clone, Copy, Debug)]
+enum ModelEngine {
+    Forward1(ForwardEngine<1>),
+    Forward2(ForwardEngine<2>),
+    Forward4(ForwardEngine<4>),
+    Forward8(ForwardEngine<8>),
+    Forward16(ForwardEngine<16>),
+    Tape,
+}
+
+impl ModelEngine {
+    fn new(choice: EngineChoice, parallelism: Parallelism) -> Self {
+        match choice {
+            EngineChoice::Forward { lanes: 1 } => {
+                Self::Forward1(ForwardEngine::new().with_parallelism(parallelism))
+            }
+            EngineChoice::Forward { lanes: 2 } => {
+                Self::Forward2(ForwardEngine::new().with_parallelism(parallelism))
+            }
+            EngineChoice::Forward { lanes: 4 } => {
+                Self::Forward4(ForwardEngine::new().with_parallelism(parallelism))
+            }
+            EngineChoice::Forward { lanes: 8 } => {
+                Self::Forward8(ForwardEngine::new().with_parallelism(parallelism))
+            }
+            EngineChoice::Forward { .. } => {
+                Self::Forward16(ForwardEngine::new().with_parallelism(parallelism))
+            }
+            EngineChoice::Tape | EngineChoice::Fused => Self::Tape,
+        }
+    }
+}
+
+impl GradientEngine for ModelEngine {
+    fn partials<F: crate::gradient::Differentiable>(
+        &self,
+        f: &F,
+        x: &[f64],
+        first: usize,
+        out: &mut [f64],
+    ) -> f64 {
+        match self {
+            Self::Forward1(e) => e.partials(f, x, first, out),
+            Self::Forward2(e) => e.partials(f, x, first, out),
+            Self::Forward4(e) => e.partials(f, x, first, out),
+            Self::Forward8(e) => e.partials(f, x, first, out),
+            Self::Forward16(e) => e.partials(f, x, first, out),
+            Self::Tape => TapeEngine.partials(f, x, first, out),
+        }
+    }
 }
 
 impl Default for FitConfig {
@@ -84,7 +285,7 @@ impl Default for FitConfig {
             progress: true,
             parallelism: Parallelism::Auto,
             estimator: GradientEstimator::Reparameterized,
-            engine: Engine::Forward,
+            engine: Engine::Auto,
         }
     }
 }
@@ -171,6 +372,9 @@ pub struct Fit {
     pub rejected_steps: usize,
     /// True when the stopping rule ended the fit before `max_steps`.
     pub converged: bool,
+    /// The engines every step ran on ([`FitConfig::engine`] resolved for
+    /// the guide; see [`Engine`]).
+    pub engines: StepEngines,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -241,23 +445,6 @@ pub fn fit_from<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
     config: &FitConfig,
     initial: Vec<f64>,
 ) -> Result<Fit, FitError> {
-    match config.engine {
-        Engine::Forward => {
-            let engine = ForwardEngine::<16>::new().with_parallelism(config.parallelism);
-            fit_with(model, guide, optimizer, config, initial, &engine)
-        }
-        Engine::Tape => fit_with(model, guide, optimizer, config, initial, &TapeEngine),
-    }
-}
-
-fn fit_with<Mo: Model, G: HierarchicalGuide, O: Optimizer, E: GradientEngine>(
-    model: &Mo,
-    guide: &G,
-    mut optimizer: O,
-    config: &FitConfig,
-    initial: Vec<f64>,
-    engine: &E,
-) -> Result<Fit, FitError> {
     if model.dim() != guide.latent_dim() {
         return Err(FitError::DimensionMismatch {
             model: model.dim(),
@@ -272,6 +459,80 @@ fn fit_with<Mo: Model, G: HierarchicalGuide, O: Optimizer, E: GradientEngine>(
         });
     }
     config.estimator.check(guide)?;
+    let engines = config.engine.step_engines(guide);
+    let parallelism = config.parallelism;
+    let model_engine = ModelEngine::new(engines.model, parallelism);
+    let run = |step: &mut StepFn<'_>| fit_loop(guide, optimizer, config, initial, engines, step);
+    let fused = match engines.guide {
+        EngineChoice::Fused => guide.fused(),
+        _ => None,
+    };
+    if let Some(fused) = fused {
+        let mut fused = fused
+            .with_estimator(config.estimator)?
+            .with_parallelism(parallelism);
+        return run(&mut |params, noise, gradient| {
+            Ok(fused.value_and_gradient(model, params, noise, &model_engine, gradient))
+        });
+    }
+    match engines.guide {
+        EngineChoice::Forward { .. } => {
+            let forward = ForwardEngine::<16>::new().with_parallelism(parallelism);
+            let generic = GenericEngines {
+                model: &model_engine,
+                guide: &forward,
+                parallelism,
+            };
+            run(&mut |params, noise, gradient| {
+                generic_step(model, guide, generic, config, (params, noise, gradient))
+            })
+        }
+        // The tape, and the fused path's fallback (never taken:
+        // `step_engines` picks it only when `guide.fused()` is `Some`).
+        EngineChoice::Tape | EngineChoice::Fused => {
+            let generic = GenericEngines {
+                model: &model_engine,
+                guide: &TapeEngine,
+                parallelism,
+            };
+            run(&mut |params, noise, gradient| {
+                generic_step(model, guide, generic, config, (params, noise, gradient))
+            })
+        }
+    }
+}
+
+/// One step's bound, writing its gradient: `(params, noise, gradient)`.
+type StepFn<'a> = dyn FnMut(&[f64], &StepNoise, &mut [f64]) -> Result<f64, FitError> + 'a;
+
+/// One step of the generic path.
+fn generic_step<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
+    model: &Mo,
+    guide: &G,
+    engines: GenericEngines<'_, ModelEngine, EG>,
+    config: &FitConfig,
+    (params, noise, gradient): (&[f64], &StepNoise, &mut [f64]),
+) -> Result<f64, FitError> {
+    Ok(split_engines_value_and_gradient(
+        model,
+        guide,
+        params,
+        noise,
+        engines,
+        config.estimator,
+        gradient,
+    )?)
+}
+
+/// The loop, with `step` computing one step's bound and gradient.
+fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
+    guide: &G,
+    mut optimizer: O,
+    config: &FitConfig,
+    initial: Vec<f64>,
+    engines: StepEngines,
+    step_value_and_gradient: &mut StepFn<'_>,
+) -> Result<Fit, FitError> {
     let started = Instant::now();
     // The noise stream is seeded apart from the initialisation so that
     // `fit` and `fit_from` with the same seed see the same noise.
@@ -287,6 +548,7 @@ fn fit_with<Mo: Model, G: HierarchicalGuide, O: Optimizer, E: GradientEngine>(
         steps: 0,
         rejected_steps: 0,
         converged: false,
+        engines,
         elapsed: Duration::ZERO,
     };
     let bar = progress_bar(config);
@@ -298,15 +560,7 @@ fn fit_with<Mo: Model, G: HierarchicalGuide, O: Optimizer, E: GradientEngine>(
 
     for step in 1..=config.max_steps {
         noise.redraw(&mut rng);
-        let bound = objective::value_and_gradient_with(
-            model,
-            guide,
-            &params,
-            &noise,
-            engine,
-            config.estimator,
-            &mut gradient,
-        )?;
+        let bound = step_value_and_gradient(&params, &noise, &mut gradient)?;
         state.trace.push(bound);
         state.steps = step;
         if !bound.is_finite() || gradient.iter().any(|g| !g.is_finite()) {

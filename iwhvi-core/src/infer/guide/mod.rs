@@ -22,6 +22,7 @@ use std::ops::Range;
 
 use rand::Rng;
 
+use crate::objective::fused::FusedDiwhvi;
 use crate::scalar::Scalar;
 use crate::special::LN_SQRT_2PI;
 
@@ -97,6 +98,32 @@ pub trait HierarchicalGuide: Sync {
     /// [`ObjectiveError::NoReverseParams`](crate::objective::ObjectiveError::NoReverseParams)).
     fn reverse_params(&self) -> std::ops::Range<usize> {
         0..0
+    }
+
+    /// The fused objective ([`FusedDiwhvi`]) of this guide, when it
+    /// covers it: `Some` for [`SemiImplicit`] and
+    /// `Preconditioned<SemiImplicit>`, `None` (the default) for every other
+    /// guide. [`Engine::Auto`](crate::fit::Engine::Auto) reads it to pick
+    /// the fused path; a guide outside this crate has no reason to
+    /// override it.
+    #[doc(hidden)]
+    fn fused(&self) -> Option<FusedDiwhvi<'_>> {
+        None
+    }
+
+    /// [`HierarchicalGuide::fused`] of `wrapper`, a [`Preconditioned`]
+    /// around this guide: `Some` for [`SemiImplicit`] alone (the generic
+    /// wrapper cannot name its inner type, so it asks the inner guide).
+    #[doc(hidden)]
+    fn fused_preconditioned<'a>(
+        &'a self,
+        wrapper: &'a Preconditioned<Self>,
+    ) -> Option<FusedDiwhvi<'a>>
+    where
+        Self: Sized,
+    {
+        let _ = wrapper;
+        None
     }
 
     /// The lengths of the [`Workspace`] the methods below need.

@@ -4,6 +4,7 @@
 use rand::Rng;
 
 use super::{HierarchicalGuide, ParamLayout, Workspace, WorkspaceLens};
+use crate::objective::fused::FusedDiwhvi;
 use crate::scalar::Scalar;
 
 /// Any guide fitted in whitened coordinates: the inner guide draws `z`
@@ -250,6 +251,10 @@ impl<G: HierarchicalGuide> HierarchicalGuide for Preconditioned<G> {
 
     fn reverse_params(&self) -> std::ops::Range<usize> {
         self.inner.reverse_params()
+    }
+
+    fn fused(&self) -> Option<FusedDiwhvi<'_>> {
+        self.inner.fused_preconditioned(self)
     }
 
     fn workspace_lens(&self) -> WorkspaceLens {

@@ -5,7 +5,8 @@ use std::ops::Range;
 use rand::Rng;
 
 use super::network::{Conditioning, Network};
-use super::{HierarchicalGuide, ParamLayout, Workspace, WorkspaceLens};
+use super::{HierarchicalGuide, ParamLayout, Preconditioned, Workspace, WorkspaceLens};
+use crate::objective::fused::FusedDiwhvi;
 use crate::scalar::Scalar;
 use crate::special::LN_SQRT_2PI;
 
@@ -295,6 +296,17 @@ impl HierarchicalGuide for SemiImplicit {
             Some(first) => self.layout.blocks()[first].range.start..self.layout.len(),
             None => 0..0,
         }
+    }
+
+    fn fused(&self) -> Option<FusedDiwhvi<'_>> {
+        Some(FusedDiwhvi::new(self))
+    }
+
+    fn fused_preconditioned<'a>(
+        &'a self,
+        wrapper: &'a Preconditioned<Self>,
+    ) -> Option<FusedDiwhvi<'a>> {
+        Some(FusedDiwhvi::preconditioned(wrapper))
     }
 
     fn workspace_lens(&self) -> WorkspaceLens {

@@ -1,9 +1,13 @@
 //! The model's value and `u`-gradient at each outer draw, computed once per
 //! step and chained into every parameter pass.
 
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
 use super::StepNoise;
 use super::weights::{Buffers, Stop};
-use crate::gradient::{Differentiable, GradientEngine};
+use crate::gradient::{Differentiable, GradientEngine, Parallelism};
 use crate::guide::HierarchicalGuide;
 use crate::model::Model;
 use crate::scalar::Scalar;
@@ -18,9 +22,19 @@ pub struct ChainedModel {
     gradients: Vec<Vec<f64>>,
 }
 
+/// Under [`Parallelism::Auto`], [`ChainedModel::new_with_parallelism`]
+/// spreads the outer samples after the first over rayon's pool only when
+/// the first one, timed, says the rest would take longer than this on one
+/// core (the threshold of the forward engine's passes: waking the pool
+/// costs tens of microseconds). The timing decides only where the samples
+/// run, never what they compute.
+pub const CHAINED_PARALLEL_THRESHOLD: Duration = Duration::from_micros(100);
+
 impl ChainedModel {
     /// Evaluates the model and its `u`-gradient at each outer draw of the
-    /// step's noise under `params`.
+    /// step's noise under `params`, on the calling thread
+    /// ([`ChainedModel::new_with_parallelism`] with
+    /// [`Parallelism::SingleThread`]).
     pub fn new<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
         model: &Mo,
         guide: &G,
@@ -28,21 +42,112 @@ impl ChainedModel {
         noise: &StepNoise,
         engine: &E,
     ) -> Self {
-        let mut buffers = Buffers::new(guide, params, Stop::Nothing);
-        let mut chained = Self::default();
-        for m in 0..noise.objective().m {
-            buffers.draw_outer(guide, params, noise, m);
-            let mut gradient = vec![0.0; buffers.u.len()];
-            let value = engine.value_and_gradient_into(&LogJoint(model), &buffers.u, &mut gradient);
-            chained.values.push(value);
-            chained.gradients.push(gradient);
+        Self::new_with_parallelism(
+            model,
+            guide,
+            params,
+            noise,
+            engine,
+            Parallelism::SingleThread,
+        )
+    }
+
+    /// [`ChainedModel::new`] with the outer samples on several threads:
+    /// one engine call per outer sample `m`, written to slot `m` and never
+    /// combined with another, so the result is the same bits however the
+    /// samples were spread. [`Parallelism::SingleThread`] never spawns;
+    /// [`Parallelism::AllCores`] runs the samples after the first on
+    /// rayon's pool; [`Parallelism::Auto`] does so when the first sample's
+    /// time, times `M − 1`, reaches [`CHAINED_PARALLEL_THRESHOLD`].
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::gradient::{ForwardEngine, Parallelism};
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::objective::{ChainedModel, Diwhvi, StepNoise};
+    /// use iwhvi_core::transforms::Transform;
+    /// use rand::SeedableRng;
+    ///
+    /// struct Normal;
+    /// impl Model for Normal {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::vector("x", 2, Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         -(u[0].square() + u[1].square()) * 0.5
+    ///     }
+    /// }
+    ///
+    /// let guide = MeanField::new(2);
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let params = guide.init_params(&mut rng);
+    /// let noise = StepNoise::draw(&guide, Diwhvi::new(8, 0), &mut rng);
+    /// let engine = ForwardEngine::<2>::new();
+    /// let one = ChainedModel::new(&Normal, &guide, &params, &noise, &engine);
+    /// let all = ChainedModel::new_with_parallelism(
+    ///     &Normal, &guide, &params, &noise, &engine, Parallelism::AllCores,
+    /// );
+    /// assert_eq!(one, all);
+    /// ```
+    pub fn new_with_parallelism<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
+        model: &Mo,
+        guide: &G,
+        params: &[f64],
+        noise: &StepNoise,
+        engine: &E,
+        parallelism: Parallelism,
+    ) -> Self {
+        let m = noise.objective().m;
+        let big_d = guide.latent_dim();
+        let mut values = vec![0.0; m];
+        let mut gradients = vec![vec![0.0; big_d]; m];
+        let sample =
+            |buffers: &mut Buffers<f64>, m: usize, value: &mut f64, gradient: &mut [f64]| {
+                buffers.draw_outer(guide, params, noise, m);
+                *value = engine.value_and_gradient_into(&LogJoint(model), &buffers.u, gradient);
+            };
+        let new_buffers = || Buffers::new(guide, params, Stop::Nothing);
+        let (Some((value0, values_rest)), Some((gradient0, gradients_rest))) =
+            (values.split_first_mut(), gradients.split_first_mut())
+        else {
+            return Self { values, gradients };
+        };
+        let mut buffers = new_buffers();
+        let started = Instant::now();
+        sample(&mut buffers, 0, value0, gradient0);
+        let inline = m == 1
+            || match parallelism {
+                Parallelism::SingleThread => true,
+                Parallelism::AllCores => false,
+                Parallelism::Auto => {
+                    started.elapsed() * (m as u32 - 1) < CHAINED_PARALLEL_THRESHOLD
+                }
+            };
+        if inline {
+            for (i, (value, gradient)) in values_rest.iter_mut().zip(gradients_rest).enumerate() {
+                sample(&mut buffers, i + 1, value, gradient);
+            }
+        } else {
+            values_rest
+                .par_iter_mut()
+                .zip(gradients_rest.par_iter_mut())
+                .enumerate()
+                .for_each_init(new_buffers, |buffers, (i, (value, gradient))| {
+                    sample(buffers, i + 1, value, gradient);
+                });
         }
-        chained
+        Self { values, gradients }
     }
 
     /// `log p(x, u_m)`, the value alone.
     pub(super) fn value(&self, m: usize) -> f64 {
         self.values[m]
+    }
+
+    /// `∇ᵤ log p(x, u_m)`.
+    pub(super) fn gradient(&self, m: usize) -> &[f64] {
+        &self.gradients[m]
     }
 
     /// `log p(x, u)` as a scalar whose derivatives are `∇_u log p · u̇`:
@@ -177,6 +282,88 @@ mod tests {
             let (value, gradient) = run(&new);
             let (old_value, old_gradient) = run(&old);
             assert_eq!(bits(value, &gradient), bits(old_value, &old_gradient));
+        }
+    }
+
+    /// A model with `D = 5` whose log joint mixes its coordinates.
+    struct Mixed;
+
+    impl Model for Mixed {
+        fn layout(&self) -> crate::model::Layout {
+            crate::model::Layout::new(vec![crate::model::LatentSpec::vector(
+                "x",
+                5,
+                crate::transforms::Transform::Identity,
+            )])
+        }
+
+        fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+            let s = T::dot(u, u);
+            u.iter().enumerate().fold(-s * 0.5, |lp, (i, &x)| {
+                lp + (x * (i as f64 + 0.5)).sin() * u[0].exp()
+            })
+        }
+    }
+
+    /// The model's gradients are the same bits at every forward width
+    /// (lanes never interact) and with any number of threads.
+    #[test]
+    fn model_gradients_are_bit_identical_across_widths_and_threads() {
+        use rand::SeedableRng;
+
+        use crate::guide::{HierarchicalGuide, SemiImplicit};
+        use crate::objective::Diwhvi;
+
+        let guide = SemiImplicit::new(5, 3);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let params = guide.init_params(&mut rng);
+        let noise = StepNoise::draw(&guide, Diwhvi::new(6, 2), &mut rng);
+        let all = Parallelism::AllCores;
+        let reference =
+            ChainedModel::new(&Mixed, &guide, &params, &noise, &ForwardEngine::<16>::new());
+        let widths = [
+            ChainedModel::new(&Mixed, &guide, &params, &noise, &ForwardEngine::<1>::new()),
+            ChainedModel::new(&Mixed, &guide, &params, &noise, &ForwardEngine::<2>::new()),
+            ChainedModel::new(&Mixed, &guide, &params, &noise, &ForwardEngine::<4>::new()),
+            ChainedModel::new(&Mixed, &guide, &params, &noise, &ForwardEngine::<8>::new()),
+        ];
+        for chained in &widths {
+            assert_eq!(chained, &reference);
+            for m in 0..6 {
+                assert_eq!(
+                    bits(chained.value(m), chained.gradient(m)),
+                    bits(reference.value(m), reference.gradient(m))
+                );
+            }
+        }
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let chained = pool.install(|| {
+                ChainedModel::new_with_parallelism(
+                    &Mixed,
+                    &guide,
+                    &params,
+                    &noise,
+                    &ForwardEngine::<8>::new(),
+                    all,
+                )
+            });
+            for m in 0..6 {
+                assert_eq!(
+                    bits(chained.value(m), chained.gradient(m)),
+                    bits(reference.value(m), reference.gradient(m))
+                );
+            }
+        }
+        // The tape differs from forward mode in the last bits, not more.
+        let tape = ChainedModel::new(&Mixed, &guide, &params, &noise, &TapeEngine);
+        for m in 0..6 {
+            for (a, b) in tape.gradient(m).iter().zip(reference.gradient(m)) {
+                assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()));
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use super::weights::{Stop, for_each_outer_draw, upper};
 use super::{ChainedModel, DiwhviObjective, StepNoise};
-use crate::gradient::{Differentiable, GradientEngine};
+use crate::gradient::{Differentiable, GradientEngine, Parallelism};
 use crate::guide::HierarchicalGuide;
 use crate::model::Model;
 use crate::scalar::Scalar;
@@ -245,15 +245,55 @@ pub fn value_and_gradient_with<Mo: Model, G: HierarchicalGuide, E: GradientEngin
     estimator: GradientEstimator,
     gradient: &mut [f64],
 ) -> Result<f64, ObjectiveError> {
+    let engines = GenericEngines {
+        model: engine,
+        guide: engine,
+        parallelism: Parallelism::SingleThread,
+    };
+    split_engines_value_and_gradient(model, guide, params, noise, engines, estimator, gradient)
+}
+
+/// The engines of one generic step: `model` for `∇ᵤ log p` (the
+/// [`ChainedModel`], its outer samples spread by `parallelism`), `guide`
+/// for the bound's gradient in the parameters.
+#[derive(Clone, Copy)]
+pub(crate) struct GenericEngines<'a, EM, EG> {
+    pub(crate) model: &'a EM,
+    pub(crate) guide: &'a EG,
+    pub(crate) parallelism: Parallelism,
+}
+
+/// [`value_and_gradient_with`] with one engine for the model and another
+/// for the guide.
+pub(crate) fn split_engines_value_and_gradient<
+    Mo: Model,
+    G: HierarchicalGuide,
+    EM: GradientEngine,
+    EG: GradientEngine,
+>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    noise: &StepNoise,
+    engines: GenericEngines<'_, EM, EG>,
+    estimator: GradientEstimator,
+    gradient: &mut [f64],
+) -> Result<f64, ObjectiveError> {
     estimator.check(guide)?;
+    let chained = ChainedModel::new_with_parallelism(
+        model,
+        guide,
+        params,
+        noise,
+        engines.model,
+        engines.parallelism,
+    );
+    let engine = engines.guide;
+    let bound = DiwhviObjective::chained(model, guide, noise, &chained);
     let Some((surrogate, range)) = estimator.surrogate(guide, noise.objective().k, params.len())
     else {
-        return Ok(value_and_gradient(
-            model, guide, params, noise, engine, gradient,
-        ));
+        return Ok(engine.value_and_gradient_into(&bound, params, gradient));
     };
-    let chained = ChainedModel::new(model, guide, params, noise, engine);
-    let bound = DiwhviObjective::chained(model, guide, noise, &chained);
     let surrogate = SurrogateObjective {
         surrogate,
         guide,

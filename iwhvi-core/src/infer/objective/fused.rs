@@ -52,22 +52,44 @@
 //!   ([`FusedDiwhvi::preconditioned`]): the inner guide over
 //!   `z = L⁻¹(u − shift)`, the model's gradient as `Lᵀ ∇ᵤ log p`.
 //!
-//! Not covered: the other guides. Nothing here runs on more than one thread.
+//! Not covered: the other guides (they take the generic path).
 //!
-//! This module is not used by [`fit`](crate::fit) yet: it is the fused
-//! kernel of the plan for whole-array gradients, checked against the
-//! generic path on both engines.
+//! Threads: the `M` outer samples are independent. Each computes
+//! `log ŵ_m` and `∇ log ŵ_m` into its own slot (a row of an `M × P`
+//! buffer) with its worker's buffers, and the slots are reduced on the
+//! calling thread in `m` order, so the result is the same bits on one
+//! thread or many ([`FusedDiwhvi::with_parallelism`],
+//! [`FUSED_PARALLEL_WORK`]). The buffers live in the [`FusedDiwhvi`] and
+//! are reused from step to step: a step allocates only the model's
+//! [`ChainedModel`].
+//!
+//! [`fit`](crate::fit) takes this path under
+//! [`Engine::Auto`](crate::fit::Engine::Auto) (the default) for every
+//! guide [`HierarchicalGuide::fused`] covers; the tests check it against
+//! the generic path on both engines.
 
 use std::ops::Range;
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
+use rayon::prelude::*;
 
 use super::{ChainedModel, GradientEstimator, ObjectiveError, StepNoise};
-use crate::gradient::{Differentiable, ForwardEngine, GradientEngine, Parallelism};
+use crate::gradient::{GradientEngine, Parallelism};
 use crate::guide::{Conditioning, HierarchicalGuide, Preconditioned, Reverse, SemiImplicit};
 use crate::model::Model;
-use crate::scalar::Scalar;
 use crate::special::LN_SQRT_2PI;
+
+/// Under [`Parallelism::Auto`], the outer samples of a step run on
+/// rayon's pool only when their guide work reaches this many
+/// multiply-adds (about `M (K + 1)` times the conditional network's
+/// weights, see `FusedDiwhvi::work`); below it they run on the calling
+/// thread, since waking the pool costs tens of microseconds. A static
+/// estimate, never a timing; and the result is the same bits either way.
+///
+/// Measured with `benches/diwhvi_step.rs` (`fused` against
+/// `fused-2threads`, eight schools, 240 parameters, `d = 10`): see
+/// docs/PERFORMANCE.md, "Eight schools DIWHVI step: the fused path".
+pub const FUSED_PARALLEL_WORK: usize = 40_000;
 
 /// The guide a [`FusedDiwhvi`] serves.
 #[derive(Clone, Copy, Debug)]
@@ -122,7 +144,8 @@ struct ReverseBlocks {
 /// up to rounding (the sums run in another order); with
 /// [`FusedDiwhvi::with_estimator`], the DReG estimate of
 /// [`value_and_gradient_with`](super::value_and_gradient_with). The buffers are
-/// allocated on the first call and reused while `M` and `K` stay the same.
+/// allocated on the first call and reused while `K` stays the same (one
+/// set per worker thread, see [`FusedDiwhvi::with_parallelism`]).
 ///
 /// ```
 /// use iwhvi_core::Scalar;
@@ -186,14 +209,23 @@ pub struct FusedDiwhvi<'g> {
     reverse: Option<ReverseBlocks>,
     /// DReG on the reverse model's parameters.
     doubly_reparameterized: bool,
-    scratch: Scratch,
+    /// Threads for the outer samples.
+    parallelism: Parallelism,
+    /// One set of buffers per worker (one without threads), kept across
+    /// steps.
+    workers: Vec<Scratch>,
+    /// `log ŵ_m` and `a_m`.
+    log_w: Vec<f64>,
+    outer_softmax: Vec<f64>,
+    /// `∇ log ŵ_m` for each `m` (`M × P`, row `m` contiguous).
+    slots: Vec<f64>,
 }
 
 /// The buffers of one evaluation, sized for one `(M, K)`.
 #[derive(Clone, Debug, Default)]
 struct Scratch {
-    /// `(M, K)` the matrices are sized for.
-    shape: (usize, usize),
+    /// `K` and `(D, d)` the matrices are sized for.
+    shape: (usize, usize, usize),
     /// `s`, `1/s` (`D`) and `ρ`, `1/ρ` (`d`).
     scale: Vec<f64>,
     inverse_scale: Vec<f64>,
@@ -228,12 +260,9 @@ struct Scratch {
     /// `‖z_k‖²` (then `‖t_k‖²`) and `‖ψ_k‖²` for each draw.
     squared: Vec<f64>,
     psi_squared: Vec<f64>,
-    /// The point `∇ᵤ log p` is read at (zeros; see `ChainedAt`).
-    origin: Vec<f64>,
-    /// `u`, `ν`, `∇ᵤ log p`, `ū`, `ν̄` of the current outer sample.
+    /// `u`, `ν`, `ū`, `ν̄` of the current outer sample.
     u: Vec<f64>,
     nu: Vec<f64>,
-    grad_log_p: Vec<f64>,
     u_bar: Vec<f64>,
     nu_bar: Vec<f64>,
     /// The `ν̄` that reaches `R` and `c` (the bound's, or DReG's).
@@ -246,27 +275,22 @@ struct Scratch {
     /// `w_0 … w_K`, then `π_0 … π_K`.
     weights: Vec<f64>,
     softmax: Vec<f64>,
-    /// `log ŵ_m` and `a_m`.
-    log_w: Vec<f64>,
-    outer_softmax: Vec<f64>,
-    /// `∇ log ŵ_m` for each `m` (`M × P`, row `m` contiguous).
-    slots: Vec<f64>,
 }
 
 impl Scratch {
-    /// Sizes the buffers for `M` outer and `K` inner samples.
+    /// Sizes the buffers for `K` inner samples (of one outer sample).
     fn ensure(
         &mut self,
-        (m, k): (usize, usize),
-        (big_d, d, p): (usize, usize, usize),
+        k: usize,
+        (big_d, d): (usize, usize),
         (outputs, hidden, reverse_hidden): (usize, usize, usize),
     ) {
-        if self.shape == (m, k) && self.u.len() == big_d && self.slots.len() == m * p {
+        if self.shape == (k, big_d, d) {
             return;
         }
         let k1 = k + 1;
         *self = Self {
-            shape: (m, k),
+            shape: (k, big_d, d),
             scale: vec![0.0; big_d],
             inverse_scale: vec![0.0; big_d],
             rho: vec![0.0; d],
@@ -287,10 +311,8 @@ impl Scratch {
             psi_bar: DMatrix::zeros(k1, d),
             squared: vec![0.0; k1],
             psi_squared: vec![0.0; k1],
-            origin: vec![0.0; big_d],
             u: vec![0.0; big_d],
             nu: vec![0.0; d],
-            grad_log_p: vec![0.0; big_d],
             u_bar: vec![0.0; big_d],
             nu_bar: vec![0.0; d],
             nu_bar_reverse: vec![0.0; d],
@@ -299,9 +321,6 @@ impl Scratch {
             reverse_hidden_bar_reverse: vec![0.0; reverse_hidden],
             weights: vec![0.0; k1],
             softmax: vec![0.0; k1],
-            log_w: vec![0.0; m],
-            outer_softmax: vec![0.0; m],
-            slots: vec![0.0; m * p],
         };
     }
 }
@@ -415,20 +434,6 @@ fn through_tanh(hidden_bar: &mut DMatrix<f64>, hidden: &DMatrix<f64>, rows: Rang
     }
 }
 
-/// `log p(x, u_m)` of a chained model as a function of `u`, to read its
-/// `u`-gradient back (the chained log joint is linear in `u`, so any
-/// point gives the same gradient; the origin keeps it finite).
-struct ChainedAt<'a> {
-    chained: &'a ChainedModel,
-    m: usize,
-}
-
-impl Differentiable for ChainedAt<'_> {
-    fn eval<T: Scalar>(&self, u: &[T]) -> T {
-        self.chained.log_joint(self.m, u)
-    }
-}
-
 impl<'g> FusedDiwhvi<'g> {
     /// The fused objective of `guide`: every setting of [`SemiImplicit`]
     /// (affine or MLP conditional, constant or `ψ`-dependent scale, affine,
@@ -507,7 +512,11 @@ impl<'g> FusedDiwhvi<'g> {
             log_scale: (!psi_dependent_scale).then(|| block("conditional.log_scale")),
             reverse,
             doubly_reparameterized: false,
-            scratch: Scratch::default(),
+            parallelism: Parallelism::Auto,
+            workers: Vec::new(),
+            log_w: Vec::new(),
+            outer_softmax: Vec::new(),
+            slots: Vec::new(),
         }
     }
 
@@ -568,6 +577,30 @@ impl<'g> FusedDiwhvi<'g> {
         Ok(self)
     }
 
+    /// With the given parallelism over the `M` outer samples (default
+    /// [`Parallelism::Auto`]): each sample computes its `log ŵ_m` and
+    /// `∇ log ŵ_m` into its own slot, and the slots are reduced on the
+    /// calling thread in `m` order, so the result is the same bits on one
+    /// thread or many. [`Parallelism::SingleThread`] never spawns;
+    /// [`Parallelism::AllCores`] spreads any `M ≥ 2` over rayon's pool;
+    /// [`Parallelism::Auto`] does so only when the step's guide work
+    /// reaches [`FUSED_PARALLEL_WORK`] multiply-adds. The model's values
+    /// and gradients ([`ChainedModel::new_with_parallelism`]) follow the
+    /// same setting.
+    ///
+    /// ```
+    /// use iwhvi_core::gradient::Parallelism;
+    /// use iwhvi_core::guide::SemiImplicit;
+    /// use iwhvi_core::objective::fused::FusedDiwhvi;
+    /// let guide = SemiImplicit::new(4, 2);
+    /// let fused = FusedDiwhvi::new(&guide).with_parallelism(Parallelism::SingleThread);
+    /// # let _ = fused;
+    /// ```
+    pub fn with_parallelism(mut self, parallelism: Parallelism) -> Self {
+        self.parallelism = parallelism;
+        self
+    }
+
     /// One step's bound and its gradient: the model's value and
     /// `u`-gradient at each outer draw from `engine` (a [`ChainedModel`]),
     /// then [`FusedDiwhvi::chained_value_and_gradient`]. The fused
@@ -615,9 +648,14 @@ impl<'g> FusedDiwhvi<'g> {
         engine: &E,
         gradient: &mut [f64],
     ) -> f64 {
+        let parallelism = self.parallelism;
         let chained = match self.source {
-            Source::Plain(guide) => ChainedModel::new(model, guide, params, noise, engine),
-            Source::Preconditioned(guide) => ChainedModel::new(model, guide, params, noise, engine),
+            Source::Plain(guide) => {
+                ChainedModel::new_with_parallelism(model, guide, params, noise, engine, parallelism)
+            }
+            Source::Preconditioned(guide) => {
+                ChainedModel::new_with_parallelism(model, guide, params, noise, engine, parallelism)
+            }
         };
         self.chained_value_and_gradient(params, noise, &chained, gradient)
     }
@@ -677,51 +715,94 @@ impl<'g> FusedDiwhvi<'g> {
             noise.mixing(0).len() == d && noise.conditional(0).len() == big_d,
             "the noise was drawn for a guide with other dimensions"
         );
-        self.scratch.ensure(
-            (objective.m, objective.k),
-            (big_d, d, p),
-            (
-                self.outputs,
-                self.hidden_layer.as_ref().map_or(0, |l| l.outputs),
-                self.reverse
-                    .as_ref()
-                    .and_then(|r| r.hidden.as_ref())
-                    .map_or(0, |l| l.outputs),
-            ),
-        );
-        self.prepare(params);
-        let engine = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
-        for m in 0..objective.m {
-            let log_p = chained.value(m);
-            let Scratch {
-                origin, grad_log_p, ..
-            } = &mut self.scratch;
-            engine.value_and_gradient_into(&ChainedAt { chained, m }, origin, grad_log_p);
-            let mut slot = std::mem::take(&mut self.scratch.slots);
-            self.scratch.log_w[m] =
-                self.outer(params, noise, m, log_p, &mut slot[m * p..(m + 1) * p]);
-            self.scratch.slots = slot;
+        let m = objective.m;
+        let workers = match self.parallelism {
+            Parallelism::SingleThread => 1,
+            _ if m < 2 => 1,
+            Parallelism::AllCores => rayon::current_num_threads().min(m),
+            Parallelism::Auto if self.work(objective.k) * m < FUSED_PARALLEL_WORK => 1,
+            Parallelism::Auto => rayon::current_num_threads().min(m),
         }
-        let Scratch {
-            log_w,
-            outer_softmax,
-            slots,
-            ..
-        } = &mut self.scratch;
-        let bound = log_sum_exp_softmax(log_w, outer_softmax) - (objective.m as f64).ln();
+        .max(1);
+        let sizes = (
+            self.outputs,
+            self.hidden_layer.as_ref().map_or(0, |l| l.outputs),
+            self.reverse
+                .as_ref()
+                .and_then(|r| r.hidden.as_ref())
+                .map_or(0, |l| l.outputs),
+        );
+        if self.workers.len() < workers {
+            self.workers.resize_with(workers, Scratch::default);
+        }
+        let mut scratches = std::mem::take(&mut self.workers);
+        for scratch in &mut scratches[..workers] {
+            scratch.ensure(objective.k, (big_d, d), sizes);
+            self.prepare(params, scratch);
+        }
+        self.log_w.resize(m, 0.0);
+        self.outer_softmax.resize(m, 0.0);
+        self.slots.resize(m * p, 0.0);
+        let mut log_w = std::mem::take(&mut self.log_w);
+        let mut slots = std::mem::take(&mut self.slots);
+        // Outer sample `m` writes `log ŵ_m` and `∇ log ŵ_m` into its own
+        // slots, from its worker's buffers (every one fully rewritten per
+        // sample), so the slots hold the same bits whichever worker ran it.
+        let this = &*self;
+        let run = |scratch: &mut Scratch, first: usize, log_w: &mut [f64], slots: &mut [f64]| {
+            for (i, (lw, slot)) in log_w.iter_mut().zip(slots.chunks_exact_mut(p)).enumerate() {
+                let m = first + i;
+                *lw = this.outer(
+                    scratch,
+                    params,
+                    noise,
+                    m,
+                    (chained.value(m), chained.gradient(m)),
+                    slot,
+                );
+            }
+        };
+        if workers == 1 {
+            run(&mut scratches[0], 0, &mut log_w, &mut slots);
+        } else {
+            let per = m.div_ceil(workers);
+            scratches[..workers]
+                .par_iter_mut()
+                .zip(log_w.par_chunks_mut(per))
+                .zip(slots.par_chunks_mut(per * p))
+                .enumerate()
+                .for_each(|(w, ((scratch, log_w), slots))| run(scratch, w * per, log_w, slots));
+        }
+        self.workers = scratches;
+        // The reduction, serial and in `m` order.
+        let bound = log_sum_exp_softmax(&log_w, &mut self.outer_softmax) - (m as f64).ln();
         gradient.fill(0.0);
-        for (&a, slot) in outer_softmax.iter().zip(slots.chunks_exact(p)) {
+        for (&a, slot) in self.outer_softmax.iter().zip(slots.chunks_exact(p)) {
             for (g, &s) in gradient.iter_mut().zip(slot) {
                 *g += a * s;
             }
         }
+        self.log_w = log_w;
+        self.slots = slots;
         bound
+    }
+
+    /// The work of one outer sample in multiply-adds, about: the
+    /// conditional network's products at the `K + 1` draws plus the
+    /// reverse model's.
+    fn work(&self, k: usize) -> usize {
+        let layer = |l: &Layer| l.inputs * l.outputs;
+        let network = layer(&self.output_layer) + self.hidden_layer.as_ref().map_or(0, layer);
+        let reverse = self
+            .reverse
+            .as_ref()
+            .map_or(0, |_| self.latent_dim * self.mixing_dim);
+        (k + 1) * (network + self.latent_dim + self.mixing_dim) + reverse
     }
 
     /// The scales of the conditional and the reverse model, and `W`
     /// column-major.
-    fn prepare(&mut self, params: &[f64]) {
-        let s = &mut self.scratch;
+    fn prepare(&self, params: &[f64], s: &mut Scratch) {
         let layer = &self.output_layer;
         copy_weight(&params[layer.weight.clone()], layer, &mut s.weight);
         if let Some(layer) = &self.hidden_layer {
@@ -744,20 +825,21 @@ impl<'g> FusedDiwhvi<'g> {
     }
 
     /// `log ŵ_m = log p(x, u_m) − U_K(u_m)`, writing `∇ log ŵ_m` into
-    /// `slot`; `scratch.grad_log_p` holds `∇ᵤ log p(x, u_m)`.
+    /// `slot`, in the buffers `s` (prepared for `params`), from
+    /// `(log p(x, u_m), ∇ᵤ log p(x, u_m))`.
     fn outer(
-        &mut self,
+        &self,
+        s: &mut Scratch,
         params: &[f64],
         noise: &StepNoise,
         m: usize,
-        log_p: f64,
+        (log_p, grad_log_p): (f64, &[f64]),
         slot: &mut [f64],
     ) -> f64 {
         let (big_d, d) = (self.latent_dim, self.mixing_dim);
         let k1 = noise.objective().k + 1;
         let inner = k1 - 1;
         let dependent = self.log_scale.is_none();
-        let s = &mut self.scratch;
         let psi0 = noise.mixing(m);
         let epsilon = noise.conditional(m);
 
@@ -923,12 +1005,12 @@ impl<'g> FusedDiwhvi<'g> {
         // Backward, with ḡ_k = −π_k: the adjoints of the network's outputs.
         slot.fill(0.0);
         match &self.whitening {
-            None => s.u_bar.copy_from_slice(&s.grad_log_p),
+            None => s.u_bar.copy_from_slice(grad_log_p),
             Some(whitening) => {
                 // z̄ = Lᵀ ∇ᵤ log p.
                 let l = whitening.scale_tril;
                 for (j, u_bar) in s.u_bar.iter_mut().enumerate() {
-                    *u_bar = (j..big_d).map(|i| l[i * big_d + j] * s.grad_log_p[i]).sum();
+                    *u_bar = (j..big_d).map(|i| l[i * big_d + j] * grad_log_p[i]).sum();
                 }
             }
         }
@@ -1092,12 +1174,18 @@ mod tests {
     use rand_distr::StandardNormal;
 
     use super::FusedDiwhvi;
+    use crate::fit::{
+        Engine, EngineChoice, FitConfig, GUIDE_FORWARD_MAX_PARAMS, StepEngines, fit, fit_from,
+    };
     use crate::gradient::{ForwardEngine, Parallelism};
-    use crate::guide::{Conditioning, HierarchicalGuide, Preconditioned, Reverse, SemiImplicit};
+    use crate::guide::{
+        Conditioning, FullRank, HierarchicalGuide, MeanField, Preconditioned, Reverse, SemiImplicit,
+    };
     use crate::model::{LatentSpec, Layout, Model};
     use crate::objective::{
         ChainedModel, Diwhvi, GradientEstimator, StepNoise, value_and_gradient_with,
     };
+    use crate::optim::Adam;
     use crate::scalar::Scalar;
     use crate::special::LN_SQRT_2PI;
     use crate::tape::TapeEngine;
@@ -1440,5 +1528,251 @@ mod tests {
             .with_psi_dependent_scale(true);
         check_against_generic(&model, &everything, plain, 43);
         check_against_generic(&model, &everything, dreg, 44);
+    }
+
+    /// An optimizer that keeps the first gradient it is given, and moves
+    /// the parameters by plain gradient ascent.
+    struct Recording<'a> {
+        first: &'a mut Option<Vec<f64>>,
+        steps: u64,
+    }
+
+    impl crate::optim::Optimizer for Recording<'_> {
+        fn step(&mut self, params: &mut [f64], gradient: &[f64]) {
+            if self.first.is_none() {
+                *self.first = Some(gradient.to_vec());
+            }
+            for (p, g) in params.iter_mut().zip(gradient) {
+                *p += 1e-3 * g;
+            }
+            self.steps += 1;
+        }
+
+        fn steps(&self) -> u64 {
+            self.steps
+        }
+    }
+
+    /// The first step of a fit from `initial`: its bound, its gradient,
+    /// and the engines the fit recorded.
+    fn first_step<Mo: Model, G: HierarchicalGuide>(
+        model: &Mo,
+        guide: &G,
+        config: &FitConfig,
+        initial: &[f64],
+    ) -> (f64, Vec<f64>, StepEngines) {
+        let mut first = None;
+        let optimizer = Recording {
+            first: &mut first,
+            steps: 0,
+        };
+        let fit = fit_from(
+            model,
+            guide,
+            optimizer,
+            &config.clone().max_steps(1),
+            initial.to_vec(),
+        )
+        .unwrap();
+        (fit.trace[0], first.unwrap(), fit.engines)
+    }
+
+    /// Auto takes the fused path for a semi-implicit guide (plain and
+    /// preconditioned, both estimators), and its first step agrees with
+    /// the tape's to 1e-10 relative.
+    #[test]
+    fn auto_fits_a_semi_implicit_guide_on_the_fused_path() {
+        let mut rng = StdRng::seed_from_u64(60);
+        let (shift, scale_tril) = preconditioner(10, &mut rng);
+        let plain = SemiImplicit::new(10, 10);
+        let preconditioned =
+            Preconditioned::new(SemiImplicit::new(10, 10), shift, scale_tril).unwrap();
+        let fused_engines = StepEngines {
+            model: EngineChoice::Forward { lanes: 16 },
+            guide: EngineChoice::Fused,
+        };
+        for estimator in [
+            GradientEstimator::Reparameterized,
+            GradientEstimator::DoublyReparameterized,
+        ] {
+            let config = FitConfig::new(Diwhvi::new(4, 8))
+                .seed(61)
+                .progress(false)
+                .estimator(estimator);
+            assert_eq!(config.engine, Engine::Auto);
+            let params = perturbed_params(&plain, 0.3, &mut rng);
+            let (bound, gradient, engines) = first_step(&EightSchools, &plain, &config, &params);
+            assert_eq!(engines, fused_engines);
+            let tape = config.clone().engine(Engine::Tape);
+            let (tape_bound, tape_gradient, tape_engines) =
+                first_step(&EightSchools, &plain, &tape, &params);
+            assert_eq!(tape_engines.guide, EngineChoice::Tape);
+            assert_close(bound, tape_bound, "bound, plain");
+            for (i, (&a, &b)) in gradient.iter().zip(&tape_gradient).enumerate() {
+                assert_close(a, b, &format!("∂/∂θ{i}, plain, {estimator:?}"));
+            }
+
+            let params = perturbed_params(&preconditioned, 0.3, &mut rng);
+            let (bound, gradient, engines) =
+                first_step(&EightSchools, &preconditioned, &config, &params);
+            assert_eq!(engines, fused_engines);
+            let (tape_bound, tape_gradient, _) =
+                first_step(&EightSchools, &preconditioned, &tape, &params);
+            assert_close(bound, tape_bound, "bound, preconditioned");
+            for (i, (&a, &b)) in gradient.iter().zip(&tape_gradient).enumerate() {
+                assert_close(a, b, &format!("∂/∂θ{i}, preconditioned, {estimator:?}"));
+            }
+        }
+    }
+
+    /// Outside the fused path, Auto's model engine has the fewest lanes
+    /// that cover `D` and its guide engine is forward mode for a small
+    /// guide: the same bits as `Engine::Forward` (16 lanes on both), since
+    /// forward-mode lanes never interact.
+    #[test]
+    fn auto_on_the_generic_path_reproduces_forward_mode_bit_for_bit() {
+        let model = LinearGaussian::new(70);
+        let guide = MeanField::new(3);
+        let config = FitConfig::new(Diwhvi::new(3, 0))
+            .seed(71)
+            .max_steps(200)
+            .progress(false);
+        let auto = fit(&model, &guide, Adam::new(0.01), &config).unwrap();
+        assert_eq!(
+            auto.engines,
+            StepEngines {
+                model: EngineChoice::Forward { lanes: 4 },
+                guide: EngineChoice::Forward { lanes: 16 },
+            }
+        );
+        let forward = fit(
+            &model,
+            &guide,
+            Adam::new(0.01),
+            &config.clone().engine(Engine::Forward),
+        )
+        .unwrap();
+        assert_eq!(bits(&auto.trace), bits(&forward.trace));
+        assert_eq!(bits(&auto.params), bits(&forward.params));
+        // A guide above the forward-mode cut-off: the tape for the guide.
+        let big = FullRank::new(10);
+        assert!(big.param_layout().len() > GUIDE_FORWARD_MAX_PARAMS);
+        assert_eq!(
+            Engine::Auto.step_engines(&big),
+            StepEngines {
+                model: EngineChoice::Forward { lanes: 16 },
+                guide: EngineChoice::Tape,
+            }
+        );
+        for (big_d, lanes) in [(1, 1), (2, 2), (3, 4), (5, 8), (9, 16), (16, 16)] {
+            let engines = Engine::Auto.step_engines(&MeanField::new(big_d));
+            assert_eq!(engines.model, EngineChoice::Forward { lanes });
+        }
+        let wide = Engine::Auto.step_engines(&SemiImplicit::new(17, 2));
+        assert_eq!(
+            (wide.model, wide.guide),
+            (EngineChoice::Tape, EngineChoice::Fused)
+        );
+    }
+
+    fn bits(values: &[f64]) -> Vec<u64> {
+        values.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// `f` inside a local rayon pool of `threads` threads.
+    fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(f)
+    }
+
+    /// One fused step (value and gradient, with the model's gradients)
+    /// gives the same bits on one thread and on two, for uneven and even
+    /// splits of the outer samples, whether or not rayon ran.
+    #[test]
+    fn a_fused_step_is_bit_identical_on_one_and_two_threads() {
+        let guide = SemiImplicit::new(10, 10);
+        let mut rng = StdRng::seed_from_u64(80);
+        for (m, k) in [(2, 0), (3, 5), (8, 8), (5, 64)] {
+            for estimator in [
+                GradientEstimator::Reparameterized,
+                GradientEstimator::DoublyReparameterized,
+            ] {
+                let params = perturbed_params(&guide, 0.3, &mut rng);
+                let noise = StepNoise::draw(&guide, Diwhvi::new(m, k), &mut rng);
+                let step = |parallelism| {
+                    let engine = ForwardEngine::<16>::new().with_parallelism(parallelism);
+                    let mut fused = FusedDiwhvi::new(&guide)
+                        .with_estimator(estimator)
+                        .unwrap()
+                        .with_parallelism(parallelism);
+                    let mut gradient = vec![0.0; params.len()];
+                    // Twice, to reuse the workers' buffers.
+                    fused.value_and_gradient(
+                        &EightSchools,
+                        &params,
+                        &noise,
+                        &engine,
+                        &mut gradient,
+                    );
+                    let value = fused.value_and_gradient(
+                        &EightSchools,
+                        &params,
+                        &noise,
+                        &engine,
+                        &mut gradient,
+                    );
+                    let chained = ChainedModel::new_with_parallelism(
+                        &EightSchools,
+                        &guide,
+                        &params,
+                        &noise,
+                        &engine,
+                        parallelism,
+                    );
+                    (value.to_bits(), bits(&gradient), chained)
+                };
+                let reference = step(Parallelism::SingleThread);
+                for threads in [1, 2] {
+                    for parallelism in [Parallelism::AllCores, Parallelism::Auto] {
+                        let run = on_threads(threads, || step(parallelism));
+                        assert_eq!(run, reference, "(M, K) = ({m}, {k}), {threads} threads");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A fit of a few hundred steps on the fused path gives the same bits
+    /// on one thread and on two.
+    #[test]
+    fn a_fused_fit_is_bit_identical_on_one_and_two_threads() {
+        let guide = SemiImplicit::new(10, 10);
+        let config = FitConfig::new(Diwhvi::new(8, 8))
+            .seed(90)
+            .max_steps(300)
+            .progress(false)
+            .parallelism(Parallelism::AllCores);
+        let run = |threads| {
+            on_threads(threads, || {
+                fit(&EightSchools, &guide, Adam::new(0.01), &config).unwrap()
+            })
+        };
+        let (one, two) = (run(1), run(2));
+        assert_eq!(one.engines.guide, EngineChoice::Fused);
+        assert_eq!(bits(&one.trace), bits(&two.trace));
+        assert_eq!(bits(&one.params), bits(&two.params));
+        assert_eq!(bits(&one.best_params), bits(&two.best_params));
+        let single = fit(
+            &EightSchools,
+            &guide,
+            Adam::new(0.01),
+            &config.clone().parallelism(Parallelism::SingleThread),
+        )
+        .unwrap();
+        assert_eq!(bits(&single.trace), bits(&two.trace));
+        assert!(one.trace.iter().all(|b| b.is_finite()));
     }
 }

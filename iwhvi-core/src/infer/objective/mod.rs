@@ -34,12 +34,13 @@ mod noise;
 mod weights;
 
 pub use bound::{Diwhvi, DiwhviObjective};
-pub use chained::ChainedModel;
 pub(crate) use chained::LogJoint;
+pub use chained::{CHAINED_PARALLEL_THRESHOLD, ChainedModel};
 pub use diagnostics::{
     DiagnosticsError, Estimate, GuideDiagnostics, LogQSandwich, MutualInformation, estimate_bound,
     guide_diagnostics, log_evidence, mutual_information, upper_bound_log_q,
 };
+pub(crate) use estimators::{GenericEngines, split_engines_value_and_gradient};
 pub use estimators::{
     GradientEstimator, ObjectiveError, value_and_gradient, value_and_gradient_with,
 };
