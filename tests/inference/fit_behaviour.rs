@@ -108,6 +108,33 @@ fn the_relative_tolerance_rule_stops_a_converged_fit() {
 }
 
 #[test]
+fn the_stopping_rule_waits_for_min_steps() {
+    let model = Fragile {
+        threshold: f64::INFINITY,
+    };
+    let config = FitConfig::new(Diwhvi::elbo())
+        .max_steps(20_000)
+        .tol_rel_obj(0.01)
+        .progress(false);
+    let early = fit(&model, &MeanField::new(2), Adam::new(0.05), &config).unwrap();
+    assert!(early.converged && early.steps < 5_000, "{}", early.steps);
+    let waited = fit(
+        &model,
+        &MeanField::new(2),
+        Adam::new(0.05),
+        &config.clone().min_steps(5_000),
+    )
+    .unwrap();
+    assert!(
+        waited.converged && (5_000..20_000).contains(&waited.steps),
+        "{}",
+        waited.steps
+    );
+    // The same seed: the fit that waited took the same first steps.
+    assert_eq!(waited.trace[..early.steps], early.trace[..]);
+}
+
+#[test]
 fn mismatched_guides_and_parameters_are_typed_errors() {
     let model = Fragile {
         threshold: f64::INFINITY,

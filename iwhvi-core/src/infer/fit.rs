@@ -41,6 +41,10 @@ pub struct FitConfig {
     /// the smoothed bound falls below this (Stan's `tol_rel_obj`; default
     /// none: run `max_steps`).
     pub tol_rel_obj: Option<f64>,
+    /// The stopping rule is not consulted before this step (default 0):
+    /// with a learning rate that decays over a first phase, the rule then
+    /// only judges the settled part of the fit.
+    pub min_steps: usize,
     /// Steps per smoothing window: the smoothed bound is the mean of a
     /// window's step bounds (default 100).
     pub window: usize,
@@ -280,6 +284,7 @@ impl Default for FitConfig {
             max_steps: 5000,
             seed: 0,
             tol_rel_obj: None,
+            min_steps: 0,
             window: 100,
             max_consecutive_rejections: 20,
             progress: true,
@@ -314,6 +319,20 @@ impl FitConfig {
     /// With Stan's relative-tolerance stopping rule.
     pub fn tol_rel_obj(mut self, tolerance: f64) -> Self {
         self.tol_rel_obj = Some(tolerance);
+        self
+    }
+
+    /// With the stopping rule consulted only from step `steps` on (see
+    /// [`FitConfig::min_steps`]).
+    ///
+    /// ```
+    /// use iwhvi_core::fit::FitConfig;
+    /// use iwhvi_core::objective::Diwhvi;
+    /// let config = FitConfig::new(Diwhvi::elbo()).tol_rel_obj(1e-4).min_steps(10_000);
+    /// assert_eq!((config.tol_rel_obj, config.min_steps), (Some(1e-4), 10_000));
+    /// ```
+    pub fn min_steps(mut self, steps: usize) -> Self {
+        self.min_steps = steps;
         self
     }
 
@@ -602,7 +621,8 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
             bar.set_position(step as u64);
             bar.set_message(format!("{smoothed:.4}"));
             if let Some(tolerance) = config.tol_rel_obj {
-                if relative_changes.len() >= 2
+                if step >= config.min_steps
+                    && relative_changes.len() >= 2
                     && (mean(&relative_changes) < tolerance
                         || median(&relative_changes) < tolerance)
                 {
