@@ -155,24 +155,32 @@ struct Scratch {
     d: [[f64; CHUNK]; 3],
 }
 
-/// `acc + Σ terms` over `n` elements in chunks, the terms of each chunk
-/// written by `chunk(start, len, scratch)` into `scratch.term[..len]`
-/// (which also passes its partials on to the sinks).
-#[inline(always)]
-fn drive(acc: f64, n: usize, mut chunk: impl FnMut(usize, usize, &mut Scratch)) -> f64 {
-    let mut scratch = Scratch {
-        term: [0.0; CHUNK],
-        d: [[0.0; CHUNK]; 3],
-    };
-    let mut lanes = Lanes::default();
-    let mut start = 0;
-    while start < n {
-        let len = (n - start).min(CHUNK);
-        chunk(start, len, &mut scratch);
-        lanes.add(&scratch.term[..len]);
-        start += len;
-    }
-    acc + lanes.total()
+/// `acc + Σ terms` over `n` elements in chunks: `$body` runs with
+/// `$start`, `$len` and `$out: &mut Scratch` bound, and writes the chunk's
+/// terms into `$out.term[..$len]` (and passes its partials on to the
+/// sinks). A macro rather than a function taking a closure, so that the
+/// body is compiled inside each instruction-set clone (see
+/// [`vmath::Simd`]).
+macro_rules! drive {
+    ($acc:expr, $n:expr, |$start:ident, $len:ident, $out:ident| $body:block) => {{
+        let mut scratch = Scratch {
+            term: [0.0; CHUNK],
+            d: [[0.0; CHUNK]; 3],
+        };
+        let mut lanes = Lanes::default();
+        let n: usize = $n;
+        let mut $start = 0;
+        while $start < n {
+            let $len = (n - $start).min(CHUNK);
+            {
+                let $out = &mut scratch;
+                $body
+            }
+            lanes.add(&scratch.term[..$len]);
+            $start += $len;
+        }
+        $acc + lanes.total()
+    }};
 }
 
 /// `ln k!`, from a table for `k < 256` (the same bits as
@@ -243,105 +251,71 @@ macro_rules! with_source {
 
 /// Implements [`PlateKernel`] for `$kernel` by its generic body `$body`
 /// (arguments as [`Source`]s, then their [`Sink`]s), under
-/// [`vmath::dispatch`].
+/// [`vmath::dispatch`]: `block` and `block_value` wrap their arguments in
+/// a local [`vmath::Simd`] whose `run` matches each argument's form.
 macro_rules! kernel {
-    ($kernel:ident, $obs:ty, $body:ident, 1) => {
+    ($kernel:ident, $obs:ty, $body:ident, [$($a:ident $s:ident $g:ident $i:tt),+]) => {
         impl PlateKernel for $kernel {
-            const ARGS: usize = 1;
+            const ARGS: usize = [$($i),+].len();
             type Obs = $obs;
 
-            fn block(
-                &self,
-                acc: f64,
-                obs: &[$obs],
-                args: &[Arg<'_>],
-                grad: &mut [&mut [f64]],
-            ) -> f64 {
-                check_shapes(1, obs.len(), args, Some(grad));
-                let [g0] = grad else {
-                    unreachable!("shapes checked")
-                };
-                vmath::dispatch(|| with_arg!(args[0], g0, |a0, s0| $body(acc, obs, a0, s0)))
+            fn block(&self, acc: f64, obs: &[$obs], args: &[Arg<'_>], grad: &mut [&mut [f64]]) -> f64 {
+                check_shapes(Self::ARGS, obs.len(), args, Some(grad));
+                struct Run<'a, 'b, 'c> {
+                    acc: f64,
+                    obs: &'a [$obs],
+                    args: &'a [Arg<'b>],
+                    grad: &'a mut [&'c mut [f64]],
+                }
+                impl vmath::Simd for Run<'_, '_, '_> {
+                    type Output = f64;
+                    #[inline(always)]
+                    fn run(self) -> f64 {
+                        let Run { acc, obs, args, grad } = self;
+                        let [$($g),+] = grad else { unreachable!("shapes checked") };
+                        kernel!(@grad acc, obs, args, $body, [$($a $s $g $i),+], [])
+                    }
+                }
+                vmath::dispatch(Run { acc, obs, args, grad })
             }
 
             fn block_value(&self, acc: f64, obs: &[$obs], args: &[Arg<'_>]) -> f64 {
-                check_shapes(1, obs.len(), args, None);
-                vmath::dispatch(|| with_source!(args[0], |a0| $body(acc, obs, a0, Nowhere)))
+                check_shapes(Self::ARGS, obs.len(), args, None);
+                struct Run<'a, 'b> {
+                    acc: f64,
+                    obs: &'a [$obs],
+                    args: &'a [Arg<'b>],
+                }
+                impl vmath::Simd for Run<'_, '_> {
+                    type Output = f64;
+                    #[inline(always)]
+                    fn run(self) -> f64 {
+                        let Run { acc, obs, args } = self;
+                        kernel!(@value acc, obs, args, $body, [$($a $i),+], [])
+                    }
+                }
+                vmath::dispatch(Run { acc, obs, args })
             }
         }
     };
-    ($kernel:ident, $obs:ty, $body:ident, 2) => {
-        impl PlateKernel for $kernel {
-            const ARGS: usize = 2;
-            type Obs = $obs;
-
-            fn block(
-                &self,
-                acc: f64,
-                obs: &[$obs],
-                args: &[Arg<'_>],
-                grad: &mut [&mut [f64]],
-            ) -> f64 {
-                check_shapes(2, obs.len(), args, Some(grad));
-                let [g0, g1] = grad else {
-                    unreachable!("shapes checked")
-                };
-                vmath::dispatch(|| {
-                    with_arg!(args[0], g0, |a0, s0| with_arg!(
-                        args[1],
-                        g1,
-                        |a1, s1| $body(acc, obs, a0, a1, s0, s1)
-                    ))
-                })
-            }
-
-            fn block_value(&self, acc: f64, obs: &[$obs], args: &[Arg<'_>]) -> f64 {
-                check_shapes(2, obs.len(), args, None);
-                vmath::dispatch(|| {
-                    with_source!(args[0], |a0| with_source!(args[1], |a1| $body(
-                        acc, obs, a0, a1, Nowhere, Nowhere
-                    )))
-                })
-            }
-        }
+    // Binds each argument in turn, then calls the body.
+    (@grad $acc:ident, $obs:ident, $args:ident, $body:ident, [], [$($a:ident $s:ident)*]) => {
+        $body($acc, $obs, $($a),*, $($s),*)
     };
-    ($kernel:ident, $obs:ty, $body:ident, 3) => {
-        impl PlateKernel for $kernel {
-            const ARGS: usize = 3;
-            type Obs = $obs;
-
-            fn block(
-                &self,
-                acc: f64,
-                obs: &[$obs],
-                args: &[Arg<'_>],
-                grad: &mut [&mut [f64]],
-            ) -> f64 {
-                check_shapes(3, obs.len(), args, Some(grad));
-                let [g0, g1, g2] = grad else {
-                    unreachable!("shapes checked")
-                };
-                vmath::dispatch(|| {
-                    with_arg!(args[0], g0, |a0, s0| with_arg!(
-                        args[1],
-                        g1,
-                        |a1, s1| with_arg!(args[2], g2, |a2, s2| $body(
-                            acc, obs, a0, a1, a2, s0, s1, s2
-                        ))
-                    ))
-                })
-            }
-
-            fn block_value(&self, acc: f64, obs: &[$obs], args: &[Arg<'_>]) -> f64 {
-                check_shapes(3, obs.len(), args, None);
-                vmath::dispatch(|| {
-                    with_source!(args[0], |a0| with_source!(args[1], |a1| with_source!(
-                        args[2],
-                        |a2| $body(acc, obs, a0, a1, a2, Nowhere, Nowhere, Nowhere)
-                    )))
-                })
-            }
-        }
+    (@grad $acc:ident, $obs:ident, $args:ident, $body:ident,
+        [$a0:ident $s0:ident $g0:ident $i0:tt $(, $a:ident $s:ident $g:ident $i:tt)*], [$($done:tt)*]) => {
+        with_arg!($args[$i0], $g0, |$a0, $s0| kernel!(
+            @grad $acc, $obs, $args, $body, [$($a $s $g $i),*], [$($done)* $a0 $s0]
+        ))
+    };
+    (@value $acc:ident, $obs:ident, $args:ident, $body:ident, [], [$($a:ident)*]) => {
+        $body($acc, $obs, $($a),*, $({ let _ = stringify!($a); Nowhere }),*)
+    };
+    (@value $acc:ident, $obs:ident, $args:ident, $body:ident,
+        [$a0:ident $i0:tt $(, $a:ident $i:tt)*], [$($done:ident)*]) => {
+        with_source!($args[$i0], |$a0| kernel!(
+            @value $acc, $obs, $args, $body, [$($a $i),*], [$($done)* $a0]
+        ))
     };
 }
 
@@ -387,7 +361,7 @@ fn normal<L: Source, S: Source, GL: Sink, GS: Sink>(
     } else {
         (0.0, 0.0)
     };
-    let value = drive(acc, obs.len(), |start, len, out| {
+    let value = drive!(acc, obs.len(), |start, len, out| {
         let (y, loc, scale) = (
             &obs[start..start + len],
             loc.sub(start, len),
@@ -419,7 +393,7 @@ fn normal<L: Source, S: Source, GL: Sink, GS: Sink>(
     value
 }
 
-kernel!(NormalKernel, f64, normal, 2);
+kernel!(NormalKernel, f64, normal, [a0 s0 g0 0, a1 s1 g1 1]);
 
 /// The Bernoulli family by log-odds `η` over outcomes `y ∈ {0, 1}`:
 ///
@@ -459,7 +433,7 @@ fn logistic_parts(eta: f64) -> (f64, f64, f64, f64) {
 
 #[inline(always)]
 fn bernoulli_logit<E: Source, G: Sink>(acc: f64, obs: &[u64], logit: E, mut g: G) -> f64 {
-    let value = drive(acc, obs.len(), |start, len, out| {
+    let value = drive!(acc, obs.len(), |start, len, out| {
         let (y, logit) = (&obs[start..start + len], logit.sub(start, len));
         let (term, [d, _, _]) = (&mut out.term, &mut out.d);
         for i in 0..len {
@@ -478,7 +452,7 @@ fn bernoulli_logit<E: Source, G: Sink>(acc: f64, obs: &[u64], logit: E, mut g: G
     value
 }
 
-kernel!(BernoulliLogitKernel, u64, bernoulli_logit, 1);
+kernel!(BernoulliLogitKernel, u64, bernoulli_logit, [a0 s0 g0 0]);
 
 /// The binomial family by log-odds `η` over `(n, k)`, `k` successes in `n`
 /// trials:
@@ -502,7 +476,7 @@ pub struct BinomialLogitKernel;
 fn binomial_logit<E: Source, G: Sink>(acc: f64, obs: &[(u64, u64)], logit: E, mut g: G) -> f64 {
     let table = ln_fact_table();
     let mut ln_choose = [0.0; CHUNK];
-    let value = drive(acc, obs.len(), |start, len, out| {
+    let value = drive!(acc, obs.len(), |start, len, out| {
         let (y, logit) = (&obs[start..start + len], logit.sub(start, len));
         let (term, [d, _, _]) = (&mut out.term, &mut out.d);
         let ln_choose = &mut ln_choose[..len];
@@ -532,7 +506,7 @@ fn binomial_logit<E: Source, G: Sink>(acc: f64, obs: &[(u64, u64)], logit: E, mu
     value
 }
 
-kernel!(BinomialLogitKernel, (u64, u64), binomial_logit, 1);
+kernel!(BinomialLogitKernel, (u64, u64), binomial_logit, [a0 s0 g0 0]);
 
 /// The Poisson family by log-rate `η` over counts `k`:
 ///
@@ -562,7 +536,7 @@ fn poisson_log<E: Source, G: Sink>(acc: f64, obs: &[u64], log_rate: E, mut g: G)
         0.0
     };
     let mut ln_k_fact = [0.0; CHUNK];
-    let value = drive(acc, obs.len(), |start, len, out| {
+    let value = drive!(acc, obs.len(), |start, len, out| {
         let (y, log_rate) = (&obs[start..start + len], log_rate.sub(start, len));
         let (term, [d, _, _]) = (&mut out.term, &mut out.d);
         let ln_k_fact = &mut ln_k_fact[..len];
@@ -585,7 +559,7 @@ fn poisson_log<E: Source, G: Sink>(acc: f64, obs: &[u64], log_rate: E, mut g: G)
     value
 }
 
-kernel!(PoissonLogKernel, u64, poisson_log, 1);
+kernel!(PoissonLogKernel, u64, poisson_log, [a0 s0 g0 0]);
 
 /// The Poisson family by rate `λ` over counts `k`:
 ///
@@ -615,7 +589,7 @@ fn poisson<E: Source, G: Sink>(acc: f64, obs: &[u64], rate: E, mut g: G) -> f64 
         (0.0, 0.0)
     };
     let mut ln_k_fact = [0.0; CHUNK];
-    let value = drive(acc, obs.len(), |start, len, out| {
+    let value = drive!(acc, obs.len(), |start, len, out| {
         let (y, rate) = (&obs[start..start + len], rate.sub(start, len));
         let (term, [d, _, _]) = (&mut out.term, &mut out.d);
         let ln_k_fact = &mut ln_k_fact[..len];
@@ -644,7 +618,7 @@ fn poisson<E: Source, G: Sink>(acc: f64, obs: &[u64], rate: E, mut g: G) -> f64 
     value
 }
 
-kernel!(PoissonKernel, u64, poisson, 1);
+kernel!(PoissonKernel, u64, poisson, [a0 s0 g0 0]);
 
 /// The log-normal family over positive observations:
 ///
@@ -685,7 +659,7 @@ fn log_normal<L: Source, S: Source, GL: Sink, GS: Sink>(
     } else {
         (0.0, 0.0)
     };
-    let value = drive(acc, obs.len(), |start, len, out| {
+    let value = drive!(acc, obs.len(), |start, len, out| {
         let (x, loc, scale) = (
             &obs[start..start + len],
             loc.sub(start, len),
@@ -718,7 +692,7 @@ fn log_normal<L: Source, S: Source, GL: Sink, GS: Sink>(
     value
 }
 
-kernel!(LogNormalKernel, f64, log_normal, 2);
+kernel!(LogNormalKernel, f64, log_normal, [a0 s0 g0 0, a1 s1 g1 1]);
 
 /// Student's t family over real observations:
 ///
@@ -793,7 +767,7 @@ fn student_t<N: Source, L: Source, S: Source, GN: Sink, GL: Sink, GS: Sink>(
         (0.0, 0.0)
     };
     let (mut lgs, mut psis) = ([0.0; CHUNK], [0.0; CHUNK]);
-    let value = drive(acc, obs.len(), |start, len, out| {
+    let value = drive!(acc, obs.len(), |start, len, out| {
         let (y, df, loc, scale) = (
             &obs[start..start + len],
             df.sub(start, len),
@@ -842,7 +816,7 @@ fn student_t<N: Source, L: Source, S: Source, GN: Sink, GL: Sink, GS: Sink>(
     value
 }
 
-kernel!(StudentTKernel, f64, student_t, 3);
+kernel!(StudentTKernel, f64, student_t, [a0 s0 g0 0, a1 s1 g1 1, a2 s2 g2 2]);
 
 /// The gamma family by shape `α` and rate `β` over positive observations:
 ///
@@ -902,7 +876,7 @@ fn gamma<A: Source, B: Source, GA: Sink, GB: Sink>(
         0.0
     };
     let (mut lgs, mut psis) = ([0.0; CHUNK], [0.0; CHUNK]);
-    let value = drive(acc, obs.len(), |start, len, out| {
+    let value = drive!(acc, obs.len(), |start, len, out| {
         let (x, shape, rate) = (
             &obs[start..start + len],
             shape.sub(start, len),
@@ -947,7 +921,7 @@ fn gamma<A: Source, B: Source, GA: Sink, GB: Sink>(
     value
 }
 
-kernel!(GammaKernel, f64, gamma, 2);
+kernel!(GammaKernel, f64, gamma, [a0 s0 g0 0, a1 s1 g1 1]);
 
 /// The negative binomial family by mean `μ` and concentration `φ` over
 /// counts `k` (Stan's `neg_binomial_2`):
@@ -997,7 +971,7 @@ fn negative_binomial_2<M: Source, P: Source, GM: Sink, GP: Sink>(
     };
     // Per element: ln Γ(φ + k) − ln Γ(φ) − ln k!, and ψ(φ + k) − ψ(φ).
     let (mut gammas, mut psis) = ([0.0; CHUNK], [0.0; CHUNK]);
-    let value = drive(acc, obs.len(), |start, len, out| {
+    let value = drive!(acc, obs.len(), |start, len, out| {
         let (y, mean, concentration) = (
             &obs[start..start + len],
             mean.sub(start, len),
@@ -1059,4 +1033,4 @@ fn negative_binomial_2<M: Source, P: Source, GM: Sink, GP: Sink>(
     value
 }
 
-kernel!(NegativeBinomial2Kernel, u64, negative_binomial_2, 2);
+kernel!(NegativeBinomial2Kernel, u64, negative_binomial_2, [a0 s0 g0 0, a1 s1 g1 1]);

@@ -241,16 +241,26 @@ fn detect() -> Isa {
     Isa::Portable
 }
 
-/// Runs `f` compiled for the best instruction set of this CPU: `f` and
-/// everything it inlines (the functions of this module, the kernels'
+/// A computation to run under [`dispatch`]: `run` and everything it calls
+/// must be `#[inline(always)]` (closures are not: LLVM may leave a closure
+/// called from both clones out of line, compiled without AVX2).
+pub(crate) trait Simd {
+    /// What the computation returns.
+    type Output;
+    /// The computation; implementations are `#[inline(always)]`.
+    fn run(self) -> Self::Output;
+}
+
+/// Runs `work` compiled for the best instruction set of this CPU: `work`
+/// and everything it inlines (the functions of this module, the kernels'
 /// loops) is compiled once more in an AVX2 clone. Both give the same bits.
 #[inline(always)]
-pub(crate) fn dispatch<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn dispatch<S: Simd>(work: S) -> S::Output {
     #[cfg(test)]
     if let Some(isa) = FORCED.get() {
-        return dispatch_on(isa, f);
+        return dispatch_on(isa, work);
     }
-    dispatch_on(best_isa(), f)
+    dispatch_on(best_isa(), work)
 }
 
 #[cfg(test)]
@@ -271,26 +281,26 @@ pub(crate) fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
 /// [`dispatch`] on a given instruction set (falls back to the portable
 /// build when `isa` is not available).
 #[inline(always)]
-pub(crate) fn dispatch_on<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
+pub(crate) fn dispatch_on<S: Simd>(isa: Isa, work: S) -> S::Output {
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx2 && best_isa() == Isa::Avx2 {
         // SAFETY: the CPU has AVX2 (checked by `best_isa`).
-        return unsafe { run_avx2(f) };
+        return unsafe { run_avx2(work) };
     }
     let _ = isa;
-    run_portable(f)
+    run_portable(work)
 }
 
 #[inline(never)]
-fn run_portable<R>(f: impl FnOnce() -> R) -> R {
-    f()
+fn run_portable<S: Simd>(work: S) -> S::Output {
+    work.run()
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline(never)]
-unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
+unsafe fn run_avx2<S: Simd>(work: S) -> S::Output {
+    work.run()
 }
 
 /// Slice versions of the functions, for benchmarks and tests: `out[i] =
@@ -298,6 +308,12 @@ unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
 #[doc(hidden)]
 pub mod slices {
     pub use super::{Isa, best_isa};
+
+    /// The slices of one call.
+    struct Map<'a> {
+        xs: &'a [f64],
+        out: &'a mut [f64],
+    }
 
     macro_rules! slice_fn {
         ($($name:ident),+) => {$(
@@ -307,11 +323,18 @@ pub mod slices {
             /// If the lengths differ.
             pub fn $name(isa: Isa, xs: &[f64], out: &mut [f64]) {
                 assert_eq!(xs.len(), out.len(), "vmath: lengths differ");
-                super::dispatch_on(isa, || {
-                    for (o, &x) in out.iter_mut().zip(xs) {
-                        *o = super::$name(x);
+                // One type per function, so that `run` calls it directly.
+                struct Run<'a>(Map<'a>);
+                impl super::Simd for Run<'_> {
+                    type Output = ();
+                    #[inline(always)]
+                    fn run(self) {
+                        for (o, &x) in self.0.out.iter_mut().zip(self.0.xs) {
+                            *o = super::$name(x);
+                        }
                     }
-                })
+                }
+                super::dispatch_on(isa, Run(Map { xs, out }))
             }
         )+};
     }
