@@ -86,10 +86,11 @@ pub(crate) fn exp(x: f64) -> f64 {
 }
 
 /// `ln(1 + f)` for `f = m − 1`, `m ∈ [√½, √2)`, minus `f`'s leading part:
-/// returns `(hfsq, s · (hfsq + R))` with `hfsq = f²/2`, `s = f / (2 + f)`
-/// and `R = 2s²/3 + 2s⁴/5 + …`, so that `ln(1 + f) = f − (hfsq − s(hfsq + R))`.
+/// given `s = f / (2 + f)`, returns `(hfsq, s · (hfsq + R))` with
+/// `hfsq = f²/2` and `R = 2s²/3 + 2s⁴/5 + …`, so that
+/// `ln(1 + f) = f − (hfsq − s(hfsq + R))`.
 #[inline(always)]
-fn log1p_core(f: f64) -> (f64, f64) {
+fn log1p_core(f: f64, s: f64) -> (f64, f64) {
     // 2 / (2n + 1) for n = 1..=10; s² ≤ 0.0295, remainder below 2⁻⁵⁸.
     const C: [f64; 10] = [
         2.0 / 3.0,
@@ -103,7 +104,6 @@ fn log1p_core(f: f64) -> (f64, f64) {
         2.0 / 19.0,
         2.0 / 21.0,
     ];
-    let s = f / (2.0 + f);
     let z = s * s;
     let mut p = C[9];
     for &c in C[..9].iter().rev() {
@@ -117,7 +117,7 @@ fn log1p_core(f: f64) -> (f64, f64) {
 /// Splits a positive normal `u` as `2ᵉ · m`, `m ∈ [√½, √2)`: returns
 /// `(e, m − 1)` (the subtraction is exact).
 #[inline(always)]
-fn split(u: f64) -> (f64, f64) {
+fn split(u: f64) -> (i64, f64) {
     // Adding 1.0's bits minus √½'s bits carries into the exponent exactly
     // when m ≥ √2; the mantissa plus √½'s bits gives m back in [√½, √2).
     const SQRT_HALF_BITS: i64 = 0x3fe6_a09e_667f_3bcd;
@@ -126,7 +126,7 @@ fn split(u: f64) -> (f64, f64) {
     let ix = (u.to_bits() as i64).wrapping_add(ONE_BITS - SQRT_HALF_BITS);
     let e = (ix >> 52) - 1023;
     let m = f64::from_bits(((ix & MANTISSA) + SQRT_HALF_BITS) as u64);
-    (e as f64, m - 1.0)
+    (e, m - 1.0)
 }
 
 /// `ln x`: `x = 2ᵉ m`, `ln x = e ln2 + ln m` (fdlibm's form); subnormal
@@ -137,8 +137,9 @@ pub(crate) fn ln(x: f64) -> f64 {
     let sub = x < f64::MIN_POSITIVE;
     let xs = if sub { x * 18_014_398_509_481_984.0 } else { x };
     let (e, f) = split(xs);
+    let e = e as f64;
     let e = if sub { e - 54.0 } else { e };
-    let (hfsq, t) = log1p_core(f);
+    let (hfsq, t) = log1p_core(f, f / (2.0 + f));
     let core = e * LN2_HI - ((hfsq - (t + e * LN2_LO)) - f);
     let special = if x == 0.0 {
         f64::NEG_INFINITY
@@ -166,9 +167,17 @@ pub(crate) fn ln_1p(x: f64) -> f64 {
     } else {
         1.0 - (u - x)
     };
-    let c = c / u;
+    // One division for both s = f / (2 + f) and c / u = c / (2ᵉ m):
+    // 1 / ((2 + f) m), with m = 1 + f in [√½, √2) so that it cannot
+    // overflow; 2⁻ᵉ in two halves (e reaches 1024).
     let (e, f) = split(u);
-    let (hfsq, t) = log1p_core(f);
+    let (m, two_f) = (1.0 + f, 2.0 + f);
+    let inv = 1.0 / (two_f * m);
+    let s = f * m * inv;
+    let e1 = e >> 1;
+    let c = c * two_f * inv * pow2(-e1) * pow2(e1 - e);
+    let e = e as f64;
+    let (hfsq, t) = log1p_core(f, s);
     let core = e * LN2_HI - ((hfsq - (t + (e * LN2_LO + c))) - f);
     let special = if x == -1.0 {
         f64::NEG_INFINITY
