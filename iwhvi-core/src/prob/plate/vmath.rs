@@ -37,7 +37,8 @@ const EXP_HI: f64 = 710.0;
 const EXP_LO: f64 = -746.0;
 
 /// `eʳ − 1 − r` as `r² · (1/2! + r/3! + … + r¹¹/13!)`: the Taylor series,
-/// whose remainder for `|r| ≤ ln2 / 2` is below `2⁻⁵⁸`.
+/// whose remainder for `|r| ≤ ln2 / 2` is below `2⁻⁵⁸`, summed by Estrin's
+/// scheme.
 #[inline(always)]
 fn expm1_tail(r: f64) -> f64 {
     const C: [f64; 12] = [
@@ -54,11 +55,20 @@ fn expm1_tail(r: f64) -> f64 {
         1.0 / 479_001_600.0,
         1.0 / 6_227_020_800.0,
     ];
-    let mut p = C[11];
-    for &c in C[..11].iter().rev() {
-        p = p * r + c;
-    }
-    r * r * p
+    // Estrin's scheme: a dependency chain of depth ~8 rather than Horner's
+    // 24, so that the out-of-order core overlaps neighbouring vectors.
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let s0 = lin(C[0], C[1], r) + lin(C[2], C[3], r) * r2;
+    let s1 = lin(C[4], C[5], r) + lin(C[6], C[7], r) * r2;
+    let s2 = lin(C[8], C[9], r) + lin(C[10], C[11], r) * r2;
+    r2 * (s0 + r4 * (s1 + r4 * s2))
+}
+
+/// `a + b x`.
+#[inline(always)]
+fn lin(a: f64, b: f64, x: f64) -> f64 {
+    a + b * x
 }
 
 /// `2ᵏ` for `k` in `[−1022, 1023]`, from its bits.
@@ -105,10 +115,12 @@ fn log1p_core(f: f64, s: f64) -> (f64, f64) {
         2.0 / 21.0,
     ];
     let z = s * s;
-    let mut p = C[9];
-    for &c in C[..9].iter().rev() {
-        p = p * z + c;
-    }
+    // Estrin's scheme, as in `expm1_tail`.
+    let z2 = z * z;
+    let z4 = z2 * z2;
+    let s0 = lin(C[0], C[1], z) + lin(C[2], C[3], z) * z2;
+    let s1 = lin(C[4], C[5], z) + lin(C[6], C[7], z) * z2;
+    let p = s0 + z4 * (s1 + z4 * lin(C[8], C[9], z));
     let r = z * p;
     let hfsq = 0.5 * f * f;
     (hfsq, s * (hfsq + r))
