@@ -3,7 +3,8 @@
 //! by element), value alone (`block_value`, the `f64` path) and value with
 //! every partial (`block`), over N = 10⁴ observations in one call. The
 //! first argument is a slice (a linear predictor), the others broadcast,
-//! as in a regression. Criterion's time is per call of 10⁴ elements.
+//! as in a regression. The kernels are called on blocks of 256 elements, as
+//! `plate::log_density` calls them; criterion's time is per 10⁴ elements.
 //!
 //! ```sh
 //! cargo bench --no-run --bench plate_kernels
@@ -21,7 +22,7 @@ use iwhvi::distributions::{
     PoissonLog, StudentT,
 };
 use iwhvi::plate::{
-    Arg, BernoulliLogitKernel, BinomialLogitKernel, Family, GammaKernel, LogNormalKernel,
+    Arg, BLOCK, BernoulliLogitKernel, BinomialLogitKernel, Family, GammaKernel, LogNormalKernel,
     NegativeBinomial2Kernel, NormalKernel, PlateKernel, PoissonKernel, PoissonLogKernel,
     ScalarKernel, StudentTKernel,
 };
@@ -30,7 +31,8 @@ use rand::{RngExt, SeedableRng};
 
 const N: usize = 10_000;
 
-/// Benchmarks `kernel` as `family/label/{value,grad}`.
+/// Benchmarks `kernel` as `family/label/{value,grad}`, called on blocks of
+/// [`BLOCK`] elements as `plate::log_density` calls it.
 fn one<K: PlateKernel>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     family: &str,
@@ -39,21 +41,55 @@ fn one<K: PlateKernel>(
     obs: &[K::Obs],
     args: &[Arg<'_>],
 ) {
+    let n = obs.len();
+    let blocks: Vec<(usize, usize, Vec<Arg<'_>>)> = (0..n)
+        .step_by(BLOCK)
+        .map(|start| {
+            let end = (start + BLOCK).min(n);
+            let sub = args
+                .iter()
+                .map(|a| match *a {
+                    Arg::Const(v) => Arg::Const(v),
+                    Arg::Slice(v) => Arg::Slice(&v[start..end]),
+                })
+                .collect();
+            (start, end, sub)
+        })
+        .collect();
     group.bench_function(
         BenchmarkId::new(format!("{family}/{label}"), "value"),
-        |b| b.iter(|| black_box(kernel.block_value(0.0, black_box(obs), args))),
+        |b| {
+            b.iter(|| {
+                let mut acc = 0.0;
+                for (start, end, sub) in &blocks {
+                    acc = kernel.block_value(acc, black_box(&obs[*start..*end]), sub);
+                }
+                black_box(acc)
+            })
+        },
     );
-    let mut grads: Vec<Vec<f64>> = args
-        .iter()
-        .map(|a| vec![0.0; a.partials(obs.len())])
-        .collect();
+    let mut grads: Vec<Vec<f64>> = args.iter().map(|a| vec![0.0; a.partials(n)]).collect();
     group.bench_function(BenchmarkId::new(format!("{family}/{label}"), "grad"), |b| {
         b.iter(|| {
-            let mut views: Vec<&mut [f64]> = grads.iter_mut().map(|g| &mut g[..]).collect();
-            for v in &mut views {
-                v.fill(0.0);
+            for g in &mut grads {
+                g.fill(0.0);
             }
-            black_box(kernel.block(0.0, black_box(obs), args, &mut views))
+            let mut acc = 0.0;
+            for (start, end, sub) in &blocks {
+                let mut views: Vec<&mut [f64]> = grads
+                    .iter_mut()
+                    .zip(args)
+                    .map(|(g, a)| {
+                        if a.is_const() {
+                            &mut g[..]
+                        } else {
+                            &mut g[*start..*end]
+                        }
+                    })
+                    .collect();
+                acc = kernel.block(acc, black_box(&obs[*start..*end]), sub, &mut views);
+            }
+            black_box(acc)
         })
     });
 }

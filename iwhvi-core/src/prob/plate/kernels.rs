@@ -31,8 +31,9 @@ use super::vmath;
 use super::{Arg, PlateKernel, check_shapes};
 use crate::special::{LN_SQRT_2PI, digamma, ln_factorial, ln_gamma};
 
-/// The elements a kernel computes in one pass (its scratch arrays).
-const CHUNK: usize = 256;
+/// The elements a kernel computes in one pass (its scratch arrays, zeroed
+/// once per call: small, since the driver calls a kernel per block of 256).
+const CHUNK: usize = 64;
 
 /// How a kernel reads an argument.
 trait Source: Copy {
