@@ -416,10 +416,19 @@ kernel!(NormalKernel, f64, normal, [a0 s0 g0 0, a1 s1 g1 1]);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BernoulliLogitKernel;
 
-/// `(ln σ(η), ln σ(−η), σ(η), σ(−η))`, branch-free.
+/// `t[i] = e^{−|η_i|}`: the first pass of the logistic kernels (two short
+/// loops overlap better in the core than one long one).
 #[inline(always)]
-fn logistic_parts(eta: f64) -> (f64, f64, f64, f64) {
-    let t = vmath::exp(-eta.abs());
+fn exp_neg_abs<E: Source>(logit: E, t: &mut [f64]) {
+    for (i, t) in t.iter_mut().enumerate() {
+        *t = vmath::exp(-logit.at(i).abs());
+    }
+}
+
+/// `(ln σ(η), ln σ(−η), σ(η), σ(−η))` from `η` and `t = e^{−|η|}`,
+/// branch-free.
+#[inline(always)]
+fn logistic_parts(eta: f64, t: f64) -> (f64, f64, f64, f64) {
     let soft = vmath::ln_1p(t);
     let q = 1.0 / (1.0 + t);
     let nonneg = eta >= 0.0;
@@ -436,12 +445,13 @@ fn logistic_parts(eta: f64) -> (f64, f64, f64, f64) {
 fn bernoulli_logit<E: Source, G: Sink>(acc: f64, obs: &[u64], logit: E, mut g: G) -> f64 {
     let value = drive!(acc, obs.len(), |start, len, out| {
         let (y, logit) = (&obs[start..start + len], logit.sub(start, len));
-        let (term, [d, _, _]) = (&mut out.term, &mut out.d);
+        let (term, [d, t, _]) = (&mut out.term, &mut out.d);
+        exp_neg_abs(logit, &mut t[..len]);
         for i in 0..len {
             let eta = logit.at(i);
             let valid = !eta.is_nan() & (y[i] <= 1);
             let one = y[i] == 1;
-            let (ls_pos, ls_neg, s_pos, s_neg) = logistic_parts(eta);
+            let (ls_pos, ls_neg, s_pos, s_neg) = logistic_parts(eta, t[i]);
             term[i] = pick(valid, pick(one, ls_pos, ls_neg), f64::NEG_INFINITY);
             if G::ACTIVE {
                 d[i] = pick(valid, pick(one, s_neg, -s_pos), 0.0);
@@ -479,7 +489,8 @@ fn binomial_logit<E: Source, G: Sink>(acc: f64, obs: &[(u64, u64)], logit: E, mu
     let mut ln_choose = [0.0; CHUNK];
     let value = drive!(acc, obs.len(), |start, len, out| {
         let (y, logit) = (&obs[start..start + len], logit.sub(start, len));
-        let (term, [d, _, _]) = (&mut out.term, &mut out.d);
+        let (term, [d, t, _]) = (&mut out.term, &mut out.d);
+        exp_neg_abs(logit, &mut t[..len]);
         let ln_choose = &mut ln_choose[..len];
         for (c, &(n, k)) in ln_choose.iter_mut().zip(y) {
             *c = if k <= n {
@@ -493,7 +504,7 @@ fn binomial_logit<E: Source, G: Sink>(acc: f64, obs: &[(u64, u64)], logit: E, mu
             let (n, k) = y[i];
             let valid = !eta.is_nan() & (k <= n);
             let (successes, failures) = (k as f64, n.wrapping_sub(k) as f64);
-            let (ls_pos, ls_neg, s_pos, s_neg) = logistic_parts(eta);
+            let (ls_pos, ls_neg, s_pos, s_neg) = logistic_parts(eta, t[i]);
             let a = pick(k == 0, 0.0, ls_pos * successes);
             let b = pick(n == k, 0.0, ls_neg * failures);
             term[i] = pick(valid, a + b + ln_choose[i], f64::NEG_INFINITY);
