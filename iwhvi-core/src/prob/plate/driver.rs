@@ -19,8 +19,9 @@
 use std::any::TypeId;
 
 use super::{
-    Arg, BLOCK, BernoulliLogitKernel, Family, NormalKernel, PlateKernel, PoissonLogKernel,
-    ScalarKernel,
+    Arg, BLOCK, BernoulliLogitKernel, BinomialLogitKernel, Family, GammaKernel, LogNormalKernel,
+    NegativeBinomial2Kernel, NormalKernel, PlateKernel, PoissonKernel, PoissonLogKernel,
+    ScalarKernel, StudentTKernel,
 };
 use crate::distributions::{
     Bernoulli, BernoulliLogit, Beta, Binomial, BinomialLogit, Cauchy, Exponential, Gamma,
@@ -354,11 +355,12 @@ fn tangents<T: Scalar, P: Plate, const W: usize>(
 /// new hand-written kernel only changes this mapping.
 ///
 /// ```
-/// use iwhvi_core::distributions::{Gamma, Normal};
-/// use iwhvi_core::plate::{FamilyKernel, NormalKernel, ScalarKernel};
+/// use iwhvi_core::distributions::{Gamma, Normal, Weibull};
+/// use iwhvi_core::plate::{FamilyKernel, GammaKernel, NormalKernel, ScalarKernel};
 ///
 /// let _: NormalKernel = <Normal as FamilyKernel>::Kernel::default();
-/// let _: ScalarKernel<Gamma> = <Gamma as FamilyKernel>::Kernel::default();
+/// let _: GammaKernel = <Gamma as FamilyKernel>::Kernel::default();
+/// let _: ScalarKernel<Weibull> = <Weibull as FamilyKernel>::Kernel::default();
 /// ```
 pub trait FamilyKernel: Family {
     /// The kernel.
@@ -377,11 +379,16 @@ family_kernels! {
         Normal => NormalKernel,
         BernoulliLogit => BernoulliLogitKernel,
         PoissonLog => PoissonLogKernel,
+        Poisson => PoissonKernel,
+        BinomialLogit => BinomialLogitKernel,
+        StudentT => StudentTKernel,
+        LogNormal => LogNormalKernel,
+        Gamma => GammaKernel,
+        NegativeBinomial2 => NegativeBinomial2Kernel,
     ]
     scalar: [
-        LogNormal, HalfNormal, Cauchy, HalfCauchy, StudentT, Laplace, Logistic, Exponential,
-        Gamma, InverseGamma, Beta, Uniform, Weibull, Bernoulli, Poisson, NegativeBinomial2,
-        Binomial, BinomialLogit,
+        HalfNormal, Cauchy, HalfCauchy, Laplace, Logistic, Exponential,
+        InverseGamma, Beta, Uniform, Weibull, Bernoulli, Binomial,
     ]
 }
 
