@@ -12,7 +12,12 @@
 //! - `mf_forward`, `mf_tape`: mean-field Gaussian, ELBO, on
 //!   `Engine::Forward`'s engine (`ForwardEngine<16>`) and `Engine::Tape`'s;
 //! - `si_forward`, `si_tape`: semi-implicit guide (10 mixing dimensions),
-//!   DIWHVI with M = 1, K = 16.
+//!   DIWHVI with M = 1, K = 16;
+//! - `si_fused`: the same on the fused objective, the model's gradient in
+//!   forward mode (16 lanes, D = 10): what `fit` runs under the default
+//!   `Engine::Auto`. For the mean-field guide `Engine::Auto` runs the
+//!   generic path on 16 forward lanes for both gradients, which is
+//!   `mf_forward`.
 //!
 //! The model is the `#[variational]` struct of
 //! `examples/logistic_regression.rs`, with its `linear_predictor` helper.
@@ -36,6 +41,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use iwhvi::distributions::BernoulliLogit;
 use iwhvi::gradient::{ForwardEngine, GradientEngine, Parallelism};
 use iwhvi::guide::{HierarchicalGuide, MeanField, SemiImplicit};
+use iwhvi::objective::fused::FusedDiwhvi;
 use iwhvi::objective::{self, Diwhvi, GradientEstimator, StepNoise};
 use iwhvi::optim::{Adam, Optimizer};
 use iwhvi::tape::TapeEngine;
@@ -200,8 +206,34 @@ fn bench(c: &mut Criterion) {
             si,
             &TapeEngine,
         );
+        bench_fused(&mut group, n, &model, &semi_implicit, si);
     }
     group.finish();
+}
+
+/// One timed step of the semi-implicit guide on the fused objective.
+fn bench_fused(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    n: usize,
+    model: &LogisticRegression,
+    guide: &SemiImplicit,
+    diwhvi: Diwhvi,
+) {
+    let engine = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
+    let mut fused = FusedDiwhvi::new(guide).with_parallelism(Parallelism::SingleThread);
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut params = guide.init_params(&mut rng);
+    let mut gradient = vec![0.0; params.len()];
+    let mut noise = StepNoise::new(guide, diwhvi);
+    let mut adam = Adam::new(0.01);
+    group.bench_function(BenchmarkId::new("si_fused", n), |b| {
+        b.iter(|| {
+            noise.redraw(&mut rng);
+            let bound = fused.value_and_gradient(model, &params, &noise, &engine, &mut gradient);
+            adam.step(&mut params, &gradient);
+            black_box(bound)
+        })
+    });
 }
 
 criterion_group!(benches, bench);

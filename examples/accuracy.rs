@@ -39,8 +39,16 @@ use iwhvi_examples::posteriordb::*;
 
 /// The seed of every fit (initial parameters and each step's noise).
 const SEED: u64 = 1;
-/// Adam steps per fit.
+/// The most Adam steps per fit.
 const STEPS: usize = 30_000;
+/// Steps over which the learning rate decays to `FINAL_RATE` (it keeps
+/// decaying at the same pace after); the stopping rule judges only the
+/// steps after these.
+const DECAY_STEPS: usize = 10_000;
+/// Stan's ADVI rule (`tol_rel_obj`): stop when the mean or the median of
+/// the relative changes of the 100-step smoothed bound, over the last
+/// `STEPS / 1000` windows, falls below this.
+const TOL_REL_OBJ: f64 = 1e-3;
 /// Adam's initial learning rates tried by the pilot fits (the rate decays
 /// exponentially to `FINAL_RATE` over a fit): Gaussian guides (few
 /// parameters) may take large steps, the semi-implicit guide's networks
@@ -302,8 +310,11 @@ fn run_method<Mo: Model, G: HierarchicalGuide + Clone>(
     let objective = config.objective;
     let config = config.seed(SEED).progress(progress);
     let start = Instant::now();
-    let config = config.max_steps(STEPS);
-    let (fitted, note) = match fit(model, guide, schedule(learning_rate, STEPS), &config) {
+    let config = config
+        .max_steps(STEPS)
+        .tol_rel_obj(TOL_REL_OBJ)
+        .min_steps(DECAY_STEPS);
+    let (fitted, note) = match fit(model, guide, schedule(learning_rate, DECAY_STEPS), &config) {
         Ok(fitted) => (fitted, String::new()),
         // Keep the best parameters of a diverged fit, and say so.
         Err(FitError::Diverged { step, partial, .. }) => {
@@ -478,9 +489,9 @@ fn cell(a: &Accuracy) -> String {
 fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| posterior | method | dim | guide: max \\|Δmean\\|/sd | guide: sd ratio | reweighted: max \\|Δmean\\|/sd | reweighted: sd ratio | ESS | k̂ | goal (reweighted) | bound (M, K) | fit time | seed | Adam rate |\n",
+        "| posterior | method | dim | guide: max \\|Δmean\\|/sd | guide: sd ratio | reweighted: max \\|Δmean\\|/sd | reweighted: sd ratio | ESS | k̂ | goal (reweighted) | bound (M, K) | steps | fit time | seed | Adam rate |\n",
     );
-    out.push_str("|---|---|---:|---:|---|---:|---|---:|---:|---|---|---:|---:|---:|\n");
+    out.push_str("|---|---|---:|---:|---|---:|---|---:|---:|---|---|---:|---:|---:|---:|\n");
     for r in rows {
         let failing: Vec<&str> = r
             .reweighted
@@ -501,7 +512,7 @@ fn table(rows: &[Row]) -> String {
         }
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {} | {:.3} ± {:.3} ({}) | {:.1} s | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {} | {:.3} ± {:.3} ({}) | {} | {:.1} s | {} | {} |",
             r.posterior,
             r.method,
             r.dim,
@@ -513,6 +524,7 @@ fn table(rows: &[Row]) -> String {
             r.bound,
             r.bound_std_error,
             r.objective,
+            r.steps,
             r.fit_seconds,
             r.seed,
             r.learning_rate,
@@ -584,6 +596,8 @@ fn write_page(table: &str, met: usize, total: f64) {
         .replace("{met}", &met.to_string())
         .replace("{total:.0}", &format!("{total:.0}"))
         .replace("{steps}", &STEPS.to_string())
+        .replace("{decay_steps}", &DECAY_STEPS.to_string())
+        .replace("{tol_rel_obj}", &TOL_REL_OBJ.to_string())
         .replace("{draws}", &DRAWS.to_string())
         .replace("{reweight_k}", &REWEIGHT_K.to_string());
     let path = format!("{root}/docs/ACCURACY.md");

@@ -11,8 +11,8 @@
 #   CPU       the core everything is pinned to (default 1)
 #   SETTINGS  eight-schools M,K settings (default "1,0 1,8 1,64 8,0 8,8 8,64")
 #   SIZES     logistic-regression N (default "100 1000 10000 100000")
-#   DIWHVI    regex of diwhvi_step variants (default "forward-single|tape|fused")
-#   LOGISTIC  regex of logistic_step variants (default "mf_forward|mf_tape|si_forward|si_tape")
+#   DIWHVI    regex of diwhvi_step variants (default "forward-single|tape|fused|auto")
+#   LOGISTIC  regex of logistic_step variants (default "mf_forward|mf_tape|si_forward|si_tape|si_fused")
 #   OUT       results folder (default benches/peers/results/<UTC time>, git-ignored)
 #
 # Our side: the criterion benches diwhvi_step (eight schools, the JAX
@@ -29,8 +29,8 @@ ROUNDS="${ROUNDS:-3}"
 CPU="${CPU:-1}"
 SETTINGS="${SETTINGS:-1,0 1,8 1,64 8,0 8,8 8,64}"
 SIZES="${SIZES:-100 1000 10000 100000}"
-DIWHVI="${DIWHVI:-forward-single|tape|fused}"
-LOGISTIC="${LOGISTIC:-mf_forward|mf_tape|si_forward|si_tape}"
+DIWHVI="${DIWHVI:-forward-single|tape|fused|auto}"
+LOGISTIC="${LOGISTIC:-mf_forward|mf_tape|si_forward|si_tape|si_fused}"
 OUT="${OUT:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
 
