@@ -576,3 +576,38 @@ fn each_latents_transform_is_its_supports_default_in_core() {
     let expected: Vec<_> = supports.iter().map(Support::default_transform).collect();
     assert_eq!(transforms, expected);
 }
+
+/// `from_json`: the data fields by name, with typed errors naming the
+/// variable; the constructor's checks still apply.
+#[test]
+fn from_json_reads_stan_data_and_names_what_is_wrong() {
+    use iwhvi::data::StanDataError;
+    #[variational]
+    #[derive(Debug)]
+    struct Counts {
+        #[data]
+        exposure: Vec<f64>,
+        #[latent(Normal(0.0, 1.0))]
+        rate: f64,
+        #[observe(PoissonLog(rate + exposure[i].ln()), for i)]
+        y: Vec<u64>,
+    }
+    let model = Counts::from_json(r#"{"N": 2, "exposure": [1.0, 2.5], "y": [3, 0]}"#).unwrap();
+    assert_eq!(
+        (model.exposure.clone(), model.y.clone()),
+        (vec![1.0, 2.5], vec![3, 0])
+    );
+    let err = Counts::from_json(r#"{"exposure": [1.0, 2.5], "y": [3, -1]}"#).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`y[1]` should be a non-negative integer, but is the number -1"
+    );
+    let err = Counts::from_json(r#"{"exposure": [1.0, 2.5]}"#).unwrap_err();
+    assert!(
+        matches!(err, StanDataError::Missing { ref name, .. } if name == "y"),
+        "{err}"
+    );
+    // Read, but rejected by the constructor: lengths differ.
+    let err = Counts::from_json(r#"{"exposure": [1.0], "y": [3, 0]}"#).unwrap_err();
+    assert!(matches!(err, StanDataError::Invalid(_)), "{err}");
+}

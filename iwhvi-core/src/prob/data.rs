@@ -303,6 +303,39 @@ impl StanData {
         self.fields.keys().map(String::as_str)
     }
 
+    /// The variable for the Rust field `field`: the variable of that exact
+    /// name, or else the one variable whose name differs from it only in
+    /// case (Stan programs name sizes `N`, `K`, `J`; Rust fields are
+    /// lower case). What `#[variational]`'s `from_json` reads each data
+    /// field with.
+    ///
+    /// # Errors
+    /// As [`get`](StanData::get); [`StanDataError::Missing`] also when two
+    /// or more variables match up to case and none exactly.
+    ///
+    /// ```
+    /// use iwhvi_core::data::StanData;
+    /// let data = StanData::from_json_str(r#"{"K": 3, "y": [1.5]}"#)?;
+    /// assert_eq!(data.get_field::<usize>("k")?, 3);
+    /// # Ok::<(), iwhvi_core::data::StanDataError>(())
+    /// ```
+    pub fn get_field<T: FromStanData>(&self, field: &str) -> Result<T, StanDataError> {
+        if self.fields.contains_key(field) {
+            return self.get(field);
+        }
+        let mut matches = self
+            .fields
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(field));
+        match (matches.next(), matches.next()) {
+            (Some((name, value)), None) => T::from_stan(name, value),
+            _ => Err(StanDataError::Missing {
+                name: field.into(),
+                present: self.names().collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
     /// The variable `name`, converted to `T`.
     ///
     /// # Errors

@@ -63,6 +63,7 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
     let doc_new = format!(
         "The model `{ident}` with its data, checked: finite reals, matching lengths, observations inside their likelihood's support."
     );
+    let from_json = from_json(plan);
     quote! {
         #(#attrs)*
         #vis struct #ident {
@@ -81,12 +82,66 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
                 ::core::result::Result::Ok(__model)
             }
 
+            #from_json
+
             fn __validate(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
                 #(#finite_checks)*
                 #(#length_checks)*
                 #(#support_checks)*
                 ::core::result::Result::Ok(())
             }
+        }
+    }
+}
+
+/// `from_json`, `load_json` and `from_stan_data`: the data fields read by
+/// name from Stan-format JSON, then `new`. Emitted when every data field
+/// has a type the reader knows (reals, integers, booleans, their arrays
+/// and `Vec`s, nalgebra's `DVector<f64>` and `DMatrix<f64>`).
+fn from_json(plan: &Plan<'_>) -> TokenStream {
+    if plan.data.iter().any(|d| d.shape.is_none()) {
+        return TokenStream::new();
+    }
+    let vis = &plan.model.vis;
+    let reads = plan.data.iter().map(|d| {
+        let (ty, name) = (&d.field.ty, d.field.ident.to_string());
+        quote!(__data.get_field::<#ty>(#name)?)
+    });
+    quote! {
+        /// The model with its data read from Stan-format JSON text (as
+        /// CmdStan and posteriordb write it): each data field by its name
+        /// (or the one variable that differs from it only in case, as `K`
+        /// for a field `k`), then checked as [`new`](Self::new) checks it.
+        ///
+        /// # Errors
+        /// A `StanDataError` naming the variable (and element) that is
+        /// missing or of the wrong type or length, or wrapping the
+        /// constructor's `DataError`.
+        #[allow(dead_code)]
+        #vis fn from_json(json: &str) -> ::core::result::Result<Self, ::iwhvi::data::StanDataError> {
+            Self::from_stan_data(&::iwhvi::data::StanData::from_json_str(json)?)
+        }
+
+        /// [`from_json`](Self::from_json) on the file at `path`.
+        ///
+        /// # Errors
+        /// As [`from_json`](Self::from_json), or the file cannot be read.
+        #[allow(dead_code)]
+        #vis fn load_json(
+            path: impl ::core::convert::AsRef<::std::path::Path>,
+        ) -> ::core::result::Result<Self, ::iwhvi::data::StanDataError> {
+            Self::from_stan_data(&::iwhvi::data::StanData::load(path)?)
+        }
+
+        /// The model with its data taken by name from parsed Stan data.
+        ///
+        /// # Errors
+        /// As [`from_json`](Self::from_json).
+        #[allow(dead_code)]
+        #vis fn from_stan_data(
+            __data: &::iwhvi::data::StanData,
+        ) -> ::core::result::Result<Self, ::iwhvi::data::StanDataError> {
+            ::core::result::Result::Ok(Self::new(#(#reads),*)?)
         }
     }
 }
