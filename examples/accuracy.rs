@@ -310,11 +310,22 @@ fn run_method<Mo: Model, G: HierarchicalGuide + Clone>(
     let objective = config.objective;
     let config = config.seed(SEED).progress(progress);
     let start = Instant::now();
-    let config = config
-        .max_steps(STEPS)
-        .tol_rel_obj(TOL_REL_OBJ)
-        .min_steps(DECAY_STEPS);
-    let (fitted, note) = match fit(model, guide, schedule(learning_rate, DECAY_STEPS), &config) {
+    // The semi-implicit fits stop on convergence; the Gaussian baselines
+    // (under a second each) keep the full schedule: on an ill-conditioned
+    // posterior fitted in the model's coordinates (kidiq's full-rank row)
+    // the rate, decayed over DECAY_STEPS, leaves the bound creeping by
+    // less than the tolerance while still nats short of its optimum, and
+    // the rule stops on that false plateau (docs/ACCURACY.md).
+    let (config, decay) = if method == "semi-implicit" {
+        let config = config
+            .max_steps(STEPS)
+            .tol_rel_obj(TOL_REL_OBJ)
+            .min_steps(DECAY_STEPS);
+        (config, DECAY_STEPS)
+    } else {
+        (config.max_steps(STEPS), STEPS)
+    };
+    let (fitted, note) = match fit(model, guide, schedule(learning_rate, decay), &config) {
         Ok(fitted) => (fitted, String::new()),
         // Keep the best parameters of a diverged fit, and say so.
         Err(FitError::Diverged { step, partial, .. }) => {
