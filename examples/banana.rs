@@ -14,9 +14,9 @@
 //! ELBO), by the moments of its draws, by the share of its draws inside the
 //! 50 %, 90 % and 99 % regions, and by importance resampling with the
 //! bound's own weights. Measured: the mean-field bound is −0.586 ± 0.015,
-//! the semi-implicit one −0.087 ± 0.006; both guides are lighter-tailed
-//! than the target (x1 sd 0.89 and 1.64 against 2, x2 sd 0.99 and 1.82
-//! against 3), and the Pareto k̂ of the weights (0.77, 0.91) says that
+//! the semi-implicit one −0.098 ± 0.005; both guides are lighter-tailed
+//! than the target (x1 sd 0.89 and 1.67 against 2, x2 sd 0.99 and 1.80
+//! against 3), and the Pareto k̂ of the weights (0.77, 0.81) says that
 //! importance resampling cannot repair that. The draws over the target's
 //! contours go to `target/banana.svg`, one panel per guide.
 //!

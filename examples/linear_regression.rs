@@ -14,14 +14,14 @@
 //! semi-implicit guide (affine conditional, d = 4 mixing dimensions; DIWHVI
 //! with M = 1, K = 32) learns the correlations through its mixing variable.
 //!
-//! Measured with these seeds (about 2.5 s): every guide's means are within
+//! Measured with these seeds (about 2 s): every guide's means are within
 //! 0.005 of the exact ones; the mean-field sds of the two correlated
 //! coefficients are 0.111 against the exact 0.251 and 0.261 (its best
 //! possible, 1/√Λᵢᵢ, is 0.110), and its ELBO, −159.526 ± 0.019, sits at the
 //! closed-form best, −159.518, short of log p(y) = −158.480. The full-rank
 //! ELBO is −158.480 ± 0.001 and the semi-implicit guide's bound (M = 1,
-//! K = 64) −158.498 ± 0.003; both recover the correlation −0.852 of the
-//! correlated pair (−0.855 and −0.852), the others within 0.03.
+//! K = 64) −158.508 ± 0.003; both recover the correlation −0.852 of the
+//! correlated pair (−0.855 and −0.852), the others within 0.04.
 //!
 //! ```sh
 //! cargo run --release --example linear_regression

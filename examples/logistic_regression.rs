@@ -10,11 +10,11 @@
 //! the ESS and Pareto k̂ of the weights, the bound at the fitted guide and
 //! a log-evidence estimate.
 //!
-//! Measured with these seeds (n = 300, about 3 s): the mean-field guide's
+//! Measured with these seeds (n = 300, about 1.5 s): the mean-field guide's
 //! own sds for the correlated pair are too small (0.142 and 0.129 against
 //! 0.181 and 0.157 after resampling; ESS 4819 of 20000, k̂ 0.62); the
-//! semi-implicit guide's are closer (0.164 and 0.162 against 0.183 and
-//! 0.162; ESS 17475, k̂ 0.34) and its bound, −196.058 ± 0.005 (M = 1, K = 64), is above the ELBO,
+//! semi-implicit guide's are closer (0.165 and 0.164 against 0.182 and
+//! 0.162; ESS 17321, k̂ 0.34) and its bound, −196.057 ± 0.005 (M = 1, K = 64), is above the ELBO,
 //! −196.288 ± 0.014; the log-evidence estimates agree (−196.032 ± 0.002
 //! and −196.039 ± 0.011). For these data x2's coefficient sits 2.6
 //! posterior sds from its true −0.8, so both 90% intervals miss it: a
