@@ -33,6 +33,7 @@
 //! taskset -c 1 target/release/deps/logistic_step-HASH --bench 'logistic_step/.*/10000'
 //! ```
 
+use iwhvi_examples::regression::LogisticRegression;
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
@@ -45,7 +46,6 @@ use iwhvi::objective::fused::FusedDiwhvi;
 use iwhvi::objective::{self, Diwhvi, GradientEstimator, StepNoise};
 use iwhvi::optim::{Adam, Optimizer};
 use iwhvi::tape::TapeEngine;
-use iwhvi::variational;
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -56,27 +56,6 @@ const D: usize = 10;
 const SIZES: [usize; 4] = [100, 1_000, 10_000, 100_000];
 /// `make_data.py`'s coefficients.
 const BETA_TRUE: [f64; D] = [-0.5, 1.2, -0.8, 0.4, 0.0, 0.3, -0.2, 0.6, -1.0, 0.1];
-
-/// y_i ~ BernoulliLogit((X beta)_i), beta_j ~ N(0, 2.5).
-#[variational]
-struct LogisticRegression {
-    #[data]
-    x: DMatrix<f64>,
-    #[latent(Normal(0.0, 2.5), len = x.ncols())]
-    beta: Vec<f64>,
-    #[observe(BernoulliLogit(self.linear_predictor(i, beta)), for i)]
-    y: Vec<u64>,
-}
-
-impl LogisticRegression {
-    /// (X beta)_i.
-    fn linear_predictor<T: iwhvi::Scalar>(&self, i: usize, beta: &[T]) -> T {
-        beta.iter()
-            .enumerate()
-            .map(|(j, &b)| b * self.x[(i, j)])
-            .sum()
-    }
-}
 
 /// The first `n` rows of the peers' data files, if present.
 fn read_peer_data(n: usize) -> Option<(DMatrix<f64>, Vec<u64>)> {

@@ -23,13 +23,14 @@
 //! taskset -c 1 target/release/deps/plate-* --bench
 //! ```
 
+use iwhvi_examples::regression::LogisticRegression;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use iwhvi::__private::ReferenceLogJoint;
 use iwhvi::model::Model;
 use iwhvi::tape::TapeEngine;
-use iwhvi::{Differentiable, ForwardEngine, Parallelism, Scalar, variational};
+use iwhvi::{Differentiable, ForwardEngine, Parallelism, Scalar};
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -37,27 +38,6 @@ use rand::{RngExt, SeedableRng};
 const D: usize = 10;
 const SIZES: [usize; 4] = [100, 1_000, 10_000, 100_000];
 const BETA_TRUE: [f64; D] = [-0.5, 1.2, -0.8, 0.4, 0.0, 0.3, -0.2, 0.6, -1.0, 0.1];
-
-/// The logistic regression example's model.
-#[variational]
-struct LogisticRegression {
-    #[data]
-    x: DMatrix<f64>,
-    #[latent(Normal(0.0, 2.5), len = x.ncols())]
-    beta: Vec<f64>,
-    #[observe(BernoulliLogit(self.linear_predictor(i, beta)), for i)]
-    y: Vec<u64>,
-}
-
-impl LogisticRegression {
-    /// (X beta)_i.
-    fn linear_predictor<T: Scalar>(&self, i: usize, beta: &[T]) -> T {
-        beta.iter()
-            .enumerate()
-            .map(|(j, &b)| b * self.x[(i, j)])
-            .sum()
-    }
-}
 
 /// A standard normal draw (Box–Muller).
 fn normal(rng: &mut StdRng) -> f64 {

@@ -23,6 +23,9 @@
 //! K = 64) −158.508 ± 0.003; both recover the correlation −0.852 of the
 //! correlated pair (−0.855 and −0.852), the others within 0.04.
 //!
+//! The model, `LinearRegression`, is declared with `#[variational]` in
+//! `examples/src/regression.rs`, shared with the benches and tests.
+//!
 //! ```sh
 //! cargo run --release --example linear_regression
 //! cargo run --release --example linear_regression -- --json
@@ -33,7 +36,7 @@ use iwhvi::guide::{FullRank, HierarchicalGuide, MeanField, SemiImplicit};
 use iwhvi::objective::{Diwhvi, Estimate, estimate_bound, log_evidence};
 use iwhvi::optim::{Adam, LearningRate};
 use iwhvi::posterior::Posterior;
-use iwhvi::variational;
+use iwhvi_examples::regression::LinearRegression;
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -49,31 +52,6 @@ const TRUE_BETA: [f64; 4] = [1.0, 2.0, -1.0, 0.5];
 const NAMES: [&str; 4] = ["beta[0]", "beta[1]", "beta[2]", "beta[3]"];
 /// Draws from each fitted guide for its moments.
 const DRAWS: usize = 100_000;
-
-/// y_i ~ N((X beta)_i, noise_sd), beta_j ~ N(0, prior_sd).
-#[variational]
-struct LinearRegression {
-    #[data]
-    x: DMatrix<f64>,
-    #[data]
-    noise_sd: f64,
-    #[data]
-    prior_sd: f64,
-    #[latent(Normal(0.0, prior_sd), len = x.ncols())]
-    beta: Vec<f64>,
-    #[observe(Normal(self.linear_predictor(i, beta), noise_sd), for i)]
-    y: DVector<f64>,
-}
-
-impl LinearRegression {
-    /// (X beta)_i.
-    fn linear_predictor<T: iwhvi::Scalar>(&self, i: usize, beta: &[T]) -> T {
-        beta.iter()
-            .enumerate()
-            .map(|(j, &b)| b * self.x[(i, j)])
-            .sum()
-    }
-}
 
 /// A design of n rows: an intercept, x1, x2 (correlation 0.9 with x1) and
 /// x3 (correlation 0.6 with x2); y from `TRUE_BETA` with noise sd `NOISE_SD`.

@@ -21,13 +21,16 @@
 //! property of the simulated data, not of the fit (a 90% interval misses
 //! one time in ten).
 //!
+//! The model, `LogisticRegression`, is declared with `#[variational]` in
+//! `examples/src/regression.rs`, shared with the benches and tests.
+//!
 //! ```sh
 //! cargo run --release --example logistic_regression
 //! cargo run --release --example logistic_regression -- --json
 //! ```
 
 use iwhvi::distributions::BernoulliLogit;
-use iwhvi::variational;
+use iwhvi_examples::regression::LogisticRegression;
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -37,27 +40,6 @@ use iwhvi_examples::{regression, report};
 
 /// The coefficients the data are simulated from: intercept, x1, x2, x3.
 const TRUE_BETA: [f64; 4] = [-0.5, 1.2, -0.8, 0.4];
-
-/// y_i ~ BernoulliLogit((X beta)_i), beta_j ~ N(0, 2.5).
-#[variational]
-struct LogisticRegression {
-    #[data]
-    x: DMatrix<f64>,
-    #[latent(Normal(0.0, 2.5), len = x.ncols())]
-    beta: Vec<f64>,
-    #[observe(BernoulliLogit(self.linear_predictor(i, beta)), for i)]
-    y: Vec<u64>,
-}
-
-impl LogisticRegression {
-    /// (X beta)_i.
-    fn linear_predictor<T: iwhvi::Scalar>(&self, i: usize, beta: &[T]) -> T {
-        beta.iter()
-            .enumerate()
-            .map(|(j, &b)| b * self.x[(i, j)])
-            .sum()
-    }
-}
 
 /// n rows: an intercept, x1, x2 (correlation 0.6 with x1) and x3, all
 /// standard normal; y from `TRUE_BETA`.

@@ -22,13 +22,16 @@
 //! sds from its true 0.4, so both 90% intervals miss it: a property of the
 //! simulated data, not of the fit (a 90% interval misses one time in ten).
 //!
+//! The model, `PoissonRegression`, is declared with `#[variational]` in
+//! `examples/src/regression.rs`, shared with the benches and tests.
+//!
 //! ```sh
 //! cargo run --release --example poisson_regression
 //! cargo run --release --example poisson_regression -- --json
 //! ```
 
 use iwhvi::distributions::PoissonLog;
-use iwhvi::variational;
+use iwhvi_examples::regression::PoissonRegression;
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -39,29 +42,6 @@ use iwhvi_examples::{regression, report};
 /// The coefficients the data are simulated from: intercept, x1, x2 and
 /// a 0/1 treatment indicator.
 const TRUE_BETA: [f64; 4] = [0.5, 0.4, -0.3, -0.5];
-
-/// counts_i ~ Poisson(exposure_i · exp((X beta)_i)), beta_j ~ N(0, 2).
-#[variational]
-struct PoissonRegression {
-    #[data]
-    x: DMatrix<f64>,
-    #[data]
-    exposure: Vec<f64>,
-    #[latent(Normal(0.0, 2.0), len = x.ncols())]
-    beta: Vec<f64>,
-    #[observe(PoissonLog(self.linear_predictor(i, beta) + exposure[i].ln()), for i)]
-    counts: Vec<u64>,
-}
-
-impl PoissonRegression {
-    /// (X beta)_i.
-    fn linear_predictor<T: iwhvi::Scalar>(&self, i: usize, beta: &[T]) -> T {
-        beta.iter()
-            .enumerate()
-            .map(|(j, &b)| b * self.x[(i, j)])
-            .sum()
-    }
-}
 
 /// n rows: an intercept, x1, x2 (standard normal, correlation 0.5) and a
 /// treatment indicator (every other row); exposures uniform on [0.5, 3];

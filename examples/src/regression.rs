@@ -14,6 +14,8 @@ use iwhvi::posterior::{Posterior, Summary};
 use rand::rngs::StdRng;
 
 use crate::report::Report;
+use iwhvi::{Scalar, variational};
+use nalgebra::{DMatrix, DVector};
 
 /// One fitted guide, assessed.
 pub struct Assessment {
@@ -166,4 +168,78 @@ fn print(report: &Report, truth: &[f64], title: &str, bound_name: &str, a: &Asse
         "bound ({bound_name}): {}; log-evidence estimate (M = 1000, K = 64): {}",
         a.bound, a.log_evidence
     ));
+}
+
+/// Logistic regression, the model of `examples/logistic_regression.rs`
+/// (also timed by `benches/logistic_step.rs` and `benches/plate.rs`, and
+/// checked by `tests/macros/plates.rs`): y_i ~ BernoulliLogit((X beta)_i),
+/// beta_j ~ N(0, 2.5).
+#[variational]
+pub struct LogisticRegression {
+    #[data]
+    pub x: DMatrix<f64>,
+    #[latent(Normal(0.0, 2.5), len = x.ncols())]
+    beta: Vec<f64>,
+    #[observe(BernoulliLogit(self.linear_predictor(i, beta)), for i)]
+    pub y: Vec<u64>,
+}
+
+impl LogisticRegression {
+    /// (X beta)_i.
+    fn linear_predictor<T: Scalar>(&self, i: usize, beta: &[T]) -> T {
+        row_dot(&self.x, i, beta)
+    }
+}
+
+/// Linear regression with known noise, the model of
+/// `examples/linear_regression.rs`: y_i ~ N((X beta)_i, noise_sd),
+/// beta_j ~ N(0, prior_sd).
+#[variational]
+pub struct LinearRegression {
+    #[data]
+    pub x: DMatrix<f64>,
+    #[data]
+    pub noise_sd: f64,
+    #[data]
+    pub prior_sd: f64,
+    #[latent(Normal(0.0, prior_sd), len = x.ncols())]
+    beta: Vec<f64>,
+    #[observe(Normal(self.linear_predictor(i, beta), noise_sd), for i)]
+    pub y: DVector<f64>,
+}
+
+impl LinearRegression {
+    /// (X beta)_i.
+    fn linear_predictor<T: Scalar>(&self, i: usize, beta: &[T]) -> T {
+        row_dot(&self.x, i, beta)
+    }
+}
+
+/// Poisson regression with an exposure offset, the model of
+/// `examples/poisson_regression.rs`:
+/// counts_i ~ Poisson(exposure_i · exp((X beta)_i)), beta_j ~ N(0, 2).
+#[variational]
+pub struct PoissonRegression {
+    #[data]
+    pub x: DMatrix<f64>,
+    #[data]
+    pub exposure: Vec<f64>,
+    #[latent(Normal(0.0, 2.0), len = x.ncols())]
+    beta: Vec<f64>,
+    #[observe(PoissonLog(self.linear_predictor(i, beta) + exposure[i].ln()), for i)]
+    pub counts: Vec<u64>,
+}
+
+impl PoissonRegression {
+    /// (X beta)_i.
+    fn linear_predictor<T: Scalar>(&self, i: usize, beta: &[T]) -> T {
+        row_dot(&self.x, i, beta)
+    }
+}
+
+/// `Σⱼ beta_j x_ij`: a linear predictor as a helper method writes it, over
+/// any `Scalar` (opaque to the macro, so the plate evaluates it on dual
+/// numbers).
+fn row_dot<T: Scalar>(x: &DMatrix<f64>, i: usize, beta: &[T]) -> T {
+    beta.iter().enumerate().map(|(j, &b)| b * x[(i, j)]).sum()
 }

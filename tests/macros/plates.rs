@@ -15,6 +15,7 @@ use iwhvi::__private::ReferenceLogJoint;
 use iwhvi::model::Model;
 use iwhvi::tape::TapeEngine;
 use iwhvi::{Differentiable, ForwardEngine, Parallelism, Scalar, variational};
+use iwhvi_examples::regression::{LinearRegression, LogisticRegression, PoissonRegression};
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -137,70 +138,6 @@ fn design(n: usize, d: usize, seed: u64) -> DMatrix<f64> {
             rng.random_range(-2.0..2.0)
         }
     })
-}
-
-/// The regression examples as they are written (helper `linear_predictor`).
-#[variational]
-struct LogisticRegression {
-    #[data]
-    x: DMatrix<f64>,
-    #[latent(Normal(0.0, 2.5), len = x.ncols())]
-    beta: Vec<f64>,
-    #[observe(BernoulliLogit(self.linear_predictor(i, beta)), for i)]
-    y: Vec<u64>,
-}
-
-impl LogisticRegression {
-    fn linear_predictor<T: Scalar>(&self, i: usize, beta: &[T]) -> T {
-        beta.iter()
-            .enumerate()
-            .map(|(j, &b)| b * self.x[(i, j)])
-            .sum()
-    }
-}
-
-#[variational]
-struct LinearRegression {
-    #[data]
-    x: DMatrix<f64>,
-    #[data]
-    noise_sd: f64,
-    #[data]
-    prior_sd: f64,
-    #[latent(Normal(0.0, prior_sd), len = x.ncols())]
-    beta: Vec<f64>,
-    #[observe(Normal(self.linear_predictor(i, beta), noise_sd), for i)]
-    y: DVector<f64>,
-}
-
-impl LinearRegression {
-    fn linear_predictor<T: Scalar>(&self, i: usize, beta: &[T]) -> T {
-        beta.iter()
-            .enumerate()
-            .map(|(j, &b)| b * self.x[(i, j)])
-            .sum()
-    }
-}
-
-#[variational]
-struct PoissonRegression {
-    #[data]
-    x: DMatrix<f64>,
-    #[data]
-    exposure: Vec<f64>,
-    #[latent(Normal(0.0, 2.0), len = x.ncols())]
-    beta: Vec<f64>,
-    #[observe(PoissonLog(self.linear_predictor(i, beta) + exposure[i].ln()), for i)]
-    counts: Vec<u64>,
-}
-
-impl PoissonRegression {
-    fn linear_predictor<T: Scalar>(&self, i: usize, beta: &[T]) -> T {
-        beta.iter()
-            .enumerate()
-            .map(|(j, &b)| b * self.x[(i, j)])
-            .sum()
-    }
 }
 
 #[test]
@@ -853,8 +790,6 @@ fn plates_are_emitted_where_a_kernel_applies() {
     radon.__plate_args_y::<f64>(1, &[&a, &b, &sigma], &mut out);
     assert_eq!(out, [-1.0 + 3.0 * 2.0, 0.2f64.exp()]);
     assert_eq!(radon.__plate_obs_y(1), 0.2);
-    let logistic = LogisticRegression::new(design(3, 2, 1), vec![0, 1, 1]).unwrap();
-    assert_eq!(logistic.__plate_obs_y(2), 1);
     // An affine plate's derivative terms: Normal(a + c[i]·x[i], b), operands
     // a, b, c at offsets 0, 1, 2: (argument, operand, ∂arg/∂operand).
     let (x, n) = data(4);
