@@ -4,7 +4,10 @@
 //! struct (`iwhvi_examples::centred`). For every fit: the posterior of mu, tau
 //! and theta[0] from the guide's draws and importance-resampled with the
 //! bound's weights, beside posteriordb's reference (NUTS, 10,000 draws);
-//! the bound; and a log-evidence estimate against the exact -31.311.
+//! the bound; and a log-evidence estimate against the exact -31.311. The
+//! centred semi-implicit fit's bound per step and its draws go to
+//! `target/eight_schools_trace.svg` and `target/eight_schools_pairs.svg`
+//! (`iwhvi::plot`).
 //!
 //! The non-centred form (theta_j = mu + tau theta_tilde_j) is nearly
 //! Gaussian in its coordinates. The centred form (theta_j ~ N(mu, tau)) is
@@ -111,6 +114,33 @@ fn score<Mo: Model, G: HierarchicalGuide + Clone>(
     report.figure(&format!("{key}.pareto_k"), resampled.pareto_k);
 }
 
+/// The centred semi-implicit fit's bound per step and its draws of mu,
+/// tau and theta[0], as SVGs in `target/` (`iwhvi::plot`; a generator of
+/// their own, so the printed figures do not depend on them).
+fn pictures<G: HierarchicalGuide + Clone>(
+    model: &Centred,
+    guide: &G,
+    fitted: &iwhvi::fit::Fit,
+    report: &Report,
+) {
+    let target = iwhvi_examples::repo_root().join("target");
+    let trace = target.join("eight_schools_trace.svg");
+    let pairs = target.join("eight_schools_pairs.svg");
+    let posterior =
+        Posterior::new(model, guide, &fitted.params).expect("the fitted parameters fit the guide");
+    let draws = posterior.sample(2000, &mut StdRng::seed_from_u64(7));
+    let drawn = iwhvi::plot::trace(&fitted.trace, 100, &trace)
+        .and_then(|()| iwhvi::plot::pairs(&draws, None, &["mu", "tau", "theta[0]"], &pairs));
+    match drawn {
+        Ok(()) => report.line(format!(
+            "plots: {} (bound per step), {} (draws)",
+            trace.display(),
+            pairs.display()
+        )),
+        Err(e) => eprintln!("plots not drawn: {e}"),
+    }
+}
+
 fn main() {
     let mut report = Report::from_args();
     let progress = !report.is_json();
@@ -190,6 +220,7 @@ fn main() {
         centred,
         &mut rng,
     );
+    pictures(&model, &semi_implicit, &fitted, &report);
     let structured = FunnelGuide::new(&model).expect("the guide fits the model");
     let fitted = fit(&model, &structured, adam(), &elbo).expect("structured fit");
     score(
