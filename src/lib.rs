@@ -104,9 +104,7 @@ pub use iwhvi_core::*;
 /// - `Name::from_json(text)`, `Name::load_json(path)` and
 ///   `Name::from_stan_data(&data)`: the same model with its data fields read
 ///   by name from Stan-format JSON ([`data::StanData`]), errors naming the
-///   variable (emitted when every data field's type is one the reader
-///   knows: reals, integers, booleans, their arrays and `Vec`s, `DVector`,
-///   `DMatrix`);
+///   variable;
 /// - `NameLatents`, a typed struct of the constrained latents, with
 ///   `Name::latents(&u)`, its inverse `Name::unconstrain(&latents)`, and
 ///   `Name::typed_latents(&named)` (from a row of posterior draws);

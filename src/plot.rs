@@ -1,7 +1,7 @@
 //! Pictures of a fit, as SVG files (the `plot` feature, with `plotters`):
 //!
-//! - [`trace`]: the bound at every step, with its moving average over a
-//!   window, the first thing to look at after a stochastic fit (has it
+//! - [`trace`]: the bound at every step, with its mean over each window of
+//!   steps (as [`Fit::smoothed`](crate::fit::Fit) holds it), the first thing to look at after a stochastic fit (has it
 //!   levelled off?);
 //! - [`marginals`]: a histogram of each element's draws, optionally over a
 //!   reference's (NUTS draws, or another guide's);
@@ -53,7 +53,9 @@ pub enum PlotError {
     #[error("nothing to plot: {0}")]
     Empty(&'static str),
     /// An element name that the draws do not have.
-    #[error("the draws have no element `{0}` (their names are e.g. `mu`, `theta[0]`)")]
+    #[error(
+        "the draws have no element `{0}`: name elements as `Draws::names` lists them (`theta[0]` for element 0 of `theta`)"
+    )]
     UnknownElement(String),
     /// The smoothing window is 0.
     #[error("the smoothing window must be at least one step")]
@@ -108,8 +110,8 @@ pub fn trace(bound: &[f64], window: usize, path: impl AsRef<Path>) -> Result<(),
             })
         })
         .collect();
-    // The y range: the central 98 % of the points, so that the first
-    // steps' very low bounds do not flatten the rest.
+    // The y range: from the 1st percentile of the points to their maximum,
+    // so that the first steps' very low bounds do not flatten the rest.
     let mut values: Vec<f64> = points.iter().map(|p| p.1).collect();
     values.sort_by(f64::total_cmp);
     let low = values[values.len() / 100];
@@ -158,7 +160,7 @@ pub fn trace(bound: &[f64], window: usize, path: impl AsRef<Path>) -> Result<(),
 }
 
 /// The columns to plot: `names`, or every element when `names` is empty.
-fn columns(draws: &Draws, names: &[&str]) -> Result<Vec<(String, Vec<f64>)>, PlotError> {
+fn columns(draws: &Draws, names: &[&str]) -> Result<Columns, PlotError> {
     if draws.is_empty() {
         return Err(PlotError::Empty("no draws"));
     }
@@ -176,6 +178,18 @@ fn columns(draws: &Draws, names: &[&str]) -> Result<Vec<(String, Vec<f64>)>, Plo
             Ok((name, column))
         })
         .collect()
+}
+
+/// Named columns of draws.
+type Columns = Vec<(String, Vec<f64>)>;
+
+/// The reference's columns for the elements of `ours`, by name.
+fn reference_columns(
+    reference: Option<&Draws>,
+    ours: &Columns,
+) -> Result<Option<Columns>, PlotError> {
+    let names: Vec<&str> = ours.iter().map(|(n, _)| n.as_str()).collect();
+    reference.map(|r| columns(r, &names)).transpose()
 }
 
 /// The range that holds both samples' finite values, padded by 5 %.
@@ -236,21 +250,21 @@ fn histogram_panel<DB: DrawingBackend>(
         .x_label_area_size(24)
         .y_label_area_size(36)
         .build_cartesian_2d(x_range.clone(), 0.0..top.max(1e-9))
-        .map_err(|e| backend(e.to_string()))?;
+        .map_err(backend)?;
     chart
         .configure_mesh()
         .max_light_lines(0)
         .x_labels(4)
         .y_labels(3)
         .draw()
-        .map_err(|e| backend(e.to_string()))?;
+        .map_err(backend)?;
     chart
         .draw_series(
             ours_h
                 .iter()
                 .map(|&(x, d)| Rectangle::new([(x, 0.0), (x + width, d)], OURS.mix(0.5).filled())),
         )
-        .map_err(|e| backend(e.to_string()))?;
+        .map_err(backend)?;
     if let Some(reference_h) = reference_h {
         let outline: Vec<(f64, f64)> = reference_h
             .iter()
@@ -258,7 +272,7 @@ fn histogram_panel<DB: DrawingBackend>(
             .collect();
         chart
             .draw_series(LineSeries::new(outline, REFERENCE.stroke_width(2)))
-            .map_err(|e| backend(e.to_string()))?;
+            .map_err(backend)?;
     }
     Ok(())
 }
@@ -277,12 +291,7 @@ pub fn marginals(
     path: impl AsRef<Path>,
 ) -> Result<(), PlotError> {
     let ours = columns(draws, names)?;
-    let theirs = reference
-        .map(|r| {
-            let names: Vec<&str> = ours.iter().map(|(n, _)| n.as_str()).collect();
-            columns(r, &names)
-        })
-        .transpose()?;
+    let theirs = reference_columns(reference, &ours)?;
     let per_row = (ours.len() as f64).sqrt().ceil() as usize;
     let rows = ours.len().div_ceil(per_row);
     let path = path.as_ref();
@@ -311,12 +320,7 @@ pub fn pairs(
     path: impl AsRef<Path>,
 ) -> Result<(), PlotError> {
     let ours = columns(draws, names)?;
-    let theirs = reference
-        .map(|r| {
-            let names: Vec<&str> = ours.iter().map(|(n, _)| n.as_str()).collect();
-            columns(r, &names)
-        })
-        .transpose()?;
+    let theirs = reference_columns(reference, &ours)?;
     let p = ours.len();
     let path = path.as_ref();
     prepare(path)?;

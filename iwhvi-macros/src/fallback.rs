@@ -156,6 +156,15 @@ pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
             #vis fn derived_quantities(&self, __latents: &#latents_ident) -> #derived_ident {
                 #never
             }
+            #vis fn from_json(json: &str) -> ::core::result::Result<Self, ::iwhvi::data::StanDataError> {
+                #never
+            }
+            #vis fn load_json(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, ::iwhvi::data::StanDataError> {
+                #never
+            }
+            #vis fn from_stan_data(__data: &::iwhvi::data::StanData) -> ::core::result::Result<Self, ::iwhvi::data::StanDataError> {
+                #never
+            }
         }
 
         #[allow(unused_variables, clippy::all)]

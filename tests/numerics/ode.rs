@@ -5,6 +5,8 @@
 //! solver, equals one written by hand from the reference trajectory.
 
 use iwhvi::gradient::{Differentiable, ForwardEngine};
+
+use crate::common::{central_difference, relative_error};
 use iwhvi::model::Model;
 use iwhvi::ode::{OdeOptions, solve};
 use iwhvi::special::LN_SQRT_2PI;
@@ -61,7 +63,7 @@ fn lotka_volterra_matches_scipy_to_1e_8() {
     .expect("a smooth system");
     for (t, (ours, theirs)) in r.times.iter().zip(ys.iter().zip(&r.z)) {
         for j in 0..2 {
-            let rel = (ours[j] - theirs[j]).abs() / theirs[j].abs();
+            let rel = relative_error(ours[j], theirs[j]);
             assert!(
                 rel < 1e-8,
                 "t = {t}, z[{j}]: {} vs {} ({rel:e})",
@@ -213,11 +215,7 @@ fn predator_prey_gradients_agree_across_engines_and_with_differences() {
             (forward[i] - tape[i]).abs() <= 1e-9 * forward[i].abs().max(1.0),
             "{i}"
         );
-        let h = 1e-6;
-        let (mut up, mut down) = (u.clone(), u.clone());
-        up[i] += h;
-        down[i] -= h;
-        let fd = (model.log_joint(&up) - model.log_joint(&down)) / (2.0 * h);
+        let fd = central_difference(|u| model.log_joint(u), &u, i);
         assert!(
             (forward[i] - fd).abs() < 1e-4 * fd.abs().max(1.0),
             "{i}: {} vs {fd}",

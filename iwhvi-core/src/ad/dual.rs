@@ -200,11 +200,7 @@ impl<const W: usize> ChainRule for Dual<W> {
 
     #[inline]
     fn combine(value: f64, terms: impl Iterator<Item = (Self, f64)>, divisor: f64) -> Self {
-        let mut sum = TangentSum::new();
-        for (operand, partial) in terms {
-            sum.add(operand, partial);
-        }
-        sum.finish(value, divisor)
+        Self::combine_grouped(value, terms.map(|term| [term]), divisor)
     }
 
     #[inline(always)]
@@ -213,50 +209,22 @@ impl<const W: usize> ChainRule for Dual<W> {
         groups: impl Iterator<Item = [(Self, f64); C]>,
         divisor: f64,
     ) -> Self {
-        let mut sum = TangentSum::new();
+        let mut tangent = [0.0; W];
+        let mut active = false;
         for group in groups {
             for (operand, partial) in group {
-                sum.add(operand, partial);
+                if operand.active {
+                    active = true;
+                    for (t, &v) in tangent.iter_mut().zip(&operand.tangent) {
+                        *t += partial * v;
+                    }
+                }
             }
         }
-        sum.finish(value, divisor)
-    }
-}
-
-/// `Σ partialᵢ · tangentᵢ` over the active operands of a
-/// [`ChainRule::combine`], in the order they are added.
-struct TangentSum<const W: usize> {
-    tangent: [f64; W],
-    active: bool,
-}
-
-impl<const W: usize> TangentSum<W> {
-    #[inline(always)]
-    fn new() -> Self {
-        Self {
-            tangent: [0.0; W],
-            active: false,
-        }
-    }
-
-    #[inline(always)]
-    fn add(&mut self, operand: Dual<W>, partial: f64) {
-        if operand.active {
-            self.active = true;
-            for (t, &v) in self.tangent.iter_mut().zip(&operand.tangent) {
-                *t += partial * v;
-            }
-        }
-    }
-
-    /// The dual of `value` with the summed tangent over `divisor`; a
-    /// constant if no operand was active.
-    #[inline(always)]
-    fn finish(self, value: f64, divisor: f64) -> Dual<W> {
-        if self.active {
-            Dual::new(value, divide(self.tangent, divisor))
+        if active {
+            Self::new(value, divide(tangent, divisor))
         } else {
-            Dual::constant(value)
+            Self::constant(value)
         }
     }
 }

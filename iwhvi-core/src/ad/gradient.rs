@@ -353,14 +353,9 @@ impl<const W: usize> ForwardEngine<W> {
         let (first, rest) = out.split_at_mut(W.min(out.len()));
         let started = Instant::now();
         let value = run(&mut buffer, 0, first);
-        // Waking the pool costs tens of microseconds: worth it only when the
-        // remaining passes take longer than that on one core.
-        let inline = passes == 1
-            || match self.parallelism {
-                Parallelism::SingleThread => true,
-                Parallelism::AllCores => false,
-                Parallelism::Auto => started.elapsed() * (passes as u32 - 1) < PARALLEL_THRESHOLD,
-            };
+        let inline = self
+            .parallelism
+            .runs_inline(started.elapsed(), passes.saturating_sub(1));
         if inline {
             for (chunk, out) in rest.chunks_mut(W).enumerate() {
                 run(&mut buffer, chunk + 1, out);
@@ -379,7 +374,24 @@ impl<const W: usize> ForwardEngine<W> {
 
 /// Below this much estimated single-core work the passes stay on the
 /// calling thread (the result is the same bits either way).
-const PARALLEL_THRESHOLD: Duration = Duration::from_micros(100);
+pub(crate) const PARALLEL_THRESHOLD: Duration = Duration::from_micros(100);
+
+impl Parallelism {
+    /// Whether `remaining` more pieces of work like the first, which took
+    /// `first`, stay on the calling thread: always for `SingleThread`,
+    /// never for `AllCores`, and under `Auto` when they would take less
+    /// than [`PARALLEL_THRESHOLD`] on one core (waking rayon's pool costs
+    /// tens of microseconds). It decides where work runs, never what it
+    /// computes.
+    pub(crate) fn runs_inline(self, first: Duration, remaining: usize) -> bool {
+        remaining == 0
+            || match self {
+                Parallelism::SingleThread => true,
+                Parallelism::AllCores => false,
+                Parallelism::Auto => first * (remaining as u32) < PARALLEL_THRESHOLD,
+            }
+    }
+}
 
 /// The tangent directions of a set of passes.
 #[derive(Clone, Copy)]

@@ -237,7 +237,9 @@ pub fn solve<T: Scalar, F: FnMut(f64, &[T], &mut [T])>(
                 }
                 f(t + C[s - 1] * step, &stage, &mut k[s]);
                 if s == 6 {
-                    y_new.clone_from(&stage);
+                    // The last stage is the new point; `stage` is rewritten
+                    // before it is read again.
+                    std::mem::swap(&mut y_new, &mut stage);
                 }
             }
             // The error estimate, in values: Σ_s E_s k_s · h.

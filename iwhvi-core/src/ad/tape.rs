@@ -54,17 +54,22 @@ impl Tape {
         self.starts.push(0);
     }
 
-    /// Appends a node with the given edges, constants skipped, and returns
-    /// its index; `None`, recording nothing, when every operand is a
-    /// constant.
-    #[inline]
-    fn push(&mut self, edges: impl Iterator<Item = (u32, f64)>) -> Option<u32> {
+    /// Appends a node with the given edges (in groups of `C`, in order),
+    /// constants skipped, and returns its index; `None`, recording nothing,
+    /// when every operand is a constant.
+    #[inline(always)]
+    fn push<const C: usize>(
+        &mut self,
+        groups: impl Iterator<Item = [(u32, f64); C]>,
+    ) -> Option<u32> {
         let start = self.edges.len();
-        // A plain loop: `extend` over a filtered adaptor compiles to a
-        // `try_fold` that costs more than the pushes themselves.
-        for (operand, partial) in edges {
-            if operand != CONSTANT {
-                self.edges.push((operand, partial));
+        // Plain nested loops: `extend` over a flattened, filtered adaptor
+        // compiles to a `try_fold` that costs more than the pushes themselves.
+        for group in groups {
+            for (operand, partial) in group {
+                if operand != CONSTANT {
+                    self.edges.push((operand, partial));
+                }
             }
         }
         (self.edges.len() > start).then(|| self.close())
@@ -155,11 +160,7 @@ impl ChainRule for Var {
 
     #[inline(always)]
     fn combine(value: f64, terms: impl Iterator<Item = (Self, f64)>, divisor: f64) -> Self {
-        let edges = terms.map(|(operand, partial)| (operand.index, partial / divisor));
-        match TAPE.with(|tape| tape.borrow_mut().push(edges)) {
-            Some(index) => Self { value, index },
-            None => Self::constant(value),
-        }
+        Self::combine_grouped(value, terms.map(|term| [term]), divisor)
     }
 
     #[inline(always)]
@@ -168,19 +169,9 @@ impl ChainRule for Var {
         groups: impl Iterator<Item = [(Self, f64); C]>,
         divisor: f64,
     ) -> Self {
-        let index = TAPE.with(|tape| {
-            let mut tape = tape.borrow_mut();
-            let start = tape.edges.len();
-            for group in groups {
-                for (operand, partial) in group {
-                    if !operand.is_constant() {
-                        tape.edges.push((operand.index, partial / divisor));
-                    }
-                }
-            }
-            (tape.edges.len() > start).then(|| tape.close())
-        });
-        match index {
+        let edges =
+            groups.map(|group| group.map(|(operand, partial)| (operand.index, partial / divisor)));
+        match TAPE.with(|tape| tape.borrow_mut().push(edges)) {
             Some(index) => Self { value, index },
             None => Self::constant(value),
         }

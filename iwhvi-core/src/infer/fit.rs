@@ -354,7 +354,9 @@ impl FitConfig {
         self
     }
 
-    /// With the given parallelism for the gradient passes.
+    /// With the given parallelism for the gradient passes and the outer
+    /// samples (see [`FitConfig::parallelism`]; the result is the same bits
+    /// either way).
     pub fn parallelism(mut self, parallelism: Parallelism) -> Self {
         self.parallelism = parallelism;
         self
@@ -482,65 +484,54 @@ pub fn fit_from<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
     let parallelism = config.parallelism;
     let model_engine = ModelEngine::new(engines.model, parallelism);
     let run = |step: &mut StepFn<'_>| fit_loop(guide, optimizer, config, initial, engines, step);
-    let fused = match engines.guide {
-        EngineChoice::Fused => guide.fused(),
-        _ => None,
-    };
-    if let Some(fused) = fused {
-        let mut fused = fused
-            .with_estimator(config.estimator)?
-            .with_parallelism(parallelism);
-        return run(&mut |params, noise, gradient| {
-            Ok(fused.value_and_gradient(model, params, noise, &model_engine, gradient))
-        });
-    }
     match engines.guide {
+        EngineChoice::Fused => {
+            let mut fused = guide
+                .fused()
+                .expect("step_engines picks the fused path only for a guide that has one")
+                .with_estimator(config.estimator)?
+                .with_parallelism(parallelism);
+            run(&mut |params, noise, gradient| {
+                Ok(fused.value_and_gradient(model, params, noise, &model_engine, gradient))
+            })
+        }
         EngineChoice::Forward { .. } => {
             let forward = ForwardEngine::<16>::new().with_parallelism(parallelism);
-            let generic = GenericEngines {
-                model: &model_engine,
-                guide: &forward,
-                parallelism,
-            };
-            run(&mut |params, noise, gradient| {
-                generic_step(model, guide, generic, config, (params, noise, gradient))
-            })
+            generic_fit(model, guide, config, &model_engine, &forward, run)
         }
-        // The tape, and the fused path's fallback (never taken:
-        // `step_engines` picks it only when `guide.fused()` is `Some`).
-        EngineChoice::Tape | EngineChoice::Fused => {
-            let generic = GenericEngines {
-                model: &model_engine,
-                guide: &TapeEngine,
-                parallelism,
-            };
-            run(&mut |params, noise, gradient| {
-                generic_step(model, guide, generic, config, (params, noise, gradient))
-            })
-        }
+        EngineChoice::Tape => generic_fit(model, guide, config, &model_engine, &TapeEngine, run),
     }
 }
 
 /// One step's bound, writing its gradient: `(params, noise, gradient)`.
 type StepFn<'a> = dyn FnMut(&[f64], &StepNoise, &mut [f64]) -> Result<f64, FitError> + 'a;
 
-/// One step of the generic path.
-fn generic_step<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
+/// The fit on the generic path: the bound over `guide`'s own densities,
+/// its gradient on `guide_engine`, the model's on `model_engine`.
+fn generic_fit<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
     model: &Mo,
     guide: &G,
-    engines: GenericEngines<'_, ModelEngine, EG>,
     config: &FitConfig,
-    (params, noise, gradient): (&[f64], &StepNoise, &mut [f64]),
-) -> Result<f64, FitError> {
-    Ok(split_engines_value_and_gradient(
-        model,
-        guide,
-        params,
-        noise,
-        engines,
-        config.estimator,
-        gradient,
-    )?)
+    model_engine: &ModelEngine,
+    guide_engine: &EG,
+    run: impl FnOnce(&mut StepFn<'_>) -> Result<Fit, FitError>,
+) -> Result<Fit, FitError> {
+    run(&mut |params, noise, gradient| {
+        let engines = GenericEngines {
+            model: model_engine,
+            guide: guide_engine,
+            parallelism: config.parallelism,
+        };
+        Ok(split_engines_value_and_gradient(
+            model,
+            guide,
+            params,
+            noise,
+            engines,
+            config.estimator,
+            gradient,
+        )?)
+    })
 }
 
 /// The loop, with `step` computing one step's bound and gradient.

@@ -71,6 +71,17 @@ pub enum StanDataError {
         /// What was there.
         found: String,
     },
+    /// No variable has the field's exact name, and several match it up to
+    /// case.
+    #[error(
+        "no variable is named `{field}`, and several differ from it only in case ({candidates}): rename one"
+    )]
+    Ambiguous {
+        /// The field.
+        field: String,
+        /// Two of the variables that match up to case.
+        candidates: String,
+    },
     /// The values were read, but the model's constructor rejects them (a
     /// NaN, mismatched lengths, an observation outside its support).
     #[error(transparent)]
@@ -112,27 +123,20 @@ impl FromStanData for f64 {
     /// A number, or `"NaN"`, `"Inf"`, `"+Inf"`, `"-Inf"` (also
     /// `"Infinity"`, as CmdStan writes them).
     fn from_stan(path: &str, value: &Value) -> Result<Self, StanDataError> {
+        let wrong = || StanDataError::WrongType {
+            path: path.into(),
+            expected: "a real number",
+            found: kind(value),
+        };
         match value {
-            Value::Number(n) => n.as_f64().ok_or_else(|| StanDataError::WrongType {
-                path: path.into(),
-                expected: "a real number",
-                found: kind(value),
-            }),
+            Value::Number(n) => n.as_f64().ok_or_else(wrong),
             Value::String(s) => match s.as_str() {
                 "NaN" | "nan" => Ok(f64::NAN),
                 "Inf" | "+Inf" | "inf" | "Infinity" | "+Infinity" => Ok(f64::INFINITY),
                 "-Inf" | "-inf" | "-Infinity" => Ok(f64::NEG_INFINITY),
-                _ => Err(StanDataError::WrongType {
-                    path: path.into(),
-                    expected: "a real number",
-                    found: kind(value),
-                }),
+                _ => Err(wrong()),
             },
-            _ => Err(StanDataError::WrongType {
-                path: path.into(),
-                expected: "a real number",
-                found: kind(value),
-            }),
+            _ => Err(wrong()),
         }
     }
 }
@@ -204,7 +208,11 @@ fn elements<T: FromStanData>(path: &str, value: &Value) -> Result<Vec<T>, StanDa
     items
         .iter()
         .enumerate()
-        .map(|(i, item)| T::from_stan(&format!("{path}[{i}]"), item))
+        // The element's path is only formatted for an error: converting it
+        // again under its own name gives the same error, named.
+        .map(|(i, item)| {
+            T::from_stan(path, item).or_else(|_| T::from_stan(&format!("{path}[{i}]"), item))
+        })
         .collect()
 }
 
@@ -310,8 +318,8 @@ impl StanData {
     /// field with.
     ///
     /// # Errors
-    /// As [`get`](StanData::get); [`StanDataError::Missing`] also when two
-    /// or more variables match up to case and none exactly.
+    /// As [`get`](StanData::get); [`StanDataError::Ambiguous`] when two or
+    /// more variables match up to case and none exactly.
     ///
     /// ```
     /// use iwhvi_core::data::StanData;
@@ -329,10 +337,18 @@ impl StanData {
             .filter(|(name, _)| name.eq_ignore_ascii_case(field));
         match (matches.next(), matches.next()) {
             (Some((name, value)), None) => T::from_stan(name, value),
-            _ => Err(StanDataError::Missing {
-                name: field.into(),
-                present: self.names().collect::<Vec<_>>().join(", "),
+            (None, _) => Err(self.missing(field)),
+            (Some((first, _)), Some((second, _))) => Err(StanDataError::Ambiguous {
+                field: field.into(),
+                candidates: format!("{first}, {second}"),
             }),
+        }
+    }
+
+    fn missing(&self, name: &str) -> StanDataError {
+        StanDataError::Missing {
+            name: name.into(),
+            present: self.names().collect::<Vec<_>>().join(", "),
         }
     }
 
@@ -342,13 +358,7 @@ impl StanData {
     /// [`StanDataError::Missing`] when there is no such variable, or the
     /// conversion's error (naming the element at fault).
     pub fn get<T: FromStanData>(&self, name: &str) -> Result<T, StanDataError> {
-        let value = self
-            .fields
-            .get(name)
-            .ok_or_else(|| StanDataError::Missing {
-                name: name.into(),
-                present: self.names().collect::<Vec<_>>().join(", "),
-            })?;
+        let value = self.fields.get(name).ok_or_else(|| self.missing(name))?;
         T::from_stan(name, value)
     }
 }

@@ -214,7 +214,7 @@ impl SemiImplicit {
 
     /// How the guide is built: the conditional's conditioning, the reverse
     /// model, and whether the conditional's log-scale depends on `ψ` (for
-    /// the fused objective, which covers some of these settings).
+    /// the fused objective, which covers every one of them).
     pub(crate) fn configuration(&self) -> (Conditioning, Reverse, bool) {
         (self.conditioning, self.reverse, self.psi_dependent_scale)
     }

@@ -28,7 +28,7 @@ pub struct ChainedModel {
 /// core (the threshold of the forward engine's passes: waking the pool
 /// costs tens of microseconds). The timing decides only where the samples
 /// run, never what they compute.
-pub const CHAINED_PARALLEL_THRESHOLD: Duration = Duration::from_micros(100);
+pub const CHAINED_PARALLEL_THRESHOLD: Duration = crate::gradient::PARALLEL_THRESHOLD;
 
 impl ChainedModel {
     /// Evaluates the model and its `u`-gradient at each outer draw of the
@@ -116,14 +116,7 @@ impl ChainedModel {
         let mut buffers = new_buffers();
         let started = Instant::now();
         sample(&mut buffers, 0, value0, gradient0);
-        let inline = m == 1
-            || match parallelism {
-                Parallelism::SingleThread => true,
-                Parallelism::AllCores => false,
-                Parallelism::Auto => {
-                    started.elapsed() * (m as u32 - 1) < CHAINED_PARALLEL_THRESHOLD
-                }
-            };
+        let inline = parallelism.runs_inline(started.elapsed(), m - 1);
         if inline {
             for (i, (value, gradient)) in values_rest.iter_mut().zip(gradients_rest).enumerate() {
                 sample(&mut buffers, i + 1, value, gradient);

@@ -9,7 +9,6 @@ use super::{Diwhvi, DiwhviObjective, StepNoise};
 use crate::gradient::Differentiable;
 use crate::guide::HierarchicalGuide;
 use crate::model::Model;
-use crate::scalar::Scalar;
 
 /// A Monte Carlo estimate with its standard error.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -120,7 +119,7 @@ pub fn upper_bound_log_q<G: HierarchicalGuide>(
     let lower = if guide.mixing_dim() == 0 {
         Some(upper)
     } else if buffers.weights.len() > 1 {
-        Some(f64::log_sum_exp(&buffers.weights[1..]) - ((buffers.weights.len() - 1) as f64).ln())
+        Some(super::weights::upper(&buffers.weights[1..]))
     } else {
         None
     };
@@ -311,7 +310,8 @@ pub fn mutual_information<G: HierarchicalGuide, R: Rng + ?Sized>(
         let log_conditional = buffers.log_conditional_at_psi0(guide, params);
         buffers.inner_weights(guide, params, &noise, 0, Stop::Nothing);
         let u_k = upper(&buffers.weights);
-        let l_k = f64::log_sum_exp(&buffers.weights[1..]) - (k as f64).ln();
+        // L_K: the same mean over ψ₁ … ψ_K alone.
+        let l_k = upper(&buffers.weights[1..]);
         lower.push(log_conditional - u_k);
         upper_values.push(log_conditional - l_k);
     }

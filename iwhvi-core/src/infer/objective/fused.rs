@@ -221,7 +221,8 @@ pub struct FusedDiwhvi<'g> {
     slots: Vec<f64>,
 }
 
-/// The buffers of one evaluation, sized for one `(M, K)`.
+/// The buffers of one outer sample's evaluation, sized for one `K` (one
+/// set per worker, reused from step to step).
 #[derive(Clone, Debug, Default)]
 struct Scratch {
     /// `K` and `(D, d)` the matrices are sized for.
@@ -348,9 +349,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// weights `e^{tᵢ − max} / Σ`). No mass, an infinite or a NaN maximum: the
 /// value the rule gives and zero weights (the rule's constant).
 fn log_sum_exp_softmax(terms: &[f64], weights: &mut [f64]) -> f64 {
-    let max = terms
-        .iter()
-        .fold(f64::NEG_INFINITY, |m, &t| if t > m { t } else { m });
+    let max = crate::special::max_term(terms.iter().copied());
     if !max.is_finite() {
         weights.fill(0.0);
         return if terms.iter().any(|t| t.is_nan()) {
@@ -1073,16 +1072,21 @@ impl<'g> FusedDiwhvi<'g> {
                     let t_over_rho = t * inverse_rho;
                     nu_bar -= g * t_over_rho;
                     lr_bar += g * (1.0 - t * t);
+                    // DReG's sums only when it is on (they are not read otherwise).
                     if k == 0 {
-                        nu_bar_dreg -= g * t_over_rho;
-                        lr_bar_dreg += g * (1.0 - t * t);
+                        if dreg {
+                            nu_bar_dreg -= g * t_over_rho;
+                            lr_bar_dreg += g * (1.0 - t * t);
+                        }
                     } else {
                         let eta = noise.reverse(m, k - 1)[j];
                         let psi_bar = s.psi_bar[(k, j)] + g * (t_over_rho - s.psi[(k, j)]);
                         nu_bar += psi_bar;
                         lr_bar += psi_bar * rho * eta;
-                        nu_bar_dreg += psi_bar * pi;
-                        lr_bar_dreg += psi_bar * pi * rho * eta;
+                        if dreg {
+                            nu_bar_dreg += psi_bar * pi;
+                            lr_bar_dreg += psi_bar * pi * rho * eta;
+                        }
                     }
                 }
                 s.nu_bar[j] = nu_bar;

@@ -117,8 +117,9 @@ impl Draws {
     /// `lp__,theta.1,…`, one row per draw).
     ///
     /// # Errors
-    /// [`CmdStanCsvError::NonFinite`] for a NaN or infinite draw (nothing
-    /// is written past the rows before it), [`CmdStanCsvError::Io`].
+    /// [`CmdStanCsvError::NonFinite`] for a NaN or infinite draw (every
+    /// draw is checked first, so nothing is written),
+    /// [`CmdStanCsvError::Io`].
     ///
     /// ```
     /// use iwhvi_core::model::Latents;

@@ -49,11 +49,11 @@ impl<T: Scalar> LkjCholesky<T> {
     /// If `dim < 2` or `η` is not positive and finite.
     pub fn new(dim: usize, shape: T) -> Result<Self, DistributionError> {
         if dim < 2 {
-            return Err(DistributionError::DimensionMismatch {
+            return Err(DistributionError::InvalidParameter {
                 distribution: "LkjCholesky",
                 parameter: "dim",
-                expected: 2,
-                found: dim,
+                value: dim as f64,
+                requirement: "at least 2 (a correlation matrix of one variable is the constant 1)",
             });
         }
         check::positive("LkjCholesky", "shape", shape)?;

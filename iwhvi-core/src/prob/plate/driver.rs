@@ -105,9 +105,10 @@ pub trait Plate {
 /// groups, as one scalar (module docs for the formula).
 ///
 /// - `T = f64`: the arguments are evaluated in `f64` and the kernel's
-///   `block_value` adds the terms to `lp` in element order (with
-///   [`ScalarKernel`](super::ScalarKernel) this is bit for bit the scalar
-///   loop `lp += log_prob_or_neg_inf(F::new(args…), obsᵢ)`).
+///   `block_value` adds the terms to `lp` in the kernel's order (element
+///   order for [`ScalarKernel`](super::ScalarKernel), which is then bit for
+///   bit the scalar loop `lp += log_prob_or_neg_inf(F::new(args…), obsᵢ)`;
+///   four lanes for the hand-written kernels).
 /// - any other `T`: the arguments are evaluated on `Dual<W>` seeded on the
 ///   operands, the kernel's `block` gives the value (the same bits as the
 ///   `f64` path) and `ḡ`, and the partials `Σᵢ Σₐ ḡₐ,ᵢ ∂argₐ,ᵢ/∂θⱼ` are
@@ -148,10 +149,7 @@ pub fn preaccumulate<T: Scalar, P: Plate>(plate: &P, lp: T, operands: &[&[T]]) -
     );
     let m: usize = operands.iter().map(|g| g.len()).sum();
     if TypeId::of::<T>() == TypeId::of::<f64>() || m == 0 {
-        let values: Vec<Vec<f64>> = operands
-            .iter()
-            .map(|g| g.iter().map(|v| v.value()).collect())
-            .collect();
+        let values = plain(operands);
         let groups: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
         let value = value_only(plate, lp.value(), &groups);
         return T::with_partials(value, &[lp], &[1.0]);
@@ -179,28 +177,77 @@ fn block_end(start: usize, n: usize) -> usize {
     (start + BLOCK).min(n)
 }
 
+/// The operand groups' values.
+fn plain<T: Scalar>(operands: &[&[T]]) -> Vec<Vec<f64>> {
+    operands
+        .iter()
+        .map(|g| g.iter().map(|v| v.value()).collect())
+        .collect()
+}
+
+/// Evaluates the arguments of elements `start..end` on `S` into `columns`
+/// (argument `a` of element `start + b` at `a · width + b`, as `f64`) and
+/// their observations into `obs`; `keep(position, argument)` sees each
+/// argument in its own type (the dual path keeps the tangents).
+#[inline(always)]
+fn fill_block<S: Scalar, P: Plate>(
+    plate: &P,
+    (start, end, width): (usize, usize, usize),
+    groups: &[&[S]],
+    columns: &mut [f64],
+    obs: &mut Vec<<P::Kernel as PlateKernel>::Obs>,
+    mut keep: impl FnMut(usize, S),
+) {
+    let arity = P::Kernel::ARGS;
+    let mut out = [S::constant(0.0); MAX_ARGS];
+    obs.clear();
+    for i in start..end {
+        plate.args::<S>(i, groups, &mut out[..arity]);
+        for (a, &v) in out[..arity].iter().enumerate() {
+            let position = a * width + (i - start);
+            columns[position] = v.value();
+            keep(position, v);
+        }
+        obs.push(plate.obs(i));
+    }
+}
+
+/// The kernel's view of a block's arguments: slices of `columns`, on the
+/// stack (no allocation per block).
+fn block_args(columns: &[f64], width: usize, len: usize) -> [Arg<'_>; MAX_ARGS] {
+    std::array::from_fn(|a| Arg::Slice(columns.get(a * width..a * width + len).unwrap_or(&[])))
+}
+
+/// Zeroes `grad` and returns the kernel's partial slices for a block of
+/// `len` elements (one per argument, `width` apart), on the stack.
+fn block_grads(grad: &mut [f64], width: usize, len: usize) -> [&mut [f64]; MAX_ARGS] {
+    grad.iter_mut().for_each(|g| *g = 0.0);
+    let mut chunks = grad.chunks_mut(width.max(1));
+    std::array::from_fn(|_| {
+        chunks
+            .next()
+            .map_or(<&mut [f64]>::default(), |g| &mut g[..len])
+    })
+}
+
 /// The `f64` path: `acc + Σᵢ log f(obsᵢ | argsᵢ)`, block by block.
 fn value_only<P: Plate>(plate: &P, mut acc: f64, groups: &[&[f64]]) -> f64 {
     let (n, arity, kernel) = (plate.len(), P::Kernel::ARGS, plate.kernel());
     let width = n.min(BLOCK);
     let mut columns = vec![0.0; arity * width];
     let mut obs = Vec::with_capacity(width);
-    let mut out = [0.0; MAX_ARGS];
     for start in (0..n).step_by(BLOCK) {
         let end = block_end(start, n);
-        obs.clear();
-        for i in start..end {
-            plate.args::<f64>(i, groups, &mut out[..arity]);
-            for (a, &v) in out[..arity].iter().enumerate() {
-                columns[a * width + (i - start)] = v;
-            }
-            obs.push(plate.obs(i));
-        }
-        let len = end - start;
-        let args: Vec<Arg<'_>> = (0..arity)
-            .map(|a| Arg::Slice(&columns[a * width..a * width + len]))
-            .collect();
-        acc = kernel.block_value(acc, &obs, &args);
+        fill_block(
+            plate,
+            (start, end, width),
+            groups,
+            &mut columns,
+            &mut obs,
+            |_, _: f64| {},
+        );
+        let args = block_args(&columns, width, end - start);
+        acc = kernel.block_value(acc, &obs, &args[..arity]);
     }
     acc
 }
@@ -216,10 +263,7 @@ fn linear<T: Scalar, P: Plate>(
     partials: &mut [f64],
 ) -> f64 {
     let (n, arity, kernel) = (plate.len(), P::Kernel::ARGS, plate.kernel());
-    let values: Vec<Vec<f64>> = operands
-        .iter()
-        .map(|g| g.iter().map(|v| v.value()).collect())
-        .collect();
+    let values = plain(operands);
     let groups: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
     let mut offsets = Vec::with_capacity(groups.len());
     let mut total = 0;
@@ -231,25 +275,21 @@ fn linear<T: Scalar, P: Plate>(
     let mut columns = vec![0.0; arity * width];
     let mut grad = vec![0.0; arity * width];
     let mut obs = Vec::with_capacity(width);
-    let mut out = [0.0; MAX_ARGS];
     let mut terms = Vec::new();
     for start in (0..n).step_by(BLOCK) {
         let end = block_end(start, n);
         let len = end - start;
-        obs.clear();
-        for i in start..end {
-            plate.args::<f64>(i, &groups, &mut out[..arity]);
-            for (a, &v) in out[..arity].iter().enumerate() {
-                columns[a * width + (i - start)] = v;
-            }
-            obs.push(plate.obs(i));
-        }
-        grad.iter_mut().for_each(|g| *g = 0.0);
-        let args: Vec<Arg<'_>> = (0..arity)
-            .map(|a| Arg::Slice(&columns[a * width..a * width + len]))
-            .collect();
-        let mut views: Vec<&mut [f64]> = grad.chunks_mut(width).map(|g| &mut g[..len]).collect();
-        acc = kernel.block(acc, &obs, &args, &mut views);
+        fill_block(
+            plate,
+            (start, end, width),
+            &groups,
+            &mut columns,
+            &mut obs,
+            |_, _: f64| {},
+        );
+        let args = block_args(&columns, width, len);
+        let mut views = block_grads(&mut grad, width, len);
+        acc = kernel.block(acc, &obs, &args[..arity], &mut views[..arity]);
         for i in start..end {
             terms.clear();
             plate.linear_terms(i, &offsets, &mut terms);
@@ -280,7 +320,6 @@ fn tangents<T: Scalar, P: Plate, const W: usize>(
     let mut columns = vec![0.0; arity * width];
     let mut grad = vec![0.0; arity * width];
     let mut obs = Vec::with_capacity(width);
-    let mut out = [Dual::<W>::constant(0.0); MAX_ARGS];
     let mut value = lp;
     for first in (0..m).step_by(W) {
         let lanes = W.min(m - first);
@@ -307,22 +346,19 @@ fn tangents<T: Scalar, P: Plate, const W: usize>(
         for start in (0..n).step_by(BLOCK) {
             let end = block_end(start, n);
             let len = end - start;
-            obs.clear();
-            for i in start..end {
-                plate.args::<Dual<W>>(i, &groups, &mut out[..arity]);
-                for (a, &d) in out[..arity].iter().enumerate() {
-                    duals[a * width + (i - start)] = d;
-                    columns[a * width + (i - start)] = d.value;
-                }
-                obs.push(plate.obs(i));
-            }
-            grad.iter_mut().for_each(|g| *g = 0.0);
-            let args: Vec<Arg<'_>> = (0..arity)
-                .map(|a| Arg::Slice(&columns[a * width..a * width + len]))
-                .collect();
-            let mut views: Vec<&mut [f64]> =
-                grad.chunks_mut(width).map(|g| &mut g[..len]).collect();
-            acc = kernel.block(acc, &obs, &args, &mut views);
+            fill_block(
+                plate,
+                (start, end, width),
+                &groups,
+                &mut columns,
+                &mut obs,
+                |at, d| {
+                    duals[at] = d;
+                },
+            );
+            let args = block_args(&columns, width, len);
+            let mut views = block_grads(&mut grad, width, len);
+            acc = kernel.block(acc, &obs, &args[..arity], &mut views[..arity]);
             // Σ_b Σ_a ḡ_{a,b} · ∂arg_{a,b}/∂θ, elements in order.
             let lanes_out = &mut partials[first..first + lanes];
             for b in 0..len {

@@ -293,13 +293,13 @@ impl<F: Family> PlateKernel for ScalarKernel<F> {
             1 => scalar_block::<F, 1>(acc, obs, args, grad),
             2 => scalar_block::<F, 2>(acc, obs, args, grad),
             3 => scalar_block::<F, 3>(acc, obs, args, grad),
-            n => panic!("ScalarKernel: families of 1 to 3 real arguments, not {n}"),
+            n => panic!("ScalarKernel: families of 1 to {MAX_ARGS} real arguments, not {n}"),
         }
     }
 
     fn block_value(&self, mut acc: f64, obs: &[Self::Obs], args: &[Arg<'_>]) -> f64 {
         check_shapes(F::ARGS, obs.len(), args, None);
-        let mut values = [0.0; 3];
+        let mut values = [0.0; MAX_ARGS];
         for (i, &y) in obs.iter().enumerate() {
             for (a, v) in values.iter_mut().take(F::ARGS).enumerate() {
                 *v = args[a].at(i);

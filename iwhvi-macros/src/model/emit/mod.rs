@@ -95,13 +95,11 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
 }
 
 /// `from_json`, `load_json` and `from_stan_data`: the data fields read by
-/// name from Stan-format JSON, then `new`. Emitted when every data field
-/// has a type the reader knows (reals, integers, booleans, their arrays
-/// and `Vec`s, nalgebra's `DVector<f64>` and `DMatrix<f64>`).
+/// name from Stan-format JSON, then `new`. Every data field has a type the
+/// reader knows (reals, integers, booleans, their arrays and `Vec`s,
+/// nalgebra's `DVector<f64>` and `DMatrix<f64>`): any other type is a
+/// compile error before emission.
 fn from_json(plan: &Plan<'_>) -> TokenStream {
-    if plan.data.iter().any(|d| d.shape.is_none()) {
-        return TokenStream::new();
-    }
     let vis = &plan.model.vis;
     let reads = plan.data.iter().map(|d| {
         let (ty, name) = (&d.field.ty, d.field.ident.to_string());
@@ -341,10 +339,10 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
     // scalar loops.
     let step = |step: &Step<'_>, plates: bool| match step {
         Step::Latent(l) => latent::log_joint_step(l),
-        Step::Observed(o) => match observed::plate_step(o, ident) {
-            Some(plate) if plates => plate,
-            _ => observed::log_joint_step(o),
-        },
+        Step::Observed(o) => plates
+            .then(|| observed::plate_step(o, ident))
+            .flatten()
+            .unwrap_or_else(|| observed::log_joint_step(o)),
         Step::Factor(value) => quote!(__lp += #value;),
         Step::Derived(_) => quote!(),
     };

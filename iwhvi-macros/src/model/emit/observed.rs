@@ -53,11 +53,12 @@ pub fn log_joint_step(o: &Observed<'_>) -> TokenStream {
 
 /// The names of its plate's hidden methods: element `i`'s arguments and
 /// observation.
-fn plate_methods_names(o: &Observed<'_>) -> (syn::Ident, syn::Ident) {
+fn plate_methods_names(o: &Observed<'_>) -> (syn::Ident, syn::Ident, syn::Ident) {
     let ident = &o.field.ident;
     (
         format_ident!("__plate_args_{}", ident),
         format_ident!("__plate_obs_{}", ident),
+        format_ident!("__plate_linear_{}", ident),
     )
 }
 
@@ -68,9 +69,8 @@ fn plate_methods_names(o: &Observed<'_>) -> (syn::Ident, syn::Ident) {
 pub fn plate_step(o: &Observed<'_>, model: &syn::Ident) -> Option<TokenStream> {
     let plate = o.plate.as_ref()?;
     let (ident, family, obs_ty) = (&o.field.ident, &plate.family, &plate.obs_ty);
-    let (args, obs) = plate_methods_names(o);
+    let (args, obs, method) = plate_methods_names(o);
     let linear = plate.linear.as_ref().map(|_| {
-        let method = format_ident!("__plate_linear_{}", ident);
         quote! {
             const LINEAR: bool = true;
             fn linear_terms(&self, __i: usize, __offsets: &[usize], __terms: &mut ::std::vec::Vec<(usize, usize, f64)>) {
@@ -117,7 +117,7 @@ pub fn plate_step(o: &Observed<'_>, model: &syn::Ident) -> Option<TokenStream> {
 pub fn plate_methods(o: &Observed<'_>) -> Option<TokenStream> {
     let plate = o.plate.as_ref()?;
     let index = o.index?;
-    let (args_name, obs_name) = plate_methods_names(o);
+    let (args_name, obs_name, linear_name) = plate_methods_names(o);
     let (obs, obs_ty) = (&plate.obs, &plate.obs_ty);
     let bindings = plate
         .operands
@@ -136,7 +136,7 @@ pub fn plate_methods(o: &Observed<'_>) -> Option<TokenStream> {
         .enumerate()
         .map(|(a, value)| quote!(__out[#a] = #value;));
     let linear = plate.linear.as_ref().map(|arguments| {
-        let method = format_ident!("__plate_linear_{}", o.field.ident);
+        let method = &linear_name;
         let pushes = arguments.iter().enumerate().flat_map(|(a, terms)| {
             terms.iter().map(move |t| {
                 let (k, c) = (t.operand, &t.coefficient);
