@@ -57,6 +57,7 @@ fn close(a: f64, b: f64) -> bool {
 /// and 1), and the plate's value the same bits on every engine, at four
 /// random unconstrained points in `[-spread, spread]`.
 fn check_plates<M: Model + ReferenceLogJoint>(model: &M, seed: u64, spread: f64) {
+    check_recorded(model, seed, spread);
     let mut rng = StdRng::seed_from_u64(seed);
     for _ in 0..4 {
         let u: Vec<f64> = (0..model.dim())
@@ -101,6 +102,50 @@ fn check_plates<M: Model + ReferenceLogJoint>(model: &M, seed: u64, spread: f64)
                     "{engine}: ∂/∂u[{k}] {a} vs the loops' {b} at {u:?}"
                 );
             }
+        }
+    }
+}
+
+/// In a plate-cache scope (what `fit` runs in), plates whose arguments are
+/// affine in the latents record their derivatives at the first point and
+/// reuse them at the others: every value and partial is the same bits as
+/// outside the scope, on the tape and on forward lanes (passes on one
+/// thread and spread over the pool).
+fn check_recorded<M: Model>(model: &M, seed: u64, spread: f64) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    let points: Vec<Vec<f64>> = (0..3)
+        .map(|_| {
+            (0..model.dim())
+                .map(|_| rng.random_range(-spread..spread))
+                .collect()
+        })
+        .collect();
+    let gradients = || -> Vec<Gradient> {
+        points
+            .iter()
+            .flat_map(|u| {
+                [
+                    TapeEngine.value_and_gradient(&Joint(model), u),
+                    ForwardEngine::<16>::new().value_and_gradient(&Joint(model), u),
+                    ForwardEngine::<4>::new()
+                        .with_parallelism(Parallelism::SingleThread)
+                        .value_and_gradient(&Joint(model), u),
+                    ForwardEngine::<2>::new()
+                        .with_parallelism(Parallelism::AllCores)
+                        .value_and_gradient(&Joint(model), u),
+                ]
+            })
+            .collect()
+    };
+    let outside = gradients();
+    let inside = iwhvi::plate::with_plate_cache(gradients);
+    for (k, ((v, g), (w, h))) in outside.iter().zip(&inside).enumerate() {
+        assert!(same_bits(*v, *w), "run {k}: value {v} vs {w} in the scope");
+        for (j, (a, b)) in g.iter().zip(h).enumerate() {
+            assert!(
+                same_bits(*a, *b),
+                "run {k}: ∂/∂u[{j}] {a} vs {b} in the scope"
+            );
         }
     }
 }

@@ -361,10 +361,14 @@ impl<const W: usize> ForwardEngine<W> {
                 run(&mut buffer, chunk + 1, out);
             }
         } else {
+            // The workers see the caller's plate-cache scope.
+            let scope = crate::plate::affine_scope();
             rest.par_chunks_mut(W).enumerate().for_each_init(
                 || Vec::with_capacity(x.len()),
                 |buffer, (chunk, out)| {
-                    run(buffer, chunk + 1, out);
+                    crate::plate::within_scope(scope.clone(), || {
+                        run(buffer, chunk + 1, out);
+                    });
                 },
             );
         }

@@ -13,7 +13,7 @@ pub mod dual;
 pub mod gradient;
 pub mod linalg;
 pub mod ode;
-mod rules;
+pub(crate) mod rules;
 pub mod scalar;
 pub mod special;
 pub mod tape;

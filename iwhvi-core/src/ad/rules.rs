@@ -68,6 +68,16 @@ pub(crate) trait Rule<const N: usize>: Copy {
     fn constant_result(self) -> bool {
         false
     }
+
+    /// True when the result is affine in the operands with constant
+    /// coefficients, given which operands vary (`active`): always for sums
+    /// and negation, for a product with at most one varying factor, for a
+    /// quotient by a constant, and otherwise only when nothing varies. The
+    /// plate driver's affine probe reads it.
+    #[inline(always)]
+    fn affine(self, active: [bool; N]) -> bool {
+        !active.contains(&true)
+    }
 }
 
 /// `-x`.
@@ -76,6 +86,10 @@ pub(crate) struct Negate;
 
 impl Rule<1> for Negate {
     const LINEAR: bool = true;
+    #[inline(always)]
+    fn affine(self, _: [bool; 1]) -> bool {
+        true
+    }
     #[inline(always)]
     fn value(self, [x]: [f64; 1]) -> f64 {
         -x
@@ -93,6 +107,10 @@ pub(crate) struct Plus;
 impl Rule<2> for Plus {
     const LINEAR: bool = true;
     #[inline(always)]
+    fn affine(self, _: [bool; 2]) -> bool {
+        true
+    }
+    #[inline(always)]
     fn value(self, [a, b]: [f64; 2]) -> f64 {
         a + b
     }
@@ -109,6 +127,10 @@ pub(crate) struct Minus;
 impl Rule<2> for Minus {
     const LINEAR: bool = true;
     #[inline(always)]
+    fn affine(self, _: [bool; 2]) -> bool {
+        true
+    }
+    #[inline(always)]
     fn value(self, [a, b]: [f64; 2]) -> f64 {
         a - b
     }
@@ -124,6 +146,10 @@ pub(crate) struct Times;
 
 impl Rule<2> for Times {
     #[inline(always)]
+    fn affine(self, [a, b]: [bool; 2]) -> bool {
+        !(a && b)
+    }
+    #[inline(always)]
     fn value(self, [a, b]: [f64; 2]) -> f64 {
         a * b
     }
@@ -138,6 +164,10 @@ impl Rule<2> for Times {
 pub(crate) struct Quotient;
 
 impl Rule<2> for Quotient {
+    #[inline(always)]
+    fn affine(self, [_, b]: [bool; 2]) -> bool {
+        !b
+    }
     #[inline(always)]
     fn value(self, [a, b]: [f64; 2]) -> f64 {
         a / b

@@ -459,7 +459,22 @@ pub fn fit<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
 ///
 /// # Errors
 /// [`FitError`].
+///
+/// The fit runs in a [`with_plate_cache`](crate::plate::with_plate_cache)
+/// scope: the model's plates whose arguments are affine in the latents
+/// record their derivatives once, at the first step.
 pub fn fit_from<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
+    model: &Mo,
+    guide: &G,
+    optimizer: O,
+    config: &FitConfig,
+    initial: Vec<f64>,
+) -> Result<Fit, FitError> {
+    crate::plate::with_plate_cache(|| fit_in_scope(model, guide, optimizer, config, initial))
+}
+
+/// [`fit_from`] inside its plate-cache scope.
+fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
     model: &Mo,
     guide: &G,
     optimizer: O,

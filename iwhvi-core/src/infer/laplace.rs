@@ -177,6 +177,16 @@ pub fn laplace_from<Mo: Model>(
     init: &[f64],
     options: LaplaceOptions,
 ) -> Result<Laplace, LaplaceError> {
+    crate::plate::with_plate_cache(|| laplace_in_scope(model, init, options))
+}
+
+/// [`laplace_from`] inside a plate-cache scope (the model's affine plates
+/// record their derivatives once for all the Newton steps).
+fn laplace_in_scope<Mo: Model>(
+    model: &Mo,
+    init: &[f64],
+    options: LaplaceOptions,
+) -> Result<Laplace, LaplaceError> {
     let d = init.len();
     let engine = ForwardEngine::<16>::new().with_parallelism(Parallelism::SingleThread);
     let f = LogJoint(model);

@@ -122,12 +122,16 @@ impl ChainedModel {
                 sample(&mut buffers, i + 1, value, gradient);
             }
         } else {
+            // The workers see the caller's plate-cache scope.
+            let scope = crate::plate::affine_scope();
             values_rest
                 .par_iter_mut()
                 .zip(gradients_rest.par_iter_mut())
                 .enumerate()
                 .for_each_init(new_buffers, |buffers, (i, (value, gradient))| {
-                    sample(buffers, i + 1, value, gradient);
+                    crate::plate::within_scope(scope.clone(), || {
+                        sample(buffers, i + 1, value, gradient);
+                    });
                 });
         }
         Self { values, gradients }

@@ -21,7 +21,7 @@ use std::any::TypeId;
 use super::{
     Arg, BLOCK, BernoulliLogitKernel, BinomialLogitKernel, Family, GammaKernel, LogNormalKernel,
     NegativeBinomial2Kernel, NormalKernel, PlateKernel, PoissonKernel, PoissonLogKernel,
-    ScalarKernel, StudentTKernel,
+    ScalarKernel, StudentTKernel, affine,
 };
 use crate::distributions::{
     Bernoulli, BernoulliLogit, Beta, Binomial, BinomialLogit, Cauchy, Exponential, Gamma,
@@ -99,6 +99,15 @@ pub trait Plate {
     fn linear_terms(&self, i: usize, offsets: &[usize], terms: &mut Vec<(usize, usize, f64)>) {
         let _ = (i, offsets, terms);
     }
+
+    /// The plate's identity for the coefficients [`preaccumulate`] records
+    /// when its arguments turn out affine in the operands (see
+    /// [`with_plate_cache`](super::with_plate_cache)); `None`, the default,
+    /// records nothing. `#[variational]` gives every plate its model's
+    /// address and field.
+    fn cache_key(&self) -> Option<super::PlateKey> {
+        None
+    }
 }
 
 /// `lp + Σᵢ log f(obsᵢ | argsᵢ(θ))` for a [`Plate`], with `θ` the operand
@@ -156,8 +165,20 @@ pub fn preaccumulate<T: Scalar, P: Plate>(plate: &P, lp: T, operands: &[&[T]]) -
     }
     let mut partials = vec![0.0; 1 + m];
     partials[0] = 1.0;
+    let recorded = if P::LINEAR {
+        None
+    } else {
+        let values = plain(operands);
+        let groups: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
+        let sizes: Vec<usize> = operands.iter().map(|g| g.len()).collect();
+        affine::lookup(plate, &sizes, &groups).map(|cache| (cache, values))
+    };
     let value = match m {
         _ if P::LINEAR => linear(plate, lp.value(), operands, &mut partials[1..]),
+        _ if recorded.is_some() => {
+            let (cache, values) = recorded.as_ref().expect("checked above");
+            recorded_affine(plate, lp.value(), values, cache, &mut partials[1..])
+        }
         1 => tangents::<T, P, 1>(plate, lp.value(), operands, &mut partials[1..]),
         2 => tangents::<T, P, 2>(plate, lp.value(), operands, &mut partials[1..]),
         3 | 4 => tangents::<T, P, 4>(plate, lp.value(), operands, &mut partials[1..]),
@@ -301,6 +322,51 @@ fn linear<T: Scalar, P: Plate>(
                 }
             }
         }
+    }
+    acc
+}
+
+/// The gradient path of a plate whose arguments were found affine
+/// ([`affine`]): the arguments in `f64` (the same bits as
+/// [`value_only`]: the plate's own code, or its recorded left fold
+/// replayed, the same operations), their recorded derivatives times the kernel's
+/// partials added in element order, the order of [`tangents`] (so the same
+/// bits as it gives, whenever the kernel's partials are finite).
+fn recorded_affine<P: Plate>(
+    plate: &P,
+    mut acc: f64,
+    values: &[Vec<f64>],
+    cache: &affine::AffineCache,
+    partials: &mut [f64],
+) -> f64 {
+    let (n, arity, kernel) = (plate.len(), P::Kernel::ARGS, plate.kernel());
+    let groups: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
+    let theta: Vec<f64> = values.concat();
+    let width = n.min(BLOCK);
+    let mut columns = vec![0.0; arity * width];
+    let mut grad = vec![0.0; arity * width];
+    let mut obs = Vec::with_capacity(width);
+    for start in (0..n).step_by(BLOCK) {
+        let end = block_end(start, n);
+        let len = end - start;
+        if cache.replays() {
+            cache.replay(start, len, &theta, &mut columns, width);
+            obs.clear();
+            obs.extend((start..end).map(|i| plate.obs(i)));
+        } else {
+            fill_block(
+                plate,
+                (start, end, width),
+                &groups,
+                &mut columns,
+                &mut obs,
+                |_, _: f64| {},
+            );
+        }
+        let args = block_args(&columns, width, len);
+        let mut views = block_grads(&mut grad, width, len);
+        acc = kernel.block(acc, &obs, &args[..arity], &mut views[..arity]);
+        cache.accumulate(start, len, &grad, width, partials);
     }
     acc
 }

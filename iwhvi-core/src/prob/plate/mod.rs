@@ -50,6 +50,7 @@
 //! assert!((lp.tangent()[0] - expected).abs() < 1e-14);
 //! ```
 
+mod affine;
 mod driver;
 mod families;
 mod kernels;
@@ -61,6 +62,8 @@ use std::marker::PhantomData;
 use crate::dual::Dual;
 use crate::scalar::Scalar;
 
+pub use affine::{MAX_CACHE_BYTES, PlateKey, with_plate_cache};
+pub(crate) use affine::{current as affine_scope, within as within_scope};
 pub use driver::{FamilyKernel, MAX_ARGS, Plate, preaccumulate};
 pub use families::Family;
 pub use kernels::{

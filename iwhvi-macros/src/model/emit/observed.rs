@@ -70,6 +70,7 @@ pub fn plate_step(o: &Observed<'_>, model: &syn::Ident) -> Option<TokenStream> {
     let plate = o.plate.as_ref()?;
     let (ident, family, obs_ty) = (&o.field.ident, &plate.family, &plate.obs_ty);
     let (args, obs, method) = plate_methods_names(o);
+    let name = ident.to_string();
     let linear = plate.linear.as_ref().map(|_| {
         quote! {
             const LINEAR: bool = true;
@@ -103,6 +104,9 @@ pub fn plate_step(o: &Observed<'_>, model: &syn::Ident) -> Option<TokenStream> {
                 }
                 fn args<__S: ::iwhvi::__private::Scalar>(&self, __i: usize, __operands: &[&[__S]], __out: &mut [__S]) {
                     self.0.#args::<__S>(__i, __operands, __out)
+                }
+                fn cache_key(&self) -> ::core::option::Option<#p::PlateKey> {
+                    ::core::option::Option::Some(#p::PlateKey::new::<#model>(self.0, #name))
                 }
                 #linear
             }
