@@ -9,7 +9,11 @@
 //!   on the engine's scalar (N·(2D + k) tape nodes, or 16-lane duals);
 //! - `plate`: `Model::log_joint`, the observed vector as one call of the
 //!   plate driver: the predictor evaluated per element on `Dual<16>` seeded
-//!   on β, the density by the `BernoulliLogit` kernel, one tape node.
+//!   on β, the density by the `BernoulliLogit` kernel, one tape node;
+//! - `recorded`: the same inside a `plate::with_plate_cache` scope, as
+//!   `fit` runs it: the predictor, found affine in β at the first call, is
+//!   replayed from its recorded coefficients and the gradient is their
+//!   transposed product with the kernel's partials (the same bits).
 //!
 //! Each under `ForwardEngine<16>` (one thread; D = 10 is one pass) and
 //! `TapeEngine`, plus the `f64` value alone. `plate_kidiq`: the same
@@ -93,35 +97,46 @@ fn bench(c: &mut Criterion) {
                 .zip(&h)
                 .all(|(x, y)| (x - y).abs() <= 1e-12 * x.abs().max(1.0))
         );
-        for (path, plate) in [("loops", false), ("plate", true)] {
+        for (path, plate, scoped) in [
+            ("loops", false, false),
+            ("plate", true, false),
+            ("recorded", true, true),
+        ] {
             let id = |what: &str| BenchmarkId::new(format!("{what}/{path}"), n);
-            group.bench_function(id("value"), |bench| {
-                bench.iter(|| {
-                    if plate {
-                        black_box(model.log_joint(black_box(&u)))
-                    } else {
-                        black_box(model.log_joint_reference(black_box(&u)))
-                    }
-                })
-            });
-            group.bench_function(id("forward16"), |bench| {
-                bench.iter(|| {
-                    if plate {
-                        black_box(forward.value_and_gradient(&Plate(&model), black_box(&u)))
-                    } else {
-                        black_box(forward.value_and_gradient(&Loops(&model), black_box(&u)))
-                    }
-                })
-            });
-            group.bench_function(id("tape"), |bench| {
-                bench.iter(|| {
-                    if plate {
-                        black_box(TapeEngine.value_and_gradient(&Plate(&model), black_box(&u)))
-                    } else {
-                        black_box(TapeEngine.value_and_gradient(&Loops(&model), black_box(&u)))
-                    }
-                })
-            });
+            let mut timed = || {
+                group.bench_function(id("value"), |bench| {
+                    bench.iter(|| {
+                        if plate {
+                            black_box(model.log_joint(black_box(&u)))
+                        } else {
+                            black_box(model.log_joint_reference(black_box(&u)))
+                        }
+                    })
+                });
+                group.bench_function(id("forward16"), |bench| {
+                    bench.iter(|| {
+                        if plate {
+                            black_box(forward.value_and_gradient(&Plate(&model), black_box(&u)))
+                        } else {
+                            black_box(forward.value_and_gradient(&Loops(&model), black_box(&u)))
+                        }
+                    })
+                });
+                group.bench_function(id("tape"), |bench| {
+                    bench.iter(|| {
+                        if plate {
+                            black_box(TapeEngine.value_and_gradient(&Plate(&model), black_box(&u)))
+                        } else {
+                            black_box(TapeEngine.value_and_gradient(&Loops(&model), black_box(&u)))
+                        }
+                    })
+                });
+            };
+            if scoped {
+                iwhvi::plate::with_plate_cache(timed);
+            } else {
+                timed();
+            }
         }
     }
     group.finish();
