@@ -277,7 +277,7 @@ pub fn constructor(lower: &mut Lower<'_>, family: &Family, call: &DistCall) -> O
         .args
         .iter()
         .zip(family.params)
-        .map(|(arg, (_, kind))| match kind {
+        .map(|(arg, (_, kind, _))| match kind {
             Param::Real => lower.value(arg),
             Param::Count => {
                 let raw = lower.raw(arg)?;
@@ -555,7 +555,7 @@ fn plate(
     let mut args = Vec::new();
     let mut count = None;
     let mut failed = call.args.len() != family.params.len();
-    for (arg, (_, kind)) in call.args.iter().zip(family.params) {
+    for (arg, (_, kind, _)) in call.args.iter().zip(family.params) {
         match kind {
             Param::Real => match lower.value(arg) {
                 Some(v) => args.push(v),
@@ -588,7 +588,7 @@ fn plate(
             .args
             .iter()
             .zip(family.params)
-            .filter(|(_, (_, kind))| *kind == Param::Real)
+            .filter(|(_, (_, kind, _))| *kind == Param::Real)
             .map(|(arg, _)| derivative(&mut lower, table, &operands, arg))
             .collect();
         if cx.check().is_err() { None } else { terms }
