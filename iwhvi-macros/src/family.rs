@@ -79,6 +79,20 @@ impl Domain {
             _ => "write a finite number, e.g. `0.0`".into(),
         }
     }
+
+    /// The generated test that `__value` (an `f64`) lies in the domain, as
+    /// the model's `new` checks data-valued parameters; `None` where the
+    /// macro does not check.
+    pub fn data_check(self) -> Option<TokenStream> {
+        Some(match self {
+            // Data are finite (checked first): nothing more to check.
+            Domain::Finite | Domain::FiniteAbove(_) | Domain::Number => return None,
+            Domain::Positive => quote!(__value.is_finite() && __value > 0.0),
+            Domain::Probability => quote!((0.0..=1.0).contains(&__value)),
+            Domain::Count => quote!(__value >= 0.0 && __value.fract() == 0.0),
+            Domain::Unchecked => return None,
+        })
+    }
 }
 
 /// The support of a family, named as iwhvi-core's support type

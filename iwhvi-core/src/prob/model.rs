@@ -467,4 +467,27 @@ pub enum DataError {
         /// The support, in words.
         support: &'static str,
     },
+    /// A data value used as a distribution's parameter lies outside that
+    /// parameter's domain (a scale of 0, a probability above 1), so the
+    /// term that uses it could never be evaluated.
+    #[error(
+        "data field `{field}`: entry {index} is {value}, but it is the `{parameter}` of the {distribution} of `{term}`, which must be {requirement}"
+    )]
+    InvalidParameter {
+        /// The data field.
+        field: &'static str,
+        /// The entry (0 for a scalar).
+        index: usize,
+        /// Its value.
+        value: f64,
+        /// The latent (its prior) or observed field (its likelihood) whose
+        /// distribution takes the value.
+        term: &'static str,
+        /// The distribution, e.g. `"Normal"`.
+        distribution: &'static str,
+        /// The parameter, e.g. `"scale"`.
+        parameter: &'static str,
+        /// What it must be, as the distribution's constructor says it.
+        requirement: &'static str,
+    },
 }
