@@ -1,8 +1,15 @@
 //! Distribution parameters that can never be valid: data used as a
 //! parameter is checked by the generated `new` (`DataError::InvalidParameter`
-//! naming the field, the entry, the term and the distribution).
+//! naming the field, the entry, the term and the distribution); a log joint
+//! that is not finite where the fit starts is `FitError::InvalidStart`,
+//! naming the first invalid term, before the first step.
 
-use iwhvi::model::DataError;
+use iwhvi::distributions::DistributionError;
+use iwhvi::fit::{FitConfig, FitError, fit};
+use iwhvi::guide::MeanField;
+use iwhvi::model::{DataError, InvalidTerm, Model, Term};
+use iwhvi::objective::Diwhvi;
+use iwhvi::optim::Adam;
 use iwhvi::variational;
 
 #[variational]
@@ -133,4 +140,125 @@ fn data_parameters_outside_their_domain_are_rejected_by_new() {
             "{message}"
         );
     }
+}
+
+/// The scale of `theta`'s prior is `mu²`: 0 where the guides start
+/// (`mu = 0`), which `new` cannot see.
+#[variational]
+struct ZeroScaleAtStart {
+    #[latent(Normal(0.0, 1.0))]
+    mu: f64,
+    #[latent(Normal(0.0, mu * mu), len = 3, for j)]
+    theta: Vec<f64>,
+    #[observe(Normal(theta[i], 1.0), for i)]
+    y: Vec<f64>,
+}
+
+/// `y` under `Uniform(0, theta)`: `theta = e⁰ = 1` at the start, below the
+/// second observation.
+#[variational]
+struct ObservationAboveTheBound {
+    #[latent(Gamma(2.0, 1.0))]
+    theta: f64,
+    #[observe(Uniform(0.0, theta), for i)]
+    y: Vec<f64>,
+}
+
+/// A factor that is `−∞` at the start (`ln 0`).
+#[variational]
+struct FactorAtStart {
+    #[latent(Normal(0.0, 1.0))]
+    mu: f64,
+    #[factor((mu * mu).ln())]
+    penalty: (),
+}
+
+fn fit_error<M: Model>(model: &M) -> FitError {
+    let config = FitConfig::new(Diwhvi::elbo()).max_steps(50).progress(false);
+    fit(
+        model,
+        &MeanField::new(model.dim()),
+        Adam::new(0.01),
+        &config,
+    )
+    .expect_err("the fit cannot start")
+}
+
+fn invalid_start(error: FitError) -> InvalidTerm {
+    match error {
+        FitError::InvalidStart {
+            value,
+            term: Some(term),
+        } => {
+            assert!(!value.is_finite());
+            term
+        }
+        other => panic!("expected InvalidStart naming a term, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_prior_with_a_zero_scale_at_the_start_is_named_before_the_first_step() {
+    let model = ZeroScaleAtStart::new(vec![0.1, -0.4, 0.3]).unwrap();
+    let start = vec![0.0; model.dim()];
+    assert_eq!(model.log_joint(&start), f64::NEG_INFINITY);
+    let error = fit_error(&model);
+    let message = error.to_string();
+    let term = invalid_start(error);
+    assert_eq!(
+        term.term,
+        Term::Prior {
+            latent: "theta",
+            element: Some(0)
+        }
+    );
+    assert_eq!(
+        term.cause,
+        Some(DistributionError::InvalidParameter {
+            distribution: "Normal",
+            parameter: "scale",
+            value: 0.0,
+            requirement: "positive and finite",
+        })
+    );
+    assert!(
+        message.contains("the prior of `theta[0]`") && message.contains("`scale`"),
+        "{message}"
+    );
+    // Away from the start every term is finite, and nothing is named.
+    let elsewhere = [0.5, 0.1, 0.2, -0.3];
+    assert!(model.log_joint(&elsewhere[..]).is_finite());
+    assert_eq!(model.first_invalid_term(&elsewhere), None);
+}
+
+#[test]
+fn an_observation_outside_a_parameter_dependent_support_is_named() {
+    let model = ObservationAboveTheBound::new(vec![0.5, 3.0, 0.2]).unwrap();
+    let term = invalid_start(fit_error(&model));
+    assert_eq!(
+        term.term,
+        Term::Likelihood {
+            field: "y",
+            element: Some(1)
+        }
+    );
+    assert_eq!((term.value, term.cause), (f64::NEG_INFINITY, None));
+    // With theta = e² every observation lies inside (0, theta).
+    assert_eq!(model.first_invalid_term(&[2.0]), None);
+}
+
+#[test]
+fn a_factor_that_is_not_finite_at_the_start_is_named() {
+    let model = FactorAtStart::new().unwrap();
+    let term = invalid_start(fit_error(&model));
+    assert_eq!(term.term, Term::Factor { field: "penalty" });
+    assert_eq!(term.value, f64::NEG_INFINITY);
+}
+
+#[test]
+fn a_model_finite_at_the_start_fits_as_before() {
+    let model = ObservationAboveTheBound::new(vec![0.5, 0.9, 0.2]).unwrap();
+    assert_eq!(model.first_invalid_term(&[0.0]), None);
+    let config = FitConfig::new(Diwhvi::elbo()).max_steps(20).progress(false);
+    assert!(fit(&model, &MeanField::new(1), Adam::new(0.01), &config).is_ok());
 }

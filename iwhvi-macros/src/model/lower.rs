@@ -59,7 +59,7 @@ pub fn plan<'a>(cx: &Ctxt, model: &'a Model, table: &Bindings) -> Plan<'a> {
         let step = match (&field.role, &field.shape) {
             (Role::Factor(expr), _) => Lower::new(table.scope(position, None), cx)
                 .value(expr)
-                .map(Step::Factor),
+                .map(|value| Step::Factor(value, &field.ident)),
             (_, None) | (Role::Data, _) => None,
             (Role::Derived { expr, index }, Some(shape)) => {
                 derived(cx, table, position, field, shape, expr, index.as_ref()).map(Step::Derived)

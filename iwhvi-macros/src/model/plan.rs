@@ -57,8 +57,8 @@ pub struct Data<'a> {
 pub enum Step<'a> {
     Latent(Box<Latent<'a>>),
     Observed(Observed<'a>),
-    /// A `#[factor]` term, as a `__T` value.
-    Factor(TokenStream),
+    /// A `#[factor]` term, as a `__T` value, and its field.
+    Factor(TokenStream, &'a Ident),
     Derived(Derived<'a>),
 }
 

@@ -379,6 +379,19 @@ fn derived_struct(plan: &Plan<'_>) -> TokenStream {
     }
 }
 
+/// A step of `first_invalid_term`: each term checked (`__T = f64`).
+fn checked_step(step: &Step<'_>) -> TokenStream {
+    match step {
+        Step::Latent(l) => latent::checked_step(l),
+        Step::Observed(o) => observed::checked_step(o),
+        Step::Factor(value, field) => {
+            let (p, name) = (quote!(::iwhvi::__private), field.to_string());
+            quote!(__lp += #p::checked_value(#value, || #p::Term::Factor { field: #name })?;)
+        }
+        Step::Derived(_) => quote!(),
+    }
+}
+
 /// `impl Model`: the derived quantities by name, the layout and the log
 /// joint, fields in declaration order. A latent's step binds its name for
 /// the steps after it, so steps are not wrapped in braces.
@@ -393,12 +406,13 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
             .then(|| observed::plate_step(o, ident))
             .flatten()
             .unwrap_or_else(|| observed::log_joint_step(o)),
-        Step::Factor(value) => quote!(__lp += #value;),
+        Step::Factor(value, _) => quote!(__lp += #value;),
         Step::Derived(_) => quote!(),
     };
     let steps = plan.steps.iter().map(|s| step(s, true));
     let reference_steps = plan.steps.iter().map(|s| step(s, false));
     let plate_methods = plan.observations().filter_map(observed::plate_methods);
+    let checked_steps = plan.steps.iter().map(checked_step);
     let derived_named = plan.derived().map(|d| {
         let (ident, name) = (&d.field.ident, d.field.ident.to_string());
         match d.shape {
@@ -431,6 +445,18 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
                 let mut __at = 0usize;
                 #(#steps)*
                 __lp
+            }
+
+            #[allow(unused_mut, unused_variables, unused_assignments, non_camel_case_types, clippy::all)]
+            fn first_invalid_term(&self, __u: &[f64]) -> ::core::option::Option<::iwhvi::__private::InvalidTerm> {
+                type __T = f64;
+                let __walk = || -> ::core::result::Result<(), ::iwhvi::__private::InvalidTerm> {
+                    let mut __lp = 0.0f64;
+                    let mut __at = 0usize;
+                    #(#checked_steps)*
+                    ::core::result::Result::Ok(())
+                };
+                __walk().err()
             }
         }
 
