@@ -296,13 +296,13 @@ pub mod __private {
         log_prob_or_neg_inf,
     };
     pub use iwhvi_core::generated::{
-        DrawVector, ReferenceLogJoint, constrain_elementwise, default_transform, inverse_scalar,
-        normal_init, rsample_or_nan,
+        DrawVector, ReferenceLogJoint, checked_log_prob, checked_log_prob_multi, checked_value,
+        constrain_elementwise, default_transform, inverse_scalar, normal_init, rsample_or_nan,
     };
     pub use iwhvi_core::guide::{
         GuideError, HierarchicalGuide, ParamLayout, Workspace, WorkspaceLens,
     };
-    pub use iwhvi_core::model::{DataError, LatentSpec, Layout, Model};
+    pub use iwhvi_core::model::{DataError, InvalidTerm, LatentSpec, Layout, Model, Term};
     pub use iwhvi_core::plate;
     pub use iwhvi_core::transforms::Transform;
     pub use iwhvi_macros::guide;

@@ -17,6 +17,84 @@ pub enum Param {
     Matrix,
 }
 
+/// The values a parameter's constructor accepts, as iwhvi-core's
+/// constructors check them (`distributions::check`): the macro rejects a
+/// constant outside it at compile time, and the generated `new` data outside
+/// it; the runtime constructor stays the judge of everything else.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Domain {
+    /// Finite.
+    Finite,
+    /// Positive and finite.
+    Positive,
+    /// In `[0, 1]`.
+    Probability,
+    /// Not NaN (an infinite log-odds is a certain outcome).
+    Number,
+    /// A non-negative whole number (a count passed as `u64`).
+    Count,
+    /// Finite and greater than the parameter at that position (`Uniform`'s
+    /// `high`, above `low`).
+    FiniteAbove(usize),
+    /// Not checked by the macro (a matrix: the constructor factorises it).
+    Unchecked,
+}
+
+impl Domain {
+    /// True when `value` lies in the domain (for `FiniteAbove`, its
+    /// finiteness only: the relation needs the other parameter).
+    pub fn contains(self, value: f64) -> bool {
+        match self {
+            Domain::Finite | Domain::FiniteAbove(_) => value.is_finite(),
+            Domain::Positive => value.is_finite() && value > 0.0,
+            Domain::Probability => (0.0..=1.0).contains(&value),
+            Domain::Number => !value.is_nan(),
+            Domain::Count => value >= 0.0 && value.fract() == 0.0 && value.is_finite(),
+            Domain::Unchecked => true,
+        }
+    }
+
+    /// What a value must be, in the runtime's words (`DistributionError`'s
+    /// `requirement`).
+    pub fn requirement(self) -> &'static str {
+        match self {
+            Domain::Finite | Domain::FiniteAbove(_) => "finite",
+            Domain::Positive => "positive and finite",
+            Domain::Probability => "a probability in [0, 1]",
+            Domain::Number => "a number",
+            Domain::Count => "a non-negative whole number",
+            Domain::Unchecked => "valid",
+        }
+    }
+
+    /// What to write instead of `value`.
+    pub fn suggestion(self, value: f64) -> String {
+        match self {
+            Domain::Positive if value.is_finite() && value < 0.0 => {
+                format!("write a positive number, e.g. `{:?}`", -value)
+            }
+            Domain::Positive => "write a positive number, e.g. `1.0`".into(),
+            Domain::Probability => "write a number from 0 to 1, e.g. `0.5`".into(),
+            Domain::Count => "write a non-negative whole number, e.g. `10`".into(),
+            _ => "write a finite number, e.g. `0.0`".into(),
+        }
+    }
+
+    /// The generated test that `__value` (an `f64`) lies in the domain, as
+    /// the model's `new` checks data-valued parameters; `None` where the
+    /// macro does not check.
+    pub fn data_check(self) -> Option<TokenStream> {
+        Some(match self {
+            // Data are finite (checked first): nothing more to check.
+            Domain::Finite | Domain::FiniteAbove(_) | Domain::Number => return None,
+            Domain::Positive => quote!(__value.is_finite() && __value > 0.0),
+            Domain::Probability => quote!((0.0..=1.0).contains(&__value)),
+            Domain::Count => quote!(__value >= 0.0 && __value.fract() == 0.0),
+            Domain::Unchecked => return None,
+        })
+    }
+}
+
 /// The support of a family, named as iwhvi-core's support type
 /// (`iwhvi_core::distributions::supports::*`): the runtime owns what each
 /// support means and its default transform; the macro keeps only the
@@ -94,7 +172,9 @@ impl Support {
 /// A family the macro can call: `name(params…)`.
 pub struct Family {
     pub name: &'static str,
-    pub params: &'static [(&'static str, Param)],
+    /// Each parameter's name, how it is passed and the domain its
+    /// constructor accepts (for vectors, each element's).
+    pub params: &'static [(&'static str, Param, Domain)],
     pub support: Support,
 }
 
@@ -120,6 +200,8 @@ impl Family {
 }
 
 const R: Param = Param::Real;
+const F: Domain = Domain::Finite;
+const P: Domain = Domain::Positive;
 
 pub const FAMILIES: &[Family] = &[
     // Improper flat priors (Stan's "no prior statement"): no density term,
@@ -136,122 +218,134 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         name: "Normal",
-        params: &[("loc", R), ("scale", R)],
+        params: &[("loc", R, F), ("scale", R, P)],
         support: Support::Real,
     },
     Family {
         name: "LogNormal",
-        params: &[("loc", R), ("scale", R)],
+        params: &[("loc", R, F), ("scale", R, P)],
         support: Support::Positive,
     },
     Family {
         name: "HalfNormal",
-        params: &[("scale", R)],
+        params: &[("scale", R, P)],
         support: Support::Positive,
     },
     Family {
         name: "Cauchy",
-        params: &[("loc", R), ("scale", R)],
+        params: &[("loc", R, F), ("scale", R, P)],
         support: Support::Real,
     },
     Family {
         name: "HalfCauchy",
-        params: &[("scale", R)],
+        params: &[("scale", R, P)],
         support: Support::Positive,
     },
     Family {
         name: "StudentT",
-        params: &[("df", R), ("loc", R), ("scale", R)],
+        params: &[("df", R, P), ("loc", R, F), ("scale", R, P)],
         support: Support::Real,
     },
     Family {
         name: "Laplace",
-        params: &[("loc", R), ("scale", R)],
+        params: &[("loc", R, F), ("scale", R, P)],
         support: Support::Real,
     },
     Family {
         name: "Logistic",
-        params: &[("loc", R), ("scale", R)],
+        params: &[("loc", R, F), ("scale", R, P)],
         support: Support::Real,
     },
     Family {
         name: "Exponential",
-        params: &[("rate", R)],
+        params: &[("rate", R, P)],
         support: Support::Positive,
     },
     Family {
         name: "Gamma",
-        params: &[("shape", R), ("rate", R)],
+        params: &[("shape", R, P), ("rate", R, P)],
         support: Support::Positive,
     },
     Family {
         name: "InverseGamma",
-        params: &[("shape", R), ("scale", R)],
+        params: &[("shape", R, P), ("scale", R, P)],
         support: Support::Positive,
     },
     Family {
         name: "Beta",
-        params: &[("alpha", R), ("beta", R)],
+        params: &[("alpha", R, P), ("beta", R, P)],
         support: Support::UnitInterval,
     },
     Family {
         name: "Uniform",
-        params: &[("low", R), ("high", R)],
+        params: &[("low", R, F), ("high", R, Domain::FiniteAbove(0))],
         support: Support::Interval,
     },
     Family {
         name: "Weibull",
-        params: &[("shape", R), ("scale", R)],
+        params: &[("shape", R, P), ("scale", R, P)],
         support: Support::Positive,
     },
     Family {
         name: "Bernoulli",
-        params: &[("prob", R)],
+        params: &[("prob", R, Domain::Probability)],
         support: Support::Binary,
     },
     Family {
         name: "BernoulliLogit",
-        params: &[("logit", R)],
+        params: &[("logit", R, Domain::Number)],
         support: Support::Binary,
     },
     Family {
         name: "Binomial",
-        params: &[("total_count", Param::Count), ("prob", R)],
+        params: &[
+            ("total_count", Param::Count, Domain::Count),
+            ("prob", R, Domain::Probability),
+        ],
         support: Support::BoundedCount,
     },
     Family {
         name: "BinomialLogit",
-        params: &[("total_count", Param::Count), ("logit", R)],
+        params: &[
+            ("total_count", Param::Count, Domain::Count),
+            ("logit", R, Domain::Number),
+        ],
         support: Support::BoundedCount,
     },
     Family {
         name: "Poisson",
-        params: &[("rate", R)],
+        params: &[("rate", R, P)],
         support: Support::NonNegativeInteger,
     },
     Family {
         name: "PoissonLog",
-        params: &[("log_rate", R)],
+        params: &[("log_rate", R, F)],
         support: Support::NonNegativeInteger,
     },
     Family {
         name: "NegativeBinomial2",
-        params: &[("mean", R), ("concentration", R)],
+        params: &[("mean", R, P), ("concentration", R, P)],
         support: Support::NonNegativeInteger,
     },
     Family {
         name: "Dirichlet",
-        params: &[("concentration", Param::Vector)],
+        params: &[("concentration", Param::Vector, P)],
         support: Support::Simplex,
     },
     Family {
         name: "MultivariateNormal",
-        params: &[("loc", Param::Vector), ("covariance", Param::Matrix)],
+        params: &[
+            ("loc", Param::Vector, F),
+            ("covariance", Param::Matrix, Domain::Unchecked),
+        ],
         support: Support::RealVector,
     },
     Family {
         name: "MultivariateNormalCholesky",
-        params: &[("loc", Param::Vector), ("scale_tril", Param::Matrix)],
+        params: &[
+            ("loc", Param::Vector, F),
+            ("scale_tril", Param::Matrix, Domain::Unchecked),
+        ],
         support: Support::RealVector,
     },
 ];

@@ -51,11 +51,45 @@ fn occasional_non_finite_steps_are_rejected_and_counted() {
     assert!(result.params.iter().all(|p| p.is_finite()));
 }
 
+/// NaN everywhere except at `u₀ = start` exactly, where the fit starts
+/// (the guide's centre): every draw of the fit is NaN.
+struct FiniteOnlyAtTheStart {
+    start: f64,
+}
+
+impl Model for FiniteOnlyAtTheStart {
+    fn layout(&self) -> Layout {
+        Fragile { threshold: 0.0 }.layout()
+    }
+
+    fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+        if u[0].value() == self.start {
+            Fragile {
+                threshold: f64::INFINITY,
+            }
+            .log_joint(u)
+        } else {
+            T::constant(f64::NAN)
+        }
+    }
+}
+
 #[test]
-fn persistent_non_finite_steps_end_the_fit_with_the_best_parameters() {
+fn a_log_joint_not_finite_at_the_start_ends_the_fit_before_the_first_step() {
     let model = Fragile {
         threshold: f64::NEG_INFINITY,
     };
+    let config = FitConfig::new(Diwhvi::elbo()).progress(false);
+    match fit(&model, &MeanField::new(2), Adam::new(0.01), &config) {
+        // A hand-written model does not name its terms.
+        Err(FitError::InvalidStart { value, term: None }) => assert!(value.is_nan()),
+        other => panic!("expected InvalidStart, got {other:?}"),
+    }
+}
+
+#[test]
+fn persistent_non_finite_steps_end_the_fit_with_the_best_parameters() {
+    let model = FiniteOnlyAtTheStart { start: 0.25 };
     let guide = MeanField::new(2);
     let initial = vec![0.25, 0.5, -1.0, -1.0];
     let config = FitConfig::new(Diwhvi::elbo())

@@ -17,8 +17,8 @@ use rand::rngs::StdRng;
 /// Re-exported here because [`FitConfig::parallelism`] takes it.
 pub use crate::gradient::Parallelism;
 use crate::gradient::{ForwardEngine, GradientEngine};
-use crate::guide::HierarchicalGuide;
-use crate::model::Model;
+use crate::guide::{HierarchicalGuide, Workspace};
+use crate::model::{InvalidTerm, Model};
 /// Re-exported here because [`FitConfig::estimator`] takes it.
 pub use crate::objective::GradientEstimator;
 use crate::objective::{
@@ -437,6 +437,40 @@ pub enum FitError {
     /// The gradient estimator cannot serve the guide.
     #[error(transparent)]
     Objective(#[from] ObjectiveError),
+    /// The log joint is `−∞` or NaN at the starting point (the guide's
+    /// draw for zero noise at the initial parameters), found before the
+    /// first step: the model, not the learning rate, needs fixing.
+    #[error(
+        "the log joint is {value} at the starting point (the guide's centre at its initial parameters), before the first step: {}",
+        start_cause(term.as_ref())
+    )]
+    InvalidStart {
+        /// The log joint there.
+        value: f64,
+        /// The first term that is not finite there, when the model names its
+        /// terms (`#[variational]` models do).
+        term: Option<InvalidTerm>,
+    },
+}
+
+fn start_cause(term: Option<&InvalidTerm>) -> String {
+    term.map_or_else(
+        || "check the model's parameters and supports there".to_string(),
+        ToString::to_string,
+    )
+}
+
+/// The guide's draw for zero noise at `params`: the point the fit starts
+/// around.
+fn starting_point<G: HierarchicalGuide>(guide: &G, params: &[f64]) -> Vec<f64> {
+    let mut workspace = Workspace::new(guide);
+    guide.prepare(params, &mut workspace);
+    let mut psi = vec![0.0; guide.mixing_dim()];
+    guide.sample_mixing(params, &vec![0.0; guide.mixing_noise_dim()], &mut psi);
+    let mut u = vec![0.0; guide.latent_dim()];
+    let noise = vec![0.0; guide.conditional_noise_dim()];
+    guide.sample_conditional(params, &psi, &noise, &mut u, &mut workspace);
+    u
 }
 
 /// Fits `guide` to `model` from the guide's own initial parameters (drawn
@@ -495,6 +529,12 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         });
     }
     config.estimator.check(guide)?;
+    let start = starting_point(guide, &initial);
+    let value = model.log_joint(&start);
+    if !value.is_finite() {
+        let term = model.first_invalid_term(&start);
+        return Err(FitError::InvalidStart { value, term });
+    }
     let engines = config.engine.step_engines(guide);
     let parallelism = config.parallelism;
     let model_engine = ModelEngine::new(engines.model, parallelism);

@@ -7,8 +7,10 @@
 
 use crate::distributions::supports::SupportKind;
 use crate::distributions::{
-    Dirichlet, Distribution, DistributionError, MultivariateNormal, Reparameterized,
+    Dirichlet, Distribution, DistributionError, MultivariateDistribution, MultivariateNormal,
+    Reparameterized,
 };
+use crate::model::{InvalidTerm, Term};
 use crate::scalar::Scalar;
 use crate::transforms::Transform;
 
@@ -100,4 +102,89 @@ impl DrawVector for MultivariateNormal<f64> {
 pub trait ReferenceLogJoint {
     /// `log p(x, z(u)) + log|dz/du|` by the scalar loops.
     fn log_joint_reference<T: Scalar>(&self, u: &[T]) -> T;
+}
+
+/// One term of the log joint in `f64`, checked: `Ok(log p(x))` when it is
+/// finite, else the term named, with the constructor's error when it
+/// rejects a parameter (what `Model::first_invalid_term` reports).
+///
+/// ```
+/// use iwhvi_core::distributions::Normal;
+/// use iwhvi_core::generated::checked_log_prob;
+/// use iwhvi_core::model::Term;
+/// let term = || Term::Factor { field: "f" };
+/// assert!(checked_log_prob(Normal::new(0.0, 1.0), 0.0, term).is_ok());
+/// let invalid = checked_log_prob(Normal::new(0.0, -1.0), 0.0, term).unwrap_err();
+/// assert!(invalid.cause.is_some() && invalid.value == f64::NEG_INFINITY);
+/// ```
+///
+/// # Errors
+/// The term, when `log p(x)` is `−∞` or NaN or the constructor fails.
+pub fn checked_log_prob<D: Distribution<f64>>(
+    d: Result<D, DistributionError>,
+    x: D::Value,
+    term: impl FnOnce() -> Term,
+) -> Result<f64, InvalidTerm> {
+    match d {
+        Ok(d) => checked_value(d.log_prob(x), term),
+        Err(cause) => Err(InvalidTerm {
+            term: term(),
+            value: f64::NEG_INFINITY,
+            cause: Some(cause),
+        }),
+    }
+}
+
+/// [`checked_log_prob`] for a distribution over vectors (a value of the
+/// wrong length is `−∞`).
+///
+/// ```
+/// use iwhvi_core::distributions::Dirichlet;
+/// use iwhvi_core::generated::checked_log_prob_multi;
+/// use iwhvi_core::model::Term;
+/// let term = || Term::Prior { latent: "w", element: None };
+/// assert!(checked_log_prob_multi(Dirichlet::new(vec![1.0, 1.0]), &[0.5, 0.5], term).is_ok());
+/// assert!(checked_log_prob_multi(Dirichlet::new(vec![1.0, 0.0]), &[0.5, 0.5], term).is_err());
+/// ```
+///
+/// # Errors
+/// As [`checked_log_prob`].
+pub fn checked_log_prob_multi<D: MultivariateDistribution<f64>>(
+    d: Result<D, DistributionError>,
+    x: &[f64],
+    term: impl FnOnce() -> Term,
+) -> Result<f64, InvalidTerm> {
+    match d {
+        Ok(d) if d.dim() == x.len() => checked_value(d.log_prob(x), term),
+        Ok(_) => checked_value(f64::NEG_INFINITY, term),
+        Err(cause) => Err(InvalidTerm {
+            term: term(),
+            value: f64::NEG_INFINITY,
+            cause: Some(cause),
+        }),
+    }
+}
+
+/// A term's value, checked: `Ok` when finite.
+///
+/// ```
+/// use iwhvi_core::generated::checked_value;
+/// use iwhvi_core::model::Term;
+/// let term = || Term::Transform { latent: "tau" };
+/// assert_eq!(checked_value(-1.5, term), Ok(-1.5));
+/// assert!(checked_value(f64::NAN, term).is_err());
+/// ```
+///
+/// # Errors
+/// The term, when `value` is not finite.
+pub fn checked_value(value: f64, term: impl FnOnce() -> Term) -> Result<f64, InvalidTerm> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(InvalidTerm {
+            term: term(),
+            value,
+            cause: None,
+        })
+    }
 }

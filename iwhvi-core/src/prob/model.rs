@@ -78,6 +78,18 @@ pub trait Model: Sync {
         Latents::default()
     }
 
+    /// The first term of the log joint at `u` that is `−∞` or NaN, named
+    /// (the prior of which latent, which element of which observed field,
+    /// which factor), with the distribution constructor's error when a
+    /// parameter is invalid there; `None` when every term is finite. `fit`
+    /// asks for it once, when the log joint at the guide's starting point
+    /// is not finite. `#[variational]` models name their terms; the
+    /// default (for hand-written models) names none.
+    fn first_invalid_term(&self, u: &[f64]) -> Option<InvalidTerm> {
+        let _ = u;
+        None
+    }
+
     /// The unconstrained dimension `D`: [`Model::STATIC_DIM`] when known,
     /// else from the layout (known at run time, e.g. from data lengths).
     fn dim(&self) -> usize {
@@ -423,6 +435,98 @@ impl Latents {
     }
 }
 
+/// A term of the log joint, as [`Model::first_invalid_term`] names it.
+///
+/// ```
+/// use iwhvi_core::model::Term;
+/// let term = Term::Likelihood { field: "y", element: Some(3) };
+/// assert_eq!(term.to_string(), "the likelihood of `y[3]`");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Term {
+    /// The prior density of a latent (of one element, for an elementwise
+    /// prior over a vector).
+    Prior {
+        /// The latent.
+        latent: &'static str,
+        /// The element, for an elementwise prior.
+        element: Option<usize>,
+    },
+    /// The log Jacobian of a latent's transform.
+    Transform {
+        /// The latent.
+        latent: &'static str,
+    },
+    /// The likelihood of an observed field (of one element, for a vector
+    /// observed with `for i`).
+    Likelihood {
+        /// The observed field.
+        field: &'static str,
+        /// The element.
+        element: Option<usize>,
+    },
+    /// A free `#[factor]` term.
+    Factor {
+        /// The factor's field.
+        field: &'static str,
+    },
+}
+
+impl std::fmt::Display for Term {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Term::Prior {
+                latent,
+                element: None,
+            } => write!(f, "the prior of `{latent}`"),
+            Term::Prior {
+                latent,
+                element: Some(i),
+            } => write!(f, "the prior of `{latent}[{i}]`"),
+            Term::Transform { latent } => write!(f, "the log Jacobian of `{latent}`'s transform"),
+            Term::Likelihood {
+                field,
+                element: None,
+            } => write!(f, "the likelihood of `{field}`"),
+            Term::Likelihood {
+                field,
+                element: Some(i),
+            } => write!(f, "the likelihood of `{field}[{i}]`"),
+            Term::Factor { field } => write!(f, "the factor `{field}`"),
+        }
+    }
+}
+
+/// A term of the log joint that is `−∞` or NaN at a point, and why when a
+/// distribution's parameter is invalid there.
+///
+/// ```
+/// use iwhvi_core::distributions::Normal;
+/// use iwhvi_core::model::{InvalidTerm, Term};
+/// let invalid = InvalidTerm {
+///     term: Term::Prior { latent: "theta", element: Some(0) },
+///     value: f64::NEG_INFINITY,
+///     cause: Normal::new(0.0, 0.0).err(),
+/// };
+/// assert_eq!(
+///     invalid.to_string(),
+///     "the prior of `theta[0]` is -inf: Normal: parameter `scale` must be positive and finite, got 0"
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{term} is {value}{}", cause.as_ref().map_or_else(String::new, |c| format!(": {c}")))]
+pub struct InvalidTerm {
+    /// The term.
+    pub term: Term,
+    /// Its value there (`−∞` or NaN).
+    pub value: f64,
+    /// The distribution's error, when its constructor rejects a parameter
+    /// there; `None` when the parameters are valid and the value lies
+    /// outside the support (or the term is not a distribution's).
+    pub cause: Option<crate::distributions::DistributionError>,
+}
+
 /// Why a model's data were rejected by its constructor.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -466,5 +570,28 @@ pub enum DataError {
         distribution: &'static str,
         /// The support, in words.
         support: &'static str,
+    },
+    /// A data value used as a distribution's parameter lies outside that
+    /// parameter's domain (a scale of 0, a probability above 1), so the
+    /// term that uses it could never be evaluated.
+    #[error(
+        "data field `{field}`: entry {index} is {value}, but it is the `{parameter}` of the {distribution} of `{term}`, which must be {requirement}"
+    )]
+    InvalidParameter {
+        /// The data field.
+        field: &'static str,
+        /// The entry (0 for a scalar).
+        index: usize,
+        /// Its value.
+        value: f64,
+        /// The latent (its prior) or observed field (its likelihood) whose
+        /// distribution takes the value.
+        term: &'static str,
+        /// The distribution, e.g. `"Normal"`.
+        distribution: &'static str,
+        /// The parameter, e.g. `"scale"`.
+        parameter: &'static str,
+        /// What it must be, as the distribution's constructor says it.
+        requirement: &'static str,
     },
 }

@@ -3,7 +3,9 @@
 
 use super::ast::{Constraint, DistCall, Elem, Model, Role, Shape};
 use crate::ctxt::Ctxt;
-use crate::family::{self, Family, Support};
+use syn::Expr;
+
+use crate::family::{self, Domain, Family, Support};
 
 /// Every distribution is one the runtime has, called with its number of
 /// parameters.
@@ -19,7 +21,7 @@ pub fn distribution(cx: &Ctxt, call: &DistCall) -> Option<&'static Family> {
         return None;
     };
     if call.args.len() != family.params.len() {
-        let names: Vec<&str> = family.params.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = family.params.iter().map(|(n, ..)| *n).collect();
         cx.error_spanned_by(
             &call.tokens,
             format!(
@@ -32,7 +34,91 @@ pub fn distribution(cx: &Ctxt, call: &DistCall) -> Option<&'static Family> {
         );
         return None;
     }
+    constant_parameters(cx, call, family);
     Some(family)
+}
+
+/// The value of an expression made only of number literals, `+ - * /`,
+/// negation and parentheses, as the generated code computes it (`f64`);
+/// `None` for anything else (data, latents, methods).
+pub fn constant(expr: &Expr) -> Option<f64> {
+    use syn::{BinOp, Lit, UnOp};
+    match expr {
+        Expr::Lit(l) => match &l.lit {
+            Lit::Float(f) => f.base10_parse().ok(),
+            Lit::Int(i) => i.base10_parse::<u64>().ok().map(|v| v as f64),
+            _ => None,
+        },
+        Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => constant(&u.expr).map(|v| -v),
+        Expr::Paren(p) => constant(&p.expr),
+        Expr::Group(g) => constant(&g.expr),
+        Expr::Binary(b) => {
+            let (left, right) = (constant(&b.left)?, constant(&b.right)?);
+            match b.op {
+                BinOp::Add(_) => Some(left + right),
+                BinOp::Sub(_) => Some(left - right),
+                BinOp::Mul(_) => Some(left * right),
+                BinOp::Div(_) => Some(left / right),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A parameter written as a constant lies in its domain (the family
+/// table's), and `Uniform`'s constant bounds are increasing: a constant
+/// outside can never be valid, whatever the data and latents.
+fn constant_parameters(cx: &Ctxt, call: &DistCall, family: &Family) {
+    let name = family.name;
+    for (arg, (parameter, _, domain)) in call.args.iter().zip(family.params) {
+        let Some(value) = constant(arg) else { continue };
+        if !domain.contains(value) {
+            let logit = format!("{name}Logit");
+            let hint = match family::family(&logit) {
+                Some(_) if *domain == Domain::Probability => {
+                    format!("; or, for log-odds, use `{logit}`")
+                }
+                _ => String::new(),
+            };
+            let shown = if *domain == Domain::Count {
+                format!("{value}")
+            } else {
+                format!("{value:?}")
+            };
+            cx.error_spanned_by(
+                arg,
+                format!(
+                    "`{name}`'s `{parameter}` must be {}, and `{shown}` is not: {}{hint}",
+                    domain.requirement(),
+                    domain.suggestion(value)
+                ),
+            );
+            continue;
+        }
+        if let Domain::FiniteAbove(other) = domain {
+            let (low, (low_name, ..)) = (&call.args[*other], family.params[*other]);
+            let Some(low) = constant(low).filter(|l| l.is_finite()) else {
+                continue;
+            };
+            if value <= low {
+                let instead = if value < low {
+                    format!("swap them: `{name}({value:?}, {low:?})`")
+                } else {
+                    format!(
+                        "give the interval a width, e.g. `{name}({low:?}, {:?})`",
+                        low + 1.0
+                    )
+                };
+                cx.error_spanned_by(
+                    &call.tokens,
+                    format!(
+                        "`{name}`'s `{parameter}` must be greater than its `{low_name}`, and `{value:?}` is not above `{low:?}`: {instead}"
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// Latents are real-valued, with a continuous prior; vector latents know

@@ -10,8 +10,8 @@ use syn::{Expr, Ident};
 use super::ast::{Constraint, DistCall, Elem, Field, Model, Role, Shape};
 use super::check;
 use super::plan::{
-    Affine, Bounds, Data, Dependent, Derived, Latent, LatentSupport, LinearTerm, Observed, Plan,
-    PlatePlan, Step, Transform,
+    Affine, Bounds, Data, DataParam, Dependent, Derived, Latent, LatentSupport, LinearTerm,
+    Observed, Plan, PlatePlan, Step, Transform,
 };
 use crate::ctxt::Ctxt;
 use crate::family::{self, Family, Param, Support};
@@ -59,7 +59,7 @@ pub fn plan<'a>(cx: &Ctxt, model: &'a Model, table: &Bindings) -> Plan<'a> {
         let step = match (&field.role, &field.shape) {
             (Role::Factor(expr), _) => Lower::new(table.scope(position, None), cx)
                 .value(expr)
-                .map(Step::Factor),
+                .map(|value| Step::Factor(value, &field.ident)),
             (_, None) | (Role::Data, _) => None,
             (Role::Derived { expr, index }, Some(shape)) => {
                 derived(cx, table, position, field, shape, expr, index.as_ref()).map(Step::Derived)
@@ -200,6 +200,7 @@ fn latent<'a>(
         index: index.as_ref(),
         constraint,
         support,
+        data_params: data_params(table, family, prior, index.as_ref()),
         uses: values.uses.names,
     })
 }
@@ -277,7 +278,7 @@ pub fn constructor(lower: &mut Lower<'_>, family: &Family, call: &DistCall) -> O
         .args
         .iter()
         .zip(family.params)
-        .map(|(arg, (_, kind))| match kind {
+        .map(|(arg, (_, kind, _))| match kind {
             Param::Real => lower.value(arg),
             Param::Count => {
                 let raw = lower.raw(arg)?;
@@ -489,8 +490,75 @@ fn observed<'a>(
         index,
         same_length,
         plate,
+        data_params: data_params(table, family, likelihood, index),
         uses: lower.uses.names,
     })
+}
+
+/// The expression inside parentheses and invisible groups.
+fn unwrap(mut e: &Expr) -> &Expr {
+    loop {
+        match e {
+            Expr::Paren(p) => e = &p.expr,
+            Expr::Group(g) => e = &g.expr,
+            other => return other,
+        }
+    }
+}
+
+/// The parameters of a call that are data: a scalar data field, a data
+/// vector indexed by the attribute's index, or (for a vector parameter) a
+/// whole data vector, of real or integer elements. Anything computed from
+/// data is left to the distribution's constructor.
+fn data_params(
+    table: &Bindings,
+    family: &Family,
+    call: &DistCall,
+    index: Option<&Ident>,
+) -> Vec<DataParam> {
+    if call.user.is_some() {
+        return Vec::new();
+    }
+    let data = |ident: &Ident| {
+        table.entries.iter().find_map(|b| match &b.meaning {
+            Meaning::Data(shape) if b.ident == *ident && shape.elem() != Elem::Bool => {
+                Some(shape.clone())
+            }
+            _ => None,
+        })
+    };
+    call.args
+        .iter()
+        .zip(family.params)
+        .filter_map(|(arg, &(parameter, kind, domain))| {
+            let arg = unwrap(arg);
+            let (ident, scalar) = match (arg, kind) {
+                (Expr::Index(i), Param::Real | Param::Count) => {
+                    let base = crate::scope::single_ident(unwrap(&i.expr))?;
+                    let at = crate::scope::single_ident(unwrap(&i.index))?;
+                    (Some(at) == index).then_some((base, false))?
+                }
+                (Expr::Path(_), Param::Real | Param::Count) => {
+                    (crate::scope::single_ident(arg)?, true)
+                }
+                (Expr::Path(_), Param::Vector) => (crate::scope::single_ident(arg)?, false),
+                _ => return None,
+            };
+            let shape = data(ident)?;
+            let fits = match (kind, &shape) {
+                (Param::Vector, Shape::Vec(_) | Shape::Array(..)) => true,
+                (_, Shape::Scalar(_)) => scalar,
+                (_, Shape::Vec(_) | Shape::Array(..)) => !scalar,
+                _ => false,
+            };
+            (fits && domain.data_check().is_some()).then(|| DataParam {
+                data: ident.clone(),
+                scalar,
+                parameter,
+                domain,
+            })
+        })
+        .collect()
 }
 
 /// The families whose plates run as kernels (`FamilyKernel` in
@@ -555,7 +623,7 @@ fn plate(
     let mut args = Vec::new();
     let mut count = None;
     let mut failed = call.args.len() != family.params.len();
-    for (arg, (_, kind)) in call.args.iter().zip(family.params) {
+    for (arg, (_, kind, _)) in call.args.iter().zip(family.params) {
         match kind {
             Param::Real => match lower.value(arg) {
                 Some(v) => args.push(v),
@@ -588,7 +656,7 @@ fn plate(
             .args
             .iter()
             .zip(family.params)
-            .filter(|(_, (_, kind))| *kind == Param::Real)
+            .filter(|(_, (_, kind, _))| *kind == Param::Real)
             .map(|(arg, _)| derivative(&mut lower, table, &operands, arg))
             .collect();
         if cx.check().is_err() { None } else { terms }

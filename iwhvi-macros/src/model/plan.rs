@@ -8,7 +8,7 @@ use proc_macro2::TokenStream;
 use syn::Ident;
 
 use super::ast::{Constraint, Field, Model, Shape};
-use crate::family::Family;
+use crate::family::{Domain, Family};
 
 /// The whole model.
 pub struct Plan<'a> {
@@ -52,11 +52,13 @@ pub struct Data<'a> {
 }
 
 /// One field's part of the model.
+// Built once per field at expansion time; the size difference is immaterial.
+#[allow(clippy::large_enum_variant)]
 pub enum Step<'a> {
     Latent(Box<Latent<'a>>),
     Observed(Observed<'a>),
-    /// A `#[factor]` term, as a `__T` value.
-    Factor(TokenStream),
+    /// A `#[factor]` term, as a `__T` value, and its field.
+    Factor(TokenStream, &'a Ident),
     Derived(Derived<'a>),
 }
 
@@ -151,6 +153,8 @@ pub struct Latent<'a> {
     pub index: Option<&'a Ident>,
     pub constraint: Option<Constraint>,
     pub support: LatentSupport,
+    /// Its prior's parameters that are data, which `new` checks.
+    pub data_params: Vec<DataParam>,
     /// The names its prior and bounds use (read by the plan's tests).
     // Read by the plan's tests; the emitter does not need it.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -171,9 +175,25 @@ pub struct Observed<'a> {
     /// The plate as one kernel call, when the family has a kernel and the
     /// observation is a vector over `for i`; `None` keeps the scalar loop.
     pub plate: Option<PlatePlan>,
+    /// Its likelihood's parameters that are data, which `new` checks.
+    pub data_params: Vec<DataParam>,
     // Read by the plan's tests; the emitter does not need it.
     #[cfg_attr(not(test), allow(dead_code))]
     pub uses: BTreeSet<String>,
+}
+
+/// A distribution parameter that is a data field (a scalar, a data vector
+/// indexed by the attribute's `for i`, or a whole data vector for a
+/// vector parameter): the model's `new` checks its values against the
+/// parameter's domain.
+pub struct DataParam {
+    /// The data field.
+    pub data: Ident,
+    /// True for a scalar field; otherwise every element the term reads.
+    pub scalar: bool,
+    /// The parameter's name and domain (the family table's).
+    pub parameter: &'static str,
+    pub domain: Domain,
 }
 
 /// An observed vector as one call of the plate driver: element `i`'s

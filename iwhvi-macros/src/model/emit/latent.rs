@@ -67,55 +67,99 @@ pub fn spec(l: &Latent<'_>) -> TokenStream {
 /// Its step of the log joint: constrain its block of `__u`, add the log
 /// Jacobian and the prior's log density, and bind its name.
 pub fn log_joint_step(l: &Latent<'_>) -> TokenStream {
-    let lp = quote!(::iwhvi::__private::log_prob_or_neg_inf);
+    step(l, false)
+}
+
+/// Its step of `first_invalid_term` (`__T = f64`): as
+/// [`log_joint_step`], each term checked, the first that is not finite
+/// returned (`?`) as an `InvalidTerm` naming it.
+pub fn checked_step(l: &Latent<'_>) -> TokenStream {
+    step(l, true)
+}
+
+fn step(l: &Latent<'_>, checked: bool) -> TokenStream {
+    let p = quote!(::iwhvi::__private);
     let (ident, len) = (&l.field.ident, &l.len);
+    let name = ident.to_string();
+    let prior =
+        |element: TokenStream| quote!(|| #p::Term::Prior { latent: #name, element: #element });
+    let jacobian = |value: TokenStream| {
+        if checked {
+            quote!(#p::checked_value(#value, || #p::Term::Transform { latent: #name })?)
+        } else {
+            value
+        }
+    };
+    let density = |new: &TokenStream, value: TokenStream, element: TokenStream| {
+        if checked {
+            let term = prior(element);
+            quote!(__lp += #p::checked_log_prob(#new, #value, #term)?;)
+        } else {
+            quote!(__lp += #p::log_prob_or_neg_inf(#new, #value);)
+        }
+    };
+    let none = quote!(::core::option::Option::None);
     let transform = transform(&l.transform);
     let scalar_density = l
         .prior
         .as_ref()
-        .map(|new| quote!(__lp += #lp(#new, #ident);));
+        .map(|new| density(new, quote!(#ident), none.clone()));
     let body = if let Some(d) = l.bounds.as_ref().and_then(|b| b.dependent.as_ref()) {
         let (low, high) = (&d.low, &d.high);
-        let density = scalar_density;
+        let log_jacobian = jacobian(quote! {
+            ::iwhvi::__private::Scalar::ln(__width)
+                + ::iwhvi::__private::Scalar::log_sigmoid(__s)
+                + ::iwhvi::__private::Scalar::log_sigmoid(-__s)
+        });
         quote! {
             let (__low, __high) = (#low, #high);
             let __s = __u[__at];
             __at += 1;
             let __width = __high - __low;
             let #ident = __low + __width * ::iwhvi::__private::Scalar::sigmoid(__s);
-            __lp += ::iwhvi::__private::Scalar::ln(__width)
-                + ::iwhvi::__private::Scalar::log_sigmoid(__s)
-                + ::iwhvi::__private::Scalar::log_sigmoid(-__s);
-            #density
+            __lp += #log_jacobian;
+            #scalar_density
         }
     } else if l.shape.is_scalar() {
-        let density = scalar_density;
+        let log_jacobian = jacobian(quote!(__log_jacobian));
         quote! {
             let (#ident, __log_jacobian) = __transform.forward_scalar(__u[__at]);
             __at += 1;
-            __lp += __log_jacobian;
-            #density
+            __lp += #log_jacobian;
+            #scalar_density
         }
     } else {
         let bind_index = l.index.map(|i| quote!(let #i: usize = __k;));
         let density = l.prior.as_ref().map(|new| {
             if l.family.multivariate() {
-                quote!(__lp += ::iwhvi::__private::log_prob_multi_or_neg_inf(#new, &#ident);)
+                if checked {
+                    let term = prior(none.clone());
+                    quote!(__lp += #p::checked_log_prob_multi(#new, &#ident, #term)?;)
+                } else {
+                    quote!(__lp += ::iwhvi::__private::log_prob_multi_or_neg_inf(#new, &#ident);)
+                }
             } else {
+                let element = density(
+                    new,
+                    quote!(#ident[__k]),
+                    quote!(::core::option::Option::Some(__k)),
+                );
                 quote! {
                     for __k in 0..__n {
                         #bind_index
-                        __lp += #lp(#new, #ident[__k]);
+                        #element
                     }
                 }
             }
         });
+        let log_jacobian =
+            jacobian(quote!(__transform.forward(&__u[__at..__at + __m], &mut #ident)));
         quote! {
             let __n = #len;
             let __m = __transform.unconstrained_len(__n).unwrap_or(0);
             let mut #ident: ::std::vec::Vec<__T> =
                 ::std::vec![<__T as ::iwhvi::__private::Scalar>::constant(0.0); __n];
-            __lp += __transform.forward(&__u[__at..__at + __m], &mut #ident);
+            __lp += #log_jacobian;
             __at += __m;
             #density
         }

@@ -10,7 +10,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::ast::{Elem, Shape};
-use super::plan::{Plan, Step};
+use super::plan::{DataParam, Plan, Step};
 
 /// Everything the model expands to.
 pub fn model(plan: &Plan<'_>) -> TokenStream {
@@ -60,8 +60,21 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
         });
     let length_checks = plan.observations().flat_map(observed::length_checks);
     let support_checks = plan.observations().filter_map(observed::support_check);
+    let parameter_checks = plan.steps.iter().flat_map(|step| match step {
+        Step::Latent(l) => parameter_checks(&l.data_params, &l.field.ident, l.family.name, &l.len),
+        Step::Observed(o) => {
+            let ident = &o.field.ident;
+            parameter_checks(
+                &o.data_params,
+                ident,
+                o.family.name,
+                &quote!(self.#ident.len()),
+            )
+        }
+        _ => Vec::new(),
+    });
     let doc_new = format!(
-        "The model `{ident}` with its data, checked: finite reals, matching lengths, observations inside their likelihood's support."
+        "The model `{ident}` with its data, checked: finite reals, matching lengths, observations inside their likelihood's support, data used as distribution parameters inside their domains."
     );
     let from_json = from_json(plan);
     quote! {
@@ -88,10 +101,47 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
                 #(#finite_checks)*
                 #(#length_checks)*
                 #(#support_checks)*
+                #(#parameter_checks)*
                 ::core::result::Result::Ok(())
             }
         }
     }
+}
+
+/// The checks that data used as parameters of `term`'s distribution lie in
+/// their domains: a scalar, or the elements the term reads (the first
+/// `len`).
+fn parameter_checks(
+    params: &[DataParam],
+    term: &syn::Ident,
+    distribution: &str,
+    len: &TokenStream,
+) -> Vec<TokenStream> {
+    let term = term.to_string();
+    params
+        .iter()
+        .filter_map(|p| {
+            let test = p.domain.data_check()?;
+            let (data, parameter, requirement) = (&p.data, p.parameter, p.domain.requirement());
+            let name = data.to_string();
+            let values = if p.scalar {
+                quote!(::core::iter::once(&self.#data))
+            } else {
+                quote!(self.#data.iter().take(#len))
+            };
+            Some(quote! {
+                for (__index, __value) in #values.enumerate() {
+                    let __value = *__value as f64;
+                    if !(#test) {
+                        return ::core::result::Result::Err(::iwhvi::__private::DataError::InvalidParameter {
+                            field: #name, index: __index, value: __value, term: #term,
+                            distribution: #distribution, parameter: #parameter, requirement: #requirement,
+                        });
+                    }
+                }
+            })
+        })
+        .collect()
 }
 
 /// `from_json`, `load_json` and `from_stan_data`: the data fields read by
@@ -329,6 +379,19 @@ fn derived_struct(plan: &Plan<'_>) -> TokenStream {
     }
 }
 
+/// A step of `first_invalid_term`: each term checked (`__T = f64`).
+fn checked_step(step: &Step<'_>) -> TokenStream {
+    match step {
+        Step::Latent(l) => latent::checked_step(l),
+        Step::Observed(o) => observed::checked_step(o),
+        Step::Factor(value, field) => {
+            let (p, name) = (quote!(::iwhvi::__private), field.to_string());
+            quote!(__lp += #p::checked_value(#value, || #p::Term::Factor { field: #name })?;)
+        }
+        Step::Derived(_) => quote!(),
+    }
+}
+
 /// `impl Model`: the derived quantities by name, the layout and the log
 /// joint, fields in declaration order. A latent's step binds its name for
 /// the steps after it, so steps are not wrapped in braces.
@@ -343,12 +406,13 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
             .then(|| observed::plate_step(o, ident))
             .flatten()
             .unwrap_or_else(|| observed::log_joint_step(o)),
-        Step::Factor(value) => quote!(__lp += #value;),
+        Step::Factor(value, _) => quote!(__lp += #value;),
         Step::Derived(_) => quote!(),
     };
     let steps = plan.steps.iter().map(|s| step(s, true));
     let reference_steps = plan.steps.iter().map(|s| step(s, false));
     let plate_methods = plan.observations().filter_map(observed::plate_methods);
+    let checked_steps = plan.steps.iter().map(checked_step);
     let derived_named = plan.derived().map(|d| {
         let (ident, name) = (&d.field.ident, d.field.ident.to_string());
         match d.shape {
@@ -381,6 +445,18 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
                 let mut __at = 0usize;
                 #(#steps)*
                 __lp
+            }
+
+            #[allow(unused_mut, unused_variables, unused_assignments, non_camel_case_types, clippy::all)]
+            fn first_invalid_term(&self, __u: &[f64]) -> ::core::option::Option<::iwhvi::__private::InvalidTerm> {
+                type __T = f64;
+                let __walk = || -> ::core::result::Result<(), ::iwhvi::__private::InvalidTerm> {
+                    let mut __lp = 0.0f64;
+                    let mut __at = 0usize;
+                    #(#checked_steps)*
+                    ::core::result::Result::Ok(())
+                };
+                __walk().err()
             }
         }
 

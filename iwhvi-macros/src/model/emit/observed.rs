@@ -51,6 +51,43 @@ pub fn log_joint_step(o: &Observed<'_>) -> TokenStream {
     }
 }
 
+/// Its step of `first_invalid_term` (`__T = f64`): the scalar loop of
+/// [`log_joint_step`], each element's term checked, the first that is not
+/// finite returned (`?`) as an `InvalidTerm` naming the field and element.
+pub fn checked_step(o: &Observed<'_>) -> TokenStream {
+    let p = quote!(::iwhvi::__private);
+    let (ident, new) = (&o.field.ident, &o.likelihood);
+    let name = ident.to_string();
+    if o.family.multivariate() {
+        return quote! {
+            let __values: ::std::vec::Vec<f64> = self.#ident.iter().copied().collect();
+            __lp += #p::checked_log_prob_multi(#new, &__values, || #p::Term::Likelihood { field: #name, element: ::core::option::Option::None })?;
+        };
+    }
+    let (element, at) = match o.index {
+        Some(i) if !o.shape.is_scalar() => (
+            quote!(self.#ident[#i]),
+            quote!(::core::option::Option::Some(#i)),
+        ),
+        // An index comes with a vector (`check::observed`).
+        _ => (quote!(self.#ident), quote!(::core::option::Option::None)),
+    };
+    let value = match o.shape.elem() {
+        Elem::Real => quote!((#element) as f64),
+        Elem::Integer => quote!((#element) as u64),
+        Elem::Bool => {
+            quote!(<::core::primitive::u64 as ::core::convert::From<bool>>::from(#element))
+        }
+    };
+    let term = quote! {
+        __lp += #p::checked_log_prob(#new, #value, || #p::Term::Likelihood { field: #name, element: #at })?;
+    };
+    match o.index {
+        Some(i) if !o.shape.is_scalar() => quote!(for #i in 0..self.#ident.len() { #term }),
+        _ => term,
+    }
+}
+
 /// The names of its plate's hidden methods: element `i`'s arguments and
 /// observation.
 fn plate_methods_names(o: &Observed<'_>) -> (syn::Ident, syn::Ident, syn::Ident) {
