@@ -68,6 +68,28 @@ pub trait HierarchicalGuide: Sync {
     /// Initial parameters.
     fn init_params<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64>;
 
+    /// [`HierarchicalGuide::init_params`] moved so that the draws of `u`
+    /// centre on `point` (unconstrained, length `D`) instead of `u = 0`:
+    /// the same parameters, with the location `m` of `u = m + …` set to
+    /// `point` (for [`Preconditioned`], the inner guide's at
+    /// `z = L⁻¹(point − û)`). `None` (the default) for a guide that cannot
+    /// place itself; [`FitConfig::init`](crate::fit::FitConfig::init)
+    /// then fails with [`FitError::InitUnsupported`](crate::fit::FitError::InitUnsupported).
+    /// The built-in [`MeanField`], [`FullRank`], [`SemiImplicit`] and
+    /// [`Preconditioned`] place themselves.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// use rand::SeedableRng;
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let params = MeanField::new(2).init_params_at(&mut rng, &[1.5, -0.5]).unwrap();
+    /// assert_eq!(&params[..2], &[1.5, -0.5]); // the "loc" block
+    /// ```
+    fn init_params_at<R: Rng + ?Sized>(&self, rng: &mut R, point: &[f64]) -> Option<Vec<f64>> {
+        let _ = (rng, point);
+        None
+    }
+
     /// The standard normal draws [`HierarchicalGuide::sample_mixing`]
     /// takes (default `d`).
     fn mixing_noise_dim(&self) -> usize {
