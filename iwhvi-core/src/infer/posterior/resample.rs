@@ -17,9 +17,8 @@ pub struct ResampledDraws {
     /// Effective sample size of the proposals, `(Σw)² / Σw²`.
     pub effective_sample_size: f64,
     /// The PSIS `k̂` of the weights: below [`PARETO_K_GOOD`](super::PARETO_K_GOOD)
-    /// (0.5) the importance estimates are reliable, up to
-    /// [`PARETO_K_OK`](super::PARETO_K_OK) (0.7) usable, above it not to be
-    /// trusted (see [`pareto_k_hat`](super::pareto_k_hat)).
+    /// (0.5) good, up to [`PARETO_K_OK`](super::PARETO_K_OK) (0.7) ok,
+    /// above it unreliable (see [`pareto_k_hat`](super::pareto_k_hat)).
     pub pareto_k: f64,
 }
 
