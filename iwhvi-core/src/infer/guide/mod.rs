@@ -66,6 +66,10 @@ pub trait HierarchicalGuide: Sync {
     fn param_layout(&self) -> ParamLayout;
 
     /// Initial parameters.
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     fn init_params<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64>;
 
     /// [`HierarchicalGuide::init_params`] moved so that the draws of `u`
@@ -77,6 +81,10 @@ pub trait HierarchicalGuide: Sync {
     /// then fails with [`FitError::InitUnsupported`](crate::fit::FitError::InitUnsupported).
     /// The built-in [`MeanField`], [`FullRank`], [`SemiImplicit`] and
     /// [`Preconditioned`] place themselves.
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     ///
     /// ```
     /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};

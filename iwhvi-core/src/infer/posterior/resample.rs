@@ -70,6 +70,10 @@ impl<Mo: Model, G: HierarchicalGuide + Clone> Posterior<'_, Mo, G> {
     /// The log importance weights `log p(x, u) − U_K(u)` (the bound's own
     /// weights on the guide's extended space) of `proposals` draws, with the
     /// unconstrained draws.
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     pub fn log_weights<R: Rng + ?Sized>(
         &self,
         proposals: usize,
@@ -94,6 +98,10 @@ impl<Mo: Model, G: HierarchicalGuide + Clone> Posterior<'_, Mo, G> {
     /// (multinomially). Moments of the result are self-normalised
     /// importance estimates, accurate even where the guide covers more mass
     /// than the posterior. Proposals where `log p(x, u) = −∞` get weight 0.
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     ///
     /// # Errors
     /// [`ResampleError`]: no proposals, a NaN or `+∞` weight (a model or
