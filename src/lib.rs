@@ -296,8 +296,8 @@ pub mod __private {
         log_prob_or_neg_inf,
     };
     pub use iwhvi_core::generated::{
-        DrawVector, ReferenceLogJoint, constrain_elementwise, default_transform, inverse_scalar,
-        normal_init, rsample_or_nan,
+        DrawVector, ReferenceLogJoint, constrain_blocks, constrain_elementwise, default_transform,
+        inverse_scalar, normal_init, rsample_or_nan,
     };
     pub use iwhvi_core::guide::{
         GuideError, HierarchicalGuide, ParamLayout, Workspace, WorkspaceLens,

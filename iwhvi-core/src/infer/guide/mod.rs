@@ -295,9 +295,12 @@ pub enum GuideError {
         latent: &'static str,
     },
     /// The latent's transform is not elementwise (a simplex, an ordered
-    /// vector) or has bounds that move with other latents.
+    /// vector) and its conditional is over the constrained value, or the
+    /// latent has bounds that move with other latents.
     #[error(
-        "latent `{latent}` has a constraint guides cannot target yet (only elementwise transforms)"
+        "latent `{latent}` has a constraint its conditional cannot target: for a simplex or an ordered \
+         vector, mark the conditional #[unconstrained] (a Normal over the latent's unconstrained \
+         coordinates); bounds that move with other latents are not supported by struct guides yet"
     )]
     Unsupported {
         /// The latent.
