@@ -15,7 +15,8 @@
 //! and its seed. Moments are given twice: from the guide's own draws, and
 //! from draws importance-resampled with the bound's weights
 //! `log p(x, z) − U_K(z)` (with their effective sample size and Pareto k̂;
-//! k̂ > 0.7 means the reweighted figures are not to be trusted).
+//! k̂ below 0.5 good, 0.5–0.7 ok, above 0.7 unreliable: the reweighted
+//! figures are then not to be trusted).
 //!
 //! The models are declared with `#[variational]` in
 //! `examples/src/posteriordb.rs`; their data are copied under

@@ -297,7 +297,8 @@ pub mod __private {
     };
     pub use iwhvi_core::generated::{
         DrawVector, ReferenceLogJoint, checked_log_prob, checked_log_prob_multi, checked_value,
-        constrain_elementwise, default_transform, inverse_scalar, normal_init, rsample_or_nan,
+        constrain_blocks, constrain_elementwise, default_transform, inverse_scalar, normal_init,
+        rsample_or_nan,
     };
     pub use iwhvi_core::guide::{
         GuideError, HierarchicalGuide, ParamLayout, Workspace, WorkspaceLens,

@@ -1,38 +1,35 @@
 //! The ten posteriors of `../shared/posteriordb`, declared with
 //! `#[variational]` (each model as restated in its `model.md`), with
 //! constructors that read the data copied into `examples/data/posteriordb`
-//! (source and licence in its README). Shared by the accuracy suite
+//! (source and licence in its README) with the generated `load_json`. Shared by the accuracy suite
 //! (`examples/accuracy.rs`), the log-joint tests
 //! (`tests/inference/posteriordb_models.rs`) and
 //! `tests/inference/laplace_preconditioning.rs`.
 
+use iwhvi::data::StanData;
 use iwhvi::distributions::{Distribution, Normal};
 use iwhvi::variational;
-use serde_json::Value;
 
-/// The data of `posterior` (posteriordb's name, e.g. `arK-arK`).
-pub fn data(posterior: &str) -> Value {
-    let path = format!(
-        "{}/examples/data/posteriordb/{posterior}/data.json",
-        crate::repo_root().display()
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+/// The path of `posterior`'s data file (posteriordb's name, e.g.
+/// `arK-arK`).
+pub fn data_path(posterior: &str) -> std::path::PathBuf {
+    crate::repo_root().join(format!("examples/data/posteriordb/{posterior}/data.json"))
 }
 
-/// A JSON array of numbers.
-pub fn reals(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .expect("an array")
-        .iter()
-        .map(|x| x.as_f64().expect("a number"))
-        .collect()
+/// The data of `posterior`, as Stan-format JSON.
+pub fn data(posterior: &str) -> StanData {
+    let path = data_path(posterior);
+    StanData::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn scalar(d: &Value, key: &str) -> f64 {
-    d[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} is a number"))
+/// `M::load_json` on `posterior`'s data file (the generated reader: each
+/// data field from the variable of its name).
+fn load<M>(
+    posterior: &str,
+    load_json: fn(std::path::PathBuf) -> Result<M, iwhvi::data::StanDataError>,
+) -> M {
+    let path = data_path(posterior);
+    load_json(path.clone()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[variational]
@@ -340,101 +337,74 @@ impl Garch11 {
 impl EightSchoolsCentered {
     /// On posteriordb's data.
     pub fn posteriordb() -> Self {
-        let d = data("eight_schools-eight_schools_centered");
-        Self::new(reals(&d["sigma"]), reals(&d["y"])).expect("valid data")
+        load("eight_schools-eight_schools_centered", Self::load_json)
     }
 }
 
 impl EightSchoolsNoncentered {
     /// On posteriordb's data.
     pub fn posteriordb() -> Self {
-        let d = data("eight_schools-eight_schools_noncentered");
-        Self::new(reals(&d["sigma"]), reals(&d["y"])).expect("valid data")
+        load("eight_schools-eight_schools_noncentered", Self::load_json)
     }
 }
 
 impl KidIq {
     /// On posteriordb's data.
     pub fn posteriordb() -> Self {
-        let d = data("kidiq-kidscore_momhsiq");
-        Self::new(
-            reals(&d["mom_hs"]),
-            reals(&d["mom_iq"]),
-            reals(&d["kid_score"]),
-        )
-        .expect("valid data")
+        load("kidiq-kidscore_momhsiq", Self::load_json)
     }
 }
 
 impl Kilpisjarvi {
     /// On posteriordb's data.
     pub fn posteriordb() -> Self {
-        let d = data("kilpisjarvi_mod-kilpisjarvi");
-        Self::new(
-            reals(&d["x"]),
-            scalar(&d, "pmualpha"),
-            scalar(&d, "psalpha"),
-            scalar(&d, "pmubeta"),
-            scalar(&d, "psbeta"),
-            reals(&d["y"]),
-        )
-        .expect("valid data")
+        load("kilpisjarvi_mod-kilpisjarvi", Self::load_json)
     }
 }
 
 impl ArK {
     /// On posteriordb's data.
     pub fn posteriordb() -> Self {
-        let d = data("arK-arK");
-        Self::new(scalar(&d, "K") as usize, reals(&d["y"])).expect("valid data")
+        load("arK-arK", Self::load_json)
     }
 }
 
 impl GpPoisRegr {
     /// On posteriordb's data.
     pub fn posteriordb() -> Self {
-        let d = data("gp_pois_regr-gp_pois_regr");
-        let k = d["k"]
-            .as_array()
-            .expect("an array")
-            .iter()
-            .map(|v| v.as_u64().expect("a count"))
-            .collect();
-        Self::new(reals(&d["x"]), k).expect("valid data")
+        load("gp_pois_regr-gp_pois_regr", Self::load_json)
     }
 }
 
 impl HmmExample {
     /// On posteriordb's data; the emission means' prior centres (3, 10)
-    /// are fixed in the Stan program.
+    /// are fixed in the Stan program, not in the data file.
     pub fn posteriordb() -> Self {
         let d = data("hmm_example-hmm_example");
-        Self::new(scalar(&d, "K") as usize, vec![3.0, 10.0], reals(&d["y"])).expect("valid data")
+        let field =
+            |name: &str| -> Vec<f64> { d.get_field(name).unwrap_or_else(|e| panic!("{e}")) };
+        let k = d.get_field("k").unwrap_or_else(|e| panic!("{e}"));
+        Self::new(k, vec![3.0, 10.0], field("y")).expect("valid data")
     }
 }
 
 impl LowDimGaussMix {
     /// On posteriordb's data.
     pub fn posteriordb() -> Self {
-        let d = data("low_dim_gauss_mix-low_dim_gauss_mix");
-        Self::new(reals(&d["y"])).expect("valid data")
+        load("low_dim_gauss_mix-low_dim_gauss_mix", Self::load_json)
     }
 }
 
 impl Sblrc {
     /// On posteriordb's data.
     pub fn posteriordb() -> Self {
-        let d = data("sblrc-blr");
-        let rows: Vec<Vec<f64>> = d["X"].as_array().expect("rows").iter().map(reals).collect();
-        let x = nalgebra::DMatrix::from_fn(rows.len(), rows[0].len(), |i, j| rows[i][j]);
-        Self::new(x, nalgebra::DVector::from_vec(reals(&d["y"]))).expect("valid data")
+        load("sblrc-blr", Self::load_json)
     }
 }
 
 impl Garch11 {
     /// On posteriordb's data.
     pub fn posteriordb() -> Self {
-        let d = data("garch-garch11");
-        Self::new(reals(&d["y"]), scalar(&d, "sigma1")).expect("valid data")
+        load("garch-garch11", Self::load_json)
     }
 }

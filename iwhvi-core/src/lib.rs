@@ -55,6 +55,19 @@ pub use prob::generated;
 pub use prob::plate;
 pub use prob::{data, distributions, model, transforms};
 
+/// The `rand` crate (0.10) whose generators the API takes; the facade
+/// re-exports it as `iwhvi::rand`, so that a user's crate need not add a
+/// `rand` of its own (whose `Rng` trait, in another version, would not
+/// match).
+///
+/// ```
+/// use iwhvi_core::rand::SeedableRng;
+/// let mut rng = iwhvi_core::rand::rngs::StdRng::seed_from_u64(0);
+/// let draws = iwhvi_core::guide::HierarchicalGuide::init_params(&iwhvi_core::guide::MeanField::new(1), &mut rng);
+/// assert_eq!(draws.len(), 2);
+/// ```
+pub use rand;
+
 pub use dual::Dual;
 pub use gradient::{Differentiable, ForwardEngine, GradientEngine, Parallelism, gradient};
 pub use linalg::LinalgError;

@@ -8,4 +8,5 @@ mod gradient_estimators;
 mod inference_closed_form;
 mod laplace_preconditioning;
 mod laplace_toy;
+mod local_modes;
 mod posteriordb_models;

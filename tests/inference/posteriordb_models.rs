@@ -40,8 +40,11 @@ fn positive(u: f64) -> (f64, f64) {
 #[test]
 fn eight_schools_centered() {
     let d = data("eight_schools-eight_schools_centered");
-    let (y, sigma) = (reals(&d["y"]), reals(&d["sigma"]));
-    let model = EightSchoolsCentered::new(sigma.clone(), y.clone()).unwrap();
+    let (y, sigma) = (
+        d.get::<Vec<f64>>("y").unwrap(),
+        d.get::<Vec<f64>>("sigma").unwrap(),
+    );
+    let model = EightSchoolsCentered::posteriordb();
     assert_eq!(model.dim(), 10);
     assert_same_log_joint(
         &model,
@@ -61,8 +64,11 @@ fn eight_schools_centered() {
 #[test]
 fn eight_schools_noncentered() {
     let d = data("eight_schools-eight_schools_noncentered");
-    let (y, sigma) = (reals(&d["y"]), reals(&d["sigma"]));
-    let model = EightSchoolsNoncentered::new(sigma.clone(), y.clone()).unwrap();
+    let (y, sigma) = (
+        d.get::<Vec<f64>>("y").unwrap(),
+        d.get::<Vec<f64>>("sigma").unwrap(),
+    );
+    let model = EightSchoolsNoncentered::posteriordb();
     assert_same_log_joint(
         &model,
         |u| {
@@ -82,11 +88,11 @@ fn eight_schools_noncentered() {
 fn kidiq_kidscore_momhsiq() {
     let d = data("kidiq-kidscore_momhsiq");
     let (score, hs, iq) = (
-        reals(&d["kid_score"]),
-        reals(&d["mom_hs"]),
-        reals(&d["mom_iq"]),
+        d.get::<Vec<f64>>("kid_score").unwrap(),
+        d.get::<Vec<f64>>("mom_hs").unwrap(),
+        d.get::<Vec<f64>>("mom_iq").unwrap(),
     );
-    let model = KidIq::new(hs.clone(), iq.clone(), score.clone()).unwrap();
+    let model = KidIq::posteriordb();
     assert_eq!(model.dim(), 4);
     assert_same_log_joint(
         &model,
@@ -110,15 +116,18 @@ fn kidiq_kidscore_momhsiq() {
 #[test]
 fn kilpisjarvi_mod_kilpisjarvi() {
     let d = data("kilpisjarvi_mod-kilpisjarvi");
-    let (x, y) = (reals(&d["x"]), reals(&d["y"]));
-    let scalar = |k: &str| d[k].as_f64().unwrap();
+    let (x, y) = (
+        d.get::<Vec<f64>>("x").unwrap(),
+        d.get::<Vec<f64>>("y").unwrap(),
+    );
+    let scalar = |k: &str| d.get::<f64>(k).unwrap();
     let (pma, psa, pmb, psb) = (
         scalar("pmualpha"),
         scalar("psalpha"),
         scalar("pmubeta"),
         scalar("psbeta"),
     );
-    let model = Kilpisjarvi::new(x.clone(), pma, psa, pmb, psb, y.clone()).unwrap();
+    let model = Kilpisjarvi::posteriordb();
     assert_eq!(model.dim(), 3);
     assert_same_log_joint(
         &model,
@@ -137,9 +146,9 @@ fn kilpisjarvi_mod_kilpisjarvi() {
 #[test]
 fn ark_ark() {
     let d = data("arK-arK");
-    let y = reals(&d["y"]);
-    let k = d["K"].as_u64().unwrap() as usize;
-    let model = ArK::new(k, y.clone()).unwrap();
+    let y = d.get::<Vec<f64>>("y").unwrap();
+    let k = d.get::<usize>("K").unwrap();
+    let model = ArK::posteriordb();
     assert_eq!(model.dim(), 7);
     assert_same_log_joint(
         &model,
@@ -163,14 +172,9 @@ fn ark_ark() {
 fn gp_pois_regr_gp_pois_regr() {
     use iwhvi::distributions::{Gamma, HalfNormal};
     let d = data("gp_pois_regr-gp_pois_regr");
-    let x = reals(&d["x"]);
-    let k: Vec<u64> = d["k"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
-    let model = GpPoisRegr::new(x.clone(), k.clone()).unwrap();
+    let x = d.get::<Vec<f64>>("x").unwrap();
+    let k: Vec<u64> = d.get("k").unwrap();
+    let model = GpPoisRegr::posteriordb();
     assert_eq!(model.dim(), 13);
     // Hand-written on f64. The kernel is nearly singular (jitter 1e-10), so
     // one ulp of difference in its entries, or two Cholesky algorithms,
@@ -211,8 +215,8 @@ fn gp_pois_regr_gp_pois_regr() {
 fn hmm_example_hmm_example() {
     use iwhvi::special::{log_sigmoid, log_sum_exp, sigmoid};
     let d = data("hmm_example-hmm_example");
-    let y = reals(&d["y"]);
-    let model = HmmExample::new(2, vec![3.0, 10.0], y.clone()).unwrap();
+    let y = d.get::<Vec<f64>>("y").unwrap();
+    let model = HmmExample::posteriordb();
     assert_eq!(model.dim(), 4);
     assert_same_log_joint(
         &model,
@@ -249,8 +253,8 @@ fn low_dim_gauss_mix_low_dim_gauss_mix() {
     use iwhvi::distributions::{Beta, HalfNormal};
     use iwhvi::special::{log_sigmoid, log_sum_exp, sigmoid};
     let d = data("low_dim_gauss_mix-low_dim_gauss_mix");
-    let y = reals(&d["y"]);
-    let model = LowDimGaussMix::new(y.clone()).unwrap();
+    let y = d.get::<Vec<f64>>("y").unwrap();
+    let model = LowDimGaussMix::posteriordb();
     assert_eq!(model.dim(), 5);
     assert_same_log_joint(
         &model,
@@ -283,10 +287,9 @@ fn low_dim_gauss_mix_low_dim_gauss_mix() {
 fn sblrc_blr() {
     use iwhvi::distributions::HalfNormal;
     let d = data("sblrc-blr");
-    let rows: Vec<Vec<f64>> = d["X"].as_array().unwrap().iter().map(reals).collect();
-    let x = nalgebra::DMatrix::from_fn(rows.len(), rows[0].len(), |i, j| rows[i][j]);
-    let y = nalgebra::DVector::from_vec(reals(&d["y"]));
-    let model = Sblrc::new(x.clone(), y.clone()).unwrap();
+    let x: nalgebra::DMatrix<f64> = d.get("X").unwrap();
+    let y = nalgebra::DVector::from_vec(d.get::<Vec<f64>>("y").unwrap());
+    let model = Sblrc::posteriordb();
     assert_eq!(model.dim(), 6);
     assert_same_log_joint(
         &model,
@@ -315,9 +318,9 @@ fn sblrc_blr() {
 fn garch_garch11() {
     use iwhvi::special::{log_sigmoid, sigmoid};
     let d = data("garch-garch11");
-    let y = reals(&d["y"]);
-    let sigma1 = d["sigma1"].as_f64().unwrap();
-    let model = Garch11::new(y.clone(), sigma1).unwrap();
+    let y = d.get::<Vec<f64>>("y").unwrap();
+    let sigma1 = d.get::<f64>("sigma1").unwrap();
+    let model = Garch11::posteriordb();
     assert_eq!(model.dim(), 4);
     assert_same_log_joint(
         &model,
@@ -353,61 +356,77 @@ fn garch_garch11() {
 }
 
 /// Every posteriordb data file loads into its model with the generated
-/// `load_json` (Stan's JSON, the fields by name) and gives the same model
-/// as the hand conversion; a model whose data the file does not hold
-/// (the HMM's prior centres are fixed in its Stan program) gets an error
-/// naming the field.
+/// `load_json` (Stan's JSON, the fields by name, as the models'
+/// `posteriordb()` constructors do) and gives the same model as `new` on
+/// the variables read one by one; a model whose data the file does not
+/// hold (the HMM's prior centres are fixed in its Stan program) gets an
+/// error naming the field.
 #[test]
 fn posteriordb_data_files_load_with_the_generated_reader() {
     use iwhvi::data::StanDataError;
     use iwhvi_examples::posteriordb as pdb;
-    fn path(name: &str) -> String {
-        format!(
-            "{}/examples/data/posteriordb/{name}/data.json",
-            iwhvi_examples::repo_root().display()
-        )
-    }
+    use pdb::data_path as path;
     fn same<M: Model>(a: &M, b: &M) {
         let u: Vec<f64> = (0..a.dim()).map(|i| 0.1 * i as f64 - 0.3).collect();
         assert_eq!(a.log_joint(&u).to_bits(), b.log_joint(&u).to_bits());
     }
+    fn get<T: iwhvi::data::FromStanData>(d: &iwhvi::data::StanData, name: &str) -> T {
+        d.get(name).unwrap()
+    }
+    let d = data("eight_schools-eight_schools_centered");
     same(
         &pdb::EightSchoolsCentered::load_json(path("eight_schools-eight_schools_centered"))
             .unwrap(),
-        &pdb::EightSchoolsCentered::posteriordb(),
+        &pdb::EightSchoolsCentered::new(get(&d, "sigma"), get(&d, "y")).unwrap(),
     );
+    let d = data("eight_schools-eight_schools_noncentered");
     same(
         &pdb::EightSchoolsNoncentered::load_json(path("eight_schools-eight_schools_noncentered"))
             .unwrap(),
-        &pdb::EightSchoolsNoncentered::posteriordb(),
+        &pdb::EightSchoolsNoncentered::new(get(&d, "sigma"), get(&d, "y")).unwrap(),
     );
+    let d = data("kidiq-kidscore_momhsiq");
     same(
         &pdb::KidIq::load_json(path("kidiq-kidscore_momhsiq")).unwrap(),
-        &pdb::KidIq::posteriordb(),
+        &pdb::KidIq::new(get(&d, "mom_hs"), get(&d, "mom_iq"), get(&d, "kid_score")).unwrap(),
     );
+    let d = data("kilpisjarvi_mod-kilpisjarvi");
     same(
         &pdb::Kilpisjarvi::load_json(path("kilpisjarvi_mod-kilpisjarvi")).unwrap(),
-        &pdb::Kilpisjarvi::posteriordb(),
+        &pdb::Kilpisjarvi::new(
+            get(&d, "x"),
+            get(&d, "pmualpha"),
+            get(&d, "psalpha"),
+            get(&d, "pmubeta"),
+            get(&d, "psbeta"),
+            get(&d, "y"),
+        )
+        .unwrap(),
     );
+    let d = data("arK-arK");
     same(
         &pdb::ArK::load_json(path("arK-arK")).unwrap(),
-        &pdb::ArK::posteriordb(),
+        &pdb::ArK::new(get(&d, "K"), get(&d, "y")).unwrap(),
     );
+    let d = data("gp_pois_regr-gp_pois_regr");
     same(
         &pdb::GpPoisRegr::load_json(path("gp_pois_regr-gp_pois_regr")).unwrap(),
-        &pdb::GpPoisRegr::posteriordb(),
+        &pdb::GpPoisRegr::new(get(&d, "x"), get(&d, "k")).unwrap(),
     );
+    let d = data("low_dim_gauss_mix-low_dim_gauss_mix");
     same(
         &pdb::LowDimGaussMix::load_json(path("low_dim_gauss_mix-low_dim_gauss_mix")).unwrap(),
-        &pdb::LowDimGaussMix::posteriordb(),
+        &pdb::LowDimGaussMix::new(get(&d, "y")).unwrap(),
     );
+    let d = data("sblrc-blr");
     same(
         &pdb::Sblrc::load_json(path("sblrc-blr")).unwrap(),
-        &pdb::Sblrc::posteriordb(),
+        &pdb::Sblrc::new(get(&d, "X"), get(&d, "y")).unwrap(),
     );
+    let d = data("garch-garch11");
     same(
         &pdb::Garch11::load_json(path("garch-garch11")).unwrap(),
-        &pdb::Garch11::posteriordb(),
+        &pdb::Garch11::new(get(&d, "y"), get(&d, "sigma1")).unwrap(),
     );
     match pdb::HmmExample::load_json(path("hmm_example-hmm_example")) {
         Err(StanDataError::Missing { name, .. }) => assert!(!name.is_empty()),

@@ -18,6 +18,7 @@ use rand::rngs::StdRng;
 pub use crate::gradient::Parallelism;
 use crate::gradient::{ForwardEngine, GradientEngine};
 use crate::guide::{HierarchicalGuide, Workspace};
+use crate::laplace::{LaplaceError, MultiStart, laplace_multistart};
 use crate::model::{InvalidTerm, Model};
 /// Re-exported here because [`FitConfig::estimator`] takes it.
 pub use crate::objective::GradientEstimator;
@@ -67,6 +68,129 @@ pub struct FitConfig {
     pub estimator: GradientEstimator,
     /// How gradients are computed (default [`Engine::Auto`]).
     pub engine: Engine,
+    /// Where [`fit`] starts (default [`Init::Guide`], `u = 0`): a point,
+    /// or a multi-start rule; see [`Init`]. [`fit_from`], given the
+    /// parameters, ignores it.
+    pub init: Init,
+}
+
+/// Where [`fit`] starts the guide.
+///
+/// Every fit climbs to the mode nearest its start. On a posterior with
+/// several modes (a mixture, an HMM, an ODE model) the default start
+/// `u = 0` can lie near a mode that holds little of the mass: the bound
+/// is then nats lower than it could be and the draws miss the posterior.
+/// The multi-start rules draw starting points as Stan's `init = 2` does
+/// (uniform on `[−2, 2]ᴰ`, unconstrained), keep the best, and report in
+/// [`Fit::warnings`] when the starts disagree by more than
+/// [`STARTS_DISAGREE_NATS`].
+///
+/// ```
+/// use iwhvi_core::fit::{FitConfig, Init, Pilots};
+/// use iwhvi_core::laplace::MultiStart;
+/// use iwhvi_core::objective::Diwhvi;
+/// let at = FitConfig::new(Diwhvi::elbo()).init(Init::At(vec![0.5, 1.0]));
+/// let laplace = FitConfig::new(Diwhvi::elbo()).init(Init::Laplace(MultiStart::default()));
+/// let pilots = FitConfig::new(Diwhvi::elbo()).init(Init::Pilots(Pilots { starts: 8, ..Pilots::default() }));
+/// assert_eq!(FitConfig::default().init, Init::Guide);
+/// # let _ = (at, laplace, pilots);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub enum Init {
+    /// The guide's own initial parameters
+    /// ([`HierarchicalGuide::init_params`]; the built-in guides centre
+    /// on `u = 0`).
+    #[default]
+    Guide,
+    /// The guide's initial parameters centred on this unconstrained point
+    /// ([`HierarchicalGuide::init_params_at`]), length `D`.
+    At(Vec<f64>),
+    /// Newton's method from several points
+    /// ([`laplace_multistart`]); the guide starts centred on the mode of
+    /// largest Laplace evidence. Cheap (no fit), but needs a finite mode
+    /// (a funnel has none: use [`Init::Pilots`]). Warns when the
+    /// [evidence spread](crate::laplace::MultiStartLaplace::evidence_spread)
+    /// of the modes found exceeds [`STARTS_DISAGREE_NATS`].
+    Laplace(MultiStart),
+    /// Short pilot fits from several points (see [`Pilots`]); the fit
+    /// continues from the pilot with the highest bound. Warns when the
+    /// pilots' bounds differ by more than [`STARTS_DISAGREE_NATS`].
+    Pilots(Pilots),
+}
+
+/// Short pilot fits for [`Init::Pilots`]: the first from `u = 0`, the
+/// other `starts − 1` centred on points drawn uniformly from
+/// `[−radius, radius]ᴰ` (Stan's `init = 2` for `radius = 2`) with a
+/// generator seeded by `seed`. Each runs `steps` steps of the fit's own
+/// objective, optimizer settings and noise (the same noise for every
+/// pilot, so that their bounds differ by their starts alone); a pilot's
+/// bound is the mean of the finite step bounds of its last fifth (at most
+/// `window` steps), after it has climbed. The fit then runs its `max_steps` from the parameters of the
+/// pilot with the highest bound.
+///
+/// ```
+/// use iwhvi_core::fit::Pilots;
+/// let rule = Pilots::default();
+/// assert_eq!((rule.starts, rule.steps, rule.radius), (10, 500, 2.0));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pilots {
+    /// Pilot fits, the one from `u = 0` included (default 10).
+    pub starts: usize,
+    /// Steps of each pilot fit (default 500).
+    pub steps: usize,
+    /// Half-width of the cube the starting points are drawn from
+    /// (default 2).
+    pub radius: f64,
+    /// Seed of the starting points (default 0).
+    pub seed: u64,
+}
+
+impl Default for Pilots {
+    fn default() -> Self {
+        Self {
+            starts: 10,
+            steps: 500,
+            radius: 2.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Starts whose bounds (pilot fits) or Laplace evidences (modes) differ by
+/// more than this many nats raise [`FitWarning::StartsDisagree`]: a
+/// difference of 3 nats is a factor of 20 in mass.
+pub const STARTS_DISAGREE_NATS: f64 = 3.0;
+
+/// Something a fit that ran to the end wants the caller to know.
+///
+/// ```
+/// use iwhvi_core::fit::FitWarning;
+/// let warning = FitWarning::StartsDisagree { best: -1.0, worst: -12.5, starts: 2 };
+/// assert!(warning.to_string().contains("11.5 nats"));
+/// ```
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FitWarning {
+    /// The starts of a multi-start rule ([`Init::Laplace`],
+    /// [`Init::Pilots`]) reached bounds (or Laplace evidences) `best` and
+    /// `worst`, more than [`STARTS_DISAGREE_NATS`] apart: the posterior
+    /// has local modes, and a fit from a single start could have sat in a
+    /// poor one. The fit went on from the best.
+    #[error(
+        "the {starts} starts disagree by {spread:.1} nats (best {best:.3}, worst {worst:.3}): the posterior has \
+         local modes; the fit continued from the best, and more starts may find a better one",
+        spread = best - worst
+    )]
+    StartsDisagree {
+        /// The best start's bound or evidence.
+        best: f64,
+        /// The worst start's.
+        worst: f64,
+        /// Distinct modes (Laplace) or finished pilots compared.
+        starts: usize,
+    },
 }
 
 /// How a fit computes each step's gradient.
@@ -291,6 +415,7 @@ impl Default for FitConfig {
             parallelism: Parallelism::Auto,
             estimator: GradientEstimator::Reparameterized,
             engine: Engine::Auto,
+            init: Init::Guide,
         }
     }
 }
@@ -373,6 +498,19 @@ impl FitConfig {
         self.max_consecutive_rejections = steps;
         self
     }
+
+    /// With the given start (see [`Init`]).
+    ///
+    /// ```
+    /// use iwhvi_core::fit::{FitConfig, Init};
+    /// use iwhvi_core::laplace::MultiStart;
+    /// let config = FitConfig::default().init(Init::Laplace(MultiStart::default()));
+    /// assert!(matches!(config.init, Init::Laplace(_)));
+    /// ```
+    pub fn init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
 }
 
 /// A finished fit.
@@ -398,6 +536,9 @@ pub struct Fit {
     pub engines: StepEngines,
     /// Wall time.
     pub elapsed: Duration,
+    /// What the caller should know about a fit that ran to the end (see
+    /// [`FitWarning`]; empty when all is well).
+    pub warnings: Vec<FitWarning>,
 }
 
 /// Why a fit failed.
@@ -451,6 +592,32 @@ pub enum FitError {
         /// terms (`#[variational]` models do).
         term: Option<InvalidTerm>,
     },
+    /// [`Init::At`] with a point of the wrong length.
+    #[error("the starting point has {found} coordinates but the model has {expected}")]
+    InitLength {
+        /// The model's `D`.
+        expected: usize,
+        /// The point's length.
+        found: usize,
+    },
+    /// [`Init::At`] with a non-finite coordinate.
+    #[error("coordinate {index} of the starting point is {value}; every coordinate must be finite")]
+    InitNotFinite {
+        /// The coordinate.
+        index: usize,
+        /// Its value.
+        value: f64,
+    },
+    /// The guide cannot be centred on a point
+    /// ([`HierarchicalGuide::init_params_at`] returned `None`).
+    #[error(
+        "this guide cannot be centred on a starting point: use Init::Guide, or compute its initial \
+         parameters yourself and call fit_from"
+    )]
+    InitUnsupported,
+    /// [`Init::Laplace`] found no mode from any start.
+    #[error("no start of the Laplace multi-start found a mode: {0}")]
+    Laplace(#[from] LaplaceError),
 }
 
 fn start_cause(term: Option<&InvalidTerm>) -> String {
@@ -474,19 +641,150 @@ fn starting_point<G: HierarchicalGuide>(guide: &G, params: &[f64]) -> Vec<f64> {
 }
 
 /// Fits `guide` to `model` from the guide's own initial parameters (drawn
-/// with `config.seed`).
+/// with `config.seed`), placed as [`FitConfig::init`] says.
+///
+/// The optimizer is cloned, fresh, for each pilot fit of
+/// [`Init::Pilots`].
 ///
 /// # Errors
 /// [`FitError`].
-pub fn fit<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
+pub fn fit<Mo: Model, G: HierarchicalGuide, O: Optimizer + Clone>(
+    model: &Mo,
+    guide: &G,
+    optimizer: O,
+    config: &FitConfig,
+) -> Result<Fit, FitError> {
+    // One plate-cache scope for the pilots, the Laplace starts and the fit.
+    crate::plate::with_plate_cache(|| fit_placed(model, guide, optimizer, config))
+}
+
+/// [`fit`] inside its plate-cache scope.
+fn fit_placed<Mo: Model, G: HierarchicalGuide, O: Optimizer + Clone>(
     model: &Mo,
     guide: &G,
     optimizer: O,
     config: &FitConfig,
 ) -> Result<Fit, FitError> {
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let initial = guide.init_params(&mut rng);
-    fit_from(model, guide, optimizer, config, initial)
+    if !matches!(config.init, Init::Guide) && model.dim() != guide.latent_dim() {
+        return Err(FitError::DimensionMismatch {
+            model: model.dim(),
+            guide: guide.latent_dim(),
+        });
+    }
+    let (initial, warning) = match &config.init {
+        Init::Guide => (guide.init_params(&mut rng), None),
+        Init::At(point) => (init_at(guide, &mut rng, point)?, None),
+        Init::Laplace(rule) => {
+            let found = laplace_multistart(model, *rule)?;
+            let spread = found.evidence_spread();
+            let warning = (spread > STARTS_DISAGREE_NATS).then(|| FitWarning::StartsDisagree {
+                best: found.best.log_evidence(),
+                worst: found.best.log_evidence() - spread,
+                starts: found.modes.len(),
+            });
+            (init_at(guide, &mut rng, &found.best.mode)?, warning)
+        }
+        Init::Pilots(rule) => pilot_fits(model, guide, &optimizer, config, *rule)?,
+    };
+    let mut result = fit_from(model, guide, optimizer, config, initial);
+    if let Some(warning) = warning {
+        match &mut result {
+            Ok(fit) => fit.warnings.push(warning),
+            Err(FitError::Diverged { partial, .. }) => partial.warnings.push(warning),
+            Err(_) => {}
+        }
+    }
+    result
+}
+
+/// The guide's initial parameters centred on `point`, checked.
+fn init_at<G: HierarchicalGuide>(
+    guide: &G,
+    rng: &mut StdRng,
+    point: &[f64],
+) -> Result<Vec<f64>, FitError> {
+    if point.len() != guide.latent_dim() {
+        return Err(FitError::InitLength {
+            expected: guide.latent_dim(),
+            found: point.len(),
+        });
+    }
+    if let Some((index, &value)) = point.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(FitError::InitNotFinite { index, value });
+    }
+    guide
+        .init_params_at(rng, point)
+        .ok_or(FitError::InitUnsupported)
+}
+
+/// [`Init::Pilots`]: the parameters of the best pilot, and a warning when
+/// the pilots disagree.
+fn pilot_fits<Mo: Model, G: HierarchicalGuide, O: Optimizer + Clone>(
+    model: &Mo,
+    guide: &G,
+    optimizer: &O,
+    config: &FitConfig,
+    rule: Pilots,
+) -> Result<(Vec<f64>, Option<FitWarning>), FitError> {
+    use rand::RngExt;
+    let steps = rule.steps.max(1);
+    let pilot_config = FitConfig {
+        max_steps: steps,
+        tol_rel_obj: None,
+        window: config.window.clamp(1, steps),
+        progress: false,
+        init: Init::Guide,
+        ..config.clone()
+    };
+    let mut points = StdRng::seed_from_u64(rule.seed);
+    let d = guide.latent_dim();
+    let mut best: Option<(f64, Vec<f64>)> = None;
+    let mut worst = f64::INFINITY;
+    let mut finished = 0;
+    let mut first_error = None;
+    for start in 0..rule.starts.max(1) {
+        let point: Vec<f64> = if start == 0 {
+            vec![0.0; d]
+        } else {
+            (0..d)
+                .map(|_| points.random_range(-rule.radius..=rule.radius))
+                .collect()
+        };
+        // Every pilot draws the guide's other initial values alike.
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let initial = init_at(guide, &mut rng, &point)?;
+        match fit_from(model, guide, optimizer.clone(), &pilot_config, initial) {
+            Ok(pilot) => {
+                let tail = (steps / 5).clamp(1, pilot_config.window);
+                let last = &pilot.trace[pilot.trace.len().saturating_sub(tail)..];
+                let finite: Vec<f64> = last.iter().copied().filter(|b| b.is_finite()).collect();
+                let bound = if finite.is_empty() {
+                    f64::NEG_INFINITY
+                } else {
+                    mean(&finite)
+                };
+                finished += 1;
+                worst = worst.min(bound);
+                if best.as_ref().is_none_or(|(b, _)| bound > *b) {
+                    best = Some((bound, pilot.params));
+                }
+            }
+            Err(e @ FitError::Diverged { .. }) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let Some((best, params)) = best else {
+        return Err(first_error.expect("a pilot that did not finish diverged"));
+    };
+    let warning = (best - worst > STARTS_DISAGREE_NATS).then_some(FitWarning::StartsDisagree {
+        best,
+        worst,
+        starts: finished,
+    });
+    Ok((params, warning))
 }
 
 /// Fits `guide` to `model` from the given initial parameters.
@@ -615,6 +913,7 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
         converged: false,
         engines,
         elapsed: Duration::ZERO,
+        warnings: Vec::new(),
     };
     let bar = progress_bar(config);
     let window = config.window.max(1);

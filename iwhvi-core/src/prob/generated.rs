@@ -57,6 +57,43 @@ pub fn constrain_elementwise<T: Scalar>(
     log_jacobian
 }
 
+/// `z = T(u)` for the blocks of a macro guide: block `i` of `u` at
+/// `offsets[i]` with `lens[i]` coordinates, its constrained value written
+/// at `z_offsets[i]` (a simplex has one entry more than its coordinates).
+/// Returns `Σ log|dz/du|` over the blocks with `jacobian[i]` (those whose
+/// conditional is over the constrained latent; an `#[unconstrained]` one
+/// has its density in `u` already). Elementwise blocks add their entries'
+/// terms one by one, in order, as [`constrain_elementwise`] does.
+#[inline]
+pub fn constrain_blocks<T: Scalar>(
+    (offsets, lens, z_offsets): (&[usize], &[usize], &[usize]),
+    transforms: &[Transform],
+    jacobian: &[bool],
+    u: &[T],
+    z: &mut [T],
+) -> T {
+    let mut log_jacobian = T::constant(0.0);
+    for (i, t) in transforms.iter().enumerate() {
+        let (off, n, zoff) = (offsets[i], lens[i], z_offsets[i]);
+        if t.is_elementwise() {
+            for k in 0..n {
+                let (zk, lj) = t.forward_scalar(u[off + k]);
+                z[zoff + k] = zk;
+                if jacobian[i] {
+                    log_jacobian += lj;
+                }
+            }
+        } else {
+            let zn = t.constrained_len(n).unwrap_or(n);
+            let lj = t.forward(&u[off..off + n], &mut z[zoff..zoff + zn]);
+            if jacobian[i] {
+                log_jacobian += lj;
+            }
+        }
+    }
+    log_jacobian
+}
+
 /// `sd · ε`, `ε ~ N(0, 1)`: the `normal(sd)` parameter initialiser.
 pub fn normal_init<R: rand::Rng + ?Sized>(rng: &mut R, sd: f64) -> f64 {
     let e: f64 = rand_distr::Distribution::sample(&rand_distr::StandardNormal, rng);

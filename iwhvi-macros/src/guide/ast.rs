@@ -22,6 +22,10 @@ pub enum Part {
     Conditional {
         call: DistCall,
         index: Option<Ident>,
+        /// `#[unconstrained]`: the conditional is over the latent's
+        /// unconstrained coordinates `u`, and `z = T(u)` is the latent's
+        /// own transform.
+        unconstrained: bool,
     },
 }
 
@@ -124,7 +128,11 @@ fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<P
                 len: Some(len),
                 reverse: None,
             }),
-        "latent" => dist_attr(cx, attr).map(|(call, index)| Part::Conditional { call, index }),
+        "latent" => dist_attr(cx, attr).map(|(call, index)| Part::Conditional {
+            call,
+            index,
+            unconstrained: false,
+        }),
         _ => return None,
     })
 }
@@ -147,15 +155,28 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
     let none = format!(
         "guide field `{ident}` needs a role: `#[param(init = ...)]`, `#[mixing(len = ...)]` or `#[latent(Family(...))]`"
     );
+    let mut unconstrained = None;
+    for attr in field
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("unconstrained"))
+    {
+        if !matches!(attr.meta, syn::Meta::Path(_)) {
+            cx.error_spanned_by(attr, "write `#[unconstrained]`, without arguments");
+        } else if unconstrained.is_some() {
+            cx.error_spanned_by(attr, "#[unconstrained] is given twice: keep one");
+        }
+        unconstrained.get_or_insert(attr);
+    }
     let parse = |attr: &syn::Attribute| {
-        if attr.path().is_ident("reverse") {
+        if attr.path().is_ident("reverse") || attr.path().is_ident("unconstrained") {
             None
         } else {
             part(cx, attr, field)
         }
     };
     let (found, _) = one_role(cx, field, parse, (&two, &none))?;
-    let part = match (found, reversed.get()) {
+    let mut part = match (found, reversed.get()) {
         (Part::Mixing { len, .. }, reverse) => Part::Mixing { len, reverse },
         (p, None) => p,
         (p, Some((call, _))) => {
@@ -163,6 +184,13 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
             p
         }
     };
+    match (&mut part, unconstrained) {
+        (Part::Conditional { unconstrained, .. }, Some(_)) => *unconstrained = true,
+        (_, Some(attr)) => {
+            cx.error_spanned_by(attr, "#[unconstrained] belongs on a #[latent] field");
+        }
+        (_, None) => {}
+    }
     let shape = shape(&field.ty).filter(|s| !matches!(s, Shape::Matrix) && s.elem() == Elem::Real);
     if shape.is_none() {
         cx.error_spanned_by(

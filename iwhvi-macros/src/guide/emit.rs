@@ -60,6 +60,8 @@ pub fn shell(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream
             __offsets: ::std::vec::Vec<usize>,
             __lens: ::std::vec::Vec<usize>,
             __transforms: ::std::vec::Vec<::iwhvi::__private::Transform>,
+            __z_offsets: ::std::vec::Vec<usize>,
+            __z_dim: usize,
             __param_lens: ::std::vec::Vec<usize>,
             __mixing_offsets: ::std::vec::Vec<usize>,
             __mixing_lens: ::std::vec::Vec<usize>,
@@ -136,6 +138,7 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
         model_name(model_path)
     );
     let model_latent_names = plan.conditionals.iter().map(|c| c.ident.to_string());
+    let unconstrained = plan.conditionals.iter().map(|c| c.unconstrained);
     let param_lens = plan.params.iter().map(|p| &p.len);
     let mixing_lens = plan.mixing.iter().map(|m| &m.len);
     let guide_error = quote!(::iwhvi::__private::GuideError);
@@ -152,18 +155,28 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
                 let mut __offsets = ::std::vec::Vec::new();
                 let mut __lens = ::std::vec::Vec::new();
                 let mut __transforms = ::std::vec::Vec::new();
-                for __name in [#(#model_latent_names),*] {
+                // The constrained latents' places in the workspace, in the
+                // guide's order (a simplex has one entry more than its
+                // unconstrained coordinates).
+                let mut __z_offsets = ::std::vec::Vec::new();
+                let mut __z_dim = 0usize;
+                for (__name, __unconstrained) in [#(#model_latent_names),*].into_iter().zip([#(#unconstrained),*]) {
                     let __block = __layout
                         .blocks()
                         .iter()
                         .find(|__b| __b.spec.name == __name)
                         .ok_or(#guide_error::UnknownLatent { latent: __name })?;
-                    if !__block.spec.transform.is_elementwise() || __block.spec.dependent_bounds.is_some() {
+                    let __transform = __block.spec.transform;
+                    if (!__unconstrained && !__transform.is_elementwise()) || __block.spec.dependent_bounds.is_some() {
                         return ::core::result::Result::Err(#guide_error::Unsupported { latent: __name });
                     }
                     __offsets.push(__block.unconstrained.start);
                     __lens.push(__block.unconstrained.len());
-                    __transforms.push(__block.spec.transform);
+                    __transforms.push(__transform);
+                    __z_offsets.push(__z_dim);
+                    __z_dim += __transform
+                        .constrained_len(__block.unconstrained.len())
+                        .ok_or(#guide_error::Unsupported { latent: __name })?;
                 }
                 #[allow(unused_variables)]
                 let __latent_len = |__name: &str| __layout.blocks().iter().find(|__b| __b.spec.name == __name).map_or(0, |__b| __b.unconstrained.len());
@@ -180,6 +193,8 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
                     __offsets,
                     __lens,
                     __transforms,
+                    __z_offsets,
+                    __z_dim,
                     __param_lens,
                     __mixing_offsets,
                     __mixing_lens,
@@ -217,15 +232,15 @@ fn bindings(plan: &Plan<'_>) -> Bindings {
             quote!(let #name: &[__T] = &__psi[self.__mixing_offsets[#mi]..self.__mixing_offsets[#mi] + self.__mixing_lens[#mi]];)
         }
     });
-    // The constrained latents live in `workspace.scratch[..D]` (the
-    // guide's `workspace_lens` asks for `2 D`: the second half holds the
-    // draw in progress), so no method allocates.
+    // The constrained latents live in `workspace.scratch[..Z]` (`Z` their
+    // entries; the guide's `workspace_lens` asks for `Z + D`: the rest
+    // holds the draw in progress), so no method allocates.
     let latents = plan.conditionals.iter().enumerate().map(|(ci, c)| {
         let name = c.ident;
         if c.scalar {
-            quote!(let #name: __T = __z[self.__offsets[#ci]];)
+            quote!(let #name: __T = __z[self.__z_offsets[#ci]];)
         } else {
-            quote!(let #name: &[__T] = &__z[self.__offsets[#ci]..self.__offsets[#ci] + self.__lens[#ci]];)
+            quote!(let #name: &[__T] = &__z[self.__z_offsets[#ci]..self.__z_offsets[#ci + 1..].first().copied().unwrap_or(self.__z_dim)];)
         }
     });
     Bindings {
@@ -248,14 +263,17 @@ fn has_reverse(plan: &Plan<'_>) -> bool {
 /// The latents `z = T(u)` constrained into the workspace, their log
 /// Jacobian bound by `bind` (`let mut __lp =`, or discarded), and their
 /// names bound for the expressions after it.
-fn constrained_latents(bindings: &Bindings, bind: TokenStream) -> TokenStream {
+fn constrained_latents(plan: &Plan<'_>, bindings: &Bindings, bind: TokenStream) -> TokenStream {
     let bind_latents = &bindings.latents;
+    // The Jacobian enters log q(u) for a conditional over the constrained
+    // latent, not for one over its unconstrained coordinates.
+    let jacobian = plan.conditionals.iter().map(|c| !c.unconstrained);
     quote! {
-        let __z = &mut __workspace.scratch[..self.__latent_dim];
-        #bind ::iwhvi::__private::constrain_elementwise(
-            &self.__offsets,
-            &self.__lens,
+        let __z = &mut __workspace.scratch[..self.__z_dim];
+        #bind ::iwhvi::__private::constrain_blocks(
+            (&self.__offsets, &self.__lens, &self.__z_offsets),
             &self.__transforms,
+            &[#(#jacobian),*],
             __u,
             __z
         );
@@ -276,9 +294,27 @@ fn conditional_steps(
         let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
         let earlier = &latents[..ci];
         // Draw into `__draw` while the earlier latents are borrowed from
-        // `__z`, then store the draw and its unconstrained image.
+        // `__z`, then store the draw and its unconstrained image (or, for
+        // a conditional over `u`, the draw and its constrained image).
+        let store = if c.unconstrained {
+            quote! {
+                for __k in 0..__n {
+                    __u[__off + __k] = __draw[__k];
+                }
+                let __zn = __t.constrained_len(__n).unwrap_or(__n);
+                let _ = __t.forward(&__u[__off..__off + __n], &mut __z[__zoff..__zoff + __zn]);
+            }
+        } else {
+            quote! {
+                for __k in 0..__n {
+                    __z[__zoff + __k] = __draw[__k];
+                    __u[__off + __k] = ::iwhvi::__private::inverse_scalar(__t, __draw[__k]);
+                }
+            }
+        };
         sample_steps.push(quote! {
             let (__off, __n, __t) = (self.__offsets[#ci], self.__lens[#ci], self.__transforms[#ci]);
+            let __zoff = self.__z_offsets[#ci];
             {
                 let __z: &[__T] = __z;
                 #(#earlier)*
@@ -287,12 +323,16 @@ fn conditional_steps(
                     __draw[__k] = ::iwhvi::__private::rsample_or_nan(#new, __noise[__off + __k]);
                 }
             }
-            for __k in 0..__n {
-                __z[__off + __k] = __draw[__k];
-                __u[__off + __k] = ::iwhvi::__private::inverse_scalar(__t, __draw[__k]);
-            }
+            #store
         });
-        density_steps.push(if c.scalar {
+        density_steps.push(if c.unconstrained {
+            quote! {
+                for __k in 0..self.__lens[#ci] {
+                    #bind_index
+                    __lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, __u[self.__offsets[#ci] + __k]);
+                }
+            }
+        } else if c.scalar {
             quote!(__lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, #name);)
         } else {
             quote! {
@@ -393,7 +433,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let workspace = workspace();
     let bind_params = &bindings.params;
     let bind_mixing = &bindings.mixing;
-    let latents_with_jacobian = constrained_latents(&bindings, quote!(let mut __lp =));
+    let latents_with_jacobian = constrained_latents(plan, &bindings, quote!(let mut __lp =));
     quote! {
         #[allow(unused_variables, unused_mut, clippy::all)]
         impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
@@ -407,7 +447,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
 
             fn workspace_lens(&self) -> ::iwhvi::__private::WorkspaceLens {
                 ::iwhvi::__private::WorkspaceLens {
-                    scratch: 2 * self.__latent_dim,
+                    scratch: self.__z_dim + self.__latent_dim,
                     ..::core::default::Default::default()
                 }
             }
@@ -431,7 +471,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
                 let mut __p = 0usize;
                 #(#bind_params)*
                 #(#bind_mixing)*
-                let (__z, __draw) = __workspace.scratch.split_at_mut(self.__latent_dim);
+                let (__z, __draw) = __workspace.scratch.split_at_mut(self.__z_dim);
                 #(#sample_steps)*
             }
 
@@ -462,7 +502,7 @@ fn reverse_methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
     let has_reverse = has_reverse(plan);
     let workspace = workspace();
     let bind_params = &bindings.params;
-    let latents = constrained_latents(bindings, quote!());
+    let latents = constrained_latents(plan, bindings, quote!());
     quote! {
         fn sample_reverse<__T: ::iwhvi::__private::Scalar>(
             &self,

@@ -43,6 +43,8 @@ pub struct Conditional<'a> {
     pub scalar: bool,
     pub new: TokenStream,
     pub index: Option<&'a Ident>,
+    /// Over the latent's unconstrained coordinates (`#[unconstrained]`).
+    pub unconstrained: bool,
 }
 
 /// The checked guide.
@@ -132,7 +134,12 @@ pub fn plan<'a>(
         .filter_map(|(ci, c)| {
             let (new, uses) = conditional(cx, &table, first_conditional + ci, c)?;
             conditional_uses.extend(uses);
-            let Part::Conditional { index, .. } = &c.part else {
+            let Part::Conditional {
+                index,
+                unconstrained,
+                ..
+            } = &c.part
+            else {
                 unreachable!("a conditional")
             };
             Some(Conditional {
@@ -140,6 +147,7 @@ pub fn plan<'a>(
                 scalar: c.is_scalar(),
                 new,
                 index: index.as_ref(),
+                unconstrained: *unconstrained,
             })
         })
         .collect();
@@ -235,7 +243,12 @@ fn latent_of<'i>(
 
 // A conditional matches its latent's shape and support.
 fn check_conditional(cx: &Ctxt, input: &Target<'_>, c: &GuideField, all: &[&GuideField]) {
-    let Part::Conditional { call, index } = &c.part else {
+    let Part::Conditional {
+        call,
+        index,
+        unconstrained,
+    } = &c.part
+    else {
         return;
     };
     let family = guide_family(cx, call);
@@ -255,8 +268,19 @@ fn check_conditional(cx: &Ctxt, input: &Target<'_>, c: &GuideField, all: &[&Guid
             format!("latent `{}` of model `{model}` is {want}", c.ident),
         );
     }
-    if let Some(family) = family {
-        check_support(cx, family, info, call, &c.ident);
+    match family {
+        Some(family) if *unconstrained && family.support != Support::Real => {
+            cx.error_spanned_by(
+                &call.name,
+                format!(
+                    "an #[unconstrained] conditional is over the real line (latent `{}`'s unconstrained coordinates): use `Normal(...)`",
+                    c.ident
+                ),
+            );
+        }
+        Some(_) if *unconstrained => {}
+        Some(family) => check_support(cx, family, info, call, &c.ident),
+        None => {}
     }
     if let (Some(i), false) = (index, is_vector) {
         cx.error_spanned_by(i, format!("`{}` is a scalar: remove `for {i}`", c.ident));
@@ -295,8 +319,11 @@ fn check_support(cx: &Ctxt, family: &Family, info: &LatentInfo, call: &DistCall,
             family.name
         ),
         (_, other) => format!(
-            "latent `{ident}` has support `{}`, which guides cannot target yet",
-            other.word()
+            "latent `{ident}` has support `{}`, which a `{}` conditional cannot target: add `#[unconstrained]` \
+             and give the conditional over its unconstrained coordinates, `Normal(...)` (the latent's own \
+             transform maps the draws onto its support)",
+            other.word(),
+            family.name
         ),
     };
     cx.error_spanned_by(&call.name, message);
@@ -326,7 +353,7 @@ fn conditional(
     position: usize,
     c: &GuideField,
 ) -> Option<(TokenStream, BTreeSet<String>)> {
-    let Part::Conditional { call, index } = &c.part else {
+    let Part::Conditional { call, index, .. } = &c.part else {
         return None;
     };
     let family = family::family(&call.name.to_string())?;

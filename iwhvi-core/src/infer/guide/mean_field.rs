@@ -57,6 +57,12 @@ impl HierarchicalGuide for MeanField {
         params
     }
 
+    fn init_params_at<R: Rng + ?Sized>(&self, rng: &mut R, point: &[f64]) -> Option<Vec<f64>> {
+        let mut params = self.init_params(rng);
+        params[..self.latent_dim].copy_from_slice(point);
+        Some(params)
+    }
+
     fn sample_conditional<T: Scalar>(
         &self,
         params: &[T],

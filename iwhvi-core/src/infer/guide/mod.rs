@@ -66,7 +66,37 @@ pub trait HierarchicalGuide: Sync {
     fn param_layout(&self) -> ParamLayout;
 
     /// Initial parameters.
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     fn init_params<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64>;
+
+    /// [`HierarchicalGuide::init_params`] moved so that the draws of `u`
+    /// centre on `point` (unconstrained, length `D`) instead of `u = 0`:
+    /// the same parameters, with the location `m` of `u = m + …` set to
+    /// `point` (for [`Preconditioned`], the inner guide's at
+    /// `z = L⁻¹(point − û)`). `None` (the default) for a guide that cannot
+    /// place itself; [`FitConfig::init`](crate::fit::FitConfig::init)
+    /// then fails with [`FitError::InitUnsupported`](crate::fit::FitError::InitUnsupported).
+    /// The built-in [`MeanField`], [`FullRank`], [`SemiImplicit`] and
+    /// [`Preconditioned`] place themselves.
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// use rand::SeedableRng;
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let params = MeanField::new(2).init_params_at(&mut rng, &[1.5, -0.5]).unwrap();
+    /// assert_eq!(&params[..2], &[1.5, -0.5]); // the "loc" block
+    /// ```
+    fn init_params_at<R: Rng + ?Sized>(&self, rng: &mut R, point: &[f64]) -> Option<Vec<f64>> {
+        let _ = (rng, point);
+        None
+    }
 
     /// The standard normal draws [`HierarchicalGuide::sample_mixing`]
     /// takes (default `d`).
@@ -265,9 +295,12 @@ pub enum GuideError {
         latent: &'static str,
     },
     /// The latent's transform is not elementwise (a simplex, an ordered
-    /// vector) or has bounds that move with other latents.
+    /// vector) and its conditional is over the constrained value, or the
+    /// latent has bounds that move with other latents.
     #[error(
-        "latent `{latent}` has a constraint guides cannot target yet (only elementwise transforms)"
+        "latent `{latent}` has a constraint its conditional cannot target: for a simplex or an ordered \
+         vector, mark the conditional #[unconstrained] (a Normal over the latent's unconstrained \
+         coordinates); bounds that move with other latents are not supported by struct guides yet"
     )]
     Unsupported {
         /// The latent.

@@ -62,6 +62,12 @@ impl Network {
         }
     }
 
+    /// The parameter range of the last layer's bias (the `b` added to the
+    /// output).
+    pub fn output_bias(&self) -> std::ops::Range<usize> {
+        self.layers[self.layers.len() - 1].1.clone()
+    }
+
     /// Scratch entries `apply` needs beyond its output.
     pub fn scratch_len(&self) -> usize {
         match self.conditioning {

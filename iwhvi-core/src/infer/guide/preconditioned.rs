@@ -237,6 +237,18 @@ impl<G: HierarchicalGuide> HierarchicalGuide for Preconditioned<G> {
         self.inner.init_params(rng)
     }
 
+    fn init_params_at<R: Rng + ?Sized>(&self, rng: &mut R, point: &[f64]) -> Option<Vec<f64>> {
+        // z = L⁻¹(point − shift), by forward substitution.
+        let d = self.shift.len();
+        let mut z = vec![0.0; d];
+        for i in 0..d {
+            let row = &self.scale_tril[i * d..i * d + i];
+            let known: f64 = row.iter().zip(&z).map(|(l, z)| l * z).sum();
+            z[i] = (point[i] - self.shift[i] - known) / self.scale_tril[i * d + i];
+        }
+        self.inner.init_params_at(rng, &z)
+    }
+
     fn mixing_noise_dim(&self) -> usize {
         self.inner.mixing_noise_dim()
     }

@@ -286,6 +286,14 @@ impl HierarchicalGuide for SemiImplicit {
         params
     }
 
+    fn init_params_at<R: Rng + ?Sized>(&self, rng: &mut R, point: &[f64]) -> Option<Vec<f64>> {
+        // μ(ψ) = … + b: the first D entries of the last layer's bias.
+        let mut params = self.init_params(rng);
+        let bias = self.conditional.output_bias();
+        params[bias.start..bias.start + self.latent_dim].copy_from_slice(point);
+        Some(params)
+    }
+
     fn reverse_params(&self) -> std::ops::Range<usize> {
         match self
             .layout

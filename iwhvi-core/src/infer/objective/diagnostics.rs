@@ -48,6 +48,10 @@ impl std::fmt::Display for Estimate {
 /// The DIWHVI bound at `params`, averaged over `replicates` independent
 /// draws of a step's noise, with its standard error.
 ///
+/// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+/// this library re-exports, so that versions cannot clash), e.g.
+/// `iwhvi::rand::rngs::StdRng`.
+///
 /// ```
 /// use iwhvi_core::guide::MeanField;
 /// use iwhvi_core::model::{Layout, LatentSpec, Model};
@@ -161,6 +165,10 @@ impl GuideDiagnostics {
 /// draws of `u ~ q`. `k = 0` is taken as 1: the lower bound `L_K` needs
 /// an inner sample (for `U_0`, HVM's bound, call [`upper_bound_log_q`]
 /// with a `K = 0` [`StepNoise`]).
+///
+/// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+/// this library re-exports, so that versions cannot clash), e.g.
+/// `iwhvi::rand::rngs::StdRng`.
 pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     model: &Mo,
     guide: &G,
@@ -199,6 +207,10 @@ pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
 /// An estimate of `log p(x)`: the DIWHVI bound with many outer and inner
 /// samples (it approaches `log p(x)` from below as both grow), averaged
 /// over `replicates` draws.
+///
+/// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+/// this library re-exports, so that versions cannot clash), e.g.
+/// `iwhvi::rand::rngs::StdRng`.
 pub fn log_evidence<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     model: &Mo,
     guide: &G,
@@ -248,6 +260,10 @@ pub struct MutualInformation {
 /// with `k` inner samples each, `log q(u | ψ₀) − U_K(u)` is below `I` and
 /// `log q(u | ψ₀) − L_K(u)` above it, in expectation; both tighten as `k`
 /// grows. A guide without mixing variables has `I = 0` exactly.
+///
+/// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+/// this library re-exports, so that versions cannot clash), e.g.
+/// `iwhvi::rand::rngs::StdRng`.
 ///
 /// # Errors
 /// [`DiagnosticsError`] for parameters of the wrong length, `k = 0` or

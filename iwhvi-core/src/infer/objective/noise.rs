@@ -43,6 +43,10 @@ impl StepNoise {
     }
 
     /// Fresh noise for a guide and objective.
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     pub fn draw<G: HierarchicalGuide, R: Rng + ?Sized>(
         guide: &G,
         objective: Diwhvi,
@@ -54,6 +58,10 @@ impl StepNoise {
     }
 
     /// Refills the buffers with fresh draws (no allocation).
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     pub fn redraw<R: Rng + ?Sized>(&mut self, rng: &mut R) {
         for buffer in [&mut self.mixing, &mut self.conditional, &mut self.reverse] {
             for e in buffer.iter_mut() {

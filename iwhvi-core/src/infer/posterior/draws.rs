@@ -10,6 +10,10 @@ use crate::objective::{Diwhvi, StepNoise, upper_bound_log_q};
 
 impl<G: HierarchicalGuide> FittedGuide<G> {
     /// `n` draws from the guide, constrained and named.
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Draws {
         let mut noise = StepNoise::new(&self.guide, Diwhvi::new(1, 0));
         let mut draws = Draws::new(&self.layout);

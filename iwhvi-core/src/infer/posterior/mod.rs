@@ -63,6 +63,10 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
     }
 
     /// `n` plain draws from the guide.
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Draws {
         self.fitted.sample(n, rng)
     }
@@ -76,6 +80,10 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
     }
 
     /// Posterior predictive draws: `f` applied to each draw's named latents.
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     pub fn predictive<T, R: Rng + ?Sized>(
         &self,
         draws: &Draws,

@@ -1,10 +1,22 @@
 //! The Pareto smoothed importance sampling diagnostic.
 
-/// Below this `k̂`, importance estimates are reliable (Vehtari et al.).
+/// `k̂ <` 0.5: **good**, the importance estimates are reliable (the PSIS
+/// paper's thresholds; the whole reading is in [`pareto_k_hat`]).
+///
+/// ```
+/// use iwhvi_core::posterior::{PARETO_K_GOOD, PARETO_K_OK};
+/// assert!(PARETO_K_GOOD < PARETO_K_OK);
+/// ```
 pub const PARETO_K_GOOD: f64 = 0.5;
 
-/// Above this `k̂`, importance estimates are not to be trusted; between
-/// [`PARETO_K_GOOD`] and this they are usable but converge slowly.
+/// `k̂` from [`PARETO_K_GOOD`] (0.5) to 0.7: **ok**, usable but slow to
+/// converge; above 0.7: **unreliable** (see [`pareto_k_hat`]).
+///
+/// ```
+/// use iwhvi_core::posterior::PARETO_K_OK;
+/// let verdict = |k: f64| if k > PARETO_K_OK { "unreliable" } else { "usable" };
+/// assert_eq!(verdict(0.86), "unreliable");
+/// ```
 pub const PARETO_K_OK: f64 = 0.7;
 
 /// The Pareto smoothed importance sampling diagnostic `k̂` of log
@@ -13,10 +25,12 @@ pub const PARETO_K_OK: f64 = 0.7;
 /// by Zhang & Stephens' empirical Bayes method to the largest
 /// `min(S/5, 3√S)` weights, with the weakly informative prior on `k`.
 /// Reading it (the thresholds of the PSIS paper, as in ArviZ and the
-/// `loo` package): `k̂ <` [`PARETO_K_GOOD`] (0.5), the importance estimates
-/// are reliable; up to [`PARETO_K_OK`] (0.7), usable but slow to converge
-/// (use more draws); above it, not to be trusted. `+∞` when the tail is too
-/// short to fit.
+/// `loo` package; this is the one statement of them, which every other
+/// mention follows): `k̂ <` [`PARETO_K_GOOD`] (0.5), **good**: the
+/// importance estimates are reliable; 0.5 to [`PARETO_K_OK`] (0.7),
+/// **ok**: usable but slow to converge (use more draws); above 0.7,
+/// **unreliable**: improve the guide before trusting them. `+∞` when the
+/// tail is too short to fit.
 ///
 /// ```
 /// use iwhvi_core::posterior::{PARETO_K_GOOD, pareto_k_hat};

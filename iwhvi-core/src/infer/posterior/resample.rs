@@ -17,9 +17,8 @@ pub struct ResampledDraws {
     /// Effective sample size of the proposals, `(Σw)² / Σw²`.
     pub effective_sample_size: f64,
     /// The PSIS `k̂` of the weights: below [`PARETO_K_GOOD`](super::PARETO_K_GOOD)
-    /// (0.5) the importance estimates are reliable, up to
-    /// [`PARETO_K_OK`](super::PARETO_K_OK) (0.7) usable, above it not to be
-    /// trusted (see [`pareto_k_hat`](super::pareto_k_hat)).
+    /// (0.5) good, up to [`PARETO_K_OK`](super::PARETO_K_OK) (0.7) ok,
+    /// above it unreliable (see [`pareto_k_hat`](super::pareto_k_hat)).
     pub pareto_k: f64,
 }
 
@@ -71,6 +70,10 @@ impl<Mo: Model, G: HierarchicalGuide + Clone> Posterior<'_, Mo, G> {
     /// The log importance weights `log p(x, u) − U_K(u)` (the bound's own
     /// weights on the guide's extended space) of `proposals` draws, with the
     /// unconstrained draws.
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     pub fn log_weights<R: Rng + ?Sized>(
         &self,
         proposals: usize,
@@ -95,6 +98,10 @@ impl<Mo: Model, G: HierarchicalGuide + Clone> Posterior<'_, Mo, G> {
     /// (multinomially). Moments of the result are self-normalised
     /// importance estimates, accurate even where the guide covers more mass
     /// than the posterior. Proposals where `log p(x, u) = −∞` get weight 0.
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     ///
     /// # Errors
     /// [`ResampleError`]: no proposals, a NaN or `+∞` weight (a model or

@@ -16,7 +16,9 @@
 //! Families that can serve in a guide implement [`Reparameterized`]: a
 //! draw is `x = g(θ, ε)` for parameter-free standard noise `ε`, so
 //! gradients flow to the parameters. All families with `f64` parameters
-//! sample through [`rand`] (`rng.sample(&d)`).
+//! sample through [`rand`] (`rng.sample(&d)`), with any generator of
+//! [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that this library
+//! re-exports, so that versions cannot clash).
 //!
 //! ```
 //! use iwhvi_core::distributions::{Distribution, Normal, Reparameterized};
@@ -178,6 +180,10 @@ pub trait MultivariateDistribution<T: Scalar> {
 /// the derivative of `x` with respect to `θ` flows through `g`.
 pub trait Reparameterized<T: Scalar>: Distribution<T, Value = T> {
     /// Draws the standard noise `ε` (e.g. `N(0, 1)` for the normal).
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     fn sample_noise<R: Rng + ?Sized>(&self, rng: &mut R) -> f64;
 
     /// `g(θ, ε)`: the draw for noise `ε`.
@@ -191,6 +197,10 @@ pub trait MultivariateReparameterized<T: Scalar>: MultivariateDistribution<T> {
     fn noise_dim(&self) -> usize;
 
     /// Draws the standard noise `ε` into `noise` (length [`Self::noise_dim`]).
+    ///
+    /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
+    /// this library re-exports, so that versions cannot clash), e.g.
+    /// `iwhvi::rand::rngs::StdRng`.
     fn sample_noise<R: Rng + ?Sized>(&self, rng: &mut R, noise: &mut [f64]);
 
     /// `g(θ, ε)`, written into `out` (length [`MultivariateDistribution::dim`]).

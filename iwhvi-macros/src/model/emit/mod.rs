@@ -297,6 +297,10 @@ fn samplers(plan: &Plan<'_>) -> TokenStream {
             /// Draws every latent from its prior, in declaration order
             /// (ancestral sampling).
             ///
+            /// Takes any generator of `iwhvi::rand` (the `rand` 0.10 that
+            /// `iwhvi` re-exports, so that versions cannot clash), e.g.
+            /// `iwhvi::rand::rngs::StdRng`.
+            ///
             /// # Errors
             /// A `DistributionError` if a prior's parameters, computed from
             /// the latents drawn before it, are invalid.
@@ -313,6 +317,8 @@ fn samplers(plan: &Plan<'_>) -> TokenStream {
             /// Simulates the observed fields (the shapes of the model's own
             /// data) given latents: with `sample_prior`, the prior
             /// predictive; with posterior draws, the posterior predictive.
+            ///
+            /// Takes any generator of `iwhvi::rand`, as `sample_prior` does.
             ///
             /// # Errors
             /// A `DistributionError` if a likelihood's parameters are invalid.
