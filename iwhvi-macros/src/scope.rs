@@ -77,10 +77,16 @@ impl Bindings {
 
     /// A scope over the data alone (lengths and fixed bounds).
     pub fn data_scope(&self) -> Scope<'_> {
+        self.data_scope_at(None)
+    }
+
+    /// A scope over the data alone and an element's index (per-element
+    /// bounds of a vector latent).
+    pub fn data_scope_at<'a>(&'a self, index: Option<&'a Ident>) -> Scope<'a> {
         Scope {
             bindings: self,
             visible: 0,
-            index: None,
+            index,
             locals_allowed: false,
         }
     }

@@ -4,6 +4,7 @@
 //! `iwhvi-macros/tests/ui.rs`).
 
 mod guide_macro;
+mod model_language;
 mod model_macro;
 // `pub`, so that its `#![deny(missing_docs)]` sees the generated items as
 // exported, as it did when the file was a crate of its own.

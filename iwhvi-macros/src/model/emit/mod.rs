@@ -60,6 +60,7 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
         });
     let length_checks = plan.observations().flat_map(observed::length_checks);
     let support_checks = plan.observations().filter_map(observed::support_check);
+    let latent_checks = plan.latents().map(latent::length_checks);
     let doc_new = format!(
         "The model `{ident}` with its data, checked: finite reals, matching lengths, observations inside their likelihood's support."
     );
@@ -88,6 +89,7 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
                 #(#finite_checks)*
                 #(#length_checks)*
                 #(#support_checks)*
+                #(#latent_checks)*
                 ::core::result::Result::Ok(())
             }
         }
@@ -371,6 +373,7 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
                 }
             }
 
+            #[allow(clippy::all)]
             fn layout(&self) -> ::iwhvi::__private::Layout {
                 ::iwhvi::__private::Layout::new(::std::vec![#(#specs),*])
             }
