@@ -277,3 +277,49 @@ fn per_element_transforms_that_do_not_fit_are_a_layout_error() {
         ));
     }
 }
+
+/// Eight schools, non-centred by `offset`/`multiplier`.
+#[variational]
+struct OffsetSchools {
+    #[data]
+    sigma: Vec<f64>,
+    #[latent(Normal(0.0, 5.0))]
+    mu: f64,
+    #[latent(HalfCauchy(5.0))]
+    tau: f64,
+    #[latent(Normal(mu, tau), len = sigma.len(), offset = mu, multiplier = tau)]
+    theta: Vec<f64>,
+    #[observe(Normal(theta[j], sigma[j]), for j)]
+    y: Vec<f64>,
+}
+
+#[variational(guide = OffsetSchools)]
+struct OffsetSchoolsGuide {
+    #[param(init = 0.0)]
+    mu_loc: f64,
+    #[param(init = 0.0)]
+    tau_loc: f64,
+    #[param(init = 0.0, len = theta)]
+    theta_loc: Vec<f64>,
+    #[latent(Normal(mu_loc, 1.0))]
+    mu: f64,
+    #[latent(LogNormal(tau_loc, 1.0))]
+    tau: f64,
+    #[latent(Normal(theta_loc[j], 1.0), for j)]
+    theta: Vec<f64>,
+}
+
+/// A struct guide maps its draws through the model's transforms; one
+/// that moves with other latents is refused with a typed error rather than
+/// mapped wrongly, and the auto guides (over `u`) fit the model as usual.
+#[test]
+fn struct_guides_refuse_transforms_that_move_with_other_latents() {
+    use iwhvi::guide::{GuideError, MeanField};
+    let model = OffsetSchools::new(vec![15.0, 10.0, 16.0], vec![28.0, 8.0, -3.0]).unwrap();
+    assert!(matches!(
+        OffsetSchoolsGuide::new(&model),
+        Err(GuideError::Unsupported { latent: "theta" })
+    ));
+    let guide = MeanField::new(model.dim());
+    assert_eq!(iwhvi::guide::HierarchicalGuide::latent_dim(&guide), 5);
+}

@@ -158,7 +158,14 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
                         .iter()
                         .find(|__b| __b.spec.name == __name)
                         .ok_or(#guide_error::UnknownLatent { latent: __name })?;
-                    if !__block.spec.transform.is_elementwise() || __block.spec.dependent_bounds.is_some() {
+                    // One transform shared by the elements and fixed by the
+                    // data: transforms per element or moving with other
+                    // latents are not supported yet.
+                    if !__block.spec.transform.is_elementwise()
+                        || __block.spec.dependent_bounds.is_some()
+                        || __block.spec.per_element.is_some()
+                        || __block.spec.dependent_affine.is_some()
+                    {
                         return ::core::result::Result::Err(#guide_error::Unsupported { latent: __name });
                     }
                     __offsets.push(__block.unconstrained.start);
