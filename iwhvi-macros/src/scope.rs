@@ -306,24 +306,62 @@ impl<'a> Lower<'a> {
         }
     }
 
-    /// A whole vector as a `Vec<__T>`: a vector local, or a data vector
-    /// lifted to the scalar.
+    /// A whole vector as a `Vec<__T>`: a vector local, a data vector
+    /// lifted to the scalar, a row or column of a data matrix
+    /// (`x.row(0)`, `x.column(j)`), a slice of one of these (`&beta[1..]`,
+    /// `y[..n]`), a vector written out (`[a, 2.0 * b]`), or elementwise
+    /// `+ - * /` of vectors and scalars (`x.row(1) * 0.5 + mu`). Two
+    /// vectors of different lengths combine to an empty vector, which no
+    /// vector family accepts (its log density is then -∞).
     pub fn vector(&mut self, expr: &Expr) -> Option<TokenStream> {
         let span = expr.span();
+        match expr {
+            Expr::Reference(r) if r.mutability.is_none() => return self.vector(&r.expr),
+            Expr::Paren(p) => return self.vector(&p.expr),
+            Expr::Group(g) => return self.vector(&g.expr),
+            Expr::Array(a) => {
+                let items = self.all(a.elems.iter(), Self::value)?;
+                return Some(quote_spanned!(span=> ::std::vec![#(#items),*]));
+            }
+            Expr::Index(index) if matches!(&*index.index, Expr::Range(_)) => {
+                return self.vector_slice(expr, index);
+            }
+            Expr::MethodCall(call)
+                if (call.method == "row" || call.method == "column") && call.args.len() == 1 =>
+            {
+                return self.matrix_line(expr, call);
+            }
+            Expr::Binary(b)
+                if matches!(
+                    b.op,
+                    BinOp::Add(_) | BinOp::Sub(_) | BinOp::Mul(_) | BinOp::Div(_)
+                ) && (self.is_vector(&b.left) || self.is_vector(&b.right)) =>
+            {
+                return self.vector_arithmetic(b);
+            }
+            _ => {}
+        }
         let Some(ident) = single_ident(expr) else {
             self.cx.error_spanned_by(
                 expr,
-                "a vector parameter is the name of a vector latent or a data vector",
+                "a vector parameter is a vector latent, a data vector, a row or column of a data matrix (`x.row(i)`, `x.column(j)`), a slice of one (`&v[1..]`), a vector written out (`[a, b]`) or + - * / of these and scalars",
             );
             return None;
         };
         match self.resolve(ident)? {
             Name::Local { scalar: false } => Some(quote_spanned!(span=> #ident.to_vec())),
-            Name::Data(shape) if !shape.is_scalar() => {
+            Name::Data(shape) if !shape.is_scalar() && !matches!(shape, Shape::Matrix) => {
                 let each = lift(quote!(*__v), shape.elem(), span);
                 Some(
                     quote_spanned!(span=> self.#ident.iter().map(|__v| #each).collect::<::std::vec::Vec<__T>>()),
                 )
+            }
+            Name::Data(Shape::Matrix) => {
+                self.cx.error_spanned_by(
+                    ident,
+                    format!("`{ident}` is a matrix, where a vector is expected: take a row or a column, e.g. `{ident}.row(0)`"),
+                );
+                None
             }
             _ => {
                 self.cx.error_spanned_by(
@@ -333,6 +371,146 @@ impl<'a> Lower<'a> {
                 None
             }
         }
+    }
+
+    /// True when an expression is vector-valued in a vector argument (by
+    /// its form and the names it reads; nothing is reported).
+    fn is_vector(&self, expr: &Expr) -> bool {
+        match expr {
+            Expr::Reference(r) => self.is_vector(&r.expr),
+            Expr::Paren(p) => self.is_vector(&p.expr),
+            Expr::Group(g) => self.is_vector(&g.expr),
+            Expr::Array(_) => true,
+            Expr::Index(index) => matches!(&*index.index, Expr::Range(_)),
+            Expr::MethodCall(call) => call.method == "row" || call.method == "column",
+            Expr::Binary(b) => self.is_vector(&b.left) || self.is_vector(&b.right),
+            _ => single_ident(expr).is_some_and(|ident| {
+                self.scope.index != Some(ident)
+                    && matches!(
+                        self.scope.bindings.find(&ident.to_string()),
+                        Some((
+                            _,
+                            Binding {
+                                meaning: Meaning::Local { scalar: false }
+                                    | Meaning::Data(Shape::Array(..) | Shape::Vec(_)),
+                                ..
+                            }
+                        ))
+                    )
+            }),
+        }
+    }
+
+    /// `left op right` elementwise, with a scalar side broadcast.
+    fn vector_arithmetic(&mut self, b: &syn::ExprBinary) -> Option<TokenStream> {
+        let (left_vector, right_vector) = (self.is_vector(&b.left), self.is_vector(&b.right));
+        let side = |this: &mut Self, e: &Expr, vector: bool| {
+            if vector {
+                this.vector(e)
+            } else {
+                this.value(e)
+            }
+        };
+        let left = side(self, &b.left, left_vector);
+        let right = side(self, &b.right, right_vector);
+        let (left, op, right) = (left?, &b.op, right?);
+        let collect = quote!(.collect::<::std::vec::Vec<__T>>());
+        Some(match (left_vector, right_vector) {
+            (true, true) => quote! {{
+                let (__a, __b): (::std::vec::Vec<__T>, ::std::vec::Vec<__T>) = (#left, #right);
+                if __a.len() == __b.len() {
+                    __a.iter().zip(&__b).map(|(&__x, &__y)| __x #op __y)#collect
+                } else {
+                    ::std::vec::Vec::new()
+                }
+            }},
+            (true, false) => quote! {{
+                let __s: __T = #right;
+                (#left).into_iter().map(|__x| __x #op __s)#collect
+            }},
+            _ => quote! {{
+                let __s: __T = #left;
+                (#right).into_iter().map(|__x| __s #op __x)#collect
+            }},
+        })
+    }
+
+    /// `v[a..b]` (and `..=`, open ends) of a vector latent or a data vector.
+    fn vector_slice(&mut self, expr: &Expr, index: &syn::ExprIndex) -> Option<TokenStream> {
+        let span = expr.span();
+        let Expr::Range(range) = &*index.index else {
+            unreachable!("checked by the caller")
+        };
+        let Some(base) = single_ident(&index.expr) else {
+            self.cx.error_spanned_by(
+                &index.expr,
+                "slice a vector latent or a data vector by name, e.g. `beta[1..]`",
+            );
+            return None;
+        };
+        let start = range.start.as_ref().map(|e| self.raw_index(e));
+        let end = range.end.as_ref().map(|e| self.raw_index(e));
+        let limits = &range.limits;
+        let resolved = self.resolve(base);
+        let (start, end) = (
+            start.map_or(Some(None), |s| s.map(Some))?,
+            end.map_or(Some(None), |e| e.map(Some))?,
+        );
+        let range = quote!(#start #limits #end);
+        match resolved? {
+            Name::Local { scalar: false } => Some(quote_spanned!(span=> #base[#range].to_vec())),
+            Name::Data(shape) if matches!(shape, Shape::Array(..) | Shape::Vec(_)) => {
+                let each = lift(quote!(*__v), shape.elem(), span);
+                Some(
+                    quote_spanned!(span=> self.#base[#range].iter().map(|__v| #each).collect::<::std::vec::Vec<__T>>()),
+                )
+            }
+            _ => {
+                self.cx.error_spanned_by(
+                    base,
+                    format!("`{base}` cannot be sliced: slice a vector latent or a data vector"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `x.row(i)` or `x.column(j)` of a data matrix, lifted to the scalar.
+    fn matrix_line(&mut self, expr: &Expr, call: &syn::ExprMethodCall) -> Option<TokenStream> {
+        let span = expr.span();
+        let at = self.raw_index(&call.args[0]);
+        let base = single_ident(&call.receiver);
+        let is_matrix = base.is_some_and(|b| {
+            self.scope.index != Some(b)
+                && matches!(
+                    self.scope.bindings.find(&b.to_string()),
+                    Some((
+                        _,
+                        Binding {
+                            meaning: Meaning::Data(Shape::Matrix),
+                            ..
+                        }
+                    ))
+                )
+        });
+        let Some(base) = base.filter(|_| is_matrix) else {
+            self.cx.error_spanned_by(
+                &call.receiver,
+                format!(
+                    "`.{}(…)` takes a row or a column of a `DMatrix<f64>` data field",
+                    call.method
+                ),
+            );
+            return None;
+        };
+        self.uses.names.insert(base.to_string());
+        let at = at?;
+        let constant = quote!(<__T as ::iwhvi::__private::Scalar>::constant);
+        Some(if call.method == "row" {
+            quote_spanned!(span=> { let __r = #at; (0..self.#base.ncols()).map(|__c| #constant(self.#base[(__r, __c)])).collect::<::std::vec::Vec<__T>>() })
+        } else {
+            quote_spanned!(span=> { let __c = #at; (0..self.#base.nrows()).map(|__r| #constant(self.#base[(__r, __c)])).collect::<::std::vec::Vec<__T>>() })
+        })
     }
 
     /// A data matrix lifted to the scalar.
