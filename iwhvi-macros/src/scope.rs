@@ -127,11 +127,14 @@ pub struct Lower<'a> {
     pub scope: Scope<'a>,
     pub cx: &'a Ctxt,
     pub uses: Uses,
+    /// The names bound by `let` in the blocks being lowered (scalars),
+    /// innermost last.
+    lets: Vec<Ident>,
 }
 
 const UNSUPPORTED_RAW: &str = "unsupported expression in an index, a count, a length or a fixed bound: use numbers, data, indexing, + - * / %, and methods such as `.len()`";
 
-const UNSUPPORTED: &str = "unsupported expression in a model attribute: use literals, data, latents, indexing, + - * /, and methods such as `.exp()`";
+const UNSUPPORTED: &str = "unsupported expression in a model attribute: use literals, data, latents, indexing, + - * /, methods such as `.exp()`, `if`/`else`, blocks with `let`, and calls of functions generic over `Scalar`";
 
 impl<'a> Lower<'a> {
     pub fn new(scope: Scope<'a>, cx: &'a Ctxt) -> Self {
@@ -139,10 +142,14 @@ impl<'a> Lower<'a> {
             scope,
             cx,
             uses: Uses::default(),
+            lets: Vec::new(),
         }
     }
 
     fn resolve(&mut self, ident: &Ident) -> Option<Name<'a>> {
+        if self.lets.iter().any(|l| l == ident) {
+            return Some(Name::Local { scalar: true });
+        }
         if self.scope.index == Some(ident) {
             return Some(Name::Index);
         }
@@ -254,8 +261,163 @@ impl<'a> Lower<'a> {
                     quote_spanned!(span=> ::iwhvi::__private::Scalar::#method(#receiver #(, #args)*)),
                 )
             }
+            Expr::If(e) => self.value_if(e),
+            Expr::Block(b) if b.label.is_none() => self.value_block(&b.block),
+            Expr::Call(call) if matches!(&*call.func, Expr::Path(p) if p.qself.is_none()) => {
+                // A free function generic over the scalar
+                // (`fn f<T: Scalar>(…) -> T`): arguments as a helper
+                // method's.
+                let func = &call.func;
+                let args = self.all(call.args.iter(), Self::helper_argument)?;
+                Some(quote_spanned!(span=> #func(#(#args),*)))
+            }
             other => self.unsupported(other),
         }
+    }
+
+    /// `if condition { a } else { b }` (and `else if`): both branches are
+    /// values; the condition compares values (on their `f64` parts) or data.
+    fn value_if(&mut self, e: &syn::ExprIf) -> Option<TokenStream> {
+        let span = e.if_token.span;
+        let Some((_, otherwise)) = &e.else_branch else {
+            self.cx.error_spanned_by(
+                e.if_token,
+                "an `if` in a model attribute is a value: give it an `else` branch",
+            );
+            return None;
+        };
+        let condition = self.condition(&e.cond);
+        let then = self.value_block(&e.then_branch);
+        let otherwise = self.value(otherwise);
+        let (condition, then, otherwise) = (condition?, then?, otherwise?);
+        Some(quote_spanned!(span=> if #condition { #then } else { #otherwise }))
+    }
+
+    /// A block: `let name = value;` statements, then the block's value.
+    fn value_block(&mut self, block: &syn::Block) -> Option<TokenStream> {
+        let depth = self.lets.len();
+        let mut statements = Vec::new();
+        let mut result = None;
+        let mut failed = false;
+        for (k, stmt) in block.stmts.iter().enumerate() {
+            let last = k + 1 == block.stmts.len();
+            match stmt {
+                syn::Stmt::Local(local) => {
+                    let name = match &local.pat {
+                        syn::Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                            p.ident.clone()
+                        }
+                        other => {
+                            // The rest of the block would only repeat the
+                            // mistake (names it never bound).
+                            self.cx.error_spanned_by(
+                                other,
+                                "a `let` in a model attribute binds one name: `let name = value;`",
+                            );
+                            failed = true;
+                            break;
+                        }
+                    };
+                    let Some(init) = &local.init else {
+                        self.cx.error_spanned_by(
+                            local,
+                            "a `let` in a model attribute needs a value: `let name = value;`",
+                        );
+                        failed = true;
+                        break;
+                    };
+                    match self.value(&init.expr) {
+                        Some(value) => {
+                            statements.push(quote!(let #name: __T = #value;));
+                            self.lets.push(name);
+                        }
+                        None => failed = true,
+                    }
+                }
+                syn::Stmt::Expr(e, None) if last => result = self.value(e),
+                other => {
+                    self.cx.error_spanned_by(
+                        other,
+                        "a block in a model attribute holds `let name = value;` statements, then its value",
+                    );
+                    failed = true;
+                }
+            }
+        }
+        self.lets.truncate(depth);
+        if failed {
+            return None;
+        }
+        let Some(result) = result else {
+            self.cx
+                .error_spanned_by(block, "a block in a model attribute ends with its value");
+            return None;
+        };
+        Some(quote!({ #(#statements)* #result }))
+    }
+
+    /// The condition of an `if`: comparisons of values (on their `f64`
+    /// parts) joined by `&&`, `||` and `!`, or data-only booleans.
+    fn condition(&mut self, expr: &Expr) -> Option<TokenStream> {
+        let span = expr.span();
+        match expr {
+            Expr::Paren(p) => {
+                let inner = self.condition(&p.expr)?;
+                Some(quote_spanned!(span=> (#inner)))
+            }
+            Expr::Unary(u) if matches!(u.op, UnOp::Not(_)) => {
+                let inner = self.condition(&u.expr)?;
+                Some(quote_spanned!(span=> !#inner))
+            }
+            Expr::Binary(b) if matches!(b.op, BinOp::And(_) | BinOp::Or(_)) => {
+                let (left, right) = (self.condition(&b.left), self.condition(&b.right));
+                let (left, op, right) = (left?, &b.op, right?);
+                Some(quote_spanned!(span=> #left #op #right))
+            }
+            Expr::Binary(b)
+                if matches!(
+                    b.op,
+                    BinOp::Lt(_)
+                        | BinOp::Le(_)
+                        | BinOp::Gt(_)
+                        | BinOp::Ge(_)
+                        | BinOp::Eq(_)
+                        | BinOp::Ne(_)
+                ) =>
+            {
+                if !self.reads_local(&b.left) && !self.reads_local(&b.right) {
+                    // Data and the index: plain Rust (`group[i] == 1`).
+                    let (left, right) = (self.raw(&b.left), self.raw(&b.right));
+                    let (left, op, right) = (left?, &b.op, right?);
+                    return Some(quote_spanned!(span=> #left #op #right));
+                }
+                let (left, right) = (self.value(&b.left), self.value(&b.right));
+                let (left, op, right) = (left?, &b.op, right?);
+                Some(
+                    quote_spanned!(span=> ::iwhvi::__private::Scalar::value(#left) #op ::iwhvi::__private::Scalar::value(#right)),
+                )
+            }
+            other => self.raw(other),
+        }
+    }
+
+    /// True when an expression reads a local (a latent or a `let`).
+    fn reads_local(&self, expr: &Expr) -> bool {
+        first_mention(expr, |ident| {
+            self.lets.iter().any(|l| l == ident)
+                || (self.scope.index != Some(ident)
+                    && matches!(
+                        self.scope.bindings.find(&ident.to_string()),
+                        Some((
+                            _,
+                            Binding {
+                                meaning: Meaning::Local { .. },
+                                ..
+                            }
+                        ))
+                    ))
+        })
+        .is_some()
     }
 
     /// Lowers every item, reporting the mistakes of all of them.
