@@ -77,10 +77,16 @@ impl Bindings {
 
     /// A scope over the data alone (lengths and fixed bounds).
     pub fn data_scope(&self) -> Scope<'_> {
+        self.data_scope_at(None)
+    }
+
+    /// A scope over the data alone and an element's index (per-element
+    /// bounds of a vector latent).
+    pub fn data_scope_at<'a>(&'a self, index: Option<&'a Ident>) -> Scope<'a> {
         Scope {
             bindings: self,
             visible: 0,
-            index: None,
+            index,
             locals_allowed: false,
         }
     }
@@ -121,11 +127,14 @@ pub struct Lower<'a> {
     pub scope: Scope<'a>,
     pub cx: &'a Ctxt,
     pub uses: Uses,
+    /// The names bound by `let` in the blocks being lowered (scalars),
+    /// innermost last.
+    lets: Vec<Ident>,
 }
 
 const UNSUPPORTED_RAW: &str = "unsupported expression in an index, a count, a length or a fixed bound: use numbers, data, indexing, + - * / %, and methods such as `.len()`";
 
-const UNSUPPORTED: &str = "unsupported expression in a model attribute: use literals, data, latents, indexing, + - * /, and methods such as `.exp()`";
+const UNSUPPORTED: &str = "unsupported expression in a model attribute: use literals, data, latents, indexing, + - * /, methods such as `.exp()`, `if`/`else`, blocks with `let`, and calls of functions generic over `Scalar`";
 
 impl<'a> Lower<'a> {
     pub fn new(scope: Scope<'a>, cx: &'a Ctxt) -> Self {
@@ -133,10 +142,14 @@ impl<'a> Lower<'a> {
             scope,
             cx,
             uses: Uses::default(),
+            lets: Vec::new(),
         }
     }
 
     fn resolve(&mut self, ident: &Ident) -> Option<Name<'a>> {
+        if self.lets.iter().any(|l| l == ident) {
+            return Some(Name::Local { scalar: true });
+        }
         if self.scope.index == Some(ident) {
             return Some(Name::Index);
         }
@@ -248,8 +261,163 @@ impl<'a> Lower<'a> {
                     quote_spanned!(span=> ::iwhvi::__private::Scalar::#method(#receiver #(, #args)*)),
                 )
             }
+            Expr::If(e) => self.value_if(e),
+            Expr::Block(b) if b.label.is_none() => self.value_block(&b.block),
+            Expr::Call(call) if matches!(&*call.func, Expr::Path(p) if p.qself.is_none()) => {
+                // A free function generic over the scalar
+                // (`fn f<T: Scalar>(…) -> T`): arguments as a helper
+                // method's.
+                let func = &call.func;
+                let args = self.all(call.args.iter(), Self::helper_argument)?;
+                Some(quote_spanned!(span=> #func(#(#args),*)))
+            }
             other => self.unsupported(other),
         }
+    }
+
+    /// `if condition { a } else { b }` (and `else if`): both branches are
+    /// values; the condition compares values (on their `f64` parts) or data.
+    fn value_if(&mut self, e: &syn::ExprIf) -> Option<TokenStream> {
+        let span = e.if_token.span;
+        let Some((_, otherwise)) = &e.else_branch else {
+            self.cx.error_spanned_by(
+                e.if_token,
+                "an `if` in a model attribute is a value: give it an `else` branch",
+            );
+            return None;
+        };
+        let condition = self.condition(&e.cond);
+        let then = self.value_block(&e.then_branch);
+        let otherwise = self.value(otherwise);
+        let (condition, then, otherwise) = (condition?, then?, otherwise?);
+        Some(quote_spanned!(span=> if #condition { #then } else { #otherwise }))
+    }
+
+    /// A block: `let name = value;` statements, then the block's value.
+    fn value_block(&mut self, block: &syn::Block) -> Option<TokenStream> {
+        let depth = self.lets.len();
+        let mut statements = Vec::new();
+        let mut result = None;
+        let mut failed = false;
+        for (k, stmt) in block.stmts.iter().enumerate() {
+            let last = k + 1 == block.stmts.len();
+            match stmt {
+                syn::Stmt::Local(local) => {
+                    let name = match &local.pat {
+                        syn::Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                            p.ident.clone()
+                        }
+                        other => {
+                            // The rest of the block would only repeat the
+                            // mistake (names it never bound).
+                            self.cx.error_spanned_by(
+                                other,
+                                "a `let` in a model attribute binds one name: `let name = value;`",
+                            );
+                            failed = true;
+                            break;
+                        }
+                    };
+                    let Some(init) = &local.init else {
+                        self.cx.error_spanned_by(
+                            local,
+                            "a `let` in a model attribute needs a value: `let name = value;`",
+                        );
+                        failed = true;
+                        break;
+                    };
+                    match self.value(&init.expr) {
+                        Some(value) => {
+                            statements.push(quote!(let #name: __T = #value;));
+                            self.lets.push(name);
+                        }
+                        None => failed = true,
+                    }
+                }
+                syn::Stmt::Expr(e, None) if last => result = self.value(e),
+                other => {
+                    self.cx.error_spanned_by(
+                        other,
+                        "a block in a model attribute holds `let name = value;` statements, then its value",
+                    );
+                    failed = true;
+                }
+            }
+        }
+        self.lets.truncate(depth);
+        if failed {
+            return None;
+        }
+        let Some(result) = result else {
+            self.cx
+                .error_spanned_by(block, "a block in a model attribute ends with its value");
+            return None;
+        };
+        Some(quote!({ #(#statements)* #result }))
+    }
+
+    /// The condition of an `if`: comparisons of values (on their `f64`
+    /// parts) joined by `&&`, `||` and `!`, or data-only booleans.
+    fn condition(&mut self, expr: &Expr) -> Option<TokenStream> {
+        let span = expr.span();
+        match expr {
+            Expr::Paren(p) => {
+                let inner = self.condition(&p.expr)?;
+                Some(quote_spanned!(span=> (#inner)))
+            }
+            Expr::Unary(u) if matches!(u.op, UnOp::Not(_)) => {
+                let inner = self.condition(&u.expr)?;
+                Some(quote_spanned!(span=> !#inner))
+            }
+            Expr::Binary(b) if matches!(b.op, BinOp::And(_) | BinOp::Or(_)) => {
+                let (left, right) = (self.condition(&b.left), self.condition(&b.right));
+                let (left, op, right) = (left?, &b.op, right?);
+                Some(quote_spanned!(span=> #left #op #right))
+            }
+            Expr::Binary(b)
+                if matches!(
+                    b.op,
+                    BinOp::Lt(_)
+                        | BinOp::Le(_)
+                        | BinOp::Gt(_)
+                        | BinOp::Ge(_)
+                        | BinOp::Eq(_)
+                        | BinOp::Ne(_)
+                ) =>
+            {
+                if !self.reads_local(&b.left) && !self.reads_local(&b.right) {
+                    // Data and the index: plain Rust (`group[i] == 1`).
+                    let (left, right) = (self.raw(&b.left), self.raw(&b.right));
+                    let (left, op, right) = (left?, &b.op, right?);
+                    return Some(quote_spanned!(span=> #left #op #right));
+                }
+                let (left, right) = (self.value(&b.left), self.value(&b.right));
+                let (left, op, right) = (left?, &b.op, right?);
+                Some(
+                    quote_spanned!(span=> ::iwhvi::__private::Scalar::value(#left) #op ::iwhvi::__private::Scalar::value(#right)),
+                )
+            }
+            other => self.raw(other),
+        }
+    }
+
+    /// True when an expression reads a local (a latent or a `let`).
+    fn reads_local(&self, expr: &Expr) -> bool {
+        first_mention(expr, |ident| {
+            self.lets.iter().any(|l| l == ident)
+                || (self.scope.index != Some(ident)
+                    && matches!(
+                        self.scope.bindings.find(&ident.to_string()),
+                        Some((
+                            _,
+                            Binding {
+                                meaning: Meaning::Local { .. },
+                                ..
+                            }
+                        ))
+                    ))
+        })
+        .is_some()
     }
 
     /// Lowers every item, reporting the mistakes of all of them.
@@ -300,24 +468,62 @@ impl<'a> Lower<'a> {
         }
     }
 
-    /// A whole vector as a `Vec<__T>`: a vector local, or a data vector
-    /// lifted to the scalar.
+    /// A whole vector as a `Vec<__T>`: a vector local, a data vector
+    /// lifted to the scalar, a row or column of a data matrix
+    /// (`x.row(0)`, `x.column(j)`), a slice of one of these (`&beta[1..]`,
+    /// `y[..n]`), a vector written out (`[a, 2.0 * b]`), or elementwise
+    /// `+ - * /` of vectors and scalars (`x.row(1) * 0.5 + mu`). Two
+    /// vectors of different lengths combine to an empty vector, which no
+    /// vector family accepts (its log density is then -∞).
     pub fn vector(&mut self, expr: &Expr) -> Option<TokenStream> {
         let span = expr.span();
+        match expr {
+            Expr::Reference(r) if r.mutability.is_none() => return self.vector(&r.expr),
+            Expr::Paren(p) => return self.vector(&p.expr),
+            Expr::Group(g) => return self.vector(&g.expr),
+            Expr::Array(a) => {
+                let items = self.all(a.elems.iter(), Self::value)?;
+                return Some(quote_spanned!(span=> ::std::vec![#(#items),*]));
+            }
+            Expr::Index(index) if matches!(&*index.index, Expr::Range(_)) => {
+                return self.vector_slice(expr, index);
+            }
+            Expr::MethodCall(call)
+                if (call.method == "row" || call.method == "column") && call.args.len() == 1 =>
+            {
+                return self.matrix_line(expr, call);
+            }
+            Expr::Binary(b)
+                if matches!(
+                    b.op,
+                    BinOp::Add(_) | BinOp::Sub(_) | BinOp::Mul(_) | BinOp::Div(_)
+                ) && (self.is_vector(&b.left) || self.is_vector(&b.right)) =>
+            {
+                return self.vector_arithmetic(b);
+            }
+            _ => {}
+        }
         let Some(ident) = single_ident(expr) else {
             self.cx.error_spanned_by(
                 expr,
-                "a vector parameter is the name of a vector latent or a data vector",
+                "a vector parameter is a vector latent, a data vector, a row or column of a data matrix (`x.row(i)`, `x.column(j)`), a slice of one (`&v[1..]`), a vector written out (`[a, b]`) or + - * / of these and scalars",
             );
             return None;
         };
         match self.resolve(ident)? {
             Name::Local { scalar: false } => Some(quote_spanned!(span=> #ident.to_vec())),
-            Name::Data(shape) if !shape.is_scalar() => {
+            Name::Data(shape) if !shape.is_scalar() && !matches!(shape, Shape::Matrix) => {
                 let each = lift(quote!(*__v), shape.elem(), span);
                 Some(
                     quote_spanned!(span=> self.#ident.iter().map(|__v| #each).collect::<::std::vec::Vec<__T>>()),
                 )
+            }
+            Name::Data(Shape::Matrix) => {
+                self.cx.error_spanned_by(
+                    ident,
+                    format!("`{ident}` is a matrix, where a vector is expected: take a row or a column, e.g. `{ident}.row(0)`"),
+                );
+                None
             }
             _ => {
                 self.cx.error_spanned_by(
@@ -327,6 +533,146 @@ impl<'a> Lower<'a> {
                 None
             }
         }
+    }
+
+    /// True when an expression is vector-valued in a vector argument (by
+    /// its form and the names it reads; nothing is reported).
+    fn is_vector(&self, expr: &Expr) -> bool {
+        match expr {
+            Expr::Reference(r) => self.is_vector(&r.expr),
+            Expr::Paren(p) => self.is_vector(&p.expr),
+            Expr::Group(g) => self.is_vector(&g.expr),
+            Expr::Array(_) => true,
+            Expr::Index(index) => matches!(&*index.index, Expr::Range(_)),
+            Expr::MethodCall(call) => call.method == "row" || call.method == "column",
+            Expr::Binary(b) => self.is_vector(&b.left) || self.is_vector(&b.right),
+            _ => single_ident(expr).is_some_and(|ident| {
+                self.scope.index != Some(ident)
+                    && matches!(
+                        self.scope.bindings.find(&ident.to_string()),
+                        Some((
+                            _,
+                            Binding {
+                                meaning: Meaning::Local { scalar: false }
+                                    | Meaning::Data(Shape::Array(..) | Shape::Vec(_)),
+                                ..
+                            }
+                        ))
+                    )
+            }),
+        }
+    }
+
+    /// `left op right` elementwise, with a scalar side broadcast.
+    fn vector_arithmetic(&mut self, b: &syn::ExprBinary) -> Option<TokenStream> {
+        let (left_vector, right_vector) = (self.is_vector(&b.left), self.is_vector(&b.right));
+        let side = |this: &mut Self, e: &Expr, vector: bool| {
+            if vector {
+                this.vector(e)
+            } else {
+                this.value(e)
+            }
+        };
+        let left = side(self, &b.left, left_vector);
+        let right = side(self, &b.right, right_vector);
+        let (left, op, right) = (left?, &b.op, right?);
+        let collect = quote!(.collect::<::std::vec::Vec<__T>>());
+        Some(match (left_vector, right_vector) {
+            (true, true) => quote! {{
+                let (__a, __b): (::std::vec::Vec<__T>, ::std::vec::Vec<__T>) = (#left, #right);
+                if __a.len() == __b.len() {
+                    __a.iter().zip(&__b).map(|(&__x, &__y)| __x #op __y)#collect
+                } else {
+                    ::std::vec::Vec::new()
+                }
+            }},
+            (true, false) => quote! {{
+                let __s: __T = #right;
+                (#left).into_iter().map(|__x| __x #op __s)#collect
+            }},
+            _ => quote! {{
+                let __s: __T = #left;
+                (#right).into_iter().map(|__x| __s #op __x)#collect
+            }},
+        })
+    }
+
+    /// `v[a..b]` (and `..=`, open ends) of a vector latent or a data vector.
+    fn vector_slice(&mut self, expr: &Expr, index: &syn::ExprIndex) -> Option<TokenStream> {
+        let span = expr.span();
+        let Expr::Range(range) = &*index.index else {
+            unreachable!("checked by the caller")
+        };
+        let Some(base) = single_ident(&index.expr) else {
+            self.cx.error_spanned_by(
+                &index.expr,
+                "slice a vector latent or a data vector by name, e.g. `beta[1..]`",
+            );
+            return None;
+        };
+        let start = range.start.as_ref().map(|e| self.raw_index(e));
+        let end = range.end.as_ref().map(|e| self.raw_index(e));
+        let limits = &range.limits;
+        let resolved = self.resolve(base);
+        let (start, end) = (
+            start.map_or(Some(None), |s| s.map(Some))?,
+            end.map_or(Some(None), |e| e.map(Some))?,
+        );
+        let range = quote!(#start #limits #end);
+        match resolved? {
+            Name::Local { scalar: false } => Some(quote_spanned!(span=> #base[#range].to_vec())),
+            Name::Data(shape) if matches!(shape, Shape::Array(..) | Shape::Vec(_)) => {
+                let each = lift(quote!(*__v), shape.elem(), span);
+                Some(
+                    quote_spanned!(span=> self.#base[#range].iter().map(|__v| #each).collect::<::std::vec::Vec<__T>>()),
+                )
+            }
+            _ => {
+                self.cx.error_spanned_by(
+                    base,
+                    format!("`{base}` cannot be sliced: slice a vector latent or a data vector"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `x.row(i)` or `x.column(j)` of a data matrix, lifted to the scalar.
+    fn matrix_line(&mut self, expr: &Expr, call: &syn::ExprMethodCall) -> Option<TokenStream> {
+        let span = expr.span();
+        let at = self.raw_index(&call.args[0]);
+        let base = single_ident(&call.receiver);
+        let is_matrix = base.is_some_and(|b| {
+            self.scope.index != Some(b)
+                && matches!(
+                    self.scope.bindings.find(&b.to_string()),
+                    Some((
+                        _,
+                        Binding {
+                            meaning: Meaning::Data(Shape::Matrix),
+                            ..
+                        }
+                    ))
+                )
+        });
+        let Some(base) = base.filter(|_| is_matrix) else {
+            self.cx.error_spanned_by(
+                &call.receiver,
+                format!(
+                    "`.{}(…)` takes a row or a column of a `DMatrix<f64>` data field",
+                    call.method
+                ),
+            );
+            return None;
+        };
+        self.uses.names.insert(base.to_string());
+        let at = at?;
+        let constant = quote!(<__T as ::iwhvi::__private::Scalar>::constant);
+        Some(if call.method == "row" {
+            quote_spanned!(span=> { let __r = #at; (0..self.#base.ncols()).map(|__c| #constant(self.#base[(__r, __c)])).collect::<::std::vec::Vec<__T>>() })
+        } else {
+            quote_spanned!(span=> { let __c = #at; (0..self.#base.nrows()).map(|__r| #constant(self.#base[(__r, __c)])).collect::<::std::vec::Vec<__T>>() })
+        })
     }
 
     /// A data matrix lifted to the scalar.

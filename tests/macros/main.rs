@@ -6,6 +6,7 @@
 mod guide_macro;
 mod invalid_parameters;
 mod guide_unconstrained;
+mod model_language;
 mod model_macro;
 // `pub`, so that its `#![deny(missing_docs)]` sees the generated items as
 // exported, as it did when the file was a crate of its own.

@@ -843,3 +843,34 @@ fn plates_are_emitted_where_a_kernel_applies() {
     model.__plate_linear_y(3, &[0, 1, 2], &mut terms);
     assert_eq!(terms, [(0, 0, 1.0), (0, 2 + 3, 1.0 * x[3]), (1, 1, 1.0)]);
 }
+
+/// A free function generic over the scalar.
+fn softened<T: Scalar>(x: T, floor: T) -> T {
+    (x.square() + floor * floor).sqrt()
+}
+
+/// `if`/`else` on data and on latents, a block with `let` and a free
+/// function call inside a plate's arguments.
+#[variational]
+struct FExpressions {
+    #[data]
+    x: Vec<f64>,
+    #[data]
+    n: Vec<u64>,
+    #[latent(Normal(0.0, 1.0))]
+    a: f64,
+    #[latent(LogNormal(0.0, 0.5))]
+    b: f64,
+    #[latent(Normal(0.0, 0.3), len = x.len())]
+    c: Vec<f64>,
+    #[observe(Normal(if n[i] > 4 { a } else { { let t = c[i] * x[i]; a + t } }, if b > 1.0 { softened(b, 0.5) } else { b }), for i)]
+    y: Vec<f64>,
+}
+
+#[test]
+fn if_else_blocks_and_free_functions() {
+    let (x, n) = data(40);
+    let obs: fn(usize) -> f64 = unit;
+    let model = FExpressions::new(x, n, (0..40).map(obs).collect()).expect("valid data");
+    check_plates(&model, 41, 1.0);
+}

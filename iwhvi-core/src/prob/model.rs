@@ -112,6 +112,17 @@ pub struct LatentSpec {
     /// is ignored and the scaled sigmoid runs between these bounds.
     #[serde(default)]
     pub dependent_bounds: Option<DependentBounds>,
+    /// One elementwise transform per constrained entry (bounds, offsets or
+    /// multipliers given per element from data); when set, `transform`
+    /// only fixes the dimension (an elementwise one keeps it).
+    #[serde(default)]
+    pub per_element: Option<Vec<Transform>>,
+    /// An affine transform (`offset`/`multiplier`) whose offset and
+    /// multiplier move with earlier scalar latents (Stan's
+    /// `vector<offset = mu, multiplier = tau>[J] theta`); when set,
+    /// `transform` is ignored.
+    #[serde(default)]
+    pub dependent_affine: Option<DependentAffine>,
 }
 
 /// `constant + Σ coefficient · latent` over earlier scalar latents.
@@ -162,6 +173,16 @@ pub struct DependentBounds {
     pub high: AffineBound,
 }
 
+/// The offset and multiplier of an affine transform that move with
+/// earlier latents: `z = offset + multiplier · u`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DependentAffine {
+    /// The offset.
+    pub offset: AffineBound,
+    /// The multiplier (positive where the model is defined).
+    pub multiplier: AffineBound,
+}
+
 impl LatentSpec {
     /// A scalar latent.
     pub fn scalar(name: &str, transform: Transform) -> Self {
@@ -170,6 +191,8 @@ impl LatentSpec {
             shape: Vec::new(),
             transform,
             dependent_bounds: None,
+            per_element: None,
+            dependent_affine: None,
         }
     }
 
@@ -180,6 +203,8 @@ impl LatentSpec {
             shape: vec![len],
             transform,
             dependent_bounds: None,
+            per_element: None,
+            dependent_affine: None,
         }
     }
 
@@ -194,12 +219,56 @@ impl LatentSpec {
         &self,
         values: &BTreeMap<String, Vec<f64>>,
     ) -> Result<Transform, LayoutError> {
+        if let Some(affine) = &self.dependent_affine {
+            return Ok(Transform::Affine {
+                offset: affine.offset.at(values, &self.name)?,
+                multiplier: affine.multiplier.at(values, &self.name)?,
+            });
+        }
         match &self.dependent_bounds {
             None => Ok(self.transform),
             Some(bounds) => Ok(Transform::Interval {
                 low: bounds.low.at(values, &self.name)?,
                 high: bounds.high.at(values, &self.name)?,
             }),
+        }
+    }
+
+    /// `z = T(u)` at the latents constrained so far.
+    fn forward(
+        &self,
+        values: &BTreeMap<String, Vec<f64>>,
+        u: &[f64],
+        z: &mut [f64],
+    ) -> Result<(), LayoutError> {
+        match &self.per_element {
+            Some(each) => {
+                crate::transforms::forward_elementwise(each, u, z);
+            }
+            None => {
+                self.effective_transform(values)?.forward(u, z);
+            }
+        }
+        Ok(())
+    }
+
+    /// `u = T⁻¹(z)` at the latents constrained so far.
+    fn inverse(
+        &self,
+        values: &BTreeMap<String, Vec<f64>>,
+        z: &[f64],
+        u: &mut [f64],
+    ) -> Result<(), LayoutError> {
+        let outside = |source| LayoutError::OutsideSupport {
+            name: self.name.clone(),
+            source,
+        };
+        match &self.per_element {
+            Some(each) => crate::transforms::inverse_elementwise(each, z, u).map_err(outside),
+            None => self
+                .effective_transform(values)?
+                .inverse(z, u)
+                .map_err(outside),
         }
     }
 }
@@ -284,9 +353,15 @@ impl Layout {
         let mut blocks = Vec::with_capacity(specs.len());
         let mut offset = 0;
         for spec in specs {
+            let per_element_fits = spec.per_element.as_ref().is_none_or(|each| {
+                each.len() == spec.constrained_len()
+                    && spec.transform.is_elementwise()
+                    && each.iter().all(Transform::is_elementwise)
+            });
             let len = spec
                 .transform
                 .unconstrained_len(spec.constrained_len())
+                .filter(|_| per_element_fits)
                 .ok_or_else(|| LayoutError::ShapeDoesNotFitTransform {
                     name: spec.name.clone(),
                     shape: spec.shape.clone(),
@@ -358,8 +433,9 @@ impl Layout {
         let mut order = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
             let mut z = vec![0.0; block.spec.constrained_len()];
-            let transform = block.spec.effective_transform(&values)?;
-            transform.forward(&u[block.unconstrained.clone()], &mut z);
+            block
+                .spec
+                .forward(&values, &u[block.unconstrained.clone()], &mut z)?;
             values.insert(block.spec.name.clone(), z);
             order.push(block.spec.name.clone());
         }
@@ -381,12 +457,7 @@ impl Layout {
                 .ok_or_else(|| LayoutError::Missing(name.clone()))?;
             block
                 .spec
-                .effective_transform(&seen)?
-                .inverse(z, &mut u[block.unconstrained.clone()])
-                .map_err(|source| LayoutError::OutsideSupport {
-                    name: name.clone(),
-                    source,
-                })?;
+                .inverse(&seen, z, &mut u[block.unconstrained.clone()])?;
             seen.insert(name.clone(), z.to_vec());
         }
         Ok(u)

@@ -52,6 +52,14 @@ pub enum Transform {
         /// Upper bound.
         high: f64,
     },
+    /// `z = offset + multiplier · u` (Stan's `offset`/`multiplier`, the
+    /// non-centred parametrisation); `log|J| = ln multiplier` (`multiplier > 0`).
+    Affine {
+        /// The value at `u = 0`.
+        offset: f64,
+        /// The scale, positive.
+        multiplier: f64,
+    },
     /// Stick breaking onto the simplex of `K` entries from `K - 1` reals
     /// (Stan's parametrisation: `u = 0` maps to the uniform vector):
     /// `zₖ = σ(uₖ - ln(K - k))`, `xₖ = (1 - Σ_{j<k} xⱼ) zₖ`, `x_K` the rest.
@@ -115,6 +123,7 @@ impl Transform {
             Transform::LowerBound { .. } => "LowerBound",
             Transform::UpperBound { .. } => "UpperBound",
             Transform::Interval { .. } => "Interval",
+            Transform::Affine { .. } => "Affine",
             Transform::StickBreaking => "StickBreaking",
             Transform::Ordered => "Ordered",
             Transform::PositiveOrdered => "PositiveOrdered",
@@ -189,6 +198,9 @@ impl Transform {
                     u.sigmoid() * width + low,
                     u.log_sigmoid() + (-u).log_sigmoid() + width.ln(),
                 )
+            }
+            Transform::Affine { offset, multiplier } => {
+                (u * multiplier + offset, T::constant(multiplier.ln()))
             }
             Transform::StickBreaking
             | Transform::Ordered
@@ -355,6 +367,9 @@ impl Transform {
                 let p = (z - low) / (high - low);
                 p.ln() - (-p).ln_1p()
             }
+            Transform::Affine { offset, multiplier } if multiplier > 0.0 => {
+                (z - offset) / multiplier
+            }
             _ => return None,
         };
         u.value().is_finite().then_some(u)
@@ -380,7 +395,7 @@ impl Transform {
     /// What the support of an elementwise transform requires, for messages.
     fn requirement(&self) -> &'static str {
         match self {
-            Transform::Identity => "a finite real",
+            Transform::Identity | Transform::Affine { .. } => "a finite real",
             Transform::Exp | Transform::Softplus => "positive",
             Transform::LowerBound { .. } => "above the lower bound",
             Transform::UpperBound { .. } => "below the upper bound",
@@ -388,6 +403,85 @@ impl Transform {
             _ => "in the support",
         }
     }
+}
+
+/// Elementwise transforms that differ entry by entry (Stan's vector
+/// bounds given per element, `vector<lower = L>[N]` with a data vector
+/// `L`): `zₖ = Tₖ(uₖ)`, `log|det J| = Σₖ log|Tₖ'(uₖ)|`.
+///
+/// ```
+/// use iwhvi_core::transforms::{forward_elementwise, Transform};
+/// let each = [
+///     Transform::LowerBound { low: 1.0 },
+///     Transform::Affine { offset: 2.0, multiplier: 3.0 },
+/// ];
+/// let mut z = [0.0; 2];
+/// let log_det = forward_elementwise(&each, &[0.0, 1.0], &mut z);
+/// assert_eq!(z, [2.0, 5.0]);
+/// assert!((log_det - 3f64.ln()).abs() < 1e-15);
+/// ```
+///
+/// # Panics
+/// If the lengths of `transforms`, `u` and `z` differ, or one transform is
+/// not elementwise ([`Transform::is_elementwise`]).
+pub fn forward_elementwise<T: Scalar>(transforms: &[Transform], u: &[T], z: &mut [T]) -> T {
+    assert!(
+        transforms.len() == u.len() && u.len() == z.len(),
+        "forward_elementwise: {} transforms, {} inputs, {} outputs",
+        transforms.len(),
+        u.len(),
+        z.len()
+    );
+    let mut log_det = T::constant(0.0);
+    for ((t, zi), &ui) in transforms.iter().zip(z.iter_mut()).zip(u) {
+        let (value, ld) = t.forward_scalar(ui);
+        *zi = value;
+        log_det += ld;
+    }
+    log_det
+}
+
+/// The inverse of [`forward_elementwise`]: `uₖ = Tₖ⁻¹(zₖ)`.
+///
+/// ```
+/// use iwhvi_core::transforms::{inverse_elementwise, Transform};
+/// let each = [Transform::LowerBound { low: 1.0 }, Transform::Identity];
+/// let mut u = [0.0; 2];
+/// inverse_elementwise(&each, &[2.0, -4.0], &mut u).unwrap();
+/// assert_eq!(u, [0.0, -4.0]);
+/// assert!(inverse_elementwise(&each, &[0.5, 0.0], &mut u).is_err());
+/// ```
+///
+/// # Errors
+/// [`TransformError::DimensionMismatch`] when the lengths differ (or a
+/// transform is not elementwise); [`TransformError::OutsideSupport`] naming
+/// the first entry outside its transform's image.
+pub fn inverse_elementwise<T: Scalar>(
+    transforms: &[Transform],
+    z: &[T],
+    u: &mut [T],
+) -> Result<(), TransformError> {
+    if transforms.len() != z.len()
+        || z.len() != u.len()
+        || !transforms.iter().all(Transform::is_elementwise)
+    {
+        return Err(TransformError::DimensionMismatch {
+            transform: "elementwise",
+            constrained: z.len(),
+            unconstrained: u.len(),
+        });
+    }
+    for (index, ((t, &zi), ui)) in transforms.iter().zip(z).zip(u.iter_mut()).enumerate() {
+        *ui = t
+            .inverse_scalar(zi)
+            .ok_or_else(|| TransformError::OutsideSupport {
+                transform: t.name(),
+                index,
+                value: zi.value(),
+                requirement: t.requirement(),
+            })?;
+    }
+    Ok(())
 }
 
 /// Stick breaking, `K - 1 → K`; returns `log|det J|` onto the first `K - 1`.

@@ -166,8 +166,16 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
                         .iter()
                         .find(|__b| __b.spec.name == __name)
                         .ok_or(#guide_error::UnknownLatent { latent: __name })?;
+                    // One transform shared by the elements and fixed by the
+                    // data (or the latent's own unconstrained coordinates):
+                    // transforms per element or moving with other latents
+                    // are not supported yet.
                     let __transform = __block.spec.transform;
-                    if (!__unconstrained && !__transform.is_elementwise()) || __block.spec.dependent_bounds.is_some() {
+                    if (!__unconstrained && !__transform.is_elementwise())
+                        || __block.spec.dependent_bounds.is_some()
+                        || __block.spec.per_element.is_some()
+                        || __block.spec.dependent_affine.is_some()
+                    {
                         return ::core::result::Result::Err(#guide_error::Unsupported { latent: __name });
                     }
                     __offsets.push(__block.unconstrained.start);

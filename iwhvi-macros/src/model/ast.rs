@@ -80,6 +80,9 @@ pub enum Role {
         /// Stan-style bounds: `lower = expr`, `upper = expr`.
         lower: Option<Expr>,
         upper: Option<Expr>,
+        /// Stan's affine transform: `offset = expr`, `multiplier = expr`.
+        offset: Option<Expr>,
+        multiplier: Option<Expr>,
     },
     Observed {
         likelihood: DistCall,
@@ -139,7 +142,8 @@ impl<T> Once<T> {
 
 /// The contents of `#[latent(…)]`: a distribution call, then options:
 /// `len = expr`, `for i`, `constraint = ordered | positive_ordered | simplex`,
-/// `lower = expr`, `upper = expr`, each at most once.
+/// `lower = expr`, `upper = expr`, `offset = expr`, `multiplier = expr`,
+/// each at most once.
 struct LatentArgs {
     call: Expr,
     len: Once<Expr>,
@@ -147,6 +151,8 @@ struct LatentArgs {
     constraint: Once<(Constraint, Ident)>,
     lower: Once<Expr>,
     upper: Once<Expr>,
+    offset: Once<Expr>,
+    multiplier: Once<Expr>,
 }
 
 fn constraint(name: &Ident) -> syn::Result<Constraint> {
@@ -172,6 +178,8 @@ impl Parse for LatentArgs {
             constraint: Once::default(),
             lower: Once::default(),
             upper: Once::default(),
+            offset: Once::default(),
+            multiplier: Once::default(),
         };
         while input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
             if let Some(key) = input.parse::<Option<Token![for]>>()? {
@@ -184,6 +192,8 @@ impl Parse for LatentArgs {
                 "len" => args.len.set(&key, input.parse()?)?,
                 "lower" => args.lower.set(&key, input.parse()?)?,
                 "upper" => args.upper.set(&key, input.parse()?)?,
+                "offset" => args.offset.set(&key, input.parse()?)?,
+                "multiplier" => args.multiplier.set(&key, input.parse()?)?,
                 "constraint" => {
                     let name: Ident = input.parse()?;
                     args.constraint.set(&key, (constraint(&name)?, name))?;
@@ -192,7 +202,7 @@ impl Parse for LatentArgs {
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
-                            "unknown option `{other}`: write `len = <length>`, `for <index>`, `constraint = <constraint>`, `lower = <bound>` or `upper = <bound>`"
+                            "unknown option `{other}`: write `len = <length>`, `for <index>`, `constraint = <constraint>`, `lower = <bound>`, `upper = <bound>`, `offset = <offset>` or `multiplier = <multiplier>`"
                         ),
                     ));
                 }
@@ -342,6 +352,8 @@ fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
                 constraint: args.constraint.get(),
                 lower: args.lower.get(),
                 upper: args.upper.get(),
+                offset: args.offset.get(),
+                multiplier: args.multiplier.get(),
             })
         }),
         "derived" => cx

@@ -10,7 +10,8 @@ use syn::{Expr, Ident};
 use super::ast::{Constraint, DistCall, Elem, Field, Model, Role, Shape};
 use super::check;
 use super::plan::{
-    Affine, Bounds, Data, DataParam, Dependent, Derived, Latent, LatentSupport, LinearTerm,
+    Affine, Bounds, Data, DataParam, Dependent, DependentAffine, Derived, Latent, LatentSupport,
+    LinearTerm,
     Observed, Plan, PlatePlan, Step, Transform,
 };
 use crate::ctxt::Ctxt;
@@ -145,6 +146,8 @@ fn latent<'a>(
         constraint,
         lower,
         upper,
+        offset,
+        multiplier,
     } = &field.role
     else {
         unreachable!("called on latents")
@@ -167,35 +170,40 @@ fn latent<'a>(
         constructor(&mut values, family, prior).map(Some)
     };
     let default = default_transform(cx, table, family, prior);
-    let bounds = bounds(
+    let given = Given {
+        lower: lower.as_ref(),
+        upper: upper.as_ref(),
+        offset: offset.as_ref(),
+        multiplier: multiplier.as_ref(),
+    };
+    let options = options(
         cx,
         table,
         &mut values,
-        ident,
-        shape,
-        lower.as_ref(),
-        upper.as_ref(),
+        (ident, shape, family),
+        index.as_ref(),
+        constraint.as_ref(),
+        given,
     );
     let len = length(cx, table, shape, len.as_ref());
     let constraint = constraint.as_ref().map(|(c, _)| *c);
-    let (new, default, len, bounds) = (new?, default?, len?, bounds.ok()?);
-    let (bounds, fixed) = match bounds {
-        Some((bounds, fixed)) => (Some(bounds), fixed),
-        None => (None, None),
-    };
-    let transform = match (constraint, fixed) {
+    let (new, default, len, options) = (new?, default?, len?, options.ok()?);
+    let transform = match (constraint, options.fixed) {
         (Some(c), _) => Transform::Constraint(c),
         (None, Some(t)) => t,
         (None, None) => default,
     };
-    let support = support(family, constraint, bounds.is_some());
+    let support = support(family, constraint, options.bounds.is_some());
     Some(Latent {
         field,
         shape,
         family,
         prior: new,
         transform,
-        bounds,
+        bounds: options.bounds,
+        per_element: options.per_element,
+        same_length: options.same_length,
+        affine: options.affine,
         len,
         index: index.as_ref(),
         constraint,
@@ -301,26 +309,282 @@ pub fn constructor(lower: &mut Lower<'_>, family: &Family, call: &DistCall) -> O
 /// Bounds with the transform of fixed (data-only) ones.
 type Bounded = Option<(Bounds, Option<Transform>)>;
 
-/// Reads `lower = …`, `upper = …`: `Ok(None)` without bounds, `Err` (the
-/// reason in `cx`) when they are wrong.
-fn bounds(
+/// A latent's `lower`, `upper`, `offset` and `multiplier`, as written.
+#[derive(Clone, Copy)]
+struct Given<'e> {
+    lower: Option<&'e Expr>,
+    upper: Option<&'e Expr>,
+    offset: Option<&'e Expr>,
+    multiplier: Option<&'e Expr>,
+}
+
+/// What a latent's `lower`/`upper`/`offset`/`multiplier` make of it.
+#[derive(Default)]
+struct Options {
+    bounds: Option<Bounds>,
+    /// The transform shared by every element, when the options fix one.
+    fixed: Option<Transform>,
+    per_element: Option<TokenStream>,
+    same_length: Vec<String>,
+    affine: Option<DependentAffine>,
+}
+
+/// Reads the transform options of a latent: `Ok(Options::default())`
+/// without any, `Err` (the reason in `cx`) when they are wrong.
+fn options(
+    cx: &Ctxt,
+    table: &Bindings,
+    values: &mut Lower<'_>,
+    (ident, shape, family): (&Ident, &Shape, &Family),
+    index: Option<&Ident>,
+    constraint: Option<&(Constraint, Ident)>,
+    given: Given<'_>,
+) -> Result<Options, ()> {
+    let bounded = given.lower.is_some() || given.upper.is_some();
+    let affine = given.offset.is_some() || given.multiplier.is_some();
+    if !bounded && !affine {
+        return Ok(Options::default());
+    }
+    if bounded && affine {
+        cx.error_spanned_by(
+            ident,
+            format!(
+                "`{ident}` has bounds and an offset/multiplier: keep one of the two transforms"
+            ),
+        );
+        return Err(());
+    }
+    if let Some((_, name)) = constraint {
+        cx.error_spanned_by(
+            name,
+            format!("`{ident}` has the `{name}` constraint, which fixes its transform: it takes no `lower`, `upper`, `offset` or `multiplier`"),
+        );
+        return Err(());
+    }
+    if family.support == Support::Simplex {
+        cx.error_spanned_by(
+            ident,
+            format!(
+                "`{ident}` lies on the simplex under `{}`: it takes no `lower`, `upper`, `offset` or `multiplier`",
+                family.name
+            ),
+        );
+        return Err(());
+    }
+    if affine {
+        if !matches!(family.support, Support::Real | Support::RealVector) {
+            cx.error_spanned_by(
+                ident,
+                format!(
+                    "`offset`/`multiplier` is for latents on the whole real line; `{ident}` has the prior `{}`",
+                    family.name
+                ),
+            );
+            return Err(());
+        }
+        return affine_options(cx, table, values, ident, shape, index, given);
+    }
+    if !shape.is_scalar() {
+        return vector_bounds(cx, table, ident, index, given);
+    }
+    let bounded = bounds(cx, table, values, ident, given.lower, given.upper)?;
+    Ok(match bounded {
+        Some((bounds, fixed)) => Options {
+            bounds: Some(bounds),
+            fixed,
+            ..Options::default()
+        },
+        None => Options::default(),
+    })
+}
+
+/// True when `expr` is the name of a data vector.
+fn is_data_vector(table: &Bindings, expr: &Expr) -> bool {
+    crate::scope::single_ident(expr).is_some_and(|ident| {
+        table.entries.iter().any(|b| {
+            b.ident == *ident && matches!(&b.meaning, Meaning::Data(shape) if !shape.is_scalar())
+        })
+    })
+}
+
+/// True when an option of a vector latent differs by element: a data
+/// vector, or an expression of the latent's index.
+fn per_element(table: &Bindings, index: Option<&Ident>, expr: &Expr) -> bool {
+    is_data_vector(table, expr)
+        || index.is_some_and(|i| crate::scope::first_mention(expr, |x| x == i).is_some())
+}
+
+/// Data-only options of a vector latent's elements, as `f64` expressions
+/// of element `__k` (with the latent's index bound to it): a data vector
+/// `v` reads `v[__k]`. Records the data vectors read at the element.
+fn element_values(
+    cx: &Ctxt,
+    table: &Bindings,
+    (index, element): (Option<&Ident>, bool),
+    exprs: &[Option<&Expr>],
+    same_length: &mut Vec<String>,
+) -> Result<Vec<Option<TokenStream>>, ()> {
+    let k = syn::Ident::new("__k", proc_macro2::Span::call_site());
+    let at = index.unwrap_or(&k);
+    let mut fixed = Lower::new(table.data_scope_at(element.then_some(at)), cx);
+    let lowered: Vec<Result<Option<TokenStream>, ()>> = exprs
+        .iter()
+        .map(|e| {
+            e.map(|e| {
+                let read = if element && is_data_vector(table, e) {
+                    let read: Expr = syn::parse_quote_spanned!(e.span()=> #e[#at]);
+                    fixed.raw(&read)
+                } else {
+                    fixed.raw(e)
+                };
+                read.map(|r| quote!((#r) as f64)).ok_or(())
+            })
+            .transpose()
+        })
+        .collect();
+    same_length.extend(fixed.uses.indexed_by_loop.iter().cloned());
+    lowered.into_iter().collect()
+}
+
+/// `lower`/`upper` of a vector latent: computed from data, shared by the
+/// elements or given per element.
+fn vector_bounds(
+    cx: &Ctxt,
+    table: &Bindings,
+    ident: &Ident,
+    index: Option<&Ident>,
+    given: Given<'_>,
+) -> Result<Options, ()> {
+    let sides = [given.lower, given.upper];
+    if let Some(e) = sides.iter().flatten().find(|e| mentions_latent(table, e)) {
+        cx.error_spanned_by(
+            e,
+            format!("the bounds of the vector latent `{ident}` are computed from data alone: bounds that move with other latents are for scalar latents"),
+        );
+        return Err(());
+    }
+    let t = quote!(::iwhvi::__private::Transform);
+    let transform = |low: Option<TokenStream>, high: Option<TokenStream>| match (low, high) {
+        (Some(l), Some(h)) => {
+            let expr = quote!(#t::Interval { low: #l, high: #h });
+            (Transform::Interval(l, h), expr)
+        }
+        (Some(l), None) => {
+            let expr = quote!(#t::LowerBound { low: #l });
+            (Transform::LowerBound(l), expr)
+        }
+        (None, Some(h)) => {
+            let expr = quote!(#t::UpperBound { high: #h });
+            (Transform::UpperBound(h), expr)
+        }
+        (None, None) => unreachable!("checked by the caller"),
+    };
+    let mut options = Options::default();
+    let each = sides.iter().flatten().any(|e| per_element(table, index, e));
+    let values = element_values(cx, table, (index, true), &sides, &mut options.same_length)?;
+    let (low, high) = (values[0].clone(), values[1].clone());
+    let (fixed, expr) = transform(low.clone(), high.clone());
+    options.bounds = Some(Bounds {
+        low,
+        high,
+        dependent: None,
+    });
+    if each {
+        // Any elementwise transform keeps the dimension; the layout reads
+        // the elements' own.
+        options.fixed = Some(Transform::CoreSupport("Real"));
+        options.per_element = Some(expr);
+    } else {
+        options.fixed = Some(fixed);
+    }
+    Ok(options)
+}
+
+/// `offset`/`multiplier` (Stan's affine transform): from data (shared by
+/// the elements or per element), or affine in earlier scalar latents and
+/// shared by the elements.
+fn affine_options(
     cx: &Ctxt,
     table: &Bindings,
     values: &mut Lower<'_>,
     ident: &Ident,
     shape: &Shape,
+    index: Option<&Ident>,
+    given: Given<'_>,
+) -> Result<Options, ()> {
+    let sides = [given.offset, given.multiplier];
+    let mut options = Options::default();
+    if sides.iter().flatten().any(|e| mentions_latent(table, e)) {
+        if let Some(e) = sides
+            .iter()
+            .flatten()
+            .find(|e| per_element(table, index, e))
+        {
+            cx.error_spanned_by(
+                e,
+                format!("an offset or multiplier of `{ident}` that depends on other latents is shared by its elements: it cannot read the element's index or a whole vector"),
+            );
+            return Err(());
+        }
+        let describe = |e: Option<&Expr>, default: f64| {
+            match e {
+            None => Ok(Affine {
+                constant: default,
+                terms: Vec::new(),
+            }),
+            Some(e) => affine(table, e).ok_or_else(|| {
+                cx.error_spanned_by(
+                    e,
+                    "an offset or multiplier that depends on other latents must be affine in them with literal coefficients, e.g. `mu` or `2.0 * tau`",
+                );
+            }),
+        }
+        };
+        let (offset_affine, multiplier_affine) =
+            (describe(given.offset, 0.0), describe(given.multiplier, 1.0));
+        let (offset_affine, multiplier_affine) = (offset_affine?, multiplier_affine?);
+        let mut value = |e: Option<&Expr>, default: f64| match e {
+            None => Ok(quote!(<__T as ::iwhvi::__private::Scalar>::constant(#default))),
+            Some(e) => values.value(e).ok_or(()),
+        };
+        let (offset, multiplier) = (value(given.offset, 0.0), value(given.multiplier, 1.0));
+        options.affine = Some(DependentAffine {
+            offset: offset?,
+            multiplier: multiplier?,
+            offset_affine,
+            multiplier_affine,
+        });
+        options.fixed = Some(Transform::CoreSupport("Real"));
+        return Ok(options);
+    }
+    let each = !shape.is_scalar() && sides.iter().flatten().any(|e| per_element(table, index, e));
+    let element = (index, !shape.is_scalar());
+    let raw = element_values(cx, table, element, &sides, &mut options.same_length)?;
+    let offset = raw[0].clone().unwrap_or(quote!(0.0f64));
+    let multiplier = raw[1].clone().unwrap_or(quote!(1.0f64));
+    if each {
+        let t = quote!(::iwhvi::__private::Transform);
+        options.per_element = Some(quote!(#t::Affine { offset: #offset, multiplier: #multiplier }));
+        options.fixed = Some(Transform::CoreSupport("Real"));
+    } else {
+        options.same_length.clear();
+        options.fixed = Some(Transform::Affine(offset, multiplier));
+    }
+    Ok(options)
+}
+
+/// Reads `lower = …`, `upper = …` of a scalar latent: `Ok(None)` without
+/// bounds, `Err` (the reason in `cx`) when they are wrong.
+fn bounds(
+    cx: &Ctxt,
+    table: &Bindings,
+    values: &mut Lower<'_>,
+    ident: &Ident,
     lower: Option<&Expr>,
     upper: Option<&Expr>,
 ) -> Result<Bounded, ()> {
     if lower.is_none() && upper.is_none() {
         return Ok(None);
-    }
-    if !shape.is_scalar() {
-        cx.error_spanned_by(
-            ident,
-            format!("`lower`/`upper` bounds are for scalar latents; `{ident}` is a vector"),
-        );
-        return Err(());
     }
     let dependent = [lower, upper]
         .into_iter()

@@ -111,6 +111,8 @@ pub enum Transform {
     Interval(TokenStream, TokenStream),
     LowerBound(TokenStream),
     UpperBound(TokenStream),
+    /// `offset`, `multiplier` from data-only expressions (raw context).
+    Affine(TokenStream, TokenStream),
 }
 
 /// `constant + Σ coefficient · latent`, with literal numbers.
@@ -129,9 +131,20 @@ pub struct Dependent {
     pub high_affine: Affine,
 }
 
-/// `lower = …`, `upper = …` of a scalar latent.
+/// An offset and a multiplier that move with earlier latents.
+pub struct DependentAffine {
+    /// As `__T` values.
+    pub offset: TokenStream,
+    pub multiplier: TokenStream,
+    /// Their affine description for the layout.
+    pub offset_affine: Affine,
+    pub multiplier_affine: Affine,
+}
+
+/// `lower = …`, `upper = …` of a latent.
 pub struct Bounds {
-    /// The bounds as values for the ancestral draw (∓∞ where absent).
+    /// The bounds as values for the ancestral draw (∓∞ where absent); for
+    /// a vector latent, `f64` expressions of element `__k`.
     pub low: Option<TokenStream>,
     pub high: Option<TokenStream>,
     /// Present when the bounds depend on other latents.
@@ -148,6 +161,14 @@ pub struct Latent<'a> {
     pub prior: Option<TokenStream>,
     pub transform: Transform,
     pub bounds: Option<Bounds>,
+    /// A vector latent's transform when it differs by element (bounds,
+    /// offset or multiplier from data vectors): a `Transform` expression of
+    /// element `__k` (the index bound to it); `transform` is then elementwise.
+    pub per_element: Option<TokenStream>,
+    /// Data vectors read at the element: their lengths must be the latent's.
+    pub same_length: Vec<String>,
+    /// An offset and multiplier that depend on other latents.
+    pub affine: Option<DependentAffine>,
     /// The number of elements, as a `usize` expression over the data.
     pub len: TokenStream,
     pub index: Option<&'a Ident>,

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 
 use crate::model::ast::{Constraint, Shape};
-use crate::model::plan::{Affine, Latent, Transform};
+use crate::model::plan::{Affine, Bounds, Latent, Transform};
 
 /// The transform as an expression.
 pub fn transform(transform: &Transform) -> TokenStream {
@@ -27,7 +27,43 @@ pub fn transform(transform: &Transform) -> TokenStream {
         Transform::Interval(low, high) => quote!(#t::Interval { low: #low, high: #high }),
         Transform::LowerBound(low) => quote!(#t::LowerBound { low: #low }),
         Transform::UpperBound(high) => quote!(#t::UpperBound { high: #high }),
+        Transform::Affine(offset, multiplier) => {
+            quote!(#t::Affine { offset: #offset, multiplier: #multiplier })
+        }
     }
+}
+
+/// The per-element transforms of a vector latent as a `Vec<Transform>`
+/// over the data (in `layout`), when they differ by element.
+fn per_element(l: &Latent<'_>) -> TokenStream {
+    let Some(each) = &l.per_element else {
+        return quote!(::core::option::Option::None);
+    };
+    let len = &l.len;
+    let bind_index = l
+        .index
+        .map(|i| quote!(#[allow(unused_variables)] let #i: usize = __k;));
+    quote!(::core::option::Option::Some((0..#len).map(|__k: usize| { #bind_index #each }).collect()))
+}
+
+/// The model's checks of the data vectors a latent's options read at each
+/// element: their lengths are the latent's.
+pub fn length_checks(l: &Latent<'_>) -> TokenStream {
+    let (name, len) = (l.field.ident.to_string(), &l.len);
+    let checks = l.same_length.iter().map(|other| {
+        let other_ident = syn::Ident::new(other, proc_macro2::Span::call_site());
+        quote! {
+            if self.#other_ident.len() != __len {
+                return ::core::result::Result::Err(::iwhvi::__private::DataError::LengthMismatch {
+                    field: #other, found: self.#other_ident.len(), other: #name, expected: __len,
+                });
+            }
+        }
+    });
+    if l.same_length.is_empty() {
+        return quote!();
+    }
+    quote!({ let __len: usize = #len; #(#checks)* })
 }
 
 fn affine(a: &Affine) -> TokenStream {
@@ -54,12 +90,22 @@ pub fn spec(l: &Latent<'_>) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
+    let dependent_affine = match &l.affine {
+        Some(a) => {
+            let (offset, multiplier) = (affine(&a.offset_affine), affine(&a.multiplier_affine));
+            quote!(::core::option::Option::Some(::iwhvi::__private::iwhvi_core::model::DependentAffine { offset: #offset, multiplier: #multiplier }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let per_element = per_element(l);
     quote! {
         ::iwhvi::__private::LatentSpec {
             name: ::std::string::String::from(#name),
             shape: #shape,
             transform: #transform,
             dependent_bounds: #dependent,
+            per_element: #per_element,
+            dependent_affine: #dependent_affine,
         }
     }
 }
@@ -104,7 +150,71 @@ fn step(l: &Latent<'_>, checked: bool) -> TokenStream {
         .prior
         .as_ref()
         .map(|new| density(new, quote!(#ident), none.clone()));
-    let body = if let Some(d) = l.bounds.as_ref().and_then(|b| b.dependent.as_ref()) {
+    let bind_index = l.index.map(|i| quote!(let #i: usize = __k;));
+    let vector_density = l.prior.as_ref().map(|new| {
+        if l.family.multivariate() {
+            if checked {
+                let term = prior(none.clone());
+                quote!(__lp += #p::checked_log_prob_multi(#new, &#ident, #term)?;)
+            } else {
+                quote!(__lp += ::iwhvi::__private::log_prob_multi_or_neg_inf(#new, &#ident);)
+            }
+        } else {
+            let element = density(
+                new,
+                quote!(#ident[__k]),
+                quote!(::core::option::Option::Some(__k)),
+            );
+            quote! {
+                for __k in 0..__n {
+                    #bind_index
+                    #element
+                }
+            }
+        }
+    });
+    let body = if let Some(a) = &l.affine {
+        let (offset, multiplier) = (&a.offset, &a.multiplier);
+        if l.shape.is_scalar() {
+            let log_jacobian = jacobian(quote!(::iwhvi::__private::Scalar::ln(__multiplier)));
+            quote! {
+                let (__offset, __multiplier) = (#offset, #multiplier);
+                let #ident = __offset + __multiplier * __u[__at];
+                __at += 1;
+                __lp += #log_jacobian;
+                #scalar_density
+            }
+        } else {
+            let log_jacobian = jacobian(
+                quote!(::iwhvi::__private::Scalar::ln(__multiplier) * (__n as f64)),
+            );
+            quote! {
+                let (__offset, __multiplier) = (#offset, #multiplier);
+                let __n = #len;
+                let #ident: ::std::vec::Vec<__T> = (0..__n)
+                    .map(|__k| __offset + __multiplier * __u[__at + __k])
+                    .collect();
+                __at += __n;
+                __lp += #log_jacobian;
+                #vector_density
+            }
+        }
+    } else if let Some(each) = &l.per_element {
+        let log_jacobian = jacobian(quote!(__log_jacobian));
+        quote! {
+            let __n = #len;
+            let mut #ident: ::std::vec::Vec<__T> =
+                ::std::vec![<__T as ::iwhvi::__private::Scalar>::constant(0.0); __n];
+            for __k in 0..__n {
+                #bind_index
+                let (__z, __log_jacobian) = (#each).forward_scalar(__u[__at + __k]);
+                #ident[__k] = __z;
+                __lp += #log_jacobian;
+            }
+            __at += __n;
+            #vector_density
+        }
+    } else if let Some(d) = l.bounds.as_ref().and_then(|b| b.dependent.as_ref()) {
         let (low, high) = (&d.low, &d.high);
         let log_jacobian = jacobian(quote! {
             ::iwhvi::__private::Scalar::ln(__width)
@@ -129,29 +239,6 @@ fn step(l: &Latent<'_>, checked: bool) -> TokenStream {
             #scalar_density
         }
     } else {
-        let bind_index = l.index.map(|i| quote!(let #i: usize = __k;));
-        let density = l.prior.as_ref().map(|new| {
-            if l.family.multivariate() {
-                if checked {
-                    let term = prior(none.clone());
-                    quote!(__lp += #p::checked_log_prob_multi(#new, &#ident, #term)?;)
-                } else {
-                    quote!(__lp += ::iwhvi::__private::log_prob_multi_or_neg_inf(#new, &#ident);)
-                }
-            } else {
-                let element = density(
-                    new,
-                    quote!(#ident[__k]),
-                    quote!(::core::option::Option::Some(__k)),
-                );
-                quote! {
-                    for __k in 0..__n {
-                        #bind_index
-                        #element
-                    }
-                }
-            }
-        });
         let log_jacobian =
             jacobian(quote!(__transform.forward(&__u[__at..__at + __m], &mut #ident)));
         quote! {
@@ -161,7 +248,7 @@ fn step(l: &Latent<'_>, checked: bool) -> TokenStream {
                 ::std::vec![<__T as ::iwhvi::__private::Scalar>::constant(0.0); __n];
             __lp += #log_jacobian;
             __at += __m;
-            #density
+            #vector_density
         }
     };
     quote!(let __transform = #transform; #body)
@@ -179,6 +266,9 @@ pub fn draw(l: &Latent<'_>) -> TokenStream {
     let Some(bounds) = &l.bounds else {
         return draw_unbounded(l);
     };
+    if !l.shape.is_scalar() {
+        return draw_bounded_vector(l, bounds);
+    }
     let low = bounds
         .low
         .clone()
@@ -212,6 +302,73 @@ pub fn draw(l: &Latent<'_>) -> TokenStream {
                     }
                 };
             }
+        }
+    }
+}
+
+/// A bounded vector latent's draw: each element from its prior restricted
+/// to its bounds (uniform between them under a flat prior), by rejection;
+/// under a multivariate prior, whole vectors until every element is inside.
+fn draw_bounded_vector(l: &Latent<'_>, bounds: &Bounds) -> TokenStream {
+    let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
+    let (ident, len) = (&l.field.ident, &l.len);
+    let bind_index = l.index.map(|i| quote!(let #i: usize = __k;));
+    let low = bounds
+        .low
+        .clone()
+        .unwrap_or(quote!(::core::primitive::f64::NEG_INFINITY));
+    let high = bounds
+        .high
+        .clone()
+        .unwrap_or(quote!(::core::primitive::f64::INFINITY));
+    let rejection_failed = rejection_failed(l);
+    let element = match (&l.prior, bounds.low.is_some() && bounds.high.is_some()) {
+        (None, true) => {
+            quote!(#sample(&::iwhvi::__private::distributions::Uniform::new(__low, __high)?, __rng))
+        }
+        (None, false) => return draw_unbounded(l),
+        (Some(_), _) if l.family.multivariate() => {
+            let new = l.prior.as_ref().expect("matched");
+            return quote! {
+                let __n = #len;
+                let __bounds: ::std::vec::Vec<(f64, f64)> = (0..__n)
+                    .map(|__k| { #bind_index (#low, #high) })
+                    .collect();
+                let mut __tries = 0usize;
+                let #ident: ::std::vec::Vec<f64> = loop {
+                    let __v: ::std::vec::Vec<f64> = ::iwhvi::__private::DrawVector::draw_vector(&#new?, __rng);
+                    if __v.iter().zip(&__bounds).all(|(&__x, &(__low, __high))| __x > __low && __x < __high) {
+                        break __v;
+                    }
+                    __tries += 1;
+                    if __tries == 100_000 {
+                        return ::core::result::Result::Err(#rejection_failed);
+                    }
+                };
+            };
+        }
+        (Some(new), _) => quote! {{
+            let mut __tries = 0usize;
+            loop {
+                let __x: f64 = #sample(&#new?, __rng);
+                if __x > __low && __x < __high {
+                    break __x;
+                }
+                __tries += 1;
+                if __tries == 100_000 {
+                    return ::core::result::Result::Err(#rejection_failed);
+                }
+            }
+        }},
+    };
+    quote! {
+        let __n = #len;
+        let mut #ident: ::std::vec::Vec<f64> = ::std::vec::Vec::with_capacity(__n);
+        for __k in 0..__n {
+            #bind_index
+            let (__low, __high): (f64, f64) = (#low, #high);
+            let __x: f64 = #element;
+            #ident.push(__x);
         }
     }
 }

@@ -73,6 +73,7 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
         }
         _ => Vec::new(),
     });
+    let latent_checks = plan.latents().map(latent::length_checks);
     let doc_new = format!(
         "The model `{ident}` with its data, checked: finite reals, matching lengths, observations inside their likelihood's support, data used as distribution parameters inside their domains."
     );
@@ -102,6 +103,7 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
                 #(#length_checks)*
                 #(#support_checks)*
                 #(#parameter_checks)*
+                #(#latent_checks)*
                 ::core::result::Result::Ok(())
             }
         }
@@ -441,6 +443,7 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
                 }
             }
 
+            #[allow(clippy::all)]
             fn layout(&self) -> ::iwhvi::__private::Layout {
                 ::iwhvi::__private::Layout::new(::std::vec![#(#specs),*])
             }
