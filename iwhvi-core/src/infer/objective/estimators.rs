@@ -137,7 +137,7 @@ fn sticking_the_landing<G: HierarchicalGuide, T: Scalar>(
     noise: &StepNoise,
     params: &[T],
 ) -> T {
-    let mut terms = Vec::with_capacity(noise.objective().m);
+    let mut terms = Vec::with_capacity(noise.objective().m());
     for_each_outer_draw(guide, params, noise, Stop::Everything, |m, u, weights| {
         terms.push(chained.log_joint(m, u) - weights[0]);
     });
@@ -163,9 +163,9 @@ fn doubly_reparameterized<G: HierarchicalGuide, T: Scalar>(
     params: &[T],
 ) -> T {
     let objective = noise.objective();
-    let mut surrogates = Vec::with_capacity(objective.m);
-    let mut log_w = Vec::with_capacity(objective.m);
-    let mut values = Vec::with_capacity(objective.k + 1);
+    let mut surrogates = Vec::with_capacity(objective.m());
+    let mut log_w = Vec::with_capacity(objective.m());
+    let mut values = Vec::with_capacity(objective.k() + 1);
     for_each_outer_draw(guide, params, noise, Stop::InnerReverse, |m, _, weights| {
         values.clear();
         values.extend(weights.iter().map(|w| w.value()));
@@ -290,7 +290,7 @@ pub(crate) fn split_engines_value_and_gradient<
     );
     let engine = engines.guide;
     let bound = DiwhviObjective::chained(model, guide, noise, &chained);
-    let Some((surrogate, range)) = estimator.surrogate(guide, noise.objective().k, params.len())
+    let Some((surrogate, range)) = estimator.surrogate(guide, noise.objective().k(), params.len())
     else {
         return Ok(engine.value_and_gradient_into(&bound, params, gradient));
     };

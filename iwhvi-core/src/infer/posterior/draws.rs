@@ -6,7 +6,7 @@ use rand::Rng;
 use super::FittedGuide;
 use crate::guide::HierarchicalGuide;
 use crate::model::{Latents, Layout};
-use crate::objective::{Diwhvi, StepNoise, upper_bound_log_q};
+use crate::objective::{Diwhvi, StepNoise, sandwich};
 
 impl<G: HierarchicalGuide> FittedGuide<G> {
     /// `n` draws from the guide, constrained and named.
@@ -15,7 +15,7 @@ impl<G: HierarchicalGuide> FittedGuide<G> {
         let mut draws = Draws::new(&self.layout);
         for _ in 0..n {
             noise.redraw(rng);
-            let (_, u) = upper_bound_log_q(&self.guide, &self.params, &noise, 0);
+            let (_, u) = sandwich(&self.guide, &self.params, &noise, 0);
             draws.push_unconstrained(&self.layout, &u);
         }
         draws
