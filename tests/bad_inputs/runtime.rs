@@ -5,15 +5,17 @@
 
 use iwhvi::fit::{Engine, FitConfig, fit, fit_from};
 use iwhvi::guide::{FullRank, HierarchicalGuide, MeanField, Preconditioned, SemiImplicit};
+use iwhvi::laplace::{MultiStart, laplace_multistart};
 use iwhvi::model::{LatentSpec, Layout, Model};
 use iwhvi::objective::{
-    Diwhvi, StepNoise, estimate_bound, guide_diagnostics, log_evidence, mutual_information,
-    upper_bound_log_q,
+    Diwhvi, GradientEstimator, StepNoise, estimate_bound, guide_diagnostics, log_evidence,
+    mutual_information, upper_bound_log_q, value_and_gradient_with,
 };
 use iwhvi::optim::{Adam, LearningRate, Sgd};
 use iwhvi::posterior::{FittedGuide, Posterior};
 use iwhvi::rand::SeedableRng;
 use iwhvi::rand::rngs::StdRng;
+use iwhvi::tape::TapeEngine;
 use iwhvi::transforms::Transform;
 use iwhvi::{Scalar, variational};
 use serde_json::{Value, json};
@@ -344,6 +346,84 @@ fn evaluation_functions() {
                 let noise = StepNoise::draw(&si(), Diwhvi::hvm(1), &mut rng());
                 let (sandwich, _) = upper_bound_log_q(&si(), &si_params(), &noise, 0).unwrap();
                 format!("{:?}", sandwich.lower)
+            },
+        ),
+        case(
+            "value_and_gradient_with: a gradient buffer of another length",
+            "Input(InvalidSetting { setting: \"gradient\"",
+            || {
+                let noise = StepNoise::draw(&si(), Diwhvi::iwhvi(2), &mut rng());
+                let mut gradient = vec![0.0; 3];
+                outcome(value_and_gradient_with(
+                    &StdNormal2,
+                    &si(),
+                    &si_params(),
+                    &noise,
+                    &TapeEngine,
+                    GradientEstimator::Reparameterized,
+                    &mut gradient,
+                ))
+            },
+        ),
+        case(
+            "value_and_gradient_with: noise of another guide",
+            "Input(NoiseMismatch",
+            || {
+                let noise = StepNoise::draw(&MeanField::new(2), Diwhvi::elbo(), &mut rng());
+                let mut gradient = vec![0.0; si_params().len()];
+                outcome(value_and_gradient_with(
+                    &StdNormal2,
+                    &si(),
+                    &si_params(),
+                    &noise,
+                    &TapeEngine,
+                    GradientEstimator::Reparameterized,
+                    &mut gradient,
+                ))
+            },
+        ),
+        case(
+            "value_and_gradient_with: a guide for another D",
+            "Input(DimensionMismatch",
+            || {
+                let guide = MeanField::new(3);
+                let noise = StepNoise::draw(&guide, Diwhvi::elbo(), &mut rng());
+                let mut gradient = vec![0.0; 6];
+                outcome(value_and_gradient_with(
+                    &StdNormal2,
+                    &guide,
+                    &[0.0; 6],
+                    &noise,
+                    &TapeEngine,
+                    GradientEstimator::Reparameterized,
+                    &mut gradient,
+                ))
+            },
+        ),
+        case(
+            "laplace_multistart: no starts",
+            "Input(InvalidSetting { setting: \"starts\"",
+            || {
+                outcome(laplace_multistart(
+                    &StdNormal2,
+                    MultiStart {
+                        starts: 0,
+                        ..MultiStart::default()
+                    },
+                ))
+            },
+        ),
+        case(
+            "laplace_multistart: a negative radius",
+            "Input(InvalidSetting { setting: \"radius\"",
+            || {
+                outcome(laplace_multistart(
+                    &StdNormal2,
+                    MultiStart {
+                        radius: -1.0,
+                        ..MultiStart::default()
+                    },
+                ))
             },
         ),
         case("mutual_information: K = 0", "NoInnerSamples", || {

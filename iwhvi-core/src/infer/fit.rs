@@ -540,6 +540,8 @@ pub fn fit_from<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
     let run = |step: &mut StepFn<'_>| fit_loop(guide, optimizer, config, initial, engines, step);
     match engines.guide {
         EngineChoice::Fused => {
+            // Cannot fail: `step_engines` returns `Fused` only when
+            // `guide.fused()` is `Some`.
             let mut fused = guide
                 .fused()
                 .expect("step_engines picks the fused path only for a guide that has one")
@@ -647,6 +649,8 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
         optimizer.step(&mut params, &gradient);
 
         if step % window == 0 {
+            // In range: `step` is a multiple of `window ≥ 1` here and
+            // `trace` holds `step` entries.
             let recent: Vec<f64> = state.trace[step - window..]
                 .iter()
                 .copied()
@@ -693,6 +697,8 @@ fn progress_bar(config: &FitConfig) -> ProgressBar {
     }
     // indicatif draws nothing when stderr is not a terminal.
     let bar = ProgressBar::new(config.max_steps as u64);
+    // Cannot fail: the template is a constant checked by every fit with a
+    // progress bar in the tests.
     bar.set_style(
         ProgressStyle::with_template(
             "{bar:30} {pos}/{len} steps, smoothed bound {msg} ({per_sec})",

@@ -210,6 +210,9 @@ fn copy<'a, T>(
     match grad {
         Grad::Live => (params, workspace),
         Grad::Stopped => {
+            // Cannot fail: `Buffers::new` makes the stopped copy whenever
+            // its `Stop` stops any density, and only then is `Grad::Stopped`
+            // asked for.
             let stopped = stopped
                 .as_mut()
                 .expect("buffers built for a stop hold the stopped copy");

@@ -75,6 +75,10 @@ impl Draws {
 
     /// Appends the draw `u` of the unconstrained latents, constrained.
     pub(super) fn push_unconstrained(&mut self, layout: &Layout, u: &[f64]) {
+        // Cannot fail from safe use: `FittedGuide::new` checked that the
+        // guide's `D` is the layout's, and a layout (built by `try_new` or
+        // loaded through `SavedLayout`) has only dependent bounds on scalar
+        // latents declared before them, the two errors `constrain` has.
         let latents = layout
             .constrain(u)
             .expect("the guide draws u of the model's dimension");
