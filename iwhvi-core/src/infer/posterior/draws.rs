@@ -9,7 +9,9 @@ use crate::model::{Latents, Layout};
 use crate::objective::{Diwhvi, StepNoise, sandwich};
 
 impl<G: HierarchicalGuide> FittedGuide<G> {
-    /// `n` draws from the guide, constrained and named.
+    /// `n` draws from the guide, constrained and named (none for `n = 0`).
+    /// The rows are allocated as they are drawn, so `n` is bounded by time
+    /// and memory, not checked up front.
     pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Draws {
         let mut noise = StepNoise::new(&self.guide, Diwhvi::new(1, 0));
         let mut draws = Draws::new(&self.layout);
@@ -107,6 +109,9 @@ impl Draws {
     }
 
     /// Draw `i` as named latents.
+    ///
+    /// # Panics
+    /// If `i ≥ self.len()`, as indexing a slice does.
     pub fn latents(&self, i: usize) -> Latents {
         let row = &self.rows[i];
         Latents::from_pairs(
@@ -117,6 +122,9 @@ impl Draws {
     }
 
     /// Draw `i`, all elements in order.
+    ///
+    /// # Panics
+    /// If `i ≥ self.len()`, as indexing a slice does.
     pub fn row(&self, i: usize) -> &[f64] {
         &self.rows[i]
     }
