@@ -65,7 +65,8 @@ fn run(m: usize, k: usize, engine: Engine) {
         Diwhvi::new(1, 256),
         200,
         &mut rng,
-    );
+    )
+    .expect("the fitted parameters fit the guide");
     let at_train = estimate_bound(
         &EightSchools,
         &guide,
@@ -73,7 +74,8 @@ fn run(m: usize, k: usize, engine: Engine) {
         Diwhvi::new(m, k),
         200,
         &mut rng,
-    );
+    )
+    .expect("the fitted parameters fit the guide");
     let last_500 = fitted.trace[fitted.trace.len() - 500..].iter().sum::<f64>() / 500.0;
     let draws = Posterior::new(&EightSchools, &guide, &fitted.params)
         .expect("the fitted parameters fit the guide")

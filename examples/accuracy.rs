@@ -347,7 +347,9 @@ fn run_method<Mo: Model, G: HierarchicalGuide + Clone>(
     // The bound's own weights log p(x, z) − U_K(z) on DRAWS guide draws:
     // the guide's moments weight them equally, the reweighted moments by
     // the normalised weights (self-normalised importance sampling).
-    let (log_weights, draws) = posterior.log_weights(DRAWS, REWEIGHT_K, &mut rng);
+    let (log_weights, draws) = posterior
+        .log_weights(DRAWS, REWEIGHT_K, &mut rng)
+        .expect("the draws fit in memory");
     let guide_accuracy = accuracy(
         weighted_moments(model, &draws, &vec![0.0; draws.len()]),
         reference,
@@ -356,7 +358,8 @@ fn run_method<Mo: Model, G: HierarchicalGuide + Clone>(
     let weights = unnormalised_weights(&log_weights);
     let effective_sample_size =
         weights.iter().sum::<f64>().powi(2) / weights.iter().map(|w| w * w).sum::<f64>();
-    let bound = estimate_bound(model, guide, &fitted.params, objective, 200, &mut rng);
+    let bound = estimate_bound(model, guide, &fitted.params, objective, 200, &mut rng)
+        .expect("the fitted parameters fit the guide");
     Row {
         posterior: name.to_string(),
         method,
@@ -368,7 +371,7 @@ fn run_method<Mo: Model, G: HierarchicalGuide + Clone>(
         whitened,
         bound: bound.mean,
         bound_std_error: bound.std_error,
-        objective: format!("M = {}, K = {}", objective.m, objective.k),
+        objective: format!("M = {}, K = {}", objective.m(), objective.k()),
         fit_seconds,
         steps: fitted.steps,
         seed: SEED,

@@ -82,7 +82,8 @@ fn score<G: HierarchicalGuide + Clone>(
     params: &[f64],
     rng: &mut StdRng,
 ) -> Scored {
-    let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 2000, rng);
+    let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 2000, rng)
+        .expect("the fitted parameters fit the guide");
     let posterior = Posterior::new(model, guide, params).expect("fitted parameters fit the guide");
     let draws = posterior.sample(50_000, rng);
     let summary = draws.summary();

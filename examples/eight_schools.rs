@@ -78,8 +78,10 @@ fn score<Mo: Model, G: HierarchicalGuide + Clone>(
     let weighted = moments(&posterior, &resampled.draws);
     let names: Vec<&str> = SHOWN.iter().map(|(_, theirs)| *theirs).collect();
     let nuts = reference::posteriordb(posteriordb_name, &names);
-    let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 400, rng);
-    let evidence = log_evidence(model, guide, params, 1000, 64, 20, rng);
+    let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 400, rng)
+        .expect("the fitted parameters fit the guide");
+    let evidence = log_evidence(model, guide, params, 1000, 64, 20, rng)
+        .expect("the fitted parameters fit the guide");
 
     report.line(format!("\n{title}"));
     if !report.is_json() {

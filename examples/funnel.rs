@@ -61,7 +61,8 @@ fn score<G: HierarchicalGuide + Clone>(
     params: &[f64],
     rng: &mut StdRng,
 ) {
-    let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 2000, rng);
+    let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 2000, rng)
+        .expect("the fitted parameters fit the guide");
     let posterior = Posterior::new(model, guide, params).expect("fitted parameters fit the guide");
     let summary = posterior.sample(50_000, rng).summary();
     let v = summary.get("v").expect("a latent of the model");

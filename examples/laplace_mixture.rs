@@ -87,7 +87,8 @@ fn upper_bound(
     let (mut bounds, mut gaps) = (Vec::with_capacity(DRAWS), Vec::with_capacity(DRAWS));
     for _ in 0..DRAWS {
         noise.redraw(&mut rng);
-        let (sandwich, z) = upper_bound_log_q(guide, params, &noise, 0);
+        let (sandwich, z) =
+            upper_bound_log_q(guide, params, &noise, 0).expect("the noise is the guide's");
         bounds.push(sandwich.upper);
         gaps.push(sandwich.upper - guide.log_density(&z));
     }

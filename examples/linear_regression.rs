@@ -163,8 +163,10 @@ fn assess<G: HierarchicalGuide + Clone>(
     });
     Fitted {
         moments: Moments::from_cov(mean, &cov),
-        bound: estimate_bound(model, guide, params, bound, 4000, rng),
-        log_evidence: log_evidence(model, guide, params, 1000, 64, 20, rng),
+        bound: estimate_bound(model, guide, params, bound, 4000, rng)
+            .expect("the fitted parameters fit the guide"),
+        log_evidence: log_evidence(model, guide, params, 1000, 64, 20, rng)
+            .expect("the fitted parameters fit the guide"),
     }
 }
 

@@ -109,8 +109,10 @@ fn assess<Mo: Model, G: HierarchicalGuide + Clone>(
         covers,
         ess: resampled.effective_sample_size,
         pareto_k: resampled.pareto_k,
-        bound: estimate_bound(model, guide, params, bound, 2000, rng),
-        log_evidence: log_evidence(model, guide, params, 1000, 64, 20, rng),
+        bound: estimate_bound(model, guide, params, bound, 2000, rng)
+            .expect("the fitted parameters fit the guide"),
+        log_evidence: log_evidence(model, guide, params, 1000, 64, 20, rng)
+            .expect("the fitted parameters fit the guide"),
     }
 }
 

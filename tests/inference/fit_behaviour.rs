@@ -4,7 +4,7 @@
 //! input is a typed error.
 
 use iwhvi::Scalar;
-use iwhvi::fit::{FitConfig, FitError, fit, fit_from};
+use iwhvi::fit::{FitConfig, FitError, InputError, fit, fit_from};
 use iwhvi::guide::{HierarchicalGuide, MeanField, SemiImplicit};
 use iwhvi::model::{LatentSpec, Layout, Model};
 use iwhvi::objective::Diwhvi;
@@ -176,18 +176,18 @@ fn mismatched_guides_and_parameters_are_typed_errors() {
     let config = FitConfig::default().max_steps(10).progress(false);
     assert_eq!(
         fit(&model, &MeanField::new(3), Adam::new(0.01), &config).unwrap_err(),
-        FitError::DimensionMismatch { model: 2, guide: 3 }
+        FitError::Input(InputError::DimensionMismatch { model: 2, guide: 3 })
     );
     let guide = SemiImplicit::new(2, 2);
     let err = fit_from(&model, &guide, Adam::new(0.01), &config, vec![0.0; 3]).unwrap_err();
     assert_eq!(
         err,
-        FitError::WrongParameterCount {
+        FitError::Input(InputError::WrongParameterCount {
             expected: guide.param_layout().len(),
             found: 3
-        }
+        })
     );
-    assert!(err.to_string().contains("3 initial values"));
+    assert!(err.to_string().contains("but 3 were given"));
 }
 
 /// `log p = c` everywhere: NaN, ±∞ or a finite constant.

@@ -116,7 +116,7 @@ fn every_bound_is_below_the_evidence_and_rises_with_m_and_k() {
     let mut rng = StdRng::seed_from_u64(2);
     let mut estimates = Vec::new();
     for (m, k) in [(1, 0), (1, 4), (1, 32), (8, 32)] {
-        let e = estimate_bound(&model, &guide, &params, Diwhvi::new(m, k), 4000, &mut rng);
+        let e = estimate_bound(&model, &guide, &params, Diwhvi::new(m, k), 4000, &mut rng).unwrap();
         assert!(
             e.mean <= truth + 3.0 * e.std_error,
             "DIWHVI({m}, {k}) = {e} above log p(y) = {truth}"
@@ -146,7 +146,8 @@ fn every_bound_is_below_the_evidence_and_rises_with_m_and_k() {
                 Diwhvi::elbo(),
                 4000,
                 &mut rng,
-            ),
+            )
+            .unwrap(),
         ),
         (
             "IWAE mean-field",
@@ -157,7 +158,8 @@ fn every_bound_is_below_the_evidence_and_rises_with_m_and_k() {
                 Diwhvi::iwae(16),
                 2000,
                 &mut rng,
-            ),
+            )
+            .unwrap(),
         ),
         (
             "ELBO full-rank",
@@ -168,7 +170,8 @@ fn every_bound_is_below_the_evidence_and_rises_with_m_and_k() {
                 Diwhvi::elbo(),
                 4000,
                 &mut rng,
-            ),
+            )
+            .unwrap(),
         ),
     ] {
         assert!(
@@ -219,7 +222,7 @@ fn fitted_semi_implicit_guide_recovers_the_exact_posterior() {
         );
     }
 
-    let evidence = log_evidence(&model, &guide, &params, 500, 32, 40, &mut rng);
+    let evidence = log_evidence(&model, &guide, &params, 500, 32, 40, &mut rng).unwrap();
     let truth = model.log_evidence();
     assert!(
         (evidence.mean - truth).abs() <= 3.0 * evidence.std_error,
@@ -446,7 +449,8 @@ fn entropy_and_kl_brackets_match_the_closed_form_for_a_gaussian_guide() {
     let log_scale = [-1.2f64, -1.5, -2.0];
     let params: Vec<f64> = loc.iter().chain(&log_scale).copied().collect();
     let mut rng = StdRng::seed_from_u64(13);
-    let diagnostics = guide_diagnostics(&model, &MeanField::new(3), &params, 8, 20_000, &mut rng);
+    let diagnostics =
+        guide_diagnostics(&model, &MeanField::new(3), &params, 8, 20_000, &mut rng).unwrap();
 
     let entropy: f64 =
         log_scale.iter().sum::<f64>() + 1.5 * (1.0 + (2.0 * std::f64::consts::PI).ln());
@@ -481,6 +485,6 @@ fn entropy_and_kl_brackets_match_the_closed_form_for_a_gaussian_guide() {
     // For a hierarchical guide the bracket has width, in the right order.
     let guide = semi_implicit();
     let params = guide.init_params(&mut rng);
-    let d = guide_diagnostics(&model, &guide, &params, 16, 4000, &mut rng);
+    let d = guide_diagnostics(&model, &guide, &params, 16, 4000, &mut rng).unwrap();
     assert!(d.entropy_lower.mean <= d.entropy_upper.mean + 3.0 * d.entropy_upper.std_error);
 }

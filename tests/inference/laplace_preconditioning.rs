@@ -160,7 +160,8 @@ fn the_identity_preconditioner_changes_nothing() {
         objective,
         20,
         &mut StdRng::seed_from_u64(5),
-    );
+    )
+    .unwrap();
     let b = estimate_bound(
         &model,
         &wrapped,
@@ -168,7 +169,8 @@ fn the_identity_preconditioner_changes_nothing() {
         objective,
         20,
         &mut StdRng::seed_from_u64(5),
-    );
+    )
+    .unwrap();
     assert!((a.mean - b.mean).abs() < 1e-12, "{a} vs {b}");
 }
 

@@ -27,7 +27,7 @@ fn sandwich(
     let (mut upper, mut lower) = (Vec::new(), Vec::new());
     for _ in 0..draws {
         noise.redraw(&mut rng);
-        let (s, _) = upper_bound_log_q(guide, params, &noise, 0);
+        let (s, _) = upper_bound_log_q(guide, params, &noise, 0).unwrap();
         upper.push(s.upper);
         lower.push(s.lower.expect("K ≥ 1 inner samples give a lower bound"));
     }
@@ -41,7 +41,7 @@ fn with_the_exact_reverse_model_every_weight_is_log_q() {
     let mut noise = StepNoise::new(&guide, Diwhvi::new(1, 20));
     for _ in 0..50 {
         noise.redraw(&mut rng);
-        let (s, z) = upper_bound_log_q(&guide, &[], &noise, 0);
+        let (s, z) = upper_bound_log_q(&guide, &[], &noise, 0).unwrap();
         let truth = guide.log_density(&z);
         // U and L are log-mean-exps of the weights: equal to log q(z) exactly
         // when every weight is.
@@ -248,7 +248,7 @@ fn mutual_information_is_bracketed_and_the_bracket_tightens() {
         );
         let mut noise = StepNoise::new(&guide, Diwhvi::new(1, 0));
         noise.redraw(&mut rng);
-        let (sandwich, _) = upper_bound_log_q(&guide, &params, &noise, 0);
+        let (sandwich, _) = upper_bound_log_q(&guide, &params, &noise, 0).unwrap();
         assert_eq!(sandwich.lower, None, "K = 0 has no lower bound");
     }
 }

@@ -18,6 +18,9 @@ use rand::rngs::StdRng;
 pub use crate::gradient::Parallelism;
 use crate::gradient::{ForwardEngine, GradientEngine};
 use crate::guide::{HierarchicalGuide, Workspace};
+/// Re-exported here because [`FitError::Input`] holds it.
+pub use crate::input::InputError;
+use crate::input::{DEFAULT_MEMORY_BUDGET, check_dimensions, check_params, check_size};
 use crate::laplace::{LaplaceError, MultiStart, laplace_multistart};
 use crate::model::{InvalidTerm, Model};
 /// Re-exported here because [`FitConfig::estimator`] takes it.
@@ -72,6 +75,11 @@ pub struct FitConfig {
     /// or a multi-start rule; see [`Init`]. [`fit_from`], given the
     /// parameters, ignores it.
     pub init: Init,
+    /// The bytes a step's noise (and, on the tape, its tape) may need
+    /// before the fit refuses to start with [`InputError::TooLarge`]
+    /// (default [`DEFAULT_MEMORY_BUDGET`], 4 GiB; see
+    /// [`bound_memory`](crate::input::bound_memory)).
+    pub memory_budget: u64,
 }
 
 /// Where [`fit`] starts the guide.
@@ -416,6 +424,7 @@ impl Default for FitConfig {
             estimator: GradientEstimator::Reparameterized,
             engine: Engine::Auto,
             init: Init::Guide,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
         }
     }
 }
@@ -511,6 +520,59 @@ impl FitConfig {
         self.init = init;
         self
     }
+
+    /// With the memory budget of a step, in bytes (see
+    /// [`FitConfig::memory_budget`]).
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
+    /// Checks the settings that a fit cannot run with: a zero
+    /// [`window`](FitConfig::window) (no smoothed bound, never converges),
+    /// zero [`max_consecutive_rejections`](FitConfig::max_consecutive_rejections)
+    /// (and so no step could be rejected), a [`tol_rel_obj`](FitConfig::tol_rel_obj)
+    /// that is not finite and positive. [`fit`] calls it first.
+    ///
+    /// # Errors
+    /// [`InputError::InvalidSetting`] naming the setting.
+    ///
+    /// ```
+    /// use iwhvi_core::fit::FitConfig;
+    /// use iwhvi_core::input::InputError;
+    /// use iwhvi_core::objective::Diwhvi;
+    /// assert!(FitConfig::new(Diwhvi::elbo()).check().is_ok());
+    /// assert!(matches!(
+    ///     FitConfig::new(Diwhvi::elbo()).window(0).check(),
+    ///     Err(InputError::InvalidSetting { setting: "window", .. })
+    /// ));
+    /// ```
+    pub fn check(&self) -> Result<(), InputError> {
+        if self.window == 0 {
+            return Err(InputError::InvalidSetting {
+                setting: "window",
+                value: "0".into(),
+                requirement: "a smoothing window has at least one step",
+            });
+        }
+        if self.max_consecutive_rejections == 0 {
+            return Err(InputError::InvalidSetting {
+                setting: "max_consecutive_rejections",
+                value: "0".into(),
+                requirement: "at least one non-finite step must be allowed before the fit ends",
+            });
+        }
+        if let Some(tolerance) = self.tol_rel_obj {
+            if !(tolerance > 0.0 && tolerance.is_finite()) {
+                return Err(InputError::InvalidSetting {
+                    setting: "tol_rel_obj",
+                    value: tolerance.to_string(),
+                    requirement: "a relative tolerance is finite and positive",
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A finished fit.
@@ -545,22 +607,13 @@ pub struct Fit {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FitError {
-    /// The guide and the model disagree on `D`.
-    #[error("the guide is for {guide} unconstrained latents but the model has {model}")]
-    DimensionMismatch {
-        /// The model's `D`.
-        model: usize,
-        /// The guide's `D`.
-        guide: usize,
-    },
-    /// Initial parameters of the wrong length.
-    #[error("the guide has {expected} parameters but {found} initial values were given")]
-    WrongParameterCount {
-        /// The guide's parameter count.
-        expected: usize,
-        /// What was given.
-        found: usize,
-    },
+    /// The model, guide, initial parameters, optimizer or settings do not
+    /// fit together (checked before the first step): a guide for another
+    /// `D`, initial parameters of the wrong length or not finite, a
+    /// learning rate that is not finite and positive, a zero window, a
+    /// step over the memory budget, …
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// Too many steps in a row had a non-finite bound or gradient.
     #[error(
         "the bound or its gradient was not finite for {consecutive} steps in a row (the last at step {step}); \
@@ -647,7 +700,12 @@ fn starting_point<G: HierarchicalGuide>(guide: &G, params: &[f64]) -> Vec<f64> {
 /// [`Init::Pilots`].
 ///
 /// # Errors
-/// [`FitError`].
+/// [`FitError::Input`] before the first step when the model, guide,
+/// parameters, optimizer ([`Optimizer::check`]) or `config`
+/// ([`FitConfig::check`], the memory budget) do not fit together;
+/// [`FitError::Objective`] when the estimator cannot serve the guide;
+/// [`FitError::Diverged`]; the start's errors ([`FitError::InvalidStart`],
+/// [`FitError::InitLength`], …).
 pub fn fit<Mo: Model, G: HierarchicalGuide, O: Optimizer + Clone>(
     model: &Mo,
     guide: &G,
@@ -666,11 +724,8 @@ fn fit_placed<Mo: Model, G: HierarchicalGuide, O: Optimizer + Clone>(
     config: &FitConfig,
 ) -> Result<Fit, FitError> {
     let mut rng = StdRng::seed_from_u64(config.seed);
-    if !matches!(config.init, Init::Guide) && model.dim() != guide.latent_dim() {
-        return Err(FitError::DimensionMismatch {
-            model: model.dim(),
-            guide: guide.latent_dim(),
-        });
+    if !matches!(config.init, Init::Guide) {
+        check_dimensions(model, guide)?;
     }
     let (initial, warning) = match &config.init {
         Init::Guide => (guide.init_params(&mut rng), None),
@@ -790,7 +845,7 @@ fn pilot_fits<Mo: Model, G: HierarchicalGuide, O: Optimizer + Clone>(
 /// Fits `guide` to `model` from the given initial parameters.
 ///
 /// # Errors
-/// [`FitError`].
+/// As [`fit`].
 ///
 /// The fit runs in a [`with_plate_cache`](crate::plate::with_plate_cache)
 /// scope: the model's plates whose arguments are affine in the latents
@@ -813,19 +868,10 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
     config: &FitConfig,
     initial: Vec<f64>,
 ) -> Result<Fit, FitError> {
-    if model.dim() != guide.latent_dim() {
-        return Err(FitError::DimensionMismatch {
-            model: model.dim(),
-            guide: guide.latent_dim(),
-        });
-    }
-    let expected = guide.param_layout().len();
-    if initial.len() != expected {
-        return Err(FitError::WrongParameterCount {
-            expected,
-            found: initial.len(),
-        });
-    }
+    check_dimensions(model, guide)?;
+    check_params(guide, &initial)?;
+    config.check()?;
+    optimizer.check()?;
     config.estimator.check(guide)?;
     let start = starting_point(guide, &initial);
     let value = model.log_joint(&start);
@@ -834,11 +880,19 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         return Err(FitError::InvalidStart { value, term });
     }
     let engines = config.engine.step_engines(guide);
+    check_size(
+        guide,
+        config.objective,
+        engines.guide == EngineChoice::Tape,
+        config.memory_budget,
+    )?;
     let parallelism = config.parallelism;
     let model_engine = ModelEngine::new(engines.model, parallelism);
     let run = |step: &mut StepFn<'_>| fit_loop(guide, optimizer, config, initial, engines, step);
     match engines.guide {
         EngineChoice::Fused => {
+            // Cannot fail: `step_engines` returns `Fused` only when
+            // `guide.fused()` is `Some`.
             let mut fused = guide
                 .fused()
                 .expect("step_engines picks the fused path only for a guide that has one")
@@ -916,7 +970,8 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
         warnings: Vec::new(),
     };
     let bar = progress_bar(config);
-    let window = config.window.max(1);
+    // `FitConfig::check` rejected a zero window before the first step.
+    let window = config.window;
     let mut best_smoothed = f64::NEG_INFINITY;
     let mut relative_changes: Vec<f64> = Vec::new();
     let history = (config.max_steps / window / 10).max(2);
@@ -946,6 +1001,8 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
         optimizer.step(&mut params, &gradient);
 
         if step % window == 0 {
+            // In range: `step` is a multiple of `window ≥ 1` here and
+            // `trace` holds `step` entries.
             let recent: Vec<f64> = state.trace[step - window..]
                 .iter()
                 .copied()
@@ -992,6 +1049,8 @@ fn progress_bar(config: &FitConfig) -> ProgressBar {
     }
     // indicatif draws nothing when stderr is not a terminal.
     let bar = ProgressBar::new(config.max_steps as u64);
+    // Cannot fail: the template is a constant checked by every fit with a
+    // progress bar in the tests.
     bar.set_style(
         ProgressStyle::with_template(
             "{bar:30} {pos}/{len} steps, smoothed bound {msg} ({per_sec})",

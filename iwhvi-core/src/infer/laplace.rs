@@ -51,6 +51,7 @@ use nalgebra::{DMatrix, DVector};
 
 use crate::gradient::{ForwardEngine, Parallelism};
 use crate::guide::{HierarchicalGuide, PreconditionError, Preconditioned};
+use crate::input::InputError;
 use crate::model::Model;
 use crate::objective::LogJoint;
 use crate::special::LN_SQRT_2PI;
@@ -108,6 +109,9 @@ pub enum LaplaceError {
         /// The starting point's length.
         found: usize,
     },
+    /// A setting of [`MultiStart`] is outside the values it can take.
+    #[error(transparent)]
+    Input(#[from] InputError),
 }
 
 /// Newton's settings.
@@ -362,7 +366,9 @@ impl MultiStartLaplace {
 /// says whether they differ.
 ///
 /// # Errors
-/// [`LaplaceError`] of the start at `u = 0` when no start found a mode.
+/// [`LaplaceError::Input`] for `starts = 0`, a negative or non-finite
+/// `radius` or `same_mode`; [`LaplaceError`] of the start at `u = 0` when
+/// no start found a mode.
 ///
 /// ```
 /// use iwhvi_core::laplace::{MultiStart, laplace, laplace_multistart};
@@ -395,12 +401,36 @@ pub fn laplace_multistart<Mo: Model>(
     rule: MultiStart,
 ) -> Result<MultiStartLaplace, LaplaceError> {
     use rand::{RngExt, SeedableRng};
+    let invalid = |setting: &'static str, value: String, requirement: &'static str| {
+        Err(LaplaceError::Input(InputError::InvalidSetting {
+            setting,
+            value,
+            requirement,
+        }))
+    };
+    if rule.starts == 0 {
+        return invalid("starts", "0".into(), "at least one starting point");
+    }
+    if !(rule.radius >= 0.0 && rule.radius.is_finite()) {
+        return invalid(
+            "radius",
+            rule.radius.to_string(),
+            "the starting cube's half-width is finite and not negative",
+        );
+    }
+    if !(rule.same_mode >= 0.0 && rule.same_mode.is_finite()) {
+        return invalid(
+            "same_mode",
+            rule.same_mode.to_string(),
+            "the distance under which modes are one is finite and not negative",
+        );
+    }
     let d = model.dim();
     let mut rng = rand::rngs::StdRng::seed_from_u64(rule.seed);
     let mut modes: Vec<(Laplace, usize)> = Vec::new();
     let mut failed = 0;
     let mut first_error = None;
-    for start in 0..rule.starts.max(1) {
+    for start in 0..rule.starts {
         let init: Vec<f64> = if start == 0 {
             vec![0.0; d]
         } else {
@@ -428,6 +458,8 @@ pub fn laplace_multistart<Mo: Model>(
         }
     }
     if modes.is_empty() {
+        // Cannot fail: `starts ≥ 1` was checked, and every start either
+        // found a mode or recorded its error.
         return Err(first_error.expect("at least one start ran"));
     }
     modes.sort_by(|(a, _), (b, _)| b.log_evidence().total_cmp(&a.log_evidence()));

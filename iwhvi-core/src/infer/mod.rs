@@ -9,6 +9,7 @@
 
 pub mod fit;
 pub mod guide;
+pub mod input;
 pub mod laplace;
 pub mod objective;
 pub mod optim;

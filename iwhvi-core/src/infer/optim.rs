@@ -2,6 +2,8 @@
 //! parameters along the gradient of the objective being maximized (a
 //! bound on `log p(x)`).
 
+use crate::input::InputError;
+
 /// A learning-rate schedule: the rate at step `t` (counted from 1).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LearningRate {
@@ -47,6 +49,96 @@ impl LearningRate {
             }
         }
     }
+
+    /// Checks that every rate of the schedule is finite and positive (a
+    /// negative rate would descend, minimizing the bound; zero would never
+    /// move): `Constant(lr)` with `lr > 0`; `initial > 0`; an exponential
+    /// `decay` in `(0, 1]` every `every ≥ 1` steps; a `half_life ≥ 1`.
+    ///
+    /// # Errors
+    /// [`InputError::InvalidSetting`] naming the setting.
+    ///
+    /// ```
+    /// use iwhvi_core::optim::LearningRate;
+    /// assert!(LearningRate::Constant(0.01).check().is_ok());
+    /// assert!(LearningRate::Constant(-0.01).check().is_err());
+    /// assert!(LearningRate::Exponential { initial: 0.1, decay: 1.5, every: 10 }.check().is_err());
+    /// ```
+    pub fn check(&self) -> Result<(), InputError> {
+        let positive = |setting: &'static str, value: f64| {
+            if value > 0.0 && value.is_finite() {
+                Ok(())
+            } else {
+                Err(InputError::InvalidSetting {
+                    setting,
+                    value: value.to_string(),
+                    requirement: "a learning rate is finite and positive (a negative one minimizes the bound)",
+                })
+            }
+        };
+        let at_least_one = |setting: &'static str, value: usize| {
+            if value >= 1 {
+                Ok(())
+            } else {
+                Err(InputError::InvalidSetting {
+                    setting,
+                    value: value.to_string(),
+                    requirement: "a schedule's period is at least one step",
+                })
+            }
+        };
+        match *self {
+            LearningRate::Constant(lr) => positive("learning_rate", lr),
+            LearningRate::Exponential {
+                initial,
+                decay,
+                every,
+            } => {
+                positive("learning_rate.initial", initial)?;
+                if !(decay > 0.0 && decay <= 1.0) {
+                    return Err(InputError::InvalidSetting {
+                        setting: "learning_rate.decay",
+                        value: decay.to_string(),
+                        requirement: "an exponential decay factor is in (0, 1]",
+                    });
+                }
+                at_least_one("learning_rate.every", every)
+            }
+            LearningRate::InverseTime { initial, half_life } => {
+                positive("learning_rate.initial", initial)?;
+                at_least_one("learning_rate.half_life", half_life)
+            }
+        }
+    }
+}
+
+/// Checks a gradient clipping norm: finite and positive.
+fn check_clip_norm(clip_norm: Option<f64>) -> Result<(), InputError> {
+    match clip_norm {
+        Some(norm) if !(norm > 0.0 && norm.is_finite()) => Err(InputError::InvalidSetting {
+            setting: "clip_norm",
+            value: norm.to_string(),
+            requirement: "a clipping norm is finite and positive",
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that `value` is in `[0, 1)`.
+fn check_unit(
+    setting: &'static str,
+    value: f64,
+    requirement: &'static str,
+) -> Result<(), InputError> {
+    if (0.0..1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(InputError::InvalidSetting {
+            setting,
+            value: value.to_string(),
+            requirement,
+        })
+    }
 }
 
 /// An optimizer that ascends an objective.
@@ -57,6 +149,16 @@ pub trait Optimizer {
 
     /// Steps taken so far.
     fn steps(&self) -> u64;
+
+    /// Checks the optimizer's settings; [`fit`](crate::fit::fit) calls it
+    /// before the first step. The default accepts everything (for
+    /// optimizers without settings to check).
+    ///
+    /// # Errors
+    /// [`InputError::InvalidSetting`] naming the setting.
+    fn check(&self) -> Result<(), InputError> {
+        Ok(())
+    }
 }
 
 /// The factor that scales `gradient` down to Euclidean norm `max_norm`
@@ -159,6 +261,22 @@ impl Optimizer for Adam {
     fn steps(&self) -> u64 {
         self.t
     }
+
+    /// The learning rate ([`LearningRate::check`]), `β₁, β₂ ∈ [0, 1)`,
+    /// `ε > 0` finite, and a finite positive clipping norm.
+    fn check(&self) -> Result<(), InputError> {
+        self.learning_rate.check()?;
+        check_unit("beta1", self.beta1, "Adam's β₁ is in [0, 1)")?;
+        check_unit("beta2", self.beta2, "Adam's β₂ is in [0, 1)")?;
+        if !(self.epsilon > 0.0 && self.epsilon.is_finite()) {
+            return Err(InputError::InvalidSetting {
+                setting: "epsilon",
+                value: self.epsilon.to_string(),
+                requirement: "Adam's ε is finite and positive",
+            });
+        }
+        check_clip_norm(self.clip_norm)
+    }
 }
 
 /// Stochastic gradient ascent with (heavy-ball) momentum:
@@ -229,6 +347,14 @@ impl Optimizer for Sgd {
 
     fn steps(&self) -> u64 {
         self.t
+    }
+
+    /// The learning rate ([`LearningRate::check`]), a momentum in
+    /// `[0, 1)`, and a finite positive clipping norm.
+    fn check(&self) -> Result<(), InputError> {
+        self.learning_rate.check()?;
+        check_unit("momentum", self.momentum, "a momentum is in [0, 1)")?;
+        check_clip_norm(self.clip_norm)
     }
 }
 

@@ -283,10 +283,96 @@ pub struct LatentBlock {
 }
 
 /// The latents of a model, in order, with their places in `u`.
+///
+/// Saved (serde) as its latents' specs alone, `{"latents": [...]}`; the
+/// places in `u` and `D` are derived again on loading, through
+/// [`Layout::try_new`] with the checks of [`SavedLayout`].
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "SavedLayout", into = "SavedLayout")]
 pub struct Layout {
     blocks: Vec<LatentBlock>,
     dim: usize,
+}
+
+/// What a saved [`Layout`] holds: the latents' specs. Loading checks
+/// what a model's declaration guarantees: every shape has at most
+/// [`SavedLayout::MAX_ELEMENTS`] elements, bounds are finite with
+/// `low < high`, and a dependent bound reads only scalar latents declared
+/// before it, with finite coefficients.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedLayout {
+    /// The latents, in order.
+    pub latents: Vec<LatentSpec>,
+}
+
+impl SavedLayout {
+    /// The most constrained elements one latent of a saved layout may have
+    /// (2³²).
+    pub const MAX_ELEMENTS: usize = 1 << 32;
+}
+
+impl From<Layout> for SavedLayout {
+    fn from(layout: Layout) -> Self {
+        Self {
+            latents: layout.blocks.into_iter().map(|b| b.spec).collect(),
+        }
+    }
+}
+
+impl TryFrom<SavedLayout> for Layout {
+    type Error = String;
+
+    fn try_from(saved: SavedLayout) -> Result<Self, String> {
+        let mut scalars: Vec<&str> = Vec::new();
+        for spec in &saved.latents {
+            let elements = spec
+                .shape
+                .iter()
+                .try_fold(1usize, |n, &s| n.checked_mul(s))
+                .filter(|&n| n <= SavedLayout::MAX_ELEMENTS);
+            if elements.is_none() {
+                return Err(format!(
+                    "latent `{}`: shape {:?} has more than 2^32 elements",
+                    spec.name, spec.shape
+                ));
+            }
+            let bounds_ok = match spec.transform {
+                Transform::LowerBound { low } => low.is_finite(),
+                Transform::UpperBound { high } => high.is_finite(),
+                Transform::Interval { low, high } => {
+                    low.is_finite() && high.is_finite() && low < high
+                }
+                _ => true,
+            };
+            if !bounds_ok {
+                return Err(format!(
+                    "latent `{}`: the bounds of {:?} are not finite with low < high",
+                    spec.name, spec.transform
+                ));
+            }
+            if let Some(bounds) = &spec.dependent_bounds {
+                for bound in [&bounds.low, &bounds.high] {
+                    let finite = bound.constant.is_finite()
+                        && bound.terms.iter().all(|(_, c)| c.is_finite());
+                    let known = bound
+                        .terms
+                        .iter()
+                        .all(|(name, _)| scalars.contains(&name.as_str()));
+                    if !finite || !known {
+                        return Err(format!(
+                            "latent `{}`: a dependent bound is not finite or reads a latent that is not a scalar declared before it",
+                            spec.name
+                        ));
+                    }
+                }
+            }
+            if spec.shape.is_empty() {
+                scalars.push(&spec.name);
+            }
+        }
+        Self::try_new(saved.latents).map_err(|e| e.to_string())
+    }
 }
 
 /// Why a layout could not map a value.

@@ -24,6 +24,7 @@ use crate::special::LN_SQRT_2PI;
 /// assert_eq!(u, [1.0, 1.5]);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "SavedFullRank")]
 pub struct FullRank {
     latent_dim: usize,
 }
@@ -125,5 +126,22 @@ impl HierarchicalGuide for FullRank {
         }
         let log_det: T = params[d..2 * d].iter().copied().sum();
         -quad * 0.5 - log_det - LN_SQRT_2PI * d as f64
+    }
+}
+
+/// What a saved [`FullRank`] holds; loading checks the size against
+/// [`MAX_SAVED_DIM`](super::MAX_SAVED_DIM).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedFullRank {
+    latent_dim: usize,
+}
+
+impl TryFrom<SavedFullRank> for FullRank {
+    type Error = String;
+
+    fn try_from(saved: SavedFullRank) -> Result<Self, String> {
+        super::check_saved_dims(&[("latent_dim", saved.latent_dim)])?;
+        Ok(Self::new(saved.latent_dim))
     }
 }

@@ -39,6 +39,7 @@ pub enum LaplaceReverse {
 /// assert!((toy.expected_log_density() + 30.0 * (1.0 + 2f64.ln())).abs() < 1e-12);
 /// ```
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "SavedLaplaceMixture")]
 pub struct LaplaceMixture {
     dim: usize,
     reverse: LaplaceReverse,
@@ -213,5 +214,23 @@ impl HierarchicalGuide for LaplaceMixture {
                 total
             }
         }
+    }
+}
+
+/// What a saved [`LaplaceMixture`] holds; loading checks the size against
+/// [`MAX_SAVED_DIM`](super::MAX_SAVED_DIM).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedLaplaceMixture {
+    dim: usize,
+    reverse: LaplaceReverse,
+}
+
+impl TryFrom<SavedLaplaceMixture> for LaplaceMixture {
+    type Error = String;
+
+    fn try_from(saved: SavedLaplaceMixture) -> Result<Self, String> {
+        super::check_saved_dims(&[("dim", saved.dim)])?;
+        Ok(Self::new(saved.dim, saved.reverse))
     }
 }

@@ -20,6 +20,7 @@ use crate::scalar::Scalar;
 /// assert_eq!(u, [1.5, 2.0, 2.0]);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "SavedMeanField")]
 pub struct MeanField {
     latent_dim: usize,
 }
@@ -86,5 +87,22 @@ impl HierarchicalGuide for MeanField {
     ) -> T {
         let (loc, log_scale) = params.split_at(self.latent_dim);
         diag_normal_log_density(u, loc, log_scale)
+    }
+}
+
+/// What a saved [`MeanField`] holds; loading checks the size against
+/// [`MAX_SAVED_DIM`](super::MAX_SAVED_DIM).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedMeanField {
+    latent_dim: usize,
+}
+
+impl TryFrom<SavedMeanField> for MeanField {
+    type Error = String;
+
+    fn try_from(saved: SavedMeanField) -> Result<Self, String> {
+        super::check_saved_dims(&[("latent_dim", saved.latent_dim)])?;
+        Ok(Self::new(saved.latent_dim))
     }
 }

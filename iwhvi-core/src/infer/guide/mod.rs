@@ -40,6 +40,24 @@ pub use network::Conditioning;
 pub use preconditioned::{PreconditionError, Preconditioned};
 pub use semi_implicit::{Reverse, SemiImplicit};
 
+/// The largest size (latents, mixing dimensions, hidden units) a saved
+/// guide of this crate may declare, 2²⁰: loading a file checks it before
+/// laying out the parameters, so an edited size is an error, not an
+/// overflow.
+pub const MAX_SAVED_DIM: usize = 1 << 20;
+
+/// Checks the sizes of a saved guide against [`MAX_SAVED_DIM`].
+fn check_saved_dims(sizes: &[(&str, usize)]) -> Result<(), String> {
+    for &(name, size) in sizes {
+        if size > MAX_SAVED_DIM {
+            return Err(format!(
+                "{name} = {size} is over the largest saved size, 2^20"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A hierarchical variational family over `u ∈ R^D`.
 ///
 /// Samplers receive standard normal noise (of the lengths the

@@ -91,7 +91,13 @@ pub enum Reverse {
 /// let mlp = SemiImplicit::new(3, 2).with_conditioning(Conditioning::Mlp { hidden: 16 });
 /// assert_eq!(mlp.param_layout().get("conditional.hidden.weight").unwrap().shape, vec![16, 2]);
 /// ```
+///
+/// Saved (serde) as its configuration alone (`latent_dim`, `mixing_dim`,
+/// `conditioning`, `reverse`, `psi_dependent_scale`); the parameter
+/// ranges and workspace offsets are derived again on loading, through the
+/// constructor, with every size at most [`MAX_SAVED_DIM`](super::MAX_SAVED_DIM).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "SavedSemiImplicit", into = "SavedSemiImplicit")]
 pub struct SemiImplicit {
     latent_dim: usize,
     mixing_dim: usize,
@@ -108,6 +114,57 @@ pub struct SemiImplicit {
     /// reverse model's, in `Workspace::params`.
     prepared_conditional: Option<usize>,
     prepared_reverse: Option<usize>,
+}
+
+/// What a saved [`SemiImplicit`] holds.
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedSemiImplicit {
+    latent_dim: usize,
+    mixing_dim: usize,
+    conditioning: Conditioning,
+    reverse: Reverse,
+    psi_dependent_scale: bool,
+}
+
+impl From<SemiImplicit> for SavedSemiImplicit {
+    fn from(guide: SemiImplicit) -> Self {
+        Self {
+            latent_dim: guide.latent_dim,
+            mixing_dim: guide.mixing_dim,
+            conditioning: guide.conditioning,
+            reverse: guide.reverse,
+            psi_dependent_scale: guide.psi_dependent_scale,
+        }
+    }
+}
+
+impl TryFrom<SavedSemiImplicit> for SemiImplicit {
+    type Error = String;
+
+    fn try_from(saved: SavedSemiImplicit) -> Result<Self, String> {
+        let hidden = |c: Conditioning| match c {
+            Conditioning::Linear => 0,
+            Conditioning::Mlp { hidden } => hidden,
+        };
+        let reverse_hidden = match saved.reverse {
+            Reverse::Learned(c) => hidden(c),
+            Reverse::Prior => 0,
+        };
+        super::check_saved_dims(&[
+            ("latent_dim", saved.latent_dim),
+            ("mixing_dim", saved.mixing_dim),
+            ("conditioning.hidden", hidden(saved.conditioning)),
+            ("reverse.hidden", reverse_hidden),
+        ])?;
+        Ok(Self::assemble(
+            saved.latent_dim,
+            saved.mixing_dim,
+            saved.conditioning,
+            saved.reverse,
+            saved.psi_dependent_scale,
+        ))
+    }
 }
 
 impl SemiImplicit {

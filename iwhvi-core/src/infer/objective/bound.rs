@@ -5,33 +5,73 @@ use super::weights::{Stop, for_each_outer_draw, upper};
 use super::{ChainedModel, StepNoise};
 use crate::gradient::Differentiable;
 use crate::guide::HierarchicalGuide;
+use crate::input::InputError;
 use crate::model::Model;
 use crate::scalar::Scalar;
 
 /// The DIWHVI objective with `m` outer samples of `u` and `k` inner samples
 /// of `ψ` per `u`.
 ///
+/// The fields are private: every value holds `M ≥ 1`. [`Diwhvi::new`] is
+/// for sizes written in the program (a `const fn`, so that
+/// `const OBJECTIVE: Diwhvi = Diwhvi::new(0, 4)` is a compile error);
+/// [`Diwhvi::try_new`] for sizes that come from input. Whether `M × K`
+/// fits in memory depends on the guide, and is checked where the bound is
+/// evaluated ([`crate::input::check_size`]).
+///
 /// ```
 /// use iwhvi_core::objective::Diwhvi;
 /// assert_eq!(Diwhvi::elbo(), Diwhvi::new(1, 0));
 /// assert_eq!(Diwhvi::iwhvi(50), Diwhvi::new(1, 50));
+/// assert_eq!((Diwhvi::new(8, 16).m(), Diwhvi::new(8, 16).k()), (8, 16));
+/// assert!(Diwhvi::try_new(0, 4).is_err());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Diwhvi {
-    /// Outer samples `M ≥ 1`.
-    pub m: usize,
-    /// Inner samples `K ≥ 0` (ignored by non-hierarchical guides).
-    pub k: usize,
+    m: usize,
+    k: usize,
 }
 
 impl Diwhvi {
-    /// `M` outer and `K` inner samples.
+    /// `M` outer and `K` inner samples, for sizes written in the program.
     ///
     /// # Panics
-    /// If `m == 0`.
+    /// If `m == 0` (at compile time in a `const`): a programming error,
+    /// like a literal index past a slice's end. Sizes that come from input
+    /// go through [`Diwhvi::try_new`].
     pub const fn new(m: usize, k: usize) -> Self {
+        // Reachable only with a literal or computed M = 0 in the caller's
+        // own code; input goes through `try_new`.
         assert!(m >= 1, "DIWHVI needs at least one outer sample");
         Self { m, k }
+    }
+
+    /// `M` outer and `K` inner samples.
+    ///
+    /// # Errors
+    /// [`InputError::NoOuterSamples`] if `m == 0`.
+    ///
+    /// ```
+    /// use iwhvi_core::input::InputError;
+    /// use iwhvi_core::objective::Diwhvi;
+    /// assert_eq!(Diwhvi::try_new(2, 3), Ok(Diwhvi::new(2, 3)));
+    /// assert_eq!(Diwhvi::try_new(0, 3), Err(InputError::NoOuterSamples));
+    /// ```
+    pub const fn try_new(m: usize, k: usize) -> Result<Self, InputError> {
+        if m == 0 {
+            return Err(InputError::NoOuterSamples);
+        }
+        Ok(Self { m, k })
+    }
+
+    /// Outer samples `M ≥ 1`.
+    pub const fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Inner samples `K ≥ 0` (ignored by non-hierarchical guides).
+    pub const fn k(&self) -> usize {
+        self.k
     }
 
     /// The ELBO (`M = 1`; with a non-hierarchical guide).
@@ -99,7 +139,7 @@ impl<'a, Mo: Model, G: HierarchicalGuide> DiwhviObjective<'a, Mo, G> {
 impl<Mo: Model, G: HierarchicalGuide> Differentiable for DiwhviObjective<'_, Mo, G> {
     fn eval<T: Scalar>(&self, params: &[T]) -> T {
         let objective = self.noise.objective();
-        let mut log_w = Vec::with_capacity(objective.m);
+        let mut log_w = Vec::with_capacity(objective.m());
         for_each_outer_draw(
             self.guide,
             params,
@@ -114,6 +154,6 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for DiwhviObjective<'_, Mo,
                 log_w.push(log_p - log_q_upper);
             },
         );
-        T::log_sum_exp(&log_w) - (objective.m as f64).ln()
+        T::log_sum_exp(&log_w) - (objective.m() as f64).ln()
     }
 }

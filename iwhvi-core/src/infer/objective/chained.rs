@@ -98,7 +98,7 @@ impl ChainedModel {
         engine: &E,
         parallelism: Parallelism,
     ) -> Self {
-        let m = noise.objective().m;
+        let m = noise.objective().m();
         let big_d = guide.latent_dim();
         let mut values = vec![0.0; m];
         let mut gradients = vec![vec![0.0; big_d]; m];

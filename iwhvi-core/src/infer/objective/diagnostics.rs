@@ -8,6 +8,9 @@ use super::weights::{Buffers, Stop, upper};
 use super::{Diwhvi, DiwhviObjective, StepNoise};
 use crate::gradient::Differentiable;
 use crate::guide::HierarchicalGuide;
+use crate::input::{
+    DEFAULT_MEMORY_BUDGET, InputError, check_dimensions, check_draws, check_params,
+};
 use crate::model::Model;
 
 /// A Monte Carlo estimate with its standard error.
@@ -22,7 +25,10 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// The mean and standard error of `values`.
+    /// The mean and standard error of `values`. With one value the
+    /// standard error is NaN, with none the mean too: the estimators of
+    /// this crate refuse fewer than two replicates
+    /// ([`InputError::TooFewDraws`]) before they get here.
     pub fn from_values(values: &[f64]) -> Self {
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;
@@ -47,6 +53,13 @@ impl std::fmt::Display for Estimate {
 
 /// The DIWHVI bound at `params`, averaged over `replicates` independent
 /// draws of a step's noise, with its standard error.
+///
+/// # Errors
+/// [`InputError`]: a guide for another `D` than the model's
+/// ([`DimensionMismatch`](InputError::DimensionMismatch)), parameters of
+/// the wrong length or not finite, fewer than two replicates
+/// ([`TooFewDraws`](InputError::TooFewDraws)), or step noise over
+/// [`DEFAULT_MEMORY_BUDGET`] ([`TooLarge`](InputError::TooLarge)).
 ///
 /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
 /// this library re-exports, so that versions cannot clash), e.g.
@@ -73,8 +86,9 @@ impl std::fmt::Display for Estimate {
 ///
 /// // The guide equal to the posterior: the ELBO is exactly 0 on every draw.
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let estimate = estimate_bound(&StdNormal, &MeanField::new(1), &[0.0, 0.0], Diwhvi::elbo(), 50, &mut rng);
+/// let estimate = estimate_bound(&StdNormal, &MeanField::new(1), &[0.0, 0.0], Diwhvi::elbo(), 50, &mut rng)?;
 /// assert!(estimate.mean.abs() < 1e-12 && estimate.std_error < 1e-12);
+/// # Ok::<(), iwhvi_core::input::InputError>(())
 /// ```
 pub fn estimate_bound<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     model: &Mo,
@@ -83,15 +97,18 @@ pub fn estimate_bound<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     objective: Diwhvi,
     replicates: usize,
     rng: &mut R,
-) -> Estimate {
-    let mut noise = StepNoise::new(guide, objective);
+) -> Result<Estimate, InputError> {
+    check_dimensions(model, guide)?;
+    check_params(guide, params)?;
+    check_draws(replicates)?;
+    let mut noise = StepNoise::try_new(guide, objective, DEFAULT_MEMORY_BUDGET)?;
     let values: Vec<f64> = (0..replicates)
         .map(|_| {
             noise.redraw(rng);
             DiwhviObjective::new(model, guide, &noise).eval(params)
         })
         .collect();
-    Estimate::from_values(&values)
+    Ok(Estimate::from_values(&values))
 }
 
 /// The sandwich on `log q(u)` at one draw `u ~ q`: `U_K(u) ≥ log q(u)` and
@@ -110,7 +127,25 @@ pub struct LogQSandwich {
 /// `u`) and `ψ₁ … ψ_K ~ τ(ψ | u)`, with the lower bound `L_K(u)` from
 /// `ψ₁ … ψ_K` alone; `u` is drawn from the guide with the noise of outer
 /// sample `m` of `noise`. Returns `u` too.
+///
+/// # Errors
+/// [`InputError`]: parameters of the wrong length or not finite, noise
+/// drawn for another guide ([`NoiseMismatch`](InputError::NoiseMismatch)),
+/// or `m` past the noise's `M`
+/// ([`OuterSampleOutOfRange`](InputError::OuterSampleOutOfRange)).
 pub fn upper_bound_log_q<G: HierarchicalGuide>(
+    guide: &G,
+    params: &[f64],
+    noise: &StepNoise,
+    m: usize,
+) -> Result<(LogQSandwich, Vec<f64>), InputError> {
+    check_params(guide, params)?;
+    noise.check_fits(guide, m)?;
+    Ok(sandwich(guide, params, noise, m))
+}
+
+/// [`upper_bound_log_q`] for arguments already checked against each other.
+pub(crate) fn sandwich<G: HierarchicalGuide>(
     guide: &G,
     params: &[f64],
     noise: &StepNoise,
@@ -162,9 +197,15 @@ impl GuideDiagnostics {
 }
 
 /// Estimates [`GuideDiagnostics`] with `k` inner samples over `draws`
-/// draws of `u ~ q`. `k = 0` is taken as 1: the lower bound `L_K` needs
-/// an inner sample (for `U_0`, HVM's bound, call [`upper_bound_log_q`]
-/// with a `K = 0` [`StepNoise`]).
+/// draws of `u ~ q`.
+///
+/// # Errors
+/// [`InputError`]: a guide for another `D` than the model's, parameters
+/// of the wrong length or not finite, `k = 0`
+/// ([`NoInnerSamples`](InputError::NoInnerSamples): the lower bound `L_K`
+/// needs an inner sample; for `U_0`, HVM's bound, call
+/// [`upper_bound_log_q`] with a `K = 0` [`StepNoise`]), fewer than two
+/// draws, or noise over [`DEFAULT_MEMORY_BUDGET`].
 ///
 /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
 /// this library re-exports, so that versions cannot clash), e.g.
@@ -176,8 +217,14 @@ pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     k: usize,
     draws: usize,
     rng: &mut R,
-) -> GuideDiagnostics {
-    let mut noise = StepNoise::new(guide, Diwhvi::new(1, k.max(1)));
+) -> Result<GuideDiagnostics, InputError> {
+    check_dimensions(model, guide)?;
+    check_params(guide, params)?;
+    if k == 0 {
+        return Err(InputError::NoInnerSamples);
+    }
+    check_draws(draws)?;
+    let mut noise = StepNoise::try_new(guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?;
     let mut columns = [
         Vec::with_capacity(draws),
         Vec::with_capacity(draws),
@@ -186,27 +233,30 @@ pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     ];
     for _ in 0..draws {
         noise.redraw(rng);
-        let (sandwich, u) = upper_bound_log_q(guide, params, &noise, 0);
-        let lower = sandwich
-            .lower
-            .expect("K ≥ 1 inner samples give a lower bound");
+        let (sandwich, u) = sandwich(guide, params, &noise, 0);
+        // K ≥ 1 was checked above, and a guide without mixing variables
+        // has its exact log q as the lower bound: never None here.
+        let lower = sandwich.lower.unwrap_or(sandwich.upper);
         let log_p = model.log_joint(&u);
         columns[0].push(-sandwich.upper);
         columns[1].push(-lower);
         columns[2].push(log_p - sandwich.upper);
         columns[3].push(log_p - lower);
     }
-    GuideDiagnostics {
+    Ok(GuideDiagnostics {
         entropy_lower: Estimate::from_values(&columns[0]),
         entropy_upper: Estimate::from_values(&columns[1]),
         elbo_lower: Estimate::from_values(&columns[2]),
         elbo_upper: Estimate::from_values(&columns[3]),
-    }
+    })
 }
 
 /// An estimate of `log p(x)`: the DIWHVI bound with many outer and inner
 /// samples (it approaches `log p(x)` from below as both grow), averaged
 /// over `replicates` draws.
+///
+/// # Errors
+/// As [`estimate_bound`], and [`InputError::NoOuterSamples`] for `m = 0`.
 ///
 /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
 /// this library re-exports, so that versions cannot clash), e.g.
@@ -219,29 +269,20 @@ pub fn log_evidence<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     k: usize,
     replicates: usize,
     rng: &mut R,
-) -> Estimate {
-    estimate_bound(model, guide, params, Diwhvi::new(m, k), replicates, rng)
+) -> Result<Estimate, InputError> {
+    estimate_bound(
+        model,
+        guide,
+        params,
+        Diwhvi::try_new(m, k)?,
+        replicates,
+        rng,
+    )
 }
 
-/// Why a diagnostic could not be computed from what it was given.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DiagnosticsError {
-    /// The parameter vector does not fit the guide.
-    #[error("the guide has {expected} parameters but {found} were given")]
-    WrongParameterCount {
-        /// The guide's parameter count.
-        expected: usize,
-        /// The length given.
-        found: usize,
-    },
-    /// No inner samples: the lower bound on `log q` needs `K ≥ 1`.
-    #[error("the lower bound on log q needs at least one inner sample: K = 0 was given")]
-    NoInnerSamples,
-    /// Fewer than two draws: no standard error.
-    #[error("{0} draws were asked for; at least two are needed for a standard error")]
-    TooFewDraws(usize),
-}
+/// Why a diagnostic could not be computed from what it was given: the
+/// one error type of the inference entry points, [`InputError`].
+pub type DiagnosticsError = InputError;
 
 /// Bounds on the mutual information `I(u; ψ) = E[log q(u | ψ) − log q(u)]`
 /// between a hierarchical guide's latents and its mixing variable: how
@@ -266,8 +307,8 @@ pub struct MutualInformation {
 /// `iwhvi::rand::rngs::StdRng`.
 ///
 /// # Errors
-/// [`DiagnosticsError`] for parameters of the wrong length, `k = 0` or
-/// fewer than two draws.
+/// [`InputError`] for parameters of the wrong length or not finite,
+/// `k = 0`, fewer than two draws, or noise over [`DEFAULT_MEMORY_BUDGET`].
 ///
 /// ```
 /// use iwhvi_core::guide::{HierarchicalGuide, SemiImplicit};
@@ -299,20 +340,12 @@ pub fn mutual_information<G: HierarchicalGuide, R: Rng + ?Sized>(
     draws: usize,
     rng: &mut R,
 ) -> Result<MutualInformation, DiagnosticsError> {
-    let expected = guide.param_layout().len();
-    if params.len() != expected {
-        return Err(DiagnosticsError::WrongParameterCount {
-            expected,
-            found: params.len(),
-        });
-    }
+    check_params(guide, params)?;
     if k == 0 {
-        return Err(DiagnosticsError::NoInnerSamples);
+        return Err(InputError::NoInnerSamples);
     }
-    if draws < 2 {
-        return Err(DiagnosticsError::TooFewDraws(draws));
-    }
-    let mut noise = StepNoise::new(guide, Diwhvi::new(1, k));
+    check_draws(draws)?;
+    let mut noise = StepNoise::try_new(guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?;
     let mut buffers = Buffers::new(guide, params, Stop::Nothing);
     let (mut lower, mut upper_values) = (Vec::with_capacity(draws), Vec::with_capacity(draws));
     for _ in 0..draws {

@@ -20,6 +20,7 @@ use super::weights::{Stop, for_each_outer_draw, upper};
 use super::{ChainedModel, DiwhviObjective, StepNoise};
 use crate::gradient::{Differentiable, GradientEngine, Parallelism};
 use crate::guide::HierarchicalGuide;
+use crate::input::{InputError, check_dimensions, check_params};
 use crate::model::Model;
 use crate::scalar::Scalar;
 
@@ -57,10 +58,15 @@ pub enum GradientEstimator {
     DoublyReparameterized,
 }
 
-/// Why an estimator cannot serve a guide.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// Why an estimator cannot serve a guide, or the arguments of a step do
+/// not fit together.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ObjectiveError {
+    /// The parameters, the gradient buffer, the noise, the guide or the
+    /// model do not fit together ([`value_and_gradient_with`] checks them).
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// The doubly-reparameterized estimator was asked of a guide with
     /// mixing variables whose [`HierarchicalGuide::reverse_params`] is
     /// empty.
@@ -137,7 +143,7 @@ fn sticking_the_landing<G: HierarchicalGuide, T: Scalar>(
     noise: &StepNoise,
     params: &[T],
 ) -> T {
-    let mut terms = Vec::with_capacity(noise.objective().m);
+    let mut terms = Vec::with_capacity(noise.objective().m());
     for_each_outer_draw(guide, params, noise, Stop::Everything, |m, u, weights| {
         terms.push(chained.log_joint(m, u) - weights[0]);
     });
@@ -163,9 +169,9 @@ fn doubly_reparameterized<G: HierarchicalGuide, T: Scalar>(
     params: &[T],
 ) -> T {
     let objective = noise.objective();
-    let mut surrogates = Vec::with_capacity(objective.m);
-    let mut log_w = Vec::with_capacity(objective.m);
-    let mut values = Vec::with_capacity(objective.k + 1);
+    let mut surrogates = Vec::with_capacity(objective.m());
+    let mut log_w = Vec::with_capacity(objective.m());
+    let mut values = Vec::with_capacity(objective.k() + 1);
     for_each_outer_draw(guide, params, noise, Stop::InnerReverse, |m, _, weights| {
         values.clear();
         values.extend(weights.iter().map(|w| w.value()));
@@ -218,6 +224,13 @@ impl<G: HierarchicalGuide> Differentiable for SurrogateObjective<'_, G> {
 
 /// One step's bound and its gradient in the guide's parameters, with the
 /// model's gradient in `u` chained into the parameter tangents.
+///
+/// # Panics
+/// When the arguments do not fit together (parameters or gradient of
+/// another length than the guide's, noise drawn for another guide, a
+/// guide for another `D` than the model): this is the unchecked inner
+/// step, for loops that checked once. [`value_and_gradient_with`] checks
+/// them and returns [`ObjectiveError::Input`] instead.
 pub fn value_and_gradient<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
     model: &Mo,
     guide: &G,
@@ -231,11 +244,15 @@ pub fn value_and_gradient<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
     engine.value_and_gradient_into(&bound, params, gradient)
 }
 
-/// [`value_and_gradient`] with the given estimator.
+/// [`value_and_gradient`] with the given estimator, after checking the
+/// arguments against each other.
 ///
 /// # Errors
-/// [`ObjectiveError`] when the estimator cannot serve the guide (see
-/// [`GradientEstimator::check`]).
+/// [`ObjectiveError::Input`] when the model and the guide disagree on
+/// `D`, the parameters do not fit the guide (length, finiteness), the
+/// gradient buffer has another length, or the noise was drawn for another
+/// guide; [`ObjectiveError::NoReverseParams`] when the estimator cannot
+/// serve the guide (see [`GradientEstimator::check`]).
 pub fn value_and_gradient_with<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
     model: &Mo,
     guide: &G,
@@ -245,6 +262,17 @@ pub fn value_and_gradient_with<Mo: Model, G: HierarchicalGuide, E: GradientEngin
     estimator: GradientEstimator,
     gradient: &mut [f64],
 ) -> Result<f64, ObjectiveError> {
+    check_dimensions(model, guide)?;
+    check_params(guide, params)?;
+    if gradient.len() != params.len() {
+        return Err(InputError::InvalidSetting {
+            setting: "gradient",
+            value: format!("a buffer of {} entries", gradient.len()),
+            requirement: "the gradient buffer has one entry per parameter",
+        }
+        .into());
+    }
+    noise.check_fits(guide, 0)?;
     let engines = GenericEngines {
         model: engine,
         guide: engine,
@@ -290,7 +318,7 @@ pub(crate) fn split_engines_value_and_gradient<
     );
     let engine = engines.guide;
     let bound = DiwhviObjective::chained(model, guide, noise, &chained);
-    let Some((surrogate, range)) = estimator.surrogate(guide, noise.objective().k, params.len())
+    let Some((surrogate, range)) = estimator.surrogate(guide, noise.objective().k(), params.len())
     else {
         return Ok(engine.value_and_gradient_into(&bound, params, gradient));
     };

@@ -714,12 +714,12 @@ impl<'g> FusedDiwhvi<'g> {
             noise.mixing(0).len() == d && noise.conditional(0).len() == big_d,
             "the noise was drawn for a guide with other dimensions"
         );
-        let m = objective.m;
+        let m = objective.m();
         let workers = match self.parallelism {
             Parallelism::SingleThread => 1,
             _ if m < 2 => 1,
             Parallelism::AllCores => rayon::current_num_threads().min(m),
-            Parallelism::Auto if self.work(objective.k) * m < FUSED_PARALLEL_WORK => 1,
+            Parallelism::Auto if self.work(objective.k()) * m < FUSED_PARALLEL_WORK => 1,
             Parallelism::Auto => rayon::current_num_threads().min(m),
         }
         .max(1);
@@ -736,7 +736,7 @@ impl<'g> FusedDiwhvi<'g> {
         }
         let mut scratches = std::mem::take(&mut self.workers);
         for scratch in &mut scratches[..workers] {
-            scratch.ensure(objective.k, (big_d, d), sizes);
+            scratch.ensure(objective.k(), (big_d, d), sizes);
             self.prepare(params, scratch);
         }
         self.log_w.resize(m, 0.0);
@@ -836,7 +836,7 @@ impl<'g> FusedDiwhvi<'g> {
         slot: &mut [f64],
     ) -> f64 {
         let (big_d, d) = (self.latent_dim, self.mixing_dim);
-        let k1 = noise.objective().k + 1;
+        let k1 = noise.objective().k() + 1;
         let inner = k1 - 1;
         let dependent = self.log_scale.is_none();
         let psi0 = noise.mixing(m);

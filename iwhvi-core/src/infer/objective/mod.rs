@@ -36,6 +36,7 @@ mod weights;
 pub use bound::{Diwhvi, DiwhviObjective};
 pub(crate) use chained::LogJoint;
 pub use chained::{CHAINED_PARALLEL_THRESHOLD, ChainedModel};
+pub(crate) use diagnostics::sandwich;
 pub use diagnostics::{
     DiagnosticsError, Estimate, GuideDiagnostics, LogQSandwich, MutualInformation, estimate_bound,
     guide_diagnostics, log_evidence, mutual_information, upper_bound_log_q,

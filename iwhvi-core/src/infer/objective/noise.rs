@@ -6,6 +6,7 @@ use rand_distr::StandardNormal;
 
 use super::Diwhvi;
 use crate::guide::HierarchicalGuide;
+use crate::input::{InputError, check_size};
 
 /// The standard normal noise of one step: for each of the `M` outer
 /// samples, the mixing draw `ψ₀` (`d`), the conditional draw of `u` (`D`)
@@ -22,11 +23,18 @@ pub struct StepNoise {
 
 impl StepNoise {
     /// Buffers for a guide and objective, filled with zeros.
+    ///
+    /// # Panics
+    /// When `8 · M · (d_mix + d_cond + K · d_rev)` bytes cannot be
+    /// allocated (the allocator's own abort or "capacity overflow"). Sizes
+    /// that come from input go through [`StepNoise::try_new`], which checks
+    /// them against a budget first; every function of this crate that
+    /// builds noise from a caller's `M` and `K` does.
     pub fn new<G: HierarchicalGuide>(guide: &G, objective: Diwhvi) -> Self {
         let k = if guide.mixing_dim() == 0 {
             0
         } else {
-            objective.k
+            objective.k()
         };
         let dims = [
             guide.mixing_noise_dim(),
@@ -34,12 +42,68 @@ impl StepNoise {
             guide.reverse_noise_dim(),
         ];
         Self {
-            objective: Diwhvi::new(objective.m, k),
+            objective: Diwhvi::new(objective.m(), k),
             dims,
-            mixing: vec![0.0; objective.m * dims[0]],
-            conditional: vec![0.0; objective.m * dims[1]],
-            reverse: vec![0.0; objective.m * k * dims[2]],
+            mixing: vec![0.0; objective.m() * dims[0]],
+            conditional: vec![0.0; objective.m() * dims[1]],
+            reverse: vec![0.0; objective.m() * k * dims[2]],
         }
+    }
+
+    /// [`StepNoise::new`] after checking its size against `budget` bytes
+    /// ([`check_size`], without a tape).
+    ///
+    /// # Errors
+    /// [`InputError::TooLarge`].
+    ///
+    /// ```
+    /// use iwhvi_core::guide::SemiImplicit;
+    /// use iwhvi_core::input::{InputError, DEFAULT_MEMORY_BUDGET};
+    /// use iwhvi_core::objective::{Diwhvi, StepNoise};
+    /// let guide = SemiImplicit::new(2, 2);
+    /// assert!(StepNoise::try_new(&guide, Diwhvi::new(4, 8), DEFAULT_MEMORY_BUDGET).is_ok());
+    /// let huge = Diwhvi::new(1, usize::MAX / 2);
+    /// assert!(matches!(StepNoise::try_new(&guide, huge, DEFAULT_MEMORY_BUDGET), Err(InputError::TooLarge { .. })));
+    /// ```
+    pub fn try_new<G: HierarchicalGuide>(
+        guide: &G,
+        objective: Diwhvi,
+        budget: u64,
+    ) -> Result<Self, InputError> {
+        check_size(guide, objective, false, budget)?;
+        Ok(Self::new(guide, objective))
+    }
+
+    /// Checks that this noise was drawn for `guide` (its noise lengths per
+    /// draw), and that outer sample `m` exists.
+    pub(crate) fn check_fits<G: HierarchicalGuide + ?Sized>(
+        &self,
+        guide: &G,
+        m: usize,
+    ) -> Result<(), InputError> {
+        let dims = [
+            guide.mixing_noise_dim(),
+            guide.conditional_noise_dim(),
+            guide.reverse_noise_dim(),
+        ];
+        let k = if guide.mixing_dim() == 0 {
+            0
+        } else {
+            self.objective.k()
+        };
+        if dims != self.dims || k != self.objective.k() {
+            return Err(InputError::NoiseMismatch {
+                noise: format!("{:?} with K = {}", self.dims, self.objective.k()),
+                guide: format!("{dims:?} with K = {k}"),
+            });
+        }
+        if m >= self.objective.m() {
+            return Err(InputError::OuterSampleOutOfRange {
+                index: m,
+                m: self.objective.m(),
+            });
+        }
+        Ok(())
     }
 
     /// Fresh noise for a guide and objective.
@@ -88,7 +152,7 @@ impl StepNoise {
 
     /// The noise of outer sample `m`'s reverse draw `ψ_{k+1}`.
     pub(super) fn reverse(&self, m: usize, k: usize) -> &[f64] {
-        let start = (m * self.objective.k + k) * self.dims[2];
+        let start = (m * self.objective.k() + k) * self.dims[2];
         &self.reverse[start..start + self.dims[2]]
     }
 }

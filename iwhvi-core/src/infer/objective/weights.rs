@@ -160,7 +160,7 @@ impl<T: Scalar> Buffers<T> {
             weights,
         } = self;
         weights.clear();
-        weights.reserve(noise.objective().k + 1);
+        weights.reserve(noise.objective().k() + 1);
         if guide.mixing_dim() == 0 {
             let (p, ws) = copy(params, workspace, stopped, stop.reads(0).conditional);
             weights.push(guide.log_conditional(p, &[], u, ws));
@@ -172,7 +172,7 @@ impl<T: Scalar> Buffers<T> {
         }
         let reads = stop.reads(0);
         weights.push(weight(guide, params, psi0, u, workspace, stopped, reads));
-        for k in 0..noise.objective().k {
+        for k in 0..noise.objective().k() {
             guide.sample_reverse(params, u, noise.reverse(m, k), psi, workspace);
             let reads = stop.reads(k + 1);
             weights.push(weight(guide, params, psi, u, workspace, stopped, reads));
@@ -210,6 +210,9 @@ fn copy<'a, T>(
     match grad {
         Grad::Live => (params, workspace),
         Grad::Stopped => {
+            // Cannot fail: `Buffers::new` makes the stopped copy whenever
+            // its `Stop` stops any density, and only then is `Grad::Stopped`
+            // asked for.
             let stopped = stopped
                 .as_mut()
                 .expect("buffers built for a stop hold the stopped copy");
@@ -228,7 +231,7 @@ pub(super) fn for_each_outer_draw<G: HierarchicalGuide, T: Scalar>(
     mut visit: impl FnMut(usize, &[T], &[T]),
 ) {
     let mut buffers = Buffers::new(guide, params, stop);
-    for m in 0..noise.objective().m {
+    for m in 0..noise.objective().m() {
         buffers.draw_outer(guide, params, noise, m);
         buffers.inner_weights(guide, params, noise, m, stop);
         visit(m, &buffers.u, &buffers.weights);

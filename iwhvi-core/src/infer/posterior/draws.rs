@@ -6,10 +6,12 @@ use rand::Rng;
 use super::FittedGuide;
 use crate::guide::HierarchicalGuide;
 use crate::model::{Latents, Layout};
-use crate::objective::{Diwhvi, StepNoise, upper_bound_log_q};
+use crate::objective::{Diwhvi, StepNoise, sandwich};
 
 impl<G: HierarchicalGuide> FittedGuide<G> {
-    /// `n` draws from the guide, constrained and named.
+    /// `n` draws from the guide, constrained and named (none for `n = 0`).
+    /// The rows are allocated as they are drawn, so `n` is bounded by time
+    /// and memory, not checked up front.
     ///
     /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
     /// this library re-exports, so that versions cannot clash), e.g.
@@ -19,7 +21,7 @@ impl<G: HierarchicalGuide> FittedGuide<G> {
         let mut draws = Draws::new(&self.layout);
         for _ in 0..n {
             noise.redraw(rng);
-            let (_, u) = upper_bound_log_q(&self.guide, &self.params, &noise, 0);
+            let (_, u) = sandwich(&self.guide, &self.params, &noise, 0);
             draws.push_unconstrained(&self.layout, &u);
         }
         draws
@@ -79,6 +81,10 @@ impl Draws {
 
     /// Appends the draw `u` of the unconstrained latents, constrained.
     pub(super) fn push_unconstrained(&mut self, layout: &Layout, u: &[f64]) {
+        // Cannot fail from safe use: `FittedGuide::new` checked that the
+        // guide's `D` is the layout's, and a layout (built by `try_new` or
+        // loaded through `SavedLayout`) has only dependent bounds on scalar
+        // latents declared before them, the two errors `constrain` has.
         let latents = layout
             .constrain(u)
             .expect("the guide draws u of the model's dimension");
@@ -107,6 +113,9 @@ impl Draws {
     }
 
     /// Draw `i` as named latents.
+    ///
+    /// # Panics
+    /// If `i ≥ self.len()`, as indexing a slice does.
     pub fn latents(&self, i: usize) -> Latents {
         let row = &self.rows[i];
         Latents::from_pairs(
@@ -117,6 +126,9 @@ impl Draws {
     }
 
     /// Draw `i`, all elements in order.
+    ///
+    /// # Panics
+    /// If `i ≥ self.len()`, as indexing a slice does.
     pub fn row(&self, i: usize) -> &[f64] {
         &self.rows[i]
     }

@@ -36,8 +36,9 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
     /// The posterior approximation of a fitted guide.
     ///
     /// # Errors
-    /// [`PersistError::ParameterCount`] or [`PersistError::DimensionMismatch`]
-    /// when the parameters or the model do not fit the guide.
+    /// [`PersistError::Input`] when the parameters do not fit the guide
+    /// (wrong length, not finite) or the guide is for another `D` than the
+    /// model.
     pub fn new(model: &'a Mo, guide: &G, params: &[f64]) -> Result<Self, PersistError> {
         Ok(Self {
             model,
@@ -51,7 +52,7 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
     /// [`PersistError::LayoutMismatch`] when the model's layout is not the
     /// one the guide was fitted with.
     pub fn from_fitted(model: &'a Mo, fitted: FittedGuide<G>) -> Result<Self, PersistError> {
-        if fitted.layout != model.layout() {
+        if *fitted.layout() != model.layout() {
             return Err(PersistError::LayoutMismatch);
         }
         Ok(Self { model, fitted })

@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::guide::HierarchicalGuide;
+use crate::input::{InputError, check_params};
 use crate::model::Layout;
 
 /// A guide with its fitted parameters and the model's latent layout:
@@ -27,14 +28,28 @@ use crate::model::Layout;
 /// let draws = loaded.sample(3, &mut rand::rngs::StdRng::seed_from_u64(0));
 /// assert!(draws.column("sigma").unwrap().iter().all(|s| (s - 1.0).abs() < 1e-6));
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// The fields are private and checked by [`FittedGuide::new`]: a fitted
+/// guide always has finite parameters of the guide's length, and a layout
+/// of the guide's `D`. A saved file names the guide's type and holds the
+/// guide's configuration (only what cannot be derived), the parameters and
+/// the layout; loading rebuilds each through its constructor, so a file
+/// loads to exactly the guide that was saved or is a [`PersistError`]
+/// naming the field.
+#[derive(Clone, Debug, PartialEq)]
 pub struct FittedGuide<G> {
-    /// The guide (its configuration).
-    pub guide: G,
-    /// Its fitted parameters.
-    pub params: Vec<f64>,
-    /// The model's latents, to name and constrain draws.
-    pub layout: Layout,
+    pub(super) guide: G,
+    pub(super) params: Vec<f64>,
+    pub(super) layout: Layout,
+}
+
+/// The saved form, written in this order.
+#[derive(Serialize)]
+struct Saved<'a, G> {
+    guide_type: String,
+    guide: &'a G,
+    params: &'a [f64],
+    layout: &'a Layout,
 }
 
 /// Why a fitted guide could not be built, saved or loaded.
@@ -49,50 +64,75 @@ pub enum PersistError {
         /// What the system said.
         source: std::io::Error,
     },
-    /// The JSON did not describe a fitted guide of this type.
-    #[error("not a fitted guide of this type: {0}")]
+    /// The text is not JSON, or not a JSON object.
+    #[error("not a fitted guide: {0}")]
     Json(#[from] serde_json::Error),
-    /// The parameters do not fit the guide.
-    #[error("the guide has {expected} parameters but {found} were given")]
-    ParameterCount {
-        /// What the guide needs.
-        expected: usize,
-        /// What was given or loaded.
-        found: usize,
+    /// One field of the file is missing, unknown or holds a value of the
+    /// wrong form (for the guide: one its constructor rejects).
+    #[error("field `{field}` of the saved guide: {message}")]
+    Field {
+        /// The top-level field: `guide_type`, `guide`, `params`, `layout`,
+        /// or the name of a field the format does not have.
+        field: String,
+        /// What is wrong with it.
+        message: String,
     },
+    /// The file holds a guide of another type than the one asked for.
+    #[error("the file holds a {found} guide, not a {expected}")]
+    GuideType {
+        /// The type asked for.
+        expected: String,
+        /// The type the file names.
+        found: String,
+    },
+    /// The parameters or the layout do not fit the guide (wrong count,
+    /// non-finite, another `D`).
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// The model's layout differs from the one the guide was fitted with
     /// (other latents, shapes or supports).
     #[error("the model's layout is not the one the guide was fitted with")]
     LayoutMismatch,
-    /// The guide is for another number of latents than the layout names.
-    #[error("the guide is for {guide} unconstrained latents but the model's layout has {layout}")]
-    DimensionMismatch {
-        /// The guide's `D`.
-        guide: usize,
-        /// The layout's `D`.
-        layout: usize,
-    },
+}
+
+/// The name a saved file gives the guide's type: its type name without
+/// module paths (`MeanField`, `Preconditioned<SemiImplicit>`).
+fn guide_type_name<G>() -> String {
+    let full = std::any::type_name::<G>();
+    let mut out = String::with_capacity(full.len());
+    let mut word = String::new();
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+        } else if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            word.clear();
+        } else {
+            out.push_str(&word);
+            word.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&word);
+    out
 }
 
 impl<G: HierarchicalGuide> FittedGuide<G> {
     /// A fitted guide.
     ///
     /// # Errors
-    /// [`PersistError::ParameterCount`] or [`PersistError::DimensionMismatch`]
-    /// when the parameters or the layout do not fit the guide.
+    /// [`PersistError::Input`] when the parameters do not fit the guide
+    /// ([`InputError::WrongParameterCount`], [`InputError::NonFiniteParameter`])
+    /// or the layout is for another `D` ([`InputError::DimensionMismatch`]).
     pub fn new(guide: G, params: Vec<f64>, layout: Layout) -> Result<Self, PersistError> {
-        let expected = guide.param_layout().len();
-        if params.len() != expected {
-            return Err(PersistError::ParameterCount {
-                expected,
-                found: params.len(),
-            });
-        }
+        check_params(&guide, &params)?;
         if guide.latent_dim() != layout.dim() {
-            return Err(PersistError::DimensionMismatch {
+            return Err(InputError::DimensionMismatch {
+                model: layout.dim(),
                 guide: guide.latent_dim(),
-                layout: layout.dim(),
-            });
+            }
+            .into());
         }
         Ok(Self {
             guide,
@@ -100,25 +140,120 @@ impl<G: HierarchicalGuide> FittedGuide<G> {
             layout,
         })
     }
+
+    /// The guide (its configuration).
+    pub fn guide(&self) -> &G {
+        &self.guide
+    }
+
+    /// The fitted parameters.
+    pub fn params(&self) -> &[f64] {
+        &self.params
+    }
+
+    /// The model's latents, to name and constrain draws.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The guide, the parameters and the layout.
+    pub fn into_parts(self) -> (G, Vec<f64>, Layout) {
+        (self.guide, self.params, self.layout)
+    }
 }
 
 impl<G: HierarchicalGuide + Serialize + DeserializeOwned> FittedGuide<G> {
-    /// The fitted guide as JSON.
+    /// The fitted guide as JSON: `guide_type`, `guide`, `params`, `layout`.
     ///
     /// # Errors
-    /// [`PersistError::Json`].
+    /// [`PersistError::Input`] with [`InputError::NonFiniteParameter`] if a
+    /// parameter is not finite (JSON has no NaN; [`FittedGuide::new`]
+    /// already refuses one, so this is a second line);
+    /// [`PersistError::Json`] if the guide cannot be written.
     pub fn to_json(&self) -> Result<String, PersistError> {
-        Ok(serde_json::to_string_pretty(self)?)
+        check_params(&self.guide, &self.params)?;
+        Ok(serde_json::to_string_pretty(&Saved {
+            guide_type: guide_type_name::<G>(),
+            guide: &self.guide,
+            params: &self.params,
+            layout: &self.layout,
+        })?)
     }
 
-    /// A fitted guide from JSON.
+    /// A fitted guide from JSON, each field rebuilt through its
+    /// constructor and the whole through [`FittedGuide::new`].
     ///
     /// # Errors
-    /// [`PersistError::Json`], [`PersistError::ParameterCount`],
-    /// [`PersistError::DimensionMismatch`].
+    /// [`PersistError::Json`] for text that is not a JSON object;
+    /// [`PersistError::GuideType`] for a file of another guide type;
+    /// [`PersistError::Field`] naming a missing, unknown or invalid field;
+    /// [`PersistError::Input`] when the fields do not fit together.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{FullRank, MeanField};
+    /// use iwhvi_core::model::{Layout, LatentSpec};
+    /// use iwhvi_core::posterior::{FittedGuide, PersistError};
+    /// use iwhvi_core::transforms::Transform;
+    ///
+    /// let layout = Layout::new(vec![LatentSpec::scalar("x", Transform::Identity)]);
+    /// let json = FittedGuide::new(MeanField::new(1), vec![0.5, 0.0], layout).unwrap().to_json().unwrap();
+    /// match FittedGuide::<FullRank>::from_json(&json) {
+    ///     Err(PersistError::GuideType { expected, found }) => {
+    ///         assert_eq!((expected.as_str(), found.as_str()), ("FullRank", "MeanField"));
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
     pub fn from_json(json: &str) -> Result<Self, PersistError> {
-        let fitted: Self = serde_json::from_str(json)?;
-        Self::new(fitted.guide, fitted.params, fitted.layout)
+        let value: serde_json::Value = serde_json::from_str(json)?;
+        let serde_json::Value::Object(mut fields) = value else {
+            return Err(PersistError::Field {
+                field: "guide_type".into(),
+                message: "the file is not a JSON object".into(),
+            });
+        };
+        let expected = guide_type_name::<G>();
+        match fields.remove("guide_type") {
+            Some(serde_json::Value::String(found)) if found == expected => {}
+            Some(serde_json::Value::String(found)) => {
+                return Err(PersistError::GuideType { expected, found });
+            }
+            Some(other) => {
+                return Err(PersistError::Field {
+                    field: "guide_type".into(),
+                    message: format!("a type name was expected, found {other}"),
+                });
+            }
+            None => {
+                return Err(PersistError::Field {
+                    field: "guide_type".into(),
+                    message: "missing".into(),
+                });
+            }
+        }
+        fn take<T: DeserializeOwned>(
+            fields: &mut serde_json::Map<String, serde_json::Value>,
+            field: &'static str,
+        ) -> Result<T, PersistError> {
+            let value = fields.remove(field).ok_or_else(|| PersistError::Field {
+                field: field.into(),
+                message: "missing".into(),
+            })?;
+            serde_json::from_value(value).map_err(|e| PersistError::Field {
+                field: field.into(),
+                message: e.to_string(),
+            })
+        }
+        let guide: G = take(&mut fields, "guide")?;
+        let params: Vec<f64> = take(&mut fields, "params")?;
+        let layout: Layout = take(&mut fields, "layout")?;
+        if let Some(unknown) = fields.keys().next() {
+            return Err(PersistError::Field {
+                field: unknown.clone(),
+                message: "not a field of a saved guide".into(),
+            });
+        }
+        Self::new(guide, params, layout)
     }
 
     /// Writes the JSON to `path`.

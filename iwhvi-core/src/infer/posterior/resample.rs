@@ -4,8 +4,9 @@ use rand::{Rng, RngExt};
 
 use super::{Draws, Posterior, pareto_k_hat};
 use crate::guide::HierarchicalGuide;
+use crate::input::{DEFAULT_MEMORY_BUDGET, InputError, check_values};
 use crate::model::Model;
-use crate::objective::{Diwhvi, StepNoise, upper_bound_log_q};
+use crate::objective::{Diwhvi, StepNoise};
 use crate::special::log_sum_exp;
 
 /// Draws resampled by their importance weights, with the diagnostics of
@@ -33,7 +34,7 @@ impl ResampledDraws {
 }
 
 /// Why importance resampling has nothing to resample.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResampleError {
     /// `proposals` was 0.
@@ -64,12 +65,21 @@ pub enum ResampleError {
         /// How many there were.
         proposals: usize,
     },
+    /// No draws asked for, or more proposals, draws or inner samples than
+    /// fit in [`DEFAULT_MEMORY_BUDGET`].
+    #[error(transparent)]
+    Input(#[from] InputError),
 }
 
 impl<Mo: Model, G: HierarchicalGuide + Clone> Posterior<'_, Mo, G> {
     /// The log importance weights `log p(x, u) − U_K(u)` (the bound's own
     /// weights on the guide's extended space) of `proposals` draws, with the
     /// unconstrained draws.
+    ///
+    /// # Errors
+    /// [`InputError::TooLarge`] when the draws (`proposals × (D + 1)`
+    /// values) or the noise of `k` inner samples would need more than
+    /// [`DEFAULT_MEMORY_BUDGET`].
     ///
     /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
     /// this library re-exports, so that versions cannot clash), e.g.
@@ -79,18 +89,24 @@ impl<Mo: Model, G: HierarchicalGuide + Clone> Posterior<'_, Mo, G> {
         proposals: usize,
         k: usize,
         rng: &mut R,
-    ) -> (Vec<f64>, Vec<Vec<f64>>) {
+    ) -> Result<(Vec<f64>, Vec<Vec<f64>>), InputError> {
         let guide = &self.fitted.guide;
-        let mut noise = StepNoise::new(guide, Diwhvi::new(1, k));
+        check_values(
+            || format!("{proposals} proposals"),
+            proposals,
+            guide.latent_dim() + 1,
+            DEFAULT_MEMORY_BUDGET,
+        )?;
+        let mut noise = StepNoise::try_new(guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?;
         let mut weights = Vec::with_capacity(proposals);
         let mut us = Vec::with_capacity(proposals);
         for _ in 0..proposals {
             noise.redraw(rng);
-            let (sandwich, u) = upper_bound_log_q(guide, &self.fitted.params, &noise, 0);
+            let (sandwich, u) = crate::objective::sandwich(guide, &self.fitted.params, &noise, 0);
             weights.push(self.model.log_joint(&u) - sandwich.upper);
             us.push(u);
         }
-        (weights, us)
+        Ok((weights, us))
     }
 
     /// Sampling-importance-resampling: `proposals` guide draws weighted by
@@ -106,7 +122,9 @@ impl<Mo: Model, G: HierarchicalGuide + Clone> Posterior<'_, Mo, G> {
     /// # Errors
     /// [`ResampleError`]: no proposals, a NaN or `+∞` weight (a model or
     /// guide that returns NaN or an infinite density at a draw: the
-    /// proposal is named), or no proposal with a finite weight.
+    /// proposal is named), or no proposal with a finite weight;
+    /// [`ResampleError::Input`] for `n = 0` or sizes over
+    /// [`DEFAULT_MEMORY_BUDGET`].
     pub fn sample_importance_resampled<R: Rng + ?Sized>(
         &self,
         n: usize,
@@ -117,7 +135,21 @@ impl<Mo: Model, G: HierarchicalGuide + Clone> Posterior<'_, Mo, G> {
         if proposals == 0 {
             return Err(ResampleError::NoProposals);
         }
-        let (log_w, us) = self.log_weights(proposals, k, rng);
+        if n == 0 {
+            return Err(InputError::InvalidSetting {
+                setting: "n",
+                value: "0".into(),
+                requirement: "importance resampling draws at least one draw",
+            }
+            .into());
+        }
+        check_values(
+            || format!("{n} resampled draws"),
+            n,
+            self.fitted.layout.element_names().len(),
+            DEFAULT_MEMORY_BUDGET,
+        )?;
+        let (log_w, us) = self.log_weights(proposals, k, rng)?;
         if let Some(proposal) = log_w.iter().position(|w| w.is_nan()) {
             return Err(ResampleError::NanWeight { proposal });
         }

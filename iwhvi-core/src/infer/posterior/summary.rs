@@ -16,9 +16,10 @@ impl Draws {
     /// `mcse_mean = sd / √n` (independent draws, as a guide's own draws
     /// are; for importance-resampled draws use
     /// [`ResampledDraws::summary`](super::ResampledDraws::summary), which
-    /// divides by the weights' effective sample size instead). Fewer than
-    /// two draws leave the sd and the standard error NaN (no draws: the
-    /// mean and quantiles too).
+    /// divides by the weights' effective sample size instead). One draw
+    /// leaves the sd and the standard error NaN (no spread to estimate).
+    /// No draws give a summary with no rows: [`Summary::get`] is `None`
+    /// for every name, rather than a row of NaN.
     ///
     /// ```
     /// use iwhvi_core::model::Latents;
@@ -39,6 +40,9 @@ impl Draws {
 
     /// [`summary`](Draws::summary) with the standard error `sd / √ess`.
     pub(super) fn summary_with_ess(&self, ess: f64) -> Summary {
+        if self.rows.is_empty() {
+            return Summary { rows: Vec::new() };
+        }
         let rows = self
             .names
             .iter()
