@@ -4,8 +4,8 @@
 //! `iwhvi-macros/tests/ui.rs`).
 
 mod guide_macro;
-mod invalid_parameters;
 mod guide_unconstrained;
+mod invalid_parameters;
 mod model_language;
 mod model_macro;
 // `pub`, so that its `#![deny(missing_docs)]` sees the generated items as

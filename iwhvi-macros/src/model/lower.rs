@@ -11,8 +11,7 @@ use super::ast::{Constraint, DistCall, Elem, Field, Model, Role, Shape};
 use super::check;
 use super::plan::{
     Affine, Bounds, Data, DataParam, Dependent, DependentAffine, Derived, Latent, LatentSupport,
-    LinearTerm,
-    Observed, Plan, PlatePlan, Step, Transform,
+    LinearTerm, Observed, Plan, PlatePlan, Step, Transform,
 };
 use crate::ctxt::Ctxt;
 use crate::family::{self, Family, Param, Support};

@@ -185,9 +185,9 @@ fn step(l: &Latent<'_>, checked: bool) -> TokenStream {
                 #scalar_density
             }
         } else {
-            let log_jacobian = jacobian(
-                quote!(::iwhvi::__private::Scalar::ln(__multiplier) * (__n as f64)),
-            );
+            let log_jacobian = jacobian(quote!(
+                ::iwhvi::__private::Scalar::ln(__multiplier) * (__n as f64)
+            ));
             quote! {
                 let (__offset, __multiplier) = (#offset, #multiplier);
                 let __n = #len;
