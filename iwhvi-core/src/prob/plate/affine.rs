@@ -146,19 +146,31 @@ pub(crate) fn within<R>(store: Option<Arc<Store>>, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// The recorded coefficients of `plate` for operands of these `sizes`, when
-/// a scope is open and the plate has a key: recorded now if this is the
-/// first time (`None` if it is not affine).
-pub(crate) fn lookup<P: Plate>(
+/// The recorded coefficients of `plate` for these operands, when a scope
+/// is open and the plate has a key: recorded now, at the operands' values,
+/// if this is the first time (`None` if it is not affine). Without a scope
+/// or a key this costs nothing (the operands' values are read only to
+/// record).
+pub(crate) fn lookup<P: Plate, T: Scalar>(
     plate: &P,
-    sizes: &[usize],
-    values: &[&[f64]],
+    operands: &[&[T]],
 ) -> Option<Arc<AffineCache>> {
     let key = plate.cache_key()?;
     let store = current()?;
     let slot = store.slot(key);
-    let cache = slot.get_or_init(|| AffineCache::record(plate, sizes, values).map(Arc::new));
-    cache.as_ref().filter(|c| c.sizes == sizes).cloned()
+    let cache = slot.get_or_init(|| {
+        let values: Vec<Vec<f64>> = operands
+            .iter()
+            .map(|g| g.iter().map(|v| v.value()).collect())
+            .collect();
+        let groups: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
+        let sizes: Vec<usize> = operands.iter().map(|g| g.len()).collect();
+        AffineCache::record(plate, &sizes, &groups).map(Arc::new)
+    });
+    let fits = |c: &&Arc<AffineCache>| {
+        c.sizes.len() == operands.len() && c.sizes.iter().zip(operands).all(|(&n, g)| n == g.len())
+    };
+    cache.as_ref().filter(fits).cloned()
 }
 
 /// One argument's coefficients over the elements.
@@ -574,14 +586,17 @@ fn probe<P: Plate>(
                 .collect()
         })
         .collect();
+    let passes: Vec<Vec<&[Probe<W>]>> = passes
+        .iter()
+        .map(|seeded| seeded.iter().map(Vec::as_slice).collect())
+        .collect();
     let mut out = [Probe::<W>::constant(0.0); MAX_ARGS];
     let mut row: Vec<(usize, usize, f64)> = Vec::new();
     TAINTED.with(|t| t.set(false));
     for i in 0..plate.len() {
         row.clear();
-        for (pass, seeded) in passes.iter().enumerate() {
-            let groups: Vec<&[Probe<W>]> = seeded.iter().map(Vec::as_slice).collect();
-            plate.args::<Probe<W>>(i, &groups, &mut out[..arity]);
+        for (pass, groups) in passes.iter().enumerate() {
+            plate.args::<Probe<W>>(i, groups, &mut out[..arity]);
             if TAINTED.with(Cell::get) {
                 return None;
             }
@@ -1085,8 +1100,7 @@ mod tests {
             &p[1 + groups..1 + groups + plate.d],
             &p[1 + groups + plate.d..],
         ];
-        let sizes: Vec<usize> = values.iter().map(|v| v.len()).collect();
-        with_plate_cache(|| lookup(plate, &sizes, &values))
+        with_plate_cache(|| lookup(plate, &values))
     }
 
     #[test]
@@ -1105,14 +1119,7 @@ mod tests {
         // Outside a scope nothing is recorded.
         let plate = opaque(5, 2, 2, Form::Affine);
         let p = [0.0; 6];
-        assert!(
-            lookup(
-                &plate,
-                &[1, 2, 2, 1],
-                &[&p[..1], &p[1..3], &p[3..5], &p[5..]]
-            )
-            .is_none()
-        );
+        assert!(lookup(&plate, &[&p[..1], &p[1..3], &p[3..5], &p[5..]]).is_none());
     }
 
     #[test]
@@ -1235,7 +1242,7 @@ mod tests {
             );
         }
         let values: Vec<f64> = beta.iter().map(|b| b.value).collect();
-        let cache = with_plate_cache(|| lookup(&plate, &[d], &[&values[..]])).expect("affine");
+        let cache = with_plate_cache(|| lookup(&plate, &[&values[..]])).expect("affine");
         assert!(cache.replays(), "a left fold in operand order is replayed");
     }
 
@@ -1279,7 +1286,7 @@ mod tests {
         let values: Vec<f64> = beta.iter().map(|b| b.value).collect();
         let plain = preaccumulate(&plate, Dual::constant(0.0), &[&beta[..]]);
         with_plate_cache(|| {
-            let cache = lookup(&plate, &[d], &[&values[..]]).expect("affine");
+            let cache = lookup(&plate, &[&values[..]]).expect("affine");
             assert!(!cache.replays());
             let r = preaccumulate(&plate, Dual::constant(0.0), &[&beta[..]]);
             assert_eq!(r.value.to_bits(), plain.value.to_bits());

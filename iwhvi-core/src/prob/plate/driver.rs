@@ -168,16 +168,13 @@ pub fn preaccumulate<T: Scalar, P: Plate>(plate: &P, lp: T, operands: &[&[T]]) -
     let recorded = if P::LINEAR {
         None
     } else {
-        let values = plain(operands);
-        let groups: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
-        let sizes: Vec<usize> = operands.iter().map(|g| g.len()).collect();
-        affine::lookup(plate, &sizes, &groups).map(|cache| (cache, values))
+        affine::lookup(plate, operands)
     };
     let value = match m {
         _ if P::LINEAR => linear(plate, lp.value(), operands, &mut partials[1..]),
         _ if recorded.is_some() => {
-            let (cache, values) = recorded.as_ref().expect("checked above");
-            recorded_affine(plate, lp.value(), values, cache, &mut partials[1..])
+            let cache = recorded.as_ref().expect("checked above");
+            recorded_affine(plate, lp.value(), operands, cache, &mut partials[1..])
         }
         1 => tangents::<T, P, 1>(plate, lp.value(), operands, &mut partials[1..]),
         2 => tangents::<T, P, 2>(plate, lp.value(), operands, &mut partials[1..]),
@@ -273,17 +270,44 @@ fn value_only<P: Plate>(plate: &P, mut acc: f64, groups: &[&[f64]]) -> f64 {
     acc
 }
 
+/// The `f64` gradient paths' block loop: for each block, `fill` writes the
+/// arguments (argument `a` of element `start + b` at `a · width + b`) and
+/// the observations, the kernel gives the value and `ḡ`, and
+/// `add(start, len, ḡ, width)` adds the block's partials. Returns
+/// `acc + Σᵢ log f(obsᵢ | argsᵢ)`.
+fn f64_blocks<P: Plate>(
+    plate: &P,
+    mut acc: f64,
+    mut fill: impl FnMut(usize, usize, usize, &mut [f64], &mut Vec<<P::Kernel as PlateKernel>::Obs>),
+    mut add: impl FnMut(usize, usize, &[f64], usize),
+) -> f64 {
+    let (n, arity, kernel) = (plate.len(), P::Kernel::ARGS, plate.kernel());
+    let width = n.min(BLOCK);
+    let mut columns = vec![0.0; arity * width];
+    let mut grad = vec![0.0; arity * width];
+    let mut obs = Vec::with_capacity(width);
+    for start in (0..n).step_by(BLOCK) {
+        let end = block_end(start, n);
+        let len = end - start;
+        fill(start, end, width, &mut columns, &mut obs);
+        let args = block_args(&columns, width, len);
+        let mut views = block_grads(&mut grad, width, len);
+        acc = kernel.block(acc, &obs, &args[..arity], &mut views[..arity]);
+        add(start, len, &grad, width);
+    }
+    acc
+}
+
 /// The gradient path of a [`Plate::LINEAR`] plate: the arguments in
 /// `f64`, the derivatives `∂arg/∂θ` from `linear_terms`, so that
 /// `∂/∂θⱼ = Σᵢ Σ_terms ḡₐ,ᵢ · coefficient` is a plain `f64` accumulation,
 /// in element order.
 fn linear<T: Scalar, P: Plate>(
     plate: &P,
-    mut acc: f64,
+    acc: f64,
     operands: &[&[T]],
     partials: &mut [f64],
 ) -> f64 {
-    let (n, arity, kernel) = (plate.len(), P::Kernel::ARGS, plate.kernel());
     let values = plain(operands);
     let groups: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
     let mut offsets = Vec::with_capacity(groups.len());
@@ -292,83 +316,73 @@ fn linear<T: Scalar, P: Plate>(
         offsets.push(total);
         total += g.len();
     }
-    let width = n.min(BLOCK);
-    let mut columns = vec![0.0; arity * width];
-    let mut grad = vec![0.0; arity * width];
-    let mut obs = Vec::with_capacity(width);
     let mut terms = Vec::new();
-    for start in (0..n).step_by(BLOCK) {
-        let end = block_end(start, n);
-        let len = end - start;
-        fill_block(
-            plate,
-            (start, end, width),
-            &groups,
-            &mut columns,
-            &mut obs,
-            |_, _: f64| {},
-        );
-        let args = block_args(&columns, width, len);
-        let mut views = block_grads(&mut grad, width, len);
-        acc = kernel.block(acc, &obs, &args[..arity], &mut views[..arity]);
-        for i in start..end {
-            terms.clear();
-            plate.linear_terms(i, &offsets, &mut terms);
-            for &(a, j, coefficient) in &terms {
-                let g = grad[a * width + (i - start)];
-                // A rejected element has no partials (as in `tangents`).
-                if g != 0.0 {
-                    partials[j] += g * coefficient;
+    f64_blocks(
+        plate,
+        acc,
+        |start, end, width, columns, obs| {
+            fill_block(
+                plate,
+                (start, end, width),
+                &groups,
+                columns,
+                obs,
+                |_, _: f64| {},
+            );
+        },
+        |start, len, grad, width| {
+            for i in start..start + len {
+                terms.clear();
+                plate.linear_terms(i, &offsets, &mut terms);
+                for &(a, j, coefficient) in &terms {
+                    let g = grad[a * width + (i - start)];
+                    // A rejected element has no partials (as in `tangents`).
+                    if g != 0.0 {
+                        partials[j] += g * coefficient;
+                    }
                 }
             }
-        }
-    }
-    acc
+        },
+    )
 }
 
 /// The gradient path of a plate whose arguments were found affine
 /// ([`affine`]): the arguments in `f64` (the same bits as
 /// [`value_only`]: the plate's own code, or its recorded left fold
-/// replayed, the same operations), their recorded derivatives times the kernel's
-/// partials added in element order, the order of [`tangents`] (so the same
-/// bits as it gives, whenever the kernel's partials are finite).
-fn recorded_affine<P: Plate>(
+/// replayed, the same operations), their recorded derivatives times the
+/// kernel's partials added in element order, the order of [`tangents`] (so
+/// the same bits as it gives, whenever the kernel's partials are finite).
+fn recorded_affine<T: Scalar, P: Plate>(
     plate: &P,
-    mut acc: f64,
-    values: &[Vec<f64>],
+    acc: f64,
+    operands: &[&[T]],
     cache: &affine::AffineCache,
     partials: &mut [f64],
 ) -> f64 {
-    let (n, arity, kernel) = (plate.len(), P::Kernel::ARGS, plate.kernel());
+    let values = plain(operands);
     let groups: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
     let theta: Vec<f64> = values.concat();
-    let width = n.min(BLOCK);
-    let mut columns = vec![0.0; arity * width];
-    let mut grad = vec![0.0; arity * width];
-    let mut obs = Vec::with_capacity(width);
-    for start in (0..n).step_by(BLOCK) {
-        let end = block_end(start, n);
-        let len = end - start;
-        if cache.replays() {
-            cache.replay(start, len, &theta, &mut columns, width);
-            obs.clear();
-            obs.extend((start..end).map(|i| plate.obs(i)));
-        } else {
-            fill_block(
-                plate,
-                (start, end, width),
-                &groups,
-                &mut columns,
-                &mut obs,
-                |_, _: f64| {},
-            );
-        }
-        let args = block_args(&columns, width, len);
-        let mut views = block_grads(&mut grad, width, len);
-        acc = kernel.block(acc, &obs, &args[..arity], &mut views[..arity]);
-        cache.accumulate(start, len, &grad, width, partials);
-    }
-    acc
+    f64_blocks(
+        plate,
+        acc,
+        |start, end, width, columns, obs| {
+            if cache.replays() {
+                cache.replay(start, end - start, &theta, columns, width);
+                obs.clear();
+                obs.extend((start..end).map(|i| plate.obs(i)));
+            } else {
+                fill_block(
+                    plate,
+                    (start, end, width),
+                    &groups,
+                    columns,
+                    obs,
+                    |_, _: f64| {},
+                );
+            }
+        },
+        |start, len, grad, width| cache.accumulate(start, len, grad, width, partials),
+    )
 }
 
 /// The gradient path with `W` lanes: returns the value and adds
