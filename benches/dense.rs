@@ -29,11 +29,15 @@
 //! faer's and gemm's results equal nalgebra's to `1e-12` relative to
 //! `Σ_l |a_il| |b_lj|` in every element.
 //!
-//! nalgebra's `gemm_tr` (the library's `weight`) is a loop of `gemv_tr`
-//! over the output's columns and never reaches matrixmultiply; the fourth
-//! variant of `weight`, `nalgebra-view`, is nalgebra's `gemm` on `Ψᵀ` as a
-//! strided view (row stride `K+1`), which does (when every dimension
-//! exceeds nalgebra's threshold of 5), with no new dependency.
+//! nalgebra's `gemm_tr` (the library's `weight` before 2026-11-30) is a
+//! loop of `gemv_tr` over the output's columns and never reaches
+//! matrixmultiply; the fourth variant of `weight`, `strided`, is
+//! matrixmultiply's `dgemm` reading `Ψᵀ` through the strides of `Ψ`'s
+//! storage (row stride `K+1`), which is what the library runs now
+//! (`fused.rs::transposed_product`). An earlier version of this bench
+//! called nalgebra's `gemm` on a strided view instead; below nalgebra's
+//! size threshold of 5 (K = 0) that falls back to a `gemv` which
+//! iterates over the view's whole storage span, out of bounds.
 //!
 //! ```sh
 //! cargo bench -p iwhvi-benches --features compare-dense --bench dense --no-run
@@ -99,9 +103,9 @@ impl Buffers {
 #[derive(Clone, Copy, Debug)]
 enum Imp {
     Nalgebra,
-    /// `weight` only: nalgebra's `gemm` (not `gemm_tr`) on `Ψᵀ` as a
-    /// strided view, which reaches matrixmultiply.
-    NalgebraView,
+    /// `weight` only: matrixmultiply's `dgemm` on `Ψᵀ` read through
+    /// strides (the library's `weight`).
+    Strided,
     Faer,
     Gemm,
 }
@@ -109,7 +113,7 @@ enum Imp {
 /// The implementations of `product`, in the order they are timed.
 fn imps(product: &str) -> &'static [Imp] {
     if product == "weight" {
-        &[Imp::Nalgebra, Imp::NalgebraView, Imp::Faer, Imp::Gemm]
+        &[Imp::Nalgebra, Imp::Strided, Imp::Faer, Imp::Gemm]
     } else {
         &[Imp::Nalgebra, Imp::Faer, Imp::Gemm]
     }
@@ -119,7 +123,7 @@ impl Imp {
     fn name(self) -> &'static str {
         match self {
             Imp::Nalgebra => "nalgebra",
-            Imp::NalgebraView => "nalgebra-view",
+            Imp::Strided => "strided",
             Imp::Faer => "faer",
             Imp::Gemm => "gemm",
         }
@@ -177,7 +181,7 @@ fn forward(imp: Imp, s: &mut Buffers) {
     let (k1, d, big_d) = (s.k1, s.d, s.big_d);
     let inner = k1 - 1;
     match imp {
-        Imp::Nalgebra | Imp::NalgebraView => {
+        Imp::Nalgebra | Imp::Strided => {
             let weight_t = DMatrixView::from_slice(&s.weight_params, d, big_d);
             s.mean
                 .rows_mut(1, inner)
@@ -212,7 +216,7 @@ fn adjoint(imp: Imp, s: &mut Buffers) {
     let (k1, d, big_d) = (s.k1, s.d, s.big_d);
     let inner = k1 - 1;
     match imp {
-        Imp::Nalgebra | Imp::NalgebraView => {
+        Imp::Nalgebra | Imp::Strided => {
             s.psi_bar
                 .rows_mut(1, inner)
                 .gemm(1.0, &s.mean_bar.rows(1, inner), &s.weight, 0.0);
@@ -257,14 +261,32 @@ fn weight(imp: Imp, s: &mut Buffers) {
                 0.0,
             );
         }
-        Imp::NalgebraView => {
-            let psi_t = DMatrixView::from_slice_with_strides(s.psi.as_slice(), d, k1, k1, 1);
-            DMatrixViewMut::from_slice(&mut s.weight_bar, d, big_d).gemm(
-                1.0,
-                &psi_t,
-                &s.mean_bar,
-                0.0,
-            );
+        Imp::Strided => {
+            assert_eq!(s.psi.shape(), (k1, d));
+            assert_eq!(s.mean_bar.shape(), (k1, big_d));
+            assert_eq!(s.weight_bar.len(), d * big_d);
+            // SAFETY: `psi` is `k1 × d` and `mean_bar` `k1 × big_d`, both
+            // contiguous column-major; `weight_bar` holds `d × big_d`
+            // (asserted above); every index dgemm forms lies inside its
+            // slice, and the output is a unique borrow.
+            unsafe {
+                matrixmultiply::dgemm(
+                    d,
+                    k1,
+                    big_d,
+                    1.0,
+                    s.psi.as_ptr(),
+                    k1 as isize,
+                    1,
+                    s.mean_bar.as_ptr(),
+                    1,
+                    k1 as isize,
+                    0.0,
+                    s.weight_bar.as_mut_ptr(),
+                    1,
+                    d as isize,
+                );
+            }
         }
         Imp::Faer => {
             let dst = MatMut::from_column_major_slice_mut(&mut s.weight_bar, d, big_d);

@@ -70,7 +70,7 @@
 
 use std::ops::Range;
 
-use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
+use nalgebra::{DMatrix, DMatrixView};
 use rayon::prelude::*;
 
 use super::{ChainedModel, GradientEstimator, ObjectiveError, StepNoise};
@@ -404,6 +404,52 @@ fn affine_rows(params: &[f64], layer: &Layer, input: &DMatrix<f64>, out: &mut DM
     }
 }
 
+/// `out = Xᵀ Ȳ` into `out` (`X.ncols() × Ȳ.ncols()`, column-major), as
+/// one blocked matrixmultiply `dgemm` that reads `Xᵀ` through strides of
+/// `X`'s own storage. nalgebra's `gemm_tr` runs one dot product per
+/// element (0.2–0.5× the time at d, D ≥ 50: `benches/dense.rs`,
+/// docs/PERFORMANCE.md), and its `gemm` on a strided view reads past the
+/// view below matrixmultiply's size threshold (nalgebra 0.35's
+/// `axcpy_uninit` iterates over the view's storage span), so the product
+/// goes to matrixmultiply directly.
+fn transposed_product(x: &DMatrix<f64>, y_bar: &DMatrix<f64>, out: &mut [f64]) {
+    let (rows, m) = x.shape();
+    let n = y_bar.ncols();
+    assert_eq!(y_bar.nrows(), rows, "Xᵀ Ȳ: X and Ȳ have different rows");
+    assert_eq!(
+        out.len(),
+        m * n,
+        "Xᵀ Ȳ: the output is not X.ncols() × Ȳ.ncols()"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: `x` is `rows × m` and `y_bar` `rows × n`, both contiguous
+    // column-major (strides 1 and `rows`), and `out` holds `m × n` values
+    // (asserted above), written column-major (strides 1 and `m`). Every
+    // index dgemm forms, `i·rs + j·cs` for `i`, `j` inside those shapes, is
+    // therefore inside its slice; the three do not overlap (`out` is a
+    // unique borrow), and with `beta = 0` dgemm does not read `out`.
+    unsafe {
+        matrixmultiply::dgemm(
+            m,
+            rows,
+            n,
+            1.0,
+            x.as_ptr(),
+            rows as isize,
+            1,
+            y_bar.as_ptr(),
+            1,
+            rows as isize,
+            0.0,
+            out.as_mut_ptr(),
+            1,
+            m as isize,
+        );
+    }
+}
+
 /// The adjoints of `layer`'s parameters from its outputs' adjoints
 /// `out_bar` (all rows) and its inputs (all rows), into `slot`:
 /// `W̄ᵀ = Xᵀ Ȳ`, `b̄ = Σ_k Ȳ_k`.
@@ -413,8 +459,7 @@ fn affine_parameter_adjoint(
     out_bar: &DMatrix<f64>,
     slot: &mut [f64],
 ) {
-    DMatrixViewMut::from_slice(&mut slot[layer.weight.clone()], layer.inputs, layer.outputs)
-        .gemm_tr(1.0, input, out_bar, 0.0);
+    transposed_product(input, out_bar, &mut slot[layer.weight.clone()]);
     for (b, column) in slot[layer.bias.clone()]
         .iter_mut()
         .zip(out_bar.column_iter())
