@@ -18,7 +18,8 @@
 //! than the target (x1 sd 0.89 and 1.67 against 2, x2 sd 0.99 and 1.80
 //! against 3), and the Pareto k̂ of the weights (0.77, 0.81) says that
 //! importance resampling cannot repair that. The draws over the target's
-//! contours go to `target/banana.svg`, one panel per guide.
+//! contours go to `target/banana.svg`, one panel per guide, and each fit's
+//! bound per step to `target/banana_<guide>_trace.svg` (`iwhvi::plot`).
 //!
 //! ```sh
 //! cargo run --release --example banana
@@ -37,7 +38,7 @@ use plotters::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use iwhvi_examples::report;
+use iwhvi_examples::{pictures, report};
 
 use report::Report;
 
@@ -193,6 +194,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         &fitted.params,
         &mut rng,
     );
+    let mean_field_trace = fitted.trace;
 
     let semi_implicit = SemiImplicit::new(2, 2)
         .with_conditioning(Conditioning::Mlp { hidden: 20 })
@@ -222,6 +224,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     plot(&[mean_field, semi_implicit], &path)?;
     report.line(format!("\nplot: {}", path.display()));
     report.figure("plot", path.display().to_string());
+    pictures::trace(&report, "banana_mean_field", &mean_field_trace);
+    pictures::trace(&report, "banana_semi_implicit", &fitted.trace);
     report.finish();
     Ok(())
 }
