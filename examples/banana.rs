@@ -86,7 +86,9 @@ fn score<G: HierarchicalGuide + Clone>(
     let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 2000, rng)
         .expect("the fitted parameters fit the guide");
     let posterior = Posterior::new(model, guide, params).expect("fitted parameters fit the guide");
-    let draws = posterior.sample(50_000, rng);
+    let draws = posterior
+        .sample(50_000, rng)
+        .expect("50,000 draws fit in memory");
     let summary = draws.summary();
     let x1 = summary.get("x1").expect("a latent of the model");
     let x2 = summary.get("x2").expect("a latent of the model");

@@ -155,7 +155,9 @@ fn assess<G: HierarchicalGuide + Clone>(
     rng: &mut StdRng,
 ) -> Fitted {
     let posterior = Posterior::new(model, guide, params).expect("fitted parameters fit the guide");
-    let draws = posterior.sample(DRAWS, rng);
+    let draws = posterior
+        .sample(DRAWS, rng)
+        .expect("the draws fit in memory");
     let columns: Vec<Vec<f64>> = NAMES
         .iter()
         .map(|name| draws.column(name).expect("a latent of the model"))

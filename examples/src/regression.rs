@@ -103,7 +103,9 @@ fn assess<Mo: Model, G: HierarchicalGuide + Clone>(
     rng: &mut StdRng,
 ) -> Assessment {
     let posterior = Posterior::new(model, guide, params).expect("fitted parameters fit the guide");
-    let draws = posterior.sample(20_000, rng);
+    let draws = posterior
+        .sample(20_000, rng)
+        .expect("20,000 draws fit in memory");
     let plain = draws.summary();
     let resampled = posterior
         .sample_importance_resampled(20_000, 20_000, 16, rng)
