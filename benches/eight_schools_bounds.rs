@@ -79,7 +79,8 @@ fn run(m: usize, k: usize, engine: Engine) {
     let last_500 = fitted.trace[fitted.trace.len() - 500..].iter().sum::<f64>() / 500.0;
     let draws = Posterior::new(&EightSchools, &guide, &fitted.params)
         .expect("the fitted parameters fit the guide")
-        .sample(100_000, &mut rng);
+        .sample(100_000, &mut rng)
+        .expect("100,000 draws fit in memory");
     let (mu, tau) = (draws.column("mu").unwrap(), draws.column("tau").unwrap());
     let theta0: Vec<f64> = draws
         .column("theta_tilde[0]")

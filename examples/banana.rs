@@ -18,7 +18,8 @@
 //! than the target (x1 sd 0.89 and 1.67 against 2, x2 sd 0.99 and 1.80
 //! against 3), and the Pareto k̂ of the weights (0.77, 0.81) says that
 //! importance resampling cannot repair that. The draws over the target's
-//! contours go to `target/banana.svg`, one panel per guide.
+//! contours go to `target/banana.svg`, one panel per guide, and each fit's
+//! bound per step to `target/banana_<guide>_trace.svg` (`iwhvi::plot`).
 //!
 //! ```sh
 //! cargo run --release --example banana
@@ -37,7 +38,7 @@ use plotters::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use iwhvi_examples::report;
+use iwhvi_examples::{pictures, report};
 
 use report::Report;
 
@@ -85,7 +86,9 @@ fn score<G: HierarchicalGuide + Clone>(
     let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 2000, rng)
         .expect("the fitted parameters fit the guide");
     let posterior = Posterior::new(model, guide, params).expect("fitted parameters fit the guide");
-    let draws = posterior.sample(50_000, rng);
+    let draws = posterior
+        .sample(50_000, rng)
+        .expect("50,000 draws fit in memory");
     let summary = draws.summary();
     let x1 = summary.get("x1").expect("a latent of the model");
     let x2 = summary.get("x2").expect("a latent of the model");
@@ -193,6 +196,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         &fitted.params,
         &mut rng,
     );
+    let mean_field_trace = fitted.trace;
 
     let semi_implicit = SemiImplicit::new(2, 2)
         .with_conditioning(Conditioning::Mlp { hidden: 20 })
@@ -222,6 +226,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     plot(&[mean_field, semi_implicit], &path)?;
     report.line(format!("\nplot: {}", path.display()));
     report.figure("plot", path.display().to_string());
+    pictures::trace(&report, "banana_mean_field", &mean_field_trace);
+    pictures::trace(&report, "banana_semi_implicit", &fitted.trace);
     report.finish();
     Ok(())
 }

@@ -71,7 +71,12 @@ fn score<Mo: Model, G: HierarchicalGuide + Clone>(
 ) {
     let posterior =
         Posterior::new(model, guide, params).expect("the fitted parameters fit the guide");
-    let plain = moments(&posterior, &posterior.sample(50_000, rng));
+    let plain = moments(
+        &posterior,
+        &posterior
+            .sample(50_000, rng)
+            .expect("50,000 draws fit in memory"),
+    );
     let resampled = posterior
         .sample_importance_resampled(20_000, 20_000, 16, rng)
         .expect("the guide has finite importance weights");
@@ -130,7 +135,9 @@ fn pictures<G: HierarchicalGuide + Clone>(
     let pairs = target.join("eight_schools_pairs.svg");
     let posterior =
         Posterior::new(model, guide, &fitted.params).expect("the fitted parameters fit the guide");
-    let draws = posterior.sample(2000, &mut StdRng::seed_from_u64(7));
+    let draws = posterior
+        .sample(2000, &mut StdRng::seed_from_u64(7))
+        .expect("2000 draws fit in memory");
     let drawn = iwhvi::plot::trace(&fitted.trace, 100, &trace)
         .and_then(|()| iwhvi::plot::pairs(&draws, None, &["mu", "tau", "theta[0]"], &pairs));
     match drawn {

@@ -9,6 +9,9 @@
 //! the DIWHVI bound with M = 1, K = 64 (for the non-hierarchical guides,
 //! the ELBO) and by its draws of v.
 //!
+//! Each fit's bound per step and each guide's draws of v and x[0] over the
+//! funnel's own go to `target/funnel_<guide>_{trace,pairs}.svg`.
+//!
 //! ```sh
 //! cargo run --release --example funnel            # the table
 //! cargo run --release --example funnel -- --json  # the figures as one JSON object
@@ -16,15 +19,20 @@
 
 use iwhvi::fit::{FitConfig, fit};
 use iwhvi::guide::{Conditioning, HierarchicalGuide, MeanField, SemiImplicit};
+use iwhvi::model::Latents;
 use iwhvi::objective::{Diwhvi, estimate_bound};
 use iwhvi::optim::Adam;
-use iwhvi::posterior::Posterior;
+use iwhvi::posterior::{Draws, Posterior};
 use iwhvi::variational;
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rand_distr::StandardNormal;
 
-use iwhvi_examples::report;
+use iwhvi_examples::{pictures, report};
 use report::Report;
+
+/// Draws of the funnel drawn under each guide's.
+const PICTURED: usize = 20_000;
 
 /// The funnel as a model with no data: its "posterior" is its prior.
 #[variational]
@@ -60,11 +68,14 @@ fn score<G: HierarchicalGuide + Clone>(
     guide: &G,
     params: &[f64],
     rng: &mut StdRng,
-) {
+) -> Draws {
     let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 2000, rng)
         .expect("the fitted parameters fit the guide");
     let posterior = Posterior::new(model, guide, params).expect("fitted parameters fit the guide");
-    let summary = posterior.sample(50_000, rng).summary();
+    let draws = posterior
+        .sample(50_000, rng)
+        .expect("50,000 draws fit in memory");
+    let summary = draws.summary();
     let v = summary.get("v").expect("a latent of the model");
     report.line(format!(
         "{name:<40} bound {:>8.3} ± {:.3}   v: mean {:>6.2}, sd {:.2}",
@@ -73,6 +84,36 @@ fn score<G: HierarchicalGuide + Clone>(
     report.figure(&format!("{key}.bound_m1_k64"), bound);
     report.figure(&format!("{key}.v_mean"), v.mean);
     report.figure(&format!("{key}.v_sd"), v.sd);
+    draws
+}
+
+/// `PICTURED` draws of the funnel itself, from a generator of their own
+/// (so that the figures do not depend on the pictures).
+fn exact_draws() -> Draws {
+    let mut rng = StdRng::seed_from_u64(7);
+    let rows: Vec<Latents> = (0..PICTURED)
+        .map(|_| {
+            let v = 3.0 * rng.sample::<f64, _>(StandardNormal);
+            let x: Vec<f64> = (0..9)
+                .map(|_| (v / 2.0).exp() * rng.sample::<f64, _>(StandardNormal))
+                .collect();
+            Latents::from_pairs([("v".to_string(), vec![v]), ("x".to_string(), x)])
+        })
+        .collect();
+    Draws::from_latents(&rows)
+}
+
+/// A guide's bound per step and its draws of v and x[0] over the funnel's.
+fn pictures(report: &Report, key: &str, trace: &[f64], draws: &Draws, exact: &Draws) {
+    let stem = format!("funnel_{key}");
+    pictures::trace(report, &stem, trace);
+    pictures::pairs(
+        report,
+        &stem,
+        draws,
+        Some((exact, "exact draws")),
+        &["v", "x[0]"],
+    );
 }
 
 fn main() {
@@ -90,7 +131,7 @@ fn main() {
         .progress(progress);
     let mean_field = MeanField::new(10);
     let fitted = fit(&model, &mean_field, Adam::new(0.01), &elbo).expect("mean-field fit");
-    score(
+    let mean_field_draws = score(
         &mut report,
         &model,
         "mean_field",
@@ -99,6 +140,7 @@ fn main() {
         &fitted.params,
         &mut rng,
     );
+    let mean_field_trace = fitted.trace;
 
     let semi_implicit = SemiImplicit::new(10, 10)
         .with_conditioning(Conditioning::Mlp { hidden: 20 })
@@ -108,7 +150,7 @@ fn main() {
         .seed(1)
         .progress(progress);
     let fitted = fit(&model, &semi_implicit, Adam::new(0.01), &config).expect("semi-implicit fit");
-    score(
+    let semi_implicit_draws = score(
         &mut report,
         &model,
         "semi_implicit",
@@ -117,10 +159,11 @@ fn main() {
         &fitted.params,
         &mut rng,
     );
+    let semi_implicit_trace = fitted.trace;
 
     let neck = Neck::new(&model).expect("the guide fits the model");
     let fitted = fit(&model, &neck, Adam::new(0.01), &elbo).expect("structured fit");
-    score(
+    let structured_draws = score(
         &mut report,
         &model,
         "structured",
@@ -128,6 +171,31 @@ fn main() {
         &neck,
         &fitted.params,
         &mut rng,
+    );
+    let structured_trace = fitted.trace;
+
+    let exact = exact_draws();
+    report.line("");
+    pictures(
+        &report,
+        "mean_field",
+        &mean_field_trace,
+        &mean_field_draws,
+        &exact,
+    );
+    pictures(
+        &report,
+        "semi_implicit",
+        &semi_implicit_trace,
+        &semi_implicit_draws,
+        &exact,
+    );
+    pictures(
+        &report,
+        "structured",
+        &structured_trace,
+        &structured_draws,
+        &exact,
     );
     report.finish();
 }

@@ -25,7 +25,8 @@
 //! falls from −44.35 (K = 0) to −48.52 (K = 100); the initial τ is worse
 //! than the prior (−32.05 to −36.46); trained, the gap falls from 1.157
 //! (HVM) to 0.036 ± 0.003 nats at K = 100. The plot of bound against K goes
-//! to `target/laplace_mixture.svg`.
+//! to `target/laplace_mixture.svg`, and the bound per step of τ's training
+//! at K = 100 to `target/laplace_mixture_k100_trace.svg` (`iwhvi::plot`).
 //!
 //! ```sh
 //! cargo run --release --example laplace_mixture
@@ -45,7 +46,7 @@ use plotters::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use iwhvi_examples::report;
+use iwhvi_examples::{pictures, report};
 
 use report::Report;
 
@@ -134,6 +135,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     ));
 
     let mut rows = Vec::new();
+    let mut last_trace = Vec::new();
     for (i, &k) in KS.iter().enumerate() {
         let config = FitConfig::new(Diwhvi::iwhvi(k))
             .max_steps(TRAINING_STEPS)
@@ -159,6 +161,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             after_gap,
             tau: trained.params,
         };
+        last_trace = trained.trace;
         let name = if k == 0 { "  (HVM)" } else { "" };
         report.line(format!(
             "{:>4}  {:>16}  {:>16}  {:>16}  {:>14}{name}",
@@ -207,6 +210,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     plot(&rows, truth, &path)?;
     report.line(format!("plot: {}", path.display()));
     report.figure("plot", path.display().to_string());
+    // The training of τ at the largest K: the bound per step is −U_K.
+    pictures::trace(&report, "laplace_mixture_k100", &last_trace);
     report.finish();
     Ok(())
 }

@@ -21,6 +21,10 @@
 //! property of the simulated data, not of the fit (a 90% interval misses
 //! one time in ten).
 //!
+//! Each fit's bound per step and each guide's draws over its
+//! importance-resampled draws go to
+//! `target/logistic_regression_<guide>_{trace,pairs}.svg` (`iwhvi::plot`).
+//!
 //! The model, `LogisticRegression`, is declared with `#[variational]` in
 //! `examples/src/regression.rs`, shared with the benches and tests.
 //!
@@ -78,6 +82,7 @@ fn main() {
         "priors beta_j ~ N(0, 2.5); true beta = {TRUE_BETA:?}"
     ));
     regression::report_both(&mut report, &TRUE_BETA, &assessments);
+    regression::pictures(&report, "logistic_regression", &assessments);
 
     report.figure("n", y.len());
     report.figure("ones", positives);

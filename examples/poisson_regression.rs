@@ -22,6 +22,10 @@
 //! sds from its true 0.4, so both 90% intervals miss it: a property of the
 //! simulated data, not of the fit (a 90% interval misses one time in ten).
 //!
+//! Each fit's bound per step and each guide's draws over its
+//! importance-resampled draws go to
+//! `target/poisson_regression_<guide>_{trace,pairs}.svg` (`iwhvi::plot`).
+//!
 //! The model, `PoissonRegression`, is declared with `#[variational]` in
 //! `examples/src/regression.rs`, shared with the benches and tests.
 //!
@@ -84,6 +88,7 @@ fn main() {
         "log link with offset ln(exposure); priors beta_j ~ N(0, 2); true beta = {TRUE_BETA:?}"
     ));
     regression::report_both(&mut report, &TRUE_BETA, &assessments);
+    regression::pictures(&report, "poisson_regression", &assessments);
 
     report.figure("n", n);
     report.figure("events", total);

@@ -9,7 +9,8 @@
 //!   models, reading the data under `examples/data/posteriordb`;
 //!   [`reference`](mod@reference): posteriordb's reference posteriors (NUTS);
 //! - [`report`]: what every example prints (text, or JSON with `--json`);
-//!   [`regression`]: the fit-and-assess code of the regression examples.
+//!   [`regression`]: the fit-and-assess code of the regression examples;
+//!   [`pictures`]: their SVGs, through `iwhvi::plot`.
 //!
 //! Paths are resolved from the repository root ([`repo_root`]), so the
 //! examples, tests and benchmarks find the data whatever their working
@@ -20,6 +21,7 @@ use std::path::Path;
 pub mod centred;
 pub mod hand_written;
 pub mod noncentred;
+pub mod pictures;
 pub mod posteriordb;
 pub mod reference;
 pub mod regression;

@@ -10,7 +10,7 @@ use iwhvi::guide::{HierarchicalGuide, MeanField, SemiImplicit};
 use iwhvi::model::Model;
 use iwhvi::objective::{Diwhvi, Estimate, estimate_bound, log_evidence};
 use iwhvi::optim::{Adam, LearningRate};
-use iwhvi::posterior::{Posterior, Summary};
+use iwhvi::posterior::{Draws, Posterior, Summary};
 use rand::rngs::StdRng;
 
 use crate::report::Report;
@@ -19,6 +19,11 @@ use nalgebra::{DMatrix, DVector};
 
 /// One fitted guide, assessed.
 pub struct Assessment {
+    /// The bound at every step of the fit.
+    trace: Vec<f64>,
+    /// The guide's own draws and the importance-resampled ones.
+    draws: Draws,
+    resampled_draws: Draws,
     plain: Summary,
     resampled: Summary,
     covers: Vec<bool>,
@@ -63,6 +68,10 @@ pub fn fit_and_assess<Mo: Model>(
         truth,
         rng,
     );
+    let mf = Assessment {
+        trace: fitted.trace,
+        ..mf
+    };
 
     let semi_implicit = SemiImplicit::new(p, p);
     let config = FitConfig::new(Diwhvi::new(1, 32))
@@ -78,6 +87,10 @@ pub fn fit_and_assess<Mo: Model>(
         truth,
         rng,
     );
+    let si = Assessment {
+        trace: fitted.trace,
+        ..si
+    };
     [mf, si]
 }
 
@@ -90,7 +103,10 @@ fn assess<Mo: Model, G: HierarchicalGuide + Clone>(
     rng: &mut StdRng,
 ) -> Assessment {
     let posterior = Posterior::new(model, guide, params).expect("fitted parameters fit the guide");
-    let plain = posterior.sample(20_000, rng).summary();
+    let draws = posterior
+        .sample(20_000, rng)
+        .expect("20,000 draws fit in memory");
+    let plain = draws.summary();
     let resampled = posterior
         .sample_importance_resampled(20_000, 20_000, 16, rng)
         .expect("the guide has finite importance weights");
@@ -104,6 +120,9 @@ fn assess<Mo: Model, G: HierarchicalGuide + Clone>(
         })
         .collect();
     Assessment {
+        trace: Vec::new(),
+        draws,
+        resampled_draws: resampled.draws,
         plain,
         resampled: summary,
         covers,
@@ -141,6 +160,23 @@ pub fn report_both(report: &mut Report, truth: &[f64], [mf, si]: &[Assessment; 2
         report.figure(&format!("{key}.pareto_k"), a.pareto_k);
         report.figure(&format!("{key}.bound"), a.bound);
         report.figure(&format!("{key}.log_evidence"), a.log_evidence);
+    }
+}
+
+/// Each guide's bound per step and its draws over the importance-resampled
+/// ones (what the weights make of them), as SVGs named after `example`
+/// (see [`pictures`](crate::pictures)).
+pub fn pictures(report: &Report, example: &str, [mf, si]: &[Assessment; 2]) {
+    for (key, a) in [("mean_field", mf), ("semi_implicit", si)] {
+        let stem = format!("{example}_{key}");
+        crate::pictures::trace(report, &stem, &a.trace);
+        crate::pictures::pairs(
+            report,
+            &stem,
+            &a.draws,
+            Some((&a.resampled_draws, "importance-resampled draws")),
+            &[],
+        );
     }
 }
 

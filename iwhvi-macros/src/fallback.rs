@@ -79,6 +79,25 @@ pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
             .collect()
     };
     let data = with(&[None, Some("data"), Some("observe")]);
+    // Private fields and their accessors, as a correct model has them.
+    let data_defs = data.iter().map(|f| {
+        let (attrs, name, ty) = (&f.attrs, &f.ident, &f.ty);
+        quote!(#(#attrs)* #name: #ty)
+    });
+    let accessors: Vec<TokenStream> = data
+        .iter()
+        .filter_map(|f| {
+            let scalar = crate::model::ast::shape(&f.ty).is_some_and(|s| s.is_scalar());
+            Some(crate::model::emit::data_accessor(
+                &f.attrs,
+                &f.vis,
+                f.ident.as_ref()?,
+                &f.ty,
+                scalar,
+                false,
+            ))
+        })
+        .collect();
     let params = data.iter().map(|f| {
         let (name, ty) = (&f.ident, &f.ty);
         quote!(#name: #ty)
@@ -112,7 +131,7 @@ pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
         #(#attrs)*
         #[allow(dead_code)]
         #vis struct #ident {
-            #(#data,)*
+            #(#data_defs,)*
         }
 
         #[allow(missing_docs, dead_code)]
@@ -135,6 +154,7 @@ pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
 
         #[allow(missing_docs, dead_code, unused_variables, clippy::all)]
         impl #ident {
+            #(#accessors)*
             #vis fn new(#(#params),*) -> ::core::result::Result<Self, ::iwhvi::__private::DataError> {
                 #never
             }

@@ -619,12 +619,17 @@ impl<'a> Lower<'a> {
             end.map_or(Some(None), |e| e.map(Some))?,
         );
         let range = quote!(#start #limits #end);
+        // A slice past the end (or a start after its end) is no vector
+        // rather than a panic: the family that takes it rejects it, so the
+        // term is -inf and `first_invalid_term` names it.
         match resolved? {
-            Name::Local { scalar: false } => Some(quote_spanned!(span=> #base[#range].to_vec())),
+            Name::Local { scalar: false } => Some(
+                quote_spanned!(span=> #base.get(#range).map_or_else(::std::vec::Vec::new, |__s| __s.to_vec())),
+            ),
             Name::Data(shape) if matches!(shape, Shape::Array(..) | Shape::Vec(_)) => {
                 let each = lift(quote!(*__v), shape.elem(), span);
                 Some(
-                    quote_spanned!(span=> self.#base[#range].iter().map(|__v| #each).collect::<::std::vec::Vec<__T>>()),
+                    quote_spanned!(span=> self.#base.get(#range).unwrap_or(&[]).iter().map(|__v| #each).collect::<::std::vec::Vec<__T>>()),
                 )
             }
             _ => {

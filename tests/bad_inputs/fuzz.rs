@@ -71,7 +71,7 @@ fn check<G: HierarchicalGuide + Serialize + DeserializeOwned>(bytes: &[u8]) {
         return;
     };
     if let Ok(loaded) = FittedGuide::<G>::from_json(text) {
-        let draws = loaded.sample(5, &mut StdRng::seed_from_u64(0));
+        let draws = loaded.sample(5, &mut StdRng::seed_from_u64(0)).unwrap();
         assert_eq!(draws.len(), 5);
         // Loading went through the constructors: saving again and loading
         // gives the same guide.

@@ -115,9 +115,57 @@ fn case(name: &'static str, expected: &'static str, f: impl Fn() -> String + 'st
     (name, expected, Box::new(f))
 }
 
+/// A simplex whose length the data give.
+#[variational]
+struct Shares {
+    #[data]
+    k: usize,
+    #[latent(Flat(), len = k, constraint = simplex)]
+    theta: Vec<f64>,
+}
+
+/// A Dirichlet over a slice of a data vector.
+#[variational]
+struct SliceOfData {
+    #[data]
+    alpha: Vec<f64>,
+    #[latent(Dirichlet(alpha[1..4]))]
+    theta: [f64; 3],
+}
+
 #[test]
 fn data_given_to_a_model() {
     run_table(vec![
+        case(
+            "a simplex of no entries (len = k, k = 0)",
+            "LatentShape(ShapeDoesNotFitTransform",
+            || outcome(Shares::new(0)),
+        ),
+        case("a simplex of three entries", "ok", || {
+            outcome(Shares::new(3))
+        }),
+        case(
+            "a slice past a data vector's end: no panic, fit names the term",
+            "InvalidStart",
+            || {
+                let model = SliceOfData::new(vec![1.0, 2.0, 3.0]).unwrap();
+                outcome(fit(
+                    &model,
+                    &MeanField::new(model.dim()),
+                    Adam::new(0.01),
+                    &quiet(Diwhvi::elbo()),
+                ))
+            },
+        ),
+        case("a slice inside a data vector", "ok", || {
+            let model = SliceOfData::new(vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+            outcome(fit(
+                &model,
+                &MeanField::new(model.dim()),
+                Adam::new(0.01),
+                &quiet(Diwhvi::elbo()),
+            ))
+        }),
         case("NaN in the data", "NotFinite", || {
             outcome(Regression::new(vec![1.0, f64::NAN], vec![1.0, 2.0]))
         }),
@@ -782,8 +830,35 @@ fn posterior_constructors_and_samplers() {
             let posterior = Posterior::new(&StdNormal2, &MeanField::new(2), &mf_params()).unwrap();
             format!(
                 "{:?}",
-                posterior.sample(0, &mut rng()).summary().get("u[0]")
+                posterior
+                    .sample(0, &mut rng())
+                    .unwrap()
+                    .summary()
+                    .get("u[0]")
             )
+        }),
+        case(
+            "Posterior::sample: usize::MAX / 2 draws",
+            "TooLarge",
+            || {
+                let posterior =
+                    Posterior::new(&StdNormal2, &MeanField::new(2), &mf_params()).unwrap();
+                outcome(posterior.sample(usize::MAX / 2, &mut rng()))
+            },
+        ),
+        case(
+            "FittedGuide::sample: 10^9 draws of 2 elements (40 GB)",
+            "TooLarge",
+            || {
+                let fitted =
+                    FittedGuide::new(MeanField::new(2), mf_params(), StdNormal2.layout()).unwrap();
+                outcome(fitted.sample(1_000_000_000, &mut rng()))
+            },
+        ),
+        case("FittedGuide::sample: a few draws", "ok", || {
+            let fitted =
+                FittedGuide::new(MeanField::new(2), mf_params(), StdNormal2.layout()).unwrap();
+            outcome(fitted.sample(3, &mut rng()))
         }),
     ]);
 }

@@ -32,7 +32,7 @@ fn draws() -> Draws {
     let mut rng = StdRng::seed_from_u64(3);
     let params = guide.init_params(&mut rng);
     let posterior = Posterior::new(&model, &guide, &params).expect("parameters fit the guide");
-    posterior.sample(2000, &mut rng)
+    posterior.sample(2000, &mut rng).unwrap()
 }
 
 #[test]

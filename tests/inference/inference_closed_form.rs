@@ -340,8 +340,8 @@ fn a_fitted_guide_saves_loads_and_samples_without_the_data() {
     let loaded = FittedGuide::<SemiImplicit>::load(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     assert_eq!(&loaded, posterior.fitted());
-    let a = loaded.sample(50, &mut StdRng::seed_from_u64(1));
-    let b = posterior.sample(50, &mut StdRng::seed_from_u64(1));
+    let a = loaded.sample(50, &mut StdRng::seed_from_u64(1)).unwrap();
+    let b = posterior.sample(50, &mut StdRng::seed_from_u64(1)).unwrap();
     assert_eq!(a, b);
     assert_eq!(a.names(), ["beta[0]", "beta[1]", "beta[2]"]);
 

@@ -269,6 +269,7 @@ fn moments<G: HierarchicalGuide + Clone>(
 ) -> Vec<(f64, f64)> {
     let summary = posterior
         .sample(20_000, &mut StdRng::seed_from_u64(2))
+        .unwrap()
         .summary();
     ["alpha", "beta", "sigma"]
         .iter()

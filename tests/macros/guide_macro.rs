@@ -499,9 +499,35 @@ fn a_struct_guide_saves_and_loads_bit_for_bit() {
     let json = posterior.fitted().to_json().unwrap();
     let loaded = FittedGuide::<FunnelGuide>::from_json(&json).unwrap();
     assert_eq!(&loaded, posterior.fitted());
-    let a = loaded.sample(50, &mut StdRng::seed_from_u64(9));
-    let b = posterior.sample(50, &mut StdRng::seed_from_u64(9));
+    let a = loaded.sample(50, &mut StdRng::seed_from_u64(9)).unwrap();
+    let b = posterior.sample(50, &mut StdRng::seed_from_u64(9)).unwrap();
     for i in 0..50 {
         assert_eq!(a.row(i), b.row(i));
+    }
+    // The guide saves its configuration only (the model instance's layout):
+    // no derived offsets or lengths, which loading derives again.
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let saved_guide = value["guide"].as_object().unwrap();
+    assert_eq!(
+        saved_guide.keys().collect::<Vec<_>>(),
+        ["layout"],
+        "{saved_guide:?}"
+    );
+    // An edited file is a typed error naming the guide: a derived field
+    // written in, or a layout without a latent the guide targets.
+    let mut extra = value.clone();
+    extra["guide"]["__offsets"] = serde_json::json!([0, 1, 2]);
+    match FittedGuide::<FunnelGuide>::from_json(&extra.to_string()) {
+        Err(iwhvi::posterior::PersistError::Field { field, .. }) => assert_eq!(field, "guide"),
+        other => panic!("expected an error in `guide`, got {other:?}"),
+    }
+    let renamed = json.replacen("\"tau\"", "\"tau_renamed\"", 1);
+    assert_ne!(renamed, json, "the saved guide's layout names tau");
+    match FittedGuide::<FunnelGuide>::from_json(&renamed) {
+        Err(iwhvi::posterior::PersistError::Field { field, message }) => {
+            assert_eq!(field, "guide");
+            assert!(message.contains("tau"), "{message}");
+        }
+        other => panic!("expected an error in `guide`, got {other:?}"),
     }
 }

@@ -125,7 +125,9 @@ fn a_struct_guide_fits_a_beta_and_a_simplex_latent() {
         .progress(false);
     let fitted = fit(&model, &guide, Adam::new(0.005), &config).unwrap();
     let posterior = Posterior::new(&model, &guide, &fitted.params).unwrap();
-    let draws = posterior.sample(20_000, &mut StdRng::seed_from_u64(6));
+    let draws = posterior
+        .sample(20_000, &mut StdRng::seed_from_u64(6))
+        .unwrap();
     let mean = |name: &str| {
         let column = draws.column(name).unwrap();
         column.iter().sum::<f64>() / column.len() as f64

@@ -417,7 +417,9 @@ fn derived_quantities_are_reported_with_the_posterior() {
         .map(|i| if i < 10 { 0.1 * i as f64 } else { -1.0 })
         .collect();
     let posterior = Posterior::new(&model, &guide, &params).unwrap();
-    let draws = posterior.sample(200, &mut StdRng::seed_from_u64(2));
+    let draws = posterior
+        .sample(200, &mut StdRng::seed_from_u64(2))
+        .unwrap();
     let derived = posterior.derived(&draws);
     assert_eq!(derived.len(), 200);
     assert_eq!(derived.names()[0], "theta[0]");

@@ -225,3 +225,34 @@ pub fn checked_value(value: f64, term: impl FnOnce() -> Term) -> Result<f64, Inv
         })
     }
 }
+
+/// What a saved `#[variational(guide = …)]` guide holds: the layout of the
+/// model instance it was built for, its one piece of configuration (the
+/// guide's declaration is its code). Every offset and length the guide
+/// keeps follows from it, so loading rebuilds the guide through the same
+/// code as its `new`, which rejects a layout that lacks a latent the guide
+/// targets or has one of another support; a layout's own sizes are checked
+/// as [`Layout`](crate::model::Layout) loads.
+///
+/// ```
+/// use iwhvi_core::generated::SavedStructGuide;
+/// use iwhvi_core::model::{LatentSpec, Layout};
+/// use iwhvi_core::transforms::Transform;
+///
+/// let saved = SavedStructGuide {
+///     layout: Layout::new(vec![LatentSpec::scalar("mu", Transform::Identity)]),
+/// };
+/// let json = serde_json::to_string(&saved).unwrap();
+/// assert!(json.starts_with("{\"layout\":"));
+/// let back: SavedStructGuide = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back.layout, saved.layout);
+/// // Derived state is not part of the format: an extra field is an error.
+/// let edited = json.replacen("{\"layout\":", "{\"offsets\":[0],\"layout\":", 1);
+/// assert!(serde_json::from_str::<SavedStructGuide>(&edited).is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedStructGuide {
+    /// The model instance's latent layout.
+    pub layout: crate::model::Layout,
+}

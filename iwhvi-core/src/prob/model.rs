@@ -751,4 +751,9 @@ pub enum DataError {
         /// What it must be, as the distribution's constructor says it.
         requirement: &'static str,
     },
+    /// A latent whose length the data set has a shape its transform cannot
+    /// take (a simplex of no entries): the model could not lay out its
+    /// latents.
+    #[error("the data give a latent a shape it cannot take: {0}")]
+    LatentShape(LayoutError),
 }

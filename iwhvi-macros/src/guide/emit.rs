@@ -51,11 +51,11 @@ pub fn shell(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream
             ::core::clone::Clone,
             ::core::fmt::Debug,
             ::core::cmp::PartialEq,
-            ::iwhvi::__private::serde::Serialize,
-            ::iwhvi::__private::serde::Deserialize,
         )]
-        #[serde(crate = "::iwhvi::__private::serde")]
         #vis struct #guide_ident {
+            // The model instance's layout: the guide's configuration, and
+            // all that it saves; the fields after it derive from it.
+            __layout: ::iwhvi::__private::Layout,
             __latent_dim: usize,
             __offsets: ::std::vec::Vec<usize>,
             __lens: ::std::vec::Vec<usize>,
@@ -86,8 +86,23 @@ pub fn stubs(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream
         }
     });
     let workspace = quote!(::iwhvi::__private::Workspace<__T>);
+    let serde = quote!(::iwhvi::__private::serde);
     quote! {
         #new
+
+        #[allow(unused_variables, clippy::all)]
+        impl #serde::Serialize for #guide_ident {
+            fn serialize<__S: #serde::Serializer>(&self, __s: __S) -> ::core::result::Result<__S::Ok, __S::Error> {
+                ::core::unreachable!("never run: the struct has a compile error")
+            }
+        }
+
+        #[allow(unused_variables, clippy::all)]
+        impl<'de> #serde::Deserialize<'de> for #guide_ident {
+            fn deserialize<__D: #serde::Deserializer<'de>>(__d: __D) -> ::core::result::Result<Self, __D::Error> {
+                ::core::unreachable!("never run: the struct has a compile error")
+            }
+        }
 
         #[allow(unused_variables, clippy::all)]
         impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
@@ -142,6 +157,8 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
     let param_lens = plan.params.iter().map(|p| &p.len);
     let mixing_lens = plan.mixing.iter().map(|m| &m.len);
     let guide_error = quote!(::iwhvi::__private::GuideError);
+    let saved = quote!(::iwhvi::__private::SavedStructGuide);
+    let serde = quote!(::iwhvi::__private::serde);
     quote! {
         impl #guide_ident {
             #[doc = #new_doc]
@@ -151,7 +168,12 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
             /// instance lacks a latent the guide targets, and
             /// `GuideError::Unsupported` if a latent's transform is not elementwise.
             #vis fn new(__model: &#model_path) -> ::core::result::Result<Self, #guide_error> {
-                let __layout = ::iwhvi::__private::Model::layout(__model);
+                Self::__from_layout(::iwhvi::__private::Model::layout(__model))
+            }
+
+            /// The guide for a model instance of this layout (`new`, and
+            /// loading a saved guide).
+            fn __from_layout(__layout: ::iwhvi::__private::Layout) -> ::core::result::Result<Self, #guide_error> {
                 let mut __offsets = ::std::vec::Vec::new();
                 let mut __lens = ::std::vec::Vec::new();
                 let mut __transforms = ::std::vec::Vec::new();
@@ -206,7 +228,25 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
                     __param_lens,
                     __mixing_offsets,
                     __mixing_lens,
+                    __layout,
                 })
+            }
+        }
+
+        /// Saved as the layout alone (`SavedStructGuide`); the rest is
+        /// derived again on loading.
+        impl #serde::Serialize for #guide_ident {
+            fn serialize<__S: #serde::Serializer>(&self, __s: __S) -> ::core::result::Result<__S::Ok, __S::Error> {
+                #serde::Serialize::serialize(&#saved { layout: ::core::clone::Clone::clone(&self.__layout) }, __s)
+            }
+        }
+
+        /// Loading rebuilds the guide through `new`'s code, so a layout
+        /// that `new` would reject is an error, not a guide that panics.
+        impl<'de> #serde::Deserialize<'de> for #guide_ident {
+            fn deserialize<__D: #serde::Deserializer<'de>>(__d: __D) -> ::core::result::Result<Self, __D::Error> {
+                let __saved = <#saved as #serde::Deserialize<'de>>::deserialize(__d)?;
+                Self::__from_layout(__saved.layout).map_err(<__D::Error as #serde::de::Error>::custom)
             }
         }
     }

@@ -236,8 +236,31 @@ pub fn unique<'a>(
     }
 }
 
+/// The methods a model gets (generated, or of the traits it implements):
+/// a data field's read accessor, which has the field's name, would clash
+/// with them or hide them.
+const GENERATED_METHODS: &[&str] = &[
+    "new",
+    "from_json",
+    "load_json",
+    "from_stan_data",
+    "typed_latents",
+    "unconstrain",
+    "latents",
+    "sample_prior",
+    "simulate",
+    "derived_quantities",
+    "layout",
+    "log_joint",
+    "log_joint_reference",
+    "derived",
+    "first_invalid_term",
+    "dim",
+];
+
 /// Field names are declared once and are not the reserved names the
-/// expansion uses; an index does not shadow a field.
+/// expansion uses (nor, for data, the names of the model's methods); an
+/// index does not shadow a field.
 pub fn names(cx: &Ctxt, model: &Model) {
     unique(cx, model.fields.iter().map(|f| &f.ident), |name| {
         format!("`{name}` is declared twice: give each field its own name")
@@ -247,6 +270,17 @@ pub fn names(cx: &Ctxt, model: &Model) {
             cx.error_spanned_by(
                 &field.ident,
                 "names starting with `__` are reserved for generated code",
+            );
+        }
+        let name = field.ident.to_string();
+        if matches!(field.role, Role::Data | Role::Observed { .. })
+            && GENERATED_METHODS.contains(&name.as_str())
+        {
+            cx.error_spanned_by(
+                &field.ident,
+                format!(
+                    "a data field is read through a method of its name, and the model already has a method `{name}`: rename the field"
+                ),
             );
         }
         if let Role::Observed { index: Some(i), .. } = &field.role {

@@ -5,7 +5,7 @@
 
 pub(crate) mod ast;
 mod check;
-mod emit;
+pub(crate) mod emit;
 mod lower;
 pub(crate) mod plan;
 

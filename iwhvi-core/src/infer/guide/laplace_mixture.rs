@@ -38,6 +38,34 @@ pub enum LaplaceReverse {
 /// assert_eq!((toy.latent_dim(), toy.mixing_dim()), (30, 30));
 /// assert!((toy.expected_log_density() + 30.0 * (1.0 + 2f64.ln())).abs() < 1e-12);
 /// ```
+///
+/// # Parameters
+///
+/// None for [`LaplaceReverse::Exact`] and [`LaplaceReverse::Prior`]. The
+/// learned reverse model `N(η_d; a ln|z_d| + b, exp(c ln|z_d| + e)²)` has
+/// two blocks of two, shared by all dimensions:
+///
+/// | block | shape | meaning |
+/// |---|---|---|
+/// | `reverse.mean` | `[2]` | `(a, b)`: the mean `a ln\|z_d\| + b` |
+/// | `reverse.log_scale` | `[2]` | `(c, e)`: the log-sd `c ln\|z_d\| + e` |
+///
+/// Setting them by hand: with `a = c = 0` the reverse model is
+/// `N(b, e^{2e})` whatever `z`.
+///
+/// ```
+/// use iwhvi_core::guide::{HierarchicalGuide, LaplaceMixture, LaplaceReverse, Workspace};
+///
+/// let toy = LaplaceMixture::new(1, LaplaceReverse::Learned);
+/// let layout = toy.param_layout();
+/// let mut params = vec![0.0; layout.len()];
+/// params[layout.get("reverse.mean").unwrap().range.clone()].copy_from_slice(&[0.0, 0.5]);
+/// params[layout.get("reverse.log_scale").unwrap().range.clone()].copy_from_slice(&[0.0, 0.0]);
+/// let mut workspace = Workspace::new(&toy);
+/// let log_tau = toy.log_reverse(&params, &[1.7], &[0.5], &mut workspace);
+/// // log N(0.5; b = 0.5, 1) = −½ ln 2π.
+/// assert!((log_tau + 0.5 * (2.0 * std::f64::consts::PI).ln()).abs() < 1e-12);
+/// ```
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "SavedLaplaceMixture")]
 pub struct LaplaceMixture {

@@ -80,11 +80,19 @@ impl Diwhvi {
     }
 
     /// IWAE with `m` samples (with a non-hierarchical guide).
+    ///
+    /// # Panics
+    /// If `m == 0`, as [`Diwhvi::new`]; `Diwhvi::try_new(m, 0)` for a
+    /// count that comes from input.
     pub const fn iwae(m: usize) -> Self {
         Self::new(m, 0)
     }
 
     /// HVM: no inner samples, `U_0 = w_0` uses `ψ₀` alone.
+    ///
+    /// # Panics
+    /// If `m == 0`, as [`Diwhvi::new`]; `Diwhvi::try_new(m, 0)` for a
+    /// count that comes from input.
     pub const fn hvm(m: usize) -> Self {
         Self::new(m, 0)
     }

@@ -108,6 +108,11 @@ impl StepNoise {
 
     /// Fresh noise for a guide and objective.
     ///
+    /// # Panics
+    /// As [`StepNoise::new`], when the buffers cannot be allocated: for
+    /// `M` and `K` that come from input, [`StepNoise::try_new`] then
+    /// [`StepNoise::redraw`].
+    ///
     /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
     /// this library re-exports, so that versions cannot clash), e.g.
     /// `iwhvi::rand::rngs::StdRng`.

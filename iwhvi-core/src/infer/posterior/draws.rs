@@ -5,26 +5,58 @@ use rand::Rng;
 
 use super::FittedGuide;
 use crate::guide::HierarchicalGuide;
+use crate::input::{DEFAULT_MEMORY_BUDGET, InputError, check_values};
 use crate::model::{Latents, Layout};
 use crate::objective::{Diwhvi, StepNoise, sandwich};
 
 impl<G: HierarchicalGuide> FittedGuide<G> {
     /// `n` draws from the guide, constrained and named (none for `n = 0`).
-    /// The rows are allocated as they are drawn, so `n` is bounded by time
-    /// and memory, not checked up front.
+    ///
+    /// The draws' size, `n` rows of (elements + 3) values (a row's own
+    /// bookkeeping counted as three), is checked up front against
+    /// [`DEFAULT_MEMORY_BUDGET`]: a request that could not be held is a
+    /// typed error saying how many bytes it needs, not an abort part-way.
     ///
     /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
     /// this library re-exports, so that versions cannot clash), e.g.
     /// `iwhvi::rand::rngs::StdRng`.
-    pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Draws {
-        let mut noise = StepNoise::new(&self.guide, Diwhvi::new(1, 0));
+    ///
+    /// # Errors
+    /// [`InputError::TooLarge`] when the draws would need more than
+    /// [`DEFAULT_MEMORY_BUDGET`] bytes.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::MeanField;
+    /// use iwhvi_core::input::InputError;
+    /// use iwhvi_core::model::{Layout, LatentSpec};
+    /// use iwhvi_core::posterior::FittedGuide;
+    /// use iwhvi_core::transforms::Transform;
+    /// use rand::SeedableRng;
+    ///
+    /// let layout = Layout::new(vec![LatentSpec::vector("z", 2, Transform::Identity)]);
+    /// let fitted = FittedGuide::new(MeanField::new(2), vec![0.0; 4], layout).unwrap();
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// assert_eq!(fitted.sample(10, &mut rng)?.len(), 10);
+    /// assert!(matches!(fitted.sample(usize::MAX / 2, &mut rng), Err(InputError::TooLarge { .. })));
+    /// # Ok::<(), InputError>(())
+    /// ```
+    pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Result<Draws, InputError> {
+        check_values(
+            || format!("{n} draws"),
+            n,
+            self.layout.element_names().len() + 3,
+            DEFAULT_MEMORY_BUDGET,
+        )?;
+        // One draw at a time (M = 1, K = 0): a fixed, small buffer.
+        let mut noise = StepNoise::new(&self.guide, Diwhvi::elbo());
         let mut draws = Draws::new(&self.layout);
+        draws.rows.reserve(n);
         for _ in 0..n {
             noise.redraw(rng);
             let (_, u) = sandwich(&self.guide, &self.params, &noise, 0);
             draws.push_unconstrained(&self.layout, &u);
         }
-        draws
+        Ok(draws)
     }
 }
 

@@ -63,12 +63,21 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
         &self.fitted
     }
 
-    /// `n` plain draws from the guide.
+    /// `n` plain draws from the guide ([`FittedGuide::sample`]).
     ///
     /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
     /// this library re-exports, so that versions cannot clash), e.g.
     /// `iwhvi::rand::rngs::StdRng`.
-    pub fn sample<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> Draws {
+    ///
+    /// # Errors
+    /// [`InputError::TooLarge`](crate::input::InputError::TooLarge) when
+    /// the draws would need more than
+    /// [`DEFAULT_MEMORY_BUDGET`](crate::input::DEFAULT_MEMORY_BUDGET) bytes.
+    pub fn sample<R: Rng + ?Sized>(
+        &self,
+        n: usize,
+        rng: &mut R,
+    ) -> Result<Draws, crate::input::InputError> {
         self.fitted.sample(n, rng)
     }
 

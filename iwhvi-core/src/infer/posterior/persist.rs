@@ -25,7 +25,7 @@ use crate::model::Layout;
 /// let fitted = FittedGuide::new(MeanField::new(1), vec![0.0, -20.0], layout).unwrap();
 /// let json = fitted.to_json().unwrap();
 /// let loaded: FittedGuide<MeanField> = FittedGuide::from_json(&json).unwrap();
-/// let draws = loaded.sample(3, &mut rand::rngs::StdRng::seed_from_u64(0));
+/// let draws = loaded.sample(3, &mut rand::rngs::StdRng::seed_from_u64(0)).unwrap();
 /// assert!(draws.column("sigma").unwrap().iter().all(|s| (s - 1.0).abs() < 1e-6));
 /// ```
 ///

@@ -28,9 +28,24 @@ pub fn model(plan: &Plan<'_>) -> TokenStream {
 /// The data struct, its constructor and its validation.
 fn data_struct(plan: &Plan<'_>) -> TokenStream {
     let (ident, vis, attrs) = (&plan.model.ident, &plan.model.vis, &plan.model.attrs);
+    // The data fields are private, so that no value reaches the model
+    // without `new`'s checks (and the plate record's copies of the data
+    // stay the data); each is read through an accessor of its name, with
+    // the field's visibility and docs.
     let data_defs = plan.data.iter().map(|d| {
-        let (attrs, vis, ident, ty) = (&d.field.attrs, &d.field.vis, &d.field.ident, &d.field.ty);
-        quote!(#(#attrs)* #vis #ident: #ty)
+        let (attrs, ident, ty) = (&d.field.attrs, &d.field.ident, &d.field.ty);
+        quote!(#(#attrs)* #ident: #ty)
+    });
+    let accessors = plan.data.iter().map(|d| {
+        let ident = &d.field.ident;
+        data_accessor(
+            &d.field.attrs,
+            &d.field.vis,
+            ident,
+            &d.field.ty,
+            d.shape.is_some_and(Shape::is_scalar),
+            true,
+        )
     });
     let data_params = plan.data.iter().map(|d| {
         let (ident, ty) = (&d.field.ident, &d.field.ty);
@@ -74,6 +89,18 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
         _ => Vec::new(),
     });
     let latent_checks = plan.latents().map(latent::length_checks);
+    // The layout `Model::layout` builds from the data (a simplex of
+    // `len = k` entries with `k = 0` has none): rejected here, so that
+    // `layout` cannot fail later.
+    let layout_specs = plan.latents().map(latent::spec);
+    let layout_check = quote! {
+        // The specs as `layout` writes them (its lints allowed likewise).
+        #[allow(clippy::all)]
+        let __layout = ::iwhvi::__private::Layout::try_new(::std::vec![#(#layout_specs),*]);
+        if let ::core::result::Result::Err(__e) = __layout {
+            return ::core::result::Result::Err(::iwhvi::__private::DataError::LatentShape(__e));
+        }
+    };
     let doc_new = format!(
         "The model `{ident}` with its data, checked: finite reals, matching lengths, observations inside their likelihood's support, data used as distribution parameters inside their domains."
     );
@@ -98,14 +125,57 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
 
             #from_json
 
+            #(#accessors)*
+
             fn __validate(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
                 #(#finite_checks)*
                 #(#length_checks)*
                 #(#support_checks)*
                 #(#parameter_checks)*
                 #(#latent_checks)*
+                #layout_check
                 ::core::result::Result::Ok(())
             }
+        }
+    }
+}
+
+/// The read accessor of a data field: `fn x(&self) -> &T` (a scalar by
+/// value), with the field's visibility and doc comments; its body reads
+/// the field, or never runs (`read = false`, the fallback's).
+pub(crate) fn data_accessor(
+    attrs: &[syn::Attribute],
+    vis: &syn::Visibility,
+    ident: &syn::Ident,
+    ty: &syn::Type,
+    scalar: bool,
+    read: bool,
+) -> TokenStream {
+    let docs: Vec<&syn::Attribute> = attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+    let note = format!(
+        "The data `{ident}`, read-only: a model's data are set once, by `new` (which checks them) or `from_json`."
+    );
+    let (ret, body) = match (scalar, read) {
+        (_, false) => (
+            if scalar { quote!(#ty) } else { quote!(&#ty) },
+            quote!(::core::unreachable!(
+                "never run: the struct has a compile error"
+            )),
+        ),
+        (true, true) => (quote!(#ty), quote!(self.#ident)),
+        (false, true) => (quote!(&#ty), quote!(&self.#ident)),
+    };
+    let docs = if docs.is_empty() {
+        quote!(#[doc = #note])
+    } else {
+        quote!(#(#docs)* #[doc = ""] #[doc = #note])
+    };
+    quote! {
+        #docs
+        #[allow(dead_code)]
+        #[inline]
+        #vis fn #ident(&self) -> #ret {
+            #body
         }
     }
 }
@@ -445,6 +515,9 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
 
             #[allow(clippy::all)]
             fn layout(&self) -> ::iwhvi::__private::Layout {
+                // Cannot panic: `new` built this layout once with
+                // `try_new` (`DataError::LatentShape`), and the private
+                // data cannot change after it.
                 ::iwhvi::__private::Layout::new(::std::vec![#(#specs),*])
             }
 

@@ -31,5 +31,5 @@ fn main() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let mu: f64 = model.sample_prior(&mut rng).unwrap().mu;
     assert_eq!(dims(&model, &guide), (1, 1));
-    assert!(mu.is_finite() && model.x == 1.0);
+    assert!(mu.is_finite() && model.x() == 1.0);
 }
