@@ -79,6 +79,8 @@ pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
             .collect()
     };
     let data = with(&[None, Some("data"), Some("observe")]);
+    // The struct keeps its learned parameters' fields too.
+    let stored = with(&[None, Some("data"), Some("observe"), Some("param")]);
     let params = data.iter().map(|f| {
         let (name, ty) = (&f.ident, &f.ty);
         quote!(#name: #ty)
@@ -112,7 +114,7 @@ pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
         #(#attrs)*
         #[allow(dead_code)]
         #vis struct #ident {
-            #(#data,)*
+            #(#stored,)*
         }
 
         #[allow(missing_docs, dead_code)]
