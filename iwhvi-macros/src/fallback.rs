@@ -98,6 +98,8 @@ pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
             ))
         })
         .collect();
+    // The struct keeps its learned parameters' fields too.
+    let learned = with(&[Some("param")]);
     let params = data.iter().map(|f| {
         let (name, ty) = (&f.ident, &f.ty);
         quote!(#name: #ty)
@@ -132,6 +134,7 @@ pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
         #[allow(dead_code)]
         #vis struct #ident {
             #(#data_defs,)*
+            #(#learned,)*
         }
 
         #[allow(missing_docs, dead_code)]

@@ -41,6 +41,10 @@ pub enum Meaning {
     /// A field whose role attribute has a mistake (reported already): its
     /// name resolves to nothing, silently.
     Failed,
+    /// A model's learned parameter (`#[param]`): a local of the generated
+    /// code like a latent (a scalar `__T` or a vector of them), visible in
+    /// every attribute whatever its position, never in raw context.
+    Param { scalar: bool },
 }
 
 /// One name and its meaning; its place in the table is its position in
@@ -132,6 +136,13 @@ pub struct Lower<'a> {
     lets: Vec<Ident>,
 }
 
+/// Why a learned parameter cannot appear in raw context.
+fn param_in_raw(name: &str) -> String {
+    format!(
+        "learned parameter `{name}` cannot be an index, a count, a length, a bound or an initial value: these are fixed by the data, and `{name}` changes during the fit; use a #[data] field here"
+    )
+}
+
 const UNSUPPORTED_RAW: &str = "unsupported expression in an index, a count, a length or a fixed bound: use numbers, data, indexing, + - * / %, and methods such as `.len()`";
 
 const UNSUPPORTED: &str = "unsupported expression in a model attribute: use literals, data, latents, indexing, + - * /, methods such as `.exp()`, `if`/`else`, blocks with `let`, and calls of functions generic over `Scalar`";
@@ -169,6 +180,8 @@ impl<'a> Lower<'a> {
                 "latent `{name}` is used before it is declared: move the field `{name}` above this one"
             ),
             Meaning::Local { scalar } => return Some(Name::Local { scalar: *scalar }),
+            Meaning::Param { .. } if !self.scope.locals_allowed => param_in_raw(&name),
+            Meaning::Param { scalar } => return Some(Name::Local { scalar: *scalar }),
             Meaning::Factor => format!("`{name}` is a #[factor] term, not a value"),
             Meaning::Derived => format!(
                 "`{name}` is a derived quantity: compute it from the latents it is derived from"
@@ -411,7 +424,7 @@ impl<'a> Lower<'a> {
                         Some((
                             _,
                             Binding {
-                                meaning: Meaning::Local { .. },
+                                meaning: Meaning::Local { .. } | Meaning::Param { .. },
                                 ..
                             }
                         ))
@@ -554,6 +567,7 @@ impl<'a> Lower<'a> {
                             _,
                             Binding {
                                 meaning: Meaning::Local { scalar: false }
+                                    | Meaning::Param { scalar: false }
                                     | Meaning::Data(Shape::Array(..) | Shape::Vec(_)),
                                 ..
                             }
@@ -791,10 +805,14 @@ impl<'a> Lower<'a> {
             Name::Data(_) => Some(quote_spanned!(span=> self.#ident)),
             Name::Index => Some(quote!(#ident)),
             Name::Local { .. } => {
-                self.cx.error_spanned_by(
-                    ident,
-                    format!("latent `{ident}` cannot be an index, a count or a fixed bound"),
-                );
+                let name = ident.to_string();
+                let message = match self.scope.bindings.find(&name) {
+                    Some((_, b)) if matches!(b.meaning, Meaning::Param { .. }) => {
+                        param_in_raw(&name)
+                    }
+                    _ => format!("latent `{ident}` cannot be an index, a count or a fixed bound"),
+                };
+                self.cx.error_spanned_by(ident, message);
                 None
             }
         }

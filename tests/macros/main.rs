@@ -6,6 +6,7 @@
 mod guide_macro;
 mod guide_unconstrained;
 mod invalid_parameters;
+mod learned_params;
 mod model_language;
 mod model_macro;
 // `pub`, so that its `#![deny(missing_docs)]` sees the generated items as

@@ -153,3 +153,59 @@ fn bounds_bool_data_constraints_and_derived_quantities_expand_without_warnings()
     let derived = model.derived_quantities(&latents);
     assert_eq!(derived.shifted[1], latents.cuts[1] + latents.low);
 }
+
+/// Learned parameters: a vector (nalgebra's `DVector`) read in a plate and
+/// a derived quantity, a scale kept positive in a prior, and a guide.
+#[variational]
+pub struct Learned {
+    /// Predictor.
+    #[data]
+    pub x: std::vec::Vec<f64>,
+    /// Number of weights.
+    #[data]
+    pub k: usize,
+    /// Learned weights.
+    #[param(init = 0.5, len = k)]
+    pub w: nalgebra::DVector<f64>,
+    /// Learned prior scale.
+    #[param(init = 1.0, lower = 0.0)]
+    pub scale: f64,
+    #[latent(Normal(0.0, scale))]
+    b: f64,
+    /// Outcome.
+    #[observe(Normal(b + w[i % k] * x[i], 1.0), for i)]
+    pub y: std::vec::Vec<f64>,
+    /// The intercept beside the first weight.
+    #[derived(b + w[0])]
+    pub shifted: f64,
+}
+
+/// A guide for `Learned`.
+#[variational(guide = Learned)]
+pub struct LearnedGuide {
+    #[param(init = 0.0)]
+    loc: f64,
+    #[latent(Normal(loc, 1.0))]
+    b: f64,
+}
+
+#[test]
+fn learned_parameters_expand_without_warnings() {
+    use iwhvi::model::Model;
+    use rand::SeedableRng;
+    let mut model = Learned::new(vec![1.0, 2.0, 3.0], 2, vec![0.5, 1.5, 2.0]).unwrap();
+    assert_eq!(model.w.len(), 2);
+    assert_eq!((model.theta_dim(), model.dim()), (3, 1));
+    assert_eq!(
+        model.log_joint(&[0.2]),
+        model.log_joint_theta(&model.theta(), &[0.2])
+    );
+    model.set_theta(&[1.0, -1.0, 0.0]).unwrap();
+    assert_eq!((model.w[0], model.w[1], model.scale), (1.0, -1.0, 1.0));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let latents = model.sample_prior(&mut rng).unwrap();
+    assert_eq!(model.simulate(&latents, &mut rng).unwrap().y.len(), 3);
+    assert_eq!(model.derived_quantities(&latents).shifted, latents.b + 1.0);
+    let guide = LearnedGuide::new(&model).unwrap();
+    let _ = guide;
+}

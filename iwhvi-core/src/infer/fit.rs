@@ -22,11 +22,11 @@ use crate::guide::{HierarchicalGuide, Workspace};
 pub use crate::input::InputError;
 use crate::input::{DEFAULT_MEMORY_BUDGET, check_dimensions, check_params, check_size};
 use crate::laplace::{LaplaceError, MultiStart, laplace_multistart};
-use crate::model::{InvalidTerm, Model};
+use crate::model::{InvalidTerm, Latents, Layout, LayoutError, Model};
 /// Re-exported here because [`FitConfig::estimator`] takes it.
 pub use crate::objective::GradientEstimator;
 use crate::objective::{
-    Diwhvi, GenericEngines, ObjectiveError, StepNoise, split_engines_value_and_gradient,
+    Diwhvi, GenericEngines, ObjectiveError, StepNoise, split_engines_value_and_gradient_theta,
 };
 use crate::optim::Optimizer;
 use crate::tape::TapeEngine;
@@ -601,6 +601,88 @@ pub struct Fit {
     /// What the caller should know about a fit that ran to the end (see
     /// [`FitWarning`]; empty when all is well).
     pub warnings: Vec<FitWarning>,
+    /// The model's learned parameters after the last accepted step,
+    /// unconstrained (`ϑ`, in [`Fit::theta_layout`]'s order; empty for a
+    /// model without `#[param]` fields). [`Fit::learned`] names and
+    /// constrains them; [`Model::set_theta`] puts them into a model.
+    pub theta: Vec<f64>,
+    /// The learned parameters at the end of the window with the highest
+    /// smoothed bound (with [`Fit::best_params`]).
+    pub best_theta: Vec<f64>,
+    /// The model's learned parameters' layout ([`Model::theta_layout`]).
+    pub theta_layout: Layout,
+}
+
+impl Fit {
+    /// The learned parameters after the last accepted step, named and
+    /// constrained: `θ = T(ϑ)` for [`Fit::theta`]. Empty for a model
+    /// without learned parameters.
+    ///
+    /// The fit maximised the bound `L(φ, θ) ≤ log p_θ(x)` jointly in the
+    /// guide's parameters `φ` and in `θ` (variational EM, or empirical
+    /// Bayes: maximum marginal likelihood with the bound standing in for
+    /// `log p_θ(x)`).
+    ///
+    /// # Errors
+    /// Never for a fit returned by [`fit`]; [`LayoutError::WrongLength`]
+    /// if [`Fit::theta`] was changed to another length.
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::fit::{FitConfig, fit};
+    /// use iwhvi_core::guide::MeanField;
+    /// use iwhvi_core::model::{LatentSpec, Layout, LayoutError, Model};
+    /// use iwhvi_core::objective::Diwhvi;
+    /// use iwhvi_core::optim::Adam;
+    /// use iwhvi_core::transforms::Transform;
+    ///
+    /// /// z ~ N(mu, 1), y ~ N(z, 1) with y = 2 and mu learned: the marginal
+    /// /// likelihood N(y; mu, 2) is largest at mu = y.
+    /// struct Learned { mu: f64 }
+    /// impl Model for Learned {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         self.log_joint_theta(&[T::constant(self.mu)], u)
+    ///     }
+    ///     fn theta_layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("mu", Transform::Identity)])
+    ///     }
+    ///     fn theta(&self) -> Vec<f64> { vec![self.mu] }
+    ///     fn set_theta(&mut self, theta: &[f64]) -> Result<(), LayoutError> {
+    ///         self.mu = theta[0];
+    ///         Ok(())
+    ///     }
+    ///     fn log_joint_theta<T: Scalar>(&self, theta: &[T], u: &[T]) -> T {
+    ///         -(u[0] - theta[0]).square() * 0.5 - (u[0] - 2.0).square() * 0.5
+    ///     }
+    /// }
+    ///
+    /// let config = FitConfig::new(Diwhvi::elbo()).max_steps(3000).progress(false);
+    /// let fitted = fit(&Learned { mu: 0.0 }, &MeanField::new(1), Adam::new(0.05), &config).unwrap();
+    /// let mu = fitted.learned().unwrap().get("mu").unwrap()[0];
+    /// assert!((mu - 2.0).abs() < 0.2, "{mu}");
+    /// ```
+    pub fn learned(&self) -> Result<Latents, LayoutError> {
+        self.theta_layout.constrain(&self.theta)
+    }
+
+    /// [`Fit::learned`] at [`Fit::best_theta`].
+    ///
+    /// # Errors
+    /// As [`Fit::learned`].
+    pub fn best_learned(&self) -> Result<Latents, LayoutError> {
+        self.theta_layout.constrain(&self.best_theta)
+    }
+
+    /// Splits the joint vectors `[φ; ϑ]` the loop optimised into the
+    /// guide's `p` parameters and the learned ones.
+    fn split_theta(&mut self, p: usize, layout: Layout) {
+        self.theta = self.params.split_off(p.min(self.params.len()));
+        self.best_theta = self.best_params.split_off(p.min(self.best_params.len()));
+        self.theta_layout = layout;
+    }
 }
 
 /// Why a fit failed.
@@ -879,7 +961,26 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         let term = model.first_invalid_term(&start);
         return Err(FitError::InvalidStart { value, term });
     }
-    let engines = config.engine.step_engines(guide);
+    let theta = model.theta();
+    if theta.len() != model.theta_dim() || theta.iter().any(|t| !t.is_finite()) {
+        return Err(InputError::InvalidSetting {
+            setting: "theta",
+            value: format!("{theta:?}"),
+            requirement: "the model's learned parameters are theta_dim() finite values",
+        }
+        .into());
+    }
+    let p = initial.len();
+    let mut engines = config.engine.step_engines(guide);
+    if !theta.is_empty() && engines.guide == EngineChoice::Fused {
+        // The fused path knows only the guide's parameters: a model with
+        // learned parameters takes the generic path, by the same rule.
+        engines.guide = if p <= GUIDE_FORWARD_MAX_PARAMS {
+            EngineChoice::Forward { lanes: 16 }
+        } else {
+            EngineChoice::Tape
+        };
+    }
     check_size(
         guide,
         config.objective,
@@ -888,7 +989,18 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
     )?;
     let parallelism = config.parallelism;
     let model_engine = ModelEngine::new(engines.model, parallelism);
-    let run = |step: &mut StepFn<'_>| fit_loop(guide, optimizer, config, initial, engines, step);
+    let theta_layout = model.theta_layout();
+    let mut joint = initial;
+    joint.extend_from_slice(&theta);
+    let run = |step: &mut StepFn<'_>| {
+        let mut result = fit_loop(guide, optimizer, config, joint, engines, step);
+        match &mut result {
+            Ok(fit) => fit.split_theta(p, theta_layout),
+            Err(FitError::Diverged { partial, .. }) => partial.split_theta(p, theta_layout),
+            Err(_) => {}
+        }
+        result
+    };
     match engines.guide {
         EngineChoice::Fused => {
             // Cannot fail: `step_engines` returns `Fused` only when
@@ -904,9 +1016,9 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         }
         EngineChoice::Forward { .. } => {
             let forward = ForwardEngine::<16>::new().with_parallelism(parallelism);
-            generic_fit(model, guide, config, &model_engine, &forward, run)
+            generic_fit(model, guide, config, &model_engine, &forward, p, run)
         }
-        EngineChoice::Tape => generic_fit(model, guide, config, &model_engine, &TapeEngine, run),
+        EngineChoice::Tape => generic_fit(model, guide, config, &model_engine, &TapeEngine, p, run),
     }
 }
 
@@ -914,25 +1026,30 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
 type StepFn<'a> = dyn FnMut(&[f64], &StepNoise, &mut [f64]) -> Result<f64, FitError> + 'a;
 
 /// The fit on the generic path: the bound over `guide`'s own densities,
-/// its gradient on `guide_engine`, the model's on `model_engine`.
+/// its gradient on `guide_engine`, the model's on `model_engine`. The
+/// loop's vector is the guide's `p` parameters, then the model's learned
+/// ones (none for most models).
 fn generic_fit<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
     model: &Mo,
     guide: &G,
     config: &FitConfig,
     model_engine: &ModelEngine,
     guide_engine: &EG,
+    p: usize,
     run: impl FnOnce(&mut StepFn<'_>) -> Result<Fit, FitError>,
 ) -> Result<Fit, FitError> {
-    run(&mut |params, noise, gradient| {
+    run(&mut |joint, noise, gradient| {
         let engines = GenericEngines {
             model: model_engine,
             guide: guide_engine,
             parallelism: config.parallelism,
         };
-        Ok(split_engines_value_and_gradient(
+        let (params, theta) = joint.split_at(p);
+        Ok(split_engines_value_and_gradient_theta(
             model,
             guide,
             params,
+            theta,
             noise,
             engines,
             config.estimator,
@@ -968,6 +1085,9 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
         engines,
         elapsed: Duration::ZERO,
         warnings: Vec::new(),
+        theta: Vec::new(),
+        best_theta: Vec::new(),
+        theta_layout: Layout::default(),
     };
     let bar = progress_bar(config);
     // `FitConfig::check` rejected a zero window before the first step.

@@ -95,6 +95,102 @@ pub trait Model: Sync {
     fn dim(&self) -> usize {
         Self::STATIC_DIM.unwrap_or_else(|| self.layout().dim())
     }
+
+    /// The model's learned parameters `θ` (`#[param(init = …)]` fields):
+    /// names, shapes and the transforms from their unconstrained
+    /// coordinates `ϑ ∈ R^{D_θ}`, `θ = T(ϑ)`. Empty by default (a model
+    /// with nothing to learn).
+    ///
+    /// A learned parameter is a point, not a random variable: its
+    /// transform only keeps it in its domain while it is optimised, and no
+    /// log Jacobian enters the log joint.
+    fn theta_layout(&self) -> Layout {
+        Layout::default()
+    }
+
+    /// `D_θ`, the number of unconstrained coordinates of the learned
+    /// parameters ([`Model::theta_layout`]'s dimension; 0 by default).
+    fn theta_dim(&self) -> usize {
+        self.theta_layout().dim()
+    }
+
+    /// The current learned parameters, unconstrained (`ϑ = T⁻¹(θ)`, in
+    /// [`Model::theta_layout`]'s order): where [`fit`](crate::fit::fit)
+    /// starts them. Empty by default.
+    fn theta(&self) -> Vec<f64> {
+        Vec::new()
+    }
+
+    /// Sets the learned parameters from unconstrained values `ϑ` (as
+    /// [`Fit::theta`](crate::fit::Fit::theta) holds them), so that
+    /// [`Model::log_joint`] and everything built on it (`log_evidence`,
+    /// `estimate_bound`, a further fit) use `θ = T(ϑ)`.
+    ///
+    /// # Errors
+    /// [`LayoutError::WrongLength`] when `theta.len()` is not
+    /// [`Model::theta_dim`] (the default accepts only the empty slice).
+    fn set_theta(&mut self, theta: &[f64]) -> Result<(), LayoutError> {
+        if theta.is_empty() {
+            Ok(())
+        } else {
+            Err(LayoutError::WrongLength {
+                expected: 0,
+                found: theta.len(),
+            })
+        }
+    }
+
+    /// `log p_θ(x, T(u)) + log|det J_T(u)|` at the learned parameters
+    /// `θ = T(ϑ)` given unconstrained as `theta` (length
+    /// [`Model::theta_dim`]) instead of the model's current ones: the
+    /// function whose gradient in `ϑ` the fit follows. At
+    /// `theta = self.theta()` it equals [`Model::log_joint`] (to rounding
+    /// of `T(T⁻¹(θ))`). The default ignores `theta` (no learned
+    /// parameters).
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::model::{LatentSpec, Layout, LayoutError, Model};
+    /// use iwhvi_core::transforms::Transform;
+    ///
+    /// /// z ~ N(mu, 1), y ~ N(z, 1), with mu learned.
+    /// struct Learned { y: f64, mu: f64 }
+    ///
+    /// impl Model for Learned {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         self.log_joint_theta(&[T::constant(self.mu)], u)
+    ///     }
+    ///     fn theta_layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("mu", Transform::Identity)])
+    ///     }
+    ///     fn theta(&self) -> Vec<f64> {
+    ///         vec![self.mu]
+    ///     }
+    ///     fn set_theta(&mut self, theta: &[f64]) -> Result<(), LayoutError> {
+    ///         match theta {
+    ///             [mu] => { self.mu = *mu; Ok(()) }
+    ///             _ => Err(LayoutError::WrongLength { expected: 1, found: theta.len() }),
+    ///         }
+    ///     }
+    ///     fn log_joint_theta<T: Scalar>(&self, theta: &[T], u: &[T]) -> T {
+    ///         let (z, mu) = (u[0], theta[0]);
+    ///         -(z - mu).square() * 0.5 - (T::constant(self.y) - z).square() * 0.5
+    ///     }
+    /// }
+    ///
+    /// let mut model = Learned { y: 1.0, mu: 0.0 };
+    /// assert_eq!(model.theta_dim(), 1);
+    /// assert_eq!(model.log_joint_theta(&[0.5], &[1.0]), -0.125);
+    /// model.set_theta(&[0.5]).unwrap();
+    /// assert_eq!(model.log_joint(&[1.0]), -0.125);
+    /// ```
+    fn log_joint_theta<T: Scalar>(&self, theta: &[T], u: &[T]) -> T {
+        let _ = theta;
+        self.log_joint(u)
+    }
 }
 
 /// What a model declares about one latent: its name, its (constrained)

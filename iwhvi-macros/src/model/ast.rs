@@ -88,6 +88,52 @@ pub enum Role {
         likelihood: DistCall,
         index: Option<Ident>,
     },
+    /// A learned model parameter (`#[param(init = …)]`): a point fitted
+    /// jointly with the guide, a value of the log joint like a latent.
+    Param(ParamArgs),
+}
+
+/// The contents of a model's `#[param(…)]`: `init = expr` (required),
+/// `len = expr` for a vector, `lower = expr` for a parameter kept above a
+/// bound (a log transform while it is fitted), each at most once.
+pub struct ParamArgs {
+    pub init: Expr,
+    pub len: Option<Expr>,
+    pub lower: Option<Expr>,
+}
+
+impl Parse for ParamArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let (mut init, mut len, mut lower) = (Once::default(), Once::default(), Once::default());
+        while !input.is_empty() {
+            let key: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            match key.to_string().as_str() {
+                "init" => init.set(&key, input.parse()?)?,
+                "len" => len.set(&key, input.parse()?)?,
+                "lower" => lower.set(&key, input.parse()?)?,
+                other => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!(
+                            "unknown option `{other}`: write `init = <initial value>`, for a vector `len = <length>`, and optionally `lower = <bound>`"
+                        ),
+                    ));
+                }
+            }
+            if input.parse::<Option<Token![,]>>()?.is_none() {
+                break;
+            }
+        }
+        let init = init.get().ok_or_else(|| {
+            input.error("give the learned parameter's initial value: `#[param(init = 0.0)]`")
+        })?;
+        Ok(Self {
+            init,
+            len: len.get(),
+            lower: lower.get(),
+        })
+    }
 }
 
 pub struct Field {
@@ -373,6 +419,14 @@ fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
         "observe" => {
             dist_attr(cx, attr).map(|(likelihood, index)| Role::Observed { likelihood, index })
         }
+        "param" if matches!(attr.meta, syn::Meta::Path(_)) => {
+            cx.error_spanned_by(
+                attr,
+                "a learned parameter needs its initial value: write `#[param(init = 0.0)]` (and `len = <length>` for a vector)",
+            );
+            None
+        }
+        "param" => cx.ok(attr.parse_args::<ParamArgs>()).map(Role::Param),
         _ => return None,
     })
 }

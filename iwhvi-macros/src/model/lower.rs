@@ -40,6 +40,7 @@ pub fn bindings(model: &Model) -> Bindings {
                 (Role::Data | Role::Observed { .. }, Some(shape)) => Meaning::Data(shape.clone()),
                 (Role::Factor(_), _) => Meaning::Factor,
                 (Role::Derived { .. }, _) => Meaning::Derived,
+                (Role::Param(_), shape) => super::param::meaning(shape.as_ref()),
             },
         })
         .chain(failed)
@@ -60,7 +61,7 @@ pub fn plan<'a>(cx: &Ctxt, model: &'a Model, table: &Bindings) -> Plan<'a> {
             (Role::Factor(expr), _) => Lower::new(table.scope(position, None), cx)
                 .value(expr)
                 .map(|value| Step::Factor(value, &field.ident)),
-            (_, None) | (Role::Data, _) => None,
+            (_, None) | (Role::Data | Role::Param(_), _) => None,
             (Role::Derived { expr, index }, Some(shape)) => {
                 derived(cx, table, position, field, shape, expr, index.as_ref()).map(Step::Derived)
             }
@@ -89,7 +90,13 @@ pub fn plan<'a>(cx: &Ctxt, model: &'a Model, table: &Bindings) -> Plan<'a> {
             shape: field.shape.as_ref(),
         })
         .collect();
-    Plan { model, data, steps }
+    let params = super::param::plan(cx, model, table);
+    Plan {
+        model,
+        data,
+        steps,
+        params,
+    }
 }
 
 fn derived<'a>(
@@ -901,6 +908,12 @@ fn plate(
     }
     let uses = lower.uses.names;
     if cx.check().is_err() || failed || args.is_empty() {
+        return None;
+    }
+    // A plate seeds the latents it reads; one that reads a learned
+    // parameter keeps the scalar loop (generic over the scalar, so the
+    // parameter's derivatives flow through it).
+    if super::param::reads_param(table, &uses) {
         return None;
     }
     let operands: Vec<(Ident, bool)> = table

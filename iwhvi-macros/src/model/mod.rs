@@ -7,6 +7,7 @@ pub(crate) mod ast;
 mod check;
 pub(crate) mod emit;
 mod lower;
+mod param;
 pub(crate) mod plan;
 
 use proc_macro2::TokenStream;

@@ -17,6 +17,23 @@ pub struct Plan<'a> {
     pub data: Vec<Data<'a>>,
     /// The steps of the log joint, in declaration order.
     pub steps: Vec<Step<'a>>,
+    /// The learned parameters (`#[param]`), in declaration order.
+    pub params: Vec<Param<'a>>,
+}
+
+/// A learned parameter: a field of the model struct holding its current
+/// (constrained) value, bound as a local of every generated function.
+pub struct Param<'a> {
+    pub field: &'a Field,
+    /// `f64` (true) or a vector (`Vec<f64>`, `DVector<f64>`).
+    pub scalar: bool,
+    /// The initial value of each element: an `f64` expression over the data.
+    pub init: TokenStream,
+    /// The number of elements, a `usize` expression over the data.
+    pub len: TokenStream,
+    /// The transform from its unconstrained coordinates (a core
+    /// `Transform` expression over the data).
+    pub transform: TokenStream,
 }
 
 impl<'a> Plan<'a> {

@@ -20,6 +20,9 @@ use crate::scalar::Scalar;
 pub struct ChainedModel {
     values: Vec<f64>,
     gradients: Vec<Vec<f64>>,
+    /// `D_θ`: each gradient holds `∇ᵤ` then `∇_ϑ` (the learned
+    /// parameters'; 0 without).
+    theta_dim: usize,
 }
 
 /// Under [`Parallelism::Auto`], [`ChainedModel::new_with_parallelism`]
@@ -98,20 +101,90 @@ impl ChainedModel {
         engine: &E,
         parallelism: Parallelism,
     ) -> Self {
+        Self::new_with_theta(model, guide, params, &[], noise, engine, parallelism)
+    }
+
+    /// [`ChainedModel::new_with_parallelism`] for a model with learned
+    /// parameters at the unconstrained values `theta`
+    /// ([`Model::log_joint_theta`]): each draw's gradient is taken in
+    /// `(u, ϑ)` at once, `∇ᵤ` chained into the guide's parameters as
+    /// before and `∇_ϑ log p_θ(x, u_m)` kept for
+    /// [`ChainedModel::theta_gradient`]. With `theta` empty this is
+    /// [`ChainedModel::new_with_parallelism`], bit for bit.
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::gradient::{ForwardEngine, Parallelism};
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::objective::{ChainedModel, Diwhvi, StepNoise};
+    /// use iwhvi_core::transforms::Transform;
+    /// use rand::SeedableRng;
+    ///
+    /// /// z ~ N(mu, 1) with mu learned: ∂/∂mu log p = z − mu.
+    /// struct Prior;
+    /// impl Model for Prior {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         self.log_joint_theta(&[T::constant(0.0)], u)
+    ///     }
+    ///     fn theta_layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("mu", Transform::Identity)])
+    ///     }
+    ///     fn log_joint_theta<T: Scalar>(&self, theta: &[T], u: &[T]) -> T {
+    ///         -(u[0] - theta[0]).square() * 0.5
+    ///     }
+    /// }
+    ///
+    /// let guide = MeanField::new(1);
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    /// let params = guide.init_params(&mut rng);
+    /// let noise = StepNoise::draw(&guide, Diwhvi::new(2, 0), &mut rng);
+    /// let engine = ForwardEngine::<2>::new();
+    /// let chained = ChainedModel::new_with_theta(
+    ///     &Prior, &guide, &params, &[0.25], &noise, &engine, Parallelism::SingleThread,
+    /// );
+    /// // ∂/∂mu = z − mu = −∂/∂z at each draw.
+    /// for m in 0..2 {
+    ///     assert_eq!(chained.theta_gradient(m), &[-chained.u_gradient(m)[0]]);
+    /// }
+    /// ```
+    pub fn new_with_theta<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
+        model: &Mo,
+        guide: &G,
+        params: &[f64],
+        theta: &[f64],
+        noise: &StepNoise,
+        engine: &E,
+        parallelism: Parallelism,
+    ) -> Self {
         let m = noise.objective().m();
         let big_d = guide.latent_dim();
+        let theta_dim = theta.len();
         let mut values = vec![0.0; m];
-        let mut gradients = vec![vec![0.0; big_d]; m];
+        let mut gradients = vec![vec![0.0; big_d + theta_dim]; m];
         let sample =
             |buffers: &mut Buffers<f64>, m: usize, value: &mut f64, gradient: &mut [f64]| {
                 buffers.draw_outer(guide, params, noise, m);
-                *value = engine.value_and_gradient_into(&LogJoint(model), &buffers.u, gradient);
+                *value = if theta.is_empty() {
+                    engine.value_and_gradient_into(&LogJoint(model), &buffers.u, gradient)
+                } else {
+                    let point: Vec<f64> = buffers.u.iter().chain(theta).copied().collect();
+                    let joint = LogJointTheta { model, dim: big_d };
+                    engine.value_and_gradient_into(&joint, &point, gradient)
+                };
             };
         let new_buffers = || Buffers::new(guide, params, Stop::Nothing);
         let (Some((value0, values_rest)), Some((gradient0, gradients_rest))) =
             (values.split_first_mut(), gradients.split_first_mut())
         else {
-            return Self { values, gradients };
+            return Self {
+                values,
+                gradients,
+                theta_dim,
+            };
         };
         let mut buffers = new_buffers();
         let started = Instant::now();
@@ -134,7 +207,25 @@ impl ChainedModel {
                     });
                 });
         }
-        Self { values, gradients }
+        Self {
+            values,
+            gradients,
+            theta_dim,
+        }
+    }
+
+    /// `∇ᵤ log p(x, u_m)` at outer draw `m`.
+    pub fn u_gradient(&self, m: usize) -> &[f64] {
+        let g = &self.gradients[m];
+        &g[..g.len() - self.theta_dim]
+    }
+
+    /// `∇_ϑ log p_θ(x, u_m)` at outer draw `m`, in the learned
+    /// parameters' unconstrained coordinates (empty without learned
+    /// parameters; see [`ChainedModel::new_with_theta`]).
+    pub fn theta_gradient(&self, m: usize) -> &[f64] {
+        let g = &self.gradients[m];
+        &g[g.len() - self.theta_dim..]
     }
 
     /// `log p(x, u_m)`, the value alone.
@@ -144,7 +235,7 @@ impl ChainedModel {
 
     /// `∇ᵤ log p(x, u_m)`.
     pub(super) fn gradient(&self, m: usize) -> &[f64] {
-        &self.gradients[m]
+        self.u_gradient(m)
     }
 
     /// `log p(x, u)` as a scalar whose derivatives are `∇_u log p · u̇`:
@@ -166,6 +257,20 @@ impl ChainedModel {
             });
         let n = u.len().min(gradient.len());
         T::with_partials(value, &u[..n], &gradient[..n])
+    }
+}
+
+/// A model's log joint as a [`Differentiable`] of `(u, ϑ)`: the first
+/// `dim` inputs are `u`, the rest the learned parameters.
+struct LogJointTheta<'a, Mo> {
+    model: &'a Mo,
+    dim: usize,
+}
+
+impl<Mo: Model> Differentiable for LogJointTheta<'_, Mo> {
+    fn eval<T: Scalar>(&self, x: &[T]) -> T {
+        let (u, theta) = x.split_at(self.dim);
+        self.model.log_joint_theta(theta, u)
     }
 }
 
@@ -237,6 +342,7 @@ mod tests {
                 vec![-0.1, 0.2, -0.3, 0.4, -0.5, 0.6, -0.7],
                 vec![1e-300, -1e300, 0.5, -2.0, 7.0, 0.0, -1.0],
             ],
+            theta_dim: 0,
         };
         let x = [0.4, -1.3, 2.2, 0.0, -0.7, 3.1, 1e-3];
         let new = Objective {

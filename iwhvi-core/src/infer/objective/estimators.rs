@@ -316,21 +316,215 @@ pub(crate) fn split_engines_value_and_gradient<
         engines.model,
         engines.parallelism,
     );
-    let engine = engines.guide;
-    let bound = DiwhviObjective::chained(model, guide, noise, &chained);
+    Ok(guide_value_and_gradient(
+        model,
+        guide,
+        params,
+        noise,
+        engines.guide,
+        estimator,
+        &chained,
+        gradient,
+    ))
+}
+
+/// The bound's value and its gradient (or the estimator's) in the guide's
+/// parameters, the model entering through `chained`.
+#[allow(clippy::too_many_arguments)]
+fn guide_value_and_gradient<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    noise: &StepNoise,
+    engine: &EG,
+    estimator: GradientEstimator,
+    chained: &ChainedModel,
+    gradient: &mut [f64],
+) -> f64 {
+    let bound = DiwhviObjective::chained(model, guide, noise, chained);
     let Some((surrogate, range)) = estimator.surrogate(guide, noise.objective().k(), params.len())
     else {
-        return Ok(engine.value_and_gradient_into(&bound, params, gradient));
+        return engine.value_and_gradient_into(&bound, params, gradient);
     };
     let surrogate = SurrogateObjective {
         surrogate,
         guide,
-        chained: &chained,
+        chained,
         noise,
     };
-    Ok(split_value_and_gradient(
-        engine, &bound, &surrogate, range, params, gradient,
-    ))
+    split_value_and_gradient(engine, &bound, &surrogate, range, params, gradient)
+}
+
+/// [`split_engines_value_and_gradient`] for a model with learned
+/// parameters at unconstrained `theta`: `gradient` holds the guide's
+/// parameters' entries, then `D_θ` entries for `ϑ`
+/// ([`theta_gradient_into`]). With `theta` empty it is
+/// [`split_engines_value_and_gradient`] itself.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn split_engines_value_and_gradient_theta<
+    Mo: Model,
+    G: HierarchicalGuide,
+    EM: GradientEngine,
+    EG: GradientEngine,
+>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    theta: &[f64],
+    noise: &StepNoise,
+    engines: GenericEngines<'_, EM, EG>,
+    estimator: GradientEstimator,
+    gradient: &mut [f64],
+) -> Result<f64, ObjectiveError> {
+    if theta.is_empty() {
+        return split_engines_value_and_gradient(
+            model, guide, params, noise, engines, estimator, gradient,
+        );
+    }
+    estimator.check(guide)?;
+    let chained = ChainedModel::new_with_theta(
+        model,
+        guide,
+        params,
+        theta,
+        noise,
+        engines.model,
+        engines.parallelism,
+    );
+    let (guide_gradient, theta_gradient) = gradient.split_at_mut(params.len());
+    let value = guide_value_and_gradient(
+        model,
+        guide,
+        params,
+        noise,
+        engines.guide,
+        estimator,
+        &chained,
+        guide_gradient,
+    );
+    theta_gradient_into(guide, params, noise, &chained, theta_gradient);
+    Ok(value)
+}
+
+/// The bound's gradient in the learned parameters' unconstrained
+/// coordinates `ϑ`: the guide does not depend on `ϑ`, so
+/// `∇_ϑ bound = Σ_m a_m ∇_ϑ log p_θ(x, u_m)` with
+/// `a = softmax_m(log p(x, u_m) − U_K(u_m))`, the normalised outer
+/// importance weights of the same draws. Written into `out`.
+fn theta_gradient_into<G: HierarchicalGuide>(
+    guide: &G,
+    params: &[f64],
+    noise: &StepNoise,
+    chained: &ChainedModel,
+    out: &mut [f64],
+) {
+    let mut log_w = Vec::with_capacity(noise.objective().m());
+    for_each_outer_draw(guide, params, noise, Stop::Nothing, |m, _, weights| {
+        log_w.push(chained.value(m) - upper(weights));
+    });
+    let normaliser = f64::log_sum_exp(&log_w);
+    out.fill(0.0);
+    for (m, lw) in log_w.iter().enumerate() {
+        let a = (lw - normaliser).exp();
+        for (o, g) in out.iter_mut().zip(chained.theta_gradient(m)) {
+            *o += a * g;
+        }
+    }
+}
+
+/// [`value_and_gradient_with`] for a model with learned parameters
+/// ([`Model::theta_layout`]) at the unconstrained values `theta`: the
+/// bound `L(φ, ϑ)` on `log p_θ(x)` and its gradient, the guide's
+/// parameters' entries first, then `ϑ`'s,
+///
+/// `∇_ϑ L = Σ_m a_m ∇_ϑ log p_θ(x, u_m)`,
+/// `a = softmax_m(log p_θ(x, u_m) − U_K(u_m))`
+///
+/// (the guide does not depend on `θ`, so only the log joint carries it;
+/// `∇ᵤ` and `∇_ϑ` of each draw come from one engine call). `gradient` has
+/// `params.len() + theta.len()` entries. With `theta` empty it is
+/// [`value_and_gradient_with`].
+///
+/// # Errors
+/// As [`value_and_gradient_with`], and [`ObjectiveError::Input`] when
+/// `theta` does not have [`Model::theta_dim`] finite entries.
+///
+/// ```
+/// use iwhvi_core::Scalar;
+/// use iwhvi_core::gradient::ForwardEngine;
+/// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+/// use iwhvi_core::model::{LatentSpec, Layout, Model};
+/// use iwhvi_core::objective::{Diwhvi, GradientEstimator, StepNoise, value_and_gradient_with_theta};
+/// use iwhvi_core::transforms::Transform;
+/// use rand::SeedableRng;
+///
+/// /// z ~ N(mu, 1), mu learned (no data).
+/// struct Prior;
+/// impl Model for Prior {
+///     fn layout(&self) -> Layout {
+///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+///     }
+///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+///         self.log_joint_theta(&[T::constant(0.0)], u)
+///     }
+///     fn theta_layout(&self) -> Layout {
+///         Layout::new(vec![LatentSpec::scalar("mu", Transform::Identity)])
+///     }
+///     fn log_joint_theta<T: Scalar>(&self, theta: &[T], u: &[T]) -> T {
+///         -(u[0] - theta[0]).square() * 0.5
+///     }
+/// }
+///
+/// let guide = MeanField::new(1);
+/// let params = guide.init_params(&mut rand::rngs::StdRng::seed_from_u64(0));
+/// let noise = StepNoise::draw(&guide, Diwhvi::elbo(), &mut rand::rngs::StdRng::seed_from_u64(1));
+/// let mut gradient = vec![0.0; params.len() + 1];
+/// let engine = ForwardEngine::<4>::new();
+/// let value = value_and_gradient_with_theta(
+///     &Prior, &guide, &params, &[0.5], &noise, &engine, GradientEstimator::Reparameterized, &mut gradient,
+/// ).unwrap();
+/// assert!(value.is_finite());
+/// // One draw z: ∂/∂mu = z − mu, and ∂/∂(guide's mean) = −(z − mu).
+/// assert!((gradient[2] + gradient[0]).abs() < 1e-12);
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn value_and_gradient_with_theta<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    theta: &[f64],
+    noise: &StepNoise,
+    engine: &E,
+    estimator: GradientEstimator,
+    gradient: &mut [f64],
+) -> Result<f64, ObjectiveError> {
+    check_dimensions(model, guide)?;
+    check_params(guide, params)?;
+    if theta.len() != model.theta_dim() || theta.iter().any(|t| !t.is_finite()) {
+        return Err(InputError::InvalidSetting {
+            setting: "theta",
+            value: format!("{} values", theta.len()),
+            requirement: "the learned parameters have the model's theta_dim() finite values",
+        }
+        .into());
+    }
+    if gradient.len() != params.len() + theta.len() {
+        return Err(InputError::InvalidSetting {
+            setting: "gradient",
+            value: format!("a buffer of {} entries", gradient.len()),
+            requirement: "the gradient buffer has one entry per guide parameter and per learned parameter",
+        }
+        .into());
+    }
+    noise.check_fits(guide, 0)?;
+    let engines = GenericEngines {
+        model: engine,
+        guide: engine,
+        parallelism: Parallelism::SingleThread,
+    };
+    split_engines_value_and_gradient_theta(
+        model, guide, params, theta, noise, engines, estimator, gradient,
+    )
 }
 
 /// `bound`'s value, with its gradient on the parameters outside `range`

@@ -41,8 +41,9 @@ pub use diagnostics::{
     DiagnosticsError, Estimate, GuideDiagnostics, LogQSandwich, MutualInformation, estimate_bound,
     guide_diagnostics, log_evidence, mutual_information, upper_bound_log_q,
 };
-pub(crate) use estimators::{GenericEngines, split_engines_value_and_gradient};
+pub(crate) use estimators::{GenericEngines, split_engines_value_and_gradient_theta};
 pub use estimators::{
     GradientEstimator, ObjectiveError, value_and_gradient, value_and_gradient_with,
+    value_and_gradient_with_theta,
 };
 pub use noise::StepNoise;

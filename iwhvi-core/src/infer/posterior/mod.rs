@@ -21,7 +21,7 @@ mod summary;
 
 pub use cmdstan::CmdStanCsvError;
 pub use draws::Draws;
-pub use persist::{FittedGuide, PersistError};
+pub use persist::{FittedGuide, LearnedParams, PersistError};
 pub use psis::{PARETO_K_GOOD, PARETO_K_OK, pareto_k_hat};
 pub use resample::{ResampleError, ResampledDraws};
 pub use summary::{Summary, SummaryRow};
@@ -33,17 +33,21 @@ pub struct Posterior<'a, Mo, G> {
 }
 
 impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
-    /// The posterior approximation of a fitted guide.
+    /// The posterior approximation of a fitted guide. A model with learned
+    /// parameters ([`Model::theta_layout`]) has its current ones saved in
+    /// the fitted guide ([`FittedGuide::with_learned`]): set the fit's
+    /// into the model first ([`Model::set_theta`]).
     ///
     /// # Errors
     /// [`PersistError::Input`] when the parameters do not fit the guide
     /// (wrong length, not finite) or the guide is for another `D` than the
     /// model.
     pub fn new(model: &'a Mo, guide: &G, params: &[f64]) -> Result<Self, PersistError> {
-        Ok(Self {
-            model,
-            fitted: FittedGuide::new(guide.clone(), params.to_vec(), model.layout())?,
-        })
+        let mut fitted = FittedGuide::new(guide.clone(), params.to_vec(), model.layout())?;
+        if model.theta_dim() > 0 {
+            fitted = fitted.with_learned(model.theta_layout(), model.theta())?;
+        }
+        Ok(Self { model, fitted })
     }
 
     /// A loaded (or otherwise built) fitted guide beside its model again.

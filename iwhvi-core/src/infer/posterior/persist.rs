@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::guide::HierarchicalGuide;
 use crate::input::{InputError, check_params};
-use crate::model::Layout;
+use crate::model::{Latents, Layout, LayoutError};
 
 /// A guide with its fitted parameters and the model's latent layout:
 /// everything needed to draw named latents, without the model's data.
@@ -41,6 +41,70 @@ pub struct FittedGuide<G> {
     pub(super) guide: G,
     pub(super) params: Vec<f64>,
     pub(super) layout: Layout,
+    pub(super) learned: Option<LearnedParams>,
+}
+
+/// The model's learned parameters (`#[param]` fields) as a fit left them:
+/// their layout ([`Model::theta_layout`](crate::model::Model::theta_layout))
+/// and their unconstrained values `ϑ`, saved beside the guide that was
+/// fitted with them (see [`FittedGuide::with_learned`]).
+///
+/// ```
+/// use iwhvi_core::model::{Layout, LatentSpec};
+/// use iwhvi_core::posterior::LearnedParams;
+/// use iwhvi_core::transforms::Transform;
+///
+/// let layout = Layout::new(vec![LatentSpec::scalar("sigma", Transform::LowerBound { low: 0.0 })]);
+/// let learned = LearnedParams::new(layout, vec![0.0]).unwrap();
+/// assert_eq!(learned.constrained().unwrap().get("sigma").unwrap(), &[1.0]);
+/// assert!(LearnedParams::new(Layout::default(), vec![1.0]).is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnedParams {
+    layout: Layout,
+    theta: Vec<f64>,
+}
+
+impl LearnedParams {
+    /// Learned parameters `theta` (unconstrained) of the given layout.
+    ///
+    /// # Errors
+    /// [`PersistError::Field`] (`learned`) when `theta` is not the
+    /// layout's dimension or not finite.
+    pub fn new(layout: Layout, theta: Vec<f64>) -> Result<Self, PersistError> {
+        if theta.len() != layout.dim() || theta.iter().any(|t| !t.is_finite()) {
+            return Err(PersistError::Field {
+                field: "learned".into(),
+                message: format!(
+                    "{} values for a layout of dimension {}, each finite, expected {theta:?}",
+                    theta.len(),
+                    layout.dim()
+                ),
+            });
+        }
+        Ok(Self { layout, theta })
+    }
+
+    /// Their layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Their unconstrained values `ϑ`, as
+    /// [`Model::set_theta`](crate::model::Model::set_theta) takes them.
+    pub fn theta(&self) -> &[f64] {
+        &self.theta
+    }
+
+    /// Named and constrained, `θ = T(ϑ)`.
+    ///
+    /// # Errors
+    /// Never for values built by [`LearnedParams::new`]; the layout's
+    /// error otherwise.
+    pub fn constrained(&self) -> Result<Latents, LayoutError> {
+        self.layout.constrain(&self.theta)
+    }
 }
 
 /// The saved form, written in this order.
@@ -50,6 +114,8 @@ struct Saved<'a, G> {
     guide: &'a G,
     params: &'a [f64],
     layout: &'a Layout,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    learned: Option<&'a LearnedParams>,
 }
 
 /// Why a fitted guide could not be built, saved or loaded.
@@ -138,7 +204,47 @@ impl<G: HierarchicalGuide> FittedGuide<G> {
             guide,
             params,
             layout,
+            learned: None,
         })
+    }
+
+    /// With the model's learned parameters beside the guide (saved and
+    /// loaded with it): `layout` is the model's
+    /// [`theta_layout`](crate::model::Model::theta_layout) and `theta`
+    /// the fit's [`Fit::theta`](crate::fit::Fit::theta). A layout of
+    /// dimension 0 stores nothing.
+    ///
+    /// # Errors
+    /// As [`LearnedParams::new`].
+    ///
+    /// ```
+    /// use iwhvi_core::guide::MeanField;
+    /// use iwhvi_core::model::{Layout, LatentSpec};
+    /// use iwhvi_core::posterior::FittedGuide;
+    /// use iwhvi_core::transforms::Transform;
+    ///
+    /// let layout = Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)]);
+    /// let theta_layout = Layout::new(vec![LatentSpec::scalar("mu", Transform::Identity)]);
+    /// let fitted = FittedGuide::new(MeanField::new(1), vec![0.5, 0.0], layout)
+    ///     .unwrap()
+    ///     .with_learned(theta_layout, vec![1.25])
+    ///     .unwrap();
+    /// let loaded: FittedGuide<MeanField> = FittedGuide::from_json(&fitted.to_json().unwrap()).unwrap();
+    /// assert_eq!(loaded.learned().unwrap().theta(), &[1.25]);
+    /// assert_eq!(loaded, fitted);
+    /// ```
+    pub fn with_learned(mut self, layout: Layout, theta: Vec<f64>) -> Result<Self, PersistError> {
+        self.learned = if layout.dim() == 0 && theta.is_empty() {
+            None
+        } else {
+            Some(LearnedParams::new(layout, theta)?)
+        };
+        Ok(self)
+    }
+
+    /// The model's learned parameters saved with the guide, if any.
+    pub fn learned(&self) -> Option<&LearnedParams> {
+        self.learned.as_ref()
     }
 
     /// The guide (its configuration).
@@ -177,6 +283,7 @@ impl<G: HierarchicalGuide + Serialize + DeserializeOwned> FittedGuide<G> {
             guide: &self.guide,
             params: &self.params,
             layout: &self.layout,
+            learned: self.learned.as_ref(),
         })?)
     }
 
@@ -247,13 +354,22 @@ impl<G: HierarchicalGuide + Serialize + DeserializeOwned> FittedGuide<G> {
         let guide: G = take(&mut fields, "guide")?;
         let params: Vec<f64> = take(&mut fields, "params")?;
         let layout: Layout = take(&mut fields, "layout")?;
+        let learned: Option<LearnedParams> = if fields.contains_key("learned") {
+            Some(take(&mut fields, "learned")?)
+        } else {
+            None
+        };
         if let Some(unknown) = fields.keys().next() {
             return Err(PersistError::Field {
                 field: unknown.clone(),
                 message: "not a field of a saved guide".into(),
             });
         }
-        Self::new(guide, params, layout)
+        let fitted = Self::new(guide, params, layout)?;
+        match learned {
+            Some(l) => fitted.with_learned(l.layout, l.theta),
+            None => Ok(fitted),
+        }
     }
 
     /// Writes the JSON to `path`.

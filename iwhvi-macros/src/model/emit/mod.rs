@@ -5,6 +5,7 @@
 
 mod latent;
 mod observed;
+mod param;
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -52,6 +53,20 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
         quote!(#ident: #ty)
     });
     let data_names = plan.data.iter().map(|d| &d.field.ident);
+    let data_defs = data_defs.chain(plan.params.iter().map(param::field_def));
+    let construct = if plan.params.is_empty() {
+        quote!(let __model = Self { #(#data_names),* };)
+    } else {
+        let param_names = plan.params.iter().map(|p| &p.field.ident);
+        quote! {
+            let mut __model = Self {
+                #(#data_names,)*
+                #(#param_names: ::core::default::Default::default(),)*
+            };
+            __model.__init_params();
+        }
+    };
+    let init_params = (!plan.params.is_empty()).then(|| param::init_method(plan));
     let finite_checks = plan
         .data
         .iter()
@@ -118,7 +133,7 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
             /// A `DataError` naming the field.
             #[allow(clippy::too_many_arguments)]
             #vis fn new(#(#data_params),*) -> ::core::result::Result<Self, ::iwhvi::__private::DataError> {
-                let __model = Self { #(#data_names),* };
+                #construct
                 __model.__validate()?;
                 ::core::result::Result::Ok(__model)
             }
@@ -126,6 +141,8 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
             #from_json
 
             #(#accessors)*
+
+            #init_params
 
             fn __validate(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
                 #(#finite_checks)*
@@ -351,6 +368,7 @@ fn samplers(plan: &Plan<'_>) -> TokenStream {
             _ => quote!(#ident),
         }
     });
+    let param_bindings = param::bindings_from_self(plan);
     let bindings = plan.latents().map(latent::binding);
     let simulations = plan.observations().map(observed::simulation);
     let observation_defs = plan.observations().map(observed::simulated_field);
@@ -382,6 +400,7 @@ fn samplers(plan: &Plan<'_>) -> TokenStream {
                 __rng: &mut __R,
             ) -> ::core::result::Result<#latents_ident, #distribution_error> {
                 type __T = f64;
+                #(#param_bindings)*
                 #(#draws)*
                 ::core::result::Result::Ok(#latents_ident { #(#latent_values,)* })
             }
@@ -401,6 +420,7 @@ fn samplers(plan: &Plan<'_>) -> TokenStream {
                 __rng: &mut __R,
             ) -> ::core::result::Result<#observations_ident, #distribution_error> {
                 type __T = f64;
+                #(#param_bindings)*
                 #(#bindings)*
                 #(#simulations)*
                 ::core::result::Result::Ok(#observations_ident { #(#observation_values,)* })
@@ -436,6 +456,7 @@ fn derived_struct(plan: &Plan<'_>) -> TokenStream {
         }
     });
     let bindings = plan.latents().map(latent::binding);
+    let param_bindings = param::bindings_from_self(plan);
     let doc_derived = format!("The derived quantities of [`{ident}`] at given latents.");
     quote! {
         #[doc = #doc_derived]
@@ -449,6 +470,7 @@ fn derived_struct(plan: &Plan<'_>) -> TokenStream {
             #[allow(unused_variables, non_camel_case_types, clippy::all)]
             #vis fn derived_quantities(&self, __latents: &#latents_ident) -> #derived_ident {
                 type __T = f64;
+                #(#param_bindings)*
                 #(#bindings)*
                 #(#computations)*
                 #derived_ident { #(#derived_values,)* }
@@ -487,7 +509,9 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
         Step::Factor(value, _) => quote!(__lp += #value;),
         Step::Derived(_) => quote!(),
     };
-    let steps = plan.steps.iter().map(|s| step(s, true));
+    let steps: Vec<TokenStream> = plan.steps.iter().map(|s| step(s, true)).collect();
+    let param_methods = param::model_methods(plan, &steps);
+    let param_bindings = param::bindings_from_self(plan);
     let reference_steps = plan.steps.iter().map(|s| step(s, false));
     let plate_methods = plan.observations().filter_map(observed::plate_methods);
     let checked_steps = plan.steps.iter().map(checked_step);
@@ -523,15 +547,19 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
 
             #[allow(unused_mut, unused_variables, unused_assignments, clippy::all)]
             fn log_joint<__T: ::iwhvi::__private::Scalar>(&self, __u: &[__T]) -> __T {
+                #(#param_bindings)*
                 let mut __lp = <__T as ::iwhvi::__private::Scalar>::constant(0.0);
                 let mut __at = 0usize;
                 #(#steps)*
                 __lp
             }
 
+            #param_methods
+
             #[allow(unused_mut, unused_variables, unused_assignments, non_camel_case_types, clippy::all)]
             fn first_invalid_term(&self, __u: &[f64]) -> ::core::option::Option<::iwhvi::__private::InvalidTerm> {
                 type __T = f64;
+                #(#param_bindings)*
                 let __walk = || -> ::core::result::Result<(), ::iwhvi::__private::InvalidTerm> {
                     let mut __lp = 0.0f64;
                     let mut __at = 0usize;
@@ -545,6 +573,7 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
         impl ::iwhvi::__private::ReferenceLogJoint for #ident {
             #[allow(unused_mut, unused_variables, unused_assignments, clippy::all)]
             fn log_joint_reference<__T: ::iwhvi::__private::Scalar>(&self, __u: &[__T]) -> __T {
+                #(#param_bindings)*
                 let mut __lp = <__T as ::iwhvi::__private::Scalar>::constant(0.0);
                 let mut __at = 0usize;
                 #(#reference_steps)*
