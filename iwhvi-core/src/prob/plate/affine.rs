@@ -912,15 +912,58 @@ impl<const W: usize> vmath::Simd for DenseRun<'_, W> {
         let columns: [&[f64]; W] = std::array::from_fn(|f| &self.columns[f][..len]);
         let mut acc = [0.0; W];
         acc.copy_from_slice(self.p);
-        for (b, &g) in self.g.iter().enumerate() {
-            if g == 0.0 {
-                continue;
-            }
-            for (s, column) in acc.iter_mut().zip(&columns) {
-                *s += g * column[b];
-            }
-        }
+        column_pairs(self.g, &columns, &mut acc);
         self.p.copy_from_slice(&acc);
+    }
+}
+
+/// `acc_f += g · c_f[b]` for every column, unless `g = 0`.
+#[inline(always)]
+fn add_element<const W: usize>(g: f64, columns: &[&[f64]; W], b: usize, acc: &mut [f64; W]) {
+    if g == 0.0 {
+        return;
+    }
+    for (s, column) in acc.iter_mut().zip(columns) {
+        *s += g * column[b];
+    }
+}
+
+/// [`DenseRun`]'s sums two elements and two columns at a time, written
+/// for the SLP vectoriser: the products of columns `f, f + 1` formed along
+/// elements `b, b + 1` (contiguous loads), each column's sum adding
+/// element `b`'s product then element `b + 1`'s, the scalar loop's
+/// additions in its order (the same bits). A pair with a `g = 0` takes
+/// the scalar loop.
+#[inline(always)]
+fn column_pairs<const W: usize>(g: &[f64], columns: &[&[f64]; W], acc: &mut [f64; W]) {
+    let len = g.len();
+    let pairs = W / 2;
+    let mut b = 0;
+    while b + 2 <= len {
+        let (g0, g1) = (g[b], g[b + 1]);
+        if g0 == 0.0 || g1 == 0.0 {
+            add_element(g0, columns, b, acc);
+            add_element(g1, columns, b + 1, acc);
+            b += 2;
+            continue;
+        }
+        for q in 0..pairs {
+            let (c0, c1) = (&columns[2 * q][b..b + 2], &columns[2 * q + 1][b..b + 2]);
+            let p0 = [g0 * c0[0], g1 * c0[1]];
+            let p1 = [g0 * c1[0], g1 * c1[1]];
+            let (s0, s1) = (acc[2 * q] + p0[0], acc[2 * q + 1] + p1[0]);
+            acc[2 * q] = s0 + p0[1];
+            acc[2 * q + 1] = s1 + p1[1];
+        }
+        if W % 2 == 1 {
+            let last = &columns[W - 1][b..b + 2];
+            acc[W - 1] += g0 * last[0];
+            acc[W - 1] += g1 * last[1];
+        }
+        b += 2;
+    }
+    if b < len {
+        add_element(g[b], columns, b, acc);
     }
 }
 
