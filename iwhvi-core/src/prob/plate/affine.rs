@@ -76,9 +76,38 @@ impl PlateKey {
     }
 }
 
-/// A plate's recorded coefficients, or `None` when it is not affine (or
-/// too large to record).
-type Slot = Arc<OnceLock<Option<Arc<AffineCache>>>>;
+/// What a scope holds for one plate: its record (`None` when the plate is
+/// not affine, or its record would copy more than [`MAX_CACHE_BYTES`]),
+/// and the plate it was made for, as far as its length and its data
+/// slices tell.
+struct Recorded {
+    /// The plate's length.
+    n: usize,
+    /// The address and length of each of the plate's [`Plate::f64_data`]
+    /// slices.
+    sources: Vec<(usize, usize)>,
+    cache: Option<Arc<AffineCache>>,
+}
+
+impl Recorded {
+    /// True when `plate` has the length and the data slices (the same
+    /// addresses and lengths) this was recorded for: false for another
+    /// model built at a dropped one's address inside the scope (a
+    /// benchmark's loop over sizes), or for data that moved.
+    fn made_for<P: Plate>(&self, plate: &P) -> bool {
+        self.n == plate.len()
+            && (0..=self.sources.len())
+                .all(|k| plate.f64_data(k).map(identity) == self.sources.get(k).copied())
+    }
+}
+
+/// A slice's address and length.
+fn identity(s: &[f64]) -> (usize, usize) {
+    (s.as_ptr() as usize, s.len())
+}
+
+/// A plate's record, filled at its first evaluation in the scope.
+type Slot = Arc<OnceLock<Recorded>>;
 
 /// The plates' recorded coefficients of one scope.
 #[derive(Default)]
@@ -87,13 +116,26 @@ pub(crate) struct Store {
 }
 
 impl Store {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<PlateKey, Slot>> {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The slot of `key`, created empty the first time.
     fn slot(&self, key: PlateKey) -> Slot {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(slots.entry(key).or_default())
+        Arc::clone(self.slots().entry(key).or_default())
+    }
+
+    /// An empty slot for `key` in place of `stale` (unless another thread
+    /// replaced it already: then that one).
+    fn renew(&self, key: PlateKey, stale: &Slot) -> Slot {
+        let mut slots = self.slots();
+        let slot = slots.entry(key).or_default();
+        if Arc::ptr_eq(slot, stale) {
+            *slot = Slot::default();
+        }
+        Arc::clone(slot)
     }
 }
 
@@ -112,6 +154,13 @@ thread_local! {
 /// [`fit`](crate::fit::fit), [`fit_from`](crate::fit::fit_from) and
 /// [`laplace_from`](crate::laplace::laplace_from) open one; a benchmark of
 /// a single step opens one around its loop to time what `fit` runs.
+///
+/// The record holds no reference into a model: a column of coefficients
+/// that is a run of the plate's own data ([`Plate::f64_data`]) is kept as
+/// (slice, offset) and read through the plate being evaluated, so a record
+/// that outlives its model reads nothing freed. A plate whose length or
+/// data slices (addresses, lengths) differ from those its record was made
+/// for (another model built at a dropped one's address) is recorded anew.
 ///
 /// ```
 /// use iwhvi_core::plate::with_plate_cache;
@@ -146,9 +195,15 @@ pub(crate) fn within<R>(store: Option<Arc<Store>>, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// The plate's [`Plate::f64_data`] slices.
+pub(crate) fn plate_data<P: Plate>(plate: &P) -> Vec<&[f64]> {
+    (0..).map_while(|k| plate.f64_data(k)).collect()
+}
+
 /// The recorded coefficients of `plate` for these operands, when a scope
 /// is open and the plate has a key: recorded now, at the operands' values,
-/// if this is the first time (`None` if it is not affine). Without a scope
+/// if this is the first time or the record was made for another plate
+/// ([`Recorded::made_for`]); `None` if it is not affine. Without a scope
 /// or a key this costs nothing (the operands' values are read only to
 /// record).
 pub(crate) fn lookup<P: Plate, T: Scalar>(
@@ -157,35 +212,57 @@ pub(crate) fn lookup<P: Plate, T: Scalar>(
 ) -> Option<Arc<AffineCache>> {
     let key = plate.cache_key()?;
     let store = current()?;
-    let slot = store.slot(key);
-    let cache = slot.get_or_init(|| {
+    let record = || {
         let values: Vec<Vec<f64>> = operands
             .iter()
             .map(|g| g.iter().map(|v| v.value()).collect())
             .collect();
         let groups: Vec<&[f64]> = values.iter().map(Vec::as_slice).collect();
         let sizes: Vec<usize> = operands.iter().map(|g| g.len()).collect();
-        AffineCache::record(plate, &sizes, &groups).map(Arc::new)
-    });
+        Recorded {
+            n: plate.len(),
+            sources: plate_data(plate).into_iter().map(identity).collect(),
+            cache: AffineCache::record(plate, &sizes, &groups).map(Arc::new),
+        }
+    };
+    let slot = store.slot(key);
+    let slot = if slot.get_or_init(record).made_for(plate) {
+        slot
+    } else {
+        store.renew(key, &slot)
+    };
+    let recorded = slot.get_or_init(record);
+    if !recorded.made_for(plate) {
+        return None;
+    }
     let fits = |c: &&Arc<AffineCache>| {
         c.sizes.len() == operands.len() && c.sizes.iter().zip(operands).all(|(&n, g)| n == g.len())
     };
-    cache.as_ref().filter(fits).cloned()
+    recorded.cache.as_ref().filter(fits).cloned()
+}
+
+/// `N` values of a record (one per element): a copy, or a run of the
+/// plate's own data.
+#[derive(Debug)]
+pub(crate) enum Run {
+    /// A copy.
+    Copied(Vec<f64>),
+    /// `plate.f64_data(slice)[offset..offset + N]`, bit for bit.
+    Borrowed { slice: usize, offset: usize },
+    /// The same value at every element.
+    Splat(f64),
 }
 
 /// One argument's coefficients over the elements.
 #[derive(Debug)]
 pub(crate) enum Coefficients {
-    /// The argument depends on no operand: its value at each element when
-    /// the plate is replayed (empty otherwise).
-    Constant { values: Vec<f64> },
-    /// Element `i`'s coefficients of operands `lo..lo + width` at
-    /// `values[i · width..]` (zeros included).
-    Dense {
-        lo: usize,
-        width: usize,
-        values: Vec<f64>,
-    },
+    /// The argument depends on no operand: its values (a copy, a run of
+    /// the data or one value) when the plate is replayed, `None` otherwise.
+    Constant { values: Option<Run> },
+    /// Operand `lo + f`'s coefficients of every element in `columns[f]`
+    /// (zeros included; column-major, so that a column can be a run of the
+    /// data, and each is copied or borrowed, never a splat).
+    Dense { lo: usize, columns: Vec<Run> },
     /// Element `i`'s nonzero coefficients at `starts[i]..starts[i + 1]`:
     /// operand `lanes[k]`, coefficient `values[k]`.
     Sparse {
@@ -200,11 +277,13 @@ pub(crate) enum Coefficients {
 pub(crate) struct AffineCache {
     /// The operand groups' sizes they were recorded for.
     sizes: Vec<usize>,
+    /// The number of elements.
+    n: usize,
     /// One per argument.
     arguments: Vec<Coefficients>,
     /// Every argument is a recorded constant or the left fold
     /// `Σⱼ θⱼ·Cₐ,ᵢⱼ` over its dense coefficients' operands, in order: its
-    /// `f64` value is then [`AffineCache::replay`]'s, the same operations
+    /// `f64` value is then [`View::replay`]'s, the same operations
     /// as the plate's own code (up to the sign of a zero).
     replay: bool,
 }
@@ -217,14 +296,160 @@ struct Survey {
     nonzero: usize,
 }
 
+/// The elements whose coefficients locate a column in the data: the
+/// first two, the last and five between (sorted, distinct).
+fn sample_elements(n: usize) -> Vec<usize> {
+    let mut at: Vec<usize> = (0..8)
+        .map(|k| n.saturating_mul(k) / 8)
+        .chain([1, n.saturating_sub(1)])
+        .filter(|&i| i < n)
+        .collect();
+    at.sort_unstable();
+    at.dedup();
+    at
+}
+
+/// The most runs of the data a column is matched against at once.
+const CANDIDATES: usize = 4;
+
+/// The runs `(slice, offset)` of `data`, `n` long, whose values at the
+/// elements `at` have the bits of `want` (up to [`CANDIDATES`]): `hint`
+/// alone when it is one (the next column of a column-major matrix), else
+/// a scan of the slices while `budget` (positions left to look at) lasts.
+fn find_runs(
+    data: &[&[f64]],
+    (at, want): (&[usize], &[f64]),
+    n: usize,
+    hint: Option<(usize, usize)>,
+    budget: &mut usize,
+) -> Vec<(usize, usize)> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let matches = |s: &[f64], offset: usize| {
+        at.iter()
+            .zip(want)
+            .all(|(&i, v)| s[offset + i].to_bits() == v.to_bits())
+    };
+    if let Some((k, offset)) = hint
+        && let Some(s) = data.get(k)
+        && offset.checked_add(n).is_some_and(|end| end <= s.len())
+        && matches(s, offset)
+    {
+        return vec![(k, offset)];
+    }
+    let mut found = Vec::new();
+    for (k, s) in data.iter().enumerate() {
+        let Some(positions) = (s.len() + 1).checked_sub(n) else {
+            continue;
+        };
+        if positions > *budget {
+            break;
+        }
+        *budget -= positions;
+        for offset in 0..positions {
+            if matches(s, offset) {
+                found.push((k, offset));
+                if found.len() == CANDIDATES {
+                    return found;
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A column being recorded element by element: still equal to each of
+/// some runs of the data so far, or copied.
+enum Recording {
+    /// The runs `(slice, offset)` equal to the column so far (never
+    /// empty).
+    Matching(Vec<(usize, usize)>),
+    /// The values so far (allocated at the first).
+    Copied(Vec<f64>),
+}
+
+impl Recording {
+    /// A column that may be one of `candidates` (copied if there is none:
+    /// `copied` counts its bytes).
+    fn new(candidates: Vec<(usize, usize)>, n: usize, copied: &mut usize) -> Self {
+        if candidates.is_empty() {
+            *copied = copied.saturating_add(n.saturating_mul(8));
+            Self::Copied(Vec::new())
+        } else {
+            Self::Matching(candidates)
+        }
+    }
+
+    /// Element `i`'s value (elements in order). A column that stops
+    /// matching its last run is copied from then on: its values so far
+    /// are that run's first `i`, the same bits; `copied` counts its bytes.
+    fn push(&mut self, i: usize, value: f64, data: &[&[f64]], n: usize, copied: &mut usize) {
+        match self {
+            Self::Matching(runs) => {
+                let Some(&(k, offset)) = runs.last() else {
+                    return;
+                };
+                runs.retain(|&(k, o)| data[k][o + i].to_bits() == value.to_bits());
+                if runs.is_empty() {
+                    let mut values = Vec::with_capacity(n);
+                    values.extend_from_slice(&data[k][offset..offset + i]);
+                    values.push(value);
+                    *copied = copied.saturating_add(n.saturating_mul(8));
+                    *self = Self::Copied(values);
+                }
+            }
+            Self::Copied(values) => {
+                if values.capacity() == 0 {
+                    values.reserve_exact(n);
+                }
+                values.push(value);
+            }
+        }
+    }
+
+    fn finish(self) -> Run {
+        match self {
+            Self::Matching(runs) => Run::Borrowed {
+                slice: runs[0].0,
+                offset: runs[0].1,
+            },
+            Self::Copied(values) => Run::Copied(values),
+        }
+    }
+}
+
+/// An argument being recorded (the second probe pass).
+enum Pending {
+    Constant(Option<Recording>),
+    Splat(f64),
+    Dense {
+        lo: usize,
+        columns: Vec<Recording>,
+        /// The current element's coefficients.
+        row: Vec<f64>,
+    },
+    Sparse {
+        starts: Vec<usize>,
+        lanes: Vec<u32>,
+        values: Vec<f64>,
+    },
+}
+
 impl AffineCache {
     /// Probes every element's arguments at `values` (two passes: the
-    /// extent of each argument's coefficients, then the coefficients), or
-    /// `None` if an argument is not affine or the record would exceed
-    /// [`MAX_CACHE_BYTES`].
+    /// extent of each argument's coefficients and their values at a few
+    /// elements, then the coefficients), or `None` if an argument is not
+    /// affine or the record would copy more than [`MAX_CACHE_BYTES`]. A
+    /// dense column (or a constant argument's values) that is bit for bit
+    /// a run of the plate's [`Plate::f64_data`] is recorded as that run,
+    /// not copied: located by its values at [`sample_elements`], checked
+    /// at every element.
     fn record<P: Plate>(plate: &P, sizes: &[usize], values: &[&[f64]]) -> Option<Self> {
         let (n, arity) = (plate.len(), P::Kernel::ARGS);
         let m: usize = sizes.iter().sum();
+        let data = plate_data(plate);
+        let at = sample_elements(n);
         let mut surveys = vec![
             Survey {
                 lo: usize::MAX,
@@ -236,27 +461,45 @@ impl AffineCache {
         // Per argument: every element's chain, while they agree.
         let mut chains: Vec<Option<Chain>> = vec![None; arity];
         let mut agree = vec![true; arity];
-        probe(
-            plate,
-            values,
-            m,
-            |_, a, lane, _| {
-                let s = &mut surveys[a];
-                s.lo = s.lo.min(lane);
-                s.hi = s.hi.max(lane + 1);
-                s.nonzero += 1;
-            },
-            |_, a, chain, _| {
-                let chain = match chain {
-                    Chain::Zero => Chain::Constant,
-                    other => other,
-                };
-                match chains[a] {
-                    None => chains[a] = Some(chain),
-                    Some(c) => agree[a] &= c == chain,
+        // The coefficients `(sample, argument, lane, C)` and the values
+        // `(sample, argument, value)` at the sampled elements; whether each
+        // argument's value is the same bits at every element.
+        let mut sampled: Vec<(usize, usize, usize, f64)> = Vec::new();
+        let mut sampled_values: Vec<(usize, usize, f64)> = Vec::new();
+        let mut first_value: Vec<Option<u64>> = vec![None; arity];
+        let mut uniform = vec![true; arity];
+        probe(plate, values, m, |event| {
+            match event {
+                Event::Coefficient(i, a, lane, c) => {
+                    let s = &mut surveys[a];
+                    s.lo = s.lo.min(lane);
+                    s.hi = s.hi.max(lane + 1);
+                    s.nonzero += 1;
+                    if let Ok(k) = at.binary_search(&i) {
+                        sampled.push((k, a, lane, c));
+                    }
                 }
-            },
-        )?;
+                Event::Argument(i, a, chain, value) => {
+                    let chain = match chain {
+                        Chain::Zero => Chain::Constant,
+                        other => other,
+                    };
+                    match chains[a] {
+                        None => chains[a] = Some(chain),
+                        Some(c) => agree[a] &= c == chain,
+                    }
+                    if let Ok(k) = at.binary_search(&i) {
+                        sampled_values.push((k, a, value));
+                    }
+                    match first_value[a] {
+                        None => first_value[a] = Some(value.to_bits()),
+                        Some(bits) => uniform[a] &= bits == value.to_bits(),
+                    }
+                }
+                Event::End(_) => {}
+            }
+            true
+        })?;
         // Replayable: each argument a constant (recorded) or the left fold
         // over exactly its dense coefficients' operands, at every element.
         let replay = (0..arity).all(|a| {
@@ -273,100 +516,220 @@ impl AffineCache {
                     _ => false,
                 }
         });
-        let mut bytes = 0usize;
-        let mut arguments: Vec<Coefficients> = surveys
+        // Where each column may be in the data; the bytes to copy.
+        let mut budget = data
             .iter()
-            .map(|s| {
-                if s.nonzero == 0 {
-                    if replay {
-                        bytes = bytes.saturating_add(n.saturating_mul(8));
+            .map(|s| s.len())
+            .sum::<usize>()
+            .saturating_mul(2)
+            .saturating_add(64);
+        let mut copied = 0usize;
+        let mut pending: Vec<Pending> = Vec::with_capacity(arity);
+        for (a, s) in surveys.iter().enumerate() {
+            if s.nonzero == 0 {
+                pending.push(match first_value[a] {
+                    Some(bits) if replay && uniform[a] => Pending::Splat(f64::from_bits(bits)),
+                    _ if replay => {
+                        let mut want = vec![0.0; at.len()];
+                        for &(k, _, v) in sampled_values.iter().filter(|t| t.1 == a) {
+                            want[k] = v;
+                        }
+                        let runs = find_runs(&data, (&at, &want), n, None, &mut budget);
+                        Pending::Constant(Some(Recording::new(runs, n, &mut copied)))
                     }
-                    return Coefficients::Constant { values: Vec::new() };
+                    _ => Pending::Constant(None),
+                });
+                continue;
+            }
+            let width = s.hi - s.lo;
+            if width.saturating_mul(n) <= 2 * s.nonzero {
+                let mut wants = vec![vec![0.0; at.len()]; width];
+                for &(k, _, lane, c) in sampled.iter().filter(|t| t.1 == a) {
+                    wants[lane - s.lo][k] = c;
                 }
-                let width = s.hi - s.lo;
-                let dense = width.saturating_mul(n);
-                if dense <= 2 * s.nonzero {
-                    bytes = bytes.saturating_add(dense.saturating_mul(8));
-                    Coefficients::Dense {
-                        lo: s.lo,
-                        width,
-                        values: Vec::new(),
-                    }
-                } else {
-                    bytes = bytes
-                        .saturating_add(s.nonzero.saturating_mul(12))
-                        .saturating_add(n.saturating_mul(8));
-                    Coefficients::Sparse {
-                        starts: Vec::new(),
-                        lanes: Vec::new(),
-                        values: Vec::new(),
-                    }
-                }
-            })
-            .collect();
-        if bytes > MAX_CACHE_BYTES {
+                let mut hint = None;
+                let columns = wants
+                    .iter()
+                    .map(|want| {
+                        let runs = find_runs(&data, (&at, want), n, hint, &mut budget);
+                        hint = runs.first().map(|&(k, offset)| (k, offset + n));
+                        Recording::new(runs, n, &mut copied)
+                    })
+                    .collect();
+                pending.push(Pending::Dense {
+                    lo: s.lo,
+                    columns,
+                    row: vec![0.0; width],
+                });
+            } else {
+                copied = copied
+                    .saturating_add(s.nonzero.saturating_mul(12))
+                    .saturating_add(n.saturating_mul(8));
+                let mut starts = Vec::with_capacity(n + 1);
+                starts.push(0);
+                pending.push(Pending::Sparse {
+                    starts,
+                    lanes: Vec::with_capacity(s.nonzero),
+                    values: Vec::with_capacity(s.nonzero),
+                });
+            }
+        }
+        if copied > MAX_CACHE_BYTES {
             return None;
         }
-        for (c, s) in arguments.iter_mut().zip(&surveys) {
-            match c {
-                Coefficients::Dense { width, values, .. } => values.resize(*width * n, 0.0),
-                Coefficients::Sparse {
+        probe(plate, values, m, |event| {
+            match event {
+                Event::Coefficient(_, a, lane, c) => match &mut pending[a] {
+                    Pending::Dense { lo, row, .. } => row[lane - *lo] = c,
+                    Pending::Sparse { lanes, values, .. } => {
+                        lanes.push(u32::try_from(lane).unwrap_or(u32::MAX));
+                        values.push(c);
+                    }
+                    Pending::Constant(_) | Pending::Splat(_) => {}
+                },
+                Event::Argument(i, a, _, value) => {
+                    if let Pending::Constant(Some(r)) = &mut pending[a] {
+                        r.push(i, value, &data, n, &mut copied);
+                    }
+                }
+                Event::End(i) => {
+                    for p in &mut pending {
+                        match p {
+                            Pending::Dense { columns, row, .. } => {
+                                for (r, c) in columns.iter_mut().zip(row.iter_mut()) {
+                                    r.push(i, *c, &data, n, &mut copied);
+                                    *c = 0.0;
+                                }
+                            }
+                            Pending::Sparse { starts, lanes, .. } => starts.push(lanes.len()),
+                            Pending::Constant(_) | Pending::Splat(_) => {}
+                        }
+                    }
+                }
+            }
+            copied <= MAX_CACHE_BYTES
+        })?;
+        let arguments = pending
+            .into_iter()
+            .map(|p| match p {
+                Pending::Constant(r) => Coefficients::Constant {
+                    values: r.map(Recording::finish),
+                },
+                Pending::Splat(v) => Coefficients::Constant {
+                    values: Some(Run::Splat(v)),
+                },
+                Pending::Dense { lo, columns, .. } => Coefficients::Dense {
+                    lo,
+                    columns: columns.into_iter().map(Recording::finish).collect(),
+                },
+                Pending::Sparse {
                     starts,
                     lanes,
                     values,
-                } => {
-                    starts.reserve_exact(n + 1);
-                    starts.push(0);
-                    lanes.reserve_exact(s.nonzero);
-                    values.reserve_exact(s.nonzero);
-                }
-                Coefficients::Constant { .. } => {}
-            }
-        }
-        let mut next = 0;
-        let constants: std::cell::RefCell<Vec<Vec<f64>>> =
-            std::cell::RefCell::new(vec![Vec::new(); arity]);
-        probe(
-            plate,
-            values,
-            m,
-            |i, a, lane, coefficient| {
-                // Close the sparse rows of the elements before `i`.
-                while next < i {
-                    close_rows(&mut arguments);
-                    next += 1;
-                }
-                match &mut arguments[a] {
-                    Coefficients::Dense { lo, width, values } => {
-                        values[i * *width + lane - *lo] = coefficient;
-                    }
-                    Coefficients::Sparse { lanes, values, .. } => {
-                        lanes.push(u32::try_from(lane).unwrap_or(u32::MAX));
-                        values.push(coefficient);
-                    }
-                    Coefficients::Constant { .. } => {}
-                }
-            },
-            |_, a, _, value| {
-                if replay && surveys[a].nonzero == 0 {
-                    constants.borrow_mut()[a].push(value);
-                }
-            },
-        )?;
-        for (c, recorded) in arguments.iter_mut().zip(constants.into_inner()) {
-            if let Coefficients::Constant { values } = c {
-                *values = recorded;
-            }
-        }
-        while next < n {
-            close_rows(&mut arguments);
-            next += 1;
-        }
+                } => Coefficients::Sparse {
+                    starts,
+                    lanes,
+                    values,
+                },
+            })
+            .collect();
         Some(Self {
             sizes: sizes.to_vec(),
+            n,
             arguments,
             replay,
         })
+    }
+
+    /// True when [`View::replay`] gives the arguments' values.
+    #[cfg(test)]
+    fn replays(&self) -> bool {
+        self.replay
+    }
+
+    /// The bytes the record copied (its borrowed runs not counted).
+    #[cfg(test)]
+    fn copied_bytes(&self) -> usize {
+        let run = |r: &Run| match r {
+            Run::Copied(v) => v.len() * 8,
+            Run::Borrowed { .. } | Run::Splat(_) => 0,
+        };
+        self.arguments
+            .iter()
+            .map(|c| match c {
+                Coefficients::Constant { values } => values.as_ref().map_or(0, run),
+                Coefficients::Dense { columns, .. } => columns.iter().map(run).sum(),
+                Coefficients::Sparse { starts, values, .. } => starts.len() * 8 + values.len() * 12,
+            })
+            .sum()
+    }
+
+    /// The record with its runs of the data resolved in `data` (the
+    /// plate's [`Plate::f64_data`] slices now), for one evaluation; `None`
+    /// if a run is not there (the plate's data changed shape).
+    pub(crate) fn view<'a>(&'a self, data: &[&'a [f64]]) -> Option<View<'a>> {
+        let n = self.n;
+        let resolve = |run: &'a Run| -> Option<&'a [f64]> {
+            match run {
+                Run::Copied(values) => Some(values.as_slice()).filter(|v| v.len() == n),
+                Run::Borrowed { slice, offset } => data.get(*slice)?.get(*offset..offset + n),
+                Run::Splat(_) => None,
+            }
+        };
+        let mut columns = Vec::new();
+        let mut firsts = [0; MAX_ARGS];
+        let mut constants = [Constant::Absent; MAX_ARGS];
+        for (a, c) in self.arguments.iter().enumerate() {
+            firsts[a] = columns.len();
+            match c {
+                Coefficients::Constant { values } => {
+                    constants[a] = match values {
+                        None => Constant::Absent,
+                        Some(Run::Splat(v)) => Constant::Splat(*v),
+                        Some(run) => Constant::Values(resolve(run)?),
+                    };
+                }
+                Coefficients::Dense { columns: runs, .. } => {
+                    for run in runs {
+                        columns.push(resolve(run)?);
+                    }
+                }
+                Coefficients::Sparse { .. } => {}
+            }
+        }
+        Some(View {
+            cache: self,
+            columns,
+            firsts,
+            constants,
+        })
+    }
+}
+
+/// A constant argument's values in a [`View`].
+#[derive(Clone, Copy)]
+enum Constant<'a> {
+    /// Not recorded (the plate is not replayed).
+    Absent,
+    Values(&'a [f64]),
+    Splat(f64),
+}
+
+/// A record resolved for one evaluation: every dense column as a slice of
+/// `N` coefficients (a copy or the plate's data).
+pub(crate) struct View<'a> {
+    cache: &'a AffineCache,
+    /// The dense arguments' columns, argument after argument.
+    columns: Vec<&'a [f64]>,
+    /// Argument `a`'s first column in `columns`.
+    firsts: [usize; MAX_ARGS],
+    constants: [Constant<'a>; MAX_ARGS],
+}
+
+impl View<'_> {
+    /// True when [`View::replay`] gives the arguments' values.
+    pub(crate) fn replays(&self) -> bool {
+        self.cache.replay
     }
 
     /// Adds `Σₐ ḡₐ,ᵢ Cₐ,ᵢ` for the elements `start..start + len` into
@@ -386,21 +749,20 @@ impl AffineCache {
         }
         for b in 0..len {
             let i = start + b;
-            for (a, coefficients) in self.arguments.iter().enumerate() {
+            for (a, coefficients) in self.cache.arguments.iter().enumerate() {
                 let g = grad[a * width + b];
                 if g == 0.0 {
                     continue;
                 }
                 match coefficients {
                     Coefficients::Constant { .. } => {}
-                    Coefficients::Dense {
-                        lo,
-                        width: w,
-                        values,
-                    } => {
-                        let row = &values[i * w..(i + 1) * w];
-                        for (p, &c) in partials[*lo..*lo + w].iter_mut().zip(row) {
-                            *p += g * c;
+                    Coefficients::Dense { lo, columns } => {
+                        let first = self.firsts[a];
+                        let columns = &self.columns[first..first + columns.len()];
+                        for (p, column) in
+                            partials[*lo..*lo + columns.len()].iter_mut().zip(columns)
+                        {
+                            *p += g * column[i];
                         }
                     }
                     Coefficients::Sparse {
@@ -417,18 +779,12 @@ impl AffineCache {
             }
         }
     }
-}
-
-impl AffineCache {
-    /// True when [`AffineCache::replay`] gives the arguments' values.
-    pub(crate) fn replays(&self) -> bool {
-        self.replay
-    }
 
     /// The arguments of elements `start..start + len` at the operands
     /// `theta` (flat), into `columns` (argument `a` of element `start + b`
     /// at `a · width + b`): each fold as `θ_f·c_f + θ_{f+1}·c_{f+1} + …` in
-    /// operand order, each constant as recorded.
+    /// operand order, column after column (the same operations on each
+    /// element as the plate's own code), each constant as recorded.
     pub(crate) fn replay(
         &self,
         start: usize,
@@ -437,26 +793,22 @@ impl AffineCache {
         columns: &mut [f64],
         width: usize,
     ) {
-        for (a, coefficients) in self.arguments.iter().enumerate() {
+        for (a, coefficients) in self.cache.arguments.iter().enumerate() {
             let out = &mut columns[a * width..a * width + len];
             match coefficients {
-                Coefficients::Constant { values } => {
-                    out.copy_from_slice(&values[start..start + len]);
-                }
-                Coefficients::Dense {
-                    lo,
-                    width: w,
-                    values,
-                } => {
-                    let theta = &theta[*lo..*lo + w];
-                    let rows = values[start * w..(start + len) * w].chunks_exact(*w);
-                    for (o, row) in out.iter_mut().zip(rows) {
-                        let mut s = theta[0] * row[0];
-                        for (&t, &c) in theta[1..].iter().zip(&row[1..]) {
-                            s += t * c;
-                        }
-                        *o = s;
-                    }
+                Coefficients::Constant { .. } => match self.constants[a] {
+                    Constant::Values(values) => out.copy_from_slice(&values[start..start + len]),
+                    Constant::Splat(v) => out.fill(v),
+                    Constant::Absent => unreachable!("a replayed plate records its constants"),
+                },
+                Coefficients::Dense { lo, columns: runs } => {
+                    let first = self.firsts[a];
+                    vmath::dispatch(Fold {
+                        theta: &theta[*lo..*lo + runs.len()],
+                        columns: &self.columns[first..first + runs.len()],
+                        start,
+                        out,
+                    });
                 }
                 Coefficients::Sparse { .. } => {
                     unreachable!("a replayed plate has no sparse argument")
@@ -480,32 +832,28 @@ impl AffineCache {
         partials: &mut [f64],
     ) -> bool {
         let mut dense = self
+            .cache
             .arguments
             .iter()
             .enumerate()
             .filter(|(_, c)| !matches!(c, Coefficients::Constant { .. }));
-        let (
-            Some((
-                a,
-                Coefficients::Dense {
-                    lo,
-                    width: w,
-                    values,
-                },
-            )),
-            None,
-        ) = (dense.next(), dense.next())
+        let (Some((a, Coefficients::Dense { lo, columns: runs })), None) =
+            (dense.next(), dense.next())
         else {
             return false;
         };
-        let (lo, w) = (*lo, *w);
+        let (lo, w, first) = (*lo, runs.len(), self.firsts[a]);
         let g = &grad[a * width..a * width + len];
-        let rows = &values[start * w..(start + len) * w];
+        let columns = &self.columns[first..first + w];
         let p = &mut partials[lo..lo + w];
         macro_rules! widths {
             ($($n:literal)+) => {
                 match w {
-                    $($n => vmath::dispatch(DenseRun::<$n> { g, rows, p }),)+
+                    $($n => vmath::dispatch(DenseRun::<$n> {
+                        g,
+                        columns: std::array::from_fn(|f| &columns[f][start..start + len]),
+                        p,
+                    }),)+
                     _ => return false,
                 }
             };
@@ -515,11 +863,44 @@ impl AffineCache {
     }
 }
 
-/// `p += Σ_b g_b · rows_b` over a block, `W` coefficients an element, in
-/// element order, skipping `g_b = 0` (the general loop's additions).
+/// `out = θ₀·c₀; out += θ₁·c₁; …` element-wise over a block, the columns
+/// `c_f` of a dense argument (vectorised over the elements; each element
+/// the same operations in the same order as the plate's left fold).
+struct Fold<'a> {
+    theta: &'a [f64],
+    columns: &'a [&'a [f64]],
+    start: usize,
+    out: &'a mut [f64],
+}
+
+impl vmath::Simd for Fold<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let (len, start) = (self.out.len(), self.start);
+        let (Some((&t0, theta)), Some((c0, columns))) =
+            (self.theta.split_first(), self.columns.split_first())
+        else {
+            return;
+        };
+        for (o, &c) in self.out.iter_mut().zip(&c0[start..start + len]) {
+            *o = t0 * c;
+        }
+        for (&t, column) in theta.iter().zip(columns) {
+            for (o, &c) in self.out.iter_mut().zip(&column[start..start + len]) {
+                *o += t * c;
+            }
+        }
+    }
+}
+
+/// `p += Σ_b g_b · (c₀,b, …, c_{W−1},b)` over a block, the `W` columns of
+/// a dense argument, in element order, skipping `g_b = 0` (the general
+/// loop's additions).
 struct DenseRun<'a, const W: usize> {
     g: &'a [f64],
-    rows: &'a [f64],
+    /// Each `g.len()` long.
+    columns: [&'a [f64]; W],
     p: &'a mut [f64],
 }
 
@@ -527,39 +908,85 @@ impl<const W: usize> vmath::Simd for DenseRun<'_, W> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
+        let len = self.g.len();
+        let columns: [&[f64]; W] = std::array::from_fn(|f| &self.columns[f][..len]);
         let mut acc = [0.0; W];
         acc.copy_from_slice(self.p);
-        for (&g, row) in self.g.iter().zip(self.rows.chunks_exact(W)) {
-            if g == 0.0 {
-                continue;
-            }
-            for (s, &c) in acc.iter_mut().zip(row) {
-                *s += g * c;
-            }
-        }
+        column_pairs(self.g, &columns, &mut acc);
         self.p.copy_from_slice(&acc);
     }
 }
 
-/// Ends one element's row of every sparse argument.
-fn close_rows(arguments: &mut [Coefficients]) {
-    for c in arguments {
-        if let Coefficients::Sparse { starts, lanes, .. } = c {
-            starts.push(lanes.len());
-        }
+/// `acc_f += g · c_f[b]` for every column, unless `g = 0`.
+#[inline(always)]
+fn add_element<const W: usize>(g: f64, columns: &[&[f64]; W], b: usize, acc: &mut [f64; W]) {
+    if g == 0.0 {
+        return;
+    }
+    for (s, column) in acc.iter_mut().zip(columns) {
+        *s += g * column[b];
     }
 }
 
+/// [`DenseRun`]'s sums two elements and two columns at a time, written
+/// for the SLP vectoriser: the products of columns `f, f + 1` formed along
+/// elements `b, b + 1` (contiguous loads), each column's sum adding
+/// element `b`'s product then element `b + 1`'s, the scalar loop's
+/// additions in its order (the same bits). A pair with a `g = 0` takes
+/// the scalar loop.
+#[inline(always)]
+fn column_pairs<const W: usize>(g: &[f64], columns: &[&[f64]; W], acc: &mut [f64; W]) {
+    let len = g.len();
+    let pairs = W / 2;
+    let mut b = 0;
+    while b + 2 <= len {
+        let (g0, g1) = (g[b], g[b + 1]);
+        if g0 == 0.0 || g1 == 0.0 {
+            add_element(g0, columns, b, acc);
+            add_element(g1, columns, b + 1, acc);
+            b += 2;
+            continue;
+        }
+        for q in 0..pairs {
+            let (c0, c1) = (&columns[2 * q][b..b + 2], &columns[2 * q + 1][b..b + 2]);
+            let p0 = [g0 * c0[0], g1 * c0[1]];
+            let p1 = [g0 * c1[0], g1 * c1[1]];
+            let (s0, s1) = (acc[2 * q] + p0[0], acc[2 * q + 1] + p1[0]);
+            acc[2 * q] = s0 + p0[1];
+            acc[2 * q + 1] = s1 + p1[1];
+        }
+        if W % 2 == 1 {
+            let last = &columns[W - 1][b..b + 2];
+            acc[W - 1] += g0 * last[0];
+            acc[W - 1] += g1 * last[1];
+        }
+        b += 2;
+    }
+    if b < len {
+        add_element(g[b], columns, b, acc);
+    }
+}
+
+/// What [`probe`] reports, in order: for each element `i`, every
+/// argument's chain and value ([`Event::Argument`]), its nonzero
+/// coefficients ([`Event::Coefficient`], argument then operand order),
+/// then [`Event::End`].
+enum Event {
+    /// `(i, a, j, Cₐ,ᵢⱼ)`.
+    Coefficient(usize, usize, usize, f64),
+    /// `(i, a, chain, argₐ,ᵢ)`.
+    Argument(usize, usize, Chain, f64),
+    End(usize),
+}
+
 /// Evaluates every element's arguments on [`Probe`]s seeded on the
-/// operands (16 at a time), calling `visit(i, a, j, Cₐ,ᵢⱼ)` for each
-/// nonzero coefficient in element order (then argument, then operand);
-/// `None` as soon as an argument is not affine.
+/// operands (16 at a time), reporting each to `on` ([`Event`]); `None` as
+/// soon as an argument is not affine or `on` returns false.
 fn probe<P: Plate>(
     plate: &P,
     values: &[&[f64]],
     m: usize,
-    mut visit: impl FnMut(usize, usize, usize, f64),
-    mut argument: impl FnMut(usize, usize, Chain, f64),
+    mut on: impl FnMut(Event) -> bool,
 ) -> Option<()> {
     const W: usize = 16;
     let arity = P::Kernel::ARGS;
@@ -604,8 +1031,8 @@ fn probe<P: Plate>(
                 if p.nonlinear {
                     return None;
                 }
-                if pass == 0 {
-                    argument(i, a, p.chain, p.dual.value);
+                if pass == 0 && !on(Event::Argument(i, a, p.chain, p.dual.value)) {
+                    return None;
                 }
                 if p.dual.is_constant() {
                     continue;
@@ -621,7 +1048,12 @@ fn probe<P: Plate>(
         // Argument-major within the element (passes gave operand blocks).
         row.sort_by_key(|&(a, j, _)| (a, j));
         for &(a, j, t) in &row {
-            visit(i, a, j, t);
+            if !on(Event::Coefficient(i, a, j, t)) {
+                return None;
+            }
+        }
+        if !on(Event::End(i)) {
+            return None;
         }
     }
     Some(())
@@ -1174,7 +1606,7 @@ mod tests {
                     }
                     let key = plate.cache_key().expect("a key");
                     let slot = current().expect("a scope").slot(key);
-                    assert!(slot.get().is_some_and(Option::is_some), "recorded");
+                    assert!(slot.get().is_some_and(|r| r.cache.is_some()), "recorded");
                 });
             }
         }
@@ -1295,5 +1727,232 @@ mod tests {
                 plain.tangent().map(f64::to_bits)
             );
         });
+    }
+
+    /// `yᵢ ~ N(Σⱼ βⱼ x[j·n + i], σᵢ)` with `x` column-major (as nalgebra
+    /// stores a `DMatrix`), over operands `β, [s]`: `σᵢ` is `1.5`,
+    /// `scale[i]` or, with `scale_operand`, `s/2 + 1`. `f64_data` exposes
+    /// `shared`; the key is `key` when set, else the plate's address.
+    struct Columns {
+        x: Vec<f64>,
+        shared: Vec<Vec<f64>>,
+        scale: Option<Vec<f64>>,
+        scale_operand: bool,
+        y: Vec<f64>,
+        d: usize,
+        key: Option<PlateKey>,
+    }
+
+    impl Columns {
+        fn new(n: usize, d: usize) -> Self {
+            let x: Vec<f64> = (0..n * d)
+                .map(|k| ((k * 37 % 101) as f64) / 50.0 - 1.0)
+                .collect();
+            Self {
+                shared: vec![x.clone()],
+                x,
+                scale: None,
+                scale_operand: false,
+                y: (0..n).map(|i| ((i * 13 % 29) as f64) / 7.0 - 2.0).collect(),
+                d,
+                key: None,
+            }
+        }
+    }
+
+    impl Plate for Columns {
+        type Kernel = NormalKernel;
+        fn kernel(&self) -> NormalKernel {
+            NormalKernel
+        }
+        fn len(&self) -> usize {
+            self.y.len()
+        }
+        fn obs(&self, i: usize) -> f64 {
+            self.y[i]
+        }
+        fn args<S: Scalar>(&self, i: usize, ops: &[&[S]], out: &mut [S]) {
+            let n = self.y.len();
+            out[0] = (0..self.d).map(|j| ops[0][j] * self.x[j * n + i]).sum();
+            out[1] = match &self.scale {
+                _ if self.scale_operand => ops[1][0] * 0.5 + 1.0,
+                Some(scale) => S::constant(scale[i]),
+                None => S::constant(1.5),
+            };
+        }
+        fn cache_key(&self) -> Option<PlateKey> {
+            self.key.or(Some(PlateKey::new(self, "y")))
+        }
+        fn f64_data(&self, k: usize) -> Option<&[f64]> {
+            self.shared.get(k).map(Vec::as_slice)
+        }
+    }
+
+    /// Value and partials (bits) of `plate` at `p` (`β` then `s`) on
+    /// `Dual<16>`.
+    fn gradient_bits(plate: &Columns, p: &[f64]) -> (u64, Vec<u64>) {
+        let duals: Vec<Dual<16>> = p
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| Dual::variable(v, j))
+            .collect();
+        let (beta, s) = duals.split_at(plate.d);
+        let r = preaccumulate(plate, Dual::constant(0.0), &[beta, s]);
+        (
+            r.value.to_bits(),
+            r.tangent().iter().map(|t| t.to_bits()).collect(),
+        )
+    }
+
+    /// The plate's gradient in a scope (recorded at the first point,
+    /// replayed at both) is the dual path's, bit for bit; the record.
+    fn recorded_with_the_dual_bits(plate: &Columns) -> Arc<AffineCache> {
+        let points: Vec<Vec<f64>> = (0..2)
+            .map(|r| {
+                (0..=plate.d)
+                    .map(|j| 0.1 * (j + 3 * r) as f64 - 0.35)
+                    .collect()
+            })
+            .collect();
+        let outside: Vec<_> = points.iter().map(|p| gradient_bits(plate, p)).collect();
+        with_plate_cache(|| {
+            for (p, want) in points.iter().zip(&outside) {
+                assert_eq!(gradient_bits(plate, p), *want);
+            }
+            let (beta, s) = points[0].split_at(plate.d);
+            lookup(plate, &[beta, s]).expect("affine")
+        })
+    }
+
+    /// The dense columns: `Some((slice, offset))` for a borrowed one,
+    /// `None` for a copy.
+    fn columns_of(cache: &AffineCache) -> Vec<Option<(usize, usize)>> {
+        let Coefficients::Dense { columns, .. } = &cache.arguments[0] else {
+            panic!("the mean is dense");
+        };
+        columns
+            .iter()
+            .map(|r| match r {
+                Run::Borrowed { slice, offset } => Some((*slice, *offset)),
+                Run::Copied(_) => None,
+                Run::Splat(_) => panic!("a dense column is no splat"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_record_that_borrows_the_data_gives_the_bits_of_one_that_copies() {
+        for (n, d) in [(1, 1), (9, 3), (2 * crate::plate::BLOCK + 5, 10), (40, 15)] {
+            let mut plate = Columns::new(n, d);
+            // Unrelated data first: the columns are found in the second.
+            plate.shared.insert(0, plate.y.clone());
+            let borrowing = recorded_with_the_dual_bits(&plate);
+            assert!(borrowing.replays());
+            assert_eq!(borrowing.copied_bytes(), 0, "n {n} d {d}");
+            let want: Vec<_> = (0..d).map(|j| Some((1, j * n))).collect();
+            assert_eq!(columns_of(&borrowing), want);
+            // Without data to borrow: copies, the same bits.
+            plate.shared.clear();
+            let copying = recorded_with_the_dual_bits(&plate);
+            assert_eq!(copying.copied_bytes(), n * d * 8);
+            assert_eq!(columns_of(&copying), vec![None; d]);
+        }
+    }
+
+    #[test]
+    fn data_that_do_not_hold_the_coefficients_are_copied() {
+        let (n, d) = (300, 4);
+        let mut plate = Columns::new(n, d);
+        // The design row-major: no column is a run of it.
+        plate.shared = vec![
+            (0..n * d)
+                .map(|k| plate.x[(k % d) * n + k / d])
+                .collect::<Vec<f64>>(),
+        ];
+        let cache = recorded_with_the_dual_bits(&plate);
+        assert_eq!(columns_of(&cache), vec![None; d]);
+        assert_eq!(cache.copied_bytes(), n * d * 8);
+        // One element of column 2 differs (not a sampled one): column 2 is
+        // found, matches up to it, then copied; the others borrowed.
+        let mut plate = Columns::new(n, d);
+        plate.shared[0][2 * n + n / 2 + 1] += 1.0;
+        let cache = recorded_with_the_dual_bits(&plate);
+        assert_eq!(
+            columns_of(&cache),
+            vec![Some((0, 0)), Some((0, n)), None, Some((0, 3 * n))]
+        );
+        assert_eq!(cache.copied_bytes(), n * 8);
+    }
+
+    #[test]
+    fn constant_arguments_are_a_splat_or_borrowed_and_two_dense_arguments_borrow() {
+        let (n, d) = (300, 5);
+        let mut plate = Columns::new(n, d);
+        let cache = recorded_with_the_dual_bits(&plate);
+        assert!(matches!(
+            cache.arguments[1],
+            Coefficients::Constant {
+                values: Some(Run::Splat(v))
+            } if v == 1.5
+        ));
+        assert_eq!(cache.copied_bytes(), 0);
+        let scale: Vec<f64> = (0..n).map(|i| 0.5 + (i % 7) as f64 * 0.25).collect();
+        plate.scale = Some(scale.clone());
+        plate.shared.push(scale);
+        let cache = recorded_with_the_dual_bits(&plate);
+        assert!(matches!(
+            cache.arguments[1],
+            Coefficients::Constant {
+                values: Some(Run::Borrowed {
+                    slice: 1,
+                    offset: 0
+                })
+            }
+        ));
+        assert_eq!(cache.copied_bytes(), 0);
+        // The scale an operand: two dense arguments (the general loop),
+        // not replayed; the mean's columns still borrowed.
+        plate.scale_operand = true;
+        let cache = recorded_with_the_dual_bits(&plate);
+        assert!(!cache.replays());
+        assert_eq!(
+            columns_of(&cache),
+            (0..d).map(|j| Some((0, j * n))).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn another_plate_under_the_same_key_is_recorded_anew() {
+        let key = PlateKey::new(&(), "shared");
+        let mut small = Columns::new(50, 3);
+        small.key = Some(key);
+        let mut large = Columns::new(700, 3);
+        large.key = Some(key);
+        let p = [0.2, -0.1, 0.3, 0.4];
+        let want = [gradient_bits(&small, &p), gradient_bits(&large, &p)];
+        with_plate_cache(|| {
+            for _ in 0..2 {
+                assert_eq!(gradient_bits(&small, &p), want[0]);
+                assert_eq!(gradient_bits(&large, &p), want[1]);
+            }
+            let cache = lookup(&large, &[&p[..3], &p[3..]]).expect("affine");
+            assert_eq!(cache.n, 700);
+        });
+    }
+
+    #[test]
+    fn the_column_search_keeps_within_its_budget() {
+        let data: Vec<f64> = vec![0.0; 1000];
+        let slices = [&data[..]];
+        let at = sample_elements(100);
+        let want = vec![0.0; at.len()];
+        // Every position matches the samples: four candidates, then stop.
+        let mut budget = 10_000;
+        let runs = find_runs(&slices, (&at, &want), 100, None, &mut budget);
+        assert_eq!(runs, vec![(0, 0), (0, 1), (0, 2), (0, 3)]);
+        // A budget below one scan: no search.
+        let mut budget = 100;
+        assert!(find_runs(&slices, (&at, &want), 100, None, &mut budget).is_empty());
+        assert_eq!(budget, 100);
     }
 }

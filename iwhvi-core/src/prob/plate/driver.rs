@@ -108,6 +108,45 @@ pub trait Plate {
     fn cache_key(&self) -> Option<super::PlateKey> {
         None
     }
+
+    /// The plate's `k`-th contiguous array of `f64` data (`k = 0, 1, …`;
+    /// `None` past the last), for the record of
+    /// [`with_plate_cache`](super::with_plate_cache) to refer to instead
+    /// of copying: a column of coefficients `(C₀ⱼ, …, C_{N−1,j})` that is
+    /// bit for bit a run `data[o..o + N]` of one of them (a column of an
+    /// `nalgebra` `DMatrix`, which is column-major) is read from there at
+    /// every evaluation. The slices must be the same (address and length)
+    /// at every call while the plate's data are unchanged; a record whose
+    /// slices moved is recorded again. `#[variational]` lists the model's
+    /// real `Vec`, array, `DVector` and `DMatrix` fields. The default has
+    /// none (every recorded column is a copy).
+    ///
+    /// ```
+    /// use iwhvi_core::plate::{NormalKernel, Plate};
+    /// use iwhvi_core::Scalar;
+    ///
+    /// struct Line { x: Vec<f64>, y: Vec<f64> }
+    /// impl Plate for Line {
+    ///     type Kernel = NormalKernel;
+    ///     fn kernel(&self) -> NormalKernel { NormalKernel }
+    ///     fn len(&self) -> usize { self.y.len() }
+    ///     fn obs(&self, i: usize) -> f64 { self.y[i] }
+    ///     fn args<S: Scalar>(&self, i: usize, operands: &[&[S]], out: &mut [S]) {
+    ///         out[0] = operands[0][0] * self.x[i];
+    ///         out[1] = S::constant(1.0);
+    ///     }
+    ///     fn f64_data(&self, k: usize) -> Option<&[f64]> {
+    ///         [&self.x, &self.y].get(k).map(|v| v.as_slice())
+    ///     }
+    /// }
+    /// let line = Line { x: vec![0.0, 1.0], y: vec![0.5, 1.5] };
+    /// assert_eq!(line.f64_data(0), Some(&[0.0, 1.0][..]));
+    /// assert_eq!(line.f64_data(2), None);
+    /// ```
+    fn f64_data(&self, k: usize) -> Option<&[f64]> {
+        let _ = k;
+        None
+    }
 }
 
 /// `lp + Σᵢ log f(obsᵢ | argsᵢ(θ))` for a [`Plate`], with `θ` the operand
@@ -170,11 +209,18 @@ pub fn preaccumulate<T: Scalar, P: Plate>(plate: &P, lp: T, operands: &[&[T]]) -
     } else {
         affine::lookup(plate, operands)
     };
+    // The record's runs of the data, read through this borrow of the plate.
+    let data = if recorded.is_some() {
+        affine::plate_data(plate)
+    } else {
+        Vec::new()
+    };
+    let view = recorded.as_deref().and_then(|cache| cache.view(&data));
     let value = match m {
         _ if P::LINEAR => linear(plate, lp.value(), operands, &mut partials[1..]),
-        _ if recorded.is_some() => {
-            let cache = recorded.as_ref().expect("checked above");
-            recorded_affine(plate, lp.value(), operands, cache, &mut partials[1..])
+        _ if view.is_some() => {
+            let view = view.as_ref().expect("checked above");
+            recorded_affine(plate, lp.value(), operands, view, &mut partials[1..])
         }
         1 => tangents::<T, P, 1>(plate, lp.value(), operands, &mut partials[1..]),
         2 => tangents::<T, P, 2>(plate, lp.value(), operands, &mut partials[1..]),
@@ -356,7 +402,7 @@ fn recorded_affine<T: Scalar, P: Plate>(
     plate: &P,
     acc: f64,
     operands: &[&[T]],
-    cache: &affine::AffineCache,
+    cache: &affine::View<'_>,
     partials: &mut [f64],
 ) -> f64 {
     let values = plain(operands);

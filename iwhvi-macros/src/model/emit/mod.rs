@@ -3,6 +3,7 @@
 //! quantities, the `Model` implementation and the hand-over to guides.
 //! Nothing here reports an error.
 
+mod f64_data;
 mod latent;
 mod observed;
 mod param;
@@ -22,6 +23,7 @@ pub fn model(plan: &Plan<'_>) -> TokenStream {
         crate::handover::model_side(plan),
         derived_struct(plan),
         model_impl(plan),
+        f64_data::method(plan),
     ];
     quote!(#(#parts)*)
 }

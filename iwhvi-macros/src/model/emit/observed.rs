@@ -116,6 +116,7 @@ pub fn plate_step(o: &Observed<'_>, model: &syn::Ident) -> Option<TokenStream> {
             }
         }
     });
+    let f64_data = super::f64_data::method_name();
     let p = quote!(::iwhvi::__private::plate);
     let kernel = quote!(<::iwhvi::__private::distributions::#family as #p::FamilyKernel>::Kernel);
     let operands = plate.operands.iter().map(|(name, scalar)| {
@@ -144,6 +145,9 @@ pub fn plate_step(o: &Observed<'_>, model: &syn::Ident) -> Option<TokenStream> {
                 }
                 fn cache_key(&self) -> ::core::option::Option<#p::PlateKey> {
                     ::core::option::Option::Some(#p::PlateKey::new::<#model>(self.0, #name))
+                }
+                fn f64_data(&self, __k: usize) -> ::core::option::Option<&[f64]> {
+                    self.0.#f64_data(__k)
                 }
                 #linear
             }
