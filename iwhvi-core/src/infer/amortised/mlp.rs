@@ -112,6 +112,9 @@ impl Simd for Derivative<'_> {
     }
 }
 
+/// Inner dimensions up to this take [`gemm`]'s direct loop.
+const SMALL_K: usize = 4;
+
 /// `C = β C + op(A) op(B)`, all row-major: `op(A)` is `m × k` (`A` stored
 /// `k × m` when `ta`), `op(B)` is `k × n` (`B` stored `n × k` when `tb`),
 /// `C` is `m × n`.
@@ -134,6 +137,25 @@ pub(crate) fn gemm(
     if k == 0 {
         for x in &mut c[..m * n] {
             *x *= beta;
+        }
+        return;
+    }
+    if k <= SMALL_K && !ta && !tb {
+        // A thin product (a first layer from ψ or z): row by row, each
+        // row of C a sum of k rows of B, without matrixmultiply's packing.
+        for (i, crow) in c[..m * n].chunks_exact_mut(n).enumerate() {
+            if beta == 0.0 {
+                crow.fill(0.0);
+            } else if beta != 1.0 {
+                for v in crow.iter_mut() {
+                    *v *= beta;
+                }
+            }
+            for (l, &aik) in a[i * k..(i + 1) * k].iter().enumerate() {
+                for (v, &bv) in crow.iter_mut().zip(&b[l * n..(l + 1) * n]) {
+                    *v += aik * bv;
+                }
+            }
         }
         return;
     }
@@ -358,8 +380,9 @@ impl Mlp {
                 &mut rest[0]
             };
             let x: &[f64] = if l == 0 { input } else { &before[l - 1] };
-            let w = &params[s.weight..s.context_weight];
-            gemm(rows, s.inputs, s.outputs, x, false, w, false, 0.0, out);
+            // Each row starts as its bias (plus its group's context
+            // product), and the product of its inputs is added to it.
+            let bias = &params[s.bias..s.bias + s.outputs];
             if l == 0 && self.context > 0 && groups > 0 {
                 let wc = &params[s.context_weight..s.bias];
                 let g = &mut scratch.group;
@@ -374,23 +397,25 @@ impl Mlp {
                     0.0,
                     g,
                 );
+                for row in g[..groups * s.outputs].chunks_exact_mut(s.outputs) {
+                    for (o, &b) in row.iter_mut().zip(bias) {
+                        *o += b;
+                    }
+                }
                 let per = rows / groups;
                 for (r, row) in out[..rows * s.outputs]
                     .chunks_exact_mut(s.outputs)
                     .enumerate()
                 {
-                    let gr = &g[(r / per) * s.outputs..(r / per + 1) * s.outputs];
-                    for (o, &v) in row.iter_mut().zip(gr) {
-                        *o += v;
-                    }
+                    row.copy_from_slice(&g[(r / per) * s.outputs..(r / per + 1) * s.outputs]);
+                }
+            } else {
+                for row in out[..rows * s.outputs].chunks_exact_mut(s.outputs) {
+                    row.copy_from_slice(bias);
                 }
             }
-            let bias = &params[s.bias..s.bias + s.outputs];
-            for row in out[..rows * s.outputs].chunks_exact_mut(s.outputs) {
-                for (o, &b) in row.iter_mut().zip(bias) {
-                    *o += b;
-                }
-            }
+            let w = &params[s.weight..s.context_weight];
+            gemm(rows, s.inputs, s.outputs, x, false, w, false, 1.0, out);
             if l != last {
                 vmath::dispatch(Activate(self.activation, &mut out[..rows * s.outputs]));
             }

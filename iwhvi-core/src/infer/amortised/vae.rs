@@ -10,6 +10,7 @@ use rand_distr::StandardNormal;
 
 use super::AmortisedError;
 use super::mlp::{Activation, Mlp, MlpScratch};
+use crate::plate::vmath::{self, Simd};
 use crate::special::LN_SQRT_2PI;
 
 /// Which encoder `q(z | x)` a [`Vae`] has.
@@ -187,6 +188,7 @@ pub struct Workspace {
     point: Vec<f64>,
     a_bar: Vec<f64>,
     dec_bar: Vec<f64>,
+    sigmoid: Vec<f64>,
     z_bar: Vec<f64>,
     enc_bar: Vec<f64>,
     cond0_bar: Vec<f64>,
@@ -214,6 +216,31 @@ impl Workspace {
     /// ```
     pub fn point_bounds(&self) -> &[f64] {
         &self.point
+    }
+}
+
+/// `softplus(ℓ)` and `sigmoid(ℓ)` of every logit, from one `exp(−|ℓ|)`.
+struct SoftplusSigmoid<'a> {
+    logits: &'a [f64],
+    softplus: &'a mut [f64],
+    sigmoid: &'a mut [f64],
+}
+
+impl Simd for SoftplusSigmoid<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        for ((&l, sp), sg) in self
+            .logits
+            .iter()
+            .zip(self.softplus.iter_mut())
+            .zip(self.sigmoid.iter_mut())
+        {
+            let e = vmath::exp(-l.abs());
+            *sp = (if l > 0.0 { l } else { 0.0 }) + vmath::ln_1p(e);
+            let inv = 1.0 / (1.0 + e);
+            *sg = if l >= 0.0 { inv } else { e * inv };
+        }
     }
 }
 
@@ -449,8 +476,8 @@ impl Vae {
     /// let mut params = vec![0.0; vae.len()];
     /// vae.init_decoder_bias(&mut params, &[1.0, 0.0, 1.0, 1.0]).unwrap();
     /// // Column means 1 (clamped to 0.999) and ½.
-/// assert!((params[vae.len() - 2] - 999f64.ln()).abs() < 1e-9);
-/// assert_eq!(params[vae.len() - 1], 0.0);
+    /// assert!((params[vae.len() - 2] - 999f64.ln()).abs() < 1e-9);
+    /// assert_eq!(params[vae.len() - 1], 0.0);
     /// ```
     pub fn init_decoder_bias(
         &self,
@@ -692,12 +719,22 @@ impl Vae {
         // --- Decoder and prior.
         self.decoder
             .forward(params, &ws.z, &[], rows, rows, &mut ws.decoder);
+        // softplus(ℓ) into `dec_bar` and sigmoid(ℓ) into `sigmoid`, in one
+        // vectorised pass; then the sums per row.
+        resize(&mut ws.dec_bar, rows * dd);
+        resize(&mut ws.sigmoid, rows * dd);
+        vmath::dispatch(SoftplusSigmoid {
+            logits: &ws.decoder.out[..rows * dd],
+            softplus: &mut ws.dec_bar,
+            sigmoid: &mut ws.sigmoid,
+        });
         for r in 0..rows {
             let logits = &ws.decoder.out[r * dd..(r + 1) * dd];
+            let softplus = &ws.dec_bar[r * dd..(r + 1) * dd];
             let xs = &x[(r / m) * dd..(r / m + 1) * dd];
             let mut lp = 0.0;
-            for (&l, &xj) in logits.iter().zip(xs) {
-                lp += xj * l - crate::special::softplus(l);
+            for ((&l, &xj), &sp) in logits.iter().zip(xs).zip(softplus) {
+                lp += xj * l - sp;
             }
             for &zi in &ws.z[r * dz..(r + 1) * dz] {
                 lp += -0.5 * zi * zi - LN_SQRT_2PI;
@@ -723,13 +760,12 @@ impl Vae {
             *a *= scale;
         }
         // --- Backward: decoder and prior into z̄.
-        resize(&mut ws.dec_bar, rows * dd);
         for r in 0..rows {
             let a = ws.a_bar[r];
-            let logits = &ws.decoder.out[r * dd..(r + 1) * dd];
+            let sigmoid = &ws.sigmoid[r * dd..(r + 1) * dd];
             let xs = &x[(r / m) * dd..(r / m + 1) * dd];
             for j in 0..dd {
-                ws.dec_bar[r * dd + j] = a * (xs[j] - crate::special::sigmoid(logits[j]));
+                ws.dec_bar[r * dd + j] = a * (xs[j] - sigmoid[j]);
             }
         }
         resize(&mut ws.z_bar, rows * dz);
