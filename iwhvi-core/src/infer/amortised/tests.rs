@@ -382,6 +382,22 @@ fn hierarchical_estimate_rises_with_k() {
 }
 
 #[test]
+fn tanh_is_close_to_std() {
+    let mut worst = 0.0f64;
+    for i in -200_000..=200_000 {
+        let x = i as f64 * 1e-4 + 3.7e-7;
+        for x in [x, x * 1e-5] {
+            let ours = Activation::Tanh.apply(x);
+            let reference = x.tanh();
+            worst = worst.max(((ours - reference) / reference).abs());
+        }
+    }
+    assert!(worst < 1e-12, "worst relative error {worst:e}");
+    assert_eq!(Activation::Tanh.apply(800.0), 1.0);
+    assert_eq!(Activation::Tanh.apply(-800.0), -1.0);
+}
+
+#[test]
 fn bad_input_is_a_typed_error() {
     let vae = Vae::new(3, 1, EncoderKind::Gaussian, &[2], Activation::Tanh).unwrap();
     let params = vec![0.0; vae.len()];
@@ -423,4 +439,7 @@ fn bad_input_is_a_typed_error() {
         Err(AmortisedError::NoiseShape)
     );
     assert!(log_likelihood(&vae, &params, &[0.0; 3], VaeBound { outer: 0, inner: 0 }, 0).is_err());
+    let one = VaeBound { outer: 1, inner: 0 };
+    assert!(log_likelihood(&vae, &params, &[], one, 0).is_err());
+    assert!(train(&vae, &mut p, &[], &TrainSettings::default()).is_err());
 }

@@ -9,6 +9,14 @@ use super::AmortisedError;
 use super::vae::{Vae, VaeBound, Workspace, check_bound};
 use crate::optim::{Adam, Optimizer};
 
+fn no_data() -> AmortisedError {
+    AmortisedError::InvalidSetting {
+        setting: "data",
+        value: "0 rows".into(),
+        requirement: "at least one data point",
+    }
+}
+
 /// Settings of [`train`].
 ///
 /// ```
@@ -98,6 +106,9 @@ pub fn train(
     vae.check_params(params)?;
     let n = vae.check_data(data)?;
     check_bound(settings.bound)?;
+    if n == 0 {
+        return Err(no_data());
+    }
     if settings.batch_size == 0 {
         return Err(AmortisedError::InvalidSetting {
             setting: "batch_size",
@@ -210,7 +221,7 @@ impl Estimate {
 /// collected in order: the same bits on any number of threads.
 ///
 /// # Errors
-/// [`AmortisedError`] for bad parameters, data or `M = 0`.
+/// [`AmortisedError`] for bad parameters, no data or bad data, or `M = 0`.
 ///
 /// ```
 /// use iwhvi_core::amortised::{log_likelihood, Activation, EncoderKind, Vae, VaeBound};
@@ -232,6 +243,9 @@ pub fn log_likelihood(
     vae.check_params(params)?;
     let n = vae.check_data(data)?;
     check_bound(bound)?;
+    if n == 0 {
+        return Err(no_data());
+    }
     let dd = vae.data_dim();
     // Outer samples per call, so that a call's inner rows stay near 2¹⁶.
     let chunk = (65_536 / (bound.inner + 1)).clamp(1, bound.outer);
