@@ -19,6 +19,7 @@ EXAMPLES = [
     "logistic_regression",
     "poisson_regression",
     "banana",
+    "vae_digits",
 ]
 
 failures = []
@@ -119,6 +120,27 @@ def banana(d):
           "the semi-implicit bound is above the ELBO")
 
 
+def paired(d, a, b):
+    """Mean and standard error of the per-image differences a - b."""
+    x = [p - q for p, q in zip(d[a]["per_image"], d[b]["per_image"])]
+    n = len(x)
+    m = sum(x) / n
+    return m, math.sqrt(sum((v - m) ** 2 for v in x) / (n - 1) / n)
+
+
+def vae_digits(d):
+    encoders = ["gaussian_elbo", "gaussian_iwae", "hierarchical_diwhvi", "hierarchical_sivi"]
+    for e in encoders:
+        m, s = paired(d, e, "independent_pixels")
+        check("vae_digits", m > 4 * s and m > 1.5,
+              f"{e}: test log-likelihood {m:.2f} ± {s:.2f} nats above independent pixels (> 1.5)")
+    m, s = paired(d, "gaussian_iwae", "gaussian_elbo")
+    check("vae_digits", m > 2 * s, f"IWAE above the ELBO on the test set by {m:.3f} ± {s:.3f}")
+    m, s = paired(d, "hierarchical_diwhvi", "gaussian_elbo")
+    check("vae_digits", m > 2 * s,
+          f"the hierarchical encoder (DIWHVI) above the Gaussian (ELBO) on the test set by {m:.3f} ± {s:.3f}")
+
+
 CHECKS = {
     "eight_schools": eight_schools,
     "funnel": funnel,
@@ -127,6 +149,7 @@ CHECKS = {
     "logistic_regression": regression("logistic_regression"),
     "poisson_regression": regression("poisson_regression"),
     "banana": banana,
+    "vae_digits": vae_digits,
 }
 
 

@@ -8,6 +8,7 @@
 //! - [`posteriordb`]: the ten posteriors of `../shared/posteriordb` as
 //!   models, reading the data under `examples/data/posteriordb`;
 //!   [`reference`](mod@reference): posteriordb's reference posteriors (NUTS);
+//! - [`digits`]: the binarised digits and the VAE of `vae_digits`;
 //! - [`report`]: what every example prints (text, or JSON with `--json`);
 //!   [`regression`]: the fit-and-assess code of the regression examples;
 //!   [`pictures`]: their SVGs, through `iwhvi::plot`.
@@ -19,6 +20,7 @@
 use std::path::Path;
 
 pub mod centred;
+pub mod digits;
 pub mod hand_written;
 pub mod noncentred;
 pub mod pictures;

@@ -37,6 +37,15 @@ impl Report {
         }
     }
 
+    /// A report printing JSON when `json` (for examples that parse
+    /// their own arguments).
+    pub fn new(json: bool) -> Self {
+        Report {
+            json,
+            figures: Map::new(),
+        }
+    }
+
     /// True when the run prints JSON (so text output is suppressed).
     pub fn is_json(&self) -> bool {
         self.json

@@ -49,7 +49,7 @@ mod infer;
 mod prob;
 
 pub use ad::{dual, gradient, linalg, ode, scalar, special, tape};
-pub use infer::{fit, guide, input, laplace, objective, optim, posterior};
+pub use infer::{amortised, fit, guide, input, laplace, objective, optim, posterior};
 #[doc(hidden)]
 pub use prob::generated;
 pub use prob::plate;

@@ -7,6 +7,7 @@
 //! Built on the probability layer's `Model` and the
 //! AD layer's engines. Every module is re-exported at the crate root.
 
+pub mod amortised;
 pub mod fit;
 pub mod guide;
 pub mod input;

@@ -54,7 +54,7 @@ mod affine;
 mod driver;
 mod families;
 mod kernels;
-mod vmath;
+pub(crate) mod vmath;
 
 use std::any::TypeId;
 use std::marker::PhantomData;

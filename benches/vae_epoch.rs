@@ -1,0 +1,80 @@
+//! Milliseconds per training epoch of the `vae_digits` VAE: 1,500
+//! binarised 8×8 digits, minibatches of 100 (15 Adam steps), latent size
+//! 2, every network one hidden layer of 64 tanh units, the Bernoulli
+//! decoder, Adam 10⁻³ (`iwhvi::amortised::train` with `epochs = 1`: the
+//! shuffle, the noise, the bound's forward and hand-written backward, the
+//! Adam step). Variants, on one thread:
+//!
+//! - `gaussian_elbo`: the Gaussian encoder on the ELBO (`M = 1`), the
+//!   workload of the peer `benches/peers/vae_numpyro.py` (the same VAE in
+//!   JAX, `jit`-compiled `lax.scan` over the epoch's steps, float64);
+//! - `gaussian_iwae`: the same on IWAE, `M = 5`;
+//! - `hierarchical_diwhvi`: the hierarchical encoder (ψ of size 2, reverse
+//!   model) on DIWHVI, `M = 5`, `K = 10`, as the example trains it.
+//!
+//! ```sh
+//! cargo bench --no-run --bench vae_epoch
+//! taskset -c 1 target/release/deps/vae_epoch-HASH --bench
+//! ```
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use iwhvi::amortised::{EncoderKind, TrainSettings, VaeBound, train};
+use iwhvi_examples::digits;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+fn epochs(c: &mut Criterion) {
+    let data = digits::load().expect("../shared/data/digits");
+    let mut group = c.benchmark_group("vae_epoch");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8));
+    let variants = [
+        (
+            "gaussian_elbo",
+            EncoderKind::Gaussian,
+            VaeBound { outer: 1, inner: 0 },
+        ),
+        (
+            "gaussian_iwae",
+            EncoderKind::Gaussian,
+            VaeBound { outer: 5, inner: 0 },
+        ),
+        (
+            "hierarchical_diwhvi",
+            EncoderKind::Hierarchical { mixing_dim: 2 },
+            VaeBound {
+                outer: 5,
+                inner: 10,
+            },
+        ),
+    ];
+    for (name, kind, bound) in variants {
+        let vae = digits::vae(2, kind).expect("a valid architecture");
+        let init = vae.init_params(&mut StdRng::seed_from_u64(1));
+        let settings = TrainSettings {
+            epochs: 1,
+            batch_size: digits::BATCH,
+            bound,
+            learning_rate: 1e-3,
+            seed: 2,
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut params = init.clone();
+                black_box(
+                    train(&vae, &mut params, &data.train.pixels, &settings).expect("an epoch"),
+                );
+                params
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, epochs);
+criterion_main!(benches);
