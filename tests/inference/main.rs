@@ -10,3 +10,4 @@ mod laplace_preconditioning;
 mod laplace_toy;
 mod local_modes;
 mod posteriordb_models;
+mod varying_slopes;
