@@ -118,6 +118,9 @@ pub enum Support {
     Simplex,
     /// Vectors in Rᵈ (a multivariate family).
     RealVector,
+    /// Cholesky factors of correlation matrices (`LkjCholesky`): only for
+    /// `DMatrix<f64>` latents.
+    CorrelationCholesky,
 }
 
 impl Support {
@@ -135,6 +138,7 @@ impl Support {
             Support::BoundedCount => "BoundedCount",
             Support::Simplex => "Simplex",
             Support::RealVector => "RealVector",
+            Support::CorrelationCholesky => "CorrelationCholesky",
             Support::User => return None,
         })
     }
@@ -181,7 +185,10 @@ pub struct Family {
 impl Family {
     /// True for families over whole vectors.
     pub fn multivariate(&self) -> bool {
-        matches!(self.support, Support::Simplex | Support::RealVector)
+        matches!(
+            self.support,
+            Support::Simplex | Support::RealVector | Support::CorrelationCholesky
+        )
     }
 
     /// True for discrete families.
@@ -347,6 +354,14 @@ pub const FAMILIES: &[Family] = &[
             ("scale_tril", Param::Matrix, Domain::Unchecked),
         ],
         support: Support::RealVector,
+    },
+    // Over `K × K` correlation Cholesky factors (Stan's
+    // `lkj_corr_cholesky`): the order `K` is the latent's `dim`, which the
+    // macro passes to the constructor before `shape`.
+    Family {
+        name: "LkjCholesky",
+        params: &[("shape", R, P)],
+        support: Support::CorrelationCholesky,
     },
 ];
 

@@ -32,6 +32,9 @@ use crate::model::ast::{Elem, Shape};
 pub enum Meaning {
     /// A local of the generated code: a scalar `__T` or a vector of them.
     Local { scalar: bool },
+    /// A matrix local (`DMatrix<__T>`): a correlation Cholesky factor
+    /// latent, indexed `L[(i, j)]`.
+    LocalMatrix,
     /// A field of `self` holding data.
     Data(Shape),
     /// A `#[factor]` term: not a value.
@@ -121,6 +124,7 @@ pub struct Uses {
 /// A name, resolved.
 enum Name<'a> {
     Local { scalar: bool },
+    LocalMatrix,
     Data(&'a Shape),
     Index,
 }
@@ -173,15 +177,18 @@ impl<'a> Lower<'a> {
         let message = match &binding.meaning {
             Meaning::Data(shape) => return Some(Name::Data(shape)),
             Meaning::Failed => return None,
-            Meaning::Local { .. } if !self.scope.locals_allowed => format!(
+            Meaning::Local { .. } | Meaning::LocalMatrix if !self.scope.locals_allowed => format!(
                 "latent `{name}` cannot appear here: lengths and fixed bounds are computed from data alone"
             ),
-            Meaning::Local { .. } if position >= self.scope.visible => format!(
-                "latent `{name}` is used before it is declared: move the field `{name}` above this one"
-            ),
+            Meaning::Local { .. } | Meaning::LocalMatrix if position >= self.scope.visible => {
+                format!(
+                    "latent `{name}` is used before it is declared: move the field `{name}` above this one"
+                )
+            }
             Meaning::Local { scalar } => return Some(Name::Local { scalar: *scalar }),
             Meaning::Param { .. } if !self.scope.locals_allowed => param_in_raw(&name),
             Meaning::Param { scalar } => return Some(Name::Local { scalar: *scalar }),
+            Meaning::LocalMatrix => return Some(Name::LocalMatrix),
             Meaning::Factor => format!("`{name}` is a #[factor] term, not a value"),
             Meaning::Derived => format!(
                 "`{name}` is a derived quantity: compute it from the latents it is derived from"
@@ -424,7 +431,9 @@ impl<'a> Lower<'a> {
                         Some((
                             _,
                             Binding {
-                                meaning: Meaning::Local { .. } | Meaning::Param { .. },
+                                meaning: Meaning::Local { .. }
+                                    | Meaning::Param { .. }
+                                    | Meaning::LocalMatrix,
                                 ..
                             }
                         ))
@@ -449,6 +458,9 @@ impl<'a> Lower<'a> {
             Name::Local { scalar: false } => {
                 format!("`{ident}` is a vector latent: index it, e.g. `{ident}[i]`")
             }
+            Name::LocalMatrix => {
+                format!("`{ident}` is a matrix latent: index it, e.g. `{ident}[(i, j)]`")
+            }
             Name::Data(Shape::Scalar(elem)) => return Some(lift(quote!(self.#ident), *elem, span)),
             Name::Data(_) => format!("`{ident}` is a vector of data: index it, e.g. `{ident}[i]`"),
             Name::Index => return Some(lift(quote!(#ident), Elem::Integer, span)),
@@ -467,6 +479,17 @@ impl<'a> Lower<'a> {
             Name::Local { .. } => {
                 let position = position?;
                 Some(quote_spanned!(span=> #base[#position]))
+            }
+            Name::LocalMatrix if matches!(&*index.index, Expr::Tuple(t) if t.elems.len() == 2) => {
+                let position = position?;
+                Some(quote_spanned!(span=> #base[#position]))
+            }
+            Name::LocalMatrix => {
+                self.cx.error_spanned_by(
+                    &index.index,
+                    format!("`{base}` is a matrix latent: index it by row and column, e.g. `{base}[(i, j)]`"),
+                );
+                None
             }
             Name::Data(shape) => {
                 let position = position?;
@@ -535,6 +558,13 @@ impl<'a> Lower<'a> {
                 self.cx.error_spanned_by(
                     ident,
                     format!("`{ident}` is a matrix, where a vector is expected: take a row or a column, e.g. `{ident}.row(0)`"),
+                );
+                None
+            }
+            Name::LocalMatrix => {
+                self.cx.error_spanned_by(
+                    ident,
+                    format!("`{ident}` is a matrix latent, where a vector is expected"),
                 );
                 None
             }
@@ -694,10 +724,56 @@ impl<'a> Lower<'a> {
         })
     }
 
-    /// A data matrix lifted to the scalar.
+    /// A matrix as a `DMatrix<__T>`: a data matrix lifted to the scalar, a
+    /// matrix latent, or Stan's `diag_pre_multiply(v, M)` (`diag(v) · M`,
+    /// the Cholesky factor of a covariance from scales `v` and a
+    /// correlation factor `M`). A vector whose length is not `M`'s number
+    /// of rows gives an empty matrix, which no family accepts (its log
+    /// density is then -∞).
     pub fn matrix(&mut self, expr: &Expr) -> Option<TokenStream> {
         let span = expr.span();
+        match expr {
+            Expr::Paren(p) => return self.matrix(&p.expr),
+            Expr::Group(g) => return self.matrix(&g.expr),
+            Expr::Call(call)
+                if single_ident(&call.func).is_some_and(|f| f == "diag_pre_multiply")
+                    && call.args.len() == 2 =>
+            {
+                let (scales, factor) = (self.vector(&call.args[0]), self.matrix(&call.args[1]));
+                let (scales, factor) = (scales?, factor?);
+                return Some(quote_spanned!(span=> {
+                    let __v: ::std::vec::Vec<__T> = #scales;
+                    let mut __m: ::iwhvi::__private::nalgebra::DMatrix<__T> = #factor;
+                    if __v.len() == __m.nrows() {
+                        for __r in 0..__m.nrows() {
+                            for __c in 0..__m.ncols() {
+                                __m[(__r, __c)] = __v[__r] * __m[(__r, __c)];
+                            }
+                        }
+                        __m
+                    } else {
+                        ::iwhvi::__private::nalgebra::DMatrix::from_element(0, 0, <__T as ::iwhvi::__private::Scalar>::constant(0.0))
+                    }
+                }));
+            }
+            _ => {}
+        }
         if let Some(ident) = single_ident(expr) {
+            let is_local_matrix = self.scope.index != Some(ident)
+                && matches!(
+                    self.scope.bindings.find(&ident.to_string()),
+                    Some((
+                        _,
+                        Binding {
+                            meaning: Meaning::LocalMatrix,
+                            ..
+                        }
+                    ))
+                );
+            if is_local_matrix {
+                self.resolve(ident)?;
+                return Some(quote_spanned!(span=> #ident.clone()));
+            }
             let scope_has_matrix = matches!(
                 self.scope.bindings.find(&ident.to_string()),
                 Some((
@@ -717,7 +793,7 @@ impl<'a> Lower<'a> {
         }
         self.cx.error_spanned_by(
             expr,
-            "a matrix parameter is the name of a `DMatrix<f64>` data field",
+            "a matrix parameter is a `DMatrix<f64>` data field, a matrix latent or `diag_pre_multiply(scales, matrix)`",
         );
         None
     }
@@ -730,6 +806,7 @@ impl<'a> Lower<'a> {
             return Some(match self.resolve(ident)? {
                 Name::Local { scalar: true } | Name::Index => quote!(#ident),
                 Name::Local { scalar: false } => quote!(&#ident[..]),
+                Name::LocalMatrix => quote!(&#ident),
                 Name::Data(_) => quote!(&self.#ident),
             });
         }
@@ -804,7 +881,7 @@ impl<'a> Lower<'a> {
         match self.resolve(ident)? {
             Name::Data(_) => Some(quote_spanned!(span=> self.#ident)),
             Name::Index => Some(quote!(#ident)),
-            Name::Local { .. } => {
+            Name::Local { .. } | Name::LocalMatrix => {
                 let name = ident.to_string();
                 let message = match self.scope.bindings.find(&name) {
                     Some((_, b)) if matches!(b.meaning, Meaning::Param { .. }) => {

@@ -11,3 +11,4 @@ mod laplace_toy;
 mod learned_params;
 mod local_modes;
 mod posteriordb_models;
+mod varying_slopes;

@@ -124,6 +124,12 @@ impl DrawVector for Dirichlet<f64> {
     }
 }
 
+impl DrawVector for crate::distributions::LkjCholesky<f64> {
+    fn draw_vector<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
+        rand::distr::Distribution::<Vec<f64>>::sample(self, rng)
+    }
+}
+
 impl DrawVector for MultivariateNormal<f64> {
     fn draw_vector<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<f64> {
         rand::distr::Distribution::<nalgebra::DVector<f64>>::sample(self, rng)

@@ -25,7 +25,8 @@ pub enum Shape {
     Array(Elem, Expr),
     /// `Vec<elem>` (or nalgebra's `DVector<f64>`).
     Vec(Elem),
-    /// nalgebra's `DMatrix<f64>`: data only, indexed `x[(row, column)]`.
+    /// nalgebra's `DMatrix<f64>`: data, or a correlation Cholesky factor
+    /// latent (`constraint = cholesky_corr`), indexed `x[(row, column)]`.
     Matrix,
 }
 
@@ -58,6 +59,8 @@ pub enum Constraint {
     Ordered,
     PositiveOrdered,
     Simplex,
+    /// Stan's `cholesky_factor_corr[K]`: a `DMatrix<f64>` latent.
+    CholeskyCorr,
 }
 
 // Built once per field at expansion time; the size difference is immaterial.
@@ -83,6 +86,8 @@ pub enum Role {
         /// Stan's affine transform: `offset = expr`, `multiplier = expr`.
         offset: Option<Expr>,
         multiplier: Option<Expr>,
+        /// A matrix latent's order `K` (`K × K`): `dim = expr`.
+        dim: Option<Expr>,
     },
     Observed {
         likelihood: DistCall,
@@ -189,7 +194,7 @@ impl<T> Once<T> {
 /// The contents of `#[latent(…)]`: a distribution call, then options:
 /// `len = expr`, `for i`, `constraint = ordered | positive_ordered | simplex`,
 /// `lower = expr`, `upper = expr`, `offset = expr`, `multiplier = expr`,
-/// each at most once.
+/// `dim = expr` (a matrix latent's order), each at most once.
 struct LatentArgs {
     call: Expr,
     len: Once<Expr>,
@@ -199,6 +204,7 @@ struct LatentArgs {
     upper: Once<Expr>,
     offset: Once<Expr>,
     multiplier: Once<Expr>,
+    dim: Once<Expr>,
 }
 
 fn constraint(name: &Ident) -> syn::Result<Constraint> {
@@ -206,10 +212,11 @@ fn constraint(name: &Ident) -> syn::Result<Constraint> {
         "ordered" => Ok(Constraint::Ordered),
         "positive_ordered" => Ok(Constraint::PositiveOrdered),
         "simplex" => Ok(Constraint::Simplex),
+        "cholesky_corr" => Ok(Constraint::CholeskyCorr),
         other => Err(syn::Error::new(
             name.span(),
             format!(
-                "unknown constraint `{other}`: write `ordered`, `positive_ordered` or `simplex`"
+                "unknown constraint `{other}`: write `ordered`, `positive_ordered`, `simplex` or `cholesky_corr`"
             ),
         )),
     }
@@ -226,6 +233,7 @@ impl Parse for LatentArgs {
             upper: Once::default(),
             offset: Once::default(),
             multiplier: Once::default(),
+            dim: Once::default(),
         };
         while input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
             if let Some(key) = input.parse::<Option<Token![for]>>()? {
@@ -240,6 +248,7 @@ impl Parse for LatentArgs {
                 "upper" => args.upper.set(&key, input.parse()?)?,
                 "offset" => args.offset.set(&key, input.parse()?)?,
                 "multiplier" => args.multiplier.set(&key, input.parse()?)?,
+                "dim" => args.dim.set(&key, input.parse()?)?,
                 "constraint" => {
                     let name: Ident = input.parse()?;
                     args.constraint.set(&key, (constraint(&name)?, name))?;
@@ -248,7 +257,7 @@ impl Parse for LatentArgs {
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
-                            "unknown option `{other}`: write `len = <length>`, `for <index>`, `constraint = <constraint>`, `lower = <bound>`, `upper = <bound>`, `offset = <offset>` or `multiplier = <multiplier>`"
+                            "unknown option `{other}`: write `len = <length>`, `for <index>`, `constraint = <constraint>`, `lower = <bound>`, `upper = <bound>`, `offset = <offset>`, `multiplier = <multiplier>` or `dim = <order>`"
                         ),
                     ));
                 }
@@ -400,6 +409,7 @@ fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
                 upper: args.upper.get(),
                 offset: args.offset.get(),
                 multiplier: args.multiplier.get(),
+                dim: args.dim.get(),
             })
         }),
         "derived" => cx

@@ -131,12 +131,7 @@ pub fn latent(
     len: Option<&syn::Expr>,
 ) {
     if matches!(shape, Shape::Matrix) {
-        cx.error_spanned_by(
-            ident,
-            format!(
-                "latent `{ident}` cannot be a matrix yet: declare it as f64, [f64; N] or Vec<f64>"
-            ),
-        );
+        // A correlation Cholesky factor: checked by `matrix_latent`.
         return;
     }
     if shape.elem() != Elem::Real {
@@ -147,7 +142,8 @@ pub fn latent(
             ),
         );
     }
-    if family.multivariate() && shape.is_scalar() {
+    if family.multivariate() && shape.is_scalar() && family.support != Support::CorrelationCholesky
+    {
         cx.error_spanned_by(
             ident,
             format!(
@@ -184,6 +180,16 @@ pub fn observed(
     family: &Family,
     index: Option<&syn::Ident>,
 ) {
+    if family.support == Support::CorrelationCholesky {
+        cx.error_spanned_by(
+            ident,
+            format!(
+                "`{}` is a prior over correlation Cholesky factors, not a likelihood: give it to a `DMatrix<f64>` latent with `dim = K`",
+                family.name
+            ),
+        );
+        return;
+    }
     if family.multivariate() {
         if shape.is_scalar() || shape.elem() != Elem::Real {
             cx.error_spanned_by(ident, format!("`{}` is a distribution over vectors: declare `{ident}` as Vec<f64>, [f64; N] or DVector<f64>", family.name));
@@ -325,5 +331,72 @@ pub fn latent_options(
                 ),
             );
         }
+    }
+}
+
+/// A matrix latent is a correlation Cholesky factor (Stan's
+/// `cholesky_factor_corr[K]`): `DMatrix<f64>` with `dim = K`, the prior
+/// `LkjCholesky(eta)` (or `Flat()` with `constraint = cholesky_corr`); `dim`,
+/// `LkjCholesky` and `cholesky_corr` belong to matrix latents only.
+pub fn matrix_latent(
+    cx: &Ctxt,
+    ident: &syn::Ident,
+    (shape, family): (&Shape, &Family),
+    (len, dim): (Option<&Expr>, Option<&Expr>),
+    constraint: Option<&(Constraint, syn::Ident)>,
+) {
+    let lkj = family.support == Support::CorrelationCholesky;
+    let cholesky = matches!(constraint, Some((Constraint::CholeskyCorr, _)));
+    if !matches!(shape, Shape::Matrix) {
+        if let Some(dim) = dim {
+            cx.error_spanned_by(
+                dim,
+                "`dim = ...` is the order of a matrix latent (`DMatrix<f64>`); this latent's type fixes its shape",
+            );
+        }
+        if lkj || (cholesky && !shape.is_scalar()) {
+            cx.error_spanned_by(
+                ident,
+                format!(
+                    "a correlation Cholesky factor is a matrix: declare `{ident}` as `DMatrix<f64>` with `dim = K`"
+                ),
+            );
+        }
+        return;
+    }
+    let flat_factor = cholesky && family::is_flat(family.name);
+    if !(lkj || flat_factor) {
+        let message = if cholesky {
+            format!(
+                "a correlation Cholesky factor takes the prior `LkjCholesky(eta)` or `Flat()`, not `{}`",
+                family.name
+            )
+        } else {
+            format!(
+                "a matrix latent is a correlation Cholesky factor (Stan's `cholesky_factor_corr`): give `{ident}` the prior `LkjCholesky(eta)` and `dim = K`, or declare it as f64, [f64; N] or Vec<f64>"
+            )
+        };
+        cx.error_spanned_by(ident, message);
+        if !cholesky {
+            return;
+        }
+    }
+    if let Some(len) = len {
+        cx.error_spanned_by(
+            len,
+            "`len = ...` is for Vec latents: give a matrix latent its order, `dim = K`",
+        );
+    }
+    if dim.is_none() {
+        cx.error_spanned_by(
+            ident,
+            format!("matrix latent `{ident}` needs its order: add `dim = K` (a K × K factor)"),
+        );
+    }
+    if let Some((_, name)) = constraint.filter(|(c, _)| *c != Constraint::CholeskyCorr) {
+        cx.error_spanned_by(
+            name,
+            format!("a matrix latent takes `constraint = cholesky_corr`, not `{name}`"),
+        );
     }
 }

@@ -17,10 +17,10 @@ use crate::ctxt::Ctxt;
 use crate::family::{self, Family, Param, Support};
 use crate::scope::{Binding, Bindings, Lower, Meaning};
 
-/// The model's names: latents are locals, data and observations fields of
-/// `self`. A field whose type is unsupported (reported by `ast`), or a
-/// matrix latent (reported by `check::latent`), resolves to nothing, so
-/// that its uses add no second error.
+/// The model's names: latents are locals (a matrix latent a local
+/// matrix), data and observations fields of `self`. A field whose type is
+/// unsupported (reported by `ast`) resolves to nothing, so that its uses
+/// add no second error.
 pub fn bindings(model: &Model) -> Bindings {
     let failed = model.failed.iter().map(|ident| Binding {
         ident: ident.clone(),
@@ -32,8 +32,8 @@ pub fn bindings(model: &Model) -> Bindings {
         .map(|f| Binding {
             ident: f.ident.clone(),
             meaning: match (&f.role, &f.shape) {
-                (Role::Latent { .. } | Role::Data | Role::Observed { .. }, None)
-                | (Role::Latent { .. }, Some(Shape::Matrix)) => Meaning::Failed,
+                (Role::Latent { .. } | Role::Data | Role::Observed { .. }, None) => Meaning::Failed,
+                (Role::Latent { .. }, Some(Shape::Matrix)) => Meaning::LocalMatrix,
                 (Role::Latent { .. }, Some(shape)) => Meaning::Local {
                     scalar: shape.is_scalar(),
                 },
@@ -154,6 +154,7 @@ fn latent<'a>(
         upper,
         offset,
         multiplier,
+        dim,
     } = &field.role
     else {
         unreachable!("called on latents")
@@ -161,6 +162,13 @@ fn latent<'a>(
     let ident = &field.ident;
     let family = check::distribution(cx, prior)?;
     check::latent(cx, ident, shape, family, len.as_ref());
+    check::matrix_latent(
+        cx,
+        ident,
+        (shape, family),
+        (len.as_ref(), dim.as_ref()),
+        constraint.as_ref(),
+    );
     check::latent_options(
         cx,
         ident,
@@ -170,8 +178,23 @@ fn latent<'a>(
         constraint.as_ref(),
     );
     let mut values = Lower::new(table.scope(position, index.as_ref()), cx);
+    let order = dim
+        .as_ref()
+        .filter(|_| matches!(shape, Shape::Matrix))
+        .map(|d| {
+            let raw = Lower::new(table.data_scope(), cx).raw(d)?;
+            Some(quote!(((#raw) as usize)))
+        });
     let new = if family::is_flat(family.name) {
         Some(None)
+    } else if family.support == Support::CorrelationCholesky {
+        // `LkjCholesky::new(K, eta)`: the order is the latent's `dim`.
+        let shape_arg = values.value(&prior.args[0]);
+        let order = order.clone().flatten();
+        let span = prior.tokens.span();
+        order.zip(shape_arg).map(|(k, eta)| {
+            Some(quote_spanned!(span=> ::iwhvi::__private::distributions::LkjCholesky::new(#k, #eta)))
+        })
     } else {
         constructor(&mut values, family, prior).map(Some)
     };
@@ -191,7 +214,15 @@ fn latent<'a>(
         constraint.as_ref(),
         given,
     );
-    let len = length(cx, table, shape, len.as_ref());
+    let (len, order) = match (shape, order) {
+        (Shape::Matrix, Some(order)) => {
+            let order = order?;
+            (Some(quote!((#order * #order))), Some(order))
+        }
+        // Reported by `check::matrix_latent`.
+        (Shape::Matrix, None) => return None,
+        _ => (length(cx, table, shape, len.as_ref()), None),
+    };
     let constraint = constraint.as_ref().map(|(c, _)| *c);
     let (new, default, len, options) = (new?, default?, len?, options.ok()?);
     let transform = match (constraint, options.fixed) {
@@ -211,6 +242,7 @@ fn latent<'a>(
         same_length: options.same_length,
         affine: options.affine,
         len,
+        order,
         index: index.as_ref(),
         constraint,
         support,
@@ -225,12 +257,14 @@ fn support(family: &Family, constraint: Option<Constraint>, bounded: bool) -> La
         (Some(Constraint::Simplex), _) => LatentSupport::Simplex,
         (Some(Constraint::Ordered), _) => LatentSupport::Ordered,
         (Some(Constraint::PositiveOrdered), _) => LatentSupport::PositiveOrdered,
+        (Some(Constraint::CholeskyCorr), _) => LatentSupport::CholeskyCorr,
         (None, true) => LatentSupport::Bounded,
         (None, false) => match family.support {
             Support::Positive => LatentSupport::Positive,
             Support::UnitInterval => LatentSupport::Unit,
             Support::Interval => LatentSupport::Bounded,
             Support::Simplex => LatentSupport::Simplex,
+            Support::CorrelationCholesky => LatentSupport::CholeskyCorr,
             Support::User => LatentSupport::User,
             _ => LatentSupport::Real,
         },
@@ -374,6 +408,13 @@ fn options(
                 "`{ident}` lies on the simplex under `{}`: it takes no `lower`, `upper`, `offset` or `multiplier`",
                 family.name
             ),
+        );
+        return Err(());
+    }
+    if matches!(shape, Shape::Matrix) || family.support == Support::CorrelationCholesky {
+        cx.error_spanned_by(
+            ident,
+            format!("`{ident}` is a correlation Cholesky factor: it takes no `lower`, `upper`, `offset` or `multiplier`"),
         );
         return Err(());
     }
@@ -673,10 +714,9 @@ fn mentions_latent(table: &Bindings, expr: &Expr) -> bool {
 }
 
 fn is_latent(table: &Bindings, ident: &Ident) -> bool {
-    table
-        .entries
-        .iter()
-        .any(|b| b.ident == *ident && matches!(b.meaning, Meaning::Local { .. }))
+    table.entries.iter().any(|b| {
+        b.ident == *ident && matches!(b.meaning, Meaning::Local { .. } | Meaning::LocalMatrix)
+    })
 }
 
 /// `constant + Σ coefficient · latent` with literal numbers, if the
@@ -907,7 +947,12 @@ fn plate(
         }
     }
     let uses = lower.uses.names;
-    if cx.check().is_err() || failed || args.is_empty() {
+    // A matrix latent is no operand of the plate driver: the scalar loop.
+    let reads_matrix = table
+        .entries
+        .iter()
+        .any(|b| matches!(b.meaning, Meaning::LocalMatrix) && uses.contains(&b.ident.to_string()));
+    if cx.check().is_err() || failed || args.is_empty() || reads_matrix {
         return None;
     }
     // A plate seeds the latents it reads; one that reads a learned

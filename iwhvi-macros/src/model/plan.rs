@@ -90,11 +90,13 @@ pub enum LatentSupport {
     Ordered,
     PositiveOrdered,
     User,
+    /// A correlation Cholesky factor (a `DMatrix<f64>` latent).
+    CholeskyCorr,
 }
 
 impl LatentSupport {
     /// Every support with its word in the model-to-guide hand-over.
-    pub const ALL: [(LatentSupport, &'static str); 8] = [
+    pub const ALL: [(LatentSupport, &'static str); 9] = [
         (LatentSupport::Real, "real"),
         (LatentSupport::Positive, "positive"),
         (LatentSupport::Unit, "unit"),
@@ -103,6 +105,7 @@ impl LatentSupport {
         (LatentSupport::Ordered, "ordered"),
         (LatentSupport::PositiveOrdered, "positive_ordered"),
         (LatentSupport::User, "user"),
+        (LatentSupport::CholeskyCorr, "cholesky_corr"),
     ];
 
     /// Its word in the hand-over.
@@ -188,6 +191,9 @@ pub struct Latent<'a> {
     pub affine: Option<DependentAffine>,
     /// The number of elements, as a `usize` expression over the data.
     pub len: TokenStream,
+    /// A matrix latent's order `K` (`len` is `K²`, row-major), as a `usize`
+    /// expression over the data.
+    pub order: Option<TokenStream>,
     pub index: Option<&'a Ident>,
     pub constraint: Option<Constraint>,
     pub support: LatentSupport,

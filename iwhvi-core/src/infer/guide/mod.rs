@@ -38,7 +38,7 @@ pub use laplace_mixture::{LaplaceMixture, LaplaceReverse};
 pub use mean_field::MeanField;
 pub use network::Conditioning;
 pub use preconditioned::{PreconditionError, Preconditioned};
-pub use semi_implicit::{Reverse, SemiImplicit};
+pub use semi_implicit::{ConditionalFamily, Reverse, SemiImplicit};
 
 /// The largest size (latents, mixing dimensions, hidden units) a saved
 /// guide of this crate may declare, 2²⁰: loading a file checks it before

@@ -20,6 +20,35 @@ pub enum Reverse {
     Prior,
 }
 
+/// The family of a [`SemiImplicit`] guide's conditional `q(u | ψ)`, one
+/// coordinate at a time given `ψ` (mean `μᵢ(ψ)`, scale `σᵢ(ψ)`).
+///
+/// ```
+/// use std::num::NonZeroU8;
+/// use iwhvi_core::guide::{ConditionalFamily, HierarchicalGuide, SemiImplicit};
+/// let df = NonZeroU8::new(4).unwrap();
+/// let guide = SemiImplicit::new(3, 2).with_conditional_family(ConditionalFamily::StudentT { df });
+/// // Each coordinate's t draw takes 1 + df standard normals.
+/// assert_eq!(guide.conditional_noise_dim(), 3 * 5);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ConditionalFamily {
+    /// `uᵢ = μᵢ + σᵢ εᵢ`, `εᵢ ~ N(0, 1)`: Gaussian tails.
+    #[default]
+    Normal,
+    /// Student's t with `df = ν` degrees of freedom, fixed (heavier tails
+    /// for small `ν`): `uᵢ = μᵢ + σᵢ tᵢ` with
+    /// `tᵢ = εᵢ₀ / √(Σⱼ₌₁..ν εᵢⱼ² / ν)` from `1 + ν` standard normals
+    /// (an exact t draw, reparameterised in `μ` and `σ`), and
+    /// `log q(u | ψ) = Σᵢ [ln Γ((ν+1)/2) − ln Γ(ν/2) − ½ ln(νπ) − ln σᵢ − (ν+1)/2 · ln(1 + zᵢ²/ν)]`,
+    /// `zᵢ = (uᵢ − μᵢ)/σᵢ`. The fused objective covers Gaussian
+    /// conditionals only: a Student-t guide takes the generic path.
+    StudentT {
+        /// The degrees of freedom `ν`.
+        df: std::num::NonZeroU8,
+    },
+}
+
 /// A semi-implicit (hierarchical) Gaussian guide for any model of
 /// unconstrained dimension `D`:
 ///
@@ -78,6 +107,9 @@ pub enum Reverse {
 /// assert_eq!(u, [1.0 * 2.0 + 0.5 + 0.5, 2.0 * 2.0 - 0.5 - 0.5]);
 /// ```
 ///
+/// The conditional may be Student-t instead of Gaussian
+/// ([`SemiImplicit::with_conditional_family`], [`ConditionalFamily`]).
+///
 /// Initialisation: the conditional's last weights `N(0, 0.1²)`, every
 /// other last layer, bias and log-scale 0, hidden weights `N(0, 1/inputs)`
 /// (for the default, the JAX reference implementation's initialisation).
@@ -104,6 +136,7 @@ pub struct SemiImplicit {
     conditioning: Conditioning,
     reverse: Reverse,
     psi_dependent_scale: bool,
+    family: ConditionalFamily,
     layout: ParamLayout,
     conditional: Network,
     conditional_log_scale: Option<Range<usize>>,
@@ -125,6 +158,9 @@ struct SavedSemiImplicit {
     conditioning: Conditioning,
     reverse: Reverse,
     psi_dependent_scale: bool,
+    /// Absent in files saved before Student-t conditionals: Gaussian.
+    #[serde(default)]
+    family: ConditionalFamily,
 }
 
 impl From<SemiImplicit> for SavedSemiImplicit {
@@ -135,6 +171,7 @@ impl From<SemiImplicit> for SavedSemiImplicit {
             conditioning: guide.conditioning,
             reverse: guide.reverse,
             psi_dependent_scale: guide.psi_dependent_scale,
+            family: guide.family,
         }
     }
 }
@@ -163,7 +200,8 @@ impl TryFrom<SavedSemiImplicit> for SemiImplicit {
             saved.conditioning,
             saved.reverse,
             saved.psi_dependent_scale,
-        ))
+        )
+        .with_conditional_family(saved.family))
     }
 }
 
@@ -189,6 +227,7 @@ impl SemiImplicit {
             self.reverse,
             self.psi_dependent_scale,
         )
+        .with_conditional_family(self.family)
     }
 
     /// With the given reverse model (or none, `Reverse::Prior`, for SIVI).
@@ -200,6 +239,7 @@ impl SemiImplicit {
             reverse,
             self.psi_dependent_scale,
         )
+        .with_conditional_family(self.family)
     }
 
     /// With the conditional's log-scale an output of its network (so it
@@ -212,6 +252,21 @@ impl SemiImplicit {
             self.reverse,
             dependent,
         )
+        .with_conditional_family(self.family)
+    }
+
+    /// With the conditional's family: Gaussian (the default) or Student-t
+    /// with fixed degrees of freedom (heavier tails). The parameters are
+    /// the same; a Student-t guide's `fit` takes the generic path, not the
+    /// fused one.
+    pub fn with_conditional_family(mut self, family: ConditionalFamily) -> Self {
+        self.family = family;
+        self
+    }
+
+    /// The conditional's family.
+    pub fn conditional_family(&self) -> ConditionalFamily {
+        self.family
     }
 
     fn assemble(
@@ -259,6 +314,7 @@ impl SemiImplicit {
             conditioning,
             reverse,
             psi_dependent_scale,
+            family: ConditionalFamily::Normal,
             layout,
             conditional,
             conditional_log_scale,
@@ -317,7 +373,47 @@ fn prepared_normal_log_density<T: Scalar>(
         - LN_SQRT_2PI * x.len() as f64
 }
 
+/// Coordinate `i`'s t draw with `df` degrees of freedom from standard
+/// normal `noise` (`big_d` numerators, then `df` normals per coordinate).
+/// An all-zero chi-square part (the zero noise of a fit's starting point)
+/// gives `tᵢ = εᵢ₀`.
+fn student_t_draw(df: usize, noise: &[f64], big_d: usize, i: usize) -> f64 {
+    let squares = &noise[big_d + i * df..big_d + (i + 1) * df];
+    let chi_square: f64 = squares.iter().map(|e| e * e).sum();
+    if chi_square > 0.0 {
+        noise[i] / (chi_square / df as f64).sqrt()
+    } else {
+        noise[i]
+    }
+}
+
+/// `Σᵢ log t_ν(xᵢ; meanᵢ, scaleᵢ)` from the inverse scales and `Σ log scale`.
+fn student_t_log_density<T: Scalar>(
+    df: f64,
+    x: &[T],
+    mean: &[T],
+    inverse_scale: &[T],
+    sum_log_scale: T,
+) -> T {
+    use crate::special::ln_gamma;
+    let constant =
+        ln_gamma((df + 1.0) * 0.5) - ln_gamma(df * 0.5) - 0.5 * (df * std::f64::consts::PI).ln();
+    let mut tails = T::constant(0.0);
+    for ((&xi, &mi), &inv) in x.iter().zip(mean).zip(inverse_scale) {
+        let z = (xi - mi) * inv;
+        tails += (z * z * (1.0 / df)).ln_1p();
+    }
+    T::constant(constant * x.len() as f64) - sum_log_scale - tails * ((df + 1.0) * 0.5)
+}
+
 impl HierarchicalGuide for SemiImplicit {
+    fn conditional_noise_dim(&self) -> usize {
+        match self.family {
+            ConditionalFamily::Normal => self.latent_dim,
+            ConditionalFamily::StudentT { df } => self.latent_dim * (1 + usize::from(df.get())),
+        }
+    }
+
     fn latent_dim(&self) -> usize {
         self.latent_dim
     }
@@ -364,14 +460,15 @@ impl HierarchicalGuide for SemiImplicit {
     }
 
     fn fused(&self) -> Option<FusedDiwhvi<'_>> {
-        Some(FusedDiwhvi::new(self))
+        // The fused objective is written for Gaussian conditionals.
+        (self.family == ConditionalFamily::Normal).then(|| FusedDiwhvi::new(self))
     }
 
     fn fused_preconditioned<'a>(
         &'a self,
         wrapper: &'a Preconditioned<Self>,
     ) -> Option<FusedDiwhvi<'a>> {
-        Some(FusedDiwhvi::preconditioned(wrapper))
+        (self.family == ConditionalFamily::Normal).then(|| FusedDiwhvi::preconditioned(wrapper))
     }
 
     fn workspace_lens(&self) -> WorkspaceLens {
@@ -428,6 +525,17 @@ impl HierarchicalGuide for SemiImplicit {
         let big_d = self.latent_dim;
         self.conditional_outputs(params, psi, &mut workspace.scratch);
         let mean = &workspace.scratch[..big_d];
+        if let ConditionalFamily::StudentT { df } = self.family {
+            let df = usize::from(df.get());
+            for (i, (ui, &m)) in u.iter_mut().zip(mean).enumerate() {
+                let scale = match self.prepared_conditional {
+                    Some(at) => workspace.params[at + i],
+                    None => workspace.scratch[big_d + i].exp(),
+                };
+                *ui = m + scale * student_t_draw(df, noise, big_d, i);
+            }
+            return;
+        }
         match self.prepared_conditional {
             Some(at) => {
                 let scale = &workspace.params[at..at + big_d];
@@ -453,6 +561,32 @@ impl HierarchicalGuide for SemiImplicit {
     ) -> T {
         let big_d = self.latent_dim;
         self.conditional_outputs(params, psi, &mut workspace.scratch);
+        if let ConditionalFamily::StudentT { df } = self.family {
+            let df = f64::from(df.get());
+            return match self.prepared_conditional {
+                Some(at) => {
+                    let prepared = &workspace.params[at..at + 2 * big_d + 1];
+                    student_t_log_density(
+                        df,
+                        u,
+                        &workspace.scratch[..big_d],
+                        &prepared[big_d..2 * big_d],
+                        prepared[2 * big_d],
+                    )
+                }
+                None => {
+                    let (mean, log_scale) = workspace.scratch[..2 * big_d].split_at(big_d);
+                    let mut sum_log_scale = T::constant(0.0);
+                    let mut total = T::constant(0.0);
+                    for ((&x, &m), &s) in u.iter().zip(mean).zip(log_scale) {
+                        sum_log_scale += s;
+                        total +=
+                            student_t_log_density(df, &[x], &[m], &[(-s).exp()], T::constant(0.0));
+                    }
+                    total - sum_log_scale
+                }
+            };
+        }
         match self.prepared_conditional {
             Some(at) => {
                 let prepared = &workspace.params[at..at + 2 * big_d + 1];
@@ -505,5 +639,199 @@ impl HierarchicalGuide for SemiImplicit {
             &prepared[d..2 * d],
             prepared[2 * d],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU8;
+
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::dual::Dual;
+
+    fn student(df: u8, psi_dependent: bool) -> SemiImplicit {
+        SemiImplicit::new(2, 1)
+            .with_psi_dependent_scale(psi_dependent)
+            .with_conditional_family(ConditionalFamily::StudentT {
+                df: NonZeroU8::new(df).expect("positive"),
+            })
+    }
+
+    fn params(guide: &SemiImplicit, seed: u64) -> Vec<f64> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut params = guide.init_params(&mut rng);
+        for (k, p) in params.iter_mut().enumerate() {
+            *p += 0.3 * ((k as f64) * 1.7).sin();
+        }
+        params
+    }
+
+    fn log_conditional(guide: &SemiImplicit, params: &[f64], psi: &[f64], u: &[f64]) -> f64 {
+        let mut workspace = Workspace::new(guide);
+        guide.prepare(params, &mut workspace);
+        guide.log_conditional(params, psi, u, &mut workspace)
+    }
+
+    #[test]
+    fn the_student_t_conditional_integrates_to_one() {
+        // ∫∫ q(u | ψ) du over a wide grid (midpoint rule), for a heavy and
+        // a light tail, constant and ψ-dependent scales.
+        for (df, psi_dependent) in [(3, false), (10, true)] {
+            let guide = student(df, psi_dependent);
+            let params = params(&guide, 1);
+            let (n, w) = (1200, 80.0);
+            let h = 2.0 * w / n as f64;
+            let mut total = 0.0;
+            for a in 0..n {
+                for b in 0..n {
+                    let u = [-w + (a as f64 + 0.5) * h, -w + (b as f64 + 0.5) * h];
+                    total += log_conditional(&guide, &params, &[0.4], &u).exp();
+                }
+            }
+            total *= h * h;
+            assert!((total - 1.0).abs() < 2e-3, "df {df}: {total}");
+        }
+    }
+
+    #[test]
+    fn student_t_draws_have_the_t_moments_and_tails() {
+        let (df, draws) = (5u8, 100_000);
+        let guide = student(df, false);
+        let params = params(&guide, 2);
+        let mut workspace = Workspace::new(&guide);
+        guide.prepare(&params, &mut workspace);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let normal = rand_distr::StandardNormal;
+        let mut noise = vec![0.0; guide.conditional_noise_dim()];
+        let (mut sum, mut sum_sq, mut beyond) = ([0.0; 2], [0.0; 2], 0usize);
+        let mut u = [0.0; 2];
+        for _ in 0..draws {
+            for e in &mut noise {
+                *e = rand::distr::Distribution::sample(&normal, &mut rng);
+            }
+            guide.sample_conditional(&params, &[0.4], &noise, &mut u, &mut workspace);
+            for i in 0..2 {
+                sum[i] += u[i];
+                sum_sq[i] += u[i] * u[i];
+            }
+            beyond += usize::from(
+                (u[0] - mean_of(&guide, &params)[0]).abs() > 4.0 * scale_of(&guide, &params)[0],
+            );
+        }
+        let (mean, scale) = (mean_of(&guide, &params), scale_of(&guide, &params));
+        let nu = f64::from(df);
+        for i in 0..2 {
+            let m = sum[i] / draws as f64;
+            let var = sum_sq[i] / draws as f64 - m * m;
+            // Var t_ν = ν/(ν − 2); the sd of the sample mean is that / √n.
+            let expected_var = scale[i] * scale[i] * nu / (nu - 2.0);
+            assert!(
+                (m - mean[i]).abs() < 5.0 * (expected_var / draws as f64).sqrt(),
+                "mean {m} vs {}",
+                mean[i]
+            );
+            assert!(
+                (var / expected_var - 1.0).abs() < 0.05,
+                "variance {var} vs {expected_var}"
+            );
+        }
+        // P(|t₅| > 4) = 0.0103; a Gaussian's would be 6e-5.
+        let tail = beyond as f64 / draws as f64;
+        assert!((tail - 0.0103).abs() < 0.0015, "tail mass {tail}");
+    }
+
+    fn mean_of(guide: &SemiImplicit, params: &[f64]) -> Vec<f64> {
+        let mut workspace = Workspace::new(guide);
+        guide.prepare(params, &mut workspace);
+        let mut u = [0.0; 2];
+        guide.sample_conditional(
+            params,
+            &[0.4],
+            &vec![0.0; guide.conditional_noise_dim()],
+            &mut u,
+            &mut workspace,
+        );
+        u.to_vec()
+    }
+
+    fn scale_of(guide: &SemiImplicit, params: &[f64]) -> Vec<f64> {
+        let range = guide
+            .param_layout()
+            .get("conditional.log_scale")
+            .unwrap()
+            .range
+            .clone();
+        params[range].iter().map(|s| s.exp()).collect()
+    }
+
+    #[test]
+    fn student_t_gradients_match_finite_differences() {
+        for psi_dependent in [false, true] {
+            let guide = student(4, psi_dependent);
+            let params = params(&guide, 4);
+            let (psi, u) = ([0.4], [0.3, -1.2]);
+            let mut noise = vec![0.0; guide.conditional_noise_dim()];
+            for (k, e) in noise.iter_mut().enumerate() {
+                *e = ((k as f64) * 2.3).cos();
+            }
+            let n = params.len();
+            assert!(n <= 16);
+            let duals: Vec<Dual<16>> = params
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| Dual::variable(p, i))
+                .collect();
+            let psi_d = [Dual::constant(psi[0])];
+            let u_d = [Dual::constant(u[0]), Dual::constant(u[1])];
+            let mut workspace = Workspace::new(&guide);
+            guide.prepare(&duals, &mut workspace);
+            let density = guide.log_conditional(&duals, &psi_d, &u_d, &mut workspace);
+            let mut draw = [Dual::constant(0.0); 2];
+            guide.sample_conditional(&duals, &psi_d, &noise, &mut draw, &mut workspace);
+            let sample = |p: &[f64]| {
+                let mut workspace = Workspace::new(&guide);
+                guide.prepare(p, &mut workspace);
+                let mut out = [0.0; 2];
+                guide.sample_conditional(p, &psi, &noise, &mut out, &mut workspace);
+                out[0] + 2.0 * out[1]
+            };
+            let combined = draw[0] + draw[1] * 2.0;
+            for j in 0..n {
+                let h = 1e-6;
+                let (mut up, mut down) = (params.clone(), params.clone());
+                up[j] += h;
+                down[j] -= h;
+                let fd = (log_conditional(&guide, &up, &psi, &u)
+                    - log_conditional(&guide, &down, &psi, &u))
+                    / (2.0 * h);
+                assert!(
+                    (density.tangent()[j] - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "log q ∂{j}: {} vs {fd}",
+                    density.tangent()[j]
+                );
+                let fd = (sample(&up) - sample(&down)) / (2.0 * h);
+                assert!(
+                    (combined.tangent()[j] - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "draw ∂{j}: {} vs {fd}",
+                    combined.tangent()[j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_student_t_guide_saves_its_family_and_leaves_the_fused_path() {
+        let guide = student(3, false);
+        assert!(guide.fused().is_none());
+        assert!(SemiImplicit::new(2, 1).fused().is_some());
+        let json = serde_json::to_string(&guide).expect("serialises");
+        let back: SemiImplicit = serde_json::from_str(&json).expect("loads");
+        assert_eq!(back, guide);
+        // A file saved before the family existed loads as Gaussian.
+        let old = r#"{"latent_dim":2,"mixing_dim":1,"conditioning":"Linear","reverse":{"Learned":"Linear"},"psi_dependent_scale":false}"#;
+        let old: SemiImplicit = serde_json::from_str(old).expect("loads");
+        assert_eq!(old.conditional_family(), ConditionalFamily::Normal);
     }
 }

@@ -24,6 +24,7 @@ pub fn transform(transform: &Transform) -> TokenStream {
         Transform::Constraint(Constraint::Ordered) => quote!(#t::Ordered),
         Transform::Constraint(Constraint::PositiveOrdered) => quote!(#t::PositiveOrdered),
         Transform::Constraint(Constraint::Simplex) => quote!(#t::StickBreaking),
+        Transform::Constraint(Constraint::CholeskyCorr) => quote!(#t::CholeskyCorrelation),
         Transform::Interval(low, high) => quote!(#t::Interval { low: #low, high: #high }),
         Transform::LowerBound(low) => quote!(#t::LowerBound { low: #low }),
         Transform::UpperBound(high) => quote!(#t::UpperBound { high: #high }),
@@ -78,10 +79,10 @@ fn affine(a: &Affine) -> TokenStream {
 /// Its entry of the model's layout.
 pub fn spec(l: &Latent<'_>) -> TokenStream {
     let (name, transform, len) = (l.field.ident.to_string(), transform(&l.transform), &l.len);
-    let shape = if l.shape.is_scalar() {
-        quote!(::std::vec::Vec::new())
-    } else {
-        quote!(::std::vec![#len])
+    let shape = match (&l.order, l.shape.is_scalar()) {
+        (Some(order), _) => quote!({ let __k: usize = #order; ::std::vec![__k, __k] }),
+        (None, true) => quote!(::std::vec::Vec::new()),
+        (None, false) => quote!(::std::vec![#len]),
     };
     let dependent = match l.bounds.as_ref().and_then(|b| b.dependent.as_ref()) {
         Some(d) => {
@@ -146,6 +147,7 @@ fn step(l: &Latent<'_>, checked: bool) -> TokenStream {
     };
     let none = quote!(::core::option::Option::None);
     let transform = transform(&l.transform);
+    let as_matrix = as_matrix(l);
     let scalar_density = l
         .prior
         .as_ref()
@@ -251,7 +253,22 @@ fn step(l: &Latent<'_>, checked: bool) -> TokenStream {
             #vector_density
         }
     };
-    quote!(let __transform = #transform; #body)
+    quote!(let __transform = #transform; #body #as_matrix)
+}
+
+/// A matrix latent's rebinding from its row-major entries (read by the
+/// density) to a `DMatrix` (read by the later steps).
+fn as_matrix(l: &Latent<'_>) -> TokenStream {
+    let Some(order) = &l.order else {
+        return quote!();
+    };
+    let ident = &l.field.ident;
+    quote! {
+        let #ident = {
+            let __k: usize = #order;
+            ::iwhvi::__private::nalgebra::DMatrix::from_row_slice(__k, __k, &#ident)
+        };
+    }
 }
 
 fn rejection_failed(l: &Latent<'_>) -> TokenStream {
@@ -261,6 +278,13 @@ fn rejection_failed(l: &Latent<'_>) -> TokenStream {
 
 /// Its ancestral draw (in `sample_prior`, where `__T = f64`).
 pub fn draw(l: &Latent<'_>) -> TokenStream {
+    let draw = draw_flat(l);
+    let as_matrix = as_matrix(l);
+    quote!(#draw #as_matrix)
+}
+
+/// The draw, a matrix latent's as its row-major entries.
+fn draw_flat(l: &Latent<'_>) -> TokenStream {
     let sample = quote!(::iwhvi::__private::rand::distr::Distribution::<f64>::sample);
     let ident = &l.field.ident;
     let Some(bounds) = &l.bounds else {
@@ -456,6 +480,9 @@ pub fn binding(l: &Latent<'_>) -> TokenStream {
     let ident = &l.field.ident;
     match l.shape {
         Shape::Scalar(_) => quote!(let #ident: f64 = __latents.#ident;),
+        Shape::Matrix => {
+            quote!(let #ident: &::iwhvi::__private::nalgebra::DMatrix<f64> = &__latents.#ident;)
+        }
         _ => quote!(let #ident: &[f64] = &__latents.#ident[..];),
     }
 }

@@ -306,6 +306,10 @@ fn latents_struct(plan: &Plan<'_>) -> TokenStream {
         match l.shape {
             Shape::Scalar(_) => quote!(#ident: #read[0]),
             Shape::Array(..) => quote!(#ident: ::core::convert::TryInto::try_into(#read).ok()?),
+            Shape::Matrix => {
+                let order = &l.order;
+                quote!(#ident: { let __k: usize = #order; ::iwhvi::__private::nalgebra::DMatrix::from_row_slice(__k, __k, #read) })
+            }
             _ => quote!(#ident: #read.to_vec()),
         }
     });
@@ -315,6 +319,11 @@ fn latents_struct(plan: &Plan<'_>) -> TokenStream {
             Shape::Scalar(_) => {
                 quote!((::std::string::String::from(#name), ::std::vec![__latents.#ident]))
             }
+            // Row-major, as the layout stores it.
+            Shape::Matrix => quote!((
+                ::std::string::String::from(#name),
+                __latents.#ident.transpose().as_slice().to_vec()
+            )),
             _ => quote!((::std::string::String::from(#name), __latents.#ident.to_vec())),
         }
     });
