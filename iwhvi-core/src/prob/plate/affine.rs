@@ -26,6 +26,18 @@
 //! the model is borrowed for the whole scope, so its data cannot change
 //! under the cache. Outside a scope nothing is recorded and the dual path
 //! runs; either way the results are the same bits.
+//!
+//! The record is column-major: operand `j`'s coefficients of the `N`
+//! elements are one column, and a column that is bit for bit a run of the
+//! plate's own data ([`Plate::f64_data`]: a column of a `DMatrix` design)
+//! is kept as (slice, offset), not copied, and read through the plate at
+//! each evaluation. The record holds no pointer: a record that outlived its
+//! model could read nothing but the plate it is handed, and one whose
+//! plate's length or data slices changed is made anew. The gradient
+//! `∂/∂θⱼ = Σᵢ ḡᵢ Cᵢⱼ` is summed column by column in element order (the
+//! dual path's order, so the same bits), the replayed value
+//! `θ₀·c₀ + θ₁·c₁ + …` column after column over a block (the same
+//! operations on each element).
 
 use std::any::TypeId;
 use std::cell::{Cell, RefCell};
@@ -40,9 +52,9 @@ use crate::dual::Dual;
 use crate::scalar::Scalar;
 use crate::special::Elementary;
 
-/// The most memory one plate's recorded coefficients may take: above it
-/// the plate keeps the dual path (the coefficients are about the size of
-/// the data the arguments read, so this is also a bound on the copy).
+/// The most bytes one plate's record may copy: above it the plate keeps
+/// the dual path. Columns of coefficients that are runs of the plate's own
+/// data ([`Plate::f64_data`]) are read from there and not counted.
 pub const MAX_CACHE_BYTES: usize = 1 << 30;
 
 /// Which plate of which model: the model's type and address and the
