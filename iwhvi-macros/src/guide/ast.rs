@@ -6,7 +6,9 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Ident, Token};
 
 use crate::ctxt::Ctxt;
-use crate::model::ast::{DistCall, Elem, Once, Shape, dist_attr, named_fields, one_role, shape};
+use crate::model::ast::{
+    DistCall, Elem, Once, Shape, dist_attr, named_fields, one_role, parse_options, shape,
+};
 
 /// What a guide field is.
 pub enum Part {
@@ -51,25 +53,16 @@ struct ParamArgs {
 impl Parse for ParamArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let (mut init, mut len) = (Once::default(), Once::default());
-        while !input.is_empty() {
-            let key: Ident = input.parse()?;
-            input.parse::<Token![=]>()?;
-            match key.to_string().as_str() {
-                "init" => init.set(&key, input.parse()?)?,
-                "len" => len.set(&key, input.parse()?)?,
-                other => {
-                    return Err(syn::Error::new(
-                        key.span(),
-                        format!(
-                            "unknown option `{other}`: write `init = <value or normal(sd)>` and, for vectors, `len = <length>`"
-                        ),
-                    ));
-                }
-            }
-            if input.parse::<Option<Token![,]>>()?.is_none() {
-                break;
-            }
-        }
+        parse_options(input, |key, input| match key.to_string().as_str() {
+            "init" => init.set(key, input.parse()?),
+            "len" => len.set(key, input.parse()?),
+            other => Err(syn::Error::new(
+                key.span(),
+                format!(
+                    "unknown option `{other}`: write `init = <value or normal(sd)>` and, for vectors, `len = <length>`"
+                ),
+            )),
+        })?;
         let init = init.get().ok_or_else(|| {
             input.error("give the parameter's initial value: `#[param(init = 0.0)]`")
         })?;

@@ -110,26 +110,17 @@ pub struct ParamArgs {
 impl Parse for ParamArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let (mut init, mut len, mut lower) = (Once::default(), Once::default(), Once::default());
-        while !input.is_empty() {
-            let key: Ident = input.parse()?;
-            input.parse::<Token![=]>()?;
-            match key.to_string().as_str() {
-                "init" => init.set(&key, input.parse()?)?,
-                "len" => len.set(&key, input.parse()?)?,
-                "lower" => lower.set(&key, input.parse()?)?,
-                other => {
-                    return Err(syn::Error::new(
-                        key.span(),
-                        format!(
-                            "unknown option `{other}`: write `init = <initial value>`, for a vector `len = <length>`, and optionally `lower = <bound>`"
-                        ),
-                    ));
-                }
-            }
-            if input.parse::<Option<Token![,]>>()?.is_none() {
-                break;
-            }
-        }
+        parse_options(input, |key, input| match key.to_string().as_str() {
+            "init" => init.set(key, input.parse()?),
+            "len" => len.set(key, input.parse()?),
+            "lower" => lower.set(key, input.parse()?),
+            other => Err(syn::Error::new(
+                key.span(),
+                format!(
+                    "unknown option `{other}`: write `init = <initial value>`, for a vector `len = <length>`, and optionally `lower = <bound>`"
+                ),
+            )),
+        })?;
         let init = init.get().ok_or_else(|| {
             input.error("give the learned parameter's initial value: `#[param(init = 0.0)]`")
         })?;
@@ -157,6 +148,24 @@ pub struct Model {
     pub fields: Vec<Field>,
     /// Fields whose role attribute has a mistake (reported).
     pub failed: Vec<Ident>,
+}
+
+/// `key = value, …` options, a trailing comma allowed: `each` parses the
+/// value after `key =` (or rejects the key). Shared by the model's and the
+/// guide's `#[param(…)]`.
+pub(crate) fn parse_options(
+    input: ParseStream,
+    mut each: impl FnMut(&Ident, ParseStream) -> syn::Result<()>,
+) -> syn::Result<()> {
+    while !input.is_empty() {
+        let key: Ident = input.parse()?;
+        input.parse::<Token![=]>()?;
+        each(&key, input)?;
+        if input.parse::<Option<Token![,]>>()?.is_none() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// An option that may be given once: a second `len = …` is an error, not

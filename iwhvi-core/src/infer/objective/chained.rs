@@ -165,18 +165,22 @@ impl ChainedModel {
         let theta_dim = theta.len();
         let mut values = vec![0.0; m];
         let mut gradients = vec![vec![0.0; big_d + theta_dim]; m];
+        // Each thread's buffers, and its `(u, ϑ)` point when there are
+        // learned parameters (filled in place, not allocated per draw).
+        type State = (Buffers<f64>, Vec<f64>);
         let sample =
-            |buffers: &mut Buffers<f64>, m: usize, value: &mut f64, gradient: &mut [f64]| {
+            |(buffers, point): &mut State, m: usize, value: &mut f64, gradient: &mut [f64]| {
                 buffers.draw_outer(guide, params, noise, m);
                 *value = if theta.is_empty() {
                     engine.value_and_gradient_into(&LogJoint(model), &buffers.u, gradient)
                 } else {
-                    let point: Vec<f64> = buffers.u.iter().chain(theta).copied().collect();
+                    point.clear();
+                    point.extend(buffers.u.iter().chain(theta));
                     let joint = LogJointTheta { model, dim: big_d };
-                    engine.value_and_gradient_into(&joint, &point, gradient)
+                    engine.value_and_gradient_into(&joint, point, gradient)
                 };
             };
-        let new_buffers = || Buffers::new(guide, params, Stop::Nothing);
+        let new_buffers = || -> State { (Buffers::new(guide, params, Stop::Nothing), Vec::new()) };
         let (Some((value0, values_rest)), Some((gradient0, gradients_rest))) =
             (values.split_first_mut(), gradients.split_first_mut())
         else {

@@ -307,25 +307,16 @@ pub(crate) fn split_engines_value_and_gradient<
     estimator: GradientEstimator,
     gradient: &mut [f64],
 ) -> Result<f64, ObjectiveError> {
-    estimator.check(guide)?;
-    let chained = ChainedModel::new_with_parallelism(
+    split_engines_value_and_gradient_theta(
         model,
         guide,
         params,
+        &[],
         noise,
-        engines.model,
-        engines.parallelism,
-    );
-    Ok(guide_value_and_gradient(
-        model,
-        guide,
-        params,
-        noise,
-        engines.guide,
+        engines,
         estimator,
-        &chained,
         gradient,
-    ))
+    )
 }
 
 /// The bound's value and its gradient (or the estimator's) in the guide's
@@ -358,8 +349,8 @@ fn guide_value_and_gradient<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>
 /// [`split_engines_value_and_gradient`] for a model with learned
 /// parameters at unconstrained `theta`: `gradient` holds the guide's
 /// parameters' entries, then `D_θ` entries for `ϑ`
-/// ([`theta_gradient_into`]). With `theta` empty it is
-/// [`split_engines_value_and_gradient`] itself.
+/// ([`theta_gradient_into`]). With `theta` empty, the guide's gradient
+/// alone (what [`split_engines_value_and_gradient`] returns).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn split_engines_value_and_gradient_theta<
     Mo: Model,
@@ -376,11 +367,6 @@ pub(crate) fn split_engines_value_and_gradient_theta<
     estimator: GradientEstimator,
     gradient: &mut [f64],
 ) -> Result<f64, ObjectiveError> {
-    if theta.is_empty() {
-        return split_engines_value_and_gradient(
-            model, guide, params, noise, engines, estimator, gradient,
-        );
-    }
     estimator.check(guide)?;
     let chained = ChainedModel::new_with_theta(
         model,
@@ -402,7 +388,9 @@ pub(crate) fn split_engines_value_and_gradient_theta<
         &chained,
         guide_gradient,
     );
-    theta_gradient_into(guide, params, noise, &chained, theta_gradient);
+    if !theta.is_empty() {
+        theta_gradient_into(guide, params, noise, &chained, theta_gradient);
+    }
     Ok(value)
 }
 
