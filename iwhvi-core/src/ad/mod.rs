@@ -15,5 +15,6 @@ pub mod linalg;
 pub mod ode;
 pub(crate) mod rules;
 pub mod scalar;
+pub(crate) mod sparse;
 pub mod special;
 pub mod tape;
