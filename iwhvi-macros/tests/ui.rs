@@ -1,5 +1,5 @@
-//! Compile-time checks of `#[variational]`: each case under `tests/ui/`
-//! with the compiler's message beside it (`.stderr`, refreshed with
+//! Compile-time checks of `#[variational]`: each compile-fail case under
+//! `tests/ui/{model,guide}/` with the compiler's message beside it (`.stderr`, refreshed with
 //! `TRYBUILD=overwrite` after reading the diff); and `docs/COMPILE_CHECKS.md`
 //! held to the cases, so that its quoted messages cannot drift.
 
@@ -10,7 +10,8 @@ fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/model/*.rs");
     t.compile_fail("tests/ui/guide/*.rs");
-    t.pass("tests/ui/pass/*.rs");
+    // The pass cases (tests/ui/pass/) run as test targets of their own
+    // (tests/pass_*.rs), so that trybuild checks rather than builds.
 }
 
 /// One section of the page: the case it pins, its snippet and its quoted
@@ -115,5 +116,26 @@ fn compile_checks_page_quotes_the_cases() {
         problems.is_empty(),
         "docs/COMPILE_CHECKS.md has drifted:\n{}",
         problems.join("\n")
+    );
+}
+
+/// Every pass case has its test target, `tests/pass_<case>.rs`, which
+/// includes it (trybuild no longer sees the pass cases).
+#[test]
+fn every_pass_case_runs_as_a_test() {
+    let missing: Vec<String> = cases("tests/ui/pass")
+        .iter()
+        .filter_map(|case| {
+            let name = case.file_stem()?.to_str()?;
+            let shim = PathBuf::from(format!("tests/pass_{name}.rs"));
+            let text = std::fs::read_to_string(&shim).unwrap_or_default();
+            (!text.contains(&format!("include!(\"ui/pass/{name}.rs\")")))
+                .then(|| shim.display().to_string())
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "pass cases without a test target that includes them: {missing:?} \
+         (copy tests/pass_eight_schools.rs)"
     );
 }
