@@ -48,6 +48,10 @@ pub enum Meaning {
     /// code like a latent (a scalar `__T` or a vector of them), visible in
     /// every attribute whatever its position, never in raw context.
     Param { scalar: bool },
+    /// A model's learned matrix (`#[param(rows = …, cols = …)]`): a
+    /// `DMatrix<__T>` local like a matrix latent, visible whatever its
+    /// position, never in raw context.
+    ParamMatrix,
 }
 
 /// One name and its meaning; its place in the table is its position in
@@ -189,6 +193,8 @@ impl<'a> Lower<'a> {
             Meaning::Param { .. } if !self.scope.locals_allowed => param_in_raw(&name),
             Meaning::Param { scalar } => return Some(Name::Local { scalar: *scalar }),
             Meaning::LocalMatrix => return Some(Name::LocalMatrix),
+            Meaning::ParamMatrix if !self.scope.locals_allowed => param_in_raw(&name),
+            Meaning::ParamMatrix => return Some(Name::LocalMatrix),
             Meaning::Factor => format!("`{name}` is a #[factor] term, not a value"),
             Meaning::Derived => format!(
                 "`{name}` is a derived quantity: compute it from the latents it is derived from"
@@ -433,7 +439,8 @@ impl<'a> Lower<'a> {
                             Binding {
                                 meaning: Meaning::Local { .. }
                                     | Meaning::Param { .. }
-                                    | Meaning::LocalMatrix,
+                                    | Meaning::LocalMatrix
+                                    | Meaning::ParamMatrix,
                                 ..
                             }
                         ))
@@ -459,7 +466,8 @@ impl<'a> Lower<'a> {
                 format!("`{ident}` is a vector latent: index it, e.g. `{ident}[i]`")
             }
             Name::LocalMatrix => {
-                format!("`{ident}` is a matrix latent: index it, e.g. `{ident}[(i, j)]`")
+                let what = self.matrix_kind(ident);
+                format!("`{ident}` is {what}: index it, e.g. `{ident}[(i, j)]`")
             }
             Name::Data(Shape::Scalar(elem)) => return Some(lift(quote!(self.#ident), *elem, span)),
             Name::Data(_) => format!("`{ident}` is a vector of data: index it, e.g. `{ident}[i]`"),
@@ -485,9 +493,12 @@ impl<'a> Lower<'a> {
                 Some(quote_spanned!(span=> #base[#position]))
             }
             Name::LocalMatrix => {
+                let what = self.matrix_kind(base);
                 self.cx.error_spanned_by(
                     &index.index,
-                    format!("`{base}` is a matrix latent: index it by row and column, e.g. `{base}[(i, j)]`"),
+                    format!(
+                        "`{base}` is {what}: index it by row and column, e.g. `{base}[(i, j)]`"
+                    ),
                 );
                 None
             }
@@ -562,9 +573,10 @@ impl<'a> Lower<'a> {
                 None
             }
             Name::LocalMatrix => {
+                let what = self.matrix_kind(ident);
                 self.cx.error_spanned_by(
                     ident,
-                    format!("`{ident}` is a matrix latent, where a vector is expected"),
+                    format!("`{ident}` is {what}, where a vector is expected"),
                 );
                 None
             }
@@ -691,6 +703,9 @@ impl<'a> Lower<'a> {
         let span = expr.span();
         let at = self.raw_index(&call.args[0]);
         let base = single_ident(&call.receiver);
+        if let Some(line) = self.param_matrix_line(expr, call) {
+            return line;
+        }
         let is_matrix = base.is_some_and(|b| {
             self.scope.index != Some(b)
                 && matches!(
@@ -722,6 +737,49 @@ impl<'a> Lower<'a> {
         } else {
             quote_spanned!(span=> { let __c = #at; (0..self.#base.nrows()).map(|__r| #constant(self.#base[(__r, __c)])).collect::<::std::vec::Vec<__T>>() })
         })
+    }
+
+    /// "a learned matrix" or "a matrix latent", for messages.
+    fn matrix_kind(&self, ident: &Ident) -> &'static str {
+        match self.scope.bindings.find(&ident.to_string()) {
+            Some((_, b)) if matches!(b.meaning, Meaning::ParamMatrix) => "a learned matrix",
+            _ => "a matrix latent",
+        }
+    }
+
+    /// `w.row(i)` or `w.column(j)` of a learned matrix (a `DMatrix<__T>`
+    /// local), or `None` when the receiver is not one.
+    fn param_matrix_line(
+        &mut self,
+        expr: &Expr,
+        call: &syn::ExprMethodCall,
+    ) -> Option<Option<TokenStream>> {
+        let base = single_ident(&call.receiver)?;
+        if self.scope.index == Some(base)
+            || !matches!(
+                self.scope.bindings.find(&base.to_string()),
+                Some((
+                    _,
+                    Binding {
+                        meaning: Meaning::ParamMatrix,
+                        ..
+                    }
+                ))
+            )
+        {
+            return None;
+        }
+        let span = expr.span();
+        let at = self.raw_index(&call.args[0]);
+        let resolved = self.resolve(base);
+        let (Some(at), Some(_)) = (at, resolved) else {
+            return Some(None);
+        };
+        Some(Some(if call.method == "row" {
+            quote_spanned!(span=> { let __r = #at; (0..#base.ncols()).map(|__c| #base[(__r, __c)]).collect::<::std::vec::Vec<__T>>() })
+        } else {
+            quote_spanned!(span=> { let __c = #at; (0..#base.nrows()).map(|__r| #base[(__r, __c)]).collect::<::std::vec::Vec<__T>>() })
+        }))
     }
 
     /// A matrix as a `DMatrix<__T>`: a data matrix lifted to the scalar, a
@@ -765,7 +823,7 @@ impl<'a> Lower<'a> {
                     Some((
                         _,
                         Binding {
-                            meaning: Meaning::LocalMatrix,
+                            meaning: Meaning::LocalMatrix | Meaning::ParamMatrix,
                             ..
                         }
                     ))
@@ -793,7 +851,7 @@ impl<'a> Lower<'a> {
         }
         self.cx.error_spanned_by(
             expr,
-            "a matrix parameter is a `DMatrix<f64>` data field, a matrix latent or `diag_pre_multiply(scales, matrix)`",
+            "a matrix parameter is a `DMatrix<f64>` data field, a matrix latent, a learned matrix or `diag_pre_multiply(scales, matrix)`",
         );
         None
     }
@@ -884,7 +942,9 @@ impl<'a> Lower<'a> {
             Name::Local { .. } | Name::LocalMatrix => {
                 let name = ident.to_string();
                 let message = match self.scope.bindings.find(&name) {
-                    Some((_, b)) if matches!(b.meaning, Meaning::Param { .. }) => {
+                    Some((_, b))
+                        if matches!(b.meaning, Meaning::Param { .. } | Meaning::ParamMatrix) =>
+                    {
                         param_in_raw(&name)
                     }
                     _ => format!("latent `{ident}` cannot be an index, a count or a fixed bound"),

@@ -8,6 +8,7 @@ mod gradient_estimators;
 mod inference_closed_form;
 mod laplace_preconditioning;
 mod laplace_toy;
+mod learned_matrix;
 mod learned_params;
 mod local_modes;
 mod posteriordb_models;

@@ -105,19 +105,25 @@ pub struct ParamArgs {
     pub init: Expr,
     pub len: Option<Expr>,
     pub lower: Option<Expr>,
+    /// The shape of a learned matrix (`DMatrix<f64>`): `rows = …, cols = …`.
+    pub rows: Option<Expr>,
+    pub cols: Option<Expr>,
 }
 
 impl Parse for ParamArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let (mut init, mut len, mut lower) = (Once::default(), Once::default(), Once::default());
+        let (mut rows, mut cols) = (Once::default(), Once::default());
         parse_options(input, |key, input| match key.to_string().as_str() {
             "init" => init.set(key, input.parse()?),
             "len" => len.set(key, input.parse()?),
             "lower" => lower.set(key, input.parse()?),
+            "rows" => rows.set(key, input.parse()?),
+            "cols" => cols.set(key, input.parse()?),
             other => Err(syn::Error::new(
                 key.span(),
                 format!(
-                    "unknown option `{other}`: write `init = <initial value>`, for a vector `len = <length>`, and optionally `lower = <bound>`"
+                    "unknown option `{other}`: write `init = <initial value>`, for a vector `len = <length>`, for a matrix `rows = <rows>, cols = <columns>`, and optionally `lower = <bound>`"
                 ),
             )),
         })?;
@@ -128,6 +134,8 @@ impl Parse for ParamArgs {
             init,
             len: len.get(),
             lower: lower.get(),
+            rows: rows.get(),
+            cols: cols.get(),
         })
     }
 }

@@ -8,6 +8,7 @@ mod check;
 pub(crate) mod emit;
 mod lower;
 mod param;
+mod param_matrix;
 pub(crate) mod plan;
 
 use proc_macro2::TokenStream;

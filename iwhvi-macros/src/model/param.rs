@@ -12,7 +12,9 @@ use std::collections::BTreeSet;
 
 use quote::quote;
 
-use super::ast::{Elem, Model, Role, Shape};
+use proc_macro2::TokenStream;
+
+use super::ast::{Elem, Field, Model, ParamArgs, Role, Shape};
 use super::plan::Param;
 use crate::ctxt::Ctxt;
 use crate::scope::{Bindings, Lower, Meaning};
@@ -23,16 +25,17 @@ pub fn meaning(shape: Option<&Shape>) -> Meaning {
     match shape {
         Some(Shape::Scalar(Elem::Real)) => Meaning::Param { scalar: true },
         Some(Shape::Vec(Elem::Real)) => Meaning::Param { scalar: false },
+        Some(Shape::Matrix) => Meaning::ParamMatrix,
         _ => Meaning::Failed,
     }
 }
 
 /// True when `uses` names a learned parameter.
 pub fn reads_param(table: &Bindings, uses: &BTreeSet<String>) -> bool {
-    table
-        .entries
-        .iter()
-        .any(|b| matches!(b.meaning, Meaning::Param { .. }) && uses.contains(&b.ident.to_string()))
+    table.entries.iter().any(|b| {
+        matches!(b.meaning, Meaning::Param { .. } | Meaning::ParamMatrix)
+            && uses.contains(&b.ident.to_string())
+    })
 }
 
 /// The learned parameters of the model, checked; a field with a mistake
@@ -50,12 +53,16 @@ pub fn plan<'a>(cx: &Ctxt, model: &'a Model, table: &Bindings) -> Vec<Param<'a>>
             Some(Shape::Scalar(Elem::Real)) => true,
             Some(Shape::Vec(Elem::Real)) => false,
             Some(Shape::Matrix) => {
-                cx.error_spanned_by(
-                    &field.ty,
-                    format!(
-                        "a learned matrix is not supported yet: declare `{ident}: Vec<f64>` with `len = rows * cols` and read element (r, c) as `{ident}[r * cols + c]`"
-                    ),
-                );
+                let shape = super::param_matrix::shape(cx, field, args, table);
+                let len = shape.as_ref().map(|(rows, cols)| quote!((#rows) * (#cols)));
+                if let (Some(param), Some(shape)) =
+                    (finish(cx, field, args, table, false, len), shape)
+                {
+                    params.push(Param {
+                        matrix: Some(shape),
+                        ..param
+                    });
+                }
                 continue;
             }
             Some(_) => {
@@ -68,6 +75,7 @@ pub fn plan<'a>(cx: &Ctxt, model: &'a Model, table: &Bindings) -> Vec<Param<'a>>
                 continue;
             }
         };
+        super::param_matrix::no_shape_outside_a_matrix(cx, args);
         let len = match (&args.len, scalar) {
             (None, true) => Some(quote!(1usize)),
             (Some(len), false) => Lower::new(table.data_scope(), cx)
@@ -90,26 +98,38 @@ pub fn plan<'a>(cx: &Ctxt, model: &'a Model, table: &Bindings) -> Vec<Param<'a>>
                 None
             }
         };
-        let init = Lower::new(table.data_scope(), cx)
-            .raw(&args.init)
-            .map(|raw| quote!(((#raw) as f64)));
-        let t = quote!(::iwhvi::__private::Transform);
-        let transform = match &args.lower {
-            None => Some(quote!(#t::Identity)),
-            Some(lower) => Lower::new(table.data_scope(), cx)
-                .raw(lower)
-                .map(|raw| quote!(#t::LowerBound { low: (#raw) as f64 })),
-        };
-        let (Some(len), Some(init), Some(transform)) = (len, init, transform) else {
-            continue;
-        };
-        params.push(Param {
-            field,
-            scalar,
-            init,
-            len,
-            transform,
-        });
+        if let Some(param) = finish(cx, field, args, table, scalar, len) {
+            params.push(param);
+        }
     }
     params
+}
+
+/// A parameter's initial value and transform, with its length.
+fn finish<'a>(
+    cx: &Ctxt,
+    field: &'a Field,
+    args: &ParamArgs,
+    table: &Bindings,
+    scalar: bool,
+    len: Option<TokenStream>,
+) -> Option<Param<'a>> {
+    let init = Lower::new(table.data_scope(), cx)
+        .raw(&args.init)
+        .map(|raw| quote!(((#raw) as f64)));
+    let t = quote!(::iwhvi::__private::Transform);
+    let transform = match &args.lower {
+        None => Some(quote!(#t::Identity)),
+        Some(lower) => Lower::new(table.data_scope(), cx)
+            .raw(lower)
+            .map(|raw| quote!(#t::LowerBound { low: (#raw) as f64 })),
+    };
+    Some(Param {
+        field,
+        scalar,
+        init: init?,
+        len: len?,
+        transform: transform?,
+        matrix: None,
+    })
 }

@@ -31,6 +31,10 @@ pub struct Param<'a> {
     pub init: TokenStream,
     /// The number of elements, a `usize` expression over the data.
     pub len: TokenStream,
+    /// A learned matrix (`DMatrix<f64>`): its rows and columns, `usize`
+    /// expressions over the data (`len` is their product; θ holds the
+    /// matrix column by column).
+    pub matrix: Option<(TokenStream, TokenStream)>,
     /// The transform from its unconstrained coordinates (a core
     /// `Transform` expression over the data).
     pub transform: TokenStream,

@@ -20,7 +20,12 @@ pub fn field_def(p: &Param<'_>) -> TokenStream {
 pub fn init_method(plan: &Plan<'_>) -> TokenStream {
     let inits = plan.params.iter().map(|p| {
         let (ident, ty, init, len) = (&p.field.ident, &p.field.ty, &p.init, &p.len);
-        if p.scalar {
+        if let Some((rows, cols)) = &p.matrix {
+            quote! {
+                let __value: #ty = ::iwhvi::__private::nalgebra::DMatrix::from_element(#rows, #cols, #init);
+                self.#ident = __value;
+            }
+        } else if p.scalar {
             quote!(self.#ident = #init;)
         } else {
             quote! {
@@ -45,7 +50,12 @@ pub fn bindings_from_self(plan: &Plan<'_>) -> Vec<TokenStream> {
         .iter()
         .map(|p| {
             let ident = &p.field.ident;
-            if p.scalar {
+            if p.matrix.is_some() {
+                quote! {
+                    let #ident: ::iwhvi::__private::nalgebra::DMatrix<__T> =
+                        self.#ident.map(#scalar::constant);
+                }
+            } else if p.scalar {
                 quote!(let #ident: __T = #scalar::constant(self.#ident);)
             } else {
                 quote! {
@@ -64,7 +74,18 @@ fn bindings_from_theta(plan: &Plan<'_>) -> Vec<TokenStream> {
         .iter()
         .map(|p| {
             let (ident, transform, len) = (&p.field.ident, &p.transform, &p.len);
-            if p.scalar {
+            if let Some((rows, cols)) = &p.matrix {
+                // Column by column, nalgebra's storage order.
+                quote! {
+                    let (__rows, __cols) = (#rows, #cols);
+                    let __transform = #transform;
+                    let #ident: ::iwhvi::__private::nalgebra::DMatrix<__T> =
+                        ::iwhvi::__private::nalgebra::DMatrix::from_fn(__rows, __cols, |__r, __c| {
+                            __transform.forward_scalar(__theta[__at_theta + __c * __rows + __r]).0
+                        });
+                    __at_theta += __rows * __cols;
+                }
+            } else if p.scalar {
                 quote! {
                     let #ident: __T = (#transform).forward_scalar(__theta[__at_theta]).0;
                     __at_theta += 1;
@@ -101,7 +122,12 @@ pub fn model_methods(plan: &Plan<'_>, steps: &[TokenStream]) -> TokenStream {
     });
     let lengths_ok = plan.params.iter().filter(|p| !p.scalar).map(|p| {
         let (ident, len) = (&p.field.ident, &p.len);
-        quote!(&& self.#ident.len() == #len)
+        match &p.matrix {
+            Some((rows, cols)) => {
+                quote!(&& self.#ident.nrows() == #rows && self.#ident.ncols() == #cols)
+            }
+            None => quote!(&& self.#ident.len() == #len),
+        }
     });
     let named = plan.params.iter().map(|p| {
         let (ident, name) = (&p.field.ident, p.field.ident.to_string());
@@ -114,7 +140,12 @@ pub fn model_methods(plan: &Plan<'_>, steps: &[TokenStream]) -> TokenStream {
     let assigns = plan.params.iter().map(|p| {
         let (ident, ty, name) = (&p.field.ident, &p.field.ty, p.field.ident.to_string());
         let value = quote!(__named.get(#name).expect("the layout has every learned parameter"));
-        if p.scalar {
+        if let Some((rows, cols)) = &p.matrix {
+            quote! {
+                let __value: #ty = ::iwhvi::__private::nalgebra::DMatrix::from_column_slice(#rows, #cols, #value);
+                self.#ident = __value;
+            }
+        } else if p.scalar {
             quote!(self.#ident = #value[0];)
         } else {
             quote! {
