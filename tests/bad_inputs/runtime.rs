@@ -3,7 +3,7 @@
 //! posterior's constructors and samplers, sizes, and saved files
 //! truncated, edited and mismatched.
 
-use iwhvi::fit::{Engine, FitConfig, fit, fit_from};
+use iwhvi::fit::{Engine, FitConfig, Init, Pilots, fit, fit_from};
 use iwhvi::guide::{FullRank, HierarchicalGuide, MeanField, Preconditioned, SemiImplicit};
 use iwhvi::laplace::{MultiStart, laplace_multistart};
 use iwhvi::model::{LatentSpec, Layout, Model};
@@ -667,19 +667,48 @@ fn optimizer_settings() {
         case(
             "Adam: beta1 = 1",
             "Input(InvalidSetting { setting: \"beta1\"",
-            || {
-                let mut adam = Adam::new(0.01);
-                adam.beta1 = 1.0;
-                fit_with(adam)
-            },
+            || fit_with(Adam::new(0.01).with_betas(1.0, 0.999)),
         ),
         case(
             "Adam: epsilon = 0",
             "Input(InvalidSetting { setting: \"epsilon\"",
+            || fit_with(Adam::new(0.01).with_epsilon(0.0)),
+        ),
+        case(
+            "Adam: beta2 = -0.5",
+            "Input(InvalidSetting { setting: \"beta2\"",
+            || fit_with(Adam::new(0.01).with_betas(0.9, -0.5)),
+        ),
+        case(
+            "pilot fits from a negative radius (a panic in the sampler before)",
+            "Input(InvalidSetting { setting: \"pilots.radius\"",
             || {
-                let mut adam = Adam::new(0.01);
-                adam.epsilon = 0.0;
-                fit_with(adam)
+                let rule = Pilots {
+                    radius: -1.0,
+                    ..Pilots::default()
+                };
+                outcome(fit(
+                    &StdNormal2,
+                    &MeanField::new(2),
+                    Adam::new(0.01),
+                    &quiet(Diwhvi::elbo()).init(Init::Pilots(rule)),
+                ))
+            },
+        ),
+        case(
+            "zero pilot fits",
+            "Input(InvalidSetting { setting: \"pilots.starts\"",
+            || {
+                let rule = Pilots {
+                    starts: 0,
+                    ..Pilots::default()
+                };
+                outcome(fit(
+                    &StdNormal2,
+                    &MeanField::new(2),
+                    Adam::new(0.01),
+                    &quiet(Diwhvi::elbo()).init(Init::Pilots(rule)),
+                ))
             },
         ),
         case(
