@@ -203,6 +203,11 @@ fn reads_at_computed_positions_are_named_by_fit() {
             ))
         }),
         case(
+            "alpha[2..] one entry shorter than its latent",
+            "InvalidStart(Prior { latent: \"rest\"",
+            || start(&LiteralSlices::new(vec![1.0, 1.0, 1.0]).unwrap()),
+        ),
+        case(
             "alpha[from..from + 2] past the end",
             "InvalidStart(Prior { latent: \"theta\"",
             || start(&DataSlice::new(2, vec![1.0, 1.0, 1.0]).unwrap()),

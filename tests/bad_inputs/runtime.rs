@@ -124,6 +124,17 @@ struct Shares {
     theta: Vec<f64>,
 }
 
+/// Data used as a likelihood's scale.
+#[variational]
+struct DataScale {
+    #[data]
+    s: Vec<f64>,
+    #[latent(Normal(0.0, 1.0))]
+    mu: f64,
+    #[observe(Normal(mu, s[i]), for i)]
+    y: Vec<f64>,
+}
+
 /// A Dirichlet over a slice of a data vector.
 #[variational]
 struct SliceOfData {
@@ -168,6 +179,16 @@ fn data_given_to_a_model() {
             "data vectors of different lengths",
             "LengthMismatch",
             || outcome(Regression::new(vec![1.0, 2.0, 3.0], vec![1.0, 2.0])),
+        ),
+        case(
+            "a data scale of 0",
+            "InvalidParameter { field: \"s\", index: 1, value: 0.0, term: \"y\", distribution: \"Normal\", parameter: \"scale\"",
+            || outcome(DataScale::new(vec![1.0, 0.0], vec![0.1, 0.2])),
+        ),
+        case(
+            "a data scale of -1",
+            "InvalidParameter { field: \"s\", index: 0, value: -1.0",
+            || outcome(DataScale::new(vec![-1.0, 1.0], vec![0.1, 0.2])),
         ),
         case("valid data", "ok", || {
             outcome(Regression::new(vec![1.0, 2.0], vec![1.0, 2.0]))
@@ -820,6 +841,15 @@ fn posterior_constructors_and_samplers() {
                 let posterior =
                     Posterior::new(&StdNormal2, &MeanField::new(2), &mf_params()).unwrap();
                 outcome(posterior.sample_importance_resampled(0, 10, 0, &mut rng()))
+            },
+        ),
+        case(
+            "pareto_k_hat: a NaN log weight (unreliable, not NaN)",
+            "inf",
+            || {
+                let mut log_weights: Vec<f64> = (0..100).map(|i| f64::from(i) / 100.0).collect();
+                log_weights[7] = f64::NAN;
+                iwhvi::posterior::pareto_k_hat(&log_weights).to_string()
             },
         ),
         case("importance resampling: no proposals", "NoProposals", || {
