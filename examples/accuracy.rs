@@ -319,7 +319,7 @@ fn run_method<Mo: Model, G: HierarchicalGuide + Clone>(
     progress: bool,
     whitened: bool,
 ) -> Row {
-    let objective = config.objective;
+    let objective = config.objective();
     let config = config.seed(SEED).progress(progress);
     let start = Instant::now();
     // The semi-implicit fits stop on convergence; the Gaussian baselines

@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::model::ast::Elem;
+use crate::model::ast::{Constraint, Elem};
 
 /// How a parameter is passed: as a scalar (`T`) or as a count (`u64`).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -118,6 +118,10 @@ pub enum Support {
     Simplex,
     /// Vectors in Rᵈ (a multivariate family).
     RealVector,
+    /// Strictly increasing vectors (`constraint = ordered`).
+    Ordered,
+    /// Strictly increasing positive vectors (`constraint = positive_ordered`).
+    PositiveOrdered,
     /// Cholesky factors of correlation matrices (`LkjCholesky`): only for
     /// `DMatrix<f64>` latents.
     CorrelationCholesky,
@@ -138,9 +142,23 @@ impl Support {
             Support::BoundedCount => "BoundedCount",
             Support::Simplex => "Simplex",
             Support::RealVector => "RealVector",
+            Support::Ordered => "Ordered",
+            Support::PositiveOrdered => "PositiveOrdered",
             Support::CorrelationCholesky => "CorrelationCholesky",
             Support::User => return None,
         })
+    }
+
+    /// The support a vector latent's `constraint = …` restricts it to: its
+    /// transform is that core support type's `DEFAULT_TRANSFORM`, like a
+    /// prior's, so the support → transform map is core's alone.
+    pub fn of_constraint(constraint: Constraint) -> Self {
+        match constraint {
+            Constraint::Ordered => Support::Ordered,
+            Constraint::PositiveOrdered => Support::PositiveOrdered,
+            Constraint::Simplex => Support::Simplex,
+            Constraint::CholeskyCorr => Support::CorrelationCholesky,
+        }
     }
 
     /// What an observation under this support must satisfy, as the

@@ -483,14 +483,19 @@ impl<'a> Lower<'a> {
             return self.unsupported(expr);
         };
         let position = self.position(&index.index);
+        // A position out of range (from data, `a[group[i]]`) reads NaN
+        // rather than panicking: the term is then NaN and
+        // `first_invalid_term` names it. (Literal positions into data are
+        // checked by `new`, `model/literal_access.rs`.)
+        let nan = quote!(<__T as ::iwhvi::__private::Scalar>::constant(f64::NAN));
         match self.resolve(base)? {
             Name::Local { .. } => {
                 let position = position?;
-                Some(quote_spanned!(span=> #base[#position]))
+                Some(quote_spanned!(span=> #base.get(#position).copied().unwrap_or_else(|| #nan)))
             }
             Name::LocalMatrix if matches!(&*index.index, Expr::Tuple(t) if t.elems.len() == 2) => {
                 let position = position?;
-                Some(quote_spanned!(span=> #base[#position]))
+                Some(quote_spanned!(span=> #base.get(#position).copied().unwrap_or_else(|| #nan)))
             }
             Name::LocalMatrix => {
                 let what = self.matrix_kind(base);
@@ -505,7 +510,11 @@ impl<'a> Lower<'a> {
             Name::Data(shape) => {
                 let position = position?;
                 self.note_loop_index(base, &index.index);
-                Some(lift(quote!(self.#base[#position]), shape.elem(), span))
+                let each = lift(quote!(*__v), shape.elem(), span);
+                Some(quote_spanned!(span=> match self.#base.get(#position) {
+                    ::core::option::Option::Some(__v) => #each,
+                    ::core::option::Option::None => #nan,
+                }))
             }
             Name::Index => {
                 self.cx
@@ -732,10 +741,12 @@ impl<'a> Lower<'a> {
         self.uses.names.insert(base.to_string());
         let at = at?;
         let constant = quote!(<__T as ::iwhvi::__private::Scalar>::constant);
+        // A row or column past the end is no vector (as a slice past the
+        // end), which the family that takes it rejects.
         Some(if call.method == "row" {
-            quote_spanned!(span=> { let __r = #at; (0..self.#base.ncols()).map(|__c| #constant(self.#base[(__r, __c)])).collect::<::std::vec::Vec<__T>>() })
+            quote_spanned!(span=> { let __r = #at; let __n = if __r < self.#base.nrows() { self.#base.ncols() } else { 0 }; (0..__n).map(|__c| #constant(self.#base[(__r, __c)])).collect::<::std::vec::Vec<__T>>() })
         } else {
-            quote_spanned!(span=> { let __c = #at; (0..self.#base.nrows()).map(|__r| #constant(self.#base[(__r, __c)])).collect::<::std::vec::Vec<__T>>() })
+            quote_spanned!(span=> { let __c = #at; let __n = if __c < self.#base.ncols() { self.#base.nrows() } else { 0 }; (0..__n).map(|__r| #constant(self.#base[(__r, __c)])).collect::<::std::vec::Vec<__T>>() })
         })
     }
 

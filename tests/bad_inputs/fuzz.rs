@@ -1,13 +1,16 @@
 //! Random byte edits of a saved fitted guide: each edited file either
 //! fails to load with a typed error or loads to a guide that samples
-//! without panicking (and with finite draws for a finite guide).
+//! without panicking (and with finite draws for a finite guide). The
+//! built-in guides and a `#[variational(guide = …)]` struct guide (saved
+//! as `SavedStructGuide`, its model's layout) are edited alike.
 
 use iwhvi::guide::{HierarchicalGuide, MeanField, Preconditioned, SemiImplicit};
-use iwhvi::model::{LatentSpec, Layout};
+use iwhvi::model::{LatentSpec, Layout, Model};
 use iwhvi::posterior::FittedGuide;
 use iwhvi::rand::SeedableRng;
 use iwhvi::rand::rngs::StdRng;
 use iwhvi::transforms::Transform;
+use iwhvi::variational;
 use proptest::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,6 +32,55 @@ fn layout() -> Layout {
 fn saved<G: HierarchicalGuide + Serialize + DeserializeOwned>(guide: G) -> Vec<u8> {
     let params = guide.init_params(&mut StdRng::seed_from_u64(3));
     FittedGuide::new(guide, params, layout())
+        .unwrap()
+        .to_json()
+        .unwrap()
+        .into_bytes()
+}
+
+/// A model with a real, a positive and a vector latent whose length the
+/// data give, for the struct guide below.
+#[variational]
+struct Hierarchy {
+    #[data]
+    k: usize,
+    #[latent(Normal(0.0, 1.0))]
+    mu: f64,
+    #[latent(LogNormal(0.0, 1.0))]
+    sigma: f64,
+    #[latent(Normal(mu, sigma), len = k)]
+    theta: Vec<f64>,
+}
+
+/// A struct guide with a mixing variable, a reverse model and a vector
+/// latent (its parameter lengths follow the saved layout).
+#[variational(guide = Hierarchy)]
+struct HierarchyGuide {
+    #[param(init = 0.0)]
+    mu_loc: f64,
+    #[param(init = 0.0)]
+    sigma_loc: f64,
+    #[param(init = 0.0, len = theta)]
+    theta_loc: Vec<f64>,
+    #[param(init = 0.0)]
+    r: f64,
+    #[mixing]
+    #[reverse(Normal(0.5 * mu, r.exp()))]
+    psi: f64,
+    #[latent(Normal(mu_loc + psi, 0.5))]
+    mu: f64,
+    #[latent(LogNormal(sigma_loc, 0.3))]
+    sigma: f64,
+    #[latent(Normal(theta_loc[j] + 0.1 * psi, 0.5), for j)]
+    theta: Vec<f64>,
+}
+
+/// A saved struct guide of `Hierarchy` with three `theta`s.
+fn saved_struct_guide() -> Vec<u8> {
+    let model = Hierarchy::new(3).unwrap();
+    let guide = HierarchyGuide::new(&model).unwrap();
+    let params = guide.init_params(&mut StdRng::seed_from_u64(3));
+    FittedGuide::new(guide, params, model.layout())
         .unwrap()
         .to_json()
         .unwrap()
@@ -90,6 +142,12 @@ proptest! {
     }
 
     #[test]
+    fn edited_struct_guide_files_load_or_fail_cleanly(edits in edits()) {
+        let bytes = apply(saved_struct_guide(), &edits);
+        check::<HierarchyGuide>(&bytes);
+    }
+
+    #[test]
     fn edited_mean_field_files_load_or_fail_cleanly(edits in edits()) {
         let bytes = apply(saved(MeanField::new(3)), &edits);
         check::<MeanField>(&bytes);
@@ -106,4 +164,22 @@ proptest! {
         let bytes = apply(saved(guide), &edits);
         check::<Preconditioned<SemiImplicit>>(&bytes);
     }
+}
+
+/// The unedited files load (so that the properties above test loading,
+/// not only rejection), the struct guide's to the guide that was saved.
+#[test]
+fn unedited_files_load() {
+    let text = String::from_utf8(saved_struct_guide()).unwrap();
+    let loaded = FittedGuide::<HierarchyGuide>::from_json(&text).unwrap();
+    assert_eq!(loaded.to_json().unwrap(), text);
+    assert_eq!(
+        loaded
+            .sample(3, &mut StdRng::seed_from_u64(1))
+            .unwrap()
+            .len(),
+        3
+    );
+    let text = String::from_utf8(saved(SemiImplicit::new(3, 2))).unwrap();
+    assert!(FittedGuide::<SemiImplicit>::from_json(&text).is_ok());
 }

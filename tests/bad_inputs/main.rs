@@ -8,6 +8,7 @@
 //! their own module.
 
 mod fuzz;
+mod reads;
 mod runtime;
 
 use std::fmt::Debug;

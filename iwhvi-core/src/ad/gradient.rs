@@ -103,6 +103,10 @@ pub trait GradientEngine: Sync {
         x: &[f64],
         gradient: &mut [f64],
     ) -> f64 {
+        // A buffer or slice of the wrong length is a programming error of the
+        // caller, as a slice index out of range is (not input to validate): the
+        // library's own callers (`fit`, the evaluation functions, the generated
+        // models) size every buffer from the layout they checked first.
         assert_eq!(
             gradient.len(),
             x.len(),
@@ -124,6 +128,10 @@ pub trait GradientEngine: Sync {
         directions: Range<usize>,
         out: &mut [f64],
     ) -> f64 {
+        // A buffer or slice of the wrong length is a programming error of the
+        // caller, as a slice index out of range is (not input to validate): the
+        // library's own callers (`fit`, the evaluation functions, the generated
+        // models) size every buffer from the layout they checked first.
         assert!(
             directions.end <= x.len(),
             "the directions {directions:?} must be parameters of x (it has {})",
@@ -319,6 +327,10 @@ impl<const W: usize> ForwardEngine<W> {
         directions: &[&[f64]],
     ) -> (f64, Vec<f64>) {
         for d in directions {
+            // A buffer or slice of the wrong length is a programming error of the
+            // caller, as a slice index out of range is (not input to validate): the
+            // library's own callers (`fit`, the evaluation functions, the generated
+            // models) size every buffer from the layout they checked first.
             assert_eq!(
                 d.len(),
                 x.len(),

@@ -32,54 +32,67 @@ use crate::optim::Optimizer;
 use crate::tape::TapeEngine;
 
 /// How to fit: the objective, how long, and when to stop.
+///
+/// Built with [`FitConfig::new`] and its builder methods (one per setting,
+/// named after it); read with the `get_*` methods. The fields are private,
+/// so that every setting passes [`FitConfig::check`], which [`fit`] runs
+/// before the first step.
+///
+/// ```
+/// use iwhvi_core::fit::FitConfig;
+/// use iwhvi_core::objective::Diwhvi;
+/// let config = FitConfig::new(Diwhvi::new(4, 8)).max_steps(2000).window(50);
+/// assert_eq!((config.get_max_steps(), config.get_window()), (2000, 50));
+/// assert_eq!(config.objective(), Diwhvi::new(4, 8));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct FitConfig {
     /// The bound to maximize (default `Diwhvi::new(1, 0)`, the ELBO).
-    pub objective: Diwhvi,
+    pub(crate) objective: Diwhvi,
     /// The most steps to take (default 5000).
-    pub max_steps: usize,
+    pub(crate) max_steps: usize,
     /// The seed of the initial parameters and of every step's noise
     /// (default 0).
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Stop when the mean or the median of the last relative changes of
     /// the smoothed bound falls below this (Stan's `tol_rel_obj`; default
     /// none: run `max_steps`).
-    pub tol_rel_obj: Option<f64>,
+    pub(crate) tol_rel_obj: Option<f64>,
     /// The stopping rule is not consulted before this step (default 0):
     /// with a learning rate that decays over a first phase, the rule then
     /// only judges the settled part of the fit.
-    pub min_steps: usize,
+    pub(crate) min_steps: usize,
     /// Steps per smoothing window: the smoothed bound is the mean of a
     /// window's step bounds (default 100).
-    pub window: usize,
+    pub(crate) window: usize,
     /// Non-finite steps in a row that end the fit (default 20).
-    pub max_consecutive_rejections: usize,
+    pub(crate) max_consecutive_rejections: usize,
     /// Show a progress bar on stderr (default true; hidden when stderr is
     /// not a terminal).
-    pub progress: bool,
+    pub(crate) progress: bool,
     /// Threads for the gradient passes and for the outer samples of the
     /// fused path and of the model's gradients (default
     /// [`Parallelism::Auto`]); the fit is the same bits under every
     /// setting.
-    pub parallelism: Parallelism,
+    pub(crate) parallelism: Parallelism,
     /// The gradient estimator (default the plain reparameterization
     /// gradient): `DoublyReparameterized` applies to the reverse model's
     /// parameters of a hierarchical guide (which must report them, else
     /// the fit fails with [`FitError::Objective`]), and to all the
     /// parameters of a guide without mixing variables (sticking the landing
     /// on the ELBO).
-    pub estimator: GradientEstimator,
+    pub(crate) estimator: GradientEstimator,
     /// How gradients are computed (default [`Engine::Auto`]).
-    pub engine: Engine,
+    pub(crate) engine: Engine,
     /// Where [`fit`] starts (default [`Init::Guide`], `u = 0`): a point,
     /// or a multi-start rule; see [`Init`]. [`fit_from`], given the
     /// parameters, ignores it.
-    pub init: Init,
+    pub(crate) init: Init,
     /// The bytes a step's noise (and, on the tape, its tape) may need
     /// before the fit refuses to start with [`InputError::TooLarge`]
     /// (default [`DEFAULT_MEMORY_BUDGET`], 4 GiB; see
     /// [`bound_memory`](crate::input::bound_memory)).
-    pub memory_budget: u64,
+    pub(crate) memory_budget: u64,
 }
 
 /// Where [`fit`] starts the guide.
@@ -100,7 +113,7 @@ pub struct FitConfig {
 /// let at = FitConfig::new(Diwhvi::elbo()).init(Init::At(vec![0.5, 1.0]));
 /// let laplace = FitConfig::new(Diwhvi::elbo()).init(Init::Laplace(MultiStart::default()));
 /// let pilots = FitConfig::new(Diwhvi::elbo()).init(Init::Pilots(Pilots { starts: 8, ..Pilots::default() }));
-/// assert_eq!(FitConfig::default().init, Init::Guide);
+/// assert_eq!(FitConfig::default().get_init(), &Init::Guide);
 /// # let _ = (at, laplace, pilots);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -153,6 +166,49 @@ pub struct Pilots {
     pub radius: f64,
     /// Seed of the starting points (default 0).
     pub seed: u64,
+}
+
+impl Pilots {
+    /// Checks the rule: at least one start and one step, a finite
+    /// non-negative radius. [`FitConfig::check`] calls it for
+    /// [`Init::Pilots`].
+    ///
+    /// # Errors
+    /// [`InputError::InvalidSetting`] naming the setting.
+    ///
+    /// ```
+    /// use iwhvi_core::fit::Pilots;
+    /// assert!(Pilots::default().check().is_ok());
+    /// assert!(Pilots { radius: -1.0, ..Pilots::default() }.check().is_err());
+    /// assert!(Pilots { starts: 0, ..Pilots::default() }.check().is_err());
+    /// ```
+    pub fn check(&self) -> Result<(), InputError> {
+        let invalid = |setting, value: String, requirement| {
+            Err(InputError::InvalidSetting {
+                setting,
+                value,
+                requirement,
+            })
+        };
+        if self.starts == 0 {
+            return invalid("pilots.starts", "0".into(), "at least one pilot fit");
+        }
+        if self.steps == 0 {
+            return invalid(
+                "pilots.steps",
+                "0".into(),
+                "a pilot fit takes at least one step",
+            );
+        }
+        if !(self.radius >= 0.0 && self.radius.is_finite()) {
+            return invalid(
+                "pilots.radius",
+                self.radius.to_string(),
+                "the starting points' radius is finite and not negative",
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for Pilots {
@@ -409,6 +465,94 @@ impl GradientEngine for ModelEngine {
     }
 }
 
+/// Reading the settings.
+impl FitConfig {
+    /// The bound to maximize (default `Diwhvi::new(1, 0)`, the ELBO).
+    pub fn objective(&self) -> Diwhvi {
+        self.objective
+    }
+
+    /// The most steps to take (default 5000).
+    pub fn get_max_steps(&self) -> usize {
+        self.max_steps
+    }
+
+    /// The seed of the initial parameters and of every step's noise
+    /// (default 0).
+    pub fn get_seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Stop when the mean or the median of the last relative changes of
+    /// the smoothed bound falls below this (Stan's `tol_rel_obj`; default
+    /// none: run `max_steps`).
+    pub fn get_tol_rel_obj(&self) -> Option<f64> {
+        self.tol_rel_obj
+    }
+
+    /// The stopping rule is not consulted before this step (default 0):
+    /// with a learning rate that decays over a first phase, the rule then
+    /// only judges the settled part of the fit.
+    pub fn get_min_steps(&self) -> usize {
+        self.min_steps
+    }
+
+    /// Steps per smoothing window: the smoothed bound is the mean of a
+    /// window's step bounds (default 100).
+    pub fn get_window(&self) -> usize {
+        self.window
+    }
+
+    /// Non-finite steps in a row that end the fit (default 20).
+    pub fn get_max_consecutive_rejections(&self) -> usize {
+        self.max_consecutive_rejections
+    }
+
+    /// Show a progress bar on stderr (default true; hidden when stderr is
+    /// not a terminal).
+    pub fn get_progress(&self) -> bool {
+        self.progress
+    }
+
+    /// Threads for the gradient passes and for the outer samples of the
+    /// fused path and of the model's gradients (default
+    /// [`Parallelism::Auto`]); the fit is the same bits under every
+    /// setting.
+    pub fn get_parallelism(&self) -> Parallelism {
+        self.parallelism
+    }
+
+    /// The gradient estimator (default the plain reparameterization
+    /// gradient): `DoublyReparameterized` applies to the reverse model's
+    /// parameters of a hierarchical guide (which must report them, else
+    /// the fit fails with [`FitError::Objective`]), and to all the
+    /// parameters of a guide without mixing variables (sticking the landing
+    /// on the ELBO).
+    pub fn get_estimator(&self) -> GradientEstimator {
+        self.estimator
+    }
+
+    /// How gradients are computed (default [`Engine::Auto`]).
+    pub fn get_engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Where [`fit`] starts (default [`Init::Guide`], `u = 0`): a point,
+    /// or a multi-start rule; see [`Init`]. [`fit_from`], given the
+    /// parameters, ignores it.
+    pub fn get_init(&self) -> &Init {
+        &self.init
+    }
+
+    /// The bytes a step's noise (and, on the tape, its tape) may need
+    /// before the fit refuses to start with [`InputError::TooLarge`]
+    /// (default [`DEFAULT_MEMORY_BUDGET`], 4 GiB; see
+    /// [`bound_memory`](crate::input::bound_memory)).
+    pub fn get_memory_budget(&self) -> u64 {
+        self.memory_budget
+    }
+}
+
 impl Default for FitConfig {
     fn default() -> Self {
         Self {
@@ -463,7 +607,7 @@ impl FitConfig {
     /// use iwhvi_core::fit::FitConfig;
     /// use iwhvi_core::objective::Diwhvi;
     /// let config = FitConfig::new(Diwhvi::elbo()).tol_rel_obj(1e-4).min_steps(10_000);
-    /// assert_eq!((config.tol_rel_obj, config.min_steps), (Some(1e-4), 10_000));
+    /// assert_eq!((config.get_tol_rel_obj(), config.get_min_steps()), (Some(1e-4), 10_000));
     /// ```
     pub fn min_steps(mut self, steps: usize) -> Self {
         self.min_steps = steps;
@@ -514,7 +658,7 @@ impl FitConfig {
     /// use iwhvi_core::fit::{FitConfig, Init};
     /// use iwhvi_core::laplace::MultiStart;
     /// let config = FitConfig::default().init(Init::Laplace(MultiStart::default()));
-    /// assert!(matches!(config.init, Init::Laplace(_)));
+    /// assert!(matches!(config.get_init(), Init::Laplace(_)));
     /// ```
     pub fn init(mut self, init: Init) -> Self {
         self.init = init;
@@ -570,6 +714,9 @@ impl FitConfig {
                     requirement: "a relative tolerance is finite and positive",
                 });
             }
+        }
+        if let Init::Pilots(rule) = &self.init {
+            rule.check()?;
         }
         Ok(())
     }
@@ -807,6 +954,10 @@ fn fit_placed<Mo: Model, G: HierarchicalGuide, O: Optimizer + Clone>(
 ) -> Result<Fit, FitError> {
     let mut rng = StdRng::seed_from_u64(config.seed);
     if !matches!(config.init, Init::Guide) {
+        // The settings first: the starts already use them (the pilots'
+        // radius, the optimizer).
+        config.check()?;
+        optimizer.check()?;
         check_dimensions(model, guide)?;
     }
     let (initial, warning) = match &config.init {

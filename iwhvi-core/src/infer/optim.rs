@@ -192,16 +192,13 @@ fn clip(gradient: &[f64], max_norm: Option<f64>) -> f64 {
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adam {
-    /// The learning-rate schedule.
-    pub learning_rate: LearningRate,
-    /// `β₁` (default 0.9).
-    pub beta1: f64,
-    /// `β₂` (default 0.999).
-    pub beta2: f64,
-    /// `ε` (default 1e-8).
-    pub epsilon: f64,
-    /// Clip the gradient to this Euclidean norm first (default none).
-    pub clip_norm: Option<f64>,
+    // Private, so that a setting changes only through the builders below;
+    // `Optimizer::check` (run by `fit`) validates them together.
+    learning_rate: LearningRate,
+    beta1: f64,
+    beta2: f64,
+    epsilon: f64,
+    clip_norm: Option<f64>,
     m: Vec<f64>,
     v: Vec<f64>,
     t: u64,
@@ -231,6 +228,59 @@ impl Adam {
     pub fn with_clip_norm(mut self, max_norm: f64) -> Self {
         self.clip_norm = Some(max_norm);
         self
+    }
+
+    /// With the moment decay rates `β₁` and `β₂` (each in `[0, 1)`,
+    /// checked by [`Optimizer::check`], which [`fit`](crate::fit::fit) runs).
+    ///
+    /// ```
+    /// use iwhvi_core::optim::{Adam, Optimizer};
+    /// let adam = Adam::new(0.01).with_betas(0.8, 0.99);
+    /// assert_eq!((adam.beta1(), adam.beta2()), (0.8, 0.99));
+    /// assert!(Adam::new(0.01).with_betas(1.0, 0.99).check().is_err());
+    /// ```
+    pub fn with_betas(mut self, beta1: f64, beta2: f64) -> Self {
+        self.beta1 = beta1;
+        self.beta2 = beta2;
+        self
+    }
+
+    /// With the denominator's `ε` (finite and positive, checked by
+    /// [`Optimizer::check`]).
+    ///
+    /// ```
+    /// use iwhvi_core::optim::{Adam, Optimizer};
+    /// assert_eq!(Adam::new(0.01).with_epsilon(1e-6).epsilon(), 1e-6);
+    /// assert!(Adam::new(0.01).with_epsilon(0.0).check().is_err());
+    /// ```
+    pub fn with_epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+
+    /// The learning-rate schedule.
+    pub fn learning_rate(&self) -> LearningRate {
+        self.learning_rate
+    }
+
+    /// `β₁`, the first moment's decay rate (default 0.9).
+    pub fn beta1(&self) -> f64 {
+        self.beta1
+    }
+
+    /// `β₂`, the second moment's decay rate (default 0.999).
+    pub fn beta2(&self) -> f64 {
+        self.beta2
+    }
+
+    /// `ε` (default 1e-8).
+    pub fn epsilon(&self) -> f64 {
+        self.epsilon
+    }
+
+    /// The norm the gradient is clipped to first (default none).
+    pub fn clip_norm(&self) -> Option<f64> {
+        self.clip_norm
     }
 }
 
@@ -294,12 +344,11 @@ impl Optimizer for Adam {
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sgd {
-    /// The learning-rate schedule.
-    pub learning_rate: LearningRate,
-    /// The momentum coefficient in `[0, 1)`.
-    pub momentum: f64,
-    /// Clip the gradient to this Euclidean norm first (default none).
-    pub clip_norm: Option<f64>,
+    // Private, so that a setting changes only through the constructors
+    // and builders; `Optimizer::check` (run by `fit`) validates them.
+    learning_rate: LearningRate,
+    momentum: f64,
+    clip_norm: Option<f64>,
     velocity: Vec<f64>,
     t: u64,
 }
@@ -328,6 +377,26 @@ impl Sgd {
     pub fn with_clip_norm(mut self, max_norm: f64) -> Self {
         self.clip_norm = Some(max_norm);
         self
+    }
+
+    /// The learning-rate schedule.
+    pub fn learning_rate(&self) -> LearningRate {
+        self.learning_rate
+    }
+
+    /// The momentum coefficient (in `[0, 1)` for a fit to accept it).
+    ///
+    /// ```
+    /// use iwhvi_core::optim::Sgd;
+    /// assert_eq!(Sgd::new(0.1, 0.5).momentum(), 0.5);
+    /// ```
+    pub fn momentum(&self) -> f64 {
+        self.momentum
+    }
+
+    /// The norm the gradient is clipped to first (default none).
+    pub fn clip_norm(&self) -> Option<f64> {
+        self.clip_norm
     }
 }
 

@@ -852,4 +852,24 @@ pub enum DataError {
     /// latents.
     #[error("the data give a latent a shape it cannot take: {0}")]
     LatentShape(LayoutError),
+    /// The model reads a data field at a position written as a literal
+    /// (`y[7]`, `x[2..5]`, `x.row(3)`, `x[(0, 4)]`) that the data given
+    /// do not have: the read would be out of range at every evaluation.
+    #[error(
+        "`{term}` reads `{access}`, but data field `{field}` has {len} {unit}: give data that long, or change the position in the model"
+    )]
+    OutOfRange {
+        /// The data field read.
+        field: &'static str,
+        /// The read, as written in the model (`"x[2..5]"`).
+        access: &'static str,
+        /// The size of the axis read: the field's length, or its number
+        /// of rows or columns.
+        len: usize,
+        /// What `len` counts: `"entries"`, `"rows"` or `"columns"`.
+        unit: &'static str,
+        /// The latent, observed field, factor or derived quantity whose
+        /// attribute reads it.
+        term: &'static str,
+    },
 }

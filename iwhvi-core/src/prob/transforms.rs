@@ -206,6 +206,8 @@ impl Transform {
             | Transform::Ordered
             | Transform::PositiveOrdered
             | Transform::CholeskyCorrelation => {
+                // Unreachable from safe use: callers branch on `is_elementwise` first
+                // (the generated guides reject such a latent with `GuideError::Unsupported`).
                 panic!("{} is not an elementwise transform", self.name())
             }
         }

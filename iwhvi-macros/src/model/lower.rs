@@ -226,7 +226,11 @@ fn latent<'a>(
     let constraint = constraint.as_ref().map(|(c, _)| *c);
     let (new, default, len, options) = (new?, default?, len?, options.ok()?);
     let transform = match (constraint, options.fixed) {
-        (Some(c), _) => Transform::Constraint(c),
+        (Some(c), _) => Transform::CoreSupport(
+            Support::of_constraint(c)
+                .core_type()
+                .expect("a constraint's support is one of core's"),
+        ),
         (None, Some(t)) => t,
         (None, None) => default,
     };
@@ -251,23 +255,27 @@ fn latent<'a>(
     })
 }
 
-/// What the guide is told about a latent's support.
+/// What the guide is told about a latent's support: the support of its
+/// constraint (`Support::of_constraint`) or of its prior, as the guide
+/// sees it, or `Bounded` for Stan-style bounds.
 fn support(family: &Family, constraint: Option<Constraint>, bounded: bool) -> LatentSupport {
-    match (constraint, bounded) {
-        (Some(Constraint::Simplex), _) => LatentSupport::Simplex,
-        (Some(Constraint::Ordered), _) => LatentSupport::Ordered,
-        (Some(Constraint::PositiveOrdered), _) => LatentSupport::PositiveOrdered,
-        (Some(Constraint::CholeskyCorr), _) => LatentSupport::CholeskyCorr,
-        (None, true) => LatentSupport::Bounded,
-        (None, false) => match family.support {
-            Support::Positive => LatentSupport::Positive,
-            Support::UnitInterval => LatentSupport::Unit,
-            Support::Interval => LatentSupport::Bounded,
-            Support::Simplex => LatentSupport::Simplex,
-            Support::CorrelationCholesky => LatentSupport::CholeskyCorr,
-            Support::User => LatentSupport::User,
-            _ => LatentSupport::Real,
-        },
+    if bounded && constraint.is_none() {
+        return LatentSupport::Bounded;
+    }
+    match constraint.map_or(family.support, Support::of_constraint) {
+        Support::Positive => LatentSupport::Positive,
+        Support::UnitInterval => LatentSupport::Unit,
+        Support::Interval => LatentSupport::Bounded,
+        Support::Simplex => LatentSupport::Simplex,
+        Support::Ordered => LatentSupport::Ordered,
+        Support::PositiveOrdered => LatentSupport::PositiveOrdered,
+        Support::CorrelationCholesky => LatentSupport::CholeskyCorr,
+        Support::User => LatentSupport::User,
+        Support::Real
+        | Support::RealVector
+        | Support::NonNegativeInteger
+        | Support::Binary
+        | Support::BoundedCount => LatentSupport::Real,
     }
 }
 

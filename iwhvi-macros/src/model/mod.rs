@@ -6,6 +6,7 @@
 pub(crate) mod ast;
 mod check;
 pub(crate) mod emit;
+mod literal_access;
 mod lower;
 mod param;
 mod param_matrix;

@@ -124,13 +124,12 @@ impl LatentSupport {
 
 /// The transform from unconstrained space onto a latent's support.
 pub enum Transform {
-    /// The default transform of the prior's support, read from iwhvi-core's
-    /// support type of that name (`supports::Positive`, …).
+    /// The default transform of the prior's support, or of the support a
+    /// constraint restricts the latent to, read from iwhvi-core's support
+    /// type of that name (`supports::Positive`, `supports::Simplex`, …).
     CoreSupport(&'static str),
     /// A user family's: its support type's default transform.
     UserSupport(syn::Path, proc_macro2::Span),
-    /// A constraint's.
-    Constraint(Constraint),
     /// `(low, high)` from data-only expressions (raw context).
     Interval(TokenStream, TokenStream),
     LowerBound(TokenStream),

@@ -130,6 +130,10 @@ pub(crate) fn gemm(
     beta: f64,
     c: &mut [f64],
 ) {
+    // A buffer or slice of the wrong length is a programming error of the
+    // caller, as a slice index out of range is (not input to validate): the
+    // library's own callers (`fit`, the evaluation functions, the generated
+    // models) size every buffer from the layout they checked first.
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     if m == 0 || n == 0 {
         return;

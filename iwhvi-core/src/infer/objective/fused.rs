@@ -416,6 +416,10 @@ fn transposed_product(x: &DMatrix<f64>, y_bar: &DMatrix<f64>, out: &mut [f64]) {
     let (rows, m) = x.shape();
     let n = y_bar.ncols();
     assert_eq!(y_bar.nrows(), rows, "Xᵀ Ȳ: X and Ȳ have different rows");
+    // A buffer or slice of the wrong length is a programming error of the
+    // caller, as a slice index out of range is (not input to validate): the
+    // library's own callers (`fit`, the evaluation functions, the generated
+    // models) size every buffer from the layout they checked first.
     assert_eq!(
         out.len(),
         m * n,
@@ -500,6 +504,8 @@ impl<'g> FusedDiwhvi<'g> {
         let block = |name: &str| {
             layout
                 .get(name)
+                // Unreachable: `SemiImplicit::param_layout` always has these blocks
+                // (its constructor fixes them), whatever its settings.
                 .unwrap_or_else(|| panic!("a SemiImplicit lays out `{name}`"))
                 .range
                 .clone()
@@ -752,6 +758,10 @@ impl<'g> FusedDiwhvi<'g> {
         gradient: &mut [f64],
     ) -> f64 {
         let (big_d, d, p) = (self.latent_dim, self.mixing_dim, self.params_len);
+        // A buffer or slice of the wrong length is a programming error of the
+        // caller, as a slice index out of range is (not input to validate): the
+        // library's own callers (`fit`, the evaluation functions, the generated
+        // models) size every buffer from the layout they checked first.
         assert_eq!(params.len(), p, "one parameter per entry of the layout");
         assert_eq!(gradient.len(), p, "one gradient entry per parameter");
         let objective = noise.objective();

@@ -30,18 +30,29 @@ pub const PARETO_K_OK: f64 = 0.7;
 /// importance estimates are reliable; 0.5 to [`PARETO_K_OK`] (0.7),
 /// **ok**: usable but slow to converge (use more draws); above 0.7,
 /// **unreliable**: improve the guide before trusting them. `+∞` when the
-/// tail is too short to fit.
+/// tail is too short to fit, and when a log weight is NaN or `+∞` (there is
+/// then no estimate to trust; a weight of `−∞`, a draw outside the
+/// support, is zero and counts as such).
 ///
 /// ```
 /// use iwhvi_core::posterior::{PARETO_K_GOOD, pareto_k_hat};
 /// // Bounded weights (e^x for x evenly in [0, 1)): a short tail.
 /// let log_weights: Vec<f64> = (0..1000).map(|i| i as f64 / 1000.0).collect();
 /// assert!(pareto_k_hat(&log_weights) < PARETO_K_GOOD);
+/// // A NaN weight: no estimate, read as unreliable.
+/// let mut bad = log_weights.clone();
+/// bad[3] = f64::NAN;
+/// assert_eq!(pareto_k_hat(&bad), f64::INFINITY);
 /// ```
 pub fn pareto_k_hat(log_weights: &[f64]) -> f64 {
     let n = log_weights.len();
     let tail_len = ((0.2 * n as f64).min(3.0 * (n as f64).sqrt())).ceil() as usize;
-    if n < 2 || tail_len + 1 > n {
+    if n < 2
+        || tail_len + 1 > n
+        || log_weights
+            .iter()
+            .any(|w| w.is_nan() || *w == f64::INFINITY)
+    {
         return f64::INFINITY;
     }
     let max = log_weights

@@ -87,6 +87,10 @@ impl<T: Scalar> MultivariateDistribution<T> for LkjCholesky<T> {
 
     fn log_prob(&self, l: &[T]) -> T {
         let k = self.dim;
+        // A buffer or slice of the wrong length is a programming error of the
+        // caller, as a slice index out of range is (not input to validate): the
+        // library's own callers (`fit`, the evaluation functions, the generated
+        // models) size every buffer from the layout they checked first.
         assert_eq!(
             l.len(),
             k * k,

@@ -144,6 +144,10 @@ impl<T: Scalar> MultivariateDistribution<T> for MultivariateNormal<T> {
 
     fn log_prob(&self, x: &[T]) -> T {
         let d = self.dim();
+        // A buffer or slice of the wrong length is a programming error of the
+        // caller, as a slice index out of range is (not input to validate): the
+        // library's own callers (`fit`, the evaluation functions, the generated
+        // models) size every buffer from the layout they checked first.
         assert_eq!(
             x.len(),
             d,

@@ -183,6 +183,10 @@ pub trait PlateKernel {
 /// Panics unless `args` (and `grad`, if given) fit `n` observations and
 /// `arity` arguments.
 pub(crate) fn check_shapes(arity: usize, n: usize, args: &[Arg<'_>], grad: Option<&[&mut [f64]]>) {
+    // A buffer or slice of the wrong length is a programming error of the
+    // caller, as a slice index out of range is (not input to validate): the
+    // library's own callers (`fit`, the evaluation functions, the generated
+    // models) size every buffer from the layout they checked first.
     assert_eq!(
         args.len(),
         arity,
@@ -296,6 +300,8 @@ impl<F: Family> PlateKernel for ScalarKernel<F> {
             1 => scalar_block::<F, 1>(acc, obs, args, grad),
             2 => scalar_block::<F, 2>(acc, obs, args, grad),
             3 => scalar_block::<F, 3>(acc, obs, args, grad),
+            // Unreachable: `check_shapes` above and the families' `ARGS` (1 to 3,
+            // fixed in this crate) rule it out.
             n => panic!("ScalarKernel: families of 1 to {MAX_ARGS} real arguments, not {n}"),
         }
     }
@@ -355,6 +361,10 @@ pub fn log_density<T: Scalar, K: PlateKernel>(
     args: &[Arg<'_, T>],
 ) -> T {
     let n = obs.len();
+    // A buffer or slice of the wrong length is a programming error of the
+    // caller, as a slice index out of range is (not input to validate): the
+    // library's own callers (`fit`, the evaluation functions, the generated
+    // models) size every buffer from the layout they checked first.
     assert_eq!(
         args.len(),
         K::ARGS,

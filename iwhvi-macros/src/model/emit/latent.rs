@@ -21,10 +21,6 @@ pub fn transform(transform: &Transform) -> TokenStream {
         Transform::UserSupport(path, span) => {
             quote_spanned!(*span=> const { ::iwhvi::__private::default_transform::<#path<f64>>() })
         }
-        Transform::Constraint(Constraint::Ordered) => quote!(#t::Ordered),
-        Transform::Constraint(Constraint::PositiveOrdered) => quote!(#t::PositiveOrdered),
-        Transform::Constraint(Constraint::Simplex) => quote!(#t::StickBreaking),
-        Transform::Constraint(Constraint::CholeskyCorr) => quote!(#t::CholeskyCorrelation),
         Transform::Interval(low, high) => quote!(#t::Interval { low: #low, high: #high }),
         Transform::LowerBound(low) => quote!(#t::LowerBound { low: #low }),
         Transform::UpperBound(high) => quote!(#t::UpperBound { high: #high }),

@@ -90,6 +90,9 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
                 }
             }
         });
+    // Reads of data at literal positions, first: the checks below
+    // evaluate the attributes that make them.
+    let literal_checks = super::literal_access::checks(plan.model);
     let length_checks = plan.observations().flat_map(observed::length_checks);
     let support_checks = plan.observations().filter_map(observed::support_check);
     let parameter_checks = plan.steps.iter().flat_map(|step| match step {
@@ -147,6 +150,7 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
             #init_params
 
             fn __validate(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
+                #(#literal_checks)*
                 #(#finite_checks)*
                 #(#length_checks)*
                 #(#support_checks)*
