@@ -11,4 +11,5 @@ mod laplace_toy;
 mod learned_params;
 mod local_modes;
 mod posteriordb_models;
+mod semi_implicit_prior;
 mod varying_slopes;

@@ -993,7 +993,14 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
     let mut joint = initial;
     joint.extend_from_slice(&theta);
     let run = |step: &mut StepFn<'_>| {
-        let mut result = fit_loop(guide, optimizer, config, joint, engines, step);
+        let mut result = fit_loop(
+            guide,
+            optimizer,
+            config,
+            (joint, model.prior_noise_dim()),
+            engines,
+            step,
+        );
         match &mut result {
             Ok(fit) => fit.split_theta(p, theta_layout),
             Err(FitError::Diverged { partial, .. }) => partial.split_theta(p, theta_layout),
@@ -1063,7 +1070,7 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
     guide: &G,
     mut optimizer: O,
     config: &FitConfig,
-    initial: Vec<f64>,
+    (initial, prior_noise_dim): (Vec<f64>, usize),
     engines: StepEngines,
     step_value_and_gradient: &mut StepFn<'_>,
 ) -> Result<Fit, FitError> {
@@ -1071,7 +1078,7 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
     // The noise stream is seeded apart from the initialisation so that
     // `fit` and `fit_from` with the same seed see the same noise.
     let mut rng = StdRng::seed_from_u64(config.seed ^ 0x9E37_79B9_7F4A_7C15);
-    let mut noise = StepNoise::new(guide, config.objective);
+    let mut noise = StepNoise::new(guide, config.objective).with_prior_noise(prior_noise_dim);
     let mut params = initial;
     let mut gradient = vec![0.0; params.len()];
     let mut state = Fit {
