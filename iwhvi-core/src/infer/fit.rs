@@ -971,16 +971,7 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         .into());
     }
     let p = initial.len();
-    let mut engines = config.engine.step_engines(guide);
-    if !theta.is_empty() && engines.guide == EngineChoice::Fused {
-        // The fused path knows only the guide's parameters: a model with
-        // learned parameters takes the generic path, by the same rule.
-        engines.guide = if p <= GUIDE_FORWARD_MAX_PARAMS {
-            EngineChoice::Forward { lanes: 16 }
-        } else {
-            EngineChoice::Tape
-        };
-    }
+    let engines = config.engine.step_engines(guide);
     check_size(
         guide,
         config.objective,
@@ -1017,8 +1008,19 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
                 .expect("step_engines picks the fused path only for a guide that has one")
                 .with_estimator(config.estimator)?
                 .with_parallelism(parallelism);
-            run(&mut |params, noise, gradient| {
-                Ok(fused.value_and_gradient(model, params, noise, &model_engine, gradient))
+            // The loop's vector is `[φ; ϑ]`: the learned parameters' part
+            // of the gradient from the same outer weights (none for most
+            // models, which then run `value_and_gradient` as before).
+            run(&mut |joint, noise, gradient| {
+                let (params, theta) = joint.split_at(p);
+                Ok(fused.value_and_gradient_with_theta(
+                    model,
+                    params,
+                    theta,
+                    noise,
+                    &model_engine,
+                    gradient,
+                ))
             })
         }
         EngineChoice::Forward { .. } => {
