@@ -73,6 +73,18 @@ pub use iwhvi_core::*;
 ///   `[f64; N]`: a deterministic function of the latents (Stan's generated
 ///   quantities), returned by `Name::derived_quantities(&latents)` and
 ///   reported with the posterior by `Posterior::derived(&draws)`.
+/// - `#[prior_mixing(Family(args…), of = z, k = K)]` on an `f64`: the
+///   mixing variable `ζ` of latent `z`'s *semi-implicit prior*
+///   `p(z) = ∫ p(z | ζ) p(ζ) dζ`, with `ζ ~ Family(args…)` and `z`'s
+///   `#[latent(…)]` prior read as `p(z | ζ)` (DSIVI). Only `z`'s prior may
+///   read `ζ`. The log joint holds the importance-sampled lower bound
+///   `E log (1/K) Σ_k p(z | ζ_k) p(ζ_k) / ν(ζ_k | z) ≤ log p(z)` (Jensen on
+///   an unbiased estimate of `p(z)`), with `K` draws of a Gaussian proposal
+///   `ν` on `ζ`'s unconstrained coordinate whose mean and log-scale are
+///   affine in `z`'s, learned as the model parameter `<ζ>_proposal`; every
+///   bound built on it (`fit`'s objective, `estimate_bound`,
+///   `log_evidence`) stays a lower bound on `log p(x)`. See
+///   [`semi_implicit_prior`] and the user guide's "Semi-implicit priors".
 ///
 /// Scalar latents take Stan-style bounds, `lower = …` and `upper = …`:
 /// from data and literals, or affine in earlier latents

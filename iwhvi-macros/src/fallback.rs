@@ -10,7 +10,15 @@ use quote::{format_ident, quote};
 
 /// The attributes the macros read on fields.
 const ROLES: &[&str] = &[
-    "data", "latent", "observe", "factor", "derived", "param", "mixing", "reverse",
+    "data",
+    "latent",
+    "observe",
+    "factor",
+    "derived",
+    "param",
+    "mixing",
+    "reverse",
+    "prior_mixing",
 ];
 
 /// The role a field's attributes name first, if any.

@@ -12,4 +12,5 @@ mod learned_matrix;
 mod learned_params;
 mod local_modes;
 mod posteriordb_models;
+mod semi_implicit_prior;
 mod varying_slopes;

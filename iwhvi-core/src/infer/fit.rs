@@ -1122,16 +1122,7 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         .into());
     }
     let p = initial.len();
-    let mut engines = config.engine.step_engines(guide);
-    if !theta.is_empty() && engines.guide == EngineChoice::Fused {
-        // The fused path knows only the guide's parameters: a model with
-        // learned parameters takes the generic path, by the same rule.
-        engines.guide = if p <= GUIDE_FORWARD_MAX_PARAMS {
-            EngineChoice::Forward { lanes: 16 }
-        } else {
-            EngineChoice::Tape
-        };
-    }
+    let engines = config.engine.step_engines(guide);
     check_size(
         guide,
         config.objective,
@@ -1144,7 +1135,14 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
     let mut joint = initial;
     joint.extend_from_slice(&theta);
     let run = |step: &mut StepFn<'_>| {
-        let mut result = fit_loop(guide, optimizer, config, joint, engines, step);
+        let mut result = fit_loop(
+            guide,
+            optimizer,
+            config,
+            (joint, model.prior_noise_dim()),
+            engines,
+            step,
+        );
         match &mut result {
             Ok(fit) => fit.split_theta(p, theta_layout),
             Err(FitError::Diverged { partial, .. }) => partial.split_theta(p, theta_layout),
@@ -1161,8 +1159,19 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
                 .expect("step_engines picks the fused path only for a guide that has one")
                 .with_estimator(config.estimator)?
                 .with_parallelism(parallelism);
-            run(&mut |params, noise, gradient| {
-                Ok(fused.value_and_gradient(model, params, noise, &model_engine, gradient))
+            // The loop's vector is `[φ; ϑ]`: the learned parameters' part
+            // of the gradient from the same outer weights (none for most
+            // models, which then run `value_and_gradient` as before).
+            run(&mut |joint, noise, gradient| {
+                let (params, theta) = joint.split_at(p);
+                Ok(fused.value_and_gradient_with_theta(
+                    model,
+                    params,
+                    theta,
+                    noise,
+                    &model_engine,
+                    gradient,
+                ))
             })
         }
         EngineChoice::Forward { .. } => {
@@ -1214,7 +1223,7 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
     guide: &G,
     mut optimizer: O,
     config: &FitConfig,
-    initial: Vec<f64>,
+    (initial, prior_noise_dim): (Vec<f64>, usize),
     engines: StepEngines,
     step_value_and_gradient: &mut StepFn<'_>,
 ) -> Result<Fit, FitError> {
@@ -1222,7 +1231,7 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
     // The noise stream is seeded apart from the initialisation so that
     // `fit` and `fit_from` with the same seed see the same noise.
     let mut rng = StdRng::seed_from_u64(config.seed ^ 0x9E37_79B9_7F4A_7C15);
-    let mut noise = StepNoise::new(guide, config.objective);
+    let mut noise = StepNoise::new(guide, config.objective).with_prior_noise(prior_noise_dim);
     let mut params = initial;
     let mut gradient = vec![0.0; params.len()];
     let mut state = Fit {

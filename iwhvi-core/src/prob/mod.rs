@@ -13,4 +13,5 @@ pub mod distributions;
 pub mod generated;
 pub mod model;
 pub mod plate;
+pub mod semi_implicit_prior;
 pub mod transforms;

@@ -191,6 +191,76 @@ pub trait Model: Sync {
         let _ = theta;
         self.log_joint(u)
     }
+
+    /// How many standard normal draws one evaluation of the log joint
+    /// consumes: a model with semi-implicit priors (`#[prior_mixing]`,
+    /// [`semi_implicit_prior`](crate::semi_implicit_prior)) estimates
+    /// their log densities by importance sampling over their mixing
+    /// variables, `K` draws each. 0 by default (an exact log joint).
+    ///
+    /// `fit`, `estimate_bound` and `log_evidence` draw this much fresh noise
+    /// for each outer sample of each step or replicate
+    /// ([`StepNoise::with_prior_noise`](crate::objective::StepNoise::with_prior_noise))
+    /// and evaluate [`Model::log_joint_with_noise`], an unbiased estimate of
+    /// the joint density, so that their bounds remain lower bounds on
+    /// `log p(x)`.
+    fn prior_noise_dim(&self) -> usize {
+        0
+    }
+
+    /// The log joint with the semi-implicit priors' importance sampling
+    /// driven by `noise` (standard normal, length
+    /// [`Model::prior_noise_dim`]; a shorter slice falls back to the
+    /// model's fixed reference noise): `exp` of it is an unbiased
+    /// estimate of `p(x, T(u)) |det J_T(u)|`. The default ignores `noise`
+    /// and is [`Model::log_joint`].
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::transforms::Transform;
+    ///
+    /// struct Exact;
+    /// impl Model for Exact {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         -u[0].square() * 0.5
+    ///     }
+    /// }
+    /// assert_eq!(Exact.prior_noise_dim(), 0);
+    /// assert_eq!(Exact.log_joint_with_noise(&[2.0], &[]), -2.0);
+    /// ```
+    fn log_joint_with_noise<T: Scalar>(&self, u: &[T], noise: &[f64]) -> T {
+        let _ = noise;
+        self.log_joint(u)
+    }
+
+    /// [`Model::log_joint_theta`] with the semi-implicit priors driven by
+    /// `noise`, as [`Model::log_joint_with_noise`]: the function whose
+    /// gradient in `(u, ϑ)` a fit follows. The default ignores `noise`.
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::transforms::Transform;
+    ///
+    /// struct Exact;
+    /// impl Model for Exact {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         -u[0].square() * 0.5
+    ///     }
+    /// }
+    /// assert_eq!(Exact.log_joint_theta_with_noise(&[], &[2.0], &[0.3]), -2.0);
+    /// ```
+    fn log_joint_theta_with_noise<T: Scalar>(&self, theta: &[T], u: &[T], noise: &[f64]) -> T {
+        let _ = noise;
+        self.log_joint_theta(theta, u)
+    }
 }
 
 /// What a model declares about one latent: its name, its (constrained)

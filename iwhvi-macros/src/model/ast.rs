@@ -96,6 +96,9 @@ pub enum Role {
     /// A learned model parameter (`#[param(init = …)]`): a point fitted
     /// jointly with the guide, a value of the log joint like a latent.
     Param(ParamArgs),
+    /// The mixing variable of a latent's semi-implicit prior
+    /// (`#[prior_mixing(Family(…), of = z, k = K)]`).
+    PriorMixing(super::semi_implicit_prior::MixingArgs),
 }
 
 /// The contents of a model's `#[param(…)]`: `init = expr` (required),
@@ -454,6 +457,7 @@ fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
             None
         }
         "param" => cx.ok(attr.parse_args::<ParamArgs>()).map(Role::Param),
+        "prior_mixing" => super::semi_implicit_prior::role(cx, attr),
         _ => return None,
     })
 }
@@ -573,6 +577,8 @@ impl Model {
                 Err(false) => {}
             }
         }
+        let proposals = super::semi_implicit_prior::proposal_fields(&fields);
+        fields.extend(proposals);
         Some(Self {
             ident: input.ident.clone(),
             vis: input.vis.clone(),

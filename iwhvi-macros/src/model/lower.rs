@@ -41,6 +41,9 @@ pub fn bindings(model: &Model) -> Bindings {
                 (Role::Factor(_), _) => Meaning::Factor,
                 (Role::Derived { .. }, _) => Meaning::Derived,
                 (Role::Param(_), shape) => super::param::meaning(shape.as_ref()),
+                (Role::PriorMixing(_), shape) => {
+                    super::semi_implicit_prior::meaning(shape.as_ref())
+                }
             },
         })
         .chain(failed)
@@ -61,7 +64,7 @@ pub fn plan<'a>(cx: &Ctxt, model: &'a Model, table: &Bindings) -> Plan<'a> {
             (Role::Factor(expr), _) => Lower::new(table.scope(position, None), cx)
                 .value(expr)
                 .map(|value| Step::Factor(value, &field.ident)),
-            (_, None) | (Role::Data | Role::Param(_), _) => None,
+            (_, None) | (Role::Data | Role::Param(_) | Role::PriorMixing(_), _) => None,
             (Role::Derived { expr, index }, Some(shape)) => {
                 derived(cx, table, position, field, shape, expr, index.as_ref()).map(Step::Derived)
             }
@@ -90,6 +93,7 @@ pub fn plan<'a>(cx: &Ctxt, model: &'a Model, table: &Bindings) -> Plan<'a> {
             shape: field.shape.as_ref(),
         })
         .collect();
+    super::semi_implicit_prior::attach(cx, model, table, &mut steps);
     let params = super::param::plan(cx, model, table);
     Plan {
         model,
@@ -252,6 +256,7 @@ fn latent<'a>(
         support,
         data_params: data_params(table, family, prior, index.as_ref()),
         uses: values.uses.names,
+        mixing: None,
     })
 }
 

@@ -11,6 +11,7 @@ mod lower;
 mod param;
 mod param_matrix;
 pub(crate) mod plan;
+pub(crate) mod semi_implicit_prior;
 
 use proc_macro2::TokenStream;
 

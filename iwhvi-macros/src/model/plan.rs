@@ -206,6 +206,8 @@ pub struct Latent<'a> {
     // Read by the plan's tests; the emitter does not need it.
     #[cfg_attr(not(test), allow(dead_code))]
     pub uses: BTreeSet<String>,
+    /// The mixing variable of its semi-implicit prior, if it has one.
+    pub mixing: Option<super::semi_implicit_prior::Mixing>,
 }
 
 /// An observed field.

@@ -45,6 +45,7 @@
 //! ```
 
 mod mlp;
+mod persist;
 mod train;
 mod vae;
 
@@ -53,7 +54,7 @@ mod tests;
 
 pub use mlp::{Activation, Mlp};
 pub use train::{Estimate, TrainReport, TrainSettings, log_likelihood, train};
-pub use vae::{EncoderKind, Vae, VaeBound, VaeNoise, Workspace};
+pub use vae::{Decoder, EncoderKind, Vae, VaeBound, VaeNoise, Workspace};
 
 /// Bad input to the amortised layer.
 ///
@@ -107,6 +108,37 @@ pub enum AmortisedError {
         index: usize,
         /// Its value.
         value: f64,
+    },
+    /// A count outside `0..=trials`, or not a whole number, under a
+    /// binomial decoder.
+    #[error(
+        "pixel {index} is {value}; a binomial decoder of {trials} trials takes whole counts in 0..={trials}"
+    )]
+    Count {
+        /// Its index in the data.
+        index: usize,
+        /// Its value.
+        value: f64,
+        /// The decoder's trials.
+        trials: u32,
+    },
+    /// A saved VAE whose field is missing, unknown or invalid (or a file
+    /// that is not JSON: the field `file`).
+    #[error("field `{field}` of the saved VAE: {message}")]
+    Field {
+        /// The field: `format`, `architecture`, `params`, or one the format
+        /// does not have.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Reading or writing a file.
+    #[error("cannot access {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the system said.
+        message: String,
     },
     /// A [`VaeNoise`] drawn for another batch size or bound.
     #[error("the noise was drawn for another batch size, M or K")]

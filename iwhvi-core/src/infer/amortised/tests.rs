@@ -443,3 +443,194 @@ fn bad_input_is_a_typed_error() {
     assert!(log_likelihood(&vae, &params, &[], one, 0).is_err());
     assert!(train(&vae, &mut p, &[], &TrainSettings::default()).is_err());
 }
+
+/// The binomial decoder's bound and gradient against finite differences,
+/// for every encoder.
+#[test]
+fn binomial_decoder_gradient_matches_finite_differences() {
+    for (kind, bound) in [
+        (EncoderKind::Gaussian, VaeBound { outer: 3, inner: 0 }),
+        (
+            EncoderKind::Hierarchical { mixing_dim: 2 },
+            VaeBound { outer: 2, inner: 3 },
+        ),
+        (
+            EncoderKind::SemiImplicit { mixing_dim: 2 },
+            VaeBound { outer: 2, inner: 3 },
+        ),
+    ] {
+        let mut rng = StdRng::seed_from_u64(8);
+        let vae = Vae::new(5, 2, kind, &[4], Activation::Tanh)
+            .unwrap()
+            .with_decoder(Decoder::Binomial { trials: 16 })
+            .unwrap();
+        let mut params = vae.init_params(&mut rng);
+        for p in params.iter_mut() {
+            *p += 0.3 * (rng.random::<f64>() - 0.5);
+        }
+        let x: Vec<f64> = (0..15)
+            .map(|_| rng.random_range(0..=16u32) as f64)
+            .collect();
+        assert_eq!(vae.check_data(&x).unwrap(), 3);
+        let noise = vae.draw_noise(3, bound, &mut rng);
+        let mut ws = Workspace::default();
+        let mut grad = vec![0.0; vae.len()];
+        let value = vae
+            .bound_and_gradient(&params, &x, bound, &noise, 1.5, Some(&mut grad), &mut ws)
+            .unwrap();
+        assert!(value.is_finite());
+        let numeric = finite_differences(&params, 1e-6, |p| {
+            let mut ws = Workspace::default();
+            1.5 * vae
+                .bound_and_gradient(p, &x, bound, &noise, 1.0, None, &mut ws)
+                .unwrap()
+        });
+        assert_gradients_close(&grad, &numeric, 1e-6, &format!("binomial {kind:?}"));
+    }
+}
+
+/// With an encoder equal to the prior and a decoder that ignores `z`, the
+/// binomial decoder's estimate is `log p(x)` exactly, binomial
+/// coefficients included; one trial is the Bernoulli decoder, bit for bit.
+#[test]
+fn binomial_log_likelihood_is_exact_for_a_decoder_that_ignores_z() {
+    let vae = Vae::new(3, 2, EncoderKind::Gaussian, &[4], Activation::Tanh)
+        .unwrap()
+        .with_decoder(Decoder::Binomial { trials: 4 })
+        .unwrap();
+    let mut params = vec![0.0; vae.len()];
+    let data = [1.0, 0.0, 4.0, 3.0, 2.0, 4.0];
+    vae.init_decoder_bias(&mut params, &data).unwrap();
+    let bound = VaeBound {
+        outer: 10,
+        inner: 0,
+    };
+    let ll = log_likelihood(&vae, &params, &data, bound, 0).unwrap();
+    // Column means over 4 trials: ½, ¼, 1 (clamped).
+    let p = [0.5, 0.25, 1.0 - 1e-3];
+    let binomial = |x: f64, p: f64| {
+        crate::distributions::Distribution::log_prob(
+            &crate::distributions::Binomial::new(4, p).unwrap(),
+            x as u64,
+        )
+    };
+    for (i, &v) in ll.per_point.iter().enumerate() {
+        let e: f64 = (0..3).map(|j| binomial(data[i * 3 + j], p[j])).sum();
+        assert!((v - e).abs() < 1e-9, "{v} vs {e}");
+    }
+    // One trial: the Bernoulli decoder's bits.
+    let bernoulli = Vae::new(3, 2, EncoderKind::Gaussian, &[4], Activation::Tanh).unwrap();
+    let one = bernoulli
+        .clone()
+        .with_decoder(Decoder::Binomial { trials: 1 })
+        .unwrap();
+    let x = [1.0, 0.0, 1.0];
+    let params = bernoulli.init_params(&mut StdRng::seed_from_u64(2));
+    let noise = bernoulli.draw_noise(1, bound, &mut StdRng::seed_from_u64(3));
+    let mut ws = Workspace::default();
+    let (mut g1, mut g2) = (vec![0.0; bernoulli.len()], vec![0.0; bernoulli.len()]);
+    let a = bernoulli
+        .bound_and_gradient(&params, &x, bound, &noise, 1.0, Some(&mut g1), &mut ws)
+        .unwrap();
+    let b = one
+        .bound_and_gradient(&params, &x, bound, &noise, 1.0, Some(&mut g2), &mut ws)
+        .unwrap();
+    assert_eq!((a.to_bits(), g1), (b.to_bits(), g2));
+    assert!(matches!(
+        vae.check_data(&[1.0, 5.0, 0.0]),
+        Err(AmortisedError::Count {
+            index: 1,
+            trials: 4,
+            ..
+        })
+    ));
+}
+
+/// A trained VAE saved and loaded: the same architecture and the same
+/// parameters to the bit, so the same bound; bad files are errors naming
+/// the field.
+#[test]
+fn vae_saves_and_loads_exactly() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let vae = Vae::new(
+        6,
+        2,
+        EncoderKind::Hierarchical { mixing_dim: 2 },
+        &[8, 5],
+        Activation::Relu,
+    )
+    .unwrap()
+    .with_decoder(Decoder::Binomial { trials: 16 })
+    .unwrap();
+    let params: Vec<f64> = vae
+        .init_params(&mut rng)
+        .iter()
+        .map(|p| p + 1e-3 * rng.random::<f64>() / 3.0)
+        .collect();
+    let path = std::env::temp_dir().join(format!("iwhvi-vae-{}.json", std::process::id()));
+    vae.save(&params, &path).unwrap();
+    let (loaded, loaded_params) = Vae::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(loaded, vae);
+    assert_eq!(
+        loaded_params
+            .iter()
+            .map(|p| p.to_bits())
+            .collect::<Vec<_>>(),
+        params.iter().map(|p| p.to_bits()).collect::<Vec<_>>()
+    );
+    let x: Vec<f64> = (0..6).map(|j| (j * 3) as f64).collect();
+    let bound = VaeBound { outer: 3, inner: 2 };
+    let noise = vae.draw_noise(1, bound, &mut rng);
+    let mut ws = Workspace::default();
+    let a = vae.bound_and_gradient(&params, &x, bound, &noise, 1.0, None, &mut ws);
+    let b = loaded.bound_and_gradient(&loaded_params, &x, bound, &noise, 1.0, None, &mut ws);
+    assert_eq!(a.unwrap().to_bits(), b.unwrap().to_bits());
+
+    let json = vae.to_json(&params).unwrap();
+    let field_of = |text: &str| match Vae::from_json(text) {
+        Err(AmortisedError::Field { field, .. }) => field,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(field_of("[1, 2]"), "file");
+    assert_eq!(field_of("not json"), "file");
+    assert_eq!(
+        field_of(&json.replace("iwhvi-vae/1", "iwhvi-vae/0")),
+        "format"
+    );
+    assert_eq!(
+        field_of(&json.replace("\"latent\": 2", "\"latent\": 0")),
+        "architecture"
+    );
+    assert_eq!(
+        field_of(&json.replace("\"trials\": 16", "\"trials\": 0")),
+        "architecture"
+    );
+    assert_eq!(
+        field_of(&json.replace("\"Relu\"", "\"Sigmoid\"")),
+        "architecture"
+    );
+    assert_eq!(
+        field_of(&json.replace("\"params\": [", "\"params\": [0.5, ")),
+        "params"
+    );
+    assert_eq!(
+        field_of(&json.replace("\"format\"", "\"extra\": 1, \"format\"")),
+        "extra"
+    );
+    assert_eq!(
+        field_of(&json.replace("\"params\"", "\"weights\"")),
+        "params",
+        "a missing field is named"
+    );
+    let mut bad = params.clone();
+    bad[5] = f64::INFINITY;
+    assert!(matches!(
+        vae.to_json(&bad),
+        Err(AmortisedError::NonFinite { index: 5, .. })
+    ));
+    assert!(matches!(
+        Vae::load(std::env::temp_dir().join("iwhvi-no-such-vae.json")),
+        Err(AmortisedError::Io { .. })
+    ));
+}

@@ -43,6 +43,37 @@ pub enum EncoderKind {
     },
 }
 
+/// The decoder's likelihood `p_θ(x | z)` given its logits `ℓ = MLP_θ(z)`.
+///
+/// - `Bernoulli`: `x_j ∈ [0, 1]` (binary pixels, or probabilities),
+///   `log p = Σ_j x_j ℓ_j − softplus(ℓ_j)`;
+/// - `Binomial { trials: n }`: counts `x_j ∈ {0, …, n}` of `n` trials with
+///   success probability `sigmoid(ℓ_j)`,
+///   `log p = Σ_j log C(n, x_j) + x_j ℓ_j − n softplus(ℓ_j)` (the 8×8
+///   digits' counts 0..16 take `trials: 16`).
+///
+/// ```
+/// use iwhvi_core::amortised::{Activation, Decoder, EncoderKind, Vae};
+/// let vae = Vae::new(4, 2, EncoderKind::Gaussian, &[8], Activation::Tanh)
+///     .unwrap()
+///     .with_decoder(Decoder::Binomial { trials: 16 })
+///     .unwrap();
+/// assert_eq!(vae.decoder(), Decoder::Binomial { trials: 16 });
+/// assert!(vae.check_data(&[0.0, 3.0, 16.0, 7.0]).is_ok());
+/// assert!(vae.check_data(&[0.0, 3.5, 16.0, 7.0]).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Decoder {
+    /// Binary (or `[0, 1]`) pixels.
+    #[default]
+    Bernoulli,
+    /// Counts out of `trials`.
+    Binomial {
+        /// The number of trials `n ≥ 1`.
+        trials: u32,
+    },
+}
+
 /// The networks of an encoder.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Encoder {
@@ -108,6 +139,10 @@ pub struct Vae {
     encoder: Encoder,
     decoder: Mlp,
     len: usize,
+    /// The hidden widths and activation every network was built with.
+    hidden: Vec<usize>,
+    activation: Activation,
+    likelihood: Decoder,
 }
 
 /// The numbers of samples of the bound: `M` outer samples of `z` per data
@@ -380,7 +415,75 @@ impl Vae {
             encoder,
             decoder,
             len: at,
+            hidden: hidden.to_vec(),
+            activation,
+            likelihood: Decoder::Bernoulli,
         })
+    }
+
+    /// This VAE with the decoder likelihood `decoder` (Bernoulli by
+    /// default); the networks and the parameters' layout are unchanged.
+    ///
+    /// # Errors
+    /// [`AmortisedError::InvalidSetting`] for `Binomial { trials: 0 }`.
+    ///
+    /// ```
+    /// use iwhvi_core::amortised::{Activation, Decoder, EncoderKind, Vae};
+    /// let vae = Vae::new(4, 2, EncoderKind::Gaussian, &[8], Activation::Tanh).unwrap();
+    /// assert!(vae.clone().with_decoder(Decoder::Binomial { trials: 0 }).is_err());
+    /// assert_eq!(vae.clone().with_decoder(Decoder::Binomial { trials: 4 }).unwrap().len(), vae.len());
+    /// ```
+    pub fn with_decoder(mut self, decoder: Decoder) -> Result<Self, AmortisedError> {
+        if decoder == (Decoder::Binomial { trials: 0 }) {
+            return Err(AmortisedError::InvalidSetting {
+                setting: "trials",
+                value: "0".into(),
+                requirement: "a binomial decoder has at least one trial",
+            });
+        }
+        self.likelihood = decoder;
+        Ok(self)
+    }
+
+    /// The decoder's likelihood.
+    ///
+    /// ```
+    /// use iwhvi_core::amortised::{Activation, Decoder, EncoderKind, Vae};
+    /// let vae = Vae::new(4, 2, EncoderKind::Gaussian, &[8], Activation::Tanh).unwrap();
+    /// assert_eq!(vae.decoder(), Decoder::Bernoulli);
+    /// ```
+    pub fn decoder(&self) -> Decoder {
+        self.likelihood
+    }
+
+    /// The hidden widths every network was built with.
+    ///
+    /// ```
+    /// use iwhvi_core::amortised::{Activation, EncoderKind, Vae};
+    /// let vae = Vae::new(4, 2, EncoderKind::Gaussian, &[8, 6], Activation::Relu).unwrap();
+    /// assert_eq!((vae.hidden(), vae.activation()), (&[8, 6][..], Activation::Relu));
+    /// ```
+    pub fn hidden(&self) -> &[usize] {
+        &self.hidden
+    }
+
+    /// The activation every network was built with.
+    ///
+    /// ```
+    /// use iwhvi_core::amortised::{Activation, EncoderKind, Vae};
+    /// let vae = Vae::new(4, 2, EncoderKind::Gaussian, &[8], Activation::Tanh).unwrap();
+    /// assert_eq!(vae.activation(), Activation::Tanh);
+    /// ```
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    /// The number of trials per pixel: 1 for a Bernoulli decoder.
+    fn trials(&self) -> f64 {
+        match self.likelihood {
+            Decoder::Bernoulli => 1.0,
+            Decoder::Binomial { trials } => f64::from(trials),
+        }
     }
 
     /// The number of parameters.
@@ -464,8 +567,9 @@ impl Vae {
     }
 
     /// Sets the decoder's output bias to the logits of the pixels' means
-    /// over `data` (`n × data_dim`, clamped to `[10⁻³, 1 − 10⁻³]`), a
-    /// usual start for a Bernoulli decoder.
+    /// over `data` (`n × data_dim`, divided by the trials of a binomial
+    /// decoder, clamped to `[10⁻³, 1 − 10⁻³]`), a usual start for the
+    /// decoder.
     ///
     /// # Errors
     /// As [`Vae::check_data`].
@@ -489,7 +593,7 @@ impl Vae {
         let range = self.decoder.output_bias();
         for j in 0..self.data_dim {
             let mean = (0..n).map(|i| data[i * self.data_dim + j]).sum::<f64>() / n.max(1) as f64;
-            let p = mean.clamp(1e-3, 1.0 - 1e-3);
+            let p = (mean / self.trials()).clamp(1e-3, 1.0 - 1e-3);
             params[range.start + j] = (p / (1.0 - p)).ln();
         }
         Ok(())
@@ -522,10 +626,12 @@ impl Vae {
     }
 
     /// Checks data: a whole number of rows of `data_dim` pixels, each in
-    /// `[0, 1]`. Returns the number of rows.
+    /// `[0, 1]` (a Bernoulli decoder) or a whole number in `0..=trials` (a
+    /// binomial one). Returns the number of rows.
     ///
     /// # Errors
-    /// [`AmortisedError::DataLength`] or [`AmortisedError::Pixel`].
+    /// [`AmortisedError::DataLength`], [`AmortisedError::Pixel`] or
+    /// [`AmortisedError::Count`].
     ///
     /// ```
     /// use iwhvi_core::amortised::{Activation, EncoderKind, Vae};
@@ -540,11 +646,28 @@ impl Vae {
                 data_dim: self.data_dim,
             });
         }
-        if let Some(i) = data.iter().position(|&p| !(0.0..=1.0).contains(&p)) {
-            return Err(AmortisedError::Pixel {
-                index: i,
-                value: data[i],
-            });
+        match self.likelihood {
+            Decoder::Bernoulli => {
+                if let Some(i) = data.iter().position(|&p| !(0.0..=1.0).contains(&p)) {
+                    return Err(AmortisedError::Pixel {
+                        index: i,
+                        value: data[i],
+                    });
+                }
+            }
+            Decoder::Binomial { trials } => {
+                let n = f64::from(trials);
+                if let Some(i) = data
+                    .iter()
+                    .position(|&c| !((0.0..=n).contains(&c) && c.fract() == 0.0))
+                {
+                    return Err(AmortisedError::Count {
+                        index: i,
+                        value: data[i],
+                        trials,
+                    });
+                }
+            }
         }
         Ok(data.len() / self.data_dim)
     }
@@ -728,13 +851,33 @@ impl Vae {
             softplus: &mut ws.dec_bar,
             sigmoid: &mut ws.sigmoid,
         });
+        let trials = self.trials();
+        // Σ_j log C(n, x_j) per data point (binomial only).
+        let log_choose: Vec<f64> = match self.likelihood {
+            Decoder::Bernoulli => Vec::new(),
+            Decoder::Binomial { trials } => (0..b)
+                .map(|n| {
+                    x[n * dd..(n + 1) * dd]
+                        .iter()
+                        .map(|&c| log_choose(u64::from(trials), c as u64))
+                        .sum()
+                })
+                .collect(),
+        };
         for r in 0..rows {
             let logits = &ws.decoder.out[r * dd..(r + 1) * dd];
             let softplus = &ws.dec_bar[r * dd..(r + 1) * dd];
             let xs = &x[(r / m) * dd..(r / m + 1) * dd];
             let mut lp = 0.0;
-            for ((&l, &xj), &sp) in logits.iter().zip(xs).zip(softplus) {
-                lp += xj * l - sp;
+            if log_choose.is_empty() {
+                for ((&l, &xj), &sp) in logits.iter().zip(xs).zip(softplus) {
+                    lp += xj * l - sp;
+                }
+            } else {
+                for ((&l, &xj), &sp) in logits.iter().zip(xs).zip(softplus) {
+                    lp += xj * l - trials * sp;
+                }
+                lp += log_choose[r / m];
             }
             for &zi in &ws.z[r * dz..(r + 1) * dz] {
                 lp += -0.5 * zi * zi - LN_SQRT_2PI;
@@ -765,7 +908,7 @@ impl Vae {
             let sigmoid = &ws.sigmoid[r * dd..(r + 1) * dd];
             let xs = &x[(r / m) * dd..(r / m + 1) * dd];
             for j in 0..dd {
-                ws.dec_bar[r * dd + j] = a * (xs[j] - sigmoid[j]);
+                ws.dec_bar[r * dd + j] = a * (xs[j] - trials * sigmoid[j]);
             }
         }
         resize(&mut ws.z_bar, rows * dz);
@@ -1194,4 +1337,11 @@ pub(crate) fn check_bound(bound: VaeBound) -> Result<(), AmortisedError> {
         });
     }
     Ok(())
+}
+
+/// `log C(n, k)`.
+fn log_choose(n: u64, k: u64) -> f64 {
+    crate::special::ln_factorial(n)
+        - crate::special::ln_factorial(k)
+        - crate::special::ln_factorial(n - k)
 }

@@ -157,7 +157,9 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for DiwhviObjective<'_, Mo,
                 let log_q_upper = upper(weights);
                 let log_p = match self.chained {
                     Some(chained) => chained.log_joint(m, u),
-                    None => self.model.log_joint(u),
+                    None => self
+                        .model
+                        .log_joint_with_noise(u, self.noise.prior_noise(m)),
                 };
                 log_w.push(log_p - log_q_upper);
             },

@@ -171,12 +171,21 @@ impl ChainedModel {
         let sample =
             |(buffers, point): &mut State, m: usize, value: &mut f64, gradient: &mut [f64]| {
                 buffers.draw_outer(guide, params, noise, m);
+                let prior_noise = noise.prior_noise(m);
                 *value = if theta.is_empty() {
-                    engine.value_and_gradient_into(&LogJoint(model), &buffers.u, gradient)
+                    let joint = LogJointNoise {
+                        model,
+                        noise: prior_noise,
+                    };
+                    engine.value_and_gradient_into(&joint, &buffers.u, gradient)
                 } else {
                     point.clear();
                     point.extend(buffers.u.iter().chain(theta));
-                    let joint = LogJointTheta { model, dim: big_d };
+                    let joint = LogJointTheta {
+                        model,
+                        dim: big_d,
+                        noise: prior_noise,
+                    };
                     engine.value_and_gradient_into(&joint, point, gradient)
                 };
             };
@@ -266,15 +275,30 @@ impl ChainedModel {
 
 /// A model's log joint as a [`Differentiable`] of `(u, ϑ)`: the first
 /// `dim` inputs are `u`, the rest the learned parameters.
+/// `noise` drives its semi-implicit priors ([`Model::log_joint_theta_with_noise`]).
 struct LogJointTheta<'a, Mo> {
     model: &'a Mo,
     dim: usize,
+    noise: &'a [f64],
 }
 
 impl<Mo: Model> Differentiable for LogJointTheta<'_, Mo> {
     fn eval<T: Scalar>(&self, x: &[T]) -> T {
         let (u, theta) = x.split_at(self.dim);
-        self.model.log_joint_theta(theta, u)
+        self.model.log_joint_theta_with_noise(theta, u, self.noise)
+    }
+}
+
+/// A model's log joint with its semi-implicit priors driven by `noise`
+/// ([`Model::log_joint_with_noise`]), as a [`Differentiable`] of `u`.
+struct LogJointNoise<'a, Mo> {
+    model: &'a Mo,
+    noise: &'a [f64],
+}
+
+impl<Mo: Model> Differentiable for LogJointNoise<'_, Mo> {
+    fn eval<T: Scalar>(&self, u: &[T]) -> T {
+        self.model.log_joint_with_noise(u, self.noise)
     }
 }
 

@@ -101,7 +101,8 @@ pub fn estimate_bound<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     check_dimensions(model, guide)?;
     check_params(guide, params)?;
     check_draws(replicates)?;
-    let mut noise = StepNoise::try_new(guide, objective, DEFAULT_MEMORY_BUDGET)?;
+    let mut noise = StepNoise::try_new(guide, objective, DEFAULT_MEMORY_BUDGET)?
+        .with_prior_noise(model.prior_noise_dim());
     let values: Vec<f64> = (0..replicates)
         .map(|_| {
             noise.redraw(rng);
@@ -224,7 +225,8 @@ pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
         return Err(InputError::NoInnerSamples);
     }
     check_draws(draws)?;
-    let mut noise = StepNoise::try_new(guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?;
+    let mut noise = StepNoise::try_new(guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?
+        .with_prior_noise(model.prior_noise_dim());
     let mut columns = [
         Vec::with_capacity(draws),
         Vec::with_capacity(draws),
@@ -237,7 +239,7 @@ pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
         // K ≥ 1 was checked above, and a guide without mixing variables
         // has its exact log q as the lower bound: never None here.
         let lower = sandwich.lower.unwrap_or(sandwich.upper);
-        let log_p = model.log_joint(&u);
+        let log_p = model.log_joint_with_noise(&u, noise.prior_noise(0));
         columns[0].push(-sandwich.upper);
         columns[1].push(-lower);
         columns[2].push(log_p - sandwich.upper);

@@ -710,6 +710,115 @@ impl<'g> FusedDiwhvi<'g> {
         self.chained_value_and_gradient(params, noise, &chained, gradient)
     }
 
+    /// [`FusedDiwhvi::value_and_gradient`] for a model with learned
+    /// parameters ([`Model::theta_layout`]) at the unconstrained values
+    /// `theta`: the bound `L(φ, ϑ)` and its gradient into `gradient`, the
+    /// guide's `P` entries first (as [`FusedDiwhvi::value_and_gradient`]
+    /// computes them, from each draw's `∇ᵤ log p_θ(x, u_m)`), then
+    ///
+    /// `∇_ϑ L = Σ_m a_m ∇_ϑ log p_θ(x, u_m)`, `a = softmax_m(log ŵ_m)`,
+    ///
+    /// the outer weights of the same reduction, summed in `m` order (the
+    /// guide does not depend on `θ`). Equal to the generic path's
+    /// [`value_and_gradient_with_theta`](super::value_and_gradient_with_theta)
+    /// to rounding. With `theta` empty this is
+    /// [`FusedDiwhvi::value_and_gradient`], bit for bit.
+    ///
+    /// # Panics
+    /// As [`FusedDiwhvi::value_and_gradient`], or if `gradient` does not
+    /// have `P + theta.len()` entries.
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::gradient::ForwardEngine;
+    /// use iwhvi_core::guide::{HierarchicalGuide, SemiImplicit};
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::objective::fused::FusedDiwhvi;
+    /// use iwhvi_core::objective::{Diwhvi, GradientEstimator, StepNoise, value_and_gradient_with_theta};
+    /// use iwhvi_core::transforms::Transform;
+    /// use rand::SeedableRng;
+    ///
+    /// /// z ~ N(mu, 1), y = 1 ~ N(z, 1), mu learned.
+    /// struct Learned;
+    /// impl Model for Learned {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         self.log_joint_theta(&[T::constant(0.0)], u)
+    ///     }
+    ///     fn theta_layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("mu", Transform::Identity)])
+    ///     }
+    ///     fn log_joint_theta<T: Scalar>(&self, theta: &[T], u: &[T]) -> T {
+    ///         -(u[0] - theta[0]).square() * 0.5 - (u[0] - 1.0).square() * 0.5
+    ///     }
+    /// }
+    ///
+    /// let guide = SemiImplicit::new(1, 2);
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    /// let params = guide.init_params(&mut rng);
+    /// let noise = StepNoise::draw(&guide, Diwhvi::new(4, 3), &mut rng);
+    /// let engine = ForwardEngine::<2>::new();
+    /// let p = params.len();
+    /// let (mut fused, mut generic) = (vec![0.0; p + 1], vec![0.0; p + 1]);
+    /// let a = FusedDiwhvi::new(&guide)
+    ///     .value_and_gradient_with_theta(&Learned, &params, &[0.3], &noise, &engine, &mut fused);
+    /// let b = value_and_gradient_with_theta(
+    ///     &Learned, &guide, &params, &[0.3], &noise, &engine, GradientEstimator::Reparameterized, &mut generic,
+    /// ).unwrap();
+    /// assert!((a - b).abs() < 1e-10);
+    /// assert!(fused.iter().zip(&generic).all(|(f, g)| (f - g).abs() < 1e-10));
+    /// ```
+    pub fn value_and_gradient_with_theta<Mo: Model, E: GradientEngine>(
+        &mut self,
+        model: &Mo,
+        params: &[f64],
+        theta: &[f64],
+        noise: &StepNoise,
+        engine: &E,
+        gradient: &mut [f64],
+    ) -> f64 {
+        if theta.is_empty() {
+            return self.value_and_gradient(model, params, noise, engine, gradient);
+        }
+        assert_eq!(
+            gradient.len(),
+            self.params_len + theta.len(),
+            "one gradient entry per parameter and learned parameter"
+        );
+        let parallelism = self.parallelism;
+        let chained = match self.source {
+            Source::Plain(guide) => ChainedModel::new_with_theta(
+                model,
+                guide,
+                params,
+                theta,
+                noise,
+                engine,
+                parallelism,
+            ),
+            Source::Preconditioned(guide) => ChainedModel::new_with_theta(
+                model,
+                guide,
+                params,
+                theta,
+                noise,
+                engine,
+                parallelism,
+            ),
+        };
+        let (guide_part, theta_part) = gradient.split_at_mut(self.params_len);
+        let bound = self.chained_value_and_gradient(params, noise, &chained, guide_part);
+        theta_part.fill(0.0);
+        for (m, &a) in self.outer_softmax.iter().enumerate() {
+            for (g, &t) in theta_part.iter_mut().zip(chained.theta_gradient(m)) {
+                *g += a * t;
+            }
+        }
+        bound
+    }
+
     /// The bound `logsumexp_m [log p(x, u_m) − U_K(u_m)] − log M` and its
     /// gradient `Σ_m a_m ∇ log ŵ_m` (in `m` order) into `gradient`, with
     /// the model entering through `chained` (which must have been computed

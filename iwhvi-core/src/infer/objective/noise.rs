@@ -19,6 +19,11 @@ pub struct StepNoise {
     mixing: Vec<f64>,
     conditional: Vec<f64>,
     reverse: Vec<f64>,
+    /// The model's semi-implicit prior noise per outer sample
+    /// ([`Model::prior_noise_dim`](crate::model::Model::prior_noise_dim));
+    /// 0 for an exact log joint.
+    prior_dim: usize,
+    prior: Vec<f64>,
 }
 
 impl StepNoise {
@@ -47,7 +52,38 @@ impl StepNoise {
             mixing: vec![0.0; objective.m() * dims[0]],
             conditional: vec![0.0; objective.m() * dims[1]],
             reverse: vec![0.0; objective.m() * k * dims[2]],
+            prior_dim: 0,
+            prior: Vec::new(),
         }
+    }
+
+    /// These buffers with room for `per_draw` standard normal draws per
+    /// outer sample for the model's semi-implicit priors
+    /// ([`Model::prior_noise_dim`](crate::model::Model::prior_noise_dim)),
+    /// drawn by [`StepNoise::redraw`] after the guide's noise (so that noise
+    /// with `per_draw = 0` draws exactly what it drew before).
+    /// `fit`, `estimate_bound` and `log_evidence` build their noise this
+    /// way; noise built without it makes a model with semi-implicit priors
+    /// use its fixed reference noise.
+    ///
+    /// # Panics
+    /// As [`StepNoise::new`], when the buffer cannot be allocated.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::MeanField;
+    /// use iwhvi_core::objective::{Diwhvi, StepNoise};
+    /// use rand::SeedableRng;
+    /// let guide = MeanField::new(2);
+    /// let mut a = StepNoise::new(&guide, Diwhvi::new(3, 0)).with_prior_noise(0);
+    /// let mut b = StepNoise::new(&guide, Diwhvi::new(3, 0));
+    /// a.redraw(&mut rand::rngs::StdRng::seed_from_u64(1));
+    /// b.redraw(&mut rand::rngs::StdRng::seed_from_u64(1));
+    /// assert_eq!(a, b);
+    /// ```
+    pub fn with_prior_noise(mut self, per_draw: usize) -> Self {
+        self.prior_dim = per_draw;
+        self.prior = vec![0.0; self.objective.m() * per_draw];
+        self
     }
 
     /// [`StepNoise::new`] after checking its size against `budget` bytes
@@ -132,7 +168,12 @@ impl StepNoise {
     /// this library re-exports, so that versions cannot clash), e.g.
     /// `iwhvi::rand::rngs::StdRng`.
     pub fn redraw<R: Rng + ?Sized>(&mut self, rng: &mut R) {
-        for buffer in [&mut self.mixing, &mut self.conditional, &mut self.reverse] {
+        for buffer in [
+            &mut self.mixing,
+            &mut self.conditional,
+            &mut self.reverse,
+            &mut self.prior,
+        ] {
             for e in buffer.iter_mut() {
                 *e = rng.sample(StandardNormal);
             }
@@ -153,6 +194,12 @@ impl StepNoise {
     /// The noise of outer sample `m`'s draw of `u`.
     pub(super) fn conditional(&self, m: usize) -> &[f64] {
         &self.conditional[m * self.dims[1]..(m + 1) * self.dims[1]]
+    }
+
+    /// The model's semi-implicit prior noise of outer sample `m` (empty
+    /// when these buffers have none).
+    pub(crate) fn prior_noise(&self, m: usize) -> &[f64] {
+        &self.prior[m * self.prior_dim..(m + 1) * self.prior_dim]
     }
 
     /// The noise of outer sample `m`'s reverse draw `ψ_{k+1}`.

@@ -97,13 +97,15 @@ impl<Mo: Model, G: HierarchicalGuide + Clone> Posterior<'_, Mo, G> {
             guide.latent_dim() + 1,
             DEFAULT_MEMORY_BUDGET,
         )?;
-        let mut noise = StepNoise::try_new(guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?;
+        let mut noise = StepNoise::try_new(guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?
+            .with_prior_noise(self.model.prior_noise_dim());
         let mut weights = Vec::with_capacity(proposals);
         let mut us = Vec::with_capacity(proposals);
         for _ in 0..proposals {
             noise.redraw(rng);
             let (sandwich, u) = crate::objective::sandwich(guide, &self.fitted.params, &noise, 0);
-            weights.push(self.model.log_joint(&u) - sandwich.upper);
+            weights
+                .push(self.model.log_joint_with_noise(&u, noise.prior_noise(0)) - sandwich.upper);
             us.push(u);
         }
         Ok((weights, us))

@@ -144,10 +144,13 @@ fn step(l: &Latent<'_>, checked: bool) -> TokenStream {
     let none = quote!(::core::option::Option::None);
     let transform = transform(&l.transform);
     let as_matrix = as_matrix(l);
-    let scalar_density = l
-        .prior
-        .as_ref()
-        .map(|new| density(new, quote!(#ident), none.clone()));
+    let scalar_density = match &l.mixing {
+        Some(m) => Some(crate::model::semi_implicit_prior::density(l, m, checked)),
+        None => l
+            .prior
+            .as_ref()
+            .map(|new| density(new, quote!(#ident), none.clone())),
+    };
     let bind_index = l.index.map(|i| quote!(let #i: usize = __k;));
     let vector_density = l.prior.as_ref().map(|new| {
         if l.family.multivariate() {
@@ -276,7 +279,11 @@ fn rejection_failed(l: &Latent<'_>) -> TokenStream {
 pub fn draw(l: &Latent<'_>) -> TokenStream {
     let draw = draw_flat(l);
     let as_matrix = as_matrix(l);
-    quote!(#draw #as_matrix)
+    let mixing = l
+        .mixing
+        .as_ref()
+        .map(crate::model::semi_implicit_prior::draw);
+    quote!(#mixing #draw #as_matrix)
 }
 
 /// The draw, a matrix latent's as its row-major entries.
