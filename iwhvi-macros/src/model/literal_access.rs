@@ -67,10 +67,17 @@ fn role_exprs(role: &Role) -> Vec<&Expr> {
             all
         }
         Role::Observed { likelihood, .. } => call(likelihood),
-        Role::Param(p) => [Some(&p.init), p.len.as_ref(), p.lower.as_ref()]
-            .into_iter()
-            .flatten()
-            .collect(),
+        Role::Param(p) => [
+            Some(&p.init),
+            p.len.as_ref(),
+            p.lower.as_ref(),
+            p.rows.as_ref(),
+            p.cols.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        Role::PriorMixing(m) => call(&m.prior),
     }
 }
 

@@ -107,6 +107,8 @@ pub fn proposal_fields(fields: &[Field]) -> Vec<Field> {
                     init: syn::parse_quote!(0.0),
                     len: Some(syn::parse_quote!(4)),
                     lower: None,
+                    rows: None,
+                    cols: None,
                 }),
             }
         })
