@@ -10,7 +10,15 @@ use quote::{format_ident, quote};
 
 /// The attributes the macros read on fields.
 const ROLES: &[&str] = &[
-    "data", "latent", "observe", "factor", "derived", "param", "mixing", "reverse",
+    "data",
+    "latent",
+    "observe",
+    "factor",
+    "derived",
+    "param",
+    "mixing",
+    "reverse",
+    "transformed",
 ];
 
 /// The role a field's attributes name first, if any.
@@ -114,7 +122,7 @@ pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
     };
     let latents = public(with(&[Some("latent")]));
     let observations = public(with(&[Some("observe")]));
-    let derived = public(with(&[Some("derived")]));
+    let derived = public(with(&[Some("derived"), Some("transformed")]));
     let (latents_ident, observations_ident, derived_ident) = (
         format_ident!("{}Latents", ident),
         format_ident!("{}Observations", ident),

@@ -96,6 +96,9 @@ pub enum Role {
     /// A learned model parameter (`#[param(init = …)]`): a point fitted
     /// jointly with the guide, a value of the log joint like a latent.
     Param(ParamArgs),
+    /// Stan's transformed parameters (`#[transformed(expr, …)]`): a value
+    /// computed once per evaluation, usable by every later attribute.
+    Transformed(super::transformed::Args),
 }
 
 /// The contents of a model's `#[param(…)]`: `init = expr` (required),
@@ -446,6 +449,7 @@ fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
             None
         }
         "param" => cx.ok(attr.parse_args::<ParamArgs>()).map(Role::Param),
+        "transformed" => super::transformed::role(cx, attr),
         _ => return None,
     })
 }

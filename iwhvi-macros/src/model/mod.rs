@@ -9,6 +9,7 @@ pub(crate) mod emit;
 mod lower;
 mod param;
 pub(crate) mod plan;
+pub(crate) mod transformed;
 
 use proc_macro2::TokenStream;
 
