@@ -308,6 +308,7 @@ pub mod __private {
         log_prob_or_neg_inf,
     };
     pub use iwhvi_core::generated::SavedStructGuide;
+    pub use iwhvi_core::generated::student_t_noise;
     pub use iwhvi_core::generated::{
         DrawVector, ReferenceLogJoint, checked_log_prob, checked_log_prob_multi, checked_value,
         constrain_blocks, constrain_elementwise, default_transform, inverse_scalar, normal_init,

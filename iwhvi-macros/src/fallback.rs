@@ -19,6 +19,7 @@ const ROLES: &[&str] = &[
     "mixing",
     "reverse",
     "prior_mixing",
+    "transformed",
 ];
 
 /// The role a field's attributes name first, if any.
@@ -122,7 +123,7 @@ pub fn model(input: &syn::DeriveInput, errors: syn::Error) -> TokenStream {
     };
     let latents = public(with(&[Some("latent")]));
     let observations = public(with(&[Some("observe")]));
-    let derived = public(with(&[Some("derived")]));
+    let derived = public(with(&[Some("derived"), Some("transformed")]));
     let (latents_ident, observations_ident, derived_ident) = (
         format_ident!("{}Latents", ident),
         format_ident!("{}Observations", ident),

@@ -25,6 +25,8 @@ use syn::{BinOp, Expr, Ident, Lit, UnOp};
 
 use crate::ctxt::Ctxt;
 use crate::family;
+
+mod closure;
 use crate::model::ast::{Elem, Shape};
 
 /// What a name of the struct stands for.
@@ -52,6 +54,10 @@ pub enum Meaning {
     /// `DMatrix<__T>` local like a matrix latent, visible whatever its
     /// position, never in raw context.
     ParamMatrix,
+    /// A transformed value (`#[transformed]`, Stan's transformed
+    /// parameters): a local of the generated code like a latent, computed
+    /// from the fields above it, visible to the attributes below it.
+    Transformed { scalar: bool },
 }
 
 /// One name and its meaning; its place in the table is its position in
@@ -142,6 +148,9 @@ pub struct Lower<'a> {
     /// The names bound by `let` in the blocks being lowered (scalars),
     /// innermost last.
     lets: Vec<Ident>,
+    /// The closures bound by `let` in the blocks being lowered, with
+    /// their numbers of parameters, innermost last (`closure.rs`).
+    closures: Vec<(Ident, usize)>,
 }
 
 /// Why a learned parameter cannot appear in raw context.
@@ -153,7 +162,7 @@ fn param_in_raw(name: &str) -> String {
 
 const UNSUPPORTED_RAW: &str = "unsupported expression in an index, a count, a length or a fixed bound: use numbers, data, indexing, + - * / %, and methods such as `.len()`";
 
-const UNSUPPORTED: &str = "unsupported expression in a model attribute: use literals, data, latents, indexing, + - * /, methods such as `.exp()`, `if`/`else`, blocks with `let`, and calls of functions generic over `Scalar`";
+const UNSUPPORTED: &str = "unsupported expression in a model attribute: use literals, data, latents, indexing, + - * /, methods such as `.exp()`, `if`/`else`, blocks with `let`, closures over scalars, and calls of functions generic over `Scalar`";
 
 impl<'a> Lower<'a> {
     pub fn new(scope: Scope<'a>, cx: &'a Ctxt) -> Self {
@@ -162,12 +171,17 @@ impl<'a> Lower<'a> {
             cx,
             uses: Uses::default(),
             lets: Vec::new(),
+            closures: Vec::new(),
         }
     }
 
     fn resolve(&mut self, ident: &Ident) -> Option<Name<'a>> {
         if self.lets.iter().any(|l| l == ident) {
             return Some(Name::Local { scalar: true });
+        }
+        if let Some(message) = self.closure_misuse(ident) {
+            self.cx.error_spanned_by(ident, message);
+            return None;
         }
         if self.scope.index == Some(ident) {
             return Some(Name::Index);
@@ -199,6 +213,13 @@ impl<'a> Lower<'a> {
             Meaning::Derived => format!(
                 "`{name}` is a derived quantity: compute it from the latents it is derived from"
             ),
+            Meaning::Transformed { scalar } => {
+                let (visible, allowed) = (self.scope.visible, self.scope.locals_allowed);
+                match crate::model::transformed::misuse(&name, position, visible, allowed) {
+                    Some(message) => message,
+                    None => return Some(Name::Local { scalar: *scalar }),
+                }
+            }
         };
         self.cx.error_spanned_by(ident, message);
         None
@@ -289,6 +310,7 @@ impl<'a> Lower<'a> {
             }
             Expr::If(e) => self.value_if(e),
             Expr::Block(b) if b.label.is_none() => self.value_block(&b.block),
+            Expr::Call(call) if self.calls_closure(call) => self.closure_call(call),
             Expr::Call(call) if matches!(&*call.func, Expr::Path(p) if p.qself.is_none()) => {
                 // A free function generic over the scalar
                 // (`fn f<T: Scalar>(…) -> T`): arguments as a helper
@@ -321,7 +343,7 @@ impl<'a> Lower<'a> {
 
     /// A block: `let name = value;` statements, then the block's value.
     fn value_block(&mut self, block: &syn::Block) -> Option<TokenStream> {
-        let depth = self.lets.len();
+        let (depth, closures) = (self.lets.len(), self.closures.len());
         let mut statements = Vec::new();
         let mut result = None;
         let mut failed = false;
@@ -352,6 +374,13 @@ impl<'a> Lower<'a> {
                         failed = true;
                         break;
                     };
+                    if let Expr::Closure(c) = &*init.expr {
+                        match self.let_closure(&name, c) {
+                            Some(statement) => statements.push(statement),
+                            None => failed = true,
+                        }
+                        continue;
+                    }
                     match self.value(&init.expr) {
                         Some(value) => {
                             statements.push(quote!(let #name: __T = #value;));
@@ -360,7 +389,12 @@ impl<'a> Lower<'a> {
                         None => failed = true,
                     }
                 }
-                syn::Stmt::Expr(e, None) if last => result = self.value(e),
+                syn::Stmt::Expr(e, None) if last => {
+                    // A last expression with a mistake (reported) is still
+                    // the block's value: no second error.
+                    result = self.value(e);
+                    failed |= result.is_none();
+                }
                 other => {
                     self.cx.error_spanned_by(
                         other,
@@ -371,6 +405,7 @@ impl<'a> Lower<'a> {
             }
         }
         self.lets.truncate(depth);
+        self.closures.truncate(closures);
         if failed {
             return None;
         }
@@ -439,6 +474,7 @@ impl<'a> Lower<'a> {
                             Binding {
                                 meaning: Meaning::Local { .. }
                                     | Meaning::Param { .. }
+                                    | Meaning::Transformed { .. }
                                     | Meaning::LocalMatrix
                                     | Meaning::ParamMatrix,
                                 ..
@@ -619,6 +655,7 @@ impl<'a> Lower<'a> {
                             Binding {
                                 meaning: Meaning::Local { scalar: false }
                                     | Meaning::Param { scalar: false }
+                                    | Meaning::Transformed { scalar: false }
                                     | Meaning::Data(Shape::Array(..) | Shape::Vec(_)),
                                 ..
                             }
@@ -957,6 +994,9 @@ impl<'a> Lower<'a> {
                         if matches!(b.meaning, Meaning::Param { .. } | Meaning::ParamMatrix) =>
                     {
                         param_in_raw(&name)
+                    }
+                    Some((_, b)) if matches!(b.meaning, Meaning::Transformed { .. }) => {
+                        crate::model::transformed::in_raw(&name)
                     }
                     _ => format!("latent `{ident}` cannot be an index, a count or a fixed bound"),
                 };

@@ -11,5 +11,7 @@ mod model_language;
 mod model_macro;
 // `pub`, so that its `#![deny(missing_docs)]` sees the generated items as
 // exported, as it did when the file was a crate of its own.
+mod closures;
 pub mod model_macro_lints;
 mod plates;
+mod transformed;

@@ -874,3 +874,20 @@ fn if_else_blocks_and_free_functions() {
     let model = FExpressions::new(x, n, (0..40).map(obs).collect()).expect("valid data");
     check_plates(&model, 41, 1.0);
 }
+
+/// Plates that read `#[transformed]` values (Stan's transformed
+/// parameters) take them as operands: an affine predictor (`theta[j]`,
+/// recognised and recorded) and a bilinear one (`shifted[j] * theta[j]`,
+/// dual lanes), each chained into the latents through the transformed
+/// value's own derivatives.
+#[test]
+fn plates_reading_transformed_values() {
+    check_plates(&super::transformed::transformed_schools(), 13, 1.5);
+}
+
+/// A plate whose predictor calls a closure (`(|t| t * t)(nu) + mu * x[i]`):
+/// not affine, so dual lanes, the same value and gradient as the loops.
+#[test]
+fn plates_calling_closures() {
+    check_plates(&super::closures::closures(), 14, 1.5);
+}

@@ -28,6 +28,29 @@ pub fn rsample_or_nan<T: Scalar, D: Reparameterized<T>>(
     }
 }
 
+/// An exact Student-t variate with `ν = squares.len()` degrees of freedom
+/// from `1 + ν` standard normals: `t = ε₀ / √(Σⱼ εⱼ² / ν)` (ε₀ the
+/// `numerator`), the draw of `SemiImplicit`'s Student-t conditionals and of
+/// a struct guide's `StudentT` conditional, so both give the same bits on
+/// the same noise. An all-zero chi-square part (the zero noise of a fit's
+/// starting point) gives `t = ε₀`.
+///
+/// ```
+/// use iwhvi_core::generated::student_t_noise;
+/// assert_eq!(student_t_noise(1.5, &[0.0, 0.0]), 1.5);
+/// // ν = 2, Σ ε² / ν = (1 + 4) / 2.
+/// assert!((student_t_noise(1.0, &[1.0, 2.0]) - 1.0 / 2.5f64.sqrt()).abs() < 1e-15);
+/// ```
+#[inline]
+pub fn student_t_noise(numerator: f64, squares: &[f64]) -> f64 {
+    let chi_square: f64 = squares.iter().map(|e| e * e).sum();
+    if chi_square > 0.0 {
+        numerator / (chi_square / squares.len() as f64).sqrt()
+    } else {
+        numerator
+    }
+}
+
 /// The unconstrained coordinate `u = T⁻¹(z)` of one scalar latent;
 /// NaN when `z` lies outside the transform's support.
 #[inline]

@@ -341,6 +341,7 @@ fn conditional_steps(
         let (name, new) = (c.ident, &c.new);
         let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
         let earlier = &latents[..ci];
+        let noise = super::student_t::noise(plan, ci);
         // Draw into `__draw` while the earlier latents are borrowed from
         // `__z`, then store the draw and its unconstrained image (or, for
         // a conditional over `u`, the draw and its constrained image).
@@ -368,7 +369,7 @@ fn conditional_steps(
                 #(#earlier)*
                 for __k in 0..__n {
                     #bind_index
-                    __draw[__k] = ::iwhvi::__private::rsample_or_nan(#new, __noise[__off + __k]);
+                    __draw[__k] = ::iwhvi::__private::rsample_or_nan(#new, #noise);
                 }
             }
             #store
@@ -482,6 +483,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let bind_params = &bindings.params;
     let bind_mixing = &bindings.mixing;
     let latents_with_jacobian = constrained_latents(plan, &bindings, quote!(let mut __lp =));
+    let noise_dim = super::student_t::noise_dim(plan);
     quote! {
         #[allow(unused_variables, unused_mut, clippy::all)]
         impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
@@ -507,6 +509,8 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
             #reverse_params
 
             #param_methods
+
+            #noise_dim
 
             fn sample_conditional<__T: ::iwhvi::__private::Scalar>(
                 &self,

@@ -45,6 +45,8 @@ pub struct Conditional<'a> {
     pub index: Option<&'a Ident>,
     /// Over the latent's unconstrained coordinates (`#[unconstrained]`).
     pub unconstrained: bool,
+    /// A `StudentT` conditional's degrees of freedom (`student_t.rs`).
+    pub df: Option<u8>,
 }
 
 /// The checked guide.
@@ -137,17 +139,19 @@ pub fn plan<'a>(
             let Part::Conditional {
                 index,
                 unconstrained,
-                ..
+                call,
             } = &c.part
             else {
                 unreachable!("a conditional")
             };
+            let df = super::student_t::degrees(cx, call).ok()?;
             Some(Conditional {
                 ident: &c.ident,
                 scalar: c.is_scalar(),
                 new,
                 index: index.as_ref(),
                 unconstrained: *unconstrained,
+                df,
             })
         })
         .collect();
@@ -290,14 +294,14 @@ fn check_conditional(cx: &Ctxt, input: &Target<'_>, c: &GuideField, all: &[&Guid
 /// The families a guide can draw with standard normal noise.
 fn guide_family(cx: &Ctxt, call: &DistCall) -> Option<&'static Family> {
     let family = check_distribution(cx, call)?;
-    if call.user.is_some() || !matches!(family.name, "Normal" | "LogNormal") {
+    if call.user.is_some() || !matches!(family.name, "Normal" | "LogNormal" | "StudentT") {
         let name = match &call.user {
             Some(path) => quote!(#path).to_string().replace(' ', ""),
             None => family.name.to_string(),
         };
         cx.error_spanned_by(
             &call.name,
-            format!("`{name}` cannot serve in a guide yet: guide conditionals are `Normal` (real latents) or `LogNormal` (positive latents)"),
+            format!("`{name}` cannot serve in a guide yet: guide conditionals are `Normal` or `StudentT` (real latents) or `LogNormal` (positive latents)"),
         );
         return None;
     }

@@ -6,6 +6,7 @@
 mod ast;
 mod emit;
 mod lower;
+mod student_t;
 
 use proc_macro2::TokenStream;
 

@@ -99,6 +99,9 @@ pub enum Role {
     /// The mixing variable of a latent's semi-implicit prior
     /// (`#[prior_mixing(Family(…), of = z, k = K)]`).
     PriorMixing(super::semi_implicit_prior::MixingArgs),
+    /// Stan's transformed parameters (`#[transformed(expr, …)]`): a value
+    /// computed once per evaluation, usable by every later attribute.
+    Transformed(super::transformed::Args),
 }
 
 /// The contents of a model's `#[param(…)]`: `init = expr` (required),
@@ -458,6 +461,7 @@ fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
         }
         "param" => cx.ok(attr.parse_args::<ParamArgs>()).map(Role::Param),
         "prior_mixing" => super::semi_implicit_prior::role(cx, attr),
+        "transformed" => super::transformed::role(cx, attr),
         _ => return None,
     })
 }

@@ -78,6 +78,10 @@ fn role_exprs(role: &Role) -> Vec<&Expr> {
         .flatten()
         .collect(),
         Role::PriorMixing(m) => call(&m.prior),
+        Role::Transformed(t) => [Some(&t.value), t.len.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect(),
     }
 }
 

@@ -44,6 +44,7 @@ pub fn bindings(model: &Model) -> Bindings {
                 (Role::PriorMixing(_), shape) => {
                     super::semi_implicit_prior::meaning(shape.as_ref())
                 }
+                (Role::Transformed(_), shape) => super::transformed::meaning(shape.as_ref()),
             },
         })
         .chain(failed)
@@ -65,6 +66,10 @@ pub fn plan<'a>(cx: &Ctxt, model: &'a Model, table: &Bindings) -> Plan<'a> {
                 .value(expr)
                 .map(|value| Step::Factor(value, &field.ident)),
             (_, None) | (Role::Data | Role::Param(_) | Role::PriorMixing(_), _) => None,
+            (Role::Transformed(args), Some(shape)) => {
+                super::transformed::lower(cx, table, position, field, shape, args)
+                    .map(Step::Transformed)
+            }
             (Role::Derived { expr, index }, Some(shape)) => {
                 derived(cx, table, position, field, shape, expr, index.as_ref()).map(Step::Derived)
             }
@@ -726,9 +731,15 @@ fn mentions_latent(table: &Bindings, expr: &Expr) -> bool {
     crate::scope::first_mention(expr, |i| is_latent(table, i)).is_some()
 }
 
+/// True for a latent, and for a transformed value (a function of latents):
+/// `affine` takes latents alone.
 fn is_latent(table: &Bindings, ident: &Ident) -> bool {
     table.entries.iter().any(|b| {
-        b.ident == *ident && matches!(b.meaning, Meaning::Local { .. } | Meaning::LocalMatrix)
+        b.ident == *ident
+            && matches!(
+                b.meaning,
+                Meaning::Local { .. } | Meaning::LocalMatrix | Meaning::Transformed { .. }
+            )
     })
 }
 
@@ -756,7 +767,8 @@ fn affine(table: &Bindings, expr: &Expr) -> Option<Affine> {
         },
         Expr::Path(p) => {
             let ident = p.path.get_ident()?;
-            is_latent(table, ident).then(|| Affine {
+            let transformed = super::transformed::is_transformed(table, ident);
+            (is_latent(table, ident) && !transformed).then(|| Affine {
                 constant: 0.0,
                 terms: vec![(ident.to_string(), 1.0)],
             })
@@ -979,7 +991,9 @@ fn plate(
         .iter()
         .filter(|b| uses.contains(&b.ident.to_string()))
         .filter_map(|b| match b.meaning {
-            Meaning::Local { scalar } => Some((b.ident.clone(), scalar)),
+            Meaning::Local { scalar } | Meaning::Transformed { scalar } => {
+                Some((b.ident.clone(), scalar))
+            }
             _ => None,
         })
         .collect();

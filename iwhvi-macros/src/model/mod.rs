@@ -12,6 +12,7 @@ mod param;
 mod param_matrix;
 pub(crate) mod plan;
 pub(crate) mod semi_implicit_prior;
+pub(crate) mod transformed;
 
 use proc_macro2::TokenStream;
 

@@ -57,6 +57,14 @@ impl<'a> Plan<'a> {
         })
     }
 
+    /// The transformed values, in declaration order.
+    pub fn transformed(&self) -> impl Iterator<Item = &super::transformed::Transformed<'a>> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::Transformed(t) => Some(t),
+            _ => None,
+        })
+    }
+
     /// The derived quantities, in declaration order.
     pub fn derived(&self) -> impl Iterator<Item = &Derived<'a>> {
         self.steps.iter().filter_map(|s| match s {
@@ -81,6 +89,8 @@ pub enum Step<'a> {
     /// A `#[factor]` term, as a `__T` value, and its field.
     Factor(TokenStream, &'a Ident),
     Derived(Derived<'a>),
+    /// A `#[transformed]` value, bound for the steps after it.
+    Transformed(super::transformed::Transformed<'a>),
 }
 
 /// What a latent's support is, as the guide macro is told it.

@@ -180,6 +180,10 @@ fn role_tokens(role: &Role) -> TokenStream {
             let (t, k) = (&m.prior.tokens, &m.k);
             quote!(#t #k)
         }
+        Role::Transformed(t) => {
+            let (value, len) = (&t.value, opt(&t.len));
+            quote!(#value #len)
+        }
     }
 }
 

@@ -379,12 +379,7 @@ fn prepared_normal_log_density<T: Scalar>(
 /// gives `tᵢ = εᵢ₀`.
 fn student_t_draw(df: usize, noise: &[f64], big_d: usize, i: usize) -> f64 {
     let squares = &noise[big_d + i * df..big_d + (i + 1) * df];
-    let chi_square: f64 = squares.iter().map(|e| e * e).sum();
-    if chi_square > 0.0 {
-        noise[i] / (chi_square / df as f64).sqrt()
-    } else {
-        noise[i]
-    }
+    crate::generated::student_t_noise(noise[i], squares)
 }
 
 /// `Σᵢ log t_ν(xᵢ; meanᵢ, scaleᵢ)` from the inverse scales and `Σ log scale`.

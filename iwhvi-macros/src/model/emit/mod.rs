@@ -7,6 +7,7 @@ mod f64_data;
 mod latent;
 mod observed;
 mod param;
+mod transformed;
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -375,7 +376,13 @@ fn samplers(plan: &Plan<'_>) -> TokenStream {
     let (ident, vis) = (&plan.model.ident, &plan.model.vis);
     let latents_ident = format_ident!("{}Latents", ident);
     let observations_ident = format_ident!("{}Observations", ident);
-    let draws = plan.latents().map(latent::draw);
+    // Transformed values between the draws, where the priors after them
+    // read them.
+    let draws = plan.steps.iter().filter_map(|step| match step {
+        Step::Latent(l) => Some(latent::draw(l)),
+        Step::Transformed(t) => Some(transformed::binding(t)),
+        _ => None,
+    });
     let latent_values = plan.latents().map(|l| {
         let ident = &l.field.ident;
         match l.shape {
@@ -384,7 +391,10 @@ fn samplers(plan: &Plan<'_>) -> TokenStream {
         }
     });
     let param_bindings = param::bindings_from_self(plan);
-    let bindings = plan.latents().map(latent::binding);
+    let bindings = plan
+        .latents()
+        .map(latent::binding)
+        .chain(plan.transformed().map(transformed::binding));
     let simulations = plan.observations().map(observed::simulation);
     let observation_defs = plan.observations().map(observed::simulated_field);
     let observation_values = plan.observations().map(observed::simulated_value);
@@ -454,6 +464,7 @@ fn derived_struct(plan: &Plan<'_>) -> TokenStream {
         let doc = format!("The derived quantity `{ident}`.");
         quote!(#[doc = #doc] pub #ident: #ty)
     });
+    let derived_defs = derived_defs.chain(plan.transformed().map(transformed::derived_field));
     let computations = plan.derived().map(|d| {
         let (ident, value) = (&d.field.ident, &d.value);
         match d.over {
@@ -470,7 +481,11 @@ fn derived_struct(plan: &Plan<'_>) -> TokenStream {
             _ => quote!(#ident),
         }
     });
-    let bindings = plan.latents().map(latent::binding);
+    let derived_values = derived_values.chain(plan.transformed().map(transformed::derived_value));
+    let bindings = plan
+        .latents()
+        .map(latent::binding)
+        .chain(plan.transformed().map(transformed::binding));
     let param_bindings = param::bindings_from_self(plan);
     let doc_derived = format!("The derived quantities of [`{ident}`] at given latents.");
     quote! {
@@ -504,6 +519,7 @@ fn checked_step(step: &Step<'_>) -> TokenStream {
             quote!(__lp += #p::checked_value(#value, || #p::Term::Factor { field: #name })?;)
         }
         Step::Derived(_) => quote!(),
+        Step::Transformed(t) => transformed::binding(t),
     }
 }
 
@@ -523,6 +539,7 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
             .unwrap_or_else(|| observed::log_joint_step(o)),
         Step::Factor(value, _) => quote!(__lp += #value;),
         Step::Derived(_) => quote!(),
+        Step::Transformed(t) => transformed::binding(t),
     };
     let steps: Vec<TokenStream> = plan.steps.iter().map(|s| step(s, true)).collect();
     let param_methods = param::model_methods(plan, &steps);
@@ -540,6 +557,7 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
             _ => quote!((::std::string::String::from(#name), __derived.#ident.to_vec())),
         }
     });
+    let derived_named = derived_named.chain(plan.transformed().map(transformed::named));
     let core_model = quote!(::iwhvi::__private::iwhvi_core::model);
     quote! {
         impl ::iwhvi::__private::Model for #ident {

@@ -10,8 +10,12 @@ struct Model {
     pattern: f64,
     #[latent(Normal({ let a = mu; }, 1.0))]
     no_value: f64,
-    #[latent(Normal((|x: f64| x * 2.0)(mu), 1.0))]
-    closure: f64,
+    #[latent(Normal({ let first = |v: &[f64]| v[0]; first(mu) }, 1.0))]
+    vector_closure: f64,
+    #[latent(Normal({ let sq = |x| x * x; sq(mu, mu) + sq }, 1.0))]
+    closure_misused: f64,
+    #[latent(Normal(match 1 { _ => mu }, 1.0))]
+    matched: f64,
 }
 
 fn main() {}

@@ -19,6 +19,9 @@ struct Model2 {
     theta: f64,
     #[observe(Normal(if group[i] == 1 && theta > 0.0 { mu } else { theta }, softplus_floor(tau, 0.1)), for i)]
     y: Vec<f64>,
+    // target += -0.5 * square(theta - mu), with closures.
+    #[factor({ let sq = |x| x * x; -0.5 * sq(theta - mu) + (|x: f64| x * 0.0)(tau) })]
+    shrink: (),
 }
 
 fn main() {
