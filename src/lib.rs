@@ -337,8 +337,3 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 pub struct UserGuideDoctests;
 
-/// The compile-time checks (`docs/COMPILE_CHECKS.md`): every snippet is a
-/// `compile_fail` doctest.
-#[doc = include_str!("../docs/COMPILE_CHECKS.md")]
-#[cfg(doctest)]
-pub struct CompileChecksDoctests;
