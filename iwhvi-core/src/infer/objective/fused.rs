@@ -2054,10 +2054,18 @@ mod tests {
     }
 
     /// A fit of a few hundred steps on the fused path gives the same bits
-    /// on one thread and on two.
+    /// on one thread and on two, with Gaussian and Student-t conditionals.
     #[test]
     fn a_fused_fit_is_bit_identical_on_one_and_two_threads() {
-        let guide = SemiImplicit::new(10, 10);
+        let df = std::num::NonZeroU8::new(3).unwrap();
+        let student =
+            SemiImplicit::new(10, 10).with_conditional_family(ConditionalFamily::StudentT { df });
+        for guide in [SemiImplicit::new(10, 10), student] {
+            fit_is_bit_identical_on_one_and_two_threads(&guide);
+        }
+    }
+
+    fn fit_is_bit_identical_on_one_and_two_threads(guide: &SemiImplicit) {
         let config = FitConfig::new(Diwhvi::new(8, 8))
             .seed(90)
             .max_steps(300)
@@ -2065,7 +2073,7 @@ mod tests {
             .parallelism(Parallelism::AllCores);
         let run = |threads| {
             on_threads(threads, || {
-                fit(&EightSchools, &guide, Adam::new(0.01), &config).unwrap()
+                fit(&EightSchools, guide, Adam::new(0.01), &config).unwrap()
             })
         };
         let (one, two) = (run(1), run(2));
@@ -2075,7 +2083,7 @@ mod tests {
         assert_eq!(bits(&one.best_params), bits(&two.best_params));
         let single = fit(
             &EightSchools,
-            &guide,
+            guide,
             Adam::new(0.01),
             &config.clone().parallelism(Parallelism::SingleThread),
         )
