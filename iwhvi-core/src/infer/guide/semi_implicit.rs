@@ -41,8 +41,9 @@ pub enum ConditionalFamily {
     /// `tᵢ = εᵢ₀ / √(Σⱼ₌₁..ν εᵢⱼ² / ν)` from `1 + ν` standard normals
     /// (an exact t draw, reparameterised in `μ` and `σ`), and
     /// `log q(u | ψ) = Σᵢ [ln Γ((ν+1)/2) − ln Γ(ν/2) − ½ ln(νπ) − ln σᵢ − (ν+1)/2 · ln(1 + zᵢ²/ν)]`,
-    /// `zᵢ = (uᵢ − μᵢ)/σᵢ`. The fused objective covers Gaussian
-    /// conditionals only: a Student-t guide takes the generic path.
+    /// `zᵢ = (uᵢ − μᵢ)/σᵢ`. The fused objective
+    /// ([`FusedDiwhvi`](crate::objective::fused::FusedDiwhvi)) covers it
+    /// as it covers Gaussian conditionals.
     StudentT {
         /// The degrees of freedom `ν`.
         df: std::num::NonZeroU8,
@@ -257,8 +258,7 @@ impl SemiImplicit {
 
     /// With the conditional's family: Gaussian (the default) or Student-t
     /// with fixed degrees of freedom (heavier tails). The parameters are
-    /// the same; a Student-t guide's `fit` takes the generic path, not the
-    /// fused one.
+    /// the same, and `fit` takes the fused path for either.
     pub fn with_conditional_family(mut self, family: ConditionalFamily) -> Self {
         self.family = family;
         self
@@ -455,15 +455,14 @@ impl HierarchicalGuide for SemiImplicit {
     }
 
     fn fused(&self) -> Option<FusedDiwhvi<'_>> {
-        // The fused objective is written for Gaussian conditionals.
-        (self.family == ConditionalFamily::Normal).then(|| FusedDiwhvi::new(self))
+        Some(FusedDiwhvi::new(self))
     }
 
     fn fused_preconditioned<'a>(
         &'a self,
         wrapper: &'a Preconditioned<Self>,
     ) -> Option<FusedDiwhvi<'a>> {
-        (self.family == ConditionalFamily::Normal).then(|| FusedDiwhvi::preconditioned(wrapper))
+        Some(FusedDiwhvi::preconditioned(wrapper))
     }
 
     fn workspace_lens(&self) -> WorkspaceLens {
@@ -817,9 +816,9 @@ mod tests {
     }
 
     #[test]
-    fn a_student_t_guide_saves_its_family_and_leaves_the_fused_path() {
+    fn a_student_t_guide_saves_its_family_and_takes_the_fused_path() {
         let guide = student(3, false);
-        assert!(guide.fused().is_none());
+        assert!(guide.fused().is_some());
         assert!(SemiImplicit::new(2, 1).fused().is_some());
         let json = serde_json::to_string(&guide).expect("serialises");
         let back: SemiImplicit = serde_json::from_str(&json).expect("loads");

@@ -48,6 +48,14 @@
 //! - an MLP reverse model: `ν = W₂ᵣ tanh(W₁ᵣ u + b₁ᵣ) + b₂ᵣ`, one vector
 //!   per outer sample, with its adjoint into `ū` and into its parameters.
 //!
+//! - Student-t conditionals ([`ConditionalFamily::StudentT`], `ν` fixed):
+//!   `u = μ₀ + s ⊙ t` with the step's t draws `tᵢ = εᵢ₀ / √(Σⱼ εᵢⱼ²/ν)`
+//!   in place of `ε`, and per coordinate
+//!   `log q = c − log s − (ν+1)/2 · ln(1 + z²/ν)`; the adjoints above
+//!   with `z_k` replaced by `r(z_k) = (ν+1) z_k / (ν + z_k²)` where it is
+//!   the density's slope: `M̄_k = ḡ_k r(z_k)/s` and
+//!   `log s̄ = Σ_k ḡ_k (r(z_k) z_k − 1)` (`r(z) = z` is the Gaussian);
+//!
 //! - a [`Preconditioned`] semi-implicit guide
 //!   ([`FusedDiwhvi::preconditioned`]): the inner guide over
 //!   `z = L⁻¹(u − shift)`, the model's gradient as `Lᵀ ∇ᵤ log p`.
@@ -75,7 +83,9 @@ use rayon::prelude::*;
 
 use super::{ChainedModel, GradientEstimator, ObjectiveError, StepNoise};
 use crate::gradient::{GradientEngine, Parallelism};
-use crate::guide::{Conditioning, HierarchicalGuide, Preconditioned, Reverse, SemiImplicit};
+use crate::guide::{
+    ConditionalFamily, Conditioning, HierarchicalGuide, Preconditioned, Reverse, SemiImplicit,
+};
 use crate::model::Model;
 use crate::special::LN_SQRT_2PI;
 
@@ -129,6 +139,48 @@ struct ReverseBlocks {
     weight: Range<usize>,
     bias: Range<usize>,
     log_scale: Range<usize>,
+}
+
+/// A Student-t conditional with `ν` degrees of freedom
+/// ([`ConditionalFamily::StudentT`]): per coordinate,
+/// `log t_ν(u; μ, s) = c − log s − (ν+1)/2 · ln(1 + z²/ν)` with
+/// `c = ln Γ((ν+1)/2) − ln Γ(ν/2) − ½ ln(νπ)`, whose derivative in `z` is
+/// `−r(z)`, `r(z) = (ν+1) z / (ν + z²)` (the Gaussian's `r(z) = z`).
+#[derive(Clone, Copy, Debug)]
+struct StudentT {
+    /// `ν` as the noise's count of chi-square normals per coordinate.
+    df: usize,
+    nu: f64,
+    /// `(ν+1)/2`.
+    half_nu_plus_one: f64,
+    /// `c`, one coordinate's constant.
+    constant: f64,
+}
+
+impl StudentT {
+    fn new(df: usize) -> Self {
+        use crate::special::ln_gamma;
+        let nu = df as f64;
+        Self {
+            df,
+            nu,
+            half_nu_plus_one: (nu + 1.0) * 0.5,
+            constant: ln_gamma((nu + 1.0) * 0.5)
+                - ln_gamma(nu * 0.5)
+                - 0.5 * (nu * std::f64::consts::PI).ln(),
+        }
+    }
+
+    /// `ln(1 + z²/ν)`, the generic path's form.
+    fn tail(&self, z: f64) -> f64 {
+        (z * z * (1.0 / self.nu)).ln_1p()
+    }
+
+    /// `r(z) = (ν+1) z / (ν + z²)`, minus the derivative of the log
+    /// density in `z`.
+    fn score(&self, z: f64) -> f64 {
+        2.0 * self.half_nu_plus_one * z / (self.nu + z * z)
+    }
 }
 
 /// The DIWHVI bound of a [`SemiImplicit`] guide (any of its settings,
@@ -206,6 +258,8 @@ pub struct FusedDiwhvi<'g> {
     output_layer: Layer,
     /// The constant `log s` (`None` for a `ψ`-dependent scale).
     log_scale: Option<Range<usize>>,
+    /// Student-t conditionals (`None`: Gaussian).
+    student: Option<StudentT>,
     reverse: Option<ReverseBlocks>,
     /// DReG on the reverse model's parameters.
     doubly_reparameterized: bool,
@@ -560,6 +614,10 @@ impl<'g> FusedDiwhvi<'g> {
             hidden_layer,
             output_layer,
             log_scale: (!psi_dependent_scale).then(|| block("conditional.log_scale")),
+            student: match guide.conditional_family() {
+                ConditionalFamily::Normal => None,
+                ConditionalFamily::StudentT { df } => Some(StudentT::new(usize::from(df.get()))),
+            },
             reverse,
             doubly_reparameterized: false,
             parallelism: Parallelism::Auto,
@@ -875,7 +933,8 @@ impl<'g> FusedDiwhvi<'g> {
         assert_eq!(gradient.len(), p, "one gradient entry per parameter");
         let objective = noise.objective();
         assert!(
-            noise.mixing(0).len() == d && noise.conditional(0).len() == big_d,
+            noise.mixing(0).len() == d
+                && noise.conditional(0).len() == big_d * (1 + self.student.map_or(0, |t| t.df)),
             "the noise was drawn for a guide with other dimensions"
         );
         let m = objective.m();
@@ -950,6 +1009,22 @@ impl<'g> FusedDiwhvi<'g> {
         bound
     }
 
+    /// Coordinate `i`'s standardised conditional draw from the step's
+    /// conditional noise: `εᵢ`, or the Student t draw
+    /// `εᵢ₀ / √(Σⱼ εᵢⱼ² / ν)` (the generic path's).
+    fn draw(&self, epsilon: &[f64], i: usize) -> f64 {
+        match &self.student {
+            None => epsilon[i],
+            Some(t) => {
+                let big_d = self.latent_dim;
+                crate::generated::student_t_noise(
+                    epsilon[i],
+                    &epsilon[big_d + i * t.df..big_d + (i + 1) * t.df],
+                )
+            }
+        }
+    }
+
     /// The work of one outer sample in multiply-adds, about: the
     /// conditional network's products at the `K + 1` draws plus the
     /// reverse model's.
@@ -1021,11 +1096,11 @@ impl<'g> FusedDiwhvi<'g> {
                 affine_row0(params, &self.output_layer, &s.hidden0, &mut s.mean);
             }
         }
-        for (i, &e) in epsilon.iter().enumerate() {
+        for i in 0..big_d {
             if dependent {
                 s.scale[i] = s.mean[(0, big_d + i)].exp();
             }
-            s.u[i] = s.mean[(0, i)] + s.scale[i] * e;
+            s.u[i] = s.mean[(0, i)] + s.scale[i] * self.draw(epsilon, i);
         }
         if let Some(whitening) = &self.whitening {
             // The generic path's round trip: u = shift + L z, then the
@@ -1098,7 +1173,11 @@ impl<'g> FusedDiwhvi<'g> {
         if dependent {
             // `diag_normal_log_density`'s order: from `−D log √2π`, each
             // coordinate subtracts `z²/2 + log s`.
-            s.weights.fill(-normal_constant_u);
+            // (Student t: from `D c`, each subtracts `(ν+1)/2 · ln(1 + z²/ν) + log s`.)
+            s.weights.fill(match &self.student {
+                None => -normal_constant_u,
+                Some(t) => t.constant * big_d as f64,
+            });
             for i in 0..big_d {
                 let u = s.u[i];
                 for k in 0..k1 {
@@ -1107,7 +1186,10 @@ impl<'g> FusedDiwhvi<'g> {
                     let z = (u - s.mean[(k, i)]) * inverse_sigma;
                     s.inverse_sigma[(k, i)] = inverse_sigma;
                     s.z[(k, i)] = z;
-                    s.weights[k] -= z * z * 0.5 + log_sigma;
+                    s.weights[k] -= match &self.student {
+                        None => z * z * 0.5,
+                        Some(t) => t.tail(z) * t.half_nu_plus_one,
+                    } + log_sigma;
                 }
             }
         } else {
@@ -1121,11 +1203,20 @@ impl<'g> FusedDiwhvi<'g> {
                         .zip(squared.iter_mut())
                 {
                     *z = (u - mean) * inverse_scale;
-                    *sq += *z * *z;
+                    *sq += match &self.student {
+                        None => *z * *z,
+                        Some(t) => t.tail(*z),
+                    };
                 }
             }
+            // (Student t: `‖z‖²/2` becomes `(ν+1)/2 · Σ ln(1 + z²/ν)`.)
             for (w, &sq) in s.weights.iter_mut().zip(squared.iter()) {
-                *w = -sq * 0.5 - s.sum_log_scale - normal_constant_u;
+                *w = match &self.student {
+                    None => -sq * 0.5 - s.sum_log_scale - normal_constant_u,
+                    Some(t) => {
+                        -sq * t.half_nu_plus_one - s.sum_log_scale + t.constant * big_d as f64
+                    }
+                };
             }
         }
         let psi_squared = &mut s.psi_squared;
@@ -1186,10 +1277,12 @@ impl<'g> FusedDiwhvi<'g> {
                 } else {
                     s.inverse_scale[i]
                 };
-                let mean_bar = -pi * z * inverse_scale;
+                // r(z) = z (Gaussian) or (ν+1) z / (ν + z²) (Student t).
+                let r = self.student.map_or(z, |t| t.score(z));
+                let mean_bar = -pi * r * inverse_scale;
                 s.mean_bar[(k, i)] = mean_bar;
                 sum_mean_bar += mean_bar;
-                let row_log_scale_bar = -pi * (z * z - 1.0);
+                let row_log_scale_bar = -pi * (r * z - 1.0);
                 if dependent {
                     s.mean_bar[(k, big_d + i)] = row_log_scale_bar;
                 }
@@ -1305,10 +1398,11 @@ impl<'g> FusedDiwhvi<'g> {
             }
         }
         // Through u = μ(ψ₀) + s ⊙ ε (s = e^{log s(ψ₀)} when it depends on
-        // ψ): into the outputs' adjoints at ψ₀, then the layers' parameters.
-        for (i, &e) in epsilon.iter().enumerate() {
+        // ψ; the t draws in place of ε for Student-t conditionals): into
+        // the outputs' adjoints at ψ₀, then the layers' parameters.
+        for i in 0..big_d {
             let u_bar = s.u_bar[i];
-            let log_scale_bar = u_bar * s.scale[i] * e;
+            let log_scale_bar = u_bar * s.scale[i] * self.draw(epsilon, i);
             s.mean_bar[(0, i)] += u_bar;
             match &self.log_scale {
                 Some(range) => slot[range.start + i] += log_scale_bar,
@@ -1347,7 +1441,8 @@ mod tests {
     };
     use crate::gradient::{ForwardEngine, Parallelism};
     use crate::guide::{
-        Conditioning, FullRank, HierarchicalGuide, MeanField, Preconditioned, Reverse, SemiImplicit,
+        ConditionalFamily, Conditioning, FullRank, HierarchicalGuide, MeanField, Preconditioned,
+        Reverse, SemiImplicit,
     };
     use crate::model::{LatentSpec, Layout, Model};
     use crate::objective::{
@@ -1698,6 +1793,51 @@ mod tests {
         check_against_generic(&model, &everything, dreg, 44);
     }
 
+    /// Student-t conditionals: every setting of the guide (constant or
+    /// `ψ`-dependent scale, affine or MLP conditional, learned or no
+    /// reverse model, preconditioned), both estimators, several `ν`.
+    #[test]
+    fn equals_the_generic_path_with_student_t_conditionals() {
+        let t = |df: u8| ConditionalFamily::StudentT {
+            df: std::num::NonZeroU8::new(df).unwrap(),
+        };
+        let plain = GradientEstimator::Reparameterized;
+        let dreg = GradientEstimator::DoublyReparameterized;
+        let guide = SemiImplicit::new(10, 10).with_conditional_family(t(4));
+        check_against_generic(&EightSchools, &guide, plain, 90);
+        check_against_generic(&EightSchools, &guide, dreg, 91);
+        let sivi = SemiImplicit::new(10, 4)
+            .with_reverse(Reverse::Prior)
+            .with_conditional_family(t(1));
+        check_against_generic(&EightSchools, &sivi, plain, 92);
+        let model = LinearGaussian::new(93);
+        let everything = SemiImplicit::new(3, 3)
+            .with_conditioning(Conditioning::Mlp { hidden: 5 })
+            .with_reverse(Reverse::Learned(Conditioning::Mlp { hidden: 4 }))
+            .with_psi_dependent_scale(true)
+            .with_conditional_family(t(10));
+        check_against_generic(&model, &everything, plain, 94);
+        check_against_generic(&model, &everything, dreg, 95);
+        let dependent = SemiImplicit::new(3, 2)
+            .with_psi_dependent_scale(true)
+            .with_conditional_family(t(2));
+        check_against_generic(&model, &dependent, plain, 96);
+        let mut rng = StdRng::seed_from_u64(97);
+        let (shift, scale_tril) = preconditioner(10, &mut rng);
+        let inner = SemiImplicit::new(10, 10)
+            .with_conditioning(Conditioning::Mlp { hidden: 8 })
+            .with_psi_dependent_scale(true)
+            .with_conditional_family(t(4));
+        let guide = Preconditioned::new(inner, shift, scale_tril).unwrap();
+        check_fused(
+            &EightSchools,
+            &guide,
+            FusedDiwhvi::preconditioned(&guide),
+            plain,
+            98,
+        );
+    }
+
     /// An optimizer that keeps the first gradient it is given, and moves
     /// the parameters by plain gradient ascent.
     struct Recording<'a> {
@@ -1914,10 +2054,18 @@ mod tests {
     }
 
     /// A fit of a few hundred steps on the fused path gives the same bits
-    /// on one thread and on two.
+    /// on one thread and on two, with Gaussian and Student-t conditionals.
     #[test]
     fn a_fused_fit_is_bit_identical_on_one_and_two_threads() {
-        let guide = SemiImplicit::new(10, 10);
+        let df = std::num::NonZeroU8::new(3).unwrap();
+        let student =
+            SemiImplicit::new(10, 10).with_conditional_family(ConditionalFamily::StudentT { df });
+        for guide in [SemiImplicit::new(10, 10), student] {
+            fit_is_bit_identical_on_one_and_two_threads(&guide);
+        }
+    }
+
+    fn fit_is_bit_identical_on_one_and_two_threads(guide: &SemiImplicit) {
         let config = FitConfig::new(Diwhvi::new(8, 8))
             .seed(90)
             .max_steps(300)
@@ -1925,7 +2073,7 @@ mod tests {
             .parallelism(Parallelism::AllCores);
         let run = |threads| {
             on_threads(threads, || {
-                fit(&EightSchools, &guide, Adam::new(0.01), &config).unwrap()
+                fit(&EightSchools, guide, Adam::new(0.01), &config).unwrap()
             })
         };
         let (one, two) = (run(1), run(2));
@@ -1935,7 +2083,7 @@ mod tests {
         assert_eq!(bits(&one.best_params), bits(&two.best_params));
         let single = fit(
             &EightSchools,
-            &guide,
+            guide,
             Adam::new(0.01),
             &config.clone().parallelism(Parallelism::SingleThread),
         )
