@@ -310,6 +310,10 @@ pub mod __private {
     pub use iwhvi_core::generated::SavedStructGuide;
     pub use iwhvi_core::generated::student_t_noise;
     pub use iwhvi_core::generated::{
+        AsIndex, OutOfRange, as_index, raw_add, raw_at, raw_at_matrix, raw_div, raw_mul, raw_rem,
+        raw_sub,
+    };
+    pub use iwhvi_core::generated::{
         DrawVector, ReferenceLogJoint, checked_log_prob, checked_log_prob_multi, checked_value,
         constrain_blocks, constrain_elementwise, default_transform, inverse_scalar, normal_init,
         rsample_or_nan,

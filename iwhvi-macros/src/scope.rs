@@ -823,10 +823,11 @@ impl<'a> Lower<'a> {
         let (Some(at), Some(_)) = (at, resolved) else {
             return Some(None);
         };
+        // A row or column past the end is no vector, as a data matrix's.
         Some(Some(if call.method == "row" {
-            quote_spanned!(span=> { let __r = #at; (0..#base.ncols()).map(|__c| #base[(__r, __c)]).collect::<::std::vec::Vec<__T>>() })
+            quote_spanned!(span=> { let __r = #at; let __n = if __r < #base.nrows() { #base.ncols() } else { 0 }; (0..__n).map(|__c| #base[(__r, __c)]).collect::<::std::vec::Vec<__T>>() })
         } else {
-            quote_spanned!(span=> { let __c = #at; (0..#base.nrows()).map(|__r| #base[(__r, __c)]).collect::<::std::vec::Vec<__T>>() })
+            quote_spanned!(span=> { let __c = #at; let __n = if __c < #base.ncols() { #base.nrows() } else { 0 }; (0..__n).map(|__r| #base[(__r, __c)]).collect::<::std::vec::Vec<__T>>() })
         }))
     }
 
@@ -938,7 +939,8 @@ impl<'a> Lower<'a> {
     /// An index expression, as a `usize`.
     fn raw_index(&mut self, expr: &Expr) -> Option<TokenStream> {
         let raw = self.raw(expr)?;
-        Some(quote_spanned!(expr.span()=> ((#raw) as usize)))
+        // Not `as usize`: a negative or NaN position is past every end.
+        Some(quote_spanned!(expr.span()=> ::iwhvi::__private::as_index(#raw)))
     }
 
     /// The expression as plain Rust over the data (indices, counts,
@@ -959,8 +961,18 @@ impl<'a> Lower<'a> {
                 ) =>
             {
                 let (left, right) = (self.raw(&b.left), self.raw(&b.right));
-                let (left, op, right) = (left?, &b.op, right?);
-                Some(quote_spanned!(span=> #left #op #right))
+                let (left, right) = (left?, right?);
+                // Checked integer arithmetic: an overflow (`i - 1` at
+                // `i = 0`) or a division by zero is an out-of-range value
+                // (`OutOfRange`), never a panic.
+                let op = match b.op {
+                    BinOp::Add(_) => quote!(raw_add),
+                    BinOp::Sub(_) => quote!(raw_sub),
+                    BinOp::Mul(_) => quote!(raw_mul),
+                    BinOp::Div(_) => quote!(raw_div),
+                    _ => quote!(raw_rem),
+                };
+                Some(quote_spanned!(span=> ::iwhvi::__private::#op(#left, #right)))
             }
             Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
                 let (op, inner) = (&u.op, self.raw(&u.expr)?);
@@ -1012,10 +1024,18 @@ impl<'a> Lower<'a> {
         };
         let position = self.position(&index.index);
         match self.resolve(base)? {
-            Name::Data(_) => {
+            Name::Data(shape) => {
                 let position = position?;
                 self.note_loop_index(base, &index.index);
-                Some(quote_spanned!(expr.span()=> self.#base[#position]))
+                // Out of range, an out-of-range value (NaN, the integer
+                // type's maximum, `false`) rather than a panic; `new`
+                // rejects every such read it can evaluate
+                // (`model/computed_access.rs`).
+                Some(if matches!(shape, Shape::Matrix) {
+                    quote_spanned!(expr.span()=> ::iwhvi::__private::raw_at_matrix(&self.#base, #position))
+                } else {
+                    quote_spanned!(expr.span()=> ::iwhvi::__private::raw_at(self.#base.as_slice(), #position))
+                })
             }
             _ => {
                 self.cx.error_spanned_by(

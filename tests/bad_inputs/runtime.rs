@@ -73,6 +73,19 @@ fn mf_params() -> Vec<f64> {
     vec![0.0; 4]
 }
 
+/// A hierarchical VAE on 3 pixels with 2 latents.
+fn hierarchical_vae() -> iwhvi::amortised::Vae {
+    use iwhvi::amortised::{Activation, EncoderKind, Vae};
+    Vae::new(
+        3,
+        2,
+        EncoderKind::Hierarchical { mixing_dim: 2 },
+        &[4],
+        Activation::Tanh,
+    )
+    .expect("a valid architecture")
+}
+
 fn si() -> SemiImplicit {
     SemiImplicit::new(2, 2)
 }
@@ -487,6 +500,100 @@ fn evaluation_functions() {
                 ))
             },
         ),
+        case(
+            "laplace_from: a NaN tolerance",
+            "Input(InvalidSetting { setting: \"tolerance\"",
+            || {
+                outcome(iwhvi::laplace::laplace_from(
+                    &StdNormal2,
+                    &[0.0, 0.0],
+                    iwhvi::laplace::LaplaceOptions {
+                        tolerance: f64::NAN,
+                        ..Default::default()
+                    },
+                ))
+            },
+        ),
+        case(
+            "laplace_from: a negative tolerance",
+            "Input(InvalidSetting { setting: \"tolerance\"",
+            || {
+                outcome(iwhvi::laplace::laplace_from(
+                    &StdNormal2,
+                    &[0.0, 0.0],
+                    iwhvi::laplace::LaplaceOptions {
+                        tolerance: -1.0,
+                        ..Default::default()
+                    },
+                ))
+            },
+        ),
+        case(
+            "DiwhviObjective::try_new: a guide for another D",
+            "DimensionMismatch { model: 2, guide: 3 }",
+            || {
+                let guide = MeanField::new(3);
+                let noise = StepNoise::new(&guide, Diwhvi::elbo());
+                outcome(iwhvi::objective::DiwhviObjective::try_new(
+                    &StdNormal2,
+                    &guide,
+                    &noise,
+                ))
+            },
+        ),
+        case(
+            "DiwhviObjective::try_new: noise drawn for another guide",
+            "NoiseMismatch",
+            || {
+                let noise = StepNoise::new(&si(), Diwhvi::new(1, 4));
+                outcome(iwhvi::objective::DiwhviObjective::try_new(
+                    &StdNormal2,
+                    &MeanField::new(2),
+                    &noise,
+                ))
+            },
+        ),
+        case("DiwhviObjective::try_new: all fit", "ok", || {
+            let guide = MeanField::new(2);
+            let noise = StepNoise::new(&guide, Diwhvi::elbo());
+            outcome(iwhvi::objective::DiwhviObjective::try_new(
+                &StdNormal2,
+                &guide,
+                &noise,
+            ))
+        }),
+        case(
+            "Vae::encode_means: zero draws",
+            "InvalidSetting { setting: \"draws\"",
+            || {
+                outcome(hierarchical_vae().encode_means(
+                    &vec![0.0; hierarchical_vae().len()],
+                    &[1.0, 0.0, 1.0],
+                    0,
+                    &mut rng(),
+                ))
+            },
+        ),
+        case(
+            "Vae::encode_means: draws past the memory budget",
+            "InvalidSetting { setting: \"draws\"",
+            || {
+                outcome(hierarchical_vae().encode_means(
+                    &vec![0.0; hierarchical_vae().len()],
+                    &[1.0, 0.0, 1.0],
+                    usize::MAX / 2,
+                    &mut rng(),
+                ))
+            },
+        ),
+        case("Vae::encode_means: a few draws", "ok", || {
+            outcome(hierarchical_vae().encode_means(
+                &vec![0.0; hierarchical_vae().len()],
+                &[1.0, 0.0, 1.0],
+                4,
+                &mut rng(),
+            ))
+        }),
         case("mutual_information: K = 0", "NoInnerSamples", || {
             outcome(mutual_information(&si(), &si_params(), 0, 10, &mut rng()))
         }),

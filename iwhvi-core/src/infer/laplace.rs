@@ -181,6 +181,15 @@ pub fn laplace_from<Mo: Model>(
     init: &[f64],
     options: LaplaceOptions,
 ) -> Result<Laplace, LaplaceError> {
+    // A NaN or negative tolerance would never be met: Newton would run to
+    // `max_steps` and report no mode, which sends the user the wrong way.
+    if !(options.tolerance >= 0.0 && options.tolerance.is_finite()) {
+        return Err(LaplaceError::Input(InputError::InvalidSetting {
+            setting: "tolerance",
+            value: options.tolerance.to_string(),
+            requirement: "the Newton decrement's tolerance is finite and not negative",
+        }));
+    }
     crate::plate::with_plate_cache(|| laplace_in_scope(model, init, options))
 }
 

@@ -28,6 +28,197 @@ pub fn rsample_or_nan<T: Scalar, D: Reparameterized<T>>(
     }
 }
 
+/// A data element read in *raw* context (an index, a count, a length, a
+/// bound, a condition) that has a value meaning "out of range": `NaN` for
+/// reals, the type's maximum for integers (past the end of every vector,
+/// so an index made from it reads NaN or no vector), `false` for booleans.
+/// Generated code reads raw data through [`raw_at`] and computes with
+/// [`raw_add`] … [`raw_rem`], so that a position the data do not have, or
+/// integer arithmetic that overflows (`i - 1` at `i = 0`), gives this value
+/// instead of panicking. The generated `new` rejects every read it can
+/// evaluate before a fit (`DataError::OutOfRange`); this value is what a
+/// read that `new` cannot evaluate (under an `if` branch) gives.
+///
+/// ```
+/// use iwhvi_core::generated::{OutOfRange, raw_at, raw_sub};
+/// assert_eq!(raw_at(&[3usize, 4], 1), 4);
+/// assert_eq!(raw_at(&[3usize, 4], 2), usize::OUT_OF_RANGE);
+/// assert!(raw_at(&[0.5f64], 7).is_nan());
+/// assert_eq!(raw_sub(0usize, 1), usize::MAX);
+/// ```
+pub trait OutOfRange: Copy {
+    /// The value of a read past the end.
+    const OUT_OF_RANGE: Self;
+    /// `a + b`, or [`Self::OUT_OF_RANGE`] when it overflows.
+    fn raw_add(self, b: Self) -> Self;
+    /// `a − b`, or [`Self::OUT_OF_RANGE`] when it overflows.
+    fn raw_sub(self, b: Self) -> Self;
+    /// `a · b`, or [`Self::OUT_OF_RANGE`] when it overflows.
+    fn raw_mul(self, b: Self) -> Self;
+    /// `a / b`, or [`Self::OUT_OF_RANGE`] when `b = 0` or it overflows.
+    fn raw_div(self, b: Self) -> Self;
+    /// `a % b`, or [`Self::OUT_OF_RANGE`] when `b = 0` or it overflows.
+    fn raw_rem(self, b: Self) -> Self;
+}
+
+macro_rules! out_of_range_int {
+    ($($t:ty),*) => {$(
+        impl OutOfRange for $t {
+            const OUT_OF_RANGE: Self = <$t>::MAX;
+            #[inline]
+            fn raw_add(self, b: Self) -> Self { self.checked_add(b).unwrap_or(Self::OUT_OF_RANGE) }
+            #[inline]
+            fn raw_sub(self, b: Self) -> Self { self.checked_sub(b).unwrap_or(Self::OUT_OF_RANGE) }
+            #[inline]
+            fn raw_mul(self, b: Self) -> Self { self.checked_mul(b).unwrap_or(Self::OUT_OF_RANGE) }
+            #[inline]
+            fn raw_div(self, b: Self) -> Self { self.checked_div(b).unwrap_or(Self::OUT_OF_RANGE) }
+            #[inline]
+            fn raw_rem(self, b: Self) -> Self { self.checked_rem(b).unwrap_or(Self::OUT_OF_RANGE) }
+        }
+    )*};
+}
+out_of_range_int!(usize, u64, u32, u16, u8, isize, i64, i32, i16, i8);
+
+macro_rules! out_of_range_float {
+    ($($t:ty),*) => {$(
+        impl OutOfRange for $t {
+            const OUT_OF_RANGE: Self = <$t>::NAN;
+            #[inline]
+            fn raw_add(self, b: Self) -> Self { self + b }
+            #[inline]
+            fn raw_sub(self, b: Self) -> Self { self - b }
+            #[inline]
+            fn raw_mul(self, b: Self) -> Self { self * b }
+            #[inline]
+            fn raw_div(self, b: Self) -> Self { self / b }
+            #[inline]
+            fn raw_rem(self, b: Self) -> Self { self % b }
+        }
+    )*};
+}
+out_of_range_float!(f64, f32);
+
+impl OutOfRange for bool {
+    const OUT_OF_RANGE: Self = false;
+    // Arithmetic on booleans does not type-check in an attribute (`bool`
+    // has no `+`); these exist for the trait's sake and are never called
+    // by generated code.
+    fn raw_add(self, _: Self) -> Self {
+        false
+    }
+    fn raw_sub(self, _: Self) -> Self {
+        false
+    }
+    fn raw_mul(self, _: Self) -> Self {
+        false
+    }
+    fn raw_div(self, _: Self) -> Self {
+        false
+    }
+    fn raw_rem(self, _: Self) -> Self {
+        false
+    }
+}
+
+/// A position in raw context as a `usize`: the value itself when it is
+/// one, `usize::MAX` (past every end) when it is negative, NaN or too
+/// large; a real is truncated toward zero. Generated code writes every
+/// index through it (no `as usize` cast, which would wrap a negative
+/// integer and take a NaN to 0).
+///
+/// ```
+/// use iwhvi_core::generated::as_index;
+/// assert_eq!(as_index(3usize), 3);
+/// assert_eq!(as_index(-1i64), usize::MAX);
+/// assert_eq!(as_index(f64::NAN), usize::MAX);
+/// assert_eq!(as_index(2.0f64), 2);
+/// ```
+#[inline]
+pub fn as_index<T: AsIndex>(position: T) -> usize {
+    position.as_index()
+}
+
+/// A type whose values can be positions ([`as_index`]).
+pub trait AsIndex: Copy {
+    /// The position, or `usize::MAX` when it is none.
+    fn as_index(self) -> usize;
+}
+
+macro_rules! as_index_int {
+    ($($t:ty),*) => {$(
+        impl AsIndex for $t {
+            #[inline]
+            fn as_index(self) -> usize {
+                usize::try_from(self).unwrap_or(usize::MAX)
+            }
+        }
+    )*};
+}
+as_index_int!(usize, u64, u32, u16, u8, isize, i64, i32, i16, i8);
+
+impl AsIndex for f64 {
+    #[inline]
+    fn as_index(self) -> usize {
+        if self >= 0.0 && self < usize::MAX as f64 {
+            // Truncation toward zero, in range: the cast is exact there.
+            self as usize
+        } else {
+            usize::MAX
+        }
+    }
+}
+
+/// `values[i]`, or [`OutOfRange::OUT_OF_RANGE`] past the end (see
+/// [`OutOfRange`]).
+#[inline]
+pub fn raw_at<T: OutOfRange>(values: &[T], i: usize) -> T {
+    values.get(i).copied().unwrap_or(T::OUT_OF_RANGE)
+}
+
+/// `m[(row, column)]` of a data matrix, or NaN past its rows or columns.
+///
+/// ```
+/// use iwhvi_core::generated::raw_at_matrix;
+/// let m = nalgebra::DMatrix::from_row_slice(1, 2, &[1.0, 2.0]);
+/// assert_eq!(raw_at_matrix(&m, (0, 1)), 2.0);
+/// assert!(raw_at_matrix(&m, (1, 0)).is_nan());
+/// ```
+#[inline]
+pub fn raw_at_matrix(m: &nalgebra::DMatrix<f64>, (row, column): (usize, usize)) -> f64 {
+    m.get((row, column)).copied().unwrap_or(f64::NAN)
+}
+
+/// `a + b` in raw context ([`OutOfRange::raw_add`]).
+#[inline]
+pub fn raw_add<T: OutOfRange>(a: T, b: T) -> T {
+    a.raw_add(b)
+}
+
+/// `a − b` in raw context ([`OutOfRange::raw_sub`]).
+#[inline]
+pub fn raw_sub<T: OutOfRange>(a: T, b: T) -> T {
+    a.raw_sub(b)
+}
+
+/// `a · b` in raw context ([`OutOfRange::raw_mul`]).
+#[inline]
+pub fn raw_mul<T: OutOfRange>(a: T, b: T) -> T {
+    a.raw_mul(b)
+}
+
+/// `a / b` in raw context ([`OutOfRange::raw_div`]).
+#[inline]
+pub fn raw_div<T: OutOfRange>(a: T, b: T) -> T {
+    a.raw_div(b)
+}
+
+/// `a % b` in raw context ([`OutOfRange::raw_rem`]).
+#[inline]
+pub fn raw_rem<T: OutOfRange>(a: T, b: T) -> T {
+    a.raw_rem(b)
+}
+
 /// An exact Student-t variate with `ν = squares.len()` degrees of freedom
 /// from `1 + ν` standard normals: `t = ε₀ / √(Σⱼ εⱼ² / ν)` (ε₀ the
 /// `numerator`), the draw of `SemiImplicit`'s Student-t conditionals and of

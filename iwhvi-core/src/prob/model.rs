@@ -942,4 +942,35 @@ pub enum DataError {
         /// attribute reads it.
         term: &'static str,
     },
+    /// The model reads a data field or a vector latent at a position
+    /// computed from the data and the loop index (`x[idx[k]]`,
+    /// `len = n[k]`, `a[group[i]]`, `x[i + 1]`, `m.row(k)`,
+    /// `alpha[from..from + 3]`) that falls outside it, for the data given:
+    /// the read would be out of range at every evaluation. Integer
+    /// arithmetic that overflows (`i - 1` at `i = 0`) is a position past
+    /// every end.
+    #[error(
+        "`{term}` reads `{access}` at position {position}{}, but `{field}` has {len} {unit}: fix the data it is computed from, or the position in the model",
+        .element.map_or_else(String::new, |e| format!(" (element {e})"))
+    )]
+    OutOfRangeAt {
+        /// The data field or vector latent read.
+        field: &'static str,
+        /// The read, as written in the model (`"x[idx[i]]"`).
+        access: &'static str,
+        /// The position computed (for a slice, its end, one past the last
+        /// entry read).
+        position: usize,
+        /// The element of the attribute's loop (`for i`) at which it is
+        /// read, `None` outside a loop.
+        element: Option<usize>,
+        /// The size of the axis read: the length, or the number of rows
+        /// or columns.
+        len: usize,
+        /// What `len` counts: `"entries"`, `"rows"` or `"columns"`.
+        unit: &'static str,
+        /// The latent, observed field, factor or derived quantity whose
+        /// attribute reads it.
+        term: &'static str,
+    },
 }

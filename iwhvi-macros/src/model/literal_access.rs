@@ -3,9 +3,10 @@
 //! range depends only on the data, so the generated `new` checks each
 //! against the data it is given (`DataError::OutOfRange`, naming the field,
 //! the read and the term), before any check that evaluates an attribute.
-//! Reads at positions that are not literal are made safe where they are
-//! lowered (`scope.rs`: out of range they give NaN or no vector, and the
-//! term is named by `Model::first_invalid_term`).
+//! Reads at positions computed from the data are `computed_access.rs`'s;
+//! every read is also made safe where it is lowered (`scope.rs`: out of
+//! range it gives NaN, no vector or an out-of-range index, and the term is
+//! named by `Model::first_invalid_term`).
 
 use std::collections::BTreeSet;
 
@@ -41,7 +42,7 @@ pub fn checks(model: &Model) -> Vec<TokenStream> {
 }
 
 /// Every expression of a field's attribute.
-fn role_exprs(role: &Role) -> Vec<&Expr> {
+pub(super) fn role_exprs(role: &Role) -> Vec<&Expr> {
     fn call(d: &DistCall) -> Vec<&Expr> {
         d.args.iter().collect()
     }
@@ -87,7 +88,7 @@ fn role_exprs(role: &Role) -> Vec<&Expr> {
 
 /// The names an attribute may bind over a data field's (`for` indices and
 /// `let`s): a read through such a name is not a read of the data.
-fn shadowing_names(model: &Model) -> BTreeSet<String> {
+pub(super) fn shadowing_names(model: &Model) -> BTreeSet<String> {
     struct Lets(BTreeSet<String>);
     impl<'ast> Visit<'ast> for Lets {
         fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {

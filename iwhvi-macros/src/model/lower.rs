@@ -1081,7 +1081,7 @@ fn derivative(
             let raw = lower.raw(&index.index)?;
             Some(vec![LinearTerm {
                 operand: k,
-                element: Some(quote!(((#raw) as usize))),
+                element: Some(quote!(::iwhvi::__private::as_index(#raw))),
                 coefficient: quote!(1.0f64),
             }])
         }

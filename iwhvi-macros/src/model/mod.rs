@@ -5,6 +5,7 @@
 
 pub(crate) mod ast;
 mod check;
+mod computed_access;
 pub(crate) mod emit;
 mod literal_access;
 mod lower;

@@ -1264,7 +1264,9 @@ impl Vae {
     /// from `rng`. `n × latent` row-major.
     ///
     /// # Errors
-    /// [`AmortisedError`] for bad parameters or data.
+    /// [`AmortisedError`] for bad parameters or data, and
+    /// [`AmortisedError::InvalidSetting`] for `draws = 0` or `draws` whose
+    /// rows would need more than `DEFAULT_MEMORY_BUDGET`.
     ///
     /// ```
     /// use iwhvi_core::amortised::{Activation, EncoderKind, Vae};
@@ -1283,6 +1285,27 @@ impl Vae {
         self.check_params(params)?;
         let b = self.check_data(x)?;
         let dz = self.latent;
+        if draws == 0 {
+            return Err(AmortisedError::InvalidSetting {
+                setting: "draws",
+                value: "0".into(),
+                requirement: "at least one draw of the mixing variable per row",
+            });
+        }
+        if self.mixing_dim() > 0 {
+            // The `b · draws` rows of the conditional network (its input,
+            // hidden layers and output), checked before allocating.
+            let width = self.mixing_dim() + 2 * dz + self.hidden().iter().sum::<usize>();
+            let bytes = (b as u128) * (draws as u128) * (width as u128) * 8;
+            let budget = crate::input::DEFAULT_MEMORY_BUDGET;
+            if bytes > u128::from(budget) {
+                return Err(AmortisedError::InvalidSetting {
+                    setting: "draws",
+                    value: format!("{draws} (about {bytes} bytes for {b} rows)"),
+                    requirement: "rows × draws of the conditional network within DEFAULT_MEMORY_BUDGET (4 GiB)",
+                });
+            }
+        }
         let mut s = MlpScratch::default();
         match &self.encoder {
             Encoder::Gaussian { net } => {
@@ -1298,7 +1321,6 @@ impl Vae {
                 ..
             } => {
                 let dp = *mixing_dim;
-                let draws = draws.max(1);
                 mixing.forward(params, x, &[], b, b, &mut s);
                 let mut psi = vec![0.0; b * draws * dp];
                 for n in 0..b {

@@ -117,7 +117,52 @@ pub struct DiwhviObjective<'a, Mo, G> {
 }
 
 impl<'a, Mo: Model, G: HierarchicalGuide> DiwhviObjective<'a, Mo, G> {
+    /// [`DiwhviObjective::new`] after checking the three against each
+    /// other: the guide is for the model's number of latents, and the
+    /// noise was drawn for this guide.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::MeanField;
+    /// use iwhvi_core::input::InputError;
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::objective::{Diwhvi, DiwhviObjective, StepNoise};
+    /// use iwhvi_core::transforms::Transform;
+    /// use iwhvi_core::Scalar;
+    ///
+    /// struct Std;
+    /// impl Model for Std {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("x", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         u[0] * u[0] * T::constant(-0.5)
+    ///     }
+    /// }
+    /// let (one, two) = (MeanField::new(1), MeanField::new(2));
+    /// let noise = StepNoise::new(&one, Diwhvi::elbo());
+    /// assert!(DiwhviObjective::try_new(&Std, &one, &noise).is_ok());
+    /// assert!(matches!(
+    ///     DiwhviObjective::try_new(&Std, &two, &noise),
+    ///     Err(InputError::DimensionMismatch { model: 1, guide: 2 })
+    /// ));
+    /// ```
+    ///
+    /// # Errors
+    /// [`InputError::DimensionMismatch`], [`InputError::NoiseMismatch`].
+    pub fn try_new(model: &'a Mo, guide: &'a G, noise: &'a StepNoise) -> Result<Self, InputError> {
+        crate::input::check_dimensions(model, guide)?;
+        noise.check_fits(guide, 0)?;
+        Ok(Self::new(model, guide, noise))
+    }
+
     /// The bound with the model evaluated directly on every pass.
+    ///
+    /// Unchecked: evaluating it with a guide for another number of latents
+    /// than the model's, noise drawn for another guide, or parameters of
+    /// another length than the guide's panics on a slice index (the inner
+    /// step of loops that checked once); [`DiwhviObjective::try_new`]
+    /// checks the first two, [`check_params`](crate::input::check_params)
+    /// the parameters.
     pub fn new(model: &'a Mo, guide: &'a G, noise: &'a StepNoise) -> Self {
         Self {
             model,

@@ -38,6 +38,17 @@ impl ChainedModel {
     /// step's noise under `params`, on the calling thread
     /// ([`ChainedModel::new_with_parallelism`] with
     /// [`Parallelism::SingleThread`]).
+    ///
+    /// # Panics
+    /// When the arguments do not fit together (a guide for another `D`
+    /// than the model's, parameters of another length than the guide's,
+    /// noise drawn for another guide), on a slice index: this is the
+    /// unchecked inner step of loops that checked once, as
+    /// [`value_and_gradient`](crate::objective::value_and_gradient);
+    /// [`check_dimensions`](crate::input::check_dimensions),
+    /// [`check_params`](crate::input::check_params) and
+    /// [`DiwhviObjective::try_new`](crate::objective::DiwhviObjective::try_new)
+    /// check them.
     pub fn new<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
         model: &Mo,
         guide: &G,

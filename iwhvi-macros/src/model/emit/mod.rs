@@ -57,8 +57,14 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
     });
     let data_names = plan.data.iter().map(|d| &d.field.ident);
     let data_defs = data_defs.chain(plan.params.iter().map(param::field_def));
+    // Reads at positions the data may not have are checked first
+    // (`__check_reads`): the learned parameters' initial values and every
+    // check of `__validate` evaluate the attributes that make them.
     let construct = if plan.params.is_empty() {
-        quote!(let __model = Self { #(#data_names),* };)
+        quote! {
+            let __model = Self { #(#data_names),* };
+            __model.__check_reads()?;
+        }
     } else {
         let param_names = plan.params.iter().map(|p| &p.field.ident);
         quote! {
@@ -66,6 +72,7 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
                 #(#data_names,)*
                 #(#param_names: ::core::default::Default::default(),)*
             };
+            __model.__check_reads()?;
             __model.__init_params();
         }
     };
@@ -94,7 +101,11 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
     // Reads of data at literal positions, first: the checks below
     // evaluate the attributes that make them.
     let literal_checks = super::literal_access::checks(plan.model);
-    let length_checks = plan.observations().flat_map(observed::length_checks);
+    let computed_checks = super::computed_access::checks(plan);
+    let length_checks: Vec<TokenStream> = plan
+        .observations()
+        .flat_map(observed::length_checks)
+        .collect();
     let support_checks = plan.observations().filter_map(observed::support_check);
     let parameter_checks = plan.steps.iter().flat_map(|step| match step {
         Step::Latent(l) => parameter_checks(&l.data_params, &l.field.ident, l.family.name, &l.len),
@@ -109,7 +120,7 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
         }
         _ => Vec::new(),
     });
-    let latent_checks = plan.latents().map(latent::length_checks);
+    let latent_checks: Vec<TokenStream> = plan.latents().map(latent::length_checks).collect();
     // The layout `Model::layout` builds from the data (a simplex of
     // `len = k` entries with `k = 0` has none): rejected here, so that
     // `layout` cannot fail later.
@@ -150,8 +161,19 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
 
             #init_params
 
-            fn __validate(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
+            // Literal positions first, then the lengths of the data read
+            // at the loop index (again in `__validate`), then computed
+            // positions (which may read data at those).
+            #[allow(unused_parens, non_snake_case, clippy::all)]
+            fn __check_reads(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
                 #(#literal_checks)*
+                #(#length_checks)*
+                #(#latent_checks)*
+                #(#computed_checks)*
+                ::core::result::Result::Ok(())
+            }
+
+            fn __validate(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
                 #(#finite_checks)*
                 #(#length_checks)*
                 #(#support_checks)*

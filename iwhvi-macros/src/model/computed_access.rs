@@ -1,0 +1,405 @@
+//! Reads at positions computed from the data and the loop index:
+//! `x[idx[k]]`, `len = n[k]`, `a[group[i]]`, `x[i + 1]`, `m.row(k)`,
+//! `alpha[from..from + 3]`, `m[(r[i], c[i])]`. Whether such a read is in
+//! range depends only on the data (a position in an attribute never reads
+//! a latent), so the generated `new` evaluates each one that every
+//! evaluation of the model makes, at every element of its loop, and
+//! rejects the data when one falls outside
+//! (`DataError::OutOfRangeAt`, naming the field or latent read, the read as
+//! written, the position, the element and the term).
+//!
+//! A read under an `if` branch, after `&&` or `||`, or in a closure's body
+//! may never run, so `new` does not evaluate it; there, and in the model's
+//! own code, a read out of range is never a panic: a data read in an index,
+//! a count, a length or a bound gives an out-of-range value
+//! (`iwhvi::__private::raw_at`: NaN, the integer type's maximum, `false`),
+//! integer arithmetic there is checked (`raw_sub`: `i - 1` at `i = 0` is
+//! out of range), and a read in a value gives NaN or no vector (`scope.rs`),
+//! which `fit` names (`FitError::InvalidStart`). Literal positions into data
+//! are `literal_access.rs`'s.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+use syn::visit::Visit;
+use syn::{BinOp, Expr, Ident, RangeLimits};
+
+use super::ast::{Role, Shape};
+use super::plan::Plan;
+use crate::ctxt::Ctxt;
+use crate::scope::{Bindings, Lower, first_mention, single_ident};
+
+/// What can be read at a position: a data field or a vector latent, with
+/// the size of each axis as a `usize` expression over `self`.
+enum Base {
+    /// A data vector (or an observed field): `self.x.len()`.
+    Vector(TokenStream),
+    /// A data matrix: rows and columns.
+    Matrix,
+}
+
+/// The checks, one per read at a computed position that every evaluation
+/// makes, in declaration order; those of a field's loop run inside it.
+pub fn checks(plan: &Plan<'_>) -> Vec<TokenStream> {
+    let model = plan.model;
+    let table = super::lower::bindings(model);
+    let mut bases: Vec<(String, Base)> = Vec::new();
+    for field in &model.fields {
+        match (&field.role, field.shape.as_ref()) {
+            (Role::Data | Role::Observed { .. }, Some(Shape::Matrix)) => {
+                bases.push((field.ident.to_string(), Base::Matrix));
+            }
+            (Role::Data | Role::Observed { .. }, Some(s)) if !s.is_scalar() => {
+                let ident = &field.ident;
+                bases.push((
+                    field.ident.to_string(),
+                    Base::Vector(quote!(self.#ident.len())),
+                ));
+            }
+            _ => {}
+        }
+    }
+    for latent in plan.latents() {
+        if latent.order.is_none() && !latent.shape.is_scalar() {
+            let len = &latent.len;
+            bases.push((latent.field.ident.to_string(), Base::Vector(quote!(#len))));
+        }
+    }
+    let mut out = Vec::new();
+    for field in &model.fields {
+        // The loop of the field's attribute, and its number of elements.
+        let (index, range) = match &field.role {
+            Role::Observed { index: Some(i), .. }
+                if field.shape.as_ref().is_some_and(|s| !s.is_scalar()) =>
+            {
+                let ident = &field.ident;
+                (Some(i), Some(quote!(self.#ident.len())))
+            }
+            Role::Latent { index: Some(i), .. } => {
+                let len = plan
+                    .latents()
+                    .find(|l| l.field.ident == field.ident && l.order.is_none())
+                    .map(|l| l.len.clone());
+                (Some(i), len)
+            }
+            Role::Derived { index: Some(i), .. } => {
+                let len = plan
+                    .derived()
+                    .find(|d| d.field.ident == field.ident)
+                    .and_then(|d| d.over)
+                    .map(|(_, n)| quote!((#n) as usize));
+                (Some(i), len)
+            }
+            Role::Derived { index, .. }
+            | Role::Latent { index, .. }
+            | Role::Observed { index, .. } => (index.as_ref(), None),
+            Role::Transformed(t) => (t.index.as_ref(), None),
+            _ => (None, None),
+        };
+        let mut finder = Finder {
+            table: &table,
+            bases: &bases,
+            shadowed: super::literal_access::shadowing_names(model),
+            index,
+            term: field.ident.to_string(),
+            conditional: 0,
+            outside: Vec::new(),
+            inside: Vec::new(),
+        };
+        for expr in super::literal_access::role_exprs(&field.role) {
+            finder.visit_expr(expr);
+        }
+        out.extend(finder.outside);
+        // Reads at the loop index: only where the loop's length is known
+        // (a `#[transformed]` loop's are left to the NaN of `scope.rs`).
+        if let (Some(i), Some(range), false) = (index, range, finder.inside.is_empty()) {
+            let inside = finder.inside;
+            out.push(quote! {
+                for #i in 0..#range {
+                    #(#inside)*
+                }
+            });
+        }
+    }
+    out
+}
+
+struct Finder<'a> {
+    table: &'a Bindings,
+    bases: &'a [(String, Base)],
+    /// Names bound inside attributes (`let`s, closure parameters, `for`
+    /// indices): a position mentioning one (other than this field's own
+    /// index) is not evaluated here.
+    shadowed: BTreeSet<String>,
+    index: Option<&'a Ident>,
+    term: String,
+    /// Inside an `if` branch, after `&&`/`||` or in a closure: reads that
+    /// may not run.
+    conditional: usize,
+    /// The checks of reads that do not mention the loop index.
+    outside: Vec<TokenStream>,
+    /// The checks of reads at the loop index, run at every element.
+    inside: Vec<TokenStream>,
+}
+
+/// A literal non-negative integer (`literal_access.rs` checks those reads
+/// of data).
+fn is_literal(expr: &Expr) -> bool {
+    match expr {
+        Expr::Lit(l) => matches!(l.lit, syn::Lit::Int(_)),
+        Expr::Paren(p) => is_literal(&p.expr),
+        Expr::Group(g) => is_literal(&g.expr),
+        _ => false,
+    }
+}
+
+impl Finder<'_> {
+    /// The base an expression names, when it is not shadowed.
+    fn base(&self, expr: &Expr) -> Option<(String, &Base)> {
+        let name = single_ident(expr)?.to_string();
+        if self.shadowed.contains(&name) && self.index.is_none_or(|i| *i != name) {
+            return None;
+        }
+        let (_, base) = self.bases.iter().find(|(n, _)| *n == name)?;
+        Some((name, base))
+    }
+
+    /// Whether `name` is a latent (its literal positions are checked here
+    /// too; a data field's are `literal_access.rs`'s).
+    fn is_latent(&self, name: &str) -> bool {
+        matches!(
+            self.table.entries.iter().find(|b| b.ident == name),
+            Some(b) if matches!(b.meaning, crate::scope::Meaning::Local { .. })
+        )
+    }
+
+    /// The positions as `usize` expressions over the data and the loop
+    /// index, or `None` when one reads anything else (a `let`, a latent).
+    fn positions(&self, exprs: &[&Expr]) -> Option<Vec<TokenStream>> {
+        let index = self.index;
+        let reads_shadowed = exprs.iter().any(|e| {
+            first_mention(e, |x| {
+                self.shadowed.contains(&x.to_string()) && index.is_none_or(|i| i != x)
+            })
+            .is_some()
+        });
+        if reads_shadowed {
+            return None;
+        }
+        // A context of its own: a position that is not data-only is
+        // reported there and dropped, never to the user.
+        let cx = Ctxt::default();
+        let raw: Vec<Option<TokenStream>> = {
+            let mut lower = Lower::new(self.table.data_scope_at(index), &cx);
+            exprs.iter().map(|e| lower.raw(e)).collect()
+        };
+        let ok = cx.check().is_ok();
+        let raw: Option<Vec<TokenStream>> = raw.into_iter().collect();
+        raw.filter(|_| ok).map(|r| {
+            r.into_iter()
+                .map(|r| quote!(::iwhvi::__private::as_index(#r)))
+                .collect()
+        })
+    }
+
+    /// Adds the check that `ok` holds of `__at` (the position) and
+    /// `__len` (the axis' size).
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        name: &str,
+        access: &dyn ToTokens,
+        position: &TokenStream,
+        len: TokenStream,
+        unit: &str,
+        ok: TokenStream,
+        mentions_index: bool,
+    ) {
+        if self.conditional > 0 {
+            return;
+        }
+        let access: String = access
+            .to_token_stream()
+            .to_string()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let term = &self.term;
+        let element = match (mentions_index, self.index) {
+            (true, Some(i)) => quote!(::core::option::Option::Some(#i)),
+            _ => quote!(::core::option::Option::None),
+        };
+        let check = quote! {
+            {
+                let __len: usize = #len;
+                let __at: usize = #position;
+                if !(#ok) {
+                    return ::core::result::Result::Err(::iwhvi::__private::DataError::OutOfRangeAt {
+                        field: #name, access: #access, position: __at, element: #element,
+                        len: __len, unit: #unit, term: #term,
+                    });
+                }
+            }
+        };
+        if mentions_index {
+            self.inside.push(check);
+        } else {
+            self.outside.push(check);
+        }
+    }
+
+    fn mentions_index(&self, exprs: &[&Expr]) -> bool {
+        self.index
+            .is_some_and(|i| exprs.iter().any(|e| first_mention(e, |x| x == i).is_some()))
+    }
+}
+
+impl<'ast> Visit<'ast> for Finder<'_> {
+    fn visit_expr_index(&mut self, node: &'ast syn::ExprIndex) {
+        // Inner reads first: the position of this one reads them.
+        syn::visit::visit_expr_index(self, node);
+        let Some((name, base)) = self.base(&node.expr) else {
+            return;
+        };
+        let latent = self.is_latent(&name);
+        match (&*node.index, base) {
+            (Expr::Tuple(t), Base::Matrix) if t.elems.len() == 2 => {
+                let (r, c) = (&t.elems[0], &t.elems[1]);
+                let base = single_ident(&node.expr).cloned();
+                for (e, axis, unit) in [(r, quote!(nrows), "rows"), (c, quote!(ncols), "columns")] {
+                    if is_literal(e) {
+                        continue;
+                    }
+                    if let Some(p) = self.positions(&[e]).and_then(|p| p.into_iter().next()) {
+                        let at = self.mentions_index(&[e]);
+                        let b = base.clone();
+                        self.push(
+                            &name,
+                            node,
+                            &p,
+                            quote!(self.#b.#axis()),
+                            unit,
+                            quote!(__at < __len),
+                            at,
+                        );
+                    }
+                }
+            }
+            (Expr::Range(range), Base::Vector(len)) => {
+                let written: Vec<&Expr> = [&range.start, &range.end]
+                    .into_iter()
+                    .flatten()
+                    .map(|e| &**e)
+                    .collect();
+                if written.is_empty() || (!latent && written.iter().all(|e| is_literal(e))) {
+                    return;
+                }
+                let Some(p) = self.positions(&written) else {
+                    return;
+                };
+                let at = self.mentions_index(&written);
+                let mut p = p.into_iter();
+                let start = range
+                    .start
+                    .as_ref()
+                    .map(|_| p.next().expect("one per bound"));
+                let end = range.end.as_ref().map(|_| p.next().expect("one per bound"));
+                // The position reported is the end read (one past it for
+                // `..=`), or the start when there is no end.
+                let (position, ok) = match (start, end) {
+                    (Some(s), Some(e)) => {
+                        let e = match range.limits {
+                            RangeLimits::Closed(_) => quote!(#e.saturating_add(1)),
+                            RangeLimits::HalfOpen(_) => e,
+                        };
+                        (e, quote!(#s <= __at && __at <= __len))
+                    }
+                    (None, Some(e)) => {
+                        let e = match range.limits {
+                            RangeLimits::Closed(_) => quote!(#e.saturating_add(1)),
+                            RangeLimits::HalfOpen(_) => e,
+                        };
+                        (e, quote!(__at <= __len))
+                    }
+                    (Some(s), None) => (s, quote!(__at <= __len)),
+                    (None, None) => return,
+                };
+                let len = len.clone();
+                self.push(&name, node, &position, len, "entries", ok, at);
+            }
+            (Expr::Range(_) | Expr::Tuple(_), _) => {}
+            (index, Base::Vector(len)) => {
+                // A data vector at the loop index itself (`x[i]`): its
+                // length is checked against the loop's (`LengthMismatch`).
+                let at_loop = single_ident(index).is_some_and(|i| self.index == Some(i));
+                if !latent && (is_literal(index) || at_loop) {
+                    return;
+                }
+                if let Some(p) = self.positions(&[index]).and_then(|p| p.into_iter().next()) {
+                    let at = self.mentions_index(&[index]);
+                    let len = len.clone();
+                    self.push(&name, node, &p, len, "entries", quote!(__at < __len), at);
+                }
+            }
+            (_, Base::Matrix) => {}
+        }
+    }
+
+    fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
+        syn::visit::visit_expr_method_call(self, node);
+        let axis = match node.method.to_string().as_str() {
+            "row" => (quote!(nrows), "rows"),
+            "column" => (quote!(ncols), "columns"),
+            _ => return,
+        };
+        let Some((name, Base::Matrix)) = self.base(&node.receiver) else {
+            return;
+        };
+        if node.args.len() != 1 || is_literal(&node.args[0]) {
+            return;
+        }
+        let arg = &node.args[0];
+        if let Some(p) = self.positions(&[arg]).and_then(|p| p.into_iter().next()) {
+            let at = self.mentions_index(&[arg]);
+            let base = single_ident(&node.receiver).cloned();
+            let (axis, unit) = axis;
+            self.push(
+                &name,
+                node,
+                &p,
+                quote!(self.#base.#axis()),
+                unit,
+                quote!(__at < __len),
+                at,
+            );
+        }
+    }
+
+    fn visit_expr_if(&mut self, node: &'ast syn::ExprIf) {
+        self.visit_expr(&node.cond);
+        self.conditional += 1;
+        self.visit_block(&node.then_branch);
+        if let Some((_, e)) = &node.else_branch {
+            self.visit_expr(e);
+        }
+        self.conditional -= 1;
+    }
+
+    fn visit_expr_binary(&mut self, node: &'ast syn::ExprBinary) {
+        if matches!(node.op, BinOp::And(_) | BinOp::Or(_)) {
+            self.visit_expr(&node.left);
+            self.conditional += 1;
+            self.visit_expr(&node.right);
+            self.conditional -= 1;
+        } else {
+            syn::visit::visit_expr_binary(self, node);
+        }
+    }
+
+    fn visit_expr_closure(&mut self, node: &'ast syn::ExprClosure) {
+        self.conditional += 1;
+        syn::visit::visit_expr_closure(self, node);
+        self.conditional -= 1;
+    }
+}
