@@ -7,7 +7,7 @@
 //! The call is rewritten before lowering: `enc(j)[o]` becomes
 //! `__enc_enc_o[j]`, a vector local of the generated methods holding
 //! output `o` of every point (the network is evaluated once per point
-//! and draw, [`Mlp::apply_rows`](iwhvi_core::amortised::Mlp::apply_rows)),
+//! and draw, `Mlp::apply_rows`),
 //! so that the rest of the expression is lowered as any other.
 
 use std::collections::BTreeSet;
