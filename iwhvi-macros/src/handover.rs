@@ -11,14 +11,17 @@
 //! textual scope of `macro_rules!`). The macro is `pub(crate)`: a guide
 //! lives in its model's crate. The macro hands the guide struct to the
 //! `guide!` expansion with the model's latents in front of it as typed
-//! tokens, `[name: scalar positive, …]`, which the guide parses back with
-//! an error on any unknown word.
+//! tokens, `[name: scalar positive, …]`, then its data fields with their
+//! shapes, `data [y: vec real, x: matrix real, n: scalar integer, …]` (the
+//! lengths are the instance's, read through the data accessors at `new`),
+//! which the guide parses back with an error on any unknown word.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::parse::{Parse, ParseStream};
 use syn::{Ident, Token};
 
+use crate::model::ast::{Elem, Shape};
 use crate::model::plan::{LatentSupport, Plan};
 
 /// The hidden macro's own name for a model (it is called by the model's
@@ -39,7 +42,32 @@ pub fn model_side(plan: &Plan<'_>) -> TokenStream {
         let support = Ident::new(l.support.word(), proc_macro2::Span::call_site());
         quote!(#name: #shape #support)
     });
-    hidden_macro(&plan.model.ident, quote!([#(#latents),*]))
+    let data = plan.data.iter().map(|d| {
+        let name = &d.field.ident;
+        let (shape, elem) = data_words(d.shape);
+        let (shape, elem) = (
+            Ident::new(shape, proc_macro2::Span::call_site()),
+            Ident::new(elem, proc_macro2::Span::call_site()),
+        );
+        quote!(#name: #shape #elem)
+    });
+    hidden_macro(&plan.model.ident, quote!([#(#latents),*] data [#(#data),*]))
+}
+
+/// A data field's shape and element words (`other` for a type the guide
+/// cannot read as an encoder's input).
+fn data_words(shape: Option<&Shape>) -> (&'static str, &'static str) {
+    let elem = |e: Elem| match e {
+        Elem::Real => "real",
+        Elem::Integer => "integer",
+        Elem::Bool => "bool",
+    };
+    match shape {
+        Some(Shape::Scalar(e)) => ("scalar", elem(*e)),
+        Some(Shape::Array(e, _) | Shape::Vec(e)) => ("vec", elem(*e)),
+        Some(Shape::Matrix) => ("matrix", "real"),
+        None => ("other", "other"),
+    }
 }
 
 /// The model side of a model with a mistake: its guides are told so with
@@ -105,11 +133,66 @@ impl Parse for LatentInfo {
     }
 }
 
-/// `[name: scalar real, …] Model ; struct Guide { … }`, or `[!] …` when
-/// the model failed.
+/// The shape of a model's data field as the guide is told it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DataShape {
+    Scalar,
+    /// A `Vec` or an array: one value per element.
+    Vec,
+    /// A `DMatrix<f64>`: its rows are the elements.
+    Matrix,
+    /// A type the guide does not read.
+    Other,
+}
+
+/// One model data field as the model's expansion describes it.
+pub struct DataInfo {
+    pub name: Ident,
+    pub shape: DataShape,
+    /// `real`, `integer`, `bool` or `other`.
+    pub elem: Ident,
+}
+
+impl Parse for DataInfo {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.parse()?;
+        input.parse::<Token![:]>()?;
+        let word: Ident = input.parse()?;
+        let shape = match word.to_string().as_str() {
+            "scalar" => DataShape::Scalar,
+            "vec" => DataShape::Vec,
+            "matrix" => DataShape::Matrix,
+            "other" => DataShape::Other,
+            other => {
+                return Err(syn::Error::new(
+                    word.span(),
+                    format!(
+                        "unknown data shape `{other}`: expected `scalar`, `vec`, `matrix` or `other`"
+                    ),
+                ));
+            }
+        };
+        let elem: Ident = input.parse()?;
+        if !["real", "integer", "bool", "other"]
+            .iter()
+            .any(|w| elem == w)
+        {
+            return Err(syn::Error::new(
+                elem.span(),
+                format!("unknown data element `{elem}`"),
+            ));
+        }
+        Ok(Self { name, shape, elem })
+    }
+}
+
+/// `[name: scalar real, …] data [y: vec real, …] Model ; struct Guide { … }`,
+/// or `[!] …` when the model failed.
 pub struct GuideInput {
     /// `None` when the model failed.
     pub latents: Option<Vec<LatentInfo>>,
+    /// The model's data fields (empty when the model failed).
+    pub data: Vec<DataInfo>,
     pub model: syn::Path,
     pub guide: syn::DeriveInput,
 }
@@ -124,10 +207,24 @@ impl Parse for GuideInput {
             let latents = content.parse_terminated(LatentInfo::parse, Token![,])?;
             Some(latents.into_iter().collect())
         };
+        let mut data = Vec::new();
+        if latents.is_some() {
+            let word: Ident = input.parse()?;
+            if word != "data" {
+                return Err(syn::Error::new(word.span(), "expected `data [...]`"));
+            }
+            let content;
+            syn::bracketed!(content in input);
+            data = content
+                .parse_terminated(DataInfo::parse, Token![,])?
+                .into_iter()
+                .collect();
+        }
         let model = input.parse()?;
         input.parse::<Token![;]>()?;
         Ok(Self {
             latents,
+            data,
             model,
             guide: input.parse()?,
         })
@@ -141,8 +238,12 @@ mod tests {
     #[test]
     fn the_hand_over_reads_back_typed_latents() {
         let input: GuideInput = syn::parse_quote! {
-            [mu: scalar real, tau: scalar positive, theta: vector real] Schools ; struct G {}
+            [mu: scalar real, tau: scalar positive, theta: vector real]
+            data [y: vec real, x: matrix real, n: scalar integer] Schools ; struct G {}
         };
+        assert_eq!(input.data.len(), 3);
+        assert_eq!(input.data[1].shape, DataShape::Matrix);
+        assert!(input.data[2].elem == "integer");
         let latents = input.latents.expect("a model without mistakes");
         assert_eq!(latents.len(), 3);
         assert!(latents[2].vector);
@@ -154,8 +255,11 @@ mod tests {
     #[test]
     fn an_unknown_word_is_an_error() {
         for bad in [
-            quote!([mu: scalar positve] M ; struct G {}),
-            quote!([mu: matrix real] M ; struct G {}),
+            quote!([mu: scalar positve] data [] M ; struct G {}),
+            quote!([mu: matrix real] data [] M ; struct G {}),
+            quote!([mu: scalar real] M ; struct G {}),
+            quote!([mu: scalar real] data [y: tensor real] M ; struct G {}),
+            quote!([mu: scalar real] data [y: vec complex] M ; struct G {}),
         ] {
             assert!(syn::parse2::<GuideInput>(bad).is_err());
         }

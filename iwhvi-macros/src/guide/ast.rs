@@ -29,6 +29,8 @@ pub enum Part {
         /// own transform.
         unconstrained: bool,
     },
+    /// `#[encoder(...)] enc: Mlp` (`encoder.rs`).
+    Encoder(super::encoder::EncoderArgs),
 }
 
 pub struct GuideField {
@@ -121,6 +123,9 @@ fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<P
                 len: Some(len),
                 reverse: None,
             }),
+        "encoder" => cx
+            .ok(attr.parse_args::<super::encoder::EncoderArgs>())
+            .map(Part::Encoder),
         "latent" => dist_attr(cx, attr).map(|(call, index)| Part::Conditional {
             call,
             index,
@@ -183,6 +188,19 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
             cx.error_spanned_by(attr, "#[unconstrained] belongs on a #[latent] field");
         }
         (_, None) => {}
+    }
+    if matches!(part, Part::Encoder(_)) {
+        let is_mlp = matches!(&field.ty, syn::Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Mlp" && s.arguments.is_none()));
+        if !is_mlp {
+            cx.error_spanned_by(&field.ty, "an encoder's type is `Mlp`");
+            return Err(true);
+        }
+        return Ok(GuideField {
+            ident,
+            shape: None,
+            ty: field.ty.clone(),
+            part,
+        });
     }
     let shape = shape(&field.ty).filter(|s| !matches!(s, Shape::Matrix) && s.elem() == Elem::Real);
     if shape.is_none() {

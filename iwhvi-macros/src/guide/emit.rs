@@ -65,6 +65,12 @@ pub fn shell(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream
             __param_lens: ::std::vec::Vec<usize>,
             __mixing_offsets: ::std::vec::Vec<usize>,
             __mixing_lens: ::std::vec::Vec<usize>,
+            // The encoders (`#[encoder]`): each one's network, its points'
+            // inputs (rows × width, row-major, copied from the model's
+            // data by `new`) and its number of points.
+            __encoder_nets: ::std::vec::Vec<::iwhvi::__private::iwhvi_core::amortised::Mlp>,
+            __encoder_inputs: ::std::vec::Vec<::std::vec::Vec<f64>>,
+            __encoder_rows: ::std::vec::Vec<usize>,
         }
     }
 }
@@ -159,6 +165,26 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
     let guide_error = quote!(::iwhvi::__private::GuideError);
     let saved = quote!(::iwhvi::__private::SavedStructGuide);
     let serde = quote!(::iwhvi::__private::serde);
+    let (encoder_inputs, encoder_nets) = encoder_setup(plan);
+    let (save, load) = if plan.encoders.is_empty() {
+        (
+            quote!(#serde::Serialize::serialize(&__saved, __s)),
+            quote! {
+                let __saved = <#saved as #serde::Deserialize<'de>>::deserialize(__d)?;
+                Self::__from_layout(__saved.layout, (::std::vec::Vec::new(), ::std::vec::Vec::new()))
+                    .map_err(<__D::Error as #serde::de::Error>::custom)
+            },
+        )
+    } else {
+        (
+            quote!(#serde::Serialize::serialize(&(__saved, &self.__encoder_inputs, &self.__encoder_rows), __s)),
+            quote! {
+                let (__saved, __inputs, __rows) = <(#saved, ::std::vec::Vec<::std::vec::Vec<f64>>, ::std::vec::Vec<usize>) as #serde::Deserialize<'de>>::deserialize(__d)?;
+                Self::__from_layout(__saved.layout, (__inputs, __rows))
+                    .map_err(<__D::Error as #serde::de::Error>::custom)
+            },
+        )
+    };
     quote! {
         impl #guide_ident {
             #[doc = #new_doc]
@@ -167,13 +193,20 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
             /// [`GuideError::UnknownLatent`](::iwhvi::guide::GuideError) if the model
             /// instance lacks a latent the guide targets, and
             /// `GuideError::Unsupported` if a latent's transform is not elementwise.
+            #[allow(clippy::unnecessary_cast)]
             #vis fn new(__model: &#model_path) -> ::core::result::Result<Self, #guide_error> {
-                Self::__from_layout(::iwhvi::__private::Model::layout(__model))
+                let mut __encoder_inputs: ::std::vec::Vec<::std::vec::Vec<f64>> = ::std::vec::Vec::new();
+                let mut __encoder_rows: ::std::vec::Vec<usize> = ::std::vec::Vec::new();
+                #(#encoder_inputs)*
+                Self::__from_layout(::iwhvi::__private::Model::layout(__model), (__encoder_inputs, __encoder_rows))
             }
 
-            /// The guide for a model instance of this layout (`new`, and
-            /// loading a saved guide).
-            fn __from_layout(__layout: ::iwhvi::__private::Layout) -> ::core::result::Result<Self, #guide_error> {
+            /// The guide for a model instance of this layout and these
+            /// encoder inputs (`new`, and loading a saved guide).
+            fn __from_layout(
+                __layout: ::iwhvi::__private::Layout,
+                (__encoder_inputs, __encoder_rows): (::std::vec::Vec<::std::vec::Vec<f64>>, ::std::vec::Vec<usize>),
+            ) -> ::core::result::Result<Self, #guide_error> {
                 let mut __offsets = ::std::vec::Vec::new();
                 let mut __lens = ::std::vec::Vec::new();
                 let mut __transforms = ::std::vec::Vec::new();
@@ -210,7 +243,10 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
                 }
                 #[allow(unused_variables)]
                 let __latent_len = |__name: &str| __layout.blocks().iter().find(|__b| __b.spec.name == __name).map_or(0, |__b| __b.unconstrained.len());
-                let __param_lens = ::std::vec![#(#param_lens),*];
+                let mut __encoder_nets = ::std::vec::Vec::new();
+                #(#encoder_nets)*
+                let mut __param_lens: ::std::vec::Vec<usize> = ::std::vec![#(#param_lens),*];
+                __param_lens.extend(__encoder_nets.iter().map(::iwhvi::__private::iwhvi_core::amortised::Mlp::len));
                 let __mixing_lens: ::std::vec::Vec<usize> = ::std::vec![#(#mixing_lens),*];
                 let mut __mixing_offsets = ::std::vec::Vec::new();
                 let mut __at = 0usize;
@@ -229,6 +265,9 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
                     __mixing_offsets,
                     __mixing_lens,
                     __layout,
+                    __encoder_nets,
+                    __encoder_inputs,
+                    __encoder_rows,
                 })
             }
         }
@@ -237,7 +276,8 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
         /// derived again on loading.
         impl #serde::Serialize for #guide_ident {
             fn serialize<__S: #serde::Serializer>(&self, __s: __S) -> ::core::result::Result<__S::Ok, __S::Error> {
-                #serde::Serialize::serialize(&#saved { layout: ::core::clone::Clone::clone(&self.__layout) }, __s)
+                let __saved = #saved { layout: ::core::clone::Clone::clone(&self.__layout) };
+                #save
             }
         }
 
@@ -245,11 +285,123 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
         /// that `new` would reject is an error, not a guide that panics.
         impl<'de> #serde::Deserialize<'de> for #guide_ident {
             fn deserialize<__D: #serde::Deserializer<'de>>(__d: __D) -> ::core::result::Result<Self, __D::Error> {
-                let __saved = <#saved as #serde::Deserialize<'de>>::deserialize(__d)?;
-                Self::__from_layout(__saved.layout).map_err(<__D::Error as #serde::de::Error>::custom)
+                #load
             }
         }
     }
+}
+
+/// `new`'s copy of each encoder's inputs from the model's data (through
+/// its accessors), and `__from_layout`'s networks, checked against the
+/// lengths of the latents that call them.
+fn encoder_setup(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let guide_error = quote!(::iwhvi::__private::GuideError);
+    let inputs = plan.encoders.iter().map(|e| {
+        let name = e.ident.to_string();
+        let rows = e.inputs.iter().map(|i| {
+            let (data, label) = (&i.data, i.data.to_string());
+            let n = if i.matrix {
+                quote!(__model.#data().nrows())
+            } else {
+                quote!(__model.#data().len())
+            };
+            quote! {
+                let __n = #n;
+                if __n != __rows {
+                    return ::core::result::Result::Err(#guide_error::EncoderRows { encoder: #name, what: #label, rows: __n, expected: __rows });
+                }
+            }
+        });
+        let first = e.inputs.first().map(|i| {
+            let data = &i.data;
+            if i.matrix {
+                quote!(__model.#data().nrows())
+            } else {
+                quote!(__model.#data().len())
+            }
+        });
+        let push = e.inputs.iter().map(|i| {
+            let data = &i.data;
+            if i.matrix {
+                quote! {
+                    let __x = __model.#data();
+                    for __c in 0..__x.ncols() {
+                        __m.push(__x[(__r, __c)]);
+                    }
+                }
+            } else {
+                quote!(__m.push(__model.#data()[__r] as f64);)
+            }
+        });
+        quote! {
+            {
+                let __rows: usize = #first;
+                #(#rows)*
+                let mut __m: ::std::vec::Vec<f64> = ::std::vec::Vec::new();
+                for __r in 0..__rows {
+                    #(#push)*
+                }
+                __encoder_inputs.push(__m);
+                __encoder_rows.push(__rows);
+            }
+        }
+    });
+    let nets = plan.encoders.iter().enumerate().map(|(ei, e)| {
+        let name = e.ident.to_string();
+        let (hidden, outputs, activation) = (&e.hidden, e.outputs, &e.activation);
+        let latents = &e.latents;
+        quote! {
+            {
+                let (__inputs, __rows) = match (__encoder_inputs.get(#ei), __encoder_rows.get(#ei)) {
+                    (::core::option::Option::Some(__i), ::core::option::Option::Some(__r)) => (__i, *__r),
+                    _ => return ::core::result::Result::Err(#guide_error::EncoderRows { encoder: #name, what: "the saved inputs", rows: 0, expected: 1 }),
+                };
+                let __width = if __rows == 0 { 0 } else { __inputs.len() / __rows };
+                if __width * __rows != __inputs.len() || __width == 0 {
+                    return ::core::result::Result::Err(#guide_error::EncoderRows { encoder: #name, what: "the inputs", rows: __inputs.len(), expected: __width * __rows });
+                }
+                for __latent in [#(#latents),*] {
+                    let __len = __latent_len(__latent);
+                    if __len != __rows {
+                        return ::core::result::Result::Err(#guide_error::EncoderRows { encoder: #name, what: __latent, rows: __len, expected: __rows });
+                    }
+                }
+                __encoder_nets.push(::iwhvi::__private::iwhvi_core::amortised::Mlp::new(
+                    __width,
+                    0,
+                    &[#(#hidden),*],
+                    #outputs,
+                    ::iwhvi::__private::iwhvi_core::amortised::Activation::#activation,
+                    0,
+                ));
+            }
+        }
+    });
+    (inputs.collect(), nets.collect())
+}
+
+/// The encoders' weights bound and their outputs computed, once per point
+/// for the draw at hand (`__enc_<name>_<o>`, `encoder.rs`).
+fn encoder_outputs(plan: &Plan<'_>) -> TokenStream {
+    let first = plan.params.len();
+    let steps = plan.encoders.iter().enumerate().map(|(ei, e)| {
+        let pi = first + ei;
+        let outputs = (0..e.outputs).map(|o| {
+            let name = super::encoder::output_name(e.ident, o);
+            quote!(let #name: &[__T] = &__enc_out[#o * __rows..(#o + 1) * __rows];)
+        });
+        let buffer = quote::format_ident!("__enc_out_{}", e.ident);
+        quote! {
+            let __w = &__params[__p..__p + self.__param_lens[#pi]];
+            __p += self.__param_lens[#pi];
+            let __rows = self.__encoder_rows[#ei];
+            let mut #buffer: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+            self.__encoder_nets[#ei].apply_rows(__w, &self.__encoder_inputs[#ei], __rows, &mut #buffer);
+            let __enc_out = &#buffer;
+            #(#outputs)*
+        }
+    });
+    quote!(#(#steps)*)
 }
 
 /// The code each method shares: names bound to parameters, mixing
@@ -455,16 +607,34 @@ fn param_methods(plan: &Plan<'_>) -> TokenStream {
             }
         }
     });
+    let encoder_blocks = plan.encoders.iter().enumerate().map(|(ei, e)| {
+        let name = e.ident.to_string();
+        let (hidden, outputs) = (&e.hidden, e.outputs);
+        quote! {
+            let mut __in = self.__encoder_inputs[#ei].len() / self.__encoder_rows[#ei].max(1);
+            for (__l, __out) in [#(#hidden,)* #outputs].into_iter().enumerate() {
+                __layout.push(&::std::format!("{}.w{}", #name, __l), &[__in, __out]);
+                __layout.push(&::std::format!("{}.b{}", #name, __l), &[__out]);
+                __in = __out;
+            }
+        }
+    });
+    let encoder_inits = (0..plan.encoders.len()).map(|ei| {
+        // The amortised encoders' rule: the output layer starts small.
+        quote!(__init.extend(self.__encoder_nets[#ei].initial_params(__rng, 0.1));)
+    });
     quote! {
         fn param_layout(&self) -> ::iwhvi::__private::ParamLayout {
             let mut __layout = ::iwhvi::__private::ParamLayout::default();
             #(#blocks)*
+            #(#encoder_blocks)*
             __layout
         }
 
         fn init_params<__R: ::iwhvi::__private::rand::Rng + ?::core::marker::Sized>(&self, __rng: &mut __R) -> ::std::vec::Vec<f64> {
             let mut __init = ::std::vec::Vec::new();
             #(#inits)*
+            #(#encoder_inits)*
             __init
         }
     }
@@ -484,6 +654,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let bind_mixing = &bindings.mixing;
     let latents_with_jacobian = constrained_latents(plan, &bindings, quote!(let mut __lp =));
     let noise_dim = super::student_t::noise_dim(plan);
+    let encoder_outputs = encoder_outputs(plan);
     quote! {
         #[allow(unused_variables, unused_mut, clippy::all)]
         impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
@@ -522,6 +693,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
             ) {
                 let mut __p = 0usize;
                 #(#bind_params)*
+                #encoder_outputs
                 #(#bind_mixing)*
                 let (__z, __draw) = __workspace.scratch.split_at_mut(self.__z_dim);
                 #(#sample_steps)*
@@ -536,6 +708,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
             ) -> __T {
                 let mut __p = 0usize;
                 #(#bind_params)*
+                #encoder_outputs
                 #(#bind_mixing)*
                 #latents_with_jacobian
                 #(#density_steps)*

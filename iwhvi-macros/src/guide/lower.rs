@@ -10,6 +10,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, Ident};
 
 use super::ast::{GuideField, Part};
+use super::encoder::{self, Callable, Encoder};
 use crate::ctxt::Ctxt;
 use crate::family::{self, Family, Support};
 use crate::handover::{GuideInput, LatentInfo};
@@ -57,6 +58,8 @@ pub struct Plan<'a> {
     pub conditionals: Vec<Conditional<'a>>,
     /// The reverse model's parameters: `params[first..end]`.
     pub reverse_params: Option<(usize, usize)>,
+    /// The encoders (`encoder.rs`); their weights follow `params`.
+    pub encoders: Vec<Encoder<'a>>,
 }
 
 /// What the guide is checked against.
@@ -68,20 +71,26 @@ struct Target<'a> {
 
 /// The guide's names: parameters and mixing variables first, then the
 /// conditionals in the guide's order, all locals of the scalar type.
-fn bindings(fields: &[&GuideField], failed: &[Ident]) -> Bindings {
+fn bindings(fields: &[&GuideField], failed: &[Ident], encoders: &[Callable<'_>]) -> Bindings {
     let failed = failed.iter().map(|ident| Binding {
         ident: ident.clone(),
         meaning: Meaning::Failed,
     });
+    // Each encoder output, a vector over the points (`encoder.rs`).
+    let outputs = encoders.iter().flat_map(|e| {
+        (0..e.outputs).map(|o| Binding {
+            ident: encoder::output_name(e.ident, o),
+            meaning: Meaning::Local { scalar: false },
+        })
+    });
     Bindings {
-        entries: fields
-            .iter()
-            .map(|f| Binding {
+        entries: outputs
+            .chain(fields.iter().map(|f| Binding {
                 ident: f.ident.clone(),
                 meaning: Meaning::Local {
                     scalar: f.is_scalar(),
                 },
-            })
+            }))
             .chain(failed)
             .collect(),
         vocabulary: "the guide's parameters, mixing variables and latents",
@@ -122,19 +131,54 @@ pub fn plan<'a>(
         check_conditional(cx, input, c, &conditional_fields);
     }
     check_reverse_all_or_none(cx, fields);
+    let encoder_fields: Vec<&GuideField> = fields
+        .iter()
+        .filter(|f| matches!(f.part, Part::Encoder(_)))
+        .collect();
+    let callables: Vec<Callable<'_>> = encoder_fields
+        .iter()
+        .filter_map(|f| match &f.part {
+            Part::Encoder(args) => Some(Callable {
+                ident: &f.ident,
+                outputs: args.outputs,
+                failed: false,
+            }),
+            _ => None,
+        })
+        .collect();
+    // A field with a mistake may be an encoder: its calls are not errors.
+    let failed_callables: Vec<Callable<'_>> = failed
+        .iter()
+        .map(|ident| Callable {
+            ident,
+            outputs: 0,
+            failed: true,
+        })
+        .collect();
     let ordered: Vec<&GuideField> = fields
         .iter()
-        .filter(|f| !matches!(f.part, Part::Conditional { .. }))
+        .filter(|f| !matches!(f.part, Part::Conditional { .. } | Part::Encoder(_)))
         .chain(conditional_fields.iter().copied())
         .collect();
-    let table = bindings(&ordered, failed);
-    let first_conditional = ordered.len() - conditional_fields.len();
+    let table = bindings(&ordered, failed, &callables);
+    let outputs: usize = callables.iter().map(|c| c.outputs).sum();
+    let first_conditional = outputs + ordered.len() - conditional_fields.len();
     let mut conditional_uses = BTreeSet::new();
+    let mut callers: Vec<(String, BTreeSet<String>)> = Vec::new();
     let conditionals = conditional_fields
         .iter()
         .enumerate()
         .filter_map(|(ci, c)| {
-            let (new, uses) = conditional(cx, &table, first_conditional + ci, c)?;
+            let mut called = BTreeSet::new();
+            let lowered = conditional(
+                cx,
+                &table,
+                first_conditional + ci,
+                c,
+                (&callables, &failed_callables, &mut called),
+            );
+            callers.push((c.ident.to_string(), called));
+            let (new, uses) = lowered?;
             conditional_uses.extend(uses);
             let Part::Conditional {
                 index,
@@ -163,7 +207,7 @@ pub fn plan<'a>(
     let mixing = mixing_fields
         .iter()
         .map(|m| {
-            let at = (&table, ordered.len());
+            let at = (&table, outputs + ordered.len());
             mixing(cx, input, at, m, &mixing_fields, &mut reverse_uses)
         })
         .collect();
@@ -177,13 +221,67 @@ pub fn plan<'a>(
         check_params_used(cx, &params, &conditional_uses, &reverse_uses);
     }
     let reverse_params = reverse_params(cx, &params, &conditional_uses, &reverse_uses);
+    let encoders = encoders(cx, (guide_input, fields), &encoder_fields, &callers, failed);
     Plan {
         input: guide_input,
         params,
         mixing,
         conditionals,
         reverse_params,
+        encoders,
     }
+}
+
+/// The encoders: inputs checked against the model's data, each called by
+/// some conditional.
+fn encoders<'a>(
+    cx: &Ctxt,
+    (input, fields): (&GuideInput, &[GuideField]),
+    encoder_fields: &[&'a GuideField],
+    callers: &[(String, BTreeSet<String>)],
+    failed: &[Ident],
+) -> Vec<Encoder<'a>> {
+    let mut others: Vec<(&Ident, &'static str)> = fields
+        .iter()
+        .map(|f| match f.part {
+            Part::Param { .. } => (&f.ident, "a parameter of the guide"),
+            Part::Mixing { .. } => (&f.ident, "a mixing variable"),
+            Part::Conditional { .. } => (&f.ident, "a latent"),
+            Part::Encoder(_) => (&f.ident, "an encoder"),
+        })
+        .collect();
+    if let Some(latents) = &input.latents {
+        others.extend(latents.iter().map(|l| (&l.name, "a latent")));
+    }
+    encoder_fields
+        .iter()
+        .filter_map(|f| {
+            let Part::Encoder(args) = &f.part else {
+                return None;
+            };
+            let name = f.ident.to_string();
+            let latents: Vec<String> = callers
+                .iter()
+                .filter(|(_, called)| called.contains(&name))
+                .map(|(latent, _)| latent.clone())
+                .collect();
+            if latents.is_empty() && failed.is_empty() {
+                cx.error_spanned_by(
+                    &f.ident,
+                    format!("encoder `{name}` is declared but never called: call it in a conditional with `for j`, e.g. `Normal({name}(j)[0], {name}(j)[1].exp())`, or remove it"),
+                );
+            }
+            let inputs = encoder::inputs(cx, &input.data, &others, &args.input);
+            Some(Encoder {
+                ident: &f.ident,
+                inputs,
+                hidden: args.hidden.clone(),
+                activation: args.activation.clone(),
+                outputs: args.outputs,
+                latents,
+            })
+        })
+        .collect()
 }
 
 // Every model latent has exactly one conditional.
@@ -356,10 +454,22 @@ fn conditional(
     table: &Bindings,
     position: usize,
     c: &GuideField,
+    (encoders, failed, called): (&[Callable<'_>], &[Callable<'_>], &mut BTreeSet<String>),
 ) -> Option<(TokenStream, BTreeSet<String>)> {
     let Part::Conditional { call, index, .. } = &c.part else {
         return None;
     };
+    let all: Vec<Callable<'_>> = encoders
+        .iter()
+        .chain(failed)
+        .map(|e| Callable {
+            ident: e.ident,
+            outputs: e.outputs,
+            failed: e.failed,
+        })
+        .collect();
+    let rewritten = encoder::rewrite_call(cx, &all, call, index.as_ref(), &c.ident, called).ok()?;
+    let call = rewritten.as_ref().unwrap_or(call);
     let family = family::family(&call.name.to_string())?;
     let mut lower = Lower::new(table.scope(position, index.as_ref()), cx);
     let new = constructor(&mut lower, family, call);

@@ -5,6 +5,7 @@
 
 mod ast;
 mod emit;
+mod encoder;
 mod lower;
 mod student_t;
 

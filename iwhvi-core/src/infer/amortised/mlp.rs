@@ -6,6 +6,8 @@ use rand_distr::StandardNormal;
 
 use crate::plate::vmath::{self, Simd};
 
+mod generic;
+
 /// The nonlinearity between an [`Mlp`]'s layers (the output layer is
 /// linear).
 ///

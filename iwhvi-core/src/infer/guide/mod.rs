@@ -324,6 +324,22 @@ pub enum GuideError {
         /// The latent.
         latent: &'static str,
     },
+    /// An encoder's inputs do not have one row per element of the latents
+    /// that call it (`#[encoder]` in a guide struct): `what` (a data
+    /// field, or a latent) has `rows` where the encoder has `expected`.
+    #[error(
+        "encoder `{encoder}`: `{what}` has {rows} elements where the encoder has {expected} points"
+    )]
+    EncoderRows {
+        /// The encoder's name.
+        encoder: &'static str,
+        /// The data field or latent that does not match.
+        what: &'static str,
+        /// Its number of elements.
+        rows: usize,
+        /// The encoder's number of points.
+        expected: usize,
+    },
 }
 
 /// One named block of a parameter vector.
