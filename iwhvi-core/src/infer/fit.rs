@@ -834,6 +834,46 @@ pub struct Fit {
 }
 
 /// The replicates of [`Fit::full_bound`].
+///
+/// ```
+/// use iwhvi_core::Scalar;
+/// use iwhvi_core::fit::{FULL_BOUND_REPLICATES, FitConfig, fit};
+/// use iwhvi_core::guide::MeanField;
+/// use iwhvi_core::model::{LatentSpec, Layout, Model};
+/// use iwhvi_core::objective::Diwhvi;
+/// use iwhvi_core::optim::Adam;
+/// use iwhvi_core::subsample::{Batch, SubsamplePlate};
+/// use iwhvi_core::transforms::Transform;
+///
+/// /// mu ~ N(0, 1), y_n ~ N(mu, 1).
+/// struct Mean { y: Vec<f64> }
+/// impl Model for Mean {
+///     fn layout(&self) -> Layout {
+///         Layout::new(vec![LatentSpec::scalar("mu", Transform::Identity)])
+///     }
+///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+///         let all: Vec<usize> = (0..self.y.len()).collect();
+///         self.log_joint_subset(&[], u, &[], &Batch::new(&all, self.y.len()))
+///     }
+///     fn subsample_plate(&self) -> Result<SubsamplePlate, &'static str> {
+///         Ok(SubsamplePlate { observed: vec!["y".into()], len: self.y.len() })
+///     }
+///     fn log_joint_subset<T: Scalar>(&self, _: &[T], u: &[T], _: &[f64], batch: &Batch<'_>) -> T {
+///         let mut plate = T::constant(0.0);
+///         for &n in batch.indices() {
+///             plate += -(T::constant(self.y[n]) - u[0]).square() * 0.5;
+///         }
+///         -u[0].square() * 0.5 + plate * batch.scale()
+///     }
+/// }
+///
+/// let model = Mean { y: (0..40).map(|n| f64::from(n % 5)).collect() };
+/// let config = FitConfig::new(Diwhvi::elbo()).batch_size(8).max_steps(500).progress(false);
+/// let fitted = fit(&model, &MeanField::new(1), Adam::new(0.05), &config).unwrap();
+/// let full = fitted.full_bound.unwrap();
+/// assert_eq!(full.replicates, FULL_BOUND_REPLICATES);
+/// assert!((fitted.params[0] - 80.0 / 41.0).abs() < 0.3, "{:?}", fitted.params);
+/// ```
 pub const FULL_BOUND_REPLICATES: usize = 32;
 
 impl Fit {
