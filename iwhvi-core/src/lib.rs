@@ -54,6 +54,7 @@ pub use infer::{amortised, fit, guide, input, laplace, objective, optim, posteri
 pub use prob::generated;
 pub use prob::plate;
 pub use prob::semi_implicit_prior;
+pub use prob::subsample;
 pub use prob::{data, distributions, model, transforms};
 
 /// The `rand` crate (0.10) whose generators the API takes; the facade

@@ -755,6 +755,115 @@ fn objective_and_fit_settings() {
     ]);
 }
 
+/// Two plates of different lengths: which one a batch takes is not
+/// defined.
+#[variational]
+struct TwoPlates {
+    #[latent(Normal(0.0, 1.0))]
+    mu: f64,
+    #[observe(Normal(mu, 1.0), for i)]
+    a: Vec<f64>,
+    #[observe(Normal(mu, 2.0), for j)]
+    b: Vec<f64>,
+}
+
+/// A learned parameter: not subsampled (yet).
+#[variational]
+struct LearnedMean {
+    #[param(init = 0.0)]
+    m: f64,
+    #[latent(Normal(m, 1.0))]
+    mu: f64,
+    #[observe(Normal(mu, 1.0), for i)]
+    y: Vec<f64>,
+}
+
+/// No plate: one scalar observation.
+#[variational]
+struct OnePoint {
+    #[latent(Normal(0.0, 1.0))]
+    mu: f64,
+    #[observe(Normal(mu, 1.0))]
+    y: f64,
+}
+
+fn regression4() -> Regression {
+    Regression::new(vec![1.0, 2.0, 3.0, 4.0], vec![0.9, 2.1, 2.8, 4.2]).unwrap()
+}
+
+fn fit_batched<M: Model>(model: &M, objective: Diwhvi, b: usize) -> String {
+    outcome(fit(
+        model,
+        &MeanField::new(model.dim()),
+        Adam::new(0.01),
+        &quiet(objective).batch_size(b),
+    ))
+}
+
+#[test]
+fn minibatch_settings() {
+    const BATCH: &str = "Input(InvalidSetting { setting: \"batch_size\"";
+    let refused = |value: &str, why: &str| -> &'static str {
+        format!("{BATCH}, value: \"{value}\", requirement: \"{why}").leak()
+    };
+    run_table(vec![
+        case(
+            "fit: batch_size(0)",
+            refused("0", "a minibatch has at least one element"),
+            || fit_batched(&regression4(), Diwhvi::elbo(), 0),
+        ),
+        case(
+            "fit: a batch larger than the plate",
+            refused("5", "a minibatch has at most as many elements"),
+            || fit_batched(&regression4(), Diwhvi::elbo(), 5),
+        ),
+        case(
+            "fit: a batch with M > 1",
+            refused("2", "minibatches need M = 1"),
+            || fit_batched(&regression4(), Diwhvi::iwae(3), 2),
+        ),
+        case(
+            "fit: a batch of a hand-written model without log_joint_subset",
+            refused("1", "this model cannot be subsampled"),
+            || fit_batched(&StdNormal2, Diwhvi::elbo(), 1),
+        ),
+        case(
+            "fit: a batch of a model with two plates of different lengths",
+            refused("1", "this model has plates of different lengths"),
+            || {
+                let model = TwoPlates::new(vec![0.1, 0.2], vec![0.3, 0.4, 0.5]).unwrap();
+                fit_batched(&model, Diwhvi::elbo(), 1)
+            },
+        ),
+        case(
+            "fit: a batch of a model with learned parameters",
+            refused("1", "minibatches of a model with learned parameters"),
+            || {
+                fit_batched(
+                    &LearnedMean::new(vec![0.1, 0.2]).unwrap(),
+                    Diwhvi::elbo(),
+                    1,
+                )
+            },
+        ),
+        case(
+            "fit: a batch of a model without a plate",
+            refused("1", "this model has no plate to subsample"),
+            || fit_batched(&OnePoint::new(0.5).unwrap(), Diwhvi::elbo(), 1),
+        ),
+        case("fit: a batch of the whole plate with M > 1", "ok", || {
+            fit_batched(&regression4(), Diwhvi::iwae(3), 4)
+        }),
+        case("fit: a batch with two plates of one length", "ok", || {
+            let model = TwoPlates::new(vec![0.1, 0.2], vec![0.3, 0.4]).unwrap();
+            fit_batched(&model, Diwhvi::elbo(), 1)
+        }),
+        case("fit: a batch of one element", "ok", || {
+            fit_batched(&regression4(), Diwhvi::elbo(), 1)
+        }),
+    ]);
+}
+
 fn fit_with(optimizer: impl iwhvi::optim::Optimizer + Clone) -> String {
     outcome(fit(
         &StdNormal2,

@@ -11,6 +11,7 @@ mod laplace_toy;
 mod learned_matrix;
 mod learned_params;
 mod local_modes;
+mod minibatch;
 mod posteriordb_models;
 mod semi_implicit_prior;
 mod varying_slopes;

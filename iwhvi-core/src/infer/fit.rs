@@ -18,6 +18,7 @@ use rand::rngs::StdRng;
 pub use crate::gradient::Parallelism;
 use crate::gradient::{ForwardEngine, GradientEngine};
 use crate::guide::{HierarchicalGuide, Workspace};
+use crate::infer::minibatch::{Batcher, Subsampled};
 /// Re-exported here because [`FitError::Input`] holds it.
 pub use crate::input::InputError;
 use crate::input::{DEFAULT_MEMORY_BUDGET, check_dimensions, check_params, check_size};
@@ -26,9 +27,11 @@ use crate::model::{InvalidTerm, Latents, Layout, LayoutError, Model};
 /// Re-exported here because [`FitConfig::estimator`] takes it.
 pub use crate::objective::GradientEstimator;
 use crate::objective::{
-    Diwhvi, GenericEngines, ObjectiveError, StepNoise, split_engines_value_and_gradient_theta,
+    Diwhvi, Estimate, GenericEngines, ObjectiveError, StepNoise, estimate_bound,
+    split_engines_value_and_gradient_theta,
 };
 use crate::optim::Optimizer;
+use crate::subsample::Batch;
 use crate::tape::TapeEngine;
 
 /// How to fit: the objective, how long, and when to stop.
@@ -93,6 +96,10 @@ pub struct FitConfig {
     /// (default [`DEFAULT_MEMORY_BUDGET`], 4 GiB; see
     /// [`bound_memory`](crate::input::bound_memory)).
     pub(crate) memory_budget: u64,
+    /// Minibatches: each step evaluates the plate's terms on `b` of its
+    /// `N` elements, scaled by `N / b` (default none: the full data; see
+    /// [`FitConfig::batch_size`]).
+    pub(crate) batch_size: Option<usize>,
 }
 
 /// Where [`fit`] starts the guide.
@@ -551,6 +558,18 @@ impl FitConfig {
     pub fn get_memory_budget(&self) -> u64 {
         self.memory_budget
     }
+
+    /// The minibatch size `b` (see [`FitConfig::batch_size`]; default
+    /// `None`, the full data).
+    ///
+    /// ```
+    /// use iwhvi_core::fit::FitConfig;
+    /// assert_eq!(FitConfig::default().get_batch_size(), None);
+    /// assert_eq!(FitConfig::default().batch_size(32).get_batch_size(), Some(32));
+    /// ```
+    pub fn get_batch_size(&self) -> Option<usize> {
+        self.batch_size
+    }
 }
 
 impl Default for FitConfig {
@@ -569,6 +588,7 @@ impl Default for FitConfig {
             engine: Engine::Auto,
             init: Init::Guide,
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            batch_size: None,
         }
     }
 }
@@ -672,6 +692,44 @@ impl FitConfig {
         self
     }
 
+    /// With minibatches of `b` elements of the model's plate (Pyro's
+    /// `plate(subsample_size = b)`): each step evaluates the bound with
+    /// the log joint
+    ///
+    /// ```text
+    /// log p̂(x, u) = [global terms] + (N / b) Σ_{n ∈ B} [plate terms of n],
+    /// ```
+    ///
+    /// `B` a subset of `b` of the plate's `N` elements drawn without
+    /// replacement, the elements reshuffled every epoch (`⌈N / b⌉` steps)
+    /// from a stream seeded by [`FitConfig::seed`] (the steps' noise is
+    /// the same as without batches). The guide's term is unchanged. With
+    /// `M = 1` (ELBO, IWHVI) the step's bound and gradient are unbiased
+    /// estimates of the full-data ones. [`Fit::trace`] then holds the
+    /// minibatch estimates and [`Fit::full_bound`] the full-data bound at
+    /// the end.
+    ///
+    /// [`fit`] refuses ([`InputError::InvalidSetting`] with `setting =
+    /// "batch_size"`, naming why): `b = 0`; a model that cannot be
+    /// subsampled ([`Model::subsample_plate`] is `Err`: hand-written
+    /// models by default, `#[variational]` models with learned parameters,
+    /// semi-implicit priors, no plate, or two plates of different lengths);
+    /// `b > N`; `M > 1` with `b < N` (the logsumexp over outer samples
+    /// couples the plate's elements, so the subsampled bound is a biased
+    /// estimate of the full one).
+    ///
+    /// ```
+    /// use iwhvi_core::fit::FitConfig;
+    /// use iwhvi_core::objective::Diwhvi;
+    /// let config = FitConfig::new(Diwhvi::new(1, 8)).batch_size(100).seed(3);
+    /// assert_eq!(config.get_batch_size(), Some(100));
+    /// assert!(FitConfig::default().batch_size(0).check().is_err());
+    /// ```
+    pub fn batch_size(mut self, b: usize) -> Self {
+        self.batch_size = Some(b);
+        self
+    }
+
     /// Checks the settings that a fit cannot run with: a zero
     /// [`window`](FitConfig::window) (no smoothed bound, never converges),
     /// zero [`max_consecutive_rejections`](FitConfig::max_consecutive_rejections)
@@ -718,6 +776,13 @@ impl FitConfig {
         if let Init::Pilots(rule) = &self.init {
             rule.check()?;
         }
+        if self.batch_size == Some(0) {
+            return Err(InputError::InvalidSetting {
+                setting: "batch_size",
+                value: "0".into(),
+                requirement: "a minibatch has at least one element",
+            });
+        }
         Ok(())
     }
 }
@@ -758,7 +823,58 @@ pub struct Fit {
     pub best_theta: Vec<f64>,
     /// The model's learned parameters' layout ([`Model::theta_layout`]).
     pub theta_layout: Layout,
+    /// For a minibatch fit ([`FitConfig::batch_size`]), the full-data
+    /// bound at the last parameters ([`Fit::params`], [`Fit::theta`]):
+    /// the fit's objective on every element of the plate, averaged over
+    /// [`FULL_BOUND_REPLICATES`] draws of fresh noise (seeded from the
+    /// fit's seed), with its standard error. [`Fit::trace`] and
+    /// [`Fit::smoothed`] hold the minibatch estimates. `None` for a fit on
+    /// the full data, whose trace is already the full-data bound.
+    pub full_bound: Option<Estimate>,
 }
+
+/// The replicates of [`Fit::full_bound`].
+///
+/// ```
+/// use iwhvi_core::Scalar;
+/// use iwhvi_core::fit::{FULL_BOUND_REPLICATES, FitConfig, fit};
+/// use iwhvi_core::guide::MeanField;
+/// use iwhvi_core::model::{LatentSpec, Layout, Model};
+/// use iwhvi_core::objective::Diwhvi;
+/// use iwhvi_core::optim::Adam;
+/// use iwhvi_core::subsample::{Batch, SubsamplePlate};
+/// use iwhvi_core::transforms::Transform;
+///
+/// /// mu ~ N(0, 1), y_n ~ N(mu, 1).
+/// struct Mean { y: Vec<f64> }
+/// impl Model for Mean {
+///     fn layout(&self) -> Layout {
+///         Layout::new(vec![LatentSpec::scalar("mu", Transform::Identity)])
+///     }
+///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+///         let all: Vec<usize> = (0..self.y.len()).collect();
+///         self.log_joint_subset(&[], u, &[], &Batch::new(&all, self.y.len()))
+///     }
+///     fn subsample_plate(&self) -> Result<SubsamplePlate, &'static str> {
+///         Ok(SubsamplePlate { observed: vec!["y".into()], len: self.y.len() })
+///     }
+///     fn log_joint_subset<T: Scalar>(&self, _: &[T], u: &[T], _: &[f64], batch: &Batch<'_>) -> T {
+///         let mut plate = T::constant(0.0);
+///         for &n in batch.indices() {
+///             plate += -(T::constant(self.y[n]) - u[0]).square() * 0.5;
+///         }
+///         -u[0].square() * 0.5 + plate * batch.scale()
+///     }
+/// }
+///
+/// let model = Mean { y: (0..40).map(|n| f64::from(n % 5)).collect() };
+/// let config = FitConfig::new(Diwhvi::elbo()).batch_size(8).max_steps(500).progress(false);
+/// let fitted = fit(&model, &MeanField::new(1), Adam::new(0.05), &config).unwrap();
+/// let full = fitted.full_bound.unwrap();
+/// assert_eq!(full.replicates, FULL_BOUND_REPLICATES);
+/// assert!((fitted.params[0] - 80.0 / 41.0).abs() < 0.3, "{:?}", fitted.params);
+/// ```
+pub const FULL_BOUND_REPLICATES: usize = 32;
 
 impl Fit {
     /// The learned parameters after the last accepted step, named and
@@ -1121,6 +1237,13 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         }
         .into());
     }
+    let plate_len = config
+        .batch_size
+        .map(|b| check_batch(model, config.objective, b))
+        .transpose()?;
+    let batcher = plate_len
+        .zip(config.batch_size)
+        .map(|(n, b)| (Batcher::new(n, b, config.seed), n));
     let p = initial.len();
     let engines = config.engine.step_engines(guide);
     check_size(
@@ -1148,6 +1271,11 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
             Err(FitError::Diverged { partial, .. }) => partial.split_theta(p, theta_layout),
             Err(_) => {}
         }
+        if plate_len.is_some() {
+            if let Ok(fit) = &mut result {
+                fit.full_bound = Some(full_data_bound(model, guide, config, fit)?);
+            }
+        }
         result
     };
     match engines.guide {
@@ -1162,23 +1290,45 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
             // The loop's vector is `[φ; ϑ]`: the learned parameters' part
             // of the gradient from the same outer weights (none for most
             // models, which then run `value_and_gradient` as before).
+            // With minibatches, the fused path sees the model through the
+            // step's batch like the generic one (the batch's scaled log
+            // joint and its gradient in `u`).
+            let mut batcher = batcher;
             run(&mut |joint, noise, gradient| {
                 let (params, theta) = joint.split_at(p);
-                Ok(fused.value_and_gradient_with_theta(
-                    model,
-                    params,
-                    theta,
-                    noise,
-                    &model_engine,
-                    gradient,
-                ))
+                Ok(match batcher.as_mut() {
+                    None => fused.value_and_gradient_with_theta(
+                        model,
+                        params,
+                        theta,
+                        noise,
+                        &model_engine,
+                        gradient,
+                    ),
+                    Some((batcher, n)) => fused.value_and_gradient_with_theta(
+                        &Subsampled {
+                            model,
+                            batch: Some(Batch::new(batcher.next_batch(), *n)),
+                            theta,
+                        },
+                        params,
+                        theta,
+                        noise,
+                        &model_engine,
+                        gradient,
+                    ),
+                })
             })
         }
         EngineChoice::Forward { .. } => {
             let forward = ForwardEngine::<16>::new().with_parallelism(parallelism);
-            generic_fit(model, guide, config, &model_engine, &forward, p, run)
+            let engines = (&model_engine, &forward);
+            generic_fit(model, guide, config, engines, (p, batcher), run)
         }
-        EngineChoice::Tape => generic_fit(model, guide, config, &model_engine, &TapeEngine, p, run),
+        EngineChoice::Tape => {
+            let engines = (&model_engine, &TapeEngine);
+            generic_fit(model, guide, config, engines, (p, batcher), run)
+        }
     }
 }
 
@@ -1193,9 +1343,8 @@ fn generic_fit<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
     model: &Mo,
     guide: &G,
     config: &FitConfig,
-    model_engine: &ModelEngine,
-    guide_engine: &EG,
-    p: usize,
+    (model_engine, guide_engine): (&ModelEngine, &EG),
+    (p, mut batcher): (usize, Option<(Batcher, usize)>),
     run: impl FnOnce(&mut StepFn<'_>) -> Result<Fit, FitError>,
 ) -> Result<Fit, FitError> {
     run(&mut |joint, noise, gradient| {
@@ -1205,17 +1354,73 @@ fn generic_fit<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
             parallelism: config.parallelism,
         };
         let (params, theta) = joint.split_at(p);
-        Ok(split_engines_value_and_gradient_theta(
-            model,
-            guide,
-            params,
-            theta,
-            noise,
-            engines,
-            config.estimator,
-            gradient,
-        )?)
+        let estimator = config.estimator;
+        Ok(match batcher.as_mut() {
+            None => split_engines_value_and_gradient_theta(
+                model, guide, params, theta, noise, engines, estimator, gradient,
+            )?,
+            Some((batcher, n)) => {
+                let stepped = Subsampled {
+                    model,
+                    batch: Some(Batch::new(batcher.next_batch(), *n)),
+                    theta,
+                };
+                split_engines_value_and_gradient_theta(
+                    &stepped, guide, params, theta, noise, engines, estimator, gradient,
+                )?
+            }
+        })
     })
+}
+
+/// The plate's length `N` for a minibatch fit with batches of `b`, or why
+/// the model, the batch size and the objective cannot go together.
+fn check_batch<Mo: Model>(model: &Mo, objective: Diwhvi, b: usize) -> Result<usize, InputError> {
+    let refuse = |requirement| InputError::InvalidSetting {
+        setting: "batch_size",
+        value: b.to_string(),
+        requirement,
+    };
+    let plate = model.subsample_plate().map_err(refuse)?;
+    if b == 0 {
+        return Err(refuse("a minibatch has at least one element"));
+    }
+    if b > plate.len {
+        return Err(refuse(
+            "a minibatch has at most as many elements as the model's plate (N)",
+        ));
+    }
+    if objective.m() > 1 && b < plate.len {
+        return Err(refuse(
+            "minibatches need M = 1: with M > 1 the logsumexp over outer samples couples the \
+             plate's elements, and the subsampled bound is a biased estimate of the full one",
+        ));
+    }
+    Ok(plate.len)
+}
+
+/// [`Fit::full_bound`]: the fit's objective on the full data at its last
+/// parameters.
+fn full_data_bound<Mo: Model, G: HierarchicalGuide>(
+    model: &Mo,
+    guide: &G,
+    config: &FitConfig,
+    fit: &Fit,
+) -> Result<Estimate, FitError> {
+    let full = Subsampled {
+        model,
+        batch: None,
+        theta: &fit.theta,
+    };
+    let mut rng = StdRng::seed_from_u64(config.seed ^ 0x0066_756C_6C5F_626E);
+    Ok(estimate_bound(
+        &full,
+        guide,
+        &fit.params,
+        config.objective,
+        FULL_BOUND_REPLICATES,
+        &mut rng,
+    )?)
 }
 
 /// The loop, with `step` computing one step's bound and gradient.
@@ -1248,6 +1453,7 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
         theta: Vec::new(),
         best_theta: Vec::new(),
         theta_layout: Layout::default(),
+        full_bound: None,
     };
     let bar = progress_bar(config);
     // `FitConfig::check` rejected a zero window before the first step.

@@ -12,6 +12,7 @@ pub mod fit;
 pub mod guide;
 pub mod input;
 pub mod laplace;
+pub(crate) mod minibatch;
 pub mod objective;
 pub mod optim;
 pub mod posterior;

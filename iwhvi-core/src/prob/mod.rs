@@ -14,4 +14,5 @@ pub mod generated;
 pub mod model;
 pub mod plate;
 pub mod semi_implicit_prior;
+pub mod subsample;
 pub mod transforms;

@@ -261,6 +261,97 @@ pub trait Model: Sync {
         let _ = noise;
         self.log_joint_theta(theta, u)
     }
+
+    /// The plate this model can subsample in a minibatch fit
+    /// ([`FitConfig::batch_size`](crate::fit::FitConfig::batch_size)):
+    /// its observed fields and length `N`. The default says that the
+    /// model cannot be subsampled
+    /// ([`NOT_SUBSAMPLED`](crate::subsample::NOT_SUBSAMPLED)), and `fit`
+    /// then refuses a batch size with
+    /// [`InputError::InvalidSetting`](crate::input::InputError::InvalidSetting)
+    /// naming this reason.
+    ///
+    /// # Errors
+    /// Why the model cannot be subsampled (a model with two plates of
+    /// different lengths, for instance).
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::subsample::NOT_SUBSAMPLED;
+    /// use iwhvi_core::transforms::Transform;
+    ///
+    /// struct Plain;
+    /// impl Model for Plain {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         -u[0].square() * 0.5
+    ///     }
+    /// }
+    /// assert_eq!(Plain.subsample_plate(), Err(NOT_SUBSAMPLED));
+    /// ```
+    fn subsample_plate(&self) -> Result<crate::subsample::SubsamplePlate, &'static str> {
+        Err(crate::subsample::NOT_SUBSAMPLED)
+    }
+
+    /// The log joint on a minibatch of the plate that
+    /// [`Model::subsample_plate`] declares, at learned parameters `theta`
+    /// and prior noise `noise` (as [`Model::log_joint_theta_with_noise`]):
+    ///
+    /// ```text
+    /// [global terms] + batch.scale() · Σ_{n ∈ batch} [plate terms of n],
+    /// ```
+    ///
+    /// the global terms being every term outside the plate (priors,
+    /// factors, Jacobians). For a uniform subset of size `b` with scale
+    /// `N / b` it is an unbiased estimate of the full log joint. Called
+    /// only when [`Model::subsample_plate`] is `Ok`; the default (for
+    /// models that cannot be subsampled) ignores the batch and returns
+    /// [`Model::log_joint_theta_with_noise`].
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::subsample::{Batch, SubsamplePlate};
+    /// use iwhvi_core::transforms::Transform;
+    ///
+    /// /// mu ~ N(0, 1), y_n ~ N(mu, 1).
+    /// struct Mean { y: Vec<f64> }
+    /// impl Model for Mean {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("mu", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         let all: Vec<usize> = (0..self.y.len()).collect();
+    ///         self.log_joint_subset(&[], u, &[], &Batch::new(&all, self.y.len()))
+    ///     }
+    ///     fn subsample_plate(&self) -> Result<SubsamplePlate, &'static str> {
+    ///         Ok(SubsamplePlate { observed: vec!["y".into()], len: self.y.len() })
+    ///     }
+    ///     fn log_joint_subset<T: Scalar>(&self, _: &[T], u: &[T], _: &[f64], batch: &Batch<'_>) -> T {
+    ///         let mut plate = T::constant(0.0);
+    ///         for &n in batch.indices() {
+    ///             plate += -(T::constant(self.y[n]) - u[0]).square() * 0.5;
+    ///         }
+    ///         -u[0].square() * 0.5 + plate * batch.scale()
+    ///     }
+    /// }
+    /// let model = Mean { y: vec![1.0, 3.0] };
+    /// // The global term -0.5 plus 2 · (-0.5 · (3 - 1)²) on the batch {1}.
+    /// assert_eq!(model.log_joint_subset(&[], &[1.0], &[], &Batch::new(&[1], 2)), -4.5);
+    /// ```
+    fn log_joint_subset<T: Scalar>(
+        &self,
+        theta: &[T],
+        u: &[T],
+        noise: &[f64],
+        batch: &crate::subsample::Batch<'_>,
+    ) -> T {
+        let _ = batch;
+        self.log_joint_theta_with_noise(theta, u, noise)
+    }
 }
 
 /// What a model declares about one latent: its name, its (constrained)

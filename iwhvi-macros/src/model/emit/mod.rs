@@ -7,6 +7,7 @@ mod f64_data;
 mod latent;
 mod observed;
 mod param;
+mod subset;
 mod transformed;
 
 use proc_macro2::TokenStream;
@@ -566,6 +567,7 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
     let steps: Vec<TokenStream> = plan.steps.iter().map(|s| step(s, true)).collect();
     let param_methods = param::model_methods(plan, &steps);
     let mixing_methods = crate::model::semi_implicit_prior::model_methods(plan);
+    let subset_methods = subset::model_methods(plan);
     let param_bindings = param::bindings_from_self(plan);
     let reference_steps = plan.steps.iter().map(|s| step(s, false));
     let plate_methods = plan.observations().filter_map(observed::plate_methods);
@@ -613,6 +615,8 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
             #param_methods
 
             #mixing_methods
+
+            #subset_methods
 
             #[allow(unused_mut, unused_variables, unused_assignments, non_camel_case_types, clippy::all)]
             fn first_invalid_term(&self, __u: &[f64]) -> ::core::option::Option<::iwhvi::__private::InvalidTerm> {
