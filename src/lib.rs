@@ -340,4 +340,3 @@ pub struct ReadmeDoctests;
 #[doc = include_str!("../docs/USER_GUIDE.md")]
 #[cfg(doctest)]
 pub struct UserGuideDoctests;
-
