@@ -31,7 +31,6 @@ use crate::objective::{
     split_engines_value_and_gradient_theta,
 };
 use crate::optim::Optimizer;
-use crate::subsample::Batch;
 use crate::tape::TapeEngine;
 
 /// How to fit: the objective, how long, and when to stop.
@@ -1237,13 +1236,10 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         }
         .into());
     }
-    let plate_len = config
+    let batcher = config
         .batch_size
-        .map(|b| check_batch(model, config.objective, b))
+        .map(|b| check_batch(model, config.objective, b).map(|n| Batcher::new(n, b, config.seed)))
         .transpose()?;
-    let batcher = plate_len
-        .zip(config.batch_size)
-        .map(|(n, b)| (Batcher::new(n, b, config.seed), n));
     let p = initial.len();
     let engines = config.engine.step_engines(guide);
     check_size(
@@ -1271,7 +1267,7 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
             Err(FitError::Diverged { partial, .. }) => partial.split_theta(p, theta_layout),
             Err(_) => {}
         }
-        if plate_len.is_some() {
+        if config.batch_size.is_some() {
             if let Ok(fit) = &mut result {
                 fit.full_bound = Some(full_data_bound(model, guide, config, fit)?);
             }
@@ -1305,10 +1301,10 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
                         &model_engine,
                         gradient,
                     ),
-                    Some((batcher, n)) => fused.value_and_gradient_with_theta(
+                    Some(batcher) => fused.value_and_gradient_with_theta(
                         &Subsampled {
                             model,
-                            batch: Some(Batch::new(batcher.next_batch(), *n)),
+                            batch: Some(batcher.next_batch()),
                             theta,
                         },
                         params,
@@ -1344,7 +1340,7 @@ fn generic_fit<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
     guide: &G,
     config: &FitConfig,
     (model_engine, guide_engine): (&ModelEngine, &EG),
-    (p, mut batcher): (usize, Option<(Batcher, usize)>),
+    (p, mut batcher): (usize, Option<Batcher>),
     run: impl FnOnce(&mut StepFn<'_>) -> Result<Fit, FitError>,
 ) -> Result<Fit, FitError> {
     run(&mut |joint, noise, gradient| {
@@ -1359,10 +1355,10 @@ fn generic_fit<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
             None => split_engines_value_and_gradient_theta(
                 model, guide, params, theta, noise, engines, estimator, gradient,
             )?,
-            Some((batcher, n)) => {
+            Some(batcher) => {
                 let stepped = Subsampled {
                     model,
-                    batch: Some(Batch::new(batcher.next_batch(), *n)),
+                    batch: Some(batcher.next_batch()),
                     theta,
                 };
                 split_engines_value_and_gradient_theta(
@@ -1381,10 +1377,8 @@ fn check_batch<Mo: Model>(model: &Mo, objective: Diwhvi, b: usize) -> Result<usi
         value: b.to_string(),
         requirement,
     };
+    // `b = 0` was refused by `FitConfig::check`.
     let plate = model.subsample_plate().map_err(refuse)?;
-    if b == 0 {
-        return Err(refuse("a minibatch has at least one element"));
-    }
     if b > plate.len {
         return Err(refuse(
             "a minibatch has at most as many elements as the model's plate (N)",

@@ -109,7 +109,8 @@ pub enum LaplaceError {
         /// The starting point's length.
         found: usize,
     },
-    /// A setting of [`MultiStart`] is outside the values it can take.
+    /// A setting of [`MultiStart`], or [`LaplaceOptions`]' tolerance, is
+    /// outside the values it can take.
     #[error(transparent)]
     Input(#[from] InputError),
 }

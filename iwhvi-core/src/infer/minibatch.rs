@@ -42,8 +42,9 @@ impl Batcher {
         }
     }
 
-    /// The next batch, sorted (the plate's terms summed in index order).
-    pub(crate) fn next_batch(&mut self) -> &[usize] {
+    /// The next batch, sorted (the plate's terms summed in index order),
+    /// with its scale `N / b`.
+    pub(crate) fn next_batch(&mut self) -> Batch<'_> {
         let n = self.order.len();
         if self.next >= n {
             self.order.shuffle(&mut self.rng);
@@ -62,7 +63,7 @@ impl Batcher {
         }
         self.next += take;
         self.current.sort_unstable();
-        &self.current
+        Batch::new(&self.current, n)
     }
 }
 
@@ -81,6 +82,10 @@ impl<M: Model> Subsampled<'_, M> {
     fn at<T: Scalar>(&self, theta: &[T], u: &[T], noise: &[f64]) -> T {
         match &self.batch {
             Some(batch) => self.model.log_joint_subset(theta, u, noise, batch),
+            // As `ChainedModel` does: a model without learned parameters
+            // may override only `log_joint_with_noise` (a semi-implicit
+            // prior), which `log_joint_theta_with_noise`'s default skips.
+            None if theta.is_empty() => self.model.log_joint_with_noise(u, noise),
             None => self.model.log_joint_theta_with_noise(theta, u, noise),
         }
     }
@@ -148,7 +153,7 @@ mod tests {
         let mut batcher = Batcher::new(n, b, 7);
         let mut seen = vec![0usize; n];
         for step in 0..4 {
-            let batch = batcher.next_batch().to_vec();
+            let batch = batcher.next_batch().indices().to_vec();
             assert_eq!(batch.len(), b);
             let mut distinct = batch.clone();
             distinct.dedup();
@@ -174,7 +179,7 @@ mod tests {
         let mut counts = vec![0.0; n];
         let mut last_counts = vec![0.0; n];
         for step in 0..steps {
-            for &i in batcher.next_batch() {
+            for &i in batcher.next_batch().indices() {
                 counts[i] += 1.0;
                 if step % 3 == 2 {
                     last_counts[i] += 1.0;

@@ -1041,7 +1041,8 @@ pub enum DataError {
     /// arithmetic that overflows (`i - 1` at `i = 0`) is a position past
     /// every end.
     #[error(
-        "`{term}` reads `{access}` at position {position}{}, but `{field}` has {len} {unit}: fix the data it is computed from, or the position in the model",
+        "`{term}` reads `{access}` at {}{}, but `{field}` has {len} {unit}: fix the data it is computed from, or the position in the model",
+        position_text(*.position),
         .element.map_or_else(String::new, |e| format!(" (element {e})"))
     )]
     OutOfRangeAt {
@@ -1064,4 +1065,15 @@ pub enum DataError {
         /// attribute reads it.
         term: &'static str,
     },
+}
+
+/// How [`DataError::OutOfRangeAt`] names its position: a negative, NaN or
+/// overflowing position arrives as `usize::MAX`, which a user would not
+/// recognise as the value they computed.
+fn position_text(position: usize) -> String {
+    if position == usize::MAX {
+        "a position past every end (negative, NaN or overflowing)".to_string()
+    } else {
+        format!("position {position}")
+    }
 }

@@ -192,7 +192,10 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
     if matches!(part, Part::Encoder(_)) {
         let is_mlp = matches!(&field.ty, syn::Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "Mlp" && s.arguments.is_none()));
         if !is_mlp {
-            cx.error_spanned_by(&field.ty, "an encoder's type is `Mlp`");
+            cx.error_spanned_by(
+                &field.ty,
+                "an encoder's type is `Mlp`: write the field as `enc: Mlp`",
+            );
             return Err(true);
         }
         return Ok(GuideField {

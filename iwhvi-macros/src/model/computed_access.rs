@@ -66,6 +66,7 @@ pub fn checks(plan: &Plan<'_>) -> Vec<TokenStream> {
             bases.push((latent.field.ident.to_string(), Base::Vector(quote!(#len))));
         }
     }
+    let shadowed = super::literal_access::shadowing_names(model);
     let mut out = Vec::new();
     for field in &model.fields {
         // The loop of the field's attribute, and its number of elements.
@@ -100,7 +101,7 @@ pub fn checks(plan: &Plan<'_>) -> Vec<TokenStream> {
         let mut finder = Finder {
             table: &table,
             bases: &bases,
-            shadowed: super::literal_access::shadowing_names(model),
+            shadowed: &shadowed,
             index,
             term: field.ident.to_string(),
             conditional: 0,
@@ -131,7 +132,7 @@ struct Finder<'a> {
     /// Names bound inside attributes (`let`s, closure parameters, `for`
     /// indices): a position mentioning one (other than this field's own
     /// index) is not evaluated here.
-    shadowed: BTreeSet<String>,
+    shadowed: &'a BTreeSet<String>,
     index: Option<&'a Ident>,
     term: String,
     /// Inside an `if` branch, after `&&`/`||` or in a closure: reads that
@@ -175,8 +176,12 @@ impl Finder<'_> {
     }
 
     /// The positions as `usize` expressions over the data and the loop
-    /// index, or `None` when one reads anything else (a `let`, a latent).
+    /// index, or `None` when one reads anything else (a `let`, a latent)
+    /// or the read may not run (`push` would drop it: not lowered).
     fn positions(&self, exprs: &[&Expr]) -> Option<Vec<TokenStream>> {
+        if self.conditional > 0 {
+            return None;
+        }
         let index = self.index;
         let reads_shadowed = exprs.iter().any(|e| {
             first_mention(e, |x| {

@@ -103,10 +103,7 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
     // evaluate the attributes that make them.
     let literal_checks = super::literal_access::checks(plan.model);
     let computed_checks = super::computed_access::checks(plan);
-    let length_checks: Vec<TokenStream> = plan
-        .observations()
-        .flat_map(observed::length_checks)
-        .collect();
+    let length_checks = plan.observations().flat_map(observed::length_checks);
     let support_checks = plan.observations().filter_map(observed::support_check);
     let parameter_checks = plan.steps.iter().flat_map(|step| match step {
         Step::Latent(l) => parameter_checks(&l.data_params, &l.field.ident, l.family.name, &l.len),
@@ -121,7 +118,7 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
         }
         _ => Vec::new(),
     });
-    let latent_checks: Vec<TokenStream> = plan.latents().map(latent::length_checks).collect();
+    let latent_checks = plan.latents().map(latent::length_checks);
     // The layout `Model::layout` builds from the data (a simplex of
     // `len = k` entries with `k = 0` has none): rejected here, so that
     // `layout` cannot fail later.
@@ -163,8 +160,9 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
             #init_params
 
             // Literal positions first, then the lengths of the data read
-            // at the loop index (again in `__validate`), then computed
-            // positions (which may read data at those).
+            // at the loop index and of the latents, then computed positions
+            // (which may read data at those). `new` runs it before
+            // `__validate`, which therefore does not repeat them.
             #[allow(unused_parens, non_snake_case, clippy::all)]
             fn __check_reads(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
                 #(#literal_checks)*
@@ -176,10 +174,8 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
 
             fn __validate(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
                 #(#finite_checks)*
-                #(#length_checks)*
                 #(#support_checks)*
                 #(#parameter_checks)*
-                #(#latent_checks)*
                 #layout_check
                 ::core::result::Result::Ok(())
             }
