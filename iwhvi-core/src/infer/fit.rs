@@ -27,7 +27,7 @@ use crate::model::{InvalidTerm, Latents, Layout, LayoutError, Model};
 /// Re-exported here because [`FitConfig::estimator`] takes it.
 pub use crate::objective::GradientEstimator;
 use crate::objective::{
-    Diwhvi, Estimate, GenericEngines, ObjectiveError, StepNoise, estimate_bound,
+    Diwhvi, Estimate, GenericEngines, ObjectiveError, StepNoise, estimate_bound_within,
     split_engines_value_and_gradient_theta,
 };
 use crate::optim::Optimizer;
@@ -1407,12 +1407,16 @@ fn full_data_bound<Mo: Model, G: HierarchicalGuide>(
         theta: &fit.theta,
     };
     let mut rng = StdRng::seed_from_u64(config.seed ^ 0x0066_756C_6C5F_626E);
-    Ok(estimate_bound(
+    // Cannot fail on a finished fit: the dimensions were checked before the
+    // first step, the parameters are the loop's finite ones, the replicates
+    // a constant above one, and the noise is the size the steps used, under
+    // the same budget.
+    Ok(estimate_bound_within(
         &full,
         guide,
         &fit.params,
-        config.objective,
-        FULL_BOUND_REPLICATES,
+        (config.objective, FULL_BOUND_REPLICATES),
+        config.memory_budget,
         &mut rng,
     )?)
 }

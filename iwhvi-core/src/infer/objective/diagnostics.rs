@@ -98,10 +98,31 @@ pub fn estimate_bound<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     replicates: usize,
     rng: &mut R,
 ) -> Result<Estimate, InputError> {
+    estimate_bound_within(
+        model,
+        guide,
+        params,
+        (objective, replicates),
+        DEFAULT_MEMORY_BUDGET,
+        rng,
+    )
+}
+
+/// [`estimate_bound`] with the step noise checked against `memory_budget`
+/// bytes instead of [`DEFAULT_MEMORY_BUDGET`] (`fit`'s full-data bound uses
+/// the fit's own budget).
+pub(crate) fn estimate_bound_within<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    (objective, replicates): (Diwhvi, usize),
+    memory_budget: u64,
+    rng: &mut R,
+) -> Result<Estimate, InputError> {
     check_dimensions(model, guide)?;
     check_params(guide, params)?;
     check_draws(replicates)?;
-    let mut noise = StepNoise::try_new(guide, objective, DEFAULT_MEMORY_BUDGET)?
+    let mut noise = StepNoise::try_new(guide, objective, memory_budget)?
         .with_prior_noise(model.prior_noise_dim());
     let values: Vec<f64> = (0..replicates)
         .map(|_| {

@@ -36,11 +36,11 @@ mod weights;
 pub use bound::{Diwhvi, DiwhviObjective};
 pub(crate) use chained::LogJoint;
 pub use chained::{CHAINED_PARALLEL_THRESHOLD, ChainedModel};
-pub(crate) use diagnostics::sandwich;
 pub use diagnostics::{
     DiagnosticsError, Estimate, GuideDiagnostics, LogQSandwich, MutualInformation, estimate_bound,
     guide_diagnostics, log_evidence, mutual_information, upper_bound_log_q,
 };
+pub(crate) use diagnostics::{estimate_bound_within, sandwich};
 pub(crate) use estimators::{GenericEngines, split_engines_value_and_gradient_theta};
 pub use estimators::{
     GradientEstimator, ObjectiveError, value_and_gradient, value_and_gradient_with,
