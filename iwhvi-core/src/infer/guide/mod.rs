@@ -39,6 +39,7 @@ pub use mean_field::MeanField;
 pub use network::Conditioning;
 pub use preconditioned::{PreconditionError, Preconditioned};
 pub use semi_implicit::{ConditionalFamily, Reverse, SemiImplicit};
+pub(crate) use semi_implicit::{student_t_constant, student_t_draw};
 
 /// The largest size (latents, mixing dimensions, hidden units) a saved
 /// guide of this crate may declare, 2²⁰: loading a file checks it before

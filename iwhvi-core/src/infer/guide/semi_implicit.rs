@@ -377,9 +377,16 @@ fn prepared_normal_log_density<T: Scalar>(
 /// normal `noise` (`big_d` numerators, then `df` normals per coordinate).
 /// An all-zero chi-square part (the zero noise of a fit's starting point)
 /// gives `tᵢ = εᵢ₀`.
-fn student_t_draw(df: usize, noise: &[f64], big_d: usize, i: usize) -> f64 {
+pub(crate) fn student_t_draw(df: usize, noise: &[f64], big_d: usize, i: usize) -> f64 {
     let squares = &noise[big_d + i * df..big_d + (i + 1) * df];
     crate::generated::student_t_noise(noise[i], squares)
+}
+
+/// One coordinate's normalising constant of Student's t with `ν`
+/// degrees of freedom: `ln Γ((ν+1)/2) − ln Γ(ν/2) − ½ ln(νπ)`.
+pub(crate) fn student_t_constant(nu: f64) -> f64 {
+    use crate::special::ln_gamma;
+    ln_gamma((nu + 1.0) * 0.5) - ln_gamma(nu * 0.5) - 0.5 * (nu * std::f64::consts::PI).ln()
 }
 
 /// `Σᵢ log t_ν(xᵢ; meanᵢ, scaleᵢ)` from the inverse scales and `Σ log scale`.
@@ -390,9 +397,7 @@ fn student_t_log_density<T: Scalar>(
     inverse_scale: &[T],
     sum_log_scale: T,
 ) -> T {
-    use crate::special::ln_gamma;
-    let constant =
-        ln_gamma((df + 1.0) * 0.5) - ln_gamma(df * 0.5) - 0.5 * (df * std::f64::consts::PI).ln();
+    let constant = student_t_constant(df);
     let mut tails = T::constant(0.0);
     for ((&xi, &mi), &inv) in x.iter().zip(mean).zip(inverse_scale) {
         let z = (xi - mi) * inv;

@@ -85,6 +85,7 @@ use super::{ChainedModel, GradientEstimator, ObjectiveError, StepNoise};
 use crate::gradient::{GradientEngine, Parallelism};
 use crate::guide::{
     ConditionalFamily, Conditioning, HierarchicalGuide, Preconditioned, Reverse, SemiImplicit,
+    student_t_constant, student_t_draw,
 };
 use crate::model::Model;
 use crate::special::LN_SQRT_2PI;
@@ -151,6 +152,8 @@ struct StudentT {
     /// `ν` as the noise's count of chi-square normals per coordinate.
     df: usize,
     nu: f64,
+    /// `1/ν`.
+    inverse_nu: f64,
     /// `(ν+1)/2`.
     half_nu_plus_one: f64,
     /// `c`, one coordinate's constant.
@@ -159,21 +162,19 @@ struct StudentT {
 
 impl StudentT {
     fn new(df: usize) -> Self {
-        use crate::special::ln_gamma;
         let nu = df as f64;
         Self {
             df,
             nu,
+            inverse_nu: 1.0 / nu,
             half_nu_plus_one: (nu + 1.0) * 0.5,
-            constant: ln_gamma((nu + 1.0) * 0.5)
-                - ln_gamma(nu * 0.5)
-                - 0.5 * (nu * std::f64::consts::PI).ln(),
+            constant: student_t_constant(nu),
         }
     }
 
-    /// `ln(1 + z²/ν)`, the generic path's form.
+    /// `ln(1 + z²/ν)`, the generic path's form (and bits: `z² · (1/ν)`).
     fn tail(&self, z: f64) -> f64 {
-        (z * z * (1.0 / self.nu)).ln_1p()
+        (z * z * self.inverse_nu).ln_1p()
     }
 
     /// `r(z) = (ν+1) z / (ν + z²)`, minus the derivative of the log
@@ -1015,13 +1016,7 @@ impl<'g> FusedDiwhvi<'g> {
     fn draw(&self, epsilon: &[f64], i: usize) -> f64 {
         match &self.student {
             None => epsilon[i],
-            Some(t) => {
-                let big_d = self.latent_dim;
-                crate::generated::student_t_noise(
-                    epsilon[i],
-                    &epsilon[big_d + i * t.df..big_d + (i + 1) * t.df],
-                )
-            }
+            Some(t) => student_t_draw(t.df, epsilon, self.latent_dim, i),
         }
     }
 
