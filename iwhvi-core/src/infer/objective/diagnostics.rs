@@ -102,7 +102,7 @@ pub fn estimate_bound<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     check_params(guide, params)?;
     check_draws(replicates)?;
     let mut noise = StepNoise::try_new(guide, objective, DEFAULT_MEMORY_BUDGET)?
-        .with_prior_noise(model.prior_noise_dim());
+        .try_with_prior_noise(model.prior_noise_dim(), DEFAULT_MEMORY_BUDGET)?;
     let values: Vec<f64> = (0..replicates)
         .map(|_| {
             noise.redraw(rng);
@@ -226,7 +226,7 @@ pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     }
     check_draws(draws)?;
     let mut noise = StepNoise::try_new(guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?
-        .with_prior_noise(model.prior_noise_dim());
+        .try_with_prior_noise(model.prior_noise_dim(), DEFAULT_MEMORY_BUDGET)?;
     let mut columns = [
         Vec::with_capacity(draws),
         Vec::with_capacity(draws),
