@@ -44,7 +44,13 @@ fn moments<Mo: Model, G: HierarchicalGuide + Clone>(
     posterior: &Posterior<'_, Mo, G>,
     draws: &Draws,
 ) -> Vec<(f64, f64)> {
-    let summaries = [draws.summary(), posterior.derived(draws).summary()];
+    let summaries = [
+        draws.summary(),
+        posterior
+            .derived(draws)
+            .expect("draws of this posterior")
+            .summary(),
+    ];
     SHOWN
         .iter()
         .map(|(name, _)| {

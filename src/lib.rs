@@ -318,9 +318,11 @@ pub mod __private {
         constrain_blocks, constrain_elementwise, default_transform, inverse_scalar, normal_init,
         rsample_or_nan,
     };
+    pub use iwhvi_core::generated::{raw_at_flagged, raw_at_matrix_flagged};
     pub use iwhvi_core::guide::{
         GuideError, HierarchicalGuide, ParamLayout, Workspace, WorkspaceLens,
     };
+    pub use iwhvi_core::input::check_learned_size;
     pub use iwhvi_core::model::{DataError, InvalidTerm, LatentSpec, Layout, Model, Term};
     pub use iwhvi_core::plate;
     pub use iwhvi_core::transforms::Transform;

@@ -151,6 +151,10 @@ pub struct Lower<'a> {
     /// The closures bound by `let` in the blocks being lowered, with
     /// their numbers of parameters, innermost last (`closure.rs`).
     closures: Vec<(Ident, usize)>,
+    /// Lowering the condition of an `if` in value context: its data reads
+    /// record an out-of-range position in the `if`'s flag (`value_if`),
+    /// and `true` once one has.
+    guarded: Option<bool>,
 }
 
 /// Why a learned parameter cannot appear in raw context.
@@ -172,6 +176,7 @@ impl<'a> Lower<'a> {
             uses: Uses::default(),
             lets: Vec::new(),
             closures: Vec::new(),
+            guarded: None,
         }
     }
 
@@ -334,11 +339,31 @@ impl<'a> Lower<'a> {
             );
             return None;
         };
+        // A data read out of range in the condition (`flag[idx[i]]` past
+        // `flag`'s end, under another branch, where `new` cannot check
+        // it) would read `false` or the integer maximum and choose a
+        // branch silently: it makes the `if` NaN instead, so that the term
+        // is not finite and `fit` names it (`FitError::InvalidStart`).
+        let outer = self.guarded.replace(false);
         let condition = self.condition(&e.cond);
+        let guarded = std::mem::replace(&mut self.guarded, outer) == Some(true);
         let then = self.value_block(&e.then_branch);
         let otherwise = self.value(otherwise);
         let (condition, then, otherwise) = (condition?, then?, otherwise?);
-        Some(quote_spanned!(span=> if #condition { #then } else { #otherwise }))
+        if !guarded {
+            return Some(quote_spanned!(span=> if #condition { #then } else { #otherwise }));
+        }
+        Some(quote_spanned!(span=> {
+            let __iwhvi_out_of_range = ::core::cell::Cell::new(false);
+            let __iwhvi_condition: bool = #condition;
+            if __iwhvi_out_of_range.get() {
+                <__T as ::iwhvi::__private::Scalar>::constant(f64::NAN)
+            } else if __iwhvi_condition {
+                #then
+            } else {
+                #otherwise
+            }
+        }))
     }
 
     /// A block: `let name = value;` statements, then the block's value.
@@ -523,7 +548,18 @@ impl<'a> Lower<'a> {
         // rather than panicking: the term is then NaN and
         // `first_invalid_term` names it. (Literal positions into data are
         // checked by `new`, `model/literal_access.rs`.)
-        let nan = quote!(<__T as ::iwhvi::__private::Scalar>::constant(f64::NAN));
+        let nan = match self.guarded.as_mut() {
+            // In an `if`'s condition a NaN would compare `false` and
+            // choose a branch silently: it also flags the `if` as NaN.
+            Some(guarded) => {
+                *guarded = true;
+                quote!({
+                    __iwhvi_out_of_range.set(true);
+                    <__T as ::iwhvi::__private::Scalar>::constant(f64::NAN)
+                })
+            }
+            None => quote!(<__T as ::iwhvi::__private::Scalar>::constant(f64::NAN)),
+        };
         match self.resolve(base)? {
             Name::Local { .. } => {
                 let position = position?;
@@ -1031,6 +1067,16 @@ impl<'a> Lower<'a> {
                 // type's maximum, `false`) rather than a panic; `new`
                 // rejects every such read it can evaluate
                 // (`model/computed_access.rs`).
+                if let Some(guarded) = self.guarded.as_mut() {
+                    // In an `if`'s condition: the read records an
+                    // out-of-range position in the `if`'s flag.
+                    *guarded = true;
+                    return Some(if matches!(shape, Shape::Matrix) {
+                        quote_spanned!(expr.span()=> ::iwhvi::__private::raw_at_matrix_flagged(&self.#base, #position, &__iwhvi_out_of_range))
+                    } else {
+                        quote_spanned!(expr.span()=> ::iwhvi::__private::raw_at_flagged(self.#base.as_slice(), #position, &__iwhvi_out_of_range))
+                    });
+                }
                 Some(if matches!(shape, Shape::Matrix) {
                     quote_spanned!(expr.span()=> ::iwhvi::__private::raw_at_matrix(&self.#base, #position))
                 } else {

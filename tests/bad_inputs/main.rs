@@ -8,6 +8,7 @@
 //! their own module.
 
 mod fuzz;
+mod gaps;
 mod reads;
 mod runtime;
 

@@ -346,9 +346,11 @@ fn a_fitted_guide_saves_loads_and_samples_without_the_data() {
     assert_eq!(a.names(), ["beta[0]", "beta[1]", "beta[2]"]);
 
     // Posterior predictive: a new observation at x = (1, 0, 0).
-    let predictions = posterior.predictive(&a, &mut StdRng::seed_from_u64(2), |latents, rng| {
-        latents.get("beta").unwrap()[0] + NOISE_SD * rng.sample::<f64, _>(StandardNormal)
-    });
+    let predictions = posterior
+        .predictive(&a, &mut StdRng::seed_from_u64(2), |latents, rng| {
+            latents.get("beta").unwrap()[0] + NOISE_SD * rng.sample::<f64, _>(StandardNormal)
+        })
+        .unwrap();
     assert_eq!(predictions.len(), 50);
 
     let broken = loaded

@@ -93,7 +93,7 @@ fn the_default_guide_recovers_the_intercept_slope_correlation() {
     let draws = posterior
         .sample(4000, &mut rng)
         .expect("4000 draws fit the memory budget");
-    let rho = posterior.derived(&draws).column("rho").unwrap();
+    let rho = posterior.derived(&draws).unwrap().column("rho").unwrap();
     let mean = rho.iter().sum::<f64>() / rho.len() as f64;
     let sd = (rho.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / rho.len() as f64).sqrt();
     assert!(rho.iter().all(|r| r.abs() < 1.0));

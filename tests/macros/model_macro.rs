@@ -420,7 +420,7 @@ fn derived_quantities_are_reported_with_the_posterior() {
     let draws = posterior
         .sample(200, &mut StdRng::seed_from_u64(2))
         .unwrap();
-    let derived = posterior.derived(&draws);
+    let derived = posterior.derived(&draws).unwrap();
     assert_eq!(derived.len(), 200);
     assert_eq!(derived.names()[0], "theta[0]");
     assert_eq!(derived.names()[8], "log_tau");

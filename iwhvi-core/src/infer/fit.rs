@@ -1434,7 +1434,8 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
     // The noise stream is seeded apart from the initialisation so that
     // `fit` and `fit_from` with the same seed see the same noise.
     let mut rng = StdRng::seed_from_u64(config.seed ^ 0x9E37_79B9_7F4A_7C15);
-    let mut noise = StepNoise::new(guide, config.objective).with_prior_noise(prior_noise_dim);
+    let mut noise = StepNoise::new(guide, config.objective)
+        .try_with_prior_noise(prior_noise_dim, config.get_memory_budget())?;
     let mut params = initial;
     let mut gradient = vec![0.0; params.len()];
     let mut state = Fit {

@@ -297,3 +297,37 @@ pub(crate) fn check_values(
     }
     Ok(())
 }
+
+/// Checks a learned parameter of `rows × columns` values (a vector:
+/// `columns = 1`) against [`DEFAULT_MEMORY_BUDGET`], before the generated
+/// `new` allocates it: its length may come from the data.
+///
+/// ```
+/// use iwhvi_core::input::check_learned_size;
+/// use iwhvi_core::model::DataError;
+/// assert!(check_learned_size("w", 1000, 3).is_ok());
+/// assert!(matches!(
+///     check_learned_size("w", usize::MAX, 2),
+///     Err(DataError::TooLarge { field: "w", .. })
+/// ));
+/// ```
+///
+/// # Errors
+/// [`DataError::TooLarge`], with the values and bytes it would need.
+pub fn check_learned_size(
+    field: &'static str,
+    rows: usize,
+    columns: usize,
+) -> Result<(), crate::model::DataError> {
+    let values = (rows as u128).saturating_mul(columns as u128);
+    let bytes = values.saturating_mul(8);
+    if bytes > u128::from(DEFAULT_MEMORY_BUDGET) {
+        return Err(crate::model::DataError::TooLarge {
+            field,
+            values,
+            bytes,
+            budget: DEFAULT_MEMORY_BUDGET,
+        });
+    }
+    Ok(())
+}

@@ -5,6 +5,8 @@
 //! lives here, beside the distributions and transforms it calls. Not a
 //! stable API: the items may change with the macro.
 
+use std::cell::Cell;
+
 use crate::distributions::supports::SupportKind;
 use crate::distributions::{
     Dirichlet, Distribution, DistributionError, MultivariateDistribution, MultivariateNormal,
@@ -187,6 +189,45 @@ pub fn raw_at<T: OutOfRange>(values: &[T], i: usize) -> T {
 #[inline]
 pub fn raw_at_matrix(m: &nalgebra::DMatrix<f64>, (row, column): (usize, usize)) -> f64 {
     m.get((row, column)).copied().unwrap_or(f64::NAN)
+}
+
+/// [`raw_at`] in the condition of an `if`: past the end it also sets
+/// `out_of_range`, which makes the `if`'s value NaN (the generated code
+/// checks it before choosing a branch), so that a condition never reads
+/// `false` or the integer maximum silently.
+///
+/// ```
+/// use iwhvi_core::generated::raw_at_flagged;
+/// let flag = std::cell::Cell::new(false);
+/// assert!(raw_at_flagged(&[true, false], 0, &flag) && !flag.get());
+/// assert!(!raw_at_flagged(&[true, false], 2, &flag) && flag.get());
+/// ```
+#[inline]
+pub fn raw_at_flagged<T: OutOfRange>(values: &[T], i: usize, out_of_range: &Cell<bool>) -> T {
+    values.get(i).copied().unwrap_or_else(|| {
+        out_of_range.set(true);
+        T::OUT_OF_RANGE
+    })
+}
+
+/// [`raw_at_matrix`] in the condition of an `if` (see [`raw_at_flagged`]).
+///
+/// ```
+/// use iwhvi_core::generated::raw_at_matrix_flagged;
+/// let m = nalgebra::DMatrix::from_row_slice(1, 2, &[1.0, 2.0]);
+/// let flag = std::cell::Cell::new(false);
+/// assert!(raw_at_matrix_flagged(&m, (1, 0), &flag).is_nan() && flag.get());
+/// ```
+#[inline]
+pub fn raw_at_matrix_flagged(
+    m: &nalgebra::DMatrix<f64>,
+    position: (usize, usize),
+    out_of_range: &Cell<bool>,
+) -> f64 {
+    m.get(position).copied().unwrap_or_else(|| {
+        out_of_range.set(true);
+        f64::NAN
+    })
 }
 
 /// `a + b` in raw context ([`OutOfRange::raw_add`]).

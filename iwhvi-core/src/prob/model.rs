@@ -68,7 +68,55 @@ pub trait Model: Sync {
 
     /// `log p(x, T(u)) + log|det J_T(u)|`: the log joint in unconstrained
     /// space, Jacobians included. `u.len()` is [`Model::dim`].
+    ///
+    /// A requirement on the caller, not checked here (this is the inner
+    /// evaluation, run once per draw and gradient pass): every function of
+    /// this library that passes it a vector it was given (a start point,
+    /// a guide's draws, a Laplace initial point) checks the length first
+    /// and returns a typed error. To evaluate it at a point of your own,
+    /// call [`Model::try_log_joint`].
+    ///
+    /// # Panics
+    /// An implementation may panic (a `#[variational]` model does, on a
+    /// slice index) when `u.len() != dim`.
     fn log_joint<T: Scalar>(&self, u: &[T]) -> T;
+
+    /// [`Model::log_joint`] at `u` in `f64`, after checking `u.len()`
+    /// against [`Model::dim`]: the checked entry for a caller's own point.
+    ///
+    /// # Errors
+    /// [`LayoutError::WrongLength`] when `u.len()` is not [`Model::dim`].
+    ///
+    /// ```
+    /// use iwhvi_core::model::{LatentSpec, Layout, LayoutError, Model};
+    /// use iwhvi_core::transforms::Transform;
+    /// use iwhvi_core::Scalar;
+    ///
+    /// struct Std;
+    /// impl Model for Std {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         -u[0].square() * 0.5
+    ///     }
+    /// }
+    /// assert_eq!(Std.try_log_joint(&[2.0]), Ok(-2.0));
+    /// assert_eq!(
+    ///     Std.try_log_joint(&[2.0, 1.0]),
+    ///     Err(LayoutError::WrongLength { expected: 1, found: 2 })
+    /// );
+    /// ```
+    fn try_log_joint(&self, u: &[f64]) -> Result<f64, LayoutError> {
+        let dim = self.dim();
+        if u.len() != dim {
+            return Err(LayoutError::WrongLength {
+                expected: dim,
+                found: u.len(),
+            });
+        }
+        Ok(self.log_joint(u))
+    }
 
     /// Derived quantities (Stan's generated quantities): deterministic
     /// functions of the constrained latents, reported with the posterior.
@@ -85,6 +133,11 @@ pub trait Model: Sync {
     /// asks for it once, when the log joint at the guide's starting point
     /// is not finite. `#[variational]` models name their terms; the
     /// default (for hand-written models) names none.
+    ///
+    /// # Panics
+    /// As [`Model::log_joint`], an implementation may panic when
+    /// `u.len() != dim`; `fit` passes the guide's starting point, whose
+    /// length it has checked.
     fn first_invalid_term(&self, u: &[f64]) -> Option<InvalidTerm> {
         let _ = u;
         None
@@ -676,6 +729,17 @@ pub enum LayoutError {
         /// What the transform found.
         source: TransformError,
     },
+    /// A value given as learned parameters
+    /// ([`Model::set_theta`](crate::model::Model::set_theta)) is NaN or
+    /// infinite: every later evaluation would be NaN, and `fit` would
+    /// name a term rather than the parameter.
+    #[error("learned parameter coordinate {index} is {value}, which is not finite")]
+    NotFinite {
+        /// Its position in `ϑ`.
+        index: usize,
+        /// The value.
+        value: f64,
+    },
 }
 
 impl Layout {
@@ -1064,6 +1128,23 @@ pub enum DataError {
         /// The latent, observed field, factor or derived quantity whose
         /// attribute reads it.
         term: &'static str,
+    },
+    /// A learned parameter (`#[param]`) whose length the data give would
+    /// need more memory than the budget
+    /// ([`DEFAULT_MEMORY_BUDGET`](crate::input::DEFAULT_MEMORY_BUDGET)):
+    /// `new` refuses before allocating it.
+    #[error(
+        "learned parameter `{field}` would hold {values} values, {bytes} bytes, over the memory budget of {budget} bytes: check the data its length is taken from"
+    )]
+    TooLarge {
+        /// The learned parameter.
+        field: &'static str,
+        /// Its number of values (rows × columns for a matrix, saturating).
+        values: u128,
+        /// The bytes they need (saturating).
+        bytes: u128,
+        /// The budget.
+        budget: u64,
     },
 }
 

@@ -66,7 +66,39 @@ impl<'a> Batch<'a> {
     /// The subset `indices` (each below `n`, no repeats) of a plate of
     /// `n` elements: its terms are scaled by `n / indices.len()` (1 for
     /// an empty subset, which has no terms).
+    ///
+    /// # Panics
+    /// When an index is not below `n` (a generated `log_joint_subset`
+    /// would read past the plate's end): [`Batch::try_new`] checks
+    /// indices that come from input. The fit's own batches are drawn
+    /// below `n`.
     pub fn new(indices: &'a [usize], n: usize) -> Self {
+        if let Some(&i) = indices.iter().find(|&&i| i >= n) {
+            panic!("Batch::new: index {i} of a plate of {n} elements");
+        }
+        Self::unchecked(indices, n)
+    }
+
+    /// [`Batch::new`], checked: `None` when an index is not below `n` or
+    /// appears twice (its terms would count twice).
+    ///
+    /// ```
+    /// use iwhvi_core::subsample::Batch;
+    /// assert!(Batch::try_new(&[0, 2], 3).is_some());
+    /// assert!(Batch::try_new(&[0, 3], 3).is_none());
+    /// assert!(Batch::try_new(&[1, 1], 3).is_none());
+    /// ```
+    pub fn try_new(indices: &'a [usize], n: usize) -> Option<Self> {
+        let mut sorted = indices.to_vec();
+        sorted.sort_unstable();
+        let repeated = sorted.windows(2).any(|w| w[0] == w[1]);
+        if repeated || sorted.last().is_some_and(|&i| i >= n) {
+            return None;
+        }
+        Some(Self::unchecked(indices, n))
+    }
+
+    fn unchecked(indices: &'a [usize], n: usize) -> Self {
         let scale = if indices.is_empty() {
             1.0
         } else {

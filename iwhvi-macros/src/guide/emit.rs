@@ -354,11 +354,14 @@ fn encoder_setup(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
             {
                 let (__inputs, __rows) = match (__encoder_inputs.get(#ei), __encoder_rows.get(#ei)) {
                     (::core::option::Option::Some(__i), ::core::option::Option::Some(__r)) => (__i, *__r),
-                    _ => return ::core::result::Result::Err(#guide_error::EncoderRows { encoder: #name, what: "the saved inputs", rows: 0, expected: 1 }),
+                    _ => return ::core::result::Result::Err(#guide_error::EncoderSavedInputs { encoder: #name, values: 0, rows: 0 }),
                 };
-                let __width = if __rows == 0 { 0 } else { __inputs.len() / __rows };
-                if __width * __rows != __inputs.len() || __width == 0 {
-                    return ::core::result::Result::Err(#guide_error::EncoderRows { encoder: #name, what: "the inputs", rows: __inputs.len(), expected: __width * __rows });
+                if __rows == 0 || __inputs.is_empty() {
+                    return ::core::result::Result::Err(#guide_error::EncoderEmpty { encoder: #name });
+                }
+                let __width = __inputs.len() / __rows;
+                if __width * __rows != __inputs.len() {
+                    return ::core::result::Result::Err(#guide_error::EncoderSavedInputs { encoder: #name, values: __inputs.len(), rows: __rows });
                 }
                 for __latent in [#(#latents),*] {
                     let __len = __latent_len(__latent);

@@ -1,6 +1,10 @@
 //! Reads at positions computed from the data and the loop index:
 //! `x[idx[k]]`, `len = n[k]`, `a[group[i]]`, `x[i + 1]`, `m.row(k)`,
-//! `alpha[from..from + 3]`, `m[(r[i], c[i])]`. Whether such a read is in
+//! `alpha[from..from + 3]`, `m[(r[i], c[i])]`, of data, of vector and
+//! matrix latents (`L[(r[i], 0)]`, and at literal positions too), of
+//! learned vectors and matrices (`w.row(k)`), and of transformed vectors
+//! computed element by element, including the reads inside a
+//! `#[transformed(…, for j, len = n)]` loop. Whether such a read is in
 //! range depends only on the data (a position in an attribute never reads
 //! a latent), so the generated `new` evaluates each one that every
 //! evaluation of the model makes, at every element of its loop, and
@@ -12,7 +16,9 @@
 //! may never run, so `new` does not evaluate it; there, and in the model's
 //! own code, a read out of range is never a panic: a data read in an index,
 //! a count, a length or a bound gives an out-of-range value
-//! (`iwhvi::__private::raw_at`: NaN, the integer type's maximum, `false`),
+//! (`iwhvi::__private::raw_at`: NaN, the integer type's maximum, `false`;
+//! in the condition of an `if`, the `if`'s value is NaN instead of a
+//! branch chosen on that value, `scope.rs`'s `value_if`),
 //! integer arithmetic there is checked (`raw_sub`: `i - 1` at `i = 0` is
 //! out of range), and a read in a value gives NaN or no vector (`scope.rs`),
 //! which `fit` names (`FitError::InvalidStart`). Literal positions into data
@@ -25,18 +31,85 @@ use quote::{ToTokens, quote};
 use syn::visit::Visit;
 use syn::{BinOp, Expr, Ident, RangeLimits};
 
-use super::ast::{Role, Shape};
+use super::ast::Role;
 use super::plan::Plan;
+use super::transformed::Kind;
 use crate::ctxt::Ctxt;
 use crate::scope::{Bindings, Lower, first_mention, single_ident};
 
-/// What can be read at a position: a data field or a vector latent, with
-/// the size of each axis as a `usize` expression over `self`.
+/// What can be read at a position: a data field, a vector or matrix
+/// latent, a learned parameter or a transformed vector, with the size of
+/// each axis as a `usize` expression over `self`.
 enum Base {
-    /// A data vector (or an observed field): `self.x.len()`.
+    /// A vector: its length (`self.x.len()`, a latent's `len`).
     Vector(TokenStream),
-    /// A data matrix: rows and columns.
-    Matrix,
+    /// A matrix: its rows and its columns.
+    Matrix(TokenStream, TokenStream),
+}
+
+/// A base by name, and whether it is data (whose literal positions are
+/// `literal_access.rs`'s) or a local of the model (checked here at
+/// literal positions too).
+struct Named {
+    name: String,
+    base: Base,
+    data: bool,
+}
+
+/// Every base of the model: the non-scalar data and observed fields, the
+/// vector and matrix latents, the learned vectors and matrices, and the
+/// transformed vectors computed element by element (`for i, len = n`).
+fn bases(plan: &Plan<'_>) -> Vec<Named> {
+    let mut bases = Vec::new();
+    for (ident, matrix) in super::literal_access::data_fields(plan.model) {
+        let base = if matrix {
+            Base::Matrix(quote!(self.#ident.nrows()), quote!(self.#ident.ncols()))
+        } else {
+            Base::Vector(quote!(self.#ident.len()))
+        };
+        bases.push(Named {
+            name: ident.to_string(),
+            base,
+            data: true,
+        });
+    }
+    let mut local = |ident: &Ident, base: Base| {
+        bases.push(Named {
+            name: ident.to_string(),
+            base,
+            data: false,
+        });
+    };
+    for latent in plan.latents() {
+        match &latent.order {
+            // A K × K matrix latent (`len` is K²).
+            Some(order) => local(
+                &latent.field.ident,
+                Base::Matrix(quote!(#order), quote!(#order)),
+            ),
+            None if !latent.shape.is_scalar() => {
+                let len = &latent.len;
+                local(&latent.field.ident, Base::Vector(quote!(#len)));
+            }
+            None => {}
+        }
+    }
+    for p in &plan.params {
+        match &p.matrix {
+            Some((rows, cols)) => local(&p.field.ident, Base::Matrix(quote!(#rows), quote!(#cols))),
+            None if !p.scalar => {
+                let len = &p.len;
+                local(&p.field.ident, Base::Vector(quote!(#len)));
+            }
+            None => {}
+        }
+    }
+    for t in plan.transformed() {
+        if let Kind::Each { len, .. } = &t.kind {
+            local(&t.field.ident, Base::Vector(quote!(#len)));
+        }
+    }
+    bases
 }
 
 /// The checks, one per read at a computed position that every evaluation
@@ -44,28 +117,7 @@ enum Base {
 pub fn checks(plan: &Plan<'_>) -> Vec<TokenStream> {
     let model = plan.model;
     let table = super::lower::bindings(model);
-    let mut bases: Vec<(String, Base)> = Vec::new();
-    for field in &model.fields {
-        match (&field.role, field.shape.as_ref()) {
-            (Role::Data | Role::Observed { .. }, Some(Shape::Matrix)) => {
-                bases.push((field.ident.to_string(), Base::Matrix));
-            }
-            (Role::Data | Role::Observed { .. }, Some(s)) if !s.is_scalar() => {
-                let ident = &field.ident;
-                bases.push((
-                    field.ident.to_string(),
-                    Base::Vector(quote!(self.#ident.len())),
-                ));
-            }
-            _ => {}
-        }
-    }
-    for latent in plan.latents() {
-        if latent.order.is_none() && !latent.shape.is_scalar() {
-            let len = &latent.len;
-            bases.push((latent.field.ident.to_string(), Base::Vector(quote!(#len))));
-        }
-    }
+    let bases = bases(plan);
     let shadowed = super::literal_access::shadowing_names(model);
     let mut out = Vec::new();
     for field in &model.fields {
@@ -92,10 +144,16 @@ pub fn checks(plan: &Plan<'_>) -> Vec<TokenStream> {
                     .map(|(_, n)| quote!((#n) as usize));
                 (Some(i), len)
             }
+            Role::Transformed(t) => {
+                let len = plan.transformed().find_map(|tr| match &tr.kind {
+                    Kind::Each { len, .. } if tr.field.ident == field.ident => Some(len.clone()),
+                    _ => None,
+                });
+                (t.index.as_ref(), len)
+            }
             Role::Derived { index, .. }
             | Role::Latent { index, .. }
             | Role::Observed { index, .. } => (index.as_ref(), None),
-            Role::Transformed(t) => (t.index.as_ref(), None),
             _ => (None, None),
         };
         let mut finder = Finder {
@@ -113,7 +171,8 @@ pub fn checks(plan: &Plan<'_>) -> Vec<TokenStream> {
         }
         out.extend(finder.outside);
         // Reads at the loop index: only where the loop's length is known
-        // (a `#[transformed]` loop's are left to the NaN of `scope.rs`).
+        // (a `#[transformed]` loop's is when it reads element by element,
+        // `for i, len = n`).
         if let (Some(i), Some(range), false) = (index, range, finder.inside.is_empty()) {
             let inside = finder.inside;
             out.push(quote! {
@@ -128,7 +187,7 @@ pub fn checks(plan: &Plan<'_>) -> Vec<TokenStream> {
 
 struct Finder<'a> {
     table: &'a Bindings,
-    bases: &'a [(String, Base)],
+    bases: &'a [Named],
     /// Names bound inside attributes (`let`s, closure parameters, `for`
     /// indices): a position mentioning one (other than this field's own
     /// index) is not evaluated here.
@@ -147,32 +206,17 @@ struct Finder<'a> {
 /// A literal non-negative integer (`literal_access.rs` checks those reads
 /// of data).
 fn is_literal(expr: &Expr) -> bool {
-    match expr {
-        Expr::Lit(l) => matches!(l.lit, syn::Lit::Int(_)),
-        Expr::Paren(p) => is_literal(&p.expr),
-        Expr::Group(g) => is_literal(&g.expr),
-        _ => false,
-    }
+    super::literal_access::literal(expr).is_some()
 }
 
 impl Finder<'_> {
     /// The base an expression names, when it is not shadowed.
-    fn base(&self, expr: &Expr) -> Option<(String, &Base)> {
+    fn base(&self, expr: &Expr) -> Option<&Named> {
         let name = single_ident(expr)?.to_string();
         if self.shadowed.contains(&name) && self.index.is_none_or(|i| *i != name) {
             return None;
         }
-        let (_, base) = self.bases.iter().find(|(n, _)| *n == name)?;
-        Some((name, base))
-    }
-
-    /// Whether `name` is a latent (its literal positions are checked here
-    /// too; a data field's are `literal_access.rs`'s).
-    fn is_latent(&self, name: &str) -> bool {
-        matches!(
-            self.table.entries.iter().find(|b| b.ident == name),
-            Some(b) if matches!(b.meaning, crate::scope::Meaning::Local { .. })
-        )
+        self.bases.iter().find(|b| b.name == name)
     }
 
     /// The positions as `usize` expressions over the data and the loop
@@ -224,12 +268,7 @@ impl Finder<'_> {
         if self.conditional > 0 {
             return;
         }
-        let access: String = access
-            .to_token_stream()
-            .to_string()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
+        let access = super::literal_access::access_text(access);
         let term = &self.term;
         let element = match (mentions_index, self.index) {
             (true, Some(i)) => quote!(::core::option::Option::Some(#i)),
@@ -264,30 +303,23 @@ impl<'ast> Visit<'ast> for Finder<'_> {
     fn visit_expr_index(&mut self, node: &'ast syn::ExprIndex) {
         // Inner reads first: the position of this one reads them.
         syn::visit::visit_expr_index(self, node);
-        let Some((name, base)) = self.base(&node.expr) else {
+        let Some(named) = self.base(&node.expr) else {
             return;
         };
-        let latent = self.is_latent(&name);
-        match (&*node.index, base) {
-            (Expr::Tuple(t), Base::Matrix) if t.elems.len() == 2 => {
-                let (r, c) = (&t.elems[0], &t.elems[1]);
-                let base = single_ident(&node.expr).cloned();
-                for (e, axis, unit) in [(r, quote!(nrows), "rows"), (c, quote!(ncols), "columns")] {
-                    if is_literal(e) {
+        let (name, local) = (named.name.clone(), !named.data);
+        match (&*node.index, &named.base) {
+            (Expr::Tuple(t), Base::Matrix(rows, cols)) if t.elems.len() == 2 => {
+                let axes = [
+                    (&t.elems[0], rows.clone(), "rows"),
+                    (&t.elems[1], cols.clone(), "columns"),
+                ];
+                for (e, len, unit) in axes {
+                    if !local && is_literal(e) {
                         continue;
                     }
                     if let Some(p) = self.positions(&[e]).and_then(|p| p.into_iter().next()) {
                         let at = self.mentions_index(&[e]);
-                        let b = base.clone();
-                        self.push(
-                            &name,
-                            node,
-                            &p,
-                            quote!(self.#b.#axis()),
-                            unit,
-                            quote!(__at < __len),
-                            at,
-                        );
+                        self.push(&name, node, &p, len, unit, quote!(__at < __len), at);
                     }
                 }
             }
@@ -297,9 +329,10 @@ impl<'ast> Visit<'ast> for Finder<'_> {
                     .flatten()
                     .map(|e| &**e)
                     .collect();
-                if written.is_empty() || (!latent && written.iter().all(|e| is_literal(e))) {
+                if written.is_empty() || (!local && written.iter().all(|e| is_literal(e))) {
                     return;
                 }
+                let len = len.clone();
                 let Some(p) = self.positions(&written) else {
                     return;
                 };
@@ -330,7 +363,6 @@ impl<'ast> Visit<'ast> for Finder<'_> {
                     (Some(s), None) => (s, quote!(__at <= __len)),
                     (None, None) => return,
                 };
-                let len = len.clone();
                 self.push(&name, node, &position, len, "entries", ok, at);
             }
             (Expr::Range(_) | Expr::Tuple(_), _) => {}
@@ -338,46 +370,40 @@ impl<'ast> Visit<'ast> for Finder<'_> {
                 // A data vector at the loop index itself (`x[i]`): its
                 // length is checked against the loop's (`LengthMismatch`).
                 let at_loop = single_ident(index).is_some_and(|i| self.index == Some(i));
-                if !latent && (is_literal(index) || at_loop) {
+                if !local && (is_literal(index) || at_loop) {
                     return;
                 }
+                let len = len.clone();
                 if let Some(p) = self.positions(&[index]).and_then(|p| p.into_iter().next()) {
                     let at = self.mentions_index(&[index]);
-                    let len = len.clone();
                     self.push(&name, node, &p, len, "entries", quote!(__at < __len), at);
                 }
             }
-            (_, Base::Matrix) => {}
+            (_, Base::Matrix(..)) => {}
         }
     }
 
     fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
         syn::visit::visit_expr_method_call(self, node);
-        let axis = match node.method.to_string().as_str() {
-            "row" => (quote!(nrows), "rows"),
-            "column" => (quote!(ncols), "columns"),
-            _ => return,
-        };
-        let Some((name, Base::Matrix)) = self.base(&node.receiver) else {
+        let Some(named) = self.base(&node.receiver) else {
             return;
         };
-        if node.args.len() != 1 || is_literal(&node.args[0]) {
+        let Base::Matrix(rows, cols) = &named.base else {
+            return;
+        };
+        let (len, unit) = match node.method.to_string().as_str() {
+            "row" => (rows.clone(), "rows"),
+            "column" => (cols.clone(), "columns"),
+            _ => return,
+        };
+        let (name, local) = (named.name.clone(), !named.data);
+        if node.args.len() != 1 || (!local && is_literal(&node.args[0])) {
             return;
         }
         let arg = &node.args[0];
         if let Some(p) = self.positions(&[arg]).and_then(|p| p.into_iter().next()) {
             let at = self.mentions_index(&[arg]);
-            let base = single_ident(&node.receiver).cloned();
-            let (axis, unit) = axis;
-            self.push(
-                &name,
-                node,
-                &p,
-                quote!(self.#base.#axis()),
-                unit,
-                quote!(__at < __len),
-                at,
-            );
+            self.push(&name, node, &p, len, unit, quote!(__at < __len), at);
         }
     }
 

@@ -20,13 +20,9 @@ use super::ast::{DistCall, Model, Role, Shape};
 /// The checks, one per literal read of a data field, in declaration order.
 pub fn checks(model: &Model) -> Vec<TokenStream> {
     let mut finder = Finder {
-        data: model
-            .fields
-            .iter()
-            .filter(|f| matches!(f.role, Role::Data | Role::Observed { .. }))
-            .filter_map(|f| Some((f.ident.to_string(), f.shape.as_ref()?)))
-            .filter(|(_, shape)| !shape.is_scalar())
-            .map(|(name, shape)| (name, matches!(shape, Shape::Matrix)))
+        data: data_fields(model)
+            .into_iter()
+            .map(|(ident, matrix)| (ident.to_string(), matrix))
             .collect(),
         shadowed: shadowing_names(model),
         term: String::new(),
@@ -39,6 +35,30 @@ pub fn checks(model: &Model) -> Vec<TokenStream> {
         }
     }
     finder.checks
+}
+
+/// The non-scalar data (and observed) fields, each with whether it is a
+/// matrix: what a position may read out of range.
+pub(super) fn data_fields(model: &Model) -> Vec<(&Ident, bool)> {
+    model
+        .fields
+        .iter()
+        .filter(|f| matches!(f.role, Role::Data | Role::Observed { .. }))
+        .filter_map(|f| Some((&f.ident, f.shape.as_ref()?)))
+        .filter(|(_, shape)| !shape.is_scalar())
+        .map(|(ident, shape)| (ident, matches!(shape, Shape::Matrix)))
+        .collect()
+}
+
+/// A read as written in the model, without whitespace (`x[idx[i]]`): the
+/// `access` an out-of-range error names.
+pub(super) fn access_text(access: &dyn ToTokens) -> String {
+    access
+        .to_token_stream()
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
 }
 
 /// Every expression of a field's attribute.
@@ -121,7 +141,7 @@ struct Finder {
 }
 
 /// A literal non-negative integer.
-fn literal(expr: &Expr) -> Option<usize> {
+pub(super) fn literal(expr: &Expr) -> Option<usize> {
     match expr {
         Expr::Lit(l) => match &l.lit {
             Lit::Int(i) => i.base10_parse().ok(),
@@ -154,12 +174,7 @@ impl Finder {
         unit: &str,
         ok: TokenStream,
     ) {
-        let access: String = access
-            .to_token_stream()
-            .to_string()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
+        let access = access_text(access);
         let (name, term) = (field.to_string(), &self.term);
         self.checks.push(quote! {
             {

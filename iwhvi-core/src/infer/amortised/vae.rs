@@ -10,6 +10,7 @@ use rand_distr::StandardNormal;
 
 use super::AmortisedError;
 use super::mlp::{Activation, Mlp, MlpScratch};
+use crate::input::{DEFAULT_MEMORY_BUDGET, InputError};
 use crate::plate::vmath::{self, Simd};
 use crate::special::LN_SQRT_2PI;
 
@@ -1296,15 +1297,19 @@ impl Vae {
             // The `b · draws` rows of the conditional network (its input,
             // hidden layers and output), checked before allocating.
             let width = self.mixing_dim() + 2 * dz + self.hidden().iter().sum::<usize>();
-            let bytes = (b as u128) * (draws as u128) * (width as u128) * 8;
-            let budget = crate::input::DEFAULT_MEMORY_BUDGET;
-            if bytes > u128::from(budget) {
-                return Err(AmortisedError::InvalidSetting {
+            // The saturating check of every other size (no overflow for a
+            // huge `draws`), reported as this function's setting.
+            crate::input::check_values(String::new, b.saturating_mul(draws), width, DEFAULT_MEMORY_BUDGET)
+                .map_err(|error| AmortisedError::InvalidSetting {
                     setting: "draws",
-                    value: format!("{draws} (about {bytes} bytes for {b} rows)"),
-                    requirement: "rows × draws of the conditional network within DEFAULT_MEMORY_BUDGET (4 GiB)",
-                });
-            }
+                    value: match error {
+                        InputError::TooLarge { bytes, budget, .. } => {
+                            format!("{draws} (about {bytes} bytes for {b} rows, over the budget of {budget} bytes)")
+                        }
+                        other => format!("{draws} ({other})"),
+                    },
+                    requirement: "rows × draws of the conditional network within DEFAULT_MEMORY_BUDGET",
+                })?;
         }
         let mut s = MlpScratch::default();
         match &self.encoder {

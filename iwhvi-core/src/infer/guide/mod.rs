@@ -341,6 +341,29 @@ pub enum GuideError {
         /// The encoder's number of points.
         expected: usize,
     },
+    /// An encoder has nothing to read (`#[encoder]` in a guide struct):
+    /// its input data have no points, or no columns.
+    #[error(
+        "encoder `{encoder}` has no inputs to read: its data have no points or no columns; give it data, or remove the encoder"
+    )]
+    EncoderEmpty {
+        /// The encoder's name.
+        encoder: &'static str,
+    },
+    /// A loaded guide's inputs of an encoder are missing, or are not a
+    /// whole number of values per point: the saved file was edited, or is
+    /// of another guide.
+    #[error(
+        "encoder `{encoder}`: the saved inputs ({values} values for {rows} points) are missing or malformed: the file was edited, or is of another guide"
+    )]
+    EncoderSavedInputs {
+        /// The encoder's name.
+        encoder: &'static str,
+        /// The number of values saved for it.
+        values: usize,
+        /// The number of points saved for it.
+        rows: usize,
+    },
 }
 
 /// One named block of a parameter vector.

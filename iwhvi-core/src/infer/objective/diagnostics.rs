@@ -123,7 +123,7 @@ pub(crate) fn estimate_bound_within<Mo: Model, G: HierarchicalGuide, R: Rng + ?S
     check_params(guide, params)?;
     check_draws(replicates)?;
     let mut noise = StepNoise::try_new(guide, objective, memory_budget)?
-        .with_prior_noise(model.prior_noise_dim());
+        .try_with_prior_noise(model.prior_noise_dim(), memory_budget)?;
     let values: Vec<f64> = (0..replicates)
         .map(|_| {
             noise.redraw(rng);
@@ -247,7 +247,7 @@ pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
     }
     check_draws(draws)?;
     let mut noise = StepNoise::try_new(guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?
-        .with_prior_noise(model.prior_noise_dim());
+        .try_with_prior_noise(model.prior_noise_dim(), DEFAULT_MEMORY_BUDGET)?;
     let mut columns = [
         Vec::with_capacity(draws),
         Vec::with_capacity(draws),

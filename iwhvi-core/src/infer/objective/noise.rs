@@ -6,7 +6,7 @@ use rand_distr::StandardNormal;
 
 use super::Diwhvi;
 use crate::guide::HierarchicalGuide;
-use crate::input::{InputError, check_size};
+use crate::input::{InputError, check_size, check_values};
 
 /// The standard normal noise of one step: for each of the `M` outer
 /// samples, the mixing draw `ψ₀` (`d`), the conditional draw of `u` (`D`)
@@ -68,6 +68,8 @@ impl StepNoise {
     ///
     /// # Panics
     /// As [`StepNoise::new`], when the buffer cannot be allocated.
+    /// [`StepNoise::try_with_prior_noise`] checks its size first; every
+    /// function of this crate that adds a model's prior noise uses it.
     ///
     /// ```
     /// use iwhvi_core::guide::MeanField;
@@ -84,6 +86,34 @@ impl StepNoise {
         self.prior_dim = per_draw;
         self.prior = vec![0.0; self.objective.m() * per_draw];
         self
+    }
+
+    /// [`StepNoise::with_prior_noise`] after checking its buffer,
+    /// `8 · M · per_draw` bytes, against `budget` bytes.
+    ///
+    /// # Errors
+    /// [`InputError::TooLarge`], saying how many bytes it needs.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::MeanField;
+    /// use iwhvi_core::input::{InputError, DEFAULT_MEMORY_BUDGET};
+    /// use iwhvi_core::objective::{Diwhvi, StepNoise};
+    /// let noise = StepNoise::new(&MeanField::new(2), Diwhvi::new(4, 0));
+    /// assert!(noise.clone().try_with_prior_noise(3, DEFAULT_MEMORY_BUDGET).is_ok());
+    /// assert!(matches!(
+    ///     noise.try_with_prior_noise(usize::MAX / 2, DEFAULT_MEMORY_BUDGET),
+    ///     Err(InputError::TooLarge { .. })
+    /// ));
+    /// ```
+    pub fn try_with_prior_noise(self, per_draw: usize, budget: u64) -> Result<Self, InputError> {
+        let m = self.objective.m();
+        check_values(
+            || format!("the model's semi-implicit prior noise, {m} outer samples × {per_draw}"),
+            m,
+            per_draw,
+            budget,
+        )?;
+        Ok(self.with_prior_noise(per_draw))
     }
 
     /// [`StepNoise::new`] after checking its size against `budget` bytes

@@ -3,7 +3,7 @@
 
 use rand::Rng;
 
-use super::FittedGuide;
+use super::{FittedGuide, PersistError};
 use crate::guide::HierarchicalGuide;
 use crate::input::{DEFAULT_MEMORY_BUDGET, InputError, check_values};
 use crate::model::{Latents, Layout};
@@ -86,9 +86,64 @@ impl Draws {
         }
     }
 
+    /// Draws from rows of named values, checked: every row must have the
+    /// first row's names, in its order, with the same lengths (as a
+    /// model's derived quantities have), else a column would mix values
+    /// of different names.
+    ///
+    /// # Errors
+    /// [`PersistError::RowMismatch`], naming the first row that differs.
+    ///
+    /// ```
+    /// use iwhvi_core::model::Latents;
+    /// use iwhvi_core::posterior::{Draws, PersistError};
+    ///
+    /// let a = Latents::from_pairs([("a".to_string(), vec![1.0])]);
+    /// let b = Latents::from_pairs([("b".to_string(), vec![1.0, 2.0])]);
+    /// assert_eq!(Draws::try_from_latents(&[a.clone(), a.clone()])?.column("a"), Some(vec![1.0, 1.0]));
+    /// assert!(matches!(Draws::try_from_latents(&[a, b]), Err(PersistError::RowMismatch { row: 1, .. })));
+    /// # Ok::<(), PersistError>(())
+    /// ```
+    pub fn try_from_latents(rows: &[Latents]) -> Result<Self, PersistError> {
+        let shape = |row: &Latents| -> Vec<(String, usize)> {
+            row.iter().map(|(n, v)| (n.to_string(), v.len())).collect()
+        };
+        let describe = |shape: &[(String, usize)]| {
+            let parts: Vec<String> = shape.iter().map(|(n, l)| format!("`{n}` ({l})")).collect();
+            format!("[{}]", parts.join(", "))
+        };
+        if let Some(first) = rows.first() {
+            let expected = shape(first);
+            for (row, latents) in rows.iter().enumerate().skip(1) {
+                let found = shape(latents);
+                if found != expected {
+                    return Err(PersistError::RowMismatch {
+                        row,
+                        found: describe(&found),
+                        expected: describe(&expected),
+                    });
+                }
+            }
+        }
+        Ok(Self::from_latents_unchecked(rows))
+    }
+
     /// Draws from rows of named values (all rows with the same names and
     /// lengths, as a model's derived quantities have).
+    ///
+    /// # Panics
+    /// When a row's names or lengths differ from the first row's (a
+    /// column would mix values of different names):
+    /// [`Draws::try_from_latents`] returns the error instead.
     pub fn from_latents(rows: &[Latents]) -> Self {
+        match Self::try_from_latents(rows) {
+            Ok(draws) => draws,
+            Err(error) => panic!("Draws::from_latents: {error}"),
+        }
+    }
+
+    /// [`Draws::from_latents`] of rows known to agree.
+    fn from_latents_unchecked(rows: &[Latents]) -> Self {
         let mut draws = Self::default();
         let Some(first) = rows.first() else {
             return draws;
@@ -146,10 +201,76 @@ impl Draws {
 
     /// Draw `i` as named latents.
     ///
+    /// Indexing, as `slice[i]` is: [`Draws::get_latents`] is the checked
+    /// form, and [`Draws::iter_latents`] visits every draw without an
+    /// index.
+    ///
     /// # Panics
-    /// If `i ≥ self.len()`, as indexing a slice does.
+    /// If `i ≥ self.len()`, as indexing a slice does (a mistake of the
+    /// caller's loop, not of the data).
     pub fn latents(&self, i: usize) -> Latents {
-        let row = &self.rows[i];
+        self.named(&self.rows[i])
+    }
+
+    /// Draw `i` as named latents, or `None` when `i ≥ self.len()` (the
+    /// checked form of [`Draws::latents`], as `slice::get` is of indexing).
+    ///
+    /// ```
+    /// use iwhvi_core::model::Latents;
+    /// use iwhvi_core::posterior::Draws;
+    ///
+    /// let draws = Draws::from_latents(&[Latents::from_pairs([("mu".to_string(), vec![1.5])])]);
+    /// assert_eq!(draws.get_latents(0).unwrap().get("mu"), Some(&[1.5][..]));
+    /// assert_eq!(draws.get_latents(1), None);
+    /// ```
+    pub fn get_latents(&self, i: usize) -> Option<Latents> {
+        self.rows.get(i).map(|row| self.named(row))
+    }
+
+    /// Every draw as named latents, in order.
+    ///
+    /// ```
+    /// use iwhvi_core::model::Latents;
+    /// use iwhvi_core::posterior::Draws;
+    ///
+    /// let rows: Vec<Latents> = (0..3)
+    ///     .map(|i| Latents::from_pairs([("mu".to_string(), vec![f64::from(i)])]))
+    ///     .collect();
+    /// let draws = Draws::from_latents(&rows);
+    /// assert_eq!(draws.iter_latents().collect::<Vec<_>>(), rows);
+    /// ```
+    pub fn iter_latents(&self) -> impl ExactSizeIterator<Item = Latents> + '_ {
+        self.rows.iter().map(|row| self.named(row))
+    }
+
+    /// Draw `i`, all elements in order.
+    ///
+    /// Indexing, as `slice[i]` is: [`Draws::get_row`] is the checked form.
+    ///
+    /// # Panics
+    /// If `i ≥ self.len()`, as indexing a slice does (a mistake of the
+    /// caller's loop, not of the data).
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.rows[i]
+    }
+
+    /// Draw `i`, all elements in order, or `None` when `i ≥ self.len()`
+    /// (the checked form of [`Draws::row`]).
+    ///
+    /// ```
+    /// use iwhvi_core::model::Latents;
+    /// use iwhvi_core::posterior::Draws;
+    ///
+    /// let draws = Draws::from_latents(&[Latents::from_pairs([("v".to_string(), vec![1.0, 2.0])])]);
+    /// assert_eq!(draws.get_row(0), Some(&[1.0, 2.0][..]));
+    /// assert_eq!(draws.get_row(1), None);
+    /// ```
+    pub fn get_row(&self, i: usize) -> Option<&[f64]> {
+        self.rows.get(i).map(Vec::as_slice)
+    }
+
+    /// One row as named latents.
+    fn named(&self, row: &[f64]) -> Latents {
         Latents::from_pairs(
             self.latent_names
                 .iter()
@@ -157,11 +278,31 @@ impl Draws {
         )
     }
 
-    /// Draw `i`, all elements in order.
+    /// `Ok` when these draws are of `layout`'s latents: the same names, in
+    /// the same order, each with its constrained number of elements.
     ///
-    /// # Panics
-    /// If `i ≥ self.len()`, as indexing a slice does.
-    pub fn row(&self, i: usize) -> &[f64] {
-        &self.rows[i]
+    /// # Errors
+    /// [`PersistError::DrawsMismatch`] naming the first latent that
+    /// differs.
+    pub(super) fn check_layout(&self, layout: &Layout) -> Result<(), PersistError> {
+        let describe = |name: Option<&str>, len: usize| match name {
+            Some(name) => format!("`{name}` ({len} values)"),
+            None => "none".to_string(),
+        };
+        let blocks = layout.blocks();
+        for i in 0..blocks.len().max(self.latent_names.len()) {
+            let ours = self.latent_names.get(i).map(|(n, r)| (n.as_str(), r.len()));
+            let model = blocks
+                .get(i)
+                .map(|b| (b.spec.name.as_str(), b.spec.constrained_len()));
+            if ours != model {
+                return Err(PersistError::DrawsMismatch {
+                    latent: i,
+                    draws: describe(ours.map(|o| o.0), ours.map_or(0, |o| o.1)),
+                    model: describe(model.map(|m| m.0), model.map_or(0, |m| m.1)),
+                });
+            }
+        }
+        Ok(())
     }
 }

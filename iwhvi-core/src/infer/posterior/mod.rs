@@ -54,10 +54,24 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
     ///
     /// # Errors
     /// [`PersistError::LayoutMismatch`] when the model's layout is not the
-    /// one the guide was fitted with.
+    /// one the guide was fitted with; [`PersistError::LearnedMismatch`]
+    /// when the fitted guide holds learned parameters
+    /// ([`FittedGuide::learned`]) other than the model's: the guide was
+    /// fitted at those, and importance weights at the model's would be
+    /// plausible numbers of another posterior. Set them into the model
+    /// first ([`Model::set_theta`] with [`LearnedParams::theta`]).
     pub fn from_fitted(model: &'a Mo, fitted: FittedGuide<G>) -> Result<Self, PersistError> {
         if *fitted.layout() != model.layout() {
             return Err(PersistError::LayoutMismatch);
+        }
+        if let Some(learned) = fitted.learned() {
+            let theta = model.theta();
+            if *learned.layout() != model.theta_layout() || learned.theta() != theta.as_slice() {
+                return Err(PersistError::LearnedMismatch {
+                    saved: learned.theta().to_vec(),
+                    model: theta,
+                });
+            }
         }
         Ok(Self { model, fitted })
     }
@@ -86,11 +100,51 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
     }
 
     /// The model's derived quantities at each draw ([`Model::derived`]).
-    pub fn derived(&self, draws: &Draws) -> Draws {
-        let rows: Vec<Latents> = (0..draws.len())
-            .map(|i| self.model.derived(&draws.latents(i)))
+    ///
+    /// # Errors
+    /// [`PersistError::DrawsMismatch`] when `draws` are not of this
+    /// posterior's model (other latents, or their lengths), e.g. draws of
+    /// another model or derived values: their derived quantities would be
+    /// empty; [`PersistError::RowMismatch`] when the model's
+    /// [`Model::derived`] gives rows of other names or lengths.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::MeanField;
+    /// use iwhvi_core::model::{Latents, LatentSpec, Layout, Model};
+    /// use iwhvi_core::posterior::{Draws, PersistError, Posterior};
+    /// use iwhvi_core::transforms::Transform;
+    /// use iwhvi_core::Scalar;
+    /// use rand::SeedableRng;
+    ///
+    /// struct Square;
+    /// impl Model for Square {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         -u[0].square() * 0.5
+    ///     }
+    ///     fn derived(&self, latents: &Latents) -> Latents {
+    ///         let z = latents.get("z").unwrap()[0];
+    ///         Latents::from_pairs([("z2".to_string(), vec![z * z])])
+    ///     }
+    /// }
+    ///
+    /// let posterior = Posterior::new(&Square, &MeanField::new(1), &[0.0, 0.0])?;
+    /// let draws = posterior.sample(5, &mut rand::rngs::StdRng::seed_from_u64(1))?;
+    /// let z2 = posterior.derived(&draws)?;
+    /// assert_eq!(z2.len(), 5);
+    /// // Derived values are not draws of the model's latents.
+    /// assert!(matches!(posterior.derived(&z2), Err(PersistError::DrawsMismatch { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn derived(&self, draws: &Draws) -> Result<Draws, PersistError> {
+        draws.check_layout(self.fitted.layout())?;
+        let rows: Vec<Latents> = draws
+            .iter_latents()
+            .map(|latents| self.model.derived(&latents))
             .collect();
-        Draws::from_latents(&rows)
+        Draws::try_from_latents(&rows)
     }
 
     /// Posterior predictive draws: `f` applied to each draw's named latents.
@@ -98,14 +152,21 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
     /// Takes any generator of [`iwhvi::rand`](crate::rand) (the `rand` 0.10 that
     /// this library re-exports, so that versions cannot clash), e.g.
     /// `iwhvi::rand::rngs::StdRng`.
+    ///
+    /// # Errors
+    /// [`PersistError::DrawsMismatch`] when `draws` are not of this
+    /// posterior's model, as for [`Posterior::derived`] (`f` would look
+    /// for latents that are not there).
     pub fn predictive<T, R: Rng + ?Sized>(
         &self,
         draws: &Draws,
         rng: &mut R,
         mut f: impl FnMut(&Latents, &mut R) -> T,
-    ) -> Vec<T> {
-        (0..draws.len())
-            .map(|i| f(&draws.latents(i), rng))
-            .collect()
+    ) -> Result<Vec<T>, PersistError> {
+        draws.check_layout(self.fitted.layout())?;
+        Ok(draws
+            .iter_latents()
+            .map(|latents| f(&latents, rng))
+            .collect())
     }
 }

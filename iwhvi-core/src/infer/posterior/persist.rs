@@ -159,6 +159,45 @@ pub enum PersistError {
     /// (other latents, shapes or supports).
     #[error("the model's layout is not the one the guide was fitted with")]
     LayoutMismatch,
+    /// A fitted guide's learned parameters differ from the model's it is
+    /// put beside ([`Posterior::from_fitted`](super::Posterior::from_fitted)).
+    #[error(
+        "the fitted guide was fitted at learned parameters {saved:?}, the model has {model:?}: set the saved ones into the model first (Model::set_theta)"
+    )]
+    LearnedMismatch {
+        /// The saved `ϑ`.
+        saved: Vec<f64>,
+        /// The model's `ϑ`.
+        model: Vec<f64>,
+    },
+    /// Rows of named values that differ in their names or lengths
+    /// ([`Draws::try_from_latents`](super::Draws::try_from_latents)): a
+    /// table of draws needs one column per element, the same in every row.
+    #[error("row {row} has latents {found}, the first row has {expected}")]
+    RowMismatch {
+        /// The first row that differs from the first.
+        row: usize,
+        /// Its names and lengths.
+        found: String,
+        /// The first row's.
+        expected: String,
+    },
+    /// Draws given to [`Posterior::derived`](super::Posterior::derived) or
+    /// [`Posterior::predictive`](super::Posterior::predictive) are not of
+    /// the posterior's model: their latent number `latent` (in the
+    /// layout's order) differs from the model's.
+    #[error(
+        "the draws are not of this model: their latent {latent} is {draws}, the model's is {model} (draw from this posterior, or from a guide fitted to this model)"
+    )]
+    DrawsMismatch {
+        /// Which latent differs, counted from 0 in the layout's order.
+        latent: usize,
+        /// The draws' latent there: its name and number of values, or
+        /// `none`.
+        draws: String,
+        /// The model's latent there, in the same form.
+        model: String,
+    },
 }
 
 /// The name a saved file gives the guide's type: its type name without

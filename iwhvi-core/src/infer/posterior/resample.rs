@@ -98,7 +98,7 @@ impl<Mo: Model, G: HierarchicalGuide + Clone> Posterior<'_, Mo, G> {
             DEFAULT_MEMORY_BUDGET,
         )?;
         let mut noise = StepNoise::try_new(guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?
-            .with_prior_noise(self.model.prior_noise_dim());
+            .try_with_prior_noise(self.model.prior_noise_dim(), DEFAULT_MEMORY_BUDGET)?;
         let mut weights = Vec::with_capacity(proposals);
         let mut us = Vec::with_capacity(proposals);
         for _ in 0..proposals {

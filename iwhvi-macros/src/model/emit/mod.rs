@@ -74,7 +74,7 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
                 #(#param_names: ::core::default::Default::default(),)*
             };
             __model.__check_reads()?;
-            __model.__init_params();
+            __model.__init_params()?;
         }
     };
     let init_params = (!plan.params.is_empty()).then(|| param::init_method(plan));

@@ -20,24 +20,32 @@ pub fn field_def(p: &Param<'_>) -> TokenStream {
 pub fn init_method(plan: &Plan<'_>) -> TokenStream {
     let inits = plan.params.iter().map(|p| {
         let (ident, ty, init, len) = (&p.field.ident, &p.field.ty, &p.init, &p.len);
+        let name = ident.to_string();
+        // Sizes may come from the data: checked against the memory budget
+        // before allocating (`DataError::TooLarge`), never an abort.
         if let Some((rows, cols)) = &p.matrix {
             quote! {
-                let __value: #ty = ::iwhvi::__private::nalgebra::DMatrix::from_element(#rows, #cols, #init);
+                let (__rows, __cols): (usize, usize) = (#rows, #cols);
+                ::iwhvi::__private::check_learned_size(#name, __rows, __cols)?;
+                let __value: #ty = ::iwhvi::__private::nalgebra::DMatrix::from_element(__rows, __cols, #init);
                 self.#ident = __value;
             }
         } else if p.scalar {
             quote!(self.#ident = #init;)
         } else {
             quote! {
-                let __value: #ty = ::core::convert::From::from(::std::vec![#init; #len]);
+                let __len: usize = #len;
+                ::iwhvi::__private::check_learned_size(#name, __len, 1)?;
+                let __value: #ty = ::core::convert::From::from(::std::vec![#init; __len]);
                 self.#ident = __value;
             }
         }
     });
     quote! {
         #[allow(clippy::all)]
-        fn __init_params(&mut self) {
+        fn __init_params(&mut self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
             #(#inits)*
+            ::core::result::Result::Ok(())
         }
     }
 }
@@ -175,6 +183,9 @@ pub fn model_methods(plan: &Plan<'_>, steps: &[TokenStream]) -> TokenStream {
 
         #[allow(clippy::all)]
         fn set_theta(&mut self, __theta: &[f64]) -> ::core::result::Result<(), #core_model::LayoutError> {
+            if let ::core::option::Option::Some(__index) = __theta.iter().position(|__t| !__t.is_finite()) {
+                return ::core::result::Result::Err(#core_model::LayoutError::NotFinite { index: __index, value: __theta[__index] });
+            }
             let __named = #private::Model::theta_layout(self).constrain(__theta)?;
             #(#assigns)*
             ::core::result::Result::Ok(())
