@@ -20,6 +20,7 @@ EXAMPLES = [
     "poisson_regression",
     "banana",
     "vae_digits",
+    "varying_slopes",
 ]
 
 failures = []
@@ -141,6 +142,26 @@ def vae_digits(d):
           f"the hierarchical encoder (DIWHVI) above the Gaussian (ELBO) on the test set by {m:.3f} ± {s:.3f}")
 
 
+def varying_slopes(d):
+    hmc = d["hmc"]
+    check("varying_slopes", hmc["acceptance"] > 0.6 and hmc["divergent"] == 0,
+          f"HMC reference: acceptance {hmc['acceptance']:.2f} > 0.6, {hmc['divergent']} divergent")
+    for name, truth in d["truth"].items():
+        h = hmc["posterior"][name]
+        check("varying_slopes", abs(h["mean"] - truth) < 3 * h["sd"],
+              f"HMC: the truth of {name} ({truth}) within 3 sd of {h['mean']:.3f} ± {h['sd']:.3f}")
+        for guide in ["default", "mlp"]:
+            p = d[guide]["posterior"][name]
+            check("varying_slopes", abs(p["reweighted_mean"] - truth) < 3 * p["reweighted_sd"],
+                  f"{guide}: the truth of {name} within 3 sd of the reweighted {p['reweighted_mean']:.3f}")
+        p = d["mlp"]["posterior"][name]
+        error = abs(p["guide_mean"] - h["mean"]) / h["sd"]
+        check("varying_slopes", error < 0.75,
+              f"mlp: the guide's mean of {name} within 0.75 sd of HMC's ({error:.2f})")
+    check("varying_slopes", above(d["mlp"]["bound_m1_k64"], d["default"]["bound_m1_k64"]),
+          "the MLP conditional's bound is above the default guide's")
+
+
 CHECKS = {
     "eight_schools": eight_schools,
     "funnel": funnel,
@@ -150,6 +171,7 @@ CHECKS = {
     "poisson_regression": regression("poisson_regression"),
     "banana": banana,
     "vae_digits": vae_digits,
+    "varying_slopes": varying_slopes,
 }
 
 

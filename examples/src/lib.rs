@@ -9,6 +9,9 @@
 //!   models, reading the data under `examples/data/posteriordb`;
 //!   [`reference`](mod@reference): posteriordb's reference posteriors (NUTS);
 //! - [`digits`]: the binarised digits and the VAE of `vae_digits`;
+//! - [`hmc`](mod@hmc): a plain HMC sampler, the reference of `varying_slopes`;
+//! - [`varying_slopes`]: correlated intercepts and slopes with an LKJ
+//!   prior, and the simulated data the example and its test fit;
 //! - [`report`]: what every example prints (text, or JSON with `--json`);
 //!   [`regression`]: the fit-and-assess code of the regression examples;
 //!   [`pictures`]: their SVGs, through `iwhvi::plot`.
@@ -22,12 +25,14 @@ use std::path::Path;
 pub mod centred;
 pub mod digits;
 pub mod hand_written;
+pub mod hmc;
 pub mod noncentred;
 pub mod pictures;
 pub mod posteriordb;
 pub mod reference;
 pub mod regression;
 pub mod report;
+pub mod varying_slopes;
 
 /// The repository's root folder (this package's parent); `../shared`
 /// lies beside it.

@@ -51,7 +51,21 @@ pub fn model_side(plan: &Plan<'_>) -> TokenStream {
         );
         quote!(#name: #shape #elem)
     });
-    hidden_macro(&plan.model.ident, quote!([#(#latents),*] data [#(#data),*]))
+    // The transformed values with their expressions, for the guide's
+    // messages (a guide cannot read them: it is told what to write instead).
+    let transformed = plan.transformed().filter_map(|t| match &t.field.role {
+        crate::model::ast::Role::Transformed(args) => {
+            let name = &t.field.ident;
+            let value = &args.value;
+            let index = args.index.as_ref().map(|i| quote!(for #i));
+            Some(quote!(#name #index { #value }))
+        }
+        _ => None,
+    });
+    hidden_macro(
+        &plan.model.ident,
+        quote!([#(#latents),*] data [#(#data),*] transformed [#(#transformed),*]),
+    )
 }
 
 /// A data field's shape and element words (`other` for a type the guide
@@ -186,13 +200,65 @@ impl Parse for DataInfo {
     }
 }
 
-/// `[name: scalar real, …] data [y: vec real, …] Model ; struct Guide { … }`,
-/// or `[!] …` when the model failed.
+/// One `#[transformed]` value of the model, `name [for i] { value }`: a
+/// name the guide cannot read, with what to write instead.
+pub struct TransformedInfo {
+    pub name: Ident,
+    /// The index of an elementwise value (`for j`).
+    pub index: Option<Ident>,
+    /// Its expression in the model's latents and data.
+    pub value: TokenStream,
+}
+
+impl Parse for TransformedInfo {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name = input.parse()?;
+        let index = match input.parse::<Option<Token![for]>>()? {
+            Some(_) => Some(input.parse()?),
+            None => None,
+        };
+        let content;
+        syn::braced!(content in input);
+        Ok(Self {
+            name,
+            index,
+            value: content.parse()?,
+        })
+    }
+}
+
+impl TransformedInfo {
+    /// Its expression as a user writes it (`mu + tau * z[j]`, not
+    /// `mu + tau * z [j]`).
+    pub fn written(&self) -> String {
+        let spaced = self.value.to_string();
+        let mut out = String::with_capacity(spaced.len());
+        let chars: Vec<char> = spaced.chars().collect();
+        for (i, &c) in chars.iter().enumerate() {
+            let next = chars.get(i + 1).copied();
+            let prev = out.chars().last();
+            let drop = c == ' '
+                && (matches!(next, Some(',' | ']' | ')' | '.' | '['))
+                    || matches!(prev, Some('[' | '(' | '.'))
+                    || (next == Some('(')
+                        && prev.is_some_and(|p| p.is_alphanumeric() || p == '_')));
+            if !drop {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// `[name: scalar real, …] data [y: vec real, …] transformed [v { … }, …]
+/// Model ; struct Guide { … }`, or `[!] …` when the model failed.
 pub struct GuideInput {
     /// `None` when the model failed.
     pub latents: Option<Vec<LatentInfo>>,
     /// The model's data fields (empty when the model failed).
     pub data: Vec<DataInfo>,
+    /// The model's `#[transformed]` values (empty when the model failed).
+    pub transformed: Vec<TransformedInfo>,
     pub model: syn::Path,
     pub guide: syn::DeriveInput,
 }
@@ -220,11 +286,25 @@ impl Parse for GuideInput {
                 .into_iter()
                 .collect();
         }
+        let mut transformed = Vec::new();
+        if latents.is_some() && input.peek(Ident) && input.peek2(syn::token::Bracket) {
+            let word: Ident = input.parse()?;
+            if word != "transformed" {
+                return Err(syn::Error::new(word.span(), "expected `transformed [...]`"));
+            }
+            let content;
+            syn::bracketed!(content in input);
+            transformed = content
+                .parse_terminated(TransformedInfo::parse, Token![,])?
+                .into_iter()
+                .collect();
+        }
         let model = input.parse()?;
         input.parse::<Token![;]>()?;
         Ok(Self {
             latents,
             data,
+            transformed,
             model,
             guide: input.parse()?,
         })
@@ -260,8 +340,35 @@ mod tests {
             quote!([mu: scalar real] M ; struct G {}),
             quote!([mu: scalar real] data [y: tensor real] M ; struct G {}),
             quote!([mu: scalar real] data [y: vec complex] M ; struct G {}),
+            quote!([mu: scalar real] data [] transfomed [v { mu }] M ; struct G {}),
+            quote!([mu: scalar real] data [] transformed [v mu] M ; struct G {}),
         ] {
             assert!(syn::parse2::<GuideInput>(bad).is_err());
         }
+    }
+
+    #[test]
+    fn the_hand_over_reads_back_transformed_values() {
+        let input: GuideInput = syn::parse_quote! {
+            [mu: scalar real, tau: scalar positive, z: vector real] data [y: vec real]
+            transformed [theta for j { mu + tau * z[j] }, var { tau * tau }] Schools ; struct G {}
+        };
+        assert_eq!(input.transformed.len(), 2);
+        assert!(input.transformed[0].name == "theta");
+        assert!(
+            input.transformed[0]
+                .index
+                .as_ref()
+                .is_some_and(|j| j == "j")
+        );
+        assert_eq!(input.transformed[0].written(), "mu + tau * z[j]");
+        assert_eq!(input.transformed[1].written(), "tau * tau");
+        let call: GuideInput = syn::parse_quote! {
+            [a: scalar real] data [] transformed [v { f(a.exp(), (a + 1.0) * 2.0) }] M ; struct G {}
+        };
+        assert_eq!(call.transformed[0].written(), "f(a.exp(), (a + 1.0) * 2.0)");
+        // Older hand-overs without the list still parse.
+        let none: GuideInput = syn::parse_quote!([mu: scalar real] data [] M ; struct G {});
+        assert!(none.transformed.is_empty());
     }
 }

@@ -58,6 +58,10 @@ pub enum Meaning {
     /// parameters): a local of the generated code like a latent, computed
     /// from the fields above it, visible to the attributes below it.
     Transformed { scalar: bool },
+    /// A name the struct knows of but cannot read (a guide given a name of
+    /// its model's `#[transformed]` values): the message says what to
+    /// write instead.
+    Unreadable(String),
 }
 
 /// One name and its meaning; its place in the table is its position in
@@ -215,6 +219,7 @@ impl<'a> Lower<'a> {
             Meaning::ParamMatrix if !self.scope.locals_allowed => param_in_raw(&name),
             Meaning::ParamMatrix => return Some(Name::LocalMatrix),
             Meaning::Factor => format!("`{name}` is a #[factor] term, not a value"),
+            Meaning::Unreadable(message) => message.clone(),
             Meaning::Derived => format!(
                 "`{name}` is a derived quantity: compute it from the latents it is derived from"
             ),

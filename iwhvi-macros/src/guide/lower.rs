@@ -67,6 +67,8 @@ struct Target<'a> {
     guide: &'a Ident,
     model: String,
     latents: &'a [LatentInfo],
+    /// The model's `#[transformed]` values (`model_transformed.rs`).
+    transformed: &'a [crate::handover::TransformedInfo],
 }
 
 /// The guide's names: parameters and mixing variables first, then the
@@ -109,6 +111,7 @@ pub fn plan<'a>(
         guide,
         model: super::model_name(&guide_input.model),
         latents,
+        transformed: &guide_input.transformed,
     };
     let input = &target;
     crate::model::check_unique(cx, fields.iter().map(|f| &f.ident), |name| {
@@ -160,7 +163,12 @@ pub fn plan<'a>(
         .filter(|f| !matches!(f.part, Part::Conditional { .. } | Part::Encoder(_)))
         .chain(conditional_fields.iter().copied())
         .collect();
-    let table = bindings(&ordered, failed, &callables);
+    let mut table = bindings(&ordered, failed, &callables);
+    let unreadable =
+        super::model_transformed::unreadable(&input.model, input.transformed, |name| {
+            fields.iter().any(|f| f.ident == *name)
+        });
+    table.entries.extend(unreadable);
     let outputs: usize = callables.iter().map(|c| c.outputs).sum();
     let first_conditional = outputs + ordered.len() - conditional_fields.len();
     let mut conditional_uses = BTreeSet::new();
@@ -323,6 +331,11 @@ fn latent_of<'i>(
 ) -> Option<&'i LatentInfo> {
     if let Some(info) = input.latents.iter().find(|l| l.name == c.ident) {
         return Some(info);
+    }
+    if let Some(t) = input.transformed.iter().find(|t| t.name == c.ident) {
+        let message = super::model_transformed::as_conditional(&input.model, t);
+        cx.error_spanned_by(&c.ident, message);
+        return None;
     }
     // Prefer the latents the guide has not covered yet.
     let uncovered: Vec<String> = input

@@ -7,6 +7,7 @@ mod ast;
 mod emit;
 mod encoder;
 mod lower;
+mod model_transformed;
 mod student_t;
 
 use proc_macro2::TokenStream;

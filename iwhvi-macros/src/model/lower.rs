@@ -403,6 +403,16 @@ fn options(
     if !bounded && !affine {
         return Ok(Options::default());
     }
+    let read = [
+        ("lower", given.lower),
+        ("upper", given.upper),
+        ("offset", given.offset),
+        ("multiplier", given.multiplier),
+    ];
+    if let Some((at, message)) = super::transformed::in_bound(table, ident, read) {
+        cx.error_spanned_by(&at, message);
+        return Err(());
+    }
     if bounded && affine {
         cx.error_spanned_by(
             ident,

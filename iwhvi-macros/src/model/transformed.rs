@@ -111,6 +111,26 @@ pub fn in_raw(name: &str) -> String {
     )
 }
 
+/// The first transformed value that `lower`, `upper`, `offset` or
+/// `multiplier` of latent `latent` reads, with the error saying why it
+/// cannot: a bound is part of the layout, which constrains draws without
+/// the model (saved layouts, `Layout::constrain`), so it is data or
+/// affine in earlier latents with literal coefficients, and a transformed
+/// value is neither in general.
+pub fn in_bound(
+    table: &Bindings,
+    latent: &Ident,
+    options: [(&str, Option<&Expr>); 4],
+) -> Option<(Ident, String)> {
+    options.into_iter().find_map(|(option, expr)| {
+        let read = crate::scope::first_mention(expr?, |i| is_transformed(table, i))?;
+        let message = format!(
+            "`{option}` of `{latent}` reads the transformed value `{read}`: bounds, offsets and multipliers are part of the layout, which constrains draws without the model, so they are computed from data, or are affine in earlier latents with literal coefficients; write `{read}`'s expression here instead if it is one of those (e.g. `upper = 1.0 - alpha`)"
+        );
+        Some((read, message))
+    })
+}
+
 /// True when `ident` names a transformed value.
 pub fn is_transformed(table: &Bindings, ident: &Ident) -> bool {
     table
