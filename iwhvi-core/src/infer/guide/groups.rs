@@ -34,15 +34,16 @@ use std::ops::Range;
 ///
 /// ```
 /// use iwhvi_core::guide::MixingGroup;
-/// let group = MixingGroup { psi: 2..4, latents: 1..2, reverse_noise: 2..4 };
+/// let group = MixingGroup { psi: 2..4, latents: vec![1, 5], reverse_noise: 2..4 };
 /// assert_eq!(group.psi.len(), 2);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MixingGroup {
     /// Its mixing coordinates `ψ_n` (empty for a non-hierarchical block).
     pub psi: Range<usize>,
-    /// The coordinates of `u` its conditional draws, `u_n`.
-    pub latents: Range<usize>,
+    /// The coordinates of `u` its conditional draws, `u_n` (in any order;
+    /// e.g. element `n` of each local latent).
+    pub latents: Vec<usize>,
     /// The entries of each reverse draw's noise its reverse model reads.
     pub reverse_noise: Range<usize>,
 }
@@ -72,7 +73,7 @@ pub enum MixingGroupsError {
         /// The guide's `d`.
         mixing_dim: usize,
     },
-    /// A latent range past `D`, or a latent in two groups or in none.
+    /// A latent in two groups or in none.
     #[error(
         "latent coordinate {index} is in {count} groups: each of the D = {latent_dim} coordinates \
          must be in exactly one"
@@ -85,14 +86,15 @@ pub enum MixingGroupsError {
         /// The guide's `D`.
         latent_dim: usize,
     },
-    /// A group's range is reversed, or its latent range is past `D`.
-    #[error("group {group}: the range {range:?} of its {what} is reversed or past {bound}")]
+    /// A group's reverse-noise range is reversed or past the noise per
+    /// draw, or one of its latents is past `D`.
+    #[error("group {group}: {what} {range:?} is reversed or past {bound}")]
     Range {
         /// The group.
         group: usize,
-        /// `"latents"` or `"reverse noise"`.
+        /// `"latent"` or `"reverse noise"`.
         what: &'static str,
-        /// The range.
+        /// The range (`i..i + 1` for a latent `i`).
         range: Range<usize>,
         /// The length it must stay within.
         bound: usize,
@@ -113,7 +115,7 @@ pub enum MixingGroupsError {
 /// ```
 /// use iwhvi_core::guide::{MixingGroup, MixingGroups, MixingGroupsError};
 /// // Two points, each with one latent and a one-dimensional ψ.
-/// let group = |n: usize| MixingGroup { psi: n..n + 1, latents: n..n + 1, reverse_noise: n..n + 1 };
+/// let group = |n: usize| MixingGroup { psi: n..n + 1, latents: vec![n], reverse_noise: n..n + 1 };
 /// let groups = MixingGroups::new(2, 2, 2, vec![group(0), group(1)])?;
 /// assert_eq!(groups.len(), 2);
 /// // A latent in no group is refused.
@@ -155,20 +157,24 @@ impl MixingGroups {
                 });
             }
             next = group.psi.end;
-            for (what, range, bound) in [
-                ("latents", &group.latents, latent_dim),
-                ("reverse noise", &group.reverse_noise, reverse_noise_dim),
-            ] {
-                if range.end < range.start || range.end > bound {
+            let range = &group.reverse_noise;
+            if range.end < range.start || range.end > reverse_noise_dim {
+                return Err(MixingGroupsError::Range {
+                    group: n,
+                    what: "reverse noise",
+                    range: range.clone(),
+                    bound: reverse_noise_dim,
+                });
+            }
+            for &i in &group.latents {
+                let Some(holder) = holders.get_mut(i) else {
                     return Err(MixingGroupsError::Range {
                         group: n,
-                        what,
-                        range: range.clone(),
-                        bound,
+                        what: "latent",
+                        range: i..i + 1,
+                        bound: latent_dim,
                     });
-                }
-            }
-            for holder in &mut holders[group.latents.clone()] {
+                };
                 *holder += 1;
             }
         }

@@ -36,7 +36,7 @@ impl Blocks {
             let groups = (0..n)
                 .map(|b| MixingGroup {
                     psi: b..b + 1,
-                    latents: b..b + 1,
+                    latents: vec![b],
                     reverse_noise: b..b + 1,
                 })
                 .collect();
@@ -515,11 +515,12 @@ fn groups_built_for_other_dimensions_are_refused() {
 #[test]
 fn groups_that_do_not_factorise_the_guide_are_refused() {
     use crate::guide::MixingGroupsError;
-    let group = |psi: std::ops::Range<usize>, latents, reverse_noise| MixingGroup {
-        psi,
-        latents,
-        reverse_noise,
-    };
+    let group =
+        |psi: std::ops::Range<usize>, latents: std::ops::Range<usize>, reverse_noise| MixingGroup {
+            psi,
+            latents: latents.collect(),
+            reverse_noise,
+        };
     // ψ ranges out of order.
     let err = MixingGroups::new(
         2,
@@ -575,7 +576,7 @@ fn groups_that_do_not_factorise_the_guide_are_refused() {
         err,
         Err(MixingGroupsError::Range {
             group: 1,
-            what: "latents",
+            what: "latent",
             ..
         })
     ));
