@@ -7,6 +7,8 @@ mod ast;
 mod emit;
 mod encoder;
 mod lower;
+mod per_point;
+mod per_point_emit;
 mod student_t;
 
 use proc_macro2::TokenStream;

@@ -460,6 +460,26 @@ pub enum GuideError {
         /// The encoder's number of points.
         expected: usize,
     },
+    /// A local latent (one whose conditional reads a per-point mixing
+    /// variable, `#[mixing(len = …, for j)]`) has another number of
+    /// elements than the mixing variable has points.
+    #[error(
+        "per-point mixing variable `{mixing}` has {points} points but local latent `{latent}` has {rows} elements"
+    )]
+    PointRows {
+        /// The per-point mixing variable.
+        mixing: &'static str,
+        /// The local latent.
+        latent: &'static str,
+        /// The latent's number of elements.
+        rows: usize,
+        /// The mixing variable's number of points.
+        points: usize,
+    },
+    /// The guide's mixing groups do not factorise it (a bug of the
+    /// generated code if it happens; reported rather than panicking).
+    #[error(transparent)]
+    MixingGroups(#[from] MixingGroupsError),
 }
 
 /// One named block of a parameter vector.
