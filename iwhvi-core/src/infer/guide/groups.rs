@@ -110,7 +110,16 @@ pub enum MixingGroupsError {
 }
 
 /// The groups of a factorised guide, checked against its dimensions when
-/// built (module docs: [`self`]).
+/// built.
+///
+/// A guide that reports them has the form
+/// `q(ψ) = Π_n q(ψ_n)`, `q(u | ψ) = Π_n q(u_n | ψ_n, u)`,
+/// `τ(ψ | u) = Π_n τ(ψ_n | u)` (group `n`'s conditional reads its own
+/// `ψ_n` only), and the objective's inner bound factorises:
+/// `U_K(u) = Σ_n [logsumexp_{k=0..K} w_{n,k} − log(K + 1)]` with
+/// `w_{n,k} = log q(u_n | ψ_{n,k}, u) + log q(ψ_{n,k}) − log τ(ψ_{n,k} | u)`
+/// and `E[exp(−U_K(u))] = 1 / q(u)` (see
+/// [`HierarchicalGuide::mixing_groups`](super::HierarchicalGuide::mixing_groups)).
 ///
 /// ```
 /// use iwhvi_core::guide::{MixingGroup, MixingGroups, MixingGroupsError};
