@@ -128,13 +128,27 @@ pub enum InputError {
         /// The budget.
         budget: u64,
     },
+    /// The guide's [`MixingGroups`](crate::guide::MixingGroups) were built
+    /// for other dimensions than the guide reports.
+    #[error(
+        "the guide's mixing groups were built for (D, d, reverse noise) = {groups:?} but the guide \
+         has {guide:?}"
+    )]
+    MixingGroupsMismatch {
+        /// The dimensions the groups were checked against.
+        groups: [usize; 3],
+        /// The guide's `D`, `d` and reverse noise per draw.
+        guide: [usize; 3],
+    },
 }
 
 /// Checks `params` against `guide`: its length, and that every entry is
-/// finite.
+/// finite; and the guide's [`MixingGroups`](crate::guide::MixingGroups),
+/// when it reports them, against its dimensions.
 ///
 /// # Errors
-/// [`InputError::WrongParameterCount`], [`InputError::NonFiniteParameter`].
+/// [`InputError::WrongParameterCount`], [`InputError::NonFiniteParameter`],
+/// [`InputError::MixingGroupsMismatch`].
 ///
 /// ```
 /// use iwhvi_core::guide::MeanField;
@@ -170,6 +184,19 @@ pub fn check_params<G: HierarchicalGuide + ?Sized>(
             name,
             value: params[index],
         });
+    }
+    if let Some(groups) = guide.mixing_groups() {
+        let dims = [
+            guide.latent_dim(),
+            guide.mixing_dim(),
+            guide.reverse_noise_dim(),
+        ];
+        if groups.dims() != dims {
+            return Err(InputError::MixingGroupsMismatch {
+                groups: groups.dims(),
+                guide: dims,
+            });
+        }
     }
     Ok(())
 }

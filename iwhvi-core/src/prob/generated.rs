@@ -517,3 +517,34 @@ pub struct SavedStructGuide {
     /// The model instance's latent layout.
     pub layout: crate::model::Layout,
 }
+
+/// A per-point mixing variable `psi` as one point's group sees it
+/// (`#[mixing(len = …, for j)]` in a guide struct): the group's density
+/// methods receive `ψ_j` alone, and the conditional's `psi[j]` reads it
+/// through [`PointView::get`], which answers at position `j` only (`None`,
+/// read as NaN by generated code, elsewhere; the guide macro only lets a
+/// conditional read `psi[j]` at its own `j`).
+///
+/// ```
+/// use iwhvi_core::generated::PointView;
+/// let psi = PointView::new(0.5, 3);
+/// assert_eq!(psi.get(3), Some(&0.5));
+/// assert_eq!(psi.get(2), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PointView<T> {
+    value: T,
+    at: usize,
+}
+
+impl<T> PointView<T> {
+    /// `ψ_j = value` at point `at`.
+    pub fn new(value: T, at: usize) -> Self {
+        Self { value, at }
+    }
+
+    /// `Some(&ψ_j)` at `i = j`, `None` elsewhere.
+    pub fn get(&self, i: usize) -> Option<&T> {
+        (i == self.at).then_some(&self.value)
+    }
+}

@@ -20,6 +20,9 @@ pub enum Part {
         /// `None` for `#[mixing]` on a scalar.
         len: Option<Expr>,
         reverse: Option<(DistCall, Option<Ident>)>,
+        /// `#[mixing(len = z, for j)]`: one coordinate per point `j` of
+        /// the local latents (`per_point.rs`).
+        per_point: Option<Ident>,
     },
     Conditional {
         call: DistCall,
@@ -75,10 +78,22 @@ impl Parse for ParamArgs {
     }
 }
 
-/// `#[mixing(len = …)]`, `len` once.
-fn mixing_len(input: ParseStream) -> syn::Result<Expr> {
+/// `#[mixing(len = …)]`, `len` once, optionally `for j` last (a
+/// per-point mixing variable).
+fn mixing_len(input: ParseStream) -> syn::Result<(Expr, Option<Ident>)> {
     let mut len = Once::default();
+    let mut per_point = None;
     while !input.is_empty() {
+        if input.peek(Token![for]) {
+            input.parse::<Token![for]>()?;
+            per_point = Some(input.parse::<Ident>()?);
+            if !input.is_empty() {
+                return Err(
+                    input.error("`for j` comes last: `#[mixing(len = <local latent>, for j)]`")
+                );
+            }
+            break;
+        }
         let key: Ident = input.parse()?;
         if key != "len" {
             return Err(syn::Error::new(
@@ -92,8 +107,10 @@ fn mixing_len(input: ParseStream) -> syn::Result<Expr> {
             break;
         }
     }
-    len.get()
-        .ok_or_else(|| input.error("write `#[mixing(len = <dimension>)]`"))
+    let len = len
+        .get()
+        .ok_or_else(|| input.error("write `#[mixing(len = <dimension>)]`"))?;
+    Ok((len, per_point))
 }
 
 /// The part an attribute gives: `None` when it is not a guide attribute,
@@ -111,6 +128,7 @@ fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<P
                 Some(Part::Mixing {
                     len: None,
                     reverse: None,
+                    per_point: None,
                 })
             } else {
                 cx.error_spanned_by(attr, format!("mixing vector `{ident}` needs its dimension: write `#[mixing(len = <dimension>)]`"));
@@ -119,9 +137,10 @@ fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<P
         }
         "mixing" => cx
             .ok(attr.parse_args_with(mixing_len))
-            .map(|len| Part::Mixing {
+            .map(|(len, per_point)| Part::Mixing {
                 len: Some(len),
                 reverse: None,
+                per_point,
             }),
         "encoder" => cx
             .ok(attr.parse_args::<super::encoder::EncoderArgs>())
@@ -175,7 +194,11 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
     };
     let (found, _) = one_role(cx, field, parse, (&two, &none))?;
     let mut part = match (found, reversed.get()) {
-        (Part::Mixing { len, .. }, reverse) => Part::Mixing { len, reverse },
+        (Part::Mixing { len, per_point, .. }, reverse) => Part::Mixing {
+            len,
+            reverse,
+            per_point,
+        },
         (p, None) => p,
         (p, Some((call, _))) => {
             cx.error_spanned_by(&call.tokens, "#[reverse] belongs on a #[mixing] field");

@@ -71,6 +71,9 @@ pub fn shell(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream
             __encoder_nets: ::std::vec::Vec<::iwhvi::__private::iwhvi_core::amortised::Mlp>,
             __encoder_inputs: ::std::vec::Vec<::std::vec::Vec<f64>>,
             __encoder_rows: ::std::vec::Vec<usize>,
+            // The mixing groups of a guide with a per-point mixing
+            // variable (`#[mixing(len = …, for j)]`), else `None`.
+            __groups: ::core::option::Option<::iwhvi::__private::iwhvi_core::guide::MixingGroups>,
         }
     }
 }
@@ -166,6 +169,8 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
     let saved = quote!(::iwhvi::__private::SavedStructGuide);
     let serde = quote!(::iwhvi::__private::serde);
     let (encoder_inputs, encoder_nets) = encoder_setup(plan);
+    let per_point_flags = plan.mixing.iter().map(|m| m.per_point);
+    let groups = super::per_point_emit::groups(plan);
     let (save, load) = if plan.encoders.is_empty() {
         (
             quote!(#serde::Serialize::serialize(&__saved, __s)),
@@ -248,12 +253,20 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
                 let mut __param_lens: ::std::vec::Vec<usize> = ::std::vec![#(#param_lens),*];
                 __param_lens.extend(__encoder_nets.iter().map(::iwhvi::__private::iwhvi_core::amortised::Mlp::len));
                 let __mixing_lens: ::std::vec::Vec<usize> = ::std::vec![#(#mixing_lens),*];
-                let mut __mixing_offsets = ::std::vec::Vec::new();
+                // The per-point mixing variable's coordinates come last, so
+                // that each point's group is one coordinate of ψ.
+                let __per_point: &[bool] = &[#(#per_point_flags),*];
+                let mut __mixing_offsets = ::std::vec![0usize; __mixing_lens.len()];
                 let mut __at = 0usize;
-                for __n in &__mixing_lens {
-                    __mixing_offsets.push(__at);
-                    __at += *__n;
+                for __pass in [false, true] {
+                    for (__i, __n) in __mixing_lens.iter().enumerate() {
+                        if __per_point[__i] == __pass {
+                            __mixing_offsets[__i] = __at;
+                            __at += *__n;
+                        }
+                    }
                 }
+                let __groups = #groups;
                 ::core::result::Result::Ok(Self {
                     __latent_dim: __layout.dim(),
                     __offsets,
@@ -268,6 +281,7 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
                     __encoder_nets,
                     __encoder_inputs,
                     __encoder_rows,
+                    __groups,
                 })
             }
         }
@@ -409,10 +423,10 @@ fn encoder_outputs(plan: &Plan<'_>) -> TokenStream {
 
 /// The code each method shares: names bound to parameters, mixing
 /// variables and latents.
-struct Bindings {
-    params: Vec<TokenStream>,
-    mixing: Vec<TokenStream>,
-    latents: Vec<TokenStream>,
+pub(super) struct Bindings {
+    pub(super) params: Vec<TokenStream>,
+    pub(super) mixing: Vec<TokenStream>,
+    pub(super) latents: Vec<TokenStream>,
 }
 
 fn bindings(plan: &Plan<'_>) -> Bindings {
@@ -454,7 +468,7 @@ fn bindings(plan: &Plan<'_>) -> Bindings {
 }
 
 /// The workspace type of the methods.
-fn workspace() -> TokenStream {
+pub(super) fn workspace() -> TokenStream {
     quote!(::iwhvi::__private::Workspace<__T>)
 }
 
@@ -486,7 +500,7 @@ fn constrained_latents(plan: &Plan<'_>, bindings: &Bindings, bind: TokenStream) 
 }
 
 /// Each conditional's draw and its density.
-fn conditional_steps(
+pub(super) fn conditional_steps(
     plan: &Plan<'_>,
     latents: &[TokenStream],
 ) -> (Vec<TokenStream>, Vec<TokenStream>) {
@@ -551,7 +565,7 @@ fn conditional_steps(
 }
 
 /// Each reverse model's draw and its density.
-fn reverse_steps(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
+pub(super) fn reverse_steps(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
     let mut reverse_sample = Vec::new();
     let mut reverse_density = Vec::new();
     for (mi, m) in plan.mixing.iter().enumerate() {
@@ -658,6 +672,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let latents_with_jacobian = constrained_latents(plan, &bindings, quote!(let mut __lp =));
     let noise_dim = super::student_t::noise_dim(plan);
     let encoder_outputs = encoder_outputs(plan);
+    let group_methods = super::per_point_emit::methods(plan, &bindings, &encoder_outputs);
     quote! {
         #[allow(unused_variables, unused_mut, clippy::all)]
         impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
@@ -719,6 +734,8 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
             }
 
             #reverse_methods
+
+            #group_methods
         }
     }
 }

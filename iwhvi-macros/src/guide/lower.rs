@@ -36,6 +36,8 @@ pub struct Mixing<'a> {
     pub len: TokenStream,
     /// The reverse model's constructor and index.
     pub reverse: Option<(TokenStream, Option<&'a Ident>)>,
+    /// `#[mixing(len = z, for j)]`: one coordinate per point (`per_point.rs`).
+    pub per_point: bool,
 }
 
 /// A conditional of one model latent.
@@ -48,6 +50,9 @@ pub struct Conditional<'a> {
     pub unconstrained: bool,
     /// A `StudentT` conditional's degrees of freedom (`student_t.rs`).
     pub df: Option<u8>,
+    /// It reads the per-point mixing variable (`per_point.rs`): a local
+    /// latent, one mixing group per element.
+    pub local: bool,
 }
 
 /// The checked guide.
@@ -60,6 +65,8 @@ pub struct Plan<'a> {
     pub reverse_params: Option<(usize, usize)>,
     /// The encoders (`encoder.rs`); their weights follow `params`.
     pub encoders: Vec<Encoder<'a>>,
+    /// The position in `mixing` of the per-point mixing variable, if any.
+    pub per_point: Option<usize>,
 }
 
 /// What the guide is checked against.
@@ -134,6 +141,10 @@ pub fn plan<'a>(
         check_conditional(cx, input, c, &conditional_fields);
     }
     check_reverse_all_or_none(cx, fields);
+    let per_point = super::per_point::check(cx, fields, latents);
+    let local: Vec<&Ident> = per_point
+        .as_ref()
+        .map_or_else(Vec::new, |p| p.local.clone());
     let encoder_fields: Vec<&GuideField> = fields
         .iter()
         .filter(|f| matches!(f.part, Part::Encoder(_)))
@@ -204,6 +215,7 @@ pub fn plan<'a>(
                 index: index.as_ref(),
                 unconstrained: *unconstrained,
                 df,
+                local: local.contains(&&c.ident),
             })
         })
         .collect();
@@ -212,7 +224,7 @@ pub fn plan<'a>(
         .iter()
         .filter(|f| matches!(f.part, Part::Mixing { .. }))
         .collect();
-    let mixing = mixing_fields
+    let mixing: Vec<Mixing<'a>> = mixing_fields
         .iter()
         .map(|m| {
             let at = (&table, outputs + ordered.len());
@@ -230,6 +242,7 @@ pub fn plan<'a>(
     }
     let reverse_params = reverse_params(cx, &params, &conditional_uses, &reverse_uses);
     let encoders = encoders(cx, (guide_input, fields), &encoder_fields, &callers, failed);
+    let per_point = mixing.iter().position(|m| m.per_point);
     Plan {
         input: guide_input,
         params,
@@ -237,6 +250,7 @@ pub fn plan<'a>(
         conditionals,
         reverse_params,
         encoders,
+        per_point,
     }
 }
 
@@ -498,7 +512,12 @@ fn mixing<'a>(
     all: &[&GuideField],
     uses: &mut BTreeSet<String>,
 ) -> Mixing<'a> {
-    let Part::Mixing { len, reverse } = &m.part else {
+    let Part::Mixing {
+        len,
+        reverse,
+        per_point,
+    } = &m.part
+    else {
         unreachable!("a mixing variable")
     };
     let reverse = reverse.as_ref().and_then(|(call, index)| {
@@ -533,6 +552,7 @@ fn mixing<'a>(
         scalar: m.is_scalar(),
         len: length(cx, (input, table), m, len.as_ref()),
         reverse,
+        per_point: per_point.is_some(),
     }
 }
 

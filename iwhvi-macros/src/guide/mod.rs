@@ -8,6 +8,8 @@ mod emit;
 mod encoder;
 mod lower;
 mod model_transformed;
+mod per_point;
+mod per_point_emit;
 mod student_t;
 
 use proc_macro2::TokenStream;

@@ -27,6 +27,7 @@ use crate::scalar::Scalar;
 use crate::special::LN_SQRT_2PI;
 
 mod full_rank;
+mod groups;
 mod laplace_mixture;
 mod mean_field;
 mod network;
@@ -34,6 +35,7 @@ mod preconditioned;
 mod semi_implicit;
 
 pub use full_rank::FullRank;
+pub use groups::{MixingGroup, MixingGroups, MixingGroupsError};
 pub use laplace_mixture::{LaplaceMixture, LaplaceReverse};
 pub use mean_field::MeanField;
 pub use network::Conditioning;
@@ -254,6 +256,124 @@ pub trait HierarchicalGuide: Sync {
         let (_, _) = (u, workspace);
         self.log_mixing(params, psi)
     }
+
+    /// The factorisation of a guide with one mixing variable per group of
+    /// latents ([`MixingGroups`]): `None` (the default) for a guide whose
+    /// inner bound is one importance sum over the whole of `ψ`.
+    ///
+    /// When it is `Some` (and `d > 0`), the objectives compute the
+    /// factorised inner bound
+    /// `U_K(u) = Σ_n logsumexp_{k=0..K} w_{n,k} − N log(K + 1)` (a group
+    /// without mixing coordinates contributes its exact weight once) with
+    /// `w_{n,k} = log q(u_n | ψ_{n,k}, u) + log q(ψ_{n,k}) − log τ(ψ_{n,k} | u)`
+    /// from the `*_group` methods below, `ψ_{n,0}` the group's part of the
+    /// outer draw and `ψ_{n,k≥1}` drawn by
+    /// [`HierarchicalGuide::sample_reverse_group`] from the group's entries
+    /// of the `k`-th reverse noise. The whole-`ψ` methods must stay
+    /// consistent with the groups (`log_conditional` the sum of the
+    /// groups', and so on): the outer draw and the diagnostics use them.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// assert!(MeanField::new(3).mixing_groups().is_none());
+    /// ```
+    fn mixing_groups(&self) -> Option<&MixingGroups> {
+        None
+    }
+
+    /// `log q(u_n | ψ_n, u)`: the conditional density of group `group`'s
+    /// latents (the coordinates [`MixingGroup::latents`] of `u`) at its
+    /// mixing coordinates `psi` (length `|ψ_n|`, empty for a group without
+    /// mixing coordinates). `u` is the whole draw.
+    ///
+    /// # Panics
+    /// The default panics: a guide that reports
+    /// [`HierarchicalGuide::mixing_groups`] must override it (a programming
+    /// error of the guide's author, found by the first evaluation).
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// // Guides without groups never have it called.
+    /// assert!(MeanField::new(1).mixing_groups().is_none());
+    /// ```
+    fn log_conditional_group<T: Scalar>(
+        &self,
+        params: &[T],
+        group: usize,
+        psi: &[T],
+        u: &[T],
+        workspace: &mut Workspace<T>,
+    ) -> T {
+        let _ = (params, psi, u, workspace);
+        panic!(
+            "the guide reports mixing groups but does not implement \
+             HierarchicalGuide::log_conditional_group (asked for group {group})"
+        )
+    }
+
+    /// `log q(ψ_n)` of group `group` (default: standard normal,
+    /// `−½ |ψ_n|² − |ψ_n| log √(2π)`).
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// let lp = MeanField::new(1).log_mixing_group(&[0.0f64; 2], 0, &[0.0]);
+    /// assert!((lp + 0.5 * (2.0 * std::f64::consts::PI).ln()).abs() < 1e-15);
+    /// ```
+    fn log_mixing_group<T: Scalar>(&self, params: &[T], group: usize, psi: &[T]) -> T {
+        let _ = (params, group);
+        std_normal_log_density(psi)
+    }
+
+    /// A draw of `ψ_n ~ τ(ψ_n | u)` for group `group` from the group's
+    /// entries ([`MixingGroup::reverse_noise`]) of one reverse draw's
+    /// standard normal noise. The default draws from `N(0, I)`
+    /// (`ψ_n = ε`), the proposal of [`HierarchicalGuide::log_reverse_group`]'s
+    /// default: a valid, if loose, bound for any guide.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField, Workspace};
+    /// let guide = MeanField::new(1);
+    /// let mut psi = [0.0f64];
+    /// let mut ws = Workspace::new(&guide);
+    /// guide.sample_reverse_group(&[0.0, 0.0], 0, &[0.0], &[0.7], &mut psi, &mut ws);
+    /// assert_eq!(psi, [0.7]);
+    /// ```
+    fn sample_reverse_group<T: Scalar>(
+        &self,
+        params: &[T],
+        group: usize,
+        u: &[T],
+        noise: &[f64],
+        psi: &mut [T],
+        workspace: &mut Workspace<T>,
+    ) {
+        let _ = (params, group, u, workspace);
+        for (p, &e) in psi.iter_mut().zip(noise) {
+            *p = T::constant(e);
+        }
+    }
+
+    /// `log τ(ψ_n | u)` of group `group` (default: the standard normal
+    /// density of [`HierarchicalGuide::sample_reverse_group`]'s default).
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField, Workspace};
+    /// let guide = MeanField::new(1);
+    /// let mut ws = Workspace::new(&guide);
+    /// let lt = guide.log_reverse_group(&[0.0f64, 0.0], 0, &[0.0], &[1.0], &mut ws);
+    /// assert!((lt + 0.5 + 0.5 * (2.0 * std::f64::consts::PI).ln()).abs() < 1e-15);
+    /// ```
+    fn log_reverse_group<T: Scalar>(
+        &self,
+        params: &[T],
+        group: usize,
+        u: &[T],
+        psi: &[T],
+        workspace: &mut Workspace<T>,
+    ) -> T {
+        let _ = (params, group, u, workspace);
+        std_normal_log_density(psi)
+    }
 }
 
 /// How long each buffer of a [`Workspace`] must be.
@@ -364,6 +484,26 @@ pub enum GuideError {
         /// The number of points saved for it.
         rows: usize,
     },
+    /// A local latent (one whose conditional reads a per-point mixing
+    /// variable, `#[mixing(len = …, for j)]`) has another number of
+    /// elements than the mixing variable has points.
+    #[error(
+        "per-point mixing variable `{mixing}` has {points} points but local latent `{latent}` has {rows} elements"
+    )]
+    PointRows {
+        /// The per-point mixing variable.
+        mixing: &'static str,
+        /// The local latent.
+        latent: &'static str,
+        /// The latent's number of elements.
+        rows: usize,
+        /// The mixing variable's number of points.
+        points: usize,
+    },
+    /// The guide's mixing groups do not factorise it (a bug of the
+    /// generated code if it happens; reported rather than panicking).
+    #[error(transparent)]
+    MixingGroups(#[from] MixingGroupsError),
 }
 
 /// One named block of a parameter vector.

@@ -1,7 +1,7 @@
 //! The DIWHVI bound: its settings ([`Diwhvi`]) and the bound as a
 //! function of the guide's parameters ([`DiwhviObjective`]).
 
-use super::weights::{Stop, for_each_outer_draw, upper};
+use super::weights::{Stop, for_each_outer_draw};
 use super::{ChainedModel, StepNoise};
 use crate::gradient::Differentiable;
 use crate::guide::HierarchicalGuide;
@@ -199,7 +199,7 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for DiwhviObjective<'_, Mo,
             self.noise,
             Stop::Nothing,
             |m, u, weights| {
-                let log_q_upper = upper(weights);
+                let log_q_upper = weights.upper();
                 let log_p = match self.chained {
                     Some(chained) => chained.log_joint(m, u),
                     None => self

@@ -4,7 +4,7 @@
 
 use rand::Rng;
 
-use super::weights::{Buffers, Stop, upper};
+use super::weights::{Buffers, Stop};
 use super::{Diwhvi, DiwhviObjective, StepNoise};
 use crate::gradient::Differentiable;
 use crate::guide::HierarchicalGuide;
@@ -176,11 +176,11 @@ pub(crate) fn sandwich<G: HierarchicalGuide>(
     let mut buffers = Buffers::new(guide, params, Stop::Nothing);
     buffers.draw_outer(guide, params, noise, m);
     buffers.inner_weights(guide, params, noise, m, Stop::Nothing);
-    let upper = upper(&buffers.weights);
+    let upper = buffers.rows().upper();
     let lower = if guide.mixing_dim() == 0 {
         Some(upper)
-    } else if buffers.weights.len() > 1 {
-        Some(super::weights::upper(&buffers.weights[1..]))
+    } else if noise.objective().k() > 0 {
+        Some(buffers.rows().lower())
     } else {
         None
     };
@@ -381,9 +381,9 @@ pub fn mutual_information<G: HierarchicalGuide, R: Rng + ?Sized>(
         buffers.draw_outer(guide, params, &noise, 0);
         let log_conditional = buffers.log_conditional_at_psi0(guide, params);
         buffers.inner_weights(guide, params, &noise, 0, Stop::Nothing);
-        let u_k = upper(&buffers.weights);
+        let u_k = buffers.rows().upper();
         // L_K: the same mean over ψ₁ … ψ_K alone.
-        let l_k = upper(&buffers.weights[1..]);
+        let l_k = buffers.rows().lower();
         lower.push(log_conditional - u_k);
         upper_values.push(log_conditional - l_k);
     }

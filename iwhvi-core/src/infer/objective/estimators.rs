@@ -16,7 +16,7 @@
 
 use std::ops::Range;
 
-use super::weights::{Stop, for_each_outer_draw, upper};
+use super::weights::{Stop, for_each_outer_draw};
 use super::{ChainedModel, DiwhviObjective, StepNoise};
 use crate::gradient::{Differentiable, GradientEngine, Parallelism};
 use crate::guide::HierarchicalGuide;
@@ -145,7 +145,7 @@ fn sticking_the_landing<G: HierarchicalGuide, T: Scalar>(
 ) -> T {
     let mut terms = Vec::with_capacity(noise.objective().m());
     for_each_outer_draw(guide, params, noise, Stop::Everything, |m, u, weights| {
-        terms.push(chained.log_joint(m, u) - weights[0]);
+        terms.push(chained.log_joint(m, u) - weights.values[0]);
     });
     let values: Vec<f64> = terms.iter().map(|t| t.value()).collect();
     let normaliser = f64::log_sum_exp(&values);
@@ -174,20 +174,25 @@ fn doubly_reparameterized<G: HierarchicalGuide, T: Scalar>(
     let mut values = Vec::with_capacity(objective.k() + 1);
     for_each_outer_draw(guide, params, noise, Stop::InnerReverse, |m, _, weights| {
         values.clear();
-        values.extend(weights.iter().map(|w| w.value()));
-        let normaliser = f64::log_sum_exp(&values);
+        values.extend(weights.values.iter().map(|w| w.value()));
+        let value_rows = weights.with_values(&values);
+        // Per row (per mixing group when the guide reports groups): the
+        // inner bound of each group is a sum over its own draws.
         let mut surrogate = T::constant(0.0);
-        for (i, (&w, &v)) in weights.iter().zip(&values).enumerate() {
-            let normalised = (v - normaliser).exp();
-            surrogate += w * if i == 0 {
-                normalised
-            } else {
-                normalised * normalised
-            };
+        for (row, row_values) in weights.iter().zip(value_rows.iter()) {
+            let normaliser = f64::log_sum_exp(row_values);
+            for (i, (&w, &v)) in row.iter().zip(row_values).enumerate() {
+                let normalised = (v - normaliser).exp();
+                surrogate += w * if i == 0 {
+                    normalised
+                } else {
+                    normalised * normalised
+                };
+            }
         }
         surrogates.push(surrogate);
         // The outer log weight `log p(x, u_m) − U_K(u_m)`, as the bound's.
-        log_w.push(chained.value(m) - upper(&values));
+        log_w.push(chained.value(m) - value_rows.upper());
     });
     let normaliser = f64::log_sum_exp(&log_w);
     let mut total = T::constant(0.0);
@@ -408,7 +413,7 @@ fn theta_gradient_into<G: HierarchicalGuide>(
 ) {
     let mut log_w = Vec::with_capacity(noise.objective().m());
     for_each_outer_draw(guide, params, noise, Stop::Nothing, |m, _, weights| {
-        log_w.push(chained.value(m) - upper(weights));
+        log_w.push(chained.value(m) - weights.upper());
     });
     let normaliser = f64::log_sum_exp(&log_w);
     out.fill(0.0);

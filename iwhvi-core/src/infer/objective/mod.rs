@@ -29,6 +29,8 @@ mod bound;
 mod chained;
 mod diagnostics;
 mod estimators;
+#[cfg(test)]
+mod factorised_tests;
 pub mod fused;
 mod noise;
 mod weights;

@@ -232,6 +232,14 @@ impl StepNoise {
         &self.prior[m * self.prior_dim..(m + 1) * self.prior_dim]
     }
 
+    /// The buffers as mutable slices, for tests that build noise by hand:
+    /// mixing (`M × d_mix`), conditional (`M × d_cond`) and reverse
+    /// (`M × K × d_rev`, `k` inner).
+    #[cfg(test)]
+    pub(super) fn buffers_mut(&mut self) -> [&mut [f64]; 3] {
+        [&mut self.mixing, &mut self.conditional, &mut self.reverse]
+    }
+
     /// The noise of outer sample `m`'s reverse draw `ψ_{k+1}`.
     pub(super) fn reverse(&self, m: usize, k: usize) -> &[f64] {
         let start = (m * self.objective.k() + k) * self.dims[2];

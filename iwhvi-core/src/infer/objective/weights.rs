@@ -6,7 +6,11 @@
 //! `w_k = log q(u|ψ_k) + log q(ψ_k) − log τ(ψ_k|u)` (for a guide without
 //! mixing variables, the single weight `w₀ = log q(u)`), and the outer
 //! log weight of the draw is `log p(x, u) − U_K(u)` with
-//! `U_K = ` [`upper`]`(w)`. The estimators
+//! `U_K = ` [`Rows::upper`]. For a guide that reports
+//! [`MixingGroups`](crate::guide::MixingGroups) the weights are an
+//! `N × (K + 1)` matrix, one row per group (a group without mixing
+//! coordinates has one exact weight), and
+//! `U_K = Σ_n logsumexp_k w_{n,k} − N log(K + 1)`. The estimators
 //! differ only in which densities read the parameters with their
 //! derivatives and which read them stopped ([`Stop`]); the draws always
 //! carry their derivatives.
@@ -85,8 +89,11 @@ pub(super) struct Buffers<T> {
     workspace: Workspace<T>,
     /// The stopped copy, when some density reads it.
     stopped: Option<Stopped<T>>,
-    /// The weights `w_0 … w_K` of the current `u`.
+    /// The weights `w_0 … w_K` of the current `u`, row after row (one
+    /// row per mixing group; one row without groups).
     pub(super) weights: Vec<T>,
+    /// Where each row of `weights` ends.
+    ends: Vec<usize>,
 }
 
 impl<T: Scalar> Buffers<T> {
@@ -110,6 +117,15 @@ impl<T: Scalar> Buffers<T> {
             workspace,
             stopped,
             weights: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+
+    /// The weights of the current `u` as rows.
+    pub(super) fn rows(&self) -> Rows<'_, T> {
+        Rows {
+            values: &self.weights,
+            ends: &self.ends,
         }
     }
 
@@ -141,8 +157,9 @@ impl<T: Scalar> Buffers<T> {
         guide.log_conditional(params, &self.psi0, &self.u, &mut self.workspace)
     }
 
-    /// The weights `w_0 … w_K` of the current `u` into `self.weights`,
-    /// each density reading the parameter copy `stop` gives it.
+    /// The weights `w_0 … w_K` of the current `u` into `self.weights`
+    /// (one row per mixing group when the guide reports groups), each
+    /// density reading the parameter copy `stop` gives it.
     pub(super) fn inner_weights<G: HierarchicalGuide>(
         &mut self,
         guide: &G,
@@ -158,18 +175,46 @@ impl<T: Scalar> Buffers<T> {
             workspace,
             stopped,
             weights,
+            ends,
         } = self;
         weights.clear();
-        weights.reserve(noise.objective().k() + 1);
+        ends.clear();
         if guide.mixing_dim() == 0 {
             let (p, ws) = copy(params, workspace, stopped, stop.reads(0).conditional);
             weights.push(guide.log_conditional(p, &[], u, ws));
+            ends.push(weights.len());
             return;
         }
         guide.prepare_reverse(params, u, workspace);
         if let Some(stopped) = stopped {
             guide.prepare_reverse(&stopped.params, u, &mut stopped.workspace);
         }
+        if let Some(groups) = guide.mixing_groups() {
+            weights.reserve(groups.len() * (noise.objective().k() + 1));
+            for (n, group) in groups.groups().iter().enumerate() {
+                let reads = stop.reads(0);
+                let psi0 = &psi0[group.psi.clone()];
+                if group.psi.is_empty() {
+                    // No mixing coordinates: the exact density, once.
+                    let (p, ws) = copy(params, workspace, stopped, reads.conditional);
+                    weights.push(guide.log_conditional_group(p, n, &[], u, ws));
+                    ends.push(weights.len());
+                    continue;
+                }
+                let at = Group { guide, index: n };
+                weights.push(at.weight(params, psi0, u, workspace, stopped, reads));
+                let psi = &mut psi[group.psi.clone()];
+                for k in 0..noise.objective().k() {
+                    let noise = &noise.reverse(m, k)[group.reverse_noise.clone()];
+                    guide.sample_reverse_group(params, n, u, noise, psi, workspace);
+                    let reads = stop.reads(k + 1);
+                    weights.push(at.weight(params, psi, u, workspace, stopped, reads));
+                }
+                ends.push(weights.len());
+            }
+            return;
+        }
+        weights.reserve(noise.objective().k() + 1);
         let reads = stop.reads(0);
         weights.push(weight(guide, params, psi0, u, workspace, stopped, reads));
         for k in 0..noise.objective().k() {
@@ -177,6 +222,36 @@ impl<T: Scalar> Buffers<T> {
             let reads = stop.reads(k + 1);
             weights.push(weight(guide, params, psi, u, workspace, stopped, reads));
         }
+        ends.push(weights.len());
+    }
+}
+
+/// One mixing group of a factorised guide.
+struct Group<'g, G> {
+    guide: &'g G,
+    index: usize,
+}
+
+impl<G: HierarchicalGuide> Group<'_, G> {
+    /// `w_{n,k} = log q(u_n|ψ_n) + log q(ψ_n) − log τ(ψ_n|u)`, each density
+    /// reading the copy `reads` names.
+    #[inline]
+    fn weight<T: Scalar>(
+        &self,
+        params: &[T],
+        psi: &[T],
+        u: &[T],
+        workspace: &mut Workspace<T>,
+        stopped: &mut Option<Stopped<T>>,
+        reads: Reads,
+    ) -> T {
+        let Self { guide, index } = *self;
+        let (p, ws) = copy(params, workspace, stopped, reads.conditional);
+        let log_conditional = guide.log_conditional_group(p, index, psi, u, ws);
+        let (p, _) = copy(params, workspace, stopped, reads.mixing);
+        let head = log_conditional + guide.log_mixing_group(p, index, psi);
+        let (p, ws) = copy(params, workspace, stopped, reads.reverse);
+        head - guide.log_reverse_group(p, index, u, psi, ws)
     }
 }
 
@@ -228,18 +303,81 @@ pub(super) fn for_each_outer_draw<G: HierarchicalGuide, T: Scalar>(
     params: &[T],
     noise: &StepNoise,
     stop: Stop,
-    mut visit: impl FnMut(usize, &[T], &[T]),
+    mut visit: impl FnMut(usize, &[T], Rows<'_, T>),
 ) {
     let mut buffers = Buffers::new(guide, params, stop);
     for m in 0..noise.objective().m() {
         buffers.draw_outer(guide, params, noise, m);
         buffers.inner_weights(guide, params, noise, m, stop);
-        visit(m, &buffers.u, &buffers.weights);
+        visit(m, &buffers.u, buffers.rows());
     }
 }
 
-/// `U_K = logsumexp(w) − log(len w)`; exact `log q(u)` for a
-/// non-hierarchical guide (one weight).
+/// The weights of one draw of `u`, as rows: one row `w_0 … w_K` for a
+/// guide without [`MixingGroups`](crate::guide::MixingGroups), one row per
+/// group for a guide with them (a single weight for a group without mixing
+/// coordinates).
+#[derive(Clone, Copy)]
+pub(super) struct Rows<'a, T> {
+    /// All the weights, row after row.
+    pub(super) values: &'a [T],
+    /// Where each row ends.
+    ends: &'a [usize],
+}
+
+impl<'a, T: Scalar> Rows<'a, T> {
+    /// The rows in order.
+    pub(super) fn iter(self) -> impl Iterator<Item = &'a [T]> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let row = &self.values[start..end];
+            start = end;
+            row
+        })
+    }
+
+    /// The same rows over other values of the same layout (e.g. the
+    /// weights' values without their derivatives).
+    pub(super) fn with_values<'b, S>(self, values: &'b [S]) -> Rows<'b, S>
+    where
+        'a: 'b,
+    {
+        debug_assert_eq!(values.len(), self.values.len());
+        Rows {
+            values,
+            ends: self.ends,
+        }
+    }
+
+    /// `U_K = Σ_rows [logsumexp(row) − log(len row)]`: exact `log q(u)` for a
+    /// non-hierarchical guide (one weight).
+    pub(super) fn upper(self) -> T {
+        self.sum(|row| upper(row))
+    }
+
+    /// `L_K = Σ_rows [logsumexp(row[1..]) − log(len row − 1)]`, a row of one
+    /// weight (a group without mixing coordinates, exact) counting as
+    /// itself. Only meaningful for `K ≥ 1`.
+    pub(super) fn lower(self) -> T {
+        self.sum(|row| {
+            if row.len() == 1 {
+                row[0]
+            } else {
+                upper(&row[1..])
+            }
+        })
+    }
+
+    /// `Σ_rows f(row)`, starting from the first row's term (so that one row
+    /// gives `f(row)` exactly).
+    fn sum(self, f: impl Fn(&[T]) -> T) -> T {
+        let mut rows = self.iter();
+        let first = rows.next().map_or_else(|| T::constant(0.0), &f);
+        rows.fold(first, |total, row| total + f(row))
+    }
+}
+
+/// `U_K = logsumexp(w) − log(len w)` of one row of weights.
 #[inline]
 pub(super) fn upper<T: Scalar>(weights: &[T]) -> T {
     T::log_sum_exp(weights) - (weights.len() as f64).ln()

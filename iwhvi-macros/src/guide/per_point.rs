@@ -1,0 +1,201 @@
+//! Per-point mixing variables (issue 16): `#[mixing(len = z, for j)] psi:
+//! Vec<f64>` declares one mixing coordinate `ψ_j ~ N(0, 1)` per point `j`
+//! of the local latents, read as `psi[j]` by conditionals with `for j`
+//! (`q(z_j | ψ_j, …)`), with a reverse model per point
+//! (`#[reverse(Normal(…), for j)]`, `τ(ψ_j | z)`). The generated guide
+//! reports one mixing group per point (and one for the rest), so the
+//! objective's inner bound factorises over the points
+//! (`HierarchicalGuide::mixing_groups`).
+//!
+//! Checked here: one such variable per guide, its length a local latent,
+//! its reverse model present and per point, and every use `psi[j]` inside a
+//! conditional with `for j` that reads no other mixing variable.
+
+use syn::visit::Visit;
+use syn::{Expr, Ident};
+
+use super::ast::{GuideField, Part};
+use crate::ctxt::Ctxt;
+use crate::handover::LatentInfo;
+use crate::scope;
+
+/// The per-point mixing variable and which conditionals read it.
+pub struct PerPoint<'a> {
+    /// The conditionals (by name) that read it: the local latents.
+    pub local: Vec<&'a Ident>,
+}
+
+/// The mentions of `name` in `expr` that are not `name[index]`.
+fn stray_mentions(expr: &Expr, name: &Ident, index: Option<&Ident>) -> Vec<Ident> {
+    struct Finder<'n> {
+        name: &'n Ident,
+        index: Option<&'n Ident>,
+        found: Vec<Ident>,
+    }
+    impl<'ast> Visit<'ast> for Finder<'_> {
+        fn visit_expr_index(&mut self, e: &'ast syn::ExprIndex) {
+            let base = scope::single_ident(&e.expr);
+            let position = scope::single_ident(&e.index);
+            if base == Some(self.name) && self.index.is_some() && position == self.index {
+                return;
+            }
+            syn::visit::visit_expr_index(self, e);
+        }
+        fn visit_expr_path(&mut self, p: &'ast syn::ExprPath) {
+            if p.path.get_ident() == Some(self.name) {
+                // The user's token, for the message's span.
+                self.found.push(p.path.segments[0].ident.clone());
+            }
+        }
+    }
+    let mut finder = Finder {
+        name,
+        index,
+        found: Vec::new(),
+    };
+    finder.visit_expr(expr);
+    finder.found
+}
+
+/// Whether `expr` reads `name` at all.
+fn reads(expr: &Expr, name: &Ident) -> bool {
+    scope::first_mention(expr, |i| i == name).is_some()
+}
+
+/// Checks the per-point mixing variable (if any) against the guide's fields;
+/// mistakes reported in `cx`.
+pub fn check<'a>(
+    cx: &Ctxt,
+    fields: &'a [GuideField],
+    latents: &[LatentInfo],
+) -> Option<PerPoint<'a>> {
+    let per_point: Vec<&GuideField> = fields
+        .iter()
+        .filter(|f| {
+            matches!(
+                &f.part,
+                Part::Mixing {
+                    per_point: Some(_),
+                    ..
+                }
+            )
+        })
+        .collect();
+    for extra in per_point.iter().skip(1) {
+        cx.error_spanned_by(
+            &extra.ident,
+            format!(
+                "a guide has one per-point mixing variable for now: `{}` is declared with `for j` before `{}`",
+                per_point[0].ident, extra.ident
+            ),
+        );
+    }
+    let m = per_point.first()?;
+    let Part::Mixing {
+        len,
+        reverse,
+        per_point: Some(j),
+    } = &m.part
+    else {
+        unreachable!("a per-point mixing variable")
+    };
+    let name = &m.ident;
+    let local_len = len
+        .as_ref()
+        .and_then(scope::single_ident)
+        .and_then(|ident| latents.iter().find(|l| l.name == *ident && l.vector));
+    if m.is_scalar() || local_len.is_none() {
+        let at: &dyn quote::ToTokens = match len {
+            Some(len) => len,
+            None => &m.ident,
+        };
+        cx.error_spanned_by(
+            at,
+            format!(
+                "per-point mixing variable `{name}` has one coordinate per point of a local latent: declare it \
+                 `#[mixing(len = <vector latent>, for {j})] {name}: Vec<f64>`"
+            ),
+        );
+    }
+    match reverse {
+        None => cx.error_spanned_by(
+            name,
+            format!(
+                "per-point mixing variable `{name}` needs a reverse model per point: add \
+                 `#[reverse(Normal(...), for {j})]` (τ({name}_{j} | latents))"
+            ),
+        ),
+        Some((call, None)) => cx.error_spanned_by(
+            &call.name,
+            format!(
+                "the reverse model of per-point mixing variable `{name}` is one per point: write \
+                 `#[reverse(Normal(...), for {j})]`"
+            ),
+        ),
+        Some(_) => {}
+    }
+    let others: Vec<&Ident> = fields
+        .iter()
+        .filter(|f| {
+            matches!(
+                &f.part,
+                Part::Mixing {
+                    per_point: None,
+                    ..
+                }
+            )
+        })
+        .map(|f| &f.ident)
+        .collect();
+    let mut local = Vec::new();
+    for c in fields {
+        let Part::Conditional { call, index, .. } = &c.part else {
+            continue;
+        };
+        if !reads(&call.tokens, name) {
+            continue;
+        }
+        let index = index.as_ref().filter(|_| !c.is_scalar());
+        let Some(i) = index else {
+            cx.error_spanned_by(
+                scope::first_mention(&call.tokens, |i| i == name)
+                    .as_ref()
+                    .unwrap_or(name),
+                format!(
+                    "per-point mixing variable `{name}` is used outside its `for {j}`: only a conditional \
+                     over a vector latent with `for {j}` reads it, as `{name}[{j}]`"
+                ),
+            );
+            continue;
+        };
+        local.push(&c.ident);
+        if let Some(bad) = stray_mentions(&call.tokens, name, index).first() {
+            cx.error_spanned_by(
+                bad,
+                format!(
+                    "per-point mixing variable `{name}` is read at its own point only: write `{name}[{i}]`"
+                ),
+            );
+        }
+        if let Some(other) = others.iter().find(|o| reads(&call.tokens, o)) {
+            cx.error_spanned_by(
+                &c.ident,
+                format!(
+                    "conditional `{}` reads per-point mixing variable `{name}` and mixing variable `{other}`: \
+                     a per-point conditional reads its own point's mixing variable only",
+                    c.ident
+                ),
+            );
+        }
+    }
+    if local.is_empty() {
+        cx.error_spanned_by(
+            name,
+            format!(
+                "per-point mixing variable `{name}` is declared but no conditional reads it: use `{name}[{j}]` \
+                 in a conditional with `for {j}`"
+            ),
+        );
+    }
+    Some(PerPoint { local })
+}

@@ -1,0 +1,282 @@
+//! Code for a guide with a per-point mixing variable (`per_point.rs`): its
+//! mixing groups, built by `__from_layout` (one group for the global
+//! latents and mixing variables, if any, then one per point `j` holding
+//! `ψ_j` and element `j` of each local latent), and the per-group densities
+//! of `HierarchicalGuide` (`log_conditional_group`, `sample_reverse_group`,
+//! `log_reverse_group`; `q(ψ_j)` is the default standard normal).
+//! Nothing here reports an error.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::emit::{Bindings, workspace};
+use super::lower::Plan;
+
+/// `__from_layout`'s `__groups`: `None` without a per-point mixing
+/// variable.
+pub fn groups(plan: &Plan<'_>) -> TokenStream {
+    let Some(pp) = plan.per_point else {
+        return quote!(::core::option::Option::None);
+    };
+    let guide = quote!(::iwhvi::__private::iwhvi_core::guide);
+    let name = plan.mixing[pp].ident.to_string();
+    let local = plan.conditionals.iter().map(|c| c.local);
+    let names = plan.conditionals.iter().map(|c| c.ident.to_string());
+    quote! {{
+        let __points = __mixing_lens[#pp];
+        let __local: &[bool] = &[#(#local),*];
+        let __names: &[&'static str] = &[#(#names),*];
+        for __c in 0..__local.len() {
+            if __local[__c] && __lens[__c] != __points {
+                return ::core::result::Result::Err(::iwhvi::__private::GuideError::PointRows {
+                    mixing: #name,
+                    latent: __names[__c],
+                    rows: __lens[__c],
+                    points: __points,
+                });
+            }
+        }
+        // The global mixing variables' coordinates come first.
+        let __global_psi = __mixing_offsets[#pp];
+        let mut __list = ::std::vec::Vec::new();
+        let __global_latents: ::std::vec::Vec<usize> = (0..__local.len())
+            .filter(|&__c| !__local[__c])
+            .flat_map(|__c| __offsets[__c]..__offsets[__c] + __lens[__c])
+            .collect();
+        if __global_psi > 0 || !__global_latents.is_empty() {
+            __list.push(#guide::MixingGroup {
+                psi: 0..__global_psi,
+                latents: __global_latents,
+                reverse_noise: 0..__global_psi,
+            });
+        }
+        for __j in 0..__points {
+            let __at = __global_psi + __j;
+            __list.push(#guide::MixingGroup {
+                psi: __at..__at + 1,
+                latents: (0..__local.len())
+                    .filter(|&__c| __local[__c])
+                    .map(|__c| __offsets[__c] + __j)
+                    .collect(),
+                reverse_noise: __at..__at + 1,
+            });
+        }
+        let __mixing_dim: usize = __mixing_lens.iter().sum();
+        ::core::option::Option::Some(#guide::MixingGroups::new(
+            __layout.dim(),
+            __mixing_dim,
+            __mixing_dim,
+            __list,
+        )?)
+    }}
+}
+
+/// The latents `z = T(u)` into the workspace and their names, with
+/// `Σ log|dz/du|` over the blocks `jacobian` flags bound to `__lp`.
+fn latents(plan: &Plan<'_>, bindings: &Bindings, jacobian: &[bool]) -> TokenStream {
+    let bind_latents = &bindings.latents;
+    let _ = plan;
+    quote! {
+        let __z = &mut __workspace.scratch[..self.__z_dim];
+        let mut __lp = ::iwhvi::__private::constrain_blocks(
+            (&self.__offsets, &self.__lens, &self.__z_offsets),
+            &self.__transforms,
+            &[#(#jacobian),*],
+            __u,
+            __z
+        );
+        let __z: &[__T] = __z;
+        #(#bind_latents)*
+    }
+}
+
+/// The per-group methods of `impl HierarchicalGuide` (nothing without a
+/// per-point mixing variable).
+pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStream) -> TokenStream {
+    let Some(pp) = plan.per_point else {
+        return quote!();
+    };
+    let workspace = workspace();
+    let guide = quote!(::iwhvi::__private::iwhvi_core::guide);
+    let p = quote!(::iwhvi::__private);
+    let bind_params = &bindings.params;
+    let bind_global_mixing: Vec<&TokenStream> = bindings
+        .mixing
+        .iter()
+        .zip(&plan.mixing)
+        .filter(|(_, m)| !m.per_point)
+        .map(|(b, _)| b)
+        .collect();
+    let mixing_name = plan.mixing[pp].ident;
+    // The global group: the conditionals that read no per-point mixing
+    // variable, with the Jacobians of their latents.
+    let global_jacobian: Vec<bool> = plan
+        .conditionals
+        .iter()
+        .map(|c| !c.unconstrained && !c.local)
+        .collect();
+    let global_latents = latents(plan, bindings, &global_jacobian);
+    let no_jacobian = vec![false; plan.conditionals.len()];
+    let point_latents = latents(plan, bindings, &no_jacobian);
+    let mut global_density = Vec::new();
+    let mut point_density = Vec::new();
+    for (ci, c) in plan.conditionals.iter().enumerate() {
+        let (name, new) = (c.ident, &c.new);
+        let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
+        let step = if c.unconstrained {
+            quote! {
+                #bind_index
+                __lp += #p::log_prob_or_neg_inf(#new, __u[self.__offsets[#ci] + __k]);
+            }
+        } else if c.scalar {
+            quote!(__lp += #p::log_prob_or_neg_inf(#new, #name);)
+        } else {
+            quote! {
+                #bind_index
+                __lp += #p::log_prob_or_neg_inf(#new, #name[__k]);
+            }
+        };
+        if c.local {
+            // Element j, with its own log Jacobian when the conditional is
+            // over the constrained latent.
+            let jacobian = (!c.unconstrained).then(|| {
+                quote! {
+                    __lp += self.__transforms[#ci].forward_scalar(__u[self.__offsets[#ci] + __k]).1;
+                }
+            });
+            point_density.push(quote! {{
+                let __k = __j;
+                #jacobian
+                #step
+            }});
+        } else if c.scalar {
+            global_density.push(step);
+        } else {
+            let len = if c.unconstrained {
+                quote!(self.__lens[#ci])
+            } else {
+                quote!(#name.len())
+            };
+            global_density.push(quote! {
+                for __k in 0..#len {
+                    #step
+                }
+            });
+        }
+    }
+    let mut global_sample = Vec::new();
+    let mut global_reverse = Vec::new();
+    let (mut point_sample, mut point_reverse) = (quote!(), quote!());
+    for (mi, m) in plan.mixing.iter().enumerate() {
+        let Some((new, index)) = &m.reverse else {
+            continue;
+        };
+        let bind_index = index.map(|i| quote!(let #i: usize = __k;));
+        if m.per_point {
+            point_sample = quote! {
+                let __k = __j;
+                #bind_index
+                __psi[0] = #p::rsample_or_nan(#new, __noise[0]);
+            };
+            point_reverse = quote! {
+                let __k = __j;
+                #bind_index
+                __lp += #p::log_prob_or_neg_inf(#new, __psi[0]);
+            };
+            continue;
+        }
+        // The global group's ψ and noise are the first coordinates of the
+        // whole ones: the same offsets.
+        global_sample.push(quote! {
+            let (__off, __n) = (self.__mixing_offsets[#mi], self.__mixing_lens[#mi]);
+            for __k in 0..__n {
+                #bind_index
+                __psi[__off + __k] = #p::rsample_or_nan(#new, __noise[__off + __k]);
+            }
+        });
+        global_reverse.push(quote! {
+            let (__off, __n) = (self.__mixing_offsets[#mi], self.__mixing_lens[#mi]);
+            for __k in 0..__n {
+                #bind_index
+                __lp += #p::log_prob_or_neg_inf(#new, __psi[__off + __k]);
+            }
+        });
+    }
+    let first_point = quote! {
+        let __points = self.__mixing_lens[#pp];
+        let __first = self.__groups.as_ref().map_or(0, |__g| __g.len()).saturating_sub(__points);
+    };
+    quote! {
+        fn mixing_groups(&self) -> ::core::option::Option<&#guide::MixingGroups> {
+            self.__groups.as_ref()
+        }
+
+        fn log_conditional_group<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __group: usize,
+            __psi: &[__T],
+            __u: &[__T],
+            __workspace: &mut #workspace,
+        ) -> __T {
+            let mut __p = 0usize;
+            #(#bind_params)*
+            #encoder_outputs
+            #first_point
+            if __group < __first {
+                #(#bind_global_mixing)*
+                #global_latents
+                #(#global_density)*
+                return __lp;
+            }
+            let __j = __group - __first;
+            let #mixing_name = #p::iwhvi_core::generated::PointView::new(__psi[0], __j);
+            #point_latents
+            #(#point_density)*
+            __lp
+        }
+
+        fn sample_reverse_group<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __group: usize,
+            __u: &[__T],
+            __noise: &[f64],
+            __psi: &mut [__T],
+            __workspace: &mut #workspace,
+        ) {
+            let mut __p = 0usize;
+            #(#bind_params)*
+            #point_latents
+            #first_point
+            if __group < __first {
+                #(#global_sample)*
+                return;
+            }
+            let __j = __group - __first;
+            #point_sample
+        }
+
+        fn log_reverse_group<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __group: usize,
+            __u: &[__T],
+            __psi: &[__T],
+            __workspace: &mut #workspace,
+        ) -> __T {
+            let mut __p = 0usize;
+            #(#bind_params)*
+            #point_latents
+            let mut __lp = <__T as #p::Scalar>::constant(0.0);
+            #first_point
+            if __group < __first {
+                #(#global_reverse)*
+                return __lp;
+            }
+            let __j = __group - __first;
+            #point_reverse
+            __lp
+        }
+    }
+}
