@@ -340,7 +340,7 @@ pub(crate) fn check_values(
 /// ```
 ///
 /// # Errors
-/// [`DataError::TooLarge`], with the values and bytes it would need.
+/// [`DataError::TooLarge`](crate::model::DataError::TooLarge), with the values and bytes it would need.
 pub fn check_learned_size(
     field: &'static str,
     rows: usize,
