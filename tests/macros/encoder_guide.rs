@@ -236,7 +236,7 @@ fn an_amortised_guide_fits_eight_schools() {
     ours.push(("mu".to_string(), moments(&mu)));
     ours.push(("tau".to_string(), moments(&tau)));
     let path = format!(
-        "{}/../shared/posteriordb/eight_schools-eight_schools_noncentered/reference.json",
+        "{}/../../../shared/posteriordb/eight_schools-eight_schools_noncentered/reference.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let json: serde_json::Value =

@@ -373,19 +373,28 @@ impl<const W: usize> ForwardEngine<W> {
                 run(&mut buffer, chunk + 1, out);
             }
         } else {
-            // The workers see the caller's plate-cache scope.
-            let scope = crate::plate::affine_scope();
-            rest.par_chunks_mut(W).enumerate().for_each_init(
-                || Vec::with_capacity(x.len()),
-                |buffer, (chunk, out)| {
-                    crate::plate::within_scope(scope.clone(), || {
-                        run(buffer, chunk + 1, out);
-                    });
-                },
-            );
+            parallel_chunks(rest, W, &|chunk, out| {
+                run(&mut Vec::with_capacity(x.len()), chunk + 1, out);
+            });
         }
         value
     }
+}
+
+/// Runs `job(i, chunk)` for each `width`-wide chunk of `out` (the last one
+/// shorter) on rayon's pool, every worker in the caller's plate-cache
+/// scope.
+///
+/// Not generic, so rayon's splitting and job machinery is compiled once,
+/// here, rather than once per function and engine in every crate that
+/// takes gradients. Which thread runs a chunk changes nothing it computes.
+fn parallel_chunks(out: &mut [f64], width: usize, job: &(dyn Fn(usize, &mut [f64]) + Sync)) {
+    let scope = crate::plate::affine_scope();
+    out.par_chunks_mut(width)
+        .enumerate()
+        .for_each(|(i, chunk)| {
+            crate::plate::within_scope(scope.clone(), || job(i, chunk));
+        });
 }
 
 /// Below this much estimated single-core work the passes stay on the

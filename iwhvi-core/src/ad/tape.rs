@@ -125,6 +125,12 @@ impl Var {
     }
 }
 
+/// Empties this thread's tape (keeping its allocation). Not generic, so
+/// every engine call shares this one copy.
+fn clear_tape() {
+    TAPE.with(|tape| tape.borrow_mut().clear());
+}
+
 impl fmt::Display for Var {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.value)
@@ -217,7 +223,7 @@ impl GradientEngine for TapeEngine {
     /// tape (the first nodes, in order) and sweeps back into `out`.
     fn partials<F: Differentiable>(&self, f: &F, x: &[f64], first: usize, out: &mut [f64]) -> f64 {
         let directions = first..first + out.len();
-        TAPE.with(|tape| tape.borrow_mut().clear());
+        clear_tape();
         let inputs: Vec<Var> = x
             .iter()
             .enumerate()
@@ -234,28 +240,35 @@ impl GradientEngine for TapeEngine {
         if output.is_constant() {
             return output.value;
         }
-        TAPE.with(|tape| {
-            let tape = &mut *tape.borrow_mut();
-            let nodes = tape.starts.len() - 1;
-            let adjoint = &mut tape.adjoint;
-            adjoint.clear();
-            adjoint.resize(nodes, 0.0);
-            adjoint[output.index as usize] = 1.0;
-            for node in (0..=output.index as usize).rev() {
-                let a = adjoint[node];
-                if a == 0.0 {
-                    continue;
-                }
-                let (start, end) = (tape.starts[node] as usize, tape.starts[node + 1] as usize);
-                for &(operand, partial) in &tape.edges[start..end] {
-                    adjoint[operand as usize] += a * partial;
-                }
-            }
-            // The recorded inputs are the first nodes, in order.
-            out.copy_from_slice(&adjoint[..out.len()]);
-        });
+        sweep(output, out);
         output.value
     }
+}
+
+/// The backward sweep of [`TapeEngine::partials`]: the adjoints of the
+/// recorded inputs (the first `out.len()` nodes) from `output` back.
+/// Not generic, so every engine call shares this one copy.
+fn sweep(output: Var, out: &mut [f64]) {
+    TAPE.with(|tape| {
+        let tape = &mut *tape.borrow_mut();
+        let nodes = tape.starts.len() - 1;
+        let adjoint = &mut tape.adjoint;
+        adjoint.clear();
+        adjoint.resize(nodes, 0.0);
+        adjoint[output.index as usize] = 1.0;
+        for node in (0..=output.index as usize).rev() {
+            let a = adjoint[node];
+            if a == 0.0 {
+                continue;
+            }
+            let (start, end) = (tape.starts[node] as usize, tape.starts[node + 1] as usize);
+            for &(operand, partial) in &tape.edges[start..end] {
+                adjoint[operand as usize] += a * partial;
+            }
+        }
+        // The recorded inputs are the first nodes, in order.
+        out.copy_from_slice(&adjoint[..out.len()]);
+    });
 }
 
 inherent_engine_methods!([] TapeEngine);

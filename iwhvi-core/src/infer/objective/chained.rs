@@ -25,6 +25,37 @@ pub struct ChainedModel {
     theta_dim: usize,
 }
 
+/// A worker's buffers and its `(u, ϑ)` point when there are learned
+/// parameters (filled in place, not allocated per draw).
+type State = (Buffers<f64>, Vec<f64>);
+
+/// One draw's work: `(state, i, value, gradient)`.
+type DrawJob<'a> = dyn Fn(&mut State, usize, &mut f64, &mut [f64]) + Sync + 'a;
+
+/// Runs `job(state, i, &mut values[i], &mut gradients[i])` for every draw
+/// `i` on rayon's pool, each worker with states made by `init` and in the
+/// caller's plate-cache scope.
+///
+/// Not generic, so rayon's splitting and job machinery is compiled once,
+/// here, rather than once per (model, guide, engine) in every crate that
+/// fits a model. Which worker runs a draw changes nothing it computes: each
+/// draw rewrites every buffer it reads.
+fn parallel_draws(
+    values: &mut [f64],
+    gradients: &mut [Vec<f64>],
+    init: &(dyn Fn() -> State + Sync),
+    job: &DrawJob<'_>,
+) {
+    let scope = crate::plate::affine_scope();
+    values
+        .par_iter_mut()
+        .zip(gradients.par_iter_mut())
+        .enumerate()
+        .for_each_init(init, |state, (i, (value, gradient))| {
+            crate::plate::within_scope(scope.clone(), || job(state, i, value, gradient));
+        });
+}
+
 /// Under [`Parallelism::Auto`], [`ChainedModel::new_with_parallelism`]
 /// spreads the outer samples after the first over rayon's pool only when
 /// the first one, timed, says the rest would take longer than this on one
@@ -176,9 +207,6 @@ impl ChainedModel {
         let theta_dim = theta.len();
         let mut values = vec![0.0; m];
         let mut gradients = vec![vec![0.0; big_d + theta_dim]; m];
-        // Each thread's buffers, and its `(u, ϑ)` point when there are
-        // learned parameters (filled in place, not allocated per draw).
-        type State = (Buffers<f64>, Vec<f64>);
         let sample =
             |(buffers, point): &mut State, m: usize, value: &mut f64, gradient: &mut [f64]| {
                 buffers.draw_outer(guide, params, noise, m);
@@ -219,17 +247,14 @@ impl ChainedModel {
                 sample(&mut buffers, i + 1, value, gradient);
             }
         } else {
-            // The workers see the caller's plate-cache scope.
-            let scope = crate::plate::affine_scope();
-            values_rest
-                .par_iter_mut()
-                .zip(gradients_rest.par_iter_mut())
-                .enumerate()
-                .for_each_init(new_buffers, |buffers, (i, (value, gradient))| {
-                    crate::plate::within_scope(scope.clone(), || {
-                        sample(buffers, i + 1, value, gradient);
-                    });
-                });
+            parallel_draws(
+                values_rest,
+                gradients_rest,
+                &new_buffers,
+                &|state, i, value, gradient| {
+                    sample(state, i + 1, value, gradient);
+                },
+            );
         }
         Self {
             values,

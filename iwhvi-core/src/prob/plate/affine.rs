@@ -202,9 +202,14 @@ pub(crate) fn within<R>(store: Option<Arc<Store>>, f: impl FnOnce() -> R) -> R {
             CURRENT.with(|c| *c.borrow_mut() = previous);
         }
     }
-    let previous = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), store));
-    let _restore = Restore(previous);
+    let _restore = Restore(replace_scope(store));
     f()
+}
+
+/// Sets this thread's scope to `store` and returns the one there was. Not
+/// generic, so [`within`]'s callers share this one copy.
+fn replace_scope(store: Option<Arc<Store>>) -> Option<Arc<Store>> {
+    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), store))
 }
 
 /// The plate's [`Plate::f64_data`] slices.
