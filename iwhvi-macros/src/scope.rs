@@ -349,17 +349,26 @@ impl<'a> Lower<'a> {
         // it) would read `false` or the integer maximum and choose a
         // branch silently: it makes the `if` NaN instead, so that the term
         // is not finite and `fit` names it (`FitError::InvalidStart`).
+        // An `if` inside another `if`'s condition shares that condition's
+        // flag (its reads flag the outer `if` too), so only the outermost
+        // condition declares it.
         let outer = self.guarded.replace(false);
         let condition = self.condition(&e.cond);
         let guarded = std::mem::replace(&mut self.guarded, outer) == Some(true);
+        if let (true, Some(outer_guarded)) = (guarded, self.guarded.as_mut()) {
+            *outer_guarded = true;
+        }
         let then = self.value_block(&e.then_branch);
         let otherwise = self.value(otherwise);
         let (condition, then, otherwise) = (condition?, then?, otherwise?);
         if !guarded {
             return Some(quote_spanned!(span=> if #condition { #then } else { #otherwise }));
         }
+        let flag = outer
+            .is_none()
+            .then(|| quote!(let __iwhvi_out_of_range = ::core::cell::Cell::new(false);));
         Some(quote_spanned!(span=> {
-            let __iwhvi_out_of_range = ::core::cell::Cell::new(false);
+            #flag
             let __iwhvi_condition: bool = #condition;
             if __iwhvi_out_of_range.get() {
                 <__T as ::iwhvi::__private::Scalar>::constant(f64::NAN)
@@ -482,7 +491,15 @@ impl<'a> Lower<'a> {
                     let (left, op, right) = (left?, &b.op, right?);
                     return Some(quote_spanned!(span=> #left #op #right));
                 }
-                let (left, right) = (self.value(&b.left), self.value(&b.right));
+                // Each side is a function's argument: its parentheses would
+                // only draw `unused_parens` on the user's tokens.
+                fn unparen(mut e: &Expr) -> &Expr {
+                    while let Expr::Paren(p) = e {
+                        e = &p.expr;
+                    }
+                    e
+                }
+                let (left, right) = (self.value(unparen(&b.left)), self.value(unparen(&b.right)));
                 let (left, op, right) = (left?, &b.op, right?);
                 Some(
                     quote_spanned!(span=> ::iwhvi::__private::Scalar::value(#left) #op ::iwhvi::__private::Scalar::value(#right)),

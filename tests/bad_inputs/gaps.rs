@@ -125,6 +125,25 @@ struct CompareUnderBranch {
     y: Vec<f64>,
 }
 
+/// An `if` inside another `if`'s condition, under a branch, whose branch
+/// reads the data at a position from the data.
+#[variational]
+struct NestedUnderBranch {
+    #[data]
+    flag: Vec<bool>,
+    #[data]
+    x: Vec<f64>,
+    #[data]
+    idx: Vec<usize>,
+    #[latent(Normal(0.0, 1.0))]
+    mu: f64,
+    #[observe(Normal(
+        if mu > -1.0e300 { if (if flag[i] { x[idx[i]] } else { 0.0 }) > mu { mu } else { 0.0 } } else { mu },
+        1.0,
+    ), for i)]
+    y: Vec<f64>,
+}
+
 /// A matrix latent read at a position from the data, and at a literal one.
 #[variational]
 struct MatrixLatentReads {
@@ -274,6 +293,32 @@ fn gaps() {
         case("x[idx[i]] > mu under a branch, in range", "ok", || {
             start(&CompareUnderBranch::new(vec![5.0, -5.0], vec![0, 1], vec![0.1, 0.2]).unwrap())
         }),
+        case(
+            "x[idx[i]] past x's end in an if inside an if's condition, under a branch",
+            "InvalidStart(Likelihood { field: \"y\", element: Some(1) })",
+            || {
+                let nested = NestedUnderBranch::new(
+                    vec![true, true],
+                    vec![5.0, -5.0],
+                    vec![0, 2],
+                    vec![0.1, 0.2],
+                );
+                start(&nested.unwrap())
+            },
+        ),
+        case(
+            "an if inside an if's condition, under a branch, in range",
+            "ok",
+            || {
+                let nested = NestedUnderBranch::new(
+                    vec![true, true],
+                    vec![5.0, -5.0],
+                    vec![0, 1],
+                    vec![0.1, 0.2],
+                );
+                start(&nested.unwrap())
+            },
+        ),
         // 4. Matrix latents and `#[transformed]` loops, checked by `new`.
         case(
             "l[(r[i], 0)] of a matrix latent, r[i] past its rows",
