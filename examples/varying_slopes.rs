@@ -19,11 +19,11 @@
 //! (`.ci/check_examples.py`): the simulation's truth, and a reference
 //! posterior from Hamiltonian Monte Carlo (`iwhvi_examples::hmc`: 4 chains
 //! of 1,000 draws in Laplace-whitened coordinates, checked for acceptance
-//! and divergences). What a run shows (one seed; regenerated with the
-//! docs): the default guide's tau[0] is too large (1.22 against HMC's
+//! and divergences). What a run shows (one seed, a release
+//! run at the commit that added the example): the default guide's tau[0] is too large (1.22 against HMC's
 //! 0.98 ± 0.16) and its k̂ is 1.0; the MLP conditional's bound is 2 nats
 //! higher and its means lie within 0.6 HMC sd of HMC's, but both guides
-//! give mu about half of HMC's sd (k̂ 1.2): in the non-centred form every
+//! give mu about half of HMC's sd (the MLP guide's k̂ is 1.2): in the non-centred form every
 //! z_j moves with mu, a direction these guides narrow. The release run
 //! takes about 16 s of CPU.
 //!

@@ -217,7 +217,7 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
         if !is_mlp {
             cx.error_spanned_by(
                 &field.ty,
-                "an encoder's type is `Mlp`: write the field as `enc: Mlp`",
+                format!("an encoder's type is `Mlp`: write the field as `{ident}: Mlp`"),
             );
             return Err(true);
         }

@@ -481,10 +481,20 @@ fn has_reverse(plan: &Plan<'_>) -> bool {
 /// Jacobian bound by `bind` (`let mut __lp =`, or discarded), and their
 /// names bound for the expressions after it.
 fn constrained_latents(plan: &Plan<'_>, bindings: &Bindings, bind: TokenStream) -> TokenStream {
-    let bind_latents = &bindings.latents;
     // The Jacobian enters log q(u) for a conditional over the constrained
     // latent, not for one over its unconstrained coordinates.
-    let jacobian = plan.conditionals.iter().map(|c| !c.unconstrained);
+    let jacobian: Vec<bool> = plan.conditionals.iter().map(|c| !c.unconstrained).collect();
+    constrained_latents_with(bindings, &jacobian, bind)
+}
+
+/// [`constrained_latents`] with the blocks whose Jacobian enters `bind`
+/// given as `jacobian` (one flag per conditional).
+pub(super) fn constrained_latents_with(
+    bindings: &Bindings,
+    jacobian: &[bool],
+    bind: TokenStream,
+) -> TokenStream {
+    let bind_latents = &bindings.latents;
     quote! {
         let __z = &mut __workspace.scratch[..self.__z_dim];
         #bind ::iwhvi::__private::constrain_blocks(

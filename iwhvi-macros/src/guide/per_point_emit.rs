@@ -9,7 +9,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::emit::{Bindings, workspace};
+use super::emit::{Bindings, constrained_latents_with, workspace};
 use super::lower::Plan;
 
 /// `__from_layout`'s `__groups`: `None` without a per-point mixing
@@ -71,25 +71,6 @@ pub fn groups(plan: &Plan<'_>) -> TokenStream {
     }}
 }
 
-/// The latents `z = T(u)` into the workspace and their names, with
-/// `Σ log|dz/du|` over the blocks `jacobian` flags bound to `__lp`.
-fn latents(plan: &Plan<'_>, bindings: &Bindings, jacobian: &[bool]) -> TokenStream {
-    let bind_latents = &bindings.latents;
-    let _ = plan;
-    quote! {
-        let __z = &mut __workspace.scratch[..self.__z_dim];
-        let mut __lp = ::iwhvi::__private::constrain_blocks(
-            (&self.__offsets, &self.__lens, &self.__z_offsets),
-            &self.__transforms,
-            &[#(#jacobian),*],
-            __u,
-            __z
-        );
-        let __z: &[__T] = __z;
-        #(#bind_latents)*
-    }
-}
-
 /// The per-group methods of `impl HierarchicalGuide` (nothing without a
 /// per-point mixing variable).
 pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStream) -> TokenStream {
@@ -115,9 +96,12 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
         .iter()
         .map(|c| !c.unconstrained && !c.local)
         .collect();
-    let global_latents = latents(plan, bindings, &global_jacobian);
+    let global_latents =
+        constrained_latents_with(bindings, &global_jacobian, quote!(let mut __lp =));
     let no_jacobian = vec![false; plan.conditionals.len()];
-    let point_latents = latents(plan, bindings, &no_jacobian);
+    let point_latents = constrained_latents_with(bindings, &no_jacobian, quote!(let mut __lp =));
+    // The reverse model's methods read the latents, not their Jacobian.
+    let point_latents_only = constrained_latents_with(bindings, &no_jacobian, quote!());
     let mut global_density = Vec::new();
     let mut point_density = Vec::new();
     for (ci, c) in plan.conditionals.iter().enumerate() {
@@ -247,7 +231,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
         ) {
             let mut __p = 0usize;
             #(#bind_params)*
-            #point_latents
+            #point_latents_only
             #first_point
             if __group < __first {
                 #(#global_sample)*
@@ -267,7 +251,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
         ) -> __T {
             let mut __p = 0usize;
             #(#bind_params)*
-            #point_latents
+            #point_latents_only
             let mut __lp = <__T as #p::Scalar>::constant(0.0);
             #first_point
             if __group < __first {
