@@ -373,27 +373,39 @@ impl<const W: usize> ForwardEngine<W> {
                 run(&mut buffer, chunk + 1, out);
             }
         } else {
-            parallel_chunks(rest, W, &|chunk, out| {
-                run(&mut Vec::with_capacity(x.len()), chunk + 1, out);
-            });
+            parallel_chunks(
+                rest,
+                W,
+                &|| Vec::with_capacity(x.len()),
+                &|buffer, chunk, out| {
+                    run(buffer, chunk + 1, out);
+                },
+            );
         }
         value
     }
 }
 
-/// Runs `job(i, chunk)` for each `width`-wide chunk of `out` (the last one
-/// shorter) on rayon's pool, every worker in the caller's plate-cache
-/// scope.
+/// Runs `job(buffer, i, chunk)` for each `width`-wide chunk of `out` (the
+/// last one shorter) on rayon's pool, every worker with a buffer made by
+/// `init` (reused across its chunks) and in the caller's plate-cache scope.
 ///
-/// Not generic, so rayon's splitting and job machinery is compiled once,
-/// here, rather than once per function and engine in every crate that
-/// takes gradients. Which thread runs a chunk changes nothing it computes.
-fn parallel_chunks(out: &mut [f64], width: usize, job: &(dyn Fn(usize, &mut [f64]) + Sync)) {
+/// Generic only in the buffer (one copy per lane width), not in the
+/// function, so rayon's splitting and job machinery is compiled once per
+/// width here rather than once per function and engine in every crate
+/// that takes gradients. Which thread runs a chunk changes nothing it
+/// computes: each pass rewrites the buffer it reads.
+fn parallel_chunks<S: Send>(
+    out: &mut [f64],
+    width: usize,
+    init: &(dyn Fn() -> S + Sync),
+    job: &(dyn Fn(&mut S, usize, &mut [f64]) + Sync),
+) {
     let scope = crate::plate::affine_scope();
     out.par_chunks_mut(width)
         .enumerate()
-        .for_each(|(i, chunk)| {
-            crate::plate::within_scope(scope.clone(), || job(i, chunk));
+        .for_each_init(init, |buffer, (i, chunk)| {
+            crate::plate::within_scope(scope.clone(), || job(buffer, i, chunk));
         });
 }
 

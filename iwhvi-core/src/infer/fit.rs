@@ -1435,7 +1435,7 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
     // `fit` and `fit_from` with the same seed see the same noise.
     let mut rng = StdRng::seed_from_u64(config.seed ^ 0x9E37_79B9_7F4A_7C15);
     let mut noise = StepNoise::new(guide, config.objective)
-        .try_with_prior_noise(prior_noise_dim, config.get_memory_budget())?;
+        .try_with_prior_noise(prior_noise_dim, config.memory_budget)?;
     let mut params = initial;
     let mut gradient = vec![0.0; params.len()];
     let mut state = Fit {

@@ -82,10 +82,6 @@ impl<M: Model> Subsampled<'_, M> {
     fn at<T: Scalar>(&self, theta: &[T], u: &[T], noise: &[f64]) -> T {
         match &self.batch {
             Some(batch) => self.model.log_joint_subset(theta, u, noise, batch),
-            // As `ChainedModel` does: a model without learned parameters
-            // may override only `log_joint_with_noise` (a semi-implicit
-            // prior), which `log_joint_theta_with_noise`'s default skips.
-            None if theta.is_empty() => self.model.log_joint_with_noise(u, noise),
             None => self.model.log_joint_theta_with_noise(theta, u, noise),
         }
     }

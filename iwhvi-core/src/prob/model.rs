@@ -292,7 +292,10 @@ pub trait Model: Sync {
 
     /// [`Model::log_joint_theta`] with the semi-implicit priors driven by
     /// `noise`, as [`Model::log_joint_with_noise`]: the function whose
-    /// gradient in `(u, ϑ)` a fit follows. The default ignores `noise`.
+    /// gradient in `(u, ϑ)` a fit follows. The default is
+    /// [`Model::log_joint_with_noise`] for a model without learned
+    /// parameters (`theta` empty), and otherwise `log_joint_theta`, which
+    /// ignores `noise`.
     ///
     /// ```
     /// use iwhvi_core::Scalar;
@@ -311,8 +314,11 @@ pub trait Model: Sync {
     /// assert_eq!(Exact.log_joint_theta_with_noise(&[], &[2.0], &[0.3]), -2.0);
     /// ```
     fn log_joint_theta_with_noise<T: Scalar>(&self, theta: &[T], u: &[T], noise: &[f64]) -> T {
-        let _ = noise;
-        self.log_joint_theta(theta, u)
+        if theta.is_empty() {
+            self.log_joint_with_noise(u, noise)
+        } else {
+            self.log_joint_theta(theta, u)
+        }
     }
 
     /// The plate this model can subsample in a minibatch fit

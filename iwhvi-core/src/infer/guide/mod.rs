@@ -306,8 +306,9 @@ pub trait HierarchicalGuide: Sync {
     ) -> T {
         let _ = (params, psi, u, workspace);
         panic!(
-            "the guide reports mixing groups but does not implement \
-             HierarchicalGuide::log_conditional_group (asked for group {group})"
+            "the guide {} reports mixing groups but does not implement \
+             HierarchicalGuide::log_conditional_group (asked for group {group})",
+            std::any::type_name::<Self>()
         )
     }
 

@@ -191,8 +191,8 @@ impl<T: Scalar> Buffers<T> {
         }
         if let Some(groups) = guide.mixing_groups() {
             weights.reserve(groups.len() * (noise.objective().k() + 1));
+            let reads = stop.reads(0);
             for (n, group) in groups.groups().iter().enumerate() {
-                let reads = stop.reads(0);
                 let psi0 = &psi0[group.psi.clone()];
                 if group.psi.is_empty() {
                     // No mixing coordinates: the exact density, once.
