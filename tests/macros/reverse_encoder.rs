@@ -43,6 +43,22 @@ struct ReverseNet {
     z: Vec<f64>,
 }
 
+/// The three networks of a hierarchical VAE encoder: `ψ_j ~ N(0, 1)`,
+/// `q(z_j | ψ_j, x_j) = N(h(0), exp h(1))` with `h = enc(y_j, sigma_j; ψ_j)`,
+/// and `τ(ψ_j | z_j, x_j)` as in [`ReverseNet`].
+#[variational(guide = Local)]
+struct ThreeNetworks {
+    #[encoder(input = [y[j], sigma[j]], context = [psi[j]], hidden = [6], activation = tanh, outputs = 2)]
+    enc: Mlp,
+    #[encoder(input = [y[j], sigma[j]], context = [z[j]], hidden = [4], activation = tanh, outputs = 2)]
+    rev: Mlp,
+    #[mixing(len = z, for j)]
+    #[reverse(Normal(rev(j)[0], rev(j)[1].exp()), for j)]
+    psi: Vec<f64>,
+    #[latent(Normal(enc(j)[0], enc(j)[1].exp()), for j)]
+    z: Vec<f64>,
+}
+
 const Y: [f64; 5] = [1.2, -0.4, 2.5, 0.3, -1.8];
 const SIGMA: [f64; 5] = [0.5, 1.0, 0.8, 1.5, 0.6];
 
@@ -80,7 +96,7 @@ fn network_by_hand(w: &[f64], hidden: usize, x: &[f64], c: &[f64]) -> [f64; 2] {
     [out(0), out(1)]
 }
 
-fn random_params(guide: &ReverseNet, seed: u64) -> Vec<f64> {
+fn random_params<G: HierarchicalGuide>(guide: &G, seed: u64) -> Vec<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..guide.param_layout().len())
         .map(|_| iwhvi::__private::normal_init(&mut rng, 0.4))
@@ -88,7 +104,7 @@ fn random_params(guide: &ReverseNet, seed: u64) -> Vec<f64> {
 }
 
 /// The flat ranges of the blocks whose names start with `prefix`.
-fn blocks(guide: &ReverseNet, prefix: &str) -> std::ops::Range<usize> {
+fn blocks<G: HierarchicalGuide>(guide: &G, prefix: &str) -> std::ops::Range<usize> {
     let layout = guide.param_layout();
     let ranges: Vec<_> = layout
         .blocks()
@@ -103,13 +119,42 @@ fn blocks(guide: &ReverseNet, prefix: &str) -> std::ops::Range<usize> {
 fn the_reverse_encoder_is_the_reverse_models_and_matches_a_hand_written_one() {
     let model = model();
     let guide = ReverseNet::new(&model).unwrap();
+    let enc = blocks(&guide, "enc.");
+    // `a ψ_j` outside the network, which sees the data alone.
+    let conditional = |params: &[f64], j: usize, psi: f64| {
+        let h = network_by_hand(&params[enc.clone()], 6, &[Y[j], SIGMA[j]], &[]);
+        (h[0] + params[0] * psi, h[1].exp())
+    };
+    matches_by_hand(&guide, conditional);
+}
+
+#[test]
+fn a_guide_with_three_networks_matches_a_hand_written_one() {
+    let model = model();
+    let guide = ThreeNetworks::new(&model).unwrap();
+    let enc = blocks(&guide, "enc.");
+    assert_eq!(enc.len(), 2 * 6 + 6 + 6 + 6 * 2 + 2);
+    // ψ_j enters the network as its context.
+    let conditional = |params: &[f64], j: usize, psi: f64| {
+        let h = network_by_hand(&params[enc.clone()], 6, &[Y[j], SIGMA[j]], &[psi]);
+        (h[0], h[1].exp())
+    };
+    matches_by_hand(&guide, conditional);
+}
+
+/// The guide's densities and draws against a hand-written computation:
+/// `conditional(params, j, ψ_j)` the location and scale of `q(z_j | ψ_j)`,
+/// and the reverse model of [`ReverseNet`].
+fn matches_by_hand<G: HierarchicalGuide>(
+    guide: &G,
+    conditional: impl Fn(&[f64], usize, f64) -> (f64, f64),
+) {
     let n = Y.len();
-    let (rev, enc) = (blocks(&guide, "rev."), blocks(&guide, "enc."));
+    let rev = blocks(guide, "rev.");
     // Its weights: data part, context part, then as any encoder.
     assert_eq!(rev.len(), 2 * 4 + 4 + 4 + 4 * 2 + 2);
     assert_eq!(guide.reverse_params(), rev);
-    let params = random_params(&guide, 3);
-    let a = params[0];
+    let params = random_params(guide, 3);
     let mut rng = StdRng::seed_from_u64(4);
     let mut normal = || iwhvi::__private::normal_init(&mut rng, 1.0);
     let psi: Vec<f64> = (0..n).map(|_| normal()).collect();
@@ -119,8 +164,7 @@ fn the_reverse_encoder_is_the_reverse_models_and_matches_a_hand_written_one() {
     let mut want_drawn = Vec::new();
     let mut u_by_hand = Vec::new();
     for j in 0..n {
-        let h = network_by_hand(&params[enc.clone()], 6, &[Y[j], SIGMA[j]], &[]);
-        let (loc, scale) = (h[0] + a * psi[j], h[1].exp());
+        let (loc, scale) = conditional(&params, j, psi[j]);
         let z = loc + scale * eps[j];
         u_by_hand.push(z);
         want_lq += log_normal_density(z, loc, scale);
@@ -131,7 +175,7 @@ fn the_reverse_encoder_is_the_reverse_models_and_matches_a_hand_written_one() {
     // Unprepared workspaces (each method computes what it needs) and
     // prepared ones (the caches) give the same values.
     for prepared in [false, true] {
-        let mut ws = Workspace::new(&guide);
+        let mut ws = Workspace::new(guide);
         if prepared {
             guide.prepare(&params, &mut ws);
         }
@@ -179,11 +223,22 @@ fn the_reverse_encoder_is_the_reverse_models_and_matches_a_hand_written_one() {
 #[test]
 fn the_reverse_encoder_bound_gradient_matches_finite_differences() {
     let model = model();
-    let guide = ReverseNet::new(&model).unwrap();
-    let params = random_params(&guide, 7);
+    gradient_matches_finite_differences(&model, &ReverseNet::new(&model).unwrap());
+}
+
+#[test]
+fn the_three_networks_bound_gradient_matches_finite_differences() {
+    let model = model();
+    gradient_matches_finite_differences(&model, &ThreeNetworks::new(&model).unwrap());
+}
+
+/// The DIWHVI bound's gradient on the forward and tape engines against
+/// central finite differences.
+fn gradient_matches_finite_differences<G: HierarchicalGuide>(model: &Local, guide: &G) {
+    let params = random_params(guide, 7);
     let mut rng = StdRng::seed_from_u64(8);
-    let noise = StepNoise::draw(&guide, Diwhvi::new(2, 3), &mut rng);
-    let objective = DiwhviObjective::new(&model, &guide, &noise);
+    let noise = StepNoise::draw(guide, Diwhvi::new(2, 3), &mut rng);
+    let objective = DiwhviObjective::new(model, guide, &noise);
     let (value, forward) = ForwardEngine::<8>::new().value_and_gradient(&objective, &params);
     let (tape_value, tape) = TapeEngine.value_and_gradient(&objective, &params);
     assert!((value - tape_value).abs() < 1e-9 * (1.0 + value.abs()));

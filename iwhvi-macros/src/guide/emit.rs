@@ -663,6 +663,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let noise_dim = super::student_t::noise_dim(plan);
     let encoder_outputs = super::encoder_emit::outputs(plan);
     let prepare = super::encoder_emit::prepare(plan);
+    let mixing_context = super::encoder_emit::mixing_context_outputs(plan);
     let prepare_reverse = super::encoder_emit::prepare_reverse(plan, &bindings.latents);
     let params_len = super::encoder_emit::params_len(plan);
     let reverse_len = super::encoder_emit::reverse_len(plan);
@@ -713,6 +714,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
                 #(#bind_params)*
                 #encoder_outputs
                 #(#bind_mixing)*
+                #mixing_context
                 let (__z, __draw) = __workspace.scratch.split_at_mut(self.__z_dim);
                 #(#sample_steps)*
             }
@@ -728,6 +730,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
                 #(#bind_params)*
                 #encoder_outputs
                 #(#bind_mixing)*
+                #mixing_context
                 #latents_with_jacobian
                 #(#density_steps)*
                 __lp

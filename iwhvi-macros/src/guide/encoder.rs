@@ -163,10 +163,12 @@ pub struct Encoder<'a> {
 }
 
 /// One context item: latent `name` of the guide, `name[j]` for a vector
-/// one (its element at the point), `name` for a scalar one.
+/// one (its element at the point), `name` for a scalar one; or the
+/// per-point mixing variable at the point, `psi[j]` (`mixing`).
 pub struct ContextItem {
     pub name: Ident,
     pub indexed: bool,
+    pub mixing: bool,
 }
 
 /// The name of output `o` of encoder `enc` in the generated code.
@@ -432,15 +434,16 @@ fn name_span_tokens(tree: &TokenTree) -> TokenStream {
 }
 
 /// Checks an encoder's context against the guide's latents (`latents`:
-/// name and whether it is a vector) and mixing variables: `z[j]` of a
-/// vector latent, `m` of a scalar one.
+/// name and whether it is a vector) and mixing variables (`per_point` the
+/// per-point one): `z[j]` of a vector latent, `m` of a scalar one,
+/// `psi[j]` of the per-point mixing variable.
 pub fn context(
     cx: &Ctxt,
     latents: &[(&Ident, bool)],
-    mixing: &[&Ident],
+    (mixing, per_point): (&[&Ident], Option<&Ident>),
     items: &[Expr],
 ) -> Vec<ContextItem> {
-    let form = "an encoder's context is a latent of the point: `z[j]` for a vector latent, `m` for a scalar one";
+    let form = "an encoder's context is a value of the point's draw: `z[j]` for a vector latent, `m` for a scalar one, `psi[j]` for the per-point mixing variable";
     let mut checked = Vec::new();
     for item in items {
         let (name, indexed) = match item {
@@ -451,10 +454,25 @@ pub fn context(
             cx.error_spanned_by(item, form);
             continue;
         };
+        if per_point == Some(name) {
+            if indexed {
+                checked.push(ContextItem {
+                    name: name.clone(),
+                    indexed,
+                    mixing: true,
+                });
+            } else {
+                cx.error_spanned_by(
+                    item,
+                    format!("`{name}` is the per-point mixing variable: give its value at the point, `{name}[j]`"),
+                );
+            }
+            continue;
+        }
         if mixing.contains(&name) {
             cx.error_spanned_by(
                 name,
-                format!("`{name}` is a mixing variable: an encoder's context reads the latents (a reverse model conditions on the latents, not on the mixing variables)"),
+                format!("`{name}` is a global mixing variable: an encoder's context reads the point's latents or its per-point mixing variable (`#[mixing(len = .., for j)]`)"),
             );
             continue;
         }
@@ -479,6 +497,7 @@ pub fn context(
             _ => checked.push(ContextItem {
                 name: name.clone(),
                 indexed,
+                mixing: false,
             }),
         }
     }
@@ -502,7 +521,7 @@ impl Callers<'_> {
         &self,
         cx: &Ctxt,
         field: &crate::guide::ast::GuideField,
-        context_exprs: &[Expr],
+        context: &[ContextItem],
     ) -> (Vec<String>, bool) {
         let name = field.ident.to_string();
         let calling = |list: &[(String, BTreeSet<String>)]| -> Vec<String> {
@@ -520,11 +539,22 @@ impl Callers<'_> {
                 format!("encoder `{name}` is called by conditional `{c}` and by a reverse model: give the reverse model an encoder of its own (the doubly-reparameterized estimator trains the reverse model's weights apart)"),
             );
         }
-        if let (Some(c), Some(first)) = (conditionals.first(), context_exprs.first()) {
-            cx.error_spanned_by(
-                first,
-                format!("encoder `{name}` has a context (values of the draw), which only a reverse model can read: conditional `{c}` calls it; call it from `#[reverse(..., for j)]`, or remove `context`"),
-            );
+        // What is available where: a reverse model τ(ψ_j | latents) reads
+        // latents, not ψ; a conditional's encoder runs before the latents
+        // of its draw, and reads ψ_j.
+        for item in context {
+            let item_name = &item.name;
+            match (item.mixing, by_reverse, conditionals.first()) {
+                (true, true, _) => cx.error_spanned_by(
+                    item_name,
+                    format!("encoder `{name}` is called by a reverse model, τ({item_name}_j | latents), which cannot read `{item_name}`: its context reads the point's latents"),
+                ),
+                (false, _, Some(c)) => cx.error_spanned_by(
+                    item_name,
+                    format!("encoder `{name}` is called by conditional `{c}`, which cannot read latent `{item_name}` in it (the encoder runs before the draw's latents): its context reads the per-point mixing variable, `psi[j]`"),
+                ),
+                _ => {}
+            }
         }
         let mut latents = conditionals;
         latents.extend(reverse.into_iter().filter(|r| !r.is_empty()));

@@ -18,7 +18,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::encoder::output_name;
+use super::encoder::{Encoder, output_name};
 use super::lower::Plan;
 
 /// `Σ_e rows_e × outputs_e`: the entries of every encoder's outputs.
@@ -139,13 +139,25 @@ pub fn outputs(plan: &Plan<'_>) -> TokenStream {
     }
 }
 
-/// `Σ_e rows_e × outputs_e` over the encoders with a context.
+/// An encoder a reverse model calls with a context (latents): evaluated
+/// once per draw by `prepare_reverse`.
+fn draw_context(e: &Encoder<'_>) -> bool {
+    e.reverse && !e.context.is_empty()
+}
+
+/// An encoder a conditional calls with a context (the per-point mixing
+/// variable): evaluated where it is called, per ψ.
+fn mixing_context(e: &Encoder<'_>) -> bool {
+    !e.reverse && !e.context.is_empty()
+}
+
+/// `Σ_e rows_e × outputs_e` over the encoders of `draw_context`.
 fn context_len(plan: &Plan<'_>) -> TokenStream {
     let terms = plan
         .encoders
         .iter()
         .enumerate()
-        .filter(|(_, e)| !e.context.is_empty())
+        .filter(|(_, e)| draw_context(e))
         .map(|(ei, e)| {
             let outputs = e.outputs;
             quote!(+ self.__encoder_rows[#ei] * #outputs)
@@ -156,7 +168,7 @@ fn context_len(plan: &Plan<'_>) -> TokenStream {
 /// Whether the guide caches per draw in `workspace.reverse`: with a
 /// per-point mixing variable or an encoder with a context.
 fn caches_draw(plan: &Plan<'_>) -> bool {
-    plan.per_point.is_some() || plan.encoders.iter().any(|e| !e.context.is_empty())
+    plan.per_point.is_some() || plan.encoders.iter().any(draw_context)
 }
 
 /// Where `workspace.reverse`'s flag sits: after `z` and the context
@@ -176,11 +188,12 @@ pub fn reverse_len(plan: &Plan<'_>) -> TokenStream {
     quote!(#flag + 1)
 }
 
-/// The outputs of the encoders with a context at the draw, appended to
-/// `__ctx_buf` (the latents bound, `__params` the whole vector).
-fn evaluate_context(plan: &Plan<'_>) -> TokenStream {
+/// The outputs of the encoders `which` picks at every point, appended to
+/// `__ctx_buf` column by column (their context items bound: the latents,
+/// or the mixing variable's slice; `__params` the whole vector).
+fn evaluate_context(plan: &Plan<'_>, which: fn(&Encoder<'_>) -> bool) -> TokenStream {
     let first = plan.params.len();
-    let steps = plan.encoders.iter().enumerate().filter(|(_, e)| !e.context.is_empty()).map(|(ei, e)| {
+    let steps = plan.encoders.iter().enumerate().filter(|(_, e)| which(e)).map(|(ei, e)| {
         let pi = first + ei;
         let outputs = e.outputs;
         let items = e.context.iter().map(|c| {
@@ -218,15 +231,19 @@ fn evaluate_context(plan: &Plan<'_>) -> TokenStream {
 /// from `workspace.reverse` when `prepare_reverse` filled it, else
 /// computed here (the latents bound before it).
 pub fn context_outputs(plan: &Plan<'_>) -> TokenStream {
-    if !plan.encoders.iter().any(|e| !e.context.is_empty()) {
+    if !plan.encoders.iter().any(draw_context) {
         return quote!();
     }
-    let (len, flag, evaluate) = (context_len(plan), draw_flag(plan), evaluate_context(plan));
+    let (len, flag, evaluate) = (
+        context_len(plan),
+        draw_flag(plan),
+        evaluate_context(plan, draw_context),
+    );
     let binds = plan
         .encoders
         .iter()
         .enumerate()
-        .filter(|(_, e)| !e.context.is_empty())
+        .filter(|(_, e)| draw_context(e))
         .map(|(ei, e)| {
             let outputs = e.outputs;
             let names = (0..e.outputs).map(|o| {
@@ -259,7 +276,8 @@ pub fn prepare_reverse(plan: &Plan<'_>, bind_latents: &[TokenStream]) -> TokenSt
         return quote!();
     }
     let none = vec![false; plan.conditionals.len()];
-    let (len, flag, evaluate) = (context_len(plan), draw_flag(plan), evaluate_context(plan));
+    let (len, flag) = (context_len(plan), draw_flag(plan));
+    let evaluate = evaluate_context(plan, draw_context);
     quote! {
         fn prepare_reverse<__T: ::iwhvi::__private::Scalar>(
             &self,
@@ -308,4 +326,65 @@ pub fn cached_latents(plan: &Plan<'_>, bind_latents: &[TokenStream]) -> TokenStr
         };
         #(#bind_latents)*
     }
+}
+
+/// A whole-ψ conditional method's mixing-context encoder outputs
+/// `__enc_<name>_<o>`, each a slice over the points (after the mixing
+/// variables are bound).
+pub fn mixing_context_outputs(plan: &Plan<'_>) -> TokenStream {
+    if !plan.encoders.iter().any(mixing_context) {
+        return quote!();
+    }
+    let evaluate = evaluate_context(plan, mixing_context);
+    let binds = plan
+        .encoders
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| mixing_context(e))
+        .map(|(ei, e)| {
+            let outputs = e.outputs;
+            let names = (0..e.outputs).map(|o| {
+            let name = output_name(e.ident, o);
+            quote!(let #name: &[__T] = &__ctx_buf[__at + #o * __rows..__at + (#o + 1) * __rows];)
+        });
+            quote! {
+                let __rows = self.__encoder_rows[#ei];
+                #(#names)*
+                __at += __rows * #outputs;
+            }
+        });
+    quote! {
+        let mut __ctx_buf: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+        #evaluate
+        let mut __at = 0usize;
+        #(#binds)*
+    }
+}
+
+/// Point `__j`'s group: the mixing-context encoders on its row alone, at
+/// its `ψ_j = __psi[0]`, each output a `PointView` answering at `__j`.
+pub fn mixing_context_point(plan: &Plan<'_>) -> TokenStream {
+    let first = plan.params.len();
+    let steps = plan.encoders.iter().enumerate().filter(|(_, e)| mixing_context(e)).map(|(ei, e)| {
+        let pi = first + ei;
+        let items = e.context.iter().map(|_| quote!(__psi[0]));
+        let names = (0..e.outputs).map(|o| {
+            let name = output_name(e.ident, o);
+            quote!(let #name = ::iwhvi::__private::iwhvi_core::generated::PointView::new(__row[#o], __j);)
+        });
+        quote! {
+            let __w0: usize = self.__param_lens[..#pi].iter().sum();
+            let __w = &__params[__w0..__w0 + self.__param_lens[#pi]];
+            let __width = self.__encoder_inputs[#ei].len() / self.__encoder_rows[#ei].max(1);
+            let mut __row: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+            self.__encoder_nets[#ei].apply_row_context(
+                __w,
+                &self.__encoder_inputs[#ei][__j * __width..(__j + 1) * __width],
+                &[#(#items),*],
+                &mut __row,
+            );
+            #(#names)*
+        }
+    });
+    quote!(#(#steps)*)
 }

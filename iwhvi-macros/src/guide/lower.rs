@@ -300,6 +300,18 @@ fn encoders<'a>(
         .filter(|f| matches!(f.part, Part::Mixing { .. }))
         .map(|f| &f.ident)
         .collect();
+    let per_point = fields
+        .iter()
+        .find(|f| {
+            matches!(
+                f.part,
+                Part::Mixing {
+                    per_point: Some(_),
+                    ..
+                }
+            )
+        })
+        .map(|f| &f.ident);
     let mut others: Vec<(&Ident, &'static str)> = fields
         .iter()
         .map(|f| match f.part {
@@ -319,8 +331,8 @@ fn encoders<'a>(
                 return None;
             };
             let name = f.ident.to_string();
-            let context = encoder::context(cx, &guide_latents, &mixing, &args.context);
-            let (mut latents, reverse) = callers.check(cx, f, &args.context);
+            let context = encoder::context(cx, &guide_latents, (&mixing, per_point), &args.context);
+            let (mut latents, reverse) = callers.check(cx, f, &context);
             if latents.is_empty() && !reverse && failed.is_empty() {
                 cx.error_spanned_by(
                     &f.ident,
@@ -331,7 +343,7 @@ fn encoders<'a>(
             latents.extend(
                 context
                     .iter()
-                    .filter(|c| c.indexed)
+                    .filter(|c| c.indexed && !c.mixing)
                     .map(|c| c.name.to_string()),
             );
             latents.sort();

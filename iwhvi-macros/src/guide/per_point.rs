@@ -147,12 +147,22 @@ pub fn check<'a>(
         })
         .map(|f| &f.ident)
         .collect();
+    // Encoders whose context reads it: a conditional calling one reads it.
+    let encoders: Vec<&Ident> = fields
+        .iter()
+        .filter(|f| match &f.part {
+            Part::Encoder(args) => args.context.iter().any(|e| reads(e, name)),
+            _ => false,
+        })
+        .map(|f| &f.ident)
+        .collect();
     let mut local = Vec::new();
     for c in fields {
         let Part::Conditional { call, index, .. } = &c.part else {
             continue;
         };
-        if !reads(&call.tokens, name) {
+        let through_encoder = encoders.iter().any(|e| reads(&call.tokens, e));
+        if !reads(&call.tokens, name) && !through_encoder {
             continue;
         }
         let index = index.as_ref().filter(|_| !c.is_scalar());

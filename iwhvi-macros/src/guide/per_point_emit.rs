@@ -76,6 +76,7 @@ pub fn groups(plan: &Plan<'_>) -> TokenStream {
 /// per-point mixing variable).
 pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStream) -> TokenStream {
     let context_outputs = super::encoder_emit::context_outputs(plan);
+    let mixing_context = super::encoder_emit::mixing_context_point(plan);
     let Some(pp) = plan.per_point else {
         return quote!();
     };
@@ -216,6 +217,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
             }
             let __j = __group - __first;
             let #mixing_name = #p::iwhvi_core::generated::PointView::new(__psi[0], __j);
+            #mixing_context
             #point_latents
             let mut __lp = <__T as #p::Scalar>::constant(0.0);
             #(#point_density)*
