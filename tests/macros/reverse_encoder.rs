@@ -217,6 +217,18 @@ fn matches_by_hand<G: HierarchicalGuide>(
             (group_lr - want_lr).abs() < 1e-10,
             "{group_lr} vs {want_lr}"
         );
+        // A new draw of `u` makes the cache stale: without
+        // `prepare_reverse`, the group densities still answer at the new `u`.
+        let flipped: Vec<f64> = eps.iter().map(|e| -e).collect();
+        let mut moved = vec![0.0; n];
+        guide.sample_conditional(&params, &psi, &flipped, &mut moved, &mut ws);
+        let (mut got, mut want) = (0.0, 0.0);
+        for j in 0..n {
+            let g = network_by_hand(&params[rev.clone()], 4, &[Y[j], SIGMA[j]], &[moved[j]]);
+            want += log_normal_density(psi[j], g[0], g[1].exp());
+            got += guide.log_reverse_group(&params, j, &moved, &psi[j..j + 1], &mut ws);
+        }
+        assert!((got - want).abs() < 1e-10, "{got} vs {want}");
     }
 }
 

@@ -664,6 +664,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let encoder_outputs = super::encoder_emit::outputs(plan);
     let prepare = super::encoder_emit::prepare(plan);
     let mixing_context = super::encoder_emit::mixing_context_outputs(plan);
+    let invalidate_draw = super::encoder_emit::invalidate_draw(plan);
     let prepare_reverse = super::encoder_emit::prepare_reverse(plan, &bindings.latents);
     let params_len = super::encoder_emit::params_len(plan);
     let reverse_len = super::encoder_emit::reverse_len(plan);
@@ -712,6 +713,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
             ) {
                 let mut __p = 0usize;
                 #(#bind_params)*
+                #invalidate_draw
                 #encoder_outputs
                 #(#bind_mixing)*
                 #mixing_context

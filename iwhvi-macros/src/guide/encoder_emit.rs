@@ -388,3 +388,14 @@ pub fn mixing_context_point(plan: &Plan<'_>) -> TokenStream {
     });
     quote!(#(#steps)*)
 }
+
+/// `sample_conditional`'s first step: a new draw of `u` makes what
+/// `prepare_reverse` cached stale, so its flag is cleared (the methods then
+/// compute for themselves until `prepare_reverse` runs at the new `u`).
+pub fn invalidate_draw(plan: &Plan<'_>) -> TokenStream {
+    if !caches_draw(plan) {
+        return quote!();
+    }
+    let flag = draw_flag(plan);
+    quote!(__workspace.reverse[#flag] = <__T as ::iwhvi::__private::Scalar>::constant(0.0);)
+}
