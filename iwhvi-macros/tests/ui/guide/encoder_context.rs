@@ -30,4 +30,21 @@ struct Guide {
     theta: Vec<f64>,
 }
 
+/// `psi` without its index, and a global mixing variable.
+#[variational(guide = Schools)]
+struct MixingContext {
+    #[encoder(input = [sigma[j]], context = [psi, g[j]], hidden = [4], activation = tanh, outputs = 2)]
+    enc: Mlp,
+    #[mixing]
+    #[reverse(Normal(0.5 * mu, 1.0))]
+    g: f64,
+    #[mixing(len = theta, for j)]
+    #[reverse(Normal(0.5 * theta[j], 1.0), for j)]
+    psi: Vec<f64>,
+    #[latent(Normal(g, 5.0))]
+    mu: f64,
+    #[latent(Normal(mu + enc(j)[0], 1.0), for j)]
+    theta: Vec<f64>,
+}
+
 fn main() {}
