@@ -149,26 +149,7 @@ pub fn plan<'a>(
         .iter()
         .filter(|f| matches!(f.part, Part::Encoder(_)))
         .collect();
-    let callables: Vec<Callable<'_>> = encoder_fields
-        .iter()
-        .filter_map(|f| match &f.part {
-            Part::Encoder(args) => Some(Callable {
-                ident: &f.ident,
-                outputs: args.outputs,
-                failed: false,
-            }),
-            _ => None,
-        })
-        .collect();
-    // A field with a mistake may be an encoder: its calls are not errors.
-    let failed_callables: Vec<Callable<'_>> = failed
-        .iter()
-        .map(|ident| Callable {
-            ident,
-            outputs: 0,
-            failed: true,
-        })
-        .collect();
+    let callables = callables(&encoder_fields, failed);
     let ordered: Vec<&GuideField> = fields
         .iter()
         .filter(|f| !matches!(f.part, Part::Conditional { .. } | Part::Encoder(_)))
@@ -194,7 +175,7 @@ pub fn plan<'a>(
                 &table,
                 first_conditional + ci,
                 c,
-                (&callables, &failed_callables, &mut called),
+                (&callables, &[], &mut called),
             );
             callers.push((c.ident.to_string(), called));
             let (new, uses) = lowered?;
@@ -224,35 +205,14 @@ pub fn plan<'a>(
         .iter()
         .filter(|f| matches!(f.part, Part::Mixing { .. }))
         .collect();
-    let all_callables: Vec<Callable<'_>> = callables
-        .iter()
-        .chain(&failed_callables)
-        .map(|e| Callable {
-            ident: e.ident,
-            outputs: e.outputs,
-            failed: e.failed,
-        })
-        .collect();
-    let mut reverse_callers: Vec<(String, BTreeSet<String>)> = Vec::new();
-    let mixing: Vec<Mixing<'a>> = mixing_fields
-        .iter()
-        .map(|m| {
-            let at = (&table, outputs + ordered.len());
-            let mut called = BTreeSet::new();
-            let uses = (&mut reverse_uses, all_callables.as_slice(), &mut called);
-            let lowered = mixing(cx, input, at, m, &mixing_fields, uses);
-            // The rows of an encoder a reverse model calls: the points of
-            // the latent giving the mixing variable's length.
-            let rows = match &m.part {
-                Part::Mixing { len: Some(len), .. } => scope::single_ident(len)
-                    .filter(|i| latents.iter().any(|l| l.name == **i))
-                    .map(ToString::to_string),
-                _ => None,
-            };
-            reverse_callers.push((rows.unwrap_or_default(), called));
-            lowered
-        })
-        .collect();
+    let at = (&table, outputs + ordered.len());
+    let (mixing, reverse_callers) = mixing_all(
+        cx,
+        (input, at),
+        &mixing_fields,
+        &mut reverse_uses,
+        &callables,
+    );
     let params: Vec<Param<'a>> = fields
         .iter()
         .filter(|f| matches!(f.part, Part::Param { .. }))
@@ -279,6 +239,26 @@ pub fn plan<'a>(
         encoders,
         per_point,
     }
+}
+
+/// What a conditional or reverse model may call: the encoders, and the
+/// fields with a mistake (which may be encoders: their calls are not
+/// errors, and they have no outputs).
+fn callables<'f>(encoder_fields: &[&'f GuideField], failed: &'f [Ident]) -> Vec<Callable<'f>> {
+    let encoders = encoder_fields.iter().filter_map(|f| match &f.part {
+        Part::Encoder(args) => Some(Callable {
+            ident: &f.ident,
+            outputs: args.outputs,
+            failed: false,
+        }),
+        _ => None,
+    });
+    let failed = failed.iter().map(|ident| Callable {
+        ident,
+        outputs: 0,
+        failed: true,
+    });
+    encoders.chain(failed).collect()
 }
 
 /// The encoders: inputs checked against the model's data, each called by
@@ -561,6 +541,36 @@ fn conditional(
     let mut lower = Lower::new(table.scope(position, index.as_ref()), cx);
     let new = constructor(&mut lower, family, call);
     Some((new?, lower.uses.names))
+}
+
+/// Every mixing variable ([`mixing`]), and the encoders each one's
+/// reverse model calls with the latent giving their rows (the one of the
+/// variable's length, empty if none).
+fn mixing_all<'a>(
+    cx: &Ctxt,
+    (input, at): (&Target<'_>, (&Bindings, usize)),
+    mixing_fields: &[&'a GuideField],
+    reverse_uses: &mut BTreeSet<String>,
+    encoders: &[Callable<'_>],
+) -> (Vec<Mixing<'a>>, Vec<(String, BTreeSet<String>)>) {
+    let mut callers = Vec::new();
+    let lowered = mixing_fields
+        .iter()
+        .map(|m| {
+            let mut called = BTreeSet::new();
+            let uses = (&mut *reverse_uses, encoders, &mut called);
+            let lowered = mixing(cx, input, at, m, mixing_fields, uses);
+            let rows = match &m.part {
+                Part::Mixing { len: Some(len), .. } => scope::single_ident(len)
+                    .filter(|i| input.latents.iter().any(|l| l.name == **i))
+                    .map(ToString::to_string),
+                _ => None,
+            };
+            callers.push((rows.unwrap_or_default(), called));
+            lowered
+        })
+        .collect();
+    (lowered, callers)
 }
 
 /// A mixing variable, its length and its reverse model.
