@@ -7,8 +7,14 @@
 //! The call is rewritten before lowering: `enc(j)[o]` becomes
 //! `__enc_enc_o[j]`, a vector local of the generated methods holding
 //! output `o` of every point (the network is evaluated once per point
-//! and draw, `Mlp::apply_rows`),
+//! and parameter vector, `Mlp::apply_rows`, see `encoder_emit.rs`),
 //! so that the rest of the expression is lowered as any other.
+//!
+//! `context = [z[j], m, psi[j]]` adds per-draw values of the point to the
+//! network's first layer: latents for an encoder a per-point reverse
+//! model calls (`τ(ψ_j | z_j, x_j)`, its weights then the reverse
+//! model's), the per-point mixing variable for one a conditional calls
+//! (`q(z_j | ψ_j, x_j)`). `encoder_emit.rs` evaluates them.
 
 use std::collections::BTreeSet;
 

@@ -1,17 +1,22 @@
 //! Code for the encoders of a guide (`encoder.rs`) and for the caches that
 //! keep a per-point guide's group densities O(1) in the number of points.
 //!
-//! - The encoders' outputs depend on the parameters and the data alone:
-//!   `prepare` computes them once per parameter vector into
-//!   `workspace.params` (every output of every point, encoder after
+//! - The encoders without a context depend on the parameters and the data
+//!   alone: `prepare` computes their outputs once per parameter vector
+//!   into `workspace.params` (every output of every point, encoder after
 //!   encoder, output after output), followed by a flag `1` saying they are
 //!   there; each method binds `__enc_<name>_<o>` to its slice. A method
 //!   called on a workspace that was never prepared (the flag is `0`)
-//!   computes them itself, as before the cache.
-//! - A guide with a per-point mixing variable also overrides
-//!   `prepare_reverse`: the constrained latents `z = T(u)` of the draw go
-//!   into `workspace.reverse[..Z]` (flag `1` after them), which the group
-//!   methods read instead of constraining all of `u` for every group.
+//!   computes them itself.
+//! - `prepare_reverse` (a guide with a per-point mixing variable or a
+//!   reverse model's encoder with a context) puts the constrained latents
+//!   `z = T(u)` of the draw into `workspace.reverse[..Z]`, then the
+//!   outputs of the reverse model's context encoders (their context: the
+//!   latents), then a flag `1`; the group methods and the reverse methods
+//!   read them. `sample_conditional` clears the flag (a new draw).
+//! - A conditional's encoder with a context (`psi[j]`) runs where it is
+//!   called: on every point in the whole-ψ methods, on the point's row in
+//!   its group (`PointView` outputs).
 //!
 //! Nothing here reports an error.
 
