@@ -840,7 +840,7 @@ fn minibatch_settings() {
         ),
         case(
             "fit: a batch of a model with learned parameters",
-            refused("1", "minibatches of a model with learned parameters"),
+            "ok",
             || {
                 fit_batched(
                     &LearnedMean::new(vec![0.1, 0.2]).unwrap(),

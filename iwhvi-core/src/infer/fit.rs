@@ -1301,9 +1301,10 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         result
     };
     if let Some(points) = &per_point {
-        // The per-point bound (minibatches with `M > 1`): one function of
-        // `[φ; ϑ]` differentiated whole on the guide's engine (the tape
-        // for a guide with a fused path, which computes the coupled bound).
+        // The per-point bound (minibatches with `M > 1`, or `M = 1` with a
+        // guide whose groups are per point): one function of `[φ; ϑ]`
+        // differentiated whole on the guide's engine (the tape for a guide
+        // with a fused path, which computes the coupled bound).
         let batcher = batcher.expect("the per-point bound is chosen only with batches");
         let batched = (p, batcher, points);
         return match engines.guide {
@@ -1455,16 +1456,24 @@ fn check_batch<Mo: Model, G: HierarchicalGuide>(
             "a minibatch has at most as many elements as the model's plate (N)",
         ));
     }
+    let plain = config.estimator == GradientEstimator::Reparameterized;
     if config.objective.m() == 1 {
-        return Ok((plate.len, None));
+        // A guide with per-point groups has its points' inner bounds
+        // scaled with the batch too (only the batch's groups evaluated);
+        // otherwise (or with another estimator) the guide's term is counted
+        // whole, which is also unbiased.
+        let points = PointGroups::new(model, guide, plate.len, true)
+            .ok()
+            .filter(|points| plain && points.has_point_groups());
+        return Ok((plate.len, points));
     }
-    let points = match PointGroups::new(model, guide, plate.len) {
+    let points = match PointGroups::new(model, guide, plate.len, false) {
         Ok(points) => points,
         // One batch of the whole plate: the ordinary (coupled) bound.
         Err(_) if b == plate.len => return Ok((plate.len, None)),
         Err(why) => return Err(refuse(why)),
     };
-    if config.estimator != GradientEstimator::Reparameterized {
+    if !plain {
         return Err(InputError::InvalidSetting {
             setting: "estimator",
             value: format!("{:?}", config.estimator),

@@ -36,28 +36,39 @@ use crate::model::Model;
 use crate::scalar::Scalar;
 use crate::subsample::Batch;
 
-/// Which of the guide's mixing groups belong to each point of the plate:
-/// the check that the model has no global latent and that the guide
-/// factorises per point.
+/// Which of the guide's mixing groups belong to each point of the plate
+/// and which are global: the check that the guide factorises per point
+/// (and, for `M > 1`, that the model has no global latent).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PointGroups {
     /// For each point `n`, its groups in order.
     of_point: Vec<Vec<usize>>,
+    /// The groups of the global latents (none when every latent is local).
+    global: Vec<usize>,
 }
 
+/// Why a model and guide do not factorise per point.
+const GLOBAL_LATENT: &str = "the per-point bound (minibatches with M > 1) needs every latent \
+     local to the plate (declared `for j` over it): with a global latent the logsumexp over \
+     outer samples couples the plate's elements, and the subsampled bound is biased; use M = 1 \
+     (ELBO, IWHVI) or no batches";
+
 impl PointGroups {
-    /// The groups of each of the plate's `n` points.
+    /// The groups of each of the plate's `n` points; with `allow_global`
+    /// (for `M = 1`) latents outside the plate and their groups are global,
+    /// without it a global latent is refused.
     ///
     /// # Errors
-    /// Why the model and guide do not factorise per point: a latent that
-    /// is not local to the plate (a global latent), a local latent of
-    /// another length than the plate, a guide without mixing groups, or
-    /// a group that spans two points (or has mixing coordinates but no
-    /// latents).
+    /// Why the model and guide do not factorise per point: a global latent
+    /// (without `allow_global`), a local latent of another length than the
+    /// plate, a guide without mixing groups, a group that spans two points
+    /// or a point and the global latents, or (without `allow_global`) a
+    /// group with mixing coordinates but no latents.
     pub(crate) fn new<Mo: Model, G: HierarchicalGuide>(
         model: &Mo,
         guide: &G,
         n: usize,
+        allow_global: bool,
     ) -> Result<Self, &'static str> {
         let layout = model.layout();
         let local = model.local_latents();
@@ -76,13 +87,8 @@ impl PointGroups {
                 owner[at] = Some(k);
             }
         }
-        if owner.iter().any(Option::is_none) {
-            return Err(
-                "the per-point bound (minibatches with M > 1) needs every latent local to the \
-                 plate (declared `for j` over it): with a global latent the logsumexp over \
-                 outer samples couples the plate's elements, and the subsampled bound is biased; \
-                 use M = 1 (ELBO, IWHVI) or no batches",
-            );
+        if !allow_global && owner.iter().any(Option::is_none) {
+            return Err(GLOBAL_LATENT);
         }
         let Some(groups) = guide.mixing_groups() else {
             return Err(
@@ -92,34 +98,47 @@ impl PointGroups {
             );
         };
         let mut of_point = vec![Vec::new(); n];
+        let mut global = Vec::new();
         for (g, group) in groups.groups().iter().enumerate() {
             let Some(&first) = group.latents.first() else {
                 if group.psi.is_empty() {
                     continue;
                 }
-                return Err(
-                    "a mixing group of the guide has mixing coordinates but no latents: \
-                     it belongs to no point of the plate",
-                );
+                if !allow_global {
+                    return Err("a mixing group of the guide has mixing coordinates but no \
+                         latents: it belongs to no point of the plate");
+                }
+                global.push(g);
+                continue;
             };
             let point = owner[first];
             if group.latents.iter().any(|&i| owner[i] != point) {
                 return Err(
                     "a mixing group of the guide holds latents of two points of the \
-                     plate: the guide does not factorise per point",
+                     plate, or of a point and the global latents: the guide does not factorise \
+                     per point",
                 );
             }
-            // Every latent is local (checked above).
-            of_point[point.unwrap_or(0)].push(g);
+            match point {
+                Some(point) => of_point[point].push(g),
+                None => global.push(g),
+            }
         }
-        Ok(Self { of_point })
+        Ok(Self { of_point, global })
     }
 
-    /// The groups of the batch's points, in batch order, and where each
-    /// point's groups end in that list.
+    /// True when some group belongs to a point (else the per-point form
+    /// is the ordinary bound with every group counted whole).
+    pub(crate) fn has_point_groups(&self) -> bool {
+        self.of_point.iter().any(|groups| !groups.is_empty())
+    }
+
+    /// The global groups, then the groups of the batch's points in batch
+    /// order, and where the global ones and each point's end in that list.
     fn of_batch(&self, batch: &Batch<'_>) -> (Vec<usize>, Vec<usize>) {
-        let mut groups = Vec::new();
-        let mut ends = Vec::with_capacity(batch.len());
+        let mut groups = self.global.clone();
+        let mut ends = Vec::with_capacity(batch.len() + 1);
+        ends.push(groups.len());
         for &n in batch.indices() {
             groups.extend_from_slice(&self.of_point[n]);
             ends.push(groups.len());
@@ -131,7 +150,14 @@ impl PointGroups {
 /// The per-point bound on one step's batch, as a function of the joint
 /// vector `[φ; ϑ]` (the guide's parameters, then the model's learned ones
 /// in unconstrained coordinates):
-/// `log c + (N / b) Σ_{n ∈ B} [logsumexp_m (log p(x_n, z_{n,m}) − U_K^(n)) − log M]`.
+///
+/// ```text
+/// log p(g) − U_K^(g) + (N / b) Σ_{n ∈ B} [logsumexp_m (log p(x_n, z_{n,m} | g) − U_K^(n)) − log M],
+/// ```
+///
+/// the global part (`log p(g)` the model's terms outside the plate,
+/// `U_K^(g)` the global groups' inner bound) from the first outer draw:
+/// with global latents only `M = 1` is unbiased ([`PointGroups::new`]).
 pub(crate) struct PerPointObjective<'a, Mo, G> {
     pub(crate) model: &'a Mo,
     pub(crate) guide: &'a G,
@@ -161,17 +187,22 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, M
             let terms =
                 self.model
                     .log_joint_points(theta, u, noise.prior_noise(m), batch, &mut points);
-            if m == 0 {
-                global = terms;
-            }
             let mut rows = buffers.rows().iter();
             let mut start = 0;
-            for (i, &end) in ends.iter().enumerate() {
+            let mut sums = ends.iter().map(|&end| {
                 let mut log_q = zero;
                 for row in rows.by_ref().take(end - start) {
                     log_q += upper(row);
                 }
                 start = end;
+                log_q
+            });
+            // Cannot fail: `ends` starts with the global groups' end.
+            let global_log_q = sums.next().unwrap_or(zero);
+            if m == 0 {
+                global = terms - global_log_q;
+            }
+            for (i, log_q) in sums.enumerate() {
                 log_w[i * outer + m] = points[i] - log_q;
             }
         }

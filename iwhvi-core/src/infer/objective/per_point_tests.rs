@@ -109,7 +109,7 @@ fn per_point(
     batch: Batch<'_>,
     joint: &[f64],
 ) -> f64 {
-    let points = PointGroups::new(model, guide, model.x.len()).unwrap();
+    let points = PointGroups::new(model, guide, model.x.len(), false).unwrap();
     let objective = PerPointObjective {
         model,
         guide,
@@ -183,27 +183,37 @@ fn the_per_point_bound_is_below_log_evidence_and_above_the_coupled_bound() {
 
 /// Over `draws` steps' noise and batches of `b` (the fit's sampler), the
 /// per-point bound and its gradient on the batch with its terms scaled by
-/// `scale(b)` instead of `N / b`, minus the full-data ones on the same
-/// noise.
-fn minibatch_differences(b: usize, scale: f64, draws: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
+/// `scale` instead of `N / b`, minus the full-data ones on the same noise;
+/// with `global`, a global latent in the model and its own group in the
+/// guide, and `M = 1`.
+fn minibatch_differences(
+    b: usize,
+    scale: f64,
+    draws: usize,
+    global: bool,
+) -> (Vec<f64>, Vec<Vec<f64>>) {
     let n = 6;
-    let (model, guide) = (Local::new(n), Blocks::new(n, true));
-    let joint = joint(n, model.mu);
-    let points = PointGroups::new(&model, &guide, n).unwrap();
+    let mut model = Local::new(n);
+    model.global = global;
+    let guide = Blocks::new(n + usize::from(global), true);
+    let mut joint = rough_params(n + usize::from(global));
+    joint.push(model.mu);
+    let points = PointGroups::new(&model, &guide, n, global).unwrap();
     let all: Vec<usize> = (0..n).collect();
     let mut batcher = Batcher::new(n, b, 5);
     let mut rng = StdRng::seed_from_u64(23);
     let engine = ForwardEngine::<8>::new();
+    let objective = Diwhvi::new(if global { 1 } else { 3 }, 2);
     let (mut values, mut gradients) = (Vec::new(), Vec::new());
     for _ in 0..draws {
-        let noise = StepNoise::draw(&guide, Diwhvi::new(3, 2), &mut rng);
+        let noise = StepNoise::draw(&guide, objective, &mut rng);
         let objective = |batch| PerPointObjective {
             model: &model,
             guide: &guide,
             noise: &noise,
             batch,
             points: &points,
-            guide_params: 6 * n,
+            guide_params: joint.len() - 1,
         };
         let (mut batched, mut full) = (vec![0.0; joint.len()], vec![0.0; joint.len()]);
         let indices = batcher.next_batch().indices().to_vec();
@@ -220,10 +230,11 @@ fn minibatch_differences(b: usize, scale: f64, draws: usize) -> (Vec<f64>, Vec<V
     (values, gradients)
 }
 
-#[test]
-fn the_minibatch_per_point_bound_is_unbiased_and_a_wrong_scale_is_detected() {
+/// The minibatch differences centred at 0 within 3 SE (value and every
+/// gradient coordinate), and with a wrong scale rejected.
+fn check_unbiased_with_power(global: bool) {
     let (b, draws) = (2, 3000);
-    let (values, gradients) = minibatch_differences(b, 3.0, draws);
+    let (values, gradients) = minibatch_differences(b, 3.0, draws, global);
     let (mean, se) = mean_se(&values);
     assert!(mean.abs() < 3.0 * se, "bound: {mean} ± {se}");
     // Every coordinate's gradient: a point's parameters (and μ) move with
@@ -234,7 +245,7 @@ fn the_minibatch_per_point_bound_is_unbiased_and_a_wrong_scale_is_detected() {
         assert!(mean.abs() < 3.0 * se + 1e-12, "gradient {i}: {mean} ± {se}");
     }
     // Power: the scale N / (b + 1) is rejected by the same test.
-    let (wrong, wrong_gradients) = minibatch_differences(b, 2.0, draws);
+    let (wrong, wrong_gradients) = minibatch_differences(b, 2.0, draws, global);
     let (mean, se) = mean_se(&wrong);
     assert!(
         mean.abs() > 3.0 * se,
@@ -249,12 +260,51 @@ fn the_minibatch_per_point_bound_is_unbiased_and_a_wrong_scale_is_detected() {
 }
 
 #[test]
+fn the_minibatch_per_point_bound_is_unbiased_and_a_wrong_scale_is_detected() {
+    check_unbiased_with_power(false);
+}
+
+#[test]
+fn with_m_1_and_a_global_latent_the_points_inner_bounds_scale_without_bias() {
+    check_unbiased_with_power(true);
+    // On all the points with scale 1 it is the ordinary bound.
+    let n = 4;
+    let mut model = Local::new(n);
+    model.global = true;
+    let guide = Blocks::new(n + 1, true);
+    let points = PointGroups::new(&model, &guide, n, true).unwrap();
+    assert!(points.has_point_groups());
+    assert!(PointGroups::new(&model, &guide, n, false).is_err());
+    let mut joint = rough_params(n + 1);
+    joint.push(model.mu);
+    let all: Vec<usize> = (0..n).collect();
+    let mut rng = StdRng::seed_from_u64(41);
+    for k in [0, 3] {
+        let noise = StepNoise::draw(&guide, Diwhvi::new(1, k), &mut rng);
+        let ordinary = DiwhviObjective::new(&model, &guide, &noise).eval(&joint[..6 * (n + 1)]);
+        let value = PerPointObjective {
+            model: &model,
+            guide: &guide,
+            noise: &noise,
+            batch: Batch::with_scale(&all, 1.0),
+            points: &points,
+            guide_params: 6 * (n + 1),
+        }
+        .eval(&joint);
+        assert!(
+            (value - ordinary).abs() < 1e-12,
+            "K = {k}: {value} vs {ordinary}"
+        );
+    }
+}
+
+#[test]
 fn the_per_point_gradient_matches_finite_differences_on_both_engines() {
     let n = 3;
     let (model, guide) = (Local::new(n), Blocks::new(n, true));
     let joint = joint(n, model.mu);
     let noise = StepNoise::draw(&guide, Diwhvi::new(4, 3), &mut StdRng::seed_from_u64(9));
-    let points = PointGroups::new(&model, &guide, n).unwrap();
+    let points = PointGroups::new(&model, &guide, n, false).unwrap();
     let indices = [0, 2];
     let objective = PerPointObjective {
         model: &model,
