@@ -1301,21 +1301,9 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         result
     };
     if let Some(points) = &per_point {
-        // The per-point bound (minibatches with `M > 1`, or `M = 1` with a
-        // guide whose groups are per point): one function of `[φ; ϑ]`
-        // differentiated whole on the guide's engine (the tape for a guide
-        // with a fused path, which computes the coupled bound).
         let batcher = batcher.expect("the per-point bound is chosen only with batches");
-        let batched = (p, batcher, points);
-        return match engines.guide {
-            EngineChoice::Forward { .. } => {
-                let forward = ForwardEngine::<16>::new().with_parallelism(parallelism);
-                per_point_fit(model, guide, &forward, batched, run)
-            }
-            EngineChoice::Tape | EngineChoice::Fused => {
-                per_point_fit(model, guide, &TapeEngine, batched, run)
-            }
-        };
+        let engine = (engines.guide, parallelism);
+        return per_point_fit(model, guide, engine, (p, batcher, points), run);
     }
     match engines.guide {
         EngineChoice::Fused => {
@@ -1412,9 +1400,31 @@ fn generic_fit<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
     })
 }
 
-/// The fit on the per-point bound ([`PerPointObjective`]): each step's
-/// batch of points, the bound's gradient in `[φ; ϑ]` on `engine`.
-fn per_point_fit<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
+/// The fit on the per-point bound ([`PerPointObjective`]; minibatches
+/// with `M > 1`, or `M = 1` with a guide whose groups are per point): one
+/// function of `[φ; ϑ]` differentiated whole on the guide's engine (the
+/// tape for a guide with a fused path, which computes the coupled bound).
+fn per_point_fit<Mo: Model, G: HierarchicalGuide>(
+    model: &Mo,
+    guide: &G,
+    (choice, parallelism): (EngineChoice, Parallelism),
+    batched: (usize, Batcher, &PointGroups),
+    run: impl FnOnce(&mut StepFn<'_>) -> Result<Fit, FitError>,
+) -> Result<Fit, FitError> {
+    match choice {
+        EngineChoice::Forward { .. } => {
+            let forward = ForwardEngine::<16>::new().with_parallelism(parallelism);
+            per_point_run(model, guide, &forward, batched, run)
+        }
+        EngineChoice::Tape | EngineChoice::Fused => {
+            per_point_run(model, guide, &TapeEngine, batched, run)
+        }
+    }
+}
+
+/// [`per_point_fit`] on `engine`: each step's batch of points, the
+/// bound's gradient in `[φ; ϑ]`.
+fn per_point_run<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
     model: &Mo,
     guide: &G,
     engine: &E,
