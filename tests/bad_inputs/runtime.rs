@@ -757,6 +757,17 @@ fn objective_and_fit_settings() {
 
 /// Two plates of different lengths: which one a batch takes is not
 /// defined.
+/// Every latent local to the plate (`z[i]` read at its point alone).
+#[variational]
+struct AllLocal {
+    #[data]
+    sigma: Vec<f64>,
+    #[latent(Normal(0.0, 1.0), len = sigma.len())]
+    z: Vec<f64>,
+    #[observe(Normal(z[i], sigma[i]), for i)]
+    y: Vec<f64>,
+}
+
 #[variational]
 struct TwoPlates {
     #[latent(Normal(0.0, 1.0))]
@@ -818,9 +829,23 @@ fn minibatch_settings() {
             || fit_batched(&regression4(), Diwhvi::elbo(), 5),
         ),
         case(
-            "fit: a batch with M > 1",
-            refused("2", "minibatches need M = 1"),
+            "fit: a batch with M > 1 and global latents",
+            refused(
+                "2",
+                "the per-point bound (minibatches with M > 1) needs every latent local",
+            ),
             || fit_batched(&regression4(), Diwhvi::iwae(3), 2),
+        ),
+        case(
+            "fit: a batch with M > 1, every latent local, a guide without per-point groups",
+            refused(
+                "2",
+                "the per-point bound (minibatches with M > 1) needs a guide that factorises per point",
+            ),
+            || {
+                let model = AllLocal::new(vec![1.0; 4], vec![0.1, 0.2, 0.3, 0.4]).unwrap();
+                fit_batched(&model, Diwhvi::iwae(3), 2)
+            },
         ),
         case(
             "fit: a batch of a hand-written model without log_joint_subset",
@@ -837,7 +862,7 @@ fn minibatch_settings() {
         ),
         case(
             "fit: a batch of a model with learned parameters",
-            refused("1", "minibatches of a model with learned parameters"),
+            "ok",
             || {
                 fit_batched(
                     &LearnedMean::new(vec![0.1, 0.2]).unwrap(),

@@ -12,6 +12,7 @@ mod learned_matrix;
 mod learned_params;
 mod local_modes;
 mod minibatch;
+mod minibatch_local;
 mod posteriordb_models;
 mod semi_implicit_prior;
 mod varying_slopes;

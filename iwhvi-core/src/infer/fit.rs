@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 
 /// Re-exported here because [`FitConfig::parallelism`] takes it.
 pub use crate::gradient::Parallelism;
-use crate::gradient::{ForwardEngine, GradientEngine};
+use crate::gradient::{Differentiable, ForwardEngine, GradientEngine};
 use crate::guide::{HierarchicalGuide, Workspace};
 use crate::infer::minibatch::{Batcher, Subsampled};
 /// Re-exported here because [`FitError::Input`] holds it.
@@ -27,10 +27,11 @@ use crate::model::{InvalidTerm, Latents, Layout, LayoutError, Model};
 /// Re-exported here because [`FitConfig::estimator`] takes it.
 pub use crate::objective::GradientEstimator;
 use crate::objective::{
-    Diwhvi, Estimate, GenericEngines, ObjectiveError, StepNoise, estimate_bound_within,
-    split_engines_value_and_gradient_theta,
+    Diwhvi, Estimate, GenericEngines, ObjectiveError, PerPointObjective, PointGroups, StepNoise,
+    estimate_bound_within, split_engines_value_and_gradient_theta,
 };
 use crate::optim::Optimizer;
+use crate::subsample::Batch;
 use crate::tape::TapeEngine;
 
 /// How to fit: the objective, how long, and when to stop.
@@ -713,9 +714,28 @@ impl FitConfig {
     /// subsampled ([`Model::subsample_plate`] is `Err`: hand-written
     /// models by default, `#[variational]` models with learned parameters,
     /// semi-implicit priors, no plate, or two plates of different lengths);
-    /// `b > N`; `M > 1` with `b < N` (the logsumexp over outer samples
-    /// couples the plate's elements, so the subsampled bound is a biased
-    /// estimate of the full one).
+    /// `b > N`; `M > 1` with `b < N` unless every latent is local to the
+    /// plate ([`Model::local_latents`]) and the guide factorises per point
+    /// ([`HierarchicalGuide::mixing_groups`]): with a global latent the
+    /// logsumexp over outer samples couples the plate's elements, and the
+    /// subsampled bound is a biased estimate of the full one.
+    ///
+    /// **`M > 1` with every latent local** (a VAE): the fit maximises the
+    /// per-point bound
+    ///
+    /// ```text
+    /// L = log c + Σ_n [logsumexp_m (log p(x_n, z_{n,m}) − U_K^(n)(z_{n,m})) − log M]
+    /// ```
+    ///
+    /// (`c` the terms outside the plate), each step its batch's terms
+    /// scaled by `N / b` (unbiased), only the batch's mixing groups
+    /// evaluated; [`Fit::full_bound`] is `L` on all the points. It is
+    /// `≤ log p(x)` in expectation (each term is point `n`'s own DIWHVI
+    /// bound) and at least the coupled bound `logsumexp_m Σ_n (…) − log M`
+    /// in expectation (it averages over every choice of one draw per
+    /// point). It runs on the generic path (the tape for a guide with a
+    /// fused one) with [`GradientEstimator::Reparameterized`]; other
+    /// estimators are refused (`setting = "estimator"`).
     ///
     /// ```
     /// use iwhvi_core::fit::FitConfig;
@@ -1236,10 +1256,13 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         }
         .into());
     }
-    let batcher = config
-        .batch_size
-        .map(|b| check_batch(model, config.objective, b).map(|n| Batcher::new(n, b, config.seed)))
-        .transpose()?;
+    let (batcher, per_point) = match config.batch_size {
+        None => (None, None),
+        Some(b) => {
+            let (n, points) = check_batch(model, guide, config, b)?;
+            (Some(Batcher::new(n, b, config.seed)), points)
+        }
+    };
     let p = initial.len();
     let engines = config.engine.step_engines(guide);
     check_size(
@@ -1269,11 +1292,19 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         }
         if config.batch_size.is_some() {
             if let Ok(fit) = &mut result {
-                fit.full_bound = Some(full_data_bound(model, guide, config, fit)?);
+                fit.full_bound = Some(match &per_point {
+                    None => full_data_bound(model, guide, config, fit)?,
+                    Some(points) => per_point_full_bound(model, guide, config, points, fit)?,
+                });
             }
         }
         result
     };
+    if let Some(points) = &per_point {
+        let batcher = batcher.expect("the per-point bound is chosen only with batches");
+        let engine = (engines.guide, parallelism);
+        return per_point_fit(model, guide, engine, (p, batcher, points), run);
+    }
     match engines.guide {
         EngineChoice::Fused => {
             // Cannot fail: `step_engines` returns `Fused` only when
@@ -1369,9 +1400,60 @@ fn generic_fit<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
     })
 }
 
-/// The plate's length `N` for a minibatch fit with batches of `b`, or why
-/// the model, the batch size and the objective cannot go together.
-fn check_batch<Mo: Model>(model: &Mo, objective: Diwhvi, b: usize) -> Result<usize, InputError> {
+/// The fit on the per-point bound ([`PerPointObjective`]; minibatches
+/// with `M > 1`, or `M = 1` with a guide whose groups are per point): one
+/// function of `[φ; ϑ]` differentiated whole on the guide's engine (the
+/// tape for a guide with a fused path, which computes the coupled bound).
+fn per_point_fit<Mo: Model, G: HierarchicalGuide>(
+    model: &Mo,
+    guide: &G,
+    (choice, parallelism): (EngineChoice, Parallelism),
+    batched: (usize, Batcher, &PointGroups),
+    run: impl FnOnce(&mut StepFn<'_>) -> Result<Fit, FitError>,
+) -> Result<Fit, FitError> {
+    match choice {
+        EngineChoice::Forward { .. } => {
+            let forward = ForwardEngine::<16>::new().with_parallelism(parallelism);
+            per_point_run(model, guide, &forward, batched, run)
+        }
+        EngineChoice::Tape | EngineChoice::Fused => {
+            per_point_run(model, guide, &TapeEngine, batched, run)
+        }
+    }
+}
+
+/// [`per_point_fit`] on `engine`: each step's batch of points, the
+/// bound's gradient in `[φ; ϑ]`.
+fn per_point_run<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
+    model: &Mo,
+    guide: &G,
+    engine: &E,
+    (p, mut batcher, points): (usize, Batcher, &PointGroups),
+    run: impl FnOnce(&mut StepFn<'_>) -> Result<Fit, FitError>,
+) -> Result<Fit, FitError> {
+    run(&mut |joint, noise, gradient| {
+        let objective = PerPointObjective {
+            model,
+            guide,
+            noise,
+            batch: batcher.next_batch(),
+            points,
+            guide_params: p,
+        };
+        Ok(engine.value_and_gradient_into(&objective, joint, gradient))
+    })
+}
+
+/// The plate's length `N` for a minibatch fit with batches of `b`, and
+/// the points' groups when the fit runs on the per-point bound (`M > 1`,
+/// every latent local, a guide that factorises per point), or why the
+/// model, the guide, the batch size and the objective cannot go together.
+fn check_batch<Mo: Model, G: HierarchicalGuide>(
+    model: &Mo,
+    guide: &G,
+    config: &FitConfig,
+    b: usize,
+) -> Result<(usize, Option<PointGroups>), InputError> {
     let refuse = |requirement| InputError::InvalidSetting {
         setting: "batch_size",
         value: b.to_string(),
@@ -1384,13 +1466,65 @@ fn check_batch<Mo: Model>(model: &Mo, objective: Diwhvi, b: usize) -> Result<usi
             "a minibatch has at most as many elements as the model's plate (N)",
         ));
     }
-    if objective.m() > 1 && b < plate.len {
-        return Err(refuse(
-            "minibatches need M = 1: with M > 1 the logsumexp over outer samples couples the \
-             plate's elements, and the subsampled bound is a biased estimate of the full one",
-        ));
+    let plain = config.estimator == GradientEstimator::Reparameterized;
+    if config.objective.m() == 1 {
+        // A guide with per-point groups has its points' inner bounds
+        // scaled with the batch too (only the batch's groups evaluated);
+        // otherwise (or with another estimator) the guide's term is counted
+        // whole, which is also unbiased.
+        let points = PointGroups::new(model, guide, plate.len, true)
+            .ok()
+            .filter(|points| plain && points.has_point_groups());
+        return Ok((plate.len, points));
     }
-    Ok(plate.len)
+    let points = match PointGroups::new(model, guide, plate.len, false) {
+        Ok(points) => points,
+        // One batch of the whole plate: the ordinary (coupled) bound.
+        Err(_) if b == plate.len => return Ok((plate.len, None)),
+        Err(why) => return Err(refuse(why)),
+    };
+    if !plain {
+        return Err(InputError::InvalidSetting {
+            setting: "estimator",
+            value: format!("{:?}", config.estimator),
+            requirement: "the per-point bound (minibatches with M > 1) has the plain \
+                 reparameterized gradient only (GradientEstimator::Reparameterized)",
+        });
+    }
+    Ok((plate.len, Some(points)))
+}
+
+/// [`Fit::full_bound`] of a fit on the per-point bound: the bound on all
+/// the points (scale 1) at the fit's last parameters, over
+/// [`FULL_BOUND_REPLICATES`] draws of fresh noise.
+fn per_point_full_bound<Mo: Model, G: HierarchicalGuide>(
+    model: &Mo,
+    guide: &G,
+    config: &FitConfig,
+    points: &PointGroups,
+    fit: &Fit,
+) -> Result<Estimate, FitError> {
+    let mut rng = StdRng::seed_from_u64(config.seed ^ 0x0066_756C_6C5F_626E);
+    let mut noise = StepNoise::try_new(guide, config.objective, config.memory_budget)?
+        .try_with_prior_noise(model.prior_noise_dim(), config.memory_budget)?;
+    let all: Vec<usize> = (0..model.subsample_plate().map_or(0, |plate| plate.len)).collect();
+    let mut joint = fit.params.clone();
+    joint.extend_from_slice(&fit.theta);
+    let values: Vec<f64> = (0..FULL_BOUND_REPLICATES)
+        .map(|_| {
+            noise.redraw(&mut rng);
+            PerPointObjective {
+                model,
+                guide,
+                noise: &noise,
+                batch: Batch::with_scale(&all, 1.0),
+                points,
+                guide_params: fit.params.len(),
+            }
+            .eval(&joint)
+        })
+        .collect();
+    Ok(Estimate::from_values(&values))
 }
 
 /// [`Fit::full_bound`]: the fit's objective on the full data at its last

@@ -411,6 +411,104 @@ pub trait Model: Sync {
         let _ = batch;
         self.log_joint_theta_with_noise(theta, u, noise)
     }
+
+    /// The latents local to the plate of [`Model::subsample_plate`]
+    /// (names of vector latents `z[j]` declared `for j` over the plate):
+    /// element `n` of the plate owns coordinate `n` of each one's block of
+    /// `u`, and every term that reads it (its prior and Jacobian, the
+    /// plate's likelihood terms of `n`, other local latents' priors at `n`)
+    /// is a plate term of `n` in [`Model::log_joint_subset`], counted only
+    /// for the batch's elements and scaled by `N / b` with them:
+    ///
+    /// ```text
+    /// log p̂ = log p(g) + (N / b) Σ_{n ∈ B} [log p(z_n | g) + log p(x_n | z_n, g)].
+    /// ```
+    ///
+    /// The default is none (every latent global, its terms counted whole).
+    /// A minibatch fit with `M > 1` needs every latent local
+    /// ([`FitConfig::batch_size`](crate::fit::FitConfig::batch_size)).
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::transforms::Transform;
+    ///
+    /// struct Plain;
+    /// impl Model for Plain {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         -u[0].square() * 0.5
+    ///     }
+    /// }
+    /// assert!(Plain.local_latents().is_empty());
+    /// ```
+    fn local_latents(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The log joint on a batch split by element: returns the global terms
+    /// `log p(g)` and writes into `points[i]` the plate terms of the
+    /// batch's `i`-th element `n`, unscaled
+    /// (`log p(z_n | g) + log p(x_n | z_n, g)` for a model with
+    /// [`Model::local_latents`]), so that
+    /// `log_joint_subset = global + batch.scale() · Σ_i points[i]` up to
+    /// rounding. `points` has `batch.len()` entries. The default calls
+    /// [`Model::log_joint_subset`] once on the empty batch and once per
+    /// element (scale 1), subtracting the global part.
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::subsample::{Batch, SubsamplePlate};
+    /// use iwhvi_core::transforms::Transform;
+    ///
+    /// /// z_n ~ N(0, 1), y_n ~ N(z_n, 1): every latent local.
+    /// struct Local { y: Vec<f64> }
+    /// impl Model for Local {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::vector("z", self.y.len(), Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         let all: Vec<usize> = (0..self.y.len()).collect();
+    ///         self.log_joint_subset(&[], u, &[], &Batch::new(&all, self.y.len()))
+    ///     }
+    ///     fn subsample_plate(&self) -> Result<SubsamplePlate, &'static str> {
+    ///         Ok(SubsamplePlate { observed: vec!["y".into()], len: self.y.len() })
+    ///     }
+    ///     fn local_latents(&self) -> Vec<String> {
+    ///         vec!["z".into()]
+    ///     }
+    ///     fn log_joint_subset<T: Scalar>(&self, _: &[T], u: &[T], _: &[f64], batch: &Batch<'_>) -> T {
+    ///         let mut plate = T::constant(0.0);
+    ///         for &n in batch.indices() {
+    ///             plate += -u[n].square() * 0.5 - (T::constant(self.y[n]) - u[n]).square() * 0.5;
+    ///         }
+    ///         plate * batch.scale()
+    ///     }
+    /// }
+    /// let model = Local { y: vec![1.0, 3.0] };
+    /// let mut points = [0.0; 2];
+    /// let global = model.log_joint_points(&[], &[0.0, 1.0], &[], &Batch::new(&[0, 1], 2), &mut points);
+    /// assert_eq!((global, points), (0.0, [-0.5, -2.5]));
+    /// ```
+    fn log_joint_points<T: Scalar>(
+        &self,
+        theta: &[T],
+        u: &[T],
+        noise: &[f64],
+        batch: &crate::subsample::Batch<'_>,
+        points: &mut [T],
+    ) -> T {
+        use crate::subsample::Batch;
+        let global = self.log_joint_subset(theta, u, noise, &Batch::with_scale(&[], 1.0));
+        for (point, n) in points.iter_mut().zip(batch.indices()) {
+            let one = Batch::with_scale(std::slice::from_ref(n), 1.0);
+            *point = self.log_joint_subset(theta, u, noise, &one) - global;
+        }
+        global
+    }
 }
 
 /// What a model declares about one latent: its name, its (constrained)

@@ -94,6 +94,20 @@ impl<'a> Batch<'a> {
         Some(Self::unchecked(indices, n))
     }
 
+    /// The subset `indices` with its terms scaled by `scale` instead of
+    /// `N / b`: `scale = 1` gives the batch's plate terms unscaled (what
+    /// the default [`Model::log_joint_points`](crate::model::Model::log_joint_points)
+    /// reads one element at a time).
+    ///
+    /// ```
+    /// use iwhvi_core::subsample::Batch;
+    /// let one = Batch::with_scale(&[4], 1.0);
+    /// assert_eq!((one.len(), one.scale()), (1, 1.0));
+    /// ```
+    pub fn with_scale(indices: &'a [usize], scale: f64) -> Self {
+        Self { indices, scale }
+    }
+
     fn unchecked(indices: &'a [usize], n: usize) -> Self {
         let scale = if indices.is_empty() {
             1.0

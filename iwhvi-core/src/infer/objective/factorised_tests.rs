@@ -24,14 +24,14 @@ use crate::transforms::Transform;
 /// coordinate `ψ_b ~ N(0, 1)`: `q(u_b | ψ_b) = N(c_b + a_b ψ_b, s_b²)`,
 /// `τ(ψ_b | u) = N(r_b u_b + t_b, ρ_b²)`. Parameters, a block of `n` each:
 /// `c, a, log s` (the guide), then `r, t, log ρ` (the reverse model).
-struct Blocks {
+pub(super) struct Blocks {
     n: usize,
     groups: Option<MixingGroups>,
 }
 
 impl Blocks {
     /// With one mixing group per block when `grouped`.
-    fn new(n: usize, grouped: bool) -> Self {
+    pub(super) fn new(n: usize, grouped: bool) -> Self {
         let groups = grouped.then(|| {
             let groups = (0..n)
                 .map(|b| MixingGroup {
@@ -252,7 +252,7 @@ fn model(n: usize) -> LinearGaussian {
 }
 
 /// Parameters away from any optimum, different per block.
-fn rough_params(n: usize) -> Vec<f64> {
+pub(super) fn rough_params(n: usize) -> Vec<f64> {
     (0..6 * n)
         .map(|i| 0.37 * ((i * 7 + 3) as f64).sin() - 0.1)
         .collect()

@@ -33,6 +33,9 @@ mod estimators;
 mod factorised_tests;
 pub mod fused;
 mod noise;
+mod per_point;
+#[cfg(test)]
+mod per_point_tests;
 mod weights;
 
 pub use bound::{Diwhvi, DiwhviObjective};
@@ -49,3 +52,4 @@ pub use estimators::{
     value_and_gradient_with_theta,
 };
 pub use noise::StepNoise;
+pub(crate) use per_point::{PerPointObjective, PointGroups};

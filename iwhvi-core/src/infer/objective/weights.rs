@@ -168,6 +168,31 @@ impl<T: Scalar> Buffers<T> {
         m: usize,
         stop: Stop,
     ) {
+        self.weights.clear();
+        self.ends.clear();
+        if guide.mixing_dim() == 0 {
+            let Self {
+                u,
+                workspace,
+                stopped,
+                weights,
+                ends,
+                ..
+            } = self;
+            let (p, ws) = copy(params, workspace, stopped, stop.reads(0).conditional);
+            weights.push(guide.log_conditional(p, &[], u, ws));
+            ends.push(weights.len());
+            return;
+        }
+        self.prepare_reverse(guide, params);
+        if let Some(groups) = guide.mixing_groups() {
+            self.weights
+                .reserve(groups.len() * (noise.objective().k() + 1));
+            for n in 0..groups.len() {
+                self.push_group(guide, params, noise, (m, n), stop);
+            }
+            return;
+        }
         let Self {
             psi0,
             psi,
@@ -177,43 +202,6 @@ impl<T: Scalar> Buffers<T> {
             weights,
             ends,
         } = self;
-        weights.clear();
-        ends.clear();
-        if guide.mixing_dim() == 0 {
-            let (p, ws) = copy(params, workspace, stopped, stop.reads(0).conditional);
-            weights.push(guide.log_conditional(p, &[], u, ws));
-            ends.push(weights.len());
-            return;
-        }
-        guide.prepare_reverse(params, u, workspace);
-        if let Some(stopped) = stopped {
-            guide.prepare_reverse(&stopped.params, u, &mut stopped.workspace);
-        }
-        if let Some(groups) = guide.mixing_groups() {
-            weights.reserve(groups.len() * (noise.objective().k() + 1));
-            let reads = stop.reads(0);
-            for (n, group) in groups.groups().iter().enumerate() {
-                let psi0 = &psi0[group.psi.clone()];
-                if group.psi.is_empty() {
-                    // No mixing coordinates: the exact density, once.
-                    let (p, ws) = copy(params, workspace, stopped, reads.conditional);
-                    weights.push(guide.log_conditional_group(p, n, &[], u, ws));
-                    ends.push(weights.len());
-                    continue;
-                }
-                let at = Group { guide, index: n };
-                weights.push(at.weight(params, psi0, u, workspace, stopped, reads));
-                let psi = &mut psi[group.psi.clone()];
-                for k in 0..noise.objective().k() {
-                    let noise = &noise.reverse(m, k)[group.reverse_noise.clone()];
-                    guide.sample_reverse_group(params, n, u, noise, psi, workspace);
-                    let reads = stop.reads(k + 1);
-                    weights.push(at.weight(params, psi, u, workspace, stopped, reads));
-                }
-                ends.push(weights.len());
-            }
-            return;
-        }
         weights.reserve(noise.objective().k() + 1);
         let reads = stop.reads(0);
         weights.push(weight(guide, params, psi0, u, workspace, stopped, reads));
@@ -221,6 +209,82 @@ impl<T: Scalar> Buffers<T> {
             guide.sample_reverse(params, u, noise.reverse(m, k), psi, workspace);
             let reads = stop.reads(k + 1);
             weights.push(weight(guide, params, psi, u, workspace, stopped, reads));
+        }
+        ends.push(weights.len());
+    }
+
+    /// The rows of the groups `which` alone (in that order) for the
+    /// current `u`, with the bound's own weights (no stopped densities):
+    /// the per-point objective's, which reads only a batch's groups.
+    /// The guide must report [`MixingGroups`](crate::guide::MixingGroups).
+    pub(super) fn group_weights<G: HierarchicalGuide>(
+        &mut self,
+        guide: &G,
+        params: &[T],
+        noise: &StepNoise,
+        m: usize,
+        which: &[usize],
+    ) {
+        self.weights.clear();
+        self.ends.clear();
+        if guide.mixing_dim() > 0 {
+            self.prepare_reverse(guide, params);
+        }
+        for &n in which {
+            self.push_group(guide, params, noise, (m, n), Stop::Nothing);
+        }
+    }
+
+    /// The reverse model's preparation for the current `u`, on both
+    /// parameter copies.
+    fn prepare_reverse<G: HierarchicalGuide>(&mut self, guide: &G, params: &[T]) {
+        guide.prepare_reverse(params, &self.u, &mut self.workspace);
+        if let Some(stopped) = &mut self.stopped {
+            guide.prepare_reverse(&stopped.params, &self.u, &mut stopped.workspace);
+        }
+    }
+
+    /// Group `n`'s row `w_{n,0} … w_{n,K}` of outer draw `m` (one exact
+    /// weight for a group without mixing coordinates).
+    fn push_group<G: HierarchicalGuide>(
+        &mut self,
+        guide: &G,
+        params: &[T],
+        noise: &StepNoise,
+        (m, n): (usize, usize),
+        stop: Stop,
+    ) {
+        let Self {
+            psi0,
+            psi,
+            u,
+            workspace,
+            stopped,
+            weights,
+            ends,
+        } = self;
+        // Cannot fail: called only for a guide that reports its groups.
+        let group = &guide
+            .mixing_groups()
+            .expect("group weights are asked only of a guide with mixing groups")
+            .groups()[n];
+        let reads = stop.reads(0);
+        let psi0 = &psi0[group.psi.clone()];
+        if group.psi.is_empty() {
+            // No mixing coordinates: the exact density, once.
+            let (p, ws) = copy(params, workspace, stopped, reads.conditional);
+            weights.push(guide.log_conditional_group(p, n, &[], u, ws));
+            ends.push(weights.len());
+            return;
+        }
+        let at = Group { guide, index: n };
+        weights.push(at.weight(params, psi0, u, workspace, stopped, reads));
+        let psi = &mut psi[group.psi.clone()];
+        for k in 0..noise.objective().k() {
+            let noise = &noise.reverse(m, k)[group.reverse_noise.clone()];
+            guide.sample_reverse_group(params, n, u, noise, psi, workspace);
+            let reads = stop.reads(k + 1);
+            weights.push(at.weight(params, psi, u, workspace, stopped, reads));
         }
         ends.push(weights.len());
     }

@@ -77,7 +77,7 @@ pub fn bindings_from_self(plan: &Plan<'_>) -> Vec<TokenStream> {
 
 /// The learned parameters bound from unconstrained `__theta: &[__T]`
 /// through their transforms (no Jacobian: a parameter is a point).
-fn bindings_from_theta(plan: &Plan<'_>) -> Vec<TokenStream> {
+pub fn bindings_from_theta(plan: &Plan<'_>) -> Vec<TokenStream> {
     plan.params
         .iter()
         .map(|p| {

@@ -1,0 +1,216 @@
+//! The per-point bound of a model whose latents are all local to its plate
+//! and a guide that factorises per point (issue 16, minibatches with
+//! `M > 1`).
+//!
+//! With `p(x, z) = c · Π_n p(x_n, z_n)` (`c` the terms outside the plate,
+//! which read no latent) and `q(z) = Π_n q(z_n)` (one or more
+//! [`MixingGroups`](crate::guide::MixingGroups) per point, with inner bound
+//! `U_K^(n)`), the bound is
+//!
+//! ```text
+//! L = log c + Σ_n [ logsumexp_m (log p(x_n, z_{n,m}) − U_K^(n)(z_{n,m})) − log M ],
+//! ```
+//!
+//! `M` outer draws of each point's latents. Each term is point `n`'s own
+//! DIWHVI bound, `≤ log p(x_n)` in expectation (§1 of the design note,
+//! with one point), so `E L ≤ log c + Σ_n log p(x_n) = log p(x)`: it
+//! needs `p(x) = c Π_n p(x_n)`, that is no global latent. For `M = 1` it
+//! is the ordinary bound. For `M > 1` it is another bound than the
+//! coupled `logsumexp_m Σ_n (…) − log M`, and a tighter one: with
+//! `r_{n,m} = p(x_n, z_{n,m}) / exp U_K^(n)`, the per-point estimate
+//! `Π_n (1/M) Σ_m r_{n,m}` averages `Π_n r_{n,m_n}` over all `M^N` choices
+//! of one draw per point, the coupled one over the `M` diagonal choices;
+//! relabelling each point's draws independently leaves their law
+//! unchanged, so the per-point estimate is the coupled one's conditional
+//! expectation given each point's set of draws, and by Jensen
+//! `E log(coupled) ≤ E log(per-point) ≤ log p(x)`. On a batch `B` of `b`
+//! points the terms
+//! of the batch alone, scaled by `N / b`, estimate it without bias, and
+//! only the batch's groups are evaluated.
+
+use super::StepNoise;
+use super::weights::{Buffers, Stop, upper};
+use crate::gradient::Differentiable;
+use crate::guide::HierarchicalGuide;
+use crate::model::Model;
+use crate::scalar::Scalar;
+use crate::subsample::Batch;
+
+/// Which of the guide's mixing groups belong to each point of the plate
+/// and which are global: the check that the guide factorises per point
+/// (and, for `M > 1`, that the model has no global latent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PointGroups {
+    /// For each point `n`, its groups in order.
+    of_point: Vec<Vec<usize>>,
+    /// The groups of the global latents (none when every latent is local).
+    global: Vec<usize>,
+}
+
+/// Why a model and guide do not factorise per point.
+const GLOBAL_LATENT: &str = "the per-point bound (minibatches with M > 1) needs every latent \
+     local to the plate (declared `for j` over it): with a global latent the logsumexp over \
+     outer samples couples the plate's elements, and the subsampled bound is biased; use M = 1 \
+     (ELBO, IWHVI) or no batches";
+
+impl PointGroups {
+    /// The groups of each of the plate's `n` points; with `allow_global`
+    /// (for `M = 1`) latents outside the plate and their groups are global,
+    /// without it a global latent is refused.
+    ///
+    /// # Errors
+    /// Why the model and guide do not factorise per point: a global latent
+    /// (without `allow_global`), a local latent of another length than the
+    /// plate, a guide without mixing groups, a group that spans two points
+    /// or a point and the global latents, or (without `allow_global`) a
+    /// group with mixing coordinates but no latents.
+    pub(crate) fn new<Mo: Model, G: HierarchicalGuide>(
+        model: &Mo,
+        guide: &G,
+        n: usize,
+        allow_global: bool,
+    ) -> Result<Self, &'static str> {
+        let layout = model.layout();
+        let local = model.local_latents();
+        let mut owner: Vec<Option<usize>> = vec![None; layout.dim()];
+        for block in layout.blocks() {
+            if !local.contains(&block.spec.name) {
+                continue;
+            }
+            if block.unconstrained.len() != n {
+                return Err(
+                    "a local latent's block of u does not have one coordinate per \
+                     element of the plate",
+                );
+            }
+            for (k, at) in block.unconstrained.clone().enumerate() {
+                owner[at] = Some(k);
+            }
+        }
+        if !allow_global && owner.iter().any(Option::is_none) {
+            return Err(GLOBAL_LATENT);
+        }
+        let Some(groups) = guide.mixing_groups() else {
+            return Err(
+                "the per-point bound (minibatches with M > 1) needs a guide that factorises per \
+                 point (HierarchicalGuide::mixing_groups, e.g. a per-point guide with \
+                 `#[mixing(…, for j)]`); this guide reports no groups",
+            );
+        };
+        let mut of_point = vec![Vec::new(); n];
+        let mut global = Vec::new();
+        for (g, group) in groups.groups().iter().enumerate() {
+            let Some(&first) = group.latents.first() else {
+                if group.psi.is_empty() {
+                    continue;
+                }
+                if !allow_global {
+                    return Err("a mixing group of the guide has mixing coordinates but no \
+                         latents: it belongs to no point of the plate");
+                }
+                global.push(g);
+                continue;
+            };
+            let point = owner[first];
+            if group.latents.iter().any(|&i| owner[i] != point) {
+                return Err(
+                    "a mixing group of the guide holds latents of two points of the \
+                     plate, or of a point and the global latents: the guide does not factorise \
+                     per point",
+                );
+            }
+            match point {
+                Some(point) => of_point[point].push(g),
+                None => global.push(g),
+            }
+        }
+        Ok(Self { of_point, global })
+    }
+
+    /// True when some group belongs to a point (else the per-point form
+    /// is the ordinary bound with every group counted whole).
+    pub(crate) fn has_point_groups(&self) -> bool {
+        self.of_point.iter().any(|groups| !groups.is_empty())
+    }
+
+    /// The global groups, then the groups of the batch's points in batch
+    /// order, and where the global ones and each point's end in that list.
+    fn of_batch(&self, batch: &Batch<'_>) -> (Vec<usize>, Vec<usize>) {
+        let mut groups = self.global.clone();
+        let mut ends = Vec::with_capacity(batch.len() + 1);
+        ends.push(groups.len());
+        for &n in batch.indices() {
+            groups.extend_from_slice(&self.of_point[n]);
+            ends.push(groups.len());
+        }
+        (groups, ends)
+    }
+}
+
+/// The per-point bound on one step's batch, as a function of the joint
+/// vector `[φ; ϑ]` (the guide's parameters, then the model's learned ones
+/// in unconstrained coordinates):
+///
+/// ```text
+/// log p(g) − U_K^(g) + (N / b) Σ_{n ∈ B} [logsumexp_m (log p(x_n, z_{n,m} | g) − U_K^(n)) − log M],
+/// ```
+///
+/// the global part (`log p(g)` the model's terms outside the plate,
+/// `U_K^(g)` the global groups' inner bound) from the first outer draw:
+/// with global latents only `M = 1` is unbiased ([`PointGroups::new`]).
+pub(crate) struct PerPointObjective<'a, Mo, G> {
+    pub(crate) model: &'a Mo,
+    pub(crate) guide: &'a G,
+    pub(crate) noise: &'a StepNoise,
+    pub(crate) batch: Batch<'a>,
+    pub(crate) points: &'a PointGroups,
+    /// The guide's number of parameters `p`.
+    pub(crate) guide_params: usize,
+}
+
+impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, Mo, G> {
+    fn eval<T: Scalar>(&self, joint: &[T]) -> T {
+        let (params, theta) = joint.split_at(self.guide_params);
+        let (guide, noise, batch) = (self.guide, self.noise, &self.batch);
+        let outer = noise.objective().m();
+        let (groups, ends) = self.points.of_batch(batch);
+        let mut buffers = Buffers::new(guide, params, Stop::Nothing);
+        let zero = T::constant(0.0);
+        let mut points = vec![zero; batch.len()];
+        // `log_w[i · M + m]`: point `i` of the batch, outer draw `m`.
+        let mut log_w = vec![zero; batch.len() * outer];
+        let mut global = zero;
+        for m in 0..outer {
+            buffers.draw_outer(guide, params, noise, m);
+            buffers.group_weights(guide, params, noise, m, &groups);
+            let u = &buffers.u;
+            let terms =
+                self.model
+                    .log_joint_points(theta, u, noise.prior_noise(m), batch, &mut points);
+            let mut rows = buffers.rows().iter();
+            let mut start = 0;
+            let mut sums = ends.iter().map(|&end| {
+                let mut log_q = zero;
+                for row in rows.by_ref().take(end - start) {
+                    log_q += upper(row);
+                }
+                start = end;
+                log_q
+            });
+            // Cannot fail: `ends` starts with the global groups' end.
+            let global_log_q = sums.next().unwrap_or(zero);
+            if m == 0 {
+                global = terms - global_log_q;
+            }
+            for (i, log_q) in sums.enumerate() {
+                log_w[i * outer + m] = points[i] - log_q;
+            }
+        }
+        let log_m = (outer as f64).ln();
+        let mut total = zero;
+        for per_point in log_w.chunks(outer) {
+            total += T::log_sum_exp(per_point) - log_m;
+        }
+        global + total * batch.scale()
+    }
+}

@@ -1,0 +1,419 @@
+//! The per-point bound (minibatches with `M > 1`): against the ordinary
+//! bound at `N = 1`, below a closed-form `log p(x)` and above the coupled
+//! bound, unbiased under minibatches (value and gradient, with a power
+//! check), its gradient against finite differences, and fits reproduced
+//! bit for bit with one or two threads.
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::factorised_tests::{Blocks, rough_params};
+use super::{Diwhvi, DiwhviObjective, PerPointObjective, PointGroups, StepNoise};
+use crate::ForwardEngine;
+use crate::fit::{FitConfig, FitError, Parallelism, fit};
+use crate::gradient::Differentiable;
+use crate::guide::{HierarchicalGuide, diag_normal_log_density};
+use crate::infer::minibatch::Batcher;
+use crate::input::InputError;
+use crate::model::{LatentSpec, Layout, Model};
+use crate::objective::GradientEstimator;
+use crate::optim::Adam;
+use crate::scalar::Scalar;
+use crate::subsample::{Batch, SubsamplePlate};
+use crate::tape::TapeEngine;
+use crate::transforms::Transform;
+
+/// `z_n ~ N(μ, 1)`, `x_n ~ N(z_n, σ²)`, `μ` learned: every latent local,
+/// `log p(x) = Σ_n log N(x_n; μ, 1 + σ²)`. With `global`, one more
+/// latent `g ~ N(0, 1)` outside the plate (which the per-point bound
+/// refuses).
+struct Local {
+    x: Vec<f64>,
+    sigma: f64,
+    mu: f64,
+    global: bool,
+}
+
+impl Local {
+    fn new(n: usize) -> Self {
+        Self {
+            x: (0..n).map(|i| 1.3 * (i as f64) - 2.0).collect(),
+            sigma: 0.7,
+            mu: 0.4,
+            global: false,
+        }
+    }
+
+    fn log_evidence(&self) -> f64 {
+        let var = 1.0 + self.sigma * self.sigma;
+        let x = self.x.iter();
+        x.map(|x| -0.5 * (x - self.mu).powi(2) / var - 0.5 * (std::f64::consts::TAU * var).ln())
+            .sum()
+    }
+}
+
+impl Model for Local {
+    fn layout(&self) -> Layout {
+        let mut specs = vec![LatentSpec::vector("z", self.x.len(), Transform::Identity)];
+        if self.global {
+            specs.push(LatentSpec::scalar("g", Transform::Identity));
+        }
+        Layout::new(specs)
+    }
+    fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+        self.log_joint_theta(&[T::constant(self.mu)], u)
+    }
+    fn theta_layout(&self) -> Layout {
+        Layout::new(vec![LatentSpec::scalar("mu", Transform::Identity)])
+    }
+    fn theta(&self) -> Vec<f64> {
+        vec![self.mu]
+    }
+    fn log_joint_theta<T: Scalar>(&self, theta: &[T], u: &[T]) -> T {
+        let all: Vec<usize> = (0..self.x.len()).collect();
+        self.log_joint_subset(theta, u, &[], &Batch::new(&all, self.x.len()))
+    }
+    fn subsample_plate(&self) -> Result<SubsamplePlate, &'static str> {
+        let observed = vec!["x".into()];
+        Ok(SubsamplePlate {
+            observed,
+            len: self.x.len(),
+        })
+    }
+    fn local_latents(&self) -> Vec<String> {
+        vec!["z".into()]
+    }
+    fn log_joint_subset<T: Scalar>(&self, theta: &[T], u: &[T], _: &[f64], batch: &Batch<'_>) -> T {
+        let zero = T::constant(0.0);
+        let log_sigma = T::constant(self.sigma.ln());
+        let mut global = zero;
+        if self.global {
+            let g = u[self.x.len()];
+            global += diag_normal_log_density(&[g], &[zero], &[zero]);
+        }
+        let mut plate = zero;
+        for &n in batch.indices() {
+            plate += diag_normal_log_density(&[u[n]], &[theta[0]], &[zero]);
+            let x = T::constant(self.x[n]);
+            plate += diag_normal_log_density(&[x], &[u[n]], &[log_sigma]);
+        }
+        global + plate * batch.scale()
+    }
+}
+
+/// The per-point bound on `batch` at `[φ; ϑ]`.
+fn per_point(
+    model: &Local,
+    guide: &Blocks,
+    noise: &StepNoise,
+    batch: Batch<'_>,
+    joint: &[f64],
+) -> f64 {
+    let points = PointGroups::new(model, guide, model.x.len(), false).unwrap();
+    let objective = PerPointObjective {
+        model,
+        guide,
+        noise,
+        batch,
+        points: &points,
+        guide_params: 6 * model.x.len(),
+    };
+    objective.eval(joint)
+}
+
+fn joint(n: usize, mu: f64) -> Vec<f64> {
+    let mut joint = rough_params(n);
+    joint.push(mu);
+    joint
+}
+
+fn mean_se(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+#[test]
+fn with_one_point_the_per_point_bound_is_the_ordinary_bound() {
+    let (model, guide) = (Local::new(1), Blocks::new(1, true));
+    let joint = joint(1, model.mu);
+    let mut rng = StdRng::seed_from_u64(3);
+    for (m, k) in [(1, 0), (4, 0), (4, 3), (8, 16)] {
+        let noise = StepNoise::draw(&guide, Diwhvi::new(m, k), &mut rng);
+        let ordinary = DiwhviObjective::new(&model, &guide, &noise).eval(&joint[..6]);
+        let batch = Batch::new(&[0], 1);
+        let value = per_point(&model, &guide, &noise, batch, &joint);
+        assert!(
+            (value - ordinary).abs() < 1e-12,
+            "M = {m}, K = {k}: {value} vs {ordinary}"
+        );
+    }
+}
+
+#[test]
+fn the_per_point_bound_is_below_log_evidence_and_above_the_coupled_bound() {
+    let n = 4;
+    let (model, guide) = (Local::new(n), Blocks::new(n, true));
+    let joint = joint(n, model.mu);
+    let all: Vec<usize> = (0..n).collect();
+    let mut rng = StdRng::seed_from_u64(17);
+    let (mut values, mut gains) = (Vec::new(), Vec::new());
+    for _ in 0..4000 {
+        let noise = StepNoise::draw(&guide, Diwhvi::new(6, 2), &mut rng);
+        let value = per_point(&model, &guide, &noise, Batch::new(&all, n), &joint);
+        let coupled = DiwhviObjective::new(&model, &guide, &noise).eval(&joint[..6 * n]);
+        values.push(value);
+        gains.push(value - coupled);
+    }
+    let (mean, se) = mean_se(&values);
+    let exact = model.log_evidence();
+    assert!(
+        mean < exact + 3.0 * se,
+        "{mean} ± {se} vs log p(x) = {exact}"
+    );
+    // Not vacuous: rough parameters leave a gap of many standard errors.
+    assert!(mean < exact - 10.0 * se, "{mean} ± {se} vs {exact}");
+    let (gain, gain_se) = mean_se(&gains);
+    assert!(
+        gain > 3.0 * gain_se,
+        "per-point − coupled: {gain} ± {gain_se}"
+    );
+}
+
+/// Over `draws` steps' noise and batches of `b` (the fit's sampler), the
+/// per-point bound and its gradient on the batch with its terms scaled by
+/// `scale` instead of `N / b`, minus the full-data ones on the same noise;
+/// with `global`, a global latent in the model and its own group in the
+/// guide, and `M = 1`.
+fn minibatch_differences(
+    b: usize,
+    scale: f64,
+    draws: usize,
+    global: bool,
+) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let n = 6;
+    let mut model = Local::new(n);
+    model.global = global;
+    let guide = Blocks::new(n + usize::from(global), true);
+    let mut joint = rough_params(n + usize::from(global));
+    joint.push(model.mu);
+    let points = PointGroups::new(&model, &guide, n, global).unwrap();
+    let all: Vec<usize> = (0..n).collect();
+    let mut batcher = Batcher::new(n, b, 5);
+    let mut rng = StdRng::seed_from_u64(23);
+    let engine = ForwardEngine::<8>::new();
+    let objective = Diwhvi::new(if global { 1 } else { 3 }, 2);
+    let (mut values, mut gradients) = (Vec::new(), Vec::new());
+    for _ in 0..draws {
+        let noise = StepNoise::draw(&guide, objective, &mut rng);
+        let objective = |batch| PerPointObjective {
+            model: &model,
+            guide: &guide,
+            noise: &noise,
+            batch,
+            points: &points,
+            guide_params: joint.len() - 1,
+        };
+        let (mut batched, mut full) = (vec![0.0; joint.len()], vec![0.0; joint.len()]);
+        let indices = batcher.next_batch().indices().to_vec();
+        let value = engine.value_and_gradient_into(
+            &objective(Batch::with_scale(&indices, scale)),
+            &joint,
+            &mut batched,
+        );
+        let whole =
+            engine.value_and_gradient_into(&objective(Batch::new(&all, n)), &joint, &mut full);
+        values.push(value - whole);
+        gradients.push(batched.iter().zip(&full).map(|(a, b)| a - b).collect());
+    }
+    (values, gradients)
+}
+
+/// The minibatch differences centred at 0 within 3 SE (value and every
+/// gradient coordinate), and with a wrong scale rejected.
+fn check_unbiased_with_power(global: bool) {
+    let (b, draws) = (2, 3000);
+    let (values, gradients) = minibatch_differences(b, 3.0, draws, global);
+    let (mean, se) = mean_se(&values);
+    assert!(mean.abs() < 3.0 * se, "bound: {mean} ± {se}");
+    // Every coordinate's gradient: a point's parameters (and μ) move with
+    // the batch.
+    for i in 0..gradients[0].len() {
+        let column: Vec<f64> = gradients.iter().map(|g| g[i]).collect();
+        let (mean, se) = mean_se(&column);
+        assert!(mean.abs() < 3.0 * se + 1e-12, "gradient {i}: {mean} ± {se}");
+    }
+    // Power: the scale N / (b + 1) is rejected by the same test.
+    let (wrong, wrong_gradients) = minibatch_differences(b, 2.0, draws, global);
+    let (mean, se) = mean_se(&wrong);
+    assert!(
+        mean.abs() > 3.0 * se,
+        "wrong scale not detected: {mean} ± {se}"
+    );
+    let mu: Vec<f64> = wrong_gradients.iter().map(|g| g[g.len() - 1]).collect();
+    let (mean, se) = mean_se(&mu);
+    assert!(
+        mean.abs() > 3.0 * se,
+        "wrong scale not detected in ∂/∂μ: {mean} ± {se}"
+    );
+}
+
+#[test]
+fn the_minibatch_per_point_bound_is_unbiased_and_a_wrong_scale_is_detected() {
+    check_unbiased_with_power(false);
+}
+
+#[test]
+fn with_m_1_and_a_global_latent_the_points_inner_bounds_scale_without_bias() {
+    check_unbiased_with_power(true);
+    // On all the points with scale 1 it is the ordinary bound.
+    let n = 4;
+    let mut model = Local::new(n);
+    model.global = true;
+    let guide = Blocks::new(n + 1, true);
+    let points = PointGroups::new(&model, &guide, n, true).unwrap();
+    assert!(points.has_point_groups());
+    assert!(PointGroups::new(&model, &guide, n, false).is_err());
+    let mut joint = rough_params(n + 1);
+    joint.push(model.mu);
+    let all: Vec<usize> = (0..n).collect();
+    let mut rng = StdRng::seed_from_u64(41);
+    for k in [0, 3] {
+        let noise = StepNoise::draw(&guide, Diwhvi::new(1, k), &mut rng);
+        let ordinary = DiwhviObjective::new(&model, &guide, &noise).eval(&joint[..6 * (n + 1)]);
+        let value = PerPointObjective {
+            model: &model,
+            guide: &guide,
+            noise: &noise,
+            batch: Batch::with_scale(&all, 1.0),
+            points: &points,
+            guide_params: 6 * (n + 1),
+        }
+        .eval(&joint);
+        assert!(
+            (value - ordinary).abs() < 1e-12,
+            "K = {k}: {value} vs {ordinary}"
+        );
+    }
+}
+
+#[test]
+fn the_per_point_gradient_matches_finite_differences_on_both_engines() {
+    let n = 3;
+    let (model, guide) = (Local::new(n), Blocks::new(n, true));
+    let joint = joint(n, model.mu);
+    let noise = StepNoise::draw(&guide, Diwhvi::new(4, 3), &mut StdRng::seed_from_u64(9));
+    let points = PointGroups::new(&model, &guide, n, false).unwrap();
+    let indices = [0, 2];
+    let objective = PerPointObjective {
+        model: &model,
+        guide: &guide,
+        noise: &noise,
+        batch: Batch::new(&indices, n),
+        points: &points,
+        guide_params: 6 * n,
+    };
+    let (mut forward, mut tape) = (vec![0.0; joint.len()], vec![0.0; joint.len()]);
+    let value = ForwardEngine::<8>::new().value_and_gradient_into(&objective, &joint, &mut forward);
+    let tape_value = TapeEngine.value_and_gradient_into(&objective, &joint, &mut tape);
+    assert!((value - tape_value).abs() < 1e-12);
+    let h = 1e-6;
+    for i in 0..joint.len() {
+        let (mut up, mut down) = (joint.clone(), joint.clone());
+        up[i] += h;
+        down[i] -= h;
+        let fd = (objective.eval(&up) - objective.eval(&down)) / (2.0 * h);
+        let tolerance = 1e-6 * fd.abs().max(1.0);
+        assert!(
+            (forward[i] - fd).abs() < tolerance,
+            "{i}: {} vs {fd}",
+            forward[i]
+        );
+        assert!((tape[i] - fd).abs() < tolerance, "{i}: {} vs {fd}", tape[i]);
+    }
+    // Point 1 is not in the batch: its parameters have no gradient.
+    for which in 0..6 {
+        assert_eq!(forward[which * n + 1], 0.0);
+    }
+}
+
+fn per_point_fit(model: &Local, threads: Parallelism) -> Result<crate::fit::Fit, FitError> {
+    let guide = Blocks::new(model.x.len(), true);
+    let config = FitConfig::new(Diwhvi::new(4, 2))
+        .batch_size(2)
+        .max_steps(60)
+        .seed(31)
+        .parallelism(threads)
+        .progress(false);
+    fit(model, &guide, Adam::new(0.05), &config)
+}
+
+#[test]
+fn a_per_point_minibatch_fit_reproduces_bit_for_bit_with_one_or_two_threads() {
+    let model = Local::new(5);
+    let one = per_point_fit(&model, Parallelism::SingleThread).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let two = pool
+        .install(|| per_point_fit(&model, Parallelism::AllCores))
+        .unwrap();
+    assert_eq!(one.params, two.params);
+    assert_eq!(one.theta, two.theta);
+    assert_eq!(one.trace, two.trace);
+    let full = one
+        .full_bound
+        .expect("a minibatch fit reports the full bound");
+    assert!(full.mean.is_finite() && full.mean < model.log_evidence() + 3.0 * full.std_error);
+    // The learned μ moved from its start.
+    assert_ne!(one.theta, vec![model.mu]);
+}
+
+#[test]
+fn the_per_point_bound_is_refused_with_a_global_latent_or_dreg() {
+    let mut model = Local::new(4);
+    model.global = true;
+    let guide = Blocks::new(5, true);
+    let config = FitConfig::new(Diwhvi::new(4, 2))
+        .batch_size(2)
+        .max_steps(3)
+        .progress(false);
+    // The guide's fifth group holds the global latent.
+    let result = fit(&model, &guide, Adam::new(0.05), &config);
+    assert!(
+        matches!(
+            &result,
+            Err(FitError::Input(InputError::InvalidSetting { setting: "batch_size", requirement, .. }))
+                if requirement.contains("every latent local")
+        ),
+        "{result:?}"
+    );
+    // The whole plate as the batch: the ordinary bound, accepted.
+    let whole = config.clone().batch_size(4);
+    assert!(fit(&model, &guide, Adam::new(0.05), &whole).is_ok());
+    let local = Local::new(4);
+    let guide = Blocks::new(4, true);
+    let dreg = config.estimator(GradientEstimator::DoublyReparameterized);
+    let result = fit(&local, &guide, Adam::new(0.05), &dreg);
+    assert!(
+        matches!(
+            &result,
+            Err(FitError::Input(InputError::InvalidSetting {
+                setting: "estimator",
+                ..
+            }))
+        ),
+        "{result:?}"
+    );
+    // M = 1 needs no per-point bound: accepted with the global latent.
+    let mut model = Local::new(4);
+    model.global = true;
+    let elbo = FitConfig::new(Diwhvi::new(1, 2))
+        .batch_size(2)
+        .max_steps(3)
+        .progress(false);
+    assert!(fit(&model, &Blocks::new(5, true), Adam::new(0.05), &elbo).is_ok());
+    let _ = guide.latent_dim();
+}
