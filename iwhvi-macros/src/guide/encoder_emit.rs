@@ -244,23 +244,7 @@ pub fn context_outputs(plan: &Plan<'_>) -> TokenStream {
         draw_flag(plan),
         evaluate_context(plan, draw_context),
     );
-    let binds = plan
-        .encoders
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| draw_context(e))
-        .map(|(ei, e)| {
-            let outputs = e.outputs;
-            let names = (0..e.outputs).map(|o| {
-            let name = output_name(e.ident, o);
-            quote!(let #name: &[__T] = &__ctx_all[__at + #o * __rows..__at + (#o + 1) * __rows];)
-        });
-            quote! {
-                let __rows = self.__encoder_rows[#ei];
-                #(#names)*
-                __at += __rows * #outputs;
-            }
-        });
+    let binds = bind_outputs(plan, draw_context, &quote!(__ctx_all));
     quote! {
         let mut __ctx_buf: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
         let __ctx_all: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.reverse[#flag]) == 1.0 {
@@ -270,8 +254,36 @@ pub fn context_outputs(plan: &Plan<'_>) -> TokenStream {
             &__ctx_buf
         };
         let mut __at = 0usize;
-        #(#binds)*
+        #binds
     }
+}
+
+/// The outputs `__enc_<name>_<o>` of the encoders `which` selects, each a
+/// slice over the points of `buffer` (laid out by [`evaluate_context`]:
+/// per encoder, its outputs one after another, each `rows` long).
+fn bind_outputs(
+    plan: &Plan<'_>,
+    which: fn(&Encoder<'_>) -> bool,
+    buffer: &TokenStream,
+) -> TokenStream {
+    let binds = plan
+        .encoders
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| which(e))
+        .map(|(ei, e)| {
+            let outputs = e.outputs;
+            let names = (0..e.outputs).map(|o| {
+                let name = output_name(e.ident, o);
+                quote!(let #name: &[__T] = &#buffer[__at + #o * __rows..__at + (#o + 1) * __rows];)
+            });
+            quote! {
+                let __rows = self.__encoder_rows[#ei];
+                #(#names)*
+                __at += __rows * #outputs;
+            }
+        });
+    quote!(#(#binds)*)
 }
 
 /// `prepare_reverse`: `z = T(u)` and the context encoders' outputs into
@@ -341,28 +353,12 @@ pub fn mixing_context_outputs(plan: &Plan<'_>) -> TokenStream {
         return quote!();
     }
     let evaluate = evaluate_context(plan, mixing_context);
-    let binds = plan
-        .encoders
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| mixing_context(e))
-        .map(|(ei, e)| {
-            let outputs = e.outputs;
-            let names = (0..e.outputs).map(|o| {
-            let name = output_name(e.ident, o);
-            quote!(let #name: &[__T] = &__ctx_buf[__at + #o * __rows..__at + (#o + 1) * __rows];)
-        });
-            quote! {
-                let __rows = self.__encoder_rows[#ei];
-                #(#names)*
-                __at += __rows * #outputs;
-            }
-        });
+    let binds = bind_outputs(plan, mixing_context, &quote!(__ctx_buf));
     quote! {
         let mut __ctx_buf: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
         #evaluate
         let mut __at = 0usize;
-        #(#binds)*
+        #binds
     }
 }
 
