@@ -397,30 +397,6 @@ fn encoder_setup(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
     (inputs.collect(), nets.collect())
 }
 
-/// The encoders' weights bound and their outputs computed, once per point
-/// for the draw at hand (`__enc_<name>_<o>`, `encoder.rs`).
-fn encoder_outputs(plan: &Plan<'_>) -> TokenStream {
-    let first = plan.params.len();
-    let steps = plan.encoders.iter().enumerate().map(|(ei, e)| {
-        let pi = first + ei;
-        let outputs = (0..e.outputs).map(|o| {
-            let name = super::encoder::output_name(e.ident, o);
-            quote!(let #name: &[__T] = &__enc_out[#o * __rows..(#o + 1) * __rows];)
-        });
-        let buffer = quote::format_ident!("__enc_out_{}", e.ident);
-        quote! {
-            let __w = &__params[__p..__p + self.__param_lens[#pi]];
-            __p += self.__param_lens[#pi];
-            let __rows = self.__encoder_rows[#ei];
-            let mut #buffer: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
-            self.__encoder_nets[#ei].apply_rows(__w, &self.__encoder_inputs[#ei], __rows, &mut #buffer);
-            let __enc_out = &#buffer;
-            #(#outputs)*
-        }
-    });
-    quote!(#(#steps)*)
-}
-
 /// The code each method shares: names bound to parameters, mixing
 /// variables and latents.
 pub(super) struct Bindings {
@@ -681,7 +657,11 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let bind_mixing = &bindings.mixing;
     let latents_with_jacobian = constrained_latents(plan, &bindings, quote!(let mut __lp =));
     let noise_dim = super::student_t::noise_dim(plan);
-    let encoder_outputs = encoder_outputs(plan);
+    let encoder_outputs = super::encoder_emit::outputs(plan);
+    let prepare = super::encoder_emit::prepare(plan);
+    let prepare_reverse = super::encoder_emit::prepare_reverse(plan);
+    let params_len = super::encoder_emit::params_len(plan);
+    let reverse_len = super::encoder_emit::reverse_len(plan);
     let group_methods = super::per_point_emit::methods(plan, &bindings, &encoder_outputs);
     quote! {
         #[allow(unused_variables, unused_mut, clippy::all)]
@@ -696,10 +676,16 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
 
             fn workspace_lens(&self) -> ::iwhvi::__private::WorkspaceLens {
                 ::iwhvi::__private::WorkspaceLens {
+                    params: #params_len,
+                    reverse: #reverse_len,
                     scratch: self.__z_dim + self.__latent_dim,
                     ..::core::default::Default::default()
                 }
             }
+
+            #prepare
+
+            #prepare_reverse
 
             fn has_reverse_model(&self) -> bool {
                 #has_reverse

@@ -6,6 +6,7 @@
 mod ast;
 mod emit;
 mod encoder;
+mod encoder_emit;
 mod lower;
 mod model_transformed;
 mod per_point;

@@ -10,6 +10,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::emit::{Bindings, constrained_latents_with, workspace};
+use super::encoder_emit::cached_latents;
 use super::lower::Plan;
 
 /// `__from_layout`'s `__groups`: `None` without a per-point mixing
@@ -98,10 +99,9 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
         .collect();
     let global_latents =
         constrained_latents_with(bindings, &global_jacobian, quote!(let mut __lp =));
-    let no_jacobian = vec![false; plan.conditionals.len()];
-    let point_latents = constrained_latents_with(bindings, &no_jacobian, quote!(let mut __lp =));
-    // The reverse model's methods read the latents, not their Jacobian.
-    let point_latents_only = constrained_latents_with(bindings, &no_jacobian, quote!());
+    // A point's group reads the latents `prepare_reverse` constrained
+    // once per draw (O(1) per group), and adds its own elements' Jacobian.
+    let point_latents = cached_latents(&bindings.latents);
     let mut global_density = Vec::new();
     let mut point_density = Vec::new();
     for (ci, c) in plan.conditionals.iter().enumerate() {
@@ -216,6 +216,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
             let __j = __group - __first;
             let #mixing_name = #p::iwhvi_core::generated::PointView::new(__psi[0], __j);
             #point_latents
+            let mut __lp = <__T as #p::Scalar>::constant(0.0);
             #(#point_density)*
             __lp
         }
@@ -231,7 +232,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
         ) {
             let mut __p = 0usize;
             #(#bind_params)*
-            #point_latents_only
+            #point_latents
             #first_point
             if __group < __first {
                 #(#global_sample)*
@@ -251,7 +252,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
         ) -> __T {
             let mut __p = 0usize;
             #(#bind_params)*
-            #point_latents_only
+            #point_latents
             let mut __lp = <__T as #p::Scalar>::constant(0.0);
             #first_point
             if __group < __first {

@@ -1,0 +1,177 @@
+//! Code for the encoders of a guide (`encoder.rs`) and for the caches that
+//! keep a per-point guide's group densities O(1) in the number of points.
+//!
+//! - The encoders' outputs depend on the parameters and the data alone:
+//!   `prepare` computes them once per parameter vector into
+//!   `workspace.params` (every output of every point, encoder after
+//!   encoder, output after output), followed by a flag `1` saying they are
+//!   there; each method binds `__enc_<name>_<o>` to its slice. A method
+//!   called on a workspace that was never prepared (the flag is `0`)
+//!   computes them itself, as before the cache.
+//! - A guide with a per-point mixing variable also overrides
+//!   `prepare_reverse`: the constrained latents `z = T(u)` of the draw go
+//!   into `workspace.reverse[..Z]` (flag `1` after them), which the group
+//!   methods read instead of constraining all of `u` for every group.
+//!
+//! Nothing here reports an error.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::encoder::output_name;
+use super::lower::Plan;
+
+/// `Σ_e rows_e × outputs_e`: the entries of every encoder's outputs.
+fn outputs_len(plan: &Plan<'_>) -> TokenStream {
+    let terms = plan.encoders.iter().enumerate().map(|(ei, e)| {
+        let outputs = e.outputs;
+        quote!(+ self.__encoder_rows[#ei] * #outputs)
+    });
+    quote!((0usize #(#terms)*))
+}
+
+/// Every encoder's outputs appended to `__enc_buf` (a `Vec<__T>`), the
+/// weights read from `__params` at `__p` onwards (advanced past them).
+fn evaluate(plan: &Plan<'_>) -> TokenStream {
+    let first = plan.params.len();
+    let steps = plan.encoders.iter().enumerate().map(|(ei, _)| {
+        let pi = first + ei;
+        quote! {
+            let __w = &__params[__p..__p + self.__param_lens[#pi]];
+            __p += self.__param_lens[#pi];
+            let mut __one: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+            self.__encoder_nets[#ei].apply_rows(__w, &self.__encoder_inputs[#ei], self.__encoder_rows[#ei], &mut __one);
+            __enc_buf.extend_from_slice(&__one);
+        }
+    });
+    quote!(#(#steps)*)
+}
+
+/// The `workspace_lens` entry of `params`: the outputs and their flag
+/// (none without encoders).
+pub fn params_len(plan: &Plan<'_>) -> TokenStream {
+    if plan.encoders.is_empty() {
+        return quote!(0usize);
+    }
+    let len = outputs_len(plan);
+    quote!(#len + 1)
+}
+
+/// `prepare`: the encoders' outputs into `workspace.params` (nothing
+/// without encoders: the trait's default).
+pub fn prepare(plan: &Plan<'_>) -> TokenStream {
+    if plan.encoders.is_empty() {
+        return quote!();
+    }
+    let first = plan.params.len();
+    let (len, evaluate) = (outputs_len(plan), evaluate(plan));
+    quote! {
+        fn prepare<__T: ::iwhvi::__private::Scalar>(
+            &self,
+            __params: &[__T],
+            __workspace: &mut ::iwhvi::__private::Workspace<__T>,
+        ) {
+            let mut __p: usize = self.__param_lens[..#first].iter().sum();
+            let __len = #len;
+            let mut __enc_buf: ::std::vec::Vec<__T> = ::std::vec::Vec::with_capacity(__len);
+            #evaluate
+            __workspace.params[..__len].copy_from_slice(&__enc_buf);
+            __workspace.params[__len] = <__T as ::iwhvi::__private::Scalar>::constant(1.0);
+        }
+    }
+}
+
+/// A method's encoder outputs `__enc_<name>_<o>` (each a slice over the
+/// points), read from the prepared workspace or computed here; `__p` is
+/// advanced past the encoders' weights either way.
+pub fn outputs(plan: &Plan<'_>) -> TokenStream {
+    if plan.encoders.is_empty() {
+        return quote!();
+    }
+    let first = plan.params.len();
+    let (len, evaluate) = (outputs_len(plan), evaluate(plan));
+    let binds = plan.encoders.iter().enumerate().map(|(ei, e)| {
+        let pi = first + ei;
+        let outputs = e.outputs;
+        let names = (0..e.outputs).map(|o| {
+            let name = output_name(e.ident, o);
+            quote!(let #name: &[__T] = &__enc_all[__at + #o * __rows..__at + (#o + 1) * __rows];)
+        });
+        quote! {
+            __p += self.__param_lens[#pi];
+            let __rows = self.__encoder_rows[#ei];
+            #(#names)*
+            __at += __rows * #outputs;
+        }
+    });
+    quote! {
+        let __enc_len = #len;
+        let mut __enc_buf: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+        let __enc_all: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.params[__enc_len]) == 1.0 {
+            &__workspace.params[..__enc_len]
+        } else {
+            let mut __p = __p;
+            #evaluate
+            &__enc_buf
+        };
+        let mut __at = 0usize;
+        #(#binds)*
+    }
+}
+
+/// The `workspace_lens` entry of `reverse`: the constrained latents and
+/// their flag, for a guide with a per-point mixing variable.
+pub fn reverse_len(plan: &Plan<'_>) -> TokenStream {
+    if plan.per_point.is_none() {
+        return quote!(0usize);
+    }
+    quote!(self.__z_dim + 1)
+}
+
+/// `prepare_reverse` of a per-point guide: `z = T(u)` into
+/// `workspace.reverse`.
+pub fn prepare_reverse(plan: &Plan<'_>) -> TokenStream {
+    if plan.per_point.is_none() {
+        return quote!();
+    }
+    let none = vec![false; plan.conditionals.len()];
+    quote! {
+        fn prepare_reverse<__T: ::iwhvi::__private::Scalar>(
+            &self,
+            __params: &[__T],
+            __u: &[__T],
+            __workspace: &mut ::iwhvi::__private::Workspace<__T>,
+        ) {
+            let _ = ::iwhvi::__private::constrain_blocks(
+                (&self.__offsets, &self.__lens, &self.__z_offsets),
+                &self.__transforms,
+                &[#(#none),*],
+                __u,
+                &mut __workspace.reverse[..self.__z_dim],
+            );
+            __workspace.reverse[self.__z_dim] = <__T as ::iwhvi::__private::Scalar>::constant(1.0);
+        }
+    }
+}
+
+/// A group method's latents bound from `workspace.reverse` when
+/// `prepare_reverse` filled it, else constrained here into
+/// `workspace.scratch`.
+pub fn cached_latents(bind_latents: &[TokenStream]) -> TokenStream {
+    quote! {
+        let __z: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.reverse[self.__z_dim]) == 1.0 {
+            &__workspace.reverse[..self.__z_dim]
+        } else {
+            let __fresh = &mut __workspace.scratch[..self.__z_dim];
+            let _ = ::iwhvi::__private::constrain_blocks(
+                (&self.__offsets, &self.__lens, &self.__z_offsets),
+                &self.__transforms,
+                &::std::vec![false; self.__transforms.len()],
+                __u,
+                __fresh,
+            );
+            __fresh
+        };
+        #(#bind_latents)*
+    }
+}
