@@ -12,6 +12,7 @@ mod macro_vae;
 mod model_language;
 mod model_macro;
 mod per_point_mixing;
+mod reverse_encoder;
 // `pub`, so that its `#![deny(missing_docs)]` sees the generated items as
 // exported, as it did when the file was a crate of its own.
 mod closures;

@@ -364,6 +364,7 @@ fn encoder_setup(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
         let name = e.ident.to_string();
         let (hidden, outputs, activation) = (&e.hidden, e.outputs, &e.activation);
         let latents = &e.latents;
+        let context = e.context.len();
         quote! {
             {
                 let (__inputs, __rows) = match (__encoder_inputs.get(#ei), __encoder_rows.get(#ei)) {
@@ -385,7 +386,7 @@ fn encoder_setup(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
                 }
                 __encoder_nets.push(::iwhvi::__private::iwhvi_core::amortised::Mlp::new(
                     __width,
-                    0,
+                    #context,
                     &[#(#hidden),*],
                     #outputs,
                     ::iwhvi::__private::iwhvi_core::amortised::Activation::#activation,
@@ -612,11 +613,14 @@ fn param_methods(plan: &Plan<'_>) -> TokenStream {
     });
     let encoder_blocks = plan.encoders.iter().enumerate().map(|(ei, e)| {
         let name = e.ident.to_string();
-        let (hidden, outputs) = (&e.hidden, e.outputs);
+        let (hidden, outputs, context) = (&e.hidden, e.outputs, e.context.len());
         quote! {
             let mut __in = self.__encoder_inputs[#ei].len() / self.__encoder_rows[#ei].max(1);
             for (__l, __out) in [#(#hidden,)* #outputs].into_iter().enumerate() {
                 __layout.push(&::std::format!("{}.w{}", #name, __l), &[__in, __out]);
+                if __l == 0 && #context > 0 {
+                    __layout.push(&::std::format!("{}.c0", #name), &[#context, __out]);
+                }
                 __layout.push(&::std::format!("{}.b{}", #name, __l), &[__out]);
                 __in = __out;
             }
@@ -659,7 +663,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let noise_dim = super::student_t::noise_dim(plan);
     let encoder_outputs = super::encoder_emit::outputs(plan);
     let prepare = super::encoder_emit::prepare(plan);
-    let prepare_reverse = super::encoder_emit::prepare_reverse(plan);
+    let prepare_reverse = super::encoder_emit::prepare_reverse(plan, &bindings.latents);
     let params_len = super::encoder_emit::params_len(plan);
     let reverse_len = super::encoder_emit::reverse_len(plan);
     let group_methods = super::per_point_emit::methods(plan, &bindings, &encoder_outputs);
@@ -744,6 +748,8 @@ fn reverse_methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
     let workspace = workspace();
     let bind_params = &bindings.params;
     let latents = constrained_latents(plan, bindings, quote!());
+    let encoder_outputs = super::encoder_emit::outputs(plan);
+    let context_outputs = super::encoder_emit::context_outputs(plan);
     quote! {
         fn sample_reverse<__T: ::iwhvi::__private::Scalar>(
             &self,
@@ -758,7 +764,9 @@ fn reverse_methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
             }
             let mut __p = 0usize;
             #(#bind_params)*
+            #encoder_outputs
             #latents
+            #context_outputs
             #(#reverse_sample)*
         }
 
@@ -774,7 +782,9 @@ fn reverse_methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
             }
             let mut __p = 0usize;
             #(#bind_params)*
+            #encoder_outputs
             #latents
+            #context_outputs
             let mut __lp = <__T as ::iwhvi::__private::Scalar>::constant(0.0);
             #(#reverse_density)*
             __lp

@@ -29,6 +29,9 @@ const ACTIVATIONS: [(&str, &str); 3] =
 /// `#[encoder(input = [...], hidden = [...], activation = ..., outputs = N)]`.
 pub struct EncoderArgs {
     pub input: Vec<Expr>,
+    /// `context = [z[j], ...]`: per-draw values of the point (latents),
+    /// for an encoder a reverse model calls.
+    pub context: Vec<Expr>,
     pub hidden: Vec<usize>,
     /// The `Activation` variant.
     pub activation: Ident,
@@ -60,7 +63,8 @@ fn int_list(input: ParseStream) -> syn::Result<Vec<usize>> {
 
 impl Parse for EncoderArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let (mut items, mut hidden, mut activation, mut outputs) = (
+        let (mut items, mut context, mut hidden, mut activation, mut outputs) = (
+            Once::default(),
             Once::default(),
             Once::default(),
             Once::default(),
@@ -79,6 +83,12 @@ impl Parse for EncoderArgs {
                     ));
                 }
                 items.set(key, list.into_iter().collect())
+            }
+            "context" => {
+                let content;
+                syn::bracketed!(content in input);
+                let list = content.parse_terminated(Expr::parse, syn::Token![,])?;
+                context.set(key, list.into_iter().collect())
             }
             "hidden" => hidden.set(key, int_list(input)?),
             "activation" => {
@@ -120,6 +130,7 @@ impl Parse for EncoderArgs {
             .ok_or_else(|| input.error(format!("give the encoder's number of outputs: {usage}")))?;
         Ok(Self {
             input: input_items,
+            context: context.get().unwrap_or_default(),
             hidden: hidden.get().unwrap_or_default(),
             activation: activation
                 .get()
@@ -142,8 +153,20 @@ pub struct Encoder<'a> {
     pub hidden: Vec<usize>,
     pub activation: Ident,
     pub outputs: usize,
-    /// The latents whose conditionals call it (their lengths are its rows).
+    /// The latents whose conditionals or reverse models call it (their
+    /// lengths are its rows).
     pub latents: Vec<String>,
+    /// Its per-draw inputs (`context = [...]`).
+    pub context: Vec<ContextItem>,
+    /// Called by a reverse model (its weights are the reverse model's).
+    pub reverse: bool,
+}
+
+/// One context item: latent `name` of the guide, `name[j]` for a vector
+/// one (its element at the point), `name` for a scalar one.
+pub struct ContextItem {
+    pub name: Ident,
+    pub indexed: bool,
 }
 
 /// The name of output `o` of encoder `enc` in the generated code.
@@ -406,4 +429,134 @@ fn rewrite_tokens(
 
 fn name_span_tokens(tree: &TokenTree) -> TokenStream {
     TokenStream::from(tree.clone())
+}
+
+/// Checks an encoder's context against the guide's latents (`latents`:
+/// name and whether it is a vector) and mixing variables: `z[j]` of a
+/// vector latent, `m` of a scalar one.
+pub fn context(
+    cx: &Ctxt,
+    latents: &[(&Ident, bool)],
+    mixing: &[&Ident],
+    items: &[Expr],
+) -> Vec<ContextItem> {
+    let form = "an encoder's context is a latent of the point: `z[j]` for a vector latent, `m` for a scalar one";
+    let mut checked = Vec::new();
+    for item in items {
+        let (name, indexed) = match item {
+            Expr::Index(ix) if index_ident(&ix.index).is_some() => (index_ident(&ix.expr), true),
+            other => (index_ident(other), false),
+        };
+        let Some(name) = name else {
+            cx.error_spanned_by(item, form);
+            continue;
+        };
+        if mixing.contains(&name) {
+            cx.error_spanned_by(
+                name,
+                format!("`{name}` is a mixing variable: an encoder's context reads the latents (a reverse model conditions on the latents, not on the mixing variables)"),
+            );
+            continue;
+        }
+        let Some((_, vector)) = latents.iter().find(|(l, _)| *l == name) else {
+            let names: Vec<String> = latents.iter().map(|(l, _)| l.to_string()).collect();
+            let hint = family::closest(&name.to_string(), names.iter().map(String::as_str))
+                .map_or_else(String::new, |c| format!("; did you mean `{c}`?"));
+            cx.error_spanned_by(
+                name,
+                format!("the guide has no latent `{name}` for an encoder's context{hint}"),
+            );
+            continue;
+        };
+        match (vector, indexed) {
+            (true, false) => cx.error_spanned_by(
+                item,
+                format!("`{name}` is a vector latent: give its element at the point, `{name}[j]`"),
+            ),
+            (false, true) => {
+                cx.error_spanned_by(item, format!("`{name}` is a scalar latent: write `{name}`"))
+            }
+            _ => checked.push(ContextItem {
+                name: name.clone(),
+                indexed,
+            }),
+        }
+    }
+    checked
+}
+
+/// Who calls the encoders: each conditional (by latent) and each reverse
+/// model (by the latent giving its rows, empty if none), with the
+/// encoders it calls.
+pub struct Callers<'c> {
+    pub conditionals: &'c [(String, BTreeSet<String>)],
+    pub reverse: &'c [(String, BTreeSet<String>)],
+}
+
+impl Callers<'_> {
+    /// The latents whose lengths are encoder `field`'s rows, and whether a
+    /// reverse model calls it; an encoder called by both a conditional and
+    /// a reverse model, or one with a context called by a conditional, is
+    /// reported.
+    pub fn check(
+        &self,
+        cx: &Ctxt,
+        field: &crate::guide::ast::GuideField,
+        context_exprs: &[Expr],
+    ) -> (Vec<String>, bool) {
+        let name = field.ident.to_string();
+        let calling = |list: &[(String, BTreeSet<String>)]| -> Vec<String> {
+            list.iter()
+                .filter(|(_, called)| called.contains(&name))
+                .map(|(latent, _)| latent.clone())
+                .collect()
+        };
+        let conditionals = calling(self.conditionals);
+        let reverse = calling(self.reverse);
+        let by_reverse = !reverse.is_empty();
+        if let (Some(c), true) = (conditionals.first(), by_reverse) {
+            cx.error_spanned_by(
+                &field.ident,
+                format!("encoder `{name}` is called by conditional `{c}` and by a reverse model: give the reverse model an encoder of its own (the doubly-reparameterized estimator trains the reverse model's weights apart)"),
+            );
+        }
+        if let (Some(c), Some(first)) = (conditionals.first(), context_exprs.first()) {
+            cx.error_spanned_by(
+                first,
+                format!("encoder `{name}` has a context (values of the draw), which only a reverse model can read: conditional `{c}` calls it; call it from `#[reverse(..., for j)]`, or remove `context`"),
+            );
+        }
+        let mut latents = conditionals;
+        latents.extend(reverse.into_iter().filter(|r| !r.is_empty()));
+        (latents, by_reverse)
+    }
+}
+
+/// The reverse model's parameter range over the parameters and the
+/// encoders (`params[first..end]` of `reverse`, then the encoders a
+/// reverse model calls, which come first among the encoders): one range,
+/// so the reverse model's parameters must be the last parameters when it
+/// calls an encoder.
+pub fn reverse_params(
+    cx: &Ctxt,
+    params: &[super::lower::Param<'_>],
+    reverse: Option<(usize, usize)>,
+    encoders: &[Encoder<'_>],
+) -> Option<(usize, usize)> {
+    let count = encoders.iter().filter(|e| e.reverse).count();
+    if count == 0 {
+        return reverse;
+    }
+    let (first, end) = reverse.unwrap_or((params.len(), params.len()));
+    if let Some(after) = params.get(end) {
+        cx.error_spanned_by(
+            after.ident,
+            format!(
+                "parameter `{}` comes after the reverse model's parameters, which its encoder `{}` follows: declare the reverse model's parameters last",
+                after.ident,
+                encoders[0].ident
+            ),
+        );
+    }
+    Some((first, params.len() + count))
 }

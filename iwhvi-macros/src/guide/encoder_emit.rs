@@ -23,10 +23,15 @@ use super::lower::Plan;
 
 /// `Σ_e rows_e × outputs_e`: the entries of every encoder's outputs.
 fn outputs_len(plan: &Plan<'_>) -> TokenStream {
-    let terms = plan.encoders.iter().enumerate().map(|(ei, e)| {
-        let outputs = e.outputs;
-        quote!(+ self.__encoder_rows[#ei] * #outputs)
-    });
+    let terms = plan
+        .encoders
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.context.is_empty())
+        .map(|(ei, e)| {
+            let outputs = e.outputs;
+            quote!(+ self.__encoder_rows[#ei] * #outputs)
+        });
     quote!((0usize #(#terms)*))
 }
 
@@ -34,8 +39,12 @@ fn outputs_len(plan: &Plan<'_>) -> TokenStream {
 /// weights read from `__params` at `__p` onwards (advanced past them).
 fn evaluate(plan: &Plan<'_>) -> TokenStream {
     let first = plan.params.len();
-    let steps = plan.encoders.iter().enumerate().map(|(ei, _)| {
+    let steps = plan.encoders.iter().enumerate().map(|(ei, e)| {
         let pi = first + ei;
+        if !e.context.is_empty() {
+            // Evaluated per draw (`context_outputs`).
+            return quote!(__p += self.__param_lens[#pi];);
+        }
         quote! {
             let __w = &__params[__p..__p + self.__param_lens[#pi]];
             __p += self.__param_lens[#pi];
@@ -50,7 +59,7 @@ fn evaluate(plan: &Plan<'_>) -> TokenStream {
 /// The `workspace_lens` entry of `params`: the outputs and their flag
 /// (none without encoders).
 pub fn params_len(plan: &Plan<'_>) -> TokenStream {
-    if plan.encoders.is_empty() {
+    if !plan.encoders.iter().any(|e| e.context.is_empty()) {
         return quote!(0usize);
     }
     let len = outputs_len(plan);
@@ -60,7 +69,7 @@ pub fn params_len(plan: &Plan<'_>) -> TokenStream {
 /// `prepare`: the encoders' outputs into `workspace.params` (nothing
 /// without encoders: the trait's default).
 pub fn prepare(plan: &Plan<'_>) -> TokenStream {
-    if plan.encoders.is_empty() {
+    if !plan.encoders.iter().any(|e| e.context.is_empty()) {
         return quote!();
     }
     let first = plan.params.len();
@@ -90,20 +99,31 @@ pub fn outputs(plan: &Plan<'_>) -> TokenStream {
     }
     let first = plan.params.len();
     let (len, evaluate) = (outputs_len(plan), evaluate(plan));
-    let binds = plan.encoders.iter().enumerate().map(|(ei, e)| {
-        let pi = first + ei;
-        let outputs = e.outputs;
-        let names = (0..e.outputs).map(|o| {
+    let binds: Vec<TokenStream> = plan
+        .encoders
+        .iter()
+        .enumerate()
+        .map(|(ei, e)| {
+            let pi = first + ei;
+            let outputs = e.outputs;
+            if !e.context.is_empty() {
+                return quote!(__p += self.__param_lens[#pi];);
+            }
+            let names = (0..e.outputs).map(|o| {
             let name = output_name(e.ident, o);
             quote!(let #name: &[__T] = &__enc_all[__at + #o * __rows..__at + (#o + 1) * __rows];)
         });
-        quote! {
-            __p += self.__param_lens[#pi];
-            let __rows = self.__encoder_rows[#ei];
-            #(#names)*
-            __at += __rows * #outputs;
-        }
-    });
+            quote! {
+                __p += self.__param_lens[#pi];
+                let __rows = self.__encoder_rows[#ei];
+                #(#names)*
+                __at += __rows * #outputs;
+            }
+        })
+        .collect();
+    if !plan.encoders.iter().any(|e| e.context.is_empty()) {
+        return quote!(#(#binds)*);
+    }
     quote! {
         let __enc_len = #len;
         let mut __enc_buf: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
@@ -119,22 +139,127 @@ pub fn outputs(plan: &Plan<'_>) -> TokenStream {
     }
 }
 
-/// The `workspace_lens` entry of `reverse`: the constrained latents and
-/// their flag, for a guide with a per-point mixing variable.
-pub fn reverse_len(plan: &Plan<'_>) -> TokenStream {
-    if plan.per_point.is_none() {
-        return quote!(0usize);
-    }
-    quote!(self.__z_dim + 1)
+/// `Σ_e rows_e × outputs_e` over the encoders with a context.
+fn context_len(plan: &Plan<'_>) -> TokenStream {
+    let terms = plan
+        .encoders
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.context.is_empty())
+        .map(|(ei, e)| {
+            let outputs = e.outputs;
+            quote!(+ self.__encoder_rows[#ei] * #outputs)
+        });
+    quote!((0usize #(#terms)*))
 }
 
-/// `prepare_reverse` of a per-point guide: `z = T(u)` into
+/// Whether the guide caches per draw in `workspace.reverse`: with a
+/// per-point mixing variable or an encoder with a context.
+fn caches_draw(plan: &Plan<'_>) -> bool {
+    plan.per_point.is_some() || plan.encoders.iter().any(|e| !e.context.is_empty())
+}
+
+/// Where `workspace.reverse`'s flag sits: after `z` and the context
+/// encoders' outputs.
+fn draw_flag(plan: &Plan<'_>) -> TokenStream {
+    let len = context_len(plan);
+    quote!((self.__z_dim + #len))
+}
+
+/// The `workspace_lens` entry of `reverse`: the constrained latents, the
+/// context encoders' outputs and their flag.
+pub fn reverse_len(plan: &Plan<'_>) -> TokenStream {
+    if !caches_draw(plan) {
+        return quote!(0usize);
+    }
+    let flag = draw_flag(plan);
+    quote!(#flag + 1)
+}
+
+/// The outputs of the encoders with a context at the draw, appended to
+/// `__ctx_buf` (the latents bound, `__params` the whole vector).
+fn evaluate_context(plan: &Plan<'_>) -> TokenStream {
+    let first = plan.params.len();
+    let steps = plan.encoders.iter().enumerate().filter(|(_, e)| !e.context.is_empty()).map(|(ei, e)| {
+        let pi = first + ei;
+        let outputs = e.outputs;
+        let items = e.context.iter().map(|c| {
+            let name = &c.name;
+            if c.indexed { quote!(#name[__r]) } else { quote!(#name) }
+        });
+        quote! {
+            {
+                let __w0: usize = self.__param_lens[..#pi].iter().sum();
+                let __w = &__params[__w0..__w0 + self.__param_lens[#pi]];
+                let __rows = self.__encoder_rows[#ei];
+                let __width = self.__encoder_inputs[#ei].len() / __rows.max(1);
+                let __start = __ctx_buf.len();
+                __ctx_buf.resize(__start + __rows * #outputs, <__T as ::iwhvi::__private::Scalar>::constant(0.0));
+                let mut __row: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+                for __r in 0..__rows {
+                    let __c = [#(#items),*];
+                    self.__encoder_nets[#ei].apply_row_context(
+                        __w,
+                        &self.__encoder_inputs[#ei][__r * __width..(__r + 1) * __width],
+                        &__c,
+                        &mut __row,
+                    );
+                    for __o in 0..#outputs {
+                        __ctx_buf[__start + __o * __rows + __r] = __row[__o];
+                    }
+                }
+            }
+        }
+    });
+    quote!(#(#steps)*)
+}
+
+/// A reverse method's context-encoder outputs `__enc_<name>_<o>`, read
+/// from `workspace.reverse` when `prepare_reverse` filled it, else
+/// computed here (the latents bound before it).
+pub fn context_outputs(plan: &Plan<'_>) -> TokenStream {
+    if !plan.encoders.iter().any(|e| !e.context.is_empty()) {
+        return quote!();
+    }
+    let (len, flag, evaluate) = (context_len(plan), draw_flag(plan), evaluate_context(plan));
+    let binds = plan
+        .encoders
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.context.is_empty())
+        .map(|(ei, e)| {
+            let outputs = e.outputs;
+            let names = (0..e.outputs).map(|o| {
+            let name = output_name(e.ident, o);
+            quote!(let #name: &[__T] = &__ctx_all[__at + #o * __rows..__at + (#o + 1) * __rows];)
+        });
+            quote! {
+                let __rows = self.__encoder_rows[#ei];
+                #(#names)*
+                __at += __rows * #outputs;
+            }
+        });
+    quote! {
+        let mut __ctx_buf: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+        let __ctx_all: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.reverse[#flag]) == 1.0 {
+            &__workspace.reverse[self.__z_dim..self.__z_dim + #len]
+        } else {
+            #evaluate
+            &__ctx_buf
+        };
+        let mut __at = 0usize;
+        #(#binds)*
+    }
+}
+
+/// `prepare_reverse`: `z = T(u)` and the context encoders' outputs into
 /// `workspace.reverse`.
-pub fn prepare_reverse(plan: &Plan<'_>) -> TokenStream {
-    if plan.per_point.is_none() {
+pub fn prepare_reverse(plan: &Plan<'_>, bind_latents: &[TokenStream]) -> TokenStream {
+    if !caches_draw(plan) {
         return quote!();
     }
     let none = vec![false; plan.conditionals.len()];
+    let (len, flag, evaluate) = (context_len(plan), draw_flag(plan), evaluate_context(plan));
     quote! {
         fn prepare_reverse<__T: ::iwhvi::__private::Scalar>(
             &self,
@@ -149,7 +274,15 @@ pub fn prepare_reverse(plan: &Plan<'_>) -> TokenStream {
                 __u,
                 &mut __workspace.reverse[..self.__z_dim],
             );
-            __workspace.reverse[self.__z_dim] = <__T as ::iwhvi::__private::Scalar>::constant(1.0);
+            let mut __ctx_buf: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+            {
+                let __z: &[__T] = &__workspace.reverse[..self.__z_dim];
+                #(#bind_latents)*
+                #evaluate
+            }
+            let __len = #len;
+            __workspace.reverse[self.__z_dim..self.__z_dim + __len].copy_from_slice(&__ctx_buf);
+            __workspace.reverse[#flag] = <__T as ::iwhvi::__private::Scalar>::constant(1.0);
         }
     }
 }
@@ -157,9 +290,10 @@ pub fn prepare_reverse(plan: &Plan<'_>) -> TokenStream {
 /// A group method's latents bound from `workspace.reverse` when
 /// `prepare_reverse` filled it, else constrained here into
 /// `workspace.scratch`.
-pub fn cached_latents(bind_latents: &[TokenStream]) -> TokenStream {
+pub fn cached_latents(plan: &Plan<'_>, bind_latents: &[TokenStream]) -> TokenStream {
+    let flag = draw_flag(plan);
     quote! {
-        let __z: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.reverse[self.__z_dim]) == 1.0 {
+        let __z: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.reverse[#flag]) == 1.0 {
             &__workspace.reverse[..self.__z_dim]
         } else {
             let __fresh = &mut __workspace.scratch[..self.__z_dim];

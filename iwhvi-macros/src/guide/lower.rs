@@ -224,11 +224,33 @@ pub fn plan<'a>(
         .iter()
         .filter(|f| matches!(f.part, Part::Mixing { .. }))
         .collect();
+    let all_callables: Vec<Callable<'_>> = callables
+        .iter()
+        .chain(&failed_callables)
+        .map(|e| Callable {
+            ident: e.ident,
+            outputs: e.outputs,
+            failed: e.failed,
+        })
+        .collect();
+    let mut reverse_callers: Vec<(String, BTreeSet<String>)> = Vec::new();
     let mixing: Vec<Mixing<'a>> = mixing_fields
         .iter()
         .map(|m| {
             let at = (&table, outputs + ordered.len());
-            mixing(cx, input, at, m, &mixing_fields, &mut reverse_uses)
+            let mut called = BTreeSet::new();
+            let uses = (&mut reverse_uses, all_callables.as_slice(), &mut called);
+            let lowered = mixing(cx, input, at, m, &mixing_fields, uses);
+            // The rows of an encoder a reverse model calls: the points of
+            // the latent giving the mixing variable's length.
+            let rows = match &m.part {
+                Part::Mixing { len: Some(len), .. } => scope::single_ident(len)
+                    .filter(|i| latents.iter().any(|l| l.name == **i))
+                    .map(ToString::to_string),
+                _ => None,
+            };
+            reverse_callers.push((rows.unwrap_or_default(), called));
+            lowered
         })
         .collect();
     let params: Vec<Param<'a>> = fields
@@ -241,7 +263,12 @@ pub fn plan<'a>(
         check_params_used(cx, &params, &conditional_uses, &reverse_uses);
     }
     let reverse_params = reverse_params(cx, &params, &conditional_uses, &reverse_uses);
+    let callers = encoder::Callers {
+        conditionals: &callers,
+        reverse: &reverse_callers,
+    };
     let encoders = encoders(cx, (guide_input, fields), &encoder_fields, &callers, failed);
+    let reverse_params = super::encoder::reverse_params(cx, &params, reverse_params, &encoders);
     let per_point = mixing.iter().position(|m| m.per_point);
     Plan {
         input: guide_input,
@@ -260,9 +287,19 @@ fn encoders<'a>(
     cx: &Ctxt,
     (input, fields): (&GuideInput, &[GuideField]),
     encoder_fields: &[&'a GuideField],
-    callers: &[(String, BTreeSet<String>)],
+    callers: &encoder::Callers<'_>,
     failed: &[Ident],
 ) -> Vec<Encoder<'a>> {
+    let guide_latents: Vec<(&Ident, bool)> = fields
+        .iter()
+        .filter(|f| matches!(f.part, Part::Conditional { .. }))
+        .map(|f| (&f.ident, !f.is_scalar()))
+        .collect();
+    let mixing: Vec<&Ident> = fields
+        .iter()
+        .filter(|f| matches!(f.part, Part::Mixing { .. }))
+        .map(|f| &f.ident)
+        .collect();
     let mut others: Vec<(&Ident, &'static str)> = fields
         .iter()
         .map(|f| match f.part {
@@ -275,25 +312,30 @@ fn encoders<'a>(
     if let Some(latents) = &input.latents {
         others.extend(latents.iter().map(|l| (&l.name, "a latent")));
     }
-    encoder_fields
+    let mut encoders: Vec<Encoder<'a>> = encoder_fields
         .iter()
         .filter_map(|f| {
             let Part::Encoder(args) = &f.part else {
                 return None;
             };
             let name = f.ident.to_string();
-            let latents: Vec<String> = callers
-                .iter()
-                .filter(|(_, called)| called.contains(&name))
-                .map(|(latent, _)| latent.clone())
-                .collect();
-            if latents.is_empty() && failed.is_empty() {
+            let context = encoder::context(cx, &guide_latents, &mixing, &args.context);
+            let (mut latents, reverse) = callers.check(cx, f, &args.context);
+            if latents.is_empty() && !reverse && failed.is_empty() {
                 cx.error_spanned_by(
                     &f.ident,
                     format!("encoder `{name}` is declared but never called: call it in a conditional with `for j`, e.g. `Normal({name}(j)[0], {name}(j)[1].exp())`, or remove it"),
                 );
             }
             let inputs = encoder::inputs(cx, &input.data, &others, &args.input);
+            latents.extend(
+                context
+                    .iter()
+                    .filter(|c| c.indexed)
+                    .map(|c| c.name.to_string()),
+            );
+            latents.sort();
+            latents.dedup();
             Some(Encoder {
                 ident: &f.ident,
                 inputs,
@@ -301,9 +343,15 @@ fn encoders<'a>(
                 activation: args.activation.clone(),
                 outputs: args.outputs,
                 latents,
+                context,
+                reverse,
             })
         })
-        .collect()
+        .collect();
+    // The reverse model's encoders first: their weights follow the
+    // reverse model's parameters (`reverse_params`, one range).
+    encoders.sort_by_key(|e| !e.reverse);
+    encoders
 }
 
 // Every model latent has exactly one conditional.
@@ -510,7 +558,11 @@ fn mixing<'a>(
     (table, visible): (&Bindings, usize),
     m: &'a GuideField,
     all: &[&GuideField],
-    uses: &mut BTreeSet<String>,
+    (uses, encoders, called): (
+        &mut BTreeSet<String>,
+        &[Callable<'_>],
+        &mut BTreeSet<String>,
+    ),
 ) -> Mixing<'a> {
     let Part::Mixing {
         len,
@@ -537,6 +589,9 @@ fn mixing<'a>(
                 ),
             );
         }
+        let rewritten =
+            encoder::rewrite_call(cx, encoders, call, index.as_ref(), &m.ident, called).ok()?;
+        let call = rewritten.as_ref().unwrap_or(call);
         let family = check_distribution(cx, call)?;
         if family.name != "Normal" {
             cx.error_spanned_by(&call.name, "reverse models are `Normal(...)` for now");

@@ -75,6 +75,7 @@ pub fn groups(plan: &Plan<'_>) -> TokenStream {
 /// The per-group methods of `impl HierarchicalGuide` (nothing without a
 /// per-point mixing variable).
 pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStream) -> TokenStream {
+    let context_outputs = super::encoder_emit::context_outputs(plan);
     let Some(pp) = plan.per_point else {
         return quote!();
     };
@@ -101,7 +102,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
         constrained_latents_with(bindings, &global_jacobian, quote!(let mut __lp =));
     // A point's group reads the latents `prepare_reverse` constrained
     // once per draw (O(1) per group), and adds its own elements' Jacobian.
-    let point_latents = cached_latents(&bindings.latents);
+    let point_latents = cached_latents(plan, &bindings.latents);
     let mut global_density = Vec::new();
     let mut point_density = Vec::new();
     for (ci, c) in plan.conditionals.iter().enumerate() {
@@ -232,7 +233,9 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
         ) {
             let mut __p = 0usize;
             #(#bind_params)*
+            #encoder_outputs
             #point_latents
+            #context_outputs
             #first_point
             if __group < __first {
                 #(#global_sample)*
@@ -252,7 +255,9 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
         ) -> __T {
             let mut __p = 0usize;
             #(#bind_params)*
+            #encoder_outputs
             #point_latents
+            #context_outputs
             let mut __lp = <__T as #p::Scalar>::constant(0.0);
             #first_point
             if __group < __first {

@@ -113,3 +113,66 @@ impl Mlp {
         }
     }
 }
+
+impl Mlp {
+    /// The network on one row with its context, generic over the scalar
+    /// of its parameters and context: `h₁ = a(W₀ᵀ x + W_cᵀ c + b₀)`, then
+    /// as [`Mlp::apply_rows`]; `input` is the row's `inputs` plain values
+    /// (data), `context` its `context` values of the engine's scalar (e.g.
+    /// a latent of the point, through which derivatives flow). `out` is
+    /// cleared and receives the `outputs` values.
+    ///
+    /// # Panics
+    /// If `params` is shorter than `len()`, `input` than `inputs` or
+    /// `context` than `context`.
+    ///
+    /// ```
+    /// use iwhvi_core::amortised::{Activation, Mlp};
+    /// let net = Mlp::new(1, 1, &[], 1, Activation::Tanh, 0);
+    /// // out = 2 x + 3 c + 1
+    /// let mut out = Vec::new();
+    /// net.apply_row_context(&[2.0, 3.0, 1.0], &[1.0], &[2.0], &mut out);
+    /// assert_eq!(out, vec![9.0]);
+    /// ```
+    pub fn apply_row_context<T: Scalar>(
+        &self,
+        params: &[T],
+        input: &[f64],
+        context: &[T],
+        out: &mut Vec<T>,
+    ) {
+        let shapes = self.shapes();
+        let last = shapes.len() - 1;
+        let mut h: Vec<T> = Vec::new();
+        for (l, s) in shapes.iter().enumerate() {
+            let w = &params[s.weight - self.offset..s.context_weight - self.offset];
+            let wc = &params[s.context_weight - self.offset..s.bias - self.offset];
+            let b = &params[s.bias - self.offset..s.bias - self.offset + s.outputs];
+            out.clear();
+            for o in 0..s.outputs {
+                let mut a = b[o];
+                for i in 0..s.inputs {
+                    let wi = w[i * s.outputs + o];
+                    a += if l == 0 {
+                        wi * T::constant(input[i])
+                    } else {
+                        wi * h[i]
+                    };
+                }
+                if l == 0 {
+                    for (c, &value) in context.iter().take(self.context).enumerate() {
+                        a += wc[c * s.outputs + o] * value;
+                    }
+                }
+                out.push(if l == last {
+                    a
+                } else {
+                    self.activation.apply_scalar(a)
+                });
+            }
+            if l != last {
+                std::mem::swap(&mut h, out);
+            }
+        }
+    }
+}
