@@ -150,6 +150,9 @@ def vae_digits(d):
         m, s = paired(d, "macro_gaussian_elbo", "gaussian_elbo")
         check("vae_digits", abs(m) < 0.5,
               f"#[variational] VAE within 0.5 nats of the runtime Gaussian ELBO on the test set ({m:.3f} ± {s:.3f})")
+        m, s = paired(d, "macro_hierarchical_diwhvi", "independent_pixels")
+        check("vae_digits", m > 4 * s and m > 1.5,
+              f"#[variational] hierarchical VAE: test log-likelihood {m:.2f} ± {s:.2f} nats above independent pixels (> 1.5)")
     else:
         check("vae_digits", d["latent"] != 2, "the #[variational] VAE row is missing at latent size 2")
 

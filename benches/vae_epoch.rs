@@ -29,8 +29,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use iwhvi::amortised::{EncoderKind, TrainSettings, VaeBound, train};
+use iwhvi::objective::Diwhvi;
 use iwhvi_examples::digits;
-use iwhvi_examples::macro_vae::{self, MacroTraining};
+use iwhvi_examples::macro_vae::{self, MacroEncoder, MacroTraining};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -93,6 +94,8 @@ fn macro_epoch(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(8));
     let settings = MacroTraining {
+        encoder: MacroEncoder::Gaussian,
+        objective: Diwhvi::elbo(),
         steps: 1,
         batch_size: None,
         learning_rate: 1e-3,

@@ -12,9 +12,10 @@
 //! ```
 
 use iwhvi::amortised::{EncoderKind, Vae};
+use iwhvi::fit::InputError;
 use iwhvi::fit::{Fit, FitConfig, FitError, fit};
 use iwhvi::model::Model;
-use iwhvi::objective::Diwhvi;
+use iwhvi::objective::{Diwhvi, estimate_bound};
 use iwhvi::optim::Adam;
 use iwhvi::{Scalar, variational};
 use nalgebra::DMatrix;
@@ -163,6 +164,12 @@ pub fn split_params(params: &[f64]) -> (&[f64], &[f64]) {
 }
 
 /// The number of encoder parameters, `(64 + 1) · 64 + (64 + 1) · 4`.
+///
+/// ```
+/// use iwhvi_examples::macro_vae::{encoder_len, runtime_vae};
+/// assert_eq!(encoder_len(), 4420);
+/// assert_eq!(runtime_vae().len(), 4420 + 4352);
+/// ```
 pub fn encoder_len() -> usize {
     (PIXELS + 1) * WIDTH + (WIDTH + 1) * 2 * LATENT
 }
@@ -179,9 +186,22 @@ pub fn model_with(pixels: &[f64], params: &[f64]) -> DigitsVae {
     model
 }
 
+/// Which guide [`train`] fits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacroEncoder {
+    /// [`GaussianEncoder`].
+    Gaussian,
+    /// [`HierarchicalEncoder`].
+    Hierarchical,
+}
+
 /// How [`train`] fits the macro-declared VAE.
 #[derive(Clone, Copy, Debug)]
 pub struct MacroTraining {
+    /// The guide.
+    pub encoder: MacroEncoder,
+    /// The bound (`Diwhvi::elbo()`, `Diwhvi::new(5, 10)`, …).
+    pub objective: Diwhvi,
     /// Adam steps.
     pub steps: usize,
     /// Images per step (`None`: every training image, each step).
@@ -194,34 +214,56 @@ pub struct MacroTraining {
 
 /// What [`train`] leaves behind.
 pub struct MacroTrained {
-    /// The fitted parameters in the runtime layout (encoder, then
-    /// decoder): a [`runtime_vae`]'s parameter vector, for
-    /// `iwhvi::amortised::log_likelihood` and the pictures.
+    /// The guide's fitted parameters, then the decoder's θ: for
+    /// [`MacroEncoder::Gaussian`], a [`runtime_vae`]'s parameter vector
+    /// (for `iwhvi::amortised::log_likelihood` and the pictures).
     pub params: Vec<f64>,
     /// The fit itself.
     pub fit: Fit,
 }
 
 /// Fits the macro-declared VAE to `pixels` (`n × 64`, binary) with
-/// `iwhvi::fit` on the ELBO (`M = 1`): the decoder θ starts where the
-/// runtime VAE's does (`Vae::init_params` with `init_seed`, output bias
-/// at the pixels' logits), the encoder at the guide's own initialisation
-/// (the same rule, drawn from the fit's seed), and both are learned.
+/// `iwhvi::fit`: the decoder θ starts where the runtime VAE's does
+/// (`Vae::init_params` with `init_seed`, output bias at the pixels'
+/// logits), the encoder at the guide's own initialisation (the same rule,
+/// drawn from the fit's seed), and both are learned.
 ///
 /// # Errors
-/// As [`fit`] (e.g. a batch size the model cannot be subsampled with).
+/// As [`fit`], boxed (e.g. a batch size the model cannot be subsampled
+/// with).
+///
+/// ```
+/// use iwhvi::objective::Diwhvi;
+/// use iwhvi_examples::macro_vae::{MacroEncoder, MacroTraining, hierarchical_log_likelihood, train};
+/// let pixels: Vec<f64> = (0..2 * 64).map(|i| f64::from(i % 3 == 0)).collect();
+/// let settings = MacroTraining {
+///     encoder: MacroEncoder::Hierarchical,
+///     objective: Diwhvi::new(2, 3),
+///     steps: 2,
+///     batch_size: None,
+///     learning_rate: 1e-2,
+///     seed: 0,
+/// };
+/// let trained = train(&pixels, 1, settings).unwrap();
+/// assert_eq!(trained.fit.steps, 2);
+/// // log p(x) of each image by DIWHVI (M = 4, K = 2), below 0 for binary pixels.
+/// let ll = hierarchical_log_likelihood(&pixels, &trained.params, 4, 2, 0).unwrap();
+/// assert!(ll.len() == 2 && ll.iter().all(|&l| l < 0.0));
+/// // Minibatches of a model with learned parameters are refused, naming why.
+/// let refused = train(&pixels, 1, MacroTraining { batch_size: Some(1), ..settings });
+/// assert!(refused.is_err());
+/// ```
 pub fn train(
     pixels: &[f64],
     init_seed: u64,
     settings: MacroTraining,
-) -> Result<MacroTrained, FitError> {
+) -> Result<MacroTrained, Box<FitError>> {
     let vae = runtime_vae();
     let mut start = vae.init_params(&mut StdRng::seed_from_u64(init_seed));
     vae.init_decoder_bias(&mut start, pixels)
         .expect("binary pixels");
     let model = model_with(pixels, &start);
-    let guide = GaussianEncoder::new(&model).expect("an encoder of the images");
-    let mut config = FitConfig::new(Diwhvi::elbo())
+    let mut config = FitConfig::new(settings.objective)
         .max_steps(settings.steps)
         .min_steps(settings.steps)
         .seed(settings.seed)
@@ -229,11 +271,96 @@ pub fn train(
     if let Some(b) = settings.batch_size {
         config = config.batch_size(b);
     }
-    let fitted = fit(&model, &guide, Adam::new(settings.learning_rate), &config)?;
+    let adam = Adam::new(settings.learning_rate);
+    let fitted = match settings.encoder {
+        MacroEncoder::Gaussian => {
+            let guide = GaussianEncoder::new(&model).expect("an encoder of the images");
+            fit(&model, &guide, adam, &config)?
+        }
+        MacroEncoder::Hierarchical => {
+            let guide = HierarchicalEncoder::new(&model).expect("an encoder of the images");
+            fit(&model, &guide, adam, &config)?
+        }
+    };
     let mut params = fitted.params.clone();
     params.extend_from_slice(&fitted.theta);
     Ok(MacroTrained {
         params,
         fit: fitted,
     })
+}
+
+/// The test log-likelihood of each image under a fitted
+/// [`HierarchicalEncoder`] VAE (`params` as [`MacroTrained::params`]):
+/// the DIWHVI bound with `m` outer and `k` inner samples on the image
+/// alone, the mean of two replicates, a lower bound on `log p_θ(x_n)` in
+/// expectation.
+///
+/// # Errors
+/// As [`estimate_bound`].
+pub fn hierarchical_log_likelihood(
+    pixels: &[f64],
+    params: &[f64],
+    m: usize,
+    k: usize,
+    seed: u64,
+) -> Result<Vec<f64>, InputError> {
+    let guide_len = params.len() - runtime_vae().len() + encoder_len();
+    let (phi, theta) = params.split_at(guide_len);
+    let mut rng = StdRng::seed_from_u64(seed);
+    pixels
+        .chunks_exact(PIXELS)
+        .map(|image| {
+            let mut model = DigitsVae::new(images(image)).expect("an image of 64 pixels");
+            model.set_theta(theta).expect("the decoder's θ");
+            let guide = HierarchicalEncoder::new(&model).expect("an encoder of the image");
+            estimate_bound(&model, &guide, phi, Diwhvi::new(m, k), 2, &mut rng).map(|e| e.mean)
+        })
+        .collect()
+}
+
+/// A hierarchical encoder for [`DigitsVae`], as the per-point mixing
+/// variables of the guide macro allow it: one mixing coordinate per image,
+/// `ψ_n ~ N(0, 1)`, that moves both the mean and the log scale of
+/// `q(z_n | ψ_n, x_n)` (so that `q(z_n | x_n)` is a continuous mixture of
+/// Gaussians, not a Gaussian), and a reverse model
+/// `τ(ψ_n | z_n, x_n)` that is a network of the image and of `z_n`:
+///
+/// ```text
+/// e = enc(x_n) ∈ R⁸,   z_{d,n} | ψ_n ~ N(e_d + e_{4+d} ψ_n, exp(e_{2+d} + e_{6+d} ψ_n)),
+/// g = rev(x_n; z_n) ∈ R²,   τ(ψ_n | z_n, x_n) = N(g_0, exp g_1).
+/// ```
+///
+/// It is not the runtime's hierarchical encoder (whose `ψ` has its own
+/// network `q(ψ | x)`, two coordinates, and enters the conditional's
+/// network): the guide macro's mixing variables are standard normal, one
+/// per point, and enter the conditional through its arguments.
+///
+/// ```
+/// use iwhvi::guide::HierarchicalGuide;
+/// use iwhvi_examples::macro_vae::{DigitsVae, HierarchicalEncoder};
+/// use nalgebra::DMatrix;
+/// let model = DigitsVae::new(DMatrix::from_element(3, 64, 1.0)).unwrap();
+/// let guide = HierarchicalEncoder::new(&model).unwrap();
+/// // One mixing group per image (there is no global latent).
+/// assert_eq!(guide.mixing_groups().unwrap().len(), 3);
+/// ```
+#[variational(guide = DigitsVae)]
+pub struct HierarchicalEncoder {
+    /// `x_n → 64 tanh → e` (means, log scales, and their slopes in ψ).
+    #[encoder(input = [images.row(j)], hidden = [64], activation = tanh, outputs = 8)]
+    pub enc: Mlp,
+    /// `(x_n; z_n) → 64 tanh → (mean, log scale)` of `τ(ψ_n | z_n, x_n)`.
+    #[encoder(input = [images.row(j)], context = [z0[j], z1[j]], hidden = [64], activation = tanh, outputs = 2)]
+    pub rev: Mlp,
+    /// One mixing coordinate per image, with its reverse model.
+    #[mixing(len = z0, for j)]
+    #[reverse(Normal(rev(j)[0], rev(j)[1].exp()), for j)]
+    pub psi: Vec<f64>,
+    /// `q(z0_n | ψ_n, x_n)`.
+    #[latent(Normal(enc(j)[0] + enc(j)[4] * psi[j], (enc(j)[2] + enc(j)[6] * psi[j]).exp()), for j)]
+    pub z0: Vec<f64>,
+    /// `q(z1_n | ψ_n, x_n)`.
+    #[latent(Normal(enc(j)[1] + enc(j)[5] * psi[j], (enc(j)[3] + enc(j)[7] * psi[j]).exp()), for j)]
+    pub z1: Vec<f64>,
 }
