@@ -86,18 +86,19 @@ impl DigitsVae {
         w1: &DMatrix<T>,
         b1: &[T],
     ) -> T {
+        let width = b0.len();
+        // W₁'s rows, each contiguous, for the fused `Scalar::dot` (one
+        // node on the tape per logit rather than one per multiply-add).
+        let rows: Vec<T> = (0..b1.len())
+            .flat_map(|p| (0..width).map(move |k| w1[(p, k)]))
+            .collect();
         let mut total = T::constant(0.0);
-        let mut h = Vec::with_capacity(b0.len());
+        let mut h = Vec::with_capacity(width);
         for n in 0..self.images.nrows() {
             h.clear();
-            h.extend(
-                (0..b0.len()).map(|k| (b0[k] + w0[(k, 0)] * z0[n] + w0[(k, 1)] * z1[n]).tanh()),
-            );
+            h.extend((0..width).map(|k| (b0[k] + w0[(k, 0)] * z0[n] + w0[(k, 1)] * z1[n]).tanh()));
             for (p, &bias) in b1.iter().enumerate() {
-                let mut logit = bias;
-                for (k, &hk) in h.iter().enumerate() {
-                    logit += w1[(p, k)] * hk;
-                }
+                let logit = bias + T::dot(&rows[p * width..(p + 1) * width], &h);
                 total += logit * self.images[(n, p)] - logit.softplus();
             }
         }
