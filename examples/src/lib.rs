@@ -10,6 +10,7 @@
 //!   [`reference`](mod@reference): posteriordb's reference posteriors (NUTS);
 //! - [`digits`]: the binarised digits and the VAE of `vae_digits`;
 //! - [`hmc`](mod@hmc): a plain HMC sampler, the reference of `varying_slopes`;
+//! - [`macro_vae`]: the VAE of `vae_digits` declared with `#[variational]`;
 //! - [`varying_slopes`]: correlated intercepts and slopes with an LKJ
 //!   prior, and the simulated data the example and its test fit;
 //! - [`report`]: what every example prints (text, or JSON with `--json`);
@@ -26,6 +27,7 @@ pub mod centred;
 pub mod digits;
 pub mod hand_written;
 pub mod hmc;
+pub mod macro_vae;
 pub mod noncentred;
 pub mod pictures;
 pub mod posteriordb;

@@ -8,6 +8,7 @@ mod guide_macro;
 mod guide_unconstrained;
 mod invalid_parameters;
 mod learned_params;
+mod macro_vae;
 mod model_language;
 mod model_macro;
 mod per_point_mixing;

@@ -1,0 +1,367 @@
+//! The VAE of `vae_digits` declared with `#[variational]` (issue 16): a
+//! model with a learned decoder and one local latent per image, and a
+//! guide whose Gaussian encoder is an `#[encoder]` network, both with the
+//! architecture of [`crate::digits::vae`] (latent size 2, one hidden layer
+//! of 64 tanh units) and the same parameter layout, so that parameters
+//! copy across to and from `iwhvi::amortised`.
+//!
+//! ```text
+//! z_n = (z0_n, z1_n) ~ N(0, I₂),   h_n = tanh(W₀ z_n + b₀),   ℓ_n = W₁ h_n + b₁,
+//! x_{n,p} ~ BernoulliLogit(ℓ_{n,p}),
+//! q(z_n | x_n) = N(μ(x_n), diag exp(2 s(x_n))),   (μ, s) = enc(x_n)
+//! ```
+
+use iwhvi::amortised::{EncoderKind, Vae};
+use iwhvi::fit::InputError;
+use iwhvi::fit::{Fit, FitConfig, FitError, fit};
+use iwhvi::model::Model;
+use iwhvi::objective::{Diwhvi, estimate_bound};
+use iwhvi::optim::Adam;
+use iwhvi::{Scalar, variational};
+use nalgebra::DMatrix;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::digits::{self, HIDDEN, PIXELS};
+
+/// The latent size of the macro-declared VAE (one latent field per
+/// coordinate: `z0`, `z1`).
+pub const LATENT: usize = 2;
+/// The hidden width of every network.
+pub const WIDTH: usize = HIDDEN[0];
+
+/// The model: `z_n ~ N(0, I₂)` per image, the decoder `z → 64 tanh → 64
+/// logits` with learned weights, Bernoulli-logit pixels.
+///
+/// The decoder's weights are stored output × input (`dec_w0` is 64 × 2,
+/// `dec_w1` 64 × 64), column by column in θ, which is the row-major
+/// input × output order of `iwhvi::amortised`'s decoder: θ is that
+/// decoder's block of a [`Vae`]'s parameters as it stands.
+///
+/// ```
+/// use iwhvi::model::Model;
+/// use iwhvi_examples::macro_vae::DigitsVae;
+/// use nalgebra::DMatrix;
+/// let model = DigitsVae::new(DMatrix::from_element(3, 64, 1.0)).unwrap();
+/// assert_eq!(model.dim(), 2 * 3);
+/// assert_eq!(model.theta_dim(), 2 * 64 + 64 + 64 * 64 + 64);
+/// ```
+#[variational]
+pub struct DigitsVae {
+    /// Binarised images, one per row (`n × 64`, values 0 or 1).
+    #[data]
+    pub images: DMatrix<f64>,
+    /// `W₀` (64 × 2).
+    #[param(init = 0.0, rows = 64, cols = 2)]
+    pub dec_w0: DMatrix<f64>,
+    /// `b₀`.
+    #[param(init = 0.0, len = 64)]
+    pub dec_b0: Vec<f64>,
+    /// `W₁` (64 × 64).
+    #[param(init = 0.0, rows = images.ncols(), cols = 64)]
+    pub dec_w1: DMatrix<f64>,
+    /// `b₁`.
+    #[param(init = 0.0, len = images.ncols())]
+    pub dec_b1: Vec<f64>,
+    /// First latent coordinate of every image.
+    #[latent(Normal(0.0, 1.0), len = images.nrows())]
+    pub z0: Vec<f64>,
+    /// Second latent coordinate of every image.
+    #[latent(Normal(0.0, 1.0), len = images.nrows())]
+    pub z1: Vec<f64>,
+    /// `Σ_{n,p} log BernoulliLogit(x_{n,p}; ℓ_{n,p})`.
+    #[factor(self.log_likelihood(z0, z1, dec_w0, dec_b0, dec_w1, dec_b1))]
+    pub likelihood: (),
+}
+
+impl DigitsVae {
+    /// `Σ_{n,p} [x_{n,p} ℓ_{n,p} − softplus(ℓ_{n,p})]`, the decoder run on
+    /// every image, over any scalar.
+    fn log_likelihood<T: Scalar>(
+        &self,
+        z0: &[T],
+        z1: &[T],
+        w0: &DMatrix<T>,
+        b0: &[T],
+        w1: &DMatrix<T>,
+        b1: &[T],
+    ) -> T {
+        let width = b0.len();
+        // W₁'s rows, each contiguous, for the fused `Scalar::dot` (one
+        // node on the tape per logit rather than one per multiply-add).
+        let rows: Vec<T> = (0..b1.len())
+            .flat_map(|p| (0..width).map(move |k| w1[(p, k)]))
+            .collect();
+        let mut total = T::constant(0.0);
+        let mut h = Vec::with_capacity(width);
+        for n in 0..self.images.nrows() {
+            h.clear();
+            h.extend((0..width).map(|k| (b0[k] + w0[(k, 0)] * z0[n] + w0[(k, 1)] * z1[n]).tanh()));
+            for (p, &bias) in b1.iter().enumerate() {
+                let logit = bias + T::dot(&rows[p * width..(p + 1) * width], &h);
+                total += logit * self.images[(n, p)] - logit.softplus();
+            }
+        }
+        total
+    }
+}
+
+/// The Gaussian encoder: `(μ₀, μ₁, s₀, s₁) = enc(x_n)` (the output order
+/// of `iwhvi::amortised`'s Gaussian encoder), `z0_n ~ N(μ₀, e^{s₀})`,
+/// `z1_n ~ N(μ₁, e^{s₁})`. Its parameters are the encoder's block of a
+/// [`Vae`]'s parameters as it stands.
+///
+/// ```
+/// use iwhvi::guide::HierarchicalGuide;
+/// use iwhvi_examples::macro_vae::{DigitsVae, GaussianEncoder};
+/// use nalgebra::DMatrix;
+/// let model = DigitsVae::new(DMatrix::from_element(3, 64, 1.0)).unwrap();
+/// let guide = GaussianEncoder::new(&model).unwrap();
+/// assert_eq!(guide.param_layout().len(), 65 * 64 + 65 * 4);
+/// ```
+#[variational(guide = DigitsVae)]
+pub struct GaussianEncoder {
+    /// `x_n → 64 tanh → (μ₀, μ₁, s₀, s₁)`.
+    #[encoder(input = [images.row(j)], hidden = [64], activation = tanh, outputs = 4)]
+    pub enc: Mlp,
+    /// `q(z0_n | x_n)`.
+    #[latent(Normal(enc(j)[0], enc(j)[2].exp()), for j)]
+    pub z0: Vec<f64>,
+    /// `q(z1_n | x_n)`.
+    #[latent(Normal(enc(j)[1], enc(j)[3].exp()), for j)]
+    pub z1: Vec<f64>,
+}
+
+/// The images of a split (`n × 64`, row-major values) as the model's data.
+///
+/// ```
+/// let m = iwhvi_examples::macro_vae::images(&[0.0; 128]);
+/// assert_eq!((m.nrows(), m.ncols()), (2, 64));
+/// ```
+pub fn images(pixels: &[f64]) -> DMatrix<f64> {
+    DMatrix::from_row_slice(pixels.len() / PIXELS, PIXELS, pixels)
+}
+
+/// The runtime VAE of the same architecture ([`digits::vae`] with a
+/// Gaussian encoder and latent size 2).
+///
+/// # Panics
+/// Never: the architecture is valid.
+pub fn runtime_vae() -> Vae {
+    digits::vae(LATENT, EncoderKind::Gaussian).expect("a valid architecture")
+}
+
+/// Splits a runtime [`Vae`]'s parameters into the guide's (the encoder)
+/// and the model's θ (the decoder), in that order.
+///
+/// ```
+/// let vae = iwhvi_examples::macro_vae::runtime_vae();
+/// let params = vec![0.0; vae.len()];
+/// let (guide, theta) = iwhvi_examples::macro_vae::split_params(&params);
+/// assert_eq!(guide.len() + theta.len(), vae.len());
+/// ```
+pub fn split_params(params: &[f64]) -> (&[f64], &[f64]) {
+    params.split_at(encoder_len())
+}
+
+/// The number of encoder parameters, `(64 + 1) · 64 + (64 + 1) · 4`.
+///
+/// ```
+/// use iwhvi_examples::macro_vae::{encoder_len, runtime_vae};
+/// assert_eq!(encoder_len(), 4420);
+/// assert_eq!(runtime_vae().len(), 4420 + 4352);
+/// ```
+pub fn encoder_len() -> usize {
+    (PIXELS + 1) * WIDTH + (WIDTH + 1) * 2 * LATENT
+}
+
+/// A model of `pixels` with the runtime parameters' decoder as θ.
+///
+/// # Panics
+/// If `params` is not a [`runtime_vae`]'s parameter vector.
+pub fn model_with(pixels: &[f64], params: &[f64]) -> DigitsVae {
+    let mut model = DigitsVae::new(images(pixels)).expect("images of 64 pixels");
+    model
+        .set_theta(split_params(params).1)
+        .expect("a decoder of the runtime VAE");
+    model
+}
+
+/// Which guide [`train`] fits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacroEncoder {
+    /// [`GaussianEncoder`].
+    Gaussian,
+    /// [`HierarchicalEncoder`].
+    Hierarchical,
+}
+
+/// How [`train`] fits the macro-declared VAE.
+#[derive(Clone, Copy, Debug)]
+pub struct MacroTraining {
+    /// The guide.
+    pub encoder: MacroEncoder,
+    /// The bound (`Diwhvi::elbo()`, `Diwhvi::new(5, 10)`, …).
+    pub objective: Diwhvi,
+    /// Adam steps.
+    pub steps: usize,
+    /// Images per step (`None`: every training image, each step).
+    pub batch_size: Option<usize>,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// The fit's seed (guide initialisation, noise, batches).
+    pub seed: u64,
+}
+
+/// What [`train`] leaves behind.
+pub struct MacroTrained {
+    /// The guide's fitted parameters, then the decoder's θ: for
+    /// [`MacroEncoder::Gaussian`], a [`runtime_vae`]'s parameter vector
+    /// (for `iwhvi::amortised::log_likelihood` and the pictures).
+    pub params: Vec<f64>,
+    /// The fit itself.
+    pub fit: Fit,
+}
+
+/// Fits the macro-declared VAE to `pixels` (`n × 64`, binary) with
+/// `iwhvi::fit`: the decoder θ starts where the runtime VAE's does
+/// (`Vae::init_params` with `init_seed`, output bias at the pixels'
+/// logits), the encoder at the guide's own initialisation (the same rule,
+/// drawn from the fit's seed), and both are learned.
+///
+/// # Errors
+/// As [`fit`], boxed (e.g. a batch size the model cannot be subsampled
+/// with).
+///
+/// ```
+/// use iwhvi::objective::Diwhvi;
+/// use iwhvi_examples::macro_vae::{MacroEncoder, MacroTraining, hierarchical_log_likelihood, train};
+/// let pixels: Vec<f64> = (0..2 * 64).map(|i| f64::from(i % 3 == 0)).collect();
+/// let settings = MacroTraining {
+///     encoder: MacroEncoder::Hierarchical,
+///     objective: Diwhvi::new(2, 3),
+///     steps: 2,
+///     batch_size: None,
+///     learning_rate: 1e-2,
+///     seed: 0,
+/// };
+/// let trained = train(&pixels, 1, settings).unwrap();
+/// assert_eq!(trained.fit.steps, 2);
+/// // log p(x) of each image by DIWHVI (M = 4, K = 2), below 0 for binary pixels.
+/// let ll = hierarchical_log_likelihood(&pixels, &trained.params, 4, 2, 0).unwrap();
+/// assert!(ll.len() == 2 && ll.iter().all(|&l| l < 0.0));
+/// // Minibatches of a model with learned parameters are refused, naming why.
+/// let refused = train(&pixels, 1, MacroTraining { batch_size: Some(1), ..settings });
+/// assert!(refused.is_err());
+/// ```
+pub fn train(
+    pixels: &[f64],
+    init_seed: u64,
+    settings: MacroTraining,
+) -> Result<MacroTrained, Box<FitError>> {
+    let vae = runtime_vae();
+    let mut start = vae.init_params(&mut StdRng::seed_from_u64(init_seed));
+    vae.init_decoder_bias(&mut start, pixels)
+        .expect("binary pixels");
+    let model = model_with(pixels, &start);
+    let mut config = FitConfig::new(settings.objective)
+        .max_steps(settings.steps)
+        .min_steps(settings.steps)
+        .seed(settings.seed)
+        .progress(false);
+    if let Some(b) = settings.batch_size {
+        config = config.batch_size(b);
+    }
+    let adam = Adam::new(settings.learning_rate);
+    let fitted = match settings.encoder {
+        MacroEncoder::Gaussian => {
+            let guide = GaussianEncoder::new(&model).expect("an encoder of the images");
+            fit(&model, &guide, adam, &config)?
+        }
+        MacroEncoder::Hierarchical => {
+            let guide = HierarchicalEncoder::new(&model).expect("an encoder of the images");
+            fit(&model, &guide, adam, &config)?
+        }
+    };
+    let mut params = fitted.params.clone();
+    params.extend_from_slice(&fitted.theta);
+    Ok(MacroTrained {
+        params,
+        fit: fitted,
+    })
+}
+
+/// The test log-likelihood of each image under a fitted
+/// [`HierarchicalEncoder`] VAE (`params` as [`MacroTrained::params`]):
+/// the DIWHVI bound with `m` outer and `k` inner samples on the image
+/// alone, the mean of two replicates, a lower bound on `log p_θ(x_n)` in
+/// expectation.
+///
+/// # Errors
+/// As [`estimate_bound`].
+pub fn hierarchical_log_likelihood(
+    pixels: &[f64],
+    params: &[f64],
+    m: usize,
+    k: usize,
+    seed: u64,
+) -> Result<Vec<f64>, InputError> {
+    let guide_len = params.len() - runtime_vae().len() + encoder_len();
+    let (phi, theta) = params.split_at(guide_len);
+    let mut rng = StdRng::seed_from_u64(seed);
+    pixels
+        .chunks_exact(PIXELS)
+        .map(|image| {
+            let mut model = DigitsVae::new(images(image)).expect("an image of 64 pixels");
+            model.set_theta(theta).expect("the decoder's θ");
+            let guide = HierarchicalEncoder::new(&model).expect("an encoder of the image");
+            estimate_bound(&model, &guide, phi, Diwhvi::new(m, k), 2, &mut rng).map(|e| e.mean)
+        })
+        .collect()
+}
+
+/// A hierarchical encoder for [`DigitsVae`], as the per-point mixing
+/// variables of the guide macro allow it: one mixing coordinate per image,
+/// `ψ_n ~ N(0, 1)`, that moves both the mean and the log scale of
+/// `q(z_n | ψ_n, x_n)` (so that `q(z_n | x_n)` is a continuous mixture of
+/// Gaussians, not a Gaussian), and a reverse model
+/// `τ(ψ_n | z_n, x_n)` that is a network of the image and of `z_n`:
+///
+/// ```text
+/// e = enc(x_n) ∈ R⁸,   z_{d,n} | ψ_n ~ N(e_d + e_{4+d} ψ_n, exp(e_{2+d} + e_{6+d} ψ_n)),
+/// g = rev(x_n; z_n) ∈ R²,   τ(ψ_n | z_n, x_n) = N(g_0, exp g_1).
+/// ```
+///
+/// It is not the runtime's hierarchical encoder (whose `ψ` has its own
+/// network `q(ψ | x)`, two coordinates, and enters the conditional's
+/// network): the guide macro's mixing variables are standard normal, one
+/// per point, and enter the conditional through its arguments.
+///
+/// ```
+/// use iwhvi::guide::HierarchicalGuide;
+/// use iwhvi_examples::macro_vae::{DigitsVae, HierarchicalEncoder};
+/// use nalgebra::DMatrix;
+/// let model = DigitsVae::new(DMatrix::from_element(3, 64, 1.0)).unwrap();
+/// let guide = HierarchicalEncoder::new(&model).unwrap();
+/// // One mixing group per image (there is no global latent).
+/// assert_eq!(guide.mixing_groups().unwrap().len(), 3);
+/// ```
+#[variational(guide = DigitsVae)]
+pub struct HierarchicalEncoder {
+    /// `x_n → 64 tanh → e` (means, log scales, and their slopes in ψ).
+    #[encoder(input = [images.row(j)], hidden = [64], activation = tanh, outputs = 8)]
+    pub enc: Mlp,
+    /// `(x_n; z_n) → 64 tanh → (mean, log scale)` of `τ(ψ_n | z_n, x_n)`.
+    #[encoder(input = [images.row(j)], context = [z0[j], z1[j]], hidden = [64], activation = tanh, outputs = 2)]
+    pub rev: Mlp,
+    /// One mixing coordinate per image, with its reverse model.
+    #[mixing(len = z0, for j)]
+    #[reverse(Normal(rev(j)[0], rev(j)[1].exp()), for j)]
+    pub psi: Vec<f64>,
+    /// `q(z0_n | ψ_n, x_n)`.
+    #[latent(Normal(enc(j)[0] + enc(j)[4] * psi[j], (enc(j)[2] + enc(j)[6] * psi[j]).exp()), for j)]
+    pub z0: Vec<f64>,
+    /// `q(z1_n | ψ_n, x_n)`.
+    #[latent(Normal(enc(j)[1] + enc(j)[5] * psi[j], (enc(j)[3] + enc(j)[7] * psi[j]).exp()), for j)]
+    pub z1: Vec<f64>,
+}
