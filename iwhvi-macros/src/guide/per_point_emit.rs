@@ -82,7 +82,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
     let mixing_context = super::encoder_emit::mixing_context_point(plan);
     let Some(pp) = plan.per_point else {
         if plan.amortised {
-            return super::amortised_emit::methods(plan, bindings, encoder_outputs);
+            return super::amortised_emit::methods(plan, bindings);
         }
         return quote!();
     };

@@ -26,7 +26,10 @@
 //! `E log(coupled) ≤ E log(per-point) ≤ log p(x)`. On a batch `B` of `b`
 //! points the terms
 //! of the batch alone, scaled by `N / b`, estimate it without bias, and
-//! only the batch's groups are evaluated.
+//! only the batch's groups are evaluated (and, for a guide that
+//! [samples by group](crate::guide::HierarchicalGuide::samples_by_group),
+//! prepared and drawn: `O(b)` in `N`, from the same noise entries as the
+//! whole draw, so the values are the same bits).
 
 use super::StepNoise;
 use super::weights::{Buffers, Stop, upper};
@@ -175,14 +178,24 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, M
         let (guide, noise, batch) = (self.guide, self.noise, &self.batch);
         let outer = noise.objective().m();
         let (groups, ends) = self.points.of_batch(batch);
-        let mut buffers = Buffers::new(guide, params, Stop::Nothing);
+        // O(b): the batch's groups alone are prepared and drawn.
+        let by_group = guide.samples_by_group() && guide.mixing_dim() == 0;
+        let mut buffers = if by_group {
+            Buffers::for_groups(guide, params, &groups)
+        } else {
+            Buffers::new(guide, params, Stop::Nothing)
+        };
         let zero = T::constant(0.0);
         let mut points = vec![zero; batch.len()];
         // `log_w[i · M + m]`: point `i` of the batch, outer draw `m`.
         let mut log_w = vec![zero; batch.len() * outer];
         let mut global = zero;
         for m in 0..outer {
-            buffers.draw_outer(guide, params, noise, m);
+            if by_group {
+                buffers.draw_groups(guide, params, noise, (m, &groups));
+            } else {
+                buffers.draw_outer(guide, params, noise, m);
+            }
             buffers.group_weights(guide, params, noise, m, &groups);
             let u = &buffers.u;
             let terms =
