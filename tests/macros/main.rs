@@ -3,6 +3,7 @@
 //! one module per former test file; the compile-fail cases are
 //! `iwhvi-macros/tests/ui.rs`).
 
+mod amortised_groups;
 mod encoder_guide;
 mod guide_macro;
 mod guide_unconstrained;

@@ -99,6 +99,63 @@ pub fn prepare(plan: &Plan<'_>) -> TokenStream {
 /// points), read from the prepared workspace or computed here; `__p` is
 /// advanced past the encoders' weights either way.
 pub fn outputs(plan: &Plan<'_>) -> TokenStream {
+    outputs_reading(plan, quote!(== 1.0))
+}
+
+/// [`outputs`] for a group's methods, which also read a workspace that
+/// `prepare_groups` filled for some points only (flag `2`): the caller
+/// asks only for the groups it prepared.
+pub fn group_outputs(plan: &Plan<'_>) -> TokenStream {
+    outputs_reading(plan, quote!(>= 1.0))
+}
+
+/// `prepare_groups` of an amortised guide with encoders: their outputs at
+/// the groups' points alone (group `j` reads row `j`), then the flag `2`
+/// (whole-vector methods compute for themselves on such a workspace).
+pub fn prepare_groups(plan: &Plan<'_>) -> TokenStream {
+    if !plan.amortised || !plan.encoders.iter().any(|e| e.context.is_empty()) {
+        return quote!();
+    }
+    let first = plan.params.len();
+    let len = outputs_len(plan);
+    let steps = plan.encoders.iter().enumerate().map(|(ei, e)| {
+        let pi = first + ei;
+        let outputs = e.outputs;
+        if !e.context.is_empty() {
+            return quote!(__p += self.__param_lens[#pi];);
+        }
+        quote! {{
+            let __w = &__params[__p..__p + self.__param_lens[#pi]];
+            __p += self.__param_lens[#pi];
+            let __rows = self.__encoder_rows[#ei];
+            let __width = self.__encoder_inputs[#ei].len() / __rows.max(1);
+            for &__j in __groups.iter().filter(|&&__j| __j < __rows) {
+                let __input = &self.__encoder_inputs[#ei][__j * __width..(__j + 1) * __width];
+                self.__encoder_nets[#ei].apply_rows(__w, __input, 1, &mut __one);
+                for __o in 0..#outputs {
+                    __workspace.params[__at + __o * __rows + __j] = __one[__o];
+                }
+            }
+            __at += __rows * #outputs;
+        }}
+    });
+    quote! {
+        fn prepare_groups<__T: ::iwhvi::__private::Scalar>(
+            &self,
+            __params: &[__T],
+            __groups: &[usize],
+            __workspace: &mut ::iwhvi::__private::Workspace<__T>,
+        ) {
+            let mut __p: usize = self.__param_lens[..#first].iter().sum();
+            let mut __at = 0usize;
+            let mut __one: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+            #(#steps)*
+            __workspace.params[#len] = <__T as ::iwhvi::__private::Scalar>::constant(2.0);
+        }
+    }
+}
+
+fn outputs_reading(plan: &Plan<'_>, trusted: TokenStream) -> TokenStream {
     if plan.encoders.is_empty() {
         return quote!();
     }
@@ -132,7 +189,7 @@ pub fn outputs(plan: &Plan<'_>) -> TokenStream {
     quote! {
         let __enc_len = #len;
         let mut __enc_buf: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
-        let __enc_all: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.params[__enc_len]) == 1.0 {
+        let __enc_all: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.params[__enc_len]) #trusted {
             &__workspace.params[..__enc_len]
         } else {
             let mut __p = __p;

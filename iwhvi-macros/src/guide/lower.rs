@@ -67,6 +67,10 @@ pub struct Plan<'a> {
     pub encoders: Vec<Encoder<'a>>,
     /// The position in `mixing` of the per-point mixing variable, if any.
     pub per_point: Option<usize>,
+    /// No mixing variable and every conditional per point
+    /// (`per_point::amortised`): one group per point without mixing
+    /// coordinates.
+    pub amortised: bool,
 }
 
 /// What the guide is checked against.
@@ -238,6 +242,7 @@ pub fn plan<'a>(
         reverse_params,
         encoders,
         per_point,
+        amortised: super::per_point::amortised(fields, latents),
     }
 }
 

@@ -3,6 +3,7 @@
 //! parse the fields (`ast`), lower them into a checked plan over the
 //! guide's table of bindings (`lower`), then emit the guide (`emit`).
 
+mod amortised_emit;
 mod ast;
 mod emit;
 mod encoder;

@@ -10,6 +10,11 @@
 //! Checked here: one such variable per guide, its length a local latent,
 //! its reverse model present and per point, and every use `psi[j]` inside a
 //! conditional with `for j` that reads no other mixing variable.
+//!
+//! A guide without mixing variables whose conditionals are all per point
+//! ([`amortised`]: `#[latent(Normal(enc(j)[0], enc(j)[1].exp()), for j)]`
+//! over vector latents, reading no latent) reports one group per point too,
+//! each with no mixing coordinates (its exact weight `log q(z_j)`).
 
 use syn::visit::Visit;
 use syn::{Expr, Ident};
@@ -17,6 +22,7 @@ use syn::{Expr, Ident};
 use super::ast::{GuideField, Part};
 use crate::ctxt::Ctxt;
 use crate::handover::LatentInfo;
+use crate::model::ast::DistCall;
 use crate::scope;
 
 /// The per-point mixing variable and which conditionals read it.
@@ -208,4 +214,29 @@ pub fn check<'a>(
         );
     }
     Some(PerPoint { local })
+}
+
+/// Whether the guide has no mixing variable and every conditional is over
+/// a vector latent with `for j`, reading no latent of the model (directly
+/// or through an encoder's context): then `q(z) = Π_j q(z_j)`, one group
+/// per point with no mixing coordinates (an amortised Gaussian encoder, a
+/// mean-field guide indexed by the point).
+pub fn amortised(fields: &[GuideField], latents: &[LatentInfo]) -> bool {
+    let mut conditionals = fields.iter().filter_map(|f| match &f.part {
+        Part::Conditional { call, index, .. } => Some((f, call, index)),
+        _ => None,
+    });
+    let context_encoders: Vec<&Ident> = fields
+        .iter()
+        .filter(|f| matches!(&f.part, Part::Encoder(args) if !args.context.is_empty()))
+        .map(|f| &f.ident)
+        .collect();
+    let no_mixing = !fields.iter().any(|f| matches!(f.part, Part::Mixing { .. }));
+    let per_point = |(field, call, index): (&GuideField, &DistCall, &Option<Ident>)| {
+        let reads_latent = latents.iter().any(|l| reads(&call.tokens, &l.name));
+        let reads_context = context_encoders.iter().any(|e| reads(&call.tokens, e));
+        !field.is_scalar() && index.is_some() && !reads_latent && !reads_context
+    };
+    let first = conditionals.next();
+    no_mixing && first.is_some_and(per_point) && conditionals.all(per_point)
 }

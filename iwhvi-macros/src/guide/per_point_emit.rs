@@ -14,9 +14,12 @@ use super::encoder_emit::cached_latents;
 use super::lower::Plan;
 
 /// `__from_layout`'s `__groups`: `None` without a per-point mixing
-/// variable.
+/// variable (unless the guide is amortised, `amortised_emit.rs`).
 pub fn groups(plan: &Plan<'_>) -> TokenStream {
     let Some(pp) = plan.per_point else {
+        if plan.amortised {
+            return super::amortised_emit::groups();
+        }
         return quote!(::core::option::Option::None);
     };
     let guide = quote!(::iwhvi::__private::iwhvi_core::guide);
@@ -78,6 +81,9 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
     let context_outputs = super::encoder_emit::context_outputs(plan);
     let mixing_context = super::encoder_emit::mixing_context_point(plan);
     let Some(pp) = plan.per_point else {
+        if plan.amortised {
+            return super::amortised_emit::methods(plan, bindings);
+        }
         return quote!();
     };
     let workspace = workspace();

@@ -375,6 +375,76 @@ pub trait HierarchicalGuide: Sync {
         let _ = (params, group, u, workspace);
         std_normal_log_density(psi)
     }
+
+    /// True when the guide draws its groups one at a time
+    /// ([`HierarchicalGuide::sample_conditional_group`] and
+    /// [`HierarchicalGuide::prepare_groups`]), so that a minibatch step on
+    /// the per-point bound draws and evaluates its batch's groups only
+    /// (`O(b)` in the number of points). Only for groups without mixing
+    /// coordinates. Default: false (the step draws the whole `u`).
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// assert!(!MeanField::new(2).samples_by_group());
+    /// ```
+    fn samples_by_group(&self) -> bool {
+        false
+    }
+
+    /// [`HierarchicalGuide::prepare`] for the methods of the groups
+    /// `groups` alone (their `sample_conditional_group` and
+    /// `log_conditional_group`): what depends on the parameters is
+    /// computed for those groups only. Whole-vector methods called on such
+    /// a workspace compute for themselves. Default: `prepare`.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField, Workspace};
+    /// let guide = MeanField::new(2);
+    /// let mut ws = Workspace::new(&guide);
+    /// guide.prepare_groups(&[0.0f64; 4], &[1], &mut ws);
+    /// ```
+    fn prepare_groups<T: Scalar>(
+        &self,
+        params: &[T],
+        groups: &[usize],
+        workspace: &mut Workspace<T>,
+    ) {
+        let _ = groups;
+        self.prepare(params, workspace);
+    }
+
+    /// Group `group`'s latents (its [`MixingGroup::latents`] coordinates of
+    /// `u`) drawn from the draw's whole conditional `noise`, bit for bit
+    /// as [`HierarchicalGuide::sample_conditional`] draws them (the same
+    /// noise entries), for a group without mixing coordinates; the other
+    /// coordinates of `u` are left as they are. Called only when
+    /// [`HierarchicalGuide::samples_by_group`] is true.
+    ///
+    /// # Panics
+    /// The default panics: a guide that says it samples by group must
+    /// override it (a programming error of the guide's author, found by the
+    /// first evaluation).
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// // Guides that do not sample by group never have it called.
+    /// assert!(!MeanField::new(1).samples_by_group());
+    /// ```
+    fn sample_conditional_group<T: Scalar>(
+        &self,
+        params: &[T],
+        group: usize,
+        noise: &[f64],
+        u: &mut [T],
+        workspace: &mut Workspace<T>,
+    ) {
+        let _ = (params, noise, u, workspace);
+        panic!(
+            "the guide {} says it samples by group but does not implement \
+             HierarchicalGuide::sample_conditional_group (asked for group {group})",
+            std::any::type_name::<Self>()
+        );
+    }
 }
 
 /// How long each buffer of a [`Workspace`] must be.

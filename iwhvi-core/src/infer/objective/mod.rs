@@ -52,4 +52,5 @@ pub use estimators::{
     value_and_gradient_with_theta,
 };
 pub use noise::StepNoise;
+pub use per_point::per_point_bound;
 pub(crate) use per_point::{PerPointObjective, PointGroups};

@@ -26,12 +26,16 @@
 //! `E log(coupled) ≤ E log(per-point) ≤ log p(x)`. On a batch `B` of `b`
 //! points the terms
 //! of the batch alone, scaled by `N / b`, estimate it without bias, and
-//! only the batch's groups are evaluated.
+//! only the batch's groups are evaluated (and, for a guide that
+//! [samples by group](crate::guide::HierarchicalGuide::samples_by_group),
+//! prepared and drawn: `O(b)` in `N`, from the same noise entries as the
+//! whole draw, so the values are the same bits).
 
 use super::StepNoise;
 use super::weights::{Buffers, Stop, upper};
 use crate::gradient::Differentiable;
 use crate::guide::HierarchicalGuide;
+use crate::input::{InputError, check_dimensions, check_params};
 use crate::model::Model;
 use crate::scalar::Scalar;
 use crate::subsample::Batch;
@@ -93,8 +97,8 @@ impl PointGroups {
         let Some(groups) = guide.mixing_groups() else {
             return Err(
                 "the per-point bound (minibatches with M > 1) needs a guide that factorises per \
-                 point (HierarchicalGuide::mixing_groups, e.g. a per-point guide with \
-                 `#[mixing(…, for j)]`); this guide reports no groups",
+                 point (HierarchicalGuide::mixing_groups, e.g. a guide whose conditionals are all \
+                 `for j`, or one with `#[mixing(…, for j)]`); this guide reports no groups",
             );
         };
         let mut of_point = vec![Vec::new(); n];
@@ -174,14 +178,24 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, M
         let (guide, noise, batch) = (self.guide, self.noise, &self.batch);
         let outer = noise.objective().m();
         let (groups, ends) = self.points.of_batch(batch);
-        let mut buffers = Buffers::new(guide, params, Stop::Nothing);
+        // O(b): the batch's groups alone are prepared and drawn.
+        let by_group = guide.samples_by_group() && guide.mixing_dim() == 0;
+        let mut buffers = if by_group {
+            Buffers::for_groups(guide, params, &groups)
+        } else {
+            Buffers::new(guide, params, Stop::Nothing)
+        };
         let zero = T::constant(0.0);
         let mut points = vec![zero; batch.len()];
         // `log_w[i · M + m]`: point `i` of the batch, outer draw `m`.
         let mut log_w = vec![zero; batch.len() * outer];
         let mut global = zero;
         for m in 0..outer {
-            buffers.draw_outer(guide, params, noise, m);
+            if by_group {
+                buffers.draw_groups(guide, params, noise, (m, &groups));
+            } else {
+                buffers.draw_outer(guide, params, noise, m);
+            }
             buffers.group_weights(guide, params, noise, m, &groups);
             let u = &buffers.u;
             let terms =
@@ -213,4 +227,145 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, M
         }
         global + total * batch.scale()
     }
+}
+
+/// The per-point bound of `model` and `guide` at the guide's `params` (and
+/// the model's own learned parameters [`Model::theta`]) on the points
+/// `batch` of the model's plate, on the step's `noise`: the value a
+/// minibatch fit with `M > 1` (or `M = 1` and a guide with per-point
+/// groups) climbs,
+///
+/// ```text
+/// log c + (N / b) Σ_{n ∈ B} [ logsumexp_m (log p(x_n, z_{n,m}) − U_K^(n)(z_{n,m})) − log M ],
+/// ```
+///
+/// `U_K^(n)` point `n`'s inner bound over its mixing groups (`log q(z_n)`
+/// exactly for a group without mixing coordinates), `N` the plate's
+/// length and `b = |B|`. With every point in `batch` it is the bound on
+/// the full data; with `M = 1` it equals the ordinary bound
+/// ([`DiwhviObjective`](super::DiwhviObjective)) on the same noise.
+///
+/// ```
+/// use iwhvi_core::gradient::Differentiable;
+/// use iwhvi_core::guide::{MixingGroup, MixingGroups};
+/// use iwhvi_core::objective::{Diwhvi, DiwhviObjective, StepNoise, per_point_bound};
+/// use rand::{SeedableRng, rngs::StdRng};
+/// # use iwhvi_core::guide::{HierarchicalGuide, ParamLayout, Workspace, diag_normal_log_density as normal};
+/// # use iwhvi_core::model::{LatentSpec, Layout, Model};
+/// # use iwhvi_core::scalar::Scalar;
+/// # use iwhvi_core::subsample::{Batch, SubsamplePlate};
+/// # use iwhvi_core::transforms::Transform;
+/// // `Points`: z_n ~ N(0, 1), x_n ~ N(z_n, 1) for x = (0.5, -1), every latent local.
+/// # struct Points;
+/// # impl Model for Points {
+/// #     fn layout(&self) -> Layout { Layout::new(vec![LatentSpec::vector("z", 2, Transform::Identity)]) }
+/// #     fn log_joint<T: Scalar>(&self, u: &[T]) -> T { self.log_joint_subset(&[], u, &[], &Batch::new(&[0, 1], 2)) }
+/// #     fn subsample_plate(&self) -> Result<SubsamplePlate, &'static str> {
+/// #         Ok(SubsamplePlate { observed: vec!["x".into()], len: 2 })
+/// #     }
+/// #     fn local_latents(&self) -> Vec<String> { vec!["z".into()] }
+/// #     fn log_joint_subset<T: Scalar>(&self, _: &[T], u: &[T], _: &[f64], b: &Batch<'_>) -> T {
+/// #         let (zero, x) = (T::constant(0.0), [0.5, -1.0]);
+/// #         let mut total = zero;
+/// #         for &n in b.indices() {
+/// #             total += normal(&[u[n]], &[zero], &[zero]) + normal(&[T::constant(x[n])], &[u[n]], &[zero]);
+/// #         }
+/// #         total * b.scale()
+/// #     }
+/// # }
+/// // `PerPointNormal`: q(z) = Π_n N(z_n; loc_n, exp(log_scale_n)²), one group per point.
+/// # struct PerPointNormal(MixingGroups);
+/// # impl HierarchicalGuide for PerPointNormal {
+/// #     fn latent_dim(&self) -> usize { 2 }
+/// #     fn mixing_dim(&self) -> usize { 0 }
+/// #     fn has_reverse_model(&self) -> bool { false }
+/// #     fn param_layout(&self) -> ParamLayout {
+/// #         let mut layout = ParamLayout::default();
+/// #         layout.push("loc", &[2]);
+/// #         layout.push("log_scale", &[2]);
+/// #         layout
+/// #     }
+/// #     fn init_params<R: rand::Rng + ?Sized>(&self, _: &mut R) -> Vec<f64> { vec![0.0; 4] }
+/// #     fn sample_conditional<T: Scalar>(&self, p: &[T], _: &[T], e: &[f64], u: &mut [T], _: &mut Workspace<T>) {
+/// #         for n in 0..2 { u[n] = p[n] + p[2 + n].exp() * e[n]; }
+/// #     }
+/// #     fn log_conditional<T: Scalar>(&self, p: &[T], _: &[T], u: &[T], _: &mut Workspace<T>) -> T {
+/// #         normal(u, &p[..2], &p[2..])
+/// #     }
+/// #     fn mixing_groups(&self) -> Option<&MixingGroups> { Some(&self.0) }
+/// #     fn log_conditional_group<T: Scalar>(&self, p: &[T], n: usize, _: &[T], u: &[T], _: &mut Workspace<T>) -> T {
+/// #         normal(&[u[n]], &[p[n]], &[p[2 + n]])
+/// #     }
+/// # }
+/// let group = |n: usize| MixingGroup { psi: 0..0, latents: vec![n], reverse_noise: 0..0 };
+/// let guide = PerPointNormal(MixingGroups::new(2, 0, 0, vec![group(0), group(1)])?);
+/// let params = [0.2, -0.4, -0.3, -0.5];
+/// let mut rng = StdRng::seed_from_u64(1);
+/// // M = 1 on every point: the ELBO, as the ordinary bound computes it.
+/// let noise = StepNoise::draw(&guide, Diwhvi::elbo(), &mut rng);
+/// let elbo = DiwhviObjective::new(&Points, &guide, &noise).eval(&params[..]);
+/// let value = per_point_bound(&Points, &guide, &params, &noise, &[0, 1])?;
+/// assert!((value - elbo).abs() < 1e-12);
+/// // M = 4 on point 1 alone, its term scaled by N / b = 2.
+/// let noise = StepNoise::draw(&guide, Diwhvi::iwae(4), &mut rng);
+/// assert!(per_point_bound(&Points, &guide, &params, &noise, &[1])?.is_finite());
+/// // A point outside the plate is refused.
+/// assert!(per_point_bound(&Points, &guide, &params, &noise, &[2]).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`InputError::DimensionMismatch`], the parameter errors of
+/// [`check_params`], [`InputError::NoiseMismatch`] for noise drawn for
+/// another guide, and [`InputError::InvalidSetting`] naming `batch` (an
+/// index past the plate or repeated, or an empty batch), `model` (no plate
+/// to subsample, or prior noise the step's noise lacks) or `guide` (the
+/// model and guide do not factorise per point, with the reason).
+pub fn per_point_bound<Mo: Model, G: HierarchicalGuide>(
+    model: &Mo,
+    guide: &G,
+    params: &[f64],
+    noise: &StepNoise,
+    batch: &[usize],
+) -> Result<f64, InputError> {
+    let refuse = |setting, value: String, requirement| InputError::InvalidSetting {
+        setting,
+        value,
+        requirement,
+    };
+    check_dimensions(model, guide)?;
+    check_params(guide, params)?;
+    noise.check_fits(guide, 0)?;
+    let plate = model
+        .subsample_plate()
+        .map_err(|why| refuse("model", "no plate".into(), why))?;
+    let points = PointGroups::new(model, guide, plate.len, noise.objective().m() == 1)
+        .map_err(|why| refuse("guide", "its mixing groups".into(), why))?;
+    if noise.prior_noise(0).len() != model.prior_noise_dim() {
+        return Err(refuse(
+            "model",
+            format!("prior_noise_dim() = {}", model.prior_noise_dim()),
+            "the step's noise carries the model's prior noise (StepNoise::with_prior_noise)",
+        ));
+    }
+    let batch = Batch::try_new(batch, plate.len)
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| {
+            refuse(
+                "batch",
+                format!("{batch:?}"),
+                "distinct indices below the plate's length N, at least one",
+            )
+        })?;
+    let mut joint = params.to_vec();
+    joint.extend(model.theta());
+    let objective = PerPointObjective {
+        model,
+        guide,
+        noise,
+        batch,
+        points: &points,
+        guide_params: params.len(),
+    };
+    Ok(objective.eval(&joint))
 }

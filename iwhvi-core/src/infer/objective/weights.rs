@@ -100,11 +100,33 @@ impl<T: Scalar> Buffers<T> {
     /// Buffers for `guide`, its workspaces prepared for `params` (and for
     /// their stopped copy when `stop` reads one).
     pub(super) fn new<G: HierarchicalGuide>(guide: &G, params: &[T], stop: Stop) -> Self {
+        let mut workspace = Workspace::new(guide);
+        guide.prepare(params, &mut workspace);
+        Self::with_workspace(guide, params, stop, workspace)
+    }
+
+    /// Buffers for the groups `groups` of a guide that samples by group
+    /// ([`HierarchicalGuide::samples_by_group`]): its workspace prepared
+    /// for them alone, the bound's own weights (no stopped copy).
+    pub(super) fn for_groups<G: HierarchicalGuide>(
+        guide: &G,
+        params: &[T],
+        groups: &[usize],
+    ) -> Self {
+        let mut workspace = Workspace::new(guide);
+        guide.prepare_groups(params, groups, &mut workspace);
+        Self::with_workspace(guide, params, Stop::Nothing, workspace)
+    }
+
+    fn with_workspace<G: HierarchicalGuide>(
+        guide: &G,
+        params: &[T],
+        stop: Stop,
+        workspace: Workspace<T>,
+    ) -> Self {
         let stopped_params = (stop != Stop::Nothing)
             .then(|| params.iter().map(|p| T::constant(p.value())).collect());
         let zero = T::constant(0.0);
-        let mut workspace = Workspace::new(guide);
-        guide.prepare(params, &mut workspace);
         let stopped = stopped_params.map(|params: Vec<T>| {
             let mut workspace = Workspace::new(guide);
             guide.prepare(&params, &mut workspace);
@@ -145,6 +167,29 @@ impl<T: Scalar> Buffers<T> {
             &mut self.u,
             &mut self.workspace,
         );
+    }
+
+    /// The latents of the groups `which` (without mixing coordinates) of
+    /// outer sample `m`, drawn group by group
+    /// ([`HierarchicalGuide::sample_conditional_group`]) from the same
+    /// noise entries as [`Buffers::draw_outer`]; the other coordinates of
+    /// `u` are stale.
+    pub(super) fn draw_groups<G: HierarchicalGuide>(
+        &mut self,
+        guide: &G,
+        params: &[T],
+        noise: &StepNoise,
+        (m, which): (usize, &[usize]),
+    ) {
+        for &n in which {
+            guide.sample_conditional_group(
+                params,
+                n,
+                noise.conditional(m),
+                &mut self.u,
+                &mut self.workspace,
+            );
+        }
     }
 
     /// `log q(u | ψ₀)`: the conditional density of the current `u` at the

@@ -1,0 +1,146 @@
+//! Code for a guide whose conditionals are all per point and which has no
+//! mixing variable (`per_point::amortised`, e.g. an amortised Gaussian
+//! encoder `#[latent(Normal(enc(j)[0], enc(j)[1].exp()), for j)]`): one
+//! mixing group per point `j`, holding element `j` of each latent and no
+//! mixing coordinates, and its density `log_conditional_group` (element `j`
+//! of each conditional, with its log Jacobian), so that the per-point bound
+//! (minibatches with `M > 1`) accepts the guide; and its draws by group
+//! (`samples_by_group`, `sample_conditional_group`, `prepare_groups`: the
+//! encoders at the batch's points only), so that a minibatch step costs
+//! `O(b)` in the number of points. The whole-vector methods are untouched.
+//! Nothing here reports an error.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::emit::{Bindings, workspace};
+use super::lower::Plan;
+
+/// `__from_layout`'s `__groups`: one group per point when every
+/// conditional has as many elements as the first, else `None` (the guide
+/// then does not factorise per point).
+pub fn groups() -> TokenStream {
+    let guide = quote!(::iwhvi::__private::iwhvi_core::guide);
+    quote! {{
+        let __points = __lens.first().copied().unwrap_or(0);
+        if __lens.iter().all(|&__n| __n == __points) {
+            let __list = (0..__points)
+                .map(|__j| #guide::MixingGroup {
+                    psi: 0..0,
+                    latents: __offsets.iter().map(|&__o| __o + __j).collect(),
+                    reverse_noise: 0..0,
+                })
+                .collect();
+            ::core::option::Option::Some(#guide::MixingGroups::new(__layout.dim(), 0, 0, __list)?)
+        } else {
+            ::core::option::Option::None
+        }
+    }}
+}
+
+/// `mixing_groups` and `log_conditional_group` of `impl HierarchicalGuide`:
+/// group `j`'s density is `Σ_c log q_c(z_c[j])` (plus `log |T_c'(u)|` for a
+/// conditional over the constrained latent), each element constrained on
+/// its own (O(1) per group).
+pub fn methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
+    let encoder_outputs = super::encoder_emit::group_outputs(plan);
+    let workspace = workspace();
+    let guide = quote!(::iwhvi::__private::iwhvi_core::guide);
+    let p = quote!(::iwhvi::__private);
+    let bind_params = &bindings.params;
+    let density = plan.conditionals.iter().enumerate().map(|(ci, c)| {
+        let new = &c.new;
+        let bind_index = c.index.map(|i| quote!(let #i: usize = __j;));
+        let value = if c.unconstrained {
+            quote!(__u[self.__offsets[#ci] + __j])
+        } else {
+            quote! {{
+                let (__z, __log_jacobian) =
+                    self.__transforms[#ci].forward_scalar(__u[self.__offsets[#ci] + __j]);
+                __lp += __log_jacobian;
+                __z
+            }}
+        };
+        quote! {{
+            #bind_index
+            let __value = #value;
+            __lp += #p::log_prob_or_neg_inf(#new, __value);
+        }}
+    });
+    let sample = sample_group(plan, bindings, &encoder_outputs);
+    let prepare_groups = super::encoder_emit::prepare_groups(plan);
+    quote! {
+        #sample
+
+        #prepare_groups
+
+        fn mixing_groups(&self) -> ::core::option::Option<&#guide::MixingGroups> {
+            self.__groups.as_ref()
+        }
+
+        fn log_conditional_group<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __group: usize,
+            __psi: &[__T],
+            __u: &[__T],
+            __workspace: &mut #workspace,
+        ) -> __T {
+            let mut __p = 0usize;
+            #(#bind_params)*
+            #encoder_outputs
+            let __j = __group;
+            let mut __lp = <__T as #p::Scalar>::constant(0.0);
+            #(#density)*
+            __lp
+        }
+    }
+}
+
+/// `samples_by_group` and `sample_conditional_group`: element `j` of each
+/// conditional drawn from the noise entry `sample_conditional` gives it
+/// (`rsample` then the inverse transform, or the draw itself over `u`).
+fn sample_group(
+    plan: &Plan<'_>,
+    bindings: &Bindings,
+    encoder_outputs: &TokenStream,
+) -> TokenStream {
+    let workspace = workspace();
+    let p = quote!(::iwhvi::__private);
+    let bind_params = &bindings.params;
+    let steps = plan.conditionals.iter().enumerate().map(|(ci, c)| {
+        let new = &c.new;
+        let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
+        let noise = super::student_t::noise(plan, ci);
+        let store = if c.unconstrained {
+            quote!(__draw)
+        } else {
+            quote!(#p::inverse_scalar(__t, __draw))
+        };
+        quote! {{
+            let (__off, __t, __k) = (self.__offsets[#ci], self.__transforms[#ci], __group);
+            #bind_index
+            let __draw = #p::rsample_or_nan(#new, #noise);
+            __u[__off + __k] = #store;
+        }}
+    });
+    quote! {
+        fn samples_by_group(&self) -> bool {
+            self.__groups.is_some()
+        }
+
+        fn sample_conditional_group<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __group: usize,
+            __noise: &[f64],
+            __u: &mut [__T],
+            __workspace: &mut #workspace,
+        ) {
+            let mut __p = 0usize;
+            #(#bind_params)*
+            #encoder_outputs
+            #(#steps)*
+        }
+    }
+}
