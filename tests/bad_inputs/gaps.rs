@@ -62,6 +62,26 @@ impl Model for Two {
     }
 }
 
+/// `Two` with `noise` values of semi-implicit prior noise per outer sample
+/// (a size only; its log joint ignores the noise).
+struct TwoWithPriorNoise {
+    noise: usize,
+}
+
+impl Model for TwoWithPriorNoise {
+    fn layout(&self) -> Layout {
+        Two.layout()
+    }
+
+    fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+        Two.log_joint(u)
+    }
+
+    fn prior_noise_dim(&self) -> usize {
+        self.noise
+    }
+}
+
 /// Another model of the same dimension, with other latents.
 struct OtherTwo;
 
@@ -387,6 +407,34 @@ fn gaps() {
                     StepNoise::new(&MeanField::new(2), Diwhvi::new(4, 0))
                         .try_with_prior_noise(usize::MAX / 2, DEFAULT_MEMORY_BUDGET),
                 )
+            },
+        ),
+        case(
+            "StepNoise::try_for_model: usize::MAX / 2 prior noise per draw",
+            "TooLarge { what: \"the bound with M = 4, K = 0 and the model's semi-implicit prior noise (9223372036854775807 per outer sample)\"",
+            || {
+                let model = TwoWithPriorNoise {
+                    noise: usize::MAX / 2,
+                };
+                outcome(StepNoise::try_for_model(
+                    &model,
+                    &MeanField::new(2),
+                    Diwhvi::new(4, 0),
+                    DEFAULT_MEMORY_BUDGET,
+                ))
+            },
+        ),
+        case(
+            "StepNoise::try_for_model: 3 prior noise values per draw",
+            "ok",
+            || {
+                let model = TwoWithPriorNoise { noise: 3 };
+                outcome(StepNoise::try_for_model(
+                    &model,
+                    &MeanField::new(2),
+                    Diwhvi::new(4, 0),
+                    DEFAULT_MEMORY_BUDGET,
+                ))
             },
         ),
         // 6. A point of the wrong length.
