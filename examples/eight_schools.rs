@@ -27,7 +27,7 @@ use iwhvi::guide::{Conditioning, HierarchicalGuide, MeanField, SemiImplicit};
 use iwhvi::model::Model;
 use iwhvi::objective::{Diwhvi, estimate_bound, log_evidence};
 use iwhvi::optim::{Adam, LearningRate};
-use iwhvi::posterior::{Draws, Posterior};
+use iwhvi::posterior::{Posterior, Summary};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -36,28 +36,16 @@ use iwhvi_examples::hand_written::{SIGMA, Y};
 use iwhvi_examples::noncentred::{EXACT_LOG_EVIDENCE, EightSchools};
 use iwhvi_examples::reference;
 use iwhvi_examples::report::Report;
+use iwhvi_examples::scoring::{guide_figures, record_weights, row, summaries};
 /// The quantities shown: our names and posteriordb's.
 const SHOWN: [(&str, &str); 3] = [("mu", "mu"), ("tau", "tau"), ("theta[0]", "theta[1]")];
 
 /// Mean and sd of the shown quantities (latents or derived).
-fn moments<Mo: Model, G: HierarchicalGuide + Clone>(
-    posterior: &Posterior<'_, Mo, G>,
-    draws: &Draws,
-) -> Vec<(f64, f64)> {
-    let summaries = [
-        draws.summary(),
-        posterior
-            .derived(draws)
-            .expect("draws of this posterior")
-            .summary(),
-    ];
+fn moments(summaries: &[Summary]) -> Vec<(f64, f64)> {
     SHOWN
         .iter()
         .map(|(name, _)| {
-            let row = summaries
-                .iter()
-                .find_map(|s| s.get(name))
-                .expect("a latent or derived quantity of the model");
+            let row = row(summaries, name);
             (row.mean, row.sd)
         })
         .collect()
@@ -77,8 +65,8 @@ fn score<Mo: Model, G: HierarchicalGuide + Clone>(
 ) {
     let posterior =
         Posterior::new(model, guide, params).expect("the fitted parameters fit the guide");
-    let plain = moments(
-        &posterior,
+    let plain = summaries(
+        model,
         &posterior
             .sample(50_000, rng)
             .expect("50,000 draws fit in memory"),
@@ -86,7 +74,7 @@ fn score<Mo: Model, G: HierarchicalGuide + Clone>(
     let resampled = posterior
         .sample_importance_resampled(20_000, 20_000, 16, rng)
         .expect("the guide has finite importance weights");
-    let weighted = moments(&posterior, &resampled.draws);
+    let weighted = summaries(model, &resampled.draws);
     let names: Vec<&str> = SHOWN.iter().map(|(_, theirs)| *theirs).collect();
     let nuts = reference::posteriordb(posteriordb_name, &names);
     let bound = estimate_bound(model, guide, params, Diwhvi::new(1, 64), 400, rng)
@@ -97,7 +85,12 @@ fn score<Mo: Model, G: HierarchicalGuide + Clone>(
     report.line(format!("\n{title}"));
     if !report.is_json() {
         let labels: Vec<&str> = SHOWN.iter().map(|(ours, _)| *ours).collect();
-        reference::print_comparison(&labels, &plain, &weighted, nuts.as_deref());
+        reference::print_comparison(
+            &labels,
+            &moments(&plain),
+            &moments(&weighted),
+            nuts.as_deref(),
+        );
     }
     report.line(format!(
         "  importance weights: ESS {:.0} of 20000, Pareto k-hat {:.2}",
@@ -108,23 +101,15 @@ fn score<Mo: Model, G: HierarchicalGuide + Clone>(
     ));
 
     for (i, (name, _)) in SHOWN.iter().enumerate() {
-        let mut figures = serde_json::json!({
-            "guide_mean": plain[i].0, "guide_sd": plain[i].1,
-            "reweighted_mean": weighted[i].0, "reweighted_sd": weighted[i].1,
-        });
+        let mut figures = guide_figures(row(&plain, name), row(&weighted, name));
         if let Some(nuts) = &nuts {
             figures["reference_mean"] = nuts[i].0.into();
             figures["reference_sd"] = nuts[i].1.into();
         }
         report.figure(&format!("{key}.posterior.{name}"), figures);
     }
-    report.figure(&format!("{key}.bound_m1_k64"), bound);
+    record_weights(report, key, bound, &resampled);
     report.figure(&format!("{key}.log_evidence"), evidence);
-    report.figure(
-        &format!("{key}.effective_sample_size"),
-        resampled.effective_sample_size,
-    );
-    report.figure(&format!("{key}.pareto_k"), resampled.pareto_k);
 }
 
 /// The centred semi-implicit fit's bound per step and its draws of mu,

@@ -38,12 +38,13 @@ use iwhvi::laplace::{MultiStart, laplace_multistart};
 use iwhvi::model::Model;
 use iwhvi::objective::{Diwhvi, estimate_bound};
 use iwhvi::optim::{Adam, LearningRate};
-use iwhvi::posterior::{Draws, Posterior, Summary, SummaryRow};
+use iwhvi::posterior::{Posterior, Summary};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use iwhvi_examples::hmc::{HmcSettings, hmc};
 use iwhvi_examples::report::Report;
+use iwhvi_examples::scoring::{guide_figures, record_weights, row, summaries};
 use iwhvi_examples::varying_slopes::{TRUTH, VaryingSlopes, simulated};
 
 /// The quantities shown, with the simulation's value of each.
@@ -59,21 +60,6 @@ const SHOWN: [(&str, f64); 6] = [
 /// The JSON key of a shown quantity (`mu[0]` → `mu0`).
 fn key(name: &str) -> String {
     name.replace(['[', ']'], "")
-}
-
-/// The summaries of `draws`' latents and derived quantities.
-fn summaries(model: &VaryingSlopes, draws: &Draws) -> [Summary; 2] {
-    let derived: Vec<_> = (0..draws.len())
-        .map(|i| model.derived(&draws.latents(i)))
-        .collect();
-    [draws.summary(), Draws::from_latents(&derived).summary()]
-}
-
-fn row<'a>(summaries: &'a [Summary; 2], name: &str) -> &'a SummaryRow {
-    summaries
-        .iter()
-        .find_map(|s| s.get(name))
-        .expect("a latent or derived quantity of the model")
 }
 
 /// Fits `guide`, prints its posterior beside the truth and HMC's, and
@@ -133,22 +119,14 @@ fn fit_and_score<G: HierarchicalGuide + Clone>(
         ));
         report.figure(
             &format!("{label}.posterior.{}", key(name)),
-            serde_json::json!({
-                "guide_mean": p.mean, "guide_sd": p.sd,
-                "reweighted_mean": w.mean, "reweighted_sd": w.sd,
-            }),
+            guide_figures(p, w),
         );
     }
     report.line(format!(
         "bound (M = 1, K = 64): {bound}; importance weights: ESS {:.0} of 20000, Pareto k-hat {:.2}",
         resampled.effective_sample_size, resampled.pareto_k
     ));
-    report.figure(&format!("{label}.bound_m1_k64"), bound);
-    report.figure(
-        &format!("{label}.effective_sample_size"),
-        resampled.effective_sample_size,
-    );
-    report.figure(&format!("{label}.pareto_k"), resampled.pareto_k);
+    record_weights(report, label, bound, &resampled);
 }
 
 fn main() {

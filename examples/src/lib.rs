@@ -14,6 +14,8 @@
 //! - [`varying_slopes`]: correlated intercepts and slopes with an LKJ
 //!   prior, and the simulated data the example and its test fit;
 //! - [`report`]: what every example prints (text, or JSON with `--json`);
+//!   [`scoring`]: the summaries and figures of a fitted guide that
+//!   `eight_schools` and `varying_slopes` share;
 //!   [`regression`]: the fit-and-assess code of the regression examples;
 //!   [`pictures`]: their SVGs, through `iwhvi::plot`.
 //!
@@ -34,6 +36,7 @@ pub mod posteriordb;
 pub mod reference;
 pub mod regression;
 pub mod report;
+pub mod scoring;
 pub mod varying_slopes;
 
 /// The repository's root folder (this package's parent); `../shared`

@@ -62,6 +62,26 @@ impl Model for Two {
     }
 }
 
+/// `Two` with `noise` values of semi-implicit prior noise per outer sample
+/// (a size only; its log joint ignores the noise).
+struct TwoWithPriorNoise {
+    noise: usize,
+}
+
+impl Model for TwoWithPriorNoise {
+    fn layout(&self) -> Layout {
+        Two.layout()
+    }
+
+    fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+        Two.log_joint(u)
+    }
+
+    fn prior_noise_dim(&self) -> usize {
+        self.noise
+    }
+}
+
 /// Another model of the same dimension, with other latents.
 struct OtherTwo;
 
@@ -389,6 +409,34 @@ fn gaps() {
                 )
             },
         ),
+        case(
+            "StepNoise::try_for_model: usize::MAX / 2 prior noise per draw",
+            "TooLarge { what: \"the bound with M = 4, K = 0 and the model's semi-implicit prior noise (9223372036854775807 per outer sample)\"",
+            || {
+                let model = TwoWithPriorNoise {
+                    noise: usize::MAX / 2,
+                };
+                outcome(StepNoise::try_for_model(
+                    &model,
+                    &MeanField::new(2),
+                    Diwhvi::new(4, 0),
+                    DEFAULT_MEMORY_BUDGET,
+                ))
+            },
+        ),
+        case(
+            "StepNoise::try_for_model: 3 prior noise values per draw",
+            "ok",
+            || {
+                let model = TwoWithPriorNoise { noise: 3 };
+                outcome(StepNoise::try_for_model(
+                    &model,
+                    &MeanField::new(2),
+                    Diwhvi::new(4, 0),
+                    DEFAULT_MEMORY_BUDGET,
+                ))
+            },
+        ),
         // 6. A point of the wrong length.
         case(
             "Model::try_log_joint: a point of the wrong length",
@@ -500,7 +548,7 @@ fn audit_of_sessions_6_and_7() {
         ),
         case(
             "Posterior::from_fitted: learned parameters other than the model's",
-            "LearnedMismatch { saved: [1.0], model: [0.0] }",
+            "LearnedMismatch { saved_len: 1, model_len: 1, first_difference: Some(0) }",
             || {
                 let mut model = LearnedMean::new().unwrap();
                 model.set_theta(&[1.0]).unwrap();

@@ -576,7 +576,7 @@ fn evaluation_functions() {
         ),
         case(
             "Vae::encode_means: draws past the memory budget",
-            "InvalidSetting { setting: \"draws\"",
+            "InvalidSetting { setting: \"draws\", value: \"9223372036854775807 (about ",
             || {
                 outcome(hierarchical_vae().encode_means(
                     &vec![0.0; hierarchical_vae().len()],

@@ -304,25 +304,39 @@ pub(crate) fn check_draws(draws: usize) -> Result<(), InputError> {
     Ok(())
 }
 
-/// Checks `count` values of `width` f64s each (`8 · count · width` bytes)
-/// against `budget`.
+/// The bytes of `count` values of `width` f64s each, `8 · count · width`
+/// (saturating, so a huge count cannot wrap), when they exceed `budget`;
+/// `None` when they fit. The one byte count behind [`check_values`],
+/// [`check_learned_size`] and the checks that report in errors of their own.
+pub(crate) fn bytes_over_budget(count: usize, width: usize, budget: u64) -> Option<u128> {
+    let bytes = value_bytes(count, width);
+    (bytes > u128::from(budget)).then_some(bytes)
+}
+
+/// `8 · count · width`, the bytes of `count` values of `width` f64s each
+/// (saturating).
+pub(crate) fn value_bytes(count: usize, width: usize) -> u128 {
+    (count as u128)
+        .saturating_mul(width as u128)
+        .saturating_mul(8)
+}
+
+/// Checks `count` values of `width` f64s each (`8 · count · width` bytes,
+/// a width of 0 counted as 1) against `budget`.
 pub(crate) fn check_values(
     what: impl FnOnce() -> String,
     count: usize,
     width: usize,
     budget: u64,
 ) -> Result<(), InputError> {
-    let bytes = (count as u128)
-        .saturating_mul(width.max(1) as u128)
-        .saturating_mul(8);
-    if bytes > u128::from(budget) {
-        return Err(InputError::TooLarge {
+    match bytes_over_budget(count, width.max(1), budget) {
+        Some(bytes) => Err(InputError::TooLarge {
             what: what(),
             bytes,
             budget,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Checks a learned parameter of `rows × columns` values (a vector:
@@ -346,15 +360,14 @@ pub fn check_learned_size(
     rows: usize,
     columns: usize,
 ) -> Result<(), crate::model::DataError> {
-    let values = (rows as u128).saturating_mul(columns as u128);
-    let bytes = values.saturating_mul(8);
-    if bytes > u128::from(DEFAULT_MEMORY_BUDGET) {
-        return Err(crate::model::DataError::TooLarge {
+    match bytes_over_budget(rows, columns, DEFAULT_MEMORY_BUDGET) {
+        Some(bytes) => Err(crate::model::DataError::TooLarge {
             field,
-            values,
+            // Exact: a product of two `usize` fits a `u128`.
+            values: rows as u128 * columns as u128,
             bytes,
             budget: DEFAULT_MEMORY_BUDGET,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }

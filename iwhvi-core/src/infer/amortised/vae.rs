@@ -10,7 +10,7 @@ use rand_distr::StandardNormal;
 
 use super::AmortisedError;
 use super::mlp::{Activation, Mlp, MlpScratch};
-use crate::input::{DEFAULT_MEMORY_BUDGET, InputError};
+use crate::input::DEFAULT_MEMORY_BUDGET;
 use crate::plate::vmath::{self, Simd};
 use crate::special::LN_SQRT_2PI;
 
@@ -1297,19 +1297,19 @@ impl Vae {
             // The `b · draws` rows of the conditional network (its input,
             // hidden layers and output), checked before allocating.
             let width = self.mixing_dim() + 2 * dz + self.hidden().iter().sum::<usize>();
-            // The saturating check of every other size (no overflow for a
+            // The saturating count of every other size (no overflow for a
             // huge `draws`), reported as this function's setting.
-            crate::input::check_values(String::new, b.saturating_mul(draws), width, DEFAULT_MEMORY_BUDGET)
-                .map_err(|error| AmortisedError::InvalidSetting {
+            let rows = b.saturating_mul(draws);
+            if let Some(bytes) = crate::input::bytes_over_budget(rows, width, DEFAULT_MEMORY_BUDGET)
+            {
+                return Err(AmortisedError::InvalidSetting {
                     setting: "draws",
-                    value: match error {
-                        InputError::TooLarge { bytes, budget, .. } => {
-                            format!("{draws} (about {bytes} bytes for {b} rows, over the budget of {budget} bytes)")
-                        }
-                        other => format!("{draws} ({other})"),
-                    },
+                    value: format!(
+                        "{draws} (about {bytes} bytes for {b} rows, over the budget of {DEFAULT_MEMORY_BUDGET} bytes)"
+                    ),
                     requirement: "rows × draws of the conditional network within DEFAULT_MEMORY_BUDGET",
-                })?;
+                });
+            }
         }
         let mut s = MlpScratch::default();
         match &self.encoder {

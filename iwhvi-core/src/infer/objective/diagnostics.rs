@@ -122,8 +122,7 @@ pub(crate) fn estimate_bound_within<Mo: Model, G: HierarchicalGuide, R: Rng + ?S
     check_dimensions(model, guide)?;
     check_params(guide, params)?;
     check_draws(replicates)?;
-    let mut noise = StepNoise::try_new(guide, objective, memory_budget)?
-        .try_with_prior_noise(model.prior_noise_dim(), memory_budget)?;
+    let mut noise = StepNoise::try_for_model(model, guide, objective, memory_budget)?;
     let values: Vec<f64> = (0..replicates)
         .map(|_| {
             noise.redraw(rng);
@@ -246,8 +245,8 @@ pub fn guide_diagnostics<Mo: Model, G: HierarchicalGuide, R: Rng + ?Sized>(
         return Err(InputError::NoInnerSamples);
     }
     check_draws(draws)?;
-    let mut noise = StepNoise::try_new(guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?
-        .try_with_prior_noise(model.prior_noise_dim(), DEFAULT_MEMORY_BUDGET)?;
+    let mut noise =
+        StepNoise::try_for_model(model, guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?;
     let mut columns = [
         Vec::with_capacity(draws),
         Vec::with_capacity(draws),

@@ -6,7 +6,8 @@ use rand_distr::StandardNormal;
 
 use super::Diwhvi;
 use crate::guide::HierarchicalGuide;
-use crate::input::{InputError, check_size, check_values};
+use crate::input::{InputError, bound_memory, check_size, check_values, value_bytes};
+use crate::model::Model;
 
 /// The standard normal noise of one step: for each of the `M` outer
 /// samples, the mixing draw `ψ₀` (`d`), the conditional draw of `u` (`D`)
@@ -138,6 +139,70 @@ impl StepNoise {
     ) -> Result<Self, InputError> {
         check_size(guide, objective, false, budget)?;
         Ok(Self::new(guide, objective))
+    }
+
+    /// The noise of one step of `guide` on `model`: [`StepNoise::new`]
+    /// with room for the model's semi-implicit prior noise
+    /// ([`StepNoise::with_prior_noise`] with
+    /// [`Model::prior_noise_dim`](crate::model::Model::prior_noise_dim)),
+    /// after checking both buffers together against `budget` bytes:
+    /// [`bound_memory`] (without a tape) plus `8 · M · prior_noise_dim`.
+    ///
+    /// # Errors
+    /// [`InputError::TooLarge`], with the bytes of both.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::SemiImplicit;
+    /// use iwhvi_core::input::{InputError, bound_memory};
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::objective::{Diwhvi, StepNoise};
+    /// use iwhvi_core::transforms::Transform;
+    /// use iwhvi_core::Scalar;
+    ///
+    /// struct Std { noise: usize }
+    /// impl Model for Std {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("z", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         -u[0].square() * 0.5
+    ///     }
+    ///     fn prior_noise_dim(&self) -> usize {
+    ///         self.noise
+    ///     }
+    /// }
+    /// let (guide, objective) = (SemiImplicit::new(1, 2), Diwhvi::new(4, 8));
+    /// let exact = bound_memory(&guide, objective, false) as u64;
+    /// assert!(StepNoise::try_for_model(&Std { noise: 0 }, &guide, objective, exact).is_ok());
+    /// // 3 prior-noise values per outer sample: 8 · 4 · 3 = 96 bytes more.
+    /// let prior = Std { noise: 3 };
+    /// assert!(matches!(
+    ///     StepNoise::try_for_model(&prior, &guide, objective, exact + 95),
+    ///     Err(InputError::TooLarge { bytes, .. }) if bytes == u128::from(exact) + 96
+    /// ));
+    /// assert!(StepNoise::try_for_model(&prior, &guide, objective, exact + 96).is_ok());
+    /// ```
+    pub fn try_for_model<Mo: Model + ?Sized, G: HierarchicalGuide>(
+        model: &Mo,
+        guide: &G,
+        objective: Diwhvi,
+        budget: u64,
+    ) -> Result<Self, InputError> {
+        let per_draw = model.prior_noise_dim();
+        let bytes = bound_memory(guide, objective, false)
+            .saturating_add(value_bytes(objective.m(), per_draw));
+        if bytes > u128::from(budget) {
+            return Err(InputError::TooLarge {
+                what: format!(
+                    "the bound with M = {}, K = {} and the model's semi-implicit prior noise ({per_draw} per outer sample)",
+                    objective.m(),
+                    objective.k()
+                ),
+                bytes,
+                budget,
+            });
+        }
+        Ok(Self::new(guide, objective).with_prior_noise(per_draw))
     }
 
     /// Checks that this noise was drawn for `guide` (its noise lengths per

@@ -67,10 +67,7 @@ impl<'a, Mo: Model, G: HierarchicalGuide + Clone> Posterior<'a, Mo, G> {
         if let Some(learned) = fitted.learned() {
             let theta = model.theta();
             if *learned.layout() != model.theta_layout() || learned.theta() != theta.as_slice() {
-                return Err(PersistError::LearnedMismatch {
-                    saved: learned.theta().to_vec(),
-                    model: theta,
-                });
+                return Err(PersistError::learned_mismatch(learned.theta(), &theta));
             }
         }
         Ok(Self { model, fitted })

@@ -161,14 +161,21 @@ pub enum PersistError {
     LayoutMismatch,
     /// A fitted guide's learned parameters differ from the model's it is
     /// put beside ([`Posterior::from_fitted`](super::Posterior::from_fitted)).
+    /// Names sizes and the first differing position, not the values
+    /// (a `ϑ` may hold thousands).
     #[error(
-        "the fitted guide was fitted at learned parameters {saved:?}, the model has {model:?}: set the saved ones into the model first (Model::set_theta)"
+        "the fitted guide was fitted at other learned parameters than the model's ({}): set the saved ones into the model first (Model::set_theta)",
+        learned_difference(*.saved_len, *.model_len, *.first_difference)
     )]
     LearnedMismatch {
-        /// The saved `ϑ`.
-        saved: Vec<f64>,
-        /// The model's `ϑ`.
-        model: Vec<f64>,
+        /// How many learned values the fitted guide holds.
+        saved_len: usize,
+        /// How many the model holds.
+        model_len: usize,
+        /// The first position `i` where `ϑ[i]` differs (or is missing on
+        /// one side); `None` when the values are the same and only their
+        /// layout (names or shapes) differs.
+        first_difference: Option<usize>,
     },
     /// Rows of named values that differ in their names or lengths
     /// ([`Draws::try_from_latents`](super::Draws::try_from_latents)): a
@@ -198,6 +205,30 @@ pub enum PersistError {
         /// The model's latent there, in the same form.
         model: String,
     },
+}
+
+impl PersistError {
+    /// [`PersistError::LearnedMismatch`] for a saved `ϑ` beside the
+    /// model's: their lengths and the first `i` where `saved[i] != model[i]`
+    /// (a position only one of them has counts as differing).
+    pub(crate) fn learned_mismatch(saved: &[f64], model: &[f64]) -> Self {
+        let first_difference =
+            (0..saved.len().max(model.len())).find(|&i| saved.get(i) != model.get(i));
+        PersistError::LearnedMismatch {
+            saved_len: saved.len(),
+            model_len: model.len(),
+            first_difference,
+        }
+    }
+}
+
+/// The parenthesis of [`PersistError::LearnedMismatch`]'s message.
+fn learned_difference(saved: usize, model: usize, first: Option<usize>) -> String {
+    let sizes = format!("{saved} saved values, {model} in the model");
+    match first {
+        Some(i) => format!("{sizes}; the first difference at ϑ[{i}]"),
+        None => format!("{sizes}; the same values in another layout"),
+    }
 }
 
 /// The name a saved file gives the guide's type: its type name without
@@ -434,5 +465,42 @@ impl<G: HierarchicalGuide + Serialize + DeserializeOwned> FittedGuide<G> {
             source,
         })?;
         Self::from_json(&json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PersistError;
+
+    fn mismatch(saved: &[f64], model: &[f64]) -> (Option<usize>, String) {
+        let error = PersistError::learned_mismatch(saved, model);
+        let PersistError::LearnedMismatch {
+            first_difference, ..
+        } = error
+        else {
+            unreachable!("learned_mismatch builds a LearnedMismatch")
+        };
+        (first_difference, error.to_string())
+    }
+
+    #[test]
+    fn a_learned_mismatch_names_sizes_and_the_first_difference_not_the_values() {
+        let (first, message) = mismatch(&[1.0, 2.0, 3.25], &[1.0, 2.5, 3.5]);
+        assert_eq!(first, Some(1));
+        assert!(
+            message.contains("3 saved values, 3 in the model; the first difference at ϑ[1]"),
+            "{message}"
+        );
+        assert!(!message.contains("3.25"), "{message}");
+        // A position only one side has differs.
+        assert_eq!(mismatch(&[1.0], &[1.0, 2.0]).0, Some(1));
+        assert_eq!(mismatch(&[1.0, 2.0], &[]).0, Some(0));
+        // Same values: the layouts differ.
+        let (first, message) = mismatch(&[0.5], &[0.5]);
+        assert_eq!(first, None);
+        assert!(
+            message.contains("the same values in another layout"),
+            "{message}"
+        );
     }
 }

@@ -97,8 +97,8 @@ impl<Mo: Model, G: HierarchicalGuide + Clone> Posterior<'_, Mo, G> {
             guide.latent_dim() + 1,
             DEFAULT_MEMORY_BUDGET,
         )?;
-        let mut noise = StepNoise::try_new(guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?
-            .try_with_prior_noise(self.model.prior_noise_dim(), DEFAULT_MEMORY_BUDGET)?;
+        let mut noise =
+            StepNoise::try_for_model(self.model, guide, Diwhvi::new(1, k), DEFAULT_MEMORY_BUDGET)?;
         let mut weights = Vec::with_capacity(proposals);
         let mut us = Vec::with_capacity(proposals);
         for _ in 0..proposals {
