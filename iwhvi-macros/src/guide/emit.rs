@@ -153,24 +153,166 @@ pub fn stubs(guide: &syn::DeriveInput, model: Option<&syn::Path>) -> TokenStream
     }
 }
 
-/// `new`: the guide for a model instance.
+/// `new`, the guide for a model instance, with `__from_layout` (which
+/// loading shares), and the guide's `Serialize` and `Deserialize`.
 fn guide_new(plan: &Plan<'_>) -> TokenStream {
+    let guide_ident = &plan.input.guide.ident;
+    let (encoder_inputs, encoder_nets) = encoder_setup(plan);
+    let new = new_method(plan, &encoder_inputs);
+    let from_layout = from_layout_method(plan, &encoder_nets);
+    let serde = serde_impls(plan);
+    quote! {
+        impl #guide_ident {
+            #new
+
+            #from_layout
+        }
+
+        #serde
+    }
+}
+
+/// `new(&model)`: copies the encoders' inputs from the model's data, then
+/// builds the guide from the model's layout through `__from_layout`.
+fn new_method(plan: &Plan<'_>, encoder_inputs: &[TokenStream]) -> TokenStream {
     let guide = &plan.input.guide;
-    let (guide_ident, vis, model_path) = (&guide.ident, &guide.vis, &plan.input.model);
+    let (vis, model_path) = (&guide.vis, &plan.input.model);
     let new_doc = format!(
         "The guide for this instance of `{}` (vector lengths come from its data).",
         model_name(model_path)
     );
-    let model_latent_names = plan.conditionals.iter().map(|c| c.ident.to_string());
-    let unconstrained = plan.conditionals.iter().map(|c| c.unconstrained);
+    let guide_error = quote!(::iwhvi::__private::GuideError);
+    quote! {
+        #[doc = #new_doc]
+        ///
+        /// # Errors
+        /// [`GuideError::UnknownLatent`](::iwhvi::guide::GuideError) if the model
+        /// instance lacks a latent the guide targets, and
+        /// `GuideError::Unsupported` if a latent's transform is not elementwise.
+        #[allow(clippy::unnecessary_cast)]
+        #vis fn new(__model: &#model_path) -> ::core::result::Result<Self, #guide_error> {
+            let mut __encoder_inputs: ::std::vec::Vec<::std::vec::Vec<f64>> = ::std::vec::Vec::new();
+            let mut __encoder_rows: ::std::vec::Vec<usize> = ::std::vec::Vec::new();
+            #(#encoder_inputs)*
+            Self::__from_layout(::iwhvi::__private::Model::layout(__model), (__encoder_inputs, __encoder_rows))
+        }
+    }
+}
+
+/// `__from_layout(layout, encoder inputs)`: the guide's latents found in
+/// the model's layout ([`latent_places`]), its encoder networks, the
+/// lengths of its parameters and the offsets of its mixing variables
+/// (the per-point ones last), and its per-point groups.
+fn from_layout_method(plan: &Plan<'_>, encoder_nets: &[TokenStream]) -> TokenStream {
+    let guide_error = quote!(::iwhvi::__private::GuideError);
+    let latent_places = latent_places(plan);
     let param_lens = plan.params.iter().map(|p| &p.len);
     let mixing_lens = plan.mixing.iter().map(|m| &m.len);
-    let guide_error = quote!(::iwhvi::__private::GuideError);
-    let saved = quote!(::iwhvi::__private::SavedStructGuide);
-    let serde = quote!(::iwhvi::__private::serde);
-    let (encoder_inputs, encoder_nets) = encoder_setup(plan);
     let per_point_flags = plan.mixing.iter().map(|m| m.per_point);
     let groups = super::per_point_emit::groups(plan);
+    quote! {
+        /// The guide for a model instance of this layout and these
+        /// encoder inputs (`new`, and loading a saved guide).
+        fn __from_layout(
+            __layout: ::iwhvi::__private::Layout,
+            (__encoder_inputs, __encoder_rows): (::std::vec::Vec<::std::vec::Vec<f64>>, ::std::vec::Vec<usize>),
+        ) -> ::core::result::Result<Self, #guide_error> {
+            #latent_places
+            #[allow(unused_variables)]
+            let __latent_len = |__name: &str| __layout.blocks().iter().find(|__b| __b.spec.name == __name).map_or(0, |__b| __b.unconstrained.len());
+            let mut __encoder_nets = ::std::vec::Vec::new();
+            #(#encoder_nets)*
+            let mut __param_lens: ::std::vec::Vec<usize> = ::std::vec![#(#param_lens),*];
+            __param_lens.extend(__encoder_nets.iter().map(::iwhvi::__private::iwhvi_core::amortised::Mlp::len));
+            let __mixing_lens: ::std::vec::Vec<usize> = ::std::vec![#(#mixing_lens),*];
+            // The per-point mixing variable's coordinates come last, so
+            // that each point's group is one coordinate of ψ.
+            let __per_point: &[bool] = &[#(#per_point_flags),*];
+            let mut __mixing_offsets = ::std::vec![0usize; __mixing_lens.len()];
+            let mut __at = 0usize;
+            for __pass in [false, true] {
+                for (__i, __n) in __mixing_lens.iter().enumerate() {
+                    if __per_point[__i] == __pass {
+                        __mixing_offsets[__i] = __at;
+                        __at += *__n;
+                    }
+                }
+            }
+            let __groups = #groups;
+            ::core::result::Result::Ok(Self {
+                __latent_dim: __layout.dim(),
+                __offsets,
+                __lens,
+                __transforms,
+                __z_offsets,
+                __z_dim,
+                __param_lens,
+                __mixing_offsets,
+                __mixing_lens,
+                __layout,
+                __encoder_nets,
+                __encoder_inputs,
+                __encoder_rows,
+                __groups,
+            })
+        }
+    }
+}
+
+/// `__from_layout`'s first statements: each latent the guide targets found
+/// by name in `__layout` (`GuideError::UnknownLatent` if absent), its
+/// unconstrained offset, length and transform (`GuideError::Unsupported`
+/// unless elementwise and fixed by the data), and its constrained offset
+/// in the workspace (`__z_offsets`, `__z_dim`).
+fn latent_places(plan: &Plan<'_>) -> TokenStream {
+    let guide_error = quote!(::iwhvi::__private::GuideError);
+    let model_latent_names = plan.conditionals.iter().map(|c| c.ident.to_string());
+    let unconstrained = plan.conditionals.iter().map(|c| c.unconstrained);
+    quote! {
+        let mut __offsets = ::std::vec::Vec::new();
+        let mut __lens = ::std::vec::Vec::new();
+        let mut __transforms = ::std::vec::Vec::new();
+        // The constrained latents' places in the workspace, in the
+        // guide's order (a simplex has one entry more than its
+        // unconstrained coordinates).
+        let mut __z_offsets = ::std::vec::Vec::new();
+        let mut __z_dim = 0usize;
+        for (__name, __unconstrained) in [#(#model_latent_names),*].into_iter().zip([#(#unconstrained),*]) {
+            let __block = __layout
+                .blocks()
+                .iter()
+                .find(|__b| __b.spec.name == __name)
+                .ok_or(#guide_error::UnknownLatent { latent: __name })?;
+            // One transform shared by the elements and fixed by the
+            // data (or the latent's own unconstrained coordinates):
+            // transforms per element or moving with other latents
+            // are not supported yet.
+            let __transform = __block.spec.transform;
+            if (!__unconstrained && !__transform.is_elementwise())
+                || __block.spec.dependent_bounds.is_some()
+                || __block.spec.per_element.is_some()
+                || __block.spec.dependent_affine.is_some()
+            {
+                return ::core::result::Result::Err(#guide_error::Unsupported { latent: __name });
+            }
+            __offsets.push(__block.unconstrained.start);
+            __lens.push(__block.unconstrained.len());
+            __transforms.push(__transform);
+            __z_offsets.push(__z_dim);
+            __z_dim += __transform
+                .constrained_len(__block.unconstrained.len())
+                .ok_or(#guide_error::Unsupported { latent: __name })?;
+        }
+    }
+}
+
+/// The guide's `Serialize` (its layout as a `SavedStructGuide`, with the
+/// encoders' inputs if it has encoders) and `Deserialize` (through
+/// `__from_layout`, so a layout `new` would reject is an error).
+fn serde_impls(plan: &Plan<'_>) -> TokenStream {
+    let guide_ident = &plan.input.guide.ident;
+    let saved = quote!(::iwhvi::__private::SavedStructGuide);
+    let serde = quote!(::iwhvi::__private::serde);
     let (save, load) = if plan.encoders.is_empty() {
         (
             quote!(#serde::Serialize::serialize(&__saved, __s)),
@@ -191,101 +333,6 @@ fn guide_new(plan: &Plan<'_>) -> TokenStream {
         )
     };
     quote! {
-        impl #guide_ident {
-            #[doc = #new_doc]
-            ///
-            /// # Errors
-            /// [`GuideError::UnknownLatent`](::iwhvi::guide::GuideError) if the model
-            /// instance lacks a latent the guide targets, and
-            /// `GuideError::Unsupported` if a latent's transform is not elementwise.
-            #[allow(clippy::unnecessary_cast)]
-            #vis fn new(__model: &#model_path) -> ::core::result::Result<Self, #guide_error> {
-                let mut __encoder_inputs: ::std::vec::Vec<::std::vec::Vec<f64>> = ::std::vec::Vec::new();
-                let mut __encoder_rows: ::std::vec::Vec<usize> = ::std::vec::Vec::new();
-                #(#encoder_inputs)*
-                Self::__from_layout(::iwhvi::__private::Model::layout(__model), (__encoder_inputs, __encoder_rows))
-            }
-
-            /// The guide for a model instance of this layout and these
-            /// encoder inputs (`new`, and loading a saved guide).
-            fn __from_layout(
-                __layout: ::iwhvi::__private::Layout,
-                (__encoder_inputs, __encoder_rows): (::std::vec::Vec<::std::vec::Vec<f64>>, ::std::vec::Vec<usize>),
-            ) -> ::core::result::Result<Self, #guide_error> {
-                let mut __offsets = ::std::vec::Vec::new();
-                let mut __lens = ::std::vec::Vec::new();
-                let mut __transforms = ::std::vec::Vec::new();
-                // The constrained latents' places in the workspace, in the
-                // guide's order (a simplex has one entry more than its
-                // unconstrained coordinates).
-                let mut __z_offsets = ::std::vec::Vec::new();
-                let mut __z_dim = 0usize;
-                for (__name, __unconstrained) in [#(#model_latent_names),*].into_iter().zip([#(#unconstrained),*]) {
-                    let __block = __layout
-                        .blocks()
-                        .iter()
-                        .find(|__b| __b.spec.name == __name)
-                        .ok_or(#guide_error::UnknownLatent { latent: __name })?;
-                    // One transform shared by the elements and fixed by the
-                    // data (or the latent's own unconstrained coordinates):
-                    // transforms per element or moving with other latents
-                    // are not supported yet.
-                    let __transform = __block.spec.transform;
-                    if (!__unconstrained && !__transform.is_elementwise())
-                        || __block.spec.dependent_bounds.is_some()
-                        || __block.spec.per_element.is_some()
-                        || __block.spec.dependent_affine.is_some()
-                    {
-                        return ::core::result::Result::Err(#guide_error::Unsupported { latent: __name });
-                    }
-                    __offsets.push(__block.unconstrained.start);
-                    __lens.push(__block.unconstrained.len());
-                    __transforms.push(__transform);
-                    __z_offsets.push(__z_dim);
-                    __z_dim += __transform
-                        .constrained_len(__block.unconstrained.len())
-                        .ok_or(#guide_error::Unsupported { latent: __name })?;
-                }
-                #[allow(unused_variables)]
-                let __latent_len = |__name: &str| __layout.blocks().iter().find(|__b| __b.spec.name == __name).map_or(0, |__b| __b.unconstrained.len());
-                let mut __encoder_nets = ::std::vec::Vec::new();
-                #(#encoder_nets)*
-                let mut __param_lens: ::std::vec::Vec<usize> = ::std::vec![#(#param_lens),*];
-                __param_lens.extend(__encoder_nets.iter().map(::iwhvi::__private::iwhvi_core::amortised::Mlp::len));
-                let __mixing_lens: ::std::vec::Vec<usize> = ::std::vec![#(#mixing_lens),*];
-                // The per-point mixing variable's coordinates come last, so
-                // that each point's group is one coordinate of ψ.
-                let __per_point: &[bool] = &[#(#per_point_flags),*];
-                let mut __mixing_offsets = ::std::vec![0usize; __mixing_lens.len()];
-                let mut __at = 0usize;
-                for __pass in [false, true] {
-                    for (__i, __n) in __mixing_lens.iter().enumerate() {
-                        if __per_point[__i] == __pass {
-                            __mixing_offsets[__i] = __at;
-                            __at += *__n;
-                        }
-                    }
-                }
-                let __groups = #groups;
-                ::core::result::Result::Ok(Self {
-                    __latent_dim: __layout.dim(),
-                    __offsets,
-                    __lens,
-                    __transforms,
-                    __z_offsets,
-                    __z_dim,
-                    __param_lens,
-                    __mixing_offsets,
-                    __mixing_lens,
-                    __layout,
-                    __encoder_nets,
-                    __encoder_inputs,
-                    __encoder_rows,
-                    __groups,
-                })
-            }
-        }
-
         /// Saved as the layout alone (`SavedStructGuide`); the rest is
         /// derived again on loading.
         impl #serde::Serialize for #guide_ident {

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 
 use crate::model::ast::{Constraint, Shape};
-use crate::model::plan::{Affine, Bounds, Latent, Transform};
+use crate::model::plan::{Affine, Bounds, Dependent, DependentAffine, Latent, Transform};
 
 /// The transform as an expression.
 pub fn transform(transform: &Transform) -> TokenStream {
@@ -120,48 +120,108 @@ pub fn checked_step(l: &Latent<'_>) -> TokenStream {
     step(l, true)
 }
 
-fn step(l: &Latent<'_>, checked: bool) -> TokenStream {
-    let p = quote!(::iwhvi::__private);
-    let (ident, len) = (&l.field.ident, &l.len);
-    let name = ident.to_string();
-    let prior =
-        |element: TokenStream| quote!(|| #p::Term::Prior { latent: #name, element: #element });
-    let jacobian = |value: TokenStream| {
-        if checked {
-            quote!(#p::checked_value(#value, || #p::Term::Transform { latent: #name })?)
+/// How a step adds its terms to `__lp`: as they are (`log_joint`), or each
+/// checked and the first that is not finite returned as an `InvalidTerm`
+/// naming it (`first_invalid_term`).
+struct Terms {
+    /// The latent's name, as the `InvalidTerm` gives it.
+    name: String,
+    checked: bool,
+}
+
+impl Terms {
+    /// The `Term::Prior` of this latent at `element` (an `Option<usize>`).
+    fn prior(&self, element: TokenStream) -> TokenStream {
+        let name = &self.name;
+        quote!(|| ::iwhvi::__private::Term::Prior { latent: #name, element: #element })
+    }
+
+    /// The log Jacobian `value` (checked, its `Term::Transform`).
+    fn jacobian(&self, value: TokenStream) -> TokenStream {
+        let name = &self.name;
+        if self.checked {
+            quote!(::iwhvi::__private::checked_value(#value, || ::iwhvi::__private::Term::Transform { latent: #name })?)
         } else {
             value
         }
-    };
-    let density = |new: &TokenStream, value: TokenStream, element: TokenStream| {
-        if checked {
-            let term = prior(element);
-            quote!(__lp += #p::checked_log_prob(#new, #value, #term)?;)
+    }
+
+    /// `__lp += log p(value)` under the univariate prior `new`.
+    fn density(&self, new: &TokenStream, value: TokenStream, element: TokenStream) -> TokenStream {
+        if self.checked {
+            let term = self.prior(element);
+            quote!(__lp += ::iwhvi::__private::checked_log_prob(#new, #value, #term)?;)
         } else {
-            quote!(__lp += #p::log_prob_or_neg_inf(#new, #value);)
+            quote!(__lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, #value);)
         }
+    }
+}
+
+/// Its step of the log joint, plain or `checked`: bind `__transform`,
+/// constrain the latent's block of `__u` by the kind of its constraint
+/// (affine, per element, bounds depending on other latents, a scalar or a
+/// vector under a transform), add the log Jacobian and the prior's log
+/// density, and rebind a matrix latent as a `DMatrix`.
+fn step(l: &Latent<'_>, checked: bool) -> TokenStream {
+    let terms = Terms {
+        name: l.field.ident.to_string(),
+        checked,
     };
-    let none = quote!(::core::option::Option::None);
     let transform = transform(&l.transform);
     let as_matrix = as_matrix(l);
-    let scalar_density = match &l.mixing {
-        Some(m) => Some(crate::model::semi_implicit_prior::density(l, m, checked)),
+    let scalar_density = scalar_density(l, &terms);
+    let vector_density = vector_density(l, &terms);
+    let body = if let Some(a) = &l.affine {
+        if l.shape.is_scalar() {
+            affine_scalar_step(l, a, &terms, scalar_density)
+        } else {
+            affine_vector_step(l, a, &terms, vector_density)
+        }
+    } else if let Some(each) = &l.per_element {
+        per_element_step(l, each, &terms, vector_density)
+    } else if let Some(d) = l.bounds.as_ref().and_then(|b| b.dependent.as_ref()) {
+        dependent_bounds_step(l, d, &terms, scalar_density)
+    } else if l.shape.is_scalar() {
+        scalar_step(l, &terms, scalar_density)
+    } else {
+        vector_step(l, &terms, vector_density)
+    };
+    quote!(let __transform = #transform; #body #as_matrix)
+}
+
+/// A scalar latent's prior term: its semi-implicit prior's estimate, or
+/// its prior's log density (none for an improper flat prior).
+fn scalar_density(l: &Latent<'_>, terms: &Terms) -> Option<TokenStream> {
+    let ident = &l.field.ident;
+    match &l.mixing {
+        Some(m) => Some(crate::model::semi_implicit_prior::density(
+            l,
+            m,
+            terms.checked,
+        )),
         None => l
             .prior
             .as_ref()
-            .map(|new| density(new, quote!(#ident), none.clone())),
-    };
+            .map(|new| terms.density(new, quote!(#ident), quote!(::core::option::Option::None))),
+    }
+}
+
+/// A vector latent's prior term: a multivariate prior's log density, or a
+/// loop over the elements (binding the loop index the user named).
+fn vector_density(l: &Latent<'_>, terms: &Terms) -> Option<TokenStream> {
+    let ident = &l.field.ident;
+    let none = quote!(::core::option::Option::None);
     let bind_index = l.index.map(|i| quote!(let #i: usize = __k;));
-    let vector_density = l.prior.as_ref().map(|new| {
+    l.prior.as_ref().map(|new| {
         if l.family.multivariate() {
-            if checked {
-                let term = prior(none.clone());
-                quote!(__lp += #p::checked_log_prob_multi(#new, &#ident, #term)?;)
+            if terms.checked {
+                let term = terms.prior(none.clone());
+                quote!(__lp += ::iwhvi::__private::checked_log_prob_multi(#new, &#ident, #term)?;)
             } else {
                 quote!(__lp += ::iwhvi::__private::log_prob_multi_or_neg_inf(#new, &#ident);)
             }
         } else {
-            let element = density(
+            let element = terms.density(
                 new,
                 quote!(#ident[__k]),
                 quote!(::core::option::Option::Some(__k)),
@@ -173,86 +233,134 @@ fn step(l: &Latent<'_>, checked: bool) -> TokenStream {
                 }
             }
         }
+    })
+}
+
+/// A scalar with an offset and multiplier depending on other latents:
+/// `z = offset + multiplier·u`, log Jacobian `ln multiplier`.
+fn affine_scalar_step(
+    l: &Latent<'_>,
+    a: &DependentAffine,
+    terms: &Terms,
+    density: Option<TokenStream>,
+) -> TokenStream {
+    let ident = &l.field.ident;
+    let (offset, multiplier) = (&a.offset, &a.multiplier);
+    let log_jacobian = terms.jacobian(quote!(::iwhvi::__private::Scalar::ln(__multiplier)));
+    quote! {
+        let (__offset, __multiplier) = (#offset, #multiplier);
+        let #ident = __offset + __multiplier * __u[__at];
+        __at += 1;
+        __lp += #log_jacobian;
+        #density
+    }
+}
+
+/// A vector with an offset and multiplier depending on other latents:
+/// `z_k = offset + multiplier·u_k`, log Jacobian `n ln multiplier`.
+fn affine_vector_step(
+    l: &Latent<'_>,
+    a: &DependentAffine,
+    terms: &Terms,
+    density: Option<TokenStream>,
+) -> TokenStream {
+    let (ident, len) = (&l.field.ident, &l.len);
+    let (offset, multiplier) = (&a.offset, &a.multiplier);
+    let log_jacobian = terms.jacobian(quote!(
+        ::iwhvi::__private::Scalar::ln(__multiplier) * (__n as f64)
+    ));
+    quote! {
+        let (__offset, __multiplier) = (#offset, #multiplier);
+        let __n = #len;
+        let #ident: ::std::vec::Vec<__T> = (0..__n)
+            .map(|__k| __offset + __multiplier * __u[__at + __k])
+            .collect();
+        __at += __n;
+        __lp += #log_jacobian;
+        #density
+    }
+}
+
+/// A vector whose elements each have their own transform (`each`, an
+/// expression of the element index): constrained one by one.
+fn per_element_step(
+    l: &Latent<'_>,
+    each: &TokenStream,
+    terms: &Terms,
+    density: Option<TokenStream>,
+) -> TokenStream {
+    let (ident, len) = (&l.field.ident, &l.len);
+    let bind_index = l.index.map(|i| quote!(let #i: usize = __k;));
+    let log_jacobian = terms.jacobian(quote!(__log_jacobian));
+    quote! {
+        let __n = #len;
+        let mut #ident: ::std::vec::Vec<__T> =
+            ::std::vec![<__T as ::iwhvi::__private::Scalar>::constant(0.0); __n];
+        for __k in 0..__n {
+            #bind_index
+            let (__z, __log_jacobian) = (#each).forward_scalar(__u[__at + __k]);
+            #ident[__k] = __z;
+            __lp += #log_jacobian;
+        }
+        __at += __n;
+        #density
+    }
+}
+
+/// A scalar between bounds depending on other latents:
+/// `z = low + (high − low)·σ(u)`, log Jacobian
+/// `ln(high − low) + ln σ(u) + ln σ(−u)`.
+fn dependent_bounds_step(
+    l: &Latent<'_>,
+    d: &Dependent,
+    terms: &Terms,
+    density: Option<TokenStream>,
+) -> TokenStream {
+    let ident = &l.field.ident;
+    let (low, high) = (&d.low, &d.high);
+    let log_jacobian = terms.jacobian(quote! {
+        ::iwhvi::__private::Scalar::ln(__width)
+            + ::iwhvi::__private::Scalar::log_sigmoid(__s)
+            + ::iwhvi::__private::Scalar::log_sigmoid(-__s)
     });
-    let body = if let Some(a) = &l.affine {
-        let (offset, multiplier) = (&a.offset, &a.multiplier);
-        if l.shape.is_scalar() {
-            let log_jacobian = jacobian(quote!(::iwhvi::__private::Scalar::ln(__multiplier)));
-            quote! {
-                let (__offset, __multiplier) = (#offset, #multiplier);
-                let #ident = __offset + __multiplier * __u[__at];
-                __at += 1;
-                __lp += #log_jacobian;
-                #scalar_density
-            }
-        } else {
-            let log_jacobian = jacobian(quote!(
-                ::iwhvi::__private::Scalar::ln(__multiplier) * (__n as f64)
-            ));
-            quote! {
-                let (__offset, __multiplier) = (#offset, #multiplier);
-                let __n = #len;
-                let #ident: ::std::vec::Vec<__T> = (0..__n)
-                    .map(|__k| __offset + __multiplier * __u[__at + __k])
-                    .collect();
-                __at += __n;
-                __lp += #log_jacobian;
-                #vector_density
-            }
-        }
-    } else if let Some(each) = &l.per_element {
-        let log_jacobian = jacobian(quote!(__log_jacobian));
-        quote! {
-            let __n = #len;
-            let mut #ident: ::std::vec::Vec<__T> =
-                ::std::vec![<__T as ::iwhvi::__private::Scalar>::constant(0.0); __n];
-            for __k in 0..__n {
-                #bind_index
-                let (__z, __log_jacobian) = (#each).forward_scalar(__u[__at + __k]);
-                #ident[__k] = __z;
-                __lp += #log_jacobian;
-            }
-            __at += __n;
-            #vector_density
-        }
-    } else if let Some(d) = l.bounds.as_ref().and_then(|b| b.dependent.as_ref()) {
-        let (low, high) = (&d.low, &d.high);
-        let log_jacobian = jacobian(quote! {
-            ::iwhvi::__private::Scalar::ln(__width)
-                + ::iwhvi::__private::Scalar::log_sigmoid(__s)
-                + ::iwhvi::__private::Scalar::log_sigmoid(-__s)
-        });
-        quote! {
-            let (__low, __high) = (#low, #high);
-            let __s = __u[__at];
-            __at += 1;
-            let __width = __high - __low;
-            let #ident = __low + __width * ::iwhvi::__private::Scalar::sigmoid(__s);
-            __lp += #log_jacobian;
-            #scalar_density
-        }
-    } else if l.shape.is_scalar() {
-        let log_jacobian = jacobian(quote!(__log_jacobian));
-        quote! {
-            let (#ident, __log_jacobian) = __transform.forward_scalar(__u[__at]);
-            __at += 1;
-            __lp += #log_jacobian;
-            #scalar_density
-        }
-    } else {
-        let log_jacobian =
-            jacobian(quote!(__transform.forward(&__u[__at..__at + __m], &mut #ident)));
-        quote! {
-            let __n = #len;
-            let __m = __transform.unconstrained_len(__n).unwrap_or(0);
-            let mut #ident: ::std::vec::Vec<__T> =
-                ::std::vec![<__T as ::iwhvi::__private::Scalar>::constant(0.0); __n];
-            __lp += #log_jacobian;
-            __at += __m;
-            #vector_density
-        }
-    };
-    quote!(let __transform = #transform; #body #as_matrix)
+    quote! {
+        let (__low, __high) = (#low, #high);
+        let __s = __u[__at];
+        __at += 1;
+        let __width = __high - __low;
+        let #ident = __low + __width * ::iwhvi::__private::Scalar::sigmoid(__s);
+        __lp += #log_jacobian;
+        #density
+    }
+}
+
+/// A scalar under its fixed transform (`__transform.forward_scalar`).
+fn scalar_step(l: &Latent<'_>, terms: &Terms, density: Option<TokenStream>) -> TokenStream {
+    let ident = &l.field.ident;
+    let log_jacobian = terms.jacobian(quote!(__log_jacobian));
+    quote! {
+        let (#ident, __log_jacobian) = __transform.forward_scalar(__u[__at]);
+        __at += 1;
+        __lp += #log_jacobian;
+        #density
+    }
+}
+
+/// A vector (a simplex, ordered, …) under its fixed transform
+/// (`__transform.forward` over its `m` unconstrained coordinates).
+fn vector_step(l: &Latent<'_>, terms: &Terms, density: Option<TokenStream>) -> TokenStream {
+    let (ident, len) = (&l.field.ident, &l.len);
+    let log_jacobian =
+        terms.jacobian(quote!(__transform.forward(&__u[__at..__at + __m], &mut #ident)));
+    quote! {
+        let __n = #len;
+        let __m = __transform.unconstrained_len(__n).unwrap_or(0);
+        let mut #ident: ::std::vec::Vec<__T> =
+            ::std::vec![<__T as ::iwhvi::__private::Scalar>::constant(0.0); __n];
+        __lp += #log_jacobian;
+        __at += __m;
+        #density
+    }
 }
 
 /// A matrix latent's rebinding from its row-major entries (read by the

@@ -14,7 +14,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::ast::{Elem, Shape};
-use super::plan::{DataParam, Plan, Step};
+use super::plan::{Data, DataParam, Plan, Step};
 
 /// Everything the model expands to.
 pub fn model(plan: &Plan<'_>) -> TokenStream {
@@ -30,7 +30,10 @@ pub fn model(plan: &Plan<'_>) -> TokenStream {
     quote!(#(#parts)*)
 }
 
-/// The data struct, its constructor and its validation.
+/// The data struct, its constructor and its validation: the private data
+/// fields (and the learned parameters'), then one `impl` with `new`, the
+/// JSON readers, the accessors, `__init_params`, `__check_reads` and
+/// `__validate`.
 fn data_struct(plan: &Plan<'_>) -> TokenStream {
     let (ident, vis, attrs) = (&plan.model.ident, &plan.model.vis, &plan.model.attrs);
     // The data fields are private, so that no value reaches the model
@@ -52,12 +55,42 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
             true,
         )
     });
+    let data_defs = data_defs.chain(plan.params.iter().map(param::field_def));
+    let init_params = (!plan.params.is_empty()).then(|| param::init_method(plan));
+    let (new, from_json) = (constructor(plan), from_json(plan));
+    let (check_reads, validate) = (check_reads_method(plan), validate_method(plan));
+    quote! {
+        #(#attrs)*
+        #vis struct #ident {
+            #(#data_defs,)*
+        }
+
+        impl #ident {
+            #new
+
+            #from_json
+
+            #(#accessors)*
+
+            #init_params
+
+            #check_reads
+
+            #validate
+        }
+    }
+}
+
+/// `new(x, y, ..)`: the struct from its data fields (the learned
+/// parameters at their initial values), checked by `__check_reads` and
+/// `__validate`.
+fn constructor(plan: &Plan<'_>) -> TokenStream {
+    let (ident, vis) = (&plan.model.ident, &plan.model.vis);
     let data_params = plan.data.iter().map(|d| {
         let (ident, ty) = (&d.field.ident, &d.field.ty);
         quote!(#ident: #ty)
     });
     let data_names = plan.data.iter().map(|d| &d.field.ident);
-    let data_defs = data_defs.chain(plan.params.iter().map(param::field_def));
     // Reads at positions the data may not have are checked first
     // (`__check_reads`): the learned parameters' initial values and every
     // check of `__validate` evaluate the attributes that make them.
@@ -77,33 +110,58 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
             __model.__init_params()?;
         }
     };
-    let init_params = (!plan.params.is_empty()).then(|| param::init_method(plan));
-    let finite_checks = plan
-        .data
-        .iter()
-        .filter(|d| d.shape.is_some_and(|s| s.elem() == Elem::Real))
-        .map(|d| {
-            let (ident, name) = (&d.field.ident, d.field.ident.to_string());
-            let values = if d.shape.is_some_and(Shape::is_scalar) {
-                quote!(::core::iter::once(&self.#ident))
-            } else {
-                quote!(self.#ident.iter())
-            };
-            quote! {
-                for (__index, __value) in #values.enumerate() {
-                    if !__value.is_finite() {
-                        return ::core::result::Result::Err(::iwhvi::__private::DataError::NotFinite {
-                            field: #name, index: __index, value: *__value,
-                        });
-                    }
-                }
-            }
-        });
+    let doc_new = format!(
+        "The model `{ident}` with its data, checked: finite reals, matching lengths, observations inside their likelihood's support, data used as distribution parameters inside their domains."
+    );
+    quote! {
+        #[doc = #doc_new]
+        ///
+        /// # Errors
+        /// A `DataError` naming the field.
+        #[allow(clippy::too_many_arguments)]
+        #vis fn new(#(#data_params),*) -> ::core::result::Result<Self, ::iwhvi::__private::DataError> {
+            #construct
+            __model.__validate()?;
+            ::core::result::Result::Ok(__model)
+        }
+    }
+}
+
+/// `__check_reads`: every read of data or latents at a position they may
+/// not have (literal positions, lengths read at the loop index, latent
+/// lengths, computed positions) is in range.
+fn check_reads_method(plan: &Plan<'_>) -> TokenStream {
     // Reads of data at literal positions, first: the checks below
     // evaluate the attributes that make them.
     let literal_checks = super::literal_access::checks(plan.model);
     let computed_checks = super::computed_access::checks(plan);
     let length_checks = plan.observations().flat_map(observed::length_checks);
+    let latent_checks = plan.latents().map(latent::length_checks);
+    quote! {
+        // Literal positions first, then the lengths of the data read
+        // at the loop index and of the latents, then computed positions
+        // (which may read data at those). `new` runs it before
+        // `__validate`, which therefore does not repeat them.
+        #[allow(unused_parens, non_snake_case, clippy::all)]
+        fn __check_reads(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
+            #(#literal_checks)*
+            #(#length_checks)*
+            #(#latent_checks)*
+            #(#computed_checks)*
+            ::core::result::Result::Ok(())
+        }
+    }
+}
+
+/// `__validate`: finite reals, observations inside their likelihood's
+/// support, data used as distribution parameters inside their domains,
+/// and a latent layout `Model::layout` can build.
+fn validate_method(plan: &Plan<'_>) -> TokenStream {
+    let finite_checks = plan
+        .data
+        .iter()
+        .filter(|d| d.shape.is_some_and(|s| s.elem() == Elem::Real))
+        .map(finite_check);
     let support_checks = plan.observations().filter_map(observed::support_check);
     let parameter_checks = plan.steps.iter().flat_map(|step| match step {
         Step::Latent(l) => parameter_checks(&l.data_params, &l.field.ident, l.family.name, &l.len),
@@ -118,66 +176,41 @@ fn data_struct(plan: &Plan<'_>) -> TokenStream {
         }
         _ => Vec::new(),
     });
-    let latent_checks = plan.latents().map(latent::length_checks);
     // The layout `Model::layout` builds from the data (a simplex of
     // `len = k` entries with `k = 0` has none): rejected here, so that
     // `layout` cannot fail later.
     let layout_specs = plan.latents().map(latent::spec);
-    let layout_check = quote! {
-        // The specs as `layout` writes them (its lints allowed likewise).
-        #[allow(clippy::all)]
-        let __layout = ::iwhvi::__private::Layout::try_new(::std::vec![#(#layout_specs),*]);
-        if let ::core::result::Result::Err(__e) = __layout {
-            return ::core::result::Result::Err(::iwhvi::__private::DataError::LatentShape(__e));
-        }
-    };
-    let doc_new = format!(
-        "The model `{ident}` with its data, checked: finite reals, matching lengths, observations inside their likelihood's support, data used as distribution parameters inside their domains."
-    );
-    let from_json = from_json(plan);
     quote! {
-        #(#attrs)*
-        #vis struct #ident {
-            #(#data_defs,)*
+        fn __validate(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
+            #(#finite_checks)*
+            #(#support_checks)*
+            #(#parameter_checks)*
+            // The specs as `layout` writes them (its lints allowed likewise).
+            #[allow(clippy::all)]
+            let __layout = ::iwhvi::__private::Layout::try_new(::std::vec![#(#layout_specs),*]);
+            if let ::core::result::Result::Err(__e) = __layout {
+                return ::core::result::Result::Err(::iwhvi::__private::DataError::LatentShape(__e));
+            }
+            ::core::result::Result::Ok(())
         }
+    }
+}
 
-        impl #ident {
-            #[doc = #doc_new]
-            ///
-            /// # Errors
-            /// A `DataError` naming the field.
-            #[allow(clippy::too_many_arguments)]
-            #vis fn new(#(#data_params),*) -> ::core::result::Result<Self, ::iwhvi::__private::DataError> {
-                #construct
-                __model.__validate()?;
-                ::core::result::Result::Ok(__model)
-            }
-
-            #from_json
-
-            #(#accessors)*
-
-            #init_params
-
-            // Literal positions first, then the lengths of the data read
-            // at the loop index and of the latents, then computed positions
-            // (which may read data at those). `new` runs it before
-            // `__validate`, which therefore does not repeat them.
-            #[allow(unused_parens, non_snake_case, clippy::all)]
-            fn __check_reads(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
-                #(#literal_checks)*
-                #(#length_checks)*
-                #(#latent_checks)*
-                #(#computed_checks)*
-                ::core::result::Result::Ok(())
-            }
-
-            fn __validate(&self) -> ::core::result::Result<(), ::iwhvi::__private::DataError> {
-                #(#finite_checks)*
-                #(#support_checks)*
-                #(#parameter_checks)*
-                #layout_check
-                ::core::result::Result::Ok(())
+/// The check that a real data field is finite: a `DataError::NotFinite`
+/// naming the field and the first index that is not.
+fn finite_check(d: &Data<'_>) -> TokenStream {
+    let (ident, name) = (&d.field.ident, d.field.ident.to_string());
+    let values = if d.shape.is_some_and(Shape::is_scalar) {
+        quote!(::core::iter::once(&self.#ident))
+    } else {
+        quote!(self.#ident.iter())
+    };
+    quote! {
+        for (__index, __value) in #values.enumerate() {
+            if !__value.is_finite() {
+                return ::core::result::Result::Err(::iwhvi::__private::DataError::NotFinite {
+                    field: #name, index: __index, value: *__value,
+                });
             }
         }
     }
