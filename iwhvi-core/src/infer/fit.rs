@@ -1505,8 +1505,7 @@ fn per_point_full_bound<Mo: Model, G: HierarchicalGuide>(
     fit: &Fit,
 ) -> Result<Estimate, FitError> {
     let mut rng = StdRng::seed_from_u64(config.seed ^ 0x0066_756C_6C5F_626E);
-    let mut noise = StepNoise::try_new(guide, config.objective, config.memory_budget)?
-        .try_with_prior_noise(model.prior_noise_dim(), config.memory_budget)?;
+    let mut noise = StepNoise::try_for_model(model, guide, config.objective, config.memory_budget)?;
     let all: Vec<usize> = (0..model.subsample_plate().map_or(0, |plate| plate.len)).collect();
     let mut joint = fit.params.clone();
     joint.extend_from_slice(&fit.theta);
