@@ -117,34 +117,18 @@ pub fn plan<'a>(
     latents: &'a [LatentInfo],
     (fields, failed): (&'a [GuideField], &[Ident]),
 ) -> Plan<'a> {
-    let guide = &guide_input.guide.ident;
     let target = Target {
-        guide,
+        guide: &guide_input.guide.ident,
         model: super::model_name(&guide_input.model),
         latents,
         transformed: &guide_input.transformed,
     };
     let input = &target;
-    crate::model::check_unique(cx, fields.iter().map(|f| &f.ident), |name| {
-        format!("`{name}` is declared twice in guide `{guide}`: rename or remove one")
-    });
-    for f in fields {
-        if f.ident.to_string().starts_with("__") {
-            cx.error_spanned_by(
-                &f.ident,
-                "names starting with `__` are reserved for generated code",
-            );
-        }
-    }
     let conditional_fields: Vec<&GuideField> = fields
         .iter()
         .filter(|f| matches!(f.part, Part::Conditional { .. }))
         .collect();
-    check_latents_covered(cx, input, &conditional_fields, failed);
-    for c in &conditional_fields {
-        check_conditional(cx, input, c, &conditional_fields);
-    }
-    check_reverse_all_or_none(cx, fields);
+    check_fields(cx, input, (fields, &conditional_fields), failed);
     let per_point = super::per_point::check(cx, fields, latents);
     let local: Vec<&Ident> = per_point
         .as_ref()
@@ -159,31 +143,162 @@ pub fn plan<'a>(
         .filter(|f| !matches!(f.part, Part::Conditional { .. } | Part::Encoder(_)))
         .chain(conditional_fields.iter().copied())
         .collect();
-    let mut table = bindings(&ordered, failed, &callables);
+    let table = table(input, fields, &ordered, failed, &callables);
+    let outputs: usize = callables.iter().map(|c| c.outputs).sum();
+    let first_conditional = outputs + ordered.len() - conditional_fields.len();
+    let lowered = conditionals(
+        cx,
+        (&table, first_conditional),
+        &conditional_fields,
+        &callables,
+        &local,
+    );
+    let mut reverse_uses = BTreeSet::new();
+    let mixing_fields: Vec<&GuideField> = fields
+        .iter()
+        .filter(|f| matches!(f.part, Part::Mixing { .. }))
+        .collect();
+    let at = (&table, outputs + ordered.len());
+    let (mixing, reverse_callers) = mixing_all(
+        cx,
+        (input, at),
+        &mixing_fields,
+        &mut reverse_uses,
+        &callables,
+    );
+    let callers = encoder::Callers {
+        conditionals: &lowered.callers,
+        reverse: &reverse_callers,
+    };
+    let uses = (&lowered.uses, &reverse_uses);
+    let (params, reverse_params, encoders) = params_and_encoders(
+        cx,
+        (guide_input, input, &table),
+        (fields, &encoder_fields, failed),
+        uses,
+        &callers,
+    );
+    let per_point = mixing.iter().position(|m| m.per_point);
+    Plan {
+        input: guide_input,
+        params,
+        mixing,
+        conditionals: lowered.conditionals,
+        reverse_params,
+        encoders,
+        per_point,
+        amortised: super::per_point::amortised(fields, latents),
+    }
+}
+
+/// The parameters, the reverse model's own ones (`params[first..end]`,
+/// [`reverse_params`]) and the encoders ([`encoders`]), checked against
+/// the names the conditionals and the reverse models use (`uses`) and the
+/// encoders they call (`callers`).
+fn params_and_encoders<'a>(
+    cx: &Ctxt,
+    (guide_input, input, table): (&GuideInput, &Target<'_>, &Bindings),
+    (fields, encoder_fields, failed): (&'a [GuideField], &[&'a GuideField], &[Ident]),
+    (conditional_uses, reverse_uses): (&BTreeSet<String>, &BTreeSet<String>),
+    callers: &encoder::Callers<'_>,
+) -> (Vec<Param<'a>>, Option<(usize, usize)>, Vec<Encoder<'a>>) {
+    let params: Vec<Param<'a>> = fields
+        .iter()
+        .filter(|f| matches!(f.part, Part::Param { .. }))
+        .filter_map(|p| param(cx, (input, table), p))
+        .collect();
+    // A field with a mistake may use parameters nobody can see.
+    if failed.is_empty() {
+        check_params_used(cx, &params, conditional_uses, reverse_uses);
+    }
+    let reverse_params = reverse_params(cx, &params, conditional_uses, reverse_uses);
+    let encoders = encoders(cx, (guide_input, fields), encoder_fields, callers, failed);
+    let reverse_params = super::encoder::reverse_params(cx, &params, reverse_params, &encoders);
+    (params, reverse_params, encoders)
+}
+
+/// The checks on the fields before lowering: names ([`check_names`]),
+/// every latent given a conditional ([`check_latents_covered`]), each
+/// conditional ([`check_conditional`]), reverse models on all mixing
+/// variables or none ([`check_reverse_all_or_none`]).
+fn check_fields(
+    cx: &Ctxt,
+    input: &Target<'_>,
+    (fields, conditional_fields): (&[GuideField], &[&GuideField]),
+    failed: &[Ident],
+) {
+    check_names(cx, input.guide, fields);
+    check_latents_covered(cx, input, conditional_fields, failed);
+    for c in conditional_fields {
+        check_conditional(cx, input, c, conditional_fields);
+    }
+    check_reverse_all_or_none(cx, fields);
+}
+
+/// The guide's field names are unique and none starts with `__`
+/// (reserved for generated code).
+fn check_names(cx: &Ctxt, guide: &Ident, fields: &[GuideField]) {
+    crate::model::check_unique(cx, fields.iter().map(|f| &f.ident), |name| {
+        format!("`{name}` is declared twice in guide `{guide}`: rename or remove one")
+    });
+    for f in fields {
+        if f.ident.to_string().starts_with("__") {
+            cx.error_spanned_by(
+                &f.ident,
+                "names starting with `__` are reserved for generated code",
+            );
+        }
+    }
+}
+
+/// The names a guide's expressions may read: [`bindings`] of the `ordered`
+/// fields, then the model's transformed data the guide cannot read.
+fn table(
+    input: &Target<'_>,
+    fields: &[GuideField],
+    ordered: &[&GuideField],
+    failed: &[Ident],
+    callables: &[Callable<'_>],
+) -> Bindings {
+    let mut table = bindings(ordered, failed, callables);
     let unreadable =
         super::model_transformed::unreadable(&input.model, input.transformed, |name| {
             fields.iter().any(|f| f.ident == *name)
         });
     table.entries.extend(unreadable);
-    let outputs: usize = callables.iter().map(|c| c.outputs).sum();
-    let first_conditional = outputs + ordered.len() - conditional_fields.len();
-    let mut conditional_uses = BTreeSet::new();
+    table
+}
+
+/// The lowered conditionals, with what they read.
+struct Lowered<'a> {
+    /// The conditionals lowered without a mistake.
+    conditionals: Vec<Conditional<'a>>,
+    /// The names the conditionals use.
+    uses: BTreeSet<String>,
+    /// Each conditional's name and the encoders it calls.
+    callers: Vec<(String, BTreeSet<String>)>,
+}
+
+/// Every conditional ([`conditional`]), the first at binding position
+/// `first`; `local` names those reading the per-point mixing variable.
+fn conditionals<'a>(
+    cx: &Ctxt,
+    (table, first): (&Bindings, usize),
+    conditional_fields: &[&'a GuideField],
+    callables: &[Callable<'_>],
+    local: &[&Ident],
+) -> Lowered<'a> {
+    let mut uses = BTreeSet::new();
     let mut callers: Vec<(String, BTreeSet<String>)> = Vec::new();
     let conditionals = conditional_fields
         .iter()
         .enumerate()
         .filter_map(|(ci, c)| {
             let mut called = BTreeSet::new();
-            let lowered = conditional(
-                cx,
-                &table,
-                first_conditional + ci,
-                c,
-                (&callables, &[], &mut called),
-            );
+            let lowered = conditional(cx, table, first + ci, c, (callables, &[], &mut called));
             callers.push((c.ident.to_string(), called));
-            let (new, uses) = lowered?;
-            conditional_uses.extend(uses);
+            let (new, used) = lowered?;
+            uses.extend(used);
             let Part::Conditional {
                 index,
                 unconstrained,
@@ -204,45 +319,10 @@ pub fn plan<'a>(
             })
         })
         .collect();
-    let mut reverse_uses = BTreeSet::new();
-    let mixing_fields: Vec<&GuideField> = fields
-        .iter()
-        .filter(|f| matches!(f.part, Part::Mixing { .. }))
-        .collect();
-    let at = (&table, outputs + ordered.len());
-    let (mixing, reverse_callers) = mixing_all(
-        cx,
-        (input, at),
-        &mixing_fields,
-        &mut reverse_uses,
-        &callables,
-    );
-    let params: Vec<Param<'a>> = fields
-        .iter()
-        .filter(|f| matches!(f.part, Part::Param { .. }))
-        .filter_map(|p| param(cx, (input, &table), p))
-        .collect();
-    // A field with a mistake may use parameters nobody can see.
-    if failed.is_empty() {
-        check_params_used(cx, &params, &conditional_uses, &reverse_uses);
-    }
-    let reverse_params = reverse_params(cx, &params, &conditional_uses, &reverse_uses);
-    let callers = encoder::Callers {
-        conditionals: &callers,
-        reverse: &reverse_callers,
-    };
-    let encoders = encoders(cx, (guide_input, fields), &encoder_fields, &callers, failed);
-    let reverse_params = super::encoder::reverse_params(cx, &params, reverse_params, &encoders);
-    let per_point = mixing.iter().position(|m| m.per_point);
-    Plan {
-        input: guide_input,
-        params,
-        mixing,
+    Lowered {
         conditionals,
-        reverse_params,
-        encoders,
-        per_point,
-        amortised: super::per_point::amortised(fields, latents),
+        uses,
+        callers,
     }
 }
 

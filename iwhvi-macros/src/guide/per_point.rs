@@ -75,6 +75,25 @@ pub fn check<'a>(
     fields: &'a [GuideField],
     latents: &[LatentInfo],
 ) -> Option<PerPoint<'a>> {
+    let m = check_one_per_guide(cx, fields)?;
+    let Part::Mixing {
+        len,
+        reverse,
+        per_point: Some(j),
+    } = &m.part
+    else {
+        unreachable!("a per-point mixing variable")
+    };
+    check_length(cx, m, len.as_ref(), j, latents);
+    check_reverse(cx, &m.ident, reverse.as_ref(), j);
+    let local = check_readers(cx, fields, &m.ident, j);
+    check_read(cx, &m.ident, j, &local);
+    Some(PerPoint { local })
+}
+
+/// The guide's first per-point mixing variable; each further one is an
+/// error (one per guide for now).
+fn check_one_per_guide<'a>(cx: &Ctxt, fields: &'a [GuideField]) -> Option<&'a GuideField> {
     let per_point: Vec<&GuideField> = fields
         .iter()
         .filter(|f| {
@@ -96,18 +115,14 @@ pub fn check<'a>(
             ),
         );
     }
-    let m = per_point.first()?;
-    let Part::Mixing {
-        len,
-        reverse,
-        per_point: Some(j),
-    } = &m.part
-    else {
-        unreachable!("a per-point mixing variable")
-    };
+    per_point.first().copied()
+}
+
+/// `len = z` names a vector latent of the model (the local latent whose
+/// points the variable follows), and the variable is a `Vec`.
+fn check_length(cx: &Ctxt, m: &GuideField, len: Option<&Expr>, j: &Ident, latents: &[LatentInfo]) {
     let name = &m.ident;
     let local_len = len
-        .as_ref()
         .and_then(scope::single_ident)
         .and_then(|ident| latents.iter().find(|l| l.name == *ident && l.vector));
     if m.is_scalar() || local_len.is_none() {
@@ -123,6 +138,10 @@ pub fn check<'a>(
             ),
         );
     }
+}
+
+/// The reverse model is present and per point (`#[reverse(.., for j)]`).
+fn check_reverse(cx: &Ctxt, name: &Ident, reverse: Option<&(DistCall, Option<Ident>)>, j: &Ident) {
     match reverse {
         None => cx.error_spanned_by(
             name,
@@ -140,6 +159,17 @@ pub fn check<'a>(
         ),
         Some(_) => {}
     }
+}
+
+/// The conditionals reading per-point mixing variable `name` (directly or
+/// through an encoder whose context reads it), each checked by
+/// [`check_reader`]: the local latents.
+fn check_readers<'a>(
+    cx: &Ctxt,
+    fields: &'a [GuideField],
+    name: &Ident,
+    j: &Ident,
+) -> Vec<&'a Ident> {
     let others: Vec<&Ident> = fields
         .iter()
         .filter(|f| {
@@ -172,38 +202,57 @@ pub fn check<'a>(
             continue;
         }
         let index = index.as_ref().filter(|_| !c.is_scalar());
-        let Some(i) = index else {
-            cx.error_spanned_by(
-                scope::first_mention(&call.tokens, |i| i == name)
-                    .as_ref()
-                    .unwrap_or(name),
-                format!(
-                    "per-point mixing variable `{name}` is used outside its `for {j}`: only a conditional \
-                     over a vector latent with `for {j}` reads it, as `{name}[{j}]`"
-                ),
-            );
-            continue;
-        };
-        local.push(&c.ident);
-        if let Some(bad) = stray_mentions(&call.tokens, name, index).first() {
-            cx.error_spanned_by(
-                bad,
-                format!(
-                    "per-point mixing variable `{name}` is read at its own point only: write `{name}[{i}]`"
-                ),
-            );
-        }
-        if let Some(other) = others.iter().find(|o| reads(&call.tokens, o)) {
-            cx.error_spanned_by(
-                &c.ident,
-                format!(
-                    "conditional `{}` reads per-point mixing variable `{name}` and mixing variable `{other}`: \
-                     a per-point conditional reads its own point's mixing variable only",
-                    c.ident
-                ),
-            );
+        if check_reader(cx, (c, call, index), (name, j), &others) {
+            local.push(&c.ident);
         }
     }
+    local
+}
+
+/// Conditional `c` reading per-point mixing variable `name`: it has
+/// `for j` over a vector latent (else `false`: not a local latent), reads
+/// `name[j]` only, and reads no other mixing variable.
+fn check_reader(
+    cx: &Ctxt,
+    (c, call, index): (&GuideField, &DistCall, Option<&Ident>),
+    (name, j): (&Ident, &Ident),
+    others: &[&Ident],
+) -> bool {
+    let Some(i) = index else {
+        cx.error_spanned_by(
+            scope::first_mention(&call.tokens, |i| i == name)
+                .as_ref()
+                .unwrap_or(name),
+            format!(
+                "per-point mixing variable `{name}` is used outside its `for {j}`: only a conditional \
+                 over a vector latent with `for {j}` reads it, as `{name}[{j}]`"
+            ),
+        );
+        return false;
+    };
+    if let Some(bad) = stray_mentions(&call.tokens, name, index).first() {
+        cx.error_spanned_by(
+            bad,
+            format!(
+                "per-point mixing variable `{name}` is read at its own point only: write `{name}[{i}]`"
+            ),
+        );
+    }
+    if let Some(other) = others.iter().find(|o| reads(&call.tokens, o)) {
+        cx.error_spanned_by(
+            &c.ident,
+            format!(
+                "conditional `{}` reads per-point mixing variable `{name}` and mixing variable `{other}`: \
+                 a per-point conditional reads its own point's mixing variable only",
+                c.ident
+            ),
+        );
+    }
+    true
+}
+
+/// Some conditional reads per-point mixing variable `name`.
+fn check_read(cx: &Ctxt, name: &Ident, j: &Ident, local: &[&Ident]) {
     if local.is_empty() {
         cx.error_spanned_by(
             name,
@@ -213,7 +262,6 @@ pub fn check<'a>(
             ),
         );
     }
-    Some(PerPoint { local })
 }
 
 /// Whether the guide has no mixing variable and every conditional is over

@@ -11,7 +11,7 @@ use quote::quote;
 
 use super::emit::{Bindings, constrained_latents_with, workspace};
 use super::encoder_emit::cached_latents;
-use super::lower::Plan;
+use super::lower::{Conditional, Plan};
 
 /// `__from_layout`'s `__groups`: `None` without a per-point mixing
 /// variable (unless the guide is amortised, `amortised_emit.rs`).
@@ -76,7 +76,9 @@ pub fn groups(plan: &Plan<'_>) -> TokenStream {
 }
 
 /// The per-group methods of `impl HierarchicalGuide` (nothing without a
-/// per-point mixing variable).
+/// per-point mixing variable): `mixing_groups`, then
+/// `log_conditional_group`, `sample_reverse_group` and
+/// `log_reverse_group`, one function here each.
 pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStream) -> TokenStream {
     let context_outputs = super::encoder_emit::context_outputs(plan);
     let mixing_context = super::encoder_emit::mixing_context_point(plan);
@@ -86,17 +88,77 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
         }
         return quote!();
     };
-    let workspace = workspace();
     let guide = quote!(::iwhvi::__private::iwhvi_core::guide);
-    let p = quote!(::iwhvi::__private);
     let bind_params = &bindings.params;
-    let bind_global_mixing: Vec<&TokenStream> = bindings
+    let shared = Shared {
+        prologue: quote! {
+            let mut __p = 0usize;
+            #(#bind_params)*
+            #encoder_outputs
+        },
+        // A point's group reads the latents `prepare_reverse` constrained
+        // once per draw (O(1) per group), and adds its own elements' Jacobian.
+        point_latents: cached_latents(plan, &bindings.latents),
+        context_outputs,
+        first_point: quote! {
+            let __points = self.__mixing_lens[#pp];
+            let __first = self.__groups.as_ref().map_or(0, |__g| __g.len()).saturating_sub(__points);
+        },
+    };
+    let conditional = log_conditional_group(plan, pp, bindings, &shared, &mixing_context);
+    let reverse = ReverseSteps::of(plan);
+    let sample = sample_reverse_group(&shared, &reverse);
+    let log_reverse = log_reverse_group(&shared, &reverse);
+    quote! {
+        fn mixing_groups(&self) -> ::core::option::Option<&#guide::MixingGroups> {
+            self.__groups.as_ref()
+        }
+
+        #conditional
+
+        #sample
+
+        #log_reverse
+    }
+}
+
+/// The statements every group method starts from.
+struct Shared {
+    /// `__p` and the parameters bound, then the encoders' outputs.
+    prologue: TokenStream,
+    /// The latents, from `workspace.reverse` or constrained here.
+    point_latents: TokenStream,
+    /// The reverse methods' context-encoder outputs.
+    context_outputs: TokenStream,
+    /// `__points` and `__first`, the first point's group.
+    first_point: TokenStream,
+}
+
+/// `log_conditional_group`: `log q(z_g | ψ_g)` for the global group
+/// (the conditionals reading no per-point mixing variable, with their
+/// latents' Jacobians) or point `j`'s group (element `j` of each local
+/// latent at `ψ_j = __psi[0]`).
+fn log_conditional_group(
+    plan: &Plan<'_>,
+    pp: usize,
+    bindings: &Bindings,
+    shared: &Shared,
+    mixing_context: &TokenStream,
+) -> TokenStream {
+    let workspace = workspace();
+    let p = quote!(::iwhvi::__private);
+    let Shared {
+        prologue,
+        point_latents,
+        first_point,
+        ..
+    } = shared;
+    let bind_global_mixing = bindings
         .mixing
         .iter()
         .zip(&plan.mixing)
         .filter(|(_, m)| !m.per_point)
-        .map(|(b, _)| b)
-        .collect();
+        .map(|(b, _)| b);
     let mixing_name = plan.mixing[pp].ident;
     // The global group: the conditionals that read no per-point mixing
     // variable, with the Jacobians of their latents.
@@ -107,27 +169,44 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
         .collect();
     let global_latents =
         constrained_latents_with(bindings, &global_jacobian, quote!(let mut __lp =));
-    // A point's group reads the latents `prepare_reverse` constrained
-    // once per draw (O(1) per group), and adds its own elements' Jacobian.
-    let point_latents = cached_latents(plan, &bindings.latents);
+    let (global_density, point_density) = densities(plan);
+    quote! {
+        fn log_conditional_group<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __group: usize,
+            __psi: &[__T],
+            __u: &[__T],
+            __workspace: &mut #workspace,
+        ) -> __T {
+            #prologue
+            #first_point
+            if __group < __first {
+                #(#bind_global_mixing)*
+                #global_latents
+                #(#global_density)*
+                return __lp;
+            }
+            let __j = __group - __first;
+            let #mixing_name = #p::iwhvi_core::generated::PointView::new(__psi[0], __j);
+            #mixing_context
+            #point_latents
+            let mut __lp = <__T as #p::Scalar>::constant(0.0);
+            #(#point_density)*
+            __lp
+        }
+    }
+}
+
+/// The conditionals' densities added to `__lp`: the global group's (whole
+/// latents, a loop over the elements of a vector one) and a point's
+/// (element `__j` of each local latent, with its log Jacobian).
+fn densities(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
     let mut global_density = Vec::new();
     let mut point_density = Vec::new();
     for (ci, c) in plan.conditionals.iter().enumerate() {
-        let (name, new) = (c.ident, &c.new);
-        let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
-        let step = if c.unconstrained {
-            quote! {
-                #bind_index
-                __lp += #p::log_prob_or_neg_inf(#new, __u[self.__offsets[#ci] + __k]);
-            }
-        } else if c.scalar {
-            quote!(__lp += #p::log_prob_or_neg_inf(#new, #name);)
-        } else {
-            quote! {
-                #bind_index
-                __lp += #p::log_prob_or_neg_inf(#new, #name[__k]);
-            }
-        };
+        let name = c.ident;
+        let step = density_step(ci, c);
         if c.local {
             // Element j, with its own log Jacobian when the conditional is
             // over the constrained latent.
@@ -156,80 +235,102 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
             });
         }
     }
-    let mut global_sample = Vec::new();
-    let mut global_reverse = Vec::new();
-    let (mut point_sample, mut point_reverse) = (quote!(), quote!());
-    for (mi, m) in plan.mixing.iter().enumerate() {
-        let Some((new, index)) = &m.reverse else {
-            continue;
-        };
-        let bind_index = index.map(|i| quote!(let #i: usize = __k;));
-        if m.per_point {
-            point_sample = quote! {
-                let __k = __j;
-                #bind_index
-                __psi[0] = #p::rsample_or_nan(#new, __noise[0]);
-            };
-            point_reverse = quote! {
-                let __k = __j;
-                #bind_index
-                __lp += #p::log_prob_or_neg_inf(#new, __psi[0]);
-            };
-            continue;
+    (global_density, point_density)
+}
+
+/// Conditional `ci`'s density at element `__k` (the whole latent when
+/// scalar) added to `__lp`.
+fn density_step(ci: usize, c: &Conditional<'_>) -> TokenStream {
+    let p = quote!(::iwhvi::__private);
+    let (name, new) = (c.ident, &c.new);
+    let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
+    if c.unconstrained {
+        quote! {
+            #bind_index
+            __lp += #p::log_prob_or_neg_inf(#new, __u[self.__offsets[#ci] + __k]);
         }
-        // The global group's ψ and noise are the first coordinates of the
-        // whole ones: the same offsets.
-        global_sample.push(quote! {
-            let (__off, __n) = (self.__mixing_offsets[#mi], self.__mixing_lens[#mi]);
-            for __k in 0..__n {
-                #bind_index
-                __psi[__off + __k] = #p::rsample_or_nan(#new, __noise[__off + __k]);
-            }
-        });
-        global_reverse.push(quote! {
-            let (__off, __n) = (self.__mixing_offsets[#mi], self.__mixing_lens[#mi]);
-            for __k in 0..__n {
-                #bind_index
-                __lp += #p::log_prob_or_neg_inf(#new, __psi[__off + __k]);
-            }
-        });
+    } else if c.scalar {
+        quote!(__lp += #p::log_prob_or_neg_inf(#new, #name);)
+    } else {
+        quote! {
+            #bind_index
+            __lp += #p::log_prob_or_neg_inf(#new, #name[__k]);
+        }
     }
-    let first_point = quote! {
-        let __points = self.__mixing_lens[#pp];
-        let __first = self.__groups.as_ref().map_or(0, |__g| __g.len()).saturating_sub(__points);
-    };
-    quote! {
-        fn mixing_groups(&self) -> ::core::option::Option<&#guide::MixingGroups> {
-            self.__groups.as_ref()
-        }
+}
 
-        fn log_conditional_group<__T: #p::Scalar>(
-            &self,
-            __params: &[__T],
-            __group: usize,
-            __psi: &[__T],
-            __u: &[__T],
-            __workspace: &mut #workspace,
-        ) -> __T {
-            let mut __p = 0usize;
-            #(#bind_params)*
-            #encoder_outputs
-            #first_point
-            if __group < __first {
-                #(#bind_global_mixing)*
-                #global_latents
-                #(#global_density)*
-                return __lp;
+/// The reverse models' steps: drawing `ψ` and adding `log τ(ψ | z)`, for
+/// the global group (its global mixing variables, at the same offsets as
+/// in the whole `ψ`) and for a point (`ψ_j = __psi[0]`).
+struct ReverseSteps {
+    global_sample: Vec<TokenStream>,
+    global_reverse: Vec<TokenStream>,
+    point_sample: TokenStream,
+    point_reverse: TokenStream,
+}
+
+impl ReverseSteps {
+    /// The steps of `plan`'s mixing variables with a reverse model.
+    fn of(plan: &Plan<'_>) -> Self {
+        let p = quote!(::iwhvi::__private);
+        let mut steps = ReverseSteps {
+            global_sample: Vec::new(),
+            global_reverse: Vec::new(),
+            point_sample: quote!(),
+            point_reverse: quote!(),
+        };
+        for (mi, m) in plan.mixing.iter().enumerate() {
+            let Some((new, index)) = &m.reverse else {
+                continue;
+            };
+            let bind_index = index.map(|i| quote!(let #i: usize = __k;));
+            if m.per_point {
+                steps.point_sample = quote! {
+                    let __k = __j;
+                    #bind_index
+                    __psi[0] = #p::rsample_or_nan(#new, __noise[0]);
+                };
+                steps.point_reverse = quote! {
+                    let __k = __j;
+                    #bind_index
+                    __lp += #p::log_prob_or_neg_inf(#new, __psi[0]);
+                };
+                continue;
             }
-            let __j = __group - __first;
-            let #mixing_name = #p::iwhvi_core::generated::PointView::new(__psi[0], __j);
-            #mixing_context
-            #point_latents
-            let mut __lp = <__T as #p::Scalar>::constant(0.0);
-            #(#point_density)*
-            __lp
+            // The global group's ψ and noise are the first coordinates of the
+            // whole ones: the same offsets.
+            steps.global_sample.push(quote! {
+                let (__off, __n) = (self.__mixing_offsets[#mi], self.__mixing_lens[#mi]);
+                for __k in 0..__n {
+                    #bind_index
+                    __psi[__off + __k] = #p::rsample_or_nan(#new, __noise[__off + __k]);
+                }
+            });
+            steps.global_reverse.push(quote! {
+                let (__off, __n) = (self.__mixing_offsets[#mi], self.__mixing_lens[#mi]);
+                for __k in 0..__n {
+                    #bind_index
+                    __lp += #p::log_prob_or_neg_inf(#new, __psi[__off + __k]);
+                }
+            });
         }
+        steps
+    }
+}
 
+/// `sample_reverse_group`: draws group `g`'s `ψ_g ~ τ(ψ_g | z)` from its
+/// noise.
+fn sample_reverse_group(shared: &Shared, reverse: &ReverseSteps) -> TokenStream {
+    let workspace = workspace();
+    let p = quote!(::iwhvi::__private);
+    let Shared {
+        prologue,
+        point_latents,
+        context_outputs,
+        first_point,
+    } = shared;
+    let (global_sample, point_sample) = (&reverse.global_sample, &reverse.point_sample);
+    quote! {
         fn sample_reverse_group<__T: #p::Scalar>(
             &self,
             __params: &[__T],
@@ -239,9 +340,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
             __psi: &mut [__T],
             __workspace: &mut #workspace,
         ) {
-            let mut __p = 0usize;
-            #(#bind_params)*
-            #encoder_outputs
+            #prologue
             #point_latents
             #context_outputs
             #first_point
@@ -252,7 +351,21 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
             let __j = __group - __first;
             #point_sample
         }
+    }
+}
 
+/// `log_reverse_group`: `log τ(ψ_g | z)` for group `g`.
+fn log_reverse_group(shared: &Shared, reverse: &ReverseSteps) -> TokenStream {
+    let workspace = workspace();
+    let p = quote!(::iwhvi::__private);
+    let Shared {
+        prologue,
+        point_latents,
+        context_outputs,
+        first_point,
+    } = shared;
+    let (global_reverse, point_reverse) = (&reverse.global_reverse, &reverse.point_reverse);
+    quote! {
         fn log_reverse_group<__T: #p::Scalar>(
             &self,
             __params: &[__T],
@@ -261,9 +374,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
             __psi: &[__T],
             __workspace: &mut #workspace,
         ) -> __T {
-            let mut __p = 0usize;
-            #(#bind_params)*
-            #encoder_outputs
+            #prologue
             #point_latents
             #context_outputs
             let mut __lp = <__T as #p::Scalar>::constant(0.0);
