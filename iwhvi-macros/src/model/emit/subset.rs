@@ -4,7 +4,8 @@
 //! batch of its elements scaled by `N / b`.
 //!
 //! The plate is every observed vector over `for i` (element-wise, not a
-//! multivariate draw); they must have one length, checked at run time. A
+//! multivariate draw) and every plate of factors (`#[factor(…, for i,
+//! len = n)]`); they must have one length, checked at run time. A
 //! vector latent is local to the plate when it is element-wise (no
 //! constraint, bounds or affine transform that move with other latents,
 //! no semi-implicit prior), the plate reads it, and every mention of it,
@@ -13,7 +14,7 @@
 //! element `n`'s terms alone); its length must be the plate's (checked at
 //! run time). A local latent's prior and log Jacobian at element `n` are
 //! plate terms of `n`, evaluated on the batch only. Every other term
-//! (global latents' priors and Jacobians, factors, scalar or multivariate
+//! (global latents' priors and Jacobians, factors outside a plate, scalar or multivariate
 //! observations) is global and counted whole. Learned parameters are
 //! bound from `theta` as in `log_joint_theta`. A model with semi-implicit
 //! priors keeps the trait's defaults (it cannot be subsampled), and says
