@@ -252,8 +252,12 @@ pub struct MacroTrained {
 /// // log p(x) of each image by DIWHVI (M = 4, K = 2), below 0 for binary pixels.
 /// let ll = hierarchical_log_likelihood(&pixels, &trained.params, 4, 2, 0).unwrap();
 /// assert!(ll.len() == 2 && ll.iter().all(|&l| l < 0.0));
-/// // Minibatches of a model with learned parameters are refused, naming why.
-/// let refused = train(&pixels, 1, MacroTraining { batch_size: Some(1), ..settings });
+/// // The likelihood is a plate over the images (z0, z1 local): minibatches
+/// // are accepted (here the per-point bound, M = 2), of at most N images.
+/// let batched = train(&pixels, 1, MacroTraining { batch_size: Some(1), ..settings }).unwrap();
+/// assert_eq!(batched.fit.steps, 2);
+/// assert!(batched.fit.trace.iter().all(|b| b.is_finite()));
+/// let refused = train(&pixels, 1, MacroTraining { batch_size: Some(3), ..settings });
 /// assert!(refused.is_err());
 /// ```
 pub fn train(
