@@ -69,38 +69,40 @@ pub struct DigitsVae {
     /// Second latent coordinate of every image.
     #[latent(Normal(0.0, 1.0), len = images.nrows())]
     pub z1: Vec<f64>,
-    /// `Σ_{n,p} log BernoulliLogit(x_{n,p}; ℓ_{n,p})`.
-    #[factor(self.log_likelihood(z0, z1, dec_w0, dec_b0, dec_w1, dec_b1))]
+    /// `Σ_p log BernoulliLogit(x_{n,p}; ℓ_{n,p})`, one term per image `n`
+    /// (a plate of factors: minibatches subsample it, `z0` and `z1` are
+    /// local).
+    #[factor(self.image_log_lik(n, z0[n], z1[n], dec_w0, dec_b0, dec_w1, dec_b1), for n, len = images.nrows())]
     pub likelihood: (),
 }
 
 impl DigitsVae {
-    /// `Σ_{n,p} [x_{n,p} ℓ_{n,p} − softplus(ℓ_{n,p})]`, the decoder run on
-    /// every image, over any scalar.
-    fn log_likelihood<T: Scalar>(
+    /// `Σ_p [x_{n,p} ℓ_{n,p} − softplus(ℓ_{n,p})]`, the decoder run on
+    /// image `n` at its latent `(z0, z1)`, over any scalar.
+    #[allow(clippy::too_many_arguments)]
+    fn image_log_lik<T: Scalar>(
         &self,
-        z0: &[T],
-        z1: &[T],
+        n: usize,
+        z0: T,
+        z1: T,
         w0: &DMatrix<T>,
         b0: &[T],
         w1: &DMatrix<T>,
         b1: &[T],
     ) -> T {
         let width = b0.len();
-        // W₁'s rows, each contiguous, for the fused `Scalar::dot` (one
-        // node on the tape per logit rather than one per multiply-add).
-        let rows: Vec<T> = (0..b1.len())
-            .flat_map(|p| (0..width).map(move |k| w1[(p, k)]))
+        let h: Vec<T> = (0..width)
+            .map(|k| (b0[k] + w0[(k, 0)] * z0 + w0[(k, 1)] * z1).tanh())
             .collect();
+        // W₁'s row p, contiguous, for the fused `Scalar::dot` (one node on
+        // the tape per logit rather than one per multiply-add).
+        let mut row = Vec::with_capacity(width);
         let mut total = T::constant(0.0);
-        let mut h = Vec::with_capacity(width);
-        for n in 0..self.images.nrows() {
-            h.clear();
-            h.extend((0..width).map(|k| (b0[k] + w0[(k, 0)] * z0[n] + w0[(k, 1)] * z1[n]).tanh()));
-            for (p, &bias) in b1.iter().enumerate() {
-                let logit = bias + T::dot(&rows[p * width..(p + 1) * width], &h);
-                total += logit * self.images[(n, p)] - logit.softplus();
-            }
+        for (p, &bias) in b1.iter().enumerate() {
+            row.clear();
+            row.extend((0..width).map(|k| w1[(p, k)]));
+            let logit = bias + T::dot(&row, &h);
+            total += logit * self.images[(n, p)] - logit.softplus();
         }
         total
     }
@@ -250,8 +252,12 @@ pub struct MacroTrained {
 /// // log p(x) of each image by DIWHVI (M = 4, K = 2), below 0 for binary pixels.
 /// let ll = hierarchical_log_likelihood(&pixels, &trained.params, 4, 2, 0).unwrap();
 /// assert!(ll.len() == 2 && ll.iter().all(|&l| l < 0.0));
-/// // Minibatches of a model with learned parameters are refused, naming why.
-/// let refused = train(&pixels, 1, MacroTraining { batch_size: Some(1), ..settings });
+/// // The likelihood is a plate over the images (z0, z1 local): minibatches
+/// // are accepted (here the per-point bound, M = 2), of at most N images.
+/// let batched = train(&pixels, 1, MacroTraining { batch_size: Some(1), ..settings }).unwrap();
+/// assert_eq!(batched.fit.steps, 2);
+/// assert!(batched.fit.trace.iter().all(|b| b.is_finite()));
+/// let refused = train(&pixels, 1, MacroTraining { batch_size: Some(3), ..settings });
 /// assert!(refused.is_err());
 /// ```
 pub fn train(

@@ -3,6 +3,7 @@
 //! posteriordb models (one test binary, one module per former test file).
 
 mod draws_output;
+mod factor_plate;
 mod fit_behaviour;
 mod gradient_estimators;
 mod inference_closed_form;

@@ -64,7 +64,7 @@ fn hier() -> Hier {
 }
 
 /// A point `u` with every coordinate different.
-fn point(dim: usize) -> Vec<f64> {
+pub(super) fn point(dim: usize) -> Vec<f64> {
     (0..dim)
         .map(|i| 0.3 * (i as f64 * 1.7).sin() + 0.1)
         .collect()
@@ -136,7 +136,7 @@ impl<M: Model> iwhvi::Differentiable for OnBatch<'_, M> {
 
 /// The mean over every subset of size `b` of the subset log joint with
 /// scale `scale` and its gradient in `[u; ϑ]`, minus the full ones.
-fn subset_mean_error<M: Model>(model: &M, b: usize, scale: f64) -> (f64, Vec<f64>) {
+pub(super) fn subset_mean_error<M: Model>(model: &M, b: usize, scale: f64) -> (f64, Vec<f64>) {
     let n = model.subsample_plate().unwrap().len;
     let mut x = point(model.dim());
     x.extend(model.theta());

@@ -251,7 +251,13 @@ fn an_observation_outside_a_parameter_dependent_support_is_named() {
 fn a_factor_that_is_not_finite_at_the_start_is_named() {
     let model = FactorAtStart::new().unwrap();
     let term = invalid_start(fit_error(&model));
-    assert_eq!(term.term, Term::Factor { field: "penalty" });
+    assert_eq!(
+        term.term,
+        Term::Factor {
+            field: "penalty",
+            element: None
+        }
+    );
     assert_eq!(term.value, f64::NEG_INFINITY);
 }
 

@@ -247,3 +247,49 @@ fn the_hierarchical_encoder_with_no_mixing_is_the_gaussian_one() {
         "ELBO {elbo} vs moved DIWHVI {other}"
     );
 }
+
+/// The likelihood is one factor per image: a plate, so `z0` and `z1` are
+/// local, and the images' points plus the global terms are the log joint.
+#[test]
+fn the_macro_vae_likelihood_is_a_plate_of_images() {
+    let model = macro_vae::model_with(&pixels(), &params());
+    assert_eq!(model.local_latents(), ["z0", "z1"]);
+    let plate = model.subsample_plate().unwrap();
+    assert_eq!(
+        (plate.observed, plate.len),
+        (vec!["likelihood".to_string()], IMAGES)
+    );
+    let u: Vec<f64> = (0..model.dim())
+        .map(|k| 0.4 * (k as f64 * 0.9).sin())
+        .collect();
+    let theta = model.theta();
+    let all: Vec<usize> = (0..IMAGES).collect();
+    let mut points = vec![0.0; IMAGES];
+    let global = model.log_joint_points(
+        &theta,
+        &u,
+        &[],
+        &iwhvi::subsample::Batch::new(&all, IMAGES),
+        &mut points,
+    );
+    let split = global + points.iter().sum::<f64>();
+    let full = model.log_joint_theta(&theta, &u);
+    assert!(
+        (split - full).abs() < 1e-10 * full.abs(),
+        "{split} vs {full}"
+    );
+    // Each image's point is its own: moving z0[3] moves point 3 alone.
+    let mut moved = u.clone();
+    moved[3] += 0.5;
+    let mut after = vec![0.0; IMAGES];
+    model.log_joint_points(
+        &theta,
+        &moved,
+        &[],
+        &iwhvi::subsample::Batch::new(&all, IMAGES),
+        &mut after,
+    );
+    for (n, (a, b)) in points.iter().zip(&after).enumerate() {
+        assert_eq!(a == b, n != 3, "image {n}");
+    }
+}

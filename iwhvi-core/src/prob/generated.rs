@@ -410,7 +410,7 @@ pub trait ReferenceLogJoint {
 /// use iwhvi_core::distributions::Normal;
 /// use iwhvi_core::generated::checked_log_prob;
 /// use iwhvi_core::model::Term;
-/// let term = || Term::Factor { field: "f" };
+/// let term = || Term::Factor { field: "f", element: None };
 /// assert!(checked_log_prob(Normal::new(0.0, 1.0), 0.0, term).is_ok());
 /// let invalid = checked_log_prob(Normal::new(0.0, -1.0), 0.0, term).unwrap_err();
 /// assert!(invalid.cause.is_some() && invalid.value == f64::NEG_INFINITY);

@@ -1048,10 +1048,13 @@ pub enum Term {
         /// The element.
         element: Option<usize>,
     },
-    /// A free `#[factor]` term.
+    /// A free `#[factor]` term (of one element, for a plate of factors
+    /// over `for i`).
     Factor {
         /// The factor's field.
         field: &'static str,
+        /// The element, for a plate of factors.
+        element: Option<usize>,
     },
 }
 
@@ -1075,7 +1078,14 @@ impl std::fmt::Display for Term {
                 field,
                 element: Some(i),
             } => write!(f, "the likelihood of `{field}[{i}]`"),
-            Term::Factor { field } => write!(f, "the factor `{field}`"),
+            Term::Factor {
+                field,
+                element: None,
+            } => write!(f, "the factor `{field}`"),
+            Term::Factor {
+                field,
+                element: Some(i),
+            } => write!(f, "the factor `{field}[{i}]`"),
         }
     }
 }

@@ -67,8 +67,9 @@ pub enum Constraint {
 #[allow(clippy::large_enum_variant)]
 pub enum Role {
     Data,
-    /// A free log-density term (Stan's `target +=`, Pyro's `factor`).
-    Factor(Expr),
+    /// A free log-density term (Stan's `target +=`, Pyro's `factor`), or
+    /// a plate of them (`for i, len = n`).
+    Factor(super::factor::Args),
     /// A deterministic function of the latents (Stan's generated quantities).
     Derived {
         expr: Expr,
@@ -441,14 +442,7 @@ fn role(cx: &Ctxt, attr: &Attribute) -> Option<Option<Role>> {
                 expr: args.call,
                 index: args.index,
             }),
-        "factor" if matches!(attr.meta, syn::Meta::Path(_)) => {
-            cx.error_spanned_by(
-                attr,
-                "a #[factor] needs the term to add to the log density: write `#[factor(expression)]`, e.g. `#[factor(-0.5 * mu * mu)]`",
-            );
-            None
-        }
-        "factor" => cx.ok(attr.parse_args::<Expr>()).map(Role::Factor),
+        "factor" => super::factor::role(cx, attr),
         "observe" => {
             dist_attr(cx, attr).map(|(likelihood, index)| Role::Observed { likelihood, index })
         }

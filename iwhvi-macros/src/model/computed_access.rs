@@ -144,6 +144,15 @@ pub fn checks(plan: &Plan<'_>) -> Vec<TokenStream> {
                     .map(|(_, n)| quote!((#n) as usize));
                 (Some(i), len)
             }
+            Role::Factor(f) => {
+                let len = plan.steps.iter().find_map(|s| match s {
+                    super::plan::Step::Factor(lowered) if lowered.field.ident == field.ident => {
+                        lowered.plate.as_ref().map(|(_, len)| len.clone())
+                    }
+                    _ => None,
+                });
+                (f.index.as_ref(), len)
+            }
             Role::Transformed(t) => {
                 let len = plan.transformed().find_map(|tr| match &tr.kind {
                     Kind::Each { len, .. } if tr.field.ident == field.ident => Some(len.clone()),
@@ -162,6 +171,10 @@ pub fn checks(plan: &Plan<'_>) -> Vec<TokenStream> {
             shadowed: &shadowed,
             index,
             term: field.ident.to_string(),
+            // A plate of factors has no vector of its own whose length
+            // `new` checks against its data's: its reads at its index are
+            // checked here.
+            at_loop_checked: matches!(field.role, Role::Factor(_)),
             conditional: 0,
             outside: Vec::new(),
             inside: Vec::new(),
@@ -194,6 +207,9 @@ struct Finder<'a> {
     shadowed: &'a BTreeSet<String>,
     index: Option<&'a Ident>,
     term: String,
+    /// Whether data reads at the loop index itself (`x[i]`) are checked
+    /// here (a plate of factors) or by the loop's length check.
+    at_loop_checked: bool,
     /// Inside an `if` branch, after `&&`/`||` or in a closure: reads that
     /// may not run.
     conditional: usize,
@@ -370,7 +386,7 @@ impl<'ast> Visit<'ast> for Finder<'_> {
                 // A data vector at the loop index itself (`x[i]`): its
                 // length is checked against the loop's (`LengthMismatch`).
                 let at_loop = single_ident(index).is_some_and(|i| self.index == Some(i));
-                if !local && (is_literal(index) || at_loop) {
+                if !local && (is_literal(index) || (at_loop && !self.at_loop_checked)) {
                     return;
                 }
                 let len = len.clone();

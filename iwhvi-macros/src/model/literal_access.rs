@@ -68,7 +68,8 @@ pub(super) fn role_exprs(role: &Role) -> Vec<&Expr> {
     }
     match role {
         Role::Data => Vec::new(),
-        Role::Factor(e) | Role::Derived { expr: e, .. } => vec![e],
+        Role::Factor(f) => f.exprs(),
+        Role::Derived { expr: e, .. } => vec![e],
         Role::Latent {
             prior,
             len,
@@ -121,6 +122,7 @@ pub(super) fn shadowing_names(model: &Model) -> BTreeSet<String> {
             Role::Derived { index, .. }
             | Role::Latent { index, .. }
             | Role::Observed { index, .. } => index.as_ref(),
+            Role::Factor(f) => f.index.as_ref(),
             _ => None,
         };
         lets.0.extend(index.map(Ident::to_string));

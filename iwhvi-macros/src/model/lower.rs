@@ -62,9 +62,9 @@ pub fn plan<'a>(cx: &Ctxt, model: &'a Model, table: &Bindings) -> Plan<'a> {
     let mut steps = Vec::new();
     for (position, field) in model.fields.iter().enumerate() {
         let step = match (&field.role, &field.shape) {
-            (Role::Factor(expr), _) => Lower::new(table.scope(position, None), cx)
-                .value(expr)
-                .map(|value| Step::Factor(value, &field.ident)),
+            (Role::Factor(args), _) => {
+                super::factor::lower(cx, table, position, field, args).map(Step::Factor)
+            }
             (_, None) | (Role::Data | Role::Param(_) | Role::PriorMixing(_), _) => None,
             (Role::Transformed(args), Some(shape)) => {
                 super::transformed::lower(cx, table, position, field, shape, args)

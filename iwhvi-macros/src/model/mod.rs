@@ -7,6 +7,7 @@ pub(crate) mod ast;
 mod check;
 mod computed_access;
 pub(crate) mod emit;
+pub(crate) mod factor;
 mod literal_access;
 mod lower;
 mod param;

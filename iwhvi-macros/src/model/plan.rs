@@ -86,8 +86,8 @@ pub struct Data<'a> {
 pub enum Step<'a> {
     Latent(Box<Latent<'a>>),
     Observed(Observed<'a>),
-    /// A `#[factor]` term, as a `__T` value, and its field.
-    Factor(TokenStream, &'a Ident),
+    /// A `#[factor]` term, or a plate of them.
+    Factor(super::factor::Factor<'a>),
     Derived(Derived<'a>),
     /// A `#[transformed]` value, bound for the steps after it.
     Transformed(super::transformed::Transformed<'a>),

@@ -155,7 +155,7 @@ fn role_tokens(role: &Role) -> TokenStream {
     let opt = |e: &Option<Expr>| e.as_ref().map(ToTokens::to_token_stream);
     match role {
         Role::Data => quote!(),
-        Role::Factor(e) => e.to_token_stream(),
+        Role::Factor(f) => f.tokens(),
         Role::Derived { expr, .. } => expr.to_token_stream(),
         Role::Latent {
             prior,

@@ -4,6 +4,7 @@
 //! Nothing here reports an error.
 
 mod f64_data;
+mod factor;
 mod latent;
 mod observed;
 mod param;
@@ -566,10 +567,7 @@ fn checked_step(step: &Step<'_>) -> TokenStream {
     match step {
         Step::Latent(l) => latent::checked_step(l),
         Step::Observed(o) => observed::checked_step(o),
-        Step::Factor(value, field) => {
-            let (p, name) = (quote!(::iwhvi::__private), field.to_string());
-            quote!(__lp += #p::checked_value(#value, || #p::Term::Factor { field: #name })?;)
-        }
+        Step::Factor(f) => factor::checked_step(f),
         Step::Derived(_) => quote!(),
         Step::Transformed(t) => transformed::binding(t),
     }
@@ -589,7 +587,7 @@ fn model_impl(plan: &Plan<'_>) -> TokenStream {
             .then(|| observed::plate_step(o, ident))
             .flatten()
             .unwrap_or_else(|| observed::log_joint_step(o)),
-        Step::Factor(value, _) => quote!(__lp += #value;),
+        Step::Factor(f) => factor::log_joint_step(f),
         Step::Derived(_) => quote!(),
         Step::Transformed(t) => transformed::binding(t),
     };

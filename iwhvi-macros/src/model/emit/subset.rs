@@ -4,7 +4,8 @@
 //! batch of its elements scaled by `N / b`.
 //!
 //! The plate is every observed vector over `for i` (element-wise, not a
-//! multivariate draw); they must have one length, checked at run time. A
+//! multivariate draw) and every plate of factors (`#[factor(…, for i,
+//! len = n)]`); they must have one length, checked at run time. A
 //! vector latent is local to the plate when it is element-wise (no
 //! constraint, bounds or affine transform that move with other latents,
 //! no semi-implicit prior), the plate reads it, and every mention of it,
@@ -13,7 +14,7 @@
 //! element `n`'s terms alone); its length must be the plate's (checked at
 //! run time). A local latent's prior and log Jacobian at element `n` are
 //! plate terms of `n`, evaluated on the batch only. Every other term
-//! (global latents' priors and Jacobians, factors, scalar or multivariate
+//! (global latents' priors and Jacobians, factors outside a plate, scalar or multivariate
 //! observations) is global and counted whole. Learned parameters are
 //! bound from `theta` as in `log_joint_theta`. A model with semi-implicit
 //! priors keeps the trait's defaults (it cannot be subsampled), and says
@@ -23,12 +24,21 @@ use proc_macro2::{Delimiter, Ident, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
 
 use super::super::ast::{Elem, Field, Role};
+use super::super::factor::Factor;
 use super::super::plan::{Latent, Observed, Plan, Step};
 use super::{latent, param, transformed};
 
 /// True for an observed field whose terms are one per element of a plate.
 fn in_plate(o: &Observed<'_>) -> bool {
     o.index.is_some() && !o.shape.is_scalar() && !o.family.multivariate()
+}
+
+/// The plates of factors (`#[factor(…, for i, len = n)]`), in order.
+fn plate_factors<'p, 'a>(plan: &'p Plan<'a>) -> impl Iterator<Item = &'p Factor<'a>> {
+    plan.steps.iter().filter_map(|s| match s {
+        Step::Factor(f) if f.plate.is_some() => Some(f),
+        _ => None,
+    })
 }
 
 /// The minibatch `Model` methods (inside `impl Model`).
@@ -48,17 +58,27 @@ pub fn model_methods(plan: &Plan<'_>) -> TokenStream {
         );
     }
     let plate: Vec<&Observed<'_>> = plan.observations().filter(|o| in_plate(o)).collect();
-    if plate.is_empty() {
+    let factors: Vec<&Factor<'_>> = plate_factors(plan).collect();
+    if plate.is_empty() && factors.is_empty() {
         return refuse(
             "this model has no plate to subsample: no observed vector with an element-wise \
-             likelihood (#[observe(…, for i)])",
+             likelihood (#[observe(…, for i)]) and no plate of factors (#[factor(…, for i, len = n)])",
         );
     }
-    let names = plate.iter().map(|o| o.field.ident.to_string());
-    let lens = plate.iter().map(|o| {
-        let ident = &o.field.ident;
-        quote!(self.#ident.len())
-    });
+    let names = plate
+        .iter()
+        .map(|o| o.field.ident.to_string())
+        .chain(factors.iter().map(|f| f.field.ident.to_string()));
+    let lens = plate
+        .iter()
+        .map(|o| {
+            let ident = &o.field.ident;
+            quote!(self.#ident.len())
+        })
+        .chain(factors.iter().filter_map(|f| {
+            let (_, len) = f.plate.as_ref()?;
+            Some(quote!(#len))
+        }));
     let local = local_latents(plan);
     let local_names: Vec<String> = local.iter().map(|l| l.field.ident.to_string()).collect();
     let local_checks = local.iter().map(|l| local_check(l));
@@ -67,7 +87,7 @@ pub fn model_methods(plan: &Plan<'_>) -> TokenStream {
         Step::Latent(l) => latent::log_joint_step(l),
         Step::Observed(o) if in_plate(o) => plate_step(o),
         Step::Observed(o) => super::observed::log_joint_step(o),
-        Step::Factor(value, _) => quote!(__lp += #value;),
+        Step::Factor(f) => super::factor::points_step(f),
         Step::Derived(_) => quote!(),
         Step::Transformed(t) => transformed::binding(t),
     });
@@ -78,8 +98,9 @@ pub fn model_methods(plan: &Plan<'_>) -> TokenStream {
             let __lens: &[usize] = &[#(#lens),*];
             if __lens.iter().any(|__n| *__n != __lens[0]) {
                 return ::core::result::Result::Err(
-                    "this model has plates of different lengths (observed vectors over `for i` \
-                     of different lengths): which one a minibatch subsamples is not defined",
+                    "this model has plates of different lengths (observed vectors over `for i`, \
+                     or plates of factors, of different lengths): which one a minibatch \
+                     subsamples is not defined",
                 );
             }
             #(#local_checks)*
@@ -233,7 +254,8 @@ fn field_mention(field: &Field, name: &Ident, index: Option<&Ident>) -> Mention 
     };
     match &field.role {
         Role::Data => {}
-        Role::Factor(expr) | Role::Derived { expr, .. } => add(Some(expr)),
+        Role::Factor(args) => tokens.extend(args.tokens()),
+        Role::Derived { expr, .. } => add(Some(expr)),
         Role::Latent {
             prior,
             len,
@@ -327,11 +349,17 @@ fn stays_local(plan: &Plan<'_>, c: &Latent<'_>, local: &[&Latent<'_>]) -> bool {
             }
             continue;
         }
-        if let Some(o) = plan
+        let plate_index = plan
             .observations()
             .find(|o| std::ptr::eq(o.field, field) && in_plate(o))
-        {
-            match field_mention(field, name, o.index) {
+            .and_then(|o| o.index)
+            .or_else(|| {
+                plate_factors(plan)
+                    .find(|f| std::ptr::eq(f.field, field))
+                    .and_then(|f| f.plate.as_ref().map(|(i, _)| *i))
+            });
+        if let Some(index) = plate_index {
+            match field_mention(field, name, Some(index)) {
                 Mention::Stray => return false,
                 Mention::Indexed => read_by_plate = true,
                 Mention::None => {}
