@@ -260,6 +260,11 @@ pub struct MacroTrained {
 /// let refused = train(&pixels, 1, MacroTraining { batch_size: Some(3), ..settings });
 /// assert!(refused.is_err());
 /// ```
+// `#[inline]`: the fit is instantiated in the crate that calls it, not in
+// this library, which `cargo test` builds unoptimised; otherwise the
+// other test crates link this library's unoptimised copies of the core's
+// generic code (shared generics) and run several times slower.
+#[inline]
 pub fn train(
     pixels: &[f64],
     init_seed: u64,
@@ -305,6 +310,11 @@ pub fn train(
 ///
 /// # Errors
 /// As [`estimate_bound`].
+// `#[inline]`: the fit is instantiated in the crate that calls it, not in
+// this library, which `cargo test` builds unoptimised; otherwise the
+// other test crates link this library's unoptimised copies of the core's
+// generic code (shared generics) and run several times slower.
+#[inline]
 pub fn hierarchical_log_likelihood(
     pixels: &[f64],
     params: &[f64],
