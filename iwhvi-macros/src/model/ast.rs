@@ -215,6 +215,30 @@ impl<T> Once<T> {
     }
 }
 
+/// The contents of `#[transformed(…)]` and `#[factor(…)]`: a value, then
+/// optionally `for i` and `len = expr`, each at most once; any other
+/// option fails at its key with `unknown_option(key)`.
+pub(crate) fn parse_value_index_len(
+    input: ParseStream,
+    unknown_option: impl Fn(&Ident) -> String,
+) -> syn::Result<(Expr, Option<Ident>, Option<Expr>)> {
+    let value: Expr = input.parse()?;
+    let (mut index, mut len) = (Once::default(), Once::default());
+    while input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
+        if let Some(key) = input.parse::<Option<Token![for]>>()? {
+            index.set(&key, input.parse()?)?;
+            continue;
+        }
+        let key: Ident = input.parse()?;
+        if key != "len" {
+            return Err(syn::Error::new(key.span(), unknown_option(&key)));
+        }
+        input.parse::<Token![=]>()?;
+        len.set(&key, input.parse()?)?;
+    }
+    Ok((value, index.get(), len.get()))
+}
+
 /// The contents of `#[latent(…)]`: a distribution call, then options:
 /// `len = expr`, `for i`, `constraint = ordered | positive_ordered | simplex`,
 /// `lower = expr`, `upper = expr`, `offset = expr`, `multiplier = expr`,

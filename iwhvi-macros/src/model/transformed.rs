@@ -22,9 +22,9 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::parse::{Parse, ParseStream};
-use syn::{Attribute, Expr, Ident, Token};
+use syn::{Attribute, Expr, Ident};
 
-use super::ast::{Elem, Field, Once, Role, Shape};
+use super::ast::{Elem, Field, Role, Shape, parse_value_index_len};
 use crate::ctxt::Ctxt;
 use crate::scope::{Bindings, Lower, Meaning};
 
@@ -39,30 +39,12 @@ pub struct Args {
 
 impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let value: Expr = input.parse()?;
-        let (mut index, mut len) = (Once::default(), Once::default());
-        while input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
-            if let Some(key) = input.parse::<Option<Token![for]>>()? {
-                index.set(&key, input.parse()?)?;
-                continue;
-            }
-            let key: Ident = input.parse()?;
-            if key != "len" {
-                return Err(syn::Error::new(
-                    key.span(),
-                    format!(
-                        "unknown option `{key}` of #[transformed]: write `for <index>` and, for a Vec, `len = <length>`"
-                    ),
-                ));
-            }
-            input.parse::<Token![=]>()?;
-            len.set(&key, input.parse()?)?;
-        }
-        Ok(Self {
-            value,
-            index: index.get(),
-            len: len.get(),
-        })
+        let (value, index, len) = parse_value_index_len(input, |key| {
+            format!(
+                "unknown option `{key}` of #[transformed]: write `for <index>` and, for a Vec, `len = <length>`"
+            )
+        })?;
+        Ok(Self { value, index, len })
     }
 }
 
