@@ -15,8 +15,10 @@
 //! derivatives and which read them stopped ([`Stop`]); the draws always
 //! carry their derivatives.
 
+use std::ops::Range;
+
 use super::StepNoise;
-use crate::guide::{HierarchicalGuide, Workspace};
+use crate::guide::{HierarchicalGuide, MixingGroup, MixingGroups, Workspace};
 use crate::scalar::Scalar;
 
 /// Which copy of the parameters a density reads.
@@ -216,46 +218,23 @@ impl<T: Scalar> Buffers<T> {
         self.weights.clear();
         self.ends.clear();
         if guide.mixing_dim() == 0 {
-            let Self {
-                u,
-                workspace,
-                stopped,
-                weights,
-                ends,
-                ..
-            } = self;
-            let (p, ws) = copy(params, workspace, stopped, stop.reads(0).conditional);
-            weights.push(guide.log_conditional(p, &[], u, ws));
-            ends.push(weights.len());
+            // One exact weight, `log q(u)`.
+            self.push_row(Densities::whole(guide), params, noise, m, stop);
             return;
         }
         self.prepare_reverse(guide, params);
-        if let Some(groups) = guide.mixing_groups() {
-            self.weights
-                .reserve(groups.len() * (noise.objective().k() + 1));
-            for n in 0..groups.len() {
-                self.push_group(guide, params, noise, (m, n), stop);
+        let groups = guide.mixing_groups();
+        let rows = groups.map_or(1, MixingGroups::len);
+        self.weights.reserve(rows * (noise.objective().k() + 1));
+        match groups {
+            Some(groups) => {
+                for (index, group) in groups.groups().iter().enumerate() {
+                    let of = Densities::group(guide, index, group);
+                    self.push_row(of, params, noise, m, stop);
+                }
             }
-            return;
+            None => self.push_row(Densities::whole(guide), params, noise, m, stop),
         }
-        let Self {
-            psi0,
-            psi,
-            u,
-            workspace,
-            stopped,
-            weights,
-            ends,
-        } = self;
-        weights.reserve(noise.objective().k() + 1);
-        let reads = stop.reads(0);
-        weights.push(weight(guide, params, psi0, u, workspace, stopped, reads));
-        for k in 0..noise.objective().k() {
-            guide.sample_reverse(params, u, noise.reverse(m, k), psi, workspace);
-            let reads = stop.reads(k + 1);
-            weights.push(weight(guide, params, psi, u, workspace, stopped, reads));
-        }
-        ends.push(weights.len());
     }
 
     /// The rows of the groups `which` alone (in that order) for the
@@ -275,8 +254,15 @@ impl<T: Scalar> Buffers<T> {
         if guide.mixing_dim() > 0 {
             self.prepare_reverse(guide, params);
         }
+        // Cannot fail: the per-point objective is built only for a guide
+        // that reports its groups.
+        let groups = guide
+            .mixing_groups()
+            .expect("group weights are asked only of a guide with mixing groups")
+            .groups();
         for &n in which {
-            self.push_group(guide, params, noise, (m, n), Stop::Nothing);
+            let of = Densities::group(guide, n, &groups[n]);
+            self.push_row(of, params, noise, m, Stop::Nothing);
         }
     }
 
@@ -289,14 +275,15 @@ impl<T: Scalar> Buffers<T> {
         }
     }
 
-    /// Group `n`'s row `w_{n,0} … w_{n,K}` of outer draw `m` (one exact
-    /// weight for a group without mixing coordinates).
-    fn push_group<G: HierarchicalGuide>(
+    /// The row `w_0 … w_K` of outer draw `m` for the densities `of` (the
+    /// whole guide's, or one group's): one exact weight when they have no
+    /// mixing coordinates.
+    fn push_row<G: HierarchicalGuide>(
         &mut self,
-        guide: &G,
+        of: Densities<'_, G>,
         params: &[T],
         noise: &StepNoise,
-        (m, n): (usize, usize),
+        m: usize,
         stop: Stop,
     ) {
         let Self {
@@ -308,45 +295,137 @@ impl<T: Scalar> Buffers<T> {
             weights,
             ends,
         } = self;
-        // Cannot fail: called only for a guide that reports its groups.
-        let group = &guide
-            .mixing_groups()
-            .expect("group weights are asked only of a guide with mixing groups")
-            .groups()[n];
         let reads = stop.reads(0);
-        let psi0 = &psi0[group.psi.clone()];
-        if group.psi.is_empty() {
+        let coordinates = of.psi(psi0.len());
+        if coordinates.is_empty() {
             // No mixing coordinates: the exact density, once.
             let (p, ws) = copy(params, workspace, stopped, reads.conditional);
-            weights.push(guide.log_conditional_group(p, n, &[], u, ws));
+            weights.push(of.log_conditional(p, &[], u, ws));
             ends.push(weights.len());
             return;
         }
-        let at = Group { guide, index: n };
-        weights.push(at.weight(params, psi0, u, workspace, stopped, reads));
-        let psi = &mut psi[group.psi.clone()];
+        let psi0 = &psi0[coordinates.clone()];
+        weights.push(of.weight(params, psi0, u, workspace, stopped, reads));
+        let psi = &mut psi[coordinates];
         for k in 0..noise.objective().k() {
-            let noise = &noise.reverse(m, k)[group.reverse_noise.clone()];
-            guide.sample_reverse_group(params, n, u, noise, psi, workspace);
+            let noise = of.reverse_noise(noise.reverse(m, k));
+            of.sample_reverse(params, u, noise, psi, workspace);
             let reads = stop.reads(k + 1);
-            weights.push(at.weight(params, psi, u, workspace, stopped, reads));
+            weights.push(of.weight(params, psi, u, workspace, stopped, reads));
         }
         ends.push(weights.len());
     }
 }
 
-/// One mixing group of a factorised guide.
-struct Group<'g, G> {
+/// The densities one row of weights reads: the whole guide's
+/// (`log q(u|ψ)`, `log q(ψ)`, `τ(ψ|u)`), or one mixing group's (the
+/// `*_group` methods, on the group's coordinates of `ψ` and of the
+/// reverse noise).
+struct Densities<'g, G> {
     guide: &'g G,
-    index: usize,
+    /// The group and its index; `None` for the whole guide.
+    group: Option<(usize, &'g MixingGroup)>,
 }
 
-impl<G: HierarchicalGuide> Group<'_, G> {
-    /// `w_{n,k} = log q(u_n|ψ_n) + log q(ψ_n) − log τ(ψ_n|u)`, each density
+impl<G> Clone for Densities<'_, G> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<G> Copy for Densities<'_, G> {}
+
+impl<'g, G: HierarchicalGuide> Densities<'g, G> {
+    fn whole(guide: &'g G) -> Self {
+        Self { guide, group: None }
+    }
+
+    fn group(guide: &'g G, index: usize, group: &'g MixingGroup) -> Self {
+        Self {
+            guide,
+            group: Some((index, group)),
+        }
+    }
+
+    /// The coordinates of `ψ` (of length `mixing_dim`) the row reads.
+    fn psi(self, mixing_dim: usize) -> Range<usize> {
+        self.group
+            .map_or(0..mixing_dim, |(_, group)| group.psi.clone())
+    }
+
+    /// The entries of one reverse draw's noise the row reads.
+    fn reverse_noise(self, noise: &[f64]) -> &[f64] {
+        match self.group {
+            Some((_, group)) => &noise[group.reverse_noise.clone()],
+            None => noise,
+        }
+    }
+
+    /// `log q(u|ψ)`, or the group's `log q(u_n|ψ_n, u)`.
+    #[inline]
+    fn log_conditional<T: Scalar>(
+        self,
+        params: &[T],
+        psi: &[T],
+        u: &[T],
+        workspace: &mut Workspace<T>,
+    ) -> T {
+        match self.group {
+            Some((n, _)) => self
+                .guide
+                .log_conditional_group(params, n, psi, u, workspace),
+            None => self.guide.log_conditional(params, psi, u, workspace),
+        }
+    }
+
+    /// A draw of `ψ ~ τ(ψ|u)`, or of the group's `ψ_n ~ τ(ψ_n|u)`.
+    #[inline]
+    fn sample_reverse<T: Scalar>(
+        self,
+        params: &[T],
+        u: &[T],
+        noise: &[f64],
+        psi: &mut [T],
+        workspace: &mut Workspace<T>,
+    ) {
+        match self.group {
+            Some((n, _)) => self
+                .guide
+                .sample_reverse_group(params, n, u, noise, psi, workspace),
+            None => self.guide.sample_reverse(params, u, noise, psi, workspace),
+        }
+    }
+
+    /// `log q(ψ)`, or the group's `log q(ψ_n)`.
+    #[inline]
+    fn log_mixing<T: Scalar>(self, params: &[T], psi: &[T]) -> T {
+        match self.group {
+            Some((n, _)) => self.guide.log_mixing_group(params, n, psi),
+            None => self.guide.log_mixing(params, psi),
+        }
+    }
+
+    /// `log τ(ψ|u)`, or the group's `log τ(ψ_n|u)`.
+    #[inline]
+    fn log_reverse<T: Scalar>(
+        self,
+        params: &[T],
+        u: &[T],
+        psi: &[T],
+        workspace: &mut Workspace<T>,
+    ) -> T {
+        match self.group {
+            Some((n, _)) => self.guide.log_reverse_group(params, n, u, psi, workspace),
+            None => self.guide.log_reverse(params, u, psi, workspace),
+        }
+    }
+
+    /// `w = log q(u|ψ) + log q(ψ) − log τ(ψ|u)` (a group's:
+    /// `w_n = log q(u_n|ψ_n, u) + log q(ψ_n) − log τ(ψ_n|u)`), each density
     /// reading the copy `reads` names.
     #[inline]
     fn weight<T: Scalar>(
-        &self,
+        self,
         params: &[T],
         psi: &[T],
         u: &[T],
@@ -354,34 +433,13 @@ impl<G: HierarchicalGuide> Group<'_, G> {
         stopped: &mut Option<Stopped<T>>,
         reads: Reads,
     ) -> T {
-        let Self { guide, index } = *self;
         let (p, ws) = copy(params, workspace, stopped, reads.conditional);
-        let log_conditional = guide.log_conditional_group(p, index, psi, u, ws);
+        let log_conditional = self.log_conditional(p, psi, u, ws);
         let (p, _) = copy(params, workspace, stopped, reads.mixing);
-        let head = log_conditional + guide.log_mixing_group(p, index, psi);
+        let head = log_conditional + self.log_mixing(p, psi);
         let (p, ws) = copy(params, workspace, stopped, reads.reverse);
-        head - guide.log_reverse_group(p, index, u, psi, ws)
+        head - self.log_reverse(p, u, psi, ws)
     }
-}
-
-/// `log q(u|ψ) + log q(ψ) − log τ(ψ|u)`, each density reading the copy
-/// `reads` names.
-#[inline]
-fn weight<G: HierarchicalGuide, T: Scalar>(
-    guide: &G,
-    params: &[T],
-    psi: &[T],
-    u: &[T],
-    workspace: &mut Workspace<T>,
-    stopped: &mut Option<Stopped<T>>,
-    reads: Reads,
-) -> T {
-    let (p, ws) = copy(params, workspace, stopped, reads.conditional);
-    let log_conditional = guide.log_conditional(p, psi, u, ws);
-    let (p, _) = copy(params, workspace, stopped, reads.mixing);
-    let head = log_conditional + guide.log_mixing(p, psi);
-    let (p, ws) = copy(params, workspace, stopped, reads.reverse);
-    head - guide.log_reverse(p, u, psi, ws)
 }
 
 /// The parameters and workspace a density reading `grad` uses.
