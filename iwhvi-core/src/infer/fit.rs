@@ -1323,28 +1323,15 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
             let mut batcher = batcher;
             run(&mut |joint, noise, gradient| {
                 let (params, theta) = joint.split_at(p);
-                Ok(match batcher.as_mut() {
-                    None => fused.value_and_gradient_with_theta(
-                        model,
-                        params,
-                        theta,
-                        noise,
-                        &model_engine,
-                        gradient,
-                    ),
-                    Some(batcher) => fused.value_and_gradient_with_theta(
-                        &Subsampled {
-                            model,
-                            batch: Some(batcher.next_batch()),
-                            theta,
-                        },
-                        params,
-                        theta,
-                        noise,
-                        &model_engine,
-                        gradient,
-                    ),
-                })
+                let stepped = step_model(model, batcher.as_mut(), theta);
+                Ok(fused.value_and_gradient_with_theta(
+                    &stepped,
+                    params,
+                    theta,
+                    noise,
+                    &model_engine,
+                    gradient,
+                ))
             })
         }
         EngineChoice::Forward { .. } => {
@@ -1381,23 +1368,36 @@ fn generic_fit<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
             parallelism: config.parallelism,
         };
         let (params, theta) = joint.split_at(p);
-        let estimator = config.estimator;
-        Ok(match batcher.as_mut() {
-            None => split_engines_value_and_gradient_theta(
-                model, guide, params, theta, noise, engines, estimator, gradient,
-            )?,
-            Some(batcher) => {
-                let stepped = Subsampled {
-                    model,
-                    batch: Some(batcher.next_batch()),
-                    theta,
-                };
-                split_engines_value_and_gradient_theta(
-                    &stepped, guide, params, theta, noise, engines, estimator, gradient,
-                )?
-            }
-        })
+        let stepped = step_model(model, batcher.as_mut(), theta);
+        Ok(split_engines_value_and_gradient_theta(
+            &stepped,
+            guide,
+            params,
+            theta,
+            noise,
+            engines,
+            config.estimator,
+            gradient,
+        )?)
     })
+}
+
+/// The model one step sees: through the batcher's next batch (its log
+/// joint `[global terms] + (N / b) Σ_{n ∈ B} [plate terms of n]`), or,
+/// without minibatches, whole ([`Subsampled`] with no batch calls the
+/// model's own [`Model::log_joint_theta_with_noise`], the same bits).
+/// One model type for both, so the step's generic code is instantiated
+/// once.
+fn step_model<'a, Mo: Model>(
+    model: &'a Mo,
+    batcher: Option<&'a mut Batcher>,
+    theta: &'a [f64],
+) -> Subsampled<'a, Mo> {
+    Subsampled {
+        model,
+        batch: batcher.map(Batcher::next_batch),
+        theta,
+    }
 }
 
 /// The fit on the per-point bound ([`PerPointObjective`]; minibatches
