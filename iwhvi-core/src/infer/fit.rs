@@ -1271,20 +1271,17 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
         engines.guide == EngineChoice::Tape,
         config.memory_budget,
     )?;
+    // The step's noise with the model's prior noise, checked as every
+    // caller of the bound checks it (and as the full-data bound after a
+    // minibatch fit will).
+    let noise = StepNoise::try_for_model(model, guide, config.objective, config.memory_budget)?;
     let parallelism = config.parallelism;
     let model_engine = ModelEngine::new(engines.model, parallelism);
     let theta_layout = model.theta_layout();
     let mut joint = initial;
     joint.extend_from_slice(&theta);
     let run = |step: &mut StepFn<'_>| {
-        let mut result = fit_loop(
-            guide,
-            optimizer,
-            config,
-            (joint, model.prior_noise_dim()),
-            engines,
-            step,
-        );
+        let mut result = fit_loop(optimizer, config, (joint, noise), engines, step);
         match &mut result {
             Ok(fit) => fit.split_theta(p, theta_layout),
             Err(FitError::Diverged { partial, .. }) => partial.split_theta(p, theta_layout),
@@ -1554,12 +1551,13 @@ fn full_data_bound<Mo: Model, G: HierarchicalGuide>(
     )?)
 }
 
-/// The loop, with `step` computing one step's bound and gradient.
-fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
-    guide: &G,
+/// The loop, with `step` computing one step's bound and gradient on each
+/// redraw of `noise` (generic in the optimizer only: the guide and the
+/// model enter through `step`).
+fn fit_loop<O: Optimizer>(
     mut optimizer: O,
     config: &FitConfig,
-    (initial, prior_noise_dim): (Vec<f64>, usize),
+    (initial, mut noise): (Vec<f64>, StepNoise),
     engines: StepEngines,
     step_value_and_gradient: &mut StepFn<'_>,
 ) -> Result<Fit, FitError> {
@@ -1567,8 +1565,6 @@ fn fit_loop<G: HierarchicalGuide, O: Optimizer>(
     // The noise stream is seeded apart from the initialisation so that
     // `fit` and `fit_from` with the same seed see the same noise.
     let mut rng = StdRng::seed_from_u64(config.seed ^ 0x9E37_79B9_7F4A_7C15);
-    let mut noise = StepNoise::new(guide, config.objective)
-        .try_with_prior_noise(prior_noise_dim, config.memory_budget)?;
     let mut params = initial;
     let mut gradient = vec![0.0; params.len()];
     let mut state = Fit {
@@ -1692,3 +1688,7 @@ fn median(values: &[f64]) -> f64 {
         0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
     }
 }
+
+#[cfg(test)]
+#[path = "fit_tests.rs"]
+mod tests;
