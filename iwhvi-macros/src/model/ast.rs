@@ -105,6 +105,27 @@ pub enum Role {
     Transformed(super::transformed::Args),
 }
 
+impl Role {
+    /// A latent's optional expressions that it has, in the order `len,
+    /// lower, upper, offset, multiplier, dim` (none for another role):
+    /// with its prior, every expression of a latent's attribute.
+    pub fn latent_options(&self) -> impl Iterator<Item = &Expr> {
+        let options = match self {
+            Role::Latent {
+                len,
+                lower,
+                upper,
+                offset,
+                multiplier,
+                dim,
+                ..
+            } => Some([len, lower, upper, offset, multiplier, dim]),
+            _ => None,
+        };
+        options.into_iter().flatten().flatten()
+    }
+}
+
 /// The contents of a model's `#[param(…)]`: `init = expr` (required),
 /// `len = expr` for a vector, `lower = expr` for a parameter kept above a
 /// bound (a log transform while it is fitted), each at most once.

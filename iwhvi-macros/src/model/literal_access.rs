@@ -70,22 +70,9 @@ pub(super) fn role_exprs(role: &Role) -> Vec<&Expr> {
         Role::Data => Vec::new(),
         Role::Factor(f) => f.exprs(),
         Role::Derived { expr: e, .. } => vec![e],
-        Role::Latent {
-            prior,
-            len,
-            lower,
-            upper,
-            offset,
-            multiplier,
-            dim,
-            ..
-        } => {
+        Role::Latent { prior, .. } => {
             let mut all = call(prior);
-            all.extend(
-                [len, lower, upper, offset, multiplier, dim]
-                    .into_iter()
-                    .flatten(),
-            );
+            all.extend(role.latent_options());
             all
         }
         Role::Observed { likelihood, .. } => call(likelihood),

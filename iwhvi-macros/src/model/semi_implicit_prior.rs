@@ -157,18 +157,8 @@ fn role_tokens(role: &Role) -> TokenStream {
         Role::Data => quote!(),
         Role::Factor(f) => f.tokens(),
         Role::Derived { expr, .. } => expr.to_token_stream(),
-        Role::Latent {
-            prior,
-            len,
-            lower,
-            upper,
-            offset,
-            multiplier,
-            dim,
-            ..
-        } => {
-            let (t, rest) = (&prior.tokens, [len, lower, upper, offset, multiplier, dim]);
-            let rest = rest.into_iter().filter_map(opt);
+        Role::Latent { prior, .. } => {
+            let (t, rest) = (&prior.tokens, role.latent_options());
             quote!(#t #(#rest)*)
         }
         Role::Observed { likelihood, .. } => likelihood.tokens.to_token_stream(),

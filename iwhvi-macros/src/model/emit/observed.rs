@@ -37,17 +37,31 @@ pub fn log_joint_step(o: &Observed<'_>) -> TokenStream {
         Some(i) => quote!(self.#ident[#i]),
         None => quote!(self.#ident),
     };
-    let value = match o.shape.elem() {
-        Elem::Real => quote!(<__T as ::iwhvi::__private::Scalar>::constant(#element)),
-        Elem::Integer => quote!((#element) as u64),
-        Elem::Bool => {
-            quote!(<::core::primitive::u64 as ::core::convert::From<bool>>::from(#element))
-        }
-    };
+    let value = scalar_value(o, &element);
     let term = quote!(__lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, #value););
     match o.index {
         Some(i) if !o.shape.is_scalar() => quote!(for #i in 0..self.#ident.len() { #term }),
         _ => term,
+    }
+}
+
+/// One observed value, `element`, as its likelihood's argument at the
+/// log joint's scalar type `__T`: a real as a constant, a count or a
+/// bool as a `u64`.
+pub(super) fn scalar_value(o: &Observed<'_>, element: &TokenStream) -> TokenStream {
+    let real = quote!(<__T as ::iwhvi::__private::Scalar>::constant(#element));
+    value_as(o, element, real)
+}
+
+/// `element` as its likelihood's argument: a real as `real` writes it, an
+/// integer `(element) as u64`, a bool its `u64` (0 or 1).
+fn value_as(o: &Observed<'_>, element: &TokenStream, real: TokenStream) -> TokenStream {
+    match o.shape.elem() {
+        Elem::Real => real,
+        Elem::Integer => quote!((#element) as u64),
+        Elem::Bool => {
+            quote!(<::core::primitive::u64 as ::core::convert::From<bool>>::from(#element))
+        }
     }
 }
 
@@ -72,13 +86,7 @@ pub fn checked_step(o: &Observed<'_>) -> TokenStream {
         // An index comes with a vector (`check::observed`).
         _ => (quote!(self.#ident), quote!(::core::option::Option::None)),
     };
-    let value = match o.shape.elem() {
-        Elem::Real => quote!((#element) as f64),
-        Elem::Integer => quote!((#element) as u64),
-        Elem::Bool => {
-            quote!(<::core::primitive::u64 as ::core::convert::From<bool>>::from(#element))
-        }
-    };
+    let value = value_as(o, &element, quote!((#element) as f64));
     let term = quote! {
         __lp += #p::checked_log_prob(#new, #value, || #p::Term::Likelihood { field: #name, element: #at })?;
     };

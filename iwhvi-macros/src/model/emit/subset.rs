@@ -23,7 +23,7 @@
 use proc_macro2::{Delimiter, Ident, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
 
-use super::super::ast::{Elem, Field, Role};
+use super::super::ast::{Field, Role};
 use super::super::factor::Factor;
 use super::super::plan::{Latent, Observed, Plan, Step};
 use super::{latent, param, transformed};
@@ -256,19 +256,10 @@ fn field_mention(field: &Field, name: &Ident, index: Option<&Ident>) -> Mention 
         Role::Data => {}
         Role::Factor(args) => tokens.extend(args.tokens()),
         Role::Derived { expr, .. } => add(Some(expr)),
-        Role::Latent {
-            prior,
-            len,
-            lower,
-            upper,
-            offset,
-            multiplier,
-            dim,
-            ..
-        } => {
+        Role::Latent { prior, .. } => {
             add(Some(&prior.tokens));
-            for option in [len, lower, upper, offset, multiplier, dim] {
-                add(option.as_ref());
+            for option in field.role.latent_options() {
+                add(Some(option));
             }
         }
         Role::Observed { likelihood, .. } => add(Some(&likelihood.tokens)),
@@ -381,14 +372,7 @@ fn stays_local(plan: &Plan<'_>, c: &Latent<'_>, local: &[&Latent<'_>]) -> bool {
 fn plate_step(o: &Observed<'_>) -> TokenStream {
     let (ident, new) = (&o.field.ident, &o.likelihood);
     let i = o.index.expect("a plate's observation has an index");
-    let element = quote!(self.#ident[#i]);
-    let value = match o.shape.elem() {
-        Elem::Real => quote!(<__T as ::iwhvi::__private::Scalar>::constant(#element)),
-        Elem::Integer => quote!((#element) as u64),
-        Elem::Bool => {
-            quote!(<::core::primitive::u64 as ::core::convert::From<bool>>::from(#element))
-        }
-    };
+    let value = super::observed::scalar_value(o, &quote!(self.#ident[#i]));
     quote! {
         for (__pos, &#i) in __batch.indices().iter().enumerate() {
             __points[__pos] += ::iwhvi::__private::log_prob_or_neg_inf(#new, #value);
