@@ -5,12 +5,14 @@
 
 use iwhvi::guide::{HierarchicalGuide, Workspace};
 use iwhvi::objective::{Diwhvi, DiwhviObjective, StepNoise};
-use iwhvi::tape::TapeEngine;
 use iwhvi::variational;
-use iwhvi::{Differentiable, ForwardEngine};
 use iwhvi_examples::hand_written;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+
+use super::fixtures::{
+    HIDDEN, encoder_by_hand, gradient_matches_finite_differences, log_normal_density,
+};
 
 #[variational]
 struct Schools {
@@ -48,27 +50,8 @@ struct Amortised {
     theta_tilde: Vec<f64>,
 }
 
-const HIDDEN: usize = 8;
-
 fn model() -> Schools {
     Schools::new(hand_written::SIGMA.to_vec(), hand_written::Y.to_vec()).unwrap()
-}
-
-/// The encoder by hand: `W0` (2 × H, row-major), `b0`, `W1` (H × 2), `b1`.
-fn encoder_by_hand(w: &[f64], x: [f64; 2]) -> [f64; 2] {
-    let (w0, rest) = w.split_at(2 * HIDDEN);
-    let (b0, rest) = rest.split_at(HIDDEN);
-    let (w1, b1) = rest.split_at(HIDDEN * 2);
-    let h: Vec<f64> = (0..HIDDEN)
-        .map(|k| (b0[k] + x[0] * w0[k] + x[1] * w0[HIDDEN + k]).tanh())
-        .collect();
-    let out = |o: usize| b1[o] + (0..HIDDEN).map(|k| h[k] * w1[k * 2 + o]).sum::<f64>();
-    [out(0), out(1)]
-}
-
-fn log_normal_density(x: f64, loc: f64, scale: f64) -> f64 {
-    let z = (x - loc) / scale;
-    -0.5 * z * z - scale.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
 }
 
 #[test]
@@ -158,27 +141,7 @@ fn the_encoder_guide_gradient_matches_finite_differences() {
         .collect();
     let noise = StepNoise::draw(&guide, Diwhvi::new(2, 0), &mut rng);
     let objective = DiwhviObjective::new(&model, &guide, &noise);
-    let (value, forward) = ForwardEngine::<8>::new().value_and_gradient(&objective, &params);
-    let (tape_value, tape) = TapeEngine.value_and_gradient(&objective, &params);
-    assert!((value - tape_value).abs() < 1e-9 * (1.0 + value.abs()));
-    for i in 0..params.len() {
-        let h = 1e-5;
-        let (mut up, mut down) = (params.clone(), params.clone());
-        up[i] += h;
-        down[i] -= h;
-        let fd = (objective.eval(&up) - objective.eval(&down)) / (2.0 * h);
-        let tolerance = 1e-5 * (1.0 + fd.abs());
-        assert!(
-            (forward[i] - fd).abs() < tolerance,
-            "∂{i}: {} vs {fd}",
-            forward[i]
-        );
-        assert!(
-            (tape[i] - fd).abs() < tolerance,
-            "∂{i} (tape): {} vs {fd}",
-            tape[i]
-        );
-    }
+    gradient_matches_finite_differences(&objective, &params);
 }
 
 #[test]

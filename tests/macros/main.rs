@@ -1,10 +1,11 @@
 //! `#[variational]` on models and guides: generated code against
 //! hand-written equivalents, and a lint-clean expansion (one test binary,
-//! one module per former test file; the compile-fail cases are
-//! `iwhvi-macros/tests/ui.rs`).
+//! one module per former test file, and `fixtures`, what several of them
+//! share; the compile-fail cases are `iwhvi-macros/tests/ui.rs`).
 
 mod amortised_groups;
 mod encoder_guide;
+mod fixtures;
 mod guide_macro;
 mod guide_unconstrained;
 mod invalid_parameters;
