@@ -10,10 +10,10 @@ use iwhvi::model::{Model, Term};
 use iwhvi::subsample::Batch;
 use iwhvi::variational;
 
-use super::minibatch_local::{point, subset_mean_error};
+use super::fixtures::{SIGMA, Y, hier, point, subset_mean_error};
 
-/// `minibatch_local`'s `Hier` with `y ~ Normal(theta[j], sigma[j])`
-/// written out as a plate of factors.
+/// The fixtures' `Hier` with `y ~ Normal(theta[j], sigma[j])` written out
+/// as a plate of factors.
 #[variational]
 struct HierFactor {
     #[latent(Normal(0.0, 5.0))]
@@ -28,21 +28,6 @@ struct HierFactor {
     theta: Vec<f64>,
     #[factor(-0.5 * ((y[j] - theta[j]) / sigma[j]) * ((y[j] - theta[j]) / sigma[j]) - sigma[j].ln() - 0.918_938_533_204_672_8, for j, len = y.len())]
     lik: (),
-}
-
-/// The same density with the likelihood observed.
-#[variational]
-struct HierObserved {
-    #[latent(Normal(0.0, 5.0))]
-    mu: f64,
-    #[latent(HalfNormal(5.0))]
-    tau: f64,
-    #[data]
-    sigma: Vec<f64>,
-    #[latent(Normal(mu, tau), len = sigma.len())]
-    theta: Vec<f64>,
-    #[observe(Normal(theta[j], sigma[j]), for j)]
-    y: Vec<f64>,
 }
 
 /// A plate of factors beside an observed plate: `theta[0]` read by every
@@ -76,9 +61,6 @@ struct Counted {
     penalty: (),
 }
 
-const Y: [f64; 5] = [1.2, -0.4, 2.5, 0.3, -1.8];
-const SIGMA: [f64; 5] = [0.5, 1.0, 0.8, 1.5, 0.6];
-
 fn hier_factor() -> HierFactor {
     HierFactor::new(SIGMA.to_vec(), Y.to_vec()).unwrap()
 }
@@ -94,10 +76,7 @@ impl<M: Model> iwhvi::Differentiable for LogJoint<'_, M> {
 
 #[test]
 fn a_plate_of_factors_is_the_sum_of_its_terms() {
-    let (factor, observed) = (
-        hier_factor(),
-        HierObserved::new(SIGMA.to_vec(), Y.to_vec()).unwrap(),
-    );
+    let (factor, observed) = (hier_factor(), hier());
     assert_eq!(factor.dim(), observed.dim());
     for shift in [0.0, 0.7, -1.3] {
         let u: Vec<f64> = point(factor.dim()).iter().map(|x| x + shift).collect();
@@ -125,7 +104,7 @@ fn a_plate_of_factors_is_subsampled_with_its_local_latents() {
     let plate = model.subsample_plate().unwrap();
     assert_eq!((plate.observed, plate.len), (vec!["lik".to_string()], 5));
     // Points split as the observed model's.
-    let observed = HierObserved::new(SIGMA.to_vec(), Y.to_vec()).unwrap();
+    let observed = hier();
     let u = point(model.dim());
     let batch = Batch::new(&[1, 3], 5);
     let (mut a, mut b) = ([0.0; 2], [0.0; 2]);

@@ -1,10 +1,12 @@
 //! Inference end to end: objectives and their gradient estimators, fits,
 //! Laplace and preconditioned guides, closed-form posteriors and the
-//! posteriordb models (one test binary, one module per former test file).
+//! posteriordb models (one test binary, one module per former test file,
+//! and `fixtures`, what several of them share).
 
 mod draws_output;
 mod factor_plate;
 mod fit_behaviour;
+mod fixtures;
 mod gradient_estimators;
 mod inference_closed_form;
 mod laplace_preconditioning;
