@@ -48,10 +48,9 @@ struct Tape {
     starts: Vec<u32>,
     edges: Vec<(u32, f64)>,
     ops: Vec<Op>,
-    /// The values of the large blocks of consecutive nodes that ops have
-    /// read in this recording, `(first node, length, values)`: a
-    /// network's weights are read once, whatever the calls.
-    shared: Vec<(u32, u32, Rc<[f64]>)>,
+    /// The values of the large blocks that ops have read in this
+    /// recording: a network's weights are read once, whatever the calls.
+    shared: Vec<(Shared, Rc<[f64]>)>,
     /// The backward sweep's adjoints, kept to reuse the allocation.
     adjoint: Vec<f64>,
 }
@@ -79,6 +78,16 @@ enum Operands {
     Range(u32),
     /// One node per entry (`CONSTANT` for a constant entry).
     Scattered(Vec<u32>),
+}
+
+/// What a shared block of values was read from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shared {
+    /// Consecutive nodes, `(first, length)`: their values cannot change.
+    Nodes(u32, u32),
+    /// Constants at this address and length: the same values only if they
+    /// compare equal (the memory may hold other constants by now).
+    Constants(usize, usize),
 }
 
 /// Blocks of consecutive nodes at least this long share their values
@@ -117,27 +126,37 @@ impl Tape {
     }
 
     /// A block's values: shared with an earlier op that read the same
-    /// large range of nodes, or read now.
+    /// large range of nodes (or the same constants), or read now.
     fn values(&mut self, block: &[Var], operands: &Operands) -> Rc<[f64]> {
-        let len = block.len() as u32;
         let read = || block.iter().map(|v| v.value).collect::<Rc<[f64]>>();
-        match *operands {
-            Operands::Range(first) if block.len() >= SHARED_BLOCK => {
-                if let Some((_, _, values)) = self
-                    .shared
-                    .iter()
-                    .find(|(f, l, _)| *f == first && *l == len)
-                {
-                    return Rc::clone(values);
-                }
-                let values = read();
-                if self.shared.len() < SHARED_BLOCKS {
-                    self.shared.push((first, len, Rc::clone(&values)));
-                }
-                values
-            }
-            _ => read(),
+        if block.len() < SHARED_BLOCK {
+            return read();
         }
+        let key = match *operands {
+            Operands::Range(first) => Shared::Nodes(first, block.len() as u32),
+            Operands::Constant => Shared::Constants(block.as_ptr() as usize, block.len()),
+            Operands::Scattered(_) => return read(),
+        };
+        let found = self.shared.iter().position(|(k, _)| *k == key);
+        if let Some(at) = found {
+            let values = &self.shared[at].1;
+            let same = matches!(key, Shared::Nodes(..))
+                || values
+                    .iter()
+                    .zip(block)
+                    .all(|(a, v)| a.to_bits() == v.value.to_bits());
+            if same {
+                return Rc::clone(values);
+            }
+            let values = read();
+            self.shared[at].1 = Rc::clone(&values);
+            return values;
+        }
+        let values = read();
+        if self.shared.len() < SHARED_BLOCKS {
+            self.shared.push((key, Rc::clone(&values)));
+        }
+        values
     }
 
     /// Appends a node with the given edges (in groups of `C`, in order),

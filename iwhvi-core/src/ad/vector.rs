@@ -373,6 +373,40 @@ mod tests {
         }
     }
 
+    /// Large constant blocks: the same weights twice per round (read once),
+    /// then new weights each round, perhaps at the old ones' address.
+    struct Rounds;
+    impl Differentiable for Rounds {
+        fn eval<T: Scalar>(&self, p: &[T]) -> T {
+            let (mut total, mut y) = (T::constant(0.0), Vec::new());
+            for round in 0..4 {
+                let w: Vec<T> = (0..40)
+                    .map(|k| T::constant(f64::from(k + round) * 0.01 - 0.2))
+                    .collect();
+                for _ in 0..2 {
+                    Dense::new(40, 1, Some(Activation::Tanh)).apply(&w, &p[..1], &p[1..], &mut y);
+                    total += y[0] * f64::from(round + 1);
+                }
+            }
+            total
+        }
+    }
+
+    #[test]
+    fn large_constant_blocks_are_shared_only_while_their_values_stand() {
+        let x: Vec<f64> = (0..41).map(|k| (f64::from(k) * 0.7).cos()).collect();
+        let (value, tape) = TapeEngine.value_and_gradient(&Rounds, &x);
+        let (_, forward) = ForwardEngine::<8>::new().value_and_gradient(&Rounds, &x);
+        assert_eq!(value.to_bits(), Rounds.eval(&x).to_bits());
+        close(&tape, &forward, 1e-14, "tape against duals");
+        close(
+            &tape,
+            &finite_differences(&Rounds, &x),
+            1e-6,
+            "finite differences",
+        );
+    }
+
     #[test]
     fn tape_gradients_with_ops_are_the_same_bits_on_every_thread() {
         let x = point();
