@@ -149,7 +149,7 @@ mod tests {
     use crate::{Differentiable, ForwardEngine};
 
     const IN: usize = 6;
-    const HIDDEN: usize = 8;
+    const HIDDEN: usize = 20;
     const OUT: usize = 3;
 
     /// The scalar loop a dense layer replaces.
@@ -200,7 +200,7 @@ mod tests {
             let reversed: Vec<T> = x.iter().rev().copied().collect();
             let g = layer(self.ops, w0, b0, &reversed, Some(Activation::Relu));
             // bias and inputs the same nodes: W (8 × 8) from w0's start
-            let overlap = layer(self.ops, &w0[..HIDDEN * HIDDEN / 2], &h[..4], &h[..8], None);
+            let overlap = layer(self.ops, &w0[..32], &h[..4], &h[..8], None);
             let mut total = y[0] * y[1] - y[2].square();
             for (k, (gk, ok)) in g.iter().zip(&overlap).enumerate() {
                 total += *gk * (0.1 * k as f64) + ok.sin();

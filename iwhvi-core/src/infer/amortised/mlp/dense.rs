@@ -10,12 +10,28 @@ use crate::vector::VectorFunction;
 
 /// `a[o] += Σᵢ w[i · n + o] x[i]` (`n = a.len()`), `i` ascending: per
 /// output, the additions of the scalar loop in its order.
+///
+/// Sixteen outputs at a time, their sums held in registers across the
+/// inputs (each output's additions are still the loop's, in its order).
 #[inline]
 pub(super) fn accumulate(w: &[f64], x: &[f64], a: &mut [f64]) {
+    const B: usize = 16;
     let n = a.len();
-    for (&xi, row) in x.iter().zip(w.chunks_exact(n)) {
-        for (ao, &wo) in a.iter_mut().zip(row) {
-            *ao += wo * xi;
+    let blocked = n / B * B;
+    for start in (0..blocked).step_by(B) {
+        let mut acc = [0.0; B];
+        acc.copy_from_slice(&a[start..start + B]);
+        for (i, &xi) in x.iter().enumerate() {
+            let row = &w[i * n + start..i * n + start + B];
+            for k in 0..B {
+                acc[k] += row[k] * xi;
+            }
+        }
+        a[start..start + B].copy_from_slice(&acc);
+    }
+    for (o, ao) in a.iter_mut().enumerate().skip(blocked) {
+        for (i, &xi) in x.iter().enumerate() {
+            *ao += w[i * n + o] * xi;
         }
     }
 }

@@ -420,7 +420,7 @@ mod tests {
         }
     }
 
-    /// An encoder of 5 inputs and 2 context inputs, `5 + 2 → 7 → 4 → 3`,
+    /// An encoder of 5 inputs and 2 context inputs, `5 + 2 → 18 → 4 → 3`,
     /// at offset 3 of the parameters: on 4 rows (`apply_rows`), on one row
     /// with its context, and on a row whose context is the first call's
     /// outputs (an op feeding an op).
@@ -431,7 +431,7 @@ mod tests {
 
     impl Encoder {
         fn net(&self) -> Mlp {
-            Mlp::new(5, 2, &[7, 4], 3, self.activation, 3)
+            Mlp::new(5, 2, &[18, 4], 3, self.activation, 3)
         }
     }
 
