@@ -280,10 +280,16 @@ impl<const W: usize> Scalar for Dual<W> {
         let mut xdot: Vec<Vec<f64>> = x.iter().map(|b| vec![0.0; b.len()]).collect();
         let mut ydot = vec![0.0; y.len()];
         for d in 0..W {
+            let mut moves = false;
             for ((buf, block), _) in xdot.iter_mut().zip(x).zip(&active).filter(|(_, a)| **a) {
                 for (t, v) in buf.iter_mut().zip(block.iter()) {
                     *t = v.tangent[d];
+                    moves |= *t != 0.0;
                 }
+            }
+            if !moves {
+                // The product is linear in ẋ: no direction, no work.
+                continue;
             }
             let dots: Vec<Option<&[f64]>> = xdot
                 .iter()
