@@ -389,3 +389,43 @@ pub struct HierarchicalEncoder {
     #[latent(Normal(enc(j)[1] + enc(j)[5] * psi[j], (enc(j)[3] + enc(j)[7] * psi[j]).exp()), for j)]
     pub z1: Vec<f64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use iwhvi::Parallelism;
+    use iwhvi::fit::{Engine, EngineChoice};
+
+    use super::*;
+
+    /// IWAE (`M = 3`) steps of the macro VAE on 6 images, both gradients
+    /// on the tape (whose networks are vector ops; the model's outer
+    /// samples on the threads).
+    fn iwae_fit(parallelism: Parallelism) -> Fit {
+        let pixels: Vec<f64> = (0..6 * PIXELS)
+            .map(|i| f64::from(u8::from((i * 7 + i / PIXELS).is_multiple_of(3))))
+            .collect();
+        let model = DigitsVae::new(images(&pixels)).expect("six images");
+        let guide = GaussianEncoder::new(&model).expect("an encoder");
+        let config = FitConfig::new(Diwhvi::iwae(3))
+            .engine(Engine::Tape)
+            .max_steps(3)
+            .min_steps(3)
+            .seed(4)
+            .parallelism(parallelism)
+            .progress(false);
+        fit(&model, &guide, Adam::new(1e-2), &config).expect("three steps")
+    }
+
+    #[test]
+    fn a_seed_reproduces_the_macro_vae_fit_bit_for_bit_on_one_or_two_threads() {
+        let one = iwae_fit(Parallelism::SingleThread);
+        // Rayon's global pool: as many threads as cores (two here).
+        let two = iwae_fit(Parallelism::AllCores);
+        assert_eq!(one.engines.guide, EngineChoice::Tape);
+        assert_eq!(one.engines.model, EngineChoice::Tape);
+        assert!(one.trace.iter().all(|b| b.is_finite()));
+        assert_eq!(one.params, two.params);
+        assert_eq!(one.theta, two.theta);
+        assert_eq!(one.trace, two.trace);
+    }
+}
