@@ -33,10 +33,10 @@
 //! The macro's hierarchical encoder is not significantly above its
 //! Gaussian one (+0.04 ± 0.04) and is 0.50 ± 0.07 below the runtime's
 //! hierarchical encoder on DIWHVI. The macro rows run on the generic
-//! reverse tape, scalar by scalar, not on the batched kernels: about
-//! 100× the runtime's time per epoch for the Gaussian encoder and 20×
-//! for the hierarchical one (docs/PERFORMANCE.md), minutes rather than
-//! seconds.
+//! reverse tape, their networks one whole-array op per call
+//! (`Scalar::vector_op`), not on the batched kernels: about 7× the
+//! runtime's time per epoch for the Gaussian encoder and 4× for the
+//! hierarchical one (docs/PERFORMANCE.md).
 
 //! Every network is an MLP with one hidden layer of 64 tanh units;
 //! minibatches of 100, Adam (learning rate 10⁻³), the gradient of the

@@ -48,7 +48,7 @@ mod ad;
 mod infer;
 mod prob;
 
-pub use ad::{dual, gradient, linalg, ode, scalar, special, tape};
+pub use ad::{dual, gradient, linalg, ode, scalar, special, tape, vector};
 pub use infer::{amortised, fit, guide, input, laplace, objective, optim, posterior};
 #[doc(hidden)]
 pub use prob::generated;

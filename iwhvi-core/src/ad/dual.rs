@@ -5,6 +5,7 @@ use std::iter::Product;
 
 use super::rules::{self, ChainRule, Partials, Rule};
 use crate::scalar::Scalar;
+use crate::vector::{self, VectorFunction};
 
 /// A value with `W` directional derivatives: `x + Σⱼ ẋⱼ εⱼ` with `εⱼ εₖ = 0`.
 ///
@@ -260,6 +261,47 @@ impl<const W: usize> Scalar for Dual<W> {
     #[inline]
     fn is_finite(self) -> bool {
         self.value.is_finite() && self.tangent.iter().all(|t| t.is_finite())
+    }
+
+    /// `f` in `f64`, then its Jacobian–vector product once per direction
+    /// (constant blocks passed as `None`); constants when every operand
+    /// is one.
+    fn vector_op<F: VectorFunction>(mut f: F, x: &[&[Self]], out: &mut Vec<Self>) {
+        let owned = vector::values(x);
+        let xv: Vec<&[f64]> = owned.iter().map(Vec::as_slice).collect();
+        let y = vector::eval_values(&mut f, &xv);
+        out.clear();
+        let active: Vec<bool> = x.iter().map(|b| b.iter().any(|v| v.active)).collect();
+        if !active.contains(&true) {
+            out.extend(y.iter().map(|&v| Self::constant(v)));
+            return;
+        }
+        let mut tangents = vec![[0.0; W]; y.len()];
+        let mut xdot: Vec<Vec<f64>> = x.iter().map(|b| vec![0.0; b.len()]).collect();
+        let mut ydot = vec![0.0; y.len()];
+        for d in 0..W {
+            let mut moves = false;
+            for ((buf, block), _) in xdot.iter_mut().zip(x).zip(&active).filter(|(_, a)| **a) {
+                for (t, v) in buf.iter_mut().zip(block.iter()) {
+                    *t = v.tangent[d];
+                    moves |= *t != 0.0;
+                }
+            }
+            if !moves {
+                // The product is linear in ẋ: no direction, no work.
+                continue;
+            }
+            let dots: Vec<Option<&[f64]>> = xdot
+                .iter()
+                .zip(&active)
+                .map(|(b, &a)| a.then_some(b.as_slice()))
+                .collect();
+            f.jvp(&xv, &y, &dots, &mut ydot);
+            for (t, &v) in tangents.iter_mut().zip(&ydot) {
+                t[d] = v;
+            }
+        }
+        out.extend(y.iter().zip(tangents).map(|(&v, t)| Self::new(v, t)));
     }
 
     rules::rule_methods!(value_field);

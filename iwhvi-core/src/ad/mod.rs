@@ -18,3 +18,4 @@ pub mod scalar;
 pub(crate) mod sparse;
 pub mod special;
 pub mod tape;
+pub mod vector;

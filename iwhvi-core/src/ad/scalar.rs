@@ -5,6 +5,7 @@ use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use crate::special::Elementary;
+use crate::vector::VectorFunction;
 
 /// A real number that numeric code computes with: `f64` for plain values,
 /// [`Dual<W>`](crate::Dual) for values with `W` directional derivatives.
@@ -160,6 +161,42 @@ pub trait Scalar:
         result
     }
 
+    /// `y = f(x₁, …, x_B)` for a [`VectorFunction`] `f` with `m` outputs,
+    /// the blocks `x` of this scalar type: `out` is cleared and receives
+    /// the `m` outputs, `ẏ = Σ_b (∂y/∂x_b) ẋ_b`.
+    ///
+    /// `f64` evaluates `f` alone (on the blocks as they stand); forward
+    /// duals run `f`'s Jacobian–vector product once per direction; the
+    /// reverse tape records the outputs as `m` nodes without edges and
+    /// runs `f`'s vector–Jacobian product once, when its backward sweep
+    /// reaches them (a block of consecutive tape nodes, such as a
+    /// network's weights, is read once per recording and receives its
+    /// adjoints in place). With every operand a constant, the outputs are
+    /// constants.
+    ///
+    /// The default, for scalar types outside this crate, is correct but
+    /// slow: the Jacobian by one vector–Jacobian product per output, each
+    /// output a [`Scalar::with_partials`] over every operand.
+    ///
+    /// ```
+    /// use iwhvi_core::amortised::{Activation, Dense};
+    /// use iwhvi_core::{Dual, Scalar};
+    ///
+    /// // y = tanh(W x + b), W = [[1, 2]], b = [0], at x = (x₀, 0.5), x₀ = 1 varying.
+    /// let w = [Dual::<1>::constant(1.0), Dual::constant(2.0)];
+    /// let b = [Dual::constant(0.0)];
+    /// let x = [Dual::variable(1.0, 0), Dual::constant(0.5)];
+    /// let mut y = Vec::new();
+    /// Dual::vector_op(Dense::new(2, 1, Some(Activation::Tanh)), &[&w, &b, &x], &mut y);
+    /// assert_eq!(y[0].value, 2f64.tanh());
+    /// // dy/dx₀ = W₀₀ (1 − y²)
+    /// assert!((y[0].tangent()[0] - (1.0 - 2f64.tanh().powi(2))).abs() < 1e-15);
+    /// ```
+    #[inline]
+    fn vector_op<F: VectorFunction>(f: F, x: &[&[Self]], out: &mut Vec<Self>) {
+        crate::ad::vector::through_partials(f, x, out);
+    }
+
     /// `e^x`
     #[inline(always)]
     fn exp(self) -> Self {
@@ -294,6 +331,13 @@ impl Scalar for f64 {
     #[inline(always)]
     fn is_finite(self) -> bool {
         f64::is_finite(self)
+    }
+    /// `f` evaluated on the blocks as they stand.
+    #[inline]
+    fn vector_op<F: VectorFunction>(mut f: F, x: &[&[f64]], out: &mut Vec<f64>) {
+        out.clear();
+        out.resize(f.outputs(), 0.0);
+        f.eval(x, out);
     }
 
     crate::ad::rules::rule_methods!();

@@ -29,29 +29,134 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::rc::Rc;
 
 use super::rules::{self, ChainRule, Partials, Rule};
 use crate::gradient::{Differentiable, GradientEngine, inherent_engine_methods};
 use crate::scalar::Scalar;
+use crate::vector::VectorFunction;
 
 /// The index of a constant: no node, no adjoint.
 const CONSTANT: u32 = u32::MAX;
 
 /// The recorded evaluation: node `i` has the edges
-/// `edges[starts[i]..starts[i + 1]]`, each `(operand, ∂node/∂operand)`.
+/// `edges[starts[i]..starts[i + 1]]`, each `(operand, ∂node/∂operand)`;
+/// the outputs of a [`VectorFunction`] are nodes without edges, and the
+/// function with its operands is one of `ops`, in recording order.
 #[derive(Default)]
 struct Tape {
     starts: Vec<u32>,
     edges: Vec<(u32, f64)>,
+    ops: Vec<Op>,
+    /// The values of the large blocks that ops have read in this
+    /// recording: a network's weights are read once, whatever the calls.
+    shared: Vec<(Shared, Rc<[f64]>)>,
     /// The backward sweep's adjoints, kept to reuse the allocation.
     adjoint: Vec<f64>,
 }
+
+/// A recorded [`VectorFunction`]: its outputs are the nodes
+/// `first..first + y.len()`.
+struct Op {
+    first: u32,
+    y: Vec<f64>,
+    blocks: Vec<Block>,
+    function: Box<dyn VectorFunction>,
+}
+
+/// An operand block of an [`Op`]: where its adjoints go, and its values.
+struct Block {
+    operands: Operands,
+    values: Rc<[f64]>,
+}
+
+/// Where a block's adjoints go.
+enum Operands {
+    /// Constants only: nowhere.
+    Constant,
+    /// The consecutive nodes from this one.
+    Range(u32),
+    /// One node per entry (`CONSTANT` for a constant entry).
+    Scattered(Vec<u32>),
+}
+
+/// What a shared block of values was read from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shared {
+    /// Consecutive nodes, `(first, length)`: their values cannot change.
+    Nodes(u32, u32),
+    /// Constants at this address and length: the same values only if they
+    /// compare equal (the memory may hold other constants by now).
+    Constants(usize, usize),
+}
+
+/// Blocks of consecutive nodes at least this long share their values
+/// between ops (a smaller one is copied).
+const SHARED_BLOCK: usize = 32;
+/// The most blocks shared in one recording (a linear search finds them).
+const SHARED_BLOCKS: usize = 64;
 
 impl Tape {
     fn clear(&mut self) {
         self.starts.clear();
         self.edges.clear();
+        self.ops.clear();
+        self.shared.clear();
         self.starts.push(0);
+    }
+
+    /// Where a block's adjoints go.
+    fn operands(block: &[Var]) -> Operands {
+        let Some(first) = block.first() else {
+            return Operands::Constant;
+        };
+        if block.iter().all(Var::is_constant) {
+            return Operands::Constant;
+        }
+        let consecutive = !first.is_constant()
+            && block
+                .iter()
+                .enumerate()
+                .all(|(k, v)| v.index == first.index.wrapping_add(k as u32));
+        if consecutive {
+            Operands::Range(first.index)
+        } else {
+            Operands::Scattered(block.iter().map(|v| v.index).collect())
+        }
+    }
+
+    /// A block's values: shared with an earlier op that read the same
+    /// large range of nodes (or the same constants), or read now.
+    fn values(&mut self, block: &[Var], operands: &Operands) -> Rc<[f64]> {
+        let read = || block.iter().map(|v| v.value).collect::<Rc<[f64]>>();
+        if block.len() < SHARED_BLOCK {
+            return read();
+        }
+        let key = match *operands {
+            Operands::Range(first) => Shared::Nodes(first, block.len() as u32),
+            Operands::Constant => Shared::Constants(block.as_ptr() as usize, block.len()),
+            Operands::Scattered(_) => return read(),
+        };
+        let found = self.shared.iter().position(|(k, _)| *k == key);
+        if let Some(at) = found {
+            let values = &self.shared[at].1;
+            let same = matches!(key, Shared::Nodes(..))
+                || values
+                    .iter()
+                    .zip(block)
+                    .all(|(a, v)| a.to_bits() == v.value.to_bits());
+            if same {
+                return Rc::clone(values);
+            }
+            let values = read();
+            self.shared[at].1 = Rc::clone(&values);
+            return values;
+        }
+        let values = read();
+        if self.shared.len() < SHARED_BLOCKS {
+            self.shared.push((key, Rc::clone(&values)));
+        }
+        values
     }
 
     /// Appends a node with the given edges (in groups of `C`, in order),
@@ -90,6 +195,8 @@ thread_local! {
         RefCell::new(Tape {
             starts: Vec::new(),
             edges: Vec::new(),
+            ops: Vec::new(),
+            shared: Vec::new(),
             adjoint: Vec::new(),
         })
     };
@@ -205,7 +312,53 @@ impl Scalar for Var {
         self.value.is_finite()
     }
 
+    /// `f` in `f64` on the blocks' values; its outputs `m` new nodes
+    /// without edges, `f` and its operands kept for the backward sweep.
+    fn vector_op<F: VectorFunction>(f: F, x: &[&[Self]], out: &mut Vec<Self>) {
+        out.clear();
+        TAPE.with(|tape| record(&mut tape.borrow_mut(), Box::new(f), x, out));
+    }
+
     rules::rule_methods!(value_field);
+}
+
+/// [`Var::vector_op`]'s recording, not generic over the function.
+fn record(
+    tape: &mut Tape,
+    mut function: Box<dyn VectorFunction>,
+    x: &[&[Var]],
+    out: &mut Vec<Var>,
+) {
+    let operands: Vec<Operands> = x.iter().map(|b| Tape::operands(b)).collect();
+    let blocks: Vec<Block> = x
+        .iter()
+        .zip(operands)
+        .map(|(b, operands)| Block {
+            values: tape.values(b, &operands),
+            operands,
+        })
+        .collect();
+    let values: Vec<&[f64]> = blocks.iter().map(|b| &*b.values).collect();
+    let mut y = vec![0.0; function.outputs()];
+    function.eval(&values, &mut y);
+    if blocks
+        .iter()
+        .all(|b| matches!(b.operands, Operands::Constant))
+    {
+        out.extend(y.iter().map(|&v| Var::constant(v)));
+        return;
+    }
+    let first = tape.starts.len() as u32 - 1;
+    out.extend(y.iter().map(|&value| Var {
+        value,
+        index: tape.close(),
+    }));
+    tape.ops.push(Op {
+        first,
+        y,
+        blocks,
+        function,
+    });
 }
 
 /// The reverse-mode gradient engine: one recorded evaluation and one
@@ -256,19 +409,114 @@ fn sweep(output: Var, out: &mut [f64]) {
         adjoint.clear();
         adjoint.resize(nodes, 0.0);
         adjoint[output.index as usize] = 1.0;
-        for node in (0..=output.index as usize).rev() {
-            let a = adjoint[node];
-            if a == 0.0 {
+        // The edges down to each op's outputs, then the op (every consumer
+        // of its outputs is later on the tape: their adjoints are final).
+        let mut end = output.index as usize + 1;
+        for op in tape.ops.iter().rev() {
+            let first = op.first as usize;
+            if first >= end {
                 continue;
             }
-            let (start, end) = (tape.starts[node] as usize, tape.starts[node + 1] as usize);
-            for &(operand, partial) in &tape.edges[start..end] {
-                adjoint[operand as usize] += a * partial;
-            }
+            let last = (first + op.y.len()).min(end);
+            sweep_edges(&tape.starts, &tape.edges, adjoint, last..end);
+            run_op(op, adjoint);
+            end = first;
         }
+        sweep_edges(&tape.starts, &tape.edges, adjoint, 0..end);
         // The recorded inputs are the first nodes, in order.
         out.copy_from_slice(&adjoint[..out.len()]);
     });
+}
+
+/// The edges of the nodes `nodes`, from the last.
+#[inline]
+fn sweep_edges(
+    starts: &[u32],
+    edges: &[(u32, f64)],
+    adjoint: &mut [f64],
+    nodes: std::ops::Range<usize>,
+) {
+    for node in nodes.rev() {
+        let a = adjoint[node];
+        if a == 0.0 {
+            continue;
+        }
+        let (start, end) = (starts[node] as usize, starts[node + 1] as usize);
+        for &(operand, partial) in &edges[start..end] {
+            adjoint[operand as usize] += a * partial;
+        }
+    }
+}
+
+/// An op's vector–Jacobian product, from its outputs' adjoints into its
+/// operands'. Blocks of consecutive nodes that do not overlap an earlier
+/// one receive theirs in place; the others through a buffer.
+fn run_op(op: &Op, adjoint: &mut [f64]) {
+    let first = op.first as usize;
+    let (below, outputs) = adjoint.split_at_mut(first);
+    let ybar = &outputs[..op.y.len()];
+    if ybar.iter().all(|&a| a == 0.0) {
+        return;
+    }
+    let values: Vec<&[f64]> = op.blocks.iter().map(|b| &*b.values).collect();
+    let mut ranges: Vec<(usize, usize)> = op
+        .blocks
+        .iter()
+        .enumerate()
+        .filter_map(|(b, block)| match block.operands {
+            Operands::Range(start) => Some((start as usize, b)),
+            _ => None,
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut in_place: Vec<Option<&mut [f64]>> = op.blocks.iter().map(|_| None).collect();
+    let (mut rest, mut at) = (below, 0usize);
+    for (start, b) in ranges {
+        let len = op.blocks[b].values.len();
+        if start >= at {
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - at);
+            let (mine, tail) = tail.split_at_mut(len);
+            in_place[b] = Some(mine);
+            (rest, at) = (tail, start + len);
+        }
+    }
+    // Scattered blocks, and ranges that overlap one taken in place.
+    let mut buffers: Vec<Vec<f64>> = op
+        .blocks
+        .iter()
+        .zip(&in_place)
+        .map(|(block, place)| match (&block.operands, place) {
+            (Operands::Constant, _) | (_, Some(_)) => Vec::new(),
+            _ => vec![0.0; block.values.len()],
+        })
+        .collect();
+    let mut xbar: Vec<Option<&mut [f64]>> = in_place
+        .into_iter()
+        .zip(&mut buffers)
+        .zip(&op.blocks)
+        .map(|((place, buffer), block)| match block.operands {
+            Operands::Constant => None,
+            _ => place.or(Some(buffer.as_mut_slice())),
+        })
+        .collect();
+    op.function.vjp(&values, &op.y, ybar, &mut xbar);
+    drop(xbar);
+    for (block, buffer) in op.blocks.iter().zip(&buffers) {
+        if buffer.is_empty() {
+            continue;
+        }
+        let indices = |k: usize| match &block.operands {
+            Operands::Range(start) => *start + k as u32,
+            Operands::Scattered(indices) => indices[k],
+            Operands::Constant => CONSTANT,
+        };
+        for (k, &a) in buffer.iter().enumerate() {
+            let index = indices(k);
+            if index != CONSTANT {
+                adjoint[index as usize] += a;
+            }
+        }
+    }
 }
 
 inherent_engine_methods!([] TapeEngine);

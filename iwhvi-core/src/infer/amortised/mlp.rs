@@ -6,7 +6,10 @@ use rand_distr::StandardNormal;
 
 use crate::plate::vmath::{self, Simd};
 
+mod dense;
 mod generic;
+
+pub use dense::Dense;
 
 /// The nonlinearity between an [`Mlp`]'s layers (the output layer is
 /// linear).

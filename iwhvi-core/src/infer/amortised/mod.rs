@@ -52,7 +52,7 @@ mod vae;
 #[cfg(test)]
 mod tests;
 
-pub use mlp::{Activation, Mlp};
+pub use mlp::{Activation, Dense, Mlp};
 pub use train::{Estimate, TrainReport, TrainSettings, log_likelihood, train};
 pub use vae::{Decoder, EncoderKind, Vae, VaeBound, VaeNoise, Workspace};
 

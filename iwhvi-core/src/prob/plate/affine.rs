@@ -1316,6 +1316,21 @@ impl<const W: usize> Scalar for Probe<W> {
         let duals: Vec<Dual<W>> = operands.iter().map(|t| t.dual).collect();
         Self::opaque(Dual::with_partials(value, &duals, partials), operands)
     }
+
+    /// Each output opaque over every operand, its dual as [`Dual`]'s
+    /// (no operand's value read as a branch).
+    fn vector_op<F: crate::vector::VectorFunction>(f: F, x: &[&[Self]], out: &mut Vec<Self>) {
+        let duals: Vec<Vec<Dual<W>>> = x
+            .iter()
+            .map(|b| b.iter().map(|t| t.dual).collect())
+            .collect();
+        let blocks: Vec<&[Dual<W>]> = duals.iter().map(Vec::as_slice).collect();
+        let mut y = Vec::new();
+        Dual::vector_op(f, &blocks, &mut y);
+        let all: Vec<Self> = x.iter().flat_map(|b| b.iter().copied()).collect();
+        out.clear();
+        out.extend(y.into_iter().map(|d| Self::opaque(d, &all)));
+    }
 }
 
 impl<const W: usize> fmt::Display for Probe<W> {

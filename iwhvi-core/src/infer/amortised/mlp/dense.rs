@@ -1,0 +1,251 @@
+//! A dense layer `y = a(W x + b)` as one [`VectorFunction`], and the
+//! `f64` kernels it shares with the generic [`Mlp`](super::Mlp): a
+//! layer's forward pass in the order of the scalar loop
+//! (`a = b; a += W[i] x[i]` for `i` ascending), its vector–Jacobian and
+//! Jacobian–vector products.
+
+use super::Activation;
+use crate::Scalar;
+use crate::vector::VectorFunction;
+
+/// `a[o] += Σᵢ w[i · n + o] x[i]` (`n = a.len()`), `i` ascending: per
+/// output, the additions of the scalar loop in its order.
+///
+/// Sixteen outputs at a time, their sums held in registers across the
+/// inputs (each output's additions are still the loop's, in its order).
+#[inline]
+pub(super) fn accumulate(w: &[f64], x: &[f64], a: &mut [f64]) {
+    const B: usize = 16;
+    let n = a.len();
+    let blocked = n / B * B;
+    for start in (0..blocked).step_by(B) {
+        let mut acc = [0.0; B];
+        acc.copy_from_slice(&a[start..start + B]);
+        for (i, &xi) in x.iter().enumerate() {
+            let row = &w[i * n + start..i * n + start + B];
+            for k in 0..B {
+                acc[k] += row[k] * xi;
+            }
+        }
+        a[start..start + B].copy_from_slice(&acc);
+    }
+    for (o, ao) in a.iter_mut().enumerate().skip(blocked) {
+        for (i, &xi) in x.iter().enumerate() {
+            *ao += w[i * n + o] * xi;
+        }
+    }
+}
+
+/// `x̄[i] += Σₒ w[i · n + o] ḡ[o]` (`n = g.len()`).
+#[inline]
+pub(super) fn back_inputs(w: &[f64], g: &[f64], xbar: &mut [f64]) {
+    let n = g.len();
+    for (xb, row) in xbar.iter_mut().zip(w.chunks_exact(n)) {
+        *xb += dot(row, g);
+    }
+}
+
+/// `Σₖ a[k] b[k]` in eight interleaved partial sums (which the compiler
+/// vectorises; a single running sum it may not reorder).
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    const LANES: usize = 8;
+    let split = a.len().min(b.len()) / LANES * LANES;
+    let mut acc = [0.0; LANES];
+    for (x, y) in a[..split]
+        .chunks_exact(LANES)
+        .zip(b[..split].chunks_exact(LANES))
+    {
+        for k in 0..LANES {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let tail: f64 = a[split..].iter().zip(&b[split..]).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// `w̄[i · n + o] += x[i] ḡ[o]` (`n = g.len()`).
+#[inline]
+pub(super) fn back_weights(x: &[f64], g: &[f64], wbar: &mut [f64]) {
+    let n = g.len();
+    for (&xi, row) in x.iter().zip(wbar.chunks_exact_mut(n)) {
+        for (wb, &go) in row.iter_mut().zip(g) {
+            *wb += xi * go;
+        }
+    }
+}
+
+/// `a'(z)` at the point whose output is `y = a(z)`: `1 − y²` for tanh,
+/// `[y > 0]` for the ReLU (0 at 0, as [`Activation::apply_scalar`]),
+/// `σ(z) = 1 − e^{−y}` for softplus, 1 without an activation.
+#[inline]
+pub(super) fn slope(activation: Option<Activation>, y: f64) -> f64 {
+    match activation {
+        None => 1.0,
+        Some(Activation::Tanh) => 1.0 - y * y,
+        Some(Activation::Relu) => f64::from(u8::from(y > 0.0)),
+        Some(Activation::Softplus) => -(-y).exp_m1(),
+    }
+}
+
+/// `a(z)` in place, as [`Activation::apply_scalar`] on `f64`.
+#[inline]
+pub(super) fn activate(activation: Option<Activation>, a: &mut [f64]) {
+    if let Some(act) = activation {
+        a.iter_mut().for_each(|v| *v = act.apply_scalar(*v));
+    }
+}
+
+/// A dense layer `y = a(W x + b)`, `W` of `outputs × inputs`, as one
+/// operation on every [`Scalar`] (one op on the reverse tape instead of a
+/// node per multiply-add): the layer of a learned decoder in a model.
+///
+/// `W` is stored column by column, `W[(o, i)]` at `i · outputs + o`: the
+/// layout of a `DMatrix` of `outputs` rows (a `#[param(rows = …, cols =
+/// …)]` matrix's `as_slice()`), and the row-major `inputs × outputs`
+/// layout of [`Mlp`](super::Mlp)'s layers. Each output is
+/// `b[o] + W[(o, 0)] x[0] + W[(o, 1)] x[1] + …` added in that order, then
+/// the activation (none: the identity).
+///
+/// Derivatives: with `ḡ = ȳ ⊙ a'`, `W̄ = ḡ xᵀ`, `b̄ = ḡ`, `x̄ = Wᵀ ḡ`
+/// (reverse); `ẏ = a' ⊙ (Ẇ x + W ẋ + ḃ)` (forward).
+///
+/// ```
+/// use iwhvi_core::amortised::{Activation, Dense};
+/// use iwhvi_core::tape::TapeEngine;
+/// use iwhvi_core::{Differentiable, Scalar};
+///
+/// // A decoder z ∈ R² → 3 tanh → 2 logits, weights learned: p = (W₀, b₀, W₁, b₁).
+/// struct Decoder;
+/// impl Differentiable for Decoder {
+///     fn eval<T: Scalar>(&self, p: &[T]) -> T {
+///         let z = [T::constant(0.5), T::constant(-1.0)];
+///         let (w0, rest) = p.split_at(6);
+///         let (b0, rest) = rest.split_at(3);
+///         let (w1, b1) = rest.split_at(6);
+///         let (mut h, mut logits) = (Vec::new(), Vec::new());
+///         Dense::new(2, 3, Some(Activation::Tanh)).apply(w0, b0, &z, &mut h);
+///         Dense::new(3, 2, None).apply(w1, b1, &h, &mut logits);
+///         logits[0] - logits[1]
+///     }
+/// }
+/// let p: Vec<f64> = (0..17).map(|i| 0.1 * f64::from(i) - 0.8).collect();
+/// let (value, grad) = TapeEngine.value_and_gradient(&Decoder, &p);
+/// // ∂/∂b₁ = (1, −1): the logits' biases enter with slope one.
+/// assert_eq!(&grad[15..], &[1.0, -1.0]);
+/// assert_eq!(value, Decoder.eval(&p));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dense {
+    inputs: usize,
+    outputs: usize,
+    activation: Option<Activation>,
+}
+
+impl Dense {
+    /// A layer from `inputs` to `outputs` units, with an activation or
+    /// none (a linear layer).
+    ///
+    /// ```
+    /// let layer = iwhvi_core::amortised::Dense::new(64, 2, None);
+    /// assert_eq!(layer.len(), 64 * 2 + 2);
+    /// ```
+    pub const fn new(inputs: usize, outputs: usize, activation: Option<Activation>) -> Self {
+        Self {
+            inputs,
+            outputs,
+            activation,
+        }
+    }
+
+    /// The number of parameters, `(inputs + 1) · outputs`.
+    ///
+    /// ```
+    /// assert_eq!(iwhvi_core::amortised::Dense::new(3, 4, None).len(), 16);
+    /// ```
+    pub const fn len(&self) -> usize {
+        (self.inputs + 1) * self.outputs
+    }
+
+    /// True when the layer has no outputs (and no parameters).
+    ///
+    /// ```
+    /// assert!(iwhvi_core::amortised::Dense::new(3, 0, None).is_empty());
+    /// ```
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `out = a(W x + b)`, one [`Scalar::vector_op`]: `w` the
+    /// `outputs × inputs` weights column by column (see [`Dense`]), `b`
+    /// the `outputs` biases, `x` the `inputs` inputs; `out` is cleared and
+    /// receives the `outputs` values.
+    ///
+    /// # Panics
+    /// If `w`, `b` or `x` has the wrong length (the message names it).
+    ///
+    /// ```
+    /// use iwhvi_core::amortised::Dense;
+    /// // W = [[1, 2], [3, 4]] (column by column: 1, 3, 2, 4), b = (0, 1), x = (1, 1).
+    /// let mut y = Vec::new();
+    /// Dense::new(2, 2, None).apply(&[1.0, 3.0, 2.0, 4.0], &[0.0, 1.0], &[1.0, 1.0], &mut y);
+    /// assert_eq!(y, vec![3.0, 8.0]);
+    /// ```
+    pub fn apply<T: Scalar>(&self, w: &[T], b: &[T], x: &[T], out: &mut Vec<T>) {
+        let (i, o) = (self.inputs, self.outputs);
+        assert_eq!(
+            w.len(),
+            i * o,
+            "Dense::apply: w needs outputs × inputs = {o} × {i} values"
+        );
+        assert_eq!(b.len(), o, "Dense::apply: b needs outputs = {o} values");
+        assert_eq!(x.len(), i, "Dense::apply: x needs inputs = {i} values");
+        T::vector_op(*self, &[w, b, x], out);
+    }
+}
+
+/// Blocks `[W, b, x]`.
+impl VectorFunction for Dense {
+    fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+        y.copy_from_slice(x[1]);
+        accumulate(x[0], x[2], y);
+        activate(self.activation, y);
+    }
+
+    fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+        let g: Vec<f64> = ybar
+            .iter()
+            .zip(y)
+            .map(|(&yb, &v)| yb * slope(self.activation, v))
+            .collect();
+        if let Some(wbar) = xbar[0].as_deref_mut() {
+            back_weights(x[2], &g, wbar);
+        }
+        if let Some(bbar) = xbar[1].as_deref_mut() {
+            bbar.iter_mut().zip(&g).for_each(|(b, &go)| *b += go);
+        }
+        if let Some(inputs) = xbar[2].as_deref_mut() {
+            back_inputs(x[0], &g, inputs);
+        }
+    }
+
+    fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+        match xdot[1] {
+            Some(bdot) => ydot.copy_from_slice(bdot),
+            None => ydot.fill(0.0),
+        }
+        if let Some(wdot) = xdot[0] {
+            accumulate(wdot, x[2], ydot);
+        }
+        if let Some(inputs) = xdot[2] {
+            accumulate(x[0], inputs, ydot);
+        }
+        for (d, &v) in ydot.iter_mut().zip(y) {
+            *d *= slope(self.activation, v);
+        }
+    }
+}
