@@ -8,6 +8,7 @@ mod encoder_guide;
 mod guide_macro;
 mod guide_unconstrained;
 mod invalid_parameters;
+mod learned_mixing;
 mod learned_params;
 mod macro_vae;
 mod model_language;

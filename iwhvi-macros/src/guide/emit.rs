@@ -716,6 +716,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let params_len = super::encoder_emit::params_len(plan);
     let reverse_len = super::encoder_emit::reverse_len(plan);
     let group_methods = super::per_point_emit::methods(plan, &bindings, &encoder_outputs);
+    let mixing_methods = super::mixing_emit::methods(plan, &bindings);
     quote! {
         #[allow(unused_variables, unused_mut, clippy::all)]
         impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
@@ -784,6 +785,8 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
                 #(#density_steps)*
                 __lp
             }
+
+            #mixing_methods
 
             #reverse_methods
 

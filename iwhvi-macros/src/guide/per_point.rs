@@ -80,6 +80,7 @@ pub fn check<'a>(
         len,
         reverse,
         per_point: Some(j),
+        ..
     } = &m.part
     else {
         unreachable!("a per-point mixing variable")

@@ -109,10 +109,13 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
     let reverse = ReverseSteps::of(plan);
     let sample = sample_reverse_group(&shared, &reverse);
     let log_reverse = log_reverse_group(&shared, &reverse);
+    let log_mixing = super::mixing_emit::log_mixing_group(plan, bindings, &shared.first_point);
     quote! {
         fn mixing_groups(&self) -> ::core::option::Option<&#guide::MixingGroups> {
             self.__groups.as_ref()
         }
+
+        #log_mixing
 
         #conditional
 
