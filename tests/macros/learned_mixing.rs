@@ -348,3 +348,135 @@ fn a_fitted_learned_mixing_guide_is_below_the_evidence_and_above_a_standard_one(
     let se = learned_bound.std_error.hypot(standard_bound.std_error);
     assert!(l > s + 3.0 * se, "{l} not above {s} (± {se})");
 }
+
+/// The runtime's hierarchical encoder in the guide macro: two per-point
+/// mixing variables, `ψ_j = (psi0_j, psi1_j) ~ N(mix_j(0,2), exp mix_j(1,3))`,
+/// `z_j | ψ_j ~ N(h_j(0), exp h_j(1))` with `h_j = enc(y_j, sigma_j; ψ_j)`,
+/// and `τ(ψ_j | z_j) = Π_q N(g_j(2q), exp g_j(2q+1))` with
+/// `g_j = rev(y_j, sigma_j; z_j)`.
+#[variational(guide = Local)]
+struct Two {
+    #[encoder(input = [y[j], sigma[j]], hidden = [4], activation = tanh, outputs = 4)]
+    mix: Mlp,
+    #[encoder(input = [y[j], sigma[j]], context = [psi0[j], psi1[j]], hidden = [8], activation = tanh, outputs = 2)]
+    enc: Mlp,
+    #[encoder(input = [y[j], sigma[j]], context = [z[j]], hidden = [4], activation = tanh, outputs = 4)]
+    rev: Mlp,
+    #[mixing(Normal(mix(j)[0], mix(j)[1].exp()), len = z, for j)]
+    #[reverse(Normal(rev(j)[0], rev(j)[1].exp()), for j)]
+    psi0: Vec<f64>,
+    #[mixing(Normal(mix(j)[2], mix(j)[3].exp()), len = z, for j)]
+    #[reverse(Normal(rev(j)[2], rev(j)[3].exp()), for j)]
+    psi1: Vec<f64>,
+    #[latent(Normal(enc(j)[0], enc(j)[1].exp()), for j)]
+    z: Vec<f64>,
+}
+
+/// A one-hidden-layer tanh network by hand: `W0` (inputs × H,
+/// row-major), `Wc` (context × H), `b0`, `W1` (H × outputs), `b1`.
+fn network(w: &[f64], (hidden, outputs): (usize, usize), x: &[f64], c: &[f64]) -> Vec<f64> {
+    let (w0, rest) = w.split_at(x.len() * hidden);
+    let (wc, rest) = rest.split_at(c.len() * hidden);
+    let (b0, rest) = rest.split_at(hidden);
+    let (w1, b1) = rest.split_at(hidden * outputs);
+    let h: Vec<f64> = (0..hidden)
+        .map(|k| {
+            let data: f64 = (0..x.len()).map(|i| x[i] * w0[i * hidden + k]).sum();
+            let context: f64 = (0..c.len()).map(|i| c[i] * wc[i * hidden + k]).sum();
+            (b0[k] + data + context).tanh()
+        })
+        .collect();
+    (0..outputs)
+        .map(|o| b1[o] + (0..hidden).map(|k| h[k] * w1[k * outputs + o]).sum::<f64>())
+        .collect()
+}
+
+#[test]
+fn two_per_point_mixing_variables_make_a_two_dimensional_psi_per_point() {
+    let model = model();
+    let guide = Two::new(&model).unwrap();
+    let n = Y.len();
+    assert_eq!((guide.latent_dim(), guide.mixing_dim()), (n, 2 * n));
+    // Point j's group: ψ_j = (psi0_j, psi1_j), laid out point after point.
+    let groups = guide.mixing_groups().expect("per-point groups");
+    for (j, group) in groups.groups().iter().enumerate() {
+        assert_eq!(
+            (group.psi.clone(), group.latents.clone()),
+            (2 * j..2 * j + 2, vec![j])
+        );
+    }
+    let params = random_params(&guide, 11);
+    // The reverse model's encoder first, then `mix`, then `enc`.
+    let (rev, rest) = params.split_at(2 * 4 + 4 + 4 + 4 * 4 + 4);
+    let (mix, enc) = rest.split_at(2 * 4 + 4 + 4 * 4 + 4);
+    assert_eq!(enc.len(), 2 * 8 + 2 * 8 + 8 + 8 * 2 + 2);
+    let (noise, eps, back) = (normals(2 * n, 12), normals(n, 13), normals(2 * n, 14));
+    let mut psi = vec![0.0; 2 * n];
+    guide.sample_mixing(&params, &noise, &mut psi);
+    let mut ws = Workspace::new(&guide);
+    guide.prepare(&params, &mut ws);
+    let mut u = vec![0.0; n];
+    guide.sample_conditional(&params, &psi, &eps, &mut u, &mut ws);
+    guide.prepare_reverse(&params, &u, &mut ws);
+    let mut drawn = vec![0.0; 2 * n];
+    guide.sample_reverse(&params, &u, &back, &mut drawn, &mut ws);
+    let (mut want_lm, mut want_lq, mut want_lr) = (0.0, 0.0, 0.0);
+    let (mut group_lq, mut group_lr) = (0.0, 0.0);
+    for j in 0..n {
+        let x = [Y[j], SIGMA[j]];
+        let m = network(mix, (4, 4), &x, &[]);
+        let point = &psi[2 * j..2 * j + 2];
+        let mut lm_j = 0.0;
+        for q in 0..2 {
+            let (loc, scale) = (m[2 * q], m[2 * q + 1].exp());
+            let want = loc + scale * noise[2 * j + q];
+            assert!(
+                (point[q] - want).abs() < 1e-10,
+                "psi{q}_{j}: {} vs {want}",
+                point[q]
+            );
+            lm_j += log_normal_density(want, loc, scale);
+        }
+        want_lm += lm_j;
+        let group = guide.log_mixing_group(&params, j, point);
+        assert!((group - lm_j).abs() < 1e-10, "{j}: {group} vs {lm_j}");
+        let h = network(enc, (8, 2), &x, point);
+        let z = h[0] + h[1].exp() * eps[j];
+        assert!((u[j] - z).abs() < 1e-10, "z_{j}: {} vs {z}", u[j]);
+        want_lq += log_normal_density(z, h[0], h[1].exp());
+        let g = network(rev, (4, 4), &x, &[z]);
+        for q in 0..2 {
+            let (loc, scale) = (g[2 * q], g[2 * q + 1].exp());
+            want_lr += log_normal_density(point[q], loc, scale);
+            let back_drawn = loc + scale * back[2 * j + q];
+            assert!(
+                (drawn[2 * j + q] - back_drawn).abs() < 1e-10,
+                "τ draw {q}, {j}"
+            );
+        }
+        group_lq += guide.log_conditional_group(&params, j, point, &u, &mut ws);
+        group_lr += guide.log_reverse_group(&params, j, &u, point, &mut ws);
+        let mut one = [0.0; 2];
+        let noise_j = &back[2 * j..2 * j + 2];
+        guide.sample_reverse_group(&params, j, &u, noise_j, &mut one, &mut ws);
+        assert_eq!(one, [drawn[2 * j], drawn[2 * j + 1]], "{j}");
+    }
+    let lm = guide.log_mixing(&params, &psi);
+    let lq = guide.log_conditional(&params, &psi, &u, &mut ws);
+    let lr = guide.log_reverse(&params, &u, &psi, &mut ws);
+    for (got, want) in [
+        (lm, want_lm),
+        (lq, want_lq),
+        (lr, want_lr),
+        (group_lq, want_lq),
+        (group_lr, want_lr),
+    ] {
+        assert!((got - want).abs() < 1e-10, "{got} vs {want}");
+    }
+}
+
+#[test]
+fn the_bound_gradient_with_two_per_point_mixing_variables_matches_finite_differences() {
+    let model = model();
+    check_gradient(&model, &Two::new(&model).unwrap(), 15);
+}

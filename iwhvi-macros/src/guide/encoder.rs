@@ -446,7 +446,7 @@ fn name_span_tokens(tree: &TokenTree) -> TokenStream {
 pub fn context(
     cx: &Ctxt,
     latents: &[(&Ident, bool)],
-    (mixing, per_point): (&[&Ident], Option<&Ident>),
+    (mixing, per_point): (&[&Ident], &[&Ident]),
     items: &[Expr],
 ) -> Vec<ContextItem> {
     let form = "an encoder's context is a value of the point's draw: `z[j]` for a vector latent, `m` for a scalar one, `psi[j]` for the per-point mixing variable";
@@ -460,7 +460,7 @@ pub fn context(
             cx.error_spanned_by(item, form);
             continue;
         };
-        if per_point == Some(name) {
+        if per_point.contains(&name) {
             if indexed {
                 checked.push(ContextItem {
                     name: name.clone(),

@@ -78,6 +78,32 @@ pub struct Plan<'a> {
     pub amortised: bool,
 }
 
+impl Plan<'_> {
+    /// The number of per-point mixing variables (`ψ_j`'s dimension).
+    pub fn per_point_count(&self) -> usize {
+        self.mixing.iter().filter(|m| m.per_point).count()
+    }
+
+    /// Mixing variable `mi`'s coordinate `q` of a point's `ψ_j` (`None`
+    /// for a global one).
+    pub fn point_slot(&self, mi: usize) -> Option<usize> {
+        self.mixing[mi]
+            .per_point
+            .then(|| self.mixing[..mi].iter().filter(|m| m.per_point).count())
+    }
+
+    /// The step between mixing variable `mi`'s coordinates in the whole
+    /// `ψ`: the number of per-point variables for a per-point one (laid
+    /// out point after point), else 1.
+    pub fn mixing_stride(&self, mi: usize) -> usize {
+        if self.mixing[mi].per_point {
+            self.per_point_count()
+        } else {
+            1
+        }
+    }
+}
+
 /// What the guide is checked against.
 struct Target<'a> {
     guide: &'a Ident,
@@ -378,9 +404,9 @@ fn encoders<'a>(
         .filter(|f| matches!(f.part, Part::Mixing { .. }))
         .map(|f| &f.ident)
         .collect();
-    let per_point = fields
+    let per_point: Vec<&Ident> = fields
         .iter()
-        .find(|f| {
+        .filter(|f| {
             matches!(
                 f.part,
                 Part::Mixing {
@@ -389,7 +415,8 @@ fn encoders<'a>(
                 }
             )
         })
-        .map(|f| &f.ident);
+        .map(|f| &f.ident)
+        .collect();
     let mut others: Vec<(&Ident, &'static str)> = fields
         .iter()
         .map(|f| match f.part {
@@ -409,7 +436,7 @@ fn encoders<'a>(
                 return None;
             };
             let name = f.ident.to_string();
-            let context = encoder::context(cx, &guide_latents, (&mixing, per_point), &args.context);
+            let context = encoder::context(cx, &guide_latents, (&mixing, &per_point), &args.context);
             let (mut latents, reverse) = callers.check(cx, f, &context);
             if latents.is_empty() && !reverse && failed.is_empty() {
                 cx.error_spanned_by(

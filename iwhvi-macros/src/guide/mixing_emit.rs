@@ -78,15 +78,19 @@ fn encoder_outputs(plan: &Plan<'_>, point: bool) -> TokenStream {
     quote!(#(#steps)*)
 }
 
-/// Mixing variable `mi`'s coordinate `__k` of the whole `ψ`.
-fn at(mi: usize) -> TokenStream {
-    quote!(self.__mixing_offsets[#mi] + __k)
+/// Mixing variable `mi`'s coordinate `__k` of the whole `ψ` (`stride`
+/// apart: the number of per-point variables for a per-point one).
+fn at(mi: usize, stride: usize) -> TokenStream {
+    match stride {
+        1 => quote!(self.__mixing_offsets[#mi] + __k),
+        _ => quote!(self.__mixing_offsets[#mi] + __k * #stride),
+    }
 }
 
 /// `ψ`'s coordinates of mixing variable `mi` drawn from `__noise`.
-fn sample_step(mi: usize, m: &Mixing<'_>) -> TokenStream {
+fn sample_step(plan: &Plan<'_>, mi: usize, m: &Mixing<'_>) -> TokenStream {
     let p = quote!(::iwhvi::__private);
-    let at = at(mi);
+    let at = at(mi, plan.mixing_stride(mi));
     let draw = match &m.family {
         Some((new, index)) => {
             let bind = index.map(|i| quote!(let #i: usize = __k;));
@@ -132,9 +136,9 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
         .mixing
         .iter()
         .enumerate()
-        .map(|(mi, m)| sample_step(mi, m));
+        .map(|(mi, m)| sample_step(plan, mi, m));
     let densities = plan.mixing.iter().enumerate().map(|(mi, m)| {
-        let at = at(mi);
+        let at = at(mi, plan.mixing_stride(mi));
         let step = density_step(m, &quote!(__psi[#at]));
         quote! {
             for __k in 0..self.__mixing_lens[#mi] {
@@ -181,7 +185,7 @@ pub fn log_mixing_group(
         .enumerate()
         .filter(|(_, m)| !m.per_point)
         .map(|(mi, m)| {
-            let at = at(mi);
+            let at = at(mi, plan.mixing_stride(mi));
             let step = density_step(m, &quote!(__psi[#at]));
             quote! {
                 for __k in 0..self.__mixing_lens[#mi] {
