@@ -220,7 +220,7 @@ fn a_learned_per_point_mixing_distribution_matches_a_hand_written_one() {
         );
         let lm_j = log_normal_density(psi[j], loc, scale);
         want_lm += lm_j;
-        let group = guide.log_mixing_group(&params, j, &psi[j..j + 1]);
+        let group = guide.log_mixing_group(&params, j, &psi[j..j + 1], &mut ws);
         assert!((group - lm_j).abs() < 1e-10, "{j}: {group} vs {lm_j}");
         let h = network_by_hand(&params[ENC], 8, x);
         let z = h[0] + a * psi[j] + h[1].exp() * eps[j];
@@ -438,7 +438,7 @@ fn two_per_point_mixing_variables_make_a_two_dimensional_psi_per_point() {
             lm_j += log_normal_density(want, loc, scale);
         }
         want_lm += lm_j;
-        let group = guide.log_mixing_group(&params, j, point);
+        let group = guide.log_mixing_group(&params, j, point, &mut ws);
         assert!((group - lm_j).abs() < 1e-10, "{j}: {group} vs {lm_j}");
         let h = network(enc, (8, 2), &x, point);
         let z = h[0] + h[1].exp() * eps[j];

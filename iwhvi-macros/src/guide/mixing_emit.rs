@@ -3,7 +3,8 @@
 //! `log_mixing` (`log q(ψ)`, the family's density; `N(0, 1)` for a
 //! coordinate without a family) and, for a guide with per-point mixing
 //! variables, `log_mixing_group` (the global group's or point `j`'s
-//! `log q(ψ_j | x_j)`, its encoders run on row `j` alone). A guide whose
+//! `log q(ψ_j | x_j)`, its encoders' outputs read from the prepared
+//! workspace). A guide whose
 //! mixing variables are all `N(0, I)` gets none of them: the trait's
 //! defaults, as before. Nothing here reports an error.
 
@@ -31,50 +32,29 @@ fn family_encoders(plan: &Plan<'_>) -> Vec<usize> {
 }
 
 /// The outputs `__enc_<name>_<o>` of the encoders the mixing
-/// distributions call: over every point (`point = None`, slices), or at
-/// point `__j` alone (`PointView`s).
-fn encoder_outputs(plan: &Plan<'_>, point: bool) -> TokenStream {
+/// distributions call, each a slice over the points (the whole-`ψ`
+/// methods have no workspace: computed here, once per call).
+fn encoder_outputs(plan: &Plan<'_>) -> TokenStream {
     let first = plan.params.len();
     let steps = family_encoders(plan).into_iter().map(|ei| {
         let e = &plan.encoders[ei];
         let pi = first + ei;
-        let weights = quote! {
+        let names = (0..e.outputs).map(|o| {
+            let name = output_name(e.ident, o);
+            quote!(let #name: &[__T] = &__one[#o * __rows..(#o + 1) * __rows];)
+        });
+        // Not in a block of their own: the outputs stay bound (`__one`
+        // shadowed by the next encoder's).
+        quote! {
             let __w0: usize = self.__param_lens[..#pi].iter().sum();
             let __w = &__params[__w0..__w0 + self.__param_lens[#pi]];
             let __rows = self.__encoder_rows[#ei];
             let mut __one: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
-        };
-        if point {
-            let names = (0..e.outputs).map(|o| {
-                let name = output_name(e.ident, o);
-                quote!(let #name = ::iwhvi::__private::iwhvi_core::generated::PointView::new(__one[#o], __j);)
-            });
-            quote! {
-                #weights
-                let __width = self.__encoder_inputs[#ei].len() / __rows.max(1);
-                self.__encoder_nets[#ei].apply_rows(
-                    __w,
-                    &self.__encoder_inputs[#ei][__j * __width..(__j + 1) * __width],
-                    1,
-                    &mut __one,
-                );
-                #(#names)*
-            }
-        } else {
-            let names = (0..e.outputs).map(|o| {
-                let name = output_name(e.ident, o);
-                quote!(let #name: &[__T] = &__one[#o * __rows..(#o + 1) * __rows];)
-            });
-            quote! {
-                #weights
-                self.__encoder_nets[#ei].apply_rows(__w, &self.__encoder_inputs[#ei], __rows, &mut __one);
-                let __one = __one;
-                #(#names)*
-            }
+            self.__encoder_nets[#ei].apply_rows(__w, &self.__encoder_inputs[#ei], __rows, &mut __one);
+            let __one = __one;
+            #(#names)*
         }
     });
-    // Each encoder in a block of its own would hide its outputs: bind
-    // them one after another (`__one` shadowed).
     quote!(#(#steps)*)
 }
 
@@ -131,7 +111,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
     }
     let p = quote!(::iwhvi::__private);
     let bind_params = &bindings.params;
-    let outputs = encoder_outputs(plan, false);
+    let outputs = encoder_outputs(plan);
     let samples = plan
         .mixing
         .iter()
@@ -205,11 +185,20 @@ pub fn log_mixing_group(
                 #step
             }
         });
-    let outputs = encoder_outputs(plan, true);
+    // The encoders' outputs at every point, as `prepare` (or
+    // `prepare_groups`) left them in the workspace: O(1) per group.
+    let outputs = super::encoder_emit::group_outputs(plan);
     quote! {
-        fn log_mixing_group<__T: #p::Scalar>(&self, __params: &[__T], __group: usize, __psi: &[__T]) -> __T {
+        fn log_mixing_group<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __group: usize,
+            __psi: &[__T],
+            __workspace: &mut #p::Workspace<__T>,
+        ) -> __T {
             let mut __p = 0usize;
             #(#bind_params)*
+            #outputs
             #first_point
             let mut __lp = <__T as #p::Scalar>::constant(0.0);
             if __group < __first {
@@ -217,7 +206,6 @@ pub fn log_mixing_group(
                 return __lp;
             }
             let __j = __group - __first;
-            #outputs
             #(#point)*
             __lp
         }

@@ -357,8 +357,8 @@ impl<G: HierarchicalGuide> Group<'_, G> {
         let Self { guide, index } = *self;
         let (p, ws) = copy(params, workspace, stopped, reads.conditional);
         let log_conditional = guide.log_conditional_group(p, index, psi, u, ws);
-        let (p, _) = copy(params, workspace, stopped, reads.mixing);
-        let head = log_conditional + guide.log_mixing_group(p, index, psi);
+        let (p, ws) = copy(params, workspace, stopped, reads.mixing);
+        let head = log_conditional + guide.log_mixing_group(p, index, psi, ws);
         let (p, ws) = copy(params, workspace, stopped, reads.reverse);
         head - guide.log_reverse_group(p, index, u, psi, ws)
     }
