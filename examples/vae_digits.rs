@@ -452,7 +452,7 @@ fn main() {
         Run {
             key: "macro_hierarchical_diwhvi",
             title: "#[variational] hierarchical, DIWHVI (M = 5, K = 10, full data)",
-            kind: EncoderKind::Hierarchical { mixing_dim: 1 },
+            kind: EncoderKind::Hierarchical { mixing_dim: 2 },
             train: VaeBound {
                 outer: 5,
                 inner: 10,
