@@ -515,8 +515,9 @@ fn main() {
         report.line(format!(
             "#[variational]: the same VAE declared with the macros (iwhvi_examples::macro_vae), \
              fitted by iwhvi::fit on all {} images per step (one step per epoch, Adam {MACRO_LEARNING_RATE}); \
-             final bound: its last 10 steps;\nthe macro's hierarchical encoder has one standard normal \
-             psi per image (not the runtime's q(psi | x)), its test log p(x) by DIWHVI (M = 1000, K = 100)",
+             final bound: its last 10 steps;\nthe macro's hierarchical encoder has a learned q(psi | x) with two \
+             coordinates per image, moving q(z | psi, x)'s means and log scales (the runtime's feeds psi to its \
+             network), its test log p(x) by DIWHVI (M = 1000, K = 100)",
             data.train.len()
         ));
     } else {
