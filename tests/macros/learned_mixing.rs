@@ -480,3 +480,76 @@ fn the_bound_gradient_with_two_per_point_mixing_variables_matches_finite_differe
     let model = model();
     check_gradient(&model, &Two::new(&model).unwrap(), 15);
 }
+
+/// `mu ~ N(0, 5)`, `theta_j ~ N(mu, 1)`, `y_j ~ N(theta_j, sigma_j)`.
+#[variational]
+struct Schools {
+    #[data]
+    sigma: Vec<f64>,
+    #[latent(Normal(0.0, 5.0))]
+    mu: f64,
+    #[latent(Normal(mu, 1.0), len = sigma.len())]
+    theta: Vec<f64>,
+    #[observe(Normal(theta[j], sigma[j]), for j)]
+    y: Vec<f64>,
+}
+
+/// A learned global `g ~ N(m, exp ls)` beside a learned per-point
+/// `psi_j ~ q(psi_j | y_j, sigma_j)`: the global group holds `g`.
+#[variational(guide = Schools)]
+struct Mixed {
+    #[param(init = 0.2)]
+    m: f64,
+    #[param(init = 0.1)]
+    ls: f64,
+    #[param(init = 0.0)]
+    b: f64,
+    #[param(init = 0.3)]
+    c: f64,
+    #[param(init = 0.0)]
+    e: f64,
+    #[param(init = 0.0)]
+    lt: f64,
+    #[param(init = 0.0)]
+    r: f64,
+    #[encoder(input = [y[j], sigma[j]], hidden = [4], activation = tanh, outputs = 4)]
+    mix: Mlp,
+    #[mixing(Normal(m, ls.exp()))]
+    #[reverse(Normal(e * mu, lt.exp()))]
+    g: f64,
+    #[mixing(Normal(mix(j)[0], mix(j)[1].exp()), len = theta, for j)]
+    #[reverse(Normal(r * theta[j], lt.exp()), for j)]
+    psi: Vec<f64>,
+    #[latent(Normal(b + c * g, 1.0))]
+    mu: f64,
+    #[latent(Normal(mu + mix(j)[2] + psi[j], mix(j)[3].exp()), for j)]
+    theta: Vec<f64>,
+}
+
+#[test]
+fn a_global_learned_mixing_variable_is_its_own_group_beside_per_point_ones() {
+    let model = Schools::new(SIGMA[..3].to_vec(), Y[..3].to_vec()).unwrap();
+    let guide = Mixed::new(&model).unwrap();
+    let groups = guide.mixing_groups().expect("groups");
+    assert_eq!(groups.len(), 1 + 3);
+    assert_eq!(groups.groups()[0].psi, 0..1);
+    let params = random_params(&guide, 16);
+    let (m, s) = (params[0], params[1].exp());
+    let mut psi = [0.0; 4];
+    let noise = normals(4, 17);
+    guide.sample_mixing(&params, &noise, &mut psi);
+    assert!((psi[0] - (m + s * noise[0])).abs() < 1e-12);
+    let mut ws = Workspace::new(&guide);
+    guide.prepare(&params, &mut ws);
+    let global = guide.log_mixing_group(&params, 0, &psi[..1], &mut ws);
+    let want = log_normal_density(psi[0], m, s);
+    assert!((global - want).abs() < 1e-12, "{global} vs {want}");
+    let mut total = global;
+    for (n, group) in groups.groups().iter().enumerate().skip(1) {
+        let point = &psi[group.psi.clone()];
+        total += guide.log_mixing_group(&params, n, point, &mut ws);
+    }
+    let whole = guide.log_mixing(&params, &psi);
+    assert!((total - whole).abs() < 1e-10, "{total} vs {whole}");
+    check_gradient(&model, &guide, 18);
+}
