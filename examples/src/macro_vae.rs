@@ -344,22 +344,26 @@ pub fn hierarchical_log_likelihood(
         .collect()
 }
 
-/// A hierarchical encoder for [`DigitsVae`], as the per-point mixing
-/// variables of the guide macro allow it: one mixing coordinate per image,
-/// `ψ_n ~ N(0, 1)`, that moves both the mean and the log scale of
-/// `q(z_n | ψ_n, x_n)` (so that `q(z_n | x_n)` is a continuous mixture of
-/// Gaussians, not a Gaussian), and a reverse model
-/// `τ(ψ_n | z_n, x_n)` that is a network of the image and of `z_n`:
+/// A hierarchical encoder for [`DigitsVae`] close to the runtime's
+/// (`iwhvi::amortised::EncoderKind::Hierarchical { mixing_dim: 2 }`): two
+/// mixing coordinates per image drawn from a network of the image,
+/// `q(ψ_n | x_n)`; a conditional `q(z_n | ψ_n, x_n)` whose means and log
+/// scales move with `ψ_n` (so that `q(z_n | x_n)` is a continuous mixture
+/// of Gaussians, not a Gaussian); and a reverse model `τ(ψ_n | z_n, x_n)`,
+/// a network of the image with `z_n` as context. Each network has one
+/// hidden layer of 64 tanh units:
 ///
 /// ```text
-/// e = enc(x_n) ∈ R⁸,   z_{d,n} | ψ_n ~ N(e_d + e_{4+d} ψ_n, exp(e_{2+d} + e_{6+d} ψ_n)),
-/// g = rev(x_n; z_n) ∈ R²,   τ(ψ_n | z_n, x_n) = N(g_0, exp g_1).
+/// m = mix(x_n) ∈ R⁴,      ψ_{q,n} ~ N(m_q, exp m_{2+q})                              (q = 0, 1),
+/// e = enc(x_n) ∈ R¹²,     z_{d,n} | ψ_n ~ N(e_d + Σ_q e_{4+2q+d} ψ_{q,n}, exp(e_{2+d} + Σ_q e_{8+2q+d} ψ_{q,n})),
+/// g = rev(x_n; z_n) ∈ R⁴, τ(ψ_n | z_n, x_n) = Π_q N(ψ_{q,n}; g_q, exp g_{2+q}).
 /// ```
 ///
-/// It is not the runtime's hierarchical encoder (whose `ψ` has its own
-/// network `q(ψ | x)`, two coordinates, and enters the conditional's
-/// network): the guide macro's mixing variables are standard normal, one
-/// per point, and enter the conditional through its arguments.
+/// Unlike the runtime's, `ψ_n` enters the conditional through its
+/// arguments, not through its network: the guide macro can write that
+/// (`#[encoder(context = [psi0[j], psi1[j]], …)]`, USER_GUIDE), but on the
+/// generic tape the network would then run `K + 1` times per image and
+/// draw, and a full-data step of this example does not fit in memory.
 ///
 /// ```
 /// use iwhvi::guide::HierarchicalGuide;
@@ -367,26 +371,44 @@ pub fn hierarchical_log_likelihood(
 /// use nalgebra::DMatrix;
 /// let model = DigitsVae::new(DMatrix::from_element(3, 64, 1.0)).unwrap();
 /// let guide = HierarchicalEncoder::new(&model).unwrap();
-/// // One mixing group per image (there is no global latent).
-/// assert_eq!(guide.mixing_groups().unwrap().len(), 3);
+/// // One mixing group per image (there is no global latent), each with
+/// // its two coordinates of ψ.
+/// let groups = guide.mixing_groups().unwrap();
+/// assert_eq!(groups.len(), 3);
+/// assert_eq!(groups.groups()[1].psi, 2..4);
+/// assert_eq!(guide.mixing_dim(), 6);
 /// ```
 #[variational(guide = DigitsVae)]
 pub struct HierarchicalEncoder {
-    /// `x_n → 64 tanh → e` (means, log scales, and their slopes in ψ).
-    #[encoder(input = [images.row(j)], hidden = [64], activation = tanh, outputs = 8)]
+    /// `x_n → 64 tanh → (locations, log scales)` of `q(ψ_n | x_n)`.
+    #[encoder(input = [images.row(j)], hidden = [64], activation = tanh, outputs = 4)]
+    pub mix: Mlp,
+    /// `x_n → 64 tanh → e`: the means and log scales of
+    /// `q(z_n | ψ_n, x_n)` at `ψ_n = 0`, then their slopes in `ψ_n`.
+    #[encoder(input = [images.row(j)], hidden = [64], activation = tanh, outputs = 12)]
     pub enc: Mlp,
-    /// `(x_n; z_n) → 64 tanh → (mean, log scale)` of `τ(ψ_n | z_n, x_n)`.
-    #[encoder(input = [images.row(j)], context = [z0[j], z1[j]], hidden = [64], activation = tanh, outputs = 2)]
+    /// `(x_n; z_n) → 64 tanh → (means, log scales)` of `τ(ψ_n | z_n, x_n)`.
+    #[encoder(input = [images.row(j)], context = [z0[j], z1[j]], hidden = [64], activation = tanh, outputs = 4)]
     pub rev: Mlp,
-    /// One mixing coordinate per image, with its reverse model.
-    #[mixing(len = z0, for j)]
-    #[reverse(Normal(rev(j)[0], rev(j)[1].exp()), for j)]
-    pub psi: Vec<f64>,
+    /// `ψ_{0,n}`, with its reverse model.
+    #[mixing(Normal(mix(j)[0], mix(j)[2].exp()), len = z0, for j)]
+    #[reverse(Normal(rev(j)[0], rev(j)[2].exp()), for j)]
+    pub psi0: Vec<f64>,
+    /// `ψ_{1,n}`, with its reverse model.
+    #[mixing(Normal(mix(j)[1], mix(j)[3].exp()), len = z0, for j)]
+    #[reverse(Normal(rev(j)[1], rev(j)[3].exp()), for j)]
+    pub psi1: Vec<f64>,
     /// `q(z0_n | ψ_n, x_n)`.
-    #[latent(Normal(enc(j)[0] + enc(j)[4] * psi[j], (enc(j)[2] + enc(j)[6] * psi[j]).exp()), for j)]
+    #[latent(Normal(
+        enc(j)[0] + enc(j)[4] * psi0[j] + enc(j)[6] * psi1[j],
+        (enc(j)[2] + enc(j)[8] * psi0[j] + enc(j)[10] * psi1[j]).exp()
+    ), for j)]
     pub z0: Vec<f64>,
     /// `q(z1_n | ψ_n, x_n)`.
-    #[latent(Normal(enc(j)[1] + enc(j)[5] * psi[j], (enc(j)[3] + enc(j)[7] * psi[j]).exp()), for j)]
+    #[latent(Normal(
+        enc(j)[1] + enc(j)[5] * psi0[j] + enc(j)[7] * psi1[j],
+        (enc(j)[3] + enc(j)[9] * psi0[j] + enc(j)[11] * psi1[j]).exp()
+    ), for j)]
     pub z1: Vec<f64>,
 }
 

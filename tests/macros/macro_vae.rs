@@ -154,12 +154,14 @@ fn the_macro_vae_bound_estimate_agrees_with_the_runtime_over_many_draws() {
     );
 }
 
-/// The hierarchical encoder with its ψ-slopes at zero and a reverse model
-/// that outputs `N(0, 1)` (its output layer zero) is the Gaussian encoder:
-/// every inner weight `log q(z | x) + log N(ψ_k) − log τ(ψ_k)` is
-/// `log q(z | x)`, so its DIWHVI bound is the ELBO draw by draw, and
-/// the two estimates agree within their standard errors; with the slopes
-/// moved off zero it is another bound (the power of the comparison).
+/// The hierarchical encoder whose conditional ignores `ψ` (its slopes in
+/// `ψ` zero, its other weights the Gaussian encoder's) and
+/// whose reverse model is `q(ψ | x)` itself (`rev` with `mix`'s weights
+/// and zero context weights) is the Gaussian encoder: every inner weight
+/// `log q(z | ψ_k, x) + log q(ψ_k | x) − log τ(ψ_k | z, x)` is
+/// `log q(z | x)`, so its DIWHVI bound is the ELBO draw by draw, and the
+/// two estimates agree within their standard errors; with `τ` moved off
+/// `q(ψ | x)` it is another bound (the power of the comparison).
 #[test]
 fn the_hierarchical_encoder_with_no_mixing_is_the_gaussian_one() {
     let pixels = pixels();
@@ -168,7 +170,6 @@ fn the_hierarchical_encoder_with_no_mixing_is_the_gaussian_one() {
     let gaussian = GaussianEncoder::new(&model).unwrap();
     let hierarchical = HierarchicalEncoder::new(&model).unwrap();
     let (phi, _) = macro_vae::split_params(&params);
-    // The Gaussian encoder's blocks by name, widened to 8 outputs.
     let gaussian_blocks = gaussian.param_layout();
     let block = |name: &str| -> &[f64] {
         let b = gaussian_blocks
@@ -178,27 +179,43 @@ fn the_hierarchical_encoder_with_no_mixing_is_the_gaussian_one() {
             .unwrap();
         &phi[b.range.clone()]
     };
+    let layout = hierarchical.param_layout();
     let mut rng = StdRng::seed_from_u64(31);
+    // q(ψ | x)'s network, drawn once; τ copies it.
+    let mix: Vec<(String, Vec<f64>)> = layout
+        .blocks()
+        .iter()
+        .filter(|b| b.name.starts_with("mix."))
+        .map(|b| {
+            let values = (0..b.range.len())
+                .map(|_| iwhvi::__private::normal_init(&mut rng, 0.1))
+                .collect();
+            (b.name.clone(), values)
+        })
+        .collect();
+    let mix_block = |name: &str| mix.iter().find(|(n, _)| n == name).unwrap().1.clone();
     let mut lifted = Vec::new();
-    for b in hierarchical.param_layout().blocks() {
-        let values: Vec<f64> = match b.name.as_str() {
-            "enc.w0" | "enc.b0" => block(&b.name).to_vec(),
-            "enc.w1" => (0..64 * 8)
+    for b in layout.blocks() {
+        let name = b.name.as_str();
+        let values: Vec<f64> = match name {
+            "enc.w0" | "enc.b0" => block(name).to_vec(),
+            // The Gaussian's four outputs, then zero slopes.
+            "enc.w1" => (0..64 * 12)
                 .map(|i| {
-                    if i % 8 < 4 {
-                        block("enc.w1")[i / 8 * 4 + i % 8]
+                    if i % 12 < 4 {
+                        block("enc.w1")[i / 12 * 4 + i % 12]
                     } else {
                         0.0
                     }
                 })
                 .collect(),
-            "enc.b1" => (0..8)
+            "enc.b1" => (0..12)
                 .map(|o| if o < 4 { block("enc.b1")[o] } else { 0.0 })
                 .collect(),
-            "rev.w1" | "rev.b1" => vec![0.0; b.range.len()],
-            _ => (0..b.range.len())
-                .map(|_| iwhvi::__private::normal_init(&mut rng, 0.1))
-                .collect(),
+            "rev.c0" => vec![0.0; b.range.len()],
+            _ if name.starts_with("mix.") => mix_block(name),
+            _ if name.starts_with("rev.") => mix_block(&name.replacen("rev.", "mix.", 1)),
+            other => panic!("unexpected block {other}"),
         };
         assert_eq!(values.len(), b.range.len(), "{}", b.name);
         lifted.extend(values);
@@ -219,18 +236,17 @@ fn the_hierarchical_encoder_with_no_mixing_is_the_gaussian_one() {
         (elbo.mean - diwhvi.mean).abs() < 4.0 * se,
         "ELBO {elbo} vs DIWHVI {diwhvi}"
     );
-    // Slopes in ψ of the means and log scales: a different family.
-    let bias = hierarchical
-        .param_layout()
+    // τ's means and log scales moved by 3: a looser bound.
+    let bias = layout
         .blocks()
         .iter()
-        .find(|b| b.name == "enc.b1")
+        .find(|b| b.name == "rev.b1")
         .unwrap()
         .range
-        .start;
+        .clone();
     let mut moved = lifted.clone();
-    for o in 4..8 {
-        moved[bias + o] = 1.5;
+    for i in bias {
+        moved[i] += 3.0;
     }
     let other = estimate_bound(
         &model,

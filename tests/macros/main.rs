@@ -9,6 +9,7 @@ mod fixtures;
 mod guide_macro;
 mod guide_unconstrained;
 mod invalid_parameters;
+mod learned_mixing;
 mod learned_params;
 mod macro_vae;
 mod model_language;

@@ -106,7 +106,7 @@ fn the_groups_are_the_points_and_their_densities_add_up() {
     for j in 0..n {
         lq += guide.log_conditional_group(&params, j, &psi[j..j + 1], &u, &mut ws);
         lr += guide.log_reverse_group(&params, j, &u, &psi[j..j + 1], &mut ws);
-        lm += guide.log_mixing_group(&params, j, &psi[j..j + 1]);
+        lm += guide.log_mixing_group(&params, j, &psi[j..j + 1], &mut ws);
         let mut one = [0.0];
         guide.sample_reverse_group(&params, j, &u, &reverse_noise[j..j + 1], &mut one, &mut ws);
         assert!((one[0] - drawn[j]).abs() < 1e-14);

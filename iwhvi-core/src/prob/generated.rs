@@ -548,3 +548,71 @@ impl<T> PointView<T> {
         (i == self.at).then_some(&self.value)
     }
 }
+
+/// The per-point mixing variables of a guide with several of them
+/// (`#[mixing(len = z, for j)] psi0`, `… psi1`, read as `psi0[j]`,
+/// `psi1[j]`) as the whole-`ψ` methods see one of them: the guide lays
+/// the per-point coordinates out point after point (`ψ_0 = (psi0_0,
+/// psi1_0)`, then `ψ_1`, …, so that each point's group is one contiguous
+/// range), and variable `q`'s coordinate `j` sits at
+/// `start + j · stride`.
+///
+/// ```
+/// use iwhvi_core::generated::Strided;
+/// // Two variables over three points: psi0 = (1, 3, 5), psi1 = (2, 4, 6).
+/// let psi = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let psi1 = Strided::new(&psi, 1, 2, 3);
+/// assert_eq!((psi1[0], psi1.get(2)), (2.0, Some(&6.0)));
+/// assert_eq!((psi1.len(), psi1.get(3)), (3, None));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Strided<'a, T> {
+    values: &'a [T],
+    start: usize,
+    stride: usize,
+    len: usize,
+}
+
+impl<'a, T> Strided<'a, T> {
+    /// Coordinates `values[start + j · stride]` for `j < len`.
+    pub fn new(values: &'a [T], start: usize, stride: usize, len: usize) -> Self {
+        Self {
+            values,
+            start,
+            stride,
+            len,
+        }
+    }
+
+    /// The number of coordinates (points).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no points.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `Some(&ψ_j)` for `j < len`, else `None`.
+    pub fn get(&self, j: usize) -> Option<&'a T> {
+        if j < self.len {
+            self.values.get(self.start + j * self.stride)
+        } else {
+            None
+        }
+    }
+}
+
+impl<T> std::ops::Index<usize> for Strided<'_, T> {
+    type Output = T;
+
+    /// `ψ_j`.
+    ///
+    /// # Panics
+    /// Past the last point (as a slice's index).
+    fn index(&self, j: usize) -> &T {
+        assert!(j < self.len, "point {j} of {}", self.len);
+        &self.values[self.start + j * self.stride]
+    }
+}

@@ -23,6 +23,9 @@ pub enum Part {
         /// `#[mixing(len = z, for j)]`: one coordinate per point `j` of
         /// the local latents (`per_point.rs`).
         per_point: Option<Ident>,
+        /// `#[mixing(Normal(loc, scale), len = …)]`: a learned `q(ψ)`
+        /// (`None`: `N(0, I)`), drawn `ψ = loc + scale·ε`.
+        family: Option<Box<DistCall>>,
     },
     Conditional {
         call: DistCall,
@@ -78,39 +81,60 @@ impl Parse for ParamArgs {
     }
 }
 
-/// `#[mixing(len = …)]`, `len` once, optionally `for j` last (a
-/// per-point mixing variable).
-fn mixing_len(input: ParseStream) -> syn::Result<(Expr, Option<Ident>)> {
-    let mut len = Once::default();
-    let mut per_point = None;
-    while !input.is_empty() {
-        if input.peek(Token![for]) {
-            input.parse::<Token![for]>()?;
-            per_point = Some(input.parse::<Ident>()?);
-            if !input.is_empty() {
-                return Err(
-                    input.error("`for j` comes last: `#[mixing(len = <local latent>, for j)]`")
-                );
+/// `#[mixing(Family(…), len = …)]` as parsed: the family (optional,
+/// first), `len` once, optionally `for j` last (a per-point mixing
+/// variable).
+struct MixingArgs {
+    family: Option<Expr>,
+    /// `None` on a scalar.
+    len: Option<Expr>,
+    per_point: Option<Ident>,
+}
+
+impl Parse for MixingArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let usage = "write `#[mixing(len = <dimension>)]`, or `#[mixing(Normal(<loc>, <scale>), len = <dimension>)]` for a learned q(ψ)";
+        let mut len = Once::default();
+        let mut per_point = None;
+        let mut family = None;
+        // A distribution first: anything but `len = …` and `for j`.
+        let is_len = input.peek(Ident) && input.peek2(Token![=]);
+        if !input.is_empty() && !is_len && !input.peek(Token![for]) {
+            family = Some(input.parse::<Expr>()?);
+            if input.parse::<Option<Token![,]>>()?.is_none() && !input.is_empty() {
+                return Err(input.error(usage));
             }
-            break;
         }
-        let key: Ident = input.parse()?;
-        if key != "len" {
-            return Err(syn::Error::new(
-                key.span(),
-                "write `#[mixing(len = <dimension>)]`",
-            ));
+        while !input.is_empty() {
+            if input.peek(Token![for]) {
+                input.parse::<Token![for]>()?;
+                per_point = Some(input.parse::<Ident>()?);
+                if !input.is_empty() {
+                    return Err(
+                        input.error("`for j` comes last: `#[mixing(len = <local latent>, for j)]`")
+                    );
+                }
+                break;
+            }
+            let key: Ident = input.parse()?;
+            if key != "len" {
+                return Err(syn::Error::new(key.span(), usage));
+            }
+            input.parse::<Token![=]>()?;
+            len.set(&key, input.parse()?)?;
+            if input.parse::<Option<Token![,]>>()?.is_none() {
+                break;
+            }
         }
-        input.parse::<Token![=]>()?;
-        len.set(&key, input.parse()?)?;
-        if input.parse::<Option<Token![,]>>()?.is_none() {
-            break;
+        if !input.is_empty() {
+            return Err(input.error(usage));
         }
+        Ok(Self {
+            family,
+            len: len.get(),
+            per_point,
+        })
     }
-    let len = len
-        .get()
-        .ok_or_else(|| input.error("write `#[mixing(len = <dimension>)]`"))?;
-    Ok((len, per_point))
 }
 
 /// The part an attribute gives: `None` when it is not a guide attribute,
@@ -129,19 +153,30 @@ fn part(cx: &Ctxt, attr: &syn::Attribute, field: &syn::Field) -> Option<Option<P
                     len: None,
                     reverse: None,
                     per_point: None,
+                    family: None,
                 })
             } else {
                 cx.error_spanned_by(attr, format!("mixing vector `{ident}` needs its dimension: write `#[mixing(len = <dimension>)]`"));
                 None
             }
         }
-        "mixing" => cx
-            .ok(attr.parse_args_with(mixing_len))
-            .map(|(len, per_point)| Part::Mixing {
-                len: Some(len),
+        "mixing" => cx.ok(attr.parse_args::<MixingArgs>()).and_then(|args| {
+            let scalar = shape(&field.ty).is_some_and(|s| s.is_scalar());
+            if args.len.is_none() && !scalar {
+                cx.error_spanned_by(attr, format!("mixing vector `{ident}` needs its dimension: write `#[mixing(len = <dimension>)]`"));
+                return None;
+            }
+            let family = match args.family {
+                Some(call) => Some(Box::new(crate::model::ast::dist_call(cx, call)?)),
+                None => None,
+            };
+            Some(Part::Mixing {
+                len: args.len,
                 reverse: None,
-                per_point,
-            }),
+                per_point: args.per_point,
+                family,
+            })
+        }),
         "encoder" => cx
             .ok(attr.parse_args::<super::encoder::EncoderArgs>())
             .map(Part::Encoder),
@@ -194,10 +229,19 @@ fn field(cx: &Ctxt, field: &syn::Field) -> Result<GuideField, bool> {
     };
     let (found, _) = one_role(cx, field, parse, (&two, &none))?;
     let mut part = match (found, reversed.get()) {
-        (Part::Mixing { len, per_point, .. }, reverse) => Part::Mixing {
+        (
+            Part::Mixing {
+                len,
+                per_point,
+                family,
+                ..
+            },
+            reverse,
+        ) => Part::Mixing {
             len,
             reverse,
             per_point,
+            family,
         },
         (p, None) => p,
         (p, Some((call, _))) => {

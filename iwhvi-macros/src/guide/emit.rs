@@ -225,17 +225,24 @@ fn from_layout_method(plan: &Plan<'_>, encoder_nets: &[TokenStream]) -> TokenStr
             let mut __param_lens: ::std::vec::Vec<usize> = ::std::vec![#(#param_lens),*];
             __param_lens.extend(__encoder_nets.iter().map(::iwhvi::__private::iwhvi_core::amortised::Mlp::len));
             let __mixing_lens: ::std::vec::Vec<usize> = ::std::vec![#(#mixing_lens),*];
-            // The per-point mixing variable's coordinates come last, so
-            // that each point's group is one coordinate of ψ.
+            // The per-point mixing variables' coordinates come last, point
+            // after point (`ψ_j = (psi0_j, psi1_j, …)`), so that each
+            // point's group is one range of ψ: variable `q`'s coordinate
+            // `j` at its offset `+ j × (number of per-point variables)`.
             let __per_point: &[bool] = &[#(#per_point_flags),*];
             let mut __mixing_offsets = ::std::vec![0usize; __mixing_lens.len()];
             let mut __at = 0usize;
-            for __pass in [false, true] {
-                for (__i, __n) in __mixing_lens.iter().enumerate() {
-                    if __per_point[__i] == __pass {
-                        __mixing_offsets[__i] = __at;
-                        __at += *__n;
-                    }
+            for (__i, __n) in __mixing_lens.iter().enumerate() {
+                if !__per_point[__i] {
+                    __mixing_offsets[__i] = __at;
+                    __at += *__n;
+                }
+            }
+            let mut __slot = 0usize;
+            for __i in 0..__mixing_lens.len() {
+                if __per_point[__i] {
+                    __mixing_offsets[__i] = __at + __slot;
+                    __slot += 1;
                 }
             }
             let __groups = #groups;
@@ -467,6 +474,14 @@ fn bindings(plan: &Plan<'_>) -> Bindings {
     });
     let mixing = plan.mixing.iter().enumerate().map(|(mi, m)| {
         let name = m.ident;
+        let stride = plan.mixing_stride(mi);
+        if stride > 1 {
+            return quote! {
+                let #name = ::iwhvi::__private::iwhvi_core::generated::Strided::new(
+                    __psi, self.__mixing_offsets[#mi], #stride, self.__mixing_lens[#mi],
+                );
+            };
+        }
         if m.scalar {
             quote!(let #name: __T = __psi[self.__mixing_offsets[#mi]];)
         } else {
@@ -607,18 +622,24 @@ pub(super) fn reverse_steps(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStre
             continue;
         };
         let bind_index = index.map(|i| quote!(let #i: usize = __k;));
+        // Coordinate `k` of a per-point variable among several: `k × stride`
+        // past its offset.
+        let step = match plan.mixing_stride(mi) {
+            1 => quote!(__k),
+            stride => quote!(__k * #stride),
+        };
         reverse_sample.push(quote! {
             let (__off, __n) = (self.__mixing_offsets[#mi], self.__mixing_lens[#mi]);
             for __k in 0..__n {
                 #bind_index
-                __psi[__off + __k] = ::iwhvi::__private::rsample_or_nan(#new, __noise[__off + __k]);
+                __psi[__off + #step] = ::iwhvi::__private::rsample_or_nan(#new, __noise[__off + #step]);
             }
         });
         reverse_density.push(quote! {
             let (__off, __n) = (self.__mixing_offsets[#mi], self.__mixing_lens[#mi]);
             for __k in 0..__n {
                 #bind_index
-                __lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, __psi[__off + __k]);
+                __lp += ::iwhvi::__private::log_prob_or_neg_inf(#new, __psi[__off + #step]);
             }
         });
     }
@@ -716,6 +737,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let params_len = super::encoder_emit::params_len(plan);
     let reverse_len = super::encoder_emit::reverse_len(plan);
     let group_methods = super::per_point_emit::methods(plan, &bindings, &encoder_outputs);
+    let mixing_methods = super::mixing_emit::methods(plan, &bindings);
     quote! {
         #[allow(unused_variables, unused_mut, clippy::all)]
         impl ::iwhvi::__private::HierarchicalGuide for #guide_ident {
@@ -784,6 +806,8 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
                 #(#density_steps)*
                 __lp
             }
+
+            #mixing_methods
 
             #reverse_methods
 

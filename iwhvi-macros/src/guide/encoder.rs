@@ -446,7 +446,7 @@ fn name_span_tokens(tree: &TokenTree) -> TokenStream {
 pub fn context(
     cx: &Ctxt,
     latents: &[(&Ident, bool)],
-    (mixing, per_point): (&[&Ident], Option<&Ident>),
+    (mixing, per_point): (&[&Ident], &[&Ident]),
     items: &[Expr],
 ) -> Vec<ContextItem> {
     let form = "an encoder's context is a value of the point's draw: `z[j]` for a vector latent, `m` for a scalar one, `psi[j]` for the per-point mixing variable";
@@ -460,7 +460,7 @@ pub fn context(
             cx.error_spanned_by(item, form);
             continue;
         };
-        if per_point == Some(name) {
+        if per_point.contains(&name) {
             if indexed {
                 checked.push(ContextItem {
                     name: name.clone(),
@@ -516,6 +516,9 @@ pub fn context(
 pub struct Callers<'c> {
     pub conditionals: &'c [(String, BTreeSet<String>)],
     pub reverse: &'c [(String, BTreeSet<String>)],
+    /// The learned distributions of the mixing variables
+    /// (`mixing_family.rs`), by the latent of their length.
+    pub mixing: &'c [(String, BTreeSet<String>)],
 }
 
 impl Callers<'_> {
@@ -538,7 +541,11 @@ impl Callers<'_> {
         };
         let conditionals = calling(self.conditionals);
         let reverse = calling(self.reverse);
+        let by_mixing = calling(self.mixing);
         let by_reverse = !reverse.is_empty();
+        if !by_mixing.is_empty() && !check_mixing_caller(cx, field, context, by_reverse) {
+            return (by_mixing, by_reverse);
+        }
         if let (Some(c), true) = (conditionals.first(), by_reverse) {
             cx.error_spanned_by(
                 &field.ident,
@@ -564,8 +571,37 @@ impl Callers<'_> {
         }
         let mut latents = conditionals;
         latents.extend(reverse.into_iter().filter(|r| !r.is_empty()));
+        latents.extend(by_mixing.into_iter().filter(|r| !r.is_empty()));
         (latents, by_reverse)
     }
+}
+
+/// An encoder a mixing variable's distribution calls, `q(ψ_j | x_j)`,
+/// reads the point's data alone (no context) and is not the reverse
+/// model's; `false` (reported) otherwise.
+fn check_mixing_caller(
+    cx: &Ctxt,
+    field: &crate::guide::ast::GuideField,
+    context: &[ContextItem],
+    by_reverse: bool,
+) -> bool {
+    let name = &field.ident;
+    if by_reverse {
+        cx.error_spanned_by(
+            name,
+            format!("encoder `{name}` is called by a mixing variable's distribution and by a reverse model: give the reverse model an encoder of its own (the doubly-reparameterized estimator trains the reverse model's weights apart)"),
+        );
+        return false;
+    }
+    if let Some(item) = context.first() {
+        let item_name = &item.name;
+        cx.error_spanned_by(
+            item_name,
+            format!("encoder `{name}` gives a mixing variable's distribution, q(ψ_j | x_j), which comes before the latents and the mixing variables and cannot read `{item_name}`: remove its `context`, or give that distribution an encoder of its own"),
+        );
+        return false;
+    }
+    true
 }
 
 /// The reverse model's parameter range over the parameters and the

@@ -425,7 +425,17 @@ pub fn mixing_context_point(plan: &Plan<'_>) -> TokenStream {
     let first = plan.params.len();
     let steps = plan.encoders.iter().enumerate().filter(|(_, e)| mixing_context(e)).map(|(ei, e)| {
         let pi = first + ei;
-        let items = e.context.iter().map(|_| quote!(__psi[0]));
+        // Each per-point variable at its coordinate of `ψ_j = __psi`.
+        let items = e.context.iter().map(|c| {
+            let q = plan
+                .mixing
+                .iter()
+                .enumerate()
+                .find(|(_, m)| *m.ident == c.name)
+                .and_then(|(mi, _)| plan.point_slot(mi))
+                .unwrap_or(0);
+            quote!(__psi[#q])
+        });
         let names = (0..e.outputs).map(|o| {
             let name = output_name(e.ident, o);
             quote!(let #name = ::iwhvi::__private::iwhvi_core::generated::PointView::new(__row[#o], __j);)

@@ -38,6 +38,11 @@ pub struct Mixing<'a> {
     pub reverse: Option<(TokenStream, Option<&'a Ident>)>,
     /// `#[mixing(len = z, for j)]`: one coordinate per point (`per_point.rs`).
     pub per_point: bool,
+    /// A learned `q(ψ)`'s constructor (`mixing_family.rs`; `None`:
+    /// `N(0, I)`) and the point's index (`for j`) it reads.
+    pub family: Option<(TokenStream, Option<&'a Ident>)>,
+    /// The encoders `family` calls (by name).
+    pub family_calls: BTreeSet<String>,
 }
 
 /// A conditional of one model latent.
@@ -71,6 +76,32 @@ pub struct Plan<'a> {
     /// (`per_point::amortised`): one group per point without mixing
     /// coordinates.
     pub amortised: bool,
+}
+
+impl Plan<'_> {
+    /// The number of per-point mixing variables (`ψ_j`'s dimension).
+    pub fn per_point_count(&self) -> usize {
+        self.mixing.iter().filter(|m| m.per_point).count()
+    }
+
+    /// Mixing variable `mi`'s coordinate `q` of a point's `ψ_j` (`None`
+    /// for a global one).
+    pub fn point_slot(&self, mi: usize) -> Option<usize> {
+        self.mixing[mi]
+            .per_point
+            .then(|| self.mixing[..mi].iter().filter(|m| m.per_point).count())
+    }
+
+    /// The step between mixing variable `mi`'s coordinates in the whole
+    /// `ψ`: the number of per-point variables for a per-point one (laid
+    /// out point after point), else 1.
+    pub fn mixing_stride(&self, mi: usize) -> usize {
+        if self.mixing[mi].per_point {
+            self.per_point_count()
+        } else {
+            1
+        }
+    }
 }
 
 /// What the guide is checked against.
@@ -158,19 +189,27 @@ pub fn plan<'a>(
         .iter()
         .filter(|f| matches!(f.part, Part::Mixing { .. }))
         .collect();
-    let at = (&table, outputs + ordered.len());
-    let (mixing, reverse_callers) = mixing_all(
+    let all_fields: Vec<&GuideField> = fields.iter().collect();
+    let family_at = super::mixing_family::Context {
+        table: &table,
+        visible: outputs + ordered.len(),
+        fields: &all_fields,
+        latents,
+        encoders: &callables,
+    };
+    let mut forward_uses = lowered.uses.clone();
+    let (mixing, reverse_callers, family_callers) = mixing_all(
         cx,
-        (input, at),
+        (input, &family_at),
         &mixing_fields,
-        &mut reverse_uses,
-        &callables,
+        (&mut reverse_uses, &mut forward_uses),
     );
     let callers = encoder::Callers {
         conditionals: &lowered.callers,
         reverse: &reverse_callers,
+        mixing: &family_callers,
     };
-    let uses = (&lowered.uses, &reverse_uses);
+    let uses = (&forward_uses, &reverse_uses);
     let (params, reverse_params, encoders) = params_and_encoders(
         cx,
         (guide_input, input, &table),
@@ -365,9 +404,9 @@ fn encoders<'a>(
         .filter(|f| matches!(f.part, Part::Mixing { .. }))
         .map(|f| &f.ident)
         .collect();
-    let per_point = fields
+    let per_point: Vec<&Ident> = fields
         .iter()
-        .find(|f| {
+        .filter(|f| {
             matches!(
                 f.part,
                 Part::Mixing {
@@ -376,7 +415,8 @@ fn encoders<'a>(
                 }
             )
         })
-        .map(|f| &f.ident);
+        .map(|f| &f.ident)
+        .collect();
     let mut others: Vec<(&Ident, &'static str)> = fields
         .iter()
         .map(|f| match f.part {
@@ -396,7 +436,7 @@ fn encoders<'a>(
                 return None;
             };
             let name = f.ident.to_string();
-            let context = encoder::context(cx, &guide_latents, (&mixing, per_point), &args.context);
+            let context = encoder::context(cx, &guide_latents, (&mixing, &per_point), &args.context);
             let (mut latents, reverse) = callers.check(cx, f, &context);
             if latents.is_empty() && !reverse && failed.is_empty() {
                 cx.error_spanned_by(
@@ -628,37 +668,56 @@ fn conditional(
     Some((new?, lower.uses.names))
 }
 
-/// Every mixing variable ([`mixing`]), and the encoders each one's
-/// reverse model calls with the latent giving their rows (the one of the
-/// variable's length, empty if none).
+/// The encoders each caller calls, with the latent giving their rows.
+type CalledBy = Vec<(String, BTreeSet<String>)>;
+
+/// Every mixing variable ([`mixing`]); the encoders each one's reverse
+/// model calls, and those its learned distribution calls, with the latent
+/// giving their rows (the one of the variable's length, empty if none).
+/// The names the reverse models read go to `reverse_uses`, those the
+/// distributions read to `forward_uses`.
 fn mixing_all<'a>(
     cx: &Ctxt,
-    (input, at): (&Target<'_>, (&Bindings, usize)),
+    (input, at): (&Target<'_>, &super::mixing_family::Context<'_>),
     mixing_fields: &[&'a GuideField],
-    reverse_uses: &mut BTreeSet<String>,
-    encoders: &[Callable<'_>],
-) -> (Vec<Mixing<'a>>, Vec<(String, BTreeSet<String>)>) {
-    let mut callers = Vec::new();
+    (reverse_uses, forward_uses): (&mut BTreeSet<String>, &mut BTreeSet<String>),
+) -> (Vec<Mixing<'a>>, CalledBy, CalledBy) {
+    let (mut callers, mut family_callers) = (Vec::new(), Vec::new());
     let lowered = mixing_fields
         .iter()
         .map(|m| {
             let mut called = BTreeSet::new();
-            let uses = (&mut *reverse_uses, encoders, &mut called);
-            let lowered = mixing(cx, input, at, m, mixing_fields, uses);
+            let uses = (&mut *reverse_uses, at.encoders, &mut called);
+            let mut lowered = mixing(cx, input, (at.table, at.visible), m, mixing_fields, uses);
             let rows = match &m.part {
                 Part::Mixing { len: Some(len), .. } => scope::single_ident(len)
                     .filter(|i| input.latents.iter().any(|l| l.name == **i))
                     .map(ToString::to_string),
                 _ => None,
             };
+            let mut family_called = BTreeSet::new();
+            let family =
+                super::mixing_family::lower(cx, at, m, (&mut *forward_uses, &mut family_called));
+            lowered.family = family.map(|new| (new, per_point_index(m)));
+            lowered.family_calls.clone_from(&family_called);
+            family_callers.push((rows.clone().unwrap_or_default(), family_called));
             callers.push((rows.unwrap_or_default(), called));
             lowered
         })
         .collect();
-    (lowered, callers)
+    (lowered, callers, family_callers)
 }
 
-/// A mixing variable, its length and its reverse model.
+/// A per-point mixing variable's index (`for j`).
+fn per_point_index(m: &GuideField) -> Option<&Ident> {
+    match &m.part {
+        Part::Mixing { per_point, .. } => per_point.as_ref(),
+        _ => None,
+    }
+}
+
+/// A mixing variable, its length and its reverse model (its learned
+/// distribution is [`mixing_all`]'s).
 fn mixing<'a>(
     cx: &Ctxt,
     input: &Target<'_>,
@@ -675,6 +734,7 @@ fn mixing<'a>(
         len,
         reverse,
         per_point,
+        ..
     } = &m.part
     else {
         unreachable!("a mixing variable")
@@ -715,6 +775,8 @@ fn mixing<'a>(
         len: length(cx, (input, table), m, len.as_ref()),
         reverse,
         per_point: per_point.is_some(),
+        family: None,
+        family_calls: BTreeSet::new(),
     }
 }
 

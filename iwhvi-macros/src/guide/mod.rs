@@ -9,6 +9,8 @@ mod emit;
 mod encoder;
 mod encoder_emit;
 mod lower;
+mod mixing_emit;
+mod mixing_family;
 mod model_transformed;
 mod per_point;
 mod per_point_emit;

@@ -7,9 +7,14 @@
 //! objective's inner bound factorises over the points
 //! (`HierarchicalGuide::mixing_groups`).
 //!
-//! Checked here: one such variable per guide, its length a local latent,
-//! its reverse model present and per point, and every use `psi[j]` inside a
-//! conditional with `for j` that reads no other mixing variable.
+//! Several such variables over the same latent's points (`psi0`, `psi1`)
+//! make each point's `ψ_j` a vector (`ψ_j = (psi0_j, psi1_j)`, laid out
+//! point after point, `per_point_emit.rs`), each with its own reverse model.
+//!
+//! Checked here: their length a local latent (the same for all), each
+//! one's reverse model present and per point, some conditional reading
+//! each, and every use `psi[j]` inside a conditional with `for j` that
+//! reads no global mixing variable.
 //!
 //! A guide without mixing variables whose conditionals are all per point
 //! ([`amortised`]: `#[latent(Normal(enc(j)[0], enc(j)[1].exp()), for j)]`
@@ -68,33 +73,46 @@ fn reads(expr: &Expr, name: &Ident) -> bool {
     scope::first_mention(expr, |i| i == name).is_some()
 }
 
-/// Checks the per-point mixing variable (if any) against the guide's fields;
-/// mistakes reported in `cx`.
+/// Checks the per-point mixing variables (if any) against the guide's
+/// fields; mistakes reported in `cx`. Several of them (`psi0`, `psi1`,
+/// each `for j` over the same latent's points) make `ψ_j` a vector, one
+/// coordinate each, with one reverse model each.
 pub fn check<'a>(
     cx: &Ctxt,
     fields: &'a [GuideField],
     latents: &[LatentInfo],
 ) -> Option<PerPoint<'a>> {
-    let m = check_one_per_guide(cx, fields)?;
-    let Part::Mixing {
-        len,
-        reverse,
-        per_point: Some(j),
-    } = &m.part
-    else {
-        unreachable!("a per-point mixing variable")
-    };
-    check_length(cx, m, len.as_ref(), j, latents);
-    check_reverse(cx, &m.ident, reverse.as_ref(), j);
-    let local = check_readers(cx, fields, &m.ident, j);
-    check_read(cx, &m.ident, j, &local);
-    Some(PerPoint { local })
+    let all = per_point_fields(fields);
+    check_same_points(cx, &all);
+    let mut local: Vec<&'a Ident> = Vec::new();
+    for m in &all {
+        let Part::Mixing {
+            len,
+            reverse,
+            per_point: Some(j),
+            ..
+        } = &m.part
+        else {
+            unreachable!("a per-point mixing variable")
+        };
+        check_length(cx, m, len.as_ref(), j, latents);
+        check_reverse(cx, &m.ident, reverse.as_ref(), j);
+        let readers = check_readers(cx, fields, &m.ident, j);
+        check_read(cx, &m.ident, j, &readers);
+        for r in readers {
+            if !local.contains(&r) {
+                local.push(r);
+            }
+        }
+    }
+    // In the guide's order, as the conditionals are.
+    local.sort_by_key(|name| fields.iter().position(|f| f.ident == **name));
+    (!all.is_empty()).then_some(PerPoint { local })
 }
 
-/// The guide's first per-point mixing variable; each further one is an
-/// error (one per guide for now).
-fn check_one_per_guide<'a>(cx: &Ctxt, fields: &'a [GuideField]) -> Option<&'a GuideField> {
-    let per_point: Vec<&GuideField> = fields
+/// The guide's per-point mixing variables, in its order.
+fn per_point_fields(fields: &[GuideField]) -> Vec<&GuideField> {
+    fields
         .iter()
         .filter(|f| {
             matches!(
@@ -105,17 +123,34 @@ fn check_one_per_guide<'a>(cx: &Ctxt, fields: &'a [GuideField]) -> Option<&'a Gu
                 }
             )
         })
-        .collect();
-    for extra in per_point.iter().skip(1) {
-        cx.error_spanned_by(
-            &extra.ident,
-            format!(
-                "a guide has one per-point mixing variable for now: `{}` is declared with `for j` before `{}`",
-                per_point[0].ident, extra.ident
-            ),
-        );
+        .collect()
+}
+
+/// The per-point mixing variables follow the points of one latent (the
+/// same `len = z`): each point's group holds one coordinate of each.
+fn check_same_points(cx: &Ctxt, all: &[&GuideField]) {
+    let len_of = |m: &GuideField| match &m.part {
+        Part::Mixing { len: Some(len), .. } => scope::single_ident(len).cloned(),
+        _ => None,
+    };
+    let Some(first) = all.first() else {
+        return;
+    };
+    let Some(points) = len_of(first) else {
+        return;
+    };
+    for m in &all[1..] {
+        if let Some(other) = len_of(m).filter(|o| *o != points) {
+            cx.error_spanned_by(
+                &other,
+                format!(
+                    "per-point mixing variables `{}` and `{}` follow the points of different latents: \
+                     give both `len = {points}` (each point's group holds one coordinate of each)",
+                    first.ident, m.ident
+                ),
+            );
+        }
     }
-    per_point.first().copied()
 }
 
 /// `len = z` names a vector latent of the model (the local latent whose

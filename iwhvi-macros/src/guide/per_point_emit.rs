@@ -1,9 +1,11 @@
-//! Code for a guide with a per-point mixing variable (`per_point.rs`): its
+//! Code for a guide with per-point mixing variables (`per_point.rs`): its
 //! mixing groups, built by `__from_layout` (one group for the global
 //! latents and mixing variables, if any, then one per point `j` holding
-//! `ψ_j` and element `j` of each local latent), and the per-group densities
-//! of `HierarchicalGuide` (`log_conditional_group`, `sample_reverse_group`,
-//! `log_reverse_group`; `q(ψ_j)` is the default standard normal).
+//! `ψ_j` (one coordinate per per-point variable, `__psi[q]` for the
+//! `q`-th) and element `j` of each local latent), and the per-group
+//! densities of `HierarchicalGuide` (`log_conditional_group`,
+//! `sample_reverse_group`, `log_reverse_group`; `log q(ψ_j)` is the
+//! default standard normal, or `mixing_emit.rs`'s for a learned one).
 //! Nothing here reports an error.
 
 use proc_macro2::TokenStream;
@@ -26,6 +28,8 @@ pub fn groups(plan: &Plan<'_>) -> TokenStream {
     let name = plan.mixing[pp].ident.to_string();
     let local = plan.conditionals.iter().map(|c| c.local);
     let names = plan.conditionals.iter().map(|c| c.ident.to_string());
+    // `ψ_j`'s dimension: one coordinate per per-point variable.
+    let width = plan.per_point_count();
     quote! {{
         let __points = __mixing_lens[#pp];
         let __local: &[bool] = &[#(#local),*];
@@ -55,14 +59,14 @@ pub fn groups(plan: &Plan<'_>) -> TokenStream {
             });
         }
         for __j in 0..__points {
-            let __at = __global_psi + __j;
+            let __at = __global_psi + __j * #width;
             __list.push(#guide::MixingGroup {
-                psi: __at..__at + 1,
+                psi: __at..__at + #width,
                 latents: (0..__local.len())
                     .filter(|&__c| __local[__c])
                     .map(|__c| __offsets[__c] + __j)
                     .collect(),
-                reverse_noise: __at..__at + 1,
+                reverse_noise: __at..__at + #width,
             });
         }
         let __mixing_dim: usize = __mixing_lens.iter().sum();
@@ -105,14 +109,17 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
             let __first = self.__groups.as_ref().map_or(0, |__g| __g.len()).saturating_sub(__points);
         },
     };
-    let conditional = log_conditional_group(plan, pp, bindings, &shared, &mixing_context);
+    let conditional = log_conditional_group(plan, bindings, &shared, &mixing_context);
     let reverse = ReverseSteps::of(plan);
     let sample = sample_reverse_group(&shared, &reverse);
     let log_reverse = log_reverse_group(&shared, &reverse);
+    let log_mixing = super::mixing_emit::log_mixing_group(plan, bindings, &shared.first_point);
     quote! {
         fn mixing_groups(&self) -> ::core::option::Option<&#guide::MixingGroups> {
             self.__groups.as_ref()
         }
+
+        #log_mixing
 
         #conditional
 
@@ -140,7 +147,6 @@ struct Shared {
 /// latent at `ψ_j = __psi[0]`).
 fn log_conditional_group(
     plan: &Plan<'_>,
-    pp: usize,
     bindings: &Bindings,
     shared: &Shared,
     mixing_context: &TokenStream,
@@ -159,7 +165,11 @@ fn log_conditional_group(
         .zip(&plan.mixing)
         .filter(|(_, m)| !m.per_point)
         .map(|(b, _)| b);
-    let mixing_name = plan.mixing[pp].ident;
+    // Each per-point variable at its coordinate of `ψ_j = __psi`.
+    let bind_point_mixing = plan.mixing.iter().enumerate().filter_map(|(mi, m)| {
+        let (name, q) = (m.ident, plan.point_slot(mi)?);
+        Some(quote!(let #name = #p::iwhvi_core::generated::PointView::new(__psi[#q], __j);))
+    });
     // The global group: the conditionals that read no per-point mixing
     // variable, with the Jacobians of their latents.
     let global_jacobian: Vec<bool> = plan
@@ -188,7 +198,7 @@ fn log_conditional_group(
                 return __lp;
             }
             let __j = __group - __first;
-            let #mixing_name = #p::iwhvi_core::generated::PointView::new(__psi[0], __j);
+            #(#bind_point_mixing)*
             #mixing_context
             #point_latents
             let mut __lp = <__T as #p::Scalar>::constant(0.0);
@@ -284,16 +294,19 @@ impl ReverseSteps {
                 continue;
             };
             let bind_index = index.map(|i| quote!(let #i: usize = __k;));
-            if m.per_point {
+            if let Some(q) = plan.point_slot(mi) {
+                let (sample, reverse) = (&steps.point_sample, &steps.point_reverse);
                 steps.point_sample = quote! {
+                    #sample
                     let __k = __j;
                     #bind_index
-                    __psi[0] = #p::rsample_or_nan(#new, __noise[0]);
+                    __psi[#q] = #p::rsample_or_nan(#new, __noise[#q]);
                 };
                 steps.point_reverse = quote! {
+                    #reverse
                     let __k = __j;
                     #bind_index
-                    __lp += #p::log_prob_or_neg_inf(#new, __psi[0]);
+                    __lp += #p::log_prob_or_neg_inf(#new, __psi[#q]);
                 };
                 continue;
             }

@@ -313,15 +313,25 @@ pub trait HierarchicalGuide: Sync {
     }
 
     /// `log q(ψ_n)` of group `group` (default: standard normal,
-    /// `−½ |ψ_n|² − |ψ_n| log √(2π)`).
+    /// `−½ |ψ_n|² − |ψ_n| log √(2π)`), with the `workspace` that
+    /// [`HierarchicalGuide::prepare`] filled for `params` (a learned
+    /// `q(ψ_n | x_n)` reads its network's outputs there).
     ///
     /// ```
-    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
-    /// let lp = MeanField::new(1).log_mixing_group(&[0.0f64; 2], 0, &[0.0]);
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField, Workspace};
+    /// let guide = MeanField::new(1);
+    /// let mut ws = Workspace::new(&guide);
+    /// let lp = guide.log_mixing_group(&[0.0f64; 2], 0, &[0.0], &mut ws);
     /// assert!((lp + 0.5 * (2.0 * std::f64::consts::PI).ln()).abs() < 1e-15);
     /// ```
-    fn log_mixing_group<T: Scalar>(&self, params: &[T], group: usize, psi: &[T]) -> T {
-        let _ = (params, group);
+    fn log_mixing_group<T: Scalar>(
+        &self,
+        params: &[T],
+        group: usize,
+        psi: &[T],
+        workspace: &mut Workspace<T>,
+    ) -> T {
+        let _ = (params, group, workspace);
         std_normal_log_density(psi)
     }
 

@@ -398,9 +398,9 @@ impl<'g, G: HierarchicalGuide> Densities<'g, G> {
 
     /// `log q(ψ)`, or the group's `log q(ψ_n)`.
     #[inline]
-    fn log_mixing<T: Scalar>(self, params: &[T], psi: &[T]) -> T {
+    fn log_mixing<T: Scalar>(self, params: &[T], psi: &[T], workspace: &mut Workspace<T>) -> T {
         match self.group {
-            Some((n, _)) => self.guide.log_mixing_group(params, n, psi),
+            Some((n, _)) => self.guide.log_mixing_group(params, n, psi, workspace),
             None => self.guide.log_mixing(params, psi),
         }
     }
@@ -435,8 +435,8 @@ impl<'g, G: HierarchicalGuide> Densities<'g, G> {
     ) -> T {
         let (p, ws) = copy(params, workspace, stopped, reads.conditional);
         let log_conditional = self.log_conditional(p, psi, u, ws);
-        let (p, _) = copy(params, workspace, stopped, reads.mixing);
-        let head = log_conditional + self.log_mixing(p, psi);
+        let (p, ws) = copy(params, workspace, stopped, reads.mixing);
+        let head = log_conditional + self.log_mixing(p, psi, ws);
         let (p, ws) = copy(params, workspace, stopped, reads.reverse);
         head - self.log_reverse(p, u, psi, ws)
     }
