@@ -4,14 +4,53 @@
 //! held to the cases, so that its quoted messages cannot drift.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
+/// Set in the child process that runs the cases (see [`ui`]).
+const CHILD: &str = "IWHVI_UI_CHILD";
+
+/// The rustc flags of trybuild's second `cargo check` (its
+/// `build.rustflags`, plus the `--diagnostic-width=140` it adds to the
+/// cases' run), separated by 0x1F as `CARGO_ENCODED_RUSTFLAGS` wants them.
+const TRYBUILD_RUSTFLAGS: &str =
+    "--cfg\x1ftrybuild\x1f--verbose\x1f-A\x1fdead_code\x1f--diagnostic-width=140";
+
+/// The compile-fail cases, checked by trybuild, each message compared with
+/// its `.stderr`.
+///
+/// trybuild checks the dependencies once (`cargo check` of an empty main)
+/// and then the cases with one more rustc flag, `--diagnostic-width=140`;
+/// the changed flags made Cargo check every dependency a second time, a
+/// third of the test's CPU time (docs/PERFORMANCE.md, "Session 10").
+/// `CARGO_ENCODED_RUSTFLAGS`, which trybuild leaves in place and which
+/// Cargo prefers to its `--config` flags, gives both runs the second run's
+/// flags, so the cases see exactly the flags they saw before. It is set on
+/// a child run of this test (this binary, filtered to `ui`) rather than
+/// with `std::env::set_var` in a process whose other tests run on threads;
+/// the child's output (trybuild's report) is shown when it fails.
 #[test]
 fn ui() {
+    if std::env::var_os(CHILD).is_none() {
+        let child = Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["ui", "--exact", "--test-threads=1"])
+            .env(CHILD, "1")
+            .env("CARGO_ENCODED_RUSTFLAGS", TRYBUILD_RUSTFLAGS)
+            .output()
+            .expect("the test binary runs");
+        assert!(
+            child.status.success(),
+            "the compile-fail cases failed:\n{}{}",
+            String::from_utf8_lossy(&child.stdout),
+            String::from_utf8_lossy(&child.stderr)
+        );
+        return;
+    }
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/model/*.rs");
     t.compile_fail("tests/ui/guide/*.rs");
     // The pass cases (tests/ui/pass/) run as test targets of their own
-    // (tests/pass_*.rs), so that trybuild checks rather than builds.
+    // (tests/macros/pass/, package `iwhvi-macro-tests`), so that trybuild
+    // checks rather than builds.
 }
 
 /// One section of the page: the case it pins, its snippet and its quoted
@@ -119,23 +158,28 @@ fn compile_checks_page_quotes_the_cases() {
     );
 }
 
-/// Every pass case has its test target, `tests/pass_<case>.rs`, which
-/// includes it (trybuild no longer sees the pass cases).
+/// Every pass case has its test target in the package `iwhvi-macro-tests`:
+/// `tests/macros/pass/<case>.rs`, which includes it, listed in that
+/// package's manifest as `pass_<case>` (trybuild no longer sees the pass
+/// cases).
 #[test]
 fn every_pass_case_runs_as_a_test() {
+    let manifest = std::fs::read_to_string("../tests/macros/Cargo.toml").expect("the manifest");
     let missing: Vec<String> = cases("tests/ui/pass")
         .iter()
         .filter_map(|case| {
             let name = case.file_stem()?.to_str()?;
-            let shim = PathBuf::from(format!("tests/pass_{name}.rs"));
+            let shim = PathBuf::from(format!("../tests/macros/pass/{name}.rs"));
             let text = std::fs::read_to_string(&shim).unwrap_or_default();
-            (!text.contains(&format!("include!(\"ui/pass/{name}.rs\")")))
+            let target = format!("name = \"pass_{name}\"\npath = \"pass/{name}.rs\"");
+            let included = format!("include!(\"../../../iwhvi-macros/tests/ui/pass/{name}.rs\")");
+            (!text.contains(&included) || !manifest.contains(&target))
                 .then(|| shim.display().to_string())
         })
         .collect();
     assert!(
         missing.is_empty(),
         "pass cases without a test target that includes them: {missing:?} \
-         (copy tests/pass_eight_schools.rs)"
+         (copy tests/macros/pass/eight_schools.rs and its [[test]] in tests/macros/Cargo.toml)"
     );
 }

@@ -1,9 +1,9 @@
-//! The pass case `tests/ui/pass/learned_matrix.rs` (docs/COMPILE_CHECKS.md), a crate
+//! The pass case `iwhvi-macros/tests/ui/pass/same_model_name_in_a_child_module.rs` (docs/COMPILE_CHECKS.md), a crate
 //! root of its own, compiled and run as a test: the pass cases are test
 //! targets rather than trybuild cases so that trybuild, with compile-fail
 //! cases only, checks instead of building every dependency again.
 
-include!("ui/pass/learned_matrix.rs");
+include!("../../../iwhvi-macros/tests/ui/pass/same_model_name_in_a_child_module.rs");
 
 #[test]
 fn compiles_and_runs() {

@@ -1,9 +1,9 @@
-//! The pass case `tests/ui/pass/if_blocks_and_functions.rs` (docs/COMPILE_CHECKS.md), a crate
+//! The pass case `iwhvi-macros/tests/ui/pass/encoder_guide.rs` (docs/COMPILE_CHECKS.md), a crate
 //! root of its own, compiled and run as a test: the pass cases are test
 //! targets rather than trybuild cases so that trybuild, with compile-fail
 //! cases only, checks instead of building every dependency again.
 
-include!("ui/pass/if_blocks_and_functions.rs");
+include!("../../../iwhvi-macros/tests/ui/pass/encoder_guide.rs");
 
 #[test]
 fn compiles_and_runs() {

@@ -1,9 +1,9 @@
-//! The pass case `tests/ui/pass/guide_above_its_model.rs` (docs/COMPILE_CHECKS.md), a crate
+//! The pass case `iwhvi-macros/tests/ui/pass/correlation_factors.rs` (docs/COMPILE_CHECKS.md), a crate
 //! root of its own, compiled and run as a test: the pass cases are test
 //! targets rather than trybuild cases so that trybuild, with compile-fail
 //! cases only, checks instead of building every dependency again.
 
-include!("ui/pass/guide_above_its_model.rs");
+include!("../../../iwhvi-macros/tests/ui/pass/correlation_factors.rs");
 
 #[test]
 fn compiles_and_runs() {
