@@ -11,23 +11,14 @@ use iwhvi::fit::{Fit, FitConfig, Parallelism, fit};
 use iwhvi::guide::{HierarchicalGuide, Workspace};
 use iwhvi::objective::{Diwhvi, DiwhviObjective, GradientEstimator, StepNoise, estimate_bound};
 use iwhvi::optim::Adam;
-use iwhvi::tape::TapeEngine;
 use iwhvi::variational;
-use iwhvi::{Differentiable, ForwardEngine};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-/// `z_j ~ N(0, 1)`, `y_j ~ N(z_j, sigma_j)`: every latent local, with
-/// `log p(y) = Σ_j log N(y_j; 0, 1 + sigma_j²)`.
-#[variational]
-struct Local {
-    #[data]
-    sigma: Vec<f64>,
-    #[latent(Normal(0.0, 1.0), len = sigma.len())]
-    z: Vec<f64>,
-    #[observe(Normal(z[j], sigma[j]), for j)]
-    y: Vec<f64>,
-}
+use super::fixtures::{
+    Local, gradient_matches_finite_differences, local, local_log_evidence, log_normal_density,
+    random_params,
+};
 
 /// `ψ_j ~ N(mix_j(0), exp mix_j(1))` with `mix_j = mix(y_j, sigma_j)`,
 /// `z_j | ψ_j ~ N(h_j(0) + a ψ_j, exp h_j(1))` with `h_j = enc(y_j, sigma_j)`,
@@ -138,19 +129,11 @@ const Y: [f64; 6] = [1.2, -0.4, 2.5, 0.3, -1.8, 0.9];
 const SIGMA: [f64; 6] = [0.5, 1.0, 0.8, 1.5, 0.6, 1.2];
 
 fn model() -> Local {
-    Local::new(SIGMA.to_vec(), Y.to_vec()).unwrap()
+    local(&Y, &SIGMA)
 }
 
 fn log_evidence() -> f64 {
-    Y.iter()
-        .zip(SIGMA)
-        .map(|(y, s)| log_normal_density(*y, 0.0, (1.0 + s * s).sqrt()))
-        .sum()
-}
-
-fn log_normal_density(x: f64, loc: f64, scale: f64) -> f64 {
-    let z = (x - loc) / scale;
-    -0.5 * z * z - scale.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
+    local_log_evidence(&Y, &SIGMA)
 }
 
 /// A tanh network `2 → hidden → 2` by hand: `W0` (2 × H, row-major),
@@ -170,13 +153,6 @@ fn network_by_hand(w: &[f64], hidden: usize, x: [f64; 2]) -> [f64; 2] {
 /// scalars.
 const ENC: std::ops::Range<usize> = 4..4 + 2 * 8 + 8 + 8 * 2 + 2;
 const MIX_HIDDEN: usize = 4;
-
-fn random_params<G: HierarchicalGuide>(guide: &G, seed: u64) -> Vec<f64> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..guide.param_layout().len())
-        .map(|_| iwhvi::__private::normal_init(&mut rng, 0.4))
-        .collect()
-}
 
 fn normals(n: usize, seed: u64) -> Vec<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -268,27 +244,7 @@ fn check_gradient<M: iwhvi::model::Model, G: HierarchicalGuide>(model: &M, guide
     let mut rng = StdRng::seed_from_u64(seed + 1);
     let noise = StepNoise::draw(guide, Diwhvi::new(2, 3), &mut rng);
     let objective = DiwhviObjective::new(model, guide, &noise);
-    let (value, forward) = ForwardEngine::<8>::new().value_and_gradient(&objective, &params);
-    let (tape_value, tape) = TapeEngine.value_and_gradient(&objective, &params);
-    assert!((value - tape_value).abs() < 1e-9 * (1.0 + value.abs()));
-    for i in 0..params.len() {
-        let h = 1e-5;
-        let (mut up, mut down) = (params.clone(), params.clone());
-        up[i] += h;
-        down[i] -= h;
-        let fd = (objective.eval(&up) - objective.eval(&down)) / (2.0 * h);
-        let tolerance = 1e-5 * (1.0 + fd.abs());
-        assert!(
-            (forward[i] - fd).abs() < tolerance,
-            "∂{i}: {} vs {fd}",
-            forward[i]
-        );
-        assert!(
-            (tape[i] - fd).abs() < tolerance,
-            "∂{i} (tape): {} vs {fd}",
-            tape[i]
-        );
-    }
+    gradient_matches_finite_differences(&objective, &params);
 }
 
 #[test]
@@ -299,27 +255,34 @@ fn the_bound_gradient_through_a_learned_mixing_distribution_matches_finite_diffe
     check_gradient(&mean, &GlobalLearned::new(&mean).unwrap(), 9);
 }
 
-fn fitted<G: HierarchicalGuide>(guide: &G, threads: Parallelism) -> Fit {
+fn fitted<G: HierarchicalGuide>(guide: &G, steps: usize, threads: Parallelism) -> Fit {
     let config = FitConfig::new(Diwhvi::new(2, 8))
         .estimator(GradientEstimator::DoublyReparameterized)
-        .max_steps(1000)
+        .max_steps(steps)
         .seed(21)
         .parallelism(threads)
         .progress(false);
     fit(&model(), guide, Adam::new(0.02), &config).unwrap()
 }
 
+/// Adam steps of the fits compared with each other.
+const STEPS: usize = 400;
+
 #[test]
 fn a_fitted_learned_mixing_guide_is_below_the_evidence_and_above_a_standard_one() {
     let model = model();
     let learned = LearnedMean::new(&model).unwrap();
     let standard = Standard::new(&model).unwrap();
-    let one = fitted(&learned, Parallelism::SingleThread);
-    // Rayon's global pool: as many threads as cores (two here).
-    let two = fitted(&learned, Parallelism::AllCores);
-    assert_eq!(one.params, two.params);
-    assert_eq!(one.trace, two.trace);
-    let base = fitted(&standard, Parallelism::SingleThread);
+    // Rayon's global pool: as many threads as cores (two here); a short
+    // fit is enough to compare the bits.
+    let (short_one, short_two) = (
+        fitted(&learned, 50, Parallelism::SingleThread),
+        fitted(&learned, 50, Parallelism::AllCores),
+    );
+    assert_eq!(short_one.params, short_two.params);
+    assert_eq!(short_one.trace, short_two.trace);
+    let one = fitted(&learned, STEPS, Parallelism::SingleThread);
+    let base = fitted(&standard, STEPS, Parallelism::SingleThread);
     let exact = log_evidence();
     let mut rng = StdRng::seed_from_u64(22);
     let mut bound = |guide: &dyn Fn(&mut StdRng) -> iwhvi::objective::Estimate| guide(&mut rng);
