@@ -1,6 +1,8 @@
 //! The model struct as the macro sees it: each field with its role, its
 //! shape and its attribute, keeping the user's tokens for error spans.
 
+use proc_macro2::TokenStream;
+use quote::ToTokens;
 use syn::parse::{Parse, ParseStream};
 use syn::{Attribute, Expr, Ident, Token, Type, Visibility};
 
@@ -237,27 +239,60 @@ impl<T> Once<T> {
 }
 
 /// The contents of `#[transformed(…)]` and `#[factor(…)]`: a value, then
-/// optionally `for i` and `len = expr`, each at most once; any other
-/// option fails at its key with `unknown_option(key)`.
-pub(crate) fn parse_value_index_len(
-    input: ParseStream,
-    unknown_option: impl Fn(&Ident) -> String,
-) -> syn::Result<(Expr, Option<Ident>, Option<Expr>)> {
-    let value: Expr = input.parse()?;
-    let (mut index, mut len) = (Once::default(), Once::default());
-    while input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
-        if let Some(key) = input.parse::<Option<Token![for]>>()? {
-            index.set(&key, input.parse()?)?;
-            continue;
+/// optionally `for i` (a plate's or vector's index) and `len = expr` (its
+/// length), each at most once.
+pub struct ValueIndexLen {
+    pub value: Expr,
+    pub index: Option<Ident>,
+    pub len: Option<Expr>,
+}
+
+impl ValueIndexLen {
+    /// Parses the contents; any option other than `for` and `len` fails
+    /// at its key with `unknown_option(key)`.
+    pub(crate) fn parse_with(
+        input: ParseStream,
+        unknown_option: impl Fn(&Ident) -> String,
+    ) -> syn::Result<Self> {
+        let value: Expr = input.parse()?;
+        let (mut index, mut len) = (Once::default(), Once::default());
+        while input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
+            if let Some(key) = input.parse::<Option<Token![for]>>()? {
+                index.set(&key, input.parse()?)?;
+                continue;
+            }
+            let key: Ident = input.parse()?;
+            if key != "len" {
+                return Err(syn::Error::new(key.span(), unknown_option(&key)));
+            }
+            input.parse::<Token![=]>()?;
+            len.set(&key, input.parse()?)?;
         }
-        let key: Ident = input.parse()?;
-        if key != "len" {
-            return Err(syn::Error::new(key.span(), unknown_option(&key)));
-        }
-        input.parse::<Token![=]>()?;
-        len.set(&key, input.parse()?)?;
+        Ok(Self {
+            value,
+            index: index.get(),
+            len: len.get(),
+        })
     }
-    Ok((value, index.get(), len.get()))
+}
+
+impl ValueIndexLen {
+    /// Its expressions (the value, the length), for the read checks.
+    pub fn exprs(&self) -> Vec<&Expr> {
+        [Some(&self.value), self.len.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Its tokens (the value, the length), for the mention scans.
+    pub fn tokens(&self) -> TokenStream {
+        let mut tokens = self.value.to_token_stream();
+        if let Some(len) = &self.len {
+            len.to_tokens(&mut tokens);
+        }
+        tokens
+    }
 }
 
 /// The contents of `#[latent(…)]`: a distribution call, then options:

@@ -14,51 +14,26 @@
 //! length is never guessed: `len = <length>` over the data is required.
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
-use syn::parse::{Parse, ParseStream};
-use syn::{Attribute, Expr, Ident};
+use quote::quote;
+use syn::parse::ParseStream;
+use syn::{Attribute, Ident};
 
-use super::ast::{Field, Role, parse_value_index_len};
+use super::ast::{Field, Role, ValueIndexLen};
 use crate::ctxt::Ctxt;
 use crate::scope::{Bindings, Lower};
 
 /// The contents of `#[factor(…)]`: the term, then optionally `for i` (the
 /// index of a plate of terms) and `len = expr` (the plate's length), each
 /// at most once.
-pub struct Args {
-    pub value: Expr,
-    pub index: Option<Ident>,
-    pub len: Option<Expr>,
-}
+pub type Args = ValueIndexLen;
 
-impl Parse for Args {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let (value, index, len) = parse_value_index_len(input, |key| {
-            format!(
-                "unknown option `{key}` of #[factor]: write `#[factor(term)]`, or for one term per element `#[factor(term, for i, len = <length>)]`"
-            )
-        })?;
-        Ok(Self { value, index, len })
-    }
-}
-
-impl Args {
-    /// Its expressions (the term, the length), for the read checks.
-    pub fn exprs(&self) -> Vec<&Expr> {
-        [Some(&self.value), self.len.as_ref()]
-            .into_iter()
-            .flatten()
-            .collect()
-    }
-
-    /// Its tokens (the term, the length), for the mention scans.
-    pub fn tokens(&self) -> TokenStream {
-        let mut tokens = self.value.to_token_stream();
-        if let Some(len) = &self.len {
-            len.to_tokens(&mut tokens);
-        }
-        tokens
-    }
+/// Parses `#[factor(…)]`'s contents.
+fn parse_args(input: ParseStream) -> syn::Result<Args> {
+    ValueIndexLen::parse_with(input, |key| {
+        format!(
+            "unknown option `{key}` of #[factor]: write `#[factor(term)]`, or for one term per element `#[factor(term, for i, len = <length>)]`"
+        )
+    })
 }
 
 /// The role of a `#[factor(…)]` attribute (`None` with the mistake
@@ -71,7 +46,7 @@ pub fn role(cx: &Ctxt, attr: &Attribute) -> Option<Role> {
         );
         return None;
     }
-    cx.ok(attr.parse_args::<Args>()).map(Role::Factor)
+    cx.ok(attr.parse_args_with(parse_args)).map(Role::Factor)
 }
 
 /// A factor, lowered.

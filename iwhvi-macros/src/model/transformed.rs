@@ -21,31 +21,25 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::parse::{Parse, ParseStream};
+use syn::parse::ParseStream;
 use syn::{Attribute, Expr, Ident};
 
-use super::ast::{Elem, Field, Role, Shape, parse_value_index_len};
+use super::ast::{Elem, Field, Role, Shape, ValueIndexLen};
 use crate::ctxt::Ctxt;
 use crate::scope::{Bindings, Lower, Meaning};
 
 /// The contents of `#[transformed(…)]`: the value, then optionally
 /// `for i` (the index over a vector's elements) and `len = expr` (a
 /// `Vec<f64>`'s length over `for i`), each at most once.
-pub struct Args {
-    pub value: Expr,
-    pub index: Option<Ident>,
-    pub len: Option<Expr>,
-}
+pub type Args = ValueIndexLen;
 
-impl Parse for Args {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let (value, index, len) = parse_value_index_len(input, |key| {
-            format!(
-                "unknown option `{key}` of #[transformed]: write `for <index>` and, for a Vec, `len = <length>`"
-            )
-        })?;
-        Ok(Self { value, index, len })
-    }
+/// Parses `#[transformed(…)]`'s contents.
+fn parse_args(input: ParseStream) -> syn::Result<Args> {
+    ValueIndexLen::parse_with(input, |key| {
+        format!(
+            "unknown option `{key}` of #[transformed]: write `for <index>` and, for a Vec, `len = <length>`"
+        )
+    })
 }
 
 /// The role of a `#[transformed(…)]` attribute (`None` with the mistake
@@ -58,7 +52,8 @@ pub fn role(cx: &Ctxt, attr: &Attribute) -> Option<Role> {
         );
         return None;
     }
-    cx.ok(attr.parse_args::<Args>()).map(Role::Transformed)
+    cx.ok(attr.parse_args_with(parse_args))
+        .map(Role::Transformed)
 }
 
 /// What its name means in the table of bindings.
