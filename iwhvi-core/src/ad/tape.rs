@@ -332,11 +332,9 @@ fn consecutive_from(first: u32, block: &[Var]) -> bool {
         fn run(self) -> bool {
             const CHUNK: usize = 16;
             let Check(first, block) = self;
-            let chunks = block.chunks_exact(CHUNK);
-            let tail = chunks.remainder();
+            let (chunks, tail) = block.as_chunks::<CHUNK>();
             let mut start = first;
             for chunk in chunks {
-                let chunk: &[Var; CHUNK] = chunk.try_into().expect("chunks_exact");
                 let mut mismatch = 0u32;
                 for (k, v) in chunk.iter().enumerate() {
                     mismatch |= v.index ^ start.wrapping_add(k as u32);
@@ -563,6 +561,39 @@ mod tests {
             let tape = tape.borrow();
             (tape.starts.len() - 1, tape.edges.len())
         })
+    }
+
+    #[test]
+    fn a_block_is_consecutive_only_when_every_index_follows_the_first() {
+        let block = |first: u32, len: u32| -> Vec<Var> {
+            (0..len)
+                .map(|k| Var {
+                    value: 0.0,
+                    index: first.wrapping_add(k),
+                })
+                .collect()
+        };
+        // Lengths around the check's chunks of sixteen, and a range that
+        // wraps past u32::MAX.
+        for len in [1, 15, 16, 17, 32, 40] {
+            for first in [3, u32::MAX - 20] {
+                let mut vars = block(first, len);
+                assert!(consecutive_from(first, &vars), "len {len}, first {first}");
+                assert!(!consecutive_from(first + 1, &vars), "another start");
+                for k in 1..vars.len() {
+                    let right = vars[k].index;
+                    for wrong in [right.wrapping_add(1), CONSTANT] {
+                        if wrong == right {
+                            continue;
+                        }
+                        vars[k].index = wrong;
+                        assert!(!consecutive_from(first, &vars), "len {len}, entry {k}");
+                        vars[k].index = right;
+                    }
+                }
+            }
+        }
+        assert!(consecutive_from(7, &[]));
     }
 
     #[test]
