@@ -18,9 +18,26 @@
 //! networks are one vector op each on the tape), model and guide built
 //! inside the timing (a copy of the images):
 //!
-//! - `macro_gaussian_elbo`: one step on all 1,500 images;
+//! - `macro_gaussian_elbo`: one step on all 1,500 images, with the fit's
+//!   setup;
 //! - `macro_gaussian_elbo_batched`: an epoch as the runtime's, 15 steps on
-//!   minibatches of 100 (`fit`'s `batch_size`).
+//!   minibatches of 100 (`fit`'s `batch_size`), with the fit's setup and
+//!   its closing full-data bound (`Fit::full_bound`, 32 evaluations of the
+//!   bound on all the images);
+//!
+//! and, to compare with the peer (which times an epoch after compilation
+//! and warm-up), the marginal cost of an epoch and the one-off costs of a
+//! fit apart, each by `iter_custom` from fits of `E` epochs of minibatch
+//! steps (`t(E)` the wall time of `macro_vae::train_configured` with
+//! `full_bound(false)`, `t_full(E)` with the full-data bound), each sample
+//! `iters` pairs of fits run alternately:
+//!
+//! - `macro_epoch_marginal`: `t(2) − t(1)`, the 15 steps of one more
+//!   epoch (the setup and everything outside the steps cancel);
+//! - `macro_one_off_full_bound`: `t_full(1) − t(1)`, the closing bound;
+//! - `macro_one_off_setup`: `2 t(1) − t(2)`, what a fit costs besides its
+//!   steps and the bound (the model's and guide's construction, a copy of
+//!   the images, the fit's checks, the noise's allocation).
 //!
 //! ```sh
 //! cargo bench --no-run --bench vae_epoch
@@ -28,7 +45,7 @@
 //! ```
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use iwhvi::amortised::{EncoderKind, TrainSettings, VaeBound, train};
@@ -89,7 +106,9 @@ fn epochs(c: &mut Criterion) {
 }
 
 /// An epoch of the `#[variational]` VAE on the ELBO: one full-data step,
-/// and 15 minibatch steps.
+/// 15 minibatch steps (each fit with its setup and, for the minibatches,
+/// its closing full-data bound), then the marginal epoch and the one-off
+/// costs apart (see the module's doc).
 fn macro_epoch(c: &mut Criterion) {
     let data = digits::load().expect("../shared/data/digits");
     let mut group = c.benchmark_group("vae_epoch_macro");
@@ -110,14 +129,53 @@ fn macro_epoch(c: &mut Criterion) {
             black_box(macro_vae::train(&data.train.pixels, 1, settings).expect("an epoch")).params
         })
     });
+    let epoch = data.train.pixels.len() / digits::PIXELS / digits::BATCH;
     let batched = MacroTraining {
-        steps: data.train.pixels.len() / digits::PIXELS / digits::BATCH,
+        steps: epoch,
         batch_size: Some(digits::BATCH),
         ..settings
     };
     group.bench_function("macro_gaussian_elbo_batched", |b| {
         b.iter(|| {
             black_box(macro_vae::train(&data.train.pixels, 1, batched).expect("an epoch")).params
+        })
+    });
+    // `epochs` epochs of minibatch steps, with or without the closing
+    // full-data bound: its wall time.
+    let timed = |epochs: usize, full_bound: bool| {
+        let settings = MacroTraining {
+            steps: epochs * epoch,
+            ..batched
+        };
+        let started = Instant::now();
+        let trained = macro_vae::train_configured(&data.train.pixels, 1, settings, |c| {
+            c.full_bound(full_bound)
+        })
+        .expect("the epochs");
+        let elapsed = started.elapsed();
+        black_box(trained.params);
+        elapsed
+    };
+    // Σ first − Σ second over `iters` pairs (zero if the second is larger).
+    let difference = |iters: u64, first: &dyn Fn() -> Duration, second: &dyn Fn() -> Duration| {
+        let (mut a, mut b) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..iters {
+            a += first();
+            b += second();
+        }
+        a.saturating_sub(b)
+    };
+    group.bench_function("macro_epoch_marginal", |b| {
+        b.iter_custom(|iters| difference(iters, &|| timed(2, false), &|| timed(1, false)))
+    });
+    group.bench_function("macro_one_off_full_bound", |b| {
+        b.iter_custom(|iters| difference(iters, &|| timed(1, true), &|| timed(1, false)))
+    });
+    group.bench_function("macro_one_off_setup", |b| {
+        b.iter_custom(|iters| {
+            difference(iters, &|| timed(1, false) + timed(1, false), &|| {
+                timed(2, false)
+            })
         })
     });
     group.finish();

@@ -278,6 +278,42 @@ pub fn train(
     init_seed: u64,
     settings: MacroTraining,
 ) -> Result<MacroTrained, Box<FitError>> {
+    train_configured(pixels, init_seed, settings, |config| config)
+}
+
+/// [`train`] with the fit's [`FitConfig`] passed through `adjust` last
+/// (after the settings' steps, seed and batch size), e.g.
+/// `|c| c.full_bound(false)` to skip a minibatch fit's closing full-data
+/// bound ([`FitConfig::full_bound`]). `train` is this with the identity.
+///
+/// # Errors
+/// As [`train`].
+///
+/// ```
+/// use iwhvi::objective::Diwhvi;
+/// use iwhvi_examples::macro_vae::{MacroEncoder, MacroTraining, train, train_configured};
+/// let pixels: Vec<f64> = (0..4 * 64).map(|i| f64::from(i % 3 == 0)).collect();
+/// let settings = MacroTraining {
+///     encoder: MacroEncoder::Gaussian,
+///     objective: Diwhvi::elbo(),
+///     steps: 3,
+///     batch_size: Some(2),
+///     learning_rate: 1e-2,
+///     seed: 0,
+/// };
+/// let quick = train_configured(&pixels, 1, settings, |c| c.full_bound(false)).unwrap();
+/// let full = train(&pixels, 1, settings).unwrap();
+/// assert!(quick.fit.full_bound.is_none() && full.fit.full_bound.is_some());
+/// assert_eq!(quick.params, full.params);
+/// ```
+// `#[inline]`: as `train`.
+#[inline]
+pub fn train_configured(
+    pixels: &[f64],
+    init_seed: u64,
+    settings: MacroTraining,
+    adjust: impl FnOnce(FitConfig) -> FitConfig,
+) -> Result<MacroTrained, Box<FitError>> {
     let vae = runtime_vae();
     let mut start = vae.init_params(&mut StdRng::seed_from_u64(init_seed));
     vae.init_decoder_bias(&mut start, pixels)
@@ -291,6 +327,7 @@ pub fn train(
     if let Some(b) = settings.batch_size {
         config = config.batch_size(b);
     }
+    let config = adjust(config);
     let adam = Adam::new(settings.learning_rate);
     let fitted = match settings.encoder {
         MacroEncoder::Gaussian => {

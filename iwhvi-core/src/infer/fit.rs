@@ -100,6 +100,9 @@ pub struct FitConfig {
     /// `N` elements, scaled by `N / b` (default none: the full data; see
     /// [`FitConfig::batch_size`]).
     pub(crate) batch_size: Option<usize>,
+    /// Whether a minibatch fit ends with [`Fit::full_bound`] (default
+    /// true; see [`FitConfig::full_bound`]).
+    pub(crate) full_bound: bool,
 }
 
 /// Where [`fit`] starts the guide.
@@ -570,6 +573,18 @@ impl FitConfig {
     pub fn get_batch_size(&self) -> Option<usize> {
         self.batch_size
     }
+
+    /// Whether a minibatch fit ends with [`Fit::full_bound`] (see
+    /// [`FitConfig::full_bound`]; default true).
+    ///
+    /// ```
+    /// use iwhvi_core::fit::FitConfig;
+    /// assert!(FitConfig::default().get_full_bound());
+    /// assert!(!FitConfig::default().full_bound(false).get_full_bound());
+    /// ```
+    pub fn get_full_bound(&self) -> bool {
+        self.full_bound
+    }
 }
 
 impl Default for FitConfig {
@@ -589,6 +604,7 @@ impl Default for FitConfig {
             init: Init::Guide,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             batch_size: None,
+            full_bound: true,
         }
     }
 }
@@ -749,6 +765,60 @@ impl FitConfig {
         self
     }
 
+    /// With `false`, a minibatch fit ([`FitConfig::batch_size`]) skips its
+    /// closing full-data bound: [`Fit::full_bound`] is then `None`, and the
+    /// fit saves [`FULL_BOUND_REPLICATES`] evaluations of the bound on all
+    /// `N` elements of the plate (on a short fit, more than its steps cost).
+    /// Default `true`. Nothing else changes: the steps, their noise and
+    /// batches, [`Fit::params`] and [`Fit::trace`] are the same bits either
+    /// way. A fit on the full data has no `full_bound` whatever this says.
+    ///
+    /// ```
+    /// use iwhvi_core::Scalar;
+    /// use iwhvi_core::fit::{FitConfig, fit};
+    /// use iwhvi_core::guide::MeanField;
+    /// use iwhvi_core::model::{LatentSpec, Layout, Model};
+    /// use iwhvi_core::objective::Diwhvi;
+    /// use iwhvi_core::optim::Adam;
+    /// use iwhvi_core::subsample::{Batch, SubsamplePlate};
+    /// use iwhvi_core::transforms::Transform;
+    ///
+    /// /// mu ~ N(0, 1), y_n ~ N(mu, 1).
+    /// struct Mean { y: Vec<f64> }
+    /// impl Model for Mean {
+    ///     fn layout(&self) -> Layout {
+    ///         Layout::new(vec![LatentSpec::scalar("mu", Transform::Identity)])
+    ///     }
+    ///     fn log_joint<T: Scalar>(&self, u: &[T]) -> T {
+    ///         let all: Vec<usize> = (0..self.y.len()).collect();
+    ///         self.log_joint_subset(&[], u, &[], &Batch::new(&all, self.y.len()))
+    ///     }
+    ///     fn subsample_plate(&self) -> Result<SubsamplePlate, &'static str> {
+    ///         Ok(SubsamplePlate { observed: vec!["y".into()], len: self.y.len() })
+    ///     }
+    ///     fn log_joint_subset<T: Scalar>(&self, _: &[T], u: &[T], _: &[f64], batch: &Batch<'_>) -> T {
+    ///         let mut plate = T::constant(0.0);
+    ///         for &n in batch.indices() {
+    ///             plate += -(T::constant(self.y[n]) - u[0]).square() * 0.5;
+    ///         }
+    ///         -u[0].square() * 0.5 + plate * batch.scale()
+    ///     }
+    /// }
+    ///
+    /// let model = Mean { y: (0..40).map(|n| f64::from(n % 5)).collect() };
+    /// let config = FitConfig::new(Diwhvi::elbo()).batch_size(8).max_steps(20).progress(false);
+    /// let with = fit(&model, &MeanField::new(1), Adam::new(0.05), &config).unwrap();
+    /// let quick = config.clone().full_bound(false);
+    /// let without = fit(&model, &MeanField::new(1), Adam::new(0.05), &quick).unwrap();
+    /// assert!(with.full_bound.is_some() && without.full_bound.is_none());
+    /// assert_eq!(with.params, without.params);
+    /// assert_eq!(with.trace, without.trace);
+    /// ```
+    pub fn full_bound(mut self, evaluate: bool) -> Self {
+        self.full_bound = evaluate;
+        self
+    }
+
     /// Checks the settings that a fit cannot run with: a zero
     /// [`window`](FitConfig::window) (no smoothed bound, never converges),
     /// zero [`max_consecutive_rejections`](FitConfig::max_consecutive_rejections)
@@ -848,7 +918,8 @@ pub struct Fit {
     /// [`FULL_BOUND_REPLICATES`] draws of fresh noise (seeded from the
     /// fit's seed), with its standard error. [`Fit::trace`] and
     /// [`Fit::smoothed`] hold the minibatch estimates. `None` for a fit on
-    /// the full data, whose trace is already the full-data bound.
+    /// the full data, whose trace is already the full-data bound, and for
+    /// one configured with [`FitConfig::full_bound`]`(false)`.
     pub full_bound: Option<Estimate>,
 }
 
@@ -1287,7 +1358,7 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
             Err(FitError::Diverged { partial, .. }) => partial.split_theta(p, theta_layout),
             Err(_) => {}
         }
-        if config.batch_size.is_some() {
+        if config.batch_size.is_some() && config.full_bound {
             if let Ok(fit) = &mut result {
                 fit.full_bound = Some(match &per_point {
                     None => full_data_bound(model, guide, config, fit)?,

@@ -129,11 +129,18 @@ pub fn prepare_groups(plan: &Plan<'_>) -> TokenStream {
             __p += self.__param_lens[#pi];
             let __rows = self.__encoder_rows[#ei];
             let __width = self.__encoder_inputs[#ei].len() / __rows.max(1);
+            __input.clear();
+            __picked.clear();
             for &__j in __groups.iter().filter(|&&__j| __j < __rows) {
-                let __input = &self.__encoder_inputs[#ei][__j * __width..(__j + 1) * __width];
-                self.__encoder_nets[#ei].apply_rows(__w, __input, 1, &mut __one);
+                __input.extend_from_slice(&self.__encoder_inputs[#ei][__j * __width..(__j + 1) * __width]);
+                __picked.push(__j);
+            }
+            // One network op over the groups' rows (each row's outputs
+            // are those of a call on the row alone).
+            self.__encoder_nets[#ei].apply_rows(__w, &__input, __picked.len(), &mut __one);
+            for (__r, &__j) in __picked.iter().enumerate() {
                 for __o in 0..#outputs {
-                    __workspace.params[__at + __o * __rows + __j] = __one[__o];
+                    __workspace.params[__at + __o * __rows + __j] = __one[__o * __picked.len() + __r];
                 }
             }
             __at += __rows * #outputs;
@@ -149,6 +156,8 @@ pub fn prepare_groups(plan: &Plan<'_>) -> TokenStream {
             let mut __p: usize = self.__param_lens[..#first].iter().sum();
             let mut __at = 0usize;
             let mut __one: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+            let mut __input: ::std::vec::Vec<f64> = ::std::vec::Vec::new();
+            let mut __picked: ::std::vec::Vec<usize> = ::std::vec::Vec::new();
             #(#steps)*
             __workspace.params[#len] = <__T as ::iwhvi::__private::Scalar>::constant(2.0);
         }

@@ -394,7 +394,7 @@ pub(crate) fn split_engines_value_and_gradient_theta<
         guide_gradient,
     );
     if !theta.is_empty() {
-        theta_gradient_into(guide, params, noise, &chained, theta_gradient);
+        theta_gradient_into(guide, params, noise, &chained, value, theta_gradient);
     }
     Ok(value)
 }
@@ -404,13 +404,27 @@ pub(crate) fn split_engines_value_and_gradient_theta<
 /// `∇_ϑ bound = Σ_m a_m ∇_ϑ log p_θ(x, u_m)` with
 /// `a = softmax_m(log p(x, u_m) − U_K(u_m))`, the normalised outer
 /// importance weights of the same draws. Written into `out`.
+///
+/// With `M = 1` the one weight is `a = 1` whenever the step's `bound` is
+/// finite (`exp(w − w)`, exactly): the weights' pass, which runs the
+/// guide's preparation (its encoders) once more, is skipped, with the
+/// same bits. A non-finite bound gives `a = NaN` (the step is rejected).
 fn theta_gradient_into<G: HierarchicalGuide>(
     guide: &G,
     params: &[f64],
     noise: &StepNoise,
     chained: &ChainedModel,
+    bound: f64,
     out: &mut [f64],
 ) {
+    if noise.objective().m() == 1 {
+        let a = if bound.is_finite() { 1.0 } else { f64::NAN };
+        out.fill(0.0);
+        for (o, g) in out.iter_mut().zip(chained.theta_gradient(0)) {
+            *o += a * g;
+        }
+        return;
+    }
     let mut log_w = Vec::with_capacity(noise.objective().m());
     for_each_outer_draw(guide, params, noise, Stop::Nothing, |m, _, weights| {
         log_w.push(chained.value(m) - weights.upper());
