@@ -81,14 +81,18 @@ impl Mlp {
     ) {
         let shapes = self.shapes();
         let width = shapes[0].outputs;
+        // The parameters from `W_c` on: `W₀` (the bulk of an encoder of
+        // images) is not the op's, which keeps its block (and the tape's
+        // scan of it per call) small.
+        let base = shapes[0].context_weight;
         let op = FromFirstOp {
             shapes,
-            offset: self.offset,
+            offset: base,
             activation: self.activation,
             saved: Vec::new(),
         };
         let blocks = [
-            &params[..self.len()],
+            &params[base - self.offset..self.len()],
             &first[..width],
             &context[..self.context],
         ];
@@ -169,8 +173,10 @@ impl VectorFunction for FirstLayerOp {
 }
 
 /// The network on one row from its first layer's data part: blocks
-/// `[params, first, context]`. Forward: `first`, plus the context's
-/// terms, the activation, then each layer above as the scalar loop.
+/// `[params, first, context]`, `params` the network's from `W_c` on
+/// (`offset` the index of `W_c`; layer 0's `W₀` range is empty).
+/// Forward: `first`, plus the context's terms, the activation, then each
+/// layer above as the scalar loop.
 struct FromFirstOp {
     shapes: Vec<LayerShape>,
     offset: usize,
@@ -187,7 +193,7 @@ impl FromFirstOp {
     /// Layer `s`'s weights, context weights and biases as ranges of the
     /// network's own parameters.
     fn ranges(&self, s: &LayerShape) -> [std::ops::Range<usize>; 3] {
-        let at = |i: usize| i - self.offset;
+        let at = |i: usize| i.saturating_sub(self.offset);
         [
             at(s.weight)..at(s.context_weight),
             at(s.context_weight)..at(s.bias),
