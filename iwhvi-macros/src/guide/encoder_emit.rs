@@ -40,8 +40,21 @@ fn outputs_len(plan: &Plan<'_>) -> TokenStream {
     quote!((0usize #(#terms)*))
 }
 
-/// Every encoder's outputs appended to `__enc_buf` (a `Vec<__T>`), the
-/// weights read from `__params` at `__p` onwards (advanced past them).
+/// Encoder `ei`'s outputs at every point into `__one` (a new `Vec<__T>`,
+/// output after output, each `rows` long), its weights found in the whole
+/// `__params` by `__param_lens`.
+pub fn evaluate_encoder(plan: &Plan<'_>, ei: usize) -> TokenStream {
+    let pi = plan.params.len() + ei;
+    quote! {
+        let __w0: usize = self.__param_lens[..#pi].iter().sum();
+        let __w = &__params[__w0..__w0 + self.__param_lens[#pi]];
+        let mut __one: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+        self.__encoder_nets[#ei].apply_rows(__w, &self.__encoder_inputs[#ei], self.__encoder_rows[#ei], &mut __one);
+    }
+}
+
+/// Every encoder's outputs appended to `__enc_buf` (a `Vec<__T>`), `__p`
+/// advanced past their weights.
 fn evaluate(plan: &Plan<'_>) -> TokenStream {
     let first = plan.params.len();
     let steps = plan.encoders.iter().enumerate().map(|(ei, e)| {
@@ -50,12 +63,13 @@ fn evaluate(plan: &Plan<'_>) -> TokenStream {
             // Evaluated per draw (`context_outputs`).
             return quote!(__p += self.__param_lens[#pi];);
         }
+        let one = evaluate_encoder(plan, ei);
         quote! {
-            let __w = &__params[__p..__p + self.__param_lens[#pi]];
             __p += self.__param_lens[#pi];
-            let mut __one: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
-            self.__encoder_nets[#ei].apply_rows(__w, &self.__encoder_inputs[#ei], self.__encoder_rows[#ei], &mut __one);
-            __enc_buf.extend_from_slice(&__one);
+            {
+                #one
+                __enc_buf.extend_from_slice(&__one);
+            }
         }
     });
     quote!(#(#steps)*)

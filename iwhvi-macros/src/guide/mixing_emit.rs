@@ -13,6 +13,7 @@ use quote::quote;
 
 use super::emit::Bindings;
 use super::encoder::output_name;
+use super::encoder_emit::evaluate_encoder;
 use super::lower::{Mixing, Plan};
 
 /// Whether some mixing variable has a learned distribution.
@@ -33,12 +34,12 @@ fn family_encoders(plan: &Plan<'_>) -> Vec<usize> {
 
 /// The outputs `__enc_<name>_<o>` of the encoders the mixing
 /// distributions call, each a slice over the points (the whole-`ψ`
-/// methods have no workspace: computed here, once per call).
+/// methods have no workspace: computed here, once per call, by
+/// [`evaluate_encoder`]).
 fn encoder_outputs(plan: &Plan<'_>) -> TokenStream {
-    let first = plan.params.len();
     let steps = family_encoders(plan).into_iter().map(|ei| {
         let e = &plan.encoders[ei];
-        let pi = first + ei;
+        let one = evaluate_encoder(plan, ei);
         let names = (0..e.outputs).map(|o| {
             let name = output_name(e.ident, o);
             quote!(let #name: &[__T] = &__one[#o * __rows..(#o + 1) * __rows];)
@@ -46,12 +47,9 @@ fn encoder_outputs(plan: &Plan<'_>) -> TokenStream {
         // Not in a block of their own: the outputs stay bound (`__one`
         // shadowed by the next encoder's).
         quote! {
-            let __w0: usize = self.__param_lens[..#pi].iter().sum();
-            let __w = &__params[__w0..__w0 + self.__param_lens[#pi]];
-            let __rows = self.__encoder_rows[#ei];
-            let mut __one: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
-            self.__encoder_nets[#ei].apply_rows(__w, &self.__encoder_inputs[#ei], __rows, &mut __one);
+            #one
             let __one = __one;
+            let __rows = self.__encoder_rows[#ei];
             #(#names)*
         }
     });
