@@ -376,8 +376,8 @@ pub fn hierarchical_log_likelihood(
 /// assert_eq!(groups.len(), 3);
 /// assert_eq!(groups.groups()[1].psi, 2..4);
 /// assert_eq!(guide.mixing_dim(), 6);
-/// // Three networks 64 (+ 2 context) → 64 tanh → 4.
-/// assert_eq!(guide.param_layout().len(), 65 * 64 + 2 * 66 * 64 + 3 * 65 * 4);
+/// // Three networks 64 (+ 2 context) → 64 tanh → 4: W₀ (and W_c), b₀, W₁, b₁.
+/// assert_eq!(guide.param_layout().len(), 65 * 64 + 2 * (66 + 1) * 64 + 3 * 65 * 4);
 /// ```
 #[variational(guide = DigitsVae)]
 pub struct HierarchicalEncoder {
