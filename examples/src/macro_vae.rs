@@ -432,6 +432,36 @@ mod tests {
         fit(&model, &guide, Adam::new(1e-2), &config).expect("three steps")
     }
 
+    /// DIWHVI (`M = 2`, `K = 3`) steps of the hierarchical encoder on 6
+    /// images: its conditional network runs per `ψ` from each image's
+    /// first-layer part (`prepare`).
+    fn hierarchical_fit(parallelism: Parallelism) -> Fit {
+        let pixels: Vec<f64> = (0..6 * PIXELS)
+            .map(|i| f64::from(u8::from((i * 5 + i / PIXELS).is_multiple_of(3))))
+            .collect();
+        let model = DigitsVae::new(images(&pixels)).expect("six images");
+        let guide = HierarchicalEncoder::new(&model).expect("an encoder");
+        let config = FitConfig::new(Diwhvi::new(2, 3))
+            .engine(Engine::Tape)
+            .max_steps(2)
+            .min_steps(2)
+            .seed(5)
+            .parallelism(parallelism)
+            .progress(false);
+        fit(&model, &guide, Adam::new(1e-2), &config).expect("two steps")
+    }
+
+    #[test]
+    fn a_seed_reproduces_the_hierarchical_fit_bit_for_bit_on_one_or_two_threads() {
+        let one = hierarchical_fit(Parallelism::SingleThread);
+        let two = hierarchical_fit(Parallelism::AllCores);
+        assert_eq!(one.engines.guide, EngineChoice::Tape);
+        assert!(one.trace.iter().all(|b| b.is_finite()));
+        assert_eq!(one.params, two.params);
+        assert_eq!(one.theta, two.theta);
+        assert_eq!(one.trace, two.trace);
+    }
+
     #[test]
     fn a_seed_reproduces_the_macro_vae_fit_bit_for_bit_on_one_or_two_threads() {
         let one = iwae_fit(Parallelism::SingleThread);
