@@ -18,28 +18,30 @@
 //! learned `#[param]` matrices, one local latent per image and coordinate,
 //! the encoders `#[encoder]` networks), fitted by `iwhvi::fit` from the
 //! same decoder start: the Gaussian encoder on the ELBO, and the guide
-//! macro's hierarchical encoder (a learned `q(ψ | x)` network with two
-//! coordinates per image moving the means and log scales of
-//! `q(z | ψ, x)`, a reverse network `τ(ψ | z, x)`; the runtime's feeds `ψ`
-//! to the conditional's network instead) on DIWHVI (`M = 5`, `K = 10`).
-//! They step on all 1,500 images, one step per epoch, at Adam 10⁻² (the
-//! minibatch rate scaled with the batch). At 50 epochs:
+//! macro's hierarchical encoder in the runtime's shape (a learned
+//! `q(ψ | x)` network with two coordinates per image, the conditional
+//! `q(z | ψ, x)` a network of the image with `ψ` as its context, a reverse
+//! network `τ(ψ | z, x)` with `z` as its context) on DIWHVI (`M = 5`,
+//! `K = 10`). They step on all 1,500 images, one step per epoch, at Adam
+//! 10⁻² (the minibatch rate scaled with the batch). At 50 epochs:
 //!
 //! | `#[variational]` row | test log p(x) | paired vs runtime ELBO |
 //! |---|---|---|
 //! | Gaussian, ELBO | −22.15 ± 0.25 | −0.08 ± 0.02 |
-//! | hierarchical, DIWHVI | −22.10 ± 0.25 | −0.03 ± 0.02 |
+//! | hierarchical, DIWHVI | −22.14 ± 0.25 | −0.07 ± 0.02 |
 //!
-//! The macro's hierarchical encoder is above its Gaussian one by
-//! +0.05 ± 0.02 and 0.49 ± 0.07 below the runtime's hierarchical encoder
-//! on DIWHVI. With one standard normal `ψ` per image instead of the
-//! learned two-coordinate `q(ψ | x)` it was −22.11 ± 0.24 (paired change
-//! +0.01 ± 0.03): a learned location and scale of `ψ` that enters the
-//! conditional linearly is mostly absorbed by the conditional's own
-//! outputs. The macro rows run on the generic reverse tape, their
-//! networks one whole-array op per call (`Scalar::vector_op`), not on the
-//! batched kernels: about 7× the runtime's time per epoch for the
-//! Gaussian encoder (docs/PERFORMANCE.md).
+//! The macro's hierarchical encoder is level with its Gaussian one
+//! (+0.005 ± 0.017) and 0.53 ± 0.06 below the runtime's hierarchical
+//! encoder on DIWHVI, which takes 15 minibatch steps an epoch to the
+//! macro rows' one. Its earlier shape, `ψ` moving the conditional's means
+//! and log scales linearly (a network of the image alone), gave
+//! −22.10 ± 0.25 (paired change of the switch −0.04 ± 0.01); with one
+//! standard normal `ψ` per image, −22.11 ± 0.24. The macro rows run on the
+//! generic reverse tape, their networks one whole-array op per call
+//! (`Scalar::vector_op`), not on the batched kernels: about 7× the
+//! runtime's time per epoch for the Gaussian encoder; the hierarchical
+//! conditional's network runs `K + 1` times per image and draw, from each
+//! image's first-layer part computed once per step (docs/PERFORMANCE.md).
 
 //! Every network is an MLP with one hidden layer of 64 tanh units;
 //! minibatches of 100, Adam (learning rate 10⁻³), the gradient of the
@@ -519,8 +521,8 @@ fn main() {
             "#[variational]: the same VAE declared with the macros (iwhvi_examples::macro_vae), \
              fitted by iwhvi::fit on all {} images per step (one step per epoch, Adam {MACRO_LEARNING_RATE}); \
              final bound: its last 10 steps;\nthe macro's hierarchical encoder has a learned q(psi | x) with two \
-             coordinates per image, moving q(z | psi, x)'s means and log scales (the runtime's feeds psi to its \
-             network), its test log p(x) by DIWHVI (M = 1000, K = 100)",
+             coordinates per image, fed with the image to q(z | psi, x)'s network as the runtime's is, \
+             its test log p(x) by DIWHVI (M = 1000, K = 100)",
             data.train.len()
         ));
     } else {

@@ -516,3 +516,56 @@ fn a_global_learned_mixing_variable_is_its_own_group_beside_per_point_ones() {
     assert!((total - whole).abs() < 1e-10, "{total} vs {whole}");
     check_gradient(&model, &guide, 18);
 }
+
+/// `sample_mixing_prepared` and `log_mixing_prepared` (the objectives'
+/// outer draw: `q(ψ | x)`'s network outputs read from the workspace
+/// `prepare` filled) give `sample_mixing`'s and `log_mixing`'s values bit
+/// for bit, prepared or not (then they compute for themselves, as on a
+/// workspace prepared for a batch's groups only); and they do read the
+/// workspace: moved outputs move `ψ`.
+#[test]
+fn the_prepared_mixing_methods_are_the_plain_ones_and_read_the_workspace() {
+    let model = model();
+    let guide = Learned::new(&model).unwrap();
+    let n = Y.len();
+    let params = random_params(&guide, 13);
+    let noise = normals(n, 14);
+    let mut psi = vec![0.0; n];
+    guide.sample_mixing(&params, &noise, &mut psi);
+    let lm = guide.log_mixing(&params, &psi);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut prepared = Workspace::new(&guide);
+    guide.prepare(&params, &mut prepared);
+    let mut batch = Workspace::new(&guide);
+    guide.prepare_groups(&params, &[1, 3], &mut batch);
+    for ws in [&mut Workspace::new(&guide), &mut prepared, &mut batch] {
+        let mut got = vec![0.0; n];
+        guide.sample_mixing_prepared(&params, &noise, &mut got, ws);
+        assert_eq!(bits(&got), bits(&psi));
+        let got = guide.log_mixing_prepared(&params, &psi, ws);
+        assert_eq!(got.to_bits(), lm.to_bits());
+    }
+    // The encoders' outputs (`enc`'s and `mix`'s, 2 × n each) moved.
+    prepared.params[..4 * n].iter_mut().for_each(|v| *v += 0.5);
+    let mut moved = vec![0.0; n];
+    guide.sample_mixing_prepared(&params, &noise, &mut moved, &mut prepared);
+    assert!((0..n).all(|j| (moved[j] - psi[j]).abs() > 1e-3));
+    // Without encoders (a global learned q(ψ)), the same values too.
+    let mean = Mean::new(vec![0.3, 1.1, -0.2]).unwrap();
+    let global = GlobalLearned::new(&mean).unwrap();
+    let params = random_params(&global, 15);
+    let noise = normals(2, 16);
+    let (mut plain, mut got) = (vec![0.0; 2], vec![0.0; 2]);
+    global.sample_mixing(&params, &noise, &mut plain);
+    let mut ws = Workspace::new(&global);
+    global.prepare(&params, &mut ws);
+    global.sample_mixing_prepared(&params, &noise, &mut got, &mut ws);
+    assert_eq!(bits(&got), bits(&plain));
+    let lm = global.log_mixing(&params, &plain).to_bits();
+    assert_eq!(
+        global
+            .log_mixing_prepared(&params, &plain, &mut ws)
+            .to_bits(),
+        lm
+    );
+}

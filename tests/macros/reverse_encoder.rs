@@ -7,7 +7,8 @@
 
 use iwhvi::guide::{HierarchicalGuide, Workspace};
 use iwhvi::objective::{Diwhvi, DiwhviObjective, StepNoise};
-use iwhvi::variational;
+use iwhvi::tape::TapeEngine;
+use iwhvi::{Differentiable, ForwardEngine, Scalar, variational};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -244,4 +245,92 @@ fn a_fitted_guide_with_three_networks_is_below_and_close_to_the_exact_evidence()
     let guide = ThreeNetworks::new(&model).unwrap();
     let exact = local_log_evidence(&Y, &SIGMA);
     fitted_is_below_and_close((&model, &guide, "three-network"), (4, 2000), exact);
+}
+
+/// `Σ_j [log q(z_j | ψ_j) + log τ(ψ_j | z_j)]` by groups, then the whole
+/// `log q(z | ψ)` and `log τ(ψ | z)`, of [`ThreeNetworks`] at fixed `ψ` and
+/// `z` as a function of the parameters: on a workspace that `prepare`
+/// filled (each network's first layer starts from the point's data part,
+/// `b₀ + W₀ᵀ x_j`, computed once) or on a fresh one (each call from the
+/// point's inputs).
+struct GroupSum<'a> {
+    guide: &'a ThreeNetworks,
+    prepared: bool,
+    psi: Vec<f64>,
+    u: Vec<f64>,
+}
+
+impl Differentiable for GroupSum<'_> {
+    fn eval<T: Scalar>(&self, p: &[T]) -> T {
+        let mut ws = Workspace::new(self.guide);
+        if self.prepared {
+            self.guide.prepare(p, &mut ws);
+        }
+        let psi: Vec<T> = self.psi.iter().map(|&v| T::constant(v)).collect();
+        let u: Vec<T> = self.u.iter().map(|&v| T::constant(v)).collect();
+        self.guide.prepare_reverse(p, &u, &mut ws);
+        let mut total = T::constant(0.0);
+        for j in 0..u.len() {
+            let at = &psi[j..j + 1];
+            total += self.guide.log_conditional_group(p, j, at, &u, &mut ws);
+            total += self.guide.log_reverse_group(p, j, &u, at, &mut ws) * 0.7;
+        }
+        total += self.guide.log_conditional(p, &psi, &u, &mut ws) * 1.3;
+        total + self.guide.log_reverse(p, &u, &psi, &mut ws) * 0.4
+    }
+}
+
+#[test]
+fn the_first_layer_parts_give_the_plain_paths_values_and_gradients() {
+    let model = model();
+    let guide = ThreeNetworks::new(&model).unwrap();
+    let params = random_params(&guide, 11);
+    let psi: Vec<f64> = (0..Y.len()).map(|j| 0.3 * j as f64 - 0.5).collect();
+    let u: Vec<f64> = (0..Y.len()).map(|j| Y[j] * 0.8 - 0.1).collect();
+    let of = |prepared| GroupSum {
+        guide: &guide,
+        prepared,
+        psi: psi.clone(),
+        u: u.clone(),
+    };
+    let (parts, plain) = (of(true), of(false));
+    // The same additions in the same order: the same bits.
+    assert_eq!(parts.eval(&params).to_bits(), plain.eval(&params).to_bits());
+    let (tv, tape) = TapeEngine.value_and_gradient(&parts, &params);
+    let (pv, reference) = TapeEngine.value_and_gradient(&plain, &params);
+    let (dv, forward) = ForwardEngine::<8>::new().value_and_gradient(&parts, &params);
+    assert_eq!((tv.to_bits(), dv.to_bits()), (pv.to_bits(), pv.to_bits()));
+    for i in 0..params.len() {
+        let tolerance = 1e-12 * (1.0 + reference[i].abs());
+        assert!(
+            (tape[i] - reference[i]).abs() <= tolerance,
+            "∂{i} (tape): {} vs {}",
+            tape[i],
+            reference[i]
+        );
+        assert!(
+            (forward[i] - reference[i]).abs() <= tolerance,
+            "∂{i} (duals): {} vs {}",
+            forward[i],
+            reference[i]
+        );
+    }
+    // The prepared workspace's parts are what the networks read: moved,
+    // the group densities move (both networks have a context).
+    let mut ws = Workspace::new(&guide);
+    guide.prepare(&params, &mut ws);
+    guide.prepare_reverse(&params, &u, &mut ws);
+    let at = &psi[1..2];
+    let before = guide.log_conditional_group(&params, 1, at, &u, &mut ws);
+    ws.params[1..].iter_mut().for_each(|v| *v += 0.5);
+    let after = guide.log_conditional_group(&params, 1, at, &u, &mut ws);
+    assert!((after - before).abs() > 1e-3, "{after} vs {before}");
+    let mut moved = Workspace::new(&guide);
+    moved.params.clone_from(&ws.params);
+    guide.prepare_reverse(&params, &u, &mut moved);
+    let (fresh, stale) = (
+        guide.log_reverse_group(&params, 1, &u, at, &mut Workspace::new(&guide)),
+        guide.log_reverse_group(&params, 1, &u, at, &mut moved),
+    );
+    assert!((fresh - stale).abs() > 1e-3, "{fresh} vs {stale}");
 }

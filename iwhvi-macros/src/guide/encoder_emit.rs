@@ -40,8 +40,21 @@ fn outputs_len(plan: &Plan<'_>) -> TokenStream {
     quote!((0usize #(#terms)*))
 }
 
-/// Every encoder's outputs appended to `__enc_buf` (a `Vec<__T>`), the
-/// weights read from `__params` at `__p` onwards (advanced past them).
+/// Encoder `ei`'s outputs at every point into `__one` (a new `Vec<__T>`,
+/// output after output, each `rows` long), its weights found in the whole
+/// `__params` by `__param_lens`.
+pub fn evaluate_encoder(plan: &Plan<'_>, ei: usize) -> TokenStream {
+    let pi = plan.params.len() + ei;
+    quote! {
+        let __w0: usize = self.__param_lens[..#pi].iter().sum();
+        let __w = &__params[__w0..__w0 + self.__param_lens[#pi]];
+        let mut __one: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+        self.__encoder_nets[#ei].apply_rows(__w, &self.__encoder_inputs[#ei], self.__encoder_rows[#ei], &mut __one);
+    }
+}
+
+/// Every encoder's outputs appended to `__enc_buf` (a `Vec<__T>`), `__p`
+/// advanced past their weights.
 fn evaluate(plan: &Plan<'_>) -> TokenStream {
     let first = plan.params.len();
     let steps = plan.encoders.iter().enumerate().map(|(ei, e)| {
@@ -50,35 +63,109 @@ fn evaluate(plan: &Plan<'_>) -> TokenStream {
             // Evaluated per draw (`context_outputs`).
             return quote!(__p += self.__param_lens[#pi];);
         }
+        let one = evaluate_encoder(plan, ei);
         quote! {
-            let __w = &__params[__p..__p + self.__param_lens[#pi]];
             __p += self.__param_lens[#pi];
-            let mut __one: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
-            self.__encoder_nets[#ei].apply_rows(__w, &self.__encoder_inputs[#ei], self.__encoder_rows[#ei], &mut __one);
-            __enc_buf.extend_from_slice(&__one);
+            {
+                #one
+                __enc_buf.extend_from_slice(&__one);
+            }
         }
     });
     quote!(#(#steps)*)
 }
 
-/// The `workspace_lens` entry of `params`: the outputs and their flag
-/// (none without encoders).
+/// The `workspace_lens` entry of `params`: the outputs, their flag, then
+/// the context encoders' first-layer data parts (none without encoders).
 pub fn params_len(plan: &Plan<'_>) -> TokenStream {
-    if !plan.encoders.iter().any(|e| e.context.is_empty()) {
+    if plan.encoders.is_empty() {
         return quote!(0usize);
     }
+    let (len, first) = (outputs_len(plan), first_len(plan));
+    quote!(#len + 1 + #first)
+}
+
+/// The width of encoder `e`'s first layer (its first hidden layer, or its
+/// outputs without one).
+fn first_width(e: &Encoder<'_>) -> usize {
+    e.hidden.first().copied().unwrap_or(e.outputs)
+}
+
+/// `Σ_e rows_e × width_e` over the encoders with a context: the entries
+/// of their first layers' data parts `b₀ + W₀ᵀ x_j`.
+fn first_len(plan: &Plan<'_>) -> TokenStream {
+    let terms = plan
+        .encoders
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.context.is_empty())
+        .map(|(ei, e)| {
+            let width = first_width(e);
+            quote!(+ self.__encoder_rows[#ei] * #width)
+        });
+    quote!((0usize #(#terms)*))
+}
+
+/// Where encoder `ei`'s first-layer parts start in `workspace.params`
+/// (after the outputs, the flag and the earlier context encoders' parts).
+fn first_at(plan: &Plan<'_>, ei: usize) -> TokenStream {
     let len = outputs_len(plan);
-    quote!(#len + 1)
+    let terms = plan.encoders[..ei]
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.context.is_empty())
+        .map(|(ej, e)| {
+            let width = first_width(e);
+            quote!(+ self.__encoder_rows[#ej] * #width)
+        });
+    quote!((#len + 1 #(#terms)*))
+}
+
+/// The context encoders' first-layer data parts `b₀ + W₀ᵀ x_j`, of the
+/// points `rows` iterates over, into `workspace.params` (each a network
+/// op over the rows; `__params` the whole vector).
+fn prepare_first(plan: &Plan<'_>, all: bool) -> TokenStream {
+    let first = plan.params.len();
+    let steps = plan.encoders.iter().enumerate().filter(|(_, e)| !e.context.is_empty()).map(|(ei, e)| {
+        let pi = first + ei;
+        let width = first_width(e);
+        let at = first_at(plan, ei);
+        let fill = if all {
+            quote! {
+                self.__encoder_nets[#ei].first_layer_rows(__w, &self.__encoder_inputs[#ei], __rows, &mut __one);
+                __workspace.params[__at..__at + __rows * #width].copy_from_slice(&__one);
+            }
+        } else {
+            quote! {
+                let __inputs = self.__encoder_inputs[#ei].len() / __rows.max(1);
+                for &__j in __groups.iter().filter(|&&__j| __j < __rows) {
+                    let __input = &self.__encoder_inputs[#ei][__j * __inputs..(__j + 1) * __inputs];
+                    self.__encoder_nets[#ei].first_layer_rows(__w, __input, 1, &mut __one);
+                    __workspace.params[__at + __j * #width..__at + (__j + 1) * #width].copy_from_slice(&__one);
+                }
+            }
+        };
+        quote! {{
+            let __w0: usize = self.__param_lens[..#pi].iter().sum();
+            let __w = &__params[__w0..__w0 + self.__param_lens[#pi]];
+            let __rows = self.__encoder_rows[#ei];
+            let __at = #at;
+            let mut __one: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+            #fill
+        }}
+    });
+    quote!(#(#steps)*)
 }
 
 /// `prepare`: the encoders' outputs into `workspace.params` (nothing
 /// without encoders: the trait's default).
 pub fn prepare(plan: &Plan<'_>) -> TokenStream {
-    if !plan.encoders.iter().any(|e| e.context.is_empty()) {
+    if plan.encoders.is_empty() {
         return quote!();
     }
     let first = plan.params.len();
     let (len, evaluate) = (outputs_len(plan), evaluate(plan));
+    let parts = prepare_first(plan, true);
     quote! {
         fn prepare<__T: ::iwhvi::__private::Scalar>(
             &self,
@@ -91,6 +178,7 @@ pub fn prepare(plan: &Plan<'_>) -> TokenStream {
             #evaluate
             __workspace.params[..__len].copy_from_slice(&__enc_buf);
             __workspace.params[__len] = <__T as ::iwhvi::__private::Scalar>::constant(1.0);
+            #parts
         }
     }
 }
@@ -111,13 +199,15 @@ pub fn group_outputs(plan: &Plan<'_>) -> TokenStream {
 
 /// `prepare_groups` of an amortised guide with encoders: their outputs at
 /// the groups' points alone (group `j` reads row `j`), then the flag `2`
-/// (whole-vector methods compute for themselves on such a workspace).
+/// (whole-vector methods compute for themselves on such a workspace), then
+/// the context encoders' first-layer parts at those points.
 pub fn prepare_groups(plan: &Plan<'_>) -> TokenStream {
     if !plan.amortised || !plan.encoders.iter().any(|e| e.context.is_empty()) {
         return quote!();
     }
     let first = plan.params.len();
     let len = outputs_len(plan);
+    let parts = prepare_first(plan, false);
     let steps = plan.encoders.iter().enumerate().map(|(ei, e)| {
         let pi = first + ei;
         let outputs = e.outputs;
@@ -160,6 +250,7 @@ pub fn prepare_groups(plan: &Plan<'_>) -> TokenStream {
             let mut __picked: ::std::vec::Vec<usize> = ::std::vec::Vec::new();
             #(#steps)*
             __workspace.params[#len] = <__T as ::iwhvi::__private::Scalar>::constant(2.0);
+            #parts
         }
     }
 }
@@ -261,12 +352,16 @@ pub fn reverse_len(plan: &Plan<'_>) -> TokenStream {
 
 /// The outputs of the encoders `which` picks at every point, appended to
 /// `__ctx_buf` column by column (their context items bound: the latents,
-/// or the mixing variable's slice; `__params` the whole vector).
+/// or the mixing variable's slice; `__params` the whole vector). Each row
+/// starts from its first-layer data part when `prepare` left them in
+/// `workspace.params` (flag `1`), else from its inputs: the same bits.
 fn evaluate_context(plan: &Plan<'_>, which: fn(&Encoder<'_>) -> bool) -> TokenStream {
     let first = plan.params.len();
+    let flag = outputs_len(plan);
     let steps = plan.encoders.iter().enumerate().filter(|(_, e)| which(e)).map(|(ei, e)| {
         let pi = first + ei;
         let outputs = e.outputs;
+        let (width, at) = (first_width(e), first_at(plan, ei));
         let items = e.context.iter().map(|c| {
             let name = &c.name;
             if c.indexed { quote!(#name[__r]) } else { quote!(#name) }
@@ -279,15 +374,26 @@ fn evaluate_context(plan: &Plan<'_>, which: fn(&Encoder<'_>) -> bool) -> TokenSt
                 let __width = self.__encoder_inputs[#ei].len() / __rows.max(1);
                 let __start = __ctx_buf.len();
                 __ctx_buf.resize(__start + __rows * #outputs, <__T as ::iwhvi::__private::Scalar>::constant(0.0));
+                let __parts: ::core::option::Option<&[__T]> =
+                    (<__T as ::iwhvi::__private::Scalar>::value(__workspace.params[#flag]) == 1.0)
+                        .then(|| &__workspace.params[#at..#at + __rows * #width]);
                 let mut __row: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
                 for __r in 0..__rows {
                     let __c = [#(#items),*];
-                    self.__encoder_nets[#ei].apply_row_context(
-                        __w,
-                        &self.__encoder_inputs[#ei][__r * __width..(__r + 1) * __width],
-                        &__c,
-                        &mut __row,
-                    );
+                    match __parts {
+                        ::core::option::Option::Some(__parts) => self.__encoder_nets[#ei].apply_row_context_from(
+                            __w,
+                            &__parts[__r * #width..(__r + 1) * #width],
+                            &__c,
+                            &mut __row,
+                        ),
+                        ::core::option::Option::None => self.__encoder_nets[#ei].apply_row_context(
+                            __w,
+                            &self.__encoder_inputs[#ei][__r * __width..(__r + 1) * __width],
+                            &__c,
+                            &mut __row,
+                        ),
+                    }
                     for __o in 0..#outputs {
                         __ctx_buf[__start + __o * __rows + __r] = __row[__o];
                     }
@@ -430,10 +536,15 @@ pub fn mixing_context_outputs(plan: &Plan<'_>) -> TokenStream {
 
 /// Point `__j`'s group: the mixing-context encoders on its row alone, at
 /// its `ψ_j = __psi[0]`, each output a `PointView` answering at `__j`.
+/// The row starts from its first-layer data part when `prepare` (or
+/// `prepare_groups`) left it in `workspace.params`, so that only the
+/// context's terms are new per `ψ_j`; else from its inputs (the same bits).
 pub fn mixing_context_point(plan: &Plan<'_>) -> TokenStream {
     let first = plan.params.len();
+    let flag = outputs_len(plan);
     let steps = plan.encoders.iter().enumerate().filter(|(_, e)| mixing_context(e)).map(|(ei, e)| {
         let pi = first + ei;
+        let (width, at) = (first_width(e), first_at(plan, ei));
         // Each per-point variable at its coordinate of `ψ_j = __psi`.
         let items = e.context.iter().map(|c| {
             let q = plan
@@ -454,12 +565,23 @@ pub fn mixing_context_point(plan: &Plan<'_>) -> TokenStream {
             let __w = &__params[__w0..__w0 + self.__param_lens[#pi]];
             let __width = self.__encoder_inputs[#ei].len() / self.__encoder_rows[#ei].max(1);
             let mut __row: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
-            self.__encoder_nets[#ei].apply_row_context(
-                __w,
-                &self.__encoder_inputs[#ei][__j * __width..(__j + 1) * __width],
-                &[#(#items),*],
-                &mut __row,
-            );
+            let __c = [#(#items),*];
+            if <__T as ::iwhvi::__private::Scalar>::value(__workspace.params[#flag]) >= 1.0 {
+                let __at = #at + __j * #width;
+                self.__encoder_nets[#ei].apply_row_context_from(
+                    __w,
+                    &__workspace.params[__at..__at + #width],
+                    &__c,
+                    &mut __row,
+                );
+            } else {
+                self.__encoder_nets[#ei].apply_row_context(
+                    __w,
+                    &self.__encoder_inputs[#ei][__j * __width..(__j + 1) * __width],
+                    &__c,
+                    &mut __row,
+                );
+            }
             #(#names)*
         }
     });

@@ -1,7 +1,10 @@
 //! Code for the learned mixing distributions (`mixing_family.rs`):
 //! `sample_mixing` (`ψ = loc + scale·ε` from the standard normal noise),
 //! `log_mixing` (`log q(ψ)`, the family's density; `N(0, 1)` for a
-//! coordinate without a family) and, for a guide with per-point mixing
+//! coordinate without a family), their `_prepared` forms (the same values,
+//! the encoders' outputs read from the workspace `prepare` filled, so
+//! that an objective's outer draw does not run `q(ψ | x)`'s network
+//! again) and, for a guide with per-point mixing
 //! variables, `log_mixing_group` (the global group's or point `j`'s
 //! `log q(ψ_j | x_j)`, its encoders' outputs read from the prepared
 //! workspace). A guide whose
@@ -13,6 +16,7 @@ use quote::quote;
 
 use super::emit::Bindings;
 use super::encoder::output_name;
+use super::encoder_emit::evaluate_encoder;
 use super::lower::{Mixing, Plan};
 
 /// Whether some mixing variable has a learned distribution.
@@ -33,12 +37,12 @@ fn family_encoders(plan: &Plan<'_>) -> Vec<usize> {
 
 /// The outputs `__enc_<name>_<o>` of the encoders the mixing
 /// distributions call, each a slice over the points (the whole-`ψ`
-/// methods have no workspace: computed here, once per call).
+/// methods have no workspace: computed here, once per call, by
+/// [`evaluate_encoder`]).
 fn encoder_outputs(plan: &Plan<'_>) -> TokenStream {
-    let first = plan.params.len();
     let steps = family_encoders(plan).into_iter().map(|ei| {
         let e = &plan.encoders[ei];
-        let pi = first + ei;
+        let one = evaluate_encoder(plan, ei);
         let names = (0..e.outputs).map(|o| {
             let name = output_name(e.ident, o);
             quote!(let #name: &[__T] = &__one[#o * __rows..(#o + 1) * __rows];)
@@ -46,12 +50,9 @@ fn encoder_outputs(plan: &Plan<'_>) -> TokenStream {
         // Not in a block of their own: the outputs stay bound (`__one`
         // shadowed by the next encoder's).
         quote! {
-            let __w0: usize = self.__param_lens[..#pi].iter().sum();
-            let __w = &__params[__w0..__w0 + self.__param_lens[#pi]];
-            let __rows = self.__encoder_rows[#ei];
-            let mut __one: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
-            self.__encoder_nets[#ei].apply_rows(__w, &self.__encoder_inputs[#ei], __rows, &mut __one);
+            #one
             let __one = __one;
+            let __rows = self.__encoder_rows[#ei];
             #(#names)*
         }
     });
@@ -103,8 +104,10 @@ fn density_step(m: &Mixing<'_>, x: &TokenStream) -> TokenStream {
     }
 }
 
-/// `sample_mixing` and `log_mixing` over the whole `ψ` (nothing when every
-/// mixing variable is `N(0, I)`: the trait's defaults).
+/// `sample_mixing` and `log_mixing` over the whole `ψ`, and their
+/// `_prepared` forms that read the encoders' outputs from the prepared
+/// workspace (nothing when every mixing variable is `N(0, I)`: the trait's
+/// defaults).
 pub fn methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
     if !learned(plan) {
         return quote!();
@@ -112,20 +115,29 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
     let p = quote!(::iwhvi::__private);
     let bind_params = &bindings.params;
     let outputs = encoder_outputs(plan);
-    let samples = plan
+    let samples: Vec<TokenStream> = plan
         .mixing
         .iter()
         .enumerate()
-        .map(|(mi, m)| sample_step(plan, mi, m));
-    let densities = plan.mixing.iter().enumerate().map(|(mi, m)| {
-        let at = at(mi, plan.mixing_stride(mi));
-        let step = density_step(m, &quote!(__psi[#at]));
-        quote! {
-            for __k in 0..self.__mixing_lens[#mi] {
-                #step
+        .map(|(mi, m)| sample_step(plan, mi, m))
+        .collect();
+    let densities: Vec<TokenStream> = plan
+        .mixing
+        .iter()
+        .enumerate()
+        .map(|(mi, m)| {
+            let at = at(mi, plan.mixing_stride(mi));
+            let step = density_step(m, &quote!(__psi[#at]));
+            quote! {
+                for __k in 0..self.__mixing_lens[#mi] {
+                    #step
+                }
             }
-        }
-    });
+        })
+        .collect();
+    // The `_prepared` methods read the encoders' outputs from the
+    // workspace `prepare` filled (computed there when it was not).
+    let prepared = super::encoder_emit::outputs(plan);
     quote! {
         fn sample_mixing<__T: #p::Scalar>(&self, __params: &[__T], __noise: &[f64], __psi: &mut [__T]) {
             let mut __p = 0usize;
@@ -138,6 +150,33 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
             let mut __p = 0usize;
             #(#bind_params)*
             #outputs
+            let mut __lp = <__T as #p::Scalar>::constant(0.0);
+            #(#densities)*
+            __lp
+        }
+
+        fn sample_mixing_prepared<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __noise: &[f64],
+            __psi: &mut [__T],
+            __workspace: &mut #p::Workspace<__T>,
+        ) {
+            let mut __p = 0usize;
+            #(#bind_params)*
+            #prepared
+            #(#samples)*
+        }
+
+        fn log_mixing_prepared<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __psi: &[__T],
+            __workspace: &mut #p::Workspace<__T>,
+        ) -> __T {
+            let mut __p = 0usize;
+            #(#bind_params)*
+            #prepared
             let mut __lp = <__T as #p::Scalar>::constant(0.0);
             #(#densities)*
             __lp

@@ -7,6 +7,7 @@ use rand_distr::StandardNormal;
 use crate::plate::vmath::{self, Simd};
 
 mod dense;
+mod first;
 mod generic;
 
 pub use dense::Dense;

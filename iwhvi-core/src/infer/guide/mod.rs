@@ -212,6 +212,53 @@ pub trait HierarchicalGuide: Sync {
         std_normal_log_density(psi)
     }
 
+    /// [`HierarchicalGuide::sample_mixing`] with the `workspace` that
+    /// [`HierarchicalGuide::prepare`] filled for `params`, the same draw
+    /// bit for bit: a learned `q(ψ | x)` reads its network's outputs there
+    /// instead of running the network again. The objectives call it once
+    /// per outer draw. Default: `sample_mixing`.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField, Workspace};
+    /// let guide = MeanField::new(1);
+    /// let mut ws = Workspace::new(&guide);
+    /// let mut psi = [0.0f64];
+    /// guide.sample_mixing_prepared(&[0.0, 0.0], &[0.7], &mut psi, &mut ws);
+    /// assert_eq!(psi, [0.7]);
+    /// ```
+    fn sample_mixing_prepared<T: Scalar>(
+        &self,
+        params: &[T],
+        noise: &[f64],
+        psi: &mut [T],
+        workspace: &mut Workspace<T>,
+    ) {
+        let _ = workspace;
+        self.sample_mixing(params, noise, psi);
+    }
+
+    /// [`HierarchicalGuide::log_mixing`] with the `workspace` that
+    /// [`HierarchicalGuide::prepare`] filled for `params` (as
+    /// [`HierarchicalGuide::sample_mixing_prepared`]). Default:
+    /// `log_mixing`.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField, Workspace};
+    /// let guide = MeanField::new(1);
+    /// let mut ws = Workspace::new(&guide);
+    /// let lp = guide.log_mixing_prepared(&[0.0f64; 2], &[0.0], &mut ws);
+    /// assert_eq!(lp, guide.log_mixing(&[0.0f64; 2], &[0.0]));
+    /// ```
+    fn log_mixing_prepared<T: Scalar>(
+        &self,
+        params: &[T],
+        psi: &[T],
+        workspace: &mut Workspace<T>,
+    ) -> T {
+        let _ = workspace;
+        self.log_mixing(params, psi)
+    }
+
     /// A draw of `u ~ q(u | ψ)` for standard normal `noise`.
     fn sample_conditional<T: Scalar>(
         &self,

@@ -296,6 +296,26 @@ impl<G: HierarchicalGuide> HierarchicalGuide for Preconditioned<G> {
         self.inner.log_mixing(params, psi)
     }
 
+    fn sample_mixing_prepared<T: Scalar>(
+        &self,
+        params: &[T],
+        noise: &[f64],
+        psi: &mut [T],
+        workspace: &mut Workspace<T>,
+    ) {
+        self.inner
+            .sample_mixing_prepared(params, noise, psi, workspace);
+    }
+
+    fn log_mixing_prepared<T: Scalar>(
+        &self,
+        params: &[T],
+        psi: &[T],
+        workspace: &mut Workspace<T>,
+    ) -> T {
+        self.inner.log_mixing_prepared(params, psi, workspace)
+    }
+
     fn sample_conditional<T: Scalar>(
         &self,
         params: &[T],

@@ -161,7 +161,7 @@ impl<T: Scalar> Buffers<T> {
         noise: &StepNoise,
         m: usize,
     ) {
-        guide.sample_mixing(params, noise.mixing(m), &mut self.psi0);
+        guide.sample_mixing_prepared(params, noise.mixing(m), &mut self.psi0, &mut self.workspace);
         guide.sample_conditional(
             params,
             &self.psi0,
@@ -401,7 +401,7 @@ impl<'g, G: HierarchicalGuide> Densities<'g, G> {
     fn log_mixing<T: Scalar>(self, params: &[T], psi: &[T], workspace: &mut Workspace<T>) -> T {
         match self.group {
             Some((n, _)) => self.guide.log_mixing_group(params, n, psi, workspace),
-            None => self.guide.log_mixing(params, psi),
+            None => self.guide.log_mixing_prepared(params, psi, workspace),
         }
     }
 
