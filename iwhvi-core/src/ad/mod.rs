@@ -9,6 +9,8 @@
 //! `infer`) are written over `Scalar` and differentiated by these engines. Every module is re-exported
 //! at the crate root, so `iwhvi_core::dual::Dual` is the path to use.
 
+#[cfg(test)]
+pub(crate) mod checks;
 pub mod dual;
 pub mod gradient;
 pub mod linalg;

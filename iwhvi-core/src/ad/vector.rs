@@ -142,6 +142,7 @@ pub(crate) fn through_partials<T: Scalar, F: VectorFunction>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ad::checks::{close, finite_differences};
     use crate::ad::sparse::Sparse;
     use crate::amortised::{Activation, Dense};
     use crate::dual::Dual;
@@ -213,28 +214,6 @@ mod tests {
         let len = IN + IN * HIDDEN + HIDDEN + HIDDEN * OUT + OUT;
         (0..len)
             .map(|k| ((k * 37 % 23) as f64 / 23.0 - 0.5) * if k < IN { 2.0 } else { 0.8 })
-            .collect()
-    }
-
-    fn close(a: &[f64], b: &[f64], tol: f64, what: &str) {
-        assert_eq!(a.len(), b.len());
-        for (k, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * (1.0 + y.abs()),
-                "{what}: entry {k}: {x} vs {y}"
-            );
-        }
-    }
-
-    fn finite_differences(f: &impl Differentiable, x: &[f64]) -> Vec<f64> {
-        let h = 1e-6;
-        (0..x.len())
-            .map(|k| {
-                let (mut up, mut down) = (x.to_vec(), x.to_vec());
-                up[k] += h;
-                down[k] -= h;
-                (f.eval(&up) - f.eval(&down)) / (2.0 * h)
-            })
             .collect()
     }
 

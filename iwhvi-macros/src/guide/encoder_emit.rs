@@ -136,12 +136,19 @@ fn prepare_first(plan: &Plan<'_>, all: bool) -> TokenStream {
                 __workspace.params[__at..__at + __rows * #width].copy_from_slice(&__one);
             }
         } else {
+            // One op over the groups' rows, as `prepare_groups`' outputs.
             quote! {
                 let __inputs = self.__encoder_inputs[#ei].len() / __rows.max(1);
+                let mut __input: ::std::vec::Vec<f64> = ::std::vec::Vec::new();
+                let mut __picked: ::std::vec::Vec<usize> = ::std::vec::Vec::new();
                 for &__j in __groups.iter().filter(|&&__j| __j < __rows) {
-                    let __input = &self.__encoder_inputs[#ei][__j * __inputs..(__j + 1) * __inputs];
-                    self.__encoder_nets[#ei].first_layer_rows(__w, __input, 1, &mut __one);
-                    __workspace.params[__at + __j * #width..__at + (__j + 1) * #width].copy_from_slice(&__one);
+                    __input.extend_from_slice(&self.__encoder_inputs[#ei][__j * __inputs..(__j + 1) * __inputs]);
+                    __picked.push(__j);
+                }
+                self.__encoder_nets[#ei].first_layer_rows(__w, &__input, __picked.len(), &mut __one);
+                for (__r, &__j) in __picked.iter().enumerate() {
+                    __workspace.params[__at + __j * #width..__at + (__j + 1) * #width]
+                        .copy_from_slice(&__one[__r * #width..(__r + 1) * #width]);
                 }
             }
         };

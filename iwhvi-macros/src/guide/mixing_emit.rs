@@ -104,6 +104,18 @@ fn density_step(m: &Mixing<'_>, x: &TokenStream) -> TokenStream {
     }
 }
 
+/// Mixing variable `mi`'s terms of `log q(ψ)` at its coordinates of the
+/// whole `ψ` (`__psi`), added to `__lp`.
+fn whole_density(plan: &Plan<'_>, mi: usize, m: &Mixing<'_>) -> TokenStream {
+    let at = at(mi, plan.mixing_stride(mi));
+    let step = density_step(m, &quote!(__psi[#at]));
+    quote! {
+        for __k in 0..self.__mixing_lens[#mi] {
+            #step
+        }
+    }
+}
+
 /// `sample_mixing` and `log_mixing` over the whole `ψ`, and their
 /// `_prepared` forms that read the encoders' outputs from the prepared
 /// workspace (nothing when every mixing variable is `N(0, I)`: the trait's
@@ -125,15 +137,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
         .mixing
         .iter()
         .enumerate()
-        .map(|(mi, m)| {
-            let at = at(mi, plan.mixing_stride(mi));
-            let step = density_step(m, &quote!(__psi[#at]));
-            quote! {
-                for __k in 0..self.__mixing_lens[#mi] {
-                    #step
-                }
-            }
-        })
+        .map(|(mi, m)| whole_density(plan, mi, m))
         .collect();
     // The `_prepared` methods read the encoders' outputs from the
     // workspace `prepare` filled (computed there when it was not).
@@ -203,15 +207,7 @@ pub fn log_mixing_group(
         .iter()
         .enumerate()
         .filter(|(_, m)| !m.per_point)
-        .map(|(mi, m)| {
-            let at = at(mi, plan.mixing_stride(mi));
-            let step = density_step(m, &quote!(__psi[#at]));
-            quote! {
-                for __k in 0..self.__mixing_lens[#mi] {
-                    #step
-                }
-            }
-        });
+        .map(|(mi, m)| whole_density(plan, mi, m));
     let point = plan
         .mixing
         .iter()

@@ -309,6 +309,7 @@ impl VectorFunction for FromFirstOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ad::checks::{close, finite_differences};
     use crate::tape::TapeEngine;
     use crate::{Differentiable, ForwardEngine};
 
@@ -350,27 +351,6 @@ mod tests {
             }
             total
         }
-    }
-
-    fn close(a: &[f64], b: &[f64], tol: f64, what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        for (k, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * (1.0 + y.abs()),
-                "{what}: entry {k}: {x} vs {y}"
-            );
-        }
-    }
-
-    fn finite_differences(f: &impl Differentiable, x: &[f64]) -> Vec<f64> {
-        (0..x.len())
-            .map(|k| {
-                let (mut up, mut down) = (x.to_vec(), x.to_vec());
-                up[k] += 1e-6;
-                down[k] -= 1e-6;
-                (f.eval(&up) - f.eval(&down)) / 2e-6
-            })
-            .collect()
     }
 
     #[test]

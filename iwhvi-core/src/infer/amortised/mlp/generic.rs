@@ -338,6 +338,7 @@ impl MlpOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ad::checks::{close, finite_differences};
     use crate::tape::TapeEngine;
     use crate::{Differentiable, ForwardEngine};
 
@@ -429,15 +430,6 @@ mod tests {
         }
     }
 
-    fn close(a: &[f64], b: &[f64], tol: f64, what: &str) {
-        for (k, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * (1.0 + y.abs()),
-                "{what}: entry {k}: {x} vs {y}"
-            );
-        }
-    }
-
     /// An encoder of 5 inputs and 2 context inputs, `5 + 2 → 18 → 4 → 3`,
     /// at offset 3 of the parameters: on 4 rows (`apply_rows`), on one row
     /// with its context, and on a row whose context is the first call's
@@ -473,17 +465,6 @@ mod tests {
                 acc + v * (1.0 + 0.1 * f64::from(k)) + v.square() * 0.3
             })
         }
-    }
-
-    fn finite_differences(f: &impl Differentiable, x: &[f64]) -> Vec<f64> {
-        (0..x.len())
-            .map(|k| {
-                let (mut up, mut down) = (x.to_vec(), x.to_vec());
-                up[k] += 1e-6;
-                down[k] -= 1e-6;
-                (f.eval(&up) - f.eval(&down)) / 2e-6
-            })
-            .collect()
     }
 
     #[test]
