@@ -12,18 +12,24 @@
 //! /usr/bin/time -f %U+%S taskset -c 1 target/release/deps/macro_steps-HASH batched 15
 //! # the closing full-data bound: with it against without
 //! /usr/bin/time -f %U+%S taskset -c 1 target/release/deps/macro_steps-HASH batched 15 full-bound
+//! # minibatch steps of the hierarchical encoder: 20 against 10 steps
+//! /usr/bin/time -f %U+%S taskset -c 1 target/release/deps/macro_steps-HASH hierarchical-batched 20
+//! /usr/bin/time -f %U+%S taskset -c 1 target/release/deps/macro_steps-HASH hierarchical-batched 10
 //! ```
 //!
 //! Arguments: `gaussian` (the ELBO, every image each step),
-//! `hierarchical` (DIWHVI, `M = 5`, `K = 10`, every image) or `batched`
-//! (the ELBO, minibatches of 100, without the closing full-data bound
-//! unless `full-bound` follows the step count), then the number of steps.
+//! `hierarchical` (DIWHVI, `M = 5`, `K = 10`, every image), `batched`
+//! (the ELBO, minibatches of 100) or `hierarchical-batched` (DIWHVI,
+//! `M = 5`, `K = 10`, minibatches of 100: the per-point bound), the
+//! minibatch ones without the closing full-data bound unless `full-bound`
+//! follows the step count, then the number of steps.
 
 use iwhvi::objective::Diwhvi;
 use iwhvi_examples::digits;
 use iwhvi_examples::macro_vae::{self, MacroEncoder, MacroTraining};
 
-const USAGE: &str = "usage: macro_steps gaussian|hierarchical|batched STEPS [full-bound]";
+const USAGE: &str =
+    "usage: macro_steps gaussian|hierarchical|batched|hierarchical-batched STEPS [full-bound]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +37,11 @@ fn main() {
         Some("gaussian") => (MacroEncoder::Gaussian, Diwhvi::elbo(), None),
         Some("hierarchical") => (MacroEncoder::Hierarchical, Diwhvi::new(5, 10), None),
         Some("batched") => (MacroEncoder::Gaussian, Diwhvi::elbo(), Some(digits::BATCH)),
+        Some("hierarchical-batched") => (
+            MacroEncoder::Hierarchical,
+            Diwhvi::new(5, 10),
+            Some(digits::BATCH),
+        ),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);

@@ -262,7 +262,7 @@ fn drawing_by_group_matches_the_whole_draw_bit_for_bit() {
     guide.prepare_groups(&params, &batch, &mut partial);
     let mut u = vec![f64::NAN; guide.latent_dim()];
     for &j in &batch {
-        guide.sample_conditional_group(&params, j, &eps, &mut u, &mut partial);
+        guide.sample_conditional_group(&params, j, &[], &eps, &mut u, &mut partial);
     }
     for j in 0..n {
         for at in [j, n + j] {

@@ -14,6 +14,7 @@ mod learned_params;
 mod macro_vae;
 mod model_language;
 mod model_macro;
+mod per_point_groups;
 mod per_point_mixing;
 mod reverse_encoder;
 // `pub`, so that its `#![deny(missing_docs)]` sees the generated items as

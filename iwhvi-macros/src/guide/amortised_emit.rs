@@ -99,7 +99,7 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
 
 /// `samples_by_group` and `sample_conditional_group`: element `j` of each
 /// conditional drawn from the noise entry `sample_conditional` gives it
-/// (`rsample` then the inverse transform, or the draw itself over `u`).
+/// ([`element_draws`]).
 fn sample_group(
     plan: &Plan<'_>,
     bindings: &Bindings,
@@ -108,22 +108,7 @@ fn sample_group(
     let workspace = workspace();
     let p = quote!(::iwhvi::__private);
     let bind_params = &bindings.params;
-    let steps = plan.conditionals.iter().enumerate().map(|(ci, c)| {
-        let new = &c.new;
-        let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
-        let noise = super::student_t::noise(plan, ci);
-        let store = if c.unconstrained {
-            quote!(__draw)
-        } else {
-            quote!(#p::inverse_scalar(__t, __draw))
-        };
-        quote! {{
-            let (__off, __t, __k) = (self.__offsets[#ci], self.__transforms[#ci], __group);
-            #bind_index
-            let __draw = #p::rsample_or_nan(#new, #noise);
-            __u[__off + __k] = #store;
-        }}
-    });
+    let steps = element_draws(plan, &quote!(__group));
     quote! {
         fn samples_by_group(&self) -> bool {
             self.__groups.is_some()
@@ -133,6 +118,7 @@ fn sample_group(
             &self,
             __params: &[__T],
             __group: usize,
+            __psi: &[__T],
             __noise: &[f64],
             __u: &mut [__T],
             __workspace: &mut #workspace,
@@ -143,4 +129,32 @@ fn sample_group(
             #(#steps)*
         }
     }
+}
+
+/// Element `point` of each conditional drawn into `__u` from the noise
+/// entry `sample_conditional` gives it (`rsample` then the inverse
+/// transform, or the draw itself over `u`), as `sample_conditional` draws
+/// it: the same bits.
+pub fn element_draws(plan: &Plan<'_>, point: &TokenStream) -> Vec<TokenStream> {
+    let p = quote!(::iwhvi::__private);
+    plan.conditionals
+        .iter()
+        .enumerate()
+        .map(|(ci, c)| {
+            let new = &c.new;
+            let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
+            let noise = super::student_t::noise(plan, ci);
+            let store = if c.unconstrained {
+                quote!(__draw)
+            } else {
+                quote!(#p::inverse_scalar(__t, __draw))
+            };
+            quote! {{
+                let (__off, __t, __k) = (self.__offsets[#ci], self.__transforms[#ci], #point);
+                #bind_index
+                let __draw = #p::rsample_or_nan(#new, #noise);
+                __u[__off + __k] = #store;
+            }}
+        })
+        .collect()
 }

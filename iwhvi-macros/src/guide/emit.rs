@@ -736,7 +736,7 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
     let prepare_reverse = super::encoder_emit::prepare_reverse(plan, &bindings.latents);
     let params_len = super::encoder_emit::params_len(plan);
     let reverse_len = super::encoder_emit::reverse_len(plan);
-    let group_methods = super::per_point_emit::methods(plan, &bindings, &encoder_outputs);
+    let group_methods = super::per_point_emit::methods(plan, &bindings);
     let mixing_methods = super::mixing_emit::methods(plan, &bindings);
     quote! {
         #[allow(unused_variables, unused_mut, clippy::all)]

@@ -75,14 +75,32 @@ fn evaluate(plan: &Plan<'_>) -> TokenStream {
     quote!(#(#steps)*)
 }
 
-/// The `workspace_lens` entry of `params`: the outputs, their flag, then
-/// the context encoders' first-layer data parts (none without encoders).
+/// The `workspace_lens` entry of `params`: the outputs, their flag, the
+/// context encoders' first-layer data parts, then (a per-point guide that
+/// draws by group) one marker per point, `1` for the points
+/// `prepare_groups` prepared (none without encoders).
 pub fn params_len(plan: &Plan<'_>) -> TokenStream {
     if plan.encoders.is_empty() {
         return quote!(0usize);
     }
+    let (len, first, markers) = (outputs_len(plan), first_len(plan), markers_len(plan));
+    quote!(#len + 1 + #first + #markers)
+}
+
+/// The number of point markers in `workspace.params` (`params_len`): the
+/// points, for a per-point guide that draws by group, else none.
+fn markers_len(plan: &Plan<'_>) -> TokenStream {
+    if plan.by_group {
+        quote!(self.__encoder_rows.iter().copied().max().unwrap_or(0))
+    } else {
+        quote!(0usize)
+    }
+}
+
+/// Where the point markers start in `workspace.params`.
+fn markers_at(plan: &Plan<'_>) -> TokenStream {
     let (len, first) = (outputs_len(plan), first_len(plan));
-    quote!(#len + 1 + #first)
+    quote!((#len + 1 + #first))
 }
 
 /// The width of encoder `e`'s first layer (its first hidden layer, or its
@@ -136,7 +154,8 @@ fn prepare_first(plan: &Plan<'_>, all: bool) -> TokenStream {
                 __workspace.params[__at..__at + __rows * #width].copy_from_slice(&__one);
             }
         } else {
-            // One op over the groups' rows, as `prepare_groups`' outputs.
+            // One op over the groups' rows, as `prepare`'s over every row
+            // (each row's part is that of a call on the row alone).
             quote! {
                 let __inputs = self.__encoder_inputs[#ei].len() / __rows.max(1);
                 let mut __input: ::std::vec::Vec<f64> = ::std::vec::Vec::new();
@@ -204,14 +223,29 @@ pub fn group_outputs(plan: &Plan<'_>) -> TokenStream {
     outputs_reading(plan, quote!(>= 1.0))
 }
 
-/// `prepare_groups` of an amortised guide with encoders: their outputs at
-/// the groups' points alone (group `j` reads row `j`), then the flag `2`
-/// (whole-vector methods compute for themselves on such a workspace), then
-/// the context encoders' first-layer parts at those points.
+/// `prepare_groups` of an amortised guide with encoders, or of a per-point
+/// guide that draws by group: the encoders' outputs at the groups' points
+/// alone (group `j` reads row `j`), then the flag `2` (whole-vector
+/// methods compute for themselves on such a workspace), then the context
+/// encoders' first-layer parts at those points and (a per-point guide)
+/// the points' markers.
 pub fn prepare_groups(plan: &Plan<'_>) -> TokenStream {
-    if !plan.amortised || !plan.encoders.iter().any(|e| e.context.is_empty()) {
+    let amortised = plan.amortised && plan.encoders.iter().any(|e| e.context.is_empty());
+    let by_group = plan.by_group && !plan.encoders.is_empty();
+    if !(amortised || by_group) {
         return quote!();
     }
+    let markers = plan.by_group.then(|| {
+        let (at, len) = (markers_at(plan), markers_len(plan));
+        quote! {
+            let (__at, __len) = (#at, #len);
+            let __markers = &mut __workspace.params[__at..__at + __len];
+            __markers.fill(<__T as ::iwhvi::__private::Scalar>::constant(0.0));
+            for &__j in __groups.iter().filter(|&&__j| __j < __len) {
+                __markers[__j] = <__T as ::iwhvi::__private::Scalar>::constant(1.0);
+            }
+        }
+    });
     let first = plan.params.len();
     let len = outputs_len(plan);
     let parts = prepare_first(plan, false);
@@ -258,6 +292,7 @@ pub fn prepare_groups(plan: &Plan<'_>) -> TokenStream {
             #(#steps)*
             __workspace.params[#len] = <__T as ::iwhvi::__private::Scalar>::constant(2.0);
             #parts
+            #markers
         }
     }
 }
@@ -362,9 +397,30 @@ pub fn reverse_len(plan: &Plan<'_>) -> TokenStream {
 /// or the mixing variable's slice; `__params` the whole vector). Each row
 /// starts from its first-layer data part when `prepare` left them in
 /// `workspace.params` (flag `1`), else from its inputs: the same bits.
-fn evaluate_context(plan: &Plan<'_>, which: fn(&Encoder<'_>) -> bool) -> TokenStream {
+/// With `partial` (`prepare_reverse` of a guide that draws by group), on a
+/// workspace `prepare_groups` filled (flag `2`, `__partial` true) only the
+/// marked points' rows are computed (from their parts), the others left
+/// `0`: only their groups' methods read them.
+fn evaluate_context(
+    plan: &Plan<'_>,
+    which: fn(&Encoder<'_>) -> bool,
+    partial: bool,
+) -> TokenStream {
     let first = plan.params.len();
     let flag = outputs_len(plan);
+    let markers = markers_at(plan);
+    let (use_parts, skip) = if partial {
+        (
+            quote!(== 1.0 || __partial),
+            quote! {
+                if __partial && <__T as ::iwhvi::__private::Scalar>::value(__workspace.params[#markers + __r]) != 1.0 {
+                    continue;
+                }
+            },
+        )
+    } else {
+        (quote!(== 1.0), quote!())
+    };
     let steps = plan.encoders.iter().enumerate().filter(|(_, e)| which(e)).map(|(ei, e)| {
         let pi = first + ei;
         let outputs = e.outputs;
@@ -382,10 +438,11 @@ fn evaluate_context(plan: &Plan<'_>, which: fn(&Encoder<'_>) -> bool) -> TokenSt
                 let __start = __ctx_buf.len();
                 __ctx_buf.resize(__start + __rows * #outputs, <__T as ::iwhvi::__private::Scalar>::constant(0.0));
                 let __parts: ::core::option::Option<&[__T]> =
-                    (<__T as ::iwhvi::__private::Scalar>::value(__workspace.params[#flag]) == 1.0)
+                    (<__T as ::iwhvi::__private::Scalar>::value(__workspace.params[#flag]) #use_parts)
                         .then(|| &__workspace.params[#at..#at + __rows * #width]);
                 let mut __row: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
                 for __r in 0..__rows {
+                    #skip
                     let __c = [#(#items),*];
                     match __parts {
                         ::core::option::Option::Some(__parts) => self.__encoder_nets[#ei].apply_row_context_from(
@@ -412,21 +469,32 @@ fn evaluate_context(plan: &Plan<'_>, which: fn(&Encoder<'_>) -> bool) -> TokenSt
 }
 
 /// A reverse method's context-encoder outputs `__enc_<name>_<o>`, read
-/// from `workspace.reverse` when `prepare_reverse` filled it, else
-/// computed here (the latents bound before it).
+/// from `workspace.reverse` when `prepare_reverse` filled it for every
+/// point (flag `1`), else computed here (the latents bound before it).
 pub fn context_outputs(plan: &Plan<'_>) -> TokenStream {
+    context_outputs_reading(plan, quote!(== 1.0))
+}
+
+/// [`context_outputs`] for a group's reverse methods, which also read what
+/// `prepare_reverse` computed for the prepared points only (flag `2`):
+/// the caller asks only for the groups it prepared.
+pub fn group_context_outputs(plan: &Plan<'_>) -> TokenStream {
+    context_outputs_reading(plan, quote!(>= 1.0))
+}
+
+fn context_outputs_reading(plan: &Plan<'_>, trusted: TokenStream) -> TokenStream {
     if !plan.encoders.iter().any(draw_context) {
         return quote!();
     }
     let (len, flag, evaluate) = (
         context_len(plan),
         draw_flag(plan),
-        evaluate_context(plan, draw_context),
+        evaluate_context(plan, draw_context, false),
     );
     let binds = bind_outputs(plan, draw_context, &quote!(__ctx_all));
     quote! {
         let mut __ctx_buf: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
-        let __ctx_all: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.reverse[#flag]) == 1.0 {
+        let __ctx_all: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.reverse[#flag]) #trusted {
             &__workspace.reverse[self.__z_dim..self.__z_dim + #len]
         } else {
             #evaluate
@@ -466,14 +534,21 @@ fn bind_outputs(
 }
 
 /// `prepare_reverse`: `z = T(u)` and the context encoders' outputs into
-/// `workspace.reverse`.
+/// `workspace.reverse`, then its flag: `1`, or `2` when a guide that draws
+/// by group computed them at the points `prepare_groups` prepared alone.
 pub fn prepare_reverse(plan: &Plan<'_>, bind_latents: &[TokenStream]) -> TokenStream {
     if !caches_draw(plan) {
         return quote!();
     }
     let none = vec![false; plan.conditionals.len()];
     let (len, flag) = (context_len(plan), draw_flag(plan));
-    let evaluate = evaluate_context(plan, draw_context);
+    let evaluate = evaluate_context(plan, draw_context, plan.by_group);
+    let partial = if plan.by_group && !plan.encoders.is_empty() {
+        let params_flag = outputs_len(plan);
+        quote!(<__T as ::iwhvi::__private::Scalar>::value(__workspace.params[#params_flag]) == 2.0)
+    } else {
+        quote!(false)
+    };
     quote! {
         fn prepare_reverse<__T: ::iwhvi::__private::Scalar>(
             &self,
@@ -489,6 +564,7 @@ pub fn prepare_reverse(plan: &Plan<'_>, bind_latents: &[TokenStream]) -> TokenSt
                 &mut __workspace.reverse[..self.__z_dim],
             );
             let mut __ctx_buf: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+            let __partial: bool = #partial;
             {
                 let __z: &[__T] = &__workspace.reverse[..self.__z_dim];
                 #(#bind_latents)*
@@ -496,18 +572,19 @@ pub fn prepare_reverse(plan: &Plan<'_>, bind_latents: &[TokenStream]) -> TokenSt
             }
             let __len = #len;
             __workspace.reverse[self.__z_dim..self.__z_dim + __len].copy_from_slice(&__ctx_buf);
-            __workspace.reverse[#flag] = <__T as ::iwhvi::__private::Scalar>::constant(1.0);
+            __workspace.reverse[#flag] =
+                <__T as ::iwhvi::__private::Scalar>::constant(if __partial { 2.0 } else { 1.0 });
         }
     }
 }
 
 /// A group method's latents bound from `workspace.reverse` when
-/// `prepare_reverse` filled it, else constrained here into
-/// `workspace.scratch`.
+/// `prepare_reverse` filled it (flag `1` or `2`: the latents are whole
+/// either way), else constrained here into `workspace.scratch`.
 pub fn cached_latents(plan: &Plan<'_>, bind_latents: &[TokenStream]) -> TokenStream {
     let flag = draw_flag(plan);
     quote! {
-        let __z: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.reverse[#flag]) == 1.0 {
+        let __z: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.reverse[#flag]) >= 1.0 {
             &__workspace.reverse[..self.__z_dim]
         } else {
             let __fresh = &mut __workspace.scratch[..self.__z_dim];
@@ -531,7 +608,7 @@ pub fn mixing_context_outputs(plan: &Plan<'_>) -> TokenStream {
     if !plan.encoders.iter().any(mixing_context) {
         return quote!();
     }
-    let evaluate = evaluate_context(plan, mixing_context);
+    let evaluate = evaluate_context(plan, mixing_context, false);
     let binds = bind_outputs(plan, mixing_context, &quote!(__ctx_buf));
     quote! {
         let mut __ctx_buf: ::std::vec::Vec<__T> = ::std::vec::Vec::new();

@@ -76,6 +76,9 @@ pub struct Plan<'a> {
     /// (`per_point::amortised`): one group per point without mixing
     /// coordinates.
     pub amortised: bool,
+    /// A guide with per-point mixing variables that draws by group
+    /// (`per_point::by_group`).
+    pub by_group: bool,
 }
 
 impl Plan<'_> {
@@ -161,6 +164,7 @@ pub fn plan<'a>(
         .collect();
     check_fields(cx, input, (fields, &conditional_fields), failed);
     let per_point = super::per_point::check(cx, fields, latents);
+    let by_group = super::per_point::by_group(fields, latents, per_point.as_ref());
     let local: Vec<&Ident> = per_point
         .as_ref()
         .map_or_else(Vec::new, |p| p.local.clone());
@@ -227,6 +231,7 @@ pub fn plan<'a>(
         encoders,
         per_point,
         amortised: super::per_point::amortised(fields, latents),
+        by_group,
     }
 }
 

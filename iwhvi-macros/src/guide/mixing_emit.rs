@@ -9,7 +9,9 @@
 //! `log q(ψ_j | x_j)`, its encoders' outputs read from the prepared
 //! workspace). A guide whose
 //! mixing variables are all `N(0, I)` gets none of them: the trait's
-//! defaults, as before. Nothing here reports an error.
+//! defaults, as before. A per-point guide that draws by group gets
+//! `sample_mixing_group` (point `j`'s `ψ_j`, learned or `N(0, I)`).
+//! Nothing here reports an error.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -70,18 +72,63 @@ fn at(mi: usize, stride: usize) -> TokenStream {
 
 /// `ψ`'s coordinates of mixing variable `mi` drawn from `__noise`.
 fn sample_step(plan: &Plan<'_>, mi: usize, m: &Mixing<'_>) -> TokenStream {
+    let draw = draw_coordinate(plan, mi, m);
+    quote! {
+        for __k in 0..self.__mixing_lens[#mi] {
+            #draw
+        }
+    }
+}
+
+/// Coordinate `__k` of mixing variable `mi` drawn from `__noise` into
+/// `__psi` (both whole): `loc + scale·ε` of its learned family, or `ε`.
+fn draw_coordinate(plan: &Plan<'_>, mi: usize, m: &Mixing<'_>) -> TokenStream {
     let p = quote!(::iwhvi::__private);
     let at = at(mi, plan.mixing_stride(mi));
-    let draw = match &m.family {
+    match &m.family {
         Some((new, index)) => {
             let bind = index.map(|i| quote!(let #i: usize = __k;));
             quote!(#bind __psi[#at] = #p::rsample_or_nan(#new, __noise[#at]);)
         }
         None => quote!(__psi[#at] = <__T as #p::Scalar>::constant(__noise[#at]);),
-    };
+    }
+}
+
+/// `sample_mixing_group` of a per-point guide that draws by group (no
+/// global group: group `j` is point `j`): each per-point variable's
+/// coordinate at point `j` drawn as `sample_mixing_prepared` draws it
+/// (the same noise entry and offset in the whole `ψ`, the encoders'
+/// outputs read from the workspace `prepare_groups` filled): the same
+/// bits.
+pub fn sample_mixing_group(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
+    let p = quote!(::iwhvi::__private);
+    let bind_params = &bindings.params;
+    let outputs = super::encoder_emit::group_outputs(plan);
+    let steps = plan
+        .mixing
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.per_point)
+        .map(|(mi, m)| {
+            let draw = draw_coordinate(plan, mi, m);
+            quote! {{
+                let __k = __group;
+                #draw
+            }}
+        });
     quote! {
-        for __k in 0..self.__mixing_lens[#mi] {
-            #draw
+        fn sample_mixing_group<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __group: usize,
+            __noise: &[f64],
+            __psi: &mut [__T],
+            __workspace: &mut #p::Workspace<__T>,
+        ) {
+            let mut __p = 0usize;
+            #(#bind_params)*
+            #outputs
+            #(#steps)*
         }
     }
 }

@@ -323,3 +323,52 @@ pub fn amortised(fields: &[GuideField], latents: &[LatentInfo]) -> bool {
     let first = conditionals.next();
     no_mixing && first.is_some_and(per_point) && conditionals.all(per_point)
 }
+
+/// Whether a guide with per-point mixing variables (`per_point`, from
+/// [`check`]) draws by group (`samples_by_group`, `per_point_emit.rs`): no
+/// global group (every mixing variable per point, every conditional a
+/// local latent's), no conditional reading a latent (directly or through
+/// an encoder's context: its draw needs only `ψ_j`, the encoders and the
+/// parameters), no learned `q(ψ_j)` reading one, and every reverse model
+/// reading latents at its own point only (`z[j]`, or an encoder's context
+/// `z[j]`), so that a batch's groups never read another point's stale
+/// coordinates.
+pub fn by_group(
+    fields: &[GuideField],
+    latents: &[LatentInfo],
+    per_point: Option<&PerPoint<'_>>,
+) -> bool {
+    let Some(per_point) = per_point else {
+        return false;
+    };
+    let reads_latent = |e: &Expr| latents.iter().any(|l| reads(e, &l.name));
+    // Encoders whose context reads a latent.
+    let latent_context: Vec<&Ident> = fields
+        .iter()
+        .filter(|f| matches!(&f.part, Part::Encoder(args) if args.context.iter().any(reads_latent)))
+        .map(|f| &f.ident)
+        .collect();
+    let reads_any = |e: &Expr| reads_latent(e) || latent_context.iter().any(|enc| reads(e, enc));
+    fields.iter().all(|f| match &f.part {
+        Part::Conditional { call, .. } => {
+            per_point.local.contains(&&f.ident) && !reads_any(&call.tokens)
+        }
+        Part::Mixing {
+            per_point: Some(_),
+            reverse,
+            family,
+            ..
+        } => {
+            let own = reverse.as_ref().is_some_and(|(call, index)| {
+                latents
+                    .iter()
+                    .all(|l| stray_mentions(&call.tokens, &l.name, index.as_ref()).is_empty())
+            });
+            own && family.as_ref().is_none_or(|call| !reads_any(&call.tokens))
+        }
+        Part::Mixing {
+            per_point: None, ..
+        } => false,
+        Part::Param { .. } | Part::Encoder(_) => true,
+    })
+}

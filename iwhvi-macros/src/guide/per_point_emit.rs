@@ -5,8 +5,13 @@
 //! `q`-th) and element `j` of each local latent), and the per-group
 //! densities of `HierarchicalGuide` (`log_conditional_group`,
 //! `sample_reverse_group`, `log_reverse_group`; `log q(ψ_j)` is the
-//! default standard normal, or `mixing_emit.rs`'s for a learned one).
-//! Nothing here reports an error.
+//! default standard normal, or `mixing_emit.rs`'s for a learned one);
+//! for a guide that draws by group (`per_point::by_group`), its draws by
+//! group (`samples_by_group`, `sample_mixing_group`,
+//! `sample_conditional_group`, and `encoder_emit.rs`'s `prepare_groups`),
+//! so that a minibatch step draws and evaluates its batch's points alone.
+//! The group methods read the encoders' outputs from a workspace
+//! `prepare` or `prepare_groups` filled. Nothing here reports an error.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -82,9 +87,10 @@ pub fn groups(plan: &Plan<'_>) -> TokenStream {
 /// The per-group methods of `impl HierarchicalGuide` (nothing without a
 /// per-point mixing variable): `mixing_groups`, then
 /// `log_conditional_group`, `sample_reverse_group` and
-/// `log_reverse_group`, one function here each.
-pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStream) -> TokenStream {
-    let context_outputs = super::encoder_emit::context_outputs(plan);
+/// `log_reverse_group`, one function here each, and the draws by group.
+pub fn methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
+    let encoder_outputs = super::encoder_emit::group_outputs(plan);
+    let context_outputs = super::encoder_emit::group_context_outputs(plan);
     let mixing_context = super::encoder_emit::mixing_context_point(plan);
     let Some(pp) = plan.per_point else {
         if plan.amortised {
@@ -114,7 +120,10 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings, encoder_outputs: &TokenStre
     let sample = sample_reverse_group(&shared, &reverse);
     let log_reverse = log_reverse_group(&shared, &reverse);
     let log_mixing = super::mixing_emit::log_mixing_group(plan, bindings, &shared.first_point);
+    let draws = draws_by_group(plan, bindings, &shared);
     quote! {
+        #draws
+
         fn mixing_groups(&self) -> ::core::option::Option<&#guide::MixingGroups> {
             self.__groups.as_ref()
         }
@@ -399,6 +408,61 @@ fn log_reverse_group(shared: &Shared, reverse: &ReverseSteps) -> TokenStream {
             let __j = __group - __first;
             #point_reverse
             __lp
+        }
+    }
+}
+
+/// `samples_by_group`, `sample_mixing_group`, `sample_conditional_group`
+/// and `prepare_groups` of a guide that draws by group (nothing for
+/// another): point `j`'s `ψ_j`, then its elements of the local latents at
+/// `ψ_j = __psi` (each per-point variable and mixing-context encoder output
+/// a `PointView` answering at `j`) from the noise entries
+/// `sample_conditional` gives them: the same bits.
+fn draws_by_group(plan: &Plan<'_>, bindings: &Bindings, shared: &Shared) -> TokenStream {
+    if !plan.by_group {
+        return quote!();
+    }
+    let p = quote!(::iwhvi::__private);
+    let workspace = workspace();
+    let Shared {
+        prologue,
+        first_point,
+        ..
+    } = shared;
+    let bind_point_mixing = plan.mixing.iter().enumerate().filter_map(|(mi, m)| {
+        let (name, q) = (m.ident, plan.point_slot(mi)?);
+        Some(quote!(let #name = #p::iwhvi_core::generated::PointView::new(__psi[#q], __j);))
+    });
+    let mixing_context = super::encoder_emit::mixing_context_point(plan);
+    let invalidate = super::encoder_emit::invalidate_draw(plan);
+    let steps = super::amortised_emit::element_draws(plan, &quote!(__j));
+    let sample_mixing = super::mixing_emit::sample_mixing_group(plan, bindings);
+    let prepare_groups = super::encoder_emit::prepare_groups(plan);
+    quote! {
+        fn samples_by_group(&self) -> bool {
+            self.__groups.is_some()
+        }
+
+        #prepare_groups
+
+        #sample_mixing
+
+        fn sample_conditional_group<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __group: usize,
+            __psi: &[__T],
+            __noise: &[f64],
+            __u: &mut [__T],
+            __workspace: &mut #workspace,
+        ) {
+            #invalidate
+            #prologue
+            #first_point
+            let __j = __group - __first;
+            #(#bind_point_mixing)*
+            #mixing_context
+            #(#steps)*
         }
     }
 }

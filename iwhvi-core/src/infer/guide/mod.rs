@@ -434,11 +434,12 @@ pub trait HierarchicalGuide: Sync {
     }
 
     /// True when the guide draws its groups one at a time
-    /// ([`HierarchicalGuide::sample_conditional_group`] and
-    /// [`HierarchicalGuide::prepare_groups`]), so that a minibatch step on
-    /// the per-point bound draws and evaluates its batch's groups only
-    /// (`O(b)` in the number of points). Only for groups without mixing
-    /// coordinates. Default: false (the step draws the whole `u`).
+    /// ([`HierarchicalGuide::sample_mixing_group`] for a group's mixing
+    /// coordinates, then [`HierarchicalGuide::sample_conditional_group`],
+    /// after [`HierarchicalGuide::prepare_groups`]), so that a minibatch
+    /// step on the per-point bound draws and evaluates its batch's groups
+    /// only (`O(b)` in the number of points). Default: false (the step
+    /// draws the whole `ψ` and `u`).
     ///
     /// ```
     /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
@@ -449,8 +450,9 @@ pub trait HierarchicalGuide: Sync {
     }
 
     /// [`HierarchicalGuide::prepare`] for the methods of the groups
-    /// `groups` alone (their `sample_conditional_group` and
-    /// `log_conditional_group`): what depends on the parameters is
+    /// `groups` alone (their `sample_mixing_group`,
+    /// `sample_conditional_group` and the other `*_group` methods): what
+    /// depends on the parameters is
     /// computed for those groups only. Whole-vector methods called on such
     /// a workspace compute for themselves. Default: `prepare`.
     ///
@@ -470,11 +472,51 @@ pub trait HierarchicalGuide: Sync {
         self.prepare(params, workspace);
     }
 
+    /// Group `group`'s mixing coordinates (its [`MixingGroup::psi`] entries
+    /// of the whole `psi`, of length `d`) drawn from the outer draw's whole
+    /// mixing `noise`, bit for bit as
+    /// [`HierarchicalGuide::sample_mixing_prepared`] draws them (the same
+    /// noise entries; `ψ_n = ε_n` for `q(ψ_n) = N(0, I)`,
+    /// `ψ_n = μ_n + σ_n ε_n` for a learned `q(ψ_n | x_n)`), with the
+    /// `workspace` that [`HierarchicalGuide::prepare_groups`] filled for a
+    /// list holding `group`; the other entries of `psi` are left as they
+    /// are. Called only when [`HierarchicalGuide::samples_by_group`] is
+    /// true, for a group with mixing coordinates.
+    ///
+    /// # Panics
+    /// The default panics: a guide that says it samples by group and has
+    /// mixing coordinates must override it (a programming error of the
+    /// guide's author, found by the first evaluation).
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// // Guides that do not sample by group never have it called.
+    /// assert!(!MeanField::new(1).samples_by_group());
+    /// ```
+    fn sample_mixing_group<T: Scalar>(
+        &self,
+        params: &[T],
+        group: usize,
+        noise: &[f64],
+        psi: &mut [T],
+        workspace: &mut Workspace<T>,
+    ) {
+        let _ = (params, noise, psi, workspace);
+        panic!(
+            "the guide {} says it samples by group but does not implement \
+             HierarchicalGuide::sample_mixing_group (asked for group {group})",
+            std::any::type_name::<Self>()
+        );
+    }
+
     /// Group `group`'s latents (its [`MixingGroup::latents`] coordinates of
-    /// `u`) drawn from the draw's whole conditional `noise`, bit for bit
-    /// as [`HierarchicalGuide::sample_conditional`] draws them (the same
-    /// noise entries), for a group without mixing coordinates; the other
-    /// coordinates of `u` are left as they are. Called only when
+    /// `u`) at the group's mixing coordinates `psi` (length `|ψ_n|`, empty
+    /// for a group without them, as for
+    /// [`HierarchicalGuide::log_conditional_group`]) drawn from the draw's
+    /// whole conditional `noise`, bit for bit as
+    /// [`HierarchicalGuide::sample_conditional`] draws them at a `ψ` that
+    /// holds `psi` (the same noise entries); the other coordinates of `u`
+    /// are left as they are. Called only when
     /// [`HierarchicalGuide::samples_by_group`] is true.
     ///
     /// # Panics
@@ -491,11 +533,12 @@ pub trait HierarchicalGuide: Sync {
         &self,
         params: &[T],
         group: usize,
+        psi: &[T],
         noise: &[f64],
         u: &mut [T],
         workspace: &mut Workspace<T>,
     ) {
-        let _ = (params, noise, u, workspace);
+        let _ = (params, psi, noise, u, workspace);
         panic!(
             "the guide {} says it samples by group but does not implement \
              HierarchicalGuide::sample_conditional_group (asked for group {group})",

@@ -178,8 +178,9 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, M
         let (guide, noise, batch) = (self.guide, self.noise, &self.batch);
         let outer = noise.objective().m();
         let (groups, ends) = self.points.of_batch(batch);
-        // O(b): the batch's groups alone are prepared and drawn.
-        let by_group = guide.samples_by_group() && guide.mixing_dim() == 0;
+        // O(b): the batch's groups alone are prepared and drawn (their
+        // mixing coordinates, then their latents).
+        let by_group = guide.samples_by_group();
         let mut buffers = if by_group {
             Buffers::for_groups(guide, params, &groups)
         } else {

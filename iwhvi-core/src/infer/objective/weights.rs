@@ -171,11 +171,12 @@ impl<T: Scalar> Buffers<T> {
         );
     }
 
-    /// The latents of the groups `which` (without mixing coordinates) of
-    /// outer sample `m`, drawn group by group
-    /// ([`HierarchicalGuide::sample_conditional_group`]) from the same
+    /// `ψ₀` and the latents of the groups `which` of outer sample `m`,
+    /// drawn group by group (each group's mixing coordinates by
+    /// [`HierarchicalGuide::sample_mixing_group`], then its latents at them
+    /// by [`HierarchicalGuide::sample_conditional_group`]) from the same
     /// noise entries as [`Buffers::draw_outer`]; the other coordinates of
-    /// `u` are stale.
+    /// `ψ₀` and `u` are stale.
     pub(super) fn draw_groups<G: HierarchicalGuide>(
         &mut self,
         guide: &G,
@@ -183,10 +184,26 @@ impl<T: Scalar> Buffers<T> {
         noise: &StepNoise,
         (m, which): (usize, &[usize]),
     ) {
+        // Cannot fail: a guide that samples by group reports its groups.
+        let groups = guide
+            .mixing_groups()
+            .expect("a guide that samples by group reports its mixing groups")
+            .groups();
         for &n in which {
+            let psi = groups[n].psi.clone();
+            if !psi.is_empty() {
+                guide.sample_mixing_group(
+                    params,
+                    n,
+                    noise.mixing(m),
+                    &mut self.psi0,
+                    &mut self.workspace,
+                );
+            }
             guide.sample_conditional_group(
                 params,
                 n,
+                &self.psi0[psi],
                 noise.conditional(m),
                 &mut self.u,
                 &mut self.workspace,
