@@ -27,6 +27,30 @@ pub(crate) struct Local {
     pub(crate) y: Vec<f64>,
 }
 
+/// The runtime's hierarchical encoder (the macro VAE's shape) in the guide
+/// macro: two per-point mixing variables,
+/// `ψ_j = (psi0_j, psi1_j) ~ N(mix_j(0,2), exp mix_j(1,3))`,
+/// `z_j | ψ_j ~ N(h_j(0), exp h_j(1))` with `h_j = enc(y_j, sigma_j; ψ_j)`,
+/// and `τ(ψ_j | z_j) = Π_q N(g_j(2q), exp g_j(2q+1))` with
+/// `g_j = rev(y_j, sigma_j; z_j)`.
+#[variational(guide = Local)]
+pub(crate) struct ContextMixing {
+    #[encoder(input = [y[j], sigma[j]], hidden = [4], activation = tanh, outputs = 4)]
+    mix: Mlp,
+    #[encoder(input = [y[j], sigma[j]], context = [psi0[j], psi1[j]], hidden = [8], activation = tanh, outputs = 2)]
+    enc: Mlp,
+    #[encoder(input = [y[j], sigma[j]], context = [z[j]], hidden = [4], activation = tanh, outputs = 4)]
+    rev: Mlp,
+    #[mixing(Normal(mix(j)[0], mix(j)[1].exp()), len = z, for j)]
+    #[reverse(Normal(rev(j)[0], rev(j)[1].exp()), for j)]
+    psi0: Vec<f64>,
+    #[mixing(Normal(mix(j)[2], mix(j)[3].exp()), len = z, for j)]
+    #[reverse(Normal(rev(j)[2], rev(j)[3].exp()), for j)]
+    psi1: Vec<f64>,
+    #[latent(Normal(enc(j)[0], enc(j)[1].exp()), for j)]
+    z: Vec<f64>,
+}
+
 /// [`Local`] on the observations `y` with the noise scales `sigma`.
 pub(crate) fn local(y: &[f64], sigma: &[f64]) -> Local {
     Local::new(sigma.to_vec(), y.to_vec()).unwrap()

@@ -16,8 +16,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::fixtures::{
-    Local, gradient_matches_finite_differences, local, local_log_evidence, log_normal_density,
-    random_params,
+    ContextMixing, Local, gradient_matches_finite_differences, local, local_log_evidence,
+    log_normal_density, random_params,
 };
 
 /// `ψ_j ~ N(mix_j(0), exp mix_j(1))` with `mix_j = mix(y_j, sigma_j)`,
@@ -312,29 +312,6 @@ fn a_fitted_learned_mixing_guide_is_below_the_evidence_and_above_a_standard_one(
     assert!(l > s + 3.0 * se, "{l} not above {s} (± {se})");
 }
 
-/// The runtime's hierarchical encoder in the guide macro: two per-point
-/// mixing variables, `ψ_j = (psi0_j, psi1_j) ~ N(mix_j(0,2), exp mix_j(1,3))`,
-/// `z_j | ψ_j ~ N(h_j(0), exp h_j(1))` with `h_j = enc(y_j, sigma_j; ψ_j)`,
-/// and `τ(ψ_j | z_j) = Π_q N(g_j(2q), exp g_j(2q+1))` with
-/// `g_j = rev(y_j, sigma_j; z_j)`.
-#[variational(guide = Local)]
-struct Two {
-    #[encoder(input = [y[j], sigma[j]], hidden = [4], activation = tanh, outputs = 4)]
-    mix: Mlp,
-    #[encoder(input = [y[j], sigma[j]], context = [psi0[j], psi1[j]], hidden = [8], activation = tanh, outputs = 2)]
-    enc: Mlp,
-    #[encoder(input = [y[j], sigma[j]], context = [z[j]], hidden = [4], activation = tanh, outputs = 4)]
-    rev: Mlp,
-    #[mixing(Normal(mix(j)[0], mix(j)[1].exp()), len = z, for j)]
-    #[reverse(Normal(rev(j)[0], rev(j)[1].exp()), for j)]
-    psi0: Vec<f64>,
-    #[mixing(Normal(mix(j)[2], mix(j)[3].exp()), len = z, for j)]
-    #[reverse(Normal(rev(j)[2], rev(j)[3].exp()), for j)]
-    psi1: Vec<f64>,
-    #[latent(Normal(enc(j)[0], enc(j)[1].exp()), for j)]
-    z: Vec<f64>,
-}
-
 /// A one-hidden-layer tanh network by hand: `W0` (inputs × H,
 /// row-major), `Wc` (context × H), `b0`, `W1` (H × outputs), `b1`.
 fn network(w: &[f64], (hidden, outputs): (usize, usize), x: &[f64], c: &[f64]) -> Vec<f64> {
@@ -357,7 +334,7 @@ fn network(w: &[f64], (hidden, outputs): (usize, usize), x: &[f64], c: &[f64]) -
 #[test]
 fn two_per_point_mixing_variables_make_a_two_dimensional_psi_per_point() {
     let model = model();
-    let guide = Two::new(&model).unwrap();
+    let guide = ContextMixing::new(&model).unwrap();
     let n = Y.len();
     assert_eq!((guide.latent_dim(), guide.mixing_dim()), (n, 2 * n));
     // Point j's group: ψ_j = (psi0_j, psi1_j), laid out point after point.
@@ -441,7 +418,7 @@ fn two_per_point_mixing_variables_make_a_two_dimensional_psi_per_point() {
 #[test]
 fn the_bound_gradient_with_two_per_point_mixing_variables_matches_finite_differences() {
     let model = model();
-    check_gradient(&model, &Two::new(&model).unwrap(), 15);
+    check_gradient(&model, &ContextMixing::new(&model).unwrap(), 15);
 }
 
 /// `mu ~ N(0, 5)`, `theta_j ~ N(mu, 1)`, `y_j ~ N(theta_j, sigma_j)`.

@@ -19,7 +19,7 @@ use iwhvi::variational;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::fixtures::{Local, local, random_params};
+use super::fixtures::{ContextMixing, Local, local, random_params};
 
 /// A learned `q(ψ_j | y_j, sigma_j) = N(mix_j(0), exp mix_j(1))`.
 #[variational(guide = Local)]
@@ -62,26 +62,6 @@ struct Standard {
     z: Vec<f64>,
 }
 
-/// The macro VAE's shape: `q(ψ_j | x_j)` from `mix`, the conditional's
-/// network with `ψ_j` as context, the reverse model's with `z_j`.
-#[variational(guide = Local)]
-struct Contexts {
-    #[encoder(input = [y[j], sigma[j]], hidden = [4], activation = tanh, outputs = 4)]
-    mix: Mlp,
-    #[encoder(input = [y[j], sigma[j]], context = [psi0[j], psi1[j]], hidden = [8], activation = tanh, outputs = 2)]
-    enc: Mlp,
-    #[encoder(input = [y[j], sigma[j]], context = [z[j]], hidden = [4], activation = tanh, outputs = 4)]
-    rev: Mlp,
-    #[mixing(Normal(mix(j)[0], mix(j)[1].exp()), len = z, for j)]
-    #[reverse(Normal(rev(j)[0], rev(j)[1].exp()), for j)]
-    psi0: Vec<f64>,
-    #[mixing(Normal(mix(j)[2], mix(j)[3].exp()), len = z, for j)]
-    #[reverse(Normal(rev(j)[2], rev(j)[3].exp()), for j)]
-    psi1: Vec<f64>,
-    #[latent(Normal(enc(j)[0], enc(j)[1].exp()), for j)]
-    z: Vec<f64>,
-}
-
 /// A reverse model that reads another point's latent: its groups would
 /// read a stale coordinate, so it draws whole.
 #[variational(guide = Local)]
@@ -117,7 +97,7 @@ fn the_per_point_guides_draw_by_group_unless_a_group_reads_another_point() {
     let model = model();
     assert!(Learned::new(&model).unwrap().samples_by_group());
     assert!(Standard::new(&model).unwrap().samples_by_group());
-    assert!(Contexts::new(&model).unwrap().samples_by_group());
+    assert!(ContextMixing::new(&model).unwrap().samples_by_group());
     assert!(!ReadsPointZero::new(&model).unwrap().samples_by_group());
 }
 
@@ -207,7 +187,7 @@ fn a_groups_draw_is_the_whole_draws_bits() {
     let model = model();
     group_draws_match_the_whole_draw(&Learned::new(&model).unwrap(), 10);
     group_draws_match_the_whole_draw(&Standard::new(&model).unwrap(), 20);
-    group_draws_match_the_whole_draw(&Contexts::new(&model).unwrap(), 30);
+    group_draws_match_the_whole_draw(&ContextMixing::new(&model).unwrap(), 30);
 }
 
 /// `G` drawing by group (`by_group`) or whole, with a count of its whole
@@ -430,7 +410,7 @@ fn the_per_point_bound_by_group_is_the_whole_draws_bits() {
     let model = model();
     bound_by_group_is_the_whole_bound(|| Learned::new(&model).unwrap(), 40);
     bound_by_group_is_the_whole_bound(|| Standard::new(&model).unwrap(), 50);
-    bound_by_group_is_the_whole_bound(|| Contexts::new(&model).unwrap(), 60);
+    bound_by_group_is_the_whole_bound(|| ContextMixing::new(&model).unwrap(), 60);
 }
 
 fn minibatch_fit<G: HierarchicalGuide>(guide: &G, steps: usize, threads: Parallelism) -> Fit {
@@ -487,5 +467,5 @@ fn a_minibatch_fit_by_group_is_the_whole_fits_bits_on_one_and_two_threads() {
     let model = model();
     fit_by_group_is_the_whole_fit(|| Learned::new(&model).unwrap());
     fit_by_group_is_the_whole_fit(|| Standard::new(&model).unwrap());
-    fit_by_group_is_the_whole_fit(|| Contexts::new(&model).unwrap());
+    fit_by_group_is_the_whole_fit(|| ContextMixing::new(&model).unwrap());
 }
