@@ -142,8 +142,8 @@ def vae_digits(d):
           f"the hierarchical encoder (DIWHVI) above the Gaussian (ELBO) on the test set by {m:.3f} ± {s:.3f}")
     if "macro_gaussian_elbo" in d:
         # The same VAE declared with #[variational] and fitted by iwhvi::fit
-        # (full data, one step per epoch): it must learn, and land near the
-        # runtime's Gaussian ELBO row.
+        # (minibatches, as the runtime rows): it must learn, and land near
+        # the runtime's Gaussian ELBO row.
         m, s = paired(d, "macro_gaussian_elbo", "independent_pixels")
         check("vae_digits", m > 4 * s and m > 1.5,
               f"#[variational] VAE: test log-likelihood {m:.2f} ± {s:.2f} nats above independent pixels (> 1.5)")
@@ -154,12 +154,13 @@ def vae_digits(d):
         check("vae_digits", m > 4 * s and m > 1.5,
               f"#[variational] hierarchical VAE: test log-likelihood {m:.2f} ± {s:.2f} nats above independent pixels (> 1.5)")
         # Its encoder (a learned q(psi | x), two coordinates per image, the
-        # context of q(z | psi, x)'s network as in the runtime) contains the
-        # Gaussian one (context weights zero): not below it on the test set
-        # (measured level with it at 50 full-data steps: +0.005 ± 0.017).
+        # context of q(z | psi, x)'s network as in the runtime), trained on
+        # the same minibatches as the runtime rows, is above the macro
+        # Gaussian one, as the paper claims and the runtime rows show
+        # (measured +0.248 ± 0.021).
         m, s = paired(d, "macro_hierarchical_diwhvi", "macro_gaussian_elbo")
-        check("vae_digits", m > -2 * s,
-              f"#[variational] hierarchical VAE not below the #[variational] Gaussian one ({m:.3f} ± {s:.3f})")
+        check("vae_digits", m > 2 * s,
+              f"#[variational] hierarchical VAE above the #[variational] Gaussian one ({m:.3f} ± {s:.3f})")
     else:
         check("vae_digits", d["latent"] != 2, "the #[variational] VAE row is missing at latent size 2")
 
