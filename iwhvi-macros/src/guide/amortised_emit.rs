@@ -105,10 +105,22 @@ fn sample_group(
     bindings: &Bindings,
     encoder_outputs: &TokenStream,
 ) -> TokenStream {
-    let workspace = workspace();
-    let p = quote!(::iwhvi::__private);
     let bind_params = &bindings.params;
     let steps = element_draws(plan, &quote!(__group));
+    group_sampler(&quote! {
+        let mut __p = 0usize;
+        #(#bind_params)*
+        #encoder_outputs
+        #(#steps)*
+    })
+}
+
+/// `samples_by_group` (true when the guide has its per-point groups) and
+/// `sample_conditional_group` with `body`, which draws group `__group`'s
+/// latents into `__u` at its mixing coordinates `__psi` from `__noise`.
+pub fn group_sampler(body: &TokenStream) -> TokenStream {
+    let workspace = workspace();
+    let p = quote!(::iwhvi::__private);
     quote! {
         fn samples_by_group(&self) -> bool {
             self.__groups.is_some()
@@ -123,10 +135,7 @@ fn sample_group(
             __u: &mut [__T],
             __workspace: &mut #workspace,
         ) {
-            let mut __p = 0usize;
-            #(#bind_params)*
-            #encoder_outputs
-            #(#steps)*
+            #body
         }
     }
 }

@@ -423,7 +423,6 @@ fn draws_by_group(plan: &Plan<'_>, bindings: &Bindings, shared: &Shared) -> Toke
         return quote!();
     }
     let p = quote!(::iwhvi::__private);
-    let workspace = workspace();
     let Shared {
         prologue,
         first_point,
@@ -438,31 +437,18 @@ fn draws_by_group(plan: &Plan<'_>, bindings: &Bindings, shared: &Shared) -> Toke
     let steps = super::amortised_emit::element_draws(plan, &quote!(__j));
     let sample_mixing = super::mixing_emit::sample_mixing_group(plan, bindings);
     let prepare_groups = super::encoder_emit::prepare_groups(plan);
+    let sampler = super::amortised_emit::group_sampler(&quote! {
+        #invalidate
+        #prologue
+        #first_point
+        let __j = __group - __first;
+        #(#bind_point_mixing)*
+        #mixing_context
+        #(#steps)*
+    });
     quote! {
-        fn samples_by_group(&self) -> bool {
-            self.__groups.is_some()
-        }
-
         #prepare_groups
-
         #sample_mixing
-
-        fn sample_conditional_group<__T: #p::Scalar>(
-            &self,
-            __params: &[__T],
-            __group: usize,
-            __psi: &[__T],
-            __noise: &[f64],
-            __u: &mut [__T],
-            __workspace: &mut #workspace,
-        ) {
-            #invalidate
-            #prologue
-            #first_point
-            let __j = __group - __first;
-            #(#bind_point_mixing)*
-            #mixing_context
-            #(#steps)*
-        }
+        #sampler
     }
 }
