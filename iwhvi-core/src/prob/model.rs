@@ -1056,6 +1056,17 @@ pub enum Term {
         /// The element, for a plate of factors.
         element: Option<usize>,
     },
+    /// A plate of factors over a batch (`for rows in batch`) whose term
+    /// returned a number of terms other than one per row: the log joint
+    /// is NaN there.
+    FactorRows {
+        /// The factor's field.
+        field: &'static str,
+        /// The number of terms it returned.
+        terms: usize,
+        /// The number of rows it was given.
+        rows: usize,
+    },
 }
 
 impl std::fmt::Display for Term {
@@ -1086,6 +1097,10 @@ impl std::fmt::Display for Term {
                 field,
                 element: Some(i),
             } => write!(f, "the factor `{field}[{i}]`"),
+            Term::FactorRows { field, terms, rows } => write!(
+                f,
+                "the factor `{field}`, which returned {terms} terms for {rows} rows,"
+            ),
         }
     }
 }
