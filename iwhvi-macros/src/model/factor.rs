@@ -87,7 +87,7 @@ pub struct Factor<'a> {
 /// but its own factor's term, where it is not a value: read, it reports
 /// what to write.
 pub fn batch_bindings(model: &Model) -> Vec<Binding> {
-    model
+    let mut names: Vec<&Ident> = model
         .fields
         .iter()
         .filter_map(|f| match &f.role {
@@ -95,14 +95,18 @@ pub fn batch_bindings(model: &Model) -> Vec<Binding> {
                 index: Some(rows),
                 over: Some(_),
                 ..
-            }) => Some(Binding {
-                ident: rows.clone(),
-                meaning: Meaning::Unreadable(format!(
-                    "`{rows}` is the batch's rows of the plate of factors `{}` (a `&[usize]`): in its term pass it whole, `{rows}`, or gather a vector latent by it, `z[{rows}]`; elsewhere index by the attribute's own `for i`",
-                    f.ident
-                )),
-            }),
+            }) => Some(rows),
             _ => None,
+        })
+        .collect();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|rows| Binding {
+            ident: rows.clone(),
+            meaning: Meaning::Unreadable(format!(
+                "`{rows}` is a batch's rows (`for {rows} in batch`, a `&[usize]`): in that factor's term pass it whole, `{rows}`, or gather a vector by it, `z[{rows}]`; elsewhere index by the attribute's own `for i`"
+            )),
         })
         .collect()
 }
