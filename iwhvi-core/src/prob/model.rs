@@ -1023,6 +1023,8 @@ impl Latents {
 /// use iwhvi_core::model::Term;
 /// let term = Term::Likelihood { field: "y", element: Some(3) };
 /// assert_eq!(term.to_string(), "the likelihood of `y[3]`");
+/// let term = Term::FactorRows { field: "lik", terms: 4, rows: 5 };
+/// assert_eq!(term.to_string(), "the factor `lik`, which returned 4 terms for 5 rows,");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
