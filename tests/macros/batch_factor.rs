@@ -7,7 +7,9 @@
 //! duals to 1e-10, the plate and its local latents are the same, a
 //! minibatch fit gives the same trace bit for bit (the terms are summed in
 //! the same order), and a term of the wrong length is a NaN log joint and
-//! a typed `fit` error naming the factor.
+//! a typed `fit` error naming the factor; a `#[transformed]` vector is
+//! gathered as a latent is, and `new` checks a gathered data vector's
+//! length.
 
 use iwhvi::fit::{FitConfig, FitError, fit};
 use iwhvi::guide::MeanField;
@@ -268,4 +270,60 @@ fn a_batch_term_of_the_wrong_length_is_named_not_a_panic() {
         message.contains("the factor `lik`, which returned 4 terms for 5 rows, is NaN"),
         "{message}"
     );
+}
+
+/// A `#[transformed]` vector read per row (`t[n]`).
+#[variational]
+struct TransformedPerRow {
+    #[data]
+    y: Vec<f64>,
+    #[latent(Normal(0.0, 1.0), len = y.len())]
+    z: Vec<f64>,
+    #[transformed(2.0 * z[i] + 0.5, for i, len = y.len())]
+    t: Vec<f64>,
+    #[factor(-(t[n] - y[n]) * (t[n] - y[n]), for n, len = y.len())]
+    lik: (),
+}
+
+/// The same, `t[rows]` gathered.
+#[variational]
+struct TransformedBatched {
+    #[data]
+    y: Vec<f64>,
+    #[latent(Normal(0.0, 1.0), len = y.len())]
+    z: Vec<f64>,
+    #[transformed(2.0 * z[i] + 0.5, for i, len = y.len())]
+    t: Vec<f64>,
+    #[factor(squares(rows, t[rows], y[rows]), for rows in batch, len = y.len())]
+    lik: (),
+}
+
+fn squares<T: Scalar>(rows: &[usize], t: &[T], y: &[T]) -> Vec<T> {
+    (0..rows.len())
+        .map(|k| -(t[k] - y[k]) * (t[k] - y[k]))
+        .collect()
+}
+
+#[test]
+fn a_transformed_vector_is_gathered_by_the_rows() {
+    let a = TransformedPerRow::new(Y.to_vec()).unwrap();
+    let b = TransformedBatched::new(Y.to_vec()).unwrap();
+    let u = [0.3, -0.8, 1.1, 0.0, 2.2];
+    let (va, vb) = (a.log_joint(&u), b.log_joint(&u));
+    assert!(va.is_finite() && close(va, vb, 1e-12), "{va} vs {vb}");
+    let batch = Batch::new(&[4, 1], 5);
+    let (sa, sb) = (
+        a.log_joint_subset(&[], &u, &[], &batch),
+        b.log_joint_subset(&[], &u, &[], &batch),
+    );
+    assert!(close(sa, sb, 1e-12), "{sa} vs {sb}");
+    assert_eq!(a.local_latents(), b.local_latents());
+}
+
+#[test]
+fn a_gathered_data_vector_shorter_than_the_plate_is_rejected_by_new() {
+    let error = Batched::new(X[..4].to_vec(), Y.to_vec())
+        .err()
+        .expect("x[rows] reads past x");
+    assert!(format!("{error:?}").contains("field: \"x\""), "{error:?}");
 }
