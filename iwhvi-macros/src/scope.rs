@@ -1157,7 +1157,7 @@ pub fn single_ident(expr: &Expr) -> Option<&Ident> {
 }
 
 /// A data value of element type `elem` as a `__T` constant.
-fn lift(value: TokenStream, elem: Elem, span: proc_macro2::Span) -> TokenStream {
+pub(crate) fn lift(value: TokenStream, elem: Elem, span: proc_macro2::Span) -> TokenStream {
     match elem {
         Elem::Real | Elem::Integer => {
             quote_spanned!(span=> <__T as ::iwhvi::__private::Scalar>::constant((#value) as f64))

@@ -40,7 +40,7 @@ use syn::{Attribute, Expr, Ident};
 
 use super::ast::{Field, Model, Role, Shape, ValueIndexLen};
 use crate::ctxt::Ctxt;
-use crate::scope::{Binding, Bindings, Lower, Meaning, single_ident};
+use crate::scope::{Binding, Bindings, Lower, Meaning, lift, single_ident};
 
 /// The contents of `#[factor(…)]`: the term, then optionally `for i` (the
 /// index of a plate of terms) and `len = expr` (the plate's length), each
@@ -288,11 +288,16 @@ fn batch_argument(
             lower.vector(&index.expr)?;
             Some(gather(quote!(#base)))
         }
-        (Some(_), Some(Meaning::Data(Shape::Array(..) | Shape::Vec(_)))) => {
-            let whole = lower.vector(&index.expr)?;
-            Some(gather(
-                quote!(({ let __v: ::std::vec::Vec<__T> = #whole; __v })),
-            ))
+        (Some(base), Some(Meaning::Data(shape @ (Shape::Array(..) | Shape::Vec(_))))) => {
+            // Checks the name; the rows' entries alone are lifted.
+            lower.vector(&index.expr)?;
+            let each = lift(quote!(*__v), shape.elem(), base.span());
+            Some(quote! {
+                &(#rows.iter().map(|&__r| match self.#base.get(__r) {
+                    ::core::option::Option::Some(__v) => #each,
+                    ::core::option::Option::None => #nan,
+                }).collect::<::std::vec::Vec<__T>>())[..]
+            })
         }
         _ => {
             lower.cx.error_spanned_by(
