@@ -327,3 +327,34 @@ fn a_gathered_data_vector_shorter_than_the_plate_is_rejected_by_new() {
         .expect("x[rows] reads past x");
     assert!(format!("{error:?}").contains("field: \"x\""), "{error:?}");
 }
+
+/// `log z_n` per row: NaN where `z_n < 0`.
+#[variational]
+struct Logs {
+    #[data]
+    y: Vec<f64>,
+    #[latent(Normal(0.0, 1.0), len = y.len())]
+    z: Vec<f64>,
+    #[factor(logs(z[rows]), for rows in batch, len = y.len())]
+    lik: (),
+}
+
+fn logs<T: Scalar>(z: &[T]) -> Vec<T> {
+    z.iter().map(|&z| z.ln()).collect()
+}
+
+#[test]
+fn a_non_finite_entry_is_named_with_its_row() {
+    let model = Logs::new(vec![0.0; 4]).unwrap();
+    let u = [0.5, 1.0, -1.0, 2.0];
+    assert!(model.log_joint(&u).is_nan());
+    let invalid = model.first_invalid_term(&u).expect("row 2's term");
+    assert_eq!(
+        invalid.term,
+        Term::Factor {
+            field: "lik",
+            element: Some(2)
+        }
+    );
+    assert!(model.first_invalid_term(&[0.5, 1.0, 1.5, 2.0]).is_none());
+}
