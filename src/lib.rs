@@ -68,6 +68,15 @@ pub use iwhvi_core::*;
 ///   `#[factor(self.forward_algorithm(mu, sigma))]`, written as
 ///   `fn forward_algorithm<T: Scalar>(&self, mu: T, sigma: &[T]) -> T`
 ///   (latents arrive as scalars or slices, data by reference).
+///   A plate of factors, one term per element: `#[factor(term, for i,
+///   len = n)]` (Stan's `for (i in 1:N) target += f(i);`), or the batch's
+///   terms in one call, `#[factor(self.f(rows, z[rows]), for rows in batch,
+///   len = n)]`: `rows: &[usize]` the batch's elements (`0..n` on the whole
+///   data), `z[rows]` the gathered `&[T]`, and the method returns one term
+///   per row (`Vec<T>`, entry `k` for row `rows[k]`, depending on that
+///   row's local values alone: the macro cannot check it); a result of
+///   another length makes the log joint NaN and is named by
+///   `first_invalid_term` (`Term::FactorRows`);
 ///
 /// - `#[derived(expr)]` on an `f64`, or `#[derived(expr, for i)]` on an
 ///   `[f64; N]`: a deterministic function of the latents (Stan's generated

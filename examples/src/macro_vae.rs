@@ -71,47 +71,59 @@ pub struct DigitsVae {
     #[latent(Normal(0.0, 1.0), len = images.nrows())]
     pub z1: Vec<f64>,
     /// `Σ_p log BernoulliLogit(x_{n,p}; ℓ_{n,p})`, one term per image `n`
-    /// (a plate of factors: minibatches subsample it, `z0` and `z1` are
-    /// local).
-    #[factor(self.image_log_lik(n, z0[n], z1[n], dec_w0, dec_b0, dec_w1, dec_b1), for n, len = images.nrows())]
+    /// of the batch, all the batch's images in one call (a plate of
+    /// factors over the batch: minibatches subsample it, `z0` and `z1` are
+    /// local and arrive gathered, `z0[rows]`).
+    #[factor(self.batch_log_lik(rows, z0[rows], z1[rows], dec_w0, dec_b0, dec_w1, dec_b1), for rows in batch, len = images.nrows())]
     pub likelihood: (),
 }
 
 impl DigitsVae {
-    /// `Σ_p [x_{n,p} ℓ_{n,p} − softplus(ℓ_{n,p})]`, the decoder run on
-    /// image `n` at its latent `(z0, z1)`, over any scalar: two
-    /// [`Dense`] layers (one operation each, whatever the engine: on the
-    /// tape, two ops instead of a node per multiply-add) and the
-    /// Bernoulli-logit terms as one plate ([`plate::log_density`]; a pixel
-    /// other than 0 counts as 1).
+    /// `Σ_p [x_{n,p} ℓ_{n,p} − softplus(ℓ_{n,p})]` for each image `n` of
+    /// `rows` (entry `k` for image `rows[k]`, at its latent `(z0[k],
+    /// z1[k])`), over any scalar: the decoder's two [`Dense`] layers (one
+    /// operation each, whatever the engine: on the tape, two ops instead of
+    /// a node per multiply-add) and the Bernoulli-logit terms as one plate
+    /// ([`plate::log_density`]; a pixel other than 0 counts as 1).
     #[allow(clippy::too_many_arguments)]
-    fn image_log_lik<T: Scalar>(
+    fn batch_log_lik<T: Scalar>(
         &self,
-        n: usize,
-        z0: T,
-        z1: T,
+        rows: &[usize],
+        z0: &[T],
+        z1: &[T],
         w0: &DMatrix<T>,
         b0: &[T],
         w1: &DMatrix<T>,
         b1: &[T],
-    ) -> T {
+    ) -> Vec<T> {
         let (width, pixels) = (b0.len(), b1.len());
-        let (mut h, mut logits) = (Vec::new(), Vec::new());
-        Dense::new(LATENT, width, Some(Activation::Tanh)).apply(
-            w0.as_slice(),
-            b0,
-            &[z0, z1],
-            &mut h,
+        let (hidden, output) = (
+            Dense::new(LATENT, width, Some(Activation::Tanh)),
+            Dense::new(width, pixels, None),
         );
-        Dense::new(width, pixels, None).apply(w1.as_slice(), b1, &h, &mut logits);
-        let image: Vec<u64> = (0..pixels)
+        let mut terms = Vec::with_capacity(rows.len());
+        // Per-row decoder: the two layers image by image (to become one
+        // `Dense::apply_rows` over the batch).
+        for (k, &n) in rows.iter().enumerate() {
+            let (mut h, mut logits) = (Vec::new(), Vec::new());
+            hidden.apply(w0.as_slice(), b0, &[z0[k], z1[k]], &mut h);
+            output.apply(w1.as_slice(), b1, &h, &mut logits);
+            terms.push(self.image_log_density(n, &logits));
+        }
+        terms
+    }
+
+    /// `Σ_p log BernoulliLogit(x_{n,p}; ℓ_p)`: image `n`'s pixels at the
+    /// logits `ℓ`, as one plate.
+    fn image_log_density<T: Scalar>(&self, n: usize, logits: &[T]) -> T {
+        let image: Vec<u64> = (0..logits.len())
             .map(|p| u64::from(self.images[(n, p)] != 0.0))
             .collect();
         plate::log_density(
             &BernoulliLogitKernel,
             T::constant(0.0),
             &image,
-            &[Arg::Slice(&logits)],
+            &[Arg::Slice(logits)],
         )
     }
 }

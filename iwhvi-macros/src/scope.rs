@@ -966,7 +966,7 @@ impl<'a> Lower<'a> {
     /// An argument of a helper method: a local as itself (a vector as a
     /// slice), a data field by reference, an index or count as it is, any
     /// other expression as a `__T` value.
-    fn helper_argument(&mut self, expr: &Expr) -> Option<TokenStream> {
+    pub(crate) fn helper_argument(&mut self, expr: &Expr) -> Option<TokenStream> {
         if let Some(ident) = single_ident(expr) {
             return Some(match self.resolve(ident)? {
                 Name::Local { scalar: true } | Name::Index => quote!(#ident),
@@ -1157,7 +1157,7 @@ pub fn single_ident(expr: &Expr) -> Option<&Ident> {
 }
 
 /// A data value of element type `elem` as a `__T` constant.
-fn lift(value: TokenStream, elem: Elem, span: proc_macro2::Span) -> TokenStream {
+pub(crate) fn lift(value: TokenStream, elem: Elem, span: proc_macro2::Span) -> TokenStream {
     match elem {
         Elem::Real | Elem::Integer => {
             quote_spanned!(span=> <__T as ::iwhvi::__private::Scalar>::constant((#value) as f64))

@@ -4,6 +4,7 @@
 //! share; the compile-fail cases are `iwhvi-macros/tests/ui.rs`).
 
 mod amortised_groups;
+mod batch_factor;
 mod encoder_guide;
 mod fixtures;
 mod guide_macro;

@@ -1023,6 +1023,8 @@ impl Latents {
 /// use iwhvi_core::model::Term;
 /// let term = Term::Likelihood { field: "y", element: Some(3) };
 /// assert_eq!(term.to_string(), "the likelihood of `y[3]`");
+/// let term = Term::FactorRows { field: "lik", terms: 4, rows: 5 };
+/// assert_eq!(term.to_string(), "the factor `lik`, which returned 4 terms for 5 rows,");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -1056,6 +1058,17 @@ pub enum Term {
         /// The element, for a plate of factors.
         element: Option<usize>,
     },
+    /// A plate of factors over a batch (`for rows in batch`) whose term
+    /// returned a number of terms other than one per row: the log joint
+    /// is NaN there.
+    FactorRows {
+        /// The factor's field.
+        field: &'static str,
+        /// The number of terms it returned.
+        terms: usize,
+        /// The number of rows it was given.
+        rows: usize,
+    },
 }
 
 impl std::fmt::Display for Term {
@@ -1086,6 +1099,10 @@ impl std::fmt::Display for Term {
                 field,
                 element: Some(i),
             } => write!(f, "the factor `{field}[{i}]`"),
+            Term::FactorRows { field, terms, rows } => write!(
+                f,
+                "the factor `{field}`, which returned {terms} terms for {rows} rows,"
+            ),
         }
     }
 }

@@ -239,11 +239,15 @@ impl<T> Once<T> {
 }
 
 /// The contents of `#[transformed(…)]` and `#[factor(…)]`: a value, then
-/// optionally `for i` (a plate's or vector's index) and `len = expr` (its
+/// optionally `for i` (a plate's or vector's index; `for rows in batch`,
+/// a plate of factors over a batch's rows at once) and `len = expr` (its
 /// length), each at most once.
 pub struct ValueIndexLen {
     pub value: Expr,
     pub index: Option<Ident>,
+    /// What `for i in <over>` iterates (only `batch` is meaningful, for a
+    /// plate of factors; checked by the role).
+    pub over: Option<Expr>,
     pub len: Option<Expr>,
 }
 
@@ -256,9 +260,13 @@ impl ValueIndexLen {
     ) -> syn::Result<Self> {
         let value: Expr = input.parse()?;
         let (mut index, mut len) = (Once::default(), Once::default());
+        let mut over = None;
         while input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
             if let Some(key) = input.parse::<Option<Token![for]>>()? {
                 index.set(&key, input.parse()?)?;
+                if input.parse::<Option<Token![in]>>()?.is_some() {
+                    over = Some(input.parse()?);
+                }
                 continue;
             }
             let key: Ident = input.parse()?;
@@ -271,6 +279,7 @@ impl ValueIndexLen {
         Ok(Self {
             value,
             index: index.get(),
+            over,
             len: len.get(),
         })
     }

@@ -48,6 +48,7 @@ pub fn bindings(model: &Model) -> Bindings {
             },
         })
         .chain(failed)
+        .chain(super::factor::batch_bindings(model))
         .collect();
     Bindings {
         entries,

@@ -52,8 +52,15 @@ pub fn role(cx: &Ctxt, attr: &Attribute) -> Option<Role> {
         );
         return None;
     }
-    cx.ok(attr.parse_args_with(parse_args))
-        .map(Role::Transformed)
+    let args = cx.ok(attr.parse_args_with(parse_args))?;
+    if let Some(over) = &args.over {
+        cx.error_spanned_by(
+            over,
+            "a transformed value is computed element by element: write `for i` without `in …` (`for rows in batch` is a plate of factors')",
+        );
+        return None;
+    }
+    Some(Role::Transformed(args))
 }
 
 /// What its name means in the table of bindings.

@@ -5,8 +5,9 @@
 //!
 //! The plate is every observed vector over `for i` (element-wise, not a
 //! multivariate draw) and every plate of factors (`#[factor(…, for i,
-//! len = n)]`); they must have one length, checked at run time. A
-//! vector latent is local to the plate when it is element-wise (no
+//! len = n)]`, or over a batch, `for rows in batch`, whose `z[rows]` is a
+//! read at its own index); they must have one length, checked at run
+//! time. A vector latent is local to the plate when it is element-wise (no
 //! constraint, bounds or affine transform that move with other latents,
 //! no semi-implicit prior), the plate reads it, and every mention of it,
 //! in the plate's likelihoods and in other local latents' priors, is
