@@ -258,7 +258,11 @@ impl Dense {
             i * o,
             "Dense::apply_rows: w needs outputs × inputs = {o} × {i} values"
         );
-        assert_eq!(b.len(), o, "Dense::apply_rows: b needs outputs = {o} values");
+        assert_eq!(
+            b.len(),
+            o,
+            "Dense::apply_rows: b needs outputs = {o} values"
+        );
         assert_eq!(
             x.len(),
             rows * i,
@@ -304,7 +308,11 @@ impl VectorFunction for DenseRows {
         let (n, i, o) = (self.rows, self.layer.inputs, self.layer.outputs);
         let mut g = ybar.to_vec();
         if let Some(act) = self.layer.activation {
-            simd(|| g.iter_mut().zip(y).for_each(|(go, &v)| *go *= slope(Some(act), v)));
+            simd(|| {
+                g.iter_mut()
+                    .zip(y)
+                    .for_each(|(go, &v)| *go *= slope(Some(act), v))
+            });
         }
         if let Some(wbar) = xbar[0].as_deref_mut() {
             gemm(i, n, o, x[2], true, &g, false, 1.0, wbar);
