@@ -221,17 +221,13 @@ impl Var {
         self.index == CONSTANT
     }
 
-    /// A new independent variable (a leaf of the tape).
+    /// A new independent variable (a leaf of the tape); the engine
+    /// records its inputs at once ([`start_tape`]).
+    #[cfg(test)]
     fn input(value: f64) -> Self {
         let index = TAPE.with(|tape| tape.borrow_mut().close());
         Self { value, index }
     }
-}
-
-/// Empties this thread's tape (keeping its allocation). Not generic, so
-/// every engine call shares this one copy.
-fn clear_tape() {
-    TAPE.with(|tape| tape.borrow_mut().clear());
 }
 
 impl fmt::Display for Var {
@@ -352,6 +348,23 @@ fn consecutive_from(first: u32, block: &[Var]) -> bool {
     crate::plate::vmath::dispatch(Check(first, block))
 }
 
+/// `work` on the blocks' values as one slice (on the stack for up to four
+/// blocks: no allocation per op and sweep).
+#[inline]
+fn with_values<R>(blocks: &[Block], work: impl FnOnce(&[&[f64]]) -> R) -> R {
+    const STACK: usize = 4;
+    if blocks.len() <= STACK {
+        let mut values: [&[f64]; STACK] = [&[]; STACK];
+        for (v, b) in values.iter_mut().zip(blocks) {
+            *v = &b.values;
+        }
+        work(&values[..blocks.len()])
+    } else {
+        let values: Vec<&[f64]> = blocks.iter().map(|b| &*b.values).collect();
+        work(&values)
+    }
+}
+
 /// [`Var::vector_op`]'s recording, not generic over the function.
 fn record(
     tape: &mut Tape,
@@ -359,18 +372,18 @@ fn record(
     x: &[&[Var]],
     out: &mut Vec<Var>,
 ) {
-    let operands: Vec<Operands> = x.iter().map(|b| Tape::operands(b)).collect();
     let blocks: Vec<Block> = x
         .iter()
-        .zip(operands)
-        .map(|(b, operands)| Block {
-            values: tape.values(b, &operands),
-            operands,
+        .map(|b| {
+            let operands = Tape::operands(b);
+            Block {
+                values: tape.values(b, &operands),
+                operands,
+            }
         })
         .collect();
-    let values: Vec<&[f64]> = blocks.iter().map(|b| &*b.values).collect();
     let mut y = vec![0.0; function.outputs()];
-    function.eval(&values, &mut y);
+    with_values(&blocks, |values| function.eval(values, &mut y));
     if blocks
         .iter()
         .all(|b| matches!(b.operands, Operands::Constant))
@@ -405,19 +418,7 @@ impl GradientEngine for TapeEngine {
     /// Records `f` with the inputs `first .. first + out.len()` on the
     /// tape (the first nodes, in order) and sweeps back into `out`.
     fn partials<F: Differentiable>(&self, f: &F, x: &[f64], first: usize, out: &mut [f64]) -> f64 {
-        let directions = first..first + out.len();
-        clear_tape();
-        let inputs: Vec<Var> = x
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                if directions.contains(&i) {
-                    Var::input(v)
-                } else {
-                    Var::constant(v)
-                }
-            })
-            .collect();
+        let inputs = start_tape(x, first..first + out.len());
         let output = f.eval(&inputs);
         out.fill(0.0);
         if output.is_constant() {
@@ -426,6 +427,30 @@ impl GradientEngine for TapeEngine {
         sweep(output, out);
         output.value
     }
+}
+
+/// Empties this thread's tape and records `x[directions]` as its first
+/// nodes, in order (one borrow of the tape for all of them, where a
+/// [`Var::input`] per input cost a thread-local access each); the other
+/// entries are constants. Not generic.
+fn start_tape(x: &[f64], directions: std::ops::Range<usize>) -> Vec<Var> {
+    TAPE.with(|tape| {
+        let tape = &mut *tape.borrow_mut();
+        tape.clear();
+        x.iter()
+            .enumerate()
+            .map(|(i, &value)| {
+                if directions.contains(&i) {
+                    Var {
+                        value,
+                        index: tape.close(),
+                    }
+                } else {
+                    Var::constant(value)
+                }
+            })
+            .collect()
+    })
 }
 
 /// The backward sweep of [`TapeEngine::partials`]: the adjoints of the
@@ -488,7 +513,6 @@ fn run_op(op: &Op, adjoint: &mut [f64]) {
     if ybar.iter().all(|&a| a == 0.0) {
         return;
     }
-    let values: Vec<&[f64]> = op.blocks.iter().map(|b| &*b.values).collect();
     let mut ranges: Vec<(usize, usize)> = op
         .blocks
         .iter()
@@ -529,7 +553,9 @@ fn run_op(op: &Op, adjoint: &mut [f64]) {
             _ => place.or(Some(buffer.as_mut_slice())),
         })
         .collect();
-    op.function.vjp(&values, &op.y, ybar, &mut xbar);
+    with_values(&op.blocks, |values| {
+        op.function.vjp(values, &op.y, ybar, &mut xbar)
+    });
     drop(xbar);
     for (block, buffer) in op.blocks.iter().zip(&buffers) {
         if buffer.is_empty() {
