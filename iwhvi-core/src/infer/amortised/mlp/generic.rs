@@ -62,6 +62,11 @@ impl Mlp {
     /// column, `out[o * rows + r]`, so that output `o` of every row is one
     /// slice.
     ///
+    /// One [`Scalar::vector_op`] whose layers are matrix products over the
+    /// rows (`H_{l+1} = a(H_l W_l + 1 b_lᵀ)`, the batched networks'
+    /// kernel): values within rounding of the scalar loop, and each row's
+    /// the same bits whichever other rows the call holds.
+    ///
     /// # Panics
     /// If `params` is shorter than `len()` or `input` than `rows × inputs`.
     ///
@@ -117,21 +122,20 @@ impl Mlp {
     }
 }
 
-/// From this many rows on, [`MlpOp`]'s layers run as matrix products over
-/// the rows (the batched networks' [`gemm`]); below, row by row in the
-/// scalar loop's order (one row, the context calls, keeps its bits).
-const GEMM_ROWS: usize = 4;
-
 /// The network on `rows` rows of plain inputs as one [`VectorFunction`]:
 /// blocks `[params]` (context taken as zero) or `[params, context]` (one
 /// context for every row); outputs `y[o · rows + r]`.
 ///
-/// Below [`GEMM_ROWS`] rows the forward pass is the scalar loop's (per
+/// Without a context ([`Mlp::apply_rows`]) each layer is `H_{l+1} =
+/// a(H_l W_l + 1 b_lᵀ)`, one matrix product over the rows (the batched
+/// networks' [`gemm`]: the products summed in the kernel's order, then the
+/// bias; within rounding of the scalar loop), and a row's values do not
+/// depend on the other rows (the kernel sums each entry alone), so a
+/// minibatch's rows are the whole batch's bits. With a context (one row,
+/// [`Mlp::apply_row_context`]) the forward pass is the scalar loop's (per
 /// output: the bias, then the inputs' terms, then the context's, in
-/// order); from it on each layer is `H_{l+1} = a(H_l W_l + 1 (b_l + W_cᵀ
-/// c)ᵀ)` as one matrix product (the additions in the kernel's order, so
-/// within rounding of the loop). Either way `f64` values do not depend on
-/// the engine.
+/// order), which [`Mlp::apply_row_context_from`] repeats bit for bit.
+/// Either way `f64` values do not depend on the engine.
 struct MlpOp {
     shapes: Vec<LayerShape>,
     offset: usize,
@@ -172,8 +176,9 @@ impl MlpOp {
         (l + 1 < self.shapes.len()).then_some(self.activation)
     }
 
+    /// Matrix products over the rows (no context), or the row loop.
     fn matrix(&self) -> bool {
-        self.rows >= GEMM_ROWS
+        !self.with_context
     }
 
     /// Layer `s`'s weights, context weights and biases in `params`.
@@ -528,8 +533,8 @@ mod tests {
     }
 
     /// An encoder of 5 inputs and 2 context inputs, `5 + 2 → 18 → 4 → 3`,
-    /// at offset 3 of the parameters: on 4 and 2 rows (`apply_rows`: the
-    /// matrix products and the row loop), on one row
+    /// at offset 3 of the parameters: on 4 and 2 rows (`apply_rows`, matrix
+    /// products), on one row
     /// with its context, and on a row whose context is the first call's
     /// outputs (an op feeding an op).
     struct Encoder {
@@ -551,7 +556,6 @@ mod tests {
             let (mut rows, mut one, mut chained) = (Vec::new(), Vec::new(), Vec::new());
             let mut two = Vec::new();
             if self.ops {
-                // 4 rows: matrix products; 2: row by row.
                 net.apply_rows(params, &input, 4, &mut rows);
                 net.apply_rows(params, &input[5..], 2, &mut two);
                 net.apply_row_context(params, &input[10..15], ctx, &mut one);
@@ -566,6 +570,38 @@ mod tests {
             all.zip(1..).fold(T::constant(0.0), |acc, (&v, k)| {
                 acc + v * (1.0 + 0.1 * f64::from(k)) + v.square() * 0.3
             })
+        }
+    }
+
+    /// A row's outputs are the same bits on its own, in a few rows, and in
+    /// many (a minibatch's groups are the whole batch's rows), on `f64`
+    /// and on the tape.
+    #[test]
+    fn apply_rows_gives_a_row_the_same_bits_whatever_the_other_rows() {
+        let net = Mlp::new(9, 0, &[13], 3, Activation::Tanh, 0);
+        let params: Vec<f64> = (0..net.len())
+            .map(|k| ((k * 37 % 101) as f64 / 101.0 - 0.5) * 0.6)
+            .collect();
+        let rows = 23;
+        let input: Vec<f64> = (0..rows * 9).map(|k| (k as f64 * 0.37).sin()).collect();
+        let mut all = Vec::new();
+        net.apply_rows(&params, &input, rows, &mut all);
+        let vars: Vec<crate::tape::Var> = params.iter().map(|&p| Scalar::constant(p)).collect();
+        for picked in [&[7][..], &[0, 22], &[3, 4, 5, 19, 20]] {
+            let subset: Vec<f64> = picked
+                .iter()
+                .flat_map(|&r| input[r * 9..(r + 1) * 9].iter().copied())
+                .collect();
+            let (mut some, mut on_tape) = (Vec::new(), Vec::new());
+            net.apply_rows(&params, &subset, picked.len(), &mut some);
+            net.apply_rows(&vars, &subset, picked.len(), &mut on_tape);
+            for (k, &r) in picked.iter().enumerate() {
+                for o in 0..3 {
+                    let whole = all[o * rows + r].to_bits();
+                    assert_eq!(some[o * picked.len() + k].to_bits(), whole, "row {r}");
+                    assert_eq!(on_tape[o * picked.len() + k].value().to_bits(), whole);
+                }
+            }
         }
     }
 
