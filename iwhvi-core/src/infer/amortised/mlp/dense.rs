@@ -232,7 +232,8 @@ impl Dense {
     /// (`inputs × outputs`, see [`Dense`]), `Y = a(X Wᵀ + 1 bᵀ)`: the
     /// products run as matrix products (the batched networks' kernel), so
     /// a row's value is [`Dense::apply`]'s within rounding (the additions'
-    /// order differs), the same bits on every engine.
+    /// order differs), the same bits on every engine and whichever other
+    /// rows the call holds (a minibatch's rows are the whole data's).
     ///
     /// Derivatives, with `G = Ȳ ⊙ a'`: `W̄ᵀ += Xᵀ G`, `b̄ += Gᵀ 1` (the
     /// column sums), `X̄ += G W` (reverse); `Ẏ = a' ⊙ (Ẋ Wᵀ + X Ẇᵀ + 1 ḃᵀ)`
@@ -508,6 +509,41 @@ mod tests {
                         &mut out,
                     );
                     close(&out, &reference[directions], 1e-13, "duals, partial");
+                }
+            }
+        }
+    }
+
+    /// A row's outputs are the same bits alone, in a few rows and in
+    /// many (a minibatch's rows are the whole data's), through the kernel
+    /// and through the thin-product loop (2 inputs).
+    #[test]
+    fn apply_rows_gives_a_row_the_same_bits_whatever_the_other_rows() {
+        for inputs in [2, 9] {
+            let layer = Dense::new(inputs, 11, Some(Activation::Tanh));
+            let (w, b): (Vec<f64>, Vec<f64>) = (
+                (0..inputs * 11)
+                    .map(|k| (k as f64 * 0.71).cos() * 0.5)
+                    .collect(),
+                (0..11).map(|k| k as f64 * 0.05 - 0.2).collect(),
+            );
+            let rows = 21;
+            let x: Vec<f64> = (0..rows * inputs)
+                .map(|k| (k as f64 * 0.37).sin())
+                .collect();
+            let mut all = Vec::new();
+            layer.apply_rows(&w, &b, &x, rows, &mut all);
+            for picked in [&[6][..], &[0, 20], &[2, 3, 4, 17, 18]] {
+                let subset: Vec<f64> = picked
+                    .iter()
+                    .flat_map(|&r| x[r * inputs..(r + 1) * inputs].iter().copied())
+                    .collect();
+                let mut some = Vec::new();
+                layer.apply_rows(&w, &b, &subset, picked.len(), &mut some);
+                for (k, &r) in picked.iter().enumerate() {
+                    let (mine, whole) = (&some[k * 11..(k + 1) * 11], &all[r * 11..(r + 1) * 11]);
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(mine), bits(whole), "{inputs} inputs, row {r}");
                 }
             }
         }
