@@ -39,17 +39,30 @@
 //!   steps and the bound (the model's and guide's construction, a copy of
 //!   the images, the fit's checks, the noise's allocation).
 //!
+//! and, in the group `dense_rows`, the VAE's decoder (`2 → 64 tanh → 64`
+//! logits, two `amortised::Dense` layers) on a minibatch's 100 rows of
+//! latents, its value and tape gradient in the weights and the latents
+//! (`TapeEngine`, the readout a fixed linear function of the logits):
+//!
+//! - `apply_rows`: each layer one `Dense::apply_rows` op over the rows
+//!   (matrix products);
+//! - `apply_per_row`: each layer one `Dense::apply` op per row (the
+//!   decoder as a per-image factor calls it).
+//!
 //! ```sh
 //! cargo bench --no-run --bench vae_epoch
 //! taskset -c 1 target/release/deps/vae_epoch-HASH --bench
+//! taskset -c 1 target/release/deps/vae_epoch-HASH --bench dense_rows
 //! ```
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use iwhvi::amortised::{EncoderKind, TrainSettings, VaeBound, train};
+use iwhvi::amortised::{Activation, Dense, EncoderKind, TrainSettings, VaeBound, train};
 use iwhvi::objective::Diwhvi;
+use iwhvi::tape::TapeEngine;
+use iwhvi::{Differentiable, Scalar};
 use iwhvi_examples::digits;
 use iwhvi_examples::macro_vae::{self, MacroEncoder, MacroTraining};
 use rand::SeedableRng;
@@ -181,5 +194,72 @@ fn macro_epoch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, epochs, macro_epoch);
+/// The decoder `2 → 64 tanh → 64` on `ROWS` rows of latents, `p = (W₀,
+/// b₀, W₁, b₁, z)`: by `Dense::apply_rows` or by `Dense::apply` per row.
+struct Decoder {
+    batched: bool,
+}
+
+const ROWS: usize = 100;
+const HIDDEN: usize = 64;
+const LATENT: usize = 2;
+
+impl Decoder {
+    const LAYERS: [Dense; 2] = [
+        Dense::new(LATENT, HIDDEN, Some(Activation::Tanh)),
+        Dense::new(HIDDEN, digits::PIXELS, None),
+    ];
+
+    fn len() -> usize {
+        Self::LAYERS.iter().map(Dense::len).sum::<usize>() + ROWS * LATENT
+    }
+}
+
+impl Differentiable for Decoder {
+    fn eval<T: Scalar>(&self, p: &[T]) -> T {
+        let (w0, rest) = p.split_at(LATENT * HIDDEN);
+        let (b0, rest) = rest.split_at(HIDDEN);
+        let (w1, rest) = rest.split_at(HIDDEN * digits::PIXELS);
+        let (b1, z) = rest.split_at(digits::PIXELS);
+        let [first, second] = Self::LAYERS;
+        let (mut h, mut logits) = (Vec::new(), Vec::new());
+        if self.batched {
+            first.apply_rows(w0, b0, z, ROWS, &mut h);
+            second.apply_rows(w1, b1, &h, ROWS, &mut logits);
+        } else {
+            let (mut row_h, mut row_logits) = (Vec::new(), Vec::new());
+            for row in z.chunks_exact(LATENT) {
+                first.apply(w0, b0, row, &mut row_h);
+                second.apply(w1, b1, &row_h, &mut row_logits);
+                logits.extend_from_slice(&row_logits);
+            }
+        }
+        // A fixed linear readout, one fused node on the tape.
+        let readout: Vec<T> = (0..logits.len())
+            .map(|k| T::constant(((k % 7) as f64 - 3.0) * 0.1))
+            .collect();
+        T::dot(&logits, &readout)
+    }
+}
+
+/// The decoder's value and tape gradient on a minibatch, by matrix
+/// products over the rows against a layer op per row.
+fn dense_rows(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dense_rows");
+    let p: Vec<f64> = (0..Decoder::len())
+        .map(|k| ((k * 37 % 101) as f64 / 101.0 - 0.5) * 0.3)
+        .collect();
+    let mut grad = vec![0.0; p.len()];
+    for (name, batched) in [("apply_rows", true), ("apply_per_row", false)] {
+        let decoder = Decoder { batched };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                black_box(TapeEngine.value_and_gradient_into(&decoder, black_box(&p), &mut grad))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, epochs, macro_epoch, dense_rows);
 criterion_main!(benches);

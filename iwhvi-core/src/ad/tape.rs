@@ -221,17 +221,13 @@ impl Var {
         self.index == CONSTANT
     }
 
-    /// A new independent variable (a leaf of the tape).
+    /// A new independent variable (a leaf of the tape); the engine
+    /// records its inputs at once ([`start_tape`]).
+    #[cfg(test)]
     fn input(value: f64) -> Self {
         let index = TAPE.with(|tape| tape.borrow_mut().close());
         Self { value, index }
     }
-}
-
-/// Empties this thread's tape (keeping its allocation). Not generic, so
-/// every engine call shares this one copy.
-fn clear_tape() {
-    TAPE.with(|tape| tape.borrow_mut().clear());
 }
 
 impl fmt::Display for Var {
@@ -352,6 +348,23 @@ fn consecutive_from(first: u32, block: &[Var]) -> bool {
     crate::plate::vmath::dispatch(Check(first, block))
 }
 
+/// `work` on the blocks' values as one slice (on the stack for up to four
+/// blocks: no allocation per op and sweep).
+#[inline]
+fn with_values<R>(blocks: &[Block], work: impl FnOnce(&[&[f64]]) -> R) -> R {
+    const STACK: usize = 4;
+    if blocks.len() <= STACK {
+        let mut values: [&[f64]; STACK] = [&[]; STACK];
+        for (v, b) in values.iter_mut().zip(blocks) {
+            *v = &b.values;
+        }
+        work(&values[..blocks.len()])
+    } else {
+        let values: Vec<&[f64]> = blocks.iter().map(|b| &*b.values).collect();
+        work(&values)
+    }
+}
+
 /// [`Var::vector_op`]'s recording, not generic over the function.
 fn record(
     tape: &mut Tape,
@@ -359,18 +372,18 @@ fn record(
     x: &[&[Var]],
     out: &mut Vec<Var>,
 ) {
-    let operands: Vec<Operands> = x.iter().map(|b| Tape::operands(b)).collect();
     let blocks: Vec<Block> = x
         .iter()
-        .zip(operands)
-        .map(|(b, operands)| Block {
-            values: tape.values(b, &operands),
-            operands,
+        .map(|b| {
+            let operands = Tape::operands(b);
+            Block {
+                values: tape.values(b, &operands),
+                operands,
+            }
         })
         .collect();
-    let values: Vec<&[f64]> = blocks.iter().map(|b| &*b.values).collect();
     let mut y = vec![0.0; function.outputs()];
-    function.eval(&values, &mut y);
+    with_values(&blocks, |values| function.eval(values, &mut y));
     if blocks
         .iter()
         .all(|b| matches!(b.operands, Operands::Constant))
@@ -405,19 +418,7 @@ impl GradientEngine for TapeEngine {
     /// Records `f` with the inputs `first .. first + out.len()` on the
     /// tape (the first nodes, in order) and sweeps back into `out`.
     fn partials<F: Differentiable>(&self, f: &F, x: &[f64], first: usize, out: &mut [f64]) -> f64 {
-        let directions = first..first + out.len();
-        clear_tape();
-        let inputs: Vec<Var> = x
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                if directions.contains(&i) {
-                    Var::input(v)
-                } else {
-                    Var::constant(v)
-                }
-            })
-            .collect();
+        let inputs = start_tape(x, first..first + out.len());
         let output = f.eval(&inputs);
         out.fill(0.0);
         if output.is_constant() {
@@ -426,6 +427,30 @@ impl GradientEngine for TapeEngine {
         sweep(output, out);
         output.value
     }
+}
+
+/// Empties this thread's tape and records `x[directions]` as its first
+/// nodes, in order (one borrow of the tape for all of them, where a
+/// [`Var::input`] per input cost a thread-local access each); the other
+/// entries are constants. Not generic.
+fn start_tape(x: &[f64], directions: std::ops::Range<usize>) -> Vec<Var> {
+    TAPE.with(|tape| {
+        let tape = &mut *tape.borrow_mut();
+        tape.clear();
+        x.iter()
+            .enumerate()
+            .map(|(i, &value)| {
+                if directions.contains(&i) {
+                    Var {
+                        value,
+                        index: tape.close(),
+                    }
+                } else {
+                    Var::constant(value)
+                }
+            })
+            .collect()
+    })
 }
 
 /// The backward sweep of [`TapeEngine::partials`]: the adjoints of the
@@ -480,58 +505,38 @@ fn sweep_edges(
 
 /// An op's vector–Jacobian product, from its outputs' adjoints into its
 /// operands'. Blocks of consecutive nodes that do not overlap an earlier
-/// one receive theirs in place; the others through a buffer.
+/// one receive theirs in place; the others through a buffer. Up to four
+/// blocks the bookkeeping lives on the stack (no allocation per op).
 fn run_op(op: &Op, adjoint: &mut [f64]) {
+    const STACK: usize = 4;
     let first = op.first as usize;
     let (below, outputs) = adjoint.split_at_mut(first);
     let ybar = &outputs[..op.y.len()];
     if ybar.iter().all(|&a| a == 0.0) {
         return;
     }
-    let values: Vec<&[f64]> = op.blocks.iter().map(|b| &*b.values).collect();
-    let mut ranges: Vec<(usize, usize)> = op
-        .blocks
-        .iter()
-        .enumerate()
-        .filter_map(|(b, block)| match block.operands {
-            Operands::Range(start) => Some((start as usize, b)),
-            _ => None,
-        })
-        .collect();
-    ranges.sort_unstable();
-    let mut in_place: Vec<Option<&mut [f64]>> = op.blocks.iter().map(|_| None).collect();
-    let (mut rest, mut at) = (below, 0usize);
-    for (start, b) in ranges {
-        let len = op.blocks[b].values.len();
-        if start >= at {
-            let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - at);
-            let (mine, tail) = tail.split_at_mut(len);
-            in_place[b] = Some(mine);
-            (rest, at) = (tail, start + len);
-        }
+    let n = op.blocks.len();
+    let mut buffers = if n <= STACK {
+        Slots::Stack(Default::default())
+    } else {
+        Slots::Heap(vec![Vec::new(); n])
+    };
+    let buffers = buffers.slice(n);
+    {
+        let mut stack_xbar: [Option<&mut [f64]>; STACK] = Default::default();
+        let mut heap_xbar = Vec::new();
+        let xbar: &mut [Option<&mut [f64]>] = if n <= STACK {
+            &mut stack_xbar[..n]
+        } else {
+            heap_xbar.resize_with(n, || None);
+            &mut heap_xbar
+        };
+        adjoint_slots(op, below, xbar, buffers);
+        with_values(&op.blocks, |values| {
+            op.function.vjp(values, &op.y, ybar, xbar)
+        });
     }
-    // Scattered blocks, and ranges that overlap one taken in place.
-    let mut buffers: Vec<Vec<f64>> = op
-        .blocks
-        .iter()
-        .zip(&in_place)
-        .map(|(block, place)| match (&block.operands, place) {
-            (Operands::Constant, _) | (_, Some(_)) => Vec::new(),
-            _ => vec![0.0; block.values.len()],
-        })
-        .collect();
-    let mut xbar: Vec<Option<&mut [f64]>> = in_place
-        .into_iter()
-        .zip(&mut buffers)
-        .zip(&op.blocks)
-        .map(|((place, buffer), block)| match block.operands {
-            Operands::Constant => None,
-            _ => place.or(Some(buffer.as_mut_slice())),
-        })
-        .collect();
-    op.function.vjp(&values, &op.y, ybar, &mut xbar);
-    drop(xbar);
-    for (block, buffer) in op.blocks.iter().zip(&buffers) {
+    for (block, buffer) in op.blocks.iter().zip(buffers.iter()) {
         if buffer.is_empty() {
             continue;
         }
@@ -546,6 +551,77 @@ fn run_op(op: &Op, adjoint: &mut [f64]) {
                 adjoint[index as usize] += a;
             }
         }
+    }
+}
+
+/// `visit(first node, block)` for the op's blocks of consecutive nodes in
+/// increasing order of `(first node, block)`: a selection for a few
+/// blocks (no allocation), a sort for more.
+fn ranges_in_order(op: &Op, mut visit: impl FnMut(usize, usize)) {
+    let ranges = op
+        .blocks
+        .iter()
+        .enumerate()
+        .filter_map(|(b, block)| match block.operands {
+            Operands::Range(start) => Some((start as usize, b)),
+            _ => None,
+        });
+    if op.blocks.len() <= 4 {
+        let mut last = None;
+        while let Some(next) = ranges.clone().filter(|&r| last < Some(r)).min() {
+            visit(next.0, next.1);
+            last = Some(next);
+        }
+    } else {
+        let mut sorted: Vec<(usize, usize)> = ranges.collect();
+        sorted.sort_unstable();
+        for (start, b) in sorted {
+            visit(start, b);
+        }
+    }
+}
+
+/// Per-block buffers of [`run_op`], on the stack for a few blocks.
+enum Slots {
+    Stack([Vec<f64>; 4]),
+    Heap(Vec<Vec<f64>>),
+}
+
+impl Slots {
+    fn slice(&mut self, n: usize) -> &mut [Vec<f64>] {
+        match self {
+            Slots::Stack(slots) => &mut slots[..n],
+            Slots::Heap(slots) => &mut slots[..n],
+        }
+    }
+}
+
+/// Points each non-constant block's adjoint slot of `xbar` at its nodes'
+/// adjoints in `below` (consecutive blocks, in increasing order of their
+/// first node, that do not overlap one taken already) or at a zeroed
+/// buffer of `buffers` (scattered blocks, and the overlapping ranges).
+fn adjoint_slots<'a>(
+    op: &Op,
+    below: &'a mut [f64],
+    xbar: &mut [Option<&'a mut [f64]>],
+    buffers: &'a mut [Vec<f64>],
+) {
+    let (mut rest, mut at) = (below, 0usize);
+    ranges_in_order(op, |start, b| {
+        let len = op.blocks[b].values.len();
+        if start >= at {
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - at);
+            let (mine, tail) = tail.split_at_mut(len);
+            xbar[b] = Some(mine);
+            (rest, at) = (tail, start + len);
+        }
+    });
+    for ((slot, buffer), block) in xbar.iter_mut().zip(buffers).zip(&op.blocks) {
+        if matches!(block.operands, Operands::Constant) || slot.is_some() {
+            continue;
+        }
+        buffer.resize(block.values.len(), 0.0);
+        *slot = Some(buffer.as_mut_slice());
     }
 }
 
@@ -655,6 +731,82 @@ mod tests {
         fn eval<T: Scalar>(&self, x: &[T]) -> T {
             let c = T::constant(5.0);
             T::with_partials(7.0, &[x[0], c, x[1], x[0]], &[0.5, 9.0, -1.0, 0.25])
+        }
+    }
+
+    /// `Σ_b c_b Σ_k x_b[k]²` with `c_b = b + 1`, as one op of any number
+    /// of blocks.
+    struct Squares;
+
+    impl VectorFunction for Squares {
+        fn outputs(&self) -> usize {
+            1
+        }
+        fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+            y[0] = x
+                .iter()
+                .zip(1..)
+                .map(|(b, c)| f64::from(c) * b.iter().map(|v| v * v).sum::<f64>())
+                .sum();
+        }
+        fn vjp(&self, x: &[&[f64]], _y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+            for ((block, bar), c) in x.iter().zip(xbar.iter_mut()).zip(1..) {
+                if let Some(bar) = bar {
+                    for (b, v) in bar.iter_mut().zip(*block) {
+                        *b += ybar[0] * 2.0 * f64::from(c) * v;
+                    }
+                }
+            }
+        }
+        fn jvp(&self, _x: &[&[f64]], _y: &[f64], _xdot: &[Option<&[f64]>], _ydot: &mut [f64]) {
+            unreachable!("the tape runs vjp")
+        }
+    }
+
+    /// Blocks of one op whose ranges come in decreasing order, overlap,
+    /// repeat, and mix with scattered and constant blocks: every operand's
+    /// adjoint is the sum over the blocks that read it, with 3 blocks (the
+    /// stack path of the sweep's bookkeeping) and 7 (the heap path).
+    #[test]
+    fn an_ops_blocks_in_any_order_and_overlap_get_their_adjoints() {
+        struct Blocks(usize);
+        impl Differentiable for Blocks {
+            fn eval<T: Scalar>(&self, x: &[T]) -> T {
+                let scattered = [x[5], x[0], x[5]];
+                let constants = [T::constant(3.0); 2];
+                let all: [&[T]; 7] = [
+                    &x[4..8],
+                    &x[0..3],
+                    &scattered,
+                    &x[2..6],
+                    &constants,
+                    &x[4..8],
+                    &x[..1],
+                ];
+                let mut y = Vec::new();
+                T::vector_op(Squares, &all[..self.0], &mut y);
+                y[0]
+            }
+        }
+        let x: Vec<f64> = (0..8).map(|k| 0.5 + 0.25 * f64::from(k)).collect();
+        for blocks in [3, 7] {
+            let mut expected = vec![0.0; 8];
+            let reads: [&[usize]; 7] = [
+                &[4, 5, 6, 7],
+                &[0, 1, 2],
+                &[5, 0, 5],
+                &[2, 3, 4, 5],
+                &[],
+                &[4, 5, 6, 7],
+                &[0],
+            ];
+            for (b, read) in reads.iter().enumerate().take(blocks) {
+                for &k in *read {
+                    expected[k] += 2.0 * (b + 1) as f64 * x[k];
+                }
+            }
+            let (_, grad) = TapeEngine.value_and_gradient(&Blocks(blocks), &x);
+            assert_eq!(grad, expected, "{blocks} blocks");
         }
     }
 }

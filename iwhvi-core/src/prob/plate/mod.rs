@@ -30,7 +30,8 @@
 //! arguments are expressions of the latents.
 //!
 //! [`log_density`] turns a kernel over `N` elements into one scalar of any
-//! [`Scalar`] type.
+//! [`Scalar`] type; [`log_density_rows`] a kernel over a `rows × cols`
+//! block into one value per row (one op).
 //!
 //! ```
 //! use iwhvi_core::plate::{self, Arg, NormalKernel};
@@ -54,6 +55,7 @@ mod affine;
 mod driver;
 mod families;
 mod kernels;
+mod rows;
 pub(crate) mod vmath;
 
 use std::any::TypeId;
@@ -70,6 +72,7 @@ pub use kernels::{
     BernoulliLogitKernel, BinomialLogitKernel, GammaKernel, LogNormalKernel,
     NegativeBinomial2Kernel, NormalKernel, PoissonKernel, PoissonLogKernel, StudentTKernel,
 };
+pub use rows::log_density_rows;
 #[doc(hidden)]
 pub use vmath::slices as __vmath;
 

@@ -4,7 +4,7 @@
 //! (`a = b; a += W[i] x[i]` for `i` ascending), its vector–Jacobian and
 //! Jacobian–vector products.
 
-use super::Activation;
+use super::{Activation, gemm};
 use crate::Scalar;
 use crate::plate::vmath::{self, Simd};
 use crate::vector::VectorFunction;
@@ -223,6 +223,131 @@ impl Dense {
         assert_eq!(x.len(), i, "Dense::apply: x needs inputs = {i} values");
         T::vector_op(*self, &[w, b, x], out);
     }
+
+    /// The layer on `rows` rows at once, one [`Scalar::vector_op`]:
+    /// `x` holds the rows' inputs row after row (`rows × inputs`,
+    /// `x[r · inputs + i]`), `out` is cleared and receives the rows'
+    /// outputs row after row (`rows × outputs`), `out_r = a(W x_r + b)`.
+    /// With `X` the rows as a matrix and `Wᵀ` the weights as stored
+    /// (`inputs × outputs`, see [`Dense`]), `Y = a(X Wᵀ + 1 bᵀ)`: the
+    /// products run as matrix products (the batched networks' kernel), so
+    /// a row's value is [`Dense::apply`]'s within rounding (the additions'
+    /// order differs), the same bits on every engine and whichever other
+    /// rows the call holds (a minibatch's rows are the whole data's).
+    ///
+    /// Derivatives, with `G = Ȳ ⊙ a'`: `W̄ᵀ += Xᵀ G`, `b̄ += Gᵀ 1` (the
+    /// column sums), `X̄ += G W` (reverse); `Ẏ = a' ⊙ (Ẋ Wᵀ + X Ẇᵀ + 1 ḃᵀ)`
+    /// (forward).
+    ///
+    /// # Panics
+    /// If `w`, `b` or `x` has the wrong length (the message names it): a
+    /// programming error of the caller, as for [`Dense::apply`].
+    ///
+    /// ```
+    /// use iwhvi_core::amortised::Dense;
+    /// // W = [[1, 2], [3, 4]] (column by column: 1, 3, 2, 4), b = (0, 1),
+    /// // on the rows x = (1, 1) and x = (1, 0).
+    /// let mut y = Vec::new();
+    /// let layer = Dense::new(2, 2, None);
+    /// layer.apply_rows(&[1.0, 3.0, 2.0, 4.0], &[0.0, 1.0], &[1.0, 1.0, 1.0, 0.0], 2, &mut y);
+    /// assert_eq!(y, vec![3.0, 8.0, 1.0, 4.0]);
+    /// ```
+    pub fn apply_rows<T: Scalar>(&self, w: &[T], b: &[T], x: &[T], rows: usize, out: &mut Vec<T>) {
+        let (i, o) = (self.inputs, self.outputs);
+        assert_eq!(
+            w.len(),
+            i * o,
+            "Dense::apply_rows: w needs outputs × inputs = {o} × {i} values"
+        );
+        assert_eq!(
+            b.len(),
+            o,
+            "Dense::apply_rows: b needs outputs = {o} values"
+        );
+        assert_eq!(
+            x.len(),
+            rows * i,
+            "Dense::apply_rows: x needs rows × inputs = {rows} × {i} values"
+        );
+        let op = DenseRows { layer: *self, rows };
+        T::vector_op(op, &[w, b, x], out);
+    }
+}
+
+/// Stack room for a layer's `ḡ` in [`Dense`]'s adjoint (wider layers
+/// take a `Vec`).
+const STACK_OUTPUTS: usize = 128;
+
+/// [`Dense::apply_rows`]'s op: blocks `[W, b, X]`, outputs row after row.
+struct DenseRows {
+    layer: Dense,
+    rows: usize,
+}
+
+impl DenseRows {
+    /// Each row starts at the bias.
+    fn broadcast(&self, b: &[f64], y: &mut [f64]) {
+        for row in y.chunks_exact_mut(self.layer.outputs.max(1)) {
+            row.copy_from_slice(b);
+        }
+    }
+}
+
+impl VectorFunction for DenseRows {
+    fn outputs(&self) -> usize {
+        self.rows * self.layer.outputs
+    }
+
+    fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+        let (n, i, o) = (self.rows, self.layer.inputs, self.layer.outputs);
+        self.broadcast(x[1], y);
+        gemm(n, i, o, x[2], false, x[0], false, 1.0, y);
+        simd(|| activate(self.layer.activation, y));
+    }
+
+    fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+        let (n, i, o) = (self.rows, self.layer.inputs, self.layer.outputs);
+        let mut g = ybar.to_vec();
+        if let Some(act) = self.layer.activation {
+            simd(|| {
+                g.iter_mut()
+                    .zip(y)
+                    .for_each(|(go, &v)| *go *= slope(Some(act), v))
+            });
+        }
+        if let Some(wbar) = xbar[0].as_deref_mut() {
+            gemm(i, n, o, x[2], true, &g, false, 1.0, wbar);
+        }
+        if let Some(bbar) = xbar[1].as_deref_mut() {
+            for row in g.chunks_exact(o.max(1)) {
+                bbar.iter_mut().zip(row).for_each(|(b, &go)| *b += go);
+            }
+        }
+        if let Some(inputs) = xbar[2].as_deref_mut() {
+            gemm(n, o, i, &g, false, x[0], true, 1.0, inputs);
+        }
+    }
+
+    fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+        let (n, i, o) = (self.rows, self.layer.inputs, self.layer.outputs);
+        match xdot[1] {
+            Some(bdot) => self.broadcast(bdot, ydot),
+            None => ydot.fill(0.0),
+        }
+        if let Some(wdot) = xdot[0] {
+            gemm(n, i, o, x[2], false, wdot, false, 1.0, ydot);
+        }
+        if let Some(inputs) = xdot[2] {
+            gemm(n, i, o, inputs, false, x[0], false, 1.0, ydot);
+        }
+        if let Some(act) = self.layer.activation {
+            simd(|| {
+                ydot.iter_mut()
+                    .zip(y)
+                    .for_each(|(d, &v)| *d *= slope(Some(act), v));
+            });
+        }
+    }
 }
 
 /// Blocks `[W, b, x]`.
@@ -240,20 +365,26 @@ impl VectorFunction for Dense {
     }
 
     fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
-        let g: Vec<f64> = ybar
-            .iter()
-            .zip(y)
-            .map(|(&yb, &v)| yb * slope(self.activation, v))
-            .collect();
+        let (mut stack, mut heap) = ([0.0; STACK_OUTPUTS], Vec::new());
+        let g: &mut [f64] = if ybar.len() <= STACK_OUTPUTS {
+            &mut stack[..ybar.len()]
+        } else {
+            heap.resize(ybar.len(), 0.0);
+            &mut heap
+        };
+        for ((go, &yb), &v) in g.iter_mut().zip(ybar).zip(y) {
+            *go = yb * slope(self.activation, v);
+        }
+        let g = &*g;
         simd(|| {
             if let Some(wbar) = xbar[0].as_deref_mut() {
-                back_weights(x[2], &g, wbar);
+                back_weights(x[2], g, wbar);
             }
             if let Some(bbar) = xbar[1].as_deref_mut() {
-                bbar.iter_mut().zip(&g).for_each(|(b, &go)| *b += go);
+                bbar.iter_mut().zip(g).for_each(|(b, &go)| *b += go);
             }
             if let Some(inputs) = xbar[2].as_deref_mut() {
-                back_inputs(x[0], &g, inputs);
+                back_inputs(x[0], g, inputs);
             }
         });
     }
@@ -274,5 +405,160 @@ impl VectorFunction for Dense {
                 *d *= slope(self.activation, v);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ad::checks::{close, finite_differences};
+    use crate::tape::TapeEngine;
+    use crate::{Differentiable, ForwardEngine};
+
+    /// A layer on `rows` rows whose inputs are parameters too, `p = (W,
+    /// b, X)`, then a nonlinear readout: as one `apply_rows` op, or as
+    /// one `apply` per row (the reference).
+    struct Rows {
+        layer: Dense,
+        rows: usize,
+        batched: bool,
+    }
+
+    impl Rows {
+        fn len(&self) -> usize {
+            self.layer.len() + self.rows * self.layer.inputs
+        }
+    }
+
+    impl Differentiable for Rows {
+        fn eval<T: Scalar>(&self, p: &[T]) -> T {
+            let (i, o) = (self.layer.inputs, self.layer.outputs);
+            let (w, rest) = p.split_at(i * o);
+            let (b, x) = rest.split_at(o);
+            let mut y = Vec::new();
+            if self.batched {
+                self.layer.apply_rows(w, b, x, self.rows, &mut y);
+            } else {
+                let mut row = Vec::new();
+                for r in 0..self.rows {
+                    self.layer.apply(w, b, &x[r * i..(r + 1) * i], &mut row);
+                    y.extend_from_slice(&row);
+                }
+            }
+            y.iter().zip(1..).fold(T::constant(0.0), |acc, (&v, k)| {
+                acc + v * (0.5 - 0.07 * f64::from(k)) + v.square() * 0.3
+            })
+        }
+    }
+
+    #[test]
+    fn apply_rows_is_apply_per_row_on_every_engine() {
+        // 6 inputs (matrixmultiply's product) and 3 (the direct loop of a
+        // thin product); 9 rows and one.
+        for (inputs, outputs, rows) in [(6, 7, 9), (3, 5, 9), (6, 4, 1)] {
+            for activation in [
+                None,
+                Some(Activation::Tanh),
+                Some(Activation::Softplus),
+                Some(Activation::Relu),
+            ] {
+                let layer = Dense::new(inputs, outputs, activation);
+                let (batched, per_row) = (
+                    Rows {
+                        layer,
+                        rows,
+                        batched: true,
+                    },
+                    Rows {
+                        layer,
+                        rows,
+                        batched: false,
+                    },
+                );
+                let p: Vec<f64> = (0..batched.len())
+                    .map(|k| ((k * 17 % 29) as f64 / 29.0 - 0.5) * 1.3)
+                    .collect();
+                let value = batched.eval(&p);
+                close(&[value], &[per_row.eval(&p)], 1e-13, "f64 values");
+                let (tv, tape) = TapeEngine.value_and_gradient(&batched, &p);
+                let (_, reference) = TapeEngine.value_and_gradient(&per_row, &p);
+                assert_eq!(tv.to_bits(), value.to_bits(), "tape value");
+                close(&tape, &reference, 1e-13, "tape against apply per row");
+                let (dv, forward) = ForwardEngine::<8>::new().value_and_gradient(&batched, &p);
+                assert_eq!(dv.to_bits(), value.to_bits(), "dual value");
+                close(&forward, &reference, 1e-13, "duals against apply per row");
+                if activation != Some(Activation::Relu) {
+                    let fd = finite_differences(&batched, &p);
+                    close(&tape, &fd, 1e-6, "finite differences");
+                }
+                // The inputs alone (weights constants), and W and b alone.
+                let len = p.len();
+                for directions in [layer.len()..len, 0..layer.len()] {
+                    let mut out = vec![0.0; directions.len()];
+                    TapeEngine.value_and_partial_gradient_into(
+                        &batched,
+                        &p,
+                        directions.clone(),
+                        &mut out,
+                    );
+                    close(&out, &reference[directions.clone()], 1e-13, "tape, partial");
+                    ForwardEngine::<4>::new().value_and_partial_gradient_into(
+                        &batched,
+                        &p,
+                        directions.clone(),
+                        &mut out,
+                    );
+                    close(&out, &reference[directions], 1e-13, "duals, partial");
+                }
+            }
+        }
+    }
+
+    /// A row's outputs are the same bits alone, in a few rows and in
+    /// many (a minibatch's rows are the whole data's), through the kernel
+    /// and through the thin-product loop (2 inputs).
+    #[test]
+    fn apply_rows_gives_a_row_the_same_bits_whatever_the_other_rows() {
+        for inputs in [2, 9] {
+            let layer = Dense::new(inputs, 11, Some(Activation::Tanh));
+            let (w, b): (Vec<f64>, Vec<f64>) = (
+                (0..inputs * 11)
+                    .map(|k| (k as f64 * 0.71).cos() * 0.5)
+                    .collect(),
+                (0..11).map(|k| k as f64 * 0.05 - 0.2).collect(),
+            );
+            let rows = 21;
+            let x: Vec<f64> = (0..rows * inputs)
+                .map(|k| (k as f64 * 0.37).sin())
+                .collect();
+            let mut all = Vec::new();
+            layer.apply_rows(&w, &b, &x, rows, &mut all);
+            for picked in [&[6][..], &[0, 20], &[2, 3, 4, 17, 18]] {
+                let subset: Vec<f64> = picked
+                    .iter()
+                    .flat_map(|&r| x[r * inputs..(r + 1) * inputs].iter().copied())
+                    .collect();
+                let mut some = Vec::new();
+                layer.apply_rows(&w, &b, &subset, picked.len(), &mut some);
+                for (k, &r) in picked.iter().enumerate() {
+                    let (mine, whole) = (&some[k * 11..(k + 1) * 11], &all[r * 11..(r + 1) * 11]);
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(mine), bits(whole), "{inputs} inputs, row {r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn apply_rows_on_no_rows_is_empty() {
+        let mut y = vec![1.0];
+        Dense::new(2, 3, None).apply_rows(&[0.0; 6], &[0.0; 3], &[], 0, &mut y);
+        assert!(y.is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "Dense::apply_rows: x needs rows × inputs = 3 × 2 values")]
+    fn apply_rows_names_a_short_input() {
+        Dense::new(2, 3, None).apply_rows(&[0.0; 6], &[0.0; 3], &[0.0; 5], 3, &mut Vec::new());
     }
 }

@@ -8,7 +8,7 @@
 //! same additions in the same order (the bias, the inputs' terms, then the
 //! context's), only the first half is kept between calls.
 
-use super::dense::{accumulate, activate, back_inputs, back_weights, slope};
+use super::dense::{accumulate, activate, back_inputs, back_weights, simd, slope};
 use super::{Activation, LayerShape, Mlp};
 use crate::Scalar;
 use crate::vector::VectorFunction;
@@ -126,12 +126,14 @@ impl FirstLayerOp {
     }
 }
 
-impl VectorFunction for FirstLayerOp {
-    fn outputs(&self) -> usize {
+/// The passes, run through [`simd`] by the [`VectorFunction`] impl.
+impl FirstLayerOp {
+    fn outputs_len(&self) -> usize {
         self.rows * self.shape.outputs
     }
 
-    fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+    #[inline(always)]
+    fn forward(&mut self, x: &[&[f64]], y: &mut [f64]) {
         let [w, b] = self.ranges();
         let n = self.shape.outputs;
         for r in 0..self.rows {
@@ -141,7 +143,8 @@ impl VectorFunction for FirstLayerOp {
         }
     }
 
-    fn vjp(&self, _x: &[&[f64]], _y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+    #[inline(always)]
+    fn backward(&self, _x: &[&[f64]], _y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
         let Some(pbar) = xbar[0].as_deref_mut() else {
             return;
         };
@@ -157,7 +160,8 @@ impl VectorFunction for FirstLayerOp {
         }
     }
 
-    fn jvp(&self, _x: &[&[f64]], _y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+    #[inline(always)]
+    fn tangent(&self, _x: &[&[f64]], _y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
         let [w, b] = self.ranges();
         let n = self.shape.outputs;
         let Some(pdot) = xdot[0] else {
@@ -169,6 +173,24 @@ impl VectorFunction for FirstLayerOp {
             d.copy_from_slice(&pdot[b.clone()]);
             accumulate(&pdot[w.clone()], self.row(r), d);
         }
+    }
+}
+
+impl VectorFunction for FirstLayerOp {
+    fn outputs(&self) -> usize {
+        self.outputs_len()
+    }
+
+    fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+        simd(|| self.forward(x, y));
+    }
+
+    fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+        simd(|| self.backward(x, y, ybar, xbar));
+    }
+
+    fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+        simd(|| self.tangent(x, y, xdot, ydot));
     }
 }
 
@@ -208,12 +230,14 @@ impl FromFirstOp {
     }
 }
 
-impl VectorFunction for FromFirstOp {
-    fn outputs(&self) -> usize {
+/// The passes, run through [`simd`] by the [`VectorFunction`] impl.
+impl FromFirstOp {
+    fn outputs_len(&self) -> usize {
         self.shapes.last().map_or(0, |s| s.outputs)
     }
 
-    fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+    #[inline(always)]
+    fn forward(&mut self, x: &[&[f64]], y: &mut [f64]) {
         let (params, first, context) = (x[0], x[1], x[2]);
         let mut saved = std::mem::take(&mut self.saved);
         saved.clear();
@@ -235,7 +259,8 @@ impl VectorFunction for FromFirstOp {
         self.saved = saved;
     }
 
-    fn vjp(&self, x: &[&[f64]], _y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+    #[inline(always)]
+    fn backward(&self, x: &[&[f64]], _y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
         let (params, context) = (x[0], x[2]);
         let [pbar, firstbar, cbar] = xbar else {
             return;
@@ -272,7 +297,8 @@ impl VectorFunction for FromFirstOp {
         }
     }
 
-    fn jvp(&self, x: &[&[f64]], _y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+    #[inline(always)]
+    fn tangent(&self, x: &[&[f64]], _y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
         let (params, context) = (x[0], x[2]);
         let (pdot, fdot, cdot) = (xdot[0], xdot[1], xdot[2]);
         let (mut t, mut next) = (Vec::new(), Vec::new());
@@ -303,6 +329,24 @@ impl VectorFunction for FromFirstOp {
             std::mem::swap(&mut t, &mut next);
         }
         ydot.copy_from_slice(&t);
+    }
+}
+
+impl VectorFunction for FromFirstOp {
+    fn outputs(&self) -> usize {
+        self.outputs_len()
+    }
+
+    fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+        simd(|| self.forward(x, y));
+    }
+
+    fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+        simd(|| self.backward(x, y, ybar, xbar));
+    }
+
+    fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+        simd(|| self.tangent(x, y, xdot, ydot));
     }
 }
 

@@ -7,7 +7,7 @@
 use rand::Rng;
 
 use super::dense::{accumulate, activate, back_inputs, back_weights, simd, slope};
-use super::{Activation, LayerShape, Mlp};
+use super::{Activation, LayerShape, Mlp, gemm};
 use crate::Scalar;
 use crate::vector::VectorFunction;
 
@@ -61,6 +61,11 @@ impl Mlp {
     /// it has any, are taken as zero. The outputs are written column by
     /// column, `out[o * rows + r]`, so that output `o` of every row is one
     /// slice.
+    ///
+    /// One [`Scalar::vector_op`] whose layers are matrix products over the
+    /// rows (`H_{l+1} = a(H_l W_l + 1 b_lᵀ)`, the batched networks'
+    /// kernel): values within rounding of the scalar loop, and each row's
+    /// the same bits whichever other rows the call holds.
     ///
     /// # Panics
     /// If `params` is shorter than `len()` or `input` than `rows × inputs`.
@@ -119,9 +124,18 @@ impl Mlp {
 
 /// The network on `rows` rows of plain inputs as one [`VectorFunction`]:
 /// blocks `[params]` (context taken as zero) or `[params, context]` (one
-/// context for every row); outputs `y[o · rows + r]`. The forward pass is
-/// the scalar loop's (per output: the bias, then the inputs' terms, then
-/// the context's, in order), so `f64` values do not depend on the engine.
+/// context for every row); outputs `y[o · rows + r]`.
+///
+/// Without a context ([`Mlp::apply_rows`]) each layer is `H_{l+1} =
+/// a(H_l W_l + 1 b_lᵀ)`, one matrix product over the rows (the batched
+/// networks' [`gemm`]: the products summed in the kernel's order, then the
+/// bias; within rounding of the scalar loop), and a row's values do not
+/// depend on the other rows (the kernel sums each entry alone), so a
+/// minibatch's rows are the whole batch's bits. With a context (one row,
+/// [`Mlp::apply_row_context`]) the forward pass is the scalar loop's (per
+/// output: the bias, then the inputs' terms, then the context's, in
+/// order), which [`Mlp::apply_row_context_from`] repeats bit for bit.
+/// Either way `f64` values do not depend on the engine.
 struct MlpOp {
     shapes: Vec<LayerShape>,
     offset: usize,
@@ -129,17 +143,23 @@ struct MlpOp {
     input: Vec<f64>,
     rows: usize,
     with_context: bool,
-    /// Every layer's outputs (after the activation) of every row, row
-    /// after row, kept by `eval` for the derivatives.
+    /// Every layer's outputs (after the activation) of every row, layer
+    /// after layer, each `rows × outputs` row-major, kept by `eval` for
+    /// the derivatives.
     saved: Vec<f64>,
-    /// Entries of `saved` per row.
-    stride: usize,
+    /// Where each layer's outputs start in `saved`, and its end.
+    starts: Vec<usize>,
 }
 
 impl MlpOp {
     fn new(net: &Mlp, input: &[f64], rows: usize, with_context: bool) -> Self {
         let shapes = net.shapes();
-        let stride = shapes.iter().map(|s| s.outputs).sum();
+        let starts = std::iter::once(0)
+            .chain(shapes.iter().scan(0, |at, s| {
+                *at += rows * s.outputs;
+                Some(*at)
+            }))
+            .collect();
         Self {
             shapes,
             offset: net.offset,
@@ -148,12 +168,17 @@ impl MlpOp {
             rows,
             with_context,
             saved: Vec::new(),
-            stride,
+            starts,
         }
     }
 
     fn activation(&self, l: usize) -> Option<Activation> {
         (l + 1 < self.shapes.len()).then_some(self.activation)
+    }
+
+    /// Matrix products over the rows (no context), or the row loop.
+    fn matrix(&self) -> bool {
+        !self.with_context
     }
 
     /// Layer `s`'s weights, context weights and biases in `params`.
@@ -171,20 +196,41 @@ impl MlpOp {
         self.with_context.then(|| x[1])
     }
 
-    /// Row `r`'s plain inputs.
-    fn row(&self, r: usize) -> &[f64] {
-        let width = self.input.len() / self.rows.max(1);
-        &self.input[r * width..(r + 1) * width]
+    /// Layer `l`'s outputs of every row in `saved`.
+    fn layer<'a>(&self, l: usize, saved: &'a [f64]) -> &'a [f64] {
+        &saved[self.starts[l]..self.starts[l + 1]]
     }
 
-    /// The input of layer `l` on a row: the row itself, or the outputs of
-    /// layer `l − 1` saved at `saved[..]` (the row's slice).
-    fn layer_input<'a>(&'a self, r: usize, l: usize, saved: &'a [f64]) -> &'a [f64] {
+    /// The input of layer `l` on every row (`rows × inputs`): the rows
+    /// themselves, or layer `l − 1`'s outputs in `saved`.
+    fn layer_input<'a>(&'a self, l: usize, saved: &'a [f64]) -> &'a [f64] {
         if l == 0 {
-            self.row(r)
+            &self.input
         } else {
-            let start: usize = self.shapes[..l - 1].iter().map(|s| s.outputs).sum();
-            &saved[start..start + self.shapes[l - 1].outputs]
+            self.layer(l - 1, saved)
+        }
+    }
+
+    /// The first layer's row-independent part, `b₀ + W_cᵀ c` (or `b₀`).
+    fn first_bias(b: &[f64], wc: &[f64], c: Option<&[f64]>) -> Vec<f64> {
+        let mut base = b.to_vec();
+        if let Some(c) = c {
+            accumulate(wc, c, &mut base);
+        }
+        base
+    }
+
+    /// Every row of `a` (`rows × base.len()`) set to `base`.
+    fn broadcast(base: &[f64], a: &mut [f64]) {
+        for row in a.chunks_exact_mut(base.len().max(1)) {
+            row.copy_from_slice(base);
+        }
+    }
+
+    /// Sums the rows of `g` (`· × n`) into `sum` (`n`).
+    fn add_rows(g: &[f64], sum: &mut [f64]) {
+        for row in g.chunks_exact(sum.len().max(1)) {
+            sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
         }
     }
 }
@@ -214,26 +260,32 @@ impl MlpOp {
         let (params, context) = (x[0], self.context(x));
         let mut saved = std::mem::take(&mut self.saved);
         saved.clear();
-        saved.resize(self.rows * self.stride, 0.0);
-        for (r, row) in saved.chunks_exact_mut(self.stride.max(1)).enumerate() {
-            let mut at = 0;
-            for (l, s) in self.shapes.iter().enumerate() {
-                let [w, wc, b] = self.parts(s, params);
-                let (done, rest) = row.split_at_mut(at);
-                let a = &mut rest[..s.outputs];
-                a.copy_from_slice(b);
-                accumulate(w, self.layer_input(r, l, done), a);
-                if let (0, Some(c)) = (l, context) {
-                    accumulate(wc, c, a);
+        saved.resize(self.starts.last().copied().unwrap_or(0), 0.0);
+        for (l, s) in self.shapes.iter().enumerate() {
+            let [w, wc, b] = self.parts(s, params);
+            let (done, rest) = saved.split_at_mut(self.starts[l]);
+            let a = &mut rest[..self.rows * s.outputs];
+            let input = self.layer_input(l, done);
+            let c = context.filter(|_| l == 0);
+            if self.matrix() {
+                Self::broadcast(&Self::first_bias(b, wc, c), a);
+                gemm(
+                    self.rows, s.inputs, s.outputs, input, false, w, false, 1.0, a,
+                );
+            } else {
+                let rows = a.chunks_exact_mut(s.outputs.max(1));
+                for (a, x) in rows.zip(input.chunks_exact(s.inputs.max(1))) {
+                    a.copy_from_slice(b);
+                    accumulate(w, x, a);
+                    if let Some(c) = c {
+                        accumulate(wc, c, a);
+                    }
                 }
-                activate(self.activation(l), a);
-                at += s.outputs;
             }
-            let last = &row[at - self.shapes.last().map_or(0, |s| s.outputs)..at];
-            for (o, &v) in last.iter().enumerate() {
-                y[o * self.rows + r] = v;
-            }
+            activate(self.activation(l), a);
         }
+        let last = self.shapes.len() - 1;
+        transpose_into(self.layer(last, &saved), self.rows, y);
         self.saved = saved;
     }
 
@@ -243,45 +295,60 @@ impl MlpOp {
         let (first, rest) = xbar.split_at_mut(1);
         let mut pbar = first[0].as_deref_mut();
         let mut cbar = rest.first_mut().and_then(|c| c.as_deref_mut());
-        let ends: Vec<usize> = self
-            .shapes
-            .iter()
-            .scan(0, |at, s| {
-                *at += s.outputs;
-                Some(*at)
-            })
-            .collect();
-        let (mut g, mut below) = (Vec::new(), Vec::new());
-        for (r, saved) in self.saved.chunks_exact(self.stride.max(1)).enumerate() {
-            let outputs = self.shapes.last().map_or(0, |s| s.outputs);
-            g.clear();
-            g.extend((0..outputs).map(|o| ybar[o * self.rows + r]));
-            for (l, s) in self.shapes.iter().enumerate().rev() {
-                let out = &saved[ends[l] - s.outputs..ends[l]];
-                for (go, &v) in g.iter_mut().zip(out) {
-                    *go *= slope(self.activation(l), v);
-                }
-                let [w, wc, _] = self.parts(s, params);
-                let input = self.layer_input(r, l, saved);
-                if let Some(pbar) = pbar.as_deref_mut() {
-                    let [wbar, wcbar, bbar] = self.parts_mut(s, pbar);
-                    back_weights(input, &g, wbar);
-                    if let (0, Some(c)) = (l, context) {
-                        back_weights(c, &g, wcbar);
-                    }
-                    bbar.iter_mut().zip(&g).for_each(|(b, &go)| *b += go);
-                }
-                if l == 0 {
-                    if let Some(cbar) = cbar.as_deref_mut() {
-                        back_inputs(wc, &g, cbar);
-                    }
-                } else {
-                    below.clear();
-                    below.resize(s.inputs, 0.0);
-                    back_inputs(w, &g, &mut below);
-                    std::mem::swap(&mut g, &mut below);
+        let rows = self.rows;
+        let mut g = vec![0.0; ybar.len()];
+        transpose_into(ybar, self.outputs() / rows.max(1), &mut g);
+        let mut below = Vec::new();
+        for (l, s) in self.shapes.iter().enumerate().rev() {
+            let (n, k) = (s.outputs, s.inputs);
+            if let Some(act) = self.activation(l) {
+                for (go, &v) in g.iter_mut().zip(self.layer(l, &self.saved)) {
+                    *go *= slope(Some(act), v);
                 }
             }
+            let [w, wc, _] = self.parts(s, params);
+            let input = self.layer_input(l, &self.saved);
+            let c = context.filter(|_| l == 0);
+            // The first layer's gradient summed over the rows, where the
+            // context (one for every row) needs it.
+            let mut sum = Vec::new();
+            if c.is_some() {
+                sum.resize(n, 0.0);
+                Self::add_rows(&g, &mut sum);
+            }
+            if let Some(pbar) = pbar.as_deref_mut() {
+                let [wbar, wcbar, bbar] = self.parts_mut(s, pbar);
+                if self.matrix() {
+                    gemm(k, rows, n, input, true, &g, false, 1.0, wbar);
+                } else {
+                    for (x, gr) in input.chunks_exact(k.max(1)).zip(g.chunks_exact(n.max(1))) {
+                        back_weights(x, gr, wbar);
+                    }
+                }
+                if let Some(c) = c {
+                    back_weights(c, &sum, wcbar);
+                }
+                Self::add_rows(&g, bbar);
+            }
+            if l == 0 {
+                if let Some(cbar) = cbar.as_deref_mut() {
+                    back_inputs(wc, &sum, cbar);
+                }
+                continue;
+            }
+            below.clear();
+            below.resize(rows * k, 0.0);
+            if self.matrix() {
+                gemm(rows, n, k, &g, false, w, true, 0.0, &mut below);
+            } else {
+                let pairs = below
+                    .chunks_exact_mut(k.max(1))
+                    .zip(g.chunks_exact(n.max(1)));
+                for (xb, gr) in pairs {
+                    back_inputs(w, gr, xb);
+                }
+            }
+            std::mem::swap(&mut g, &mut below);
         }
     }
 
@@ -289,37 +356,72 @@ impl MlpOp {
     fn tangent(&self, x: &[&[f64]], _y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
         let (params, context) = (x[0], self.context(x));
         let (pdot, cdot) = (xdot[0], xdot.get(1).copied().flatten());
+        let rows = self.rows;
         let (mut t, mut next) = (Vec::new(), Vec::new());
-        for (r, saved) in self.saved.chunks_exact(self.stride.max(1)).enumerate() {
-            let mut at = 0;
-            for (l, s) in self.shapes.iter().enumerate() {
-                let [w, wc, _] = self.parts(s, params);
-                next.clear();
-                next.resize(s.outputs, 0.0);
+        for (l, s) in self.shapes.iter().enumerate() {
+            let (n, k) = (s.outputs, s.inputs);
+            let [w, wc, _] = self.parts(s, params);
+            let input = self.layer_input(l, &self.saved);
+            let c = context.filter(|_| l == 0);
+            next.clear();
+            next.resize(rows * n, 0.0);
+            if self.matrix() {
+                let mut base = match pdot {
+                    Some(pdot) => {
+                        let [_, wcdot, bdot] = self.parts(s, pdot);
+                        Self::first_bias(bdot, wcdot, c)
+                    }
+                    None => vec![0.0; n],
+                };
+                if let (0, Some(cdot)) = (l, cdot) {
+                    accumulate(wc, cdot, &mut base);
+                }
+                Self::broadcast(&base, &mut next);
                 if let Some(pdot) = pdot {
-                    let [wdot, wcdot, bdot] = self.parts(s, pdot);
-                    next.copy_from_slice(bdot);
-                    accumulate(wdot, self.layer_input(r, l, saved), &mut next);
-                    if let (0, Some(c)) = (l, context) {
-                        accumulate(wcdot, c, &mut next);
+                    let wdot = self.parts(s, pdot)[0];
+                    gemm(rows, k, n, input, false, wdot, false, 1.0, &mut next);
+                }
+                if l > 0 {
+                    gemm(rows, k, n, &t, false, w, false, 1.0, &mut next);
+                }
+            } else {
+                for r in 0..rows {
+                    let d = &mut next[r * n..(r + 1) * n];
+                    if let Some(pdot) = pdot {
+                        let [wdot, wcdot, bdot] = self.parts(s, pdot);
+                        d.copy_from_slice(bdot);
+                        accumulate(wdot, &input[r * k..(r + 1) * k], d);
+                        if let Some(c) = c {
+                            accumulate(wcdot, c, d);
+                        }
+                    }
+                    if l == 0 {
+                        if let Some(cdot) = cdot {
+                            accumulate(wc, cdot, d);
+                        }
+                    } else {
+                        accumulate(w, &t[r * k..(r + 1) * k], d);
                     }
                 }
-                if l == 0 {
-                    if let Some(cdot) = cdot {
-                        accumulate(wc, cdot, &mut next);
-                    }
-                } else {
-                    accumulate(w, &t, &mut next);
-                }
-                for (d, &v) in next.iter_mut().zip(&saved[at..at + s.outputs]) {
-                    *d *= slope(self.activation(l), v);
-                }
-                at += s.outputs;
-                std::mem::swap(&mut t, &mut next);
             }
-            for (o, &v) in t.iter().enumerate() {
-                ydot[o * self.rows + r] = v;
+            if let Some(act) = self.activation(l) {
+                for (d, &v) in next.iter_mut().zip(self.layer(l, &self.saved)) {
+                    *d *= slope(Some(act), v);
+                }
             }
+            std::mem::swap(&mut t, &mut next);
+        }
+        transpose_into(&t, rows, ydot);
+    }
+}
+
+/// `to[c · rows + r] = from[r · cols + c]`: a `rows × cols` row-major
+/// matrix written column by column (`cols = from.len() / rows`).
+fn transpose_into(from: &[f64], rows: usize, to: &mut [f64]) {
+    let cols = from.len() / rows.max(1);
+    for (r, row) in from.chunks_exact(cols.max(1)).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            to[c * rows + r] = v;
         }
     }
 }
@@ -431,7 +533,8 @@ mod tests {
     }
 
     /// An encoder of 5 inputs and 2 context inputs, `5 + 2 → 18 → 4 → 3`,
-    /// at offset 3 of the parameters: on 4 rows (`apply_rows`), on one row
+    /// at offset 3 of the parameters: on 4 and 2 rows (`apply_rows`, matrix
+    /// products), on one row
     /// with its context, and on a row whose context is the first call's
     /// outputs (an op feeding an op).
     struct Encoder {
@@ -451,19 +554,54 @@ mod tests {
             let (params, ctx) = p.split_at(net.len());
             let input: Vec<f64> = (0..20).map(|k| (f64::from(k) * 0.37).sin()).collect();
             let (mut rows, mut one, mut chained) = (Vec::new(), Vec::new(), Vec::new());
+            let mut two = Vec::new();
             if self.ops {
                 net.apply_rows(params, &input, 4, &mut rows);
+                net.apply_rows(params, &input[5..], 2, &mut two);
                 net.apply_row_context(params, &input[10..15], ctx, &mut one);
                 net.apply_row_context(params, &input[..5], &rows[..2], &mut chained);
             } else {
                 net.scalar_rows(params, &input, 4, &mut rows);
+                net.scalar_rows(params, &input[5..], 2, &mut two);
                 net.scalar_row_context(params, &input[10..15], ctx, &mut one);
                 net.scalar_row_context(params, &input[..5], &rows[..2], &mut chained);
             }
-            let all = rows.iter().chain(&one).chain(&chained);
+            let all = rows.iter().chain(&two).chain(&one).chain(&chained);
             all.zip(1..).fold(T::constant(0.0), |acc, (&v, k)| {
                 acc + v * (1.0 + 0.1 * f64::from(k)) + v.square() * 0.3
             })
+        }
+    }
+
+    /// A row's outputs are the same bits on its own, in a few rows, and in
+    /// many (a minibatch's groups are the whole batch's rows), on `f64`
+    /// and on the tape.
+    #[test]
+    fn apply_rows_gives_a_row_the_same_bits_whatever_the_other_rows() {
+        let net = Mlp::new(9, 0, &[13], 3, Activation::Tanh, 0);
+        let params: Vec<f64> = (0..net.len())
+            .map(|k| ((k * 37 % 101) as f64 / 101.0 - 0.5) * 0.6)
+            .collect();
+        let rows = 23;
+        let input: Vec<f64> = (0..rows * 9).map(|k| (k as f64 * 0.37).sin()).collect();
+        let mut all = Vec::new();
+        net.apply_rows(&params, &input, rows, &mut all);
+        let vars: Vec<crate::tape::Var> = params.iter().map(|&p| Scalar::constant(p)).collect();
+        for picked in [&[7][..], &[0, 22], &[3, 4, 5, 19, 20]] {
+            let subset: Vec<f64> = picked
+                .iter()
+                .flat_map(|&r| input[r * 9..(r + 1) * 9].iter().copied())
+                .collect();
+            let (mut some, mut on_tape) = (Vec::new(), Vec::new());
+            net.apply_rows(&params, &subset, picked.len(), &mut some);
+            net.apply_rows(&vars, &subset, picked.len(), &mut on_tape);
+            for (k, &r) in picked.iter().enumerate() {
+                for o in 0..3 {
+                    let whole = all[o * rows + r].to_bits();
+                    assert_eq!(some[o * picked.len() + k].to_bits(), whole, "row {r}");
+                    assert_eq!(on_tape[o * picked.len() + k].value().to_bits(), whole);
+                }
+            }
         }
     }
 

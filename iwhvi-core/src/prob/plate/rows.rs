@@ -1,0 +1,338 @@
+//! [`log_density_rows`]: a plate kernel over a `rows × cols` block, one
+//! log density per row, as one [`VectorFunction`] (one op on the tape for
+//! all the rows).
+
+use super::{Arg, BLOCK, PlateKernel};
+use crate::scalar::Scalar;
+use crate::vector::VectorFunction;
+
+/// `out[r] = Σ_c log f(obs[r · cols + c] | args…[r · cols + c])` for `r`
+/// in `0..rows`, `cols = obs.len() / rows`: the per-row sums of a plate
+/// kernel over a `rows × cols` block stored row after row (e.g. a
+/// Bernoulli-logit likelihood of a minibatch's images over a decoder's
+/// logits), as one [`Scalar::vector_op`] with `rows` outputs. A slice
+/// argument holds one value per element (`rows × cols`, row after row), an
+/// [`Arg::Const`] one value for every element of every row. `out` is
+/// cleared and receives the `rows` values.
+///
+/// Each row's value is [`log_density`](super::log_density)`(kernel,
+/// T::constant(0.0), row's obs, row's args)` bit for bit (the kernel in
+/// blocks of [`BLOCK`] from the row's first element). Derivatives: `∂out[r]
+/// / ∂args[a][r · cols + c]` is the kernel's partial of element `(r, c)`;
+/// a broadcast argument's adjoint is `Σ_r ȳ_r ∂out[r]/∂a`. The kernel runs
+/// for the values in the forward pass and again, with its partials, in
+/// the reverse or tangent pass.
+///
+/// # Panics
+/// If `args.len() != K::ARGS`, `rows` does not divide `obs.len()` (with
+/// `rows = 0`, `obs` must be empty), or a slice argument's length is not
+/// `obs.len()`: programming errors of the caller, as in `log_density`.
+///
+/// ```
+/// use iwhvi_core::plate::{self, Arg, BernoulliLogitKernel};
+/// use iwhvi_core::Scalar;
+///
+/// // Two images of three pixels, their logits: one value per image.
+/// let pixels = [1, 0, 1, 0, 0, 1];
+/// let logits = [0.5, -1.0, 2.0, 0.0, 0.3, -0.2];
+/// let mut per_image = Vec::new();
+/// plate::log_density_rows(&BernoulliLogitKernel, &pixels, &[Arg::Slice(&logits[..])], 2, &mut per_image);
+/// let first = plate::log_density(&BernoulliLogitKernel, 0.0, &pixels[..3], &[Arg::Slice(&logits[..3])]);
+/// assert_eq!(per_image.len(), 2);
+/// assert_eq!(per_image[0], first);
+/// ```
+pub fn log_density_rows<T: Scalar, K>(
+    kernel: &K,
+    obs: &[K::Obs],
+    args: &[Arg<'_, T>],
+    rows: usize,
+    out: &mut Vec<T>,
+) where
+    K: PlateKernel + Clone + 'static,
+    K::Obs: 'static,
+{
+    // A slice of the wrong length is a programming error of the caller,
+    // as in `log_density`.
+    assert_eq!(
+        args.len(),
+        K::ARGS,
+        "log_density_rows: {} arguments expected",
+        K::ARGS
+    );
+    let n = obs.len();
+    assert!(
+        (rows == 0 && n == 0) || (rows > 0 && n % rows == 0),
+        "log_density_rows: {n} observations are not {rows} rows"
+    );
+    let mut shapes = Vec::with_capacity(args.len());
+    let mut blocks: Vec<&[T]> = Vec::with_capacity(args.len());
+    for arg in args {
+        match arg {
+            Arg::Const(v) => {
+                shapes.push(true);
+                blocks.push(std::slice::from_ref(v));
+            }
+            Arg::Slice(values) => {
+                assert_eq!(
+                    values.len(),
+                    n,
+                    "log_density_rows: a slice argument of the wrong length"
+                );
+                shapes.push(false);
+                blocks.push(values);
+            }
+        }
+    }
+    let op = RowsOp {
+        kernel: kernel.clone(),
+        obs: obs.to_vec(),
+        rows,
+        broadcast: shapes,
+    };
+    T::vector_op(op, &blocks, out);
+}
+
+/// [`log_density_rows`]'s op: one block per argument (one value for a
+/// broadcast, `rows × cols` for a slice).
+struct RowsOp<K: PlateKernel> {
+    kernel: K,
+    obs: Vec<K::Obs>,
+    rows: usize,
+    /// Per argument: a broadcast?
+    broadcast: Vec<bool>,
+}
+
+impl<K: PlateKernel> RowsOp<K> {
+    fn cols(&self) -> usize {
+        self.obs.len() / self.rows.max(1)
+    }
+
+    /// The arguments of row `r`'s elements `range` (columns).
+    fn args<'a>(&self, x: &[&'a [f64]], r: usize, range: std::ops::Range<usize>) -> Vec<Arg<'a>> {
+        let base = r * self.cols();
+        x.iter()
+            .zip(&self.broadcast)
+            .map(|(block, &broadcast)| {
+                if broadcast {
+                    Arg::Const(block[0])
+                } else {
+                    Arg::Slice(&block[base + range.start..base + range.end])
+                }
+            })
+            .collect()
+    }
+
+    /// Row `r`'s partials: per argument, one value (a broadcast) or `cols`.
+    fn partials(&self, x: &[&[f64]], r: usize, grads: &mut [Vec<f64>]) {
+        let cols = self.cols();
+        for (g, &broadcast) in grads.iter_mut().zip(&self.broadcast) {
+            g.clear();
+            g.resize(if broadcast { 1 } else { cols }, 0.0);
+        }
+        let obs = &self.obs[r * cols..(r + 1) * cols];
+        let mut acc = 0.0;
+        for start in (0..cols).step_by(BLOCK) {
+            let end = (start + BLOCK).min(cols);
+            let mut grad: Vec<&mut [f64]> = grads
+                .iter_mut()
+                .zip(&self.broadcast)
+                .map(|(g, &broadcast)| {
+                    if broadcast {
+                        &mut g[..]
+                    } else {
+                        &mut g[start..end]
+                    }
+                })
+                .collect();
+            let args = self.args(x, r, start..end);
+            acc = self.kernel.block(acc, &obs[start..end], &args, &mut grad);
+        }
+    }
+}
+
+impl<K> VectorFunction for RowsOp<K>
+where
+    K: PlateKernel + 'static,
+    K::Obs: 'static,
+{
+    fn outputs(&self) -> usize {
+        self.rows
+    }
+
+    fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+        let cols = self.cols();
+        for (r, value) in y.iter_mut().enumerate() {
+            let obs = &self.obs[r * cols..(r + 1) * cols];
+            let mut acc = 0.0;
+            for start in (0..cols).step_by(BLOCK) {
+                let end = (start + BLOCK).min(cols);
+                let args = self.args(x, r, start..end);
+                acc = self.kernel.block_value(acc, &obs[start..end], &args);
+            }
+            *value = acc;
+        }
+    }
+
+    fn vjp(&self, x: &[&[f64]], _y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+        let cols = self.cols();
+        let mut grads = vec![Vec::new(); self.broadcast.len()];
+        for (r, &yb) in ybar.iter().enumerate() {
+            if yb == 0.0 {
+                continue;
+            }
+            self.partials(x, r, &mut grads);
+            for ((bar, g), &broadcast) in xbar.iter_mut().zip(&grads).zip(&self.broadcast) {
+                let Some(bar) = bar.as_deref_mut() else {
+                    continue;
+                };
+                let bar = if broadcast {
+                    &mut bar[..1]
+                } else {
+                    &mut bar[r * cols..(r + 1) * cols]
+                };
+                bar.iter_mut().zip(g).for_each(|(b, &p)| *b += yb * p);
+            }
+        }
+    }
+
+    fn jvp(&self, x: &[&[f64]], _y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+        let cols = self.cols();
+        let mut grads = vec![Vec::new(); self.broadcast.len()];
+        for (r, d) in ydot.iter_mut().enumerate() {
+            self.partials(x, r, &mut grads);
+            let mut sum = 0.0;
+            for ((dot, g), &broadcast) in xdot.iter().zip(&grads).zip(&self.broadcast) {
+                let Some(dot) = dot else {
+                    continue;
+                };
+                let dot = if broadcast {
+                    &dot[..1]
+                } else {
+                    &dot[r * cols..(r + 1) * cols]
+                };
+                sum += g.iter().zip(dot).map(|(p, t)| p * t).sum::<f64>();
+            }
+            *d = sum;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ad::checks::{close, finite_differences};
+    use crate::plate::{BernoulliLogitKernel, NormalKernel, log_density};
+    use crate::tape::TapeEngine;
+    use crate::{Differentiable, ForwardEngine};
+
+    /// `Σ_r c_r out[r]` of a Normal plate over `ROWS × COLS` with a
+    /// per-element location (`p[..n]`, through a nonlinearity) and a
+    /// broadcast scale (`p[n]`), and of a Bernoulli-logit plate over the
+    /// same logits: by `log_density_rows`, or by one `log_density` per row.
+    struct PerRow {
+        batched: bool,
+    }
+
+    const ROWS: usize = 3;
+    // Past one kernel block, so that a row runs in two.
+    const COLS: usize = BLOCK + 5;
+
+    impl Differentiable for PerRow {
+        fn eval<T: Scalar>(&self, p: &[T]) -> T {
+            let n = ROWS * COLS;
+            let loc: Vec<T> = p[..n].iter().map(|&v| v.sin() * 2.0).collect();
+            let scale = p[n].exp();
+            let y: Vec<f64> = (0..n).map(|k| ((k * 13 % 17) as f64 - 8.0) * 0.3).collect();
+            let bits: Vec<u64> = (0..n).map(|k| (k * 7 % 3 == 0) as u64).collect();
+            let normal = [Arg::Slice(&loc[..]), Arg::Const(scale)];
+            let logit = [Arg::Slice(&loc[..])];
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            if self.batched {
+                log_density_rows(&NormalKernel, &y, &normal, ROWS, &mut a);
+                log_density_rows(&BernoulliLogitKernel, &bits, &logit, ROWS, &mut b);
+            } else {
+                for r in 0..ROWS {
+                    let row = r * COLS..(r + 1) * COLS;
+                    let args = [Arg::Slice(&loc[row.clone()]), Arg::Const(scale)];
+                    a.push(log_density(
+                        &NormalKernel,
+                        T::constant(0.0),
+                        &y[row.clone()],
+                        &args,
+                    ));
+                    let args = [Arg::Slice(&loc[row.clone()])];
+                    b.push(log_density(
+                        &BernoulliLogitKernel,
+                        T::constant(0.0),
+                        &bits[row],
+                        &args,
+                    ));
+                }
+            }
+            a.iter()
+                .chain(&b)
+                .zip(1..)
+                .fold(T::constant(0.0), |acc, (&v, k)| {
+                    acc + v * (0.3 * f64::from(k) - 1.0)
+                })
+        }
+    }
+
+    #[test]
+    fn rows_are_log_density_per_row_on_every_engine() {
+        let (batched, per_row) = (PerRow { batched: true }, PerRow { batched: false });
+        let p: Vec<f64> = (0..=ROWS * COLS)
+            .map(|k| ((k * 31 % 41) as f64 / 41.0 - 0.5) * 1.5)
+            .collect();
+        let value = batched.eval(&p);
+        assert_eq!(value.to_bits(), per_row.eval(&p).to_bits(), "f64 values");
+        let (tv, tape) = TapeEngine.value_and_gradient(&batched, &p);
+        let (rv, reference) = TapeEngine.value_and_gradient(&per_row, &p);
+        assert_eq!(tv.to_bits(), rv.to_bits(), "tape values");
+        close(&tape, &reference, 1e-13, "tape against log_density per row");
+        let (dv, forward) = ForwardEngine::<8>::new().value_and_gradient(&batched, &p);
+        assert_eq!(dv.to_bits(), value.to_bits(), "dual values");
+        close(
+            &forward,
+            &reference,
+            1e-13,
+            "duals against log_density per row",
+        );
+        // Finite differences on a few coordinates (each needs two passes).
+        let fd = finite_differences(&batched, &p);
+        close(&tape, &fd, 1e-6, "finite differences");
+        // The broadcast scale alone, and the locations alone.
+        let n = ROWS * COLS;
+        for directions in [n..n + 1, 0..n] {
+            let mut out = vec![0.0; directions.len()];
+            TapeEngine.value_and_partial_gradient_into(&batched, &p, directions.clone(), &mut out);
+            close(&out, &reference[directions], 1e-13, "tape, partial");
+        }
+    }
+
+    #[test]
+    fn no_rows_give_no_values() {
+        let mut out = vec![1.0];
+        log_density_rows(
+            &NormalKernel,
+            &[],
+            &[Arg::Const(0.0), Arg::Const(1.0)],
+            0,
+            &mut out,
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "log_density_rows: 5 observations are not 2 rows")]
+    fn rows_must_divide_the_observations() {
+        let y = [0.0; 5];
+        log_density_rows(
+            &NormalKernel,
+            &y,
+            &[Arg::Const(0.0), Arg::Const(1.0)],
+            2,
+            &mut Vec::new(),
+        );
+    }
+}
