@@ -81,10 +81,12 @@ pub struct DigitsVae {
 impl DigitsVae {
     /// `Σ_p [x_{n,p} ℓ_{n,p} − softplus(ℓ_{n,p})]` for each image `n` of
     /// `rows` (entry `k` for image `rows[k]`, at its latent `(z0[k],
-    /// z1[k])`), over any scalar: the decoder's two [`Dense`] layers (one
-    /// operation each, whatever the engine: on the tape, two ops instead of
-    /// a node per multiply-add) and the Bernoulli-logit terms as one plate
-    /// ([`plate::log_density`]; a pixel other than 0 counts as 1).
+    /// z1[k])`), over any scalar, for the whole batch at once: the
+    /// decoder's two [`Dense`] layers on the batch's rows (one operation
+    /// each, whatever the engine, whose products are matrix products over
+    /// the rows: [`Dense::apply_rows`]) and the Bernoulli-logit terms of
+    /// every image as one plate with one value per image
+    /// ([`plate::log_density_rows`]; a pixel other than 0 counts as 1).
     #[allow(clippy::too_many_arguments)]
     fn batch_log_lik<T: Scalar>(
         &self,
@@ -97,34 +99,28 @@ impl DigitsVae {
         b1: &[T],
     ) -> Vec<T> {
         let (width, pixels) = (b0.len(), b1.len());
-        let (hidden, output) = (
-            Dense::new(LATENT, width, Some(Activation::Tanh)),
-            Dense::new(width, pixels, None),
+        let latents: Vec<T> = z0.iter().zip(z1).flat_map(|(&a, &b)| [a, b]).collect();
+        let (mut h, mut logits, mut terms) = (Vec::new(), Vec::new(), Vec::new());
+        Dense::new(LATENT, width, Some(Activation::Tanh)).apply_rows(
+            w0.as_slice(),
+            b0,
+            &latents,
+            rows.len(),
+            &mut h,
         );
-        let mut terms = Vec::with_capacity(rows.len());
-        // Per-row decoder: the two layers image by image (to become one
-        // `Dense::apply_rows` over the batch).
-        for (k, &n) in rows.iter().enumerate() {
-            let (mut h, mut logits) = (Vec::new(), Vec::new());
-            hidden.apply(w0.as_slice(), b0, &[z0[k], z1[k]], &mut h);
-            output.apply(w1.as_slice(), b1, &h, &mut logits);
-            terms.push(self.image_log_density(n, &logits));
-        }
-        terms
-    }
-
-    /// `Σ_p log BernoulliLogit(x_{n,p}; ℓ_p)`: image `n`'s pixels at the
-    /// logits `ℓ`, as one plate.
-    fn image_log_density<T: Scalar>(&self, n: usize, logits: &[T]) -> T {
-        let image: Vec<u64> = (0..logits.len())
-            .map(|p| u64::from(self.images[(n, p)] != 0.0))
+        Dense::new(width, pixels, None).apply_rows(w1.as_slice(), b1, &h, rows.len(), &mut logits);
+        let images: Vec<u64> = rows
+            .iter()
+            .flat_map(|&n| (0..pixels).map(move |p| u64::from(self.images[(n, p)] != 0.0)))
             .collect();
-        plate::log_density(
+        plate::log_density_rows(
             &BernoulliLogitKernel,
-            T::constant(0.0),
-            &image,
-            &[Arg::Slice(logits)],
-        )
+            &images,
+            &[Arg::Slice(&logits)],
+            rows.len(),
+            &mut terms,
+        );
+        terms
     }
 }
 
