@@ -383,7 +383,9 @@ fn record(
         })
         .collect();
     let mut y = vec![0.0; function.outputs()];
-    with_values(&blocks, |values| function.eval(values, &mut y));
+    with_values(&blocks, |values| {
+        function.eval_for_derivatives(values, &mut y)
+    });
     if blocks
         .iter()
         .all(|b| matches!(b.operands, Operands::Constant))
