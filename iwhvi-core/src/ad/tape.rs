@@ -383,14 +383,18 @@ fn record(
         })
         .collect();
     let mut y = vec![0.0; function.outputs()];
-    with_values(&blocks, |values| function.eval(values, &mut y));
     if blocks
         .iter()
         .all(|b| matches!(b.operands, Operands::Constant))
     {
+        // No derivatives will follow: the plain value.
+        with_values(&blocks, |values| function.eval(values, &mut y));
         out.extend(y.iter().map(|&v| Var::constant(v)));
         return;
     }
+    with_values(&blocks, |values| {
+        function.eval_for_derivatives(values, &mut y)
+    });
     let first = tape.starts.len() as u32 - 1;
     out.extend(y.iter().map(|&value| Var {
         value,
@@ -437,19 +441,23 @@ fn start_tape(x: &[f64], directions: std::ops::Range<usize>) -> Vec<Var> {
     TAPE.with(|tape| {
         let tape = &mut *tape.borrow_mut();
         tape.clear();
-        x.iter()
-            .enumerate()
-            .map(|(i, &value)| {
-                if directions.contains(&i) {
-                    Var {
-                        value,
-                        index: tape.close(),
-                    }
-                } else {
-                    Var::constant(value)
-                }
-            })
-            .collect()
+        // The recorded inputs are nodes `0..` without edges: what
+        // `Tape::close` would make one by one, written in three runs.
+        let start = directions.start.min(x.len());
+        let end = directions.end.clamp(start, x.len());
+        let edges = tape.edges.len() as u32;
+        let first = tape.starts.len() as u32 - 1;
+        tape.starts.extend(std::iter::repeat_n(edges, end - start));
+        let mut inputs = Vec::with_capacity(x.len());
+        inputs.extend(x[..start].iter().map(|&value| Var::constant(value)));
+        inputs.extend(
+            x[start..end]
+                .iter()
+                .zip(first..)
+                .map(|(&value, index)| Var { value, index }),
+        );
+        inputs.extend(x[end..].iter().map(|&value| Var::constant(value)));
+        inputs
     })
 }
 

@@ -88,6 +88,36 @@ pub trait VectorFunction: 'static {
     /// entries.
     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]);
 
+    /// [`eval`](Self::eval) when a [`vjp`](Self::vjp) or
+    /// [`jvp`](Self::jvp) at the same `x` follows (the reverse tape, the
+    /// forward duals): the same `y`, bit for bit, and the function may keep
+    /// in `self` what its derivatives need, computed along with the values
+    /// (a kernel's partials, which share its transcendental functions),
+    /// instead of computing it again. Plain `f64` evaluation calls
+    /// [`eval`](Self::eval). By default, [`eval`](Self::eval).
+    ///
+    /// ```
+    /// use iwhvi_core::vector::VectorFunction;
+    /// /// `y = exp(x)`, whose derivative is `y`: nothing to keep.
+    /// struct Exp;
+    /// impl VectorFunction for Exp {
+    ///     fn outputs(&self) -> usize { 1 }
+    ///     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) { y[0] = x[0][0].exp(); }
+    ///     fn vjp(&self, _: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+    ///         if let Some(b) = xbar[0].as_deref_mut() { b[0] += ybar[0] * y[0]; }
+    ///     }
+    ///     fn jvp(&self, _: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+    ///         ydot[0] = xdot[0].map_or(0.0, |d| d[0] * y[0]);
+    ///     }
+    /// }
+    /// let mut y = [0.0];
+    /// Exp.eval_for_derivatives(&[&[0.0]], &mut y);
+    /// assert_eq!(y[0], 1.0);
+    /// ```
+    fn eval_for_derivatives(&mut self, x: &[&[f64]], y: &mut [f64]) {
+        self.eval(x, y);
+    }
+
     /// Adds `(∂y/∂x_b)ᵀ ȳ` into `xbar[b]` for every block that is `Some`
     /// (`None`: a block of constants, whose adjoint nobody reads). Adds,
     /// not assigns: `xbar[b]` may hold other contributions.
@@ -105,10 +135,11 @@ pub(crate) fn values<T: Scalar>(x: &[&[T]]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// `f(x)` in `f64`.
+/// `f(x)` in `f64`, derivatives to follow
+/// ([`VectorFunction::eval_for_derivatives`]).
 pub(crate) fn eval_values<F: VectorFunction>(f: &mut F, x: &[&[f64]]) -> Vec<f64> {
     let mut y = vec![0.0; f.outputs()];
-    f.eval(x, &mut y);
+    f.eval_for_derivatives(x, &mut y);
     y
 }
 

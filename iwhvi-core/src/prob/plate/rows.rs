@@ -88,6 +88,7 @@ pub fn log_density_rows<T: Scalar, K>(
         obs: obs.to_vec(),
         rows,
         broadcast: shapes,
+        kept: None,
     };
     T::vector_op(op, &blocks, out);
 }
@@ -100,6 +101,11 @@ struct RowsOp<K: PlateKernel> {
     rows: usize,
     /// Per argument: a broadcast?
     broadcast: Vec<bool>,
+    /// Every row's partials, kept by
+    /// [`eval_for_derivatives`](VectorFunction::eval_for_derivatives) (the
+    /// kernel computes them with the values): per argument, row after row,
+    /// one value per row (a broadcast) or `cols`.
+    kept: Option<Vec<Vec<f64>>>,
 }
 
 impl<K: PlateKernel> RowsOp<K> {
@@ -122,8 +128,32 @@ impl<K: PlateKernel> RowsOp<K> {
             .collect()
     }
 
-    /// Row `r`'s partials: per argument, one value (a broadcast) or `cols`.
-    fn partials(&self, x: &[&[f64]], r: usize, grads: &mut [Vec<f64>]) {
+    /// Per argument, how many partials a row has: one (a broadcast) or
+    /// `cols`.
+    fn widths(&self) -> impl Iterator<Item = usize> + '_ {
+        let cols = self.cols();
+        self.broadcast
+            .iter()
+            .map(move |&b| if b { 1 } else { cols })
+    }
+
+    /// Row `r`'s partials, per argument, into `grads`: kept by
+    /// [`eval_for_derivatives`](VectorFunction::eval_for_derivatives), or
+    /// computed now.
+    fn row_partials(&self, x: &[&[f64]], r: usize, grads: &mut [Vec<f64>]) {
+        let Some(kept) = &self.kept else {
+            self.partials(x, r, grads);
+            return;
+        };
+        for ((g, k), width) in grads.iter_mut().zip(kept).zip(self.widths()) {
+            g.clear();
+            g.extend_from_slice(&k[r * width..(r + 1) * width]);
+        }
+    }
+
+    /// Row `r`'s partials: per argument, one value (a broadcast) or `cols`;
+    /// returns the row's value (the kernel's, as in `eval`).
+    fn partials(&self, x: &[&[f64]], r: usize, grads: &mut [Vec<f64>]) -> f64 {
         let cols = self.cols();
         for (g, &broadcast) in grads.iter_mut().zip(&self.broadcast) {
             g.clear();
@@ -147,6 +177,7 @@ impl<K: PlateKernel> RowsOp<K> {
             let args = self.args(x, r, start..end);
             acc = self.kernel.block(acc, &obs[start..end], &args, &mut grad);
         }
+        acc
     }
 }
 
@@ -173,6 +204,24 @@ where
         }
     }
 
+    /// The values through the kernel's pass with partials (the same bits:
+    /// a kernel's value does not depend on whether it writes partials),
+    /// every row's partials kept for `vjp` / `jvp`.
+    fn eval_for_derivatives(&mut self, x: &[&[f64]], y: &mut [f64]) {
+        let mut kept: Vec<Vec<f64>> = self
+            .widths()
+            .map(|w| Vec::with_capacity(w * self.rows))
+            .collect();
+        let mut grads = vec![Vec::new(); self.broadcast.len()];
+        for (r, value) in y.iter_mut().enumerate() {
+            *value = self.partials(x, r, &mut grads);
+            for (k, g) in kept.iter_mut().zip(&grads) {
+                k.extend_from_slice(g);
+            }
+        }
+        self.kept = Some(kept);
+    }
+
     fn vjp(&self, x: &[&[f64]], _y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
         let cols = self.cols();
         let mut grads = vec![Vec::new(); self.broadcast.len()];
@@ -180,7 +229,7 @@ where
             if yb == 0.0 {
                 continue;
             }
-            self.partials(x, r, &mut grads);
+            self.row_partials(x, r, &mut grads);
             for ((bar, g), &broadcast) in xbar.iter_mut().zip(&grads).zip(&self.broadcast) {
                 let Some(bar) = bar.as_deref_mut() else {
                     continue;
@@ -199,7 +248,7 @@ where
         let cols = self.cols();
         let mut grads = vec![Vec::new(); self.broadcast.len()];
         for (r, d) in ydot.iter_mut().enumerate() {
-            self.partials(x, r, &mut grads);
+            self.row_partials(x, r, &mut grads);
             let mut sum = 0.0;
             for ((dot, g), &broadcast) in xdot.iter().zip(&grads).zip(&self.broadcast) {
                 let Some(dot) = dot else {
@@ -276,6 +325,51 @@ mod tests {
                     acc + v * (0.3 * f64::from(k) - 1.0)
                 })
         }
+    }
+
+    /// A Normal rows op over `ROWS × COLS` (per-element location, broadcast
+    /// scale), its blocks, and the observations.
+    fn normal_op() -> (RowsOp<NormalKernel>, Vec<Vec<f64>>) {
+        let n = ROWS * COLS;
+        let y: Vec<f64> = (0..n).map(|k| ((k * 13 % 17) as f64 - 8.0) * 0.3).collect();
+        let loc: Vec<f64> = (0..n)
+            .map(|k| ((k * 31 % 41) as f64 / 41.0 - 0.5) * 3.0)
+            .collect();
+        let op = RowsOp {
+            kernel: NormalKernel,
+            obs: y,
+            rows: ROWS,
+            broadcast: vec![false, true],
+            kept: None,
+        };
+        (op, vec![loc, vec![0.7]])
+    }
+
+    #[test]
+    fn kept_partials_give_the_bits_of_partials_computed_in_the_sweep() {
+        let (mut fresh, blocks) = normal_op();
+        let (mut keeping, _) = normal_op();
+        let x: Vec<&[f64]> = blocks.iter().map(Vec::as_slice).collect();
+        let (mut y, mut y_kept) = (vec![0.0; ROWS], vec![0.0; ROWS]);
+        fresh.eval(&x, &mut y);
+        keeping.eval_for_derivatives(&x, &mut y_kept);
+        assert!(keeping.kept.is_some() && fresh.kept.is_none());
+        let bits = |v: &[f64]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&y), bits(&y_kept), "values");
+        let ybar: Vec<f64> = (0..ROWS).map(|r| 0.5 - r as f64).collect();
+        let adjoints = |op: &RowsOp<NormalKernel>| {
+            let (mut loc, mut scale) = (vec![0.25; ROWS * COLS], vec![1.5]);
+            op.vjp(&x, &y, &ybar, &mut [Some(&mut loc), Some(&mut scale)]);
+            [loc, scale].concat()
+        };
+        assert_eq!(bits(&adjoints(&fresh)), bits(&adjoints(&keeping)), "vjp");
+        let dots = (vec![0.3; ROWS * COLS], vec![-2.0]);
+        let tangents = |op: &RowsOp<NormalKernel>| {
+            let mut ydot = vec![0.0; ROWS];
+            op.jvp(&x, &y, &[Some(&dots.0), Some(&dots.1)], &mut ydot);
+            ydot
+        };
+        assert_eq!(bits(&tangents(&fresh)), bits(&tangents(&keeping)), "jvp");
     }
 
     #[test]

@@ -13,6 +13,10 @@ use crate::vector::VectorFunction;
 /// ([`vmath::dispatch`]: an AVX2 clone where the CPU has it): the kernels
 /// below inline into it, and their loops, which add in a fixed order,
 /// give the same bits on either (no fused multiply-add is enabled).
+///
+/// Mark the closure `#[inline(always)]` (`simd(#[inline(always)] || …)`):
+/// a closure is a function of its own, which LLVM, by its size, may keep
+/// out of the AVX2 clone, compiled for the baseline instruction set.
 #[inline(always)]
 pub(super) fn simd<R>(work: impl FnOnce() -> R) -> R {
     struct Work<F>(F);
@@ -302,18 +306,24 @@ impl VectorFunction for DenseRows {
         let (n, i, o) = (self.rows, self.layer.inputs, self.layer.outputs);
         self.broadcast(x[1], y);
         gemm(n, i, o, x[2], false, x[0], false, 1.0, y);
-        simd(|| activate(self.layer.activation, y));
+        simd(
+            #[inline(always)]
+            || activate(self.layer.activation, y),
+        );
     }
 
     fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
         let (n, i, o) = (self.rows, self.layer.inputs, self.layer.outputs);
         let mut g = ybar.to_vec();
         if let Some(act) = self.layer.activation {
-            simd(|| {
-                g.iter_mut()
-                    .zip(y)
-                    .for_each(|(go, &v)| *go *= slope(Some(act), v))
-            });
+            simd(
+                #[inline(always)]
+                || {
+                    g.iter_mut()
+                        .zip(y)
+                        .for_each(|(go, &v)| *go *= slope(Some(act), v))
+                },
+            );
         }
         if let Some(wbar) = xbar[0].as_deref_mut() {
             gemm(i, n, o, x[2], true, &g, false, 1.0, wbar);
@@ -341,11 +351,14 @@ impl VectorFunction for DenseRows {
             gemm(n, i, o, inputs, false, x[0], false, 1.0, ydot);
         }
         if let Some(act) = self.layer.activation {
-            simd(|| {
-                ydot.iter_mut()
-                    .zip(y)
-                    .for_each(|(d, &v)| *d *= slope(Some(act), v));
-            });
+            simd(
+                #[inline(always)]
+                || {
+                    ydot.iter_mut()
+                        .zip(y)
+                        .for_each(|(d, &v)| *d *= slope(Some(act), v));
+                },
+            );
         }
     }
 }
@@ -357,11 +370,14 @@ impl VectorFunction for Dense {
     }
 
     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
-        simd(|| {
-            y.copy_from_slice(x[1]);
-            accumulate(x[0], x[2], y);
-            activate(self.activation, y);
-        });
+        simd(
+            #[inline(always)]
+            || {
+                y.copy_from_slice(x[1]);
+                accumulate(x[0], x[2], y);
+                activate(self.activation, y);
+            },
+        );
     }
 
     fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
@@ -376,35 +392,41 @@ impl VectorFunction for Dense {
             *go = yb * slope(self.activation, v);
         }
         let g = &*g;
-        simd(|| {
-            if let Some(wbar) = xbar[0].as_deref_mut() {
-                back_weights(x[2], g, wbar);
-            }
-            if let Some(bbar) = xbar[1].as_deref_mut() {
-                bbar.iter_mut().zip(g).for_each(|(b, &go)| *b += go);
-            }
-            if let Some(inputs) = xbar[2].as_deref_mut() {
-                back_inputs(x[0], g, inputs);
-            }
-        });
+        simd(
+            #[inline(always)]
+            || {
+                if let Some(wbar) = xbar[0].as_deref_mut() {
+                    back_weights(x[2], g, wbar);
+                }
+                if let Some(bbar) = xbar[1].as_deref_mut() {
+                    bbar.iter_mut().zip(g).for_each(|(b, &go)| *b += go);
+                }
+                if let Some(inputs) = xbar[2].as_deref_mut() {
+                    back_inputs(x[0], g, inputs);
+                }
+            },
+        );
     }
 
     fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
-        simd(|| {
-            match xdot[1] {
-                Some(bdot) => ydot.copy_from_slice(bdot),
-                None => ydot.fill(0.0),
-            }
-            if let Some(wdot) = xdot[0] {
-                accumulate(wdot, x[2], ydot);
-            }
-            if let Some(inputs) = xdot[2] {
-                accumulate(x[0], inputs, ydot);
-            }
-            for (d, &v) in ydot.iter_mut().zip(y) {
-                *d *= slope(self.activation, v);
-            }
-        });
+        simd(
+            #[inline(always)]
+            || {
+                match xdot[1] {
+                    Some(bdot) => ydot.copy_from_slice(bdot),
+                    None => ydot.fill(0.0),
+                }
+                if let Some(wdot) = xdot[0] {
+                    accumulate(wdot, x[2], ydot);
+                }
+                if let Some(inputs) = xdot[2] {
+                    accumulate(x[0], inputs, ydot);
+                }
+                for (d, &v) in ydot.iter_mut().zip(y) {
+                    *d *= slope(self.activation, v);
+                }
+            },
+        );
     }
 }
 

@@ -182,15 +182,24 @@ impl VectorFunction for FirstLayerOp {
     }
 
     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
-        simd(|| self.forward(x, y));
+        simd(
+            #[inline(always)]
+            || self.forward(x, y),
+        );
     }
 
     fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
-        simd(|| self.backward(x, y, ybar, xbar));
+        simd(
+            #[inline(always)]
+            || self.backward(x, y, ybar, xbar),
+        );
     }
 
     fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
-        simd(|| self.tangent(x, y, xdot, ydot));
+        simd(
+            #[inline(always)]
+            || self.tangent(x, y, xdot, ydot),
+        );
     }
 }
 
@@ -338,15 +347,24 @@ impl VectorFunction for FromFirstOp {
     }
 
     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
-        simd(|| self.forward(x, y));
+        simd(
+            #[inline(always)]
+            || self.forward(x, y),
+        );
     }
 
     fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
-        simd(|| self.backward(x, y, ybar, xbar));
+        simd(
+            #[inline(always)]
+            || self.backward(x, y, ybar, xbar),
+        );
     }
 
     fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
-        simd(|| self.tangent(x, y, xdot, ydot));
+        simd(
+            #[inline(always)]
+            || self.tangent(x, y, xdot, ydot),
+        );
     }
 }
 
