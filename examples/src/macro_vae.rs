@@ -11,9 +11,12 @@
 //! q(z_n | x_n) = N(μ(x_n), diag exp(2 s(x_n))),   (μ, s) = enc(x_n)
 //! ```
 
+use std::ops::Range;
+
 use iwhvi::amortised::{Activation, Dense, EncoderKind, Vae};
 use iwhvi::fit::InputError;
 use iwhvi::fit::{Fit, FitConfig, FitError, fit};
+use iwhvi::guide::HierarchicalGuide;
 use iwhvi::model::Model;
 use iwhvi::objective::{Diwhvi, estimate_bound};
 use iwhvi::optim::Adam;
@@ -451,6 +454,170 @@ pub struct HierarchicalEncoder {
     pub z1: Vec<f64>,
 }
 
+/// The runtime VAE of the [`HierarchicalEncoder`]'s shape
+/// ([`digits::vae`] with `EncoderKind::Hierarchical { mixing_dim: 2 }`
+/// and latent size 2): its parameters map to and from the macro's by
+/// [`hierarchical_to_runtime`] and [`runtime_to_hierarchical`].
+///
+/// # Panics
+/// Never: the architecture is valid.
+pub fn runtime_hierarchical_vae() -> Vae {
+    digits::vae(LATENT, EncoderKind::Hierarchical { mixing_dim: 2 }).expect("a valid architecture")
+}
+
+/// Where each of the [`HierarchicalEncoder`]'s networks lies in its
+/// parameter vector, as its [`HierarchicalGuide::param_layout`] says
+/// (the macro puts the reverse model's encoder first, then the others in
+/// declaration order: `rev`, `mix`, `enc`), in the runtime's order:
+/// `mix`, `enc`, `rev`.
+fn hierarchical_net_ranges() -> [Range<usize>; 3] {
+    let model = DigitsVae::new(DMatrix::zeros(1, PIXELS)).expect("an image of 64 pixels");
+    let guide = HierarchicalEncoder::new(&model).expect("an encoder of the image");
+    let layout = guide.param_layout();
+    ["mix.", "enc.", "rev."].map(|net| {
+        let blocks = || {
+            layout
+                .blocks()
+                .iter()
+                .filter(move |b| b.name.starts_with(net))
+        };
+        let start = blocks()
+            .map(|b| b.range.start)
+            .min()
+            .expect("the network's blocks");
+        let end = blocks()
+            .map(|b| b.range.end)
+            .max()
+            .expect("the network's blocks");
+        start..end
+    })
+}
+
+/// The first layer of a network reading the image and a context of two
+/// values (the macro's `enc` and `rev`: `W₀` for the image, 64 rows of
+/// 64, then `W_c` for the context, 2 rows) with its two blocks of rows
+/// traded (the runtime's: `W₀` for the context, then `W_c` for the
+/// image), or back (`to_runtime = false`); the rest of the network as it
+/// is.
+fn swap_first_layer_rows(net: &[f64], to_runtime: bool) -> Vec<f64> {
+    let mut net = net.to_vec();
+    let rows = &mut net[..(PIXELS + 2) * WIDTH];
+    rows.rotate_left(if to_runtime { PIXELS } else { 2 } * WIDTH);
+    net
+}
+
+/// A fitted [`HierarchicalEncoder`] VAE's parameters
+/// ([`MacroTrained::params`]: the guide's, then the decoder's θ) as a
+/// [`runtime_hierarchical_vae`]'s, for `iwhvi::amortised`'s evaluation
+/// (`log_likelihood`) and pictures. The networks, outputs and decoder
+/// line up one for one, in another order (the macro's guide holds
+/// `rev`, `mix`, `enc`, the runtime `mix`, conditional, reverse); and
+/// the first layer of the conditional
+/// `q(z | ψ, x)` and of the reverse model `τ(ψ | z, x)` differ: the macro
+/// writes `W₀ᵀ x + W_cᵀ ψ + b₀` with the image as the input and `ψ` as
+/// the context, the runtime `W₀ᵀ ψ + W_cᵀ x + b₀`, so the rows of `W₀`
+/// for the image and for `ψ` (or `z`) trade places.
+///
+/// # Errors
+/// [`MappingError`] if `params` does not have the macro VAE's length.
+///
+/// ```
+/// use iwhvi_examples::macro_vae::{
+///     hierarchical_to_runtime, runtime_hierarchical_vae, runtime_to_hierarchical,
+/// };
+/// let vae = runtime_hierarchical_vae();
+/// let params: Vec<f64> = (0..vae.len()).map(|i| i as f64).collect();
+/// let runtime = hierarchical_to_runtime(&params).unwrap();
+/// assert_eq!(runtime.len(), vae.len());
+/// assert_ne!(runtime, params);
+/// // The mapping is undone by its inverse; a wrong length is refused.
+/// assert_eq!(runtime_to_hierarchical(&runtime).unwrap(), params);
+/// assert!(hierarchical_to_runtime(&params[1..]).is_err());
+/// ```
+pub fn hierarchical_to_runtime(params: &[f64]) -> Result<Vec<f64>, MappingError> {
+    map_hierarchical(params, true)
+}
+
+/// The inverse of [`hierarchical_to_runtime`]: a
+/// [`runtime_hierarchical_vae`]'s parameters as the [`HierarchicalEncoder`]
+/// VAE's (guide, then θ), for [`hierarchical_log_likelihood`] or to start
+/// [`train`]-like fits from the runtime's initialisation.
+///
+/// # Errors
+/// [`MappingError`] if `params` does not have the runtime VAE's length.
+///
+/// ```
+/// use iwhvi_examples::macro_vae::{runtime_hierarchical_vae, runtime_to_hierarchical};
+/// let vae = runtime_hierarchical_vae();
+/// assert_eq!(runtime_to_hierarchical(&vec![0.5; vae.len()]).unwrap(), vec![0.5; vae.len()]);
+/// ```
+pub fn runtime_to_hierarchical(params: &[f64]) -> Result<Vec<f64>, MappingError> {
+    map_hierarchical(params, false)
+}
+
+fn map_hierarchical(params: &[f64], to_runtime: bool) -> Result<Vec<f64>, MappingError> {
+    let expected = runtime_hierarchical_vae().len();
+    if params.len() != expected {
+        return Err(MappingError {
+            expected,
+            found: params.len(),
+        });
+    }
+    let [mix, enc, rev] = hierarchical_net_ranges();
+    let guide_len = rev.len() + mix.len() + enc.len();
+    let nets = [(mix, false), (enc, true), (rev, true)];
+    let mut mapped = vec![0.0; guide_len];
+    // Network by network in the runtime's order (`at`), each where the
+    // macro's layout has it (`range`), its first layer's rows traded for
+    // the two with a context.
+    let mut at = 0;
+    for (range, context) in nets {
+        let runtime = at..at + range.len();
+        at = runtime.end;
+        let (from, to) = if to_runtime {
+            (range, runtime)
+        } else {
+            (runtime, range)
+        };
+        let net = &params[from];
+        if context {
+            mapped[to].copy_from_slice(&swap_first_layer_rows(net, to_runtime));
+        } else {
+            mapped[to].copy_from_slice(net);
+        }
+    }
+    mapped.extend_from_slice(&params[guide_len..]);
+    Ok(mapped)
+}
+
+/// A parameter vector of the wrong length for
+/// [`hierarchical_to_runtime`] or [`runtime_to_hierarchical`].
+///
+/// ```
+/// let err = iwhvi_examples::macro_vae::hierarchical_to_runtime(&[0.0; 3]).unwrap_err();
+/// assert_eq!(err.found, 3);
+/// assert!(err.to_string().contains("3"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MappingError {
+    /// The length of both VAEs' parameter vectors.
+    pub expected: usize,
+    /// The length given.
+    pub found: usize,
+}
+
+impl std::fmt::Display for MappingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a hierarchical VAE's parameters have {} values (guide, then decoder), not {}",
+            self.expected, self.found
+        )
+    }
+}
+
+impl std::error::Error for MappingError {}
+
 #[cfg(test)]
 mod tests {
     use iwhvi::Parallelism;
@@ -518,5 +685,85 @@ mod tests {
         assert_eq!(one.params, two.params);
         assert_eq!(one.theta, two.theta);
         assert_eq!(one.trace, two.trace);
+    }
+    /// `Σ_i log N(v_i; m_i, e^{2 s_i})` from a network's outputs `(m, s)`.
+    fn log_normal(v: &[f64], out: &[f64]) -> f64 {
+        let (m, s) = out.split_at(v.len());
+        v.iter()
+            .zip(m)
+            .zip(s)
+            .map(|((&v, &m), &s)| {
+                let t = (v - m) * (-s).exp();
+                -0.5 * t * t - s - 0.5 * (2.0 * std::f64::consts::PI).ln()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn mapped_parameters_give_the_runtime_networks_the_macro_guides_densities() {
+        use iwhvi::amortised::{Activation, Mlp};
+        use iwhvi::guide::{HierarchicalGuide, Workspace};
+        use rand::RngExt;
+
+        let vae = runtime_hierarchical_vae();
+        let mut rng = StdRng::seed_from_u64(12);
+        // Parameters of the size that matters (weights ~ 0.3, so every
+        // block moves the outputs), an image, ψ and z.
+        let params: Vec<f64> = (0..vae.len())
+            .map(|_| 0.3 * rng.random_range(-1.0..1.0))
+            .collect();
+        let image: Vec<f64> = (0..PIXELS)
+            .map(|_| f64::from(rng.random_bool(0.4)))
+            .collect();
+        let (psi, z) = ([0.7, -1.2], [-0.4, 0.9]);
+        let runtime = hierarchical_to_runtime(&params).unwrap();
+        assert_eq!(runtime_to_hierarchical(&runtime).unwrap(), params);
+
+        // The macro guide and model on the image, at the macro's params.
+        let [mix_len, enc_len, rev_len] = hierarchical_net_ranges().map(|r| r.len());
+        let guide_len = mix_len + enc_len + rev_len;
+        let mut model = DigitsVae::new(images(&image)).unwrap();
+        model.set_theta(&params[guide_len..]).unwrap();
+        let guide = HierarchicalEncoder::new(&model).unwrap();
+        let phi = &params[..guide_len];
+        let mut ws = Workspace::new(&guide);
+        guide.prepare(phi, &mut ws);
+        let macro_mixing = guide.log_mixing_prepared(phi, &psi, &mut ws);
+        let macro_conditional = guide.log_conditional(phi, &psi, &z, &mut ws);
+        let macro_reverse = guide.log_reverse(phi, &z, &psi, &mut ws);
+        let macro_joint = model.log_joint(&z);
+
+        // The runtime's networks (its layout: ψ or z the input, the image
+        // the context) at the mapped params.
+        let net = |inputs, context, outputs, offset| {
+            Mlp::new(inputs, context, &[WIDTH], outputs, Activation::Tanh, offset)
+        };
+        let mixing = net(PIXELS, 0, 4, 0).apply(&runtime, &image, &[]);
+        let conditional = net(2, PIXELS, 4, mix_len).apply(&runtime, &psi, &image);
+        let reverse = net(2, PIXELS, 4, mix_len + enc_len).apply(&runtime, &z, &image);
+        let logits = net(2, 0, PIXELS, guide_len).apply(&runtime, &z, &[]);
+        let runtime_joint = logits
+            .iter()
+            .zip(&image)
+            .map(|(&l, &x)| x * l - (1.0 + l.exp()).ln())
+            .sum::<f64>()
+            + log_normal(&z, &[0.0, 0.0, 0.0, 0.0]);
+        let pairs = [
+            (macro_mixing, log_normal(&psi, &mixing)),
+            (macro_conditional, log_normal(&z, &conditional)),
+            (macro_reverse, log_normal(&psi, &reverse)),
+            (macro_joint, runtime_joint),
+        ];
+        for (i, (a, b)) in pairs.into_iter().enumerate() {
+            assert!(
+                (a - b).abs() < 1e-12 * (1.0 + b.abs()),
+                "density {i}: {a} vs {b}"
+            );
+        }
+        // Unmapped, the networks disagree.
+        let unmapped = net(2, PIXELS, 4, mix_len).apply(&params, &psi, &image);
+        assert!((log_normal(&z, &unmapped) - macro_conditional).abs() > 1e-3);
+        let unmapped = net(PIXELS, 0, 4, 0).apply(&params, &image, &[]);
+        assert!((log_normal(&psi, &unmapped) - macro_mixing).abs() > 1e-3);
     }
 }
