@@ -461,6 +461,17 @@ pub struct HierarchicalEncoder {
 ///
 /// # Panics
 /// Never: the architecture is valid.
+///
+/// ```
+/// use iwhvi_examples::macro_vae::{encoder_len, runtime_hierarchical_vae, runtime_vae};
+/// let vae = runtime_hierarchical_vae();
+/// assert_eq!(vae.latent(), 2);
+/// // The Gaussian VAE's encoder becomes q(ψ | x)'s network; the
+/// // conditional's and the reverse model's networks (2 + 64 inputs, 64
+/// // tanh, 4 outputs) are added; the decoder is the same.
+/// assert_eq!(vae.len() - runtime_vae().len(), 2 * ((2 + 64 + 1) * 64 + (64 + 1) * 4));
+/// assert_eq!(runtime_vae().len() - encoder_len(), (2 + 1) * 64 + (64 + 1) * 64);
+/// ```
 pub fn runtime_hierarchical_vae() -> Vae {
     digits::vae(LATENT, EncoderKind::Hierarchical { mixing_dim: 2 }).expect("a valid architecture")
 }

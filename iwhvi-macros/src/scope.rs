@@ -79,6 +79,15 @@ pub struct Bindings {
 }
 
 impl Bindings {
+    /// True for a name of a field (not a batch's rows, which are bound
+    /// as [`Meaning::Unreadable`] only to explain their misuse): what an
+    /// attribute's own index must not shadow.
+    pub fn is_field(&self, ident: &Ident) -> bool {
+        self.entries
+            .iter()
+            .any(|b| b.ident == *ident && !matches!(b.meaning, Meaning::Unreadable(_)))
+    }
+
     fn find(&self, name: &str) -> Option<(usize, &Binding)> {
         self.entries
             .iter()

@@ -1024,7 +1024,7 @@ impl Latents {
 /// let term = Term::Likelihood { field: "y", element: Some(3) };
 /// assert_eq!(term.to_string(), "the likelihood of `y[3]`");
 /// let term = Term::FactorRows { field: "lik", terms: 4, rows: 5 };
-/// assert_eq!(term.to_string(), "the factor `lik`, which returned 4 terms for 5 rows,");
+/// assert_eq!(term.to_string(), "the factor `lik` (4 terms for 5 rows)");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -1099,10 +1099,9 @@ impl std::fmt::Display for Term {
                 field,
                 element: Some(i),
             } => write!(f, "the factor `{field}[{i}]`"),
-            Term::FactorRows { field, terms, rows } => write!(
-                f,
-                "the factor `{field}`, which returned {terms} terms for {rows} rows,"
-            ),
+            Term::FactorRows { field, terms, rows } => {
+                write!(f, "the factor `{field}` ({terms} terms for {rows} rows)")
+            }
         }
     }
 }

@@ -99,7 +99,12 @@ pub fn batch_bindings(model: &Model) -> Vec<Binding> {
             _ => None,
         })
         .collect();
-    names.dedup();
+    let mut seen = Vec::new();
+    names.retain(|rows| {
+        let new = !seen.contains(rows);
+        seen.push(*rows);
+        new
+    });
     names
         .into_iter()
         .map(|rows| Binding {
@@ -109,14 +114,6 @@ pub fn batch_bindings(model: &Model) -> Vec<Binding> {
             )),
         })
         .collect()
-}
-
-/// True for a name of a field (not a batch's rows).
-fn is_field(table: &Bindings, ident: &Ident) -> bool {
-    table
-        .entries
-        .iter()
-        .any(|b| b.ident == *ident && !matches!(b.meaning, Meaning::Unreadable(_)))
 }
 
 /// Lowers a `#[factor]` field at `position`; `None` with its mistakes
@@ -133,7 +130,7 @@ pub fn lower<'a>(
     }
     let plate = match (&args.index, &args.len) {
         (None, None) => None,
-        (Some(i), _) if is_field(table, i) => {
+        (Some(i), _) if table.is_field(i) => {
             cx.error_spanned_by(
                 i,
                 format!("the index `{i}` shadows a field; choose another name"),
@@ -185,7 +182,7 @@ fn lower_batch<'a>(
         );
         return None;
     }
-    if is_field(table, rows) {
+    if table.is_field(rows) {
         cx.error_spanned_by(
             rows,
             format!("the batch's rows `{rows}` shadow a field; choose another name, e.g. `for rows in batch`"),
@@ -258,14 +255,16 @@ fn batch_argument(
     if single_ident(arg).is_some_and(|a| a == rows) {
         return Some(quote!(#rows));
     }
-    let Expr::Index(index) = arg else {
-        return per_row_index(lower.cx, table, rows, arg)
-            .map_or_else(|| lower.helper_argument(arg), |_| None);
+    // `z[rows]`, also written `&z[rows]` or `(z[rows])`: the gathered
+    // slice; anything else is a helper's argument (unless it indexes by
+    // one row).
+    let index = match peel(arg) {
+        Expr::Index(index) if single_ident(&index.index).is_some_and(|i| i == rows) => index,
+        _ => {
+            return per_row_index(lower.cx, table, rows, arg)
+                .map_or_else(|| lower.helper_argument(arg), |_| None);
+        }
     };
-    if single_ident(&index.index).is_none_or(|i| i != rows) {
-        return per_row_index(lower.cx, table, rows, arg)
-            .map_or_else(|| lower.helper_argument(arg), |_| None);
-    }
     let base = single_ident(&index.expr);
     let meaning = base.and_then(|b| {
         table
@@ -306,6 +305,16 @@ fn batch_argument(
             );
             None
         }
+    }
+}
+
+/// `arg` without its outer parentheses and shared borrows (`&z[rows]`,
+/// `(z[rows])` are `z[rows]`).
+fn peel(arg: &Expr) -> &Expr {
+    match arg {
+        Expr::Paren(p) => peel(&p.expr),
+        Expr::Reference(r) if r.mutability.is_none() => peel(&r.expr),
+        _ => arg,
     }
 }
 

@@ -157,7 +157,7 @@ pub fn lower<'a>(
     let ident = &field.ident;
     let index = args.index.as_ref();
     if let Some(i) = index {
-        if table.entries.iter().any(|b| b.ident == *i) {
+        if table.is_field(i) {
             cx.error_spanned_by(
                 i,
                 format!("the index `{i}` shadows a field; choose another name"),

@@ -63,7 +63,8 @@ pub fn model_methods(plan: &Plan<'_>) -> TokenStream {
     if plate.is_empty() && factors.is_empty() {
         return refuse(
             "this model has no plate to subsample: no observed vector with an element-wise \
-             likelihood (#[observe(…, for i)]) and no plate of factors (#[factor(…, for i, len = n)])",
+             likelihood (#[observe(…, for i)]) and no plate of factors (#[factor(…, for i, len = n)] \
+             or #[factor(…, for rows in batch, len = n)])",
         );
     }
     let names = plate
@@ -160,7 +161,7 @@ pub fn model_methods(plan: &Plan<'_>) -> TokenStream {
 fn local_check(l: &Latent<'_>) -> TokenStream {
     let (transform, len) = (latent::transform(&l.transform), &l.len);
     let message = format!(
-        "the latent `{}` is local to the plate (read as `{0}[i]` by its likelihood terms) \
+        "the latent `{}` is local to the plate (read as `{0}[i]`, or `{0}[rows]` by a plate of factors over the batch, by its likelihood terms) \
          but its length is not the plate's, or its transform is not element-wise: \
          a minibatch cannot take its elements with the plate's",
         l.field.ident
