@@ -11,8 +11,13 @@ use crate::vector::VectorFunction;
 
 /// Runs `work` compiled for the CPU's best instruction set
 /// ([`vmath::dispatch`]: an AVX2 clone where the CPU has it): the kernels
-/// below inline into it, and their loops, which add in a fixed order,
-/// give the same bits on either (no fused multiply-add is enabled).
+/// below inline into it, and their own loops, which add in a fixed order
+/// with no fused multiply-add (none is enabled), give the same bits on
+/// either. A matrix product over more than four inner terms ([`gemm`]'s
+/// `matrixmultiply::dgemm`) is another matter: matrixmultiply picks its
+/// kernel at run time (FMA/AVX2, AVX or SSE2), so those bits are fixed on
+/// one machine (the same for every engine and every row) but may differ
+/// between instruction sets.
 ///
 /// Mark the closure `#[inline(always)]` (`simd(#[inline(always)] || …)`):
 /// a closure is a function of its own, which LLVM, by its size, may keep

@@ -128,14 +128,20 @@ impl Mlp {
 ///
 /// Without a context ([`Mlp::apply_rows`]) each layer is `H_{l+1} =
 /// a(H_l W_l + 1 b_lᵀ)`, one matrix product over the rows (the batched
-/// networks' [`gemm`]: the products summed in the kernel's order, then the
-/// bias; within rounding of the scalar loop), and a row's values do not
-/// depend on the other rows (the kernel sums each entry alone), so a
-/// minibatch's rows are the whole batch's bits. With a context (one row,
-/// [`Mlp::apply_row_context`]) the forward pass is the scalar loop's (per
-/// output: the bias, then the inputs' terms, then the context's, in
-/// order), which [`Mlp::apply_row_context_from`] repeats bit for bit.
-/// Either way `f64` values do not depend on the engine.
+/// networks' [`gemm`] into rows preset to the bias). A thin layer (at most
+/// four inputs) takes `gemm`'s direct loop: per entry the bias, then the
+/// inputs' terms in order, as the scalar loop adds them. A wider one goes
+/// to `matrixmultiply::dgemm`: the products summed in its kernel's order
+/// (with fused multiply-adds where it picks its FMA kernel), then added to
+/// the bias; within rounding of the scalar loop, and, as matrixmultiply
+/// picks its kernel at run time, the bits may differ between instruction
+/// sets. Either way a row's values do not depend on the other rows (each
+/// entry is summed alone), so a minibatch's rows are the whole batch's
+/// bits. With a context (one row, [`Mlp::apply_row_context`]) the forward
+/// pass is the scalar loop's (per output: the bias, then the inputs'
+/// terms, then the context's, in order), which
+/// [`Mlp::apply_row_context_from`] repeats bit for bit. Either way, on one
+/// machine, `f64` values do not depend on the engine.
 struct MlpOp {
     shapes: Vec<LayerShape>,
     offset: usize,
