@@ -269,13 +269,16 @@ impl<const W: usize> Scalar for Dual<W> {
     fn vector_op<F: VectorFunction>(mut f: F, x: &[&[Self]], out: &mut Vec<Self>) {
         let owned = vector::values(x);
         let xv: Vec<&[f64]> = owned.iter().map(Vec::as_slice).collect();
-        let y = vector::eval_values(&mut f, &xv);
         out.clear();
         let active: Vec<bool> = x.iter().map(|b| b.iter().any(|v| v.active)).collect();
         if !active.contains(&true) {
+            // No derivatives will follow: the plain value, as on the tape.
+            let mut y = vec![0.0; f.outputs()];
+            f.eval(&xv, &mut y);
             out.extend(y.iter().map(|&v| Self::constant(v)));
             return;
         }
+        let y = vector::eval_values(&mut f, &xv);
         let mut tangents = vec![[0.0; W]; y.len()];
         let mut xdot: Vec<Vec<f64>> = x.iter().map(|b| vec![0.0; b.len()]).collect();
         let mut ydot = vec![0.0; y.len()];

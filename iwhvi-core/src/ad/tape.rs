@@ -348,13 +348,17 @@ fn consecutive_from(first: u32, block: &[Var]) -> bool {
     crate::plate::vmath::dispatch(Check(first, block))
 }
 
-/// `work` on the blocks' values as one slice (on the stack for up to four
-/// blocks: no allocation per op and sweep).
+/// The most blocks whose per-op bookkeeping (the values' slice list, the
+/// adjoint slots and buffers, the order of the ranges) lives in arrays on
+/// the stack; an op with more allocates it.
+const STACK_BLOCKS: usize = 4;
+
+/// `work` on the blocks' values as one slice (the slice list in an array
+/// on the stack for up to [`STACK_BLOCKS`] blocks, a `Vec` for more).
 #[inline]
 fn with_values<R>(blocks: &[Block], work: impl FnOnce(&[&[f64]]) -> R) -> R {
-    const STACK: usize = 4;
-    if blocks.len() <= STACK {
-        let mut values: [&[f64]; STACK] = [&[]; STACK];
+    if blocks.len() <= STACK_BLOCKS {
+        let mut values: [&[f64]; STACK_BLOCKS] = [&[]; STACK_BLOCKS];
         for (v, b) in values.iter_mut().zip(blocks) {
             *v = &b.values;
         }
@@ -513,10 +517,10 @@ fn sweep_edges(
 
 /// An op's vector–Jacobian product, from its outputs' adjoints into its
 /// operands'. Blocks of consecutive nodes that do not overlap an earlier
-/// one receive theirs in place; the others through a buffer. Up to four
-/// blocks the bookkeeping lives on the stack (no allocation per op).
+/// one receive theirs in place; the others (scattered blocks, overlapping
+/// ranges) through a buffer allocated for the op. Up to [`STACK_BLOCKS`]
+/// blocks the slot lists live in arrays on the stack; more take a `Vec`.
 fn run_op(op: &Op, adjoint: &mut [f64]) {
-    const STACK: usize = 4;
     let first = op.first as usize;
     let (below, outputs) = adjoint.split_at_mut(first);
     let ybar = &outputs[..op.y.len()];
@@ -524,16 +528,16 @@ fn run_op(op: &Op, adjoint: &mut [f64]) {
         return;
     }
     let n = op.blocks.len();
-    let mut buffers = if n <= STACK {
+    let mut buffers = if n <= STACK_BLOCKS {
         Slots::Stack(Default::default())
     } else {
         Slots::Heap(vec![Vec::new(); n])
     };
     let buffers = buffers.slice(n);
     {
-        let mut stack_xbar: [Option<&mut [f64]>; STACK] = Default::default();
+        let mut stack_xbar: [Option<&mut [f64]>; STACK_BLOCKS] = Default::default();
         let mut heap_xbar = Vec::new();
-        let xbar: &mut [Option<&mut [f64]>] = if n <= STACK {
+        let xbar: &mut [Option<&mut [f64]>] = if n <= STACK_BLOCKS {
             &mut stack_xbar[..n]
         } else {
             heap_xbar.resize_with(n, || None);
@@ -563,8 +567,8 @@ fn run_op(op: &Op, adjoint: &mut [f64]) {
 }
 
 /// `visit(first node, block)` for the op's blocks of consecutive nodes in
-/// increasing order of `(first node, block)`: a selection for a few
-/// blocks (no allocation), a sort for more.
+/// increasing order of `(first node, block)`: a selection for up to
+/// [`STACK_BLOCKS`] blocks (no allocation), a sort for more.
 fn ranges_in_order(op: &Op, mut visit: impl FnMut(usize, usize)) {
     let ranges = op
         .blocks
@@ -574,7 +578,7 @@ fn ranges_in_order(op: &Op, mut visit: impl FnMut(usize, usize)) {
             Operands::Range(start) => Some((start as usize, b)),
             _ => None,
         });
-    if op.blocks.len() <= 4 {
+    if op.blocks.len() <= STACK_BLOCKS {
         let mut last = None;
         while let Some(next) = ranges.clone().filter(|&r| last < Some(r)).min() {
             visit(next.0, next.1);
@@ -589,9 +593,10 @@ fn ranges_in_order(op: &Op, mut visit: impl FnMut(usize, usize)) {
     }
 }
 
-/// Per-block buffers of [`run_op`], on the stack for a few blocks.
+/// Per-block buffers of [`run_op`]: an array on the stack for up to
+/// [`STACK_BLOCKS`] blocks (each buffer allocated only if used).
 enum Slots {
-    Stack([Vec<f64>; 4]),
+    Stack([Vec<f64>; STACK_BLOCKS]),
     Heap(Vec<Vec<f64>>),
 }
 
@@ -773,8 +778,9 @@ mod tests {
 
     /// Blocks of one op whose ranges come in decreasing order, overlap,
     /// repeat, and mix with scattered and constant blocks: every operand's
-    /// adjoint is the sum over the blocks that read it, with 3 blocks (the
-    /// stack path of the sweep's bookkeeping) and 7 (the heap path).
+    /// adjoint is the sum over the blocks that read it, with 3 and
+    /// `STACK_BLOCKS` blocks (the stack path of the sweep's bookkeeping)
+    /// and one more and 7 (the heap path).
     #[test]
     fn an_ops_blocks_in_any_order_and_overlap_get_their_adjoints() {
         struct Blocks(usize);
@@ -797,7 +803,7 @@ mod tests {
             }
         }
         let x: Vec<f64> = (0..8).map(|k| 0.5 + 0.25 * f64::from(k)).collect();
-        for blocks in [3, 7] {
+        for blocks in [3, STACK_BLOCKS, STACK_BLOCKS + 1, 7] {
             let mut expected = vec![0.0; 8];
             let reads: [&[usize]; 7] = [
                 &[4, 5, 6, 7],

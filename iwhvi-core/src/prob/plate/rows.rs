@@ -19,9 +19,10 @@ use crate::vector::VectorFunction;
 /// T::constant(0.0), row's obs, row's args)` bit for bit (the kernel in
 /// blocks of [`BLOCK`] from the row's first element). Derivatives: `∂out[r]
 /// / ∂args[a][r · cols + c]` is the kernel's partial of element `(r, c)`;
-/// a broadcast argument's adjoint is `Σ_r ȳ_r ∂out[r]/∂a`. The kernel runs
-/// for the values in the forward pass and again, with its partials, in
-/// the reverse or tangent pass.
+/// a broadcast argument's adjoint is `Σ_r ȳ_r ∂out[r]/∂a`. On the tape and
+/// on duals the kernel runs once, in the forward pass, computing the values
+/// and its partials together (`eval_for_derivatives`); only a plain `eval`
+/// followed by `vjp` runs it again for the partials.
 ///
 /// # Panics
 /// If `args.len() != K::ARGS`, `rows` does not divide `obs.len()` (with

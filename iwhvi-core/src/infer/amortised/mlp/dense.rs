@@ -11,8 +11,13 @@ use crate::vector::VectorFunction;
 
 /// Runs `work` compiled for the CPU's best instruction set
 /// ([`vmath::dispatch`]: an AVX2 clone where the CPU has it): the kernels
-/// below inline into it, and their loops, which add in a fixed order,
-/// give the same bits on either (no fused multiply-add is enabled).
+/// below inline into it, and their own loops, which add in a fixed order
+/// with no fused multiply-add (none is enabled), give the same bits on
+/// either. A matrix product over more than four inner terms ([`gemm`]'s
+/// `matrixmultiply::dgemm`) is another matter: matrixmultiply picks its
+/// kernel at run time (FMA/AVX2, AVX or SSE2), so those bits are fixed on
+/// one machine (the same for every engine and every row) but may differ
+/// between instruction sets.
 ///
 /// Mark the closure `#[inline(always)]` (`simd(#[inline(always)] || …)`):
 /// a closure is a function of its own, which LLVM, by its size, may keep
@@ -29,6 +34,42 @@ pub(super) fn simd<R>(work: impl FnOnce() -> R) -> R {
     }
     vmath::dispatch(Work(work))
 }
+
+/// `impl VectorFunction for $op` from the op's inherent passes, each run
+/// through [`simd`]: `outputs_len(&self)`, and the `#[inline(always)]`
+/// `forward` (`eval`), `backward` (`vjp`) and `tangent` (`jvp`), with the
+/// trait methods' arguments.
+macro_rules! simd_vector_function {
+    ($op:ty) => {
+        impl VectorFunction for $op {
+            fn outputs(&self) -> usize {
+                self.outputs_len()
+            }
+
+            fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+                simd(
+                    #[inline(always)]
+                    || self.forward(x, y),
+                );
+            }
+
+            fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+                simd(
+                    #[inline(always)]
+                    || self.backward(x, y, ybar, xbar),
+                );
+            }
+
+            fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+                simd(
+                    #[inline(always)]
+                    || self.tangent(x, y, xdot, ydot),
+                );
+            }
+        }
+    };
+}
+pub(super) use simd_vector_function;
 
 /// `a[o] += Σᵢ w[i · n + o] x[i]` (`n = a.len()`), `i` ascending: per
 /// output, the additions of the scalar loop in its order.
@@ -288,12 +329,19 @@ struct DenseRows {
     rows: usize,
 }
 
-impl DenseRows {
-    /// Each row starts at the bias.
-    fn broadcast(&self, b: &[f64], y: &mut [f64]) {
-        for row in y.chunks_exact_mut(self.layer.outputs.max(1)) {
-            row.copy_from_slice(b);
-        }
+/// Every row of `a` (`· × base.len()`) set to `base`: the rows of a
+/// layer's pre-activations starting at its bias.
+pub(super) fn broadcast(base: &[f64], a: &mut [f64]) {
+    for row in a.chunks_exact_mut(base.len().max(1)) {
+        row.copy_from_slice(base);
+    }
+}
+
+/// Sums the rows of `g` (`· × sum.len()`) into `sum`, row after row: a
+/// bias's adjoint from its rows' adjoints.
+pub(super) fn add_rows(g: &[f64], sum: &mut [f64]) {
+    for row in g.chunks_exact(sum.len().max(1)) {
+        sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
     }
 }
 
@@ -304,7 +352,7 @@ impl VectorFunction for DenseRows {
 
     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
         let (n, i, o) = (self.rows, self.layer.inputs, self.layer.outputs);
-        self.broadcast(x[1], y);
+        broadcast(x[1], y);
         gemm(n, i, o, x[2], false, x[0], false, 1.0, y);
         simd(
             #[inline(always)]
@@ -329,9 +377,7 @@ impl VectorFunction for DenseRows {
             gemm(i, n, o, x[2], true, &g, false, 1.0, wbar);
         }
         if let Some(bbar) = xbar[1].as_deref_mut() {
-            for row in g.chunks_exact(o.max(1)) {
-                bbar.iter_mut().zip(row).for_each(|(b, &go)| *b += go);
-            }
+            add_rows(&g, bbar);
         }
         if let Some(inputs) = xbar[2].as_deref_mut() {
             gemm(n, o, i, &g, false, x[0], true, 1.0, inputs);
@@ -341,7 +387,7 @@ impl VectorFunction for DenseRows {
     fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
         let (n, i, o) = (self.rows, self.layer.inputs, self.layer.outputs);
         match xdot[1] {
-            Some(bdot) => self.broadcast(bdot, ydot),
+            Some(bdot) => broadcast(bdot, ydot),
             None => ydot.fill(0.0),
         }
         if let Some(wdot) = xdot[0] {

@@ -8,7 +8,9 @@
 //! same additions in the same order (the bias, the inputs' terms, then the
 //! context's), only the first half is kept between calls.
 
-use super::dense::{accumulate, activate, back_inputs, back_weights, simd, slope};
+use super::dense::{
+    accumulate, activate, back_inputs, back_weights, simd, simd_vector_function, slope,
+};
 use super::{Activation, LayerShape, Mlp};
 use crate::Scalar;
 use crate::vector::VectorFunction;
@@ -176,32 +178,7 @@ impl FirstLayerOp {
     }
 }
 
-impl VectorFunction for FirstLayerOp {
-    fn outputs(&self) -> usize {
-        self.outputs_len()
-    }
-
-    fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
-        simd(
-            #[inline(always)]
-            || self.forward(x, y),
-        );
-    }
-
-    fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
-        simd(
-            #[inline(always)]
-            || self.backward(x, y, ybar, xbar),
-        );
-    }
-
-    fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
-        simd(
-            #[inline(always)]
-            || self.tangent(x, y, xdot, ydot),
-        );
-    }
-}
+simd_vector_function!(FirstLayerOp);
 
 /// The network on one row from its first layer's data part: blocks
 /// `[params, first, context]`, `params` the network's from `W_c` on
@@ -341,32 +318,7 @@ impl FromFirstOp {
     }
 }
 
-impl VectorFunction for FromFirstOp {
-    fn outputs(&self) -> usize {
-        self.outputs_len()
-    }
-
-    fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
-        simd(
-            #[inline(always)]
-            || self.forward(x, y),
-        );
-    }
-
-    fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
-        simd(
-            #[inline(always)]
-            || self.backward(x, y, ybar, xbar),
-        );
-    }
-
-    fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
-        simd(
-            #[inline(always)]
-            || self.tangent(x, y, xdot, ydot),
-        );
-    }
-}
+simd_vector_function!(FromFirstOp);
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,10 @@
 
 use rand::Rng;
 
-use super::dense::{accumulate, activate, back_inputs, back_weights, simd, slope};
+use super::dense::{
+    accumulate, activate, add_rows, back_inputs, back_weights, broadcast, simd,
+    simd_vector_function, slope,
+};
 use super::{Activation, LayerShape, Mlp, gemm};
 use crate::Scalar;
 use crate::vector::VectorFunction;
@@ -128,14 +131,20 @@ impl Mlp {
 ///
 /// Without a context ([`Mlp::apply_rows`]) each layer is `H_{l+1} =
 /// a(H_l W_l + 1 b_lᵀ)`, one matrix product over the rows (the batched
-/// networks' [`gemm`]: the products summed in the kernel's order, then the
-/// bias; within rounding of the scalar loop), and a row's values do not
-/// depend on the other rows (the kernel sums each entry alone), so a
-/// minibatch's rows are the whole batch's bits. With a context (one row,
-/// [`Mlp::apply_row_context`]) the forward pass is the scalar loop's (per
-/// output: the bias, then the inputs' terms, then the context's, in
-/// order), which [`Mlp::apply_row_context_from`] repeats bit for bit.
-/// Either way `f64` values do not depend on the engine.
+/// networks' [`gemm`] into rows preset to the bias). A thin layer (at most
+/// four inputs) takes `gemm`'s direct loop: per entry the bias, then the
+/// inputs' terms in order, as the scalar loop adds them. A wider one goes
+/// to `matrixmultiply::dgemm`: the products summed in its kernel's order
+/// (with fused multiply-adds where it picks its FMA kernel), then added to
+/// the bias; within rounding of the scalar loop, and, as matrixmultiply
+/// picks its kernel at run time, the bits may differ between instruction
+/// sets. Either way a row's values do not depend on the other rows (each
+/// entry is summed alone), so a minibatch's rows are the whole batch's
+/// bits. With a context (one row, [`Mlp::apply_row_context`]) the forward
+/// pass is the scalar loop's (per output: the bias, then the inputs'
+/// terms, then the context's, in order), which
+/// [`Mlp::apply_row_context_from`] repeats bit for bit. Either way, on one
+/// machine, `f64` values do not depend on the engine.
 struct MlpOp {
     shapes: Vec<LayerShape>,
     offset: usize,
@@ -219,51 +228,17 @@ impl MlpOp {
         }
         base
     }
-
-    /// Every row of `a` (`rows × base.len()`) set to `base`.
-    fn broadcast(base: &[f64], a: &mut [f64]) {
-        for row in a.chunks_exact_mut(base.len().max(1)) {
-            row.copy_from_slice(base);
-        }
-    }
-
-    /// Sums the rows of `g` (`· × n`) into `sum` (`n`).
-    fn add_rows(g: &[f64], sum: &mut [f64]) {
-        for row in g.chunks_exact(sum.len().max(1)) {
-            sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
-        }
-    }
 }
 
-impl VectorFunction for MlpOp {
-    fn outputs(&self) -> usize {
+simd_vector_function!(MlpOp);
+
+/// The op's passes, each run through [`simd`] by the [`VectorFunction`]
+/// impl.
+impl MlpOp {
+    fn outputs_len(&self) -> usize {
         self.rows * self.shapes.last().map_or(0, |s| s.outputs)
     }
 
-    fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
-        simd(
-            #[inline(always)]
-            || self.forward(x, y),
-        );
-    }
-
-    fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
-        simd(
-            #[inline(always)]
-            || self.backward(x, y, ybar, xbar),
-        );
-    }
-
-    fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
-        simd(
-            #[inline(always)]
-            || self.tangent(x, y, xdot, ydot),
-        );
-    }
-}
-
-/// The op's passes, each run through [`simd`].
-impl MlpOp {
     #[inline(always)]
     fn forward(&mut self, x: &[&[f64]], y: &mut [f64]) {
         let (params, context) = (x[0], self.context(x));
@@ -277,7 +252,7 @@ impl MlpOp {
             let input = self.layer_input(l, done);
             let c = context.filter(|_| l == 0);
             if self.matrix() {
-                Self::broadcast(&Self::first_bias(b, wc, c), a);
+                broadcast(&Self::first_bias(b, wc, c), a);
                 gemm(
                     self.rows, s.inputs, s.outputs, input, false, w, false, 1.0, a,
                 );
@@ -323,7 +298,7 @@ impl MlpOp {
             let mut sum = Vec::new();
             if c.is_some() {
                 sum.resize(n, 0.0);
-                Self::add_rows(&g, &mut sum);
+                add_rows(&g, &mut sum);
             }
             if let Some(pbar) = pbar.as_deref_mut() {
                 let [wbar, wcbar, bbar] = self.parts_mut(s, pbar);
@@ -337,7 +312,7 @@ impl MlpOp {
                 if let Some(c) = c {
                     back_weights(c, &sum, wcbar);
                 }
-                Self::add_rows(&g, bbar);
+                add_rows(&g, bbar);
             }
             if l == 0 {
                 if let Some(cbar) = cbar.as_deref_mut() {
@@ -385,7 +360,7 @@ impl MlpOp {
                 if let (0, Some(cdot)) = (l, cdot) {
                     accumulate(wc, cdot, &mut base);
                 }
-                Self::broadcast(&base, &mut next);
+                broadcast(&base, &mut next);
                 if let Some(pdot) = pdot {
                     let wdot = self.parts(s, pdot)[0];
                     gemm(rows, k, n, input, false, wdot, false, 1.0, &mut next);
