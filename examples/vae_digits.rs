@@ -99,19 +99,10 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut number = |name: &str| -> usize {
-            match it.next().and_then(|v| v.parse().ok()) {
-                Some(v) if v > 0 => v,
-                _ => {
-                    eprintln!("{name} takes a positive whole number");
-                    std::process::exit(2);
-                }
-            }
-        };
         match arg.as_str() {
             "--json" => parsed.json = true,
-            "--epochs" => parsed.epochs = number("--epochs"),
-            "--latent" => parsed.latent = number("--latent"),
+            "--epochs" => parsed.epochs = iwhvi_examples::positive_arg(&mut it, "--epochs"),
+            "--latent" => parsed.latent = iwhvi_examples::positive_arg(&mut it, "--latent"),
             other => {
                 eprintln!(
                     "unknown argument {other:?}: the options are --json, --epochs N, --latent N"

@@ -45,18 +45,9 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut number = |name: &str| -> usize {
-            match it.next().and_then(|v| v.parse().ok()) {
-                Some(v) if v > 0 => v,
-                _ => {
-                    eprintln!("{name} takes a positive whole number");
-                    std::process::exit(2);
-                }
-            }
-        };
         match arg.as_str() {
-            "--seeds" => parsed.seeds = number("--seeds"),
-            "--epochs" => parsed.epochs = number("--epochs"),
+            "--seeds" => parsed.seeds = iwhvi_examples::positive_arg(&mut it, "--seeds"),
+            "--epochs" => parsed.epochs = iwhvi_examples::positive_arg(&mut it, "--epochs"),
             "--cross" => parsed.cross = true,
             other => {
                 eprintln!(

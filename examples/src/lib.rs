@@ -39,6 +39,26 @@ pub mod report;
 pub mod scoring;
 pub mod varying_slopes;
 
+/// The positive whole number that follows the command-line option `name`
+/// (the next of `args`), for the examples' argument parsers; anything else
+/// (missing, not a number, 0) prints what `name` takes and exits with
+/// status 2.
+///
+/// ```
+/// let mut args = ["30".to_string(), "--json".to_string()].into_iter();
+/// assert_eq!(iwhvi_examples::positive_arg(&mut args, "--epochs"), 30);
+/// assert_eq!(args.next().as_deref(), Some("--json"));
+/// ```
+pub fn positive_arg(args: &mut impl Iterator<Item = String>, name: &str) -> usize {
+    match args.next().and_then(|v| v.parse().ok()) {
+        Some(v) if v > 0 => v,
+        _ => {
+            eprintln!("{name} takes a positive whole number");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// The repository's root folder (this package's parent); `../shared`
 /// lies beside it.
 pub fn repo_root() -> &'static Path {
