@@ -92,7 +92,8 @@ impl DigitsVae {
     /// each, whatever the engine, whose products are matrix products over
     /// the rows: [`Dense::apply_rows`]) and the Bernoulli-logit terms of
     /// every image as one plate with one value per image
-    /// ([`plate::log_density_rows`]; a pixel other than 0 counts as 1).
+    /// ([`plate::log_density_rows_owned`], which keeps the batch's pixels
+    /// gathered here without a copy; a pixel other than 0 counts as 1).
     #[allow(clippy::too_many_arguments)]
     fn batch_log_lik<T: Scalar>(
         &self,
@@ -122,9 +123,9 @@ impl DigitsVae {
             let image = &all[n * height..(n + 1) * height];
             images.extend(image.iter().map(|&x| u64::from(x != 0.0)));
         }
-        plate::log_density_rows(
+        plate::log_density_rows_owned(
             &BernoulliLogitKernel,
-            &images,
+            images,
             &[Arg::Slice(&logits)],
             rows.len(),
             &mut terms,
