@@ -46,13 +46,16 @@ pub const WIDTH: usize = HIDDEN[0];
 /// use iwhvi::model::Model;
 /// use iwhvi_examples::macro_vae::DigitsVae;
 /// use nalgebra::DMatrix;
-/// let model = DigitsVae::new(DMatrix::from_element(3, 64, 1.0)).unwrap();
+/// // Three images of 64 pixels, one per column.
+/// let model = DigitsVae::new(DMatrix::from_element(64, 3, 1.0)).unwrap();
 /// assert_eq!(model.dim(), 2 * 3);
 /// assert_eq!(model.theta_dim(), 2 * 64 + 64 + 64 * 64 + 64);
 /// ```
 #[variational]
 pub struct DigitsVae {
-    /// Binarised images, one per row (`n × 64`, values 0 or 1).
+    /// Binarised images, one per column (`64 × n`, values 0 or 1): each
+    /// image's pixels contiguous in the column-major storage, so that a
+    /// batch's images are read as slices (see [`images`]).
     #[data]
     pub images: DMatrix<f64>,
     /// `W₀` (64 × 2).
@@ -62,22 +65,22 @@ pub struct DigitsVae {
     #[param(init = 0.0, len = 64)]
     pub dec_b0: Vec<f64>,
     /// `W₁` (64 × 64).
-    #[param(init = 0.0, rows = images.ncols(), cols = 64)]
+    #[param(init = 0.0, rows = images.nrows(), cols = 64)]
     pub dec_w1: DMatrix<f64>,
     /// `b₁`.
-    #[param(init = 0.0, len = images.ncols())]
+    #[param(init = 0.0, len = images.nrows())]
     pub dec_b1: Vec<f64>,
     /// First latent coordinate of every image.
-    #[latent(Normal(0.0, 1.0), len = images.nrows())]
+    #[latent(Normal(0.0, 1.0), len = images.ncols())]
     pub z0: Vec<f64>,
     /// Second latent coordinate of every image.
-    #[latent(Normal(0.0, 1.0), len = images.nrows())]
+    #[latent(Normal(0.0, 1.0), len = images.ncols())]
     pub z1: Vec<f64>,
     /// `Σ_p log BernoulliLogit(x_{n,p}; ℓ_{n,p})`, one term per image `n`
     /// of the batch, all the batch's images in one call (a plate of
     /// factors over the batch: minibatches subsample it, `z0` and `z1` are
     /// local and arrive gathered, `z0[rows]`).
-    #[factor(self.batch_log_lik(rows, z0[rows], z1[rows], dec_w0, dec_b0, dec_w1, dec_b1), for rows in batch, len = images.nrows())]
+    #[factor(self.batch_log_lik(rows, z0[rows], z1[rows], dec_w0, dec_b0, dec_w1, dec_b1), for rows in batch, len = images.ncols())]
     pub likelihood: (),
 }
 
@@ -89,7 +92,8 @@ impl DigitsVae {
     /// each, whatever the engine, whose products are matrix products over
     /// the rows: [`Dense::apply_rows`]) and the Bernoulli-logit terms of
     /// every image as one plate with one value per image
-    /// ([`plate::log_density_rows`]; a pixel other than 0 counts as 1).
+    /// ([`plate::log_density_rows_owned`], which keeps the batch's pixels
+    /// gathered here without a copy; a pixel other than 0 counts as 1).
     #[allow(clippy::too_many_arguments)]
     fn batch_log_lik<T: Scalar>(
         &self,
@@ -112,13 +116,16 @@ impl DigitsVae {
             &mut h,
         );
         Dense::new(width, pixels, None).apply_rows(w1.as_slice(), b1, &h, rows.len(), &mut logits);
-        let images: Vec<u64> = rows
-            .iter()
-            .flat_map(|&n| (0..pixels).map(move |p| u64::from(self.images[(n, p)] != 0.0)))
-            .collect();
-        plate::log_density_rows(
+        // Image `n` is column `n`: `pixels` (its rows) contiguous values.
+        let (all, height) = (self.images.as_slice(), self.images.nrows());
+        let mut images: Vec<u64> = Vec::with_capacity(rows.len() * pixels);
+        for &n in rows {
+            let image = &all[n * height..(n + 1) * height];
+            images.extend(image.iter().map(|&x| u64::from(x != 0.0)));
+        }
+        plate::log_density_rows_owned(
             &BernoulliLogitKernel,
-            &images,
+            images,
             &[Arg::Slice(&logits)],
             rows.len(),
             &mut terms,
@@ -136,14 +143,14 @@ impl DigitsVae {
 /// use iwhvi::guide::HierarchicalGuide;
 /// use iwhvi_examples::macro_vae::{DigitsVae, GaussianEncoder};
 /// use nalgebra::DMatrix;
-/// let model = DigitsVae::new(DMatrix::from_element(3, 64, 1.0)).unwrap();
+/// let model = DigitsVae::new(DMatrix::from_element(64, 3, 1.0)).unwrap();
 /// let guide = GaussianEncoder::new(&model).unwrap();
 /// assert_eq!(guide.param_layout().len(), 65 * 64 + 65 * 4);
 /// ```
 #[variational(guide = DigitsVae)]
 pub struct GaussianEncoder {
     /// `x_n → 64 tanh → (μ₀, μ₁, s₀, s₁)`.
-    #[encoder(input = [images.row(j)], hidden = [64], activation = tanh, outputs = 4)]
+    #[encoder(input = [images.column(j)], hidden = [64], activation = tanh, outputs = 4)]
     pub enc: Mlp,
     /// `q(z0_n | x_n)`.
     #[latent(Normal(enc(j)[0], enc(j)[2].exp()), for j)]
@@ -153,14 +160,21 @@ pub struct GaussianEncoder {
     pub z1: Vec<f64>,
 }
 
-/// The images of a split (`n × 64`, row-major values) as the model's data.
+/// The images of a split (`n × 64`, row-major values, image after
+/// image) as the model's data: `64 × n`, one image per column, which is
+/// the same values in the same order (nalgebra stores column after
+/// column).
 ///
 /// ```
-/// let m = iwhvi_examples::macro_vae::images(&[0.0; 128]);
-/// assert_eq!((m.nrows(), m.ncols()), (2, 64));
+/// let pixels: Vec<f64> = (0..128).map(|i| f64::from(i % 2)).collect();
+/// let m = iwhvi_examples::macro_vae::images(&pixels);
+/// assert_eq!((m.nrows(), m.ncols()), (64, 2));
+/// // Image 1, pixel 3 (`pixels[64 + 3]`) at row 3 of column 1.
+/// assert_eq!(m[(3, 1)], pixels[64 + 3]);
+/// assert_eq!(m.as_slice(), &pixels[..]);
 /// ```
 pub fn images(pixels: &[f64]) -> DMatrix<f64> {
-    DMatrix::from_row_slice(pixels.len() / PIXELS, PIXELS, pixels)
+    DMatrix::from_column_slice(PIXELS, pixels.len() / PIXELS, pixels)
 }
 
 /// The runtime VAE of the same architecture ([`digits::vae`] with a
@@ -416,7 +430,7 @@ pub fn hierarchical_log_likelihood(
 /// use iwhvi::guide::HierarchicalGuide;
 /// use iwhvi_examples::macro_vae::{DigitsVae, HierarchicalEncoder};
 /// use nalgebra::DMatrix;
-/// let model = DigitsVae::new(DMatrix::from_element(3, 64, 1.0)).unwrap();
+/// let model = DigitsVae::new(DMatrix::from_element(64, 3, 1.0)).unwrap();
 /// let guide = HierarchicalEncoder::new(&model).unwrap();
 /// // One mixing group per image (there is no global latent), each with
 /// // its two coordinates of ψ.
@@ -430,13 +444,13 @@ pub fn hierarchical_log_likelihood(
 #[variational(guide = DigitsVae)]
 pub struct HierarchicalEncoder {
     /// `x_n → 64 tanh → (locations, log scales)` of `q(ψ_n | x_n)`.
-    #[encoder(input = [images.row(j)], hidden = [64], activation = tanh, outputs = 4)]
+    #[encoder(input = [images.column(j)], hidden = [64], activation = tanh, outputs = 4)]
     pub mix: Mlp,
     /// `(x_n; ψ_n) → 64 tanh → (means, log scales)` of `q(z_n | ψ_n, x_n)`.
-    #[encoder(input = [images.row(j)], context = [psi0[j], psi1[j]], hidden = [64], activation = tanh, outputs = 4)]
+    #[encoder(input = [images.column(j)], context = [psi0[j], psi1[j]], hidden = [64], activation = tanh, outputs = 4)]
     pub enc: Mlp,
     /// `(x_n; z_n) → 64 tanh → (means, log scales)` of `τ(ψ_n | z_n, x_n)`.
-    #[encoder(input = [images.row(j)], context = [z0[j], z1[j]], hidden = [64], activation = tanh, outputs = 4)]
+    #[encoder(input = [images.column(j)], context = [z0[j], z1[j]], hidden = [64], activation = tanh, outputs = 4)]
     pub rev: Mlp,
     /// `ψ_{0,n}`, with its reverse model.
     #[mixing(Normal(mix(j)[0], mix(j)[2].exp()), len = z0, for j)]
@@ -482,7 +496,7 @@ pub fn runtime_hierarchical_vae() -> Vae {
 /// declaration order: `rev`, `mix`, `enc`), in the runtime's order:
 /// `mix`, `enc`, `rev`.
 fn hierarchical_net_ranges() -> [Range<usize>; 3] {
-    let model = DigitsVae::new(DMatrix::zeros(1, PIXELS)).expect("an image of 64 pixels");
+    let model = DigitsVae::new(DMatrix::zeros(PIXELS, 1)).expect("an image of 64 pixels");
     let guide = HierarchicalEncoder::new(&model).expect("an encoder of the image");
     let layout = guide.param_layout();
     ["mix.", "enc.", "rev."].map(|net| {

@@ -157,6 +157,108 @@ fn an_encoder_guide_saves_and_loads_its_inputs() {
     assert!(serde_json::from_value::<Amortised>(edited).is_err());
 }
 
+/// A model whose points are the rows of a data matrix `x`.
+#[variational]
+struct ByRow {
+    #[data]
+    x: nalgebra::DMatrix<f64>,
+    #[latent(Normal(0.0, 1.0), len = x.nrows())]
+    z: Vec<f64>,
+    #[observe(Normal(z[j], 1.0), for j)]
+    y: Vec<f64>,
+}
+
+/// The same model with one point per column of `x`.
+#[variational]
+struct ByColumn {
+    #[data]
+    x: nalgebra::DMatrix<f64>,
+    #[latent(Normal(0.0, 1.0), len = x.ncols())]
+    z: Vec<f64>,
+    #[observe(Normal(z[j], 1.0), for j)]
+    y: Vec<f64>,
+}
+
+#[variational(guide = ByRow)]
+struct RowEncoder {
+    #[encoder(input = [x.row(j), y[j]], hidden = [4], activation = tanh, outputs = 2)]
+    enc: Mlp,
+    #[latent(Normal(enc(j)[0], enc(j)[1].exp()), for j)]
+    z: Vec<f64>,
+}
+
+#[variational(guide = ByColumn)]
+struct ColumnEncoder {
+    #[encoder(input = [x.column(j), y[j]], hidden = [4], activation = tanh, outputs = 2)]
+    enc: Mlp,
+    #[latent(Normal(enc(j)[0], enc(j)[1].exp()), for j)]
+    z: Vec<f64>,
+}
+
+/// A guide reading `x.column(j)` of the row model: two points by `x`'s
+/// columns, three by `y`.
+#[variational(guide = ByRow)]
+struct MismatchedColumns {
+    #[encoder(input = [x.column(j), y[j]], hidden = [4], activation = tanh, outputs = 2)]
+    enc: Mlp,
+    #[latent(Normal(enc(j)[0], enc(j)[1].exp()), for j)]
+    z: Vec<f64>,
+}
+
+#[test]
+fn an_encoder_reads_a_data_matrix_by_columns_as_its_transpose_by_rows() {
+    let x = nalgebra::DMatrix::from_row_slice(3, 2, &[1.0, 0.0, 0.5, 2.0, -1.0, 1.0]);
+    let y = vec![0.3, -0.2, 1.1];
+    let by_row = ByRow::new(x.clone(), y.clone()).unwrap();
+    let by_column = ByColumn::new(x.transpose(), y.clone()).unwrap();
+    let (rows, columns) = (
+        RowEncoder::new(&by_row).unwrap(),
+        ColumnEncoder::new(&by_column).unwrap(),
+    );
+    assert_eq!(rows.param_layout().len(), 4 * 4 + 5 * 2);
+    assert_eq!(columns.param_layout().len(), rows.param_layout().len());
+    let mut rng = StdRng::seed_from_u64(8);
+    let phi: Vec<f64> = (0..rows.param_layout().len())
+        .map(|_| iwhvi::__private::normal_init(&mut rng, 0.5))
+        .collect();
+    let noise = [0.4, -1.3, 0.8];
+    let draw = |guide: &dyn Fn(&mut Vec<f64>) -> f64| {
+        let mut z = vec![0.0; 3];
+        let log_q = guide(&mut z);
+        (z, log_q)
+    };
+    let (z_rows, q_rows) = draw(&|z| {
+        let mut ws = Workspace::new(&rows);
+        rows.prepare(&phi, &mut ws);
+        rows.sample_conditional(&phi, &[], &noise, z, &mut ws);
+        rows.log_conditional(&phi, &[], z, &mut ws)
+    });
+    let (z_columns, q_columns) = draw(&|z| {
+        let mut ws = Workspace::new(&columns);
+        columns.prepare(&phi, &mut ws);
+        columns.sample_conditional(&phi, &[], &noise, z, &mut ws);
+        columns.log_conditional(&phi, &[], z, &mut ws)
+    });
+    // The same inputs point by point: the same bits.
+    assert_eq!(z_rows, z_columns);
+    assert_eq!(q_rows.to_bits(), q_columns.to_bits());
+    assert!(q_rows.is_finite() && z_rows.iter().any(|&z| z != 0.0));
+    // Columns are counted as the points: `x`'s 2 columns against `y`'s 3.
+    let err = MismatchedColumns::new(&by_row).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            iwhvi::guide::GuideError::EncoderRows {
+                what: "y",
+                rows: 3,
+                expected: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
 /// Eight schools (non-centred, posteriordb's parametrisation) with the
 /// schools' `theta_tilde` amortised by the encoder: fitted with the ELBO
 /// and reweighted by importance resampling, against the NUTS reference,

@@ -5,6 +5,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use super::encoder::{InputForm, InputItem};
 use super::lower::Plan;
 use super::model_name;
 
@@ -359,6 +360,17 @@ fn serde_impls(plan: &Plan<'_>) -> TokenStream {
     }
 }
 
+/// The number of points of an encoder's input item: the data vector's
+/// length, the data matrix's rows (`x.row(j)`) or columns (`x.column(j)`).
+fn input_points(item: &InputItem) -> TokenStream {
+    let data = &item.data;
+    match item.form {
+        InputForm::Element => quote!(__model.#data().len()),
+        InputForm::Row => quote!(__model.#data().nrows()),
+        InputForm::Column => quote!(__model.#data().ncols()),
+    }
+}
+
 /// `new`'s copy of each encoder's inputs from the model's data (through
 /// its accessors), and `__from_layout`'s networks, checked against the
 /// lengths of the latents that call them.
@@ -367,12 +379,7 @@ fn encoder_setup(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
     let inputs = plan.encoders.iter().map(|e| {
         let name = e.ident.to_string();
         let rows = e.inputs.iter().map(|i| {
-            let (data, label) = (&i.data, i.data.to_string());
-            let n = if i.matrix {
-                quote!(__model.#data().nrows())
-            } else {
-                quote!(__model.#data().len())
-            };
+            let (n, label) = (input_points(i), i.data.to_string());
             quote! {
                 let __n = #n;
                 if __n != __rows {
@@ -380,25 +387,23 @@ fn encoder_setup(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
                 }
             }
         });
-        let first = e.inputs.first().map(|i| {
-            let data = &i.data;
-            if i.matrix {
-                quote!(__model.#data().nrows())
-            } else {
-                quote!(__model.#data().len())
-            }
-        });
+        let first = e.inputs.first().map(input_points);
         let push = e.inputs.iter().map(|i| {
             let data = &i.data;
-            if i.matrix {
-                quote! {
+            match i.form {
+                InputForm::Row => quote! {
                     let __x = __model.#data();
                     for __c in 0..__x.ncols() {
                         __m.push(__x[(__r, __c)]);
                     }
-                }
-            } else {
-                quote!(__m.push(__model.#data()[__r] as f64);)
+                },
+                InputForm::Column => quote! {
+                    let __x = __model.#data();
+                    for __c in 0..__x.nrows() {
+                        __m.push(__x[(__c, __r)]);
+                    }
+                },
+                InputForm::Element => quote!(__m.push(__model.#data()[__r] as f64);),
             }
         });
         quote! {

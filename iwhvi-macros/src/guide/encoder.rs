@@ -146,10 +146,23 @@ impl Parse for EncoderArgs {
     }
 }
 
-/// One input item: a data vector at the point, or a data matrix's row.
+/// How an input item reads its data at the point `j`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum InputForm {
+    /// `y[j]`: an element of a data vector.
+    Element,
+    /// `x.row(j)`: a data matrix's row (one point per row).
+    Row,
+    /// `x.column(j)`: a data matrix's column (one point per column, each
+    /// point's values contiguous in nalgebra's column-major storage).
+    Column,
+}
+
+/// One input item: a data vector at the point, or a data matrix's row or
+/// column.
 pub struct InputItem {
     pub data: Ident,
-    pub matrix: bool,
+    pub form: InputForm,
 }
 
 /// A checked encoder.
@@ -183,22 +196,29 @@ pub fn output_name(encoder: &Ident, o: usize) -> Ident {
 }
 
 /// Checks an encoder's inputs against the model's data: `name[j]` of a
-/// data vector or `name.row(j)` of a data matrix.
+/// data vector, `name.row(j)` or `name.column(j)` of a data matrix.
 pub fn inputs(
     cx: &Ctxt,
     data: &[DataInfo],
     others: &[(&Ident, &'static str)],
     items: &[Expr],
 ) -> Vec<InputItem> {
-    let form = "an encoder's input is data of the point `j`: `y[j]` for a data vector, `x.row(j)` for a data matrix";
+    let form = "an encoder's input is data of the point `j`: `y[j]` for a data vector, `x.row(j)` (or `x.column(j)`, one point per column) for a data matrix";
     let mut checked = Vec::new();
     for item in items {
-        let (receiver, matrix) = match item {
-            Expr::Index(ix) if index_ident(&ix.index).is_some() => (&*ix.expr, false),
+        let (receiver, read) = match item {
+            Expr::Index(ix) if index_ident(&ix.index).is_some() => (&*ix.expr, InputForm::Element),
             Expr::MethodCall(m)
-                if m.method == "row" && m.args.len() == 1 && index_ident(&m.args[0]).is_some() =>
+                if (m.method == "row" || m.method == "column")
+                    && m.args.len() == 1
+                    && index_ident(&m.args[0]).is_some() =>
             {
-                (&*m.receiver, true)
+                let read = if m.method == "row" {
+                    InputForm::Row
+                } else {
+                    InputForm::Column
+                };
+                (&*m.receiver, read)
             }
             _ => {
                 cx.error_spanned_by(item, form);
@@ -224,13 +244,13 @@ pub fn inputs(
             continue;
         };
         let numeric = info.elem == "real" || info.elem == "integer";
-        match (info.shape, matrix) {
-            (DataShape::Vec, false) if numeric => {}
-            (DataShape::Matrix, true) => {}
-            (DataShape::Matrix, false) => {
+        match (info.shape, read) {
+            (DataShape::Vec, InputForm::Element) if numeric => {}
+            (DataShape::Matrix, InputForm::Row | InputForm::Column) => {}
+            (DataShape::Matrix, InputForm::Element) => {
                 cx.error_spanned_by(
                     item,
-                    format!("`{name}` is a data matrix: give its row, `{name}.row(j)`"),
+                    format!("`{name}` is a data matrix: give its row, `{name}.row(j)`, or its column, `{name}.column(j)` (one point per column)"),
                 );
                 continue;
             }
@@ -244,7 +264,7 @@ pub fn inputs(
         }
         checked.push(InputItem {
             data: name.clone(),
-            matrix,
+            form: read,
         });
     }
     checked

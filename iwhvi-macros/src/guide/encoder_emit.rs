@@ -155,16 +155,12 @@ fn prepare_first(plan: &Plan<'_>, all: bool) -> TokenStream {
             }
         } else {
             // One op over the groups' rows, as `prepare`'s over every row
-            // (each row's part is that of a call on the row alone).
+            // (each row's part is that of a call on the row alone), the
+            // rows copied once, into the op.
             quote! {
-                let __inputs = self.__encoder_inputs[#ei].len() / __rows.max(1);
-                let mut __input: ::std::vec::Vec<f64> = ::std::vec::Vec::new();
-                let mut __picked: ::std::vec::Vec<usize> = ::std::vec::Vec::new();
-                for &__j in __groups.iter().filter(|&&__j| __j < __rows) {
-                    __input.extend_from_slice(&self.__encoder_inputs[#ei][__j * __inputs..(__j + 1) * __inputs]);
-                    __picked.push(__j);
-                }
-                self.__encoder_nets[#ei].first_layer_rows(__w, &__input, __picked.len(), &mut __one);
+                let __picked: ::std::vec::Vec<usize> =
+                    __groups.iter().copied().filter(|&__j| __j < __rows).collect();
+                self.__encoder_nets[#ei].first_layer_rows_of(__w, &self.__encoder_inputs[#ei], &__picked, &mut __one);
                 for (__r, &__j) in __picked.iter().enumerate() {
                     __workspace.params[__at + __j * #width..__at + (__j + 1) * #width]
                         .copy_from_slice(&__one[__r * #width..(__r + 1) * #width]);
@@ -259,16 +255,12 @@ pub fn prepare_groups(plan: &Plan<'_>) -> TokenStream {
             let __w = &__params[__p..__p + self.__param_lens[#pi]];
             __p += self.__param_lens[#pi];
             let __rows = self.__encoder_rows[#ei];
-            let __width = self.__encoder_inputs[#ei].len() / __rows.max(1);
-            __input.clear();
             __picked.clear();
-            for &__j in __groups.iter().filter(|&&__j| __j < __rows) {
-                __input.extend_from_slice(&self.__encoder_inputs[#ei][__j * __width..(__j + 1) * __width]);
-                __picked.push(__j);
-            }
+            __picked.extend(__groups.iter().copied().filter(|&__j| __j < __rows));
             // One network op over the groups' rows (each row's outputs
-            // are those of a call on the row alone).
-            self.__encoder_nets[#ei].apply_rows(__w, &__input, __picked.len(), &mut __one);
+            // are those of a call on the row alone), the rows copied
+            // once, into the op.
+            self.__encoder_nets[#ei].apply_rows_of(__w, &self.__encoder_inputs[#ei], &__picked, &mut __one);
             for (__r, &__j) in __picked.iter().enumerate() {
                 for __o in 0..#outputs {
                     __workspace.params[__at + __o * __rows + __j] = __one[__o * __picked.len() + __r];
@@ -287,7 +279,6 @@ pub fn prepare_groups(plan: &Plan<'_>) -> TokenStream {
             let mut __p: usize = self.__param_lens[..#first].iter().sum();
             let mut __at = 0usize;
             let mut __one: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
-            let mut __input: ::std::vec::Vec<f64> = ::std::vec::Vec::new();
             let mut __picked: ::std::vec::Vec<usize> = ::std::vec::Vec::new();
             #(#steps)*
             __workspace.params[#len] = <__T as ::iwhvi::__private::Scalar>::constant(2.0);

@@ -72,7 +72,7 @@ pub use kernels::{
     BernoulliLogitKernel, BinomialLogitKernel, GammaKernel, LogNormalKernel,
     NegativeBinomial2Kernel, NormalKernel, PoissonKernel, PoissonLogKernel, StudentTKernel,
 };
-pub use rows::log_density_rows;
+pub use rows::{log_density_rows, log_density_rows_owned};
 #[doc(hidden)]
 pub use vmath::slices as __vmath;
 

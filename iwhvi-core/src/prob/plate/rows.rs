@@ -52,6 +52,37 @@ pub fn log_density_rows<T: Scalar, K>(
     K: PlateKernel + Clone + 'static,
     K::Obs: 'static,
 {
+    log_density_rows_owned(kernel, obs.to_vec(), args, rows, out);
+}
+
+/// [`log_density_rows`] with the observations handed over: the operation
+/// keeps `obs` as it is instead of a copy (observations the caller
+/// gathers for the call, e.g. a minibatch's images). The same values and
+/// derivatives, bit for bit.
+///
+/// # Panics
+/// As [`log_density_rows`].
+///
+/// ```
+/// use iwhvi_core::plate::{self, Arg, BernoulliLogitKernel};
+///
+/// let logits = [0.5, -1.0, 2.0, 0.0, 0.3, -0.2];
+/// let pixels: Vec<u64> = vec![1, 0, 1, 0, 0, 1];
+/// let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
+/// plate::log_density_rows(&BernoulliLogitKernel, &pixels, &[Arg::Slice(&logits[..])], 2, &mut borrowed);
+/// plate::log_density_rows_owned(&BernoulliLogitKernel, pixels, &[Arg::Slice(&logits[..])], 2, &mut owned);
+/// assert_eq!(owned, borrowed);
+/// ```
+pub fn log_density_rows_owned<T: Scalar, K>(
+    kernel: &K,
+    obs: Vec<K::Obs>,
+    args: &[Arg<'_, T>],
+    rows: usize,
+    out: &mut Vec<T>,
+) where
+    K: PlateKernel + Clone + 'static,
+    K::Obs: 'static,
+{
     // A slice of the wrong length is a programming error of the caller,
     // as in `log_density`.
     assert_eq!(
@@ -86,7 +117,7 @@ pub fn log_density_rows<T: Scalar, K>(
     }
     let op = RowsOp {
         kernel: kernel.clone(),
-        obs: obs.to_vec(),
+        obs,
         rows,
         broadcast: shapes,
         kept: None,

@@ -82,15 +82,24 @@ pub fn bindings_from_theta(plan: &Plan<'_>) -> Vec<TokenStream> {
         .iter()
         .map(|p| {
             let (ident, transform, len) = (&p.field.ident, &p.transform, &p.len);
+            // An unbounded parameter (the identity, `forward_scalar(u) =
+            // (u, 0)`) is its coordinates as they are: one slice copy, not
+            // a transform call per entry (a decoder's weight matrix).
+            let identity = quote!(__transform == ::iwhvi::__private::Transform::Identity);
             if let Some((rows, cols)) = &p.matrix {
                 // Column by column, nalgebra's storage order.
                 quote! {
                     let (__rows, __cols) = (#rows, #cols);
                     let __transform = #transform;
-                    let #ident: ::iwhvi::__private::nalgebra::DMatrix<__T> =
+                    let #ident: ::iwhvi::__private::nalgebra::DMatrix<__T> = if #identity {
+                        ::iwhvi::__private::nalgebra::DMatrix::from_column_slice(
+                            __rows, __cols, &__theta[__at_theta..__at_theta + __rows * __cols],
+                        )
+                    } else {
                         ::iwhvi::__private::nalgebra::DMatrix::from_fn(__rows, __cols, |__r, __c| {
                             __transform.forward_scalar(__theta[__at_theta + __c * __rows + __r]).0
-                        });
+                        })
+                    };
                     __at_theta += __rows * __cols;
                 }
             } else if p.scalar {
@@ -102,9 +111,13 @@ pub fn bindings_from_theta(plan: &Plan<'_>) -> Vec<TokenStream> {
                 quote! {
                     let __n = #len;
                     let __transform = #transform;
-                    let #ident: ::std::vec::Vec<__T> = (0..__n)
-                        .map(|__k| __transform.forward_scalar(__theta[__at_theta + __k]).0)
-                        .collect();
+                    let #ident: ::std::vec::Vec<__T> = if #identity {
+                        __theta[__at_theta..__at_theta + __n].to_vec()
+                    } else {
+                        (0..__n)
+                            .map(|__k| __transform.forward_scalar(__theta[__at_theta + __k]).0)
+                            .collect()
+                    };
                     __at_theta += __n;
                 }
             }

@@ -362,25 +362,33 @@ impl VectorFunction for DenseRows {
 
     fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
         let (n, i, o) = (self.rows, self.layer.inputs, self.layer.outputs);
-        let mut g = ybar.to_vec();
-        if let Some(act) = self.layer.activation {
-            simd(
-                #[inline(always)]
-                || {
-                    g.iter_mut()
-                        .zip(y)
-                        .for_each(|(go, &v)| *go *= slope(Some(act), v))
-                },
-            );
-        }
+        // The pre-activations' adjoints: `ȳ` itself on a linear layer (no
+        // copy of the rows × outputs block), `ȳ ⊙ a'(y)` written once on
+        // an activated one.
+        let scaled: Vec<f64>;
+        let g: &[f64] = match self.layer.activation {
+            Some(act) => {
+                scaled = simd(
+                    #[inline(always)]
+                    || {
+                        ybar.iter()
+                            .zip(y)
+                            .map(|(&yb, &v)| yb * slope(Some(act), v))
+                            .collect()
+                    },
+                );
+                &scaled
+            }
+            None => ybar,
+        };
         if let Some(wbar) = xbar[0].as_deref_mut() {
-            gemm(i, n, o, x[2], true, &g, false, 1.0, wbar);
+            gemm(i, n, o, x[2], true, g, false, 1.0, wbar);
         }
         if let Some(bbar) = xbar[1].as_deref_mut() {
-            add_rows(&g, bbar);
+            add_rows(g, bbar);
         }
         if let Some(inputs) = xbar[2].as_deref_mut() {
-            gemm(n, o, i, &g, false, x[0], true, 1.0, inputs);
+            gemm(n, o, i, g, false, x[0], true, 1.0, inputs);
         }
     }
 

@@ -41,11 +41,51 @@ impl Mlp {
         rows: usize,
         out: &mut Vec<T>,
     ) {
+        let input = input[..rows * self.inputs].to_vec();
+        self.first_layer_op(params, input, rows, out);
+    }
+
+    /// [`Mlp::first_layer_rows`] on the rows `picked` of `input`
+    /// (`input[p * inputs..]` for each `p` of `picked`, in that order),
+    /// copied once, into the operation: the `k`-th picked row's part is
+    /// `out[k * width..]`, the same bits as `first_layer_rows` on those
+    /// rows gathered.
+    ///
+    /// # Panics
+    /// If `params` is shorter than `len()` or a picked row lies past the
+    /// end of `input`.
+    ///
+    /// ```
+    /// use iwhvi_core::amortised::{Activation, Mlp};
+    /// // a = 2 x + 1 on rows 1 and 0 of x = (1, 2)
+    /// let net = Mlp::new(1, 1, &[], 1, Activation::Tanh, 0);
+    /// let mut first = Vec::new();
+    /// net.first_layer_rows_of(&[2.0, 3.0, 1.0], &[1.0, 2.0], &[1, 0], &mut first);
+    /// assert_eq!(first, vec![5.0, 3.0]);
+    /// ```
+    pub fn first_layer_rows_of<T: Scalar>(
+        &self,
+        params: &[T],
+        input: &[f64],
+        picked: &[usize],
+        out: &mut Vec<T>,
+    ) {
+        let rows = super::generic::gather_rows(input, self.inputs, picked);
+        self.first_layer_op(params, rows, picked.len(), out);
+    }
+
+    fn first_layer_op<T: Scalar>(
+        &self,
+        params: &[T],
+        input: Vec<f64>,
+        rows: usize,
+        out: &mut Vec<T>,
+    ) {
         let shape = self.shapes()[0];
         let op = FirstLayerOp {
             shape,
             offset: self.offset,
-            input: input[..rows * self.inputs].to_vec(),
+            input,
             rows,
         };
         T::vector_op(op, &[&params[..self.len()]], out);

@@ -88,9 +88,55 @@ impl Mlp {
         rows: usize,
         out: &mut Vec<T>,
     ) {
-        let op = MlpOp::new(self, &input[..rows * self.inputs], rows, false);
+        let op = MlpOp::new(self, input[..rows * self.inputs].to_vec(), rows, false);
         T::vector_op(op, &[&params[..self.len()]], out);
     }
+
+    /// [`Mlp::apply_rows`] on the rows `picked` of `input` (`input[p *
+    /// inputs..]` for each `p` of `picked`, in that order): the rows are
+    /// copied once, into the operation, rather than gathered by the caller
+    /// and copied again (a minibatch's rows of an encoder's data). Output
+    /// `o` of the `k`-th picked row is `out[o * picked.len() + k]`, the
+    /// same bits as `apply_rows` on those rows gathered.
+    ///
+    /// # Panics
+    /// If `params` is shorter than `len()` or a picked row lies past the
+    /// end of `input`.
+    ///
+    /// ```
+    /// use iwhvi_core::amortised::{Activation, Mlp};
+    /// let net = Mlp::new(1, 0, &[], 2, Activation::Tanh, 0);
+    /// let params = [2.0, 3.0, 1.0, -1.0];
+    /// // rows 2 and 0 of x = (1, 2, 3): out = (2 x + 1, 3 x − 1)
+    /// let (mut picked, mut gathered) = (Vec::new(), Vec::new());
+    /// net.apply_rows_of(&params, &[1.0, 2.0, 3.0], &[2, 0], &mut picked);
+    /// net.apply_rows(&params, &[3.0, 1.0], 2, &mut gathered);
+    /// assert_eq!(picked, vec![7.0, 3.0, 8.0, 2.0]);
+    /// assert_eq!(picked, gathered);
+    /// ```
+    pub fn apply_rows_of<T: Scalar>(
+        &self,
+        params: &[T],
+        input: &[f64],
+        picked: &[usize],
+        out: &mut Vec<T>,
+    ) {
+        let rows = gather_rows(input, self.inputs, picked);
+        let op = MlpOp::new(self, rows, picked.len(), false);
+        T::vector_op(op, &[&params[..self.len()]], out);
+    }
+}
+
+/// The rows `picked` of a row-major block `width` wide, one after another.
+///
+/// # Panics
+/// If a picked row lies past the end of `input`.
+pub(super) fn gather_rows(input: &[f64], width: usize, picked: &[usize]) -> Vec<f64> {
+    let mut rows = Vec::with_capacity(picked.len() * width);
+    for &p in picked {
+        rows.extend_from_slice(&input[p * width..(p + 1) * width]);
+    }
+    rows
 }
 
 impl Mlp {
@@ -120,7 +166,7 @@ impl Mlp {
         context: &[T],
         out: &mut Vec<T>,
     ) {
-        let op = MlpOp::new(self, &input[..self.inputs], 1, true);
+        let op = MlpOp::new(self, input[..self.inputs].to_vec(), 1, true);
         T::vector_op(op, &[&params[..self.len()], &context[..self.context]], out);
     }
 }
@@ -161,7 +207,7 @@ struct MlpOp {
 }
 
 impl MlpOp {
-    fn new(net: &Mlp, input: &[f64], rows: usize, with_context: bool) -> Self {
+    fn new(net: &Mlp, input: Vec<f64>, rows: usize, with_context: bool) -> Self {
         let shapes = net.shapes();
         let starts = std::iter::once(0)
             .chain(shapes.iter().scan(0, |at, s| {
@@ -173,7 +219,7 @@ impl MlpOp {
             shapes,
             offset: net.offset,
             activation: net.activation,
-            input: input.to_vec(),
+            input,
             rows,
             with_context,
             saved: Vec::new(),
@@ -577,16 +623,62 @@ mod tests {
                 .flat_map(|&r| input[r * 9..(r + 1) * 9].iter().copied())
                 .collect();
             let (mut some, mut on_tape) = (Vec::new(), Vec::new());
+            let (mut of, mut of_on_tape) = (Vec::new(), Vec::new());
             net.apply_rows(&params, &subset, picked.len(), &mut some);
             net.apply_rows(&vars, &subset, picked.len(), &mut on_tape);
+            // The rows picked from the whole input: the same bits.
+            net.apply_rows_of(&params, &input, picked, &mut of);
+            net.apply_rows_of(&vars, &input, picked, &mut of_on_tape);
             for (k, &r) in picked.iter().enumerate() {
                 for o in 0..3 {
                     let whole = all[o * rows + r].to_bits();
-                    assert_eq!(some[o * picked.len() + k].to_bits(), whole, "row {r}");
-                    assert_eq!(on_tape[o * picked.len() + k].value().to_bits(), whole);
+                    let at = o * picked.len() + k;
+                    assert_eq!(some[at].to_bits(), whole, "row {r}");
+                    assert_eq!(on_tape[at].value().to_bits(), whole);
+                    assert_eq!(of[at].to_bits(), whole, "row {r} picked");
+                    assert_eq!(of_on_tape[at].value().to_bits(), whole);
                 }
             }
         }
+    }
+
+    /// `Σ_o Σ_k c_{o,k} out[o, k]` over the rows `[4, 1, 4]` of a fixed
+    /// input: picked from the whole input (`apply_rows_of`) or gathered
+    /// first (`apply_rows`).
+    struct Picked(bool);
+
+    impl Differentiable for Picked {
+        fn eval<T: Scalar>(&self, p: &[T]) -> T {
+            let net = Mlp::new(3, 0, &[5], 2, Activation::Tanh, 0);
+            let input: Vec<f64> = (0..15).map(|k| (f64::from(k) * 0.61).cos()).collect();
+            let picked = [4, 1, 4];
+            let mut out = Vec::new();
+            if self.0 {
+                net.apply_rows_of(p, &input, &picked, &mut out);
+            } else {
+                let rows: Vec<f64> = picked
+                    .iter()
+                    .flat_map(|&r| input[r * 3..(r + 1) * 3].iter().copied())
+                    .collect();
+                net.apply_rows(p, &rows, picked.len(), &mut out);
+            }
+            out.iter().zip(1..).fold(T::constant(0.0), |acc, (&v, k)| {
+                acc + v * (0.5 + 0.2 * f64::from(k))
+            })
+        }
+    }
+
+    #[test]
+    fn apply_rows_of_has_the_gathered_rows_value_and_gradient_bit_for_bit() {
+        let net = Mlp::new(3, 0, &[5], 2, Activation::Tanh, 0);
+        let params: Vec<f64> = (0..net.len())
+            .map(|k| ((k * 29 % 43) as f64 / 43.0 - 0.5) * 0.8)
+            .collect();
+        let (value, grad) = TapeEngine.value_and_gradient(&Picked(true), &params);
+        let (want, want_grad) = TapeEngine.value_and_gradient(&Picked(false), &params);
+        assert_eq!(value.to_bits(), want.to_bits());
+        assert_eq!(grad, want_grad);
+        assert!(grad.iter().all(|g| g.is_finite()) && grad.iter().any(|&g| g != 0.0));
     }
 
     #[test]
