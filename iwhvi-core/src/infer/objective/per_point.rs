@@ -32,6 +32,7 @@
 //! whole draw, so the values are the same bits).
 
 use super::StepNoise;
+use super::noise::NoiseEntries;
 use super::weights::{Buffers, Stop, upper};
 use crate::gradient::Differentiable;
 use crate::guide::HierarchicalGuide;
@@ -135,6 +136,33 @@ impl PointGroups {
     /// is the ordinary bound with every group counted whole).
     pub(crate) fn has_point_groups(&self) -> bool {
         self.of_point.iter().any(|groups| !groups.is_empty())
+    }
+
+    /// The noise entries a step on `batch` reads into `entries`: those
+    /// of the global groups, then of the batch's points' groups in batch
+    /// order ([`HierarchicalGuide::group_noise`] and each group's
+    /// [`MixingGroup::reverse_noise`](crate::guide::MixingGroup::reverse_noise)).
+    /// False when the guide does not report some group's entries: the
+    /// step then draws all of its noise.
+    pub(crate) fn batch_noise<G: HierarchicalGuide>(
+        &self,
+        guide: &G,
+        batch: &Batch<'_>,
+        entries: &mut NoiseEntries,
+    ) -> bool {
+        entries.clear();
+        let Some(groups) = guide.mixing_groups() else {
+            return false;
+        };
+        let groups = groups.groups();
+        let points = batch.indices().iter().flat_map(|&n| &self.of_point[n]);
+        for &g in self.global.iter().chain(points) {
+            if !guide.group_noise(g, &mut entries.mixing, &mut entries.conditional) {
+                return false;
+            }
+            entries.reverse.extend(groups[g].reverse_noise.clone());
+        }
+        true
     }
 
     /// The global groups, then the groups of the batch's points in batch
