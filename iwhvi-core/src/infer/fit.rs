@@ -28,7 +28,7 @@ use crate::model::{InvalidTerm, Latents, Layout, LayoutError, Model};
 pub use crate::objective::GradientEstimator;
 use crate::objective::{
     Diwhvi, Estimate, GenericEngines, NoiseEntries, ObjectiveError, PerPointObjective, PointGroups,
-    StepNoise, estimate_bound_within, split_engines_value_and_gradient_theta,
+    PointNoise, StepNoise, estimate_bound_within, split_engines_value_and_gradient_theta,
 };
 use crate::optim::Optimizer;
 use crate::subsample::Batch;
@@ -719,7 +719,11 @@ impl FitConfig {
     /// `B` a subset of `b` of the plate's `N` elements drawn without
     /// replacement, the elements reshuffled every epoch (`⌈N / b⌉` steps)
     /// from a stream seeded by [`FitConfig::seed`] (the steps' noise is
-    /// the same as without batches). The guide's term is unchanged. With
+    /// the same as without batches, except on the per-point bound below
+    /// with a guide that reports its groups' noise entries,
+    /// [`HierarchicalGuide::group_noise`]: each step then draws only the
+    /// entries of its batch's groups and the global ones, `O(b)` normals).
+    /// The guide's term is unchanged. With
     /// `M = 1` (ELBO, IWHVI) the step's bound and gradient are unbiased
     /// estimates of the full-data ones. [`Fit::trace`] then holds the
     /// minibatch estimates and [`Fit::full_bound`] the full-data bound at
@@ -1508,15 +1512,21 @@ fn per_point_run<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
     run: impl FnOnce(&mut StepFn<'_>) -> Result<Fit, FitError>,
 ) -> Result<Fit, FitError> {
     let mut entries = NoiseEntries::default();
-    let partial = batcher.is_partial();
+    // A batch of the whole plate draws all of the noise, as a fit without
+    // batches does.
+    let point_noise = if batcher.is_partial() {
+        PointNoise::new(guide, points)
+    } else {
+        None
+    };
     run(&mut |joint, noise, rng, gradient| {
         let batch = batcher.next_batch();
-        // A batch of the whole plate draws all of the noise, as a fit
-        // without batches does.
-        if partial && points.batch_noise(guide, &batch, &mut entries) {
-            noise.redraw_entries(rng, &entries);
-        } else {
-            noise.redraw(rng);
+        match &point_noise {
+            Some(point_noise) => {
+                point_noise.of_batch(&batch, &mut entries);
+                noise.redraw_entries(rng, &entries);
+            }
+            None => noise.redraw(rng),
         }
         let objective = PerPointObjective {
             model,

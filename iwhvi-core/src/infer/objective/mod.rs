@@ -54,4 +54,4 @@ pub use estimators::{
 pub(crate) use noise::NoiseEntries;
 pub use noise::StepNoise;
 pub use per_point::per_point_bound;
-pub(crate) use per_point::{PerPointObjective, PointGroups};
+pub(crate) use per_point::{PerPointObjective, PointGroups, PointNoise};

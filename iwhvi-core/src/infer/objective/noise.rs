@@ -21,15 +21,6 @@ pub(crate) struct NoiseEntries {
     pub(crate) reverse: Vec<usize>,
 }
 
-impl NoiseEntries {
-    /// Empties the lists (keeping their room).
-    pub(crate) fn clear(&mut self) {
-        self.mixing.clear();
-        self.conditional.clear();
-        self.reverse.clear();
-    }
-}
-
 /// The standard normal noise of one step: for each of the `M` outer
 /// samples, the mixing draw `ψ₀` (`d`), the conditional draw of `u` (`D`)
 /// and the `K` reverse-model draws (`K × d`).

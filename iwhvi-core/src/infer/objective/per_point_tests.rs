@@ -8,7 +8,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::factorised_tests::{Blocks, rough_params};
-use super::{Diwhvi, DiwhviObjective, NoiseEntries, PerPointObjective, PointGroups, StepNoise};
+use super::{
+    Diwhvi, DiwhviObjective, NoiseEntries, PerPointObjective, PointGroups, PointNoise, StepNoise,
+};
 use crate::ForwardEngine;
 use crate::fit::{FitConfig, FitError, Parallelism, fit};
 use crate::gradient::Differentiable;
@@ -450,7 +452,8 @@ fn a_batch_step_draws_the_noise_its_batch_reads_and_reads_no_other() {
     let points = PointGroups::new(&model, &guide, n, false).unwrap();
     let indices = [1, 4];
     let mut entries = NoiseEntries::default();
-    assert!(points.batch_noise(&guide, &Batch::new(&indices, n), &mut entries));
+    let point_noise = PointNoise::new(&guide, &points).unwrap();
+    point_noise.of_batch(&Batch::new(&indices, n), &mut entries);
     let expected = NoiseEntries {
         mixing: indices.to_vec(),
         conditional: indices.to_vec(),
@@ -458,8 +461,18 @@ fn a_batch_step_draws_the_noise_its_batch_reads_and_reads_no_other() {
     };
     assert_eq!(entries, expected);
     // A guide that does not report its entries: the step draws everything.
-    let silent = Blocks::new(n, true);
-    assert!(!points.batch_noise(&silent, &Batch::new(&indices, n), &mut entries));
+    assert_eq!(PointNoise::new(&Blocks::new(n, true), &points), None);
+    // With a global latent (M = 1), its group's entries come first.
+    let mut global = Local::new(4);
+    global.global = true;
+    let five = Blocks::new(5, true).reporting_noise();
+    let with_global = PointGroups::new(&global, &five, 4, true).unwrap();
+    let mut of_two = NoiseEntries::default();
+    let point_noise = PointNoise::new(&five, &with_global).unwrap();
+    point_noise.of_batch(&Batch::new(&[2], 4), &mut of_two);
+    assert_eq!(of_two.mixing, [4, 2]);
+    assert_eq!(of_two.conditional, [4, 2]);
+    assert_eq!(of_two.reverse, [4, 2]);
     // Two noises that differ outside the batch's entries alone (zeros and
     // 7.5), the batch's entries drawn from the same stream.
     let objective = Diwhvi::new(3, 2);
