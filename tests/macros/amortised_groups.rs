@@ -6,7 +6,8 @@
 //! against a hand-written `log q`, the per-point bound against the ELBO on
 //! the same noise (`M = 1`) and against `Σ_n logsumexp_m (…)` by hand
 //! (`M > 1`, whole plate and a batch), its draws by group (a minibatch
-//! step's `O(b)` path) equal to the whole draw bit for bit, a minibatch
+//! step's `O(b)` path, from the noise entries it reports for its groups)
+//! equal to the whole draw bit for bit, a minibatch
 //! IWAE fit reproduced bit for bit with one or two threads, and guides
 //! with a global latent still reporting no groups.
 
@@ -40,6 +41,18 @@ struct Encoded {
     #[encoder(input = [y[j], sigma[j]], hidden = [5], activation = tanh, outputs = 4)]
     enc: Mlp,
     #[latent(Normal(enc(j)[0], enc(j)[1].exp()), for j)]
+    z: Vec<f64>,
+    #[latent(LogNormal(enc(j)[2], enc(j)[3].exp()), for j)]
+    tau: Vec<f64>,
+}
+
+/// `Encoded` with a Student-t conditional for `z_j`: its draw reads
+/// `1 + ν` normals per point.
+#[variational(guide = Local)]
+struct EncodedT {
+    #[encoder(input = [y[j], sigma[j]], hidden = [5], activation = tanh, outputs = 4)]
+    enc: Mlp,
+    #[latent(StudentT(4.0, enc(j)[0], enc(j)[1].exp()), for j)]
     z: Vec<f64>,
     #[latent(LogNormal(enc(j)[2], enc(j)[3].exp()), for j)]
     tau: Vec<f64>,
@@ -96,7 +109,7 @@ fn encoder_by_hand(w: &[f64], x: [f64; 2]) -> [f64; OUTPUTS] {
     [out(0), out(1), out(2), out(3)]
 }
 
-fn random_params(guide: &Encoded, seed: u64) -> Vec<f64> {
+fn random_params<G: HierarchicalGuide>(guide: &G, seed: u64) -> Vec<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..guide.param_layout().len())
         .map(|_| iwhvi::__private::normal_init(&mut rng, 0.4))
@@ -241,24 +254,34 @@ fn with_m_above_1_the_per_point_bound_is_a_sum_of_per_point_logsumexps() {
     );
 }
 
-#[test]
-fn drawing_by_group_matches_the_whole_draw_bit_for_bit() {
-    let model = model();
-    let guide = Encoded::new(&model).unwrap();
+/// The batch's draws by group, from the noise entries the guide reports
+/// for the batch's groups (the others NaN), against the whole draw.
+fn drawing_by_group_matches_the_whole_draw<G: HierarchicalGuide>(guide: &G, df: usize) {
     assert!(guide.samples_by_group());
     let n = Y.len();
-    let params = random_params(&guide, 31);
+    let params = random_params(guide, 31);
     let mut rng = StdRng::seed_from_u64(32);
-    let eps: Vec<f64> = (0..guide.conditional_noise_dim())
+    let all: Vec<f64> = (0..guide.conditional_noise_dim())
         .map(|_| iwhvi::__private::normal_init(&mut rng, 1.0))
         .collect();
-    let mut ws = Workspace::new(&guide);
+    let mut ws = Workspace::new(guide);
     guide.prepare(&params, &mut ws);
     let mut whole = vec![0.0; guide.latent_dim()];
-    guide.sample_conditional(&params, &[], &eps, &mut whole, &mut ws);
-    // The encoders at the batch's points alone, then its groups' draws.
+    guide.sample_conditional(&params, &[], &all, &mut whole, &mut ws);
     let batch = [4, 0, 2];
-    let mut partial = Workspace::new(&guide);
+    let (mut mixing, mut entries) = (Vec::new(), Vec::new());
+    for &j in &batch {
+        assert!(guide.group_noise(j, &mut mixing, &mut entries));
+    }
+    // Per point: its two latents' normals, and ν more for a Student-t.
+    assert!(mixing.is_empty());
+    assert_eq!(entries.len(), batch.len() * (2 + df), "{entries:?}");
+    let mut eps = vec![f64::NAN; all.len()];
+    for &i in &entries {
+        eps[i] = all[i];
+    }
+    // The encoders at the batch's points alone, then its groups' draws.
+    let mut partial = Workspace::new(guide);
     guide.prepare_groups(&params, &batch, &mut partial);
     let mut u = vec![f64::NAN; guide.latent_dim()];
     for &j in &batch {
@@ -289,6 +312,13 @@ fn drawing_by_group_matches_the_whole_draw_bit_for_bit() {
     let lq_partial = guide.log_conditional(&params, &[], &whole, &mut partial);
     let lq = guide.log_conditional(&params, &[], &whole, &mut ws);
     assert_eq!(lq_partial.to_bits(), lq.to_bits());
+}
+
+#[test]
+fn drawing_by_group_matches_the_whole_draw_bit_for_bit() {
+    let model = model();
+    drawing_by_group_matches_the_whole_draw(&Encoded::new(&model).unwrap(), 0);
+    drawing_by_group_matches_the_whole_draw(&EncodedT::new(&model).unwrap(), 4);
 }
 
 fn iwae_minibatch_fit(threads: Parallelism) -> Fit {

@@ -2,7 +2,8 @@
 //! minibatches in `O(b)`): `#[mixing(…, len = z, for j)]` with a learned
 //! `q(ψ_j | x_j)`, with `ψ_j ~ N(0, 1)`, and in the macro VAE's shape
 //! (context encoders `enc(x_j; ψ_j)` and `rev(x_j; z_j)`). Each group's
-//! draw against the whole draw, bit for bit, points outside the batch
+//! draw, from the noise entries the guide reports for it (the rest NaN),
+//! against the whole draw, bit for bit, points outside the batch
 //! never drawn or prepared; the per-point bound and a minibatch fit (its
 //! gradients) by group against the same guide made to draw whole, bit for
 //! bit; the fit reproduced on one and two threads.
@@ -101,21 +102,50 @@ fn the_per_point_guides_draw_by_group_unless_a_group_reads_another_point() {
     assert!(!ReadsPointZero::new(&model).unwrap().samples_by_group());
 }
 
+/// `noise` with every entry outside `keep` made NaN.
+fn only(noise: &[f64], keep: &[usize]) -> Vec<f64> {
+    let mut kept = vec![f64::NAN; noise.len()];
+    for &i in keep {
+        kept[i] = noise[i];
+    }
+    kept
+}
+
 /// Each batch point's `ψ_j` and `z_j` drawn by group on a workspace
-/// prepared for the batch alone are the whole draw's bits; the other
-/// points are never written.
+/// prepared for the batch alone, from the noise entries the guide reports
+/// for the batch's groups (`group_noise`; the other entries NaN), are
+/// the whole draw's bits; the other points are never written. The whole
+/// draw from those entries alone has the batch's points right too.
 fn group_draws_match_the_whole_draw<G: HierarchicalGuide>(guide: &G, seed: u64) {
     assert!(guide.samples_by_group());
     let params = random_params(guide, seed);
-    let mixing_noise = normals(guide.mixing_noise_dim(), seed + 1);
-    let noise = normals(guide.conditional_noise_dim(), seed + 2);
+    let all_mixing = normals(guide.mixing_noise_dim(), seed + 1);
+    let all_noise = normals(guide.conditional_noise_dim(), seed + 2);
+    let (mut mixing_entries, mut entries) = (Vec::new(), Vec::new());
+    for &j in &BATCH {
+        assert!(guide.group_noise(j, &mut mixing_entries, &mut entries));
+    }
+    assert_eq!(entries.len(), BATCH.len(), "one normal per latent");
+    let mixing_noise = only(&all_mixing, &mixing_entries);
+    let noise = only(&all_noise, &entries);
     let mut ws = Workspace::new(guide);
     guide.prepare(&params, &mut ws);
     let mut whole_psi = vec![0.0; guide.mixing_dim()];
-    guide.sample_mixing_prepared(&params, &mixing_noise, &mut whole_psi, &mut ws);
+    guide.sample_mixing_prepared(&params, &all_mixing, &mut whole_psi, &mut ws);
     let mut whole = vec![0.0; guide.latent_dim()];
-    guide.sample_conditional(&params, &whole_psi, &noise, &mut whole, &mut ws);
+    guide.sample_conditional(&params, &whole_psi, &all_noise, &mut whole, &mut ws);
     let groups = guide.mixing_groups().unwrap().groups().to_vec();
+    let mut kept_psi = vec![0.0; guide.mixing_dim()];
+    guide.sample_mixing_prepared(&params, &mixing_noise, &mut kept_psi, &mut ws);
+    let mut kept = vec![0.0; guide.latent_dim()];
+    guide.sample_conditional(&params, &kept_psi, &noise, &mut kept, &mut ws);
+    for &j in &BATCH {
+        let coordinates = groups[j].psi.clone().map(|i| (i, &kept_psi, &whole_psi));
+        let latents = groups[j].latents.iter().map(|&i| (i, &kept, &whole));
+        for (i, got, want) in coordinates.chain(latents) {
+            assert_eq!(got[i].to_bits(), want[i].to_bits(), "point {j}, {i}");
+        }
+    }
     assert_eq!(groups.len(), Y.len());
     let mut partial = Workspace::new(guide);
     guide.prepare_groups(&params, &BATCH, &mut partial);
@@ -380,6 +410,17 @@ impl<G: HierarchicalGuide> HierarchicalGuide for Probe<G> {
         self.drawn.lock().unwrap().push(group);
         self.inner
             .sample_conditional_group(params, group, psi, noise, u, workspace);
+    }
+    // Whether it draws by group or whole: each point's draw reads the
+    // entries the inner guide reports, so that a minibatch step draws the
+    // same noise (its batch's entries) either way.
+    fn group_noise(
+        &self,
+        group: usize,
+        mixing: &mut Vec<usize>,
+        conditional: &mut Vec<usize>,
+    ) -> bool {
+        self.inner.group_noise(group, mixing, conditional)
     }
 }
 

@@ -27,8 +27,8 @@ use crate::model::{InvalidTerm, Latents, Layout, LayoutError, Model};
 /// Re-exported here because [`FitConfig::estimator`] takes it.
 pub use crate::objective::GradientEstimator;
 use crate::objective::{
-    Diwhvi, Estimate, GenericEngines, ObjectiveError, PerPointObjective, PointGroups, StepNoise,
-    estimate_bound_within, split_engines_value_and_gradient_theta,
+    Diwhvi, Estimate, GenericEngines, NoiseEntries, ObjectiveError, PerPointObjective, PointGroups,
+    PointNoise, StepNoise, estimate_bound_within, split_engines_value_and_gradient_theta,
 };
 use crate::optim::Optimizer;
 use crate::subsample::Batch;
@@ -719,7 +719,11 @@ impl FitConfig {
     /// `B` a subset of `b` of the plate's `N` elements drawn without
     /// replacement, the elements reshuffled every epoch (`⌈N / b⌉` steps)
     /// from a stream seeded by [`FitConfig::seed`] (the steps' noise is
-    /// the same as without batches). The guide's term is unchanged. With
+    /// the same as without batches, except on the per-point bound below
+    /// with a guide that reports its groups' noise entries,
+    /// [`HierarchicalGuide::group_noise`]: each step then draws only the
+    /// entries of its batch's groups and the global ones, `O(b)` normals).
+    /// The guide's term is unchanged. With
     /// `M = 1` (ELBO, IWHVI) the step's bound and gradient are unbiased
     /// estimates of the full-data ones. [`Fit::trace`] then holds the
     /// minibatch estimates and [`Fit::full_bound`] the full-data bound at
@@ -1389,7 +1393,8 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
             // step's batch like the generic one (the batch's scaled log
             // joint and its gradient in `u`).
             let mut batcher = batcher;
-            run(&mut |joint, noise, gradient| {
+            run(&mut |joint, noise, rng, gradient| {
+                noise.redraw(rng);
                 let (params, theta) = joint.split_at(p);
                 let stepped = step_model(model, batcher.as_mut(), theta);
                 Ok(fused.value_and_gradient_with_theta(
@@ -1414,8 +1419,12 @@ fn fit_in_scope<Mo: Model, G: HierarchicalGuide, O: Optimizer>(
     }
 }
 
-/// One step's bound, writing its gradient: `(params, noise, gradient)`.
-type StepFn<'a> = dyn FnMut(&[f64], &StepNoise, &mut [f64]) -> Result<f64, FitError> + 'a;
+/// One step's bound, writing its gradient: `(params, noise, stream,
+/// gradient)`, the step drawing its noise from the fit's noise stream
+/// first (all of it, or for a per-point minibatch step the entries its
+/// batch reads).
+type StepFn<'a> =
+    dyn FnMut(&[f64], &mut StepNoise, &mut StdRng, &mut [f64]) -> Result<f64, FitError> + 'a;
 
 /// The fit on the generic path: the bound over `guide`'s own densities,
 /// its gradient on `guide_engine`, the model's on `model_engine`. The
@@ -1429,7 +1438,8 @@ fn generic_fit<Mo: Model, G: HierarchicalGuide, EG: GradientEngine>(
     (p, mut batcher): (usize, Option<Batcher>),
     run: impl FnOnce(&mut StepFn<'_>) -> Result<Fit, FitError>,
 ) -> Result<Fit, FitError> {
-    run(&mut |joint, noise, gradient| {
+    run(&mut |joint, noise, rng, gradient| {
+        noise.redraw(rng);
         let engines = GenericEngines {
             model: model_engine,
             guide: guide_engine,
@@ -1491,7 +1501,9 @@ fn per_point_fit<Mo: Model, G: HierarchicalGuide>(
 }
 
 /// [`per_point_fit`] on `engine`: each step's batch of points, the
-/// bound's gradient in `[φ; ϑ]`.
+/// bound's gradient in `[φ; ϑ]`. A step on fewer points than the plate's
+/// draws only the noise its batch reads when the guide reports it
+/// ([`HierarchicalGuide::group_noise`]): `O(b)` standard normals.
 fn per_point_run<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
     model: &Mo,
     guide: &G,
@@ -1499,12 +1511,28 @@ fn per_point_run<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
     (p, mut batcher, points): (usize, Batcher, &PointGroups),
     run: impl FnOnce(&mut StepFn<'_>) -> Result<Fit, FitError>,
 ) -> Result<Fit, FitError> {
-    run(&mut |joint, noise, gradient| {
+    let mut entries = NoiseEntries::default();
+    // A batch of the whole plate draws all of the noise, as a fit without
+    // batches does.
+    let point_noise = if batcher.is_partial() {
+        PointNoise::new(guide, points)
+    } else {
+        None
+    };
+    run(&mut |joint, noise, rng, gradient| {
+        let batch = batcher.next_batch();
+        match &point_noise {
+            Some(point_noise) => {
+                point_noise.of_batch(&batch, &mut entries);
+                noise.redraw_entries(rng, &entries);
+            }
+            None => noise.redraw(rng),
+        }
         let objective = PerPointObjective {
             model,
             guide,
             noise,
-            batch: batcher.next_batch(),
+            batch,
             points,
             guide_params: p,
         };
@@ -1622,8 +1650,8 @@ fn full_data_bound<Mo: Model, G: HierarchicalGuide>(
     )?)
 }
 
-/// The loop, with `step` computing one step's bound and gradient on each
-/// redraw of `noise` (generic in the optimizer only: the guide and the
+/// The loop, with `step` drawing `noise` from the loop's stream and
+/// computing one step's bound and gradient on it (generic in the optimizer only: the guide and the
 /// model enter through `step`).
 fn fit_loop<O: Optimizer>(
     mut optimizer: O,
@@ -1663,8 +1691,7 @@ fn fit_loop<O: Optimizer>(
     let mut consecutive = 0;
 
     for step in 1..=config.max_steps {
-        noise.redraw(&mut rng);
-        let bound = step_value_and_gradient(&params, &noise, &mut gradient)?;
+        let bound = step_value_and_gradient(&params, &mut noise, &mut rng, &mut gradient)?;
         state.trace.push(bound);
         state.steps = step;
         if !bound.is_finite() || gradient.iter().any(|g| !g.is_finite()) {

@@ -42,6 +42,11 @@ impl Batcher {
         }
     }
 
+    /// True when a batch holds fewer elements than the plate (`b < N`).
+    pub(crate) fn is_partial(&self) -> bool {
+        self.size < self.order.len()
+    }
+
     /// The next batch, sorted (the plate's terms summed in index order),
     /// with its scale `N / b`.
     pub(crate) fn next_batch(&mut self) -> Batch<'_> {

@@ -107,21 +107,44 @@ fn sample_group(
 ) -> TokenStream {
     let bind_params = &bindings.params;
     let steps = element_draws(plan, &quote!(__group));
-    group_sampler(&quote! {
-        let mut __p = 0usize;
-        #(#bind_params)*
-        #encoder_outputs
-        #(#steps)*
-    })
+    group_sampler(
+        plan,
+        &quote! {
+            let mut __p = 0usize;
+            #(#bind_params)*
+            #encoder_outputs
+            #(#steps)*
+        },
+    )
 }
 
-/// `samples_by_group` (true when the guide has its per-point groups) and
+/// `samples_by_group` (true when the guide has its per-point groups),
 /// `sample_conditional_group` with `body`, which draws group `__group`'s
-/// latents into `__u` at its mixing coordinates `__psi` from `__noise`.
-pub fn group_sampler(body: &TokenStream) -> TokenStream {
+/// latents into `__u` at its mixing coordinates `__psi` from `__noise`,
+/// and `group_noise`: a group's `ψ` coordinates are drawn from the mixing
+/// noise at the same positions, each latent `u_i` from the conditional
+/// noise's entry `i` (and a Student-t element from its `ν` normals too).
+pub fn group_sampler(plan: &Plan<'_>, body: &TokenStream) -> TokenStream {
     let workspace = workspace();
     let p = quote!(::iwhvi::__private);
+    let tails = super::student_t::group_tails(plan);
     quote! {
+        fn group_noise(
+            &self,
+            __group: usize,
+            __mixing: &mut ::std::vec::Vec<usize>,
+            __conditional: &mut ::std::vec::Vec<usize>,
+        ) -> bool {
+            let ::core::option::Option::Some(__groups) = self.__groups.as_ref() else {
+                return false;
+            };
+            let __g = &__groups.groups()[__group];
+            __mixing.extend(__g.psi.clone());
+            __conditional.extend_from_slice(&__g.latents);
+            #tails
+            true
+        }
+
         fn samples_by_group(&self) -> bool {
             self.__groups.is_some()
         }

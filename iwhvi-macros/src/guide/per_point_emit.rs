@@ -437,15 +437,18 @@ fn draws_by_group(plan: &Plan<'_>, bindings: &Bindings, shared: &Shared) -> Toke
     let steps = super::amortised_emit::element_draws(plan, &quote!(__j));
     let sample_mixing = super::mixing_emit::sample_mixing_group(plan, bindings);
     let prepare_groups = super::encoder_emit::prepare_groups(plan);
-    let sampler = super::amortised_emit::group_sampler(&quote! {
-        #invalidate
-        #prologue
-        #first_point
-        let __j = __group - __first;
-        #(#bind_point_mixing)*
-        #mixing_context
-        #(#steps)*
-    });
+    let sampler = super::amortised_emit::group_sampler(
+        plan,
+        &quote! {
+            #invalidate
+            #prologue
+            #first_point
+            let __j = __group - __first;
+            #(#bind_point_mixing)*
+            #mixing_context
+            #(#steps)*
+        },
+    );
     quote! {
         #prepare_groups
         #sample_mixing

@@ -79,6 +79,26 @@ pub fn noise(plan: &Plan<'_>, ci: usize) -> TokenStream {
     }}
 }
 
+/// `group_noise`'s entries of the Student-t conditionals: for each of the
+/// group's latents `__g.latents` that is element `k` of Student-t
+/// conditional `c`, its `ν` chi-square normals (nothing without one).
+pub fn group_tails(plan: &Plan<'_>) -> TokenStream {
+    let steps = plan.conditionals.iter().enumerate().filter_map(|(ci, c)| {
+        let df = usize::from(c.df?);
+        let tail = tail_offset(plan, ci);
+        Some(quote! {{
+            let (__off, __len, __tail) = (self.__offsets[#ci], self.__lens[#ci], #tail);
+            for &__i in &__g.latents {
+                if (__off..__off + __len).contains(&__i) {
+                    let __at = __tail + (__i - __off) * #df;
+                    __conditional.extend(__at..__at + #df);
+                }
+            }
+        }})
+    });
+    quote!(#(#steps)*)
+}
+
 /// `conditional_noise_dim`, when a conditional is a Student-t (else the
 /// default, `latent_dim`).
 pub fn noise_dim(plan: &Plan<'_>) -> Option<TokenStream> {

@@ -545,6 +545,40 @@ pub trait HierarchicalGuide: Sync {
             std::any::type_name::<Self>()
         );
     }
+
+    /// The entries of one outer draw's mixing noise (of length
+    /// [`HierarchicalGuide::mixing_noise_dim`]) and of its conditional
+    /// noise ([`HierarchicalGuide::conditional_noise_dim`]) that group
+    /// `group`'s mixing coordinates and latents are drawn from, appended
+    /// to `mixing` and `conditional`; true when the guide reports them.
+    ///
+    /// A minibatch step on the per-point bound then draws only the noise
+    /// its batch's groups and the global groups read (these entries and
+    /// each group's [`MixingGroup::reverse_noise`], for every outer and
+    /// reverse draw): `O(b)` standard normals instead of `O(N)`. The other
+    /// entries keep earlier draws, so a guide may report only when, for
+    /// every group, `ψ_n` and `u_n` (whole draws and draws by group alike)
+    /// are functions of the parameters and of these entries alone, and
+    /// the group's densities read no other group's `ψ` or latents.
+    /// Default: false (the step draws all of its noise). The guides of
+    /// `#[variational]` that draw by group report their entries.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// let (mut mixing, mut conditional) = (Vec::new(), Vec::new());
+    /// // A guide without groups reports nothing: its steps draw all their noise.
+    /// assert!(!MeanField::new(2).group_noise(0, &mut mixing, &mut conditional));
+    /// assert!(mixing.is_empty() && conditional.is_empty());
+    /// ```
+    fn group_noise(
+        &self,
+        group: usize,
+        mixing: &mut Vec<usize>,
+        conditional: &mut Vec<usize>,
+    ) -> bool {
+        let _ = (group, mixing, conditional);
+        false
+    }
 }
 
 /// How long each buffer of a [`Workspace`] must be.

@@ -27,6 +27,9 @@ use crate::transforms::Transform;
 pub(super) struct Blocks {
     n: usize,
     groups: Option<MixingGroups>,
+    /// Whether it reports its groups' noise entries
+    /// ([`HierarchicalGuide::group_noise`]).
+    reports_noise: bool,
 }
 
 impl Blocks {
@@ -42,7 +45,21 @@ impl Blocks {
                 .collect();
             MixingGroups::new(n, n, n, groups).unwrap()
         });
-        Self { n, groups }
+        Self {
+            n,
+            groups,
+            reports_noise: false,
+        }
+    }
+
+    /// The guide reporting its groups' noise entries (block `b` reads
+    /// entry `b` of the mixing and the conditional noise): a per-point
+    /// minibatch step draws its batch's noise alone.
+    pub(super) fn reporting_noise(self) -> Self {
+        Self {
+            reports_noise: true,
+            ..self
+        }
     }
 
     fn get<T: Scalar>(&self, params: &[T], which: usize, b: usize) -> T {
@@ -140,6 +157,18 @@ impl HierarchicalGuide for Blocks {
     }
     fn mixing_groups(&self) -> Option<&MixingGroups> {
         self.groups.as_ref()
+    }
+    fn group_noise(
+        &self,
+        group: usize,
+        mixing: &mut Vec<usize>,
+        conditional: &mut Vec<usize>,
+    ) -> bool {
+        if self.reports_noise && self.groups.is_some() {
+            mixing.push(group);
+            conditional.push(group);
+        }
+        self.reports_noise && self.groups.is_some()
     }
     fn log_conditional_group<T: Scalar>(
         &self,

@@ -51,6 +51,7 @@ pub use estimators::{
     GradientEstimator, ObjectiveError, value_and_gradient, value_and_gradient_with,
     value_and_gradient_with_theta,
 };
+pub(crate) use noise::NoiseEntries;
 pub use noise::StepNoise;
 pub use per_point::per_point_bound;
-pub(crate) use per_point::{PerPointObjective, PointGroups};
+pub(crate) use per_point::{PerPointObjective, PointGroups, PointNoise};

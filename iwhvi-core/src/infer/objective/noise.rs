@@ -9,6 +9,18 @@ use crate::guide::HierarchicalGuide;
 use crate::input::{InputError, bound_memory, check_size, check_values, value_bytes};
 use crate::model::Model;
 
+/// The entries of one draw's noise that a step reads (its batch's groups'
+/// and the global groups', [`HierarchicalGuide::group_noise`] and
+/// [`MixingGroup::reverse_noise`](crate::guide::MixingGroup::reverse_noise)):
+/// of the mixing noise and the conditional noise of each outer draw, and
+/// of the noise of each reverse draw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NoiseEntries {
+    pub(crate) mixing: Vec<usize>,
+    pub(crate) conditional: Vec<usize>,
+    pub(crate) reverse: Vec<usize>,
+}
+
 /// The standard normal noise of one step: for each of the `M` outer
 /// samples, the mixing draw `ψ₀` (`d`), the conditional draw of `u` (`D`)
 /// and the `K` reverse-model draws (`K × d`).
@@ -272,6 +284,31 @@ impl StepNoise {
             for e in buffer.iter_mut() {
                 *e = rng.sample(StandardNormal);
             }
+        }
+    }
+
+    /// Refills the entries `entries` of every outer and reverse draw with
+    /// fresh draws, and the model's prior noise whole; the other entries
+    /// keep their values (no allocation). The order is
+    /// [`StepNoise::redraw`]'s with the entries outside `entries` skipped:
+    /// each buffer in turn, outer draw after outer draw (reverse draw after
+    /// reverse draw), the entries in the order given, so that entries
+    /// listing every entry in order draw what `redraw` draws.
+    pub(crate) fn redraw_entries<R: Rng + ?Sized>(&mut self, rng: &mut R, entries: &NoiseEntries) {
+        let per_draw = [&entries.mixing, &entries.conditional, &entries.reverse];
+        let buffers = [&mut self.mixing, &mut self.conditional, &mut self.reverse];
+        for ((buffer, &dim), which) in buffers.into_iter().zip(&self.dims).zip(per_draw) {
+            if dim == 0 {
+                continue;
+            }
+            for draw in buffer.chunks_exact_mut(dim) {
+                for &i in which {
+                    draw[i] = rng.sample(StandardNormal);
+                }
+            }
+        }
+        for e in &mut self.prior {
+            *e = rng.sample(StandardNormal);
         }
     }
 

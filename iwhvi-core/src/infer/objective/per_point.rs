@@ -32,6 +32,7 @@
 //! whole draw, so the values are the same bits).
 
 use super::StepNoise;
+use super::noise::NoiseEntries;
 use super::weights::{Buffers, Stop, upper};
 use crate::gradient::Differentiable;
 use crate::guide::HierarchicalGuide;
@@ -148,6 +149,68 @@ impl PointGroups {
             ends.push(groups.len());
         }
         (groups, ends)
+    }
+}
+
+/// The noise entries of the global groups and of each point's groups
+/// ([`HierarchicalGuide::group_noise`] and each group's
+/// [`MixingGroup::reverse_noise`](crate::guide::MixingGroup::reverse_noise)),
+/// gathered from the guide once per fit, so that a minibatch step lists
+/// its batch's in `O(b)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PointNoise {
+    global: NoiseEntries,
+    /// Every point's entries, point after point.
+    points: NoiseEntries,
+    /// Where each point's entries start in `points` (mixing, conditional,
+    /// reverse), and where the last ends.
+    starts: Vec<[usize; 3]>,
+}
+
+impl PointNoise {
+    /// The entries of `points`' groups; `None` when the guide does not
+    /// report some group's (its steps then draw all of their noise).
+    pub(crate) fn new<G: HierarchicalGuide>(guide: &G, points: &PointGroups) -> Option<Self> {
+        let groups = guide.mixing_groups()?.groups();
+        let read = |list: &[usize], into: &mut NoiseEntries| {
+            list.iter().all(|&g| {
+                let reported = guide.group_noise(g, &mut into.mixing, &mut into.conditional);
+                into.reverse.extend(groups[g].reverse_noise.clone());
+                reported
+            })
+        };
+        let mut global = NoiseEntries::default();
+        let mut all = NoiseEntries::default();
+        let mut starts = vec![[0; 3]];
+        let reported = read(&points.global, &mut global)
+            && points.of_point.iter().all(|point| {
+                let reported = read(point, &mut all);
+                starts.push([all.mixing.len(), all.conditional.len(), all.reverse.len()]);
+                reported
+            });
+        reported.then_some(Self {
+            global,
+            points: all,
+            starts,
+        })
+    }
+
+    /// The entries a step on `batch` reads into `entries`: the global
+    /// groups', then each of the batch's points' in batch order.
+    pub(crate) fn of_batch(&self, batch: &Batch<'_>, entries: &mut NoiseEntries) {
+        entries.clone_from(&self.global);
+        for &n in batch.indices() {
+            let ([m0, c0, r0], [m1, c1, r1]) = (self.starts[n], self.starts[n + 1]);
+            entries
+                .mixing
+                .extend_from_slice(&self.points.mixing[m0..m1]);
+            entries
+                .conditional
+                .extend_from_slice(&self.points.conditional[c0..c1]);
+            entries
+                .reverse
+                .extend_from_slice(&self.points.reverse[r0..r1]);
+        }
     }
 }
 

@@ -8,7 +8,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::factorised_tests::{Blocks, rough_params};
-use super::{Diwhvi, DiwhviObjective, PerPointObjective, PointGroups, StepNoise};
+use super::{
+    Diwhvi, DiwhviObjective, NoiseEntries, PerPointObjective, PointGroups, PointNoise, StepNoise,
+};
 use crate::ForwardEngine;
 use crate::fit::{FitConfig, FitError, Parallelism, fit};
 use crate::gradient::Differentiable;
@@ -339,7 +341,8 @@ fn the_per_point_gradient_matches_finite_differences_on_both_engines() {
 }
 
 fn per_point_fit(model: &Local, threads: Parallelism) -> Result<crate::fit::Fit, FitError> {
-    let guide = Blocks::new(model.x.len(), true);
+    // Its steps draw their batch's noise alone.
+    let guide = Blocks::new(model.x.len(), true).reporting_noise();
     let config = FitConfig::new(Diwhvi::new(4, 2))
         .batch_size(2)
         .max_steps(60)
@@ -416,4 +419,119 @@ fn the_per_point_bound_is_refused_with_a_global_latent_or_dreg() {
         .progress(false);
     assert!(fit(&model, &Blocks::new(5, true), Adam::new(0.05), &elbo).is_ok());
     let _ = guide.latent_dim();
+}
+
+/// The bound and its gradient on the tape for points `indices` of
+/// `model` on `noise`.
+fn batch_value_and_gradient(
+    model: &Local,
+    guide: &Blocks,
+    noise: &StepNoise,
+    indices: &[usize],
+) -> (f64, Vec<f64>) {
+    let n = model.x.len();
+    let points = PointGroups::new(model, guide, n, false).unwrap();
+    let objective = PerPointObjective {
+        model,
+        guide,
+        noise,
+        batch: Batch::new(indices, n),
+        points: &points,
+        guide_params: 6 * n,
+    };
+    let joint = joint(n, model.mu);
+    let mut gradient = vec![0.0; joint.len()];
+    let value = TapeEngine.value_and_gradient_into(&objective, &joint, &mut gradient);
+    (value, gradient)
+}
+
+#[test]
+fn a_batch_step_draws_the_noise_its_batch_reads_and_reads_no_other() {
+    let n = 6;
+    let (model, guide) = (Local::new(n), Blocks::new(n, true).reporting_noise());
+    let points = PointGroups::new(&model, &guide, n, false).unwrap();
+    let indices = [1, 4];
+    let mut entries = NoiseEntries::default();
+    let point_noise = PointNoise::new(&guide, &points).unwrap();
+    point_noise.of_batch(&Batch::new(&indices, n), &mut entries);
+    let expected = NoiseEntries {
+        mixing: indices.to_vec(),
+        conditional: indices.to_vec(),
+        reverse: indices.to_vec(),
+    };
+    assert_eq!(entries, expected);
+    // A guide that does not report its entries: the step draws everything.
+    assert_eq!(PointNoise::new(&Blocks::new(n, true), &points), None);
+    // With a global latent (M = 1), its group's entries come first.
+    let mut global = Local::new(4);
+    global.global = true;
+    let five = Blocks::new(5, true).reporting_noise();
+    let with_global = PointGroups::new(&global, &five, 4, true).unwrap();
+    let mut of_two = NoiseEntries::default();
+    let point_noise = PointNoise::new(&five, &with_global).unwrap();
+    point_noise.of_batch(&Batch::new(&[2], 4), &mut of_two);
+    assert_eq!(of_two.mixing, [4, 2]);
+    assert_eq!(of_two.conditional, [4, 2]);
+    assert_eq!(of_two.reverse, [4, 2]);
+    // Two noises that differ outside the batch's entries alone (zeros and
+    // 7.5), the batch's entries drawn from the same stream.
+    let objective = Diwhvi::new(3, 2);
+    let mut zeros = StepNoise::new(&guide, objective);
+    let mut junk = zeros.clone();
+    for buffer in junk.buffers_mut() {
+        buffer.fill(7.5);
+    }
+    zeros.redraw_entries(&mut StdRng::seed_from_u64(3), &expected);
+    junk.redraw_entries(&mut StdRng::seed_from_u64(3), &expected);
+    let (mut z, mut j) = (zeros.clone(), junk.clone());
+    for (z, j) in z.buffers_mut().into_iter().zip(j.buffers_mut()) {
+        for (i, (z, j)) in z.iter().zip(j.iter()).enumerate() {
+            if indices.contains(&(i % n)) {
+                assert!(z.to_bits() == j.to_bits() && *z != 0.0, "entry {i}");
+            } else {
+                assert!(*z == 0.0 && *j == 7.5, "entry {i} was drawn");
+            }
+        }
+    }
+    // The batch's bound and gradient read none of the other entries.
+    let (value, gradient) = batch_value_and_gradient(&model, &guide, &zeros, &indices);
+    let (junk_value, junk_gradient) = batch_value_and_gradient(&model, &guide, &junk, &indices);
+    assert!(value.is_finite());
+    assert_eq!(value.to_bits(), junk_value.to_bits());
+    assert_eq!(gradient, junk_gradient);
+    // Listing every entry in order draws what `redraw` draws.
+    let every: Vec<usize> = (0..n).collect();
+    let all = NoiseEntries {
+        mixing: every.clone(),
+        conditional: every.clone(),
+        reverse: every,
+    };
+    let mut by_entries = StepNoise::new(&guide, objective).with_prior_noise(2);
+    let mut whole = by_entries.clone();
+    by_entries.redraw_entries(&mut StdRng::seed_from_u64(4), &all);
+    whole.redraw(&mut StdRng::seed_from_u64(4));
+    assert_eq!(by_entries, whole);
+}
+
+fn fit_on_batches(guide: &Blocks, b: usize) -> crate::fit::Fit {
+    let config = FitConfig::new(Diwhvi::new(4, 2))
+        .batch_size(b)
+        .max_steps(20)
+        .seed(31)
+        .full_bound(false)
+        .progress(false);
+    fit(&Local::new(5), guide, Adam::new(0.05), &config).unwrap()
+}
+
+#[test]
+fn a_batch_of_the_whole_plate_draws_all_of_the_noise_as_before() {
+    let (reporting, silent) = (Blocks::new(5, true).reporting_noise(), Blocks::new(5, true));
+    let (a, b) = (fit_on_batches(&reporting, 5), fit_on_batches(&silent, 5));
+    assert_eq!(a.params, b.params);
+    assert_eq!(a.trace, b.trace);
+    // Batches of 2 of the 5 points: the reporting guide's steps draw their
+    // batches' entries alone, another stream.
+    let (c, d) = (fit_on_batches(&reporting, 2), fit_on_batches(&silent, 2));
+    assert!(c.trace.iter().all(|v| v.is_finite()));
+    assert_ne!(c.trace, d.trace);
 }
