@@ -30,6 +30,43 @@ pub fn rsample_or_nan<T: Scalar, D: Reparameterized<T>>(
     }
 }
 
+/// `*sum += term` for a sum of log-density terms, skipping the operation
+/// when it cannot change the sum: a term that is a constant zero (the log
+/// Jacobian of the identity) leaves a nonzero sum as it is, and a sum that
+/// is still the constant zero it started from takes a nonzero term as it
+/// is (`0 + t = t`). On the reverse tape neither records a node.
+///
+/// The same value bits as `*sum += term` (the skipped additions are exact);
+/// the same derivatives on duals up to the sign of a zero tangent; on the
+/// tape the same adjoints whenever `term` (for the second rule) reaches
+/// later operations only through the sum, as a freshly computed density
+/// does.
+///
+/// ```
+/// use iwhvi_core::generated::accumulate;
+/// use iwhvi_core::{Dual, Scalar};
+///
+/// let mut lp = Dual::<1>::constant(0.0);
+/// let term = Dual::variable(-1.5, 0);
+/// accumulate(&mut lp, term);
+/// accumulate(&mut lp, Dual::constant(0.0));
+/// assert_eq!((lp.value, lp.tangent()), (-1.5, [1.0]));
+/// let mut plain = 0.25;
+/// accumulate(&mut plain, 0.5);
+/// assert_eq!(plain, 0.75);
+/// ```
+#[inline(always)]
+pub fn accumulate<T: Scalar>(sum: &mut T, term: T) {
+    if num_traits::Zero::is_zero(&term) && sum.value() != 0.0 {
+        return;
+    }
+    if num_traits::Zero::is_zero(sum) && term.value() != 0.0 {
+        *sum = term;
+        return;
+    }
+    *sum += term;
+}
+
 /// A data element read in *raw* context (an index, a count, a length, a
 /// bound, a condition) that has a value meaning "out of range": `NaN` for
 /// reals, the type's maximum for integers (past the end of every vector,
