@@ -653,3 +653,72 @@ impl<T> std::ops::Index<usize> for Strided<'_, T> {
         &self.values[self.start + j * self.stride]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Dual;
+    use crate::gradient::Differentiable;
+    use crate::tape::TapeEngine;
+
+    /// `Σ_k c_k · ln(1 + x_k²)` over fresh terms, with a constant zero
+    /// (an identity's log Jacobian) after each, summed by `accumulate` or
+    /// by `+=`, scaled as a bound scales its points.
+    struct Sum(bool);
+
+    impl Differentiable for Sum {
+        fn eval<T: Scalar>(&self, x: &[T]) -> T {
+            let mut sum = T::constant(0.0);
+            for (k, &xk) in x.iter().enumerate() {
+                let term = (xk * xk).ln_1p() * (k as f64 + 0.5);
+                let zero = T::constant(0.0);
+                if self.0 {
+                    accumulate(&mut sum, zero);
+                    accumulate(&mut sum, term);
+                    accumulate(&mut sum, zero);
+                } else {
+                    sum += zero;
+                    sum += term;
+                    sum += zero;
+                }
+            }
+            sum * 15.0 - x[0]
+        }
+    }
+
+    #[test]
+    fn accumulate_keeps_the_bits_of_the_sum() {
+        let x = [0.3, -1.7, 2.9, 1e-3, -0.25];
+        let (va, ga) = TapeEngine.value_and_gradient(&Sum(true), &x);
+        let (vb, gb) = TapeEngine.value_and_gradient(&Sum(false), &x);
+        assert_eq!(va.to_bits(), vb.to_bits());
+        for (a, b) in ga.iter().zip(&gb) {
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
+        let duals: [Dual<5>; 5] = std::array::from_fn(|i| Dual::variable(x[i], i));
+        let (a, b) = (Sum(true).eval(&duals), Sum(false).eval(&duals));
+        assert_eq!(a.value.to_bits(), b.value.to_bits());
+        assert_eq!(a.tangent(), b.tangent());
+        assert_eq!(Sum(true).eval(&x).to_bits(), Sum(false).eval(&x).to_bits());
+    }
+
+    #[test]
+    fn accumulate_records_no_node_for_a_zero_or_a_first_term() {
+        // `0 + t` and `s + 0` cost nothing: the sum is the term's own node.
+        struct First;
+        impl Differentiable for First {
+            fn eval<T: Scalar>(&self, x: &[T]) -> T {
+                let term = x[0] * x[1];
+                let mut sum = T::constant(0.0);
+                accumulate(&mut sum, term);
+                accumulate(&mut sum, T::constant(0.0));
+                assert_eq!(sum.value().to_bits(), term.value().to_bits());
+                sum
+            }
+        }
+        let (v, g) = TapeEngine.value_and_gradient(&First, &[3.0, -2.0]);
+        assert_eq!((v, g), (-6.0, vec![-2.0, 3.0]));
+        // The two inputs and the product.
+        assert_eq!(crate::tape::recorded(), (3, 2));
+    }
+}

@@ -212,6 +212,22 @@ mod tests {
     }
 
     #[test]
+    fn log_prob_records_two_nodes_and_rsample_one() {
+        struct Both;
+        impl crate::Differentiable for Both {
+            fn eval<T: Scalar>(&self, v: &[T]) -> T {
+                let lp = Density.fused([v[0], v[1], v[2]]);
+                let draw = Draw.fused([v[1], v[2], T::constant(0.3)]);
+                assert!(lp.value().is_finite() && draw.value().is_finite());
+                lp
+            }
+        }
+        TapeEngine.value_and_gradient(&Both, &[0.2, -0.1, 1.5]);
+        // The three inputs; z (3 edges), the density (2), the draw (2).
+        assert_eq!(crate::tape::recorded(), (6, 7));
+    }
+
+    #[test]
     fn log_prob_derivatives_are_the_analytic_ones() {
         // d/dx = −z/σ, d/dμ = z/σ, d/dσ = (z² − 1)/σ at z = (x − μ)/σ.
         let (x, loc, scale) = (1.3, -0.4, 0.7);
