@@ -4,8 +4,8 @@
 //! in each operand, computed on `f64`. The one-argument table is
 //! [`special::derivative`]; here are the rest: the arithmetic operators,
 //! the powers with their guards ([`Rule`] implementations), and the fused
-//! reductions `log_sum_exp`, `dot`, `scaled_squared_distance` and
-//! `with_partials` (generic functions that give [`ChainRule::combine`] their
+//! reductions `log_sum_exp`, `dot`, `scaled_squared_distance`,
+//! `with_partials` and `with_partials_over` (generic functions that give [`ChainRule::combine`] their
 //! partials).
 //!
 //! Each scalar applies the rules its own way, through [`ChainRule`]:
@@ -363,6 +363,28 @@ pub(crate) fn with_partials<T: ChainRule>(value: f64, operands: &[T], partials: 
     )
 }
 
+/// A value with precomputed partials over a common divisor,
+/// `∂value/∂operandᵢ = scaledᵢ / divisor`: one [`ChainRule::combine`] over
+/// the operands, in order.
+#[inline]
+pub(crate) fn with_partials_over<T: ChainRule>(
+    value: f64,
+    operands: &[T],
+    scaled: &[f64],
+    divisor: f64,
+) -> T {
+    assert_eq!(
+        operands.len(),
+        scaled.len(),
+        "with_partials_over: one partial per operand"
+    );
+    T::combine(
+        value,
+        operands.iter().copied().zip(scaled.iter().copied()),
+        divisor,
+    )
+}
+
 /// The [`Scalar`] methods that are rules, for a [`ChainRule`] scalar:
 /// expands to items of an `impl Scalar` block. With `value_field`, also
 /// `constant` and `value` for a type with a `value: f64` field and a
@@ -407,6 +429,10 @@ macro_rules! rule_methods {
         #[inline]
         fn with_partials(value: f64, operands: &[Self], partials: &[f64]) -> Self {
             $crate::ad::rules::with_partials(value, operands, partials)
+        }
+        #[inline]
+        fn with_partials_over(value: f64, operands: &[Self], scaled: &[f64], divisor: f64) -> Self {
+            $crate::ad::rules::with_partials_over(value, operands, scaled, divisor)
         }
     };
 }

@@ -161,6 +161,47 @@ pub trait Scalar:
         result
     }
 
+    /// [`Scalar::with_partials`] with the partials over a common divisor:
+    /// `∂value/∂operands[i] = scaled[i] / divisor`,
+    ///
+    /// `y = value`, `ẏ = (Σᵢ scaled[i] · operands[i]̇) / divisor`.
+    ///
+    /// The quotient rule's form (`∂(a/b) = (∂a − (a/b) ∂b) / b`): forward
+    /// duals divide the summed tangent once, by one reciprocal, and the
+    /// tape stores `scaled[i] / divisor` on each edge, which are the bits
+    /// the operators give `a / b`. Fused densities use it to keep those
+    /// bits.
+    ///
+    /// The default, for scalar types outside this crate, is
+    /// [`Scalar::with_partials`]'s: `value + Σᵢ (operandᵢ − value(operandᵢ)) · (scaledᵢ / divisor)`.
+    ///
+    /// # Panics
+    /// If `operands` and `scaled` differ in length.
+    ///
+    /// ```
+    /// use iwhvi_core::{Dual, Scalar};
+    ///
+    /// // a / b at (3, 2), computed in f64: ∂/∂a = 1 / b, ∂/∂b = −(a/b) / b.
+    /// let (a, b) = (Dual::<2>::variable(3.0, 0), Dual::<2>::variable(2.0, 1));
+    /// let q = Dual::with_partials_over(1.5, &[a, b], &[1.0, -1.5], 2.0);
+    /// assert_eq!(q.value, (a / b).value);
+    /// assert_eq!(q.tangent(), (a / b).tangent());
+    /// assert_eq!(q.tangent(), [0.5, -0.75]);
+    /// ```
+    #[inline]
+    fn with_partials_over(value: f64, operands: &[Self], scaled: &[f64], divisor: f64) -> Self {
+        assert_eq!(
+            operands.len(),
+            scaled.len(),
+            "with_partials_over: one partial per operand"
+        );
+        let mut result = Self::constant(value);
+        for (&operand, &partial) in operands.iter().zip(scaled) {
+            result += (operand - operand.value()) * (partial / divisor);
+        }
+        result
+    }
+
     /// `y = f(x₁, …, x_B)` for a [`VectorFunction`] `f` with `m` outputs,
     /// the blocks `x` of this scalar type: `out` is cleared and receives
     /// the `m` outputs, `ẏ = Σ_b (∂y/∂x_b) ẋ_b`.

@@ -640,17 +640,19 @@ fn adjoint_slots<'a>(
 
 inherent_engine_methods!([] TapeEngine);
 
+/// The nodes and edges on this thread's tape (the last recording's, after
+/// a gradient), for tests that count what an operation records.
+#[cfg(test)]
+pub(crate) fn recorded() -> (usize, usize) {
+    TAPE.with(|tape| {
+        let tape = tape.borrow();
+        (tape.starts.len() - 1, tape.edges.len())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The nodes and edges on this thread's tape.
-    fn recorded() -> (usize, usize) {
-        TAPE.with(|tape| {
-            let tape = tape.borrow();
-            (tape.starts.len() - 1, tape.edges.len())
-        })
-    }
 
     #[test]
     fn a_block_is_consecutive_only_when_every_index_follows_the_first() {

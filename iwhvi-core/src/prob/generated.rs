@@ -30,6 +30,43 @@ pub fn rsample_or_nan<T: Scalar, D: Reparameterized<T>>(
     }
 }
 
+/// `*sum += term` for a sum of log-density terms, skipping the operation
+/// when it cannot change the sum: a term that is a constant zero (the log
+/// Jacobian of the identity) leaves a nonzero sum as it is, and a sum that
+/// is still the constant zero it started from takes a nonzero term as it
+/// is (`0 + t = t`). On the reverse tape neither records a node.
+///
+/// The same value bits as `*sum += term` (the skipped additions are exact);
+/// the same derivatives on duals up to the sign of a zero tangent; on the
+/// tape the same adjoints whenever `term` (for the second rule) reaches
+/// later operations only through the sum, as a freshly computed density
+/// does.
+///
+/// ```
+/// use iwhvi_core::generated::accumulate;
+/// use iwhvi_core::{Dual, Scalar};
+///
+/// let mut lp = Dual::<1>::constant(0.0);
+/// let term = Dual::variable(-1.5, 0);
+/// accumulate(&mut lp, term);
+/// accumulate(&mut lp, Dual::constant(0.0));
+/// assert_eq!((lp.value, lp.tangent()), (-1.5, [1.0]));
+/// let mut plain = 0.25;
+/// accumulate(&mut plain, 0.5);
+/// assert_eq!(plain, 0.75);
+/// ```
+#[inline(always)]
+pub fn accumulate<T: Scalar>(sum: &mut T, term: T) {
+    if num_traits::Zero::is_zero(&term) && sum.value() != 0.0 {
+        return;
+    }
+    if num_traits::Zero::is_zero(sum) && term.value() != 0.0 {
+        *sum = term;
+        return;
+    }
+    *sum += term;
+}
+
 /// A data element read in *raw* context (an index, a count, a length, a
 /// bound, a condition) that has a value meaning "out of range": `NaN` for
 /// reals, the type's maximum for integers (past the end of every vector,
@@ -614,5 +651,74 @@ impl<T> std::ops::Index<usize> for Strided<'_, T> {
     fn index(&self, j: usize) -> &T {
         assert!(j < self.len, "point {j} of {}", self.len);
         &self.values[self.start + j * self.stride]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Dual;
+    use crate::gradient::Differentiable;
+    use crate::tape::TapeEngine;
+
+    /// `Σ_k c_k · ln(1 + x_k²)` over fresh terms, with a constant zero
+    /// (an identity's log Jacobian) after each, summed by `accumulate` or
+    /// by `+=`, scaled as a bound scales its points.
+    struct Sum(bool);
+
+    impl Differentiable for Sum {
+        fn eval<T: Scalar>(&self, x: &[T]) -> T {
+            let mut sum = T::constant(0.0);
+            for (k, &xk) in x.iter().enumerate() {
+                let term = (xk * xk).ln_1p() * (k as f64 + 0.5);
+                let zero = T::constant(0.0);
+                if self.0 {
+                    accumulate(&mut sum, zero);
+                    accumulate(&mut sum, term);
+                    accumulate(&mut sum, zero);
+                } else {
+                    sum += zero;
+                    sum += term;
+                    sum += zero;
+                }
+            }
+            sum * 15.0 - x[0]
+        }
+    }
+
+    #[test]
+    fn accumulate_keeps_the_bits_of_the_sum() {
+        let x = [0.3, -1.7, 2.9, 1e-3, -0.25];
+        let (va, ga) = TapeEngine.value_and_gradient(&Sum(true), &x);
+        let (vb, gb) = TapeEngine.value_and_gradient(&Sum(false), &x);
+        assert_eq!(va.to_bits(), vb.to_bits());
+        for (a, b) in ga.iter().zip(&gb) {
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
+        let duals: [Dual<5>; 5] = std::array::from_fn(|i| Dual::variable(x[i], i));
+        let (a, b) = (Sum(true).eval(&duals), Sum(false).eval(&duals));
+        assert_eq!(a.value.to_bits(), b.value.to_bits());
+        assert_eq!(a.tangent(), b.tangent());
+        assert_eq!(Sum(true).eval(&x).to_bits(), Sum(false).eval(&x).to_bits());
+    }
+
+    #[test]
+    fn accumulate_records_no_node_for_a_zero_or_a_first_term() {
+        // `0 + t` and `s + 0` cost nothing: the sum is the term's own node.
+        struct First;
+        impl Differentiable for First {
+            fn eval<T: Scalar>(&self, x: &[T]) -> T {
+                let term = x[0] * x[1];
+                let mut sum = T::constant(0.0);
+                accumulate(&mut sum, term);
+                accumulate(&mut sum, T::constant(0.0));
+                assert_eq!(sum.value().to_bits(), term.value().to_bits());
+                sum
+            }
+        }
+        let (v, g) = TapeEngine.value_and_gradient(&First, &[3.0, -2.0]);
+        assert_eq!((v, g), (-6.0, vec![-2.0, 3.0]));
+        // The two inputs and the product.
+        assert_eq!(crate::tape::recorded(), (3, 2));
     }
 }

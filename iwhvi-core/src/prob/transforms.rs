@@ -184,8 +184,19 @@ impl Transform {
     ///
     /// # Panics
     /// For the vector transforms.
-    #[inline]
+    #[inline(always)]
     pub fn forward_scalar<T: Scalar>(&self, u: T) -> (T, T) {
+        // The identity inline at every call (a per-point latent's, in a
+        // minibatch step), the other transforms behind one call.
+        match *self {
+            Transform::Identity => (u, T::constant(0.0)),
+            _ => self.forward_scalar_other(u),
+        }
+    }
+
+    /// [`Transform::forward_scalar`] of a transform other than the identity.
+    #[inline]
+    fn forward_scalar_other<T: Scalar>(&self, u: T) -> (T, T) {
         match *self {
             Transform::Identity => (u, T::constant(0.0)),
             Transform::Exp => (u.exp(), u),

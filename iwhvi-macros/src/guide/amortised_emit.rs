@@ -57,14 +57,14 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
             quote! {{
                 let (__z, __log_jacobian) =
                     self.__transforms[#ci].forward_scalar(__u[self.__offsets[#ci] + __j]);
-                __lp += __log_jacobian;
+                #p::accumulate(&mut __lp, __log_jacobian);
                 __z
             }}
         };
         quote! {{
             #bind_index
             let __value = #value;
-            __lp += #p::log_prob_or_neg_inf(#new, __value);
+            #p::accumulate(&mut __lp, #p::log_prob_or_neg_inf(#new, __value));
         }}
     });
     let sample = sample_group(plan, bindings, &encoder_outputs);

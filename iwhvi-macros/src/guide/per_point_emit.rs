@@ -221,6 +221,7 @@ fn log_conditional_group(
 /// latents, a loop over the elements of a vector one) and a point's
 /// (element `__j` of each local latent, with its log Jacobian).
 fn densities(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let p = quote!(::iwhvi::__private);
     let mut global_density = Vec::new();
     let mut point_density = Vec::new();
     for (ci, c) in plan.conditionals.iter().enumerate() {
@@ -231,7 +232,10 @@ fn densities(plan: &Plan<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
             // over the constrained latent.
             let jacobian = (!c.unconstrained).then(|| {
                 quote! {
-                    __lp += self.__transforms[#ci].forward_scalar(__u[self.__offsets[#ci] + __k]).1;
+                    #p::accumulate(
+                        &mut __lp,
+                        self.__transforms[#ci].forward_scalar(__u[self.__offsets[#ci] + __k]).1,
+                    );
                 }
             });
             point_density.push(quote! {{
@@ -263,18 +267,17 @@ fn density_step(ci: usize, c: &Conditional<'_>) -> TokenStream {
     let p = quote!(::iwhvi::__private);
     let (name, new) = (c.ident, &c.new);
     let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
-    if c.unconstrained {
-        quote! {
-            #bind_index
-            __lp += #p::log_prob_or_neg_inf(#new, __u[self.__offsets[#ci] + __k]);
-        }
+    let value = if c.unconstrained {
+        quote!(__u[self.__offsets[#ci] + __k])
     } else if c.scalar {
-        quote!(__lp += #p::log_prob_or_neg_inf(#new, #name);)
+        quote!(#name)
     } else {
-        quote! {
-            #bind_index
-            __lp += #p::log_prob_or_neg_inf(#new, #name[__k]);
-        }
+        quote!(#name[__k])
+    };
+    let bind_index = bind_index.filter(|_| c.unconstrained || !c.scalar);
+    quote! {
+        #bind_index
+        #p::accumulate(&mut __lp, #p::log_prob_or_neg_inf(#new, #value));
     }
 }
 

@@ -34,6 +34,7 @@
 use super::StepNoise;
 use super::noise::NoiseEntries;
 use super::weights::{Buffers, Stop, upper};
+use crate::generated::accumulate;
 use crate::gradient::Differentiable;
 use crate::guide::HierarchicalGuide;
 use crate::input::{InputError, check_dimensions, check_params};
@@ -270,7 +271,7 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, M
             let mut sums = ends.iter().map(|&end| {
                 let mut log_q = zero;
                 for row in rows.by_ref().take(end - start) {
-                    log_q += upper(row);
+                    accumulate(&mut log_q, upper_of_one(row));
                 }
                 start = end;
                 log_q
@@ -278,19 +279,41 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, M
             // Cannot fail: `ends` starts with the global groups' end.
             let global_log_q = sums.next().unwrap_or(zero);
             if m == 0 {
-                global = terms - global_log_q;
+                // No global group: `terms − 0 = terms`, without a node.
+                global = if is_positive_zero(global_log_q) {
+                    terms
+                } else {
+                    terms - global_log_q
+                };
             }
             for (i, log_q) in sums.enumerate() {
                 log_w[i * outer + m] = points[i] - log_q;
             }
         }
-        let log_m = (outer as f64).ln();
         let mut total = zero;
         for per_point in log_w.chunks(outer) {
-            total += T::log_sum_exp(per_point) - log_m;
+            accumulate(&mut total, upper_of_one(per_point));
         }
         global + total * batch.scale()
     }
+}
+
+/// [`upper`] of a row, `logsumexp(w) − log(len w)`: for one finite nonzero
+/// weight the weight itself (`w + ln 1 − 0`, the same bits; one weight of
+/// a Gaussian guide's group, `M = 1`), without the two nodes the tape
+/// would record. The rows are read once: their weights reach nothing else.
+#[inline]
+fn upper_of_one<T: Scalar>(row: &[T]) -> T {
+    match row {
+        [w] if w.value().is_finite() && w.value() != 0.0 => *w,
+        _ => upper(row),
+    }
+}
+
+/// True for the constant `+0` (an empty sum), which subtracts exactly.
+#[inline]
+fn is_positive_zero<T: Scalar>(x: T) -> bool {
+    num_traits::Zero::is_zero(&x) && x.value().to_bits() == 0
 }
 
 /// The per-point bound of `model` and `guide` at the guide's `params` (and

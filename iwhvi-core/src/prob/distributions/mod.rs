@@ -48,6 +48,8 @@ mod categorical;
 mod cauchy;
 mod dirichlet;
 mod exponential;
+#[cfg(test)]
+mod fused_tests;
 mod gamma;
 mod half_cauchy;
 mod half_normal;

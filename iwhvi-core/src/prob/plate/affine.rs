@@ -1317,6 +1317,12 @@ impl<const W: usize> Scalar for Probe<W> {
         Self::opaque(Dual::with_partials(value, &duals, partials), operands)
     }
 
+    fn with_partials_over(value: f64, operands: &[Self], scaled: &[f64], divisor: f64) -> Self {
+        let duals: Vec<Dual<W>> = operands.iter().map(|t| t.dual).collect();
+        let dual = Dual::with_partials_over(value, &duals, scaled, divisor);
+        Self::opaque(dual, operands)
+    }
+
     /// Each output opaque over every operand, its dual as [`Dual`]'s
     /// (no operand's value read as a branch).
     fn vector_op<F: crate::vector::VectorFunction>(f: F, x: &[&[Self]], out: &mut Vec<Self>) {

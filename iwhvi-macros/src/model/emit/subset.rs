@@ -175,7 +175,8 @@ fn local_check(l: &Latent<'_>) -> TokenStream {
 
 /// A local latent's step: its elements on the batch, their log Jacobians
 /// and prior terms into their points' sums (the other elements stay 0,
-/// read by nothing on this batch).
+/// read by nothing on this batch); `accumulate` records no node for an
+/// identity's log Jacobian or a point's first term.
 fn local_step(l: &Latent<'_>) -> TokenStream {
     let p = quote!(::iwhvi::__private);
     let (ident, len) = (&l.field.ident, &l.len);
@@ -184,7 +185,7 @@ fn local_step(l: &Latent<'_>) -> TokenStream {
     let density = l
         .prior
         .as_ref()
-        .map(|new| quote!(__points[__pos] += #p::log_prob_or_neg_inf(#new, #ident[__k]);));
+        .map(|new| quote!(#p::accumulate(&mut __points[__pos], #p::log_prob_or_neg_inf(#new, #ident[__k]));));
     quote! {
         let __transform = #transform;
         let __n = #len;
@@ -194,7 +195,7 @@ fn local_step(l: &Latent<'_>) -> TokenStream {
             #bind_index
             let (__z, __log_jacobian) = __transform.forward_scalar(__u[__at + __k]);
             #ident[__k] = __z;
-            __points[__pos] += __log_jacobian;
+            #p::accumulate(&mut __points[__pos], __log_jacobian);
             #density
         }
         __at += __n;
