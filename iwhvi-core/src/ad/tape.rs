@@ -513,8 +513,9 @@ fn sweep(output: Var, out: &mut [f64]) {
         // The recorded inputs are the first nodes, in order, without edges.
         let inputs = out.len().min(end);
         sweep_edges(&tape.starts, &tape.edges, adjoint, inputs..end);
-        out.copy_from_slice(&adjoint[..out.len()]);
-        adjoint[..out.len()].fill(0.0);
+        for (o, a) in out.iter_mut().zip(&mut adjoint[..]) {
+            *o = std::mem::take(a);
+        }
         tape.adjoint_dirty = false;
     });
 }
