@@ -57,6 +57,9 @@ struct Tape {
     /// A sweep began and did not finish (a panic inside an op's
     /// vector–Jacobian product): `adjoint` must be zeroed before use.
     adjoint_dirty: bool,
+    /// The sweep's per-block buffers for the adjoints of an op's scattered
+    /// and overlapping blocks, kept to reuse their allocations.
+    buffers: Vec<Vec<f64>>,
 }
 
 /// A recorded [`VectorFunction`]: its outputs are the nodes
@@ -199,6 +202,7 @@ thread_local! {
             shared: Vec::new(),
             adjoint: Vec::new(),
             adjoint_dirty: false,
+            buffers: Vec::new(),
         })
     };
 }
@@ -354,7 +358,7 @@ fn consecutive_from(first: u32, block: &[Var]) -> bool {
 }
 
 /// The most blocks whose per-op bookkeeping (the values' slice list, the
-/// adjoint slots and buffers, the order of the ranges) lives in arrays on
+/// adjoint slots, the order of the ranges) lives in arrays on
 /// the stack; an op with more allocates it.
 const STACK_BLOCKS: usize = 4;
 
@@ -506,7 +510,7 @@ fn sweep(output: Var, out: &mut [f64]) {
             }
             let last = (first + op.y.len()).min(end);
             sweep_edges(&tape.starts, &tape.edges, adjoint, last..end);
-            run_op(op, adjoint);
+            run_op(op, adjoint, &mut tape.buffers);
             adjoint[first..first + op.y.len()].fill(0.0);
             end = first;
         }
@@ -544,9 +548,10 @@ fn sweep_edges(
 /// An op's vector–Jacobian product, from its outputs' adjoints into its
 /// operands'. Blocks of consecutive nodes that do not overlap an earlier
 /// one receive theirs in place; the others (scattered blocks, overlapping
-/// ranges) through a buffer allocated for the op. Up to [`STACK_BLOCKS`]
-/// blocks the slot lists live in arrays on the stack; more take a `Vec`.
-fn run_op(op: &Op, adjoint: &mut [f64]) {
+/// ranges) through a buffer of `buffers` (the tape's, one per block,
+/// emptied here and zeroed to length when used). Up to [`STACK_BLOCKS`]
+/// blocks the slot list lives in an array on the stack; more take a `Vec`.
+fn run_op(op: &Op, adjoint: &mut [f64], buffers: &mut Vec<Vec<f64>>) {
     let first = op.first as usize;
     let (below, outputs) = adjoint.split_at_mut(first);
     let ybar = &outputs[..op.y.len()];
@@ -554,12 +559,11 @@ fn run_op(op: &Op, adjoint: &mut [f64]) {
         return;
     }
     let n = op.blocks.len();
-    let mut buffers = if n <= STACK_BLOCKS {
-        Slots::Stack(Default::default())
-    } else {
-        Slots::Heap(vec![Vec::new(); n])
-    };
-    let buffers = buffers.slice(n);
+    if buffers.len() < n {
+        buffers.resize_with(n, Vec::new);
+    }
+    let buffers = &mut buffers[..n];
+    buffers.iter_mut().for_each(Vec::clear);
     {
         let mut stack_xbar: [Option<&mut [f64]>; STACK_BLOCKS] = Default::default();
         let mut heap_xbar = Vec::new();
@@ -615,22 +619,6 @@ fn ranges_in_order(op: &Op, mut visit: impl FnMut(usize, usize)) {
         sorted.sort_unstable();
         for (start, b) in sorted {
             visit(start, b);
-        }
-    }
-}
-
-/// Per-block buffers of [`run_op`]: an array on the stack for up to
-/// [`STACK_BLOCKS`] blocks (each buffer allocated only if used).
-enum Slots {
-    Stack([Vec<f64>; STACK_BLOCKS]),
-    Heap(Vec<Vec<f64>>),
-}
-
-impl Slots {
-    fn slice(&mut self, n: usize) -> &mut [Vec<f64>] {
-        match self {
-            Slots::Stack(slots) => &mut slots[..n],
-            Slots::Heap(slots) => &mut slots[..n],
         }
     }
 }
