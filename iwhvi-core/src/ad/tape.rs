@@ -57,16 +57,19 @@ struct Tape {
     /// A sweep began and did not finish (a panic inside an op's
     /// vector–Jacobian product): `adjoint` must be zeroed before use.
     adjoint_dirty: bool,
+    /// The values of every op's outputs, op after op: one buffer kept
+    /// between recordings instead of one allocation per op.
+    ys: Vec<f64>,
     /// The sweep's per-block buffers for the adjoints of an op's scattered
     /// and overlapping blocks, kept to reuse their allocations.
     buffers: Vec<Vec<f64>>,
 }
 
 /// A recorded [`VectorFunction`]: its outputs are the nodes
-/// `first..first + y.len()`.
+/// `first..first + y.len()`, their values `Tape::ys[y]`.
 struct Op {
     first: u32,
-    y: Vec<f64>,
+    y: std::ops::Range<usize>,
     blocks: Vec<Block>,
     function: Box<dyn VectorFunction>,
 }
@@ -108,6 +111,7 @@ impl Tape {
         self.starts.clear();
         self.edges.clear();
         self.ops.clear();
+        self.ys.clear();
         self.shared.clear();
         self.starts.push(0);
     }
@@ -202,6 +206,7 @@ thread_local! {
             shared: Vec::new(),
             adjoint: Vec::new(),
             adjoint_dirty: false,
+            ys: Vec::new(),
             buffers: Vec::new(),
         })
     };
@@ -395,19 +400,20 @@ fn record(
             }
         })
         .collect();
-    let mut y = vec![0.0; function.outputs()];
+    let start = tape.ys.len();
+    tape.ys.resize(start + function.outputs(), 0.0);
+    let y = &mut tape.ys[start..];
     if blocks
         .iter()
         .all(|b| matches!(b.operands, Operands::Constant))
     {
         // No derivatives will follow: the plain value.
-        with_values(&blocks, |values| function.eval(values, &mut y));
+        with_values(&blocks, |values| function.eval(values, y));
         out.extend(y.iter().map(|&v| Var::constant(v)));
+        tape.ys.truncate(start);
         return;
     }
-    with_values(&blocks, |values| {
-        function.eval_for_derivatives(values, &mut y)
-    });
+    with_values(&blocks, |values| function.eval_for_derivatives(values, y));
     // The outputs are nodes `first..` without edges: what `Tape::close`
     // would make one by one, written in one run.
     let first = tape.starts.len() as u32 - 1;
@@ -420,7 +426,7 @@ fn record(
     );
     tape.ops.push(Op {
         first,
-        y,
+        y: start..tape.ys.len(),
         blocks,
         function,
     });
@@ -510,7 +516,7 @@ fn sweep(output: Var, out: &mut [f64]) {
             }
             let last = (first + op.y.len()).min(end);
             sweep_edges(&tape.starts, &tape.edges, adjoint, last..end);
-            run_op(op, adjoint, &mut tape.buffers);
+            run_op(op, &tape.ys[op.y.clone()], adjoint, &mut tape.buffers);
             adjoint[first..first + op.y.len()].fill(0.0);
             end = first;
         }
@@ -551,10 +557,10 @@ fn sweep_edges(
 /// ranges) through a buffer of `buffers` (the tape's, one per block,
 /// emptied here and zeroed to length when used). Up to [`STACK_BLOCKS`]
 /// blocks the slot list lives in an array on the stack; more take a `Vec`.
-fn run_op(op: &Op, adjoint: &mut [f64], buffers: &mut Vec<Vec<f64>>) {
+fn run_op(op: &Op, y: &[f64], adjoint: &mut [f64], buffers: &mut Vec<Vec<f64>>) {
     let first = op.first as usize;
     let (below, outputs) = adjoint.split_at_mut(first);
-    let ybar = &outputs[..op.y.len()];
+    let ybar = &outputs[..y.len()];
     if ybar.iter().all(|&a| a == 0.0) {
         return;
     }
@@ -574,9 +580,7 @@ fn run_op(op: &Op, adjoint: &mut [f64], buffers: &mut Vec<Vec<f64>>) {
             &mut heap_xbar
         };
         adjoint_slots(op, below, xbar, buffers);
-        with_values(&op.blocks, |values| {
-            op.function.vjp(values, &op.y, ybar, xbar)
-        });
+        with_values(&op.blocks, |values| op.function.vjp(values, y, ybar, xbar));
     }
     for (block, buffer) in op.blocks.iter().zip(buffers.iter()) {
         if buffer.is_empty() {
