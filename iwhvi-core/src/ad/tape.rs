@@ -51,15 +51,25 @@ struct Tape {
     /// The values of the large blocks that ops have read in this
     /// recording: a network's weights are read once, whatever the calls.
     shared: Vec<(Shared, Rc<[f64]>)>,
-    /// The backward sweep's adjoints, kept to reuse the allocation.
+    /// The backward sweep's adjoints, kept to reuse the allocation: all
+    /// zero between sweeps unless `adjoint_dirty`.
     adjoint: Vec<f64>,
+    /// A sweep began and did not finish (a panic inside an op's
+    /// vector–Jacobian product): `adjoint` must be zeroed before use.
+    adjoint_dirty: bool,
+    /// The values of every op's outputs, op after op: one buffer kept
+    /// between recordings instead of one allocation per op.
+    ys: Vec<f64>,
+    /// The sweep's per-block buffers for the adjoints of an op's scattered
+    /// and overlapping blocks, kept to reuse their allocations.
+    buffers: Vec<Vec<f64>>,
 }
 
 /// A recorded [`VectorFunction`]: its outputs are the nodes
-/// `first..first + y.len()`.
+/// `first..first + y.len()`, their values `Tape::ys[y]`.
 struct Op {
     first: u32,
-    y: Vec<f64>,
+    y: std::ops::Range<usize>,
     blocks: Vec<Block>,
     function: Box<dyn VectorFunction>,
 }
@@ -101,6 +111,7 @@ impl Tape {
         self.starts.clear();
         self.edges.clear();
         self.ops.clear();
+        self.ys.clear();
         self.shared.clear();
         self.starts.push(0);
     }
@@ -194,6 +205,9 @@ thread_local! {
             ops: Vec::new(),
             shared: Vec::new(),
             adjoint: Vec::new(),
+            adjoint_dirty: false,
+            ys: Vec::new(),
+            buffers: Vec::new(),
         })
     };
 }
@@ -349,7 +363,7 @@ fn consecutive_from(first: u32, block: &[Var]) -> bool {
 }
 
 /// The most blocks whose per-op bookkeeping (the values' slice list, the
-/// adjoint slots and buffers, the order of the ranges) lives in arrays on
+/// adjoint slots, the order of the ranges) lives in arrays on
 /// the stack; an op with more allocates it.
 const STACK_BLOCKS: usize = 4;
 
@@ -386,27 +400,33 @@ fn record(
             }
         })
         .collect();
-    let mut y = vec![0.0; function.outputs()];
+    let start = tape.ys.len();
+    tape.ys.resize(start + function.outputs(), 0.0);
+    let y = &mut tape.ys[start..];
     if blocks
         .iter()
         .all(|b| matches!(b.operands, Operands::Constant))
     {
         // No derivatives will follow: the plain value.
-        with_values(&blocks, |values| function.eval(values, &mut y));
+        with_values(&blocks, |values| function.eval(values, y));
         out.extend(y.iter().map(|&v| Var::constant(v)));
+        tape.ys.truncate(start);
         return;
     }
-    with_values(&blocks, |values| {
-        function.eval_for_derivatives(values, &mut y)
-    });
+    with_values(&blocks, |values| function.eval_for_derivatives(values, y));
+    // The outputs are nodes `first..` without edges: what `Tape::close`
+    // would make one by one, written in one run.
     let first = tape.starts.len() as u32 - 1;
-    out.extend(y.iter().map(|&value| Var {
-        value,
-        index: tape.close(),
-    }));
+    let edges = tape.edges.len() as u32;
+    tape.starts.extend(std::iter::repeat_n(edges, y.len()));
+    out.extend(
+        y.iter()
+            .zip(first..)
+            .map(|(&value, index)| Var { value, index }),
+    );
     tape.ops.push(Op {
         first,
-        y,
+        y: start..tape.ys.len(),
         blocks,
         function,
     });
@@ -428,8 +448,8 @@ impl GradientEngine for TapeEngine {
     fn partials<F: Differentiable>(&self, f: &F, x: &[f64], first: usize, out: &mut [f64]) -> f64 {
         let inputs = start_tape(x, first..first + out.len());
         let output = f.eval(&inputs);
-        out.fill(0.0);
         if output.is_constant() {
+            out.fill(0.0);
             return output.value;
         }
         sweep(output, out);
@@ -468,13 +488,23 @@ fn start_tape(x: &[f64], directions: std::ops::Range<usize>) -> Vec<Var> {
 /// The backward sweep of [`TapeEngine::partials`]: the adjoints of the
 /// recorded inputs (the first `out.len()` nodes) from `output` back.
 /// Not generic, so every engine call shares this one copy.
+///
+/// The adjoints are left all zero behind the sweep (each node's is reset
+/// as it is read, each op's outputs after the op, the inputs' after the
+/// copy), so the next sweep needs no pass over them: a sweep that did
+/// not finish marks them dirty and the next one zeroes them first.
 fn sweep(output: Var, out: &mut [f64]) {
     TAPE.with(|tape| {
         let tape = &mut *tape.borrow_mut();
         let nodes = tape.starts.len() - 1;
-        let adjoint = &mut tape.adjoint;
-        adjoint.clear();
-        adjoint.resize(nodes, 0.0);
+        if tape.adjoint_dirty {
+            tape.adjoint.fill(0.0);
+        }
+        if tape.adjoint.len() < nodes {
+            tape.adjoint.resize(nodes, 0.0);
+        }
+        tape.adjoint_dirty = true;
+        let adjoint = &mut tape.adjoint[..nodes];
         adjoint[output.index as usize] = 1.0;
         // The edges down to each op's outputs, then the op (every consumer
         // of its outputs is later on the tape: their adjoints are final).
@@ -486,16 +516,22 @@ fn sweep(output: Var, out: &mut [f64]) {
             }
             let last = (first + op.y.len()).min(end);
             sweep_edges(&tape.starts, &tape.edges, adjoint, last..end);
-            run_op(op, adjoint);
+            run_op(op, &tape.ys[op.y.clone()], adjoint, &mut tape.buffers);
+            adjoint[first..first + op.y.len()].fill(0.0);
             end = first;
         }
-        sweep_edges(&tape.starts, &tape.edges, adjoint, 0..end);
-        // The recorded inputs are the first nodes, in order.
-        out.copy_from_slice(&adjoint[..out.len()]);
+        // The recorded inputs are the first nodes, in order, without edges.
+        let inputs = out.len().min(end);
+        sweep_edges(&tape.starts, &tape.edges, adjoint, inputs..end);
+        for (o, a) in out.iter_mut().zip(&mut adjoint[..]) {
+            *o = std::mem::take(a);
+        }
+        tape.adjoint_dirty = false;
     });
 }
 
-/// The edges of the nodes `nodes`, from the last.
+/// The edges of the nodes `nodes`, from the last, each node's adjoint
+/// reset to zero once read.
 #[inline]
 fn sweep_edges(
     starts: &[u32],
@@ -504,7 +540,7 @@ fn sweep_edges(
     nodes: std::ops::Range<usize>,
 ) {
     for node in nodes.rev() {
-        let a = adjoint[node];
+        let a = std::mem::replace(&mut adjoint[node], 0.0);
         if a == 0.0 {
             continue;
         }
@@ -518,22 +554,22 @@ fn sweep_edges(
 /// An op's vector–Jacobian product, from its outputs' adjoints into its
 /// operands'. Blocks of consecutive nodes that do not overlap an earlier
 /// one receive theirs in place; the others (scattered blocks, overlapping
-/// ranges) through a buffer allocated for the op. Up to [`STACK_BLOCKS`]
-/// blocks the slot lists live in arrays on the stack; more take a `Vec`.
-fn run_op(op: &Op, adjoint: &mut [f64]) {
+/// ranges) through a buffer of `buffers` (the tape's, one per block,
+/// emptied here and zeroed to length when used). Up to [`STACK_BLOCKS`]
+/// blocks the slot list lives in an array on the stack; more take a `Vec`.
+fn run_op(op: &Op, y: &[f64], adjoint: &mut [f64], buffers: &mut Vec<Vec<f64>>) {
     let first = op.first as usize;
     let (below, outputs) = adjoint.split_at_mut(first);
-    let ybar = &outputs[..op.y.len()];
+    let ybar = &outputs[..y.len()];
     if ybar.iter().all(|&a| a == 0.0) {
         return;
     }
     let n = op.blocks.len();
-    let mut buffers = if n <= STACK_BLOCKS {
-        Slots::Stack(Default::default())
-    } else {
-        Slots::Heap(vec![Vec::new(); n])
-    };
-    let buffers = buffers.slice(n);
+    if buffers.len() < n {
+        buffers.resize_with(n, Vec::new);
+    }
+    let buffers = &mut buffers[..n];
+    buffers.iter_mut().for_each(Vec::clear);
     {
         let mut stack_xbar: [Option<&mut [f64]>; STACK_BLOCKS] = Default::default();
         let mut heap_xbar = Vec::new();
@@ -544,9 +580,7 @@ fn run_op(op: &Op, adjoint: &mut [f64]) {
             &mut heap_xbar
         };
         adjoint_slots(op, below, xbar, buffers);
-        with_values(&op.blocks, |values| {
-            op.function.vjp(values, &op.y, ybar, xbar)
-        });
+        with_values(&op.blocks, |values| op.function.vjp(values, y, ybar, xbar));
     }
     for (block, buffer) in op.blocks.iter().zip(buffers.iter()) {
         if buffer.is_empty() {
@@ -589,22 +623,6 @@ fn ranges_in_order(op: &Op, mut visit: impl FnMut(usize, usize)) {
         sorted.sort_unstable();
         for (start, b) in sorted {
             visit(start, b);
-        }
-    }
-}
-
-/// Per-block buffers of [`run_op`]: an array on the stack for up to
-/// [`STACK_BLOCKS`] blocks (each buffer allocated only if used).
-enum Slots {
-    Stack([Vec<f64>; STACK_BLOCKS]),
-    Heap(Vec<Vec<f64>>),
-}
-
-impl Slots {
-    fn slice(&mut self, n: usize) -> &mut [Vec<f64>] {
-        match self {
-            Slots::Stack(slots) => &mut slots[..n],
-            Slots::Heap(slots) => &mut slots[..n],
         }
     }
 }
@@ -823,6 +841,109 @@ mod tests {
             }
             let (_, grad) = TapeEngine.value_and_gradient(&Blocks(blocks), &x);
             assert_eq!(grad, expected, "{blocks} blocks");
+        }
+    }
+
+    /// `Σᵢ sin(xᵢ) xᵢ₊₁` over the first `n` entries plus an op's
+    /// `Σ (b + 1) |x_b|²` over two overlapping blocks of them (`n ≥ 4`).
+    struct Chain(usize);
+
+    impl Differentiable for Chain {
+        fn eval<T: Scalar>(&self, x: &[T]) -> T {
+            let x = &x[..self.0];
+            let scalar = x
+                .windows(2)
+                .fold(T::constant(0.0), |acc, w| acc + w[0].sin() * w[1]);
+            let mut y = Vec::new();
+            T::vector_op(Squares, &[&x[1..], &x[..x.len() / 2]], &mut y);
+            scalar + y[0]
+        }
+    }
+
+    /// An op whose vector–Jacobian product panics half-way, after adding
+    /// to its operands' adjoints.
+    struct PanicsHalfWay;
+
+    impl VectorFunction for PanicsHalfWay {
+        fn outputs(&self) -> usize {
+            1
+        }
+        fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+            y[0] = x[0].iter().sum();
+        }
+        fn vjp(&self, _x: &[&[f64]], _y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+            if let Some(bar) = &mut xbar[0] {
+                bar.iter_mut().for_each(|b| *b += ybar[0] * 1e3);
+            }
+            panic!("half-way");
+        }
+        fn jvp(&self, _x: &[&[f64]], _y: &[f64], _xdot: &[Option<&[f64]>], _ydot: &mut [f64]) {
+            unreachable!("the tape runs vjp")
+        }
+    }
+
+    struct Panicking;
+
+    impl Differentiable for Panicking {
+        fn eval<T: Scalar>(&self, x: &[T]) -> T {
+            let mut y = Vec::new();
+            T::vector_op(PanicsHalfWay, &[x], &mut y);
+            y[0] * x[0]
+        }
+    }
+
+    /// The bits of `Chain(n)`'s value and gradient (all of `x`, or the
+    /// entries `1..n - 1` only).
+    fn chain_bits(n: usize, partial: bool, x: &[f64]) -> Vec<u64> {
+        let (value, grad) = if partial {
+            let mut out = vec![f64::NAN; n - 2];
+            let value =
+                TapeEngine.value_and_partial_gradient_into(&Chain(n), x, 1..n - 1, &mut out);
+            (value, out)
+        } else {
+            TapeEngine.value_and_gradient(&Chain(n), &x[..n])
+        };
+        std::iter::once(value)
+            .chain(grad)
+            .map(f64::to_bits)
+            .collect()
+    }
+
+    /// The adjoints kept between sweeps leave nothing behind: big
+    /// evaluations after small ones and small after big, partial after
+    /// full, and after a sweep that panicked, give the bits of the same
+    /// evaluation on a fresh thread's tape.
+    #[test]
+    fn a_sweep_after_any_other_gives_the_bits_of_a_fresh_tape() {
+        let x: Vec<f64> = (0..400).map(|k| 0.3 + 0.01 * f64::from(k)).collect();
+        let runs = [
+            (400, false),
+            (5, false),
+            (400, true),
+            (40, false),
+            (6, true),
+            (400, false),
+        ];
+        let fresh: Vec<Vec<u64>> = runs
+            .iter()
+            .map(|&(n, partial)| {
+                let x = x.clone();
+                std::thread::spawn(move || chain_bits(n, partial, &x))
+                    .join()
+                    .unwrap()
+            })
+            .collect();
+        for (&(n, partial), fresh) in runs.iter().zip(&fresh) {
+            assert_eq!(
+                &chain_bits(n, partial, &x),
+                fresh,
+                "n = {n}, partial {partial}"
+            );
+        }
+        let panicked = std::panic::catch_unwind(|| TapeEngine.value_and_gradient(&Panicking, &x));
+        assert!(panicked.is_err(), "the op's vjp panics");
+        for (&(n, partial), fresh) in runs.iter().zip(&fresh).rev() {
+            assert_eq!(&chain_bits(n, partial, &x), fresh, "after a panic, n = {n}");
         }
     }
 }
