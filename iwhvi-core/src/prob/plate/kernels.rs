@@ -420,8 +420,12 @@ pub struct BernoulliLogitKernel;
 /// loops overlap better in the core than one long one).
 #[inline(always)]
 fn exp_neg_abs<E: Source>(logit: E, t: &mut [f64]) {
-    for (i, t) in t.iter_mut().enumerate() {
-        *t = vmath::exp(-logit.at(i).abs());
+    // Indexed on a re-sliced source, so that every index is provably in
+    // bounds (with `enumerate`, LLVM kept a scalar tail of up to 4).
+    let n = t.len();
+    let logit = logit.sub(0, n);
+    for i in 0..n {
+        t[i] = vmath::exp(-logit.at(i).abs());
     }
 }
 
@@ -429,7 +433,8 @@ fn exp_neg_abs<E: Source>(logit: E, t: &mut [f64]) {
 /// branch-free.
 #[inline(always)]
 fn logistic_parts(eta: f64, t: f64) -> (f64, f64, f64, f64) {
-    let soft = vmath::ln_1p(t);
+    // t = e^{−|η|} ∈ [0, 1] (NaN for a NaN η, masked by the kernels).
+    let soft = vmath::ln_1p_unit(t);
     let q = 1.0 / (1.0 + t);
     let nonneg = eta >= 0.0;
     let (pos_part, neg_part) = (pick(nonneg, eta, 0.0), pick(nonneg, 0.0, -eta));

@@ -208,6 +208,42 @@ pub(crate) fn ln_1p(x: f64) -> f64 {
     }
 }
 
+/// `ln(1 + x)` for `x ∈ [−0, 1]`: the same operations on the same
+/// values as [`ln_1p`], so the same bits, without what only arguments
+/// outside `[−0, 1]` need. There `u = 1 + x ∈ [1, 2]`, so `split(u)`'s
+/// exponent `e` is 0 or 1 (1 exactly when `u ≥ SPLIT_ONE`), `m = u · 2⁻ᵉ`
+/// (exact) and the scalings by `2⁻ᵉ` and `e · ln 2` become selects: no
+/// 64-bit integer shifts or conversions, which AVX2 lacks. NaN for NaN;
+/// other arguments give unspecified values.
+#[inline(always)]
+pub(crate) fn ln_1p_unit(x: f64) -> f64 {
+    let u = 1.0 + x;
+    // `ln_1p`'s correction for x < 1; at x = 1 both of its forms are 0.
+    let c = x - (u - 1.0);
+    let big = u >= SPLIT_ONE;
+    // 2⁻ᵉ: `split`'s m (bits) is u · 2⁻ᵉ, and `ln_1p`'s
+    // `pow2(−e₁) · pow2(e₁ − e)` is 1 · 2⁻ᵉ for e ∈ {0, 1}.
+    let scale = if big { 0.5 } else { 1.0 };
+    let f = u * scale - 1.0;
+    let (m, two_f) = (1.0 + f, 2.0 + f);
+    let inv = 1.0 / (two_f * m);
+    let s = f * m * inv;
+    let c = c * two_f * inv * scale;
+    // e · LN2_HI and e · LN2_LO for e ∈ {0, 1} (0 · LN2_x is +0).
+    let (e_hi, e_lo) = if big { (LN2_HI, LN2_LO) } else { (0.0, 0.0) };
+    let (hfsq, t) = log1p_core(f, s);
+    let core = e_hi - ((hfsq - (t + (e_lo + c))) - f);
+    if x < 5.551_115_123_125_783e-17 {
+        x
+    } else {
+        core
+    }
+}
+
+/// The smallest `u ≥ 1` that [`split`] gives the exponent 1: the first
+/// whose mantissa plus `1 − √½`'s bits carries (`√2` rounded up).
+const SPLIT_ONE: f64 = f64::from_bits(0x3ff6_a09e_667f_3bcd);
+
 /// Softplus `ln(1 + eˣ) = max(x, 0) + ln(1 + e^{−|x|})`: never overflows,
 /// `+∞` at `+∞`, `0` at `−∞`, NaN for NaN.
 #[inline(always)]
@@ -549,6 +585,52 @@ mod tests {
         assert!(ln_1p(-2.0).is_nan() && ln_1p(f64::NAN).is_nan());
         assert_eq!(ln_1p(f64::INFINITY), f64::INFINITY);
         assert_eq!(ln_1p(-0.0).to_bits(), (-0.0f64).to_bits());
+    }
+
+    /// `out[i] = ln_1p_unit(xs[i])` on `isa`.
+    fn ln_1p_unit_slice(isa: Isa, xs: &[f64], out: &mut [f64]) {
+        struct Run<'a>(&'a [f64], &'a mut [f64]);
+        impl Simd for Run<'_> {
+            type Output = ();
+            #[inline(always)]
+            fn run(self) {
+                for (o, &x) in self.1.iter_mut().zip(self.0) {
+                    *o = ln_1p_unit(x);
+                }
+            }
+        }
+        dispatch_on(isa, Run(xs, out))
+    }
+
+    #[test]
+    fn ln_1p_unit_is_ln_1p_on_the_unit_interval() {
+        // Uniform and log-uniform points of [0, 1], the edges of `tiny`,
+        // of the exponent's switch at √2 and of the interval.
+        let mut xs = points(12, 300_000, 0.0, 1.0, &[]);
+        xs.extend(log_points(13, 300_000, -1074.0, 0.0, false));
+        let switch = SPLIT_ONE - 1.0;
+        let tiny = 5.551_115_123_125_783e-17;
+        for x in [switch, tiny, 1.0, f64::MIN_POSITIVE] {
+            for k in -8i64..=8 {
+                let y = f64::from_bits((x.to_bits() as i64 + k) as u64);
+                if (0.0..=1.0).contains(&y) {
+                    xs.push(y);
+                }
+            }
+        }
+        xs.extend([0.0, -0.0, 5e-324, 0.5, 0.25, f64::EPSILON]);
+        let (mut unit, mut general) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
+        for isa in [Isa::Portable, Isa::Avx2] {
+            ln_1p_unit_slice(isa, &xs, &mut unit);
+            slices::ln_1p(isa, &xs, &mut general);
+            for ((&x, a), b) in xs.iter().zip(&unit).zip(&general) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{isa:?} at {x:e}: {a} vs {b}");
+            }
+        }
+        // The exponent switches where `split` says.
+        assert_eq!(split(SPLIT_ONE).0, 1);
+        assert_eq!(split(f64::from_bits(SPLIT_ONE.to_bits() - 1)).0, 0);
+        assert!(ln_1p_unit(f64::NAN).is_nan());
     }
 
     #[test]
