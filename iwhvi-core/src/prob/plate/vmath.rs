@@ -211,38 +211,41 @@ pub(crate) fn ln_1p(x: f64) -> f64 {
 /// `ln(1 + x)` for `x ∈ [−0, 1]`: the same operations on the same
 /// values as [`ln_1p`], so the same bits, without what only arguments
 /// outside `[−0, 1]` need. There `u = 1 + x ∈ [1, 2]`, so `split(u)`'s
-/// exponent `e` is 0 or 1 (1 exactly when `u ≥ SPLIT_ONE`), `m = u · 2⁻ᵉ`
-/// (exact) and the scalings by `2⁻ᵉ` and `e · ln 2` become selects: no
-/// 64-bit integer shifts or conversions, which AVX2 lacks. NaN for NaN;
-/// other arguments give unspecified values.
+/// biased exponent `b = e + 1023` is 1023 or 1024: a logical shift gives
+/// it (AVX2 has no 64-bit arithmetic shift), `e` as `f64` is exact by the
+/// `ROUND_MAGIC` trick (AVX2 has no 64-bit conversion), and `2⁻ᵉ` (for
+/// `ln_1p`'s `pow2(−e₁) · pow2(e₁ − e)`, `e₁ = 0`) is built from bits.
+/// Integer operations rather than selects on `e`, which LLVM would turn
+/// into both arms of the division. NaN for NaN; other arguments give
+/// unspecified values.
 #[inline(always)]
 pub(crate) fn ln_1p_unit(x: f64) -> f64 {
+    const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcd;
+    const ONE_BITS: u64 = 0x3ff0_0000_0000_0000;
+    const MANTISSA: u64 = 0x000f_ffff_ffff_ffff;
     let u = 1.0 + x;
     // `ln_1p`'s correction for x < 1; at x = 1 both of its forms are 0.
     let c = x - (u - 1.0);
-    let big = u >= SPLIT_ONE;
-    // 2⁻ᵉ: `split`'s m (bits) is u · 2⁻ᵉ, and `ln_1p`'s
-    // `pow2(−e₁) · pow2(e₁ − e)` is 1 · 2⁻ᵉ for e ∈ {0, 1}.
-    let scale = if big { 0.5 } else { 1.0 };
-    let f = u * scale - 1.0;
+    // `split(u)`, its shift logical (the same for a positive `ix`).
+    let ix = u.to_bits().wrapping_add(ONE_BITS - SQRT_HALF_BITS);
+    let biased = ix >> 52;
+    let f = f64::from_bits((ix & MANTISSA).wrapping_add(SQRT_HALF_BITS)) - 1.0;
+    // `e as f64`, exact: the low bits of ROUND_MAGIC hold `biased`.
+    let e = f64::from_bits(ROUND_MAGIC.to_bits().wrapping_add(biased)) - (ROUND_MAGIC + 1023.0);
+    // 2⁻ᵉ = 2^(1023 − e) / 2¹⁰²³: biased exponent 2046 − biased.
+    let scale = f64::from_bits(2046u64.wrapping_sub(biased) << 52);
     let (m, two_f) = (1.0 + f, 2.0 + f);
     let inv = 1.0 / (two_f * m);
     let s = f * m * inv;
     let c = c * two_f * inv * scale;
-    // e · LN2_HI and e · LN2_LO for e ∈ {0, 1} (0 · LN2_x is +0).
-    let (e_hi, e_lo) = if big { (LN2_HI, LN2_LO) } else { (0.0, 0.0) };
     let (hfsq, t) = log1p_core(f, s);
-    let core = e_hi - ((hfsq - (t + (e_lo + c))) - f);
+    let core = e * LN2_HI - ((hfsq - (t + (e * LN2_LO + c))) - f);
     if x < 5.551_115_123_125_783e-17 {
         x
     } else {
         core
     }
 }
-
-/// The smallest `u ≥ 1` that [`split`] gives the exponent 1: the first
-/// whose mantissa plus `1 − √½`'s bits carries (`√2` rounded up).
-const SPLIT_ONE: f64 = f64::from_bits(0x3ff6_a09e_667f_3bcd);
 
 /// Softplus `ln(1 + eˣ) = max(x, 0) + ln(1 + e^{−|x|})`: never overflows,
 /// `+∞` at `+∞`, `0` at `−∞`, NaN for NaN.
@@ -608,7 +611,8 @@ mod tests {
         // of the exponent's switch at √2 and of the interval.
         let mut xs = points(12, 300_000, 0.0, 1.0, &[]);
         xs.extend(log_points(13, 300_000, -1074.0, 0.0, false));
-        let switch = SPLIT_ONE - 1.0;
+        // u = 1 + x from √2 on has the exponent 1.
+        let switch = std::f64::consts::SQRT_2 - 1.0;
         let tiny = 5.551_115_123_125_783e-17;
         for x in [switch, tiny, 1.0, f64::MIN_POSITIVE] {
             for k in -8i64..=8 {
@@ -627,9 +631,8 @@ mod tests {
                 assert_eq!(a.to_bits(), b.to_bits(), "{isa:?} at {x:e}: {a} vs {b}");
             }
         }
-        // The exponent switches where `split` says.
-        assert_eq!(split(SPLIT_ONE).0, 1);
-        assert_eq!(split(f64::from_bits(SPLIT_ONE.to_bits() - 1)).0, 0);
+        assert_eq!(split(std::f64::consts::SQRT_2).0, 1);
+        assert_eq!(split(std::f64::consts::SQRT_2.next_down()).0, 0);
         assert!(ln_1p_unit(f64::NAN).is_nan());
     }
 
