@@ -481,6 +481,7 @@ mod tests {
         };
         let portable = run(vmath::Isa::Portable);
         assert_eq!(run(vmath::Isa::Avx2), portable);
+        assert_eq!(run(vmath::Isa::Avx512), portable);
         // The steps moved every parameter.
         let start: Vec<u64> = (0..11)
             .map(|k| (0.3 * f64::from(k) - 1.2).to_bits())

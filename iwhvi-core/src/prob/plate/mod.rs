@@ -487,8 +487,8 @@ mod tests {
             kernel.block_value(0.0, obs, args).to_bits(),
             "block_value is block's value"
         );
-        // The portable build and the AVX2 clone: the same bits.
-        for isa in [vmath::Isa::Portable, vmath::Isa::Avx2] {
+        // The portable build and the AVX2 and AVX-512 clones: the same bits.
+        for isa in vmath::Isa::ALL {
             let (v, g) = vmath::with_isa(isa, || {
                 let mut g: Vec<Vec<f64>> = args
                     .iter()

@@ -6,10 +6,11 @@
 //! auto-vectorised by LLVM. There is no `mul_add` anywhere, and Rust never
 //! contracts `a * b + c` into a fused multiply-add, so an element's result
 //! is the same bits whatever the vector width: the loops are compiled
-//! twice, as a portable function (SSE2 on x86-64) and as an
-//! `#[target_feature(enable = "avx2")]` clone chosen at run time
-//! ([`dispatch`]), and both give identical bits. A fit therefore reproduces
-//! across machines with and without AVX2.
+//! three times, as a portable function (SSE2 on x86-64), as an
+//! `#[target_feature(enable = "avx2")]` clone and as an AVX-512 (F and DQ)
+//! clone, the best chosen at run time ([`dispatch`]), and all give
+//! identical bits. A fit therefore reproduces across machines with and
+//! without AVX2 or AVX-512.
 //!
 //! The methods are the classical ones (Cody–Waite reduction and a
 //! polynomial for `exp`, as in Cephes and SLEEF; the `s = f / (2 + f)`
@@ -261,16 +262,25 @@ pub(crate) fn log_sigmoid(x: f64) -> f64 {
     -softplus(-x)
 }
 
-/// Instruction sets the kernels can run on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Instruction sets the kernels can run on, each a superset of the one
+/// before (the order of the variants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
     /// The portable build (SSE2 on x86-64).
     Portable,
     /// AVX2 (x86-64 only, when the CPU has it).
     Avx2,
+    /// AVX-512 F and DQ (x86-64 only, when the CPU has them): twice the
+    /// lanes of AVX2, 64-bit integer shifts and conversions.
+    Avx512,
 }
 
-/// 0: not yet detected; 1: portable; 2: AVX2.
+impl Isa {
+    /// Every instruction set, in order.
+    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+}
+
+/// 0: not yet detected; 1: portable; 2: AVX2; 3: AVX-512.
 static DETECTED: AtomicU8 = AtomicU8::new(0);
 
 /// The best instruction set of this CPU, detected once and cached.
@@ -278,9 +288,14 @@ pub fn best_isa() -> Isa {
     match DETECTED.load(Ordering::Relaxed) {
         1 => Isa::Portable,
         2 => Isa::Avx2,
+        3 => Isa::Avx512,
         _ => {
             let isa = detect();
-            let code = if isa == Isa::Avx2 { 2 } else { 1 };
+            let code = match isa {
+                Isa::Portable => 1,
+                Isa::Avx2 => 2,
+                Isa::Avx512 => 3,
+            };
             DETECTED.store(code, Ordering::Relaxed);
             isa
         }
@@ -289,7 +304,10 @@ pub fn best_isa() -> Isa {
 
 #[cfg(target_arch = "x86_64")]
 fn detect() -> Isa {
-    if std::arch::is_x86_feature_detected!("avx2") {
+    use std::arch::is_x86_feature_detected as has;
+    if has!("avx512f") && has!("avx512dq") {
+        Isa::Avx512
+    } else if has!("avx2") {
         Isa::Avx2
     } else {
         Isa::Portable
@@ -313,7 +331,8 @@ pub(crate) trait Simd {
 
 /// Runs `work` compiled for the best instruction set of this CPU: `work`
 /// and everything it inlines (the functions of this module, the kernels'
-/// loops) is compiled once more in an AVX2 clone. Both give the same bits.
+/// loops) is compiled twice more, in an AVX2 and an AVX-512 clone. All
+/// give the same bits.
 #[inline(always)]
 pub(crate) fn dispatch<S: Simd>(work: S) -> S::Output {
     #[cfg(test)]
@@ -338,14 +357,17 @@ pub(crate) fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// [`dispatch`] on a given instruction set (falls back to the portable
-/// build when `isa` is not available).
+/// [`dispatch`] on a given instruction set (falls back to the best one
+/// this CPU has below `isa` when `isa` is not available).
 #[inline(always)]
 pub(crate) fn dispatch_on<S: Simd>(isa: Isa, work: S) -> S::Output {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2 && best_isa() == Isa::Avx2 {
+    match isa.min(best_isa()) {
+        // SAFETY: the CPU has AVX-512 F and DQ (checked by `best_isa`).
+        Isa::Avx512 => return unsafe { run_avx512(work) },
         // SAFETY: the CPU has AVX2 (checked by `best_isa`).
-        return unsafe { run_avx2(work) };
+        Isa::Avx2 => return unsafe { run_avx2(work) },
+        Isa::Portable => {}
     }
     let _ = isa;
     run_portable(work)
@@ -360,6 +382,13 @@ fn run_portable<S: Simd>(work: S) -> S::Output {
 #[target_feature(enable = "avx2")]
 #[inline(never)]
 unsafe fn run_avx2<S: Simd>(work: S) -> S::Output {
+    work.run()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+#[inline(never)]
+unsafe fn run_avx512<S: Simd>(work: S) -> S::Output {
     work.run()
 }
 
@@ -433,15 +462,17 @@ mod tests {
 
     type Ours = fn(Isa, &[f64], &mut [f64]);
 
-    /// `ours` on both ISAs against `reference` over `xs`: max ulps, and
-    /// the two ISAs' bits equal.
+    /// `ours` on every ISA against `reference` over `xs`: max ulps, and
+    /// the ISAs' bits equal.
     fn max_ulps(ours: Ours, reference: fn(f64) -> f64, xs: &[f64]) -> (u64, f64) {
         let mut portable = vec![0.0; xs.len()];
-        let mut avx2 = vec![0.0; xs.len()];
+        let mut other = vec![0.0; xs.len()];
         ours(Isa::Portable, xs, &mut portable);
-        ours(Isa::Avx2, xs, &mut avx2);
-        for (i, (a, b)) in portable.iter().zip(&avx2).enumerate() {
-            assert_eq!(a.to_bits(), b.to_bits(), "ISA clones differ at {}", xs[i]);
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            ours(isa, xs, &mut other);
+            for (i, (a, b)) in portable.iter().zip(&other).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{isa:?} differs at {}", xs[i]);
+            }
         }
         let mut worst = (0, 0.0);
         for (&x, &y) in xs.iter().zip(&portable) {
@@ -624,7 +655,7 @@ mod tests {
         }
         xs.extend([0.0, -0.0, 5e-324, 0.5, 0.25, f64::EPSILON]);
         let (mut unit, mut general) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
-        for isa in [Isa::Portable, Isa::Avx2] {
+        for isa in Isa::ALL {
             ln_1p_unit_slice(isa, &xs, &mut unit);
             slices::ln_1p(isa, &xs, &mut general);
             for ((&x, a), b) in xs.iter().zip(&unit).zip(&general) {
