@@ -7,8 +7,8 @@
 //! partials with the polynomials of [`vmath`] (invalid arguments give the
 //! term `−∞` and zero partials by selects, not branches), then the
 //! reductions. Everything runs under [`vmath::dispatch`], so the whole
-//! kernel is compiled once portably and once for AVX2; both give the same
-//! bits.
+//! kernel is compiled once portably, once for AVX2 and once for AVX-512;
+//! all give the same bits.
 //!
 //! Summation order is fixed: element `i` of a call goes to lane `i mod 4`,
 //! the lanes are combined as `(l₀ + l₁) + (l₂ + l₃)`, and that total is

@@ -16,8 +16,8 @@
 //! - hand-written closed forms (Stan's `*_lpdf`, constant terms kept),
 //!   written as branch-free passes over a block that the compiler
 //!   vectorises, with `exp`/`ln`/`ln_1p` from this module's own
-//!   polynomials (a portable build and an AVX2 build chosen at run time,
-//!   both giving the same bits) and sums over four lanes (element `i` in
+//!   polynomials (a portable build, an AVX2 and an AVX-512 build chosen at
+//!   run time, all giving the same bits) and sums over four lanes (element `i` in
 //!   lane `i mod 4`, combined as `(l₀ + l₁) + (l₂ + l₃)`): [`NormalKernel`],
 //!   [`BernoulliLogitKernel`], [`BinomialLogitKernel`], [`PoissonLogKernel`],
 //!   [`PoissonKernel`], [`LogNormalKernel`], [`StudentTKernel`],
