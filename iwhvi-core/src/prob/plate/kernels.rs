@@ -419,6 +419,7 @@ pub struct BernoulliLogitKernel;
 /// `t[i] = e^{−|η_i|}`: the first pass of the logistic kernels (two short
 /// loops overlap better in the core than one long one).
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // indexed on purpose: see below
 fn exp_neg_abs<E: Source>(logit: E, t: &mut [f64]) {
     // Indexed on a re-sliced source, so that every index is provably in
     // bounds (with `enumerate`, LLVM kept a scalar tail of up to 4).
