@@ -70,10 +70,13 @@ fn bench(c: &mut Criterion) {
                 black_box(&out);
             })
         });
-        let mut isas = vec![("portable", Isa::Portable)];
-        if __vmath::best_isa() == Isa::Avx2 {
-            isas.push(("avx2", Isa::Avx2));
-        }
+        let isas = [
+            ("portable", Isa::Portable),
+            ("avx2", Isa::Avx2),
+            ("avx512", Isa::Avx512),
+        ]
+        .into_iter()
+        .filter(|&(_, isa)| isa <= __vmath::best_isa());
         for (label, isa) in isas {
             group.bench_function(BenchmarkId::new(*name, label), |b| {
                 b.iter(|| {

@@ -286,7 +286,8 @@ impl Adam {
 }
 
 /// [`Adam`]'s update of every parameter, run through [`vmath::dispatch`]
-/// (an AVX2 clone where the CPU has it: four parameters per instruction).
+/// (an AVX2 or AVX-512 clone where the CPU has it: four or eight
+/// parameters per instruction).
 /// Each parameter's operations are the scalar loop's, in its order, so the
 /// bits do not depend on the instruction set.
 struct AdamUpdate<'a> {
@@ -458,10 +459,10 @@ impl Optimizer for Sgd {
 mod tests {
     use super::*;
 
-    /// Adam's update through the AVX2 clone equals the portable build bit
-    /// for bit: 11 parameters (not a multiple of four, so a remainder
-    /// loop runs), clipping on, several steps with changing gradients.
-    /// On a CPU without AVX2 both runs take the portable build.
+    /// Adam's update through the AVX2 and AVX-512 clones equals the
+    /// portable build bit for bit: 11 parameters (not a multiple of four,
+    /// so a remainder loop runs), clipping on, several steps with changing
+    /// gradients. A clone the CPU lacks falls back to the next one below.
     #[test]
     fn adam_is_the_same_bits_on_avx2_and_portable() {
         let run = |isa: vmath::Isa| -> Vec<u64> {
@@ -481,6 +482,7 @@ mod tests {
         };
         let portable = run(vmath::Isa::Portable);
         assert_eq!(run(vmath::Isa::Avx2), portable);
+        assert_eq!(run(vmath::Isa::Avx512), portable);
         // The steps moved every parameter.
         let start: Vec<u64> = (0..11)
             .map(|k| (0.3 * f64::from(k) - 1.2).to_bits())

@@ -16,8 +16,8 @@
 //! - hand-written closed forms (Stan's `*_lpdf`, constant terms kept),
 //!   written as branch-free passes over a block that the compiler
 //!   vectorises, with `exp`/`ln`/`ln_1p` from this module's own
-//!   polynomials (a portable build and an AVX2 build chosen at run time,
-//!   both giving the same bits) and sums over four lanes (element `i` in
+//!   polynomials (a portable build, an AVX2 and an AVX-512 build chosen at
+//!   run time, all giving the same bits) and sums over four lanes (element `i` in
 //!   lane `i mod 4`, combined as `(l₀ + l₁) + (l₂ + l₃)`): [`NormalKernel`],
 //!   [`BernoulliLogitKernel`], [`BinomialLogitKernel`], [`PoissonLogKernel`],
 //!   [`PoissonKernel`], [`LogNormalKernel`], [`StudentTKernel`],
@@ -487,8 +487,8 @@ mod tests {
             kernel.block_value(0.0, obs, args).to_bits(),
             "block_value is block's value"
         );
-        // The portable build and the AVX2 clone: the same bits.
-        for isa in [vmath::Isa::Portable, vmath::Isa::Avx2] {
+        // The portable build and the AVX2 and AVX-512 clones: the same bits.
+        for isa in vmath::Isa::ALL {
             let (v, g) = vmath::with_isa(isa, || {
                 let mut g: Vec<Vec<f64>> = args
                     .iter()

@@ -6,10 +6,11 @@
 //! auto-vectorised by LLVM. There is no `mul_add` anywhere, and Rust never
 //! contracts `a * b + c` into a fused multiply-add, so an element's result
 //! is the same bits whatever the vector width: the loops are compiled
-//! twice, as a portable function (SSE2 on x86-64) and as an
-//! `#[target_feature(enable = "avx2")]` clone chosen at run time
-//! ([`dispatch`]), and both give identical bits. A fit therefore reproduces
-//! across machines with and without AVX2.
+//! three times, as a portable function (SSE2 on x86-64), as an
+//! `#[target_feature(enable = "avx2")]` clone and as an AVX-512 (F and DQ)
+//! clone, the best chosen at run time ([`dispatch`]), and all give
+//! identical bits. A fit therefore reproduces across machines with and
+//! without AVX2 or AVX-512.
 //!
 //! The methods are the classical ones (Cody–Waite reduction and a
 //! polynomial for `exp`, as in Cephes and SLEEF; the `s = f / (2 + f)`
@@ -208,6 +209,45 @@ pub(crate) fn ln_1p(x: f64) -> f64 {
     }
 }
 
+/// `ln(1 + x)` for `x ∈ [−0, 1]`: the same operations on the same
+/// values as [`ln_1p`], so the same bits, without what only arguments
+/// outside `[−0, 1]` need. There `u = 1 + x ∈ [1, 2]`, so `split(u)`'s
+/// biased exponent `b = e + 1023` is 1023 or 1024: a logical shift gives
+/// it (AVX2 has no 64-bit arithmetic shift), `e` as `f64` is exact by the
+/// `ROUND_MAGIC` trick (AVX2 has no 64-bit conversion), and `2⁻ᵉ` (for
+/// `ln_1p`'s `pow2(−e₁) · pow2(e₁ − e)`, `e₁ = 0`) is built from bits.
+/// Integer operations rather than selects on `e`, which LLVM would turn
+/// into both arms of the division. NaN for NaN; other arguments give
+/// unspecified values.
+#[inline(always)]
+pub(crate) fn ln_1p_unit(x: f64) -> f64 {
+    const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcd;
+    const ONE_BITS: u64 = 0x3ff0_0000_0000_0000;
+    const MANTISSA: u64 = 0x000f_ffff_ffff_ffff;
+    let u = 1.0 + x;
+    // `ln_1p`'s correction for x < 1; at x = 1 both of its forms are 0.
+    let c = x - (u - 1.0);
+    // `split(u)`, its shift logical (the same for a positive `ix`).
+    let ix = u.to_bits().wrapping_add(ONE_BITS - SQRT_HALF_BITS);
+    let biased = ix >> 52;
+    let f = f64::from_bits((ix & MANTISSA).wrapping_add(SQRT_HALF_BITS)) - 1.0;
+    // `e as f64`, exact: the low bits of ROUND_MAGIC hold `biased`.
+    let e = f64::from_bits(ROUND_MAGIC.to_bits().wrapping_add(biased)) - (ROUND_MAGIC + 1023.0);
+    // 2⁻ᵉ = 2^(1023 − e) / 2¹⁰²³: biased exponent 2046 − biased.
+    let scale = f64::from_bits(2046u64.wrapping_sub(biased) << 52);
+    let (m, two_f) = (1.0 + f, 2.0 + f);
+    let inv = 1.0 / (two_f * m);
+    let s = f * m * inv;
+    let c = c * two_f * inv * scale;
+    let (hfsq, t) = log1p_core(f, s);
+    let core = e * LN2_HI - ((hfsq - (t + (e * LN2_LO + c))) - f);
+    if x < 5.551_115_123_125_783e-17 {
+        x
+    } else {
+        core
+    }
+}
+
 /// Softplus `ln(1 + eˣ) = max(x, 0) + ln(1 + e^{−|x|})`: never overflows,
 /// `+∞` at `+∞`, `0` at `−∞`, NaN for NaN.
 #[inline(always)]
@@ -222,16 +262,25 @@ pub(crate) fn log_sigmoid(x: f64) -> f64 {
     -softplus(-x)
 }
 
-/// Instruction sets the kernels can run on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Instruction sets the kernels can run on, each a superset of the one
+/// before (the order of the variants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
     /// The portable build (SSE2 on x86-64).
     Portable,
     /// AVX2 (x86-64 only, when the CPU has it).
     Avx2,
+    /// AVX-512 F and DQ (x86-64 only, when the CPU has them): twice the
+    /// lanes of AVX2, 64-bit integer shifts and conversions.
+    Avx512,
 }
 
-/// 0: not yet detected; 1: portable; 2: AVX2.
+impl Isa {
+    /// Every instruction set, in order.
+    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+}
+
+/// 0: not yet detected; 1: portable; 2: AVX2; 3: AVX-512.
 static DETECTED: AtomicU8 = AtomicU8::new(0);
 
 /// The best instruction set of this CPU, detected once and cached.
@@ -239,9 +288,14 @@ pub fn best_isa() -> Isa {
     match DETECTED.load(Ordering::Relaxed) {
         1 => Isa::Portable,
         2 => Isa::Avx2,
+        3 => Isa::Avx512,
         _ => {
             let isa = detect();
-            let code = if isa == Isa::Avx2 { 2 } else { 1 };
+            let code = match isa {
+                Isa::Portable => 1,
+                Isa::Avx2 => 2,
+                Isa::Avx512 => 3,
+            };
             DETECTED.store(code, Ordering::Relaxed);
             isa
         }
@@ -250,7 +304,10 @@ pub fn best_isa() -> Isa {
 
 #[cfg(target_arch = "x86_64")]
 fn detect() -> Isa {
-    if std::arch::is_x86_feature_detected!("avx2") {
+    use std::arch::is_x86_feature_detected as has;
+    if has!("avx512f") && has!("avx512dq") {
+        Isa::Avx512
+    } else if has!("avx2") {
         Isa::Avx2
     } else {
         Isa::Portable
@@ -274,7 +331,8 @@ pub(crate) trait Simd {
 
 /// Runs `work` compiled for the best instruction set of this CPU: `work`
 /// and everything it inlines (the functions of this module, the kernels'
-/// loops) is compiled once more in an AVX2 clone. Both give the same bits.
+/// loops) is compiled twice more, in an AVX2 and an AVX-512 clone. All
+/// give the same bits.
 #[inline(always)]
 pub(crate) fn dispatch<S: Simd>(work: S) -> S::Output {
     #[cfg(test)]
@@ -299,14 +357,17 @@ pub(crate) fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
     result
 }
 
-/// [`dispatch`] on a given instruction set (falls back to the portable
-/// build when `isa` is not available).
+/// [`dispatch`] on a given instruction set (falls back to the best one
+/// this CPU has below `isa` when `isa` is not available).
 #[inline(always)]
 pub(crate) fn dispatch_on<S: Simd>(isa: Isa, work: S) -> S::Output {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2 && best_isa() == Isa::Avx2 {
+    match isa.min(best_isa()) {
+        // SAFETY: the CPU has AVX-512 F and DQ (checked by `best_isa`).
+        Isa::Avx512 => return unsafe { run_avx512(work) },
         // SAFETY: the CPU has AVX2 (checked by `best_isa`).
-        return unsafe { run_avx2(work) };
+        Isa::Avx2 => return unsafe { run_avx2(work) },
+        Isa::Portable => {}
     }
     let _ = isa;
     run_portable(work)
@@ -321,6 +382,13 @@ fn run_portable<S: Simd>(work: S) -> S::Output {
 #[target_feature(enable = "avx2")]
 #[inline(never)]
 unsafe fn run_avx2<S: Simd>(work: S) -> S::Output {
+    work.run()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+#[inline(never)]
+unsafe fn run_avx512<S: Simd>(work: S) -> S::Output {
     work.run()
 }
 
@@ -394,15 +462,17 @@ mod tests {
 
     type Ours = fn(Isa, &[f64], &mut [f64]);
 
-    /// `ours` on both ISAs against `reference` over `xs`: max ulps, and
-    /// the two ISAs' bits equal.
+    /// `ours` on every ISA against `reference` over `xs`: max ulps, and
+    /// the ISAs' bits equal.
     fn max_ulps(ours: Ours, reference: fn(f64) -> f64, xs: &[f64]) -> (u64, f64) {
         let mut portable = vec![0.0; xs.len()];
-        let mut avx2 = vec![0.0; xs.len()];
+        let mut other = vec![0.0; xs.len()];
         ours(Isa::Portable, xs, &mut portable);
-        ours(Isa::Avx2, xs, &mut avx2);
-        for (i, (a, b)) in portable.iter().zip(&avx2).enumerate() {
-            assert_eq!(a.to_bits(), b.to_bits(), "ISA clones differ at {}", xs[i]);
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            ours(isa, xs, &mut other);
+            for (i, (a, b)) in portable.iter().zip(&other).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{isa:?} differs at {}", xs[i]);
+            }
         }
         let mut worst = (0, 0.0);
         for (&x, &y) in xs.iter().zip(&portable) {
@@ -549,6 +619,52 @@ mod tests {
         assert!(ln_1p(-2.0).is_nan() && ln_1p(f64::NAN).is_nan());
         assert_eq!(ln_1p(f64::INFINITY), f64::INFINITY);
         assert_eq!(ln_1p(-0.0).to_bits(), (-0.0f64).to_bits());
+    }
+
+    /// `out[i] = ln_1p_unit(xs[i])` on `isa`.
+    fn ln_1p_unit_slice(isa: Isa, xs: &[f64], out: &mut [f64]) {
+        struct Run<'a>(&'a [f64], &'a mut [f64]);
+        impl Simd for Run<'_> {
+            type Output = ();
+            #[inline(always)]
+            fn run(self) {
+                for (o, &x) in self.1.iter_mut().zip(self.0) {
+                    *o = ln_1p_unit(x);
+                }
+            }
+        }
+        dispatch_on(isa, Run(xs, out))
+    }
+
+    #[test]
+    fn ln_1p_unit_is_ln_1p_on_the_unit_interval() {
+        // Uniform and log-uniform points of [0, 1], the edges of `tiny`,
+        // of the exponent's switch at √2 and of the interval.
+        let mut xs = points(12, 300_000, 0.0, 1.0, &[]);
+        xs.extend(log_points(13, 300_000, -1074.0, 0.0, false));
+        // u = 1 + x from √2 on has the exponent 1.
+        let switch = std::f64::consts::SQRT_2 - 1.0;
+        let tiny = 5.551_115_123_125_783e-17;
+        for x in [switch, tiny, 1.0, f64::MIN_POSITIVE] {
+            for k in -8i64..=8 {
+                let y = f64::from_bits((x.to_bits() as i64 + k) as u64);
+                if (0.0..=1.0).contains(&y) {
+                    xs.push(y);
+                }
+            }
+        }
+        xs.extend([0.0, -0.0, 5e-324, 0.5, 0.25, f64::EPSILON]);
+        let (mut unit, mut general) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
+        for isa in Isa::ALL {
+            ln_1p_unit_slice(isa, &xs, &mut unit);
+            slices::ln_1p(isa, &xs, &mut general);
+            for ((&x, a), b) in xs.iter().zip(&unit).zip(&general) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{isa:?} at {x:e}: {a} vs {b}");
+            }
+        }
+        assert_eq!(split(std::f64::consts::SQRT_2).0, 1);
+        assert_eq!(split(std::f64::consts::SQRT_2.next_down()).0, 0);
+        assert!(ln_1p_unit(f64::NAN).is_nan());
     }
 
     #[test]

@@ -10,10 +10,10 @@ use crate::plate::vmath::{self, Simd};
 use crate::vector::VectorFunction;
 
 /// Runs `work` compiled for the CPU's best instruction set
-/// ([`vmath::dispatch`]: an AVX2 clone where the CPU has it): the kernels
-/// below inline into it, and their own loops, which add in a fixed order
-/// with no fused multiply-add (none is enabled), give the same bits on
-/// either. A matrix product over more than four inner terms ([`gemm`]'s
+/// ([`vmath::dispatch`]: an AVX2 or AVX-512 clone where the CPU has it):
+/// the kernels below inline into it, and their own loops, which add in a
+/// fixed order with no fused multiply-add (Rust never contracts `a * b +
+/// c`, even where the AVX-512 clone has FMA), give the same bits on each. A matrix product over more than four inner terms ([`gemm`]'s
 /// `matrixmultiply::dgemm`) is another matter: matrixmultiply picks its
 /// kernel at run time (FMA/AVX2, AVX or SSE2), so those bits are fixed on
 /// one machine (the same for every engine and every row) but may differ
@@ -21,7 +21,7 @@ use crate::vector::VectorFunction;
 ///
 /// Mark the closure `#[inline(always)]` (`simd(#[inline(always)] || …)`):
 /// a closure is a function of its own, which LLVM, by its size, may keep
-/// out of the AVX2 clone, compiled for the baseline instruction set.
+/// out of the clones, compiled for the baseline instruction set.
 #[inline(always)]
 pub(super) fn simd<R>(work: impl FnOnce() -> R) -> R {
     struct Work<F>(F);
