@@ -174,6 +174,9 @@ pub trait Scalar:
     ///
     /// The default, for scalar types outside this crate, is
     /// [`Scalar::with_partials`]'s: `value + Σᵢ (operandᵢ − value(operandᵢ)) · (scaledᵢ / divisor)`.
+    /// An infinite `scaledᵢ / divisor` then makes the value NaN (`0 · ∞`)
+    /// even for a constant operand; the crate's own scalars keep `value`
+    /// as given.
     ///
     /// # Panics
     /// If `operands` and `scaled` differ in length.

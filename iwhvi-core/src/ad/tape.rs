@@ -446,6 +446,10 @@ impl GradientEngine for TapeEngine {
     /// Records `f` with the inputs `first .. first + out.len()` on the
     /// tape (the first nodes, in order) and sweeps back into `out`.
     fn partials<F: Differentiable>(&self, f: &F, x: &[f64], first: usize, out: &mut [f64]) -> f64 {
+        debug_assert!(
+            first + out.len() <= x.len(),
+            "partials: the directions must lie within the inputs"
+        );
         let inputs = start_tape(x, first..first + out.len());
         let output = f.eval(&inputs);
         if output.is_constant() {

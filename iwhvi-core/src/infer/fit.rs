@@ -1515,7 +1515,7 @@ fn per_point_run<Mo: Model, G: HierarchicalGuide, E: GradientEngine>(
     // A batch of the whole plate draws all of the noise, as a fit without
     // batches does.
     let point_noise = if batcher.is_partial() {
-        PointNoise::new(guide, points)
+        PointNoise::new(guide, points)?
     } else {
         None
     };

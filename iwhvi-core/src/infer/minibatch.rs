@@ -18,7 +18,10 @@ use crate::subsample::Batch;
 
 /// The batches of a fit, drawn from their own stream (seeded from the
 /// fit's seed), so that the step noise is the same with or without
-/// batches.
+/// batches (except on the per-point bound with a guide that reports its
+/// groups' noise, [`HierarchicalGuide::group_noise`](crate::guide::HierarchicalGuide::group_noise):
+/// a step on fewer points than the plate's then draws its batch's entries
+/// alone).
 #[derive(Debug)]
 pub(crate) struct Batcher {
     rng: StdRng,

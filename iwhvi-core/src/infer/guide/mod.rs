@@ -561,7 +561,10 @@ pub trait HierarchicalGuide: Sync {
     /// are functions of the parameters and of these entries alone, and
     /// the group's densities read no other group's `ψ` or latents.
     /// Default: false (the step draws all of its noise). The guides of
-    /// `#[variational]` that draw by group report their entries.
+    /// `#[variational]` that draw by group report their entries. `fit`
+    /// refuses an entry past the end of its draw's noise with
+    /// [`ObjectiveError::GroupNoiseOutOfRange`](crate::objective::ObjectiveError::GroupNoiseOutOfRange),
+    /// naming the group.
     ///
     /// ```
     /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};

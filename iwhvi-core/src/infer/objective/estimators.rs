@@ -80,6 +80,24 @@ pub enum ObjectiveError {
         /// The guide's `d`.
         mixing_dim: usize,
     },
+    /// A guide's [`HierarchicalGuide::group_noise`] (or a group's
+    /// [`MixingGroup::reverse_noise`](crate::guide::MixingGroup::reverse_noise))
+    /// named a noise entry past the end of its draw's noise.
+    #[error(
+        "the guide reports {which} noise entry {entry} for group {group}, but one draw's {which} noise \
+         has {len} entries: `HierarchicalGuide::group_noise` (or the group's `reverse_noise`) must name \
+         entries below {len}, or return false to draw all of the step's noise"
+    )]
+    GroupNoiseOutOfRange {
+        /// The group.
+        group: usize,
+        /// `"mixing"`, `"conditional"` or `"reverse"`.
+        which: &'static str,
+        /// The entry reported.
+        entry: usize,
+        /// The draw's noise length of that kind.
+        len: usize,
+    },
 }
 
 /// A surrogate whose gradient replaces the bound's on some parameters.

@@ -30,6 +30,9 @@ pub(super) struct Blocks {
     /// Whether it reports its groups' noise entries
     /// ([`HierarchicalGuide::group_noise`]).
     reports_noise: bool,
+    /// Added to the conditional noise entries it reports (0: the right
+    /// ones; a test of the range check reports entries past the end).
+    conditional_shift: usize,
 }
 
 impl Blocks {
@@ -49,6 +52,7 @@ impl Blocks {
             n,
             groups,
             reports_noise: false,
+            conditional_shift: 0,
         }
     }
 
@@ -58,6 +62,15 @@ impl Blocks {
     pub(super) fn reporting_noise(self) -> Self {
         Self {
             reports_noise: true,
+            ..self
+        }
+    }
+
+    /// The guide reporting each conditional entry `shift` past the right
+    /// one (past the end for `shift ≥ n`: a test of the range check).
+    pub(super) fn shifting_conditional_noise(self, shift: usize) -> Self {
+        Self {
+            conditional_shift: shift,
             ..self
         }
     }
@@ -166,7 +179,7 @@ impl HierarchicalGuide for Blocks {
     ) -> bool {
         if self.reports_noise && self.groups.is_some() {
             mixing.push(group);
-            conditional.push(group);
+            conditional.push(group + self.conditional_shift);
         }
         self.reports_noise && self.groups.is_some()
     }

@@ -31,6 +31,7 @@
 //! prepared and drawn: `O(b)` in `N`, from the same noise entries as the
 //! whole draw, so the values are the same bits).
 
+use super::ObjectiveError;
 use super::StepNoise;
 use super::noise::NoiseEntries;
 use super::weights::{Buffers, Stop, upper};
@@ -171,29 +172,69 @@ pub(crate) struct PointNoise {
 impl PointNoise {
     /// The entries of `points`' groups; `None` when the guide does not
     /// report some group's (its steps then draw all of their noise).
-    pub(crate) fn new<G: HierarchicalGuide>(guide: &G, points: &PointGroups) -> Option<Self> {
-        let groups = guide.mixing_groups()?.groups();
-        let read = |list: &[usize], into: &mut NoiseEntries| {
-            list.iter().all(|&g| {
-                let reported = guide.group_noise(g, &mut into.mixing, &mut into.conditional);
-                into.reverse.extend(groups[g].reverse_noise.clone());
-                reported
-            })
+    ///
+    /// # Errors
+    /// [`ObjectiveError::GroupNoiseOutOfRange`] when a reported entry is
+    /// past the end of its draw's noise.
+    pub(crate) fn new<G: HierarchicalGuide>(
+        guide: &G,
+        points: &PointGroups,
+    ) -> Result<Option<Self>, ObjectiveError> {
+        let Some(mixing_groups) = guide.mixing_groups() else {
+            return Ok(None);
+        };
+        let groups = mixing_groups.groups();
+        let lens = [
+            guide.mixing_noise_dim(),
+            guide.conditional_noise_dim(),
+            guide.reverse_noise_dim(),
+        ];
+        let read = |list: &[usize], into: &mut NoiseEntries| -> Result<bool, ObjectiveError> {
+            for &g in list {
+                let before = [into.mixing.len(), into.conditional.len()];
+                if !guide.group_noise(g, &mut into.mixing, &mut into.conditional) {
+                    return Ok(false);
+                }
+                let reverse = groups[g].reverse_noise.clone();
+                let added = [
+                    ("mixing", into.mixing[before[0]..].iter().max().copied()),
+                    (
+                        "conditional",
+                        into.conditional[before[1]..].iter().max().copied(),
+                    ),
+                    ("reverse", reverse.clone().last()),
+                ];
+                into.reverse.extend(reverse);
+                for ((which, largest), len) in added.into_iter().zip(lens) {
+                    if let Some(entry) = largest.filter(|&e| e >= len) {
+                        return Err(ObjectiveError::GroupNoiseOutOfRange {
+                            group: g,
+                            which,
+                            entry,
+                            len,
+                        });
+                    }
+                }
+            }
+            Ok(true)
         };
         let mut global = NoiseEntries::default();
         let mut all = NoiseEntries::default();
         let mut starts = vec![[0; 3]];
-        let reported = read(&points.global, &mut global)
-            && points.of_point.iter().all(|point| {
-                let reported = read(point, &mut all);
-                starts.push([all.mixing.len(), all.conditional.len(), all.reverse.len()]);
-                reported
-            });
-        reported.then_some(Self {
+        if !read(&points.global, &mut global)? {
+            return Ok(None);
+        }
+        for point in &points.of_point {
+            if !read(point, &mut all)? {
+                return Ok(None);
+            }
+            starts.push([all.mixing.len(), all.conditional.len(), all.reverse.len()]);
+        }
+        Ok(Some(Self {
             global,
             points: all,
             starts,
-        })
+        }))
     }
 
     /// The entries a step on `batch` reads into `entries`: the global

@@ -18,7 +18,7 @@ use crate::guide::{HierarchicalGuide, diag_normal_log_density};
 use crate::infer::minibatch::Batcher;
 use crate::input::InputError;
 use crate::model::{LatentSpec, Layout, Model};
-use crate::objective::GradientEstimator;
+use crate::objective::{GradientEstimator, ObjectiveError};
 use crate::optim::Adam;
 use crate::scalar::Scalar;
 use crate::subsample::{Batch, SubsamplePlate};
@@ -452,7 +452,7 @@ fn a_batch_step_draws_the_noise_its_batch_reads_and_reads_no_other() {
     let points = PointGroups::new(&model, &guide, n, false).unwrap();
     let indices = [1, 4];
     let mut entries = NoiseEntries::default();
-    let point_noise = PointNoise::new(&guide, &points).unwrap();
+    let point_noise = PointNoise::new(&guide, &points).unwrap().unwrap();
     point_noise.of_batch(&Batch::new(&indices, n), &mut entries);
     let expected = NoiseEntries {
         mixing: indices.to_vec(),
@@ -461,14 +461,14 @@ fn a_batch_step_draws_the_noise_its_batch_reads_and_reads_no_other() {
     };
     assert_eq!(entries, expected);
     // A guide that does not report its entries: the step draws everything.
-    assert_eq!(PointNoise::new(&Blocks::new(n, true), &points), None);
+    assert_eq!(PointNoise::new(&Blocks::new(n, true), &points), Ok(None));
     // With a global latent (M = 1), its group's entries come first.
     let mut global = Local::new(4);
     global.global = true;
     let five = Blocks::new(5, true).reporting_noise();
     let with_global = PointGroups::new(&global, &five, 4, true).unwrap();
     let mut of_two = NoiseEntries::default();
-    let point_noise = PointNoise::new(&five, &with_global).unwrap();
+    let point_noise = PointNoise::new(&five, &with_global).unwrap().unwrap();
     point_noise.of_batch(&Batch::new(&[2], 4), &mut of_two);
     assert_eq!(of_two.mixing, [4, 2]);
     assert_eq!(of_two.conditional, [4, 2]);
@@ -534,4 +534,38 @@ fn a_batch_of_the_whole_plate_draws_all_of_the_noise_as_before() {
     let (c, d) = (fit_on_batches(&reporting, 2), fit_on_batches(&silent, 2));
     assert!(c.trace.iter().all(|v| v.is_finite()));
     assert_ne!(c.trace, d.trace);
+}
+
+#[test]
+fn a_reported_noise_entry_past_the_end_is_a_typed_error_naming_the_group() {
+    let model = Local::new(5);
+    let guide = Blocks::new(5, true)
+        .reporting_noise()
+        .shifting_conditional_noise(5);
+    let config = FitConfig::new(Diwhvi::new(4, 2))
+        .batch_size(2)
+        .max_steps(3)
+        .seed(31)
+        .progress(false);
+    let err = fit(&model, &guide, Adam::new(0.05), &config).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FitError::Objective(ObjectiveError::GroupNoiseOutOfRange {
+                group: 0,
+                which: "conditional",
+                entry: 5,
+                len: 5,
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("group 0"), "{err}");
+    // The whole plate as the batch draws all of the noise: no entry is read.
+    let whole = FitConfig::new(Diwhvi::new(4, 2))
+        .batch_size(5)
+        .max_steps(3)
+        .seed(31)
+        .progress(false);
+    assert!(fit(&model, &guide, Adam::new(0.05), &whole).is_ok());
 }

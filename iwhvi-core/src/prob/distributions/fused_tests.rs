@@ -23,11 +23,12 @@ pub(super) trait Fused<const N: usize>: Sync {
     fn operators<T: Scalar>(&self, v: [T; N]) -> T;
 }
 
-/// The same derivative: the same bits (the sign of a zero aside: `==`), or
-/// both not finite (an overflowed intermediate, `∞ − ∞` in one form where
-/// the other keeps `∞`).
+/// The same derivative: the same bits (the sign of a zero aside: `==`),
+/// both NaN, or one NaN where the other is infinite (an overflowed
+/// intermediate, `∞ − ∞` in one form where the other keeps `∞`); never
+/// `+∞` against `−∞` or a number against a non-number.
 fn same(a: f64, b: f64) -> bool {
-    a == b || !(a.is_finite() || b.is_finite())
+    a == b || (a.is_nan() && !b.is_finite()) || (b.is_nan() && !a.is_finite())
 }
 
 /// The same bits, NaN payloads aside.

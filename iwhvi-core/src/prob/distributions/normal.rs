@@ -60,7 +60,9 @@ impl<T: Scalar> Distribution<T> for Normal<T> {
     /// `−z²/2 − ln scale − ½ ln 2π` with partials `−z` in `z` and
     /// `−1/scale` in `scale`. Value, tangents and tape adjoints are the
     /// bits the operator form `-(z * z) * 0.5 - scale.ln() - LN_SQRT_2PI`
-    /// gives (up to the sign of a zero tangent): each partial is the
+    /// gives (up to the sign of a zero tangent, and except where the tape's
+    /// product of an adjoint and `z` is subnormal: the operator form then
+    /// loses low bits that the fused form keeps): each partial is the
     /// product the chain rule through the eight operations would form,
     /// and one node would not be (the tape multiplies an adjoint by a
     /// partial: `ḡ · (−z/σ)` is not `(ḡ · −z) · (1/σ)`).
