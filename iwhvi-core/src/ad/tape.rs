@@ -195,6 +195,17 @@ impl Tape {
         self.starts.push(self.edges.len() as u32);
         index
     }
+
+    /// Closes `count` nodes without edges at once (what `count` calls of
+    /// [`Tape::close`] with no edge between them would make): returns the
+    /// first one's index.
+    #[inline]
+    fn close_run(&mut self, count: usize) -> u32 {
+        let first = self.starts.len() as u32 - 1;
+        let edges = self.edges.len() as u32;
+        self.starts.extend(std::iter::repeat_n(edges, count));
+        first
+    }
 }
 
 thread_local! {
@@ -414,13 +425,11 @@ fn record(
         return;
     }
     with_values(&blocks, |values| function.eval_for_derivatives(values, y));
-    // The outputs are nodes `first..` without edges: what `Tape::close`
-    // would make one by one, written in one run.
-    let first = tape.starts.len() as u32 - 1;
-    let edges = tape.edges.len() as u32;
-    tape.starts.extend(std::iter::repeat_n(edges, y.len()));
+    // The outputs are nodes `first..` without edges, in one run.
+    let first = tape.close_run(tape.ys.len() - start);
     out.extend(
-        y.iter()
+        tape.ys[start..]
+            .iter()
             .zip(first..)
             .map(|(&value, index)| Var { value, index }),
     );
@@ -469,13 +478,10 @@ fn start_tape(x: &[f64], directions: std::ops::Range<usize>) -> Vec<Var> {
     TAPE.with(|tape| {
         let tape = &mut *tape.borrow_mut();
         tape.clear();
-        // The recorded inputs are nodes `0..` without edges: what
-        // `Tape::close` would make one by one, written in three runs.
+        // The recorded inputs are nodes `0..` without edges, in one run.
         let start = directions.start.min(x.len());
         let end = directions.end.clamp(start, x.len());
-        let edges = tape.edges.len() as u32;
-        let first = tape.starts.len() as u32 - 1;
-        tape.starts.extend(std::iter::repeat_n(edges, end - start));
+        let first = tape.close_run(end - start);
         let mut inputs = Vec::with_capacity(x.len());
         inputs.extend(x[..start].iter().map(|&value| Var::constant(value)));
         inputs.extend(

@@ -312,7 +312,7 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, M
             let mut sums = ends.iter().map(|&end| {
                 let mut log_q = zero;
                 for row in rows.by_ref().take(end - start) {
-                    accumulate(&mut log_q, upper_of_one(row));
+                    accumulate(&mut log_q, upper(row));
                 }
                 start = end;
                 log_q
@@ -333,21 +333,9 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, M
         }
         let mut total = zero;
         for per_point in log_w.chunks(outer) {
-            accumulate(&mut total, upper_of_one(per_point));
+            accumulate(&mut total, upper(per_point));
         }
         global + total * batch.scale()
-    }
-}
-
-/// [`upper`] of a row, `logsumexp(w) − log(len w)`: for one finite nonzero
-/// weight the weight itself (`w + ln 1 − 0`, the same bits; one weight of
-/// a Gaussian guide's group, `M = 1`), without the two nodes the tape
-/// would record. The rows are read once: their weights reach nothing else.
-#[inline]
-fn upper_of_one<T: Scalar>(row: &[T]) -> T {
-    match row {
-        [w] if w.value().is_finite() && w.value() != 0.0 => *w,
-        _ => upper(row),
     }
 }
 

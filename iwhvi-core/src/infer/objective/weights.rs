@@ -561,8 +561,14 @@ impl<'a, T: Scalar> Rows<'a, T> {
     }
 }
 
-/// `U_K = logsumexp(w) − log(len w)` of one row of weights.
+/// `U_K = logsumexp(w) − log(len w)` of one row of weights: for one
+/// finite nonzero weight the weight itself (`w + ln 1 − 0`, the same bits,
+/// and the same derivative, 1), without the two nodes the tape would
+/// record (one weight of a Gaussian guide's group, `M = 1`).
 #[inline]
 pub(super) fn upper<T: Scalar>(weights: &[T]) -> T {
-    T::log_sum_exp(weights) - (weights.len() as f64).ln()
+    match weights {
+        [w] if w.value().is_finite() && w.value() != 0.0 => *w,
+        _ => T::log_sum_exp(weights) - (weights.len() as f64).ln(),
+    }
 }
