@@ -29,7 +29,6 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::rc::Rc;
 
 use super::rules::{self, ChainRule, Partials, Rule};
 use crate::gradient::{Differentiable, GradientEngine, inherent_engine_methods};
@@ -43,51 +42,74 @@ const CONSTANT: u32 = u32::MAX;
 /// `edges[starts[i]..starts[i + 1]]`, each `(operand, ∂node/∂operand)`;
 /// the outputs of a [`VectorFunction`] are nodes without edges, and the
 /// function with its operands is one of `ops`, in recording order.
+///
+/// Every buffer is kept between recordings (cleared, not freed), so a fit
+/// allocates the tape once: an op's blocks live in one tape-wide list, their
+/// values in one tape-wide arena, its outputs' values in one more.
 #[derive(Default)]
 struct Tape {
     starts: Vec<u32>,
     edges: Vec<(u32, f64)>,
     ops: Vec<Op>,
+    /// Every op's operand blocks, op after op (`Op::blocks` its range).
+    blocks: Vec<Block>,
+    /// The nodes of every scattered block, block after block.
+    scattered: Vec<u32>,
+    /// The values of every block, block after block (a shared block's
+    /// once): `Block::values` its range.
+    values: Vec<f64>,
     /// The values of the large blocks that ops have read in this
     /// recording: a network's weights are read once, whatever the calls.
-    shared: Vec<(Shared, Rc<[f64]>)>,
+    shared: Vec<(Shared, std::ops::Range<usize>)>,
     /// The backward sweep's adjoints, kept to reuse the allocation: all
     /// zero between sweeps unless `adjoint_dirty`.
     adjoint: Vec<f64>,
     /// A sweep began and did not finish (a panic inside an op's
     /// vector–Jacobian product): `adjoint` must be zeroed before use.
     adjoint_dirty: bool,
-    /// The values of every op's outputs, op after op: one buffer kept
-    /// between recordings instead of one allocation per op.
+    /// The values of every op's outputs, op after op, in
+    /// `ys[..ys_end]`: one buffer kept between recordings instead of one
+    /// allocation per op. Its length is the most any recording has used
+    /// (the entries past `ys_end` are an earlier recording's), so that an
+    /// op that writes every output ([`VectorFunction::writes_every_output`])
+    /// gets its place without a fill.
     ys: Vec<f64>,
+    ys_end: usize,
     /// The sweep's per-block buffers for the adjoints of an op's scattered
     /// and overlapping blocks, kept to reuse their allocations.
     buffers: Vec<Vec<f64>>,
+    /// The inputs handed to the last evaluation, kept to reuse the
+    /// allocation ([`start_tape`]).
+    inputs: Vec<Var>,
 }
 
 /// A recorded [`VectorFunction`]: its outputs are the nodes
-/// `first..first + y.len()`, their values `Tape::ys[y]`.
+/// `first..first + y.len()`, their values `Tape::ys[y]`, its operand
+/// blocks `Tape::blocks[blocks]`.
 struct Op {
     first: u32,
     y: std::ops::Range<usize>,
-    blocks: Vec<Block>,
+    blocks: std::ops::Range<usize>,
     function: Box<dyn VectorFunction>,
 }
 
-/// An operand block of an [`Op`]: where its adjoints go, and its values.
+/// An operand block of an [`Op`]: where its adjoints go, and its values
+/// (`Tape::values[values]`).
 struct Block {
     operands: Operands,
-    values: Rc<[f64]>,
+    values: std::ops::Range<usize>,
 }
 
 /// Where a block's adjoints go.
+#[derive(Clone)]
 enum Operands {
     /// Constants only: nowhere.
     Constant,
     /// The consecutive nodes from this one.
     Range(u32),
-    /// One node per entry (`CONSTANT` for a constant entry).
-    Scattered(Vec<u32>),
+    /// One node per entry (`CONSTANT` for a constant entry):
+    /// `Tape::scattered[from..from + block length]`.
+    Scattered(usize),
 }
 
 /// What a shared block of values was read from.
@@ -106,18 +128,28 @@ const SHARED_BLOCK: usize = 32;
 /// The most blocks shared in one recording (a linear search finds them).
 const SHARED_BLOCKS: usize = 64;
 
+/// The bits an op's outputs hold before a function that promises to write
+/// every one runs, in builds with debug assertions: a NaN whose payload no
+/// arithmetic makes, so an output left unwritten is caught.
+#[cfg(debug_assertions)]
+const UNWRITTEN: u64 = 0x7ff4_dead_beef_0bad;
+
 impl Tape {
     fn clear(&mut self) {
         self.starts.clear();
         self.edges.clear();
         self.ops.clear();
-        self.ys.clear();
+        self.blocks.clear();
+        self.scattered.clear();
+        self.values.clear();
+        self.ys_end = 0;
         self.shared.clear();
         self.starts.push(0);
     }
 
-    /// Where a block's adjoints go.
-    fn operands(block: &[Var]) -> Operands {
+    /// Where a block's adjoints go (a scattered block's nodes appended to
+    /// `scattered`).
+    fn operands(&mut self, block: &[Var]) -> Operands {
         let Some(first) = block.first() else {
             return Operands::Constant;
         };
@@ -128,42 +160,68 @@ impl Tape {
         if consecutive {
             Operands::Range(first.index)
         } else {
-            Operands::Scattered(block.iter().map(|v| v.index).collect())
+            let from = self.scattered.len();
+            self.scattered.extend(block.iter().map(|v| v.index));
+            Operands::Scattered(from)
         }
     }
 
     /// A block's values: shared with an earlier op that read the same
-    /// large range of nodes (or the same constants), or read now.
-    fn values(&mut self, block: &[Var], operands: &Operands) -> Rc<[f64]> {
-        let read = || block.iter().map(|v| v.value).collect::<Rc<[f64]>>();
+    /// large range of nodes (or the same constants), or read now into
+    /// `values`.
+    fn values(&mut self, block: &[Var], operands: &Operands) -> std::ops::Range<usize> {
+        let start = self.values.len();
+        let read = |values: &mut Vec<f64>| {
+            values.extend(block.iter().map(|v| v.value));
+            start..values.len()
+        };
         if block.len() < SHARED_BLOCK {
-            return read();
+            return read(&mut self.values);
         }
         let key = match *operands {
             Operands::Range(first) => Shared::Nodes(first, block.len() as u32),
             Operands::Constant => Shared::Constants(block.as_ptr() as usize, block.len()),
-            Operands::Scattered(_) => return read(),
+            Operands::Scattered(_) => return read(&mut self.values),
         };
         let found = self.shared.iter().position(|(k, _)| *k == key);
         if let Some(at) = found {
-            let values = &self.shared[at].1;
+            let range = self.shared[at].1.clone();
             let same = matches!(key, Shared::Nodes(..))
-                || values
+                || self.values[range.clone()]
                     .iter()
                     .zip(block)
                     .all(|(a, v)| a.to_bits() == v.value.to_bits());
             if same {
-                return Rc::clone(values);
+                return range;
             }
-            let values = read();
-            self.shared[at].1 = Rc::clone(&values);
-            return values;
+            let range = read(&mut self.values);
+            self.shared[at].1 = range.clone();
+            return range;
         }
-        let values = read();
+        let range = read(&mut self.values);
         if self.shared.len() < SHARED_BLOCKS {
-            self.shared.push((key, Rc::clone(&values)));
+            self.shared.push((key, range.clone()));
         }
-        values
+        range
+    }
+
+    /// The place of `m` new outputs at the end of `ys[..ys_end]`, zeroed
+    /// unless the function writes every one (then an earlier recording's
+    /// values, or in builds with debug assertions the bits [`UNWRITTEN`]).
+    fn outputs(&mut self, m: usize, written: bool) -> std::ops::Range<usize> {
+        let (start, end) = (self.ys_end, self.ys_end + m);
+        if self.ys.len() < end {
+            self.ys.resize(end, 0.0);
+        }
+        let place = &mut self.ys[start..end];
+        if !written {
+            place.fill(0.0);
+        } else {
+            #[cfg(debug_assertions)]
+            place.fill(f64::from_bits(UNWRITTEN));
+        }
+        self.ys_end = end;
+        start..end
     }
 
     /// Appends a node with the given edges (in groups of `C`, in order),
@@ -214,11 +272,16 @@ thread_local! {
             starts: Vec::new(),
             edges: Vec::new(),
             ops: Vec::new(),
+            blocks: Vec::new(),
+            scattered: Vec::new(),
+            values: Vec::new(),
             shared: Vec::new(),
             adjoint: Vec::new(),
             adjoint_dirty: false,
             ys: Vec::new(),
+            ys_end: 0,
             buffers: Vec::new(),
+            inputs: Vec::new(),
         })
     };
 }
@@ -378,18 +441,19 @@ fn consecutive_from(first: u32, block: &[Var]) -> bool {
 /// the stack; an op with more allocates it.
 const STACK_BLOCKS: usize = 4;
 
-/// `work` on the blocks' values as one slice (the slice list in an array
-/// on the stack for up to [`STACK_BLOCKS`] blocks, a `Vec` for more).
+/// `work` on the blocks' values (ranges of `arena`) as one slice (the
+/// slice list in an array on the stack for up to [`STACK_BLOCKS`] blocks,
+/// a `Vec` for more).
 #[inline]
-fn with_values<R>(blocks: &[Block], work: impl FnOnce(&[&[f64]]) -> R) -> R {
+fn with_values<R>(blocks: &[Block], arena: &[f64], work: impl FnOnce(&[&[f64]]) -> R) -> R {
     if blocks.len() <= STACK_BLOCKS {
         let mut values: [&[f64]; STACK_BLOCKS] = [&[]; STACK_BLOCKS];
         for (v, b) in values.iter_mut().zip(blocks) {
-            *v = &b.values;
+            *v = &arena[b.values.clone()];
         }
         work(&values[..blocks.len()])
     } else {
-        let values: Vec<&[f64]> = blocks.iter().map(|b| &*b.values).collect();
+        let values: Vec<&[f64]> = blocks.iter().map(|b| &arena[b.values.clone()]).collect();
         work(&values)
     }
 }
@@ -401,44 +465,70 @@ fn record(
     x: &[&[Var]],
     out: &mut Vec<Var>,
 ) {
-    let blocks: Vec<Block> = x
-        .iter()
-        .map(|b| {
-            let operands = Tape::operands(b);
-            Block {
-                values: tape.values(b, &operands),
-                operands,
-            }
-        })
-        .collect();
-    let start = tape.ys.len();
-    tape.ys.resize(start + function.outputs(), 0.0);
-    let y = &mut tape.ys[start..];
+    let (first_block, first_value, first_scattered) =
+        (tape.blocks.len(), tape.values.len(), tape.scattered.len());
+    for b in x {
+        let operands = tape.operands(b);
+        let values = tape.values(b, &operands);
+        tape.blocks.push(Block { operands, values });
+    }
+    let written = function.writes_every_output();
+    let y = tape.outputs(function.outputs(), written);
+    let blocks = &tape.blocks[first_block..];
+    let place = &mut tape.ys[y.clone()];
     if blocks
         .iter()
         .all(|b| matches!(b.operands, Operands::Constant))
     {
-        // No derivatives will follow: the plain value.
-        with_values(&blocks, |values| function.eval(values, y));
-        out.extend(y.iter().map(|&v| Var::constant(v)));
-        tape.ys.truncate(start);
+        // No derivatives will follow: the plain value, and nothing kept.
+        with_values(blocks, &tape.values, |values| function.eval(values, place));
+        check_written(written, place);
+        out.extend(place.iter().map(|&v| Var::constant(v)));
+        tape.ys_end = y.start;
+        tape.blocks.truncate(first_block);
+        tape.scattered.truncate(first_scattered);
+        if tape.shared.iter().all(|(_, r)| r.end <= first_value) {
+            tape.values.truncate(first_value);
+        }
         return;
     }
-    with_values(&blocks, |values| function.eval_for_derivatives(values, y));
+    with_values(blocks, &tape.values, |values| {
+        function.eval_for_derivatives(values, place);
+    });
+    check_written(written, place);
     // The outputs are nodes `first..` without edges, in one run.
-    let first = tape.close_run(tape.ys.len() - start);
+    let first = tape.close_run(y.len());
     out.extend(
-        tape.ys[start..]
+        tape.ys[y.clone()]
             .iter()
             .zip(first..)
             .map(|(&value, index)| Var { value, index }),
     );
     tape.ops.push(Op {
         first,
-        y: start..tape.ys.len(),
-        blocks,
+        y,
+        blocks: first_block..tape.blocks.len(),
         function,
     });
+}
+
+/// In builds with debug assertions, panics if a function that promised to
+/// write every output ([`VectorFunction::writes_every_output`]) left one
+/// as [`Tape::outputs`] marked it.
+#[inline]
+fn check_written(written: bool, y: &[f64]) {
+    #[cfg(debug_assertions)]
+    if written {
+        if let Some(k) = y.iter().position(|v| v.to_bits() == UNWRITTEN) {
+            panic!(
+                "a VectorFunction that promises to write every output \
+                 (writes_every_output) left output {k} of {} unwritten",
+                y.len()
+            );
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = (written, y);
 }
 
 /// The reverse-mode gradient engine: one recorded evaluation and one
@@ -463,17 +553,25 @@ impl GradientEngine for TapeEngine {
         let output = f.eval(&inputs);
         if output.is_constant() {
             out.fill(0.0);
-            return output.value;
+        } else {
+            sweep(output, out);
         }
-        sweep(output, out);
+        keep_inputs(inputs);
         output.value
     }
+}
+
+/// Hands the inputs' buffer back to this thread's tape for the next
+/// [`start_tape`].
+fn keep_inputs(inputs: Vec<Var>) {
+    TAPE.with(|tape| tape.borrow_mut().inputs = inputs);
 }
 
 /// Empties this thread's tape and records `x[directions]` as its first
 /// nodes, in order (one borrow of the tape for all of them, where a
 /// [`Var::input`] per input cost a thread-local access each); the other
-/// entries are constants. Not generic.
+/// entries are constants. The buffer is the tape's, taken and handed back
+/// ([`keep_inputs`]), so a fit allocates it once. Not generic.
 fn start_tape(x: &[f64], directions: std::ops::Range<usize>) -> Vec<Var> {
     TAPE.with(|tape| {
         let tape = &mut *tape.borrow_mut();
@@ -482,7 +580,9 @@ fn start_tape(x: &[f64], directions: std::ops::Range<usize>) -> Vec<Var> {
         let start = directions.start.min(x.len());
         let end = directions.end.clamp(start, x.len());
         let first = tape.close_run(end - start);
-        let mut inputs = Vec::with_capacity(x.len());
+        let mut inputs = std::mem::take(&mut tape.inputs);
+        inputs.clear();
+        inputs.reserve(x.len());
         inputs.extend(x[..start].iter().map(|&value| Var::constant(value)));
         inputs.extend(
             x[start..end]
@@ -519,6 +619,12 @@ fn sweep(output: Var, out: &mut [f64]) {
         // The edges down to each op's outputs, then the op (every consumer
         // of its outputs is later on the tape: their adjoints are final).
         let mut end = output.index as usize + 1;
+        let recorded = Recorded {
+            blocks: &tape.blocks,
+            scattered: &tape.scattered,
+            values: &tape.values,
+            ys: &tape.ys,
+        };
         for op in tape.ops.iter().rev() {
             let first = op.first as usize;
             if first >= end {
@@ -526,7 +632,7 @@ fn sweep(output: Var, out: &mut [f64]) {
             }
             let last = (first + op.y.len()).min(end);
             sweep_edges(&tape.starts, &tape.edges, adjoint, last..end);
-            run_op(op, &tape.ys[op.y.clone()], adjoint, &mut tape.buffers);
+            run_op(op, &recorded, adjoint, &mut tape.buffers);
             adjoint[first..first + op.y.len()].fill(0.0);
             end = first;
         }
@@ -561,20 +667,31 @@ fn sweep_edges(
     }
 }
 
+/// What an op's vector–Jacobian product reads besides the adjoints: the
+/// tape's blocks, scattered nodes and values, and its outputs' values.
+struct Recorded<'a> {
+    blocks: &'a [Block],
+    scattered: &'a [u32],
+    values: &'a [f64],
+    ys: &'a [f64],
+}
+
 /// An op's vector–Jacobian product, from its outputs' adjoints into its
 /// operands'. Blocks of consecutive nodes that do not overlap an earlier
 /// one receive theirs in place; the others (scattered blocks, overlapping
 /// ranges) through a buffer of `buffers` (the tape's, one per block,
 /// emptied here and zeroed to length when used). Up to [`STACK_BLOCKS`]
 /// blocks the slot list lives in an array on the stack; more take a `Vec`.
-fn run_op(op: &Op, y: &[f64], adjoint: &mut [f64], buffers: &mut Vec<Vec<f64>>) {
+fn run_op(op: &Op, tape: &Recorded, adjoint: &mut [f64], buffers: &mut Vec<Vec<f64>>) {
     let first = op.first as usize;
+    let y = &tape.ys[op.y.clone()];
     let (below, outputs) = adjoint.split_at_mut(first);
     let ybar = &outputs[..y.len()];
     if ybar.iter().all(|&a| a == 0.0) {
         return;
     }
-    let n = op.blocks.len();
+    let blocks = &tape.blocks[op.blocks.clone()];
+    let n = blocks.len();
     if buffers.len() < n {
         buffers.resize_with(n, Vec::new);
     }
@@ -589,40 +706,46 @@ fn run_op(op: &Op, y: &[f64], adjoint: &mut [f64], buffers: &mut Vec<Vec<f64>>) 
             heap_xbar.resize_with(n, || None);
             &mut heap_xbar
         };
-        adjoint_slots(op, below, xbar, buffers);
-        with_values(&op.blocks, |values| op.function.vjp(values, y, ybar, xbar));
+        adjoint_slots(blocks, below, xbar, buffers);
+        with_values(blocks, tape.values, |values| {
+            op.function.vjp(values, y, ybar, xbar);
+        });
     }
-    for (block, buffer) in op.blocks.iter().zip(buffers.iter()) {
+    for (block, buffer) in blocks.iter().zip(buffers.iter()) {
         if buffer.is_empty() {
             continue;
         }
-        let indices = |k: usize| match &block.operands {
-            Operands::Range(start) => *start + k as u32,
-            Operands::Scattered(indices) => indices[k],
-            Operands::Constant => CONSTANT,
-        };
-        for (k, &a) in buffer.iter().enumerate() {
-            let index = indices(k);
-            if index != CONSTANT {
-                adjoint[index as usize] += a;
+        match block.operands {
+            Operands::Range(start) => {
+                let start = start as usize;
+                let slots = &mut adjoint[start..start + buffer.len()];
+                slots.iter_mut().zip(buffer).for_each(|(s, &a)| *s += a);
             }
+            Operands::Scattered(from) => {
+                let nodes = &tape.scattered[from..from + buffer.len()];
+                for (&index, &a) in nodes.iter().zip(buffer) {
+                    if index != CONSTANT {
+                        adjoint[index as usize] += a;
+                    }
+                }
+            }
+            Operands::Constant => {}
         }
     }
 }
 
-/// `visit(first node, block)` for the op's blocks of consecutive nodes in
+/// `visit(first node, block)` for the blocks of consecutive nodes in
 /// increasing order of `(first node, block)`: a selection for up to
 /// [`STACK_BLOCKS`] blocks (no allocation), a sort for more.
-fn ranges_in_order(op: &Op, mut visit: impl FnMut(usize, usize)) {
-    let ranges = op
-        .blocks
+fn ranges_in_order(blocks: &[Block], mut visit: impl FnMut(usize, usize)) {
+    let ranges = blocks
         .iter()
         .enumerate()
         .filter_map(|(b, block)| match block.operands {
             Operands::Range(start) => Some((start as usize, b)),
             _ => None,
         });
-    if op.blocks.len() <= STACK_BLOCKS {
+    if blocks.len() <= STACK_BLOCKS {
         let mut last = None;
         while let Some(next) = ranges.clone().filter(|&r| last < Some(r)).min() {
             visit(next.0, next.1);
@@ -642,14 +765,14 @@ fn ranges_in_order(op: &Op, mut visit: impl FnMut(usize, usize)) {
 /// first node, that do not overlap one taken already) or at a zeroed
 /// buffer of `buffers` (scattered blocks, and the overlapping ranges).
 fn adjoint_slots<'a>(
-    op: &Op,
+    blocks: &[Block],
     below: &'a mut [f64],
     xbar: &mut [Option<&'a mut [f64]>],
     buffers: &'a mut [Vec<f64>],
 ) {
     let (mut rest, mut at) = (below, 0usize);
-    ranges_in_order(op, |start, b| {
-        let len = op.blocks[b].values.len();
+    ranges_in_order(blocks, |start, b| {
+        let len = blocks[b].values.len();
         if start >= at {
             let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - at);
             let (mine, tail) = tail.split_at_mut(len);
@@ -657,7 +780,7 @@ fn adjoint_slots<'a>(
             (rest, at) = (tail, start + len);
         }
     });
-    for ((slot, buffer), block) in xbar.iter_mut().zip(buffers).zip(&op.blocks) {
+    for ((slot, buffer), block) in xbar.iter_mut().zip(buffers).zip(blocks) {
         if matches!(block.operands, Operands::Constant) || slot.is_some() {
             continue;
         }
@@ -955,5 +1078,137 @@ mod tests {
         for (&(n, partial), fresh) in runs.iter().zip(&fresh).rev() {
             assert_eq!(&chain_bits(n, partial, &x), fresh, "after a panic, n = {n}");
         }
+    }
+
+    /// `y_k = Σ_{j ≤ k} x_j²` over one block, every output assigned
+    /// (`writes_every_output`); `skip` leaves the last output unwritten.
+    struct Cumulative {
+        outputs: usize,
+        skip: bool,
+    }
+
+    impl VectorFunction for Cumulative {
+        fn outputs(&self) -> usize {
+            self.outputs
+        }
+        fn writes_every_output(&self) -> bool {
+            true
+        }
+        fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+            let written = y.len() - usize::from(self.skip);
+            let mut sum = 0.0;
+            for (yk, v) in y[..written].iter_mut().zip(x[0]) {
+                sum += v * v;
+                *yk = sum;
+            }
+        }
+        fn vjp(&self, x: &[&[f64]], _y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+            if let Some(bar) = &mut xbar[0] {
+                let mut later = 0.0;
+                for k in (0..ybar.len()).rev() {
+                    later += ybar[k];
+                    bar[k] += later * 2.0 * x[0][k];
+                }
+            }
+        }
+        fn jvp(&self, _x: &[&[f64]], _y: &[f64], _xdot: &[Option<&[f64]>], _ydot: &mut [f64]) {
+            unreachable!("the tape runs vjp")
+        }
+    }
+
+    /// `Σ_k sin(y_k)` for `y` the [`Cumulative`] sums of the first `n`
+    /// inputs, plus a constants-only op of the same length and a scalar
+    /// term; `skip[0]` breaks the constants-only op's promise, `skip[1]`
+    /// the recorded one's.
+    struct Sums(usize, [bool; 2]);
+
+    impl Differentiable for Sums {
+        fn eval<T: Scalar>(&self, x: &[T]) -> T {
+            let (n, [skip_constant, skip]) = (self.0, self.1);
+            let mut y = Vec::new();
+            let constants: Vec<T> = x[..n].iter().map(|v| T::constant(v.value())).collect();
+            let op = Cumulative {
+                outputs: n,
+                skip: skip_constant,
+            };
+            T::vector_op(op, &[&constants], &mut y);
+            let offset = y[n - 1];
+            T::vector_op(Cumulative { outputs: n, skip }, &[&x[..n]], &mut y);
+            y.iter().fold(x[0] * offset, |acc, &v| acc + v.sin())
+        }
+    }
+
+    /// The bits of `Sums(n)`'s value and gradient.
+    fn sums_bits(n: usize, x: &[f64]) -> Vec<u64> {
+        let (value, grad) = TapeEngine.value_and_gradient(&Sums(n, [false; 2]), &x[..n]);
+        std::iter::once(value)
+            .chain(grad)
+            .map(f64::to_bits)
+            .collect()
+    }
+
+    /// The tape's kept buffers (the inputs, the blocks, their values, the
+    /// outputs an op writes over an earlier recording's) leave nothing
+    /// behind: recordings big after small and small after big give the
+    /// bits of the same recording on a fresh thread's tape.
+    #[test]
+    fn recordings_after_any_other_give_the_bits_of_a_fresh_tape() {
+        let x: Vec<f64> = (0..300).map(|k| 0.2 + 0.003 * f64::from(k)).collect();
+        let runs = [300, 3, 120, 300, 1, 50];
+        let fresh: Vec<Vec<u64>> = runs
+            .iter()
+            .map(|&n| {
+                let x = x.clone();
+                std::thread::spawn(move || sums_bits(n, &x)).join().unwrap()
+            })
+            .collect();
+        for (&n, fresh) in runs.iter().zip(&fresh) {
+            assert_eq!(&sums_bits(n, &x), fresh, "n = {n}");
+        }
+        // The op's vjp against the scalar sums': y_k = Σ_{j ≤ k} x_j².
+        let (_, grad) = TapeEngine.value_and_gradient(&Sums(4, [false; 2]), &x[..4]);
+        let (_, reference) = TapeEngine.value_and_gradient(&ScalarSums(4), &x[..4]);
+        crate::ad::checks::close(&grad, &reference, 1e-14, "op against scalars");
+    }
+
+    /// [`Sums`] in scalar operations.
+    struct ScalarSums(usize);
+
+    impl Differentiable for ScalarSums {
+        fn eval<T: Scalar>(&self, x: &[T]) -> T {
+            let offset: f64 = x[..self.0].iter().map(|v| v.value() * v.value()).sum();
+            let mut sum = T::constant(0.0);
+            let mut total = x[0] * offset;
+            for &v in &x[..self.0] {
+                sum += v * v;
+                total += sum.sin();
+            }
+            total
+        }
+    }
+
+    /// A function that promises to write every output and leaves one is
+    /// caught where debug assertions are on (the tests' builds), on the
+    /// recorded path and on the constants-only one.
+    #[cfg(debug_assertions)]
+    #[test]
+    fn a_broken_promise_to_write_every_output_is_caught() {
+        let x = [0.5, 0.25, 2.0];
+        for (n, skip) in [(1, [true, false]), (3, [true, false]), (3, [false, true])] {
+            let caught =
+                std::panic::catch_unwind(|| TapeEngine.value_and_gradient(&Sums(n, skip), &x[..n]));
+            let message = caught.expect_err("the unwritten output is caught");
+            let message = message
+                .downcast_ref::<String>()
+                .expect("a formatted message");
+            assert!(
+                message.contains("writes_every_output")
+                    && message.contains(&format!("output {} of {n}", n - 1)),
+                "{message}"
+            );
+        }
+        // The tape is usable after the panic.
+        let (value, _) = TapeEngine.value_and_gradient(&Sums(3, [false; 2]), &x);
+        assert_eq!(value.to_bits(), Sums(3, [false; 2]).eval(&x).to_bits());
     }
 }

@@ -118,6 +118,39 @@ pub trait VectorFunction: 'static {
         self.eval(x, y);
     }
 
+    /// True if [`eval`](Self::eval) and
+    /// [`eval_for_derivatives`](Self::eval_for_derivatives) assign every
+    /// entry of `y`, whatever it held before: the reverse tape then hands
+    /// them its output buffer as it stands (an earlier recording's values)
+    /// instead of zeroing it first. By default `false` (`y` arrives zeroed).
+    /// A function that says `true` and leaves an output unwritten would
+    /// return stale values: builds with debug assertions fill `y` with a
+    /// marked NaN and panic if one is left.
+    ///
+    /// ```
+    /// use iwhvi_core::vector::VectorFunction;
+    /// /// `y = 2x`: every output assigned.
+    /// struct Double;
+    /// impl VectorFunction for Double {
+    ///     fn outputs(&self) -> usize { 1 }
+    ///     fn writes_every_output(&self) -> bool { true }
+    ///     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) { y[0] = 2.0 * x[0][0]; }
+    ///     fn vjp(&self, _: &[&[f64]], _: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+    ///         if let Some(b) = xbar[0].as_deref_mut() { b[0] += 2.0 * ybar[0]; }
+    ///     }
+    ///     fn jvp(&self, _: &[&[f64]], _: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+    ///         ydot[0] = xdot[0].map_or(0.0, |d| 2.0 * d[0]);
+    ///     }
+    /// }
+    /// let mut y = [f64::NAN];
+    /// Double.eval(&[&[1.5]], &mut y);
+    /// assert_eq!(y[0], 3.0);
+    /// assert!(Double.writes_every_output());
+    /// ```
+    fn writes_every_output(&self) -> bool {
+        false
+    }
+
     /// Adds `(∂y/∂x_b)ᵀ ȳ` into `xbar[b]` for every block that is `Some`
     /// (`None`: a block of constants, whose adjoint nobody reads). Adds,
     /// not assigns: `xbar[b]` may hold other contributions.

@@ -222,6 +222,11 @@ where
         self.rows
     }
 
+    /// One value assigned per row.
+    fn writes_every_output(&self) -> bool {
+        true
+    }
+
     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
         let cols = self.cols();
         for (r, value) in y.iter_mut().enumerate() {

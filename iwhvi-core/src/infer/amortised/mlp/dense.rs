@@ -38,12 +38,18 @@ pub(super) fn simd<R>(work: impl FnOnce() -> R) -> R {
 /// `impl VectorFunction for $op` from the op's inherent passes, each run
 /// through [`simd`]: `outputs_len(&self)`, and the `#[inline(always)]`
 /// `forward` (`eval`), `backward` (`vjp`) and `tangent` (`jvp`), with the
-/// trait methods' arguments.
+/// trait methods' arguments. `forward` must assign every output
+/// ([`VectorFunction::writes_every_output`]).
 macro_rules! simd_vector_function {
     ($op:ty) => {
         impl VectorFunction for $op {
             fn outputs(&self) -> usize {
                 self.outputs_len()
+            }
+
+            /// `forward` assigns every output.
+            fn writes_every_output(&self) -> bool {
+                true
             }
 
             fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
@@ -350,6 +356,11 @@ impl VectorFunction for DenseRows {
         self.rows * self.layer.outputs
     }
 
+    /// Every row starts at the bias (`broadcast`), then accumulates.
+    fn writes_every_output(&self) -> bool {
+        true
+    }
+
     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
         let (n, i, o) = (self.rows, self.layer.inputs, self.layer.outputs);
         broadcast(x[1], y);
@@ -421,6 +432,11 @@ impl VectorFunction for DenseRows {
 impl VectorFunction for Dense {
     fn outputs(&self) -> usize {
         self.outputs
+    }
+
+    /// The outputs start as a copy of the bias, then accumulate.
+    fn writes_every_output(&self) -> bool {
+        true
     }
 
     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
