@@ -93,11 +93,38 @@ struct Op {
     function: Box<dyn VectorFunction>,
 }
 
-/// An operand block of an [`Op`]: where its adjoints go, and its values
-/// (`Tape::values[values]`).
+/// An operand block of an [`Op`]: where its adjoints go, and where its
+/// values are.
 struct Block {
     operands: Operands,
-    values: std::ops::Range<usize>,
+    values: Values,
+}
+
+/// Where a block's values are.
+#[derive(Clone)]
+enum Values {
+    /// Read from the block into `Tape::values[range]`.
+    Read(std::ops::Range<usize>),
+    /// An earlier op's outputs, `Tape::ys[range]`, as they stand: a block
+    /// of consecutive nodes within one op's outputs is not copied.
+    Outputs(std::ops::Range<usize>),
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Self::Read(range) | Self::Outputs(range) => range.len(),
+        }
+    }
+
+    /// The values in the tape's arenas.
+    #[inline]
+    fn of<'a>(&self, read: &'a [f64], outputs: &'a [f64]) -> &'a [f64] {
+        match self {
+            Self::Read(range) => &read[range.clone()],
+            Self::Outputs(range) => &outputs[range.clone()],
+        }
+    }
 }
 
 /// Where a block's adjoints go.
@@ -166,10 +193,35 @@ impl Tape {
         }
     }
 
-    /// A block's values: shared with an earlier op that read the same
-    /// large range of nodes (or the same constants), or read now into
-    /// `values`.
-    fn values(&mut self, block: &[Var], operands: &Operands) -> std::ops::Range<usize> {
+    /// A block's values: an earlier op's outputs when the block is a run
+    /// of them, or the values of an earlier block read from the same large
+    /// range of nodes (or the same constants), or read now into `values`.
+    fn values(&mut self, block: &[Var], operands: &Operands) -> Values {
+        if let Operands::Range(first) = *operands
+            && let Some(outputs) = self.outputs_of(first, block.len())
+        {
+            return Values::Outputs(outputs);
+        }
+        Values::Read(self.read(block, operands))
+    }
+
+    /// Where in `ys` the values of the nodes `first..first + len` are, if
+    /// they are outputs of one op (the last op's, or found by bisection).
+    #[inline]
+    fn outputs_of(&self, first: u32, len: usize) -> Option<std::ops::Range<usize>> {
+        let holds = |op: &Op| op.first <= first;
+        let at = match self.ops.last() {
+            Some(op) if holds(op) => self.ops.len() - 1,
+            _ => self.ops.partition_point(holds).checked_sub(1)?,
+        };
+        let op = &self.ops[at];
+        let offset = (first - op.first) as usize;
+        (offset + len <= op.y.len()).then(|| op.y.start + offset..op.y.start + offset + len)
+    }
+
+    /// A block's values read into `values`, or an earlier block's read
+    /// from the same large range of nodes (or the same constants).
+    fn read(&mut self, block: &[Var], operands: &Operands) -> std::ops::Range<usize> {
         let start = self.values.len();
         let read = |values: &mut Vec<f64>| {
             values.extend(block.iter().map(|v| v.value));
@@ -441,19 +493,25 @@ fn consecutive_from(first: u32, block: &[Var]) -> bool {
 /// the stack; an op with more allocates it.
 const STACK_BLOCKS: usize = 4;
 
-/// `work` on the blocks' values (ranges of `arena`) as one slice (the
+/// `work` on the blocks' values (in the tape's arenas `read` and
+/// `outputs`) as one slice (the
 /// slice list in an array on the stack for up to [`STACK_BLOCKS`] blocks,
 /// a `Vec` for more).
 #[inline]
-fn with_values<R>(blocks: &[Block], arena: &[f64], work: impl FnOnce(&[&[f64]]) -> R) -> R {
+fn with_values<R>(
+    blocks: &[Block],
+    read: &[f64],
+    outputs: &[f64],
+    work: impl FnOnce(&[&[f64]]) -> R,
+) -> R {
     if blocks.len() <= STACK_BLOCKS {
         let mut values: [&[f64]; STACK_BLOCKS] = [&[]; STACK_BLOCKS];
         for (v, b) in values.iter_mut().zip(blocks) {
-            *v = &arena[b.values.clone()];
+            *v = b.values.of(read, outputs);
         }
         work(&values[..blocks.len()])
     } else {
-        let values: Vec<&[f64]> = blocks.iter().map(|b| &arena[b.values.clone()]).collect();
+        let values: Vec<&[f64]> = blocks.iter().map(|b| b.values.of(read, outputs)).collect();
         work(&values)
     }
 }
@@ -475,13 +533,17 @@ fn record(
     let written = function.writes_every_output();
     let y = tape.outputs(function.outputs(), written);
     let blocks = &tape.blocks[first_block..];
-    let place = &mut tape.ys[y.clone()];
+    // Blocks of outputs are earlier ops': before the new outputs' place.
+    let (outputs, place) = tape.ys.split_at_mut(y.start);
+    let place = &mut place[..y.len()];
     if blocks
         .iter()
         .all(|b| matches!(b.operands, Operands::Constant))
     {
         // No derivatives will follow: the plain value, and nothing kept.
-        with_values(blocks, &tape.values, |values| function.eval(values, place));
+        with_values(blocks, &tape.values, outputs, |values| {
+            function.eval(values, place);
+        });
         check_written(written, place);
         out.extend(place.iter().map(|&v| Var::constant(v)));
         tape.ys_end = y.start;
@@ -492,7 +554,7 @@ fn record(
         }
         return;
     }
-    with_values(blocks, &tape.values, |values| {
+    with_values(blocks, &tape.values, outputs, |values| {
         function.eval_for_derivatives(values, place);
     });
     check_written(written, place);
@@ -707,7 +769,7 @@ fn run_op(op: &Op, tape: &Recorded, adjoint: &mut [f64], buffers: &mut Vec<Vec<f
             &mut heap_xbar
         };
         adjoint_slots(blocks, below, xbar, buffers);
-        with_values(blocks, tape.values, |values| {
+        with_values(blocks, tape.values, tape.ys, |values| {
             op.function.vjp(values, y, ybar, xbar);
         });
     }
@@ -1111,8 +1173,12 @@ mod tests {
                 }
             }
         }
-        fn jvp(&self, _x: &[&[f64]], _y: &[f64], _xdot: &[Option<&[f64]>], _ydot: &mut [f64]) {
-            unreachable!("the tape runs vjp")
+        fn jvp(&self, x: &[&[f64]], _y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+            let mut sum = 0.0;
+            for (k, d) in ydot.iter_mut().enumerate() {
+                sum += xdot[0].map_or(0.0, |t| 2.0 * x[0][k] * t[k]);
+                *d = sum;
+            }
         }
     }
 
@@ -1210,5 +1276,52 @@ mod tests {
         // The tape is usable after the panic.
         let (value, _) = TapeEngine.value_and_gradient(&Sums(3, [false; 2]), &x);
         assert_eq!(value.to_bits(), Sums(3, [false; 2]).eval(&x).to_bits());
+    }
+
+    /// Ops on other ops' outputs: `a` and `b` (consecutive nodes), then
+    /// ops on a run inside `a`, on all of `b`, and on a run across both.
+    struct Chained;
+
+    impl Differentiable for Chained {
+        fn eval<T: Scalar>(&self, x: &[T]) -> T {
+            let op = |outputs| Cumulative {
+                outputs,
+                skip: false,
+            };
+            let (mut a, mut b, mut c, mut d, mut e) = Default::default();
+            T::vector_op(op(40), &[&x[..40]], &mut a);
+            T::vector_op(op(40), &[&x[10..]], &mut b);
+            T::vector_op(op(30), &[&a[5..35]], &mut c);
+            T::vector_op(op(40), &[&b], &mut d);
+            let across: Vec<T> = a[20..].iter().chain(&b[..20]).copied().collect();
+            T::vector_op(op(40), &[&across], &mut e);
+            let tail = c[29] * 1e-3 + d[39] * 1e-4 + e[39] * 1e-5;
+            [a, b, c, d, e]
+                .iter()
+                .flatten()
+                .fold(tail, |acc, &v| acc + (v * 1e-2).sin())
+        }
+    }
+
+    /// A block that is a run of one earlier op's outputs reads them where
+    /// they stand; a run across two ops' outputs is read into the arena;
+    /// both give the duals' values and derivatives.
+    #[test]
+    fn a_block_of_an_earlier_ops_outputs_is_read_in_place() {
+        let x: Vec<f64> = (0..50).map(|k| 0.1 + 0.02 * f64::from(k)).collect();
+        let (value, grad) = TapeEngine.value_and_gradient(&Chained, &x);
+        let in_place = TAPE.with(|tape| {
+            let tape = tape.borrow();
+            let of = |op: &Op| match &tape.blocks[op.blocks.start].values {
+                Values::Outputs(range) => Some(range.clone()),
+                Values::Read(_) => None,
+            };
+            tape.ops.iter().map(of).collect::<Vec<_>>()
+        });
+        assert_eq!(in_place, [None, None, Some(5..35), Some(40..80), None]);
+        let (dual_value, dual) = crate::ForwardEngine::<8>::new().value_and_gradient(&Chained, &x);
+        assert_eq!(value.to_bits(), dual_value.to_bits());
+        assert_eq!(value.to_bits(), Chained.eval(&x).to_bits());
+        crate::ad::checks::close(&grad, &dual, 1e-14, "tape against duals");
     }
 }
