@@ -414,8 +414,16 @@ impl ChainRule for Var {
         groups: impl Iterator<Item = [(Self, f64); C]>,
         divisor: f64,
     ) -> Self {
-        let edges =
-            groups.map(|group| group.map(|(operand, partial)| (operand.index, partial / divisor)));
+        // Most rules' divisor is 1, and `p / 1` is `p`, bit for bit: the
+        // test spares each edge a division (the divisor reaches the tape's
+        // closure as a value in memory, not as the constant 1).
+        let unit = divisor == 1.0;
+        let edges = groups.map(move |group| {
+            group.map(|(operand, partial)| {
+                let partial = if unit { partial } else { partial / divisor };
+                (operand.index, partial)
+            })
+        });
         match TAPE.with(|tape| tape.borrow_mut().push(edges)) {
             Some(index) => Self { value, index },
             None => Self::constant(value),
