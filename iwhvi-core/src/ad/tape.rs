@@ -725,15 +725,21 @@ fn sweep_edges(
     adjoint: &mut [f64],
     nodes: std::ops::Range<usize>,
 ) {
-    for node in nodes.rev() {
+    let Some((&last, bounds)) = starts[nodes.start..=nodes.end].split_last() else {
+        return;
+    };
+    // A node's edges end where the next node's begin: one read of
+    // `starts` per node, going down.
+    let mut end = last as usize;
+    for (node, &start) in nodes.zip(bounds).rev() {
+        let start = start as usize;
         let a = std::mem::replace(&mut adjoint[node], 0.0);
-        if a == 0.0 {
-            continue;
+        if a != 0.0 {
+            for &(operand, partial) in &edges[start..end] {
+                adjoint[operand as usize] += a * partial;
+            }
         }
-        let (start, end) = (starts[node] as usize, starts[node + 1] as usize);
-        for &(operand, partial) in &edges[start..end] {
-            adjoint[operand as usize] += a * partial;
-        }
+        end = start;
     }
 }
 
