@@ -58,6 +58,9 @@ pub struct Conditional<'a> {
     /// It reads the per-point mixing variable (`per_point.rs`): a local
     /// latent, one mixing group per element.
     pub local: bool,
+    /// Its family is `Normal` (a batch of its elements is drawn and
+    /// evaluated as vector operations, `amortised_emit.rs`).
+    pub normal: bool,
 }
 
 /// The checked guide.
@@ -360,6 +363,7 @@ fn conditionals<'a>(
                 unconstrained: *unconstrained,
                 df,
                 local: local.contains(&&c.ident),
+                normal: call.name == "Normal",
             })
         })
         .collect();
