@@ -223,25 +223,39 @@ fn batch_methods(
         .filter(|(_, c)| !c.unconstrained)
         .map(|(ci, _)| quote!(&& self.__transforms[#ci] == #p::Transform::Identity));
     let identity = quote!(true #(#identity)*);
+    // A scale written `….exp()` goes in as its log, the exponential
+    // taken inside the operation (no scalar `exp` node per element).
     let draws = plan.conditionals.iter().enumerate().map(|(ci, c)| {
         let new = &c.new;
         let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
+        let push = match &c.log_scale {
+            Some((loc, log_scale)) => quote! {
+                __batch.push_draw_log_scale(#loc, #log_scale, __noise[__off + __k], __off + __k);
+            },
+            None => quote!(__batch.push_draw(#new, __noise[__off + __k], __off + __k);),
+        };
         quote! {{
             let __off = self.__offsets[#ci];
             for &__k in __groups {
                 #bind_index
-                __batch.push_draw(#new, __noise[__off + __k], __off + __k);
+                #push
             }
         }}
     });
     let densities = plan.conditionals.iter().enumerate().map(|(ci, c)| {
         let new = &c.new;
         let bind_index = c.index.map(|i| quote!(let #i: usize = __j;));
+        let push = match &c.log_scale {
+            Some((loc, log_scale)) => quote! {
+                __batch.push_density_log_scale(#loc, #log_scale, __u[__off + __j]);
+            },
+            None => quote!(__batch.push_density(#new, __u[__off + __j]);),
+        };
         quote! {{
             let __off = self.__offsets[#ci];
             for &__j in __groups {
                 #bind_index
-                __batch.push_density(#new, __u[__off + __j]);
+                #push
             }
         }}
     });

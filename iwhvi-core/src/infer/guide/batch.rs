@@ -7,11 +7,19 @@
 //! [`HierarchicalGuide::sample_conditional_groups`](super::HierarchicalGuide::sample_conditional_groups)
 //! and [`HierarchicalGuide::log_conditional_groups`](super::HierarchicalGuide::log_conditional_groups).
 //!
+//! A scale written `s.exp()` may come in as `s`
+//! ([`NormalBatch::push_draw_log_scale`]), the exponential then taken
+//! inside the operation instead of a scalar `exp` node per element.
+//!
 //! Each element computes the floating-point operations of
-//! [`Normal`]'s `rsample` and `log_prob` (their fused nodes) in the same
-//! order, and its vector–Jacobian product adds the products the tape's
-//! edges would add, in the order its sweep would add them: the values and
-//! the tape's gradients are the same bits as the scalar path's.
+//! [`Normal`]'s `rsample` and `log_prob` (their fused nodes, and the `exp`
+//! node) in the same order, and its vector–Jacobian product adds the
+//! products the tape's edges would add, in the order its sweep would add
+//! them: the values, and the tape's gradients wherever each element's
+//! location and scale are nodes of their own (an encoder's outputs), are
+//! the same bits as the scalar path's. A node shared by several elements
+//! (a parameter as the scale of every point) receives their adjoints in
+//! the operation's order rather than the sweep's: equal within rounding.
 
 use crate::distributions::{DistributionError, Normal};
 use crate::generated::accumulate;
@@ -56,6 +64,9 @@ pub struct NormalBatch<T> {
     at: Vec<usize>,
     /// False where the constructor rejected its parameters.
     valid: Vec<bool>,
+    /// True where `scale` holds the log-scale `ln σ` (the exponential
+    /// taken inside the operation, as the scalar path's `exp` node).
+    log: Vec<bool>,
 }
 
 impl<T> Default for NormalBatch<T> {
@@ -67,6 +78,7 @@ impl<T> Default for NormalBatch<T> {
             noise: Vec::new(),
             at: Vec::new(),
             valid: Vec::new(),
+            log: Vec::new(),
         }
     }
 }
@@ -81,17 +93,75 @@ impl<T: Scalar> NormalBatch<T> {
             noise: Vec::with_capacity(len),
             at: Vec::with_capacity(len),
             valid: Vec::with_capacity(len),
+            log: Vec::with_capacity(len),
         }
     }
 
     /// The parameters of `d`, or constants and `false` for a rejected one.
     fn push_params(&mut self, d: Result<Normal<T>, DistributionError>) -> bool {
+        self.push_raw(d.ok().map(|d| (d.loc(), d.scale())), false)
+    }
+
+    /// `(loc, scale)` (`(loc, ln σ)` with `log`), or NaN constants and
+    /// `false` for `None`.
+    fn push_raw(&mut self, params: Option<(T, T)>, log: bool) -> bool {
         let nan = T::constant(f64::NAN);
-        let (loc, scale, valid) = d.map_or((nan, nan, false), |d| (d.loc(), d.scale(), true));
+        let ((loc, scale), valid) = params.map_or(((nan, nan), false), |p| (p, true));
         self.loc.push(loc);
         self.scale.push(scale);
         self.valid.push(valid);
+        self.log.push(log && valid);
         valid
+    }
+
+    /// The parameters of `Normal(loc, exp(log_scale))`, or constants and
+    /// `false` where `Normal::new` would reject them (a location or a
+    /// scale that is not finite, a scale of zero).
+    fn push_log_params(&mut self, loc: T, log_scale: T) -> bool {
+        let scale = log_scale.value().exp();
+        let valid = loc.value().is_finite() && scale.is_finite() && scale > 0.0;
+        self.push_raw(valid.then_some((loc, log_scale)), true)
+    }
+
+    /// [`NormalBatch::push_draw`] of `Normal(loc, exp(log_scale))`, the
+    /// exponential taken inside the vector operation (the same bits as a
+    /// scalar `log_scale.exp()` node): `loc + exp(log_scale) · ε`.
+    ///
+    /// ```
+    /// use iwhvi_core::distributions::Normal;
+    /// use iwhvi_core::guide::NormalBatch;
+    /// let (mut by_scale, mut by_log) = (NormalBatch::default(), NormalBatch::default());
+    /// by_scale.push_draw(Normal::new(1.0, 0.3f64.exp()), -0.4, 0);
+    /// by_log.push_draw_log_scale(1.0, 0.3, -0.4, 0);
+    /// let (mut u, mut v) = ([0.0], [0.0]);
+    /// by_scale.draw_into(&mut u);
+    /// by_log.draw_into(&mut v);
+    /// assert_eq!(u[0].to_bits(), v[0].to_bits());
+    /// ```
+    pub fn push_draw_log_scale(&mut self, loc: T, log_scale: T, noise: f64, at: usize) {
+        self.push_log_params(loc, log_scale);
+        self.noise.push(noise);
+        self.at.push(at);
+    }
+
+    /// [`NormalBatch::push_density`] of `Normal(loc, exp(log_scale))`, the
+    /// exponential taken inside the vector operation:
+    /// `log N(x; loc, exp(log_scale))`.
+    ///
+    /// ```
+    /// use iwhvi_core::distributions::Normal;
+    /// use iwhvi_core::guide::NormalBatch;
+    /// let (mut by_scale, mut by_log) = (NormalBatch::default(), NormalBatch::default());
+    /// by_scale.push_density(Normal::new(1.0, 0.3f64.exp()), 0.2);
+    /// by_log.push_density_log_scale(1.0, 0.3, 0.2);
+    /// let (mut a, mut b) = (Vec::new(), Vec::new());
+    /// by_scale.log_densities_into(1, &mut a);
+    /// by_log.log_densities_into(1, &mut b);
+    /// assert_eq!(a[0].to_bits(), b[0].to_bits());
+    /// ```
+    pub fn push_density_log_scale(&mut self, loc: T, log_scale: T, x: T) {
+        let valid = self.push_log_params(loc, log_scale);
+        self.push_value(valid, x);
     }
 
     /// Adds the draw `μ + σ ε` of `d` (NaN when `d` was rejected, as
@@ -112,6 +182,7 @@ impl<T: Scalar> NormalBatch<T> {
         let mut y = Vec::with_capacity(self.loc.len());
         let f = NormalDraws {
             noise: std::mem::take(&mut self.noise),
+            log: std::mem::take(&mut self.log),
         };
         T::vector_op(f, &[&self.loc, &self.scale], &mut y);
         for (&at, y) in self.at.iter().zip(y) {
@@ -125,6 +196,12 @@ impl<T: Scalar> NormalBatch<T> {
     /// gives it).
     pub fn push_density(&mut self, d: Result<Normal<T>, DistributionError>, x: T) {
         let valid = self.push_params(d);
+        self.push_value(valid, x);
+    }
+
+    /// The value of the term just pushed (a constant for a rejected one,
+    /// whose parameters become constants too).
+    fn push_value(&mut self, valid: bool, x: T) {
         self.x.push(if valid { x } else { T::constant(0.0) });
         if !valid {
             // Constants: the term reads nothing.
@@ -155,6 +232,7 @@ impl<T: Scalar> NormalBatch<T> {
         let f = NormalDensities {
             points,
             valid: std::mem::take(&mut self.valid),
+            log: std::mem::take(&mut self.log),
         };
         let mut y = Vec::with_capacity(points);
         T::vector_op(f, &[&self.x, &self.loc, &self.scale], &mut y);
@@ -169,13 +247,23 @@ impl<T: Scalar> NormalBatch<T> {
         self.noise.clear();
         self.at.clear();
         self.valid.clear();
+        self.log.clear();
     }
 }
 
 /// `y_i = μ_i + σ_i ε_i` of the blocks `[μ, σ]`: `Normal::rsample`'s fused
-/// node (partials `1` and `ε_i`) per element.
+/// node (partials `1` and `ε_i`) per element; where `log` is set the
+/// block holds `ln σ_i`, and `σ_i = exp(ln σ_i)` is the scalar path's
+/// `exp` node (partial `σ_i`).
 struct NormalDraws {
     noise: Vec<f64>,
+    log: Vec<bool>,
+}
+
+/// `σ` from the scale block's entry.
+#[inline]
+fn scale_of(log: bool, entry: f64) -> f64 {
+    if log { entry.exp() } else { entry }
 }
 
 impl VectorFunction for NormalDraws {
@@ -184,12 +272,12 @@ impl VectorFunction for NormalDraws {
     }
 
     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
-        for (((y, &loc), &scale), &e) in y.iter_mut().zip(x[0]).zip(x[1]).zip(&self.noise) {
-            *y = loc + scale * e;
+        for (i, (y, &e)) in y.iter_mut().zip(&self.noise).enumerate() {
+            *y = x[0][i] + scale_of(self.log[i], x[1][i]) * e;
         }
     }
 
-    fn vjp(&self, _: &[&[f64]], _: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+    fn vjp(&self, x: &[&[f64]], _: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
         let [loc_bar, scale_bar] = xbar else {
             unreachable!("two blocks")
         };
@@ -201,19 +289,32 @@ impl VectorFunction for NormalDraws {
                 loc_bar[i] += a * 1.0;
             }
             if let Some(scale_bar) = scale_bar.as_deref_mut() {
-                scale_bar[i] += a * e;
+                if self.log[i] {
+                    // The `exp` node: its adjoint, then its one edge.
+                    let a_exp = 0.0 + a * e;
+                    if a_exp != 0.0 {
+                        scale_bar[i] += a_exp * x[1][i].exp();
+                    }
+                } else {
+                    scale_bar[i] += a * e;
+                }
             }
         }
     }
 
-    fn jvp(&self, _: &[&[f64]], _: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+    fn jvp(&self, x: &[&[f64]], _: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
         for (i, (y, &e)) in ydot.iter_mut().zip(&self.noise).enumerate() {
             let mut t = 0.0;
             if let Some(loc) = xdot[0] {
                 t += 1.0 * loc[i];
             }
             if let Some(scale) = xdot[1] {
-                t += e * scale[i];
+                let scale_dot = if self.log[i] {
+                    0.0 + x[1][i].exp() * scale[i]
+                } else {
+                    scale[i]
+                };
+                t += e * scale_dot;
             }
             *y = t;
         }
@@ -229,6 +330,8 @@ struct NormalDensities {
     points: usize,
     /// False where the term is `−∞` (a rejected constructor).
     valid: Vec<bool>,
+    /// True where the scale block holds `ln σ` ([`NormalDraws`]).
+    log: Vec<bool>,
 }
 
 /// One term's value.
@@ -247,7 +350,7 @@ impl VectorFunction for NormalDensities {
         y.fill(0.0);
         for (i, &valid) in self.valid.iter().enumerate() {
             let t = if valid {
-                term(x[0][i], x[1][i], x[2][i])
+                term(x[0][i], x[1][i], scale_of(self.log[i], x[2][i]))
             } else {
                 f64::NEG_INFINITY
             };
@@ -264,25 +367,36 @@ impl VectorFunction for NormalDensities {
             if !valid || a == 0.0 {
                 continue;
             }
-            let s = x[2][i];
+            let s = scale_of(self.log[i], x[2][i]);
             let z = (x[0][i] - x[1][i]) / s;
             // The log-density node's edges: to `z`, then to `σ`.
             let a_z = 0.0 + a * -z;
-            if let Some(scale_bar) = scale_bar.as_deref_mut() {
-                scale_bar[i] += a * -(1.0 / s);
+            // `σ`'s adjoint: the scale's own slot, or (`log`) the `exp`
+            // node's, which then passes it on along its one edge.
+            let mut s_bar = 0.0;
+            let mut to_scale = |p: f64, scale_bar: &mut Option<&mut [f64]>| {
+                if self.log[i] {
+                    s_bar += p;
+                } else if let Some(scale_bar) = scale_bar.as_deref_mut() {
+                    scale_bar[i] += p;
+                }
+            };
+            to_scale(a * -(1.0 / s), scale_bar);
+            if a_z != 0.0 {
+                // The standardised node's edges, `scaled / σ`.
+                if let Some(x_bar) = x_bar.as_deref_mut() {
+                    x_bar[i] += a_z * (1.0 / s);
+                }
+                if let Some(loc_bar) = loc_bar.as_deref_mut() {
+                    loc_bar[i] += a_z * (-1.0 / s);
+                }
+                to_scale(a_z * (-z / s), scale_bar);
             }
-            if a_z == 0.0 {
-                continue;
-            }
-            // The standardised node's edges, `scaled / σ`.
-            if let Some(x_bar) = x_bar.as_deref_mut() {
-                x_bar[i] += a_z * (1.0 / s);
-            }
-            if let Some(loc_bar) = loc_bar.as_deref_mut() {
-                loc_bar[i] += a_z * (-1.0 / s);
-            }
-            if let Some(scale_bar) = scale_bar.as_deref_mut() {
-                scale_bar[i] += a_z * (-z / s);
+            if let Some(scale_bar) = scale_bar.as_deref_mut()
+                && self.log[i]
+                && s_bar != 0.0
+            {
+                scale_bar[i] += s_bar * s;
             }
         }
     }
@@ -293,17 +407,20 @@ impl VectorFunction for NormalDensities {
             if !valid {
                 continue;
             }
-            let s = x[2][i];
+            let s = scale_of(self.log[i], x[2][i]);
             let z = (x[0][i] - x[1][i]) / s;
+            let scale_dot = xdot[2].map(|d| if self.log[i] { 0.0 + s * d[i] } else { d[i] });
             let mut t = 0.0;
-            for (b, partial) in [(0, 1.0), (1, -1.0), (2, -z)] {
-                if let Some(d) = xdot[b] {
-                    t += partial * d[i];
+            for (dot, partial) in [(xdot[0].map(|d| d[i]), 1.0), (xdot[1].map(|d| d[i]), -1.0)] {
+                if let Some(dot) = dot {
+                    t += partial * dot;
                 }
             }
+            if let Some(scale_dot) = scale_dot {
+                t += -z * scale_dot;
+            }
             let z_dot = t * (1.0 / s);
-            let scale_dot = xdot[2].map_or(0.0, |d| d[i]);
-            ydot[i % self.points] += -z * z_dot + -(1.0 / s) * scale_dot;
+            ydot[i % self.points] += -z * z_dot + -(1.0 / s) * scale_dot.unwrap_or(0.0);
         }
     }
 }
