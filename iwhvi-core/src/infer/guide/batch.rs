@@ -67,6 +67,8 @@ pub struct NormalBatch<T> {
     /// True where `scale` holds the log-scale `ln σ` (the exponential
     /// taken inside the operation, as the scalar path's `exp` node).
     log: Vec<bool>,
+    /// `σ` itself (`exp(ln σ)` computed once, where `log` is set).
+    sigma: Vec<f64>,
 }
 
 impl<T> Default for NormalBatch<T> {
@@ -79,6 +81,7 @@ impl<T> Default for NormalBatch<T> {
             at: Vec::new(),
             valid: Vec::new(),
             log: Vec::new(),
+            sigma: Vec::new(),
         }
     }
 }
@@ -94,23 +97,27 @@ impl<T: Scalar> NormalBatch<T> {
             at: Vec::with_capacity(len),
             valid: Vec::with_capacity(len),
             log: Vec::with_capacity(len),
+            sigma: Vec::with_capacity(len),
         }
     }
 
     /// The parameters of `d`, or constants and `false` for a rejected one.
     fn push_params(&mut self, d: Result<Normal<T>, DistributionError>) -> bool {
-        self.push_raw(d.ok().map(|d| (d.loc(), d.scale())), false)
+        let params = d.ok().map(|d| (d.loc(), d.scale()));
+        let sigma = params.map_or(f64::NAN, |(_, scale)| scale.value());
+        self.push_raw(params, false, sigma)
     }
 
     /// `(loc, scale)` (`(loc, ln σ)` with `log`), or NaN constants and
     /// `false` for `None`.
-    fn push_raw(&mut self, params: Option<(T, T)>, log: bool) -> bool {
+    fn push_raw(&mut self, params: Option<(T, T)>, log: bool, sigma: f64) -> bool {
         let nan = T::constant(f64::NAN);
         let ((loc, scale), valid) = params.map_or(((nan, nan), false), |p| (p, true));
         self.loc.push(loc);
         self.scale.push(scale);
         self.valid.push(valid);
         self.log.push(log && valid);
+        self.sigma.push(if valid { sigma } else { f64::NAN });
         valid
     }
 
@@ -120,7 +127,7 @@ impl<T: Scalar> NormalBatch<T> {
     fn push_log_params(&mut self, loc: T, log_scale: T) -> bool {
         let scale = log_scale.value().exp();
         let valid = loc.value().is_finite() && scale.is_finite() && scale > 0.0;
-        self.push_raw(valid.then_some((loc, log_scale)), true)
+        self.push_raw(valid.then_some((loc, log_scale)), true, scale)
     }
 
     /// [`NormalBatch::push_draw`] of `Normal(loc, exp(log_scale))`, the
@@ -183,6 +190,7 @@ impl<T: Scalar> NormalBatch<T> {
         let f = NormalDraws {
             noise: std::mem::take(&mut self.noise),
             log: std::mem::take(&mut self.log),
+            sigma: std::mem::take(&mut self.sigma),
         };
         T::vector_op(f, &[&self.loc, &self.scale], &mut y);
         for (&at, y) in self.at.iter().zip(y) {
@@ -233,6 +241,7 @@ impl<T: Scalar> NormalBatch<T> {
             points,
             valid: std::mem::take(&mut self.valid),
             log: std::mem::take(&mut self.log),
+            sigma: std::mem::take(&mut self.sigma),
         };
         let mut y = Vec::with_capacity(points);
         T::vector_op(f, &[&self.x, &self.loc, &self.scale], &mut y);
@@ -248,6 +257,7 @@ impl<T: Scalar> NormalBatch<T> {
         self.at.clear();
         self.valid.clear();
         self.log.clear();
+        self.sigma.clear();
     }
 }
 
@@ -258,12 +268,15 @@ impl<T: Scalar> NormalBatch<T> {
 struct NormalDraws {
     noise: Vec<f64>,
     log: Vec<bool>,
+    /// `σ_i` (where `log` is set, `exp` of the block's entry, computed
+    /// when it was pushed).
+    sigma: Vec<f64>,
 }
 
-/// `σ` from the scale block's entry.
+/// `σ` from the scale block's entry, or (`log`) as computed at the push.
 #[inline]
-fn scale_of(log: bool, entry: f64) -> f64 {
-    if log { entry.exp() } else { entry }
+fn scale_of(log: bool, entry: f64, sigma: f64) -> f64 {
+    if log { sigma } else { entry }
 }
 
 impl VectorFunction for NormalDraws {
@@ -273,11 +286,11 @@ impl VectorFunction for NormalDraws {
 
     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
         for (i, (y, &e)) in y.iter_mut().zip(&self.noise).enumerate() {
-            *y = x[0][i] + scale_of(self.log[i], x[1][i]) * e;
+            *y = x[0][i] + scale_of(self.log[i], x[1][i], self.sigma[i]) * e;
         }
     }
 
-    fn vjp(&self, x: &[&[f64]], _: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+    fn vjp(&self, _: &[&[f64]], _: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
         let [loc_bar, scale_bar] = xbar else {
             unreachable!("two blocks")
         };
@@ -293,7 +306,7 @@ impl VectorFunction for NormalDraws {
                     // The `exp` node: its adjoint, then its one edge.
                     let a_exp = 0.0 + a * e;
                     if a_exp != 0.0 {
-                        scale_bar[i] += a_exp * x[1][i].exp();
+                        scale_bar[i] += a_exp * self.sigma[i];
                     }
                 } else {
                     scale_bar[i] += a * e;
@@ -302,7 +315,7 @@ impl VectorFunction for NormalDraws {
         }
     }
 
-    fn jvp(&self, x: &[&[f64]], _: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+    fn jvp(&self, _: &[&[f64]], _: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
         for (i, (y, &e)) in ydot.iter_mut().zip(&self.noise).enumerate() {
             let mut t = 0.0;
             if let Some(loc) = xdot[0] {
@@ -310,7 +323,7 @@ impl VectorFunction for NormalDraws {
             }
             if let Some(scale) = xdot[1] {
                 let scale_dot = if self.log[i] {
-                    0.0 + x[1][i].exp() * scale[i]
+                    0.0 + self.sigma[i] * scale[i]
                 } else {
                     scale[i]
                 };
@@ -332,6 +345,8 @@ struct NormalDensities {
     valid: Vec<bool>,
     /// True where the scale block holds `ln σ` ([`NormalDraws`]).
     log: Vec<bool>,
+    /// `σ` where `log` is set ([`NormalDraws`]).
+    sigma: Vec<f64>,
 }
 
 /// One term's value.
@@ -350,7 +365,11 @@ impl VectorFunction for NormalDensities {
         y.fill(0.0);
         for (i, &valid) in self.valid.iter().enumerate() {
             let t = if valid {
-                term(x[0][i], x[1][i], scale_of(self.log[i], x[2][i]))
+                term(
+                    x[0][i],
+                    x[1][i],
+                    scale_of(self.log[i], x[2][i], self.sigma[i]),
+                )
             } else {
                 f64::NEG_INFINITY
             };
@@ -367,7 +386,7 @@ impl VectorFunction for NormalDensities {
             if !valid || a == 0.0 {
                 continue;
             }
-            let s = scale_of(self.log[i], x[2][i]);
+            let s = scale_of(self.log[i], x[2][i], self.sigma[i]);
             let z = (x[0][i] - x[1][i]) / s;
             // The log-density node's edges: to `z`, then to `σ`.
             let a_z = 0.0 + a * -z;
@@ -407,7 +426,7 @@ impl VectorFunction for NormalDensities {
             if !valid {
                 continue;
             }
-            let s = scale_of(self.log[i], x[2][i]);
+            let s = scale_of(self.log[i], x[2][i], self.sigma[i]);
             let z = (x[0][i] - x[1][i]) / s;
             let scale_dot = xdot[2].map(|d| if self.log[i] { 0.0 + s * d[i] } else { d[i] });
             let mut t = 0.0;
