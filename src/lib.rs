@@ -329,7 +329,7 @@ pub mod __private {
     };
     pub use iwhvi_core::generated::{raw_at_flagged, raw_at_matrix_flagged};
     pub use iwhvi_core::guide::{
-        GuideError, HierarchicalGuide, ParamLayout, Workspace, WorkspaceLens,
+        GuideError, HierarchicalGuide, NormalBatch, ParamLayout, Workspace, WorkspaceLens,
     };
     pub use iwhvi_core::input::check_learned_size;
     pub use iwhvi_core::model::{DataError, InvalidTerm, LatentSpec, Layout, Model, Term};

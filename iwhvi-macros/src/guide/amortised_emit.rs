@@ -69,8 +69,11 @@ pub fn methods(plan: &Plan<'_>, bindings: &Bindings) -> TokenStream {
     });
     let sample = sample_group(plan, bindings, &encoder_outputs);
     let prepare_groups = super::encoder_emit::prepare_groups(plan);
+    let batch = batch_methods(plan, bindings, &encoder_outputs);
     quote! {
         #sample
+
+        #batch
 
         #prepare_groups
 
@@ -189,4 +192,116 @@ pub fn element_draws(plan: &Plan<'_>, point: &TokenStream) -> Vec<TokenStream> {
             }}
         })
         .collect()
+}
+
+/// `sample_conditional_groups` and `log_conditional_groups` of a guide
+/// whose conditionals are all `Normal` (nothing for another: the trait's
+/// loops over the groups): a batch's draws as one vector operation, its
+/// densities as another (one value per point), through `NormalBatch`,
+/// conditional after conditional over the batch's points. Each
+/// conditional's distribution is built per point as the per-group methods
+/// build it (the same scalar operations for its parameters). A
+/// conditional over a constrained latent whose transform is not the
+/// identity (at run time) takes the per-group loop.
+fn batch_methods(
+    plan: &Plan<'_>,
+    bindings: &Bindings,
+    encoder_outputs: &TokenStream,
+) -> TokenStream {
+    if !plan.conditionals.iter().all(|c| c.normal && c.df.is_none()) {
+        return quote!();
+    }
+    let workspace = workspace();
+    let p = quote!(::iwhvi::__private);
+    let bind_params = &bindings.params;
+    let count = plan.conditionals.len();
+    // Identity transforms only: the draw is the latent, no Jacobian.
+    let identity = plan
+        .conditionals
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.unconstrained)
+        .map(|(ci, _)| quote!(&& self.__transforms[#ci] == #p::Transform::Identity));
+    let identity = quote!(true #(#identity)*);
+    // A scale written `….exp()` goes in as its log, the exponential
+    // taken inside the operation (no scalar `exp` node per element).
+    let draws = plan.conditionals.iter().enumerate().map(|(ci, c)| {
+        let new = &c.new;
+        let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
+        let push = match &c.log_scale {
+            Some((loc, log_scale)) => quote! {
+                __batch.push_draw_log_scale(#loc, #log_scale, __noise[__off + __k], __off + __k);
+            },
+            None => quote!(__batch.push_draw(#new, __noise[__off + __k], __off + __k);),
+        };
+        quote! {{
+            let __off = self.__offsets[#ci];
+            for &__k in __groups {
+                #bind_index
+                #push
+            }
+        }}
+    });
+    let densities = plan.conditionals.iter().enumerate().map(|(ci, c)| {
+        let new = &c.new;
+        let bind_index = c.index.map(|i| quote!(let #i: usize = __j;));
+        let push = match &c.log_scale {
+            Some((loc, log_scale)) => quote! {
+                __batch.push_density_log_scale(#loc, #log_scale, __u[__off + __j]);
+            },
+            None => quote!(__batch.push_density(#new, __u[__off + __j]);),
+        };
+        quote! {{
+            let __off = self.__offsets[#ci];
+            for &__j in __groups {
+                #bind_index
+                #push
+            }
+        }}
+    });
+    quote! {
+        fn sample_conditional_groups<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __groups: &[usize],
+            __noise: &[f64],
+            __u: &mut [__T],
+            __workspace: &mut #workspace,
+        ) {
+            if !(#identity) {
+                for &__group in __groups {
+                    self.sample_conditional_group(__params, __group, &[], __noise, __u, __workspace);
+                }
+                return;
+            }
+            let mut __p = 0usize;
+            #(#bind_params)*
+            #encoder_outputs
+            let mut __batch = #p::NormalBatch::<__T>::with_capacity(#count * __groups.len());
+            #(#draws)*
+            __batch.draw_into(__u);
+        }
+
+        fn log_conditional_groups<__T: #p::Scalar>(
+            &self,
+            __params: &[__T],
+            __groups: &[usize],
+            __u: &[__T],
+            __workspace: &mut #workspace,
+            __out: &mut ::std::vec::Vec<__T>,
+        ) {
+            if !(#identity) {
+                for &__group in __groups {
+                    __out.push(self.log_conditional_group(__params, __group, &[], __u, __workspace));
+                }
+                return;
+            }
+            let mut __p = 0usize;
+            #(#bind_params)*
+            #encoder_outputs
+            let mut __batch = #p::NormalBatch::<__T>::with_capacity(#count * __groups.len());
+            #(#densities)*
+            __batch.log_densities_into(__groups.len(), __out);
+        }
+    }
 }

@@ -58,6 +58,13 @@ pub struct Conditional<'a> {
     /// It reads the per-point mixing variable (`per_point.rs`): a local
     /// latent, one mixing group per element.
     pub local: bool,
+    /// Its family is the runtime's `Normal` (a batch of its elements is
+    /// drawn and evaluated as vector operations, `amortised_emit.rs`).
+    pub normal: bool,
+    /// A `Normal` whose scale is written `….exp()`: its location and the
+    /// log-scale (the receiver of `exp`), lowered, for a batch that takes
+    /// the exponential into its vector operations.
+    pub log_scale: Option<(TokenStream, TokenStream)>,
 }
 
 /// The checked guide.
@@ -341,7 +348,7 @@ fn conditionals<'a>(
             let mut called = BTreeSet::new();
             let lowered = conditional(cx, table, first + ci, c, (callables, &[], &mut called));
             callers.push((c.ident.to_string(), called));
-            let (new, used) = lowered?;
+            let (new, used, log_scale) = lowered?;
             uses.extend(used);
             let Part::Conditional {
                 index,
@@ -360,6 +367,8 @@ fn conditionals<'a>(
                 unconstrained: *unconstrained,
                 df,
                 local: local.contains(&&c.ident),
+                normal: call.name == "Normal" && call.user.is_none(),
+                log_scale,
             })
         })
         .collect();
@@ -652,7 +661,7 @@ fn conditional(
     position: usize,
     c: &GuideField,
     (encoders, failed, called): (&[Callable<'_>], &[Callable<'_>], &mut BTreeSet<String>),
-) -> Option<(TokenStream, BTreeSet<String>)> {
+) -> Option<LoweredConditional> {
     let Part::Conditional { call, index, .. } = &c.part else {
         return None;
     };
@@ -670,7 +679,32 @@ fn conditional(
     let family = family::family(&call.name.to_string())?;
     let mut lower = Lower::new(table.scope(position, index.as_ref()), cx);
     let new = constructor(&mut lower, family, call);
-    Some((new?, lower.uses.names))
+    let log_scale = normal_log_scale(&mut lower, call);
+    Some((new?, lower.uses.names, log_scale))
+}
+
+/// A lowered conditional: its constructor, the names it reads, and a
+/// `Normal`'s location and log-scale when its scale is `….exp()`.
+type LoweredConditional = (
+    TokenStream,
+    BTreeSet<String>,
+    Option<(TokenStream, TokenStream)>,
+);
+
+/// The location and the log-scale `s` of a runtime `Normal(loc, s.exp())`
+/// call, lowered as the constructor lowers its arguments (`None` for
+/// another family or scale).
+fn normal_log_scale(lower: &mut Lower<'_>, call: &DistCall) -> Option<(TokenStream, TokenStream)> {
+    if call.name != "Normal" || call.user.is_some() {
+        return None;
+    }
+    let [loc, Expr::MethodCall(scale)] = call.args.as_slice() else {
+        return None;
+    };
+    if scale.method != "exp" || !scale.args.is_empty() || scale.turbofish.is_some() {
+        return None;
+    }
+    Some((lower.value(loc)?, lower.value(&scale.receiver)?))
 }
 
 /// The encoders each caller calls, with the latent giving their rows.

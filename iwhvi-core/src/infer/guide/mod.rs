@@ -26,6 +26,7 @@ use crate::objective::fused::FusedDiwhvi;
 use crate::scalar::Scalar;
 use crate::special::LN_SQRT_2PI;
 
+mod batch;
 mod full_rank;
 mod groups;
 mod laplace_mixture;
@@ -34,6 +35,7 @@ mod network;
 mod preconditioned;
 mod semi_implicit;
 
+pub use batch::NormalBatch;
 pub use full_rank::FullRank;
 pub use groups::{MixingGroup, MixingGroups, MixingGroupsError};
 pub use laplace_mixture::{LaplaceMixture, LaplaceReverse};
@@ -544,6 +546,58 @@ pub trait HierarchicalGuide: Sync {
              HierarchicalGuide::sample_conditional_group (asked for group {group})",
             std::any::type_name::<Self>()
         );
+    }
+
+    /// [`HierarchicalGuide::sample_conditional_group`] for each of the
+    /// groups `groups` in turn, none of them with mixing coordinates (a
+    /// guide with `mixing_dim() == 0`): a batch of independent groups
+    /// drawn from the draw's whole conditional `noise`, the same bits as
+    /// the loop over them (the default). A guide may override it to draw
+    /// the batch as a few vector operations (`#[variational]`'s amortised
+    /// guides: [`NormalBatch`]). Called only when
+    /// [`HierarchicalGuide::samples_by_group`] is true.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// // Guides that do not sample by group never have it called.
+    /// assert!(!MeanField::new(1).samples_by_group());
+    /// ```
+    fn sample_conditional_groups<T: Scalar>(
+        &self,
+        params: &[T],
+        groups: &[usize],
+        noise: &[f64],
+        u: &mut [T],
+        workspace: &mut Workspace<T>,
+    ) {
+        for &group in groups {
+            self.sample_conditional_group(params, group, &[], noise, u, workspace);
+        }
+    }
+
+    /// [`HierarchicalGuide::log_conditional_group`] of each of the groups
+    /// `groups` in turn, none of them with mixing coordinates, appended
+    /// to `out` (one value per group, `log q(u_n)`): the default loops
+    /// over them; a guide may override it to compute the batch as a few
+    /// vector operations, with the same values (`#[variational]`'s
+    /// amortised guides: [`NormalBatch`]).
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// // Guides without groups never have it called.
+    /// assert!(MeanField::new(1).mixing_groups().is_none());
+    /// ```
+    fn log_conditional_groups<T: Scalar>(
+        &self,
+        params: &[T],
+        groups: &[usize],
+        u: &[T],
+        workspace: &mut Workspace<T>,
+        out: &mut Vec<T>,
+    ) {
+        for &group in groups {
+            out.push(self.log_conditional_group(params, group, &[], u, workspace));
+        }
     }
 
     /// The entries of one outer draw's mixing noise (of length

@@ -34,7 +34,7 @@
 use super::ObjectiveError;
 use super::StepNoise;
 use super::noise::NoiseEntries;
-use super::weights::{Buffers, Stop, upper};
+use super::weights::{Buffers, Rows, Stop, upper};
 use crate::generated::accumulate;
 use crate::gradient::Differentiable;
 use crate::guide::HierarchicalGuide;
@@ -42,6 +42,7 @@ use crate::input::{InputError, check_dimensions, check_params};
 use crate::model::Model;
 use crate::scalar::Scalar;
 use crate::subsample::Batch;
+use crate::vector::VectorFunction;
 
 /// Which of the guide's mixing groups belong to each point of the plate
 /// and which are global: the check that the guide factorises per point
@@ -52,6 +53,10 @@ pub(crate) struct PointGroups {
     of_point: Vec<Vec<usize>>,
     /// The groups of the global latents (none when every latent is local).
     global: Vec<usize>,
+    /// `Some(first)` when every point `n` has the one group `first + n`
+    /// (an amortised guide's layout): a batch's list is then computed,
+    /// not copied point by point.
+    single: Option<usize>,
 }
 
 /// Why a model and guide do not factorise per point.
@@ -131,7 +136,18 @@ impl PointGroups {
                 None => global.push(g),
             }
         }
-        Ok(Self { of_point, global })
+        let first = of_point.first().and_then(|groups| groups.first().copied());
+        let single = first.filter(|&first| {
+            of_point
+                .iter()
+                .enumerate()
+                .all(|(n, groups)| groups.len() == 1 && groups[0] == first + n)
+        });
+        Ok(Self {
+            of_point,
+            global,
+            single,
+        })
     }
 
     /// True when some group belongs to a point (else the per-point form
@@ -143,11 +159,18 @@ impl PointGroups {
     /// The global groups, then the groups of the batch's points in batch
     /// order, and where the global ones and each point's end in that list.
     fn of_batch(&self, batch: &Batch<'_>) -> (Vec<usize>, Vec<usize>) {
-        let mut groups = self.global.clone();
+        let mut groups = Vec::with_capacity(self.global.len() + batch.len());
+        groups.extend_from_slice(&self.global);
         let mut ends = Vec::with_capacity(batch.len() + 1);
         ends.push(groups.len());
+        if let Some(first) = self.single {
+            let global = groups.len();
+            groups.extend(batch.indices().iter().map(|&n| first + n));
+            ends.extend((1..=batch.len()).map(|i| global + i));
+            return (groups, ends);
+        }
         for &n in batch.indices() {
-            groups.extend_from_slice(&self.of_point[n]);
+            extend_short(&mut groups, &self.of_point[n]);
             ends.push(groups.len());
         }
         (groups, ends)
@@ -243,16 +266,23 @@ impl PointNoise {
         entries.clone_from(&self.global);
         for &n in batch.indices() {
             let ([m0, c0, r0], [m1, c1, r1]) = (self.starts[n], self.starts[n + 1]);
-            entries
-                .mixing
-                .extend_from_slice(&self.points.mixing[m0..m1]);
-            entries
-                .conditional
-                .extend_from_slice(&self.points.conditional[c0..c1]);
-            entries
-                .reverse
-                .extend_from_slice(&self.points.reverse[r0..r1]);
+            extend_short(&mut entries.mixing, &self.points.mixing[m0..m1]);
+            extend_short(&mut entries.conditional, &self.points.conditional[c0..c1]);
+            extend_short(&mut entries.reverse, &self.points.reverse[r0..r1]);
         }
+    }
+}
+
+/// `into.extend_from_slice(from)` for the few entries of one point, one
+/// push each: a `memcpy` call per point cost more than the copy.
+#[inline]
+fn extend_short(into: &mut Vec<usize>, from: &[usize]) {
+    if from.len() > 16 {
+        into.extend_from_slice(from);
+        return;
+    }
+    for &entry in from {
+        into.push(entry);
     }
 }
 
@@ -307,6 +337,23 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, M
             let terms =
                 self.model
                     .log_joint_points(theta, u, noise.prior_noise(m), batch, &mut points);
+            if outer == 1
+                && let Some(log_q) = single_weights(&points, buffers.rows(), &ends)
+            {
+                // The global part as below, then the points' sum as one op.
+                let mut global_log_q = zero;
+                for row in buffers.rows().iter().take(ends[0]) {
+                    accumulate(&mut global_log_q, upper(row));
+                }
+                let global = if is_positive_zero(global_log_q) {
+                    terms
+                } else {
+                    terms - global_log_q
+                };
+                let mut sum = Vec::with_capacity(1);
+                T::vector_op(PointSum, &[&points, log_q], &mut sum);
+                return global + sum[0] * batch.scale();
+            }
             let mut rows = buffers.rows().iter();
             let mut start = 0;
             let mut sums = ends.iter().map(|&end| {
@@ -336,6 +383,83 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, M
             accumulate(&mut total, upper(per_point));
         }
         global + total * batch.scale()
+    }
+}
+
+/// The points' weights `log q(z_i)` when a batch's points have one exact
+/// weight each (`M = 1`, one group of one weight per point, after the
+/// global rows), each finite and nonzero, and each `log_w_i =
+/// points_i − log q(z_i)` too: then `U` of each row and of each point's
+/// one outer draw is the weight itself, and the sum of the `log_w_i` is
+/// [`PointSum`], one vector operation with the value and the tape's
+/// adjoints of the scalar path (which records two nodes per point).
+/// `None` (the scalar path) otherwise.
+fn single_weights<'a, T: Scalar>(
+    points: &[T],
+    rows: Rows<'a, T>,
+    ends: &[usize],
+) -> Option<&'a [T]> {
+    if ends.windows(2).any(|w| w[1] - w[0] != 1) {
+        return None;
+    }
+    let global: usize = rows.iter().take(ends[0]).map(<[T]>::len).sum();
+    let log_q = &rows.values[global..];
+    let usable = |x: f64| x.is_finite() && x != 0.0;
+    (log_q.len() == points.len()
+        && points
+            .iter()
+            .zip(log_q)
+            .all(|(p, q)| usable(q.value()) && usable(p.value() - q.value())))
+    .then_some(log_q)
+}
+
+/// `y = Σ_i (p_i − q_i)` of the blocks `[p, q]`, summed in order from the
+/// first difference (`accumulate`'s sum): each difference's node has
+/// edges `1` and `−1`, each sum's `1` and `1`.
+struct PointSum;
+
+impl VectorFunction for PointSum {
+    fn outputs(&self) -> usize {
+        1
+    }
+
+    fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+        let mut total = 0.0;
+        for (&p, &q) in x[0].iter().zip(x[1]) {
+            accumulate(&mut total, p - q);
+        }
+        y[0] = total;
+    }
+
+    fn vjp(&self, _: &[&[f64]], _: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+        let a = ybar[0];
+        if a == 0.0 {
+            return;
+        }
+        let [p_bar, q_bar] = xbar else {
+            unreachable!("two blocks")
+        };
+        if let Some(p_bar) = p_bar.as_deref_mut() {
+            for p in p_bar.iter_mut() {
+                *p += a * 1.0;
+            }
+        }
+        if let Some(q_bar) = q_bar.as_deref_mut() {
+            for q in q_bar.iter_mut() {
+                *q += -a;
+            }
+        }
+    }
+
+    fn jvp(&self, _: &[&[f64]], _: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+        let len = xdot.iter().flatten().map(|d| d.len()).max().unwrap_or(0);
+        let mut total = 0.0;
+        for i in 0..len {
+            let p = xdot[0].map_or(0.0, |d| d[i]);
+            let q = xdot[1].map_or(0.0, |d| d[i]);
+            total += p - q;
+        }
+        ydot[0] = total;
     }
 }
 

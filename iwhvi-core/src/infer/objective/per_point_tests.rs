@@ -14,7 +14,9 @@ use super::{
 use crate::ForwardEngine;
 use crate::fit::{FitConfig, FitError, Parallelism, fit};
 use crate::gradient::Differentiable;
-use crate::guide::{HierarchicalGuide, diag_normal_log_density};
+use crate::guide::{
+    HierarchicalGuide, MixingGroup, MixingGroups, ParamLayout, Workspace, diag_normal_log_density,
+};
 use crate::infer::minibatch::Batcher;
 use crate::input::InputError;
 use crate::model::{LatentSpec, Layout, Model};
@@ -568,4 +570,178 @@ fn a_reported_noise_entry_past_the_end_is_a_typed_error_naming_the_group() {
         .seed(31)
         .progress(false);
     assert!(fit(&model, &guide, Adam::new(0.05), &whole).is_ok());
+}
+
+/// `q(z) = Π_n N(z_n; a_n, exp(b_n)²)`, params `[a; b]`: one group per
+/// point without mixing coordinates, drawn by group, written by hand
+/// (the trait's default batch methods, a loop over the groups).
+struct PointNormal(MixingGroups);
+
+impl PointNormal {
+    fn new(n: usize) -> Self {
+        let group = |i: usize| MixingGroup {
+            psi: 0..0,
+            latents: vec![i],
+            reverse_noise: 0..0,
+        };
+        Self(MixingGroups::new(n, 0, 0, (0..n).map(group).collect()).unwrap())
+    }
+
+    fn n(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl HierarchicalGuide for PointNormal {
+    fn latent_dim(&self) -> usize {
+        self.n()
+    }
+    fn mixing_dim(&self) -> usize {
+        0
+    }
+    fn has_reverse_model(&self) -> bool {
+        false
+    }
+    fn param_layout(&self) -> ParamLayout {
+        let mut layout = ParamLayout::default();
+        layout.push("loc", &[self.n()]);
+        layout.push("log_scale", &[self.n()]);
+        layout
+    }
+    fn init_params<R: rand::Rng + ?Sized>(&self, _: &mut R) -> Vec<f64> {
+        vec![0.0; 2 * self.n()]
+    }
+    fn sample_conditional<T: Scalar>(
+        &self,
+        p: &[T],
+        _: &[T],
+        e: &[f64],
+        u: &mut [T],
+        _: &mut Workspace<T>,
+    ) {
+        for (i, u) in u.iter_mut().enumerate() {
+            *u = p[i] + p[self.n() + i].exp() * e[i];
+        }
+    }
+    fn log_conditional<T: Scalar>(&self, p: &[T], _: &[T], u: &[T], _: &mut Workspace<T>) -> T {
+        diag_normal_log_density(u, &p[..self.n()], &p[self.n()..])
+    }
+    fn mixing_groups(&self) -> Option<&MixingGroups> {
+        Some(&self.0)
+    }
+    fn log_conditional_group<T: Scalar>(
+        &self,
+        p: &[T],
+        g: usize,
+        _: &[T],
+        u: &[T],
+        _: &mut Workspace<T>,
+    ) -> T {
+        diag_normal_log_density(&[u[g]], &[p[g]], &[p[self.n() + g]])
+    }
+    fn samples_by_group(&self) -> bool {
+        true
+    }
+    fn sample_conditional_group<T: Scalar>(
+        &self,
+        p: &[T],
+        g: usize,
+        _: &[T],
+        e: &[f64],
+        u: &mut [T],
+        _: &mut Workspace<T>,
+    ) {
+        u[g] = p[g] + p[self.n() + g].exp() * e[g];
+    }
+}
+
+/// The per-point bound at `M = 1` as the scalar path computes it (each
+/// point's `log_w = log p(x_n, z_n) − log q(z_n)` a node, summed by
+/// `accumulate`), for [`PerPointObjective`]'s one-op sum to match.
+struct ScalarPath<'a> {
+    model: &'a Local,
+    guide: &'a PointNormal,
+    noise: &'a StepNoise,
+    batch: &'a [usize],
+}
+
+impl Differentiable for ScalarPath<'_> {
+    fn eval<T: Scalar>(&self, joint: &[T]) -> T {
+        let (guide, n) = (self.guide, self.guide.n());
+        let (params, theta) = joint.split_at(2 * n);
+        let mut ws = Workspace::new(guide);
+        let mut u = vec![T::constant(0.0); n];
+        for &g in self.batch {
+            guide.sample_conditional_group(
+                params,
+                g,
+                &[],
+                self.noise.conditional(0),
+                &mut u,
+                &mut ws,
+            );
+        }
+        let log_q: Vec<T> = self
+            .batch
+            .iter()
+            .map(|&g| guide.log_conditional_group(params, g, &[], &u, &mut ws))
+            .collect();
+        let batch = Batch::new(self.batch, n);
+        let mut points = vec![T::constant(0.0); self.batch.len()];
+        let terms =
+            self.model
+                .log_joint_points(theta, &u, self.noise.prior_noise(0), &batch, &mut points);
+        let mut total = T::constant(0.0);
+        for (&p, &q) in points.iter().zip(&log_q) {
+            crate::generated::accumulate(&mut total, p - q);
+        }
+        terms + total * batch.scale()
+    }
+}
+
+#[test]
+fn at_m_1_the_points_sum_as_one_op_is_the_scalar_path_bit_for_bit() {
+    let (model, guide) = (Local::new(6), PointNormal::new(6));
+    let points = PointGroups::new(&model, &guide, 6, true).unwrap();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (seed, batch) in [(1, vec![4, 0, 2]), (2, (0..6).collect()), (3, vec![5])] {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let noise = StepNoise::draw(&guide, Diwhvi::elbo(), &mut rng);
+        let mut joint: Vec<f64> = (0..12).map(|i| 0.3 * ((i * 7 % 5) as f64) - 0.6).collect();
+        joint.push(0.4);
+        let objective = PerPointObjective {
+            model: &model,
+            guide: &guide,
+            noise: &noise,
+            batch: Batch::new(&batch, 6),
+            points: &points,
+            guide_params: 12,
+        };
+        let reference = ScalarPath {
+            model: &model,
+            guide: &guide,
+            noise: &noise,
+            batch: &batch,
+        };
+        let value = objective.eval(&joint);
+        assert_eq!(value.to_bits(), reference.eval(&joint).to_bits(), "{seed}");
+        let (value, gradient) = TapeEngine.value_and_gradient(&objective, &joint);
+        let (want, want_gradient) = TapeEngine.value_and_gradient(&reference, &joint);
+        assert_eq!(value.to_bits(), want.to_bits(), "{seed}: tape value");
+        assert_eq!(
+            bits(&gradient),
+            bits(&want_gradient),
+            "{seed}: tape gradient"
+        );
+        let forward = ForwardEngine::<4>::new();
+        let (value, gradient) = forward.value_and_gradient(&objective, &joint);
+        let (want, want_gradient) = forward.value_and_gradient(&reference, &joint);
+        assert_eq!(value.to_bits(), want.to_bits(), "{seed}: forward value");
+        for (a, b) in gradient.iter().zip(&want_gradient) {
+            assert!(
+                (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                "{seed}: {a} vs {b}"
+            );
+        }
+    }
 }

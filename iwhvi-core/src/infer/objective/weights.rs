@@ -176,7 +176,9 @@ impl<T: Scalar> Buffers<T> {
     /// [`HierarchicalGuide::sample_mixing_group`], then its latents at them
     /// by [`HierarchicalGuide::sample_conditional_group`]) from the same
     /// noise entries as [`Buffers::draw_outer`]; the other coordinates of
-    /// `ψ₀` and `u` are stale.
+    /// `ψ₀` and `u` are stale. Without mixing coordinates the groups are
+    /// independent and drawn as one batch
+    /// ([`HierarchicalGuide::sample_conditional_groups`]).
     pub(super) fn draw_groups<G: HierarchicalGuide>(
         &mut self,
         guide: &G,
@@ -184,6 +186,16 @@ impl<T: Scalar> Buffers<T> {
         noise: &StepNoise,
         (m, which): (usize, &[usize]),
     ) {
+        if guide.mixing_dim() == 0 {
+            guide.sample_conditional_groups(
+                params,
+                which,
+                noise.conditional(m),
+                &mut self.u,
+                &mut self.workspace,
+            );
+            return;
+        }
         // Cannot fail: a guide that samples by group reports its groups.
         let groups = guide
             .mixing_groups()
@@ -258,6 +270,9 @@ impl<T: Scalar> Buffers<T> {
     /// current `u`, with the bound's own weights (no stopped densities):
     /// the per-point objective's, which reads only a batch's groups.
     /// The guide must report [`MixingGroups`](crate::guide::MixingGroups).
+    /// Without mixing coordinates each row is one exact weight, and the
+    /// batch's are computed at once
+    /// ([`HierarchicalGuide::log_conditional_groups`]).
     pub(super) fn group_weights<G: HierarchicalGuide>(
         &mut self,
         guide: &G,
@@ -268,9 +283,18 @@ impl<T: Scalar> Buffers<T> {
     ) {
         self.weights.clear();
         self.ends.clear();
-        if guide.mixing_dim() > 0 {
-            self.prepare_reverse(guide, params);
+        if guide.mixing_dim() == 0 {
+            guide.log_conditional_groups(
+                params,
+                which,
+                &self.u,
+                &mut self.workspace,
+                &mut self.weights,
+            );
+            self.ends.extend(1..=self.weights.len());
+            return;
         }
+        self.prepare_reverse(guide, params);
         // Cannot fail: the per-point objective is built only for a guide
         // that reports its groups.
         let groups = guide
