@@ -5,6 +5,7 @@
 
 mod amortised_groups;
 mod batch_factor;
+mod batch_locals;
 mod encoder_guide;
 mod fixtures;
 mod guide_macro;
