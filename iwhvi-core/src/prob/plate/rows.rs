@@ -125,6 +125,57 @@ pub fn log_density_rows_owned<T: Scalar, K>(
     T::vector_op(op, &blocks, out);
 }
 
+/// [`log_density_rows`] over some rows of a table: `out[k] = Σ_c log
+/// f(table[rows[k] · cols + c] | args…[k · cols + c])`, the table holding
+/// its rows one after the other, `cols` observations each (e.g. a data
+/// set's images, one per column of a column-major `DMatrix`, and a
+/// minibatch's `rows` of it). The rows' observations are copied as they
+/// are into the operation (one slice copy per row, no conversion); the
+/// arguments are the batch's, row `k` after row `k` (`rows.len() × cols`
+/// values for a slice). The same values and derivatives as
+/// `log_density_rows` on the gathered rows, bit for bit.
+///
+/// # Panics
+/// As [`log_density_rows`], and if a row is past the end of the table
+/// (`(rows[k] + 1) · cols > table.len()`): programming errors of the
+/// caller (rows come from the data's own plate).
+///
+/// ```
+/// use iwhvi_core::plate::{self, Arg, BernoulliLogitReal};
+///
+/// // Three images of two pixels, one after the other; the batch {2, 0}.
+/// let images = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0];
+/// let logits = [0.5, -1.0, 2.0, 0.0];
+/// let (mut gathered, mut copied) = (Vec::new(), Vec::new());
+/// let args = [Arg::Slice(&logits[..])];
+/// plate::log_density_gathered_rows(&BernoulliLogitReal, &images, 2, &[2, 0], &args, &mut gathered);
+/// let batch = [1.0, 1.0, 1.0, 0.0];
+/// plate::log_density_rows(&BernoulliLogitReal, &batch, &args, 2, &mut copied);
+/// assert_eq!(gathered, copied);
+/// ```
+pub fn log_density_gathered_rows<T: Scalar, K>(
+    kernel: &K,
+    table: &[K::Obs],
+    cols: usize,
+    rows: &[usize],
+    args: &[Arg<'_, T>],
+    out: &mut Vec<T>,
+) where
+    K: PlateKernel + Clone + 'static,
+    K::Obs: 'static,
+{
+    let mut obs = Vec::with_capacity(rows.len() * cols);
+    for &r in rows {
+        let start = r * cols;
+        assert!(
+            start + cols <= table.len(),
+            "log_density_gathered_rows: row {r} is past the end of the table"
+        );
+        obs.extend_from_slice(&table[start..start + cols]);
+    }
+    log_density_rows_owned(kernel, obs, args, rows.len(), out);
+}
+
 /// [`log_density_rows`]'s op: one block per argument (one value for a
 /// broadcast, `rows × cols` for a slice).
 struct RowsOp<K: PlateKernel> {
