@@ -20,7 +20,7 @@ use iwhvi::guide::HierarchicalGuide;
 use iwhvi::model::Model;
 use iwhvi::objective::{Diwhvi, estimate_bound};
 use iwhvi::optim::Adam;
-use iwhvi::plate::{self, Arg, BernoulliLogitKernel};
+use iwhvi::plate::{self, Arg, BernoulliLogitReal};
 use iwhvi::{Scalar, variational};
 use nalgebra::DMatrix;
 use rand::SeedableRng;
@@ -92,8 +92,10 @@ impl DigitsVae {
     /// each, whatever the engine, whose products are matrix products over
     /// the rows: [`Dense::apply_rows`]) and the Bernoulli-logit terms of
     /// every image as one plate with one value per image
-    /// ([`plate::log_density_rows_owned`], which keeps the batch's pixels
-    /// gathered here without a copy; a pixel other than 0 counts as 1).
+    /// ([`plate::log_density_gathered_rows`]: the batch's images copied
+    /// from the data as they are, `f64` pixels read by
+    /// [`BernoulliLogitReal`]; a pixel other than 0 and 1 makes its
+    /// image's term −∞, named by `first_invalid_term`).
     #[allow(clippy::too_many_arguments)]
     fn batch_log_lik<T: Scalar>(
         &self,
@@ -116,18 +118,14 @@ impl DigitsVae {
             &mut h,
         );
         Dense::new(width, pixels, None).apply_rows(w1.as_slice(), b1, &h, rows.len(), &mut logits);
-        // Image `n` is column `n`: `pixels` (its rows) contiguous values.
-        let (all, height) = (self.images.as_slice(), self.images.nrows());
-        let mut images: Vec<u64> = Vec::with_capacity(rows.len() * pixels);
-        for &n in rows {
-            let image = &all[n * height..(n + 1) * height];
-            images.extend(image.iter().map(|&x| u64::from(x != 0.0)));
-        }
-        plate::log_density_rows_owned(
-            &BernoulliLogitKernel,
-            images,
+        // Image `n` is column `n`: `pixels` (its rows) contiguous values,
+        // the images' table read in place, row `n` of it for image `n`.
+        plate::log_density_gathered_rows(
+            &BernoulliLogitReal,
+            self.images.as_slice(),
+            self.images.nrows(),
+            rows,
             &[Arg::Slice(&logits)],
-            rows.len(),
             &mut terms,
         );
         terms

@@ -586,6 +586,114 @@ impl<T> PointView<T> {
     }
 }
 
+/// A local latent on a minibatch, as `Model::log_joint_points` (generated
+/// by `#[variational]`) holds it: its values at the batch's points only,
+/// `values[pos]` for plate element `indices[pos]`, instead of a vector
+/// over the whole plate. A term of point `pos` reads it through
+/// [`BatchLocal::at`] (a [`PointView`] answering `z[i]` at that point's
+/// own element `i`), a plate of factors over the batch through
+/// [`gather_rows`] (the values themselves when the rows are the batch's).
+///
+/// ```
+/// use iwhvi_core::generated::{BatchLocal, gather_rows};
+/// // z at elements 4 and 1 of the plate (a batch of two).
+/// let indices = [4, 1];
+/// let z = BatchLocal::new(vec![0.5, -2.0], &indices);
+/// assert_eq!(z.at(1).get(1), Some(&-2.0));
+/// assert_eq!(z.at(1).get(4), None);
+/// assert_eq!(&*gather_rows(&z, &indices), &[0.5, -2.0]);
+/// // Other rows are looked up (NaN where the batch has no value).
+/// assert_eq!(gather_rows(&z, &[1])[0], -2.0);
+/// assert!(gather_rows(&z, &[0])[0].is_nan());
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchLocal<'b, T> {
+    values: Vec<T>,
+    indices: &'b [usize],
+}
+
+impl<'b, T: Copy> BatchLocal<'b, T> {
+    /// The values `values[pos]` of the batch's elements `indices[pos]`.
+    ///
+    /// # Panics
+    /// If the lengths differ (a bug of the generated code).
+    pub fn new(values: Vec<T>, indices: &'b [usize]) -> Self {
+        assert_eq!(values.len(), indices.len(), "one value per batch point");
+        Self { values, indices }
+    }
+
+    /// Point `pos`'s value as its terms read it: `z[i]` at its element
+    /// `i = indices[pos]` alone.
+    ///
+    /// # Panics
+    /// If `pos` is not a position of the batch.
+    #[inline(always)]
+    pub fn at(&self, pos: usize) -> PointView<T> {
+        PointView::new(self.values[pos], self.indices[pos])
+    }
+
+    /// The values, in the batch's order.
+    pub fn values(&self) -> &[T] {
+        &self.values
+    }
+}
+
+/// A vector gathered over a batch's rows (`z[rows]` in a plate of factors
+/// over the batch, `#[factor(…, for rows in batch)]`): `rows[k]`'s entry,
+/// NaN (`T::constant(f64::NAN)`) for a row the vector does not have.
+pub trait GatherRows<T: Clone> {
+    /// `(z[rows[0]], z[rows[1]], …)`.
+    fn gather_rows(&self, rows: &[usize]) -> std::borrow::Cow<'_, [T]>;
+}
+
+impl<T: Scalar> GatherRows<T> for [T] {
+    fn gather_rows(&self, rows: &[usize]) -> std::borrow::Cow<'_, [T]> {
+        let nan = || T::constant(f64::NAN);
+        std::borrow::Cow::Owned(
+            rows.iter()
+                .map(|&r| self.get(r).copied().unwrap_or_else(nan))
+                .collect(),
+        )
+    }
+}
+
+impl<T: Scalar> GatherRows<T> for Vec<T> {
+    fn gather_rows(&self, rows: &[usize]) -> std::borrow::Cow<'_, [T]> {
+        self.as_slice().gather_rows(rows)
+    }
+}
+
+impl<T: Scalar> GatherRows<T> for BatchLocal<'_, T> {
+    /// The values as they are (no copy) when `rows` is the batch's own
+    /// indices; otherwise each row looked up among them.
+    fn gather_rows(&self, rows: &[usize]) -> std::borrow::Cow<'_, [T]> {
+        if rows == self.indices {
+            return std::borrow::Cow::Borrowed(&self.values);
+        }
+        let nan = || T::constant(f64::NAN);
+        std::borrow::Cow::Owned(
+            rows.iter()
+                .map(|r| {
+                    self.indices
+                        .iter()
+                        .position(|i| i == r)
+                        .map_or_else(nan, |pos| self.values[pos])
+                })
+                .collect(),
+        )
+    }
+}
+
+/// [`GatherRows::gather_rows`] of `vector` (the path generated code
+/// calls).
+#[inline]
+pub fn gather_rows<'v, T: Clone, V: GatherRows<T> + ?Sized>(
+    vector: &'v V,
+    rows: &[usize],
+) -> std::borrow::Cow<'v, [T]> {
+    vector.gather_rows(rows)
+}
+
 /// The per-point mixing variables of a guide with several of them
 /// (`#[mixing(len = z, for j)] psi0`, `… psi1`, read as `psi0[j]`,
 /// `psi1[j]`) as the whole-`ψ` methods see one of them: the guide lays

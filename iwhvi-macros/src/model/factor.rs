@@ -273,7 +273,9 @@ fn batch_argument(
             .find(|e| e.ident == *b)
             .map(|e| &e.meaning)
     });
-    let gather = |vector: TokenStream| quote!(&(#rows.iter().map(|&__r| #vector.get(__r).copied().unwrap_or_else(|| #nan)).collect::<::std::vec::Vec<__T>>())[..]);
+    // Through `gather_rows`: a copy of a whole vector's rows, or in
+    // `log_joint_points` a local latent's batch values as they are.
+    let gather = |vector: TokenStream| quote!(&*::iwhvi::__private::gather_rows(&#vector, #rows));
     match (base, meaning) {
         (
             Some(base),

@@ -447,16 +447,68 @@ fn logistic_parts(eta: f64, t: f64) -> (f64, f64, f64, f64) {
     )
 }
 
+/// [`BernoulliLogitReal`]: the same family over outcomes stored as reals
+/// `y ∈ {0.0, 1.0}` (e.g. binary images kept as `f64` pixels, read in
+/// place by [`log_density_gathered_rows`](super::log_density_gathered_rows)
+/// without converting them to integers): the same values and partials
+/// as [`BernoulliLogitKernel`] at the same outcomes, bit for bit; `−∞`
+/// and no partials for a NaN logit or an outcome other than 0 and 1.
+///
+/// ```
+/// use iwhvi_core::plate::{Arg, BernoulliLogitKernel, BernoulliLogitReal, PlateKernel};
+/// let logits = [0.5, -3.0, 2.0];
+/// let args = [Arg::Slice(&logits[..])];
+/// let real = BernoulliLogitReal.block_value(0.0, &[1.0, 0.0, 1.0], &args);
+/// assert_eq!(real, BernoulliLogitKernel.block_value(0.0, &[1, 0, 1], &args));
+/// let half = BernoulliLogitReal.block_value(0.0, &[0.5], &[Arg::Const(0.0)]);
+/// assert_eq!(half, f64::NEG_INFINITY);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BernoulliLogitReal;
+
+/// A Bernoulli outcome as a plate stores it: an integer (0 or 1) or a
+/// real (0.0 or 1.0).
+trait Outcome: Copy {
+    /// 0 or 1.
+    fn valid(self) -> bool;
+    /// 1.
+    fn one(self) -> bool;
+}
+
+impl Outcome for u64 {
+    #[inline(always)]
+    fn valid(self) -> bool {
+        self <= 1
+    }
+
+    #[inline(always)]
+    fn one(self) -> bool {
+        self == 1
+    }
+}
+
+impl Outcome for f64 {
+    #[inline(always)]
+    fn valid(self) -> bool {
+        (self == 0.0) | (self == 1.0)
+    }
+
+    #[inline(always)]
+    fn one(self) -> bool {
+        self == 1.0
+    }
+}
+
 #[inline(always)]
-fn bernoulli_logit<E: Source, G: Sink>(acc: f64, obs: &[u64], logit: E, mut g: G) -> f64 {
+fn bernoulli_logit<O: Outcome, E: Source, G: Sink>(acc: f64, obs: &[O], logit: E, mut g: G) -> f64 {
     let value = drive!(acc, obs.len(), |start, len, out| {
         let (y, logit) = (&obs[start..start + len], logit.sub(start, len));
         let (term, [d, t, _]) = (&mut out.term, &mut out.d);
         exp_neg_abs(logit, &mut t[..len]);
         for i in 0..len {
             let eta = logit.at(i);
-            let valid = !eta.is_nan() & (y[i] <= 1);
-            let one = y[i] == 1;
+            let valid = !eta.is_nan() & y[i].valid();
+            let one = y[i].one();
             let (ls_pos, ls_neg, s_pos, s_neg) = logistic_parts(eta, t[i]);
             term[i] = pick(valid, pick(one, ls_pos, ls_neg), f64::NEG_INFINITY);
             if G::ACTIVE {
@@ -470,6 +522,7 @@ fn bernoulli_logit<E: Source, G: Sink>(acc: f64, obs: &[u64], logit: E, mut g: G
 }
 
 kernel!(BernoulliLogitKernel, u64, bernoulli_logit, [a0 s0 g0 0]);
+kernel!(BernoulliLogitReal, f64, bernoulli_logit, [a0 s0 g0 0]);
 
 /// The binomial family by log-odds `η` over `(n, k)`, `k` successes in `n`
 /// trials:

@@ -19,7 +19,8 @@
 //!   polynomials (a portable build, an AVX2 and an AVX-512 build chosen at
 //!   run time, all giving the same bits) and sums over four lanes (element `i` in
 //!   lane `i mod 4`, combined as `(l₀ + l₁) + (l₂ + l₃)`): [`NormalKernel`],
-//!   [`BernoulliLogitKernel`], [`BinomialLogitKernel`], [`PoissonLogKernel`],
+//!   [`BernoulliLogitKernel`] (and [`BernoulliLogitReal`], its outcomes
+//!   stored as reals), [`BinomialLogitKernel`], [`PoissonLogKernel`],
 //!   [`PoissonKernel`], [`LogNormalKernel`], [`StudentTKernel`],
 //!   [`GammaKernel`], [`NegativeBinomial2Kernel`]. They agree with
 //!   [`ScalarKernel`] to about 1e-15 relative, not bit for bit; each gives
@@ -31,7 +32,8 @@
 //!
 //! [`log_density`] turns a kernel over `N` elements into one scalar of any
 //! [`Scalar`] type; [`log_density_rows`] a kernel over a `rows × cols`
-//! block into one value per row (one op).
+//! block into one value per row (one op), [`log_density_gathered_rows`]
+//! over some rows of a table (a minibatch's rows of the data).
 //!
 //! ```
 //! use iwhvi_core::plate::{self, Arg, NormalKernel};
@@ -69,10 +71,10 @@ pub(crate) use affine::{current as affine_scope, within as within_scope};
 pub use driver::{FamilyKernel, MAX_ARGS, Plate, preaccumulate};
 pub use families::Family;
 pub use kernels::{
-    BernoulliLogitKernel, BinomialLogitKernel, GammaKernel, LogNormalKernel,
+    BernoulliLogitKernel, BernoulliLogitReal, BinomialLogitKernel, GammaKernel, LogNormalKernel,
     NegativeBinomial2Kernel, NormalKernel, PoissonKernel, PoissonLogKernel, StudentTKernel,
 };
-pub use rows::{log_density_rows, log_density_rows_owned};
+pub use rows::{log_density_gathered_rows, log_density_rows, log_density_rows_owned};
 #[doc(hidden)]
 pub use vmath::slices as __vmath;
 
@@ -806,6 +808,45 @@ mod tests {
             &[&[1e-8, 900.0, 3.0, 1e8], &[1e5, 0.5, 1e-6, 2.0]],
             20.0,
         );
+    }
+
+    #[test]
+    fn real_outcomes_give_the_integer_outcomes_bits() {
+        // Blocks past one chunk, every logit shape, valid and invalid
+        // outcomes (2 and 0.5 are −∞ in both), on every ISA (`run`).
+        let mut rng = StdRng::seed_from_u64(7);
+        let n = 300;
+        let codes: Vec<u64> = (0..n).map(|_| rng.random_range(0..7u64).min(2)).collect();
+        let ints: Vec<u64> = codes
+            .iter()
+            .map(|&c| if c == 2 && rng.random() { 7 } else { c })
+            .collect();
+        let reals: Vec<f64> = ints
+            .iter()
+            .map(|&y| if y > 1 { 0.5 } else { y as f64 })
+            .collect();
+        let logits: Vec<f64> = (0..n)
+            .map(|i| {
+                if i % 97 == 5 {
+                    f64::NAN
+                } else {
+                    rng.random::<f64>() * 80.0 - 40.0
+                }
+            })
+            .collect();
+        for args in [[Arg::Slice(&logits[..])], [Arg::Const(-1.25)]] {
+            let (a, ga) = run(&BernoulliLogitKernel, &ints, &args);
+            let (b, gb) = run(&BernoulliLogitReal, &reals, &args);
+            assert_eq!(a.to_bits(), b.to_bits());
+            assert_eq!(ga, gb);
+            // Valid outcomes alone: a finite value.
+            let valid: Vec<usize> = (0..n).filter(|&i| ints[i] <= 1).collect();
+            let (i2, r2): (Vec<u64>, Vec<f64>) = valid.iter().map(|&i| (ints[i], reals[i])).unzip();
+            let c = [Arg::Const(0.75)];
+            let (a, _) = run(&BernoulliLogitKernel, &i2, &c);
+            let (b, _) = run(&BernoulliLogitReal, &r2, &c);
+            assert!(a.is_finite() && a.to_bits() == b.to_bits());
+        }
     }
 
     #[test]

@@ -125,6 +125,57 @@ pub fn log_density_rows_owned<T: Scalar, K>(
     T::vector_op(op, &blocks, out);
 }
 
+/// [`log_density_rows`] over some rows of a table: `out[k] = Σ_c log
+/// f(table[rows[k] · cols + c] | args…[k · cols + c])`, the table holding
+/// its rows one after the other, `cols` observations each (e.g. a data
+/// set's images, one per column of a column-major `DMatrix`, and a
+/// minibatch's `rows` of it). The rows' observations are copied as they
+/// are into the operation (one slice copy per row, no conversion); the
+/// arguments are the batch's, row `k` after row `k` (`rows.len() × cols`
+/// values for a slice). The same values and derivatives as
+/// `log_density_rows` on the gathered rows, bit for bit.
+///
+/// # Panics
+/// As [`log_density_rows`], and if a row is past the end of the table
+/// (`(rows[k] + 1) · cols > table.len()`): programming errors of the
+/// caller (rows come from the data's own plate).
+///
+/// ```
+/// use iwhvi_core::plate::{self, Arg, BernoulliLogitReal};
+///
+/// // Three images of two pixels, one after the other; the batch {2, 0}.
+/// let images = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0];
+/// let logits = [0.5, -1.0, 2.0, 0.0];
+/// let (mut gathered, mut copied) = (Vec::new(), Vec::new());
+/// let args = [Arg::Slice(&logits[..])];
+/// plate::log_density_gathered_rows(&BernoulliLogitReal, &images, 2, &[2, 0], &args, &mut gathered);
+/// let batch = [1.0, 1.0, 1.0, 0.0];
+/// plate::log_density_rows(&BernoulliLogitReal, &batch, &args, 2, &mut copied);
+/// assert_eq!(gathered, copied);
+/// ```
+pub fn log_density_gathered_rows<T: Scalar, K>(
+    kernel: &K,
+    table: &[K::Obs],
+    cols: usize,
+    rows: &[usize],
+    args: &[Arg<'_, T>],
+    out: &mut Vec<T>,
+) where
+    K: PlateKernel + Clone + 'static,
+    K::Obs: 'static,
+{
+    let mut obs = Vec::with_capacity(rows.len() * cols);
+    for &r in rows {
+        let start = r * cols;
+        assert!(
+            start + cols <= table.len(),
+            "log_density_gathered_rows: row {r} is past the end of the table"
+        );
+        obs.extend_from_slice(&table[start..start + cols]);
+    }
+    log_density_rows_owned(kernel, obs, args, rows.len(), out);
+}
+
 /// [`log_density_rows`]'s op: one block per argument (one value for a
 /// broadcast, `rows × cols` for a slice).
 struct RowsOp<K: PlateKernel> {
@@ -307,7 +358,7 @@ where
 mod tests {
     use super::*;
     use crate::ad::checks::{close, finite_differences};
-    use crate::plate::{BernoulliLogitKernel, NormalKernel, log_density};
+    use crate::plate::{BernoulliLogitKernel, BernoulliLogitReal, NormalKernel, log_density};
     use crate::tape::TapeEngine;
     use crate::{Differentiable, ForwardEngine};
 
@@ -439,6 +490,84 @@ mod tests {
             TapeEngine.value_and_partial_gradient_into(&batched, &p, directions.clone(), &mut out);
             close(&out, &reference[directions], 1e-13, "tape, partial");
         }
+    }
+
+    /// `Σ_k c_k out[k]` of a Bernoulli-logit plate over the rows `PICKED`
+    /// of a table, by `log_density_gathered_rows` or on a copy of them.
+    struct Picked {
+        gathered: bool,
+    }
+
+    const PICKED: [usize; 3] = [4, 1, 4];
+
+    fn table() -> Vec<f64> {
+        (0..5 * COLS).map(|k| f64::from(k * 7 % 3 == 0)).collect()
+    }
+
+    impl Differentiable for Picked {
+        fn eval<T: Scalar>(&self, p: &[T]) -> T {
+            let logits: Vec<T> = p.iter().map(|&v| v * 2.0 - 0.5).collect();
+            let (table, mut out) = (table(), Vec::new());
+            let args = [Arg::Slice(&logits[..])];
+            if self.gathered {
+                log_density_gathered_rows(
+                    &BernoulliLogitReal,
+                    &table,
+                    COLS,
+                    &PICKED,
+                    &args,
+                    &mut out,
+                );
+            } else {
+                let copy: Vec<f64> = PICKED
+                    .iter()
+                    .flat_map(|&r| table[r * COLS..(r + 1) * COLS].to_vec())
+                    .collect();
+                log_density_rows(&BernoulliLogitReal, &copy, &args, PICKED.len(), &mut out);
+            }
+            out.iter()
+                .zip(1..)
+                .fold(T::constant(0.0), |acc, (&v, k)| acc + v * f64::from(k))
+        }
+    }
+
+    #[test]
+    fn gathered_rows_are_the_rows_of_a_copy_bit_for_bit() {
+        let p: Vec<f64> = (0..PICKED.len() * COLS)
+            .map(|k| ((k * 31 % 41) as f64 / 41.0 - 0.5) * 3.0)
+            .collect();
+        let (gathered, copied) = (Picked { gathered: true }, Picked { gathered: false });
+        assert_eq!(gathered.eval(&p).to_bits(), copied.eval(&p).to_bits());
+        let bits = |(v, g): (f64, Vec<f64>)| {
+            (
+                v.to_bits(),
+                g.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            )
+        };
+        let tape = (
+            TapeEngine.value_and_gradient(&gathered, &p),
+            TapeEngine.value_and_gradient(&copied, &p),
+        );
+        assert!(tape.0.1.iter().any(|g| *g != 0.0));
+        assert_eq!(bits(tape.0), bits(tape.1), "tape");
+        let duals = (
+            ForwardEngine::<8>::new().value_and_gradient(&gathered, &p),
+            ForwardEngine::<8>::new().value_and_gradient(&copied, &p),
+        );
+        assert_eq!(bits(duals.0), bits(duals.1), "duals");
+    }
+
+    #[test]
+    #[should_panic(expected = "log_density_gathered_rows: row 5 is past the end of the table")]
+    fn a_row_past_the_table_is_a_programming_error() {
+        log_density_gathered_rows(
+            &BernoulliLogitReal,
+            &table(),
+            COLS,
+            &[0, 5],
+            &[Arg::Const(0.0)],
+            &mut Vec::new(),
+        );
     }
 
     #[test]

@@ -91,8 +91,10 @@ pub fn checked_step(f: &Factor<'_>) -> TokenStream {
 
 /// Its plate terms on the batch's elements, into their points' sums
 /// (`log_joint_points`); a factor outside a plate is global. A batch's
-/// term of the wrong length makes the global sum NaN.
-pub fn points_step(f: &Factor<'_>) -> TokenStream {
+/// term of the wrong length makes the global sum NaN. A plate's term of
+/// point `__pos` reads the local latents through `views` (their
+/// `PointView`s); a batch's gathers them whole.
+pub fn points_step(f: &Factor<'_>, views: &TokenStream) -> TokenStream {
     let value = &f.value;
     match &f.plate {
         None => quote!(__lp += #value;),
@@ -111,6 +113,7 @@ pub fn points_step(f: &Factor<'_>) -> TokenStream {
         ),
         Some((i, _)) => quote! {
             for (__pos, &#i) in __batch.indices().iter().enumerate() {
+                #views
                 __points[__pos] += #value;
             }
         },

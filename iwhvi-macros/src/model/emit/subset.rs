@@ -84,15 +84,7 @@ pub fn model_methods(plan: &Plan<'_>) -> TokenStream {
     let local = local_latents(plan);
     let local_names: Vec<String> = local.iter().map(|l| l.field.ident.to_string()).collect();
     let local_checks = local.iter().map(|l| local_check(l));
-    let steps = plan.steps.iter().map(|step| match step {
-        Step::Latent(l) if local.iter().any(|m| std::ptr::eq(*m, &**l)) => local_step(l),
-        Step::Latent(l) => latent::log_joint_step(l),
-        Step::Observed(o) if in_plate(o) => plate_step(o),
-        Step::Observed(o) => super::observed::log_joint_step(o),
-        Step::Factor(f) => super::factor::points_step(f),
-        Step::Derived(_) => quote!(),
-        Step::Transformed(t) => transformed::binding(t),
-    });
+    let steps = points_steps(plan, &local);
     let theta_bindings = param::bindings_from_theta(plan);
     quote! {
         #[allow(clippy::all)]
@@ -156,6 +148,36 @@ pub fn model_methods(plan: &Plan<'_>) -> TokenStream {
     }
 }
 
+/// `log_joint_points`'s steps, in order: a local latent's on the batch
+/// alone (a `BatchLocal`), and the plate's terms of point `__pos` reading
+/// the local latents declared before them through its `PointView`s.
+fn points_steps(plan: &Plan<'_>, local: &[&Latent<'_>]) -> Vec<TokenStream> {
+    let mut declared: Vec<&Ident> = Vec::new();
+    let mut steps = Vec::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let views = point_views(&declared);
+        steps.push(match step {
+            Step::Latent(l) if local.iter().any(|m| std::ptr::eq(*m, &**l)) => {
+                declared.push(&l.field.ident);
+                local_step(l, &views)
+            }
+            Step::Latent(l) => latent::log_joint_step(l),
+            Step::Observed(o) if in_plate(o) => plate_step(o, &views),
+            Step::Observed(o) => super::observed::log_joint_step(o),
+            Step::Factor(f) => super::factor::points_step(f, &views),
+            Step::Derived(_) => quote!(),
+            Step::Transformed(t) => transformed::binding(t),
+        });
+    }
+    steps
+}
+
+/// Rebinds each declared local latent, inside the loop over the batch's
+/// points, as point `__pos` sees it (`z[i]` at its own element `i`).
+fn point_views(declared: &[&Ident]) -> TokenStream {
+    quote!(#(let #declared = #declared.at(__pos);)*)
+}
+
 /// `subsample_plate`'s check of a local latent: its length is the plate's
 /// (`__lens[0]`) and its transform element-wise.
 fn local_check(l: &Latent<'_>) -> TokenStream {
@@ -173,31 +195,32 @@ fn local_check(l: &Latent<'_>) -> TokenStream {
     }
 }
 
-/// A local latent's step: its elements on the batch, their log Jacobians
-/// and prior terms into their points' sums (the other elements stay 0,
-/// read by nothing on this batch); `accumulate` records no node for an
-/// identity's log Jacobian or a point's first term.
-fn local_step(l: &Latent<'_>) -> TokenStream {
+/// A local latent's step: its elements on the batch alone (a
+/// `BatchLocal`, one value per point, in the batch's order), their log
+/// Jacobians and prior terms into their points' sums (the prior reading
+/// the local latents before it through `views`); `accumulate` records no
+/// node for an identity's log Jacobian or a point's first term.
+fn local_step(l: &Latent<'_>, views: &TokenStream) -> TokenStream {
     let p = quote!(::iwhvi::__private);
     let (ident, len) = (&l.field.ident, &l.len);
     let transform = latent::transform(&l.transform);
     let bind_index = l.index.map(|i| quote!(let #i: usize = __k;));
-    let density = l
-        .prior
-        .as_ref()
-        .map(|new| quote!(#p::accumulate(&mut __points[__pos], #p::log_prob_or_neg_inf(#new, #ident[__k]));));
+    let density = l.prior.as_ref().map(
+        |new| quote!(#p::accumulate(&mut __points[__pos], #p::log_prob_or_neg_inf(#new, __z));),
+    );
     quote! {
         let __transform = #transform;
         let __n = #len;
-        let mut #ident: ::std::vec::Vec<__T> =
-            ::std::vec![<__T as #p::Scalar>::constant(0.0); __n];
+        let mut __values: ::std::vec::Vec<__T> = ::std::vec::Vec::with_capacity(__batch.len());
         for (__pos, &__k) in __batch.indices().iter().enumerate() {
+            #views
             #bind_index
             let (__z, __log_jacobian) = __transform.forward_scalar(__u[__at + __k]);
-            #ident[__k] = __z;
+            __values.push(__z);
             #p::accumulate(&mut __points[__pos], __log_jacobian);
             #density
         }
+        let #ident = #p::BatchLocal::new(__values, __batch.indices());
         __at += __n;
     }
 }
@@ -371,13 +394,14 @@ fn stays_local(plan: &Plan<'_>, c: &Latent<'_>, local: &[&Latent<'_>]) -> bool {
 }
 
 /// An observed vector's terms on the batch's elements, into their points'
-/// sums.
-fn plate_step(o: &Observed<'_>) -> TokenStream {
+/// sums (reading the local latents through `views`).
+fn plate_step(o: &Observed<'_>, views: &TokenStream) -> TokenStream {
     let (ident, new) = (&o.field.ident, &o.likelihood);
     let i = o.index.expect("a plate's observation has an index");
     let value = super::observed::scalar_value(o, &quote!(self.#ident[#i]));
     quote! {
         for (__pos, &#i) in __batch.indices().iter().enumerate() {
+            #views
             __points[__pos] += ::iwhvi::__private::log_prob_or_neg_inf(#new, #value);
         }
     }
