@@ -175,6 +175,43 @@ pub fn images(pixels: &[f64]) -> DMatrix<f64> {
     DMatrix::from_column_slice(PIXELS, pixels.len() / PIXELS, pixels)
 }
 
+/// `Ok` for whole images (a multiple of 64 values) of binary pixels (0 or
+/// 1), which the model's Bernoulli rows read; otherwise the typed error
+/// [`InputError::InvalidSetting`] naming `pixels` and the first image and
+/// pixel that is neither (a grey level would be an invalid term, `−∞`).
+///
+/// # Errors
+/// As above.
+///
+/// ```
+/// use iwhvi_examples::macro_vae::check_pixels;
+/// assert!(check_pixels(&[0.0; 128]).is_ok());
+/// let mut grey = vec![1.0; 128];
+/// grey[64 + 3] = 0.5;
+/// let error = check_pixels(&grey).unwrap_err().to_string();
+/// assert!(error.contains("image 1, pixel 3"), "{error}");
+/// assert!(check_pixels(&[0.0; 65]).is_err());
+/// ```
+pub fn check_pixels(pixels: &[f64]) -> Result<(), InputError> {
+    let refuse = |value: String| InputError::InvalidSetting {
+        setting: "pixels",
+        value,
+        requirement: "whole images of 64 binary pixels (0 or 1) each: binarise grey levels first",
+    };
+    if !pixels.len().is_multiple_of(PIXELS) {
+        return Err(refuse(format!("{} values", pixels.len())));
+    }
+    match pixels.iter().position(|&p| p != 0.0 && p != 1.0) {
+        Some(i) => Err(refuse(format!(
+            "{} at image {}, pixel {}",
+            pixels[i],
+            i / PIXELS,
+            i % PIXELS
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The runtime VAE of the same architecture ([`digits::vae`] with a
 /// Gaussian encoder and latent size 2).
 ///
@@ -264,7 +301,8 @@ pub struct MacroTrained {
 ///
 /// # Errors
 /// As [`fit`], boxed (e.g. a batch size the model cannot be subsampled
-/// with).
+/// with), and [`check_pixels`]' error for pixels that are not whole binary
+/// images.
 ///
 /// ```
 /// use iwhvi::objective::Diwhvi;
@@ -337,10 +375,11 @@ pub fn train_configured(
     settings: MacroTraining,
     adjust: impl FnOnce(FitConfig) -> FitConfig,
 ) -> Result<MacroTrained, Box<FitError>> {
+    check_pixels(pixels).map_err(|e| Box::new(FitError::from(e)))?;
     let vae = runtime_vae();
     let mut start = vae.init_params(&mut StdRng::seed_from_u64(init_seed));
     vae.init_decoder_bias(&mut start, pixels)
-        .expect("binary pixels");
+        .expect("checked: whole binary images");
     let model = model_with(pixels, &start);
     let mut config = FitConfig::new(settings.objective)
         .max_steps(settings.steps)
@@ -377,7 +416,8 @@ pub fn train_configured(
 /// expectation.
 ///
 /// # Errors
-/// As [`estimate_bound`].
+/// As [`estimate_bound`], and [`check_pixels`]' error for pixels that are
+/// not whole binary images.
 // `#[inline]`: the fit is instantiated in the crate that calls it, not in
 // this library, which `cargo test` builds unoptimised; otherwise the
 // other test crates link this library's unoptimised copies of the core's
@@ -390,6 +430,7 @@ pub fn hierarchical_log_likelihood(
     k: usize,
     seed: u64,
 ) -> Result<Vec<f64>, InputError> {
+    check_pixels(pixels)?;
     let guide_len = params.len() - runtime_vae().len() + encoder_len();
     let (phi, theta) = params.split_at(guide_len);
     let mut rng = StdRng::seed_from_u64(seed);

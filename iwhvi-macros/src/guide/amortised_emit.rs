@@ -11,10 +11,10 @@
 //! Nothing here reports an error.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 
 use super::emit::{Bindings, workspace};
-use super::lower::Plan;
+use super::lower::{Conditional, Plan};
 
 /// `__from_layout`'s `__groups`: one group per point when every
 /// conditional has as many elements as the first, else `None` (the guide
@@ -223,42 +223,51 @@ fn batch_methods(
         .filter(|(_, c)| !c.unconstrained)
         .map(|(ci, _)| quote!(&& self.__transforms[#ci] == #p::Transform::Identity));
     let identity = quote!(true #(#identity)*);
-    // A scale written `….exp()` goes in as its log, the exponential
-    // taken inside the operation (no scalar `exp` node per element).
-    let draws = plan.conditionals.iter().enumerate().map(|(ci, c)| {
-        let new = &c.new;
-        let bind_index = c.index.map(|i| quote!(let #i: usize = __k;));
-        let push = match &c.log_scale {
-            Some((loc, log_scale)) => quote! {
-                __batch.push_draw_log_scale(#loc, #log_scale, __noise[__off + __k], __off + __k);
-            },
-            None => quote!(__batch.push_draw(#new, __noise[__off + __k], __off + __k);),
-        };
-        quote! {{
-            let __off = self.__offsets[#ci];
-            for &__k in __groups {
-                #bind_index
-                #push
-            }
-        }}
+    // Each conditional's pushes over the batch's points (bound to
+    // `index`), conditional after conditional; a scale written `….exp()`
+    // goes in as its log, the exponential taken inside the operation (no
+    // scalar `exp` node per element).
+    let per_conditional = |index: &str, push: &dyn Fn(&Conditional<'_>) -> TokenStream| {
+        let index = format_ident!("{index}");
+        let pushes = plan.conditionals.iter().enumerate().map(|(ci, c)| {
+            let bind_index = c.index.map(|i| quote!(let #i: usize = #index;));
+            let push = push(c);
+            quote! {{
+                let __off = self.__offsets[#ci];
+                for &#index in __groups {
+                    #bind_index
+                    #push
+                }
+            }}
+        });
+        quote!(#(#pushes)*)
+    };
+    let draws = per_conditional("__k", &|c| match &c.log_scale {
+        Some((loc, log_scale)) => quote! {
+            __batch.push_draw_log_scale(#loc, #log_scale, __noise[__off + __k], __off + __k);
+        },
+        None => {
+            let new = &c.new;
+            quote!(__batch.push_draw(#new, __noise[__off + __k], __off + __k);)
+        }
     });
-    let densities = plan.conditionals.iter().enumerate().map(|(ci, c)| {
-        let new = &c.new;
-        let bind_index = c.index.map(|i| quote!(let #i: usize = __j;));
-        let push = match &c.log_scale {
-            Some((loc, log_scale)) => quote! {
-                __batch.push_density_log_scale(#loc, #log_scale, __u[__off + __j]);
-            },
-            None => quote!(__batch.push_density(#new, __u[__off + __j]);),
-        };
-        quote! {{
-            let __off = self.__offsets[#ci];
-            for &__j in __groups {
-                #bind_index
-                #push
-            }
-        }}
+    let densities = per_conditional("__j", &|c| match &c.log_scale {
+        Some((loc, log_scale)) => quote! {
+            __batch.push_density_log_scale(#loc, #log_scale, __u[__off + __j]);
+        },
+        None => {
+            let new = &c.new;
+            quote!(__batch.push_density(#new, __u[__off + __j]);)
+        }
     });
+    // The encoder's outputs for the batch, and an empty batch of `count`
+    // terms per point.
+    let prologue = quote! {
+        let mut __p = 0usize;
+        #(#bind_params)*
+        #encoder_outputs
+        let mut __batch = #p::NormalBatch::<__T>::with_capacity(#count * __groups.len());
+    };
     quote! {
         fn sample_conditional_groups<__T: #p::Scalar>(
             &self,
@@ -274,11 +283,8 @@ fn batch_methods(
                 }
                 return;
             }
-            let mut __p = 0usize;
-            #(#bind_params)*
-            #encoder_outputs
-            let mut __batch = #p::NormalBatch::<__T>::with_capacity(#count * __groups.len());
-            #(#draws)*
+            #prologue
+            #draws
             __batch.draw_into(__u);
         }
 
@@ -296,11 +302,8 @@ fn batch_methods(
                 }
                 return;
             }
-            let mut __p = 0usize;
-            #(#bind_params)*
-            #encoder_outputs
-            let mut __batch = #p::NormalBatch::<__T>::with_capacity(#count * __groups.len());
-            #(#densities)*
+            #prologue
+            #densities
             __batch.log_densities_into(__groups.len(), __out);
         }
     }

@@ -126,7 +126,8 @@ impl<T: Scalar> NormalBatch<T> {
     /// scale that is not finite, a scale of zero).
     fn push_log_params(&mut self, loc: T, log_scale: T) -> bool {
         let scale = log_scale.value().exp();
-        let valid = loc.value().is_finite() && scale.is_finite() && scale > 0.0;
+        // `Normal::new`'s own rule, on constants (no node is recorded).
+        let valid = Normal::new(T::constant(loc.value()), T::constant(scale)).is_ok();
         self.push_raw(valid.then_some((loc, log_scale)), true, scale)
     }
 
@@ -182,7 +183,17 @@ impl<T: Scalar> NormalBatch<T> {
 
     /// The draws pushed so far into `u` (each at its `at`), as one vector
     /// operation with outputs `μ_i + σ_i ε_i`; the batch is emptied.
+    ///
+    /// # Panics
+    /// If densities were pushed into this batch
+    /// ([`NormalBatch::push_density`]): draws and densities are two
+    /// batches.
     pub fn draw_into(&mut self, u: &mut [T]) {
+        assert!(
+            self.x.is_empty() && self.noise.len() == self.loc.len(),
+            "NormalBatch::draw_into: this batch holds densities (push_density); \
+             push draws and densities into two batches"
+        );
         if self.loc.is_empty() {
             return;
         }
@@ -227,8 +238,15 @@ impl<T: Scalar> NormalBatch<T> {
     /// operation; the batch is emptied.
     ///
     /// # Panics
-    /// If the number of terms is not a multiple of `points`.
+    /// If the number of terms is not a multiple of `points`, or if draws
+    /// were pushed into this batch ([`NormalBatch::push_draw`]): draws and
+    /// densities are two batches.
     pub fn log_densities_into(&mut self, points: usize, out: &mut Vec<T>) {
+        assert!(
+            self.noise.is_empty() && self.x.len() == self.loc.len(),
+            "NormalBatch::log_densities_into: this batch holds draws (push_draw); \
+             push draws and densities into two batches"
+        );
         if self.x.is_empty() && points == 0 {
             return;
         }
@@ -265,6 +283,12 @@ impl<T: Scalar> NormalBatch<T> {
 /// node (partials `1` and `ε_i`) per element; where `log` is set the
 /// block holds `ln σ_i`, and `σ_i = exp(ln σ_i)` is the scalar path's
 /// `exp` node (partial `σ_i`).
+///
+/// Where `log` is set, `eval` and the products read `σ_i` as computed
+/// when the element was pushed, not from the block: the operation is
+/// evaluated only at the values it was recorded with (every engine does
+/// so, the op being built for one evaluation), and one `exp` per element
+/// is saved. [`NormalDensities`] does the same.
 struct NormalDraws {
     noise: Vec<f64>,
     log: Vec<bool>,

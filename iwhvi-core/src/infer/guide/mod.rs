@@ -558,9 +558,56 @@ pub trait HierarchicalGuide: Sync {
     /// [`HierarchicalGuide::samples_by_group`] is true.
     ///
     /// ```
-    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
-    /// // Guides that do not sample by group never have it called.
-    /// assert!(!MeanField::new(1).samples_by_group());
+    /// # use iwhvi_core::guide::{HierarchicalGuide, MixingGroup, MixingGroups, ParamLayout, Workspace};
+    /// # use iwhvi_core::guide::diag_normal_log_density as normal;
+    /// # use iwhvi_core::scalar::Scalar;
+    /// // q(u) = Π_n N(u_n; loc_n, exp(s_n)²), one group per coordinate; the
+    /// // batch methods are the trait's defaults.
+    /// # struct PerPoint(MixingGroups);
+    /// # impl HierarchicalGuide for PerPoint {
+    /// #     fn latent_dim(&self) -> usize { 3 }
+    /// #     fn mixing_dim(&self) -> usize { 0 }
+    /// #     fn has_reverse_model(&self) -> bool { false }
+    /// #     fn param_layout(&self) -> ParamLayout {
+    /// #         let mut layout = ParamLayout::default();
+    /// #         layout.push("loc", &[3]);
+    /// #         layout.push("log_scale", &[3]);
+    /// #         layout
+    /// #     }
+    /// #     fn init_params<R: rand::Rng + ?Sized>(&self, _: &mut R) -> Vec<f64> { vec![0.0; 6] }
+    /// #     fn sample_conditional<T: Scalar>(&self, p: &[T], _: &[T], e: &[f64], u: &mut [T], _: &mut Workspace<T>) {
+    /// #         for n in 0..3 { u[n] = p[n] + p[3 + n].exp() * e[n]; }
+    /// #     }
+    /// #     fn log_conditional<T: Scalar>(&self, p: &[T], _: &[T], u: &[T], _: &mut Workspace<T>) -> T {
+    /// #         normal(u, &p[..3], &p[3..])
+    /// #     }
+    /// #     fn mixing_groups(&self) -> Option<&MixingGroups> { Some(&self.0) }
+    /// #     fn samples_by_group(&self) -> bool { true }
+    /// #     fn sample_conditional_group<T: Scalar>(
+    /// #         &self, p: &[T], n: usize, _: &[T], e: &[f64], u: &mut [T], _: &mut Workspace<T>,
+    /// #     ) {
+    /// #         u[n] = p[n] + p[3 + n].exp() * e[n];
+    /// #     }
+    /// #     fn log_conditional_group<T: Scalar>(&self, p: &[T], n: usize, _: &[T], u: &[T], _: &mut Workspace<T>) -> T {
+    /// #         normal(&[u[n]], &[p[n]], &[p[3 + n]])
+    /// #     }
+    /// # }
+    /// let group = |n: usize| MixingGroup { psi: 0..0, latents: vec![n], reverse_noise: 0..0 };
+    /// let guide = PerPoint(MixingGroups::new(3, 0, 0, (0..3).map(group).collect())?);
+    /// let params = [0.2, -0.4, 1.0, -0.3, -0.5, 0.1];
+    /// let mut workspace = Workspace::<f64>::new(&guide);
+    /// // The batch {2, 0} drawn at once: its entries are the per-group draws',
+    /// // the others untouched.
+    /// let noise = [0.7, -1.2, 0.4];
+    /// let mut batch = [f64::NAN; 3];
+    /// guide.sample_conditional_groups(&params, &[2, 0], &noise, &mut batch, &mut workspace);
+    /// let mut one = [f64::NAN; 3];
+    /// guide.sample_conditional_group(&params, 2, &[], &noise, &mut one, &mut workspace);
+    /// guide.sample_conditional_group(&params, 0, &[], &noise, &mut one, &mut workspace);
+    /// assert_eq!(batch[0].to_bits(), one[0].to_bits());
+    /// assert_eq!(batch[2].to_bits(), one[2].to_bits());
+    /// assert!(batch[1].is_nan());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn sample_conditional_groups<T: Scalar>(
         &self,
@@ -582,10 +629,58 @@ pub trait HierarchicalGuide: Sync {
     /// vector operations, with the same values (`#[variational]`'s
     /// amortised guides: [`NormalBatch`]).
     ///
+    /// An override must push exactly one value per group, in `groups`'
+    /// order: the per-point objective stops with a panic naming the guide
+    /// otherwise (another count would pair each point with another's
+    /// density).
+    ///
     /// ```
-    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
-    /// // Guides without groups never have it called.
-    /// assert!(MeanField::new(1).mixing_groups().is_none());
+    /// # use iwhvi_core::guide::{HierarchicalGuide, MixingGroup, MixingGroups, ParamLayout, Workspace};
+    /// # use iwhvi_core::guide::diag_normal_log_density as normal;
+    /// # use iwhvi_core::scalar::Scalar;
+    /// // q(u) = Π_n N(u_n; loc_n, exp(s_n)²), one group per coordinate; the
+    /// // batch methods are the trait's defaults.
+    /// # struct PerPoint(MixingGroups);
+    /// # impl HierarchicalGuide for PerPoint {
+    /// #     fn latent_dim(&self) -> usize { 3 }
+    /// #     fn mixing_dim(&self) -> usize { 0 }
+    /// #     fn has_reverse_model(&self) -> bool { false }
+    /// #     fn param_layout(&self) -> ParamLayout {
+    /// #         let mut layout = ParamLayout::default();
+    /// #         layout.push("loc", &[3]);
+    /// #         layout.push("log_scale", &[3]);
+    /// #         layout
+    /// #     }
+    /// #     fn init_params<R: rand::Rng + ?Sized>(&self, _: &mut R) -> Vec<f64> { vec![0.0; 6] }
+    /// #     fn sample_conditional<T: Scalar>(&self, p: &[T], _: &[T], e: &[f64], u: &mut [T], _: &mut Workspace<T>) {
+    /// #         for n in 0..3 { u[n] = p[n] + p[3 + n].exp() * e[n]; }
+    /// #     }
+    /// #     fn log_conditional<T: Scalar>(&self, p: &[T], _: &[T], u: &[T], _: &mut Workspace<T>) -> T {
+    /// #         normal(u, &p[..3], &p[3..])
+    /// #     }
+    /// #     fn mixing_groups(&self) -> Option<&MixingGroups> { Some(&self.0) }
+    /// #     fn samples_by_group(&self) -> bool { true }
+    /// #     fn sample_conditional_group<T: Scalar>(
+    /// #         &self, p: &[T], n: usize, _: &[T], e: &[f64], u: &mut [T], _: &mut Workspace<T>,
+    /// #     ) {
+    /// #         u[n] = p[n] + p[3 + n].exp() * e[n];
+    /// #     }
+    /// #     fn log_conditional_group<T: Scalar>(&self, p: &[T], n: usize, _: &[T], u: &[T], _: &mut Workspace<T>) -> T {
+    /// #         normal(&[u[n]], &[p[n]], &[p[3 + n]])
+    /// #     }
+    /// # }
+    /// let group = |n: usize| MixingGroup { psi: 0..0, latents: vec![n], reverse_noise: 0..0 };
+    /// let guide = PerPoint(MixingGroups::new(3, 0, 0, (0..3).map(group).collect())?);
+    /// let params = [0.2, -0.4, 1.0, -0.3, -0.5, 0.1];
+    /// let mut workspace = Workspace::<f64>::new(&guide);
+    /// let u = [0.1, -0.2, 0.3];
+    /// // One log density per group of the batch {2, 0}, in that order.
+    /// let mut out = Vec::new();
+    /// guide.log_conditional_groups(&params, &[2, 0], &u, &mut workspace, &mut out);
+    /// assert_eq!(out.len(), 2);
+    /// assert_eq!(out[0], guide.log_conditional_group(&params, 2, &[], &u, &mut workspace));
+    /// assert_eq!(out[1], guide.log_conditional_group(&params, 0, &[], &u, &mut workspace));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn log_conditional_groups<T: Scalar>(
         &self,

@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use super::factorised_tests::{Blocks, rough_params};
 use super::{
     Diwhvi, DiwhviObjective, NoiseEntries, PerPointObjective, PointGroups, PointNoise, StepNoise,
+    per_point_bound,
 };
 use crate::ForwardEngine;
 use crate::fit::{FitConfig, FitError, Parallelism, fit};
@@ -575,7 +576,15 @@ fn a_reported_noise_entry_past_the_end_is_a_typed_error_naming_the_group() {
 /// `q(z) = Π_n N(z_n; a_n, exp(b_n)²)`, params `[a; b]`: one group per
 /// point without mixing coordinates, drawn by group, written by hand
 /// (the trait's default batch methods, a loop over the groups).
-struct PointNormal(MixingGroups);
+struct PointNormal(MixingGroups, Miscount);
+
+/// A broken override of `log_conditional_groups` that pushes one density
+/// too many (`Extra`), or none (`Correct`: the trait's loop).
+#[derive(Clone, Copy, PartialEq)]
+enum Miscount {
+    Correct,
+    Extra,
+}
 
 impl PointNormal {
     fn new(n: usize) -> Self {
@@ -584,7 +593,10 @@ impl PointNormal {
             latents: vec![i],
             reverse_noise: 0..0,
         };
-        Self(MixingGroups::new(n, 0, 0, (0..n).map(group).collect()).unwrap())
+        Self(
+            MixingGroups::new(n, 0, 0, (0..n).map(group).collect()).unwrap(),
+            Miscount::Correct,
+        )
     }
 
     fn n(&self) -> usize {
@@ -653,6 +665,32 @@ impl HierarchicalGuide for PointNormal {
     ) {
         u[g] = p[g] + p[self.n() + g].exp() * e[g];
     }
+    fn log_conditional_groups<T: Scalar>(
+        &self,
+        p: &[T],
+        groups: &[usize],
+        u: &[T],
+        ws: &mut Workspace<T>,
+        out: &mut Vec<T>,
+    ) {
+        for &g in groups {
+            out.push(self.log_conditional_group(p, g, &[], u, ws));
+        }
+        if self.1 == Miscount::Extra {
+            out.push(T::constant(0.0));
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "PointNormal::log_conditional_groups pushed 3 densities for 2 groups")]
+fn a_batch_override_that_pushes_another_count_stops_naming_the_guide() {
+    let (model, mut guide) = (Local::new(4), PointNormal::new(4));
+    guide.1 = Miscount::Extra;
+    let noise = StepNoise::draw(&guide, Diwhvi::elbo(), &mut StdRng::seed_from_u64(2));
+    let mut joint = vec![0.1; 8];
+    joint.push(0.4);
+    let _ = per_point_bound(&model, &guide, &joint[..8], &noise, &[3, 1]);
 }
 
 /// The per-point bound at `M = 1` as the scalar path computes it (each

@@ -291,6 +291,18 @@ impl<T: Scalar> Buffers<T> {
                 &mut self.workspace,
                 &mut self.weights,
             );
+            // A row per group, in `which`'s order: an override that
+            // pushed another count would pair each point with another
+            // point's density (a plausible wrong bound), so it stops here.
+            assert_eq!(
+                self.weights.len(),
+                which.len(),
+                "{}::log_conditional_groups pushed {} densities for {} groups: \
+                 it must push exactly one per group, in the order asked",
+                std::any::type_name::<G>(),
+                self.weights.len(),
+                which.len()
+            );
             self.ends.extend(1..=self.weights.len());
             return;
         }
