@@ -132,11 +132,7 @@ impl Mlp {
 /// # Panics
 /// If a picked row lies past the end of `input`.
 pub(super) fn gather_rows(input: &[f64], width: usize, picked: &[usize]) -> Vec<f64> {
-    let mut rows = Vec::with_capacity(picked.len() * width);
-    for &p in picked {
-        rows.extend_from_slice(&input[p * width..(p + 1) * width]);
-    }
-    rows
+    crate::prob::plate::gather_table_rows(input, width, picked)
 }
 
 impl Mlp {
