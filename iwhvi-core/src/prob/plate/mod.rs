@@ -74,6 +74,7 @@ pub use kernels::{
     BernoulliLogitKernel, BernoulliLogitReal, BinomialLogitKernel, GammaKernel, LogNormalKernel,
     NegativeBinomial2Kernel, NormalKernel, PoissonKernel, PoissonLogKernel, StudentTKernel,
 };
+pub(crate) use rows::gather_table_rows;
 pub use rows::{log_density_gathered_rows, log_density_rows, log_density_rows_owned};
 #[doc(hidden)]
 pub use vmath::slices as __vmath;

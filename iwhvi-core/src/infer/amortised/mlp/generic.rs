@@ -132,11 +132,7 @@ impl Mlp {
 /// # Panics
 /// If a picked row lies past the end of `input`.
 pub(super) fn gather_rows(input: &[f64], width: usize, picked: &[usize]) -> Vec<f64> {
-    let mut rows = Vec::with_capacity(picked.len() * width);
-    for &p in picked {
-        rows.extend_from_slice(&input[p * width..(p + 1) * width]);
-    }
-    rows
+    crate::prob::plate::gather_table_rows(input, width, picked)
 }
 
 impl Mlp {
@@ -290,22 +286,27 @@ impl MlpOp {
         let (params, context) = (x[0], self.context(x));
         let mut saved = std::mem::take(&mut self.saved);
         saved.clear();
-        saved.resize(self.starts.last().copied().unwrap_or(0), 0.0);
+        saved.reserve(self.starts.last().copied().unwrap_or(0));
         for (l, s) in self.shapes.iter().enumerate() {
             let [w, wc, b] = self.parts(s, params);
-            let (done, rest) = saved.split_at_mut(self.starts[l]);
-            let a = &mut rest[..self.rows * s.outputs];
-            let input = self.layer_input(l, done);
             let c = context.filter(|_| l == 0);
+            // Each row starts from its bias (the matrix path's with the
+            // context's term), appended: no zero-fill before it.
+            let first = self.matrix().then(|| Self::first_bias(b, wc, c));
+            let base = first.as_deref().unwrap_or(b);
+            for _ in 0..self.rows {
+                saved.extend_from_slice(base);
+            }
+            debug_assert_eq!(saved.len(), self.starts[l + 1]);
+            let (done, a) = saved.split_at_mut(self.starts[l]);
+            let input = self.layer_input(l, done);
             if self.matrix() {
-                broadcast(&Self::first_bias(b, wc, c), a);
                 gemm(
                     self.rows, s.inputs, s.outputs, input, false, w, false, 1.0, a,
                 );
             } else {
                 let rows = a.chunks_exact_mut(s.outputs.max(1));
                 for (a, x) in rows.zip(input.chunks_exact(s.inputs.max(1))) {
-                    a.copy_from_slice(b);
                     accumulate(w, x, a);
                     if let Some(c) = c {
                         accumulate(wc, c, a);
