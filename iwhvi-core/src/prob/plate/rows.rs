@@ -164,7 +164,10 @@ pub fn log_density_gathered_rows<T: Scalar, K>(
     K: PlateKernel + Clone + 'static,
     K::Obs: 'static,
 {
-    if let Some(&r) = rows.iter().find(|&&r| (r + 1) * cols > table.len()) {
+    if let Some(&r) = rows
+        .iter()
+        .find(|&&r| row_range(r, cols, table.len()).is_none())
+    {
         panic!("log_density_gathered_rows: row {r} is past the end of the table");
     }
     let obs = gather_table_rows(table, cols, rows);
@@ -190,9 +193,21 @@ pub(crate) fn gather_table_rows<T: Copy>(table: &[T], width: usize, picked: &[us
         if let Some(&ahead) = picked.get(k + PREFETCH_ROWS_AHEAD) {
             prefetch_row(table, width, ahead);
         }
-        rows.extend_from_slice(&table[p * width..(p + 1) * width]);
+        let Some(row) = row_range(p, width, table.len()) else {
+            panic!("gather_table_rows: row {p} is past the end of the table");
+        };
+        rows.extend_from_slice(&table[row]);
     }
     rows
+}
+
+/// Where row `row` of a table of `width`-wide rows lies, if it lies
+/// within `len` entries (an overflowing index is past the end, never a
+/// wrapped-around row).
+fn row_range(row: usize, width: usize, len: usize) -> Option<std::ops::Range<usize>> {
+    let start = row.checked_mul(width)?;
+    let end = start.checked_add(width)?;
+    (end <= len).then_some(start..end)
 }
 
 /// A hint to bring row `row` of the table into the cache (nothing when
@@ -202,7 +217,7 @@ fn prefetch_row<T>(table: &[T], width: usize, row: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let Some(slice) = table.get(row * width..(row + 1) * width) else {
+        let Some(slice) = row_range(row, width, table.len()).map(|r| &table[r]) else {
             return;
         };
         let bytes = std::mem::size_of_val(slice);
@@ -593,9 +608,18 @@ mod tests {
     }
 
     #[test]
-    #[should_panic]
+    #[should_panic(expected = "gather_table_rows: row 2 is past the end of the table")]
     fn gather_table_rows_rejects_a_row_past_the_end() {
         gather_table_rows(&[1.0, 2.0, 3.0, 4.0], 2, &[0, 2]);
+    }
+
+    #[test]
+    fn a_row_whose_index_overflows_is_past_the_end_not_wrapped_around() {
+        assert_eq!(row_range(1, 2, 4), Some(2..4));
+        assert_eq!(row_range(2, 2, 4), None);
+        // 2^63 · 2 wraps to 0 in release: the row must not be row 0.
+        assert_eq!(row_range(1 << 63, 2, 4), None);
+        assert_eq!(row_range(usize::MAX, 1, 4), None);
     }
 
     #[test]
