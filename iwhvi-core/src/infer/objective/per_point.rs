@@ -337,44 +337,28 @@ impl<Mo: Model, G: HierarchicalGuide> Differentiable for PerPointObjective<'_, M
             let terms =
                 self.model
                     .log_joint_points(theta, u, noise.prior_noise(m), batch, &mut points);
+            // `ends[0]`: the global groups' rows come first.
+            let mut rows = buffers.rows().iter();
             if outer == 1
                 && let Some(log_q) = single_weights(&points, buffers.rows(), &ends)
             {
-                // The global part as below, then the points' sum as one op.
-                let mut global_log_q = zero;
-                for row in buffers.rows().iter().take(ends[0]) {
-                    accumulate(&mut global_log_q, upper(row));
-                }
-                let global = if is_positive_zero(global_log_q) {
-                    terms
-                } else {
-                    terms - global_log_q
-                };
+                // The global part, then the points' sum as one op.
+                let global = global_part(terms, rows.take(ends[0]));
                 let mut sum = Vec::with_capacity(1);
                 T::vector_op(PointSum, &[&points, log_q], &mut sum);
                 return global + sum[0] * batch.scale();
             }
-            let mut rows = buffers.rows().iter();
-            let mut start = 0;
-            let mut sums = ends.iter().map(|&end| {
+            let global_rows = rows.by_ref().take(ends[0]);
+            if m == 0 {
+                global = global_part(terms, global_rows);
+            } else {
+                global_rows.for_each(drop);
+            }
+            for (i, ends) in ends.windows(2).enumerate() {
                 let mut log_q = zero;
-                for row in rows.by_ref().take(end - start) {
+                for row in rows.by_ref().take(ends[1] - ends[0]) {
                     accumulate(&mut log_q, upper(row));
                 }
-                start = end;
-                log_q
-            });
-            // Cannot fail: `ends` starts with the global groups' end.
-            let global_log_q = sums.next().unwrap_or(zero);
-            if m == 0 {
-                // No global group: `terms − 0 = terms`, without a node.
-                global = if is_positive_zero(global_log_q) {
-                    terms
-                } else {
-                    terms - global_log_q
-                };
-            }
-            for (i, log_q) in sums.enumerate() {
                 log_w[i * outer + m] = points[i] - log_q;
             }
         }
@@ -460,6 +444,21 @@ impl VectorFunction for PointSum {
             total += p - q;
         }
         ydot[0] = total;
+    }
+}
+
+/// The global part `log p(g) − U_K^(g)`: the model's `terms` outside the
+/// plate less the global groups' inner bounds (the sum of `upper` over
+/// their `rows`); with no global group `terms` itself, without a node.
+fn global_part<'r, T: Scalar + 'r>(terms: T, rows: impl Iterator<Item = &'r [T]>) -> T {
+    let mut log_q = T::constant(0.0);
+    for row in rows {
+        accumulate(&mut log_q, upper(row));
+    }
+    if is_positive_zero(log_q) {
+        terms
+    } else {
+        terms - log_q
     }
 }
 
