@@ -646,14 +646,18 @@ pub trait GatherRows<T: Clone> {
     fn gather_rows(&self, rows: &[usize]) -> std::borrow::Cow<'_, [T]>;
 }
 
+/// `rows[k]`'s entry as `entry` finds it, NaN where it finds none.
+fn gather_or_nan<T: Scalar>(
+    rows: &[usize],
+    entry: impl Fn(usize) -> Option<T>,
+) -> std::borrow::Cow<'static, [T]> {
+    let nan = || T::constant(f64::NAN);
+    std::borrow::Cow::Owned(rows.iter().map(|&r| entry(r).unwrap_or_else(nan)).collect())
+}
+
 impl<T: Scalar> GatherRows<T> for [T] {
     fn gather_rows(&self, rows: &[usize]) -> std::borrow::Cow<'_, [T]> {
-        let nan = || T::constant(f64::NAN);
-        std::borrow::Cow::Owned(
-            rows.iter()
-                .map(|&r| self.get(r).copied().unwrap_or_else(nan))
-                .collect(),
-        )
+        gather_or_nan(rows, |r| self.get(r).copied())
     }
 }
 
@@ -665,22 +669,17 @@ impl<T: Scalar> GatherRows<T> for Vec<T> {
 
 impl<T: Scalar> GatherRows<T> for BatchLocal<'_, T> {
     /// The values as they are (no copy) when `rows` is the batch's own
-    /// indices; otherwise each row looked up among them.
+    /// indices (the generated code's case: the same slice, recognised
+    /// without comparing it); otherwise each row looked up among them,
+    /// `O(rows · batch)`.
     fn gather_rows(&self, rows: &[usize]) -> std::borrow::Cow<'_, [T]> {
-        if rows == self.indices {
+        if std::ptr::eq(rows, self.indices) || rows == self.indices {
             return std::borrow::Cow::Borrowed(&self.values);
         }
-        let nan = || T::constant(f64::NAN);
-        std::borrow::Cow::Owned(
-            rows.iter()
-                .map(|r| {
-                    self.indices
-                        .iter()
-                        .position(|i| i == r)
-                        .map_or_else(nan, |pos| self.values[pos])
-                })
-                .collect(),
-        )
+        gather_or_nan(rows, |r| {
+            let pos = self.indices.iter().position(|&i| i == r)?;
+            Some(self.values[pos])
+        })
     }
 }
 

@@ -367,7 +367,7 @@ fn conditionals<'a>(
                 unconstrained: *unconstrained,
                 df,
                 local: local.contains(&&c.ident),
-                normal: call.name == "Normal" && call.user.is_none(),
+                normal: is_runtime_normal(call),
                 log_scale,
             })
         })
@@ -691,11 +691,16 @@ type LoweredConditional = (
     Option<(TokenStream, TokenStream)>,
 );
 
+/// The call is the runtime's `Normal` (not a user's family of that name).
+fn is_runtime_normal(call: &DistCall) -> bool {
+    call.name == "Normal" && call.user.is_none()
+}
+
 /// The location and the log-scale `s` of a runtime `Normal(loc, s.exp())`
 /// call, lowered as the constructor lowers its arguments (`None` for
 /// another family or scale).
 fn normal_log_scale(lower: &mut Lower<'_>, call: &DistCall) -> Option<(TokenStream, TokenStream)> {
-    if call.name != "Normal" || call.user.is_some() {
+    if !is_runtime_normal(call) {
         return None;
     }
     let [loc, Expr::MethodCall(scale)] = call.args.as_slice() else {

@@ -21,10 +21,9 @@
 //! (a parameter as the scale of every point) receives their adjoints in
 //! the operation's order rather than the sweep's: equal within rounding.
 
-use crate::distributions::{DistributionError, Normal};
+use crate::distributions::{DistributionError, Normal, standard_log_density};
 use crate::generated::accumulate;
 use crate::scalar::Scalar;
-use crate::special::LN_SQRT_2PI;
 use crate::vector::VectorFunction;
 
 /// A batch of normal conditionals, gathered element by element
@@ -373,13 +372,6 @@ struct NormalDensities {
     sigma: Vec<f64>,
 }
 
-/// One term's value.
-#[inline]
-fn term(x: f64, loc: f64, scale: f64) -> f64 {
-    let z = (x - loc) / scale;
-    -(z * z) * 0.5 - scale.ln() - LN_SQRT_2PI
-}
-
 impl VectorFunction for NormalDensities {
     fn outputs(&self) -> usize {
         self.points
@@ -389,11 +381,8 @@ impl VectorFunction for NormalDensities {
         y.fill(0.0);
         for (i, &valid) in self.valid.iter().enumerate() {
             let t = if valid {
-                term(
-                    x[0][i],
-                    x[1][i],
-                    scale_of(self.log[i], x[2][i], self.sigma[i]),
-                )
+                let s = scale_of(self.log[i], x[2][i], self.sigma[i]);
+                standard_log_density((x[0][i] - x[1][i]) / s, s)
             } else {
                 f64::NEG_INFINITY
             };

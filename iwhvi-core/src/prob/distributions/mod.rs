@@ -85,6 +85,7 @@ pub use logistic::Logistic;
 pub use multivariate_normal::MultivariateNormal;
 pub use negative_binomial::NegativeBinomial2;
 pub use normal::Normal;
+pub(crate) use normal::standard_log_density;
 pub use poisson::{Poisson, PoissonLog};
 pub use student_t::StudentT;
 pub use uniform::Uniform;

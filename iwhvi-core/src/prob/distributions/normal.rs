@@ -72,8 +72,11 @@ impl<T: Scalar> Distribution<T> for Normal<T> {
         let (xv, s) = (x.value(), scale.value());
         let z = (xv - loc.value()) / s;
         let standard = T::with_partials_over(z, &[x, loc, scale], &[1.0, -1.0, -z], s);
-        let value = -(z * z) * 0.5 - s.ln() - LN_SQRT_2PI;
-        T::with_partials(value, &[standard, scale], &[-z, -(1.0 / s)])
+        T::with_partials(
+            standard_log_density(z, s),
+            &[standard, scale],
+            &[-z, -(1.0 / s)],
+        )
     }
 
     fn support(&self) -> Support {
@@ -94,6 +97,15 @@ impl<T: Scalar> Reparameterized<T> for Normal<T> {
         let value = self.loc.value() + self.scale.value() * noise;
         T::with_partials(value, &[self.loc, self.scale], &[1.0, noise])
     }
+}
+
+/// `−z²/2 − ln σ − ln √(2π)` at the standardised `z = (x − μ)/σ`: the
+/// value of [`Normal::log_prob`]'s second fused node, which
+/// [`NormalBatch`](crate::guide::NormalBatch)'s densities compute by the
+/// same operations (so that the two give the same bits).
+#[inline]
+pub(crate) fn standard_log_density(z: f64, scale: f64) -> f64 {
+    -(z * z) * 0.5 - scale.ln() - LN_SQRT_2PI
 }
 
 impl rand::distr::Distribution<f64> for Normal<f64> {

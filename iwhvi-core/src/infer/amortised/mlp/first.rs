@@ -70,7 +70,7 @@ impl Mlp {
         picked: &[usize],
         out: &mut Vec<T>,
     ) {
-        let rows = super::generic::gather_rows(input, self.inputs, picked);
+        let rows = crate::prob::plate::gather_table_rows(input, self.inputs, picked);
         self.first_layer_op(params, rows, picked.len(), out);
     }
 

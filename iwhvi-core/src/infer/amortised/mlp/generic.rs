@@ -12,6 +12,7 @@ use super::dense::{
 };
 use super::{Activation, LayerShape, Mlp, gemm};
 use crate::Scalar;
+use crate::prob::plate::gather_table_rows;
 use crate::vector::VectorFunction;
 
 impl Activation {
@@ -121,18 +122,10 @@ impl Mlp {
         picked: &[usize],
         out: &mut Vec<T>,
     ) {
-        let rows = gather_rows(input, self.inputs, picked);
+        let rows = gather_table_rows(input, self.inputs, picked);
         let op = MlpOp::new(self, rows, picked.len(), false);
         T::vector_op(op, &[&params[..self.len()]], out);
     }
-}
-
-/// The rows `picked` of a row-major block `width` wide, one after another.
-///
-/// # Panics
-/// If a picked row lies past the end of `input`.
-pub(super) fn gather_rows(input: &[f64], width: usize, picked: &[usize]) -> Vec<f64> {
-    crate::prob::plate::gather_table_rows(input, width, picked)
 }
 
 impl Mlp {
