@@ -277,40 +277,65 @@ impl<K: PlateKernel> RowsOp<K> {
             .map(move |&b| if b { 1 } else { cols })
     }
 
-    /// Row `r`'s partials, per argument, into `grads`: kept by
+    /// Every row's partials, per argument, row after row (one value per
+    /// row for a broadcast, `cols` for a slice), each argument's in one
+    /// buffer reserved once: a row's partials start at zero, appended, and
+    /// the kernel adds them where they stand (no per-row buffer or copy).
+    /// With `y`, row `r`'s value (the kernel's, as in `eval`) goes to
+    /// `y[r]`.
+    fn all_partials(&self, x: &[&[f64]], mut y: Option<&mut [f64]>) -> Vec<Vec<f64>> {
+        let rows = self.rows;
+        let mut all: Vec<Vec<f64>> = self
+            .widths()
+            .map(|w| Vec::with_capacity(w * rows))
+            .collect();
+        for r in 0..rows {
+            for (g, w) in all.iter_mut().zip(self.widths()) {
+                g.resize((r + 1) * w, 0.0);
+            }
+            let value = self.partials(x, r, &mut all);
+            if let Some(y) = y.as_deref_mut() {
+                y[r] = value;
+            }
+        }
+        all
+    }
+
+    /// Every row's partials: kept by
     /// [`eval_for_derivatives`](VectorFunction::eval_for_derivatives), or
-    /// computed now.
-    fn row_partials(&self, x: &[&[f64]], r: usize, grads: &mut [Vec<f64>]) {
-        let Some(kept) = &self.kept else {
-            self.partials(x, r, grads);
-            return;
-        };
-        for ((g, k), width) in grads.iter_mut().zip(kept).zip(self.widths()) {
-            g.clear();
-            g.extend_from_slice(&k[r * width..(r + 1) * width]);
+    /// computed now ([`RowsOp::all_partials`]).
+    fn kept_or_computed<'a>(
+        &'a self,
+        x: &[&[f64]],
+        computed: &'a mut Vec<Vec<f64>>,
+    ) -> &'a [Vec<f64>] {
+        match &self.kept {
+            Some(kept) => kept,
+            None => {
+                *computed = self.all_partials(x, None);
+                computed
+            }
         }
     }
 
-    /// Row `r`'s partials: per argument, one value (a broadcast) or `cols`;
-    /// returns the row's value (the kernel's, as in `eval`).
-    fn partials(&self, x: &[&[f64]], r: usize, grads: &mut [Vec<f64>]) -> f64 {
+    /// Row `r`'s partials added into its places in `all` (per argument,
+    /// `all[a][r]` for a broadcast or `all[a][r · cols..(r + 1) · cols]`,
+    /// zeroed by the caller); returns the row's value (the kernel's, as in
+    /// `eval`).
+    fn partials(&self, x: &[&[f64]], r: usize, all: &mut [Vec<f64>]) -> f64 {
         let cols = self.cols();
-        for (g, &broadcast) in grads.iter_mut().zip(&self.broadcast) {
-            g.clear();
-            g.resize(if broadcast { 1 } else { cols }, 0.0);
-        }
         let obs = &self.obs[r * cols..(r + 1) * cols];
         let mut acc = 0.0;
         for start in (0..cols).step_by(BLOCK) {
             let end = (start + BLOCK).min(cols);
-            let mut grad: Vec<&mut [f64]> = grads
+            let mut grad: Vec<&mut [f64]> = all
                 .iter_mut()
                 .zip(&self.broadcast)
                 .map(|(g, &broadcast)| {
                     if broadcast {
-                        &mut g[..]
+                        &mut g[r..=r]
                     } else {
-                        &mut g[start..end]
+                        &mut g[r * cols + start..r * cols + end]
                     }
                 })
                 .collect();
@@ -353,36 +378,27 @@ where
     /// a kernel's value does not depend on whether it writes partials),
     /// every row's partials kept for `vjp` / `jvp`.
     fn eval_for_derivatives(&mut self, x: &[&[f64]], y: &mut [f64]) {
-        let mut kept: Vec<Vec<f64>> = self
-            .widths()
-            .map(|w| Vec::with_capacity(w * self.rows))
-            .collect();
-        let mut grads = vec![Vec::new(); self.broadcast.len()];
-        for (r, value) in y.iter_mut().enumerate() {
-            *value = self.partials(x, r, &mut grads);
-            for (k, g) in kept.iter_mut().zip(&grads) {
-                k.extend_from_slice(g);
-            }
-        }
-        self.kept = Some(kept);
+        self.kept = Some(self.all_partials(x, Some(y)));
     }
 
     fn vjp(&self, x: &[&[f64]], _y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
         let cols = self.cols();
-        let mut grads = vec![Vec::new(); self.broadcast.len()];
+        let mut computed = Vec::new();
+        let all = self.kept_or_computed(x, &mut computed);
         for (r, &yb) in ybar.iter().enumerate() {
             if yb == 0.0 {
                 continue;
             }
-            self.row_partials(x, r, &mut grads);
-            for ((bar, g), &broadcast) in xbar.iter_mut().zip(&grads).zip(&self.broadcast) {
+            let parts = xbar.iter_mut().zip(all).zip(&self.broadcast);
+            for ((bar, all), &broadcast) in parts {
                 let Some(bar) = bar.as_deref_mut() else {
                     continue;
                 };
-                let bar = if broadcast {
-                    &mut bar[..1]
+                let (bar, g) = if broadcast {
+                    (&mut bar[..1], &all[r..=r])
                 } else {
-                    &mut bar[r * cols..(r + 1) * cols]
+                    let row = r * cols..(r + 1) * cols;
+                    (&mut bar[row.clone()], &all[row])
                 };
                 bar.iter_mut().zip(g).for_each(|(b, &p)| *b += yb * p);
             }
@@ -391,18 +407,19 @@ where
 
     fn jvp(&self, x: &[&[f64]], _y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
         let cols = self.cols();
-        let mut grads = vec![Vec::new(); self.broadcast.len()];
+        let mut computed = Vec::new();
+        let all = self.kept_or_computed(x, &mut computed);
         for (r, d) in ydot.iter_mut().enumerate() {
-            self.row_partials(x, r, &mut grads);
             let mut sum = 0.0;
-            for ((dot, g), &broadcast) in xdot.iter().zip(&grads).zip(&self.broadcast) {
+            for ((dot, all), &broadcast) in xdot.iter().zip(all).zip(&self.broadcast) {
                 let Some(dot) = dot else {
                     continue;
                 };
-                let dot = if broadcast {
-                    &dot[..1]
+                let (dot, g) = if broadcast {
+                    (&dot[..1], &all[r..=r])
                 } else {
-                    &dot[r * cols..(r + 1) * cols]
+                    let row = r * cols..(r + 1) * cols;
+                    (&dot[row.clone()], &all[row])
                 };
                 sum += g.iter().zip(dot).map(|(p, t)| p * t).sum::<f64>();
             }
@@ -515,6 +532,35 @@ mod tests {
             ydot
         };
         assert_eq!(bits(&tangents(&fresh)), bits(&tangents(&keeping)), "jvp");
+    }
+
+    /// The kept partials, written in place in one buffer per argument,
+    /// are each row's own bits: the kernel's pass over row `r` alone, into
+    /// buffers zeroed for it (a broadcast's partial summed over the row's
+    /// blocks), with the row's value.
+    #[test]
+    fn kept_partials_are_each_rows_own_bits() {
+        let (mut op, blocks) = normal_op();
+        let x: Vec<&[f64]> = blocks.iter().map(Vec::as_slice).collect();
+        let mut y = vec![f64::NAN; ROWS];
+        op.eval_for_derivatives(&x, &mut y);
+        let kept = op.kept.clone().expect("kept by eval_for_derivatives");
+        let bits = |v: &[f64]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+        for r in 0..ROWS {
+            let (mut loc, mut scale) = (vec![0.0; COLS], vec![0.0]);
+            let mut acc = 0.0;
+            for start in (0..COLS).step_by(BLOCK) {
+                let cells = r * COLS + start..r * COLS + (start + BLOCK).min(COLS);
+                let args = [Arg::Slice(&x[0][cells.clone()]), Arg::Const(x[1][0])];
+                let end = start + cells.len();
+                let mut grad = [&mut loc[start..end], &mut scale[..]];
+                acc = NormalKernel.block(acc, &op.obs[cells], &args, &mut grad);
+            }
+            assert_eq!(acc.to_bits(), y[r].to_bits(), "row {r}'s value");
+            let row = r * COLS..(r + 1) * COLS;
+            assert_eq!(bits(&loc), bits(&kept[0][row]), "row {r}'s loc partials");
+            assert_eq!(scale[0].to_bits(), kept[1][r].to_bits(), "row {r}'s scale");
+        }
     }
 
     #[test]
