@@ -762,7 +762,9 @@ fn run_op(op: &Op, tape: &Recorded, adjoint: &mut [f64], buffers: &mut Vec<Vec<f
     let first = op.first as usize;
     let y = &tape.ys[op.y.clone()];
     let (below, outputs) = adjoint.split_at_mut(first);
-    let ybar = &outputs[..y.len()];
+    // The outputs' adjoints are reset after the op (`sweep`): the function
+    // may overwrite them (`vjp_overwriting`).
+    let ybar = &mut outputs[..y.len()];
     if ybar.iter().all(|&a| a == 0.0) {
         return;
     }
@@ -784,7 +786,7 @@ fn run_op(op: &Op, tape: &Recorded, adjoint: &mut [f64], buffers: &mut Vec<Vec<f
         };
         adjoint_slots(blocks, below, xbar, buffers);
         with_values(blocks, tape.values, tape.ys, |values| {
-            op.function.vjp(values, y, ybar, xbar);
+            op.function.vjp_overwriting(values, y, ybar, xbar);
         });
     }
     for (block, buffer) in blocks.iter().zip(buffers.iter()) {

@@ -156,6 +156,52 @@ pub trait VectorFunction: 'static {
     /// not assigns: `xbar[b]` may hold other contributions.
     fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]);
 
+    /// [`vjp`](Self::vjp) for a caller that discards `ybar` afterwards (the
+    /// reverse tape: an op's outputs' adjoints are reset once it ran), so
+    /// the function may overwrite it: a product that starts by scaling `ȳ`
+    /// (an activation's slope, `ḡ = ȳ ⊙ a'`) scales it where it stands
+    /// instead of into a new buffer. The same additions into `xbar`, bit
+    /// for bit, as [`vjp`](Self::vjp). By default, [`vjp`](Self::vjp).
+    ///
+    /// ```
+    /// use iwhvi_core::vector::VectorFunction;
+    /// /// `y = 3 x` elementwise: `x̄ += 3 ȳ`, the scaled `ȳ` written over it.
+    /// struct Triple;
+    /// impl VectorFunction for Triple {
+    ///     fn outputs(&self) -> usize { 2 }
+    ///     fn eval(&mut self, x: &[&[f64]], y: &mut [f64]) {
+    ///         y.iter_mut().zip(x[0]).for_each(|(y, &v)| *y = 3.0 * v);
+    ///     }
+    ///     fn vjp(&self, _: &[&[f64]], _: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+    ///         let mut g = ybar.to_vec();
+    ///         self.vjp_overwriting(&[], &[], &mut g, xbar);
+    ///     }
+    ///     fn vjp_overwriting(&self, _: &[&[f64]], _: &[f64], ybar: &mut [f64], xbar: &mut [Option<&mut [f64]>]) {
+    ///         ybar.iter_mut().for_each(|g| *g *= 3.0);
+    ///         if let Some(b) = xbar[0].as_deref_mut() {
+    ///             b.iter_mut().zip(&*ybar).for_each(|(b, &g)| *b += g);
+    ///         }
+    ///     }
+    ///     fn jvp(&self, _: &[&[f64]], _: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
+    ///         for (k, d) in ydot.iter_mut().enumerate() {
+    ///             *d = xdot[0].map_or(0.0, |t| 3.0 * t[k]);
+    ///         }
+    ///     }
+    /// }
+    /// let (mut ybar, mut xbar) = ([1.0, -2.0], [0.5, 0.5]);
+    /// Triple.vjp_overwriting(&[&[1.0, 1.0]], &[3.0, 3.0], &mut ybar, &mut [Some(&mut xbar[..])]);
+    /// assert_eq!(xbar, [3.5, -5.5]);
+    /// ```
+    fn vjp_overwriting(
+        &self,
+        x: &[&[f64]],
+        y: &[f64],
+        ybar: &mut [f64],
+        xbar: &mut [Option<&mut [f64]>],
+    ) {
+        self.vjp(x, y, ybar, xbar);
+    }
+
     /// Writes `ẏ = Σ_b (∂y/∂x_b) ẋ_b` into `ydot`, over the blocks whose
     /// tangent is `Some` (`None`: a block of constants, tangent zero).
     fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]);

@@ -351,6 +351,23 @@ pub(super) fn add_rows(g: &[f64], sum: &mut [f64]) {
     }
 }
 
+impl DenseRows {
+    /// The products from the pre-activations' adjoints `g` (`ȳ ⊙ a'`):
+    /// `W̄ᵀ += Xᵀ G`, `b̄ += Gᵀ 1`, `X̄ += G W`.
+    fn back(&self, x: &[&[f64]], g: &[f64], xbar: &mut [Option<&mut [f64]>]) {
+        let (n, i, o) = (self.rows, self.layer.inputs, self.layer.outputs);
+        if let Some(wbar) = xbar[0].as_deref_mut() {
+            gemm(i, n, o, x[2], true, g, false, 1.0, wbar);
+        }
+        if let Some(bbar) = xbar[1].as_deref_mut() {
+            add_rows(g, bbar);
+        }
+        if let Some(inputs) = xbar[2].as_deref_mut() {
+            gemm(n, o, i, g, false, x[0], true, 1.0, inputs);
+        }
+    }
+}
+
 impl VectorFunction for DenseRows {
     fn outputs(&self) -> usize {
         self.rows * self.layer.outputs
@@ -372,35 +389,35 @@ impl VectorFunction for DenseRows {
     }
 
     fn vjp(&self, x: &[&[f64]], y: &[f64], ybar: &[f64], xbar: &mut [Option<&mut [f64]>]) {
-        let (n, i, o) = (self.rows, self.layer.inputs, self.layer.outputs);
-        // The pre-activations' adjoints: `ȳ` itself on a linear layer (no
-        // copy of the rows × outputs block), `ȳ ⊙ a'(y)` written once on
-        // an activated one.
-        let scaled: Vec<f64>;
-        let g: &[f64] = match self.layer.activation {
-            Some(act) => {
-                scaled = simd(
-                    #[inline(always)]
-                    || {
-                        ybar.iter()
-                            .zip(y)
-                            .map(|(&yb, &v)| yb * slope(Some(act), v))
-                            .collect()
-                    },
-                );
-                &scaled
-            }
-            None => ybar,
-        };
-        if let Some(wbar) = xbar[0].as_deref_mut() {
-            gemm(i, n, o, x[2], true, g, false, 1.0, wbar);
+        // A linear layer's pre-activations' adjoints are `ȳ` itself (no
+        // copy of the rows × outputs block); an activated one's are
+        // `ȳ ⊙ a'(y)`, written once into a copy.
+        match self.layer.activation {
+            Some(_) => self.vjp_overwriting(x, y, &mut ybar.to_vec(), xbar),
+            None => self.back(x, ybar, xbar),
         }
-        if let Some(bbar) = xbar[1].as_deref_mut() {
-            add_rows(g, bbar);
+    }
+
+    /// `ȳ ⊙ a'(y)` written over `ȳ` (the tape's adjoints, discarded after
+    /// the op), then the products: no buffer of the rows × outputs block.
+    fn vjp_overwriting(
+        &self,
+        x: &[&[f64]],
+        y: &[f64],
+        ybar: &mut [f64],
+        xbar: &mut [Option<&mut [f64]>],
+    ) {
+        if let Some(act) = self.layer.activation {
+            simd(
+                #[inline(always)]
+                || {
+                    for (yb, &v) in ybar.iter_mut().zip(y) {
+                        *yb *= slope(Some(act), v);
+                    }
+                },
+            );
         }
-        if let Some(inputs) = xbar[2].as_deref_mut() {
-            gemm(n, o, i, g, false, x[0], true, 1.0, inputs);
-        }
+        self.back(x, ybar, xbar);
     }
 
     fn jvp(&self, x: &[&[f64]], y: &[f64], xdot: &[Option<&[f64]>], ydot: &mut [f64]) {
@@ -638,6 +655,66 @@ mod tests {
                     assert_eq!(bits(mine), bits(whole), "{inputs} inputs, row {r}");
                 }
             }
+        }
+    }
+
+    /// The adjoint slots a product adds into.
+    type Adjoints<'a> = [Option<&'a mut [f64]>];
+
+    /// The tape's product, which scales `ȳ` where it stands
+    /// (`vjp_overwriting`), adds the bits of the products on `ȳ ⊙ a'`
+    /// computed apart (a copy, as `vjp` does), and leaves `ȳ ⊙ a'` in `ȳ`.
+    #[test]
+    fn the_overwriting_product_gives_the_bits_of_the_copying_one() {
+        let (inputs, outputs, rows) = (7, 6, 5);
+        for activation in [None, Some(Activation::Tanh), Some(Activation::Softplus)] {
+            let mut op = DenseRows {
+                layer: Dense::new(inputs, outputs, activation),
+                rows,
+            };
+            let wave = |n: usize, f: f64| -> Vec<f64> {
+                (0..n).map(|k| (k as f64 * f).sin() * 0.8).collect()
+            };
+            let blocks = [
+                wave(inputs * outputs, 0.31),
+                wave(outputs, 0.7),
+                wave(rows * inputs, 0.53),
+            ];
+            let x: Vec<&[f64]> = blocks.iter().map(Vec::as_slice).collect();
+            let mut y = vec![0.0; rows * outputs];
+            op.eval(&x, &mut y);
+            let ybar = wave(rows * outputs, 1.3);
+            let g: Vec<f64> = ybar
+                .iter()
+                .zip(&y)
+                .map(|(&yb, &v)| yb * slope(activation, v))
+                .collect();
+            let start = [
+                wave(inputs * outputs, 0.2),
+                wave(outputs, 0.9),
+                wave(rows * inputs, 0.4),
+            ];
+            let products = |run: &dyn Fn(&mut Adjoints)| {
+                let mut bars = start.clone();
+                let [w, b, i] = &mut bars;
+                run(&mut [Some(&mut w[..]), Some(&mut b[..]), Some(&mut i[..])]);
+                bars.concat()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            let apart = products(&|xbar| op.back(&x, &g, xbar));
+            let copying = products(&|xbar| op.vjp(&x, &y, &ybar, xbar));
+            let mut overwritten = ybar.clone();
+            let in_place = products(&|xbar| {
+                let mut scratch = ybar.clone();
+                op.vjp_overwriting(&x, &y, &mut scratch, xbar);
+            });
+            op.vjp_overwriting(&x, &y, &mut overwritten, &mut [None, None, None]);
+            assert_eq!(apart, copying, "{activation:?}: vjp");
+            assert_eq!(apart, in_place, "{activation:?}: vjp_overwriting");
+            let bits = |v: &[f64]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&overwritten), bits(&g), "{activation:?}: ȳ ⊙ a' in ȳ");
         }
     }
 
