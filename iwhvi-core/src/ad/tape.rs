@@ -79,8 +79,29 @@ struct Tape {
     /// and overlapping blocks, kept to reuse their allocations.
     buffers: Vec<Vec<f64>>,
     /// The inputs handed to the last evaluation, kept to reuse the
-    /// allocation ([`start_tape`]).
-    inputs: Vec<Var>,
+    /// allocation and, for an evaluation of the same shape, the indices
+    /// ([`start_tape`]).
+    inputs: Inputs,
+    /// Where the recorded inputs lie while an evaluation borrows them
+    /// (from [`start_tape`] to [`keep_inputs`]).
+    lent: Option<Lent>,
+}
+
+/// The inputs of an evaluation: every entry, the `recorded` ones the
+/// nodes `0..recorded.len()` in order, the others constants.
+#[derive(Default)]
+struct Inputs {
+    vars: Vec<Var>,
+    recorded: std::ops::Range<usize>,
+}
+
+/// The address of the first recorded input and the number of them, while
+/// the evaluation borrows them: a block inside that memory is a run of
+/// them, read from its address ([`Tape::lent_run`]).
+#[derive(Clone, Copy)]
+struct Lent {
+    at: usize,
+    len: usize,
 }
 
 /// A recorded [`VectorFunction`]: its outputs are the nodes
@@ -171,7 +192,24 @@ impl Tape {
         self.values.clear();
         self.ys_end = 0;
         self.shared.clear();
+        self.lent = None;
         self.starts.push(0);
+    }
+
+    /// The first node of `block` when it lies within the recorded inputs
+    /// the evaluation borrows ([`Lent`]), from its address alone: those
+    /// entries are the nodes `0..` in order, and nothing can change them
+    /// while they are lent (the evaluation holds a shared borrow; no other
+    /// allocation overlaps a live one). A block elsewhere (a copy of
+    /// them, anything else) gets `None` and the scan.
+    #[inline]
+    fn lent_run(&self, block: &[Var]) -> Option<u32> {
+        let lent = self.lent?;
+        let size = std::mem::size_of::<Var>();
+        let bytes = (block.as_ptr() as usize).wrapping_sub(lent.at);
+        let first = bytes / size;
+        let inside = bytes % size == 0 && first <= lent.len && block.len() <= lent.len - first;
+        inside.then_some(first as u32)
     }
 
     /// Where a block's adjoints go (a scattered block's nodes appended to
@@ -180,6 +218,9 @@ impl Tape {
         let Some(first) = block.first() else {
             return Operands::Constant;
         };
+        if let Some(first) = self.lent_run(block) {
+            return Operands::Range(first);
+        }
         if block.iter().all(Var::is_constant) {
             return Operands::Constant;
         }
@@ -333,7 +374,11 @@ thread_local! {
             ys: Vec::new(),
             ys_end: 0,
             buffers: Vec::new(),
-            inputs: Vec::new(),
+            inputs: Inputs {
+                vars: Vec::new(),
+                recorded: 0..0,
+            },
+            lent: None,
         })
     };
 }
@@ -620,7 +665,7 @@ impl GradientEngine for TapeEngine {
             "partials: the directions must lie within the inputs"
         );
         let inputs = start_tape(x, first..first + out.len());
-        let output = f.eval(&inputs);
+        let output = f.eval(&inputs.vars);
         if output.is_constant() {
             out.fill(0.0);
         } else {
@@ -632,17 +677,25 @@ impl GradientEngine for TapeEngine {
 }
 
 /// Hands the inputs' buffer back to this thread's tape for the next
-/// [`start_tape`].
-fn keep_inputs(inputs: Vec<Var>) {
-    TAPE.with(|tape| tape.borrow_mut().inputs = inputs);
+/// [`start_tape`]: the evaluation borrows them no more.
+fn keep_inputs(inputs: Inputs) {
+    TAPE.with(|tape| {
+        let tape = &mut *tape.borrow_mut();
+        tape.inputs = inputs;
+        tape.lent = None;
+    });
 }
 
 /// Empties this thread's tape and records `x[directions]` as its first
 /// nodes, in order (one borrow of the tape for all of them, where a
 /// [`Var::input`] per input cost a thread-local access each); the other
 /// entries are constants. The buffer is the tape's, taken and handed back
-/// ([`keep_inputs`]), so a fit allocates it once. Not generic.
-fn start_tape(x: &[f64], directions: std::ops::Range<usize>) -> Vec<Var> {
+/// ([`keep_inputs`]), so a fit allocates it once; when the last
+/// evaluation had the same shape (the same length and recorded range, a
+/// fit's every step), its indices stand (the evaluation only borrowed
+/// them) and only the values are written. The recorded inputs are lent
+/// ([`Lent`]) until [`keep_inputs`]. Not generic.
+fn start_tape(x: &[f64], directions: std::ops::Range<usize>) -> Inputs {
     TAPE.with(|tape| {
         let tape = &mut *tape.borrow_mut();
         tape.clear();
@@ -650,18 +703,31 @@ fn start_tape(x: &[f64], directions: std::ops::Range<usize>) -> Vec<Var> {
         let start = directions.start.min(x.len());
         let end = directions.end.clamp(start, x.len());
         let first = tape.close_run(end - start);
-        let mut inputs = std::mem::take(&mut tape.inputs);
-        inputs.clear();
-        inputs.reserve(x.len());
-        inputs.extend(x[..start].iter().map(|&value| Var::constant(value)));
-        inputs.extend(
-            x[start..end]
-                .iter()
-                .zip(first..)
-                .map(|(&value, index)| Var { value, index }),
-        );
-        inputs.extend(x[end..].iter().map(|&value| Var::constant(value)));
-        inputs
+        let mut inputs = std::mem::take(&mut tape.inputs.vars);
+        if inputs.len() == x.len() && tape.inputs.recorded == (start..end) {
+            for (v, &value) in inputs.iter_mut().zip(x) {
+                v.value = value;
+            }
+        } else {
+            inputs.clear();
+            inputs.reserve(x.len());
+            inputs.extend(x[..start].iter().map(|&value| Var::constant(value)));
+            inputs.extend(
+                x[start..end]
+                    .iter()
+                    .zip(first..)
+                    .map(|(&value, index)| Var { value, index }),
+            );
+            inputs.extend(x[end..].iter().map(|&value| Var::constant(value)));
+        }
+        tape.lent = Some(Lent {
+            at: inputs[start..].as_ptr() as usize,
+            len: end - start,
+        });
+        Inputs {
+            vars: inputs,
+            recorded: start..end,
+        }
     })
 }
 
@@ -1316,6 +1382,85 @@ mod tests {
                 .iter()
                 .flatten()
                 .fold(tail, |acc, &v| acc + (v * 1e-2).sin())
+        }
+    }
+
+    /// A block within the recorded inputs the evaluation borrows is a
+    /// run of them from its address alone (its first node the offset
+    /// from the first recorded input); a block reaching past them on
+    /// either side, a copy of them, or any block once they are handed back
+    /// is not.
+    #[test]
+    fn a_block_of_the_lent_inputs_is_found_from_its_address() {
+        let x: Vec<f64> = (0..30).map(|k| 0.1 * f64::from(k)).collect();
+        for recorded in [0..30, 4..25, 7..7] {
+            let inputs = start_tape(&x, recorded.clone());
+            let vars = &inputs.vars;
+            let copy = vars.clone();
+            let found = |block: &[Var]| TAPE.with(|tape| tape.borrow().lent_run(block));
+            let (start, end) = (recorded.start, recorded.end);
+            for (from, to) in [
+                (start, end),
+                (start, start + 1),
+                (end.saturating_sub(3), end),
+            ] {
+                if start <= from && from < to && to <= end {
+                    assert_eq!(found(&vars[from..to]), Some((from - start) as u32));
+                    assert_eq!(found(&copy[from..to]), None, "a copy");
+                }
+            }
+            if start > 0 {
+                assert_eq!(found(&vars[start - 1..end]), None, "one constant before");
+            }
+            if end < x.len() {
+                assert_eq!(found(&vars[start..end + 1]), None, "one constant after");
+            }
+            keep_inputs(inputs);
+            let inputs = TAPE.with(|tape| std::mem::take(&mut tape.borrow_mut().inputs));
+            assert_eq!(found(&inputs.vars[start..end]), None, "handed back");
+            TAPE.with(|tape| tape.borrow_mut().inputs = inputs);
+        }
+    }
+
+    /// Ops on runs of the recorded inputs (found from their address), on
+    /// a copy of them (found by the scan) and on runs that reach into the
+    /// constants, in full and partial gradients of the same shape one
+    /// after the other (the kept indices reused) and of other shapes: the
+    /// bits of the value and the gradient of the same sums in scalar
+    /// operations, within rounding (one op adds in another order).
+    #[test]
+    fn ops_on_the_lent_inputs_give_the_scalar_gradients() {
+        /// `Squares` over three blocks, as one op or in scalars.
+        struct OnInputs(bool);
+        impl Differentiable for OnInputs {
+            fn eval<T: Scalar>(&self, x: &[T]) -> T {
+                let copy = x.to_vec();
+                let blocks: [&[T]; 3] = [&x[3..40], &copy[10..], &x[..12]];
+                let squares = if self.0 {
+                    let mut y = Vec::new();
+                    T::vector_op(Squares, &blocks, &mut y);
+                    y[0]
+                } else {
+                    (1..).zip(blocks).fold(T::constant(0.0), |acc, (c, b)| {
+                        let sum = b.iter().fold(T::constant(0.0), |s, &v| s + v * v);
+                        acc + sum * f64::from(c)
+                    })
+                };
+                let tail = x[45..].iter().fold(squares, |acc, &v| acc + v.sin());
+                tail * x[20]
+            }
+        }
+        let x: Vec<f64> = (0..50).map(|k| 0.05 * f64::from(k) - 0.7).collect();
+        for directions in [0..50, 0..50, 2..45, 2..45, 10..50, 0..50] {
+            let run = |f: &OnInputs| {
+                let mut out = vec![f64::NAN; directions.len()];
+                let value =
+                    TapeEngine.value_and_partial_gradient_into(f, &x, directions.clone(), &mut out);
+                (value, out)
+            };
+            let ((value, grad), (_, scalar)) = (run(&OnInputs(true)), run(&OnInputs(false)));
+            assert_eq!(value.to_bits(), OnInputs(true).eval(&x).to_bits());
+            crate::ad::checks::close(&grad, &scalar, 1e-13, "op against scalars");
         }
     }
 
