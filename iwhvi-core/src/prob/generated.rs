@@ -67,6 +67,32 @@ pub fn accumulate<T: Scalar>(sum: &mut T, term: T) {
     *sum += term;
 }
 
+/// `scratch[..len]`, the buffer grown to `len` entries (zeros) first when
+/// it is shorter: a generated guide's free buffer
+/// ([`Workspace::scratch`](crate::guide::Workspace)). On a workspace of
+/// the guide's [`workspace_lens`](crate::guide::HierarchicalGuide::workspace_lens)
+/// it is long enough and nothing allocates; a minibatch step's workspace
+/// ([`group_workspace_lens`](crate::guide::HierarchicalGuide::group_workspace_lens))
+/// leaves it empty, and the group method that uses it (if any) grows it
+/// once.
+///
+/// ```
+/// use iwhvi_core::generated::scratch;
+/// let mut buffer: Vec<f64> = Vec::new();
+/// scratch(&mut buffer, 3)[1] = 2.0;
+/// assert_eq!(buffer, [0.0, 2.0, 0.0]);
+/// // A shorter request neither shrinks nor clears it.
+/// assert_eq!(scratch(&mut buffer, 2), &[0.0, 2.0]);
+/// assert_eq!(buffer.len(), 3);
+/// ```
+#[inline]
+pub fn scratch<T: Scalar>(scratch: &mut Vec<T>, len: usize) -> &mut [T] {
+    if scratch.len() < len {
+        scratch.resize(len, T::constant(0.0));
+    }
+    &mut scratch[..len]
+}
+
 /// A data element read in *raw* context (an index, a count, a length, a
 /// bound, a condition) that has a value meaning "out of range": `NaN` for
 /// reals, the type's maximum for integers (past the end of every vector,
