@@ -323,7 +323,7 @@ pub mod __private {
         raw_sub,
     };
     pub use iwhvi_core::generated::{
-        BatchLocal, DrawVector, ReferenceLogJoint, accumulate, checked_log_prob,
+        BatchLocal, ConstantNormal, DrawVector, ReferenceLogJoint, accumulate, checked_log_prob,
         checked_log_prob_multi, checked_value, constrain_blocks, constrain_elementwise,
         default_transform, gather_rows, inverse_scalar, normal_init, rsample_or_nan, scratch,
     };
