@@ -1771,7 +1771,10 @@ fn all_finite(xs: &[f64]) -> bool {
             let mut lanes = [0.0f64; LANES];
             for chunk in chunks {
                 for (lane, &x) in lanes.iter_mut().zip(chunk) {
-                    *lane += x - x;
+                    // Not zero: NaN for ±∞ and NaN, the point of the test.
+                    #[allow(clippy::eq_op)]
+                    let difference = x - x;
+                    *lane += difference;
                 }
             }
             lanes.iter().all(|&l| l == 0.0) && tail.iter().all(|x| x.is_finite())
