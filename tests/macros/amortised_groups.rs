@@ -285,7 +285,10 @@ fn drawing_by_group_matches_the_whole_draw<G: HierarchicalGuide>(guide: &G, df: 
     // grows it), the rest as long as the whole methods'.
     let (lens, group_lens) = (guide.workspace_lens(), guide.group_workspace_lens());
     assert!(lens.scratch > 0 && group_lens.scratch == 0);
-    assert_eq!((group_lens.params, group_lens.reverse), (lens.params, lens.reverse));
+    assert_eq!(
+        (group_lens.params, group_lens.reverse),
+        (lens.params, lens.reverse)
+    );
     let mut partial = Workspace::with_lens(group_lens);
     guide.prepare_groups(&params, &batch, &mut partial);
     let mut u = vec![f64::NAN; guide.latent_dim()];
