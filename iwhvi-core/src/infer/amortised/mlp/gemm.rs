@@ -328,32 +328,32 @@ mod x86 {
 
     /// As `tile512!`, with `v ≤ 2` and whether the last vector is masked.
     macro_rules! tile256 {
-        ($f:ident, $r:expr, $v:expr, $masked:expr, ($($arg:expr),*)) => {
+        ($f:ident, $r:expr, $v:expr, $masked:expr, $plus_zero:tt, ($($arg:expr),*)) => {
             match ($r, $v, $masked) {
-                (1, 1, false) => $f::<1, 1, false>($($arg),*),
-                (1, 1, true) => $f::<1, 1, true>($($arg),*),
-                (1, 2, false) => $f::<1, 2, false>($($arg),*),
-                (1, 2, true) => $f::<1, 2, true>($($arg),*),
-                (2, 1, false) => $f::<2, 1, false>($($arg),*),
-                (2, 1, true) => $f::<2, 1, true>($($arg),*),
-                (2, 2, false) => $f::<2, 2, false>($($arg),*),
-                (2, 2, true) => $f::<2, 2, true>($($arg),*),
-                (3, 1, false) => $f::<3, 1, false>($($arg),*),
-                (3, 1, true) => $f::<3, 1, true>($($arg),*),
-                (3, 2, false) => $f::<3, 2, false>($($arg),*),
-                (3, 2, true) => $f::<3, 2, true>($($arg),*),
-                (4, 1, false) => $f::<4, 1, false>($($arg),*),
-                (4, 1, true) => $f::<4, 1, true>($($arg),*),
-                (4, 2, false) => $f::<4, 2, false>($($arg),*),
-                (4, 2, true) => $f::<4, 2, true>($($arg),*),
-                (5, 1, false) => $f::<5, 1, false>($($arg),*),
-                (5, 1, true) => $f::<5, 1, true>($($arg),*),
-                (5, 2, false) => $f::<5, 2, false>($($arg),*),
-                (5, 2, true) => $f::<5, 2, true>($($arg),*),
-                (6, 1, false) => $f::<6, 1, false>($($arg),*),
-                (6, 1, true) => $f::<6, 1, true>($($arg),*),
-                (6, 2, false) => $f::<6, 2, false>($($arg),*),
-                (6, 2, true) => $f::<6, 2, true>($($arg),*),
+                (1, 1, false) => $f::<1, 1, false, $plus_zero>($($arg),*),
+                (1, 1, true) => $f::<1, 1, true, $plus_zero>($($arg),*),
+                (1, 2, false) => $f::<1, 2, false, $plus_zero>($($arg),*),
+                (1, 2, true) => $f::<1, 2, true, $plus_zero>($($arg),*),
+                (2, 1, false) => $f::<2, 1, false, $plus_zero>($($arg),*),
+                (2, 1, true) => $f::<2, 1, true, $plus_zero>($($arg),*),
+                (2, 2, false) => $f::<2, 2, false, $plus_zero>($($arg),*),
+                (2, 2, true) => $f::<2, 2, true, $plus_zero>($($arg),*),
+                (3, 1, false) => $f::<3, 1, false, $plus_zero>($($arg),*),
+                (3, 1, true) => $f::<3, 1, true, $plus_zero>($($arg),*),
+                (3, 2, false) => $f::<3, 2, false, $plus_zero>($($arg),*),
+                (3, 2, true) => $f::<3, 2, true, $plus_zero>($($arg),*),
+                (4, 1, false) => $f::<4, 1, false, $plus_zero>($($arg),*),
+                (4, 1, true) => $f::<4, 1, true, $plus_zero>($($arg),*),
+                (4, 2, false) => $f::<4, 2, false, $plus_zero>($($arg),*),
+                (4, 2, true) => $f::<4, 2, true, $plus_zero>($($arg),*),
+                (5, 1, false) => $f::<5, 1, false, $plus_zero>($($arg),*),
+                (5, 1, true) => $f::<5, 1, true, $plus_zero>($($arg),*),
+                (5, 2, false) => $f::<5, 2, false, $plus_zero>($($arg),*),
+                (5, 2, true) => $f::<5, 2, true, $plus_zero>($($arg),*),
+                (6, 1, false) => $f::<6, 1, false, $plus_zero>($($arg),*),
+                (6, 1, true) => $f::<6, 1, true, $plus_zero>($($arg),*),
+                (6, 2, false) => $f::<6, 2, false, $plus_zero>($($arg),*),
+                (6, 2, true) => $f::<6, 2, true, $plus_zero>($($arg),*),
                 _ => unreachable!("tile shapes are at most 6 × 2"),
             }
         };
@@ -382,7 +382,12 @@ mod x86 {
                     // operands (the caller's contract).
                     unsafe {
                         let t = tile_of(ops, i0, j0, l0);
-                        tile512!(tile_avx512, r, w.div_ceil(8), (t, kc, w, b));
+                        if w <= 4 {
+                            // A half-empty 512-bit vector costs a full one.
+                            tile256!(tile_avx2, r, 1, w < 4, false, (t, kc, w, b));
+                        } else {
+                            tile512!(tile_avx512, r, w.div_ceil(8), (t, kc, w, b));
+                        }
                     }
                     l0 += kc;
                     b = 1.0;
@@ -409,7 +414,7 @@ mod x86 {
                     // SAFETY: as in `blocked_avx512`.
                     unsafe {
                         let t = tile_of(ops, i0, j0, l0);
-                        tile256!(tile_avx2, r, w.div_ceil(4), w % 4 != 0, (t, kc, w, b));
+                        tile256!(tile_avx2, r, w.div_ceil(4), w % 4 != 0, true, (t, kc, w, b));
                     }
                     l0 += kc;
                     b = 1.0;
@@ -491,14 +496,21 @@ mod x86 {
 
     /// As [`tile_avx512`], vectors of 4 columns, the last one masked only
     /// when `MASKED` (`vmaskmovpd` is slower than a plain load, and the
-    /// mask would take a register); `C ← acc + 0` if β = 0
-    /// (matrixmultiply's FMA kernel's `fma(1, acc, 0)`).
+    /// mask would take a register); if β = 0, `C ← acc + 0` when
+    /// `PLUS_ZERO` (matrixmultiply's FMA kernel's `fma(1, acc, 0)`), else
+    /// `C ← acc` (its AVX-512 kernel's `1 · acc`, for the AVX-512 kernel's
+    /// last four columns or fewer).
     ///
     /// # Safety
     /// The CPU has AVX2 and FMA; `t` as in [`tile_avx512`].
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn tile_avx2<const RT: usize, const VT: usize, const MASKED: bool>(
+    unsafe fn tile_avx2<
+        const RT: usize,
+        const VT: usize,
+        const MASKED: bool,
+        const PLUS_ZERO: bool,
+    >(
         t: Operands,
         kc: usize,
         w: usize,
@@ -538,20 +550,25 @@ mod x86 {
                 let crow = t.c.add(r * t.n);
                 for (v, &s) in row.iter().enumerate() {
                     let p = crow.add(4 * v);
-                    if v + 1 < VT || !MASKED {
-                        let base = if beta == 0.0 {
-                            _mm256_setzero_pd()
+                    let full = v + 1 < VT || !MASKED;
+                    let out = if beta == 0.0 {
+                        if PLUS_ZERO {
+                            _mm256_add_pd(s, _mm256_setzero_pd())
                         } else {
-                            _mm256_mul_pd(_mm256_loadu_pd(p), betav)
-                        };
-                        _mm256_storeu_pd(p, _mm256_add_pd(s, base));
+                            s
+                        }
                     } else {
-                        let base = if beta == 0.0 {
-                            _mm256_setzero_pd()
+                        let old = if full {
+                            _mm256_loadu_pd(p)
                         } else {
-                            _mm256_mul_pd(_mm256_maskload_pd(p, mask), betav)
+                            _mm256_maskload_pd(p, mask)
                         };
-                        _mm256_maskstore_pd(p, mask, _mm256_add_pd(s, base));
+                        _mm256_add_pd(s, _mm256_mul_pd(old, betav))
+                    };
+                    if full {
+                        _mm256_storeu_pd(p, out);
+                    } else {
+                        _mm256_maskstore_pd(p, mask, out);
                     }
                 }
             }

@@ -127,3 +127,40 @@ fn a_kernel_the_cpu_lacks_falls_back() {
     let mut rng = StdRng::seed_from_u64(18);
     check(Kernel::Avx512, &mut rng, 17, 40, 19, false, true, 1.0);
 }
+
+#[test]
+fn the_cpus_kernel_keeps_matrixmultiplys_signed_zeros() {
+    // Products that underflow to −0 (1e-300 · −1e-300): matrixmultiply's
+    // AVX-512 kernel stores `1 · acc = −0` when β = 0, its FMA kernel
+    // `acc + 0 = +0`; the kernel this CPU runs does as matrixmultiply does
+    // here, full and edge tiles alike (β C = −0 added too).
+    let kernel = best_kernel();
+    for (m, k, n) in [
+        (1, 5, 1),
+        (7, 6, 3),
+        (6, 9, 4),
+        (13, 5, 5),
+        (7, 300, 8),
+        (8, 7, 33),
+    ] {
+        for (ta, tb) in [(false, false), (true, true)] {
+            for beta in [0.0, 1.0] {
+                let a: Vec<f64> = (0..m * k).map(|i| -1e-300 * (1 + i % 3) as f64).collect();
+                let b: Vec<f64> = (0..k * n)
+                    .map(|i| if i % 2 == 0 { 1e-300 } else { 2e-300 })
+                    .collect();
+                let mut want = vec![-0.0; m * n];
+                let mut got = want.clone();
+                matrixmultiply(m, k, n, &a, ta, &b, tb, beta, &mut want);
+                product(kernel, m, k, n, &a, ta, &b, tb, beta, &mut got);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "{kernel:?} m={m} k={k} n={n} beta={beta}"
+                );
+                assert!(want.iter().any(|x| x.is_sign_negative()) || kernel != Kernel::Avx512);
+            }
+        }
+    }
+}
