@@ -414,7 +414,14 @@ mod x86 {
                     // SAFETY: as in `blocked_avx512`.
                     unsafe {
                         let t = tile_of(ops, i0, j0, l0);
-                        tile256!(tile_avx2, r, w.div_ceil(4), w % 4 != 0, true, (t, kc, w, b));
+                        tile256!(
+                            tile_avx2,
+                            r,
+                            w.div_ceil(4),
+                            !w.is_multiple_of(4),
+                            true,
+                            (t, kc, w, b)
+                        );
                     }
                     l0 += kc;
                     b = 1.0;
