@@ -57,7 +57,13 @@ pub enum Kernel {
 static DETECTED: AtomicU8 = AtomicU8::new(0);
 
 /// The kernel this CPU runs, detected once and cached: the one whose
-/// arithmetic matches the kernel matrixmultiply picks here.
+/// arithmetic matches the kernel matrixmultiply picks here (AVX-512 F,
+/// else AVX2 + FMA, else matrixmultiply itself).
+///
+/// ```
+/// use iwhvi_core::amortised::__gemm::{Kernel, best_kernel};
+/// assert!(best_kernel() >= Kernel::Matrixmultiply);
+/// ```
 pub fn best_kernel() -> Kernel {
     match DETECTED.load(Ordering::Relaxed) {
         1 => Kernel::Matrixmultiply,
@@ -145,8 +151,8 @@ pub(crate) fn gemm(
     product(kernel, m, k, n, a, ta, b, tb, beta, c);
 }
 
-/// [`gemm`]'s product on a given kernel (clamped to what this CPU has),
-/// for any shape with `m, k, n ≥ 1`.
+/// [`gemm`]'s product on a given kernel (clamped to what this CPU has;
+/// `k = 0` on matrixmultiply, which sets `C = β C`, 0 if β = 0).
 #[allow(clippy::too_many_arguments)]
 fn product(
     kernel: Kernel,
@@ -161,11 +167,11 @@ fn product(
     c: &mut [f64],
 ) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    if m == 0 || n == 0 || k == 0 {
+    if m == 0 || n == 0 {
         return;
     }
     let kernel = kernel.min(best_kernel());
-    if kernel == Kernel::Matrixmultiply {
+    if kernel == Kernel::Matrixmultiply || k == 0 {
         return matrixmultiply(m, k, n, a, ta, b, tb, beta, c);
     }
     if tb {
@@ -229,9 +235,10 @@ fn matrixmultiply(
     }
 }
 
-/// The operands of one blocked product: `op(A)[i][l] = a[i rsa + l csa]`,
+/// The operands of one blocked product (read by the x86-64 tiles only): `op(A)[i][l] = a[i rsa + l csa]`,
 /// `op(B)[l][j] = b[l n + j]`, `C[i][j] = c[i n + j]`.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Operands {
     a: *const f64,
     rsa: usize,
