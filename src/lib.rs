@@ -323,9 +323,9 @@ pub mod __private {
         raw_sub,
     };
     pub use iwhvi_core::generated::{
-        BatchLocal, DrawVector, ReferenceLogJoint, accumulate, checked_log_prob,
+        BatchLocal, ConstantNormal, DrawVector, ReferenceLogJoint, accumulate, checked_log_prob,
         checked_log_prob_multi, checked_value, constrain_blocks, constrain_elementwise,
-        default_transform, gather_rows, inverse_scalar, normal_init, rsample_or_nan,
+        default_transform, gather_rows, inverse_scalar, normal_init, rsample_or_nan, scratch,
     };
     pub use iwhvi_core::generated::{raw_at_flagged, raw_at_matrix_flagged};
     pub use iwhvi_core::guide::{

@@ -280,8 +280,16 @@ fn drawing_by_group_matches_the_whole_draw<G: HierarchicalGuide>(guide: &G, df: 
     for &i in &entries {
         eps[i] = all[i];
     }
-    // The encoders at the batch's points alone, then its groups' draws.
-    let mut partial = Workspace::new(guide);
+    // The encoders at the batch's points alone, then its groups' draws, on
+    // a minibatch step's workspace: no scratch (a method that uses it
+    // grows it), the rest as long as the whole methods'.
+    let (lens, group_lens) = (guide.workspace_lens(), guide.group_workspace_lens());
+    assert!(lens.scratch > 0 && group_lens.scratch == 0);
+    assert_eq!(
+        (group_lens.params, group_lens.reverse),
+        (lens.params, lens.reverse)
+    );
+    let mut partial = Workspace::with_lens(group_lens);
     guide.prepare_groups(&params, &batch, &mut partial);
     let mut u = vec![f64::NAN; guide.latent_dim()];
     for &j in &batch {

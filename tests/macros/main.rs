@@ -7,6 +7,7 @@ mod amortised_groups;
 mod batch_factor;
 mod batch_groups;
 mod batch_locals;
+mod constant_prior;
 mod encoder_guide;
 mod fixtures;
 mod guide_macro;

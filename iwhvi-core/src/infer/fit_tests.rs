@@ -63,3 +63,33 @@ fn a_fit_counts_the_guides_noise_and_the_prior_noise_against_its_budget() {
     assert!(matches!(direct, Err(InputError::TooLarge { bytes, .. }) if bytes == needed));
     assert_eq!(fit_within(budget).unwrap().steps, 3);
 }
+
+/// `all_finite` (the step's gradient check, sixteen lanes at a time)
+/// answers as a test of every entry does: a non-finite entry anywhere (in
+/// a lane of a chunk or in the tail) of vectors of every length around
+/// the chunk's, and the largest and smallest finite values.
+#[test]
+fn all_finite_finds_each_non_finite_entry() {
+    for len in 0..50 {
+        let base: Vec<f64> = (0..len)
+            .map(|i| match i % 4 {
+                0 => f64::MAX,
+                1 => -f64::MIN_POSITIVE,
+                2 => -0.0,
+                _ => i as f64 * -1.5,
+            })
+            .collect();
+        assert!(super::all_finite(&base), "len {len}");
+        for at in 0..len {
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                let mut xs = base.clone();
+                xs[at] = bad;
+                assert_eq!(
+                    super::all_finite(&xs),
+                    xs.iter().all(|x| x.is_finite()),
+                    "len {len}, {bad} at {at}"
+                );
+            }
+        }
+    }
+}

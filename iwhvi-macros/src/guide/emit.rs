@@ -495,7 +495,10 @@ fn bindings(plan: &Plan<'_>) -> Bindings {
     });
     // The constrained latents live in `workspace.scratch[..Z]` (`Z` their
     // entries; the guide's `workspace_lens` asks for `Z + D`: the rest
-    // holds the draw in progress), so no method allocates.
+    // holds the draw in progress), so that no method allocates on a
+    // workspace of those lengths; on a minibatch step's workspace
+    // (`group_workspace_lens`, no scratch) a method that uses it grows it
+    // once (`__private::scratch`).
     let latents = plan.conditionals.iter().enumerate().map(|(ci, c)| {
         let name = c.ident;
         if c.scalar {
@@ -540,7 +543,7 @@ pub(super) fn constrained_latents_with(
 ) -> TokenStream {
     let bind_latents = &bindings.latents;
     quote! {
-        let __z = &mut __workspace.scratch[..self.__z_dim];
+        let __z = ::iwhvi::__private::scratch(&mut __workspace.scratch, self.__z_dim);
         #bind ::iwhvi::__private::constrain_blocks(
             (&self.__offsets, &self.__lens, &self.__z_offsets),
             &self.__transforms,
@@ -763,6 +766,15 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
                 }
             }
 
+            // The group methods grow `scratch` when they use it
+            // (`__private::scratch`): a step's workspace leaves it empty.
+            fn group_workspace_lens(&self) -> ::iwhvi::__private::WorkspaceLens {
+                ::iwhvi::__private::WorkspaceLens {
+                    scratch: 0,
+                    ..::iwhvi::__private::HierarchicalGuide::workspace_lens(self)
+                }
+            }
+
             #prepare
 
             #prepare_reverse
@@ -791,7 +803,11 @@ fn guide_impl(plan: &Plan<'_>) -> TokenStream {
                 #encoder_outputs
                 #(#bind_mixing)*
                 #mixing_context
-                let (__z, __draw) = __workspace.scratch.split_at_mut(self.__z_dim);
+                let (__z, __draw) = ::iwhvi::__private::scratch(
+                    &mut __workspace.scratch,
+                    self.__z_dim + self.__latent_dim,
+                )
+                .split_at_mut(self.__z_dim);
                 #(#sample_steps)*
             }
 

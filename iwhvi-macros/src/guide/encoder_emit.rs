@@ -578,7 +578,7 @@ pub fn cached_latents(plan: &Plan<'_>, bind_latents: &[TokenStream]) -> TokenStr
         let __z: &[__T] = if <__T as ::iwhvi::__private::Scalar>::value(__workspace.reverse[#flag]) >= 1.0 {
             &__workspace.reverse[..self.__z_dim]
         } else {
-            let __fresh = &mut __workspace.scratch[..self.__z_dim];
+            let __fresh = ::iwhvi::__private::scratch(&mut __workspace.scratch, self.__z_dim);
             let _ = ::iwhvi::__private::constrain_blocks(
                 (&self.__offsets, &self.__lens, &self.__z_offsets),
                 &self.__transforms,

@@ -263,7 +263,49 @@ fn latent<'a>(
         data_params: data_params(table, family, prior, index.as_ref()),
         uses: values.uses.names,
         mixing: None,
+        constant_normal: constant_normal(family, prior),
     })
+}
+
+/// `(loc, scale)` of a prior written `Normal(a, b)` (the runtime's family)
+/// with a number literal for each of `a` and `b` (`0.0`, `1`, `-2.5`), as
+/// `f64` expressions; `None` for anything else.
+fn constant_normal(family: &Family, prior: &DistCall) -> Option<(TokenStream, TokenStream)> {
+    if family.name != "Normal" || prior.user.is_some() {
+        return None;
+    }
+    let [loc, scale] = prior.args.as_slice() else {
+        return None;
+    };
+    let number = |arg: &Expr| -> Option<TokenStream> {
+        let (negative, lit) = match arg {
+            Expr::Unary(syn::ExprUnary {
+                op: syn::UnOp::Neg(_),
+                expr,
+                attrs,
+            }) if attrs.is_empty() => (true, &**expr),
+            other => (false, other),
+        };
+        let Expr::Lit(syn::ExprLit { lit, attrs }) = lit else {
+            return None;
+        };
+        let value: f64 = match lit {
+            syn::Lit::Float(f) if attrs.is_empty() && matches!(f.suffix(), "" | "f64") => {
+                f.base10_parse().ok()?
+            }
+            syn::Lit::Int(i) if attrs.is_empty() && i.suffix().is_empty() => {
+                i.base10_parse::<u32>().ok()?.into()
+            }
+            _ => return None,
+        };
+        // A literal is written non-negative; a minus sign negates it.
+        Some(if negative {
+            quote!((-#value))
+        } else {
+            quote!(#value)
+        })
+    };
+    Some((number(loc)?, number(scale)?))
 }
 
 /// What the guide is told about a latent's support: the support of its

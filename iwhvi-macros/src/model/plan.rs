@@ -218,6 +218,11 @@ pub struct Latent<'a> {
     pub uses: BTreeSet<String>,
     /// The mixing variable of its semi-implicit prior, if it has one.
     pub mixing: Option<super::semi_implicit_prior::Mixing>,
+    /// `(loc, scale)` as `f64` expressions when the prior is the runtime's
+    /// `Normal` with number literals for both (`Normal(0.0, 1.0)`): a
+    /// batch's prior terms are then one vector operation
+    /// (`ConstantNormal`, in `log_joint_points`).
+    pub constant_normal: Option<(TokenStream, TokenStream)>,
 }
 
 /// An observed field.

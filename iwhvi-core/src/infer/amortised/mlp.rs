@@ -1,5 +1,6 @@
 //! Batched multilayer perceptrons over a minibatch: forward and a
-//! hand-written backward, as row-major matrix products (matrixmultiply).
+//! hand-written backward, as row-major matrix products (`gemm`: a
+//! register-blocked kernel with matrixmultiply's bits, or matrixmultiply).
 
 use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
@@ -8,9 +9,13 @@ use crate::plate::vmath::{self, Simd};
 
 mod dense;
 mod first;
+mod gemm;
 mod generic;
 
 pub use dense::Dense;
+#[doc(hidden)]
+pub use gemm::bench as __gemm;
+pub(crate) use gemm::gemm;
 
 /// The nonlinearity between an [`Mlp`]'s layers (the output layer is
 /// linear).
@@ -115,82 +120,6 @@ impl Simd for Derivative<'_> {
                 }
             }
         }
-    }
-}
-
-/// Inner dimensions up to this take [`gemm`]'s direct loop.
-const SMALL_K: usize = 4;
-
-/// `C = β C + op(A) op(B)`, all row-major: `op(A)` is `m × k` (`A` stored
-/// `k × m` when `ta`), `op(B)` is `k × n` (`B` stored `n × k` when `tb`),
-/// `C` is `m × n`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[f64],
-    ta: bool,
-    b: &[f64],
-    tb: bool,
-    beta: f64,
-    c: &mut [f64],
-) {
-    // A buffer or slice of the wrong length is a programming error of the
-    // caller, as a slice index out of range is (not input to validate): the
-    // library's own callers (`fit`, the evaluation functions, the generated
-    // models) size every buffer from the layout they checked first.
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        for x in &mut c[..m * n] {
-            *x *= beta;
-        }
-        return;
-    }
-    if k <= SMALL_K && !ta && !tb {
-        // A thin product (a first layer from ψ or z): row by row, each
-        // row of C a sum of k rows of B, without matrixmultiply's packing.
-        for (i, crow) in c[..m * n].chunks_exact_mut(n).enumerate() {
-            if beta == 0.0 {
-                crow.fill(0.0);
-            } else if beta != 1.0 {
-                for v in crow.iter_mut() {
-                    *v *= beta;
-                }
-            }
-            for (l, &aik) in a[i * k..(i + 1) * k].iter().enumerate() {
-                for (v, &bv) in crow.iter_mut().zip(&b[l * n..(l + 1) * n]) {
-                    *v += aik * bv;
-                }
-            }
-        }
-        return;
-    }
-    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
-    let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    // SAFETY: the strides address `A[..m k]`, `B[..k n]` and `C[..m n]`,
-    // whose lengths are checked above; `C` does not alias `A` or `B`
-    // (a `&mut` borrow).
-    unsafe {
-        matrixmultiply::dgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
     }
 }
 

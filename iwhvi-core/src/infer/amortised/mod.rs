@@ -52,6 +52,8 @@ mod vae;
 #[cfg(test)]
 mod tests;
 
+#[doc(hidden)]
+pub use mlp::__gemm;
 pub use mlp::{Activation, Dense, Mlp};
 pub use train::{Estimate, TrainReport, TrainSettings, log_likelihood, train};
 pub use vae::{Decoder, EncoderKind, Vae, VaeBound, VaeNoise, Workspace};

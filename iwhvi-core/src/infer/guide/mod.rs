@@ -184,6 +184,26 @@ pub trait HierarchicalGuide: Sync {
         WorkspaceLens::default()
     }
 
+    /// The lengths of the [`Workspace`] a minibatch step's group methods
+    /// need: [`HierarchicalGuide::prepare_groups`] and the `*_group` and
+    /// `*_groups` methods of a guide that
+    /// [samples by group](HierarchicalGuide::samples_by_group), on the
+    /// workspace the per-point bound builds each step
+    /// ([`Workspace::with_lens`]). Default:
+    /// [`HierarchicalGuide::workspace_lens`]. A guide whose group methods
+    /// need less (`#[variational]`'s grow `scratch` themselves when they
+    /// use it) says so, and a step does not fill a buffer over the whole
+    /// plate that its batch never reads.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{HierarchicalGuide, MeanField};
+    /// let guide = MeanField::new(2);
+    /// assert_eq!(guide.group_workspace_lens(), guide.workspace_lens());
+    /// ```
+    fn group_workspace_lens(&self) -> WorkspaceLens {
+        self.workspace_lens()
+    }
+
     /// Computes what depends on the parameters alone (inverse scales,
     /// log-normalisers) into `workspace.params`. The objective calls it
     /// once per evaluation, before any other method.
@@ -766,17 +786,48 @@ pub struct Workspace<T> {
 }
 
 impl<T: Scalar> Workspace<T> {
-    /// Buffers of the lengths `guide` asks for.
+    /// Buffers of the lengths `guide` asks for
+    /// ([`HierarchicalGuide::workspace_lens`]).
     pub fn new<G: HierarchicalGuide + ?Sized>(guide: &G) -> Self {
-        let lens = guide.workspace_lens();
+        Self::with_lens(guide.workspace_lens())
+    }
+
+    /// Buffers of the lengths `lens`, zeros.
+    ///
+    /// ```
+    /// use iwhvi_core::guide::{Workspace, WorkspaceLens};
+    /// let lens = WorkspaceLens { params: 3, scratch: 2, ..Default::default() };
+    /// let workspace = Workspace::<f64>::with_lens(lens);
+    /// assert_eq!((workspace.params, workspace.scratch), (vec![0.0; 3], vec![0.0; 2]));
+    /// assert!(workspace.reverse.is_empty() && workspace.latent.is_empty());
+    /// ```
+    pub fn with_lens(lens: WorkspaceLens) -> Self {
         let zero = T::constant(0.0);
         Self {
-            params: vec![zero; lens.params],
-            reverse: vec![zero; lens.reverse],
-            scratch: vec![zero; lens.scratch],
-            latent: vec![zero; lens.latent],
+            params: filled(zero, lens.params),
+            reverse: filled(zero, lens.reverse),
+            scratch: filled(zero, lens.scratch),
+            latent: filled(zero, lens.latent),
         }
     }
+}
+
+/// `vec![value; len]` by copies of what is filled so far, each twice as
+/// long as the last: a few `memcpy` calls where the element-wise fill of a
+/// scalar type with padding (the tape's `Var`, two stores per entry) cost
+/// a per-step share of a minibatch fit whose workspace is laid out over
+/// the whole plate.
+pub(crate) fn filled<T: Copy>(value: T, len: usize) -> Vec<T> {
+    let mut values = Vec::with_capacity(len);
+    if len == 0 {
+        return values;
+    }
+    values.push(value);
+    while values.len() < len {
+        let more = values.len().min(len - values.len());
+        values.extend_from_within(..more);
+    }
+    values
 }
 
 /// Why a guide declared with `#[variational(guide = …)]` cannot serve a
@@ -941,4 +992,24 @@ pub fn diag_normal_log_density<T: Scalar>(x: &[T], mean: &[T], log_sd: &[T]) -> 
         total -= z * z * 0.5 + si;
     }
     total
+}
+
+#[cfg(test)]
+mod filled_tests {
+    use super::filled;
+    use crate::Scalar;
+    use crate::tape::Var;
+
+    /// `filled` is `vec![value; len]` at every length around the powers of
+    /// two, for a padded scalar (the tape's constants) and for `f64`.
+    #[test]
+    fn filled_is_the_vec_macro() {
+        for len in 0..70 {
+            let var = filled(Var::constant(-1.5), len);
+            assert_eq!(var.len(), len);
+            assert!(var.iter().all(|v| v.value() == -1.5 && v.is_constant()));
+            assert_eq!(filled(2.5f64, len), vec![2.5f64; len]);
+            assert_eq!(var.capacity(), len);
+        }
+    }
 }

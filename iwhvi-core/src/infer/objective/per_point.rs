@@ -190,6 +190,10 @@ pub(crate) struct PointNoise {
     /// Where each point's entries start in `points` (mixing, conditional,
     /// reverse), and where the last ends.
     starts: Vec<[usize; 3]>,
+    /// For each kind (mixing, conditional, reverse), `Some(c)` when every
+    /// point has `c` entries of it: point `n`'s are then at `n·c`, found
+    /// without reading `starts`.
+    uniform: [Option<usize>; 3],
 }
 
 impl PointNoise {
@@ -253,22 +257,57 @@ impl PointNoise {
             }
             starts.push([all.mixing.len(), all.conditional.len(), all.reverse.len()]);
         }
-        Ok(Some(Self {
+        Ok(Some(Self::with_starts(global, all, starts)))
+    }
+
+    /// The entries and where each point's start, with each kind's count per
+    /// point when it is the same for every point.
+    fn with_starts(global: NoiseEntries, points: NoiseEntries, starts: Vec<[usize; 3]>) -> Self {
+        let uniform = std::array::from_fn(|kind| {
+            let count = starts.get(1).map_or(0, |s| s[kind] - starts[0][kind]);
+            starts
+                .windows(2)
+                .all(|w| w[1][kind] - w[0][kind] == count)
+                .then_some(count)
+        });
+        Self {
             global,
-            points: all,
+            points,
             starts,
-        }))
+            uniform,
+        }
     }
 
     /// The entries a step on `batch` reads into `entries`: the global
     /// groups', then each of the batch's points' in batch order.
+    /// Kind after kind (each its own list, so the order within each is the
+    /// same as point after point): a kind no point has is skipped, and one
+    /// every point has as many of is read at `n·c` (`uniform`).
     pub(crate) fn of_batch(&self, batch: &Batch<'_>, entries: &mut NoiseEntries) {
         entries.clone_from(&self.global);
-        for &n in batch.indices() {
-            let ([m0, c0, r0], [m1, c1, r1]) = (self.starts[n], self.starts[n + 1]);
-            extend_short(&mut entries.mixing, &self.points.mixing[m0..m1]);
-            extend_short(&mut entries.conditional, &self.points.conditional[c0..c1]);
-            extend_short(&mut entries.reverse, &self.points.reverse[r0..r1]);
+        let kinds = [
+            (&mut entries.mixing, &self.points.mixing),
+            (&mut entries.conditional, &self.points.conditional),
+            (&mut entries.reverse, &self.points.reverse),
+        ];
+        for (kind, (into, from)) in kinds.into_iter().enumerate() {
+            if from.is_empty() {
+                continue;
+            }
+            match self.uniform[kind] {
+                Some(count) => {
+                    into.reserve(count * batch.len());
+                    for &n in batch.indices() {
+                        extend_short(into, &from[n * count..(n + 1) * count]);
+                    }
+                }
+                None => {
+                    for &n in batch.indices() {
+                        let (start, end) = (self.starts[n][kind], self.starts[n + 1][kind]);
+                        extend_short(into, &from[start..end]);
+                    }
+                }
+            }
         }
     }
 }
@@ -607,4 +646,51 @@ pub fn per_point_bound<Mo: Model, G: HierarchicalGuide>(
         guide_params: params.len(),
     };
     Ok(objective.eval(&joint))
+}
+
+#[cfg(test)]
+mod point_noise_tests {
+    use super::{NoiseEntries, PointNoise};
+    use crate::subsample::Batch;
+
+    /// `of_batch` lists each of the batch's points' entries, point after
+    /// point, after the global ones, as reading `starts` point by point
+    /// does: with counts that differ by point (no `uniform` count) and the
+    /// same for every point, a kind no point has, and batches in any order.
+    #[test]
+    fn of_batch_lists_the_points_entries_in_batch_order() {
+        let global = NoiseEntries {
+            mixing: vec![90],
+            conditional: vec![91, 92],
+            reverse: Vec::new(),
+        };
+        // Point n: mixing entries 10n .. 10n + (n % 3), conditional 100 + 2n
+        // and 101 + 2n, no reverse entries.
+        let n = 7;
+        let (mut points, mut starts) = (NoiseEntries::default(), vec![[0; 3]]);
+        for p in 0..n {
+            points.mixing.extend((0..p % 3).map(|k| 10 * p + k));
+            points.conditional.extend([100 + 2 * p, 101 + 2 * p]);
+            starts.push([points.mixing.len(), points.conditional.len(), 0]);
+        }
+        let noise = PointNoise::with_starts(global.clone(), points.clone(), starts.clone());
+        assert_eq!(noise.uniform, [None, Some(2), Some(0)]);
+        for batch in [vec![3, 0, 6], vec![5], (0..n).rev().collect(), vec![2, 1]] {
+            let mut expected = global.clone();
+            for &p in &batch {
+                let ([m0, c0, _], [m1, c1, _]) = (starts[p], starts[p + 1]);
+                expected.mixing.extend_from_slice(&points.mixing[m0..m1]);
+                expected
+                    .conditional
+                    .extend_from_slice(&points.conditional[c0..c1]);
+            }
+            let mut entries = NoiseEntries {
+                mixing: vec![1, 2, 3],
+                conditional: vec![4],
+                reverse: vec![5],
+            };
+            noise.of_batch(&Batch::new(&batch, n), &mut entries);
+            assert_eq!(entries, expected, "{batch:?}");
+        }
+    }
 }

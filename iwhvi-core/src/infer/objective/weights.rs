@@ -115,7 +115,7 @@ impl<T: Scalar> Buffers<T> {
         params: &[T],
         groups: &[usize],
     ) -> Self {
-        let mut workspace = Workspace::new(guide);
+        let mut workspace = Workspace::with_lens(guide.group_workspace_lens());
         guide.prepare_groups(params, groups, &mut workspace);
         Self::with_workspace(guide, params, Stop::Nothing, workspace)
     }
@@ -137,7 +137,7 @@ impl<T: Scalar> Buffers<T> {
         Self {
             psi0: vec![zero; guide.mixing_dim()],
             psi: vec![zero; guide.mixing_dim()],
-            u: vec![zero; guide.latent_dim()],
+            u: crate::guide::filled(zero, guide.latent_dim()),
             workspace,
             stopped,
             weights: Vec::new(),

@@ -208,10 +208,7 @@ fn local_step(l: &Latent<'_>, views: &TokenStream) -> TokenStream {
     let density = l.prior.as_ref().map(
         |new| quote!(#p::accumulate(&mut __points[__pos], #p::log_prob_or_neg_inf(#new, __z));),
     );
-    quote! {
-        let __transform = #transform;
-        let __n = #len;
-        let mut __values: ::std::vec::Vec<__T> = ::std::vec::Vec::with_capacity(__batch.len());
+    let scalar = quote! {
         for (__pos, &__k) in __batch.indices().iter().enumerate() {
             #views
             #bind_index
@@ -220,6 +217,35 @@ fn local_step(l: &Latent<'_>, views: &TokenStream) -> TokenStream {
             #p::accumulate(&mut __points[__pos], __log_jacobian);
             #density
         }
+    };
+    let terms = match &l.constant_normal {
+        Some((loc, scale)) => quote! {
+            match #p::ConstantNormal::new(#loc, #scale) {
+                ::core::option::Option::Some(__prior) => {
+                    // The values and their log Jacobians point by point,
+                    // then the prior terms as one operation, each into its
+                    // point's sum after its Jacobian (the scalar order).
+                    for (__pos, &__k) in __batch.indices().iter().enumerate() {
+                        let (__z, __log_jacobian) = __transform.forward_scalar(__u[__at + __k]);
+                        __values.push(__z);
+                        #p::accumulate(&mut __points[__pos], __log_jacobian);
+                    }
+                    let mut __terms: ::std::vec::Vec<__T> = ::std::vec::Vec::new();
+                    __prior.log_probs(&__values, &mut __terms);
+                    for (__point, __term) in __points.iter_mut().zip(__terms) {
+                        #p::accumulate(__point, __term);
+                    }
+                }
+                ::core::option::Option::None => { #scalar }
+            }
+        },
+        None => scalar,
+    };
+    quote! {
+        let __transform = #transform;
+        let __n = #len;
+        let mut __values: ::std::vec::Vec<__T> = ::std::vec::Vec::with_capacity(__batch.len());
+        #terms
         let #ident = #p::BatchLocal::new(__values, __batch.indices());
         __at += __n;
     }
