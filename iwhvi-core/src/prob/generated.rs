@@ -812,7 +812,7 @@ impl<T> std::ops::Index<usize> for Strided<'_, T> {
 /// assert_eq!(lp, vec![scalar.log_prob(1.0), scalar.log_prob(-3.0)]);
 /// // A scale Normal::new refuses is refused here too (the scalar path then
 /// // gives its −∞).
-/// assert!(ConstantNormal::new(0.0, -1.0).is_none());
+/// assert!(ConstantNormal::new(0.0, -1.0).is_err());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ConstantNormal {
@@ -821,15 +821,33 @@ pub struct ConstantNormal {
 }
 
 impl ConstantNormal {
-    /// `Normal(loc, scale)`, or `None` when [`Normal::new`](crate::distributions::Normal::new)
-    /// refuses the parameters.
-    pub fn new(loc: f64, scale: f64) -> Option<Self> {
-        crate::distributions::Normal::new(loc, scale)
-            .ok()
-            .map(|_| Self { loc, scale })
+    /// `Normal(loc, scale)`, or [`Normal::new`](crate::distributions::Normal::new)'s
+    /// error naming the parameter it refuses (a non-finite `loc`, a
+    /// `scale` that is not positive and finite).
+    ///
+    /// ```
+    /// use iwhvi_core::generated::ConstantNormal;
+    /// assert!(ConstantNormal::new(1.0, 0.5).is_ok());
+    /// let refused = ConstantNormal::new(0.0, 0.0).unwrap_err();
+    /// assert!(refused.to_string().contains("scale"));
+    /// ```
+    pub fn new(loc: f64, scale: f64) -> Result<Self, crate::distributions::DistributionError> {
+        crate::distributions::Normal::new(loc, scale)?;
+        Ok(Self { loc, scale })
     }
 
-    /// `out` cleared, then `log N(x_j; loc, scale²)` for each value `x_j`.
+    /// `out` cleared, then one term per value `x_j`:
+    /// `log N(x_j; loc, scale²) = −z_j²/2 − ln scale − ½ ln 2π`, with
+    /// `z_j = (x_j − loc) / scale`, as one vector operation.
+    ///
+    /// ```
+    /// use iwhvi_core::generated::ConstantNormal;
+    /// let mut lp = Vec::new();
+    /// ConstantNormal::new(0.0, 1.0).unwrap().log_probs(&[0.0, 2.0], &mut lp);
+    /// let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    /// assert!((lp[0] + half_ln_2pi).abs() < 1e-15);
+    /// assert!((lp[1] + 2.0 + half_ln_2pi).abs() < 1e-15);
+    /// ```
     pub fn log_probs<T: Scalar>(&self, x: &[T], out: &mut Vec<T>) {
         let op = ConstantNormalOp {
             prior: *self,
@@ -1055,7 +1073,7 @@ mod tests {
                 assert_eq!(bits(&a.tangent()), bits(&b.tangent()));
             }
         }
-        assert!(ConstantNormal::new(0.0, 0.0).is_none());
-        assert!(ConstantNormal::new(f64::NAN, 1.0).is_none());
+        assert!(ConstantNormal::new(0.0, 0.0).is_err());
+        assert!(ConstantNormal::new(f64::NAN, 1.0).is_err());
     }
 }

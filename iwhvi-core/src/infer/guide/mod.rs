@@ -1009,7 +1009,7 @@ mod filled_tests {
             assert_eq!(var.len(), len);
             assert!(var.iter().all(|v| v.value() == -1.5 && v.is_constant()));
             assert_eq!(filled(2.5f64, len), vec![2.5f64; len]);
-            assert_eq!(var.capacity(), len);
+            assert!(var.capacity() >= len);
         }
     }
 }

@@ -221,7 +221,7 @@ fn local_step(l: &Latent<'_>, views: &TokenStream) -> TokenStream {
     let terms = match &l.constant_normal {
         Some((loc, scale)) => quote! {
             match #p::ConstantNormal::new(#loc, #scale) {
-                ::core::option::Option::Some(__prior) => {
+                ::core::result::Result::Ok(__prior) => {
                     // The values and their log Jacobians point by point,
                     // then the prior terms as one operation, each into its
                     // point's sum after its Jacobian (the scalar order).
@@ -236,7 +236,7 @@ fn local_step(l: &Latent<'_>, views: &TokenStream) -> TokenStream {
                         #p::accumulate(__point, __term);
                     }
                 }
-                ::core::option::Option::None => { #scalar }
+                ::core::result::Result::Err(_) => { #scalar }
             }
         },
         None => scalar,

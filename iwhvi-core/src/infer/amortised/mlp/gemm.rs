@@ -19,11 +19,17 @@
 //! same per-entry arithmetic as matrixmultiply's kernel for this CPU
 //! (AVX-512 where it has AVX-512 F, else AVX2 with FMA); without either,
 //! or off x86-64, or above [`MAX_ELEMS`] per operand, `gemm` calls
-//! matrixmultiply. NaN payloads aside, the bits are matrixmultiply's (the
-//! tests compare them on random shapes, transposes and β); the one known
-//! exception is the AVX2 kernel on an edge tile where an entry's chain
-//! ends in `−0` with `β c = −0` (only by underflow: products of normal
-//! numbers never sum to `−0` from `+0`).
+//! matrixmultiply. NaN payloads aside, the blocked kernels give
+//! matrixmultiply's bits (the tests compare them on random shapes,
+//! transposes and β, and each kernel against a scalar model of its
+//! matrixmultiply kernel's arithmetic, signed zeros included): on the
+//! AVX2/FMA kernel that includes its edge tiles (the rows past the last
+//! multiple of 8 and the columns past the last multiple of 4), which
+//! matrixmultiply finishes as `β c + (acc + 0)`, a `−0` chain becoming
+//! `+0` there. `gemm`'s own direct loop for inner dimensions up to four
+//! (`C = β C`, then `+= a b` without FMA) and its `k = 0` path
+//! (`C = β C`) are not matrixmultiply's arithmetic; they predate the
+//! kernels and keep their own bits.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -80,9 +86,14 @@ pub fn best_kernel() -> Kernel {
 #[cfg(target_arch = "x86_64")]
 fn detect() -> Kernel {
     use std::arch::is_x86_feature_detected as has;
-    // matrixmultiply's own order (its `dgemm_kernel::detect`).
-    if has!("avx512f") {
+    // matrixmultiply's own order (its `dgemm_kernel::detect`); the AVX-512
+    // kernel also runs AVX2/FMA tiles (its last four columns or fewer), so
+    // it needs those too (a CPU with AVX-512 F has them; a masked VM might
+    // not, and then matrixmultiply runs its AVX-512 kernel alone).
+    if has!("avx512f") && has!("avx2") && has!("fma") {
         Kernel::Avx512
+    } else if has!("avx512f") {
+        Kernel::Matrixmultiply
     } else if has!("avx2") && has!("fma") {
         Kernel::Avx2Fma
     } else {
@@ -114,7 +125,7 @@ pub(crate) fn gemm(
     // caller, as a slice index out of range is (not input to validate): the
     // library's own callers (`fit`, the evaluation functions, the generated
     // models) size every buffer from the layout they checked first.
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    let [mk, kn, mn] = lengths(m, k, n, a, b, c);
     if m == 0 || n == 0 {
         return;
     }
@@ -143,12 +154,33 @@ pub(crate) fn gemm(
         }
         return;
     }
-    let kernel = if m * k <= MAX_ELEMS && k * n <= MAX_ELEMS && m * n <= MAX_ELEMS {
+    let kernel = if mk <= MAX_ELEMS && kn <= MAX_ELEMS && mn <= MAX_ELEMS {
         best_kernel()
     } else {
         Kernel::Matrixmultiply
     };
     product(kernel, m, k, n, a, ta, b, tb, beta, c);
+}
+
+/// The operands' sizes `[m k, k n, m n]`, asserting that none overflows
+/// and that `a`, `b` and `c` hold them. A buffer or slice of the wrong
+/// length is a programming error of the caller, as a slice index out of
+/// range is (not input to validate); an overflowing product would let
+/// short slices through to the unchecked kernels, so it is refused too.
+fn lengths(m: usize, k: usize, n: usize, a: &[f64], b: &[f64], c: &[f64]) -> [usize; 3] {
+    let sizes = [m.checked_mul(k), k.checked_mul(n), m.checked_mul(n)];
+    let [Some(mk), Some(kn), Some(mn)] = sizes else {
+        panic!("gemm: the operands' sizes {m} × {k} × {n} overflow usize");
+    };
+    assert!(
+        a.len() >= mk && b.len() >= kn && c.len() >= mn,
+        "gemm: op(A) {m} × {k}, op(B) {k} × {n} and C {m} × {n} need \
+         {mk}, {kn} and {mn} values; got {}, {} and {}",
+        a.len(),
+        b.len(),
+        c.len()
+    );
+    [mk, kn, mn]
 }
 
 /// [`gemm`]'s product on a given kernel (clamped to what this CPU has;
@@ -166,7 +198,7 @@ fn product(
     beta: f64,
     c: &mut [f64],
 ) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    lengths(m, k, n, a, b, c);
     if m == 0 || n == 0 {
         return;
     }
@@ -262,7 +294,7 @@ fn blocked(
     beta: f64,
     c: &mut [f64],
 ) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    lengths(m, k, n, a, b, c);
     let (rsa, csa) = if ta { (1, m) } else { (k, 1) };
     let ops = Operands {
         a: a.as_ptr(),
@@ -282,7 +314,7 @@ fn blocked(
         Kernel::Avx512 => unsafe { x86::blocked_avx512(m, k, ops, beta) },
         // SAFETY: as above, for AVX2 and FMA.
         Kernel::Avx2Fma => unsafe { x86::blocked_avx2(m, k, ops, beta) },
-        Kernel::Matrixmultiply => {}
+        Kernel::Matrixmultiply => unreachable!("`product` runs matrixmultiply itself"),
     }
     let _ = (kernel, m, k, ops, beta);
 }
@@ -391,7 +423,7 @@ mod x86 {
                         let t = tile_of(ops, i0, j0, l0);
                         if w <= 4 {
                             // A half-empty 512-bit vector costs a full one.
-                            tile256!(tile_avx2, r, 1, w < 4, false, (t, kc, w, b));
+                            tile256!(tile_avx2, r, 1, w < 4, false, (t, kc, w, b, NO_EDGE));
                         } else {
                             tile512!(tile_avx512, r, w.div_ceil(8), (t, kc, w, b));
                         }
@@ -414,6 +446,12 @@ mod x86 {
             let r = R.min(m - i0);
             for j0 in (0..ops.n).step_by(W) {
                 let w = W.min(ops.n - j0);
+                // matrixmultiply's FMA kernel's edge tiles (8 × 4): from
+                // which of this tile's rows and columns on.
+                let edge = [
+                    (m - m % 8).saturating_sub(i0),
+                    (ops.n - ops.n % 4).saturating_sub(j0),
+                ];
                 let mut l0 = 0;
                 let mut b = beta;
                 while l0 < k {
@@ -427,7 +465,7 @@ mod x86 {
                             w.div_ceil(4),
                             !w.is_multiple_of(4),
                             true,
-                            (t, kc, w, b)
+                            (t, kc, w, b, edge)
                         );
                     }
                     l0 += kc;
@@ -508,12 +546,20 @@ mod x86 {
         }
     }
 
+    /// No entry of the tile on an edge of matrixmultiply's FMA kernel
+    /// (for the AVX-512 kernel's tiles, whose edges are its full tiles'
+    /// arithmetic).
+    const NO_EDGE: [usize; 2] = [usize::MAX; 2];
+
     /// As [`tile_avx512`], vectors of 4 columns, the last one masked only
     /// when `MASKED` (`vmaskmovpd` is slower than a plain load, and the
-    /// mask would take a register); if β = 0, `C ← acc + 0` when
-    /// `PLUS_ZERO` (matrixmultiply's FMA kernel's `fma(1, acc, 0)`), else
-    /// `C ← acc` (its AVX-512 kernel's `1 · acc`, for the AVX-512 kernel's
-    /// last four columns or fewer).
+    /// mask would take a register). When `PLUS_ZERO`, matrixmultiply's FMA
+    /// kernel's arithmetic: `C ← acc + 0` if β = 0 (its `fma(1, acc, 0)`),
+    /// else `C ← acc + β C`, or `C ← (acc + 0) + β C` for the entries on
+    /// its edge tiles (from tile row `edge[0]` or tile column `edge[1]`
+    /// on), which it finishes through a buffer as `β c + (acc + 0)`. Else
+    /// its AVX-512 kernel's: `C ← acc` if β = 0 (`1 · acc`), else
+    /// `acc + β C` (for the AVX-512 kernel's last four columns or fewer).
     ///
     /// # Safety
     /// The CPU has AVX2 and FMA; `t` as in [`tile_avx512`].
@@ -529,6 +575,7 @@ mod x86 {
         kc: usize,
         w: usize,
         beta: f64,
+        edge: [usize; 2],
     ) {
         let left = (w - 4 * (VT - 1)) as i64;
         let mask = _mm256_set_epi64x(
@@ -560,6 +607,15 @@ mod x86 {
                 }
             }
             let betav = _mm256_set1_pd(beta);
+            // Added to `acc` before `β C`: `+0` on the edge entries (a
+            // `−0` becomes `+0`), `−0` elsewhere (`x + −0 = x` for every
+            // x, signed zeros included).
+            let zero = |col: usize| if col >= edge[1] { 0.0 } else { -0.0 };
+            let mut off_edge_row = [_mm256_set1_pd(-0.0); VT];
+            for (v, z) in off_edge_row.iter_mut().enumerate() {
+                let c = 4 * v;
+                *z = _mm256_set_pd(zero(c + 3), zero(c + 2), zero(c + 1), zero(c));
+            }
             for (r, row) in acc.iter().enumerate() {
                 let crow = t.c.add(r * t.n);
                 for (v, &s) in row.iter().enumerate() {
@@ -576,6 +632,13 @@ mod x86 {
                             _mm256_loadu_pd(p)
                         } else {
                             _mm256_maskload_pd(p, mask)
+                        };
+                        let s = if !PLUS_ZERO {
+                            s
+                        } else if r >= edge[0] {
+                            _mm256_add_pd(s, _mm256_setzero_pd())
+                        } else {
+                            _mm256_add_pd(s, off_edge_row[v])
                         };
                         _mm256_add_pd(s, _mm256_mul_pd(old, betav))
                     };

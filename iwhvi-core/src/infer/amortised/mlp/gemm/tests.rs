@@ -1,11 +1,116 @@
 //! The blocked kernels against a direct `matrixmultiply::dgemm` call: the
 //! same bits on random shapes (1 to 300, across the block of 256 inner
-//! terms), all four transposes and β ∈ {0, 1, other}.
+//! terms), all four transposes and β ∈ {0, 1, other}; and each kernel
+//! against a scalar model of its matrixmultiply kernel's arithmetic
+//! (signed zeros and edge tiles included), the model of this CPU's kernel
+//! against `dgemm` itself, so that a kernel this CPU does not pick (AVX2
+//! on an AVX-512 machine) is still held to matrixmultiply's bits.
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use super::{Kernel, best_kernel, gemm, matrixmultiply, product};
+use super::{KC, Kernel, best_kernel, gemm, matrixmultiply, product};
+
+/// matrixmultiply 0.3.11's arithmetic on `kernel`'s instruction set, entry
+/// by entry: per block of [`KC`] inner terms an FMA chain from `+0`, then
+/// (β the caller's for the first block, 1 after) on AVX-512 `acc` if
+/// β = 0 else `acc + β c` (full and edge tiles alike); on AVX2/FMA (tiles
+/// of 8 × 4) `acc + 0` if β = 0, else `acc + β c` on a full tile and
+/// `β c + (acc + 0)` on an edge tile (one past the last multiple of 8
+/// rows or 4 columns), finished through a buffer.
+#[allow(clippy::too_many_arguments)]
+fn model(
+    kernel: Kernel,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f64],
+    ta: bool,
+    b: &[f64],
+    tb: bool,
+    beta: f64,
+    c: &mut [f64],
+) {
+    let at = |i: usize, l: usize| if ta { a[l * m + i] } else { a[i * k + l] };
+    let bt = |l: usize, j: usize| if tb { b[j * k + l] } else { b[l * n + j] };
+    let edge = |i: usize, j: usize| i >= m - m % 8 || j >= n - n % 4;
+    for i in 0..m {
+        for j in 0..n {
+            let mut cij = c[i * n + j];
+            for (block, l0) in (0..k).step_by(KC).enumerate() {
+                let mut acc = 0.0f64;
+                for l in l0..k.min(l0 + KC) {
+                    acc = at(i, l).mul_add(bt(l, j), acc);
+                }
+                let be = if block == 0 { beta } else { 1.0 };
+                cij = match (kernel, be == 0.0) {
+                    (Kernel::Avx512, true) => acc,
+                    (Kernel::Avx2Fma, true) => acc + 0.0,
+                    (Kernel::Avx2Fma, false) if edge(i, j) => cij * be + (acc + 0.0),
+                    (_, false) => acc + cij * be,
+                    (Kernel::Matrixmultiply, true) => unreachable!("a model of a kernel"),
+                };
+            }
+            c[i * n + j] = cij;
+        }
+    }
+}
+
+/// Entries that often underflow to `±0` (products of `±1e-300`) or are
+/// zeros of either sign, with ordinary ones among them.
+fn tiny(rng: &mut StdRng, len: usize) -> Vec<f64> {
+    (0..len)
+        .map(|_| match rng.random_range(0..6) {
+            0 => 1e-300,
+            1 => -1e-300,
+            2 => 2e-300,
+            3 => -0.0,
+            4 => 0.0,
+            _ => rng.random::<f64>() - 0.5,
+        })
+        .collect()
+}
+
+#[test]
+fn each_kernel_is_its_model_and_this_cpus_model_is_matrixmultiply() {
+    let mut rng = StdRng::seed_from_u64(19);
+    let mut shapes = vec![
+        (1, 5, 1),
+        (7, 6, 3),
+        (6, 9, 4),
+        (13, 5, 5),
+        (8, 7, 33),
+        (9, 300, 6),
+    ];
+    for _ in 0..40 {
+        let m = rng.random_range(1..=40);
+        shapes.push((m, rng.random_range(1..=300), rng.random_range(1..=40)));
+    }
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for &(m, k, n) in &shapes {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for beta in [0.0, 1.0, -0.7] {
+                let (a, b) = (tiny(&mut rng, m * k), tiny(&mut rng, k * n));
+                let c0 = tiny(&mut rng, m * n);
+                for kernel in kernels() {
+                    let (mut got, mut want) = (c0.clone(), c0.clone());
+                    product(kernel, m, k, n, &a, ta, &b, tb, beta, &mut got);
+                    model(kernel, m, k, n, &a, ta, &b, tb, beta, &mut want);
+                    let what = format!("{kernel:?} m={m} k={k} n={n} ta={ta} tb={tb} β={beta}");
+                    assert_eq!(bits(&got), bits(&want), "kernel against its model: {what}");
+                }
+                let best = best_kernel();
+                if best != Kernel::Matrixmultiply {
+                    let (mut got, mut want) = (c0.clone(), c0.clone());
+                    model(best, m, k, n, &a, ta, &b, tb, beta, &mut got);
+                    matrixmultiply(m, k, n, &a, ta, &b, tb, beta, &mut want);
+                    let what = format!("{best:?} m={m} k={k} n={n} ta={ta} tb={tb} β={beta}");
+                    assert_eq!(bits(&got), bits(&want), "model against dgemm: {what}");
+                }
+            }
+        }
+    }
+}
 
 /// Random entries of mixed signs and magnitudes (so that the order of the
 /// sums shows in the bits).
@@ -132,8 +237,9 @@ fn a_kernel_the_cpu_lacks_falls_back() {
 fn the_cpus_kernel_keeps_matrixmultiplys_signed_zeros() {
     // Products that underflow to −0 (1e-300 · −1e-300): matrixmultiply's
     // AVX-512 kernel stores `1 · acc = −0` when β = 0, its FMA kernel
-    // `acc + 0 = +0`; the kernel this CPU runs does as matrixmultiply does
-    // here, full and edge tiles alike (β C = −0 added too).
+    // `acc + 0 = +0`, and with β C = −0 added its FMA kernel keeps `−0` on
+    // full tiles and gives `+0` on edge tiles; the kernel this CPU runs
+    // does as matrixmultiply does here.
     let kernel = best_kernel();
     for (m, k, n) in [
         (1, 5, 1),
