@@ -1430,12 +1430,28 @@ mod tests {
     /// operations, within rounding (one op adds in another order).
     #[test]
     fn ops_on_the_lent_inputs_give_the_scalar_gradients() {
-        /// `Squares` over three blocks, as one op or in scalars.
+        /// `Squares` over three blocks, as one op or in scalars; with
+        /// `copied`, the op reads every block from a copy of the inputs
+        /// (found by the scan, not from their address).
         struct OnInputs(bool);
         impl Differentiable for OnInputs {
             fn eval<T: Scalar>(&self, x: &[T]) -> T {
                 let copy = x.to_vec();
                 let blocks: [&[T]; 3] = [&x[3..40], &copy[10..], &x[..12]];
+                self.on(x, blocks)
+            }
+        }
+        /// The same op, every block read from a copy.
+        struct OnCopy;
+        impl Differentiable for OnCopy {
+            fn eval<T: Scalar>(&self, x: &[T]) -> T {
+                let copy = x.to_vec();
+                let blocks: [&[T]; 3] = [&copy[3..40], &copy[10..], &copy[..12]];
+                OnInputs(true).on(x, blocks)
+            }
+        }
+        impl OnInputs {
+            fn on<T: Scalar>(&self, x: &[T], blocks: [&[T]; 3]) -> T {
                 let squares = if self.0 {
                     let mut y = Vec::new();
                     T::vector_op(Squares, &blocks, &mut y);
@@ -1461,6 +1477,20 @@ mod tests {
             let ((value, grad), (_, scalar)) = (run(&OnInputs(true)), run(&OnInputs(false)));
             assert_eq!(value.to_bits(), OnInputs(true).eval(&x).to_bits());
             crate::ad::checks::close(&grad, &scalar, 1e-13, "op against scalars");
+            let mut copied = vec![f64::NAN; directions.len()];
+            let copied_value = TapeEngine.value_and_partial_gradient_into(
+                &OnCopy,
+                &x,
+                directions.clone(),
+                &mut copied,
+            );
+            assert_eq!(
+                value.to_bits(),
+                copied_value.to_bits(),
+                "lent against copied"
+            );
+            let bits = |g: &[f64]| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&grad), bits(&copied), "lent against copied");
         }
     }
 

@@ -795,12 +795,12 @@ impl<T> std::ops::Index<usize> for Strided<'_, T> {
 /// value, instead of two scalar tape nodes per value
 /// ([`Normal::log_prob`](crate::distributions::Normal)'s fused pair).
 ///
-/// The values are [`Normal::log_prob`]'s bits, and so are the derivatives
-/// on every engine: the tape receives, for each value, the adjoint
-/// `(ȳ_j · −z_j) · (1 / scale)` that the scalar pair hands it (the product
-/// at the first node, then the second node's edge, skipped where the
-/// scalar sweep skips a zero adjoint), and forward duals the tangent
-/// `−z_j · (ẋ_j / scale)` as the pair forms it.
+/// The values are [`Normal`](crate::distributions::Normal)'s `log_prob`
+/// bits, and so are the derivatives on every engine: the tape receives,
+/// for each value, the adjoint `(ȳ_j · −z_j) · (1 / scale)` that the
+/// scalar pair hands it (the product at the first node, then the second
+/// node's edge, skipped where the scalar sweep skips a zero adjoint), and
+/// forward duals the tangent `−z_j · (ẋ_j / scale)` as the pair forms it.
 ///
 /// ```
 /// use iwhvi_core::distributions::{Distribution, Normal};
