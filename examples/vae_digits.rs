@@ -37,9 +37,9 @@
 //! parameters): either estimator of `log p(x)` gives the other's figure
 //! on the same parameters (within 0.002 ± 0.004, the networks mapped by
 //! `macro_vae::hierarchical_to_runtime`), and over ten seeds
-//! (`vae_digits_cross --seeds 10`) the macro row is 0.06 ± 0.08 below
-//! the runtime's on average, the difference spread 0.27 from seed to
-//! seed, at equal training bounds (−21.32 and −21.35). Trained as
+//! (`vae_digits_cross --seeds 10`, rerun in session 15) the macro row is
+//! 0.08 ± 0.10 below the runtime's on average, the difference spread 0.31
+//! from seed to seed, at equal training bounds (−21.37 and −21.35). Trained as
 //! before, one full-data step an epoch at Adam 10⁻², the two macro rows
 //! were level (−22.15 and −22.14 ± 0.25, paired +0.005 ± 0.017): 50 steps
 //! were too few for the hierarchical encoder. The macro rows run on the
