@@ -696,6 +696,43 @@ fn a_batch_override_that_pushes_another_count_stops_naming_the_guide() {
 /// The per-point bound at `M = 1` as the scalar path computes it (each
 /// point's `log_w = log p(x_n, z_n) − log q(z_n)` a node, summed by
 /// `accumulate`), for [`PerPointObjective`]'s one-op sum to match.
+/// The joint parameters of the M = 1 tests: the guide's twelve, then the
+/// model's one.
+fn m1_joint() -> Vec<f64> {
+    let mut joint: Vec<f64> = (0..12).map(|i| 0.3 * ((i * 7 % 5) as f64) - 0.6).collect();
+    joint.push(0.4);
+    joint
+}
+
+/// The per-point objective on `batch` of `n` points (twelve guide
+/// parameters) and its scalar reference, with the global group `global`.
+fn m1_pair<'a>(
+    model: &'a Local,
+    guide: &'a PointNormal,
+    noise: &'a StepNoise,
+    points: &'a PointGroups,
+    batch: &'a [usize],
+    n: usize,
+    global: Option<usize>,
+) -> (PerPointObjective<'a, Local, PointNormal>, ScalarPath<'a>) {
+    let objective = PerPointObjective {
+        model,
+        guide,
+        noise,
+        batch: Batch::new(batch, n),
+        points,
+        guide_params: 12,
+    };
+    let reference = ScalarPath {
+        model,
+        guide,
+        noise,
+        batch,
+        global,
+    };
+    (objective, reference)
+}
+
 struct ScalarPath<'a> {
     model: &'a Local,
     guide: &'a PointNormal,
@@ -765,23 +802,8 @@ fn at_m_1_with_a_global_group_the_one_op_sum_is_the_scalar_path_bit_for_bit() {
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     for (seed, batch) in [(1, vec![4, 0, 2]), (2, (0..5).collect()), (3, vec![3])] {
         let noise = StepNoise::draw(&guide, Diwhvi::elbo(), &mut StdRng::seed_from_u64(seed));
-        let mut joint: Vec<f64> = (0..12).map(|i| 0.3 * ((i * 7 % 5) as f64) - 0.6).collect();
-        joint.push(0.4);
-        let objective = PerPointObjective {
-            model: &model,
-            guide: &guide,
-            noise: &noise,
-            batch: Batch::new(&batch, 5),
-            points: &points,
-            guide_params: 12,
-        };
-        let reference = ScalarPath {
-            model: &model,
-            guide: &guide,
-            noise: &noise,
-            batch: &batch,
-            global: Some(5),
-        };
+        let joint = m1_joint();
+        let (objective, reference) = m1_pair(&model, &guide, &noise, &points, &batch, 5, Some(5));
         let (value, gradient) = TapeEngine.value_and_gradient(&objective, &joint);
         let (want, want_gradient) = TapeEngine.value_and_gradient(&reference, &joint);
         assert_eq!(value.to_bits(), want.to_bits(), "{seed}: tape value");
@@ -809,23 +831,8 @@ fn at_m_1_the_points_sum_as_one_op_is_the_scalar_path_bit_for_bit() {
     for (seed, batch) in [(1, vec![4, 0, 2]), (2, (0..6).collect()), (3, vec![5])] {
         let mut rng = StdRng::seed_from_u64(seed);
         let noise = StepNoise::draw(&guide, Diwhvi::elbo(), &mut rng);
-        let mut joint: Vec<f64> = (0..12).map(|i| 0.3 * ((i * 7 % 5) as f64) - 0.6).collect();
-        joint.push(0.4);
-        let objective = PerPointObjective {
-            model: &model,
-            guide: &guide,
-            noise: &noise,
-            batch: Batch::new(&batch, 6),
-            points: &points,
-            guide_params: 12,
-        };
-        let reference = ScalarPath {
-            model: &model,
-            guide: &guide,
-            noise: &noise,
-            batch: &batch,
-            global: None,
-        };
+        let joint = m1_joint();
+        let (objective, reference) = m1_pair(&model, &guide, &noise, &points, &batch, 6, None);
         let value = objective.eval(&joint);
         assert_eq!(value.to_bits(), reference.eval(&joint).to_bits(), "{seed}");
         let (value, gradient) = TapeEngine.value_and_gradient(&objective, &joint);
